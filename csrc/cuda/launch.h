@@ -1,0 +1,30 @@
+#pragma once
+// Host-side helpers shared by the CUDA launchers: stream handles arrive from Python as
+// integers (cupy's current stream), and every launch is checked so a CUDA error becomes a
+// C++ exception (RuntimeError in Python) naming the kernel, never an abort.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace dk::cuda {
+
+inline cudaStream_t as_stream(uintptr_t s) { return reinterpret_cast<cudaStream_t>(s); }
+
+inline void check_launch(const char* kernel) {
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess)
+    throw std::runtime_error(std::string("deepkern CUDA kernel ") + kernel + " failed: " + cudaGetErrorString(err));
+}
+
+// Grid size for a grid-stride loop over n items.
+inline unsigned grid_for(int64_t n, int threads) {
+  int64_t blocks = (n + threads - 1) / threads;
+  const int64_t cap = 65535LL * 32;
+  if (blocks > cap) blocks = cap;
+  if (blocks < 1) blocks = 1;
+  return static_cast<unsigned>(blocks);
+}
+
+}  // namespace dk::cuda

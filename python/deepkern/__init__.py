@@ -1,0 +1,12 @@
+"""deepkern: deep-learning building blocks with hand-written C++/OpenMP and CUDA kernels.
+
+numpy arrays in, numpy arrays out (CPU); cupy arrays in, cupy arrays out (GPU).
+"""
+from ._backend import cuda_available, get_array_module, get_num_threads, set_num_threads
+from .functional import *  # noqa: F401,F403
+from .functional import __all__ as _functional_all
+from . import nn, optim, rl  # noqa: E402,F401
+
+__version__ = "0.1.0"
+
+__all__ = ["cuda_available", "get_array_module", "get_num_threads", "set_num_threads", *_functional_all]

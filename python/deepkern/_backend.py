@@ -1,0 +1,129 @@
+"""Backend selection: numpy arrays go to deepkern._cpu, cupy arrays to deepkern._cuda.
+
+The functional ops call `backend_for(xp).call(name, params, *arrays)`; this module hides the
+two calling conventions (numpy arrays for the CPU binding; device pointers, a dtype code and
+cupy's current stream for the CUDA binding).
+"""
+import os
+
+import numpy as np
+
+from . import _cpu
+
+try:  # the CUDA module is optional: built only where nvcc was found
+    from . import _cuda
+except ImportError:  # pragma: no cover - depends on the build
+    _cuda = None
+
+# Tests set DEEPKERN_POISON=1 so every output buffer starts as NaN (or -1 for indices):
+# an element a kernel forgot to write then fails the comparison instead of passing by luck.
+POISON = os.environ.get("DEEPKERN_POISON", "0") == "1"
+
+_DTYPE_CODES = {"float32": 0, "float64": 1, "float16": 2, "bfloat16": 3}
+
+
+def _cupy():
+    try:
+        import cupy
+    except Exception:  # pragma: no cover - cupy absent or broken
+        return None
+    return cupy
+
+
+def is_cupy_array(a):
+    return type(a).__module__.split(".")[0] == "cupy"
+
+
+def get_array_module(*arrays):
+    """numpy, or cupy if any argument is a cupy array (cupy.get_array_module's rule)."""
+    for a in arrays:
+        if is_cupy_array(a):
+            import cupy
+
+            return cupy
+    return np
+
+
+def cuda_available():
+    """True when deepkern._cuda was built, cupy imports and a CUDA device is visible."""
+    if _cuda is None:
+        return False
+    cp = _cupy()
+    if cp is None:
+        return False
+    try:
+        return cp.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def set_num_threads(n):
+    """Threads every CPU kernel uses from now on (process-wide)."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"set_num_threads: n must be a positive int, got {n!r}")
+    _cpu.set_num_threads(int(n))
+
+
+def get_num_threads():
+    return _cpu.get_num_threads()
+
+
+class _CpuBackend:
+    name = "cpu"
+    xp = np
+
+    def empty(self, shape, dtype):
+        if POISON:
+            fill = -1 if np.dtype(dtype).kind in "iu" else np.nan
+            return np.full(shape, fill, dtype=dtype)
+        return np.empty(shape, dtype=dtype)
+
+    def zeros(self, shape, dtype):
+        return np.zeros(shape, dtype=dtype)
+
+    def call(self, fn, params, *arrays):
+        return getattr(_cpu, fn)(params, *arrays)
+
+
+class _CudaBackend:
+    name = "cuda"
+
+    def __init__(self):
+        self.xp = _cupy()
+
+    def empty(self, shape, dtype):
+        cp = self.xp
+        if POISON:
+            fill = -1 if np.dtype(dtype).kind in "iu" else np.nan
+            return cp.full(shape, fill, dtype=dtype)
+        return cp.empty(shape, dtype=dtype)
+
+    def zeros(self, shape, dtype):
+        return self.xp.zeros(shape, dtype=dtype)
+
+    def call(self, fn, params, *arrays):
+        """The first array carries the element type; the launch goes on cupy's current stream
+        of the arrays' device."""
+        cp = self.xp
+        code = _DTYPE_CODES[np.dtype(arrays[0].dtype).name]
+        with arrays[0].device:
+            stream = cp.cuda.get_current_stream().ptr
+            return getattr(_cuda, fn)(params, code, *[a.data.ptr for a in arrays], stream)
+
+
+_CPU = _CpuBackend()
+_CUDA = None
+
+
+def backend_for(xp):
+    global _CUDA
+    if xp is np:
+        return _CPU
+    if _cuda is None:
+        raise RuntimeError(
+            "deepkern was built without its CUDA module (no nvcc at install time); "
+            "reinstall with DEEPKERN_CUDA=ON on a machine with the CUDA toolkit to use cupy arrays"
+        )
+    if _CUDA is None:
+        _CUDA = _CudaBackend()
+    return _CUDA

@@ -1,0 +1,2 @@
+"""Optimizers, gradient clipping, learning-rate schedules and early stopping."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""Tabular reinforcement learning: grid worlds, Q-learning, SARSA, planning."""
+__all__ = []
