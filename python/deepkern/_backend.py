@@ -105,10 +105,13 @@ class _CudaBackend:
         """The first array carries the element type; the launch goes on cupy's current stream
         of the arrays' device."""
         cp = self.xp
+        kernel = getattr(_cuda, fn, None)
+        if kernel is None:
+            raise NotImplementedError(f"deepkern: {fn} has no CUDA kernel yet; run it on numpy arrays (CPU)")
         code = _DTYPE_CODES[np.dtype(arrays[0].dtype).name]
         with arrays[0].device:
             stream = cp.cuda.get_current_stream().ptr
-            return getattr(_cuda, fn)(params, code, *[a.data.ptr for a in arrays], stream)
+            return kernel(params, code, *[a.data.ptr for a in arrays], stream)
 
 
 _CPU = _CpuBackend()
