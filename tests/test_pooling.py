@@ -12,6 +12,7 @@ from reference import avg_pool2d_backward_ref, avg_pool2d_ref, max_pool2d_backwa
 SHAPES = [
     (1, 1, 1, 1, 1, 1, 0),
     (2, 3, 8, 8, 2, 2, 0),
+    (2, 3, 7, 9, 2, 2, 0),  # odd sizes on the 2x2 fast path: the last row/column belongs to no window
     (1, 1, 7, 5, 3, 2, 1),
     (3, 2, 13, 11, (3, 2), (2, 1), (1, 1)),
     (2, 5, 9, 9, 2, 3, 1),  # stride > kernel
@@ -216,7 +217,7 @@ import numpy as np, deepkern as dk, sys
 sys.path.insert(0, 'tests')
 from reference import max_pool2d_ref, avg_pool2d_ref
 rng = np.random.default_rng(5)
-for shape, k, s, p in [((2, 3, 37, 41), (3, 3), (1, 1), (1, 1)), ((1, 2, 64, 70), (2, 2), (2, 2), (0, 0)),
+for shape, k, s, p in [((2, 3, 37, 41), (3, 3), (1, 1), (1, 1)), ((1, 2, 64, 70), (2, 2), (2, 2), (0, 0)), ((2, 1, 9, 7), (2, 2), (2, 2), (0, 0)),
                        ((2, 2, 20, 19), (3, 2), (3, 3), (1, 0))]:
     for dt in (np.float32, np.float64):
         x = rng.standard_normal(shape).astype(dt)

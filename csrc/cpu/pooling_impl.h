@@ -57,8 +57,44 @@ inline void spread_sweep(const T* g, int64_t s_rt, int64_t lo, int64_t hi, T* ds
   for (int64_t ow = lo; ow < hi; ++ow) dst[ow * s] += g[ow];
 }
 
+// The common 2x2 / stride 2 / no padding case in one pass: each window's four values are
+// compared in row-major order (a, b / c, d) and y and idx are written once.
+template <typename T>
+void max_forward_2x2s2(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
+  const int64_t rows = p.planes() * p.Ho;
+  const int64_t W = p.W;
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t plane = r / p.Ho, oh = r % p.Ho;
+    const T* r0 = x + plane * p.in_plane() + 2 * oh * W;
+    const T* r1 = r0 + W;
+    T* yr = y + r * p.Wo;
+    int64_t* ir = idx + r * p.Wo;
+    const int64_t row_base = 2 * oh * W;
+    const int64_t Wo = p.Wo;  // a local: stores through ir (int64) could alias p.Wo and block vectorisation
+    for (int64_t ow = 0; ow < Wo; ++ow) {
+      const T a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+      T best = a;
+      int64_t at = 0;
+      bool take = (b > best) | (b != b);
+      best = take ? b : best;
+      at = take ? 1 : at;
+      take = (c > best) | (c != c);
+      best = take ? c : best;
+      at = take ? W : at;
+      take = (d > best) | (d != d);
+      best = take ? d : best;
+      at = take ? W + 1 : at;
+      yr[ow] = best;
+      ir[ow] = row_base + 2 * ow + at;
+    }
+  }
+}
+
 template <typename T>
 void max_forward(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
+  if (p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.ph == 0 && p.pw == 0)
+    return max_forward_2x2s2(p, x, y, idx);
   const int64_t rows = p.planes() * p.Ho;
 #pragma omp parallel for schedule(static) num_threads(num_threads())
   for (int64_t r = 0; r < rows; ++r) {
@@ -68,9 +104,10 @@ void max_forward(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
     int64_t* ir = idx + r * p.Wo;
     const int64_t h0 = oh * p.sh - p.ph;
     const int64_t hb = imax(h0, 0), he = imin(h0 + p.kh, p.H);
-    for (int64_t ow = 0; ow < p.Wo; ++ow) {
+    const int64_t Wo = p.Wo, sw = p.sw, pw = p.pw, first_row = hb * p.W;
+    for (int64_t ow = 0; ow < Wo; ++ow) {
       yr[ow] = -std::numeric_limits<T>::infinity();
-      ir[ow] = hb * p.W + imax(ow * p.sw - p.pw, 0);  // first valid position: kept if all are -inf
+      ir[ow] = first_row + imax(ow * sw - pw, 0);  // first valid position: kept if all are -inf
     }
     for (int64_t ih = hb; ih < he; ++ih) {
       for (int64_t j = 0; j < p.kw; ++j) {
@@ -87,8 +124,40 @@ void max_forward(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
   }
 }
 
+// 2x2 / stride 2 / no padding: windows tile the plane, so every input is written exactly once
+// (its window's gradient if it was the max, else 0) and no zero-fill pass is needed; an odd
+// last row or column belongs to no window and is zeroed.
+template <typename T>
+void max_backward_2x2s2(const Pool2dParams& p, const T* dy, const int64_t* idx, T* dx) {
+  const int64_t planes = p.planes();
+  const int64_t W = p.W, H = p.H, Ho = p.Ho, Wo = p.Wo;
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    T* dxp = dx + pl * H * W;
+    for (int64_t oh = 0; oh < Ho; ++oh) {
+      const T* g = dy + (pl * Ho + oh) * Wo;
+      const int64_t* at = idx + (pl * Ho + oh) * Wo;
+      T* r0 = dxp + 2 * oh * W;
+      T* r1 = r0 + W;
+      const int64_t row_base = 2 * oh * W;
+      for (int64_t ow = 0; ow < Wo; ++ow) {
+        const int64_t a = at[ow] - row_base - 2 * ow;  // 0, 1, W or W+1
+        const T v = g[ow];
+        r0[2 * ow] = a == 0 ? v : T(0);
+        r0[2 * ow + 1] = a == 1 ? v : T(0);
+        r1[2 * ow] = a == W ? v : T(0);
+        r1[2 * ow + 1] = a == W + 1 ? v : T(0);
+      }
+      if (W & 1) r0[W - 1] = r1[W - 1] = T(0);
+    }
+    if (H & 1) std::memset(dxp + (H - 1) * W, 0, sizeof(T) * W);
+  }
+}
+
 template <typename T>
 void max_backward(const Pool2dParams& p, const T* dy, const int64_t* idx, T* dx) {
+  if (p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.ph == 0 && p.pw == 0)
+    return max_backward_2x2s2(p, dy, idx, dx);
   const int64_t planes = p.planes();
 #pragma omp parallel for schedule(static) num_threads(num_threads())
   for (int64_t pl = 0; pl < planes; ++pl) {
