@@ -1,6 +1,7 @@
 // AVX-512 micro-kernels: MR x 32 floats / MR x 16 doubles in 2*MR zmm accumulators, two B
 // vectors per k and one broadcast of A at a time (of the 32 zmm registers).
-// Compiled with AVX-512 flags; only called when best_isa() == Avx512.
+// Compiled with AVX-512 flags; only called when best_isa() == Avx512. Packing reuses the
+// AVX2 transposes (gemm_avx2.cpp): every AVX-512 CPU has AVX2.
 #include <immintrin.h>
 
 #include "cpu/gemm_kernels.h"
@@ -77,11 +78,11 @@ void kernel(int64_t kc, const typename S::T* __restrict Ap, const typename S::T*
 
 template <>
 GemmKernel<float> gemm_kernel_avx512<float>() {
-  return {8, 32, 128, 384, 512, &kernel<F32, 8>, "avx512 8x32"};
+  return {8, 32, 128, 384, 512, &kernel<F32, 8>, "avx512 8x32", &pack_transposed_avx2<float>};
 }
 template <>
 GemmKernel<double> gemm_kernel_avx512<double>() {
-  return {8, 16, 128, 256, 384, &kernel<F64, 8>, "avx512 8x16"};
+  return {8, 16, 128, 256, 384, &kernel<F64, 8>, "avx512 8x16", &pack_transposed_avx2<double>};
 }
 
 }  // namespace dk::cpu

@@ -27,13 +27,25 @@ void kernel(int64_t kc, const T* __restrict Ap, const T* __restrict Bp, T* __res
 
 }  // namespace
 
+template <typename T>
+void pack_transposed_scalar(int64_t rows, int64_t kc, const T* src, int64_t ld, int P, T* dst) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* s = src + r * ld;
+    for (int64_t k = 0; k < kc; ++k) dst[k * P + r] = s[k];
+  }
+  for (int64_t r = rows; r < P; ++r)
+    for (int64_t k = 0; k < kc; ++k) dst[k * P + r] = T(0);
+}
+template void pack_transposed_scalar<float>(int64_t, int64_t, const float*, int64_t, int, float*);
+template void pack_transposed_scalar<double>(int64_t, int64_t, const double*, int64_t, int, double*);
+
 template <>
 GemmKernel<float> gemm_kernel_generic<float>() {
-  return {4, 16, 128, 256, 1024, &kernel<float, 4, 16>, "generic 4x16"};
+  return {4, 16, 128, 256, 1024, &kernel<float, 4, 16>, "generic 4x16", &pack_transposed_scalar<float>};
 }
 template <>
 GemmKernel<double> gemm_kernel_generic<double>() {
-  return {4, 8, 128, 256, 512, &kernel<double, 4, 8>, "generic 4x8"};
+  return {4, 8, 128, 256, 512, &kernel<double, 4, 8>, "generic 4x8", &pack_transposed_scalar<double>};
 }
 
 }  // namespace dk::cpu
