@@ -28,6 +28,13 @@ void pack_transposed_scalar(int64_t rows, int64_t kc, const T* src, int64_t ld, 
 template <typename T>
 void pack_transposed_avx2(int64_t rows, int64_t kc, const T* src, int64_t ld, int P, T* dst);
 
+// The same tile, but row k of B is read in place at base + offs[k] (NR contiguous values) instead
+// of from a packed panel: a stride-1 convolution's im2col matrix is the padded input shifted by
+// one offset per (channel, tap), so it never has to be built (conv2d_shifted.cpp).
+template <typename T>
+using GemmShiftedKernel = void (*)(int64_t kc, const T* Ap, const T* base, const int64_t* offs, T* C, int64_t ldc,
+                                   T alpha, T beta);
+
 template <typename T>
 struct GemmKernel {
   int mr, nr;          // register tile
@@ -35,6 +42,7 @@ struct GemmKernel {
   GemmMicroKernel<T> fn;
   const char* name;
   PackTransposed<T> pack_t;
+  GemmShiftedKernel<T> fn_shifted;
 };
 
 template <typename T>
