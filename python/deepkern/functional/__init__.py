@@ -1,4 +1,5 @@
 """The functional kernels: validate, pick the backend, call one binding."""
+from .attention import scaled_dot_product_attention, scaled_dot_product_attention_backward
 from .pooling import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
 
 __all__ = [
@@ -6,4 +7,6 @@ __all__ = [
     "max_pool2d_backward",
     "avg_pool2d",
     "avg_pool2d_backward",
+    "scaled_dot_product_attention",
+    "scaled_dot_product_attention_backward",
 ]
