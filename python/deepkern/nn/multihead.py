@@ -1,7 +1,7 @@
 """Multi-head attention on deepkern's scaled-dot-product-attention kernel."""
 import numpy as np
 
-from . import _seq_ops as ops
+from .. import functional as F  # dk.scaled_dot_product_attention (+ _backward)
 from ._base import Layer, Parameter, default_rng, xp_of
 from ._checks import as_input, float_dtype, positive_int
 from .init import initialize
@@ -89,7 +89,7 @@ class MultiHeadAttention(Layer):
         Lk = k_in.shape[1]
         q, k, v = self._project(xp, q_in, 0), self._project(xp, k_in, 1), self._project(xp, v_in, 2)
         mask = self._mask(xp, attn_mask, B, Lq, Lk, dt)
-        o, ctx = ops.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=self.causal, return_ctx=True)
+        o, ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=self.causal, return_ctx=True)
         o = o.transpose(0, 2, 1, 3).reshape(B, Lq, D)
         out = o @ self.out_proj_weight.value.T
         if self.out_proj_bias is not None:
@@ -112,7 +112,7 @@ class MultiHeadAttention(Layer):
         if self.out_proj_bias is not None:
             self.out_proj_bias.accumulate(d2.sum(axis=0))
         do = (dout @ self.out_proj_weight.value).reshape(B, Lq, H, hd).transpose(0, 2, 1, 3)
-        dq, dk, dv = ops.scaled_dot_product_attention_backward(ctx, xp.ascontiguousarray(do))
+        dq, dk, dv = F.scaled_dot_product_attention_backward(ctx, xp.ascontiguousarray(do))
         grads_w, grads_b, dins = [], [], []
         Win = self.in_proj_weight.value
         for i, (dh, a) in enumerate(((dq, q_in), (dk, k_in), (dv, v_in))):

@@ -23,7 +23,7 @@ Step-wise use (what dk.bptt and attention decoders drive): ``zero_state(batch)``
 """
 import numpy as np
 
-from . import _seq_ops as ops
+from .. import functional as F  # dk.lstm / dk.lstm_cell (+ _backward): the C++ kernels
 from ._base import Layer, Parameter, default_rng, xp_of
 from ._checks import as_input, float_dtype, positive_int
 from .init import initialize
@@ -332,10 +332,10 @@ class LSTM(_Recurrent):
             h_l = xp.ascontiguousarray(self._per_layer(h0, layer))
             c_l = xp.ascontiguousarray(self._per_layer(c0, layer))
             if training:
-                (seq, h, c), ctx = ops.lstm(seq, h_l, c_l, w_ih.value, w_hh.value, b.value, None, return_ctx=True)
+                (seq, h, c), ctx = F.lstm(seq, h_l, c_l, w_ih.value, w_hh.value, b.value, None, return_ctx=True)
                 ctxs.append(ctx)
             else:
-                seq, h, c = ops.lstm(seq, h_l, c_l, w_ih.value, w_hh.value, b.value, None)
+                seq, h, c = F.lstm(seq, h_l, c_l, w_ih.value, w_hh.value, b.value, None)
             hT.append(h)
             cT.append(c)
         self._ctxs = (ctxs, B, T, dt) if training else None
@@ -354,7 +354,7 @@ class LSTM(_Recurrent):
             w_ih, w_hh, b = self._layer_params(layer)
             dh_l = None if dhT is None else xp.ascontiguousarray(self._per_layer(dhT, layer))
             dc_l = None if dcT is None else xp.ascontiguousarray(self._per_layer(dcT, layer))
-            dseq, dh0[layer], dc0[layer], dw_ih, dw_hh, db, _ = ops.lstm_backward(ctxs[layer], dseq, dh_l, dc_l)
+            dseq, dh0[layer], dc0[layer], dw_ih, dw_hh, db, _ = F.lstm_backward(ctxs[layer], dseq, dh_l, dc_l)
             w_ih.accumulate(dw_ih)
             w_hh.accumulate(dw_hh)
             b.accumulate(db)
@@ -375,7 +375,7 @@ class LSTM(_Recurrent):
         inp, hs, cs, ctxs = x_t, [], [], []
         for layer in range(self.num_layers):
             w_ih, w_hh, b = self._layer_params(layer)
-            (h1, c1), ctx = ops.lstm_cell(xp.ascontiguousarray(inp), xp.ascontiguousarray(self._per_layer(h, layer)),
+            (h1, c1), ctx = F.lstm_cell(xp.ascontiguousarray(inp), xp.ascontiguousarray(self._per_layer(h, layer)),
                                           xp.ascontiguousarray(self._per_layer(c, layer)), w_ih.value, w_hh.value,
                                           b.value, None, return_ctx=True)
             hs.append(h1)
@@ -398,7 +398,7 @@ class LSTM(_Recurrent):
             zeros = xp.zeros((B, self.hidden_size), self._first_weight().dtype)
             dh = zeros if dh is None else dh
             dc = zeros if dc is None else dc
-            dinp, dhs[layer], dcs[layer], dw_ih, dw_hh, db, _ = ops.lstm_cell_backward(
+            dinp, dhs[layer], dcs[layer], dw_ih, dw_hh, db, _ = F.lstm_cell_backward(
                 ctx, _contig(xp, dh), _contig(xp, dc))
             w_ih, w_hh, b = self._layer_params(layer)
             w_ih.accumulate(dw_ih)
