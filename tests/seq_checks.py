@@ -1,6 +1,9 @@
 """Finite-difference gradient checks for the sequence layers' tests (float64)."""
+import contextlib
+
 import numpy as np
 
+import deepkern as dk
 from helpers import assert_close
 
 # Central differences with eps=1e-6 carry ~1e-9 relative error of their own (truncation and
@@ -42,7 +45,24 @@ def random_like_output(rng, out):
         rng.standard_normal(np.shape(out))
 
 
+@contextlib.contextmanager
+def one_thread():
+    """Finite differences call a kernel thousands of times on tiny arrays: one thread avoids the
+    OpenMP fork/join cost on a loaded machine (results do not depend on the thread count)."""
+    n = dk.get_num_threads()
+    dk.set_num_threads(1)
+    try:
+        yield
+    finally:
+        dk.set_num_threads(n)
+
+
 def gradcheck(forward, backward, inputs, params, rng, what="", dy=None, input_grads=None):
+    with one_thread():
+        return _gradcheck(forward, backward, inputs, params, rng, what, dy, input_grads)
+
+
+def _gradcheck(forward, backward, inputs, params, rng, what, dy, input_grads):
     """Check backward against finite differences of sum(forward(*inputs) * dy).
 
     forward(*inputs) -> array or tuple; backward(dy) -> grad of the inputs (array or tuple, None
