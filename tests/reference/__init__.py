@@ -7,3 +7,4 @@ from .pooling import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .lstm import *  # noqa: F401,F403
 from .attention import *  # noqa: F401,F403
+from .seq import *  # noqa: F401,F403
