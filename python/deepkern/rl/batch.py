@@ -39,20 +39,35 @@ def egreedy_batch(q_cols, epsilon, rng):
     actions for greedy columns with ties, in order."""
     A, n = q_cols.shape
     explore = rng.random(n) < epsilon
-    is_max = q_cols == q_cols.max(axis=0)
-    actions = np.argmax(is_max, axis=0)
+    is_max = (q_cols == q_cols.max(axis=0)).view(np.int8)
+    # first greedy action = A - max_j (A - j) [is_max_j]; argmax over axis 0 is several times slower
+    actions = (A - (is_max * _weights(A)).max(axis=0)).astype(np.int64)
     n_exp = np.count_nonzero(explore)
     if n_exp:
         actions[explore] = (rng.random(n_exp) * A).astype(np.int64)
-    count = is_max.view(np.int8).sum(axis=0, dtype=np.int8 if A < 127 else np.int64)
+    count = is_max.sum(axis=0, dtype=np.int8 if A < 127 else np.int64)
     tied = (count > 1) & ~explore
     n_tied = np.count_nonzero(tied)
     if n_tied:
-        k = (rng.random(n_tied) * count[tied]).astype(np.int64)  # the k-th (0-based) tied action
+        target = (rng.random(n_tied) * count[tied]).astype(np.int64) + 1  # the target-th tied action
         im = is_max[:, tied]
-        rank = np.cumsum(im, axis=0) - 1
-        actions[tied] = np.argmax(im & (rank == k), axis=0)
+        seen = np.zeros(n_tied, dtype=np.int64)
+        index = np.zeros(n_tied, dtype=np.int64)
+        for j in range(A - 1):  # index = how many actions come before the target-th tied one
+            seen += im[j]
+            index += seen < target
+        actions[tied] = index
     return actions
+
+
+_WEIGHTS = {}
+
+
+def _weights(A):
+    w = _WEIGHTS.get(A)
+    if w is None:
+        w = _WEIGHTS[A] = np.arange(A, 0, -1, dtype=np.int8 if A < 127 else np.int64)[:, None]
+    return w
 
 
 def batch_train(env, agent, runs, episodes, *, alpha=0.5, gamma=1.0, epsilon=0.1, epsilon_decay=1.0,
@@ -90,12 +105,14 @@ def batch_train(env, agent, runs, episodes, *, alpha=0.5, gamma=1.0, epsilon=0.1
     agent_rng, env_rng = make_rng("batch_train", seed), make_rng("batch_train", env_seed)
 
     S, A, K = model.prob.shape
-    # Flat (s * A + a) tables; cumulative probabilities as the sequential env accumulates them.
-    cum = np.cumsum(model.prob, axis=-1).reshape(S * A, K)
-    nxt = model.next_state.reshape(S * A, K)
-    rew = model.reward.reshape(S * A, K)
-    term = model.terminated.reshape(S * A, K)
-    last = (model.n_outcomes - 1).reshape(S * A)
+    # Outcome-major flat tables: entry k * S*A + (s * A + a) is outcome k of (s, a). Cumulative
+    # probabilities are accumulated in the order the sequential env accumulates them.
+    SA = S * A
+    cum = np.ascontiguousarray(np.cumsum(model.prob, axis=-1).reshape(SA, K).T)
+    nxt = np.ascontiguousarray(model.next_state.reshape(SA, K).T).reshape(-1)
+    rew = np.ascontiguousarray(model.reward.reshape(SA, K).T).reshape(-1)
+    term = np.ascontiguousarray(model.terminated.reshape(SA, K).T).reshape(-1)
+    last = (model.n_outcomes - 1).reshape(SA)
     isd_cum = np.cumsum(model.initial_state_distrib)
     isd_last = int(np.flatnonzero(model.initial_state_distrib > 0)[-1])
 
@@ -108,50 +125,50 @@ def batch_train(env, agent, runs, episodes, *, alpha=0.5, gamma=1.0, epsilon=0.1
     on_policy = cls is SARSA
     expected = cls is ExpectedSARSA
 
-    # Per-run state of the runs still going (compacted when runs finish).
-    ids = np.arange(runs)
+    # Per-run state of the runs still going (compacted when runs finish). row = base + s is the
+    # run's row in the flat Q; t = steps so far in the episode, G = its return so far.
+    ids = np.arange(runs) if episodes > 0 else np.arange(0)
+    n = ids.size
     base = ids * S
-    s = np.zeros(runs, dtype=np.int64)
-    a = np.zeros(runs, dtype=np.int64)
-    eps = np.full(runs, epsilon)
-    ep = np.zeros(runs, dtype=np.int64)
-    t = np.zeros(runs, dtype=np.int64)
-    G = np.zeros(runs)
-    start = np.ones(runs, dtype=bool)
-    if episodes == 0:
-        ids = ids[:0]
-    while ids.size:
-        if start.any():  # env.reset() for the runs starting an episode
-            i = np.flatnonzero(start)
-            s[i] = np.minimum(np.searchsorted(isd_cum, env_rng.random(i.size), side="right"), isd_last)
-            t[i] = 0
-            G[i] = 0.0
-            if on_policy:
-                a[i] = egreedy_batch(qT.take(base[i] + s[i], axis=1), eps[i], agent_rng)
-            start[:] = False
-        row = base + s
+    s = np.zeros(n, dtype=np.int64)
+    a = np.zeros(n, dtype=np.int64)
+    eps = np.full(n, epsilon)
+    ep = np.zeros(n, dtype=np.int64)
+    t = np.zeros(n, dtype=np.int64)
+    G = np.zeros(n)
+
+    def reset(i):
+        """env.reset() for runs i (then SARSA picks their first action): same draws as sequential."""
+        s[i] = np.minimum(np.searchsorted(isd_cum, env_rng.random(i.size), side="right"), isd_last)
+        t[i] = 0
+        G[i] = 0.0
+        if on_policy:
+            a[i] = egreedy_batch(qT.take(base[i] + s[i], axis=1), eps[i], agent_rng)
+
+    reset(np.arange(n))
+    row = base + s
+    while n:
         if not on_policy:
             a = egreedy_batch(qT.take(row, axis=1), eps, agent_rng)
         # env.step(a): the first outcome whose cumulative probability exceeds u.
         sa = s * A + a
-        u = env_rng.random(ids.size)
-        if K == 1:
-            s2, r, d = nxt[sa, 0], rew[sa, 0], term[sa, 0]
-        else:
-            k = np.minimum((cum[sa] <= u[:, None]).sum(axis=1), last[sa])
-            s2, r, d = nxt[sa, k], rew[sa, k], term[sa, k]
+        u = env_rng.random(n)
+        if K > 1:
+            k = np.minimum((cum.take(sa, axis=1) <= u).sum(axis=0), last.take(sa))
+            sa = k * SA + sa
+        s2, r, d = nxt.take(sa), rew.take(sa), term.take(sa)
         t += 1
         G += r
-        end = (d | (t >= limit)) if limit is not None else d
         # TD target (0 bootstrap on termination, exactly as TabularAgent.update).
         row2 = base + s2
-        if on_policy:
-            go = ~d
-            a2 = np.zeros_like(a)
-            if go.all():
+        if on_policy:  # SARSA picks a' (not on terminal states) before its update
+            go = np.flatnonzero(~d)
+            if go.size == n:
                 a2 = egreedy_batch(qT.take(row2, axis=1), eps, agent_rng)
-            elif go.any():
-                a2[go] = egreedy_batch(qT.take(row2[go], axis=1), eps[go], agent_rng)
+            else:
+                a2 = np.zeros(n, dtype=np.int64)
+                if go.size:
+                    a2[go] = egreedy_batch(qT.take(row2[go], axis=1), eps[go], agent_rng)
             v_next = qf.take(a2 * stride + row2)
         else:
             q2 = qT.take(row2, axis=1)
@@ -160,21 +177,28 @@ def batch_train(env, agent, runs, episodes, *, alpha=0.5, gamma=1.0, epsilon=0.1
                 v_next = eps * (q2.sum(axis=0) / A) + (1.0 - eps) * v_next
         boot = np.where(d, 0.0, gamma * v_next)
         flat = a * stride + row
-        delta = r + boot - qf.take(flat)
-        qf[flat] += alpha * delta
-        s = s2
+        q_sa = qf.take(flat)
+        qf[flat] = q_sa + alpha * (r + boot - q_sa)
+        s, row = s2, row2
         if on_policy:
             a = a2
-        if end.any():
-            e = np.flatnonzero(end)
+        e = np.flatnonzero((d | (t >= limit)) if limit is not None else d)
+        if e.size:  # episodes that ended: record, decay epsilon, drop finished runs, reset the rest
             returns[ids[e], ep[e]] = G[e]
             lengths[ids[e], ep[e]] = t[e]
             ep[e] += 1
             eps[e] = np.maximum(epsilon_min, eps[e] * epsilon_decay)
-            start[e] = True
             keep = ep < episodes
             if not keep.all():
-                ids, base, s, a, eps, ep, t, G, start = (x[keep] for x in (ids, base, s, a, eps, ep, t, G, start))
+                ended = np.zeros(n, dtype=bool)
+                ended[e] = True
+                ids, base, s, a, eps, ep, t, G, row, ended = (
+                    x[keep] for x in (ids, base, s, a, eps, ep, t, G, row, ended))
+                n = ids.size
+                e = np.flatnonzero(ended)
+            if e.size:
+                reset(e)
+                row[e] = base[e] + s[e]
     out = [returns]
     if return_lengths:
         out.append(lengths)
