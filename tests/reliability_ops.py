@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import deepkern as dk
+import reference as R
 
 
 def pair(v):
@@ -24,6 +25,11 @@ class OpSpec:
     params = ()              # int-or-pair size arguments (kernel_size, stride, ...)
     grad_names = ()          # the backward's upstream-gradient arguments, in order
     optional_grads = ()      # those that may be None
+    thread_count_invariant = False  # True: the same bits at any dk.set_num_threads
+
+    def medium(self):
+        """make() keyword arguments for a call big enough that several threads share it."""
+        return {}
 
     def available(self):
         return hasattr(dk, self.name) and hasattr(dk, self.backward_name)
@@ -63,6 +69,39 @@ class OpSpec:
         """mutate(kw) -> kw giving a valid call with a zero-size batch (empty outputs)."""
         return []
 
+    # -- fuzzing (hypothesis): a random valid call and the float64 reference for it
+    def draw(self, data, st, rng, dtype):
+        """A random valid call (dict of keyword arguments) drawn with hypothesis `data`."""
+        raise NotImplementedError
+
+    def reference(self, kw, grads):
+        """(forward outputs, input grads) of the float64 reference in tests/reference/."""
+        raise NotImplementedError
+
+
+def draw_values(data, st, rng, shape, dtype):
+    """An array of `shape`: normal values, small integers (ties), or with NaN/inf sprinkled in;
+    in a random memory layout (C, strided slice, Fortran, negative strides) with the same values."""
+    kind = data.draw(st.sampled_from(["normal", "ties", "specials"]), label="values")
+    if kind == "ties":
+        a = rng.integers(-2, 3, size=shape).astype(dtype)
+    else:
+        a = rng.standard_normal(shape).astype(dtype)
+    if kind == "specials" and a.size:
+        flat = a.reshape(-1)
+        at = rng.choice(flat.size, size=max(1, flat.size // 8), replace=False)
+        flat[at] = rng.choice(np.array([np.nan, np.inf, -np.inf], dtype=dtype), size=at.size)
+    layout = data.draw(st.sampled_from(["C", "strided", "F", "reversed"]), label="layout")
+    if layout == "strided":
+        big = np.zeros(a.shape[:-1] + (3 * a.shape[-1],), dtype)
+        big[..., ::3] = a
+        return big[..., ::3]
+    if layout == "F":
+        return np.asfortranarray(a)
+    if layout == "reversed":
+        return np.ascontiguousarray(a[..., ::-1])[..., ::-1]
+    return a
+
 
 def _t(a):
     return torch.tensor(np.asarray(a), requires_grad=True)
@@ -72,6 +111,10 @@ class _Pool(OpSpec):
     arrays = ("x",)
     params = ("kernel_size", "stride", "padding")
     grad_names = ("dy",)
+    thread_count_invariant = True  # one thread owns each output row; windows in a fixed order
+
+    def medium(self):
+        return dict(shape=(4, 8, 33, 31))
 
     def empty_calls(self):
         return [lambda kw: {**kw, "x": kw["x"][:0]}, lambda kw: {**kw, "x": kw["x"][:, :0]}]
@@ -109,6 +152,21 @@ class _Pool(OpSpec):
         ]
 
 
+    def draw(self, data, st, rng, dtype):
+        kh, kw_ = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
+        stride = data.draw(st.one_of(st.none(), st.tuples(st.integers(1, 5), st.integers(1, 5))))
+        ph, pw = data.draw(st.integers(0, kh // 2)), data.draw(st.integers(0, kw_ // 2))
+        H = data.draw(st.integers(max(1, kh - 2 * ph), 13))
+        W = data.draw(st.integers(max(1, kw_ - 2 * pw), 13))
+        N, C = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 3))
+        x = draw_values(data, st, rng, (N, C, H, W), dtype)
+        return dict(x=x, kernel_size=(kh, kw_), stride=stride, padding=(ph, pw))
+
+    def _kps(self, kw):
+        k = pair(kw["kernel_size"])
+        return k, (k if kw["stride"] is None else pair(kw["stride"])), pair(kw["padding"])
+
+
 class MaxPool2dSpec(_Pool):
     name, backward_name = "max_pool2d", "max_pool2d_backward"
 
@@ -125,6 +183,11 @@ class MaxPool2dSpec(_Pool):
         y.backward(torch.tensor(np.asarray(grads[0], dtype=np.float64)))
         return (y.detach().numpy(), idx.numpy()), (x.grad.numpy(),)
 
+    def reference(self, kw, grads):
+        k, s, p = self._kps(kw)
+        y, idx = R.max_pool2d_ref(kw["x"], k, s, p)
+        return (y, idx), (R.max_pool2d_backward_ref(np.shape(kw["x"]), idx, grads[0]),)
+
 
 class AvgPool2dSpec(_Pool):
     name, backward_name = "avg_pool2d", "avg_pool2d_backward"
@@ -135,6 +198,10 @@ class AvgPool2dSpec(_Pool):
         y = F.avg_pool2d(x, kw["kernel_size"], s, kw["padding"], count_include_pad=True)
         y.backward(torch.tensor(np.asarray(grads[0], dtype=np.float64)))
         return (y.detach().numpy(),), (x.grad.numpy(),)
+
+    def reference(self, kw, grads):
+        k, s, p = self._kps(kw)
+        return (R.avg_pool2d_ref(kw["x"], k, s, p),), (R.avg_pool2d_backward_ref(np.shape(kw["x"]), k, s, p, grads[0]),)
 
 
 ALL_SPECS = [MaxPool2dSpec(), AvgPool2dSpec()]
