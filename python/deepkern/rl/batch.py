@@ -15,6 +15,7 @@ identically distributed, but run r is not the sequential run of any particular s
 import numpy as np
 
 from ._checks import check_int, check_optional_steps, check_real, make_rng
+from ._batch_tail import _Outcomes, finish_runs
 from .agents import AGENTS, ExpectedSARSA, QLearning, SARSA
 from .model import tabular_model
 
@@ -72,7 +73,7 @@ def _weights(A):
 
 def batch_train(env, agent, runs, episodes, *, alpha=0.5, gamma=1.0, epsilon=0.1, epsilon_decay=1.0,
                 epsilon_min=0.0, initial_q=0.0, max_steps=None, seed=None, env_seed=None,
-                return_lengths=False, return_q=False):
+                return_lengths=False, return_q=False, sequential_below=8):
     """Train `runs` independent agents for `episodes` episodes each -> returns, shape (runs, episodes).
 
     env: an environment with a model P and a start distribution (any deepkern env, or a Gymnasium
@@ -84,6 +85,10 @@ def batch_train(env, agent, runs, episodes, *, alpha=0.5, gamma=1.0, epsilon=0.1
     seed / env_seed: the agents' and the environments' generators (None, int or Generator).
     return_lengths / return_q add, in this order, the (runs, episodes) steps per episode and the
     (runs, n_states, n_actions) final Q tables to the result tuple.
+    sequential_below: once fewer runs than this are still going (stragglers stuck in long
+    episodes), they are finished one by one with the scalar agent code, which is cheaper per step
+    than numpy calls on tiny arrays; the draws and results are the same either way. 0 keeps
+    every step vectorised.
     """
     cls = _agent_class(agent)
     runs = check_int("batch_train", "runs", runs, low=1)
@@ -95,6 +100,7 @@ def batch_train(env, agent, runs, episodes, *, alpha=0.5, gamma=1.0, epsilon=0.1
     epsilon_min = check_real("batch_train", "epsilon_min", epsilon_min, 0.0, epsilon)
     initial_q = check_real("batch_train", "initial_q", initial_q, -np.inf, np.inf)
     max_steps = check_optional_steps("batch_train", "max_steps", max_steps)
+    sequential_below = check_int("batch_train", "sequential_below", sequential_below, low=0)
     if callable(env) and getattr(env, "P", None) is None and getattr(getattr(env, "unwrapped", None), "P", None) is None:
         env = env()
     model = tabular_model(env, "batch_train")
@@ -148,6 +154,18 @@ def batch_train(env, agent, runs, episodes, *, alpha=0.5, gamma=1.0, epsilon=0.1
     reset(np.arange(n))
     row = base + s
     while n:
+        if n < sequential_below:
+            outcomes = _Outcomes(cum, nxt, rew, term, last + 1, SA)
+            isd_list = isd_cum.tolist()
+
+            def start_sampler(u):
+                return min(int(np.searchsorted(isd_list, u, side="right")), isd_last)
+
+            hp = dict(alpha=alpha, gamma=gamma, epsilon_decay=epsilon_decay, epsilon_min=epsilon_min)
+            state = dict(ids=ids, base=base, s=s, a=a, eps=eps, ep=ep, t=t, G=G)
+            finish_runs(cls, qT, state, outcomes, start_sampler, A, S, episodes, limit, hp, agent_rng, env_rng,
+                        returns, lengths)
+            break
         if not on_policy:
             a = egreedy_batch(qT.take(row, axis=1), eps, agent_rng)
         # env.step(a): the first outcome whose cumulative probability exceeds u.
