@@ -123,6 +123,11 @@ def test_gridworld_walls_rewards_terminals_slip():
     np.testing.assert_allclose(uniform.initial_state_distrib, [1 / 3, 1 / 3, 1 / 3, 0])
 
 
+def test_gridworld_size_alias_and_square():
+    assert rl.GridWorld(size=5).shape == (5, 5) == rl.GridWorld(5).shape
+    assert rl.GridWorld(size=(2, 3)).observation_space.n == 6
+
+
 def test_truncation_by_max_episode_steps():
     env = rl.GridWorld(shape=(1, 5), max_episode_steps=3)
     env.reset(seed=0)
@@ -134,7 +139,8 @@ def test_truncation_by_max_episode_steps():
 
 @pytest.mark.parametrize("make,exc,match", [
     (lambda: rl.GridWorld(shape=(0, 3)), ValueError, "shape"),
-    (lambda: rl.GridWorld(shape=3), TypeError, "shape"),
+    (lambda: rl.GridWorld(shape="ab"), TypeError, "shape"),
+    (lambda: rl.GridWorld(size=(2, 0)), ValueError, "shape"),
     (lambda: rl.GridWorld(slip=1.5), ValueError, "slip"),
     (lambda: rl.GridWorld(walls=[(9, 9)]), ValueError, "walls"),
     (lambda: rl.GridWorld(start=(1, 1), walls=[(1, 1)]), ValueError, "start"),
