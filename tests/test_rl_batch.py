@@ -119,3 +119,12 @@ def test_bad_input(kw, exc, match):
     args.update(kw)
     with pytest.raises(exc, match=match):
         rl.batch_train(**args)
+
+
+def test_time_limit_read_from_the_wrapper_only():
+    g = gym.make("FrozenLake-v1")
+    assert rl.tabular_model(g).time_limit == 100  # TimeLimit wrapper
+    assert rl.tabular_model(g.unwrapped).time_limit is None  # the bare env never truncates
+    assert rl.tabular_model(rl.FrozenLake(max_episode_steps=7)).time_limit == 7
+    _, lengths = rl.batch_train(g, "q_learning", 20, 30, epsilon=1.0, return_lengths=True)
+    assert lengths.max() <= 100
