@@ -12,6 +12,8 @@ CASES = [
     (rl.CliffWalking, "expected_sarsa", dict()),
     (lambda: rl.FrozenLake(), "q_learning", dict(gamma=0.95, epsilon=0.5, epsilon_decay=0.99, epsilon_min=0.05)),
     (lambda: rl.FrozenLake(), "sarsa", dict(gamma=0.95, epsilon=0.3, initial_q=0.5)),
+    (lambda: rl.FrozenLake(), "sarsa", dict(gamma=0.9, epsilon=0.6, epsilon_decay=0.97, max_steps=6)),  # truncations
+    (lambda: rl.GridWorld(shape=(1, 3), slip=0.4), "sarsa", dict(alpha=0.7, max_steps=4)),  # bumps: s' == s
     (lambda: rl.FrozenLake(map_name="8x8"), "expected_sarsa", dict(gamma=0.9, epsilon=0.3, max_steps=60)),
     (lambda: rl.WindyGridworld(king_moves=True, stochastic_wind=True), "sarsa", dict(max_steps=300)),
     (lambda: rl.GridWorld(shape=(4, 5), start=None, terminals=[0, 19], walls=[7], slip=0.2), "q_learning",

@@ -151,6 +151,13 @@ def batch_train(env, agent, runs, episodes, *, alpha=0.5, gamma=1.0, epsilon=0.1
         if on_policy:
             a[i] = egreedy_batch(qT.take(base[i] + s[i], axis=1), eps[i], agent_rng)
 
+    def end_episodes(e):
+        """Runs e finished an episode: record it, count it, decay epsilon (as end_episode())."""
+        returns[ids[e], ep[e]] = G[e]
+        lengths[ids[e], ep[e]] = t[e]
+        ep[e] += 1
+        eps[e] = np.maximum(epsilon_min, eps[e] * epsilon_decay)
+
     reset(np.arange(n))
     row = base + s
     while n:
@@ -177,44 +184,68 @@ def batch_train(env, agent, runs, episodes, *, alpha=0.5, gamma=1.0, epsilon=0.1
         s2, r, d = nxt.take(sa), rew.take(sa), term.take(sa)
         t += 1
         G += r
-        # TD target (0 bootstrap on termination, exactly as TabularAgent.update).
         row2 = base + s2
-        if on_policy:  # SARSA picks a' (not on terminal states) before its update
-            go = np.flatnonzero(~d)
-            if go.size == n:
-                a2 = egreedy_batch(qT.take(row2, axis=1), eps, agent_rng)
-            else:
-                a2 = np.zeros(n, dtype=np.int64)
-                if go.size:
-                    a2[go] = egreedy_batch(qT.take(row2[go], axis=1), eps[go], agent_rng)
-            v_next = qf.take(a2 * stride + row2)
+        flat = a * stride + row
+        q_sa = qf.take(flat)
+        e = np.flatnonzero((d | (t >= limit)) if limit is not None else d)
+        if on_policy:
+            # SARSA: a continuing run picks a' = act(s') before its update; a run whose episode
+            # ended updates, resets and picks its first action from the updated table. Either
+            # way one act per run, so all are drawn in ONE call: Q columns are gathered before
+            # any update, and a reset run's column is patched where its own update hit it.
+            boot_e = q_new_e = reset_idx = None
+            if e.size:
+                boot_e = np.zeros(e.size)
+                if limit is not None:  # truncated runs bootstrap: their a' comes first, pre-decay
+                    tr = np.flatnonzero(~d[e])
+                    if tr.size:
+                        et = e[tr]
+                        a_tr = egreedy_batch(qT.take(row2[et], axis=1), eps[et], agent_rng)
+                        boot_e[tr] = gamma * qf.take(a_tr * stride + row2[et])
+                q_new_e = q_sa[e] + alpha * (r[e] + boot_e - q_sa[e])
+                end_episodes(e)
+                reset_idx = e[ep[e] < episodes]
+            act_row = row2
+            if reset_idx is not None and reset_idx.size:
+                s0 = np.minimum(np.searchsorted(isd_cum, env_rng.random(reset_idx.size), side="right"), isd_last)
+                act_row = row2.copy()
+                act_row[reset_idx] = base[reset_idx] + s0
+            cols = qT.take(act_row, axis=1)
+            if reset_idx is not None and reset_idx.size:
+                hit = row[e] == act_row[e]  # the run's last update is in the row it acts in now
+                if hit.any():
+                    cols[a[e[hit]], e[hit]] = q_new_e[hit]
+            a_next = egreedy_batch(cols, eps, agent_rng)  # finished runs draw too: harmless
+            boot = gamma * cols.reshape(-1).take(a_next * n + np.arange(n))
+            if e.size:
+                boot[e] = boot_e
+            qf[flat] = q_sa + alpha * (r + boot - q_sa)
+            s, row, a = s2, act_row, a_next
+            if reset_idx is not None and reset_idx.size:
+                s[reset_idx] = s0
+                t[reset_idx] = 0
+                G[reset_idx] = 0.0
         else:
             q2 = qT.take(row2, axis=1)
             v_next = q2.max(axis=0)
             if expected:
                 v_next = eps * (q2.sum(axis=0) / A) + (1.0 - eps) * v_next
-        boot = np.where(d, 0.0, gamma * v_next)
-        flat = a * stride + row
-        q_sa = qf.take(flat)
-        qf[flat] = q_sa + alpha * (r + boot - q_sa)
-        s, row = s2, row2
-        if on_policy:
-            a = a2
-        e = np.flatnonzero((d | (t >= limit)) if limit is not None else d)
-        if e.size:  # episodes that ended: record, decay epsilon, drop finished runs, reset the rest
-            returns[ids[e], ep[e]] = G[e]
-            lengths[ids[e], ep[e]] = t[e]
-            ep[e] += 1
-            eps[e] = np.maximum(epsilon_min, eps[e] * epsilon_decay)
+            # TD target (0 bootstrap on termination, exactly as TabularAgent.update).
+            boot = np.where(d, 0.0, gamma * v_next)
+            qf[flat] = q_sa + alpha * (r + boot - q_sa)
+            s, row = s2, row2
+            if e.size:
+                end_episodes(e)
+        if e.size:
             keep = ep < episodes
-            if not keep.all():
+            if not keep.all():  # drop the runs that have done all their episodes
                 ended = np.zeros(n, dtype=bool)
                 ended[e] = True
                 ids, base, s, a, eps, ep, t, G, row, ended = (
                     x[keep] for x in (ids, base, s, a, eps, ep, t, G, row, ended))
                 n = ids.size
                 e = np.flatnonzero(ended)
-            if e.size:
+            if e.size and not on_policy:  # (SARSA has reset its runs already)
                 reset(e)
                 row[e] = base[e] + s[e]
     out = [returns]
