@@ -88,18 +88,24 @@ def test_runs_are_reproducible_and_seed_dependent():
     assert not np.array_equal(a, c)
 
 
-def test_egreedy_batch_draws_like_the_agent():
+@pytest.mark.parametrize("A", [2, 4, 8, 11])  # 11: beyond the bit-pattern tables
+def test_egreedy_batch_draws_like_the_agent(A):
     rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
-    ag = rl.QLearning(5, 4, epsilon=0.4, seed=rng_a)
-    ag.q[:] = [[0, 0, 0, 0], [1, 2, 2, 0], [3, 1, 1, 1], [0, 0, 5, 5], [1, 1, 1, 9]]
-    states = np.tile(np.arange(5), 40)
+    ag = rl.QLearning(6, A, epsilon=0.4, seed=rng_a)
+    ag.q[:] = np.random.default_rng(A).integers(0, 3, (6, A))  # many ties
+    ag.q[0] = 0.0
+    states = np.tile(np.arange(6), 40)
     seq = [ag.act(int(s)) for s in states]
     batch = []
     for s in states:  # one at a time: the draw pattern of act
         batch.append(int(rl.batch.egreedy_batch(ag.q[[s]].T.copy(), np.array([0.4]), rng_b)[0]))
     assert seq == batch
-    acts = rl.batch.egreedy_batch(np.tile(ag.q[[1]].T, (1, 40000)), np.full(40000, 0.4), np.random.default_rng(0))
-    np.testing.assert_allclose(np.bincount(acts, minlength=4) / 40000, [0.1, 0.4, 0.4, 0.1], atol=0.01)
+    row = np.zeros(A)
+    row[[0, A - 1]] = 2.0  # a two-way tie at both ends
+    acts = rl.batch.egreedy_batch(np.tile(row[:, None], (1, 40000)), np.full(40000, 0.4), np.random.default_rng(0))
+    expected = np.full(A, 0.4 / A)
+    expected[[0, A - 1]] += 0.3
+    np.testing.assert_allclose(np.bincount(acts, minlength=A) / 40000, expected, atol=0.012)
 
 
 @pytest.mark.parametrize("kw,exc,match", [

@@ -40,35 +40,53 @@ def egreedy_batch(q_cols, epsilon, rng):
     actions for greedy columns with ties, in order."""
     A, n = q_cols.shape
     explore = rng.random(n) < epsilon
-    is_max = (q_cols == q_cols.max(axis=0)).view(np.int8)
-    # first greedy action = A - max_j (A - j) [is_max_j]; argmax over axis 0 is several times slower
-    actions = (A - (is_max * _weights(A)).max(axis=0)).astype(np.int64)
+    is_max = q_cols == q_cols.max(axis=0)
+    tables = _tie_tables(A)
+    if tables is not None:
+        # The set of greedy actions as a bit pattern; small tables give the first greedy action,
+        # the tie count and the k-th tied action of every pattern.
+        pow2, first_of, count_of, kth_of = tables
+        code = (is_max.view(np.uint8) * pow2).sum(axis=0, dtype=np.uint8)
+        actions = first_of.take(code)
+        count = count_of.take(code)
+    else:
+        actions = np.argmax(is_max, axis=0)
+        count = is_max.sum(axis=0)
     n_exp = np.count_nonzero(explore)
     if n_exp:
         actions[explore] = (rng.random(n_exp) * A).astype(np.int64)
-    count = is_max.sum(axis=0, dtype=np.int8 if A < 127 else np.int64)
-    tied = (count > 1) & ~explore
+    tied = (count > 1) > explore
     n_tied = np.count_nonzero(tied)
     if n_tied:
-        target = (rng.random(n_tied) * count[tied]).astype(np.int64) + 1  # the target-th tied action
-        im = is_max[:, tied]
-        seen = np.zeros(n_tied, dtype=np.int64)
-        index = np.zeros(n_tied, dtype=np.int64)
-        for j in range(A - 1):  # index = how many actions come before the target-th tied one
-            seen += im[j]
-            index += seen < target
-        actions[tied] = index
+        k = (rng.random(n_tied) * count[tied]).astype(np.int64)  # the k-th (0-based) tied action
+        if tables is not None:
+            actions[tied] = kth_of.take(code[tied].astype(np.int64) * A + k)
+        else:
+            im = is_max[:, tied]
+            rank = np.cumsum(im, axis=0) - 1
+            actions[tied] = np.argmax(im & (rank == k), axis=0)
     return actions
 
 
-_WEIGHTS = {}
+_TABLES = {}
 
 
-def _weights(A):
-    w = _WEIGHTS.get(A)
-    if w is None:
-        w = _WEIGHTS[A] = np.arange(A, 0, -1, dtype=np.int8 if A < 127 else np.int64)[:, None]
-    return w
+def _tie_tables(A):
+    """For A <= 8 actions: (pow2 (A, 1) uint8, first (2^A,), count (2^A,), kth (2^A * A,)) int64 tables
+    indexed by the bit pattern of greedy actions; None for more actions."""
+    if A > 8:
+        return None
+    if A not in _TABLES:
+        codes = np.arange(2 ** A)
+        bits = (codes[:, None] >> np.arange(A)) & 1  # (2^A, A)
+        first = np.where(bits.any(1), np.argmax(bits, axis=1), 0).astype(np.int64)
+        count = bits.sum(1).astype(np.int64)
+        kth = np.zeros((2 ** A, A), dtype=np.int64)
+        for c in range(2 ** A):
+            on = np.flatnonzero(bits[c])
+            kth[c, : on.size] = on
+        _TABLES[A] = ((1 << np.arange(A, dtype=np.uint8))[:, None].astype(np.uint8), first, count, kth.reshape(-1))
+    return _TABLES[A]
 
 
 def batch_train(env, agent, runs, episodes, *, alpha=0.5, gamma=1.0, epsilon=0.1, epsilon_decay=1.0,
