@@ -36,14 +36,12 @@ __global__ void max_fwd_kernel(Pool2dParams p, const T* __restrict__ x, T* __res
     const int64_t wb = max(w0, (int64_t)0), we = min(w0 + p.kw, p.W);
     A best = -INFINITY;
     int64_t best_at = hb * p.W + wb;
-    bool found_nan = false;
-    for (int64_t ih = hb; ih < he && !found_nan; ++ih)
+    for (int64_t ih = hb; ih < he; ++ih)
       for (int64_t iw = wb; iw < we; ++iw) {
         const A v = to_acc(xp[ih * p.W + iw]);
-        if (v > best || isnan(v)) {
+        if (v > best || isnan(v)) {  // as PyTorch: a NaN replaces the max, the last NaN wins
           best = v;
           best_at = ih * p.W + iw;
-          if (isnan(v)) { found_nan = true; break; }
         }
       }
     y[o] = from_acc<T>(best);
@@ -77,7 +75,7 @@ template <typename T>
 __global__ void avg_fwd_kernel(Pool2dParams p, const T* __restrict__ x, T* __restrict__ y) {
   using A = typename Acc<T>::type;
   const int64_t total = p.planes() * p.out_plane();
-  const A inv_area = A(1) / A(p.kh * p.kw);
+  const A inv_area = A(1) / (A(p.kh) * A(p.kw));
   for (int64_t o = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; o < total; o += (int64_t)gridDim.x * blockDim.x) {
     const int64_t ow = o % p.Wo, oh = (o / p.Wo) % p.Ho, plane = o / p.out_plane();
     const T* xp = x + plane * p.in_plane();
@@ -95,7 +93,7 @@ template <typename T>
 __global__ void avg_bwd_kernel(Pool2dParams p, const T* __restrict__ dy, T* __restrict__ dx) {
   using A = typename Acc<T>::type;
   const int64_t total = p.planes() * p.in_plane();
-  const A inv_area = A(1) / A(p.kh * p.kw);
+  const A inv_area = A(1) / (A(p.kh) * A(p.kw));
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
     const int64_t iw = i % p.W, ih = (i / p.W) % p.H, plane = i / p.in_plane();
     int64_t oh0, oh1, ow0, ow1;
