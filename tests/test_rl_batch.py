@@ -136,3 +136,27 @@ def test_time_limit_read_from_the_wrapper_only():
     assert rl.tabular_model(rl.FrozenLake(max_episode_steps=7)).time_limit == 7
     _, lengths = rl.batch_train(g, "q_learning", 20, 30, epsilon=1.0, return_lengths=True)
     assert lengths.max() <= 100
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows=st.integers(1, 4), cols=st.integers(2, 5), slip=st.sampled_from([0.0, 0.3, 1.0]),
+       kind=st.sampled_from(["q_learning", "sarsa", "expected_sarsa"]), alpha=st.floats(0.05, 1.0),
+       gamma=st.floats(0.0, 1.0), epsilon=st.floats(0.0, 1.0), decay=st.sampled_from([1.0, 0.9]),
+       max_steps=st.sampled_from([None, 1, 7]), init=st.sampled_from([0.0, 1.0, -2.0]), seed=st.integers(0, 2**31))
+def test_property_one_run_equals_sequential(rows, cols, slip, kind, alpha, gamma, epsilon, decay, max_steps, init, seed):
+    """Random grid worlds and hyperparameters: batch (vectorised, runs=1) == train, bit for bit."""
+    def make():
+        return rl.GridWorld(shape=(rows, cols), start=None, terminals=[rows * cols - 1], slip=slip,
+                            rewards={0: 1.0}, max_episode_steps=50)
+    kw = dict(alpha=alpha, gamma=gamma, epsilon=epsilon, epsilon_decay=decay, initial_q=init)
+    env = make()
+    agent = CLS[kind](env.observation_space.n, 4, seed=seed, **kw)
+    returns, lengths = rl.train(env, agent, 15, max_steps=max_steps, seed=seed + 1, return_lengths=True)
+    b_ret, b_len, b_q = rl.batch_train(make(), kind, 1, 15, max_steps=max_steps, seed=seed, env_seed=seed + 1,
+                                       return_lengths=True, return_q=True, sequential_below=0, **kw)
+    np.testing.assert_array_equal(b_ret[0], returns)
+    np.testing.assert_array_equal(b_len[0], lengths)
+    np.testing.assert_array_equal(b_q[0], agent.q)
