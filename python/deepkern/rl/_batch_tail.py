@@ -2,7 +2,6 @@
 episode), numpy's fixed per-call cost on tiny arrays exceeds the scalar code's cost per step,
 so the remaining runs are finished one after another with the scalar agent, drawing from the
 same generators in the same pattern (so results stay exactly those of the sequential rules)."""
-import numpy as np
 
 
 class _Outcomes:
