@@ -122,15 +122,9 @@ def test_integer_bool_and_half_inputs_promote_and_work(spec, kind, rng):
             assert np.array_equal(o, e, equal_nan=True), f"{name} as {kind}: result differs from the {comp_dt} call"
 
 
-_BUG_LONGDOUBLE = (
-    "BUG: _validate.result_dtype/compute_dtype keep any 'f'-kind dtype, so np.longdouble (float128) is passed to "
-    "the binding, which raises 'TypeError: x: expected a float32 or float64 array' (no op name, raised after "
-    "validation). Fix: reject it in _check_dtype naming op and argument, or compute it in float64"
-)
 
 
 @pytest.mark.parametrize("spec", SPECS)
-@pytest.mark.xfail(strict=True, reason=_BUG_LONGDOUBLE)
 def test_long_double_is_a_documented_type_error_or_works(spec, rng):
     kw = spec.make(rng, np.float64)
     kw[spec.arrays[0]] = kw[spec.arrays[0]].astype(np.longdouble)
@@ -192,17 +186,9 @@ def test_ragged_list_is_a_type_error_naming_the_argument(spec, rng):
         spec.call(kw)
 
 
-_BUG_NONE = (
-    "BUG: _validate.as_float_arrays treats every None as an absent optional argument, so a required "
-    "array passed as None is not rejected: pooling reaches np.result_type() with no arrays ('ValueError: at least "
-    "one array or dtype is required', naming neither op nor argument); conv2d, lstm_cell, lstm and "
-    "scaled_dot_product_attention crash on None.ndim (AttributeError). Fix: as_float_arrays should take the "
-    "names of the optional arguments and raise TypeError(f\"{op}: '{name}' is required\") for the others"
-)
 
 
 @pytest.mark.parametrize("spec", SPECS)
-@pytest.mark.xfail(strict=True, reason=_BUG_NONE)
 def test_none_for_a_required_array_is_a_type_error_naming_it(spec, rng):
     required = [n for n in spec.arrays if n not in spec.optional]
     for name in required:
@@ -315,19 +301,12 @@ _FakeCupy.__module__ = "cupy._core.core"
 
 # ----------------------------------------------------------------------------- huge sizes
 
-_BUG_HUGE_STRIDE = (
-    "BUG: _validate.int_pair has no upper bound, so a stride (or padding) >= 2**63 passes Python validation "
-    "and fails in the binding's int_params cast<int64_t> with pybind11's RuntimeError 'Unable to cast Python "
-    "instance of type int' instead of a ValueError naming the argument"
-)
 
 
 @pytest.mark.parametrize("spec", SPECS)
-def test_stride_beyond_int64_is_a_value_error(spec, rng, request):
+def test_stride_beyond_int64_is_a_value_error(spec, rng):
     if "stride" not in spec.params:
         pytest.skip("no stride")
-    if spec.name in ("max_pool2d", "avg_pool2d", "conv2d"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=_BUG_HUGE_STRIDE))
     kw = spec.make(rng, np.float32)
     with pytest.raises(ValueError, match=rf"{spec.name}: 'stride'"):
         spec.call({**kw, "stride": 2**70})
@@ -349,17 +328,9 @@ _HANG_SCRIPT = textwrap.dedent("""
     print(y.ravel().tolist())
 """)
 
-_BUG_HUGE_KERNEL = (
-    "BUG: csrc/cpu/pooling_impl.h loops over every window column j < kw (and, per output row, over the "
-    "window rows) even where the window lies in the padding, so kernel_size (1, 2**31) with padding (0, 2**30) "
-    "on a 4x4 input passes validation and then runs ~2**31 empty iterations (minutes; 2**40 would take hours). "
-    "Fix: clamp the j loop to offsets that can hit the input (j - pw in (-(Wo-1)*sw, W)); avg_forward should also "
-    "compute 1/(kh*kw) in floating point, since kh*kw overflows int64 for kernels >= 2**32"
-)
 
 
 @pytest.mark.parametrize("op", ["max_pool2d", "avg_pool2d"])
-@pytest.mark.xfail(strict=True, reason=_BUG_HUGE_KERNEL)
 def test_huge_kernel_with_padding_finishes_quickly(op):
     """A huge kernel that passes validation (padding = kernel // 2) must cost O(input), not O(kernel)."""
     if not hasattr(dk, op):
@@ -403,9 +374,6 @@ def test_set_num_threads_rejects_non_positive_ints(n):
         dk.set_num_threads(n)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: set_num_threads checks n >= 1 but not n <= INT_MAX; 2**40 reaches the pybind11 binding "
-    "(int) and fails with pybind11's 'incompatible function arguments' TypeError instead of a ValueError"))
 def test_set_num_threads_rejects_values_beyond_int():
     n0 = dk.get_num_threads()
     try:
