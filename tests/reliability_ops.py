@@ -294,6 +294,11 @@ class Conv2dSpec(OpSpec):
             ("padding_neg", lambda kw: {**kw, "padding": -1}, ValueError, "'padding' must be >= 0"),
             ("padding_float", lambda kw: {**kw, "padding": 1.0}, TypeError, "'padding' must be an int"),
             ("dilation_2e40", lambda kw: {**kw, "dilation": 2**40}, ValueError, "kernel larger than padded input"),
+            ("dilation_2e41", lambda kw: {**kw, "dilation": 2**41}, ValueError, "'dilation' must be <= 2\\*\\*40"),
+            # legal but absurd: the output cannot be allocated (numpy's errors; nothing reaches a kernel)
+            ("padding_2e20", lambda kw: {**kw, "padding": 2**20}, MemoryError, "Unable to allocate"),
+            ("padding_2e40", lambda kw: {**kw, "padding": 2**40}, (MemoryError, ValueError),
+             "Unable to allocate|array is too big"),
             ("out_wrong_shape", lambda kw: {**kw, "out": np.empty((2, 4, 4, 8), np.float32)}, ValueError, rf"{op}: 'out' has shape"),
             ("out_wrong_dtype", lambda kw: {**kw, "out": np.empty((2, 4, 4, 9), np.float64)}, TypeError, rf"{op}: 'out' has dtype"),
             ("out_list", lambda kw: {**kw, "out": [[0.0]]}, TypeError, rf"{op}: 'out' is a list"),

@@ -292,6 +292,17 @@ def test_backward_grad_arguments(spec, rng):
     _bitwise_equal(spec.backward(ctx, grads), want, "second backward")
 
 
+@pytest.mark.parametrize("spec", SPECS)
+def test_mixing_numpy_and_cupy_arrays_is_a_type_error_naming_both(spec, rng):
+    if len(spec.arrays) < 2:
+        pytest.skip("one array argument: nothing to mix")
+    kw = spec.make(rng, np.float32)
+    first, second = spec.arrays[0], spec.arrays[1]
+    kw[second] = _FakeCupy()
+    with pytest.raises(TypeError, match=rf"{spec.name}: argument '{second}' is a cupy array \(GPU\) but '{first}'"):
+        spec.call(kw)
+
+
 class _FakeCupy:
     """Looks like a cupy array to deepkern's device check (type's module is cupy.*)."""
 
