@@ -39,27 +39,29 @@ rm -f "$log".*
 # halt_on_error / abort_on_error: the first report fails the run (UBSan otherwise only prints).
 # log_path: reports from any process (tests start subprocesses) land in $log.<pid>.
 export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:halt_on_error=1:abort_on_error=1:log_path=$log:${ASAN_OPTIONS:-}"
-export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:log_path=$log:${UBSAN_OPTIONS:-}"
+# UBSan (as loaded here, beside ASan) ignores log_path and writes to fd 2: pytest runs with
+# --capture=sys so C-level stderr is not swallowed, and stderr is teed into $log.stderr.
+export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:${UBSAN_OPTIONS:-}"
 [ $# -gt 0 ] || set -- -q tests
 
 echo "== sanitized module: $(ls "$pkg"/_cpu*.so)"
 echo "== LD_PRELOAD=$asan $ubsan"
 status=0
-LD_PRELOAD="$asan $ubsan" PYTHONPATH="$root/$dir/python:$root/tests" python3 -m pytest -p no:cacheprovider "$@" \
-  || status=$?
+LD_PRELOAD="$asan $ubsan" PYTHONPATH="$root/$dir/python:$root/tests" \
+  python3 -m pytest -p no:cacheprovider --capture=sys "$@" 2> >(tee "$log.stderr" >&2) || status=$?
+sleep 1  # let tee flush
 
 # A report is an ASan/UBSan error; "WARNING: AddressSanitizer failed to allocate" is the expected
 # note behind the tests' deliberate MemoryError (allocator_may_return_null=1) and is not one.
 reports=$(grep -l -E "ERROR: AddressSanitizer|runtime error:|SUMMARY: " "$log".* 2>/dev/null || true)
 if [ -n "$reports" ]; then
   echo "== sanitizer reports:"
-  cat $reports
+  grep -h -A12 -E "ERROR: AddressSanitizer|runtime error:" $reports | head -120
   echo "sanitize.sh: NOT CLEAN (reports above, also in: $reports)"
   exit 1
 fi
-if compgen -G "$log.*" >/dev/null; then
-  echo "== sanitizer notes (not errors): $(cat "$log".* | sort | uniq -c | sed 's/==[0-9]*==//' | tr -s ' ')"
-fi
+notes=$(cat "$log".* 2>/dev/null | grep "WARNING: AddressSanitizer" | sed 's/==[0-9]*==//' | sort | uniq -c | tr -s ' ')
+[ -z "$notes" ] || echo "== sanitizer notes (not errors): $notes"
 if [ "$status" -ne 0 ]; then
   echo "sanitize.sh: no sanitizer report, but pytest exited $status"
   exit "$status"
