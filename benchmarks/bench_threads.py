@@ -27,10 +27,11 @@ from deepkern import _cpu  # noqa: E402
 
 
 def workloads(rng):
-    """(name, shape label, fn) — each call a few tens of ms on one core."""
-    x = rng.standard_normal((16, 64, 64, 64)).astype(np.float32)
-    dy2 = rng.standard_normal((16, 64, 32, 32)).astype(np.float32)
-    dy3 = rng.standard_normal((16, 64, 21, 21)).astype(np.float32)
+    """(name, shape label, fn) — each call tens of ms on one core, so that scheduling noise on a
+    shared machine (a descheduled OpenMP thread stalls its team for a time slice) weighs less."""
+    x = rng.standard_normal((32, 64, 96, 96)).astype(np.float32)
+    dy2 = rng.standard_normal((32, 64, 48, 48)).astype(np.float32)
+    dy3 = rng.standard_normal((32, 64, 32, 32)).astype(np.float32)
     out = []
 
     def max_fb():
@@ -41,26 +42,26 @@ def workloads(rng):
         _, ctx = dk.avg_pool2d(x, 3, return_ctx=True)
         dk.avg_pool2d_backward(ctx, dy3)
 
-    out.append(("max_pool2d fwd+bwd", "16x64x64x64 k2 f32", max_fb))
-    out.append(("avg_pool2d fwd+bwd", "16x64x64x64 k3 f32", avg_fb))
-    a = rng.standard_normal((512, 512)).astype(np.float32)
-    b = rng.standard_normal((512, 512)).astype(np.float32)
-    c = np.empty((512, 512), np.float32)
-    out.append(("gemm (internal)", "512x512x512 f32", lambda: _cpu.gemm(a, b, c)))
+    out.append(("max_pool2d fwd+bwd", "32x64x96x96 k2 f32", max_fb))
+    out.append(("avg_pool2d fwd+bwd", "32x64x96x96 k3 f32", avg_fb))
+    a = rng.standard_normal((1536, 1536)).astype(np.float32)
+    b = rng.standard_normal((1536, 1536)).astype(np.float32)
+    c = np.empty((1536, 1536), np.float32)
+    out.append(("gemm (internal)", "1536^3 f32", lambda: _cpu.gemm(a, b, c)))
     if hasattr(dk, "conv2d"):
-        xc = rng.standard_normal((8, 32, 32, 32)).astype(np.float32)
-        wc = rng.standard_normal((64, 32, 3, 3)).astype(np.float32)
-        out.append(("conv2d fwd", "8x32x32x32 -> 64, 3x3 f32", lambda: dk.conv2d(xc, wc, padding=1)))
+        xc = rng.standard_normal((16, 64, 56, 56)).astype(np.float32)
+        wc = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+        out.append(("conv2d fwd", "16x64x56x56 -> 64, 3x3 f32", lambda: dk.conv2d(xc, wc, padding=1)))
     if hasattr(dk, "lstm"):
-        T, B, I, H = 32, 32, 128, 128
+        T, B, I, H = 64, 64, 256, 256
         xs = rng.standard_normal((T, B, I)).astype(np.float32)
         h0 = np.zeros((B, H), np.float32)
         wih = rng.standard_normal((4 * H, I)).astype(np.float32) * 0.1
         whh = rng.standard_normal((4 * H, H)).astype(np.float32) * 0.1
         out.append(("lstm fwd", f"T{T} B{B} I{I} H{H} f32", lambda: dk.lstm(xs, h0, h0, wih, whh)))
     if hasattr(dk, "scaled_dot_product_attention"):
-        q = rng.standard_normal((8, 4, 256, 64)).astype(np.float32)
-        out.append(("sdpa fwd", "8x4x256x64 f32", lambda: dk.scaled_dot_product_attention(q, q, q)))
+        q = rng.standard_normal((8, 8, 512, 64)).astype(np.float32)
+        out.append(("sdpa fwd", "8x8x512x64 f32", lambda: dk.scaled_dot_product_attention(q, q, q)))
     return out
 
 
@@ -87,14 +88,14 @@ def overlap_ratio(fn, repeats):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", default=None)
-    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--repeats", type=int, default=10)
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     work = workloads(rng)
     n0 = dk.get_num_threads()
     rows = []
 
-    print(f"== OpenMP speedup, set_num_threads 1 vs 2  ({machine_description()})")
+    print(f"== OpenMP speedup, set_num_threads 1 vs 2  ({machine_description()}; load average {os.getloadavg()})")
     hdr = f"{'op':24s} {'shape':28s} {'1 thr ms':>9s} {'2 thr ms':>9s} {'speedup':>8s}"
     print(hdr + "\n" + "-" * len(hdr))
     for name, shape, fn in work:
@@ -118,6 +119,7 @@ def main():
         rows.append(dict(kind="gil_overlap", op=name, ms_one_call=t1 * 1e3, ms_two_threads=t2 * 1e3, ratio=r))
         print(f"{name:24s} {t1 * 1e3:10.2f} {t2 * 1e3:9.2f} {r:6.2f}")
     dk.set_num_threads(n0)
+    print(f"load average after: {os.getloadavg()}")
 
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
