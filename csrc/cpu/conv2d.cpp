@@ -19,20 +19,14 @@
 #include <vector>
 
 #include "cpu/conv2d_im2col.h"
+#include "cpu/conv2d_scratch.h"
+#include "cpu/conv2d_shifted.h"
 #include "cpu/gemm.h"
 #include "cpu/parallel.h"
 
 namespace dk::cpu {
 
 namespace {
-
-// Per-thread scratch, grown on demand and kept (conv runs again and again in training).
-template <typename T>
-T* thread_buffer(int slot, size_t n) {
-  static thread_local std::vector<T> bufs[2];
-  if (bufs[slot].size() < n) bufs[slot].resize(n);
-  return bufs[slot].data();
-}
 
 // Output rows per band: the column matrix (CRS x rows*Wo) of about 256K elements.
 int64_t band_rows(const Conv2dParams& p) {
@@ -69,7 +63,7 @@ void forward_item(const Conv2dParams& p, const T* x, const T* w, const T* b, T* 
     col = x_n + p0;
     ldcol = P;
   } else {
-    T* buf = thread_buffer<T>(0, size_t(CRS * pc));
+    T* buf = conv_thread_buffer<T>(kColSlot, size_t(CRS * pc));
 #pragma omp parallel for schedule(static) num_threads(num_threads()) if (par)
     for (int64_t c = 0; c < p.C; ++c) im2col(p, x_n, oh0, oh1, c, c + 1, buf);
     col = buf;
@@ -83,6 +77,10 @@ void forward_item(const Conv2dParams& p, const T* x, const T* w, const T* b, T* 
 
 template <typename T>
 void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
+  if (shifted_applies(p)) {
+    conv2d_forward_shifted(p, x, w, b, y);
+    return;
+  }
   const int64_t rows = p.is_pointwise() ? p.Ho : band_rows(p);
   const int64_t bands = (p.Ho + rows - 1) / rows;
   const int64_t items = p.N * bands;
@@ -141,13 +139,13 @@ void backward_sample(const Conv2dParams& p, const T* x, const T* w, const T* dy,
     const int64_t oh1 = std::min(p.Ho, oh0 + rows);
     const int64_t p0 = oh0 * p.Wo, pc = (oh1 - oh0) * p.Wo;
     if (dw_acc) {
-      T* col = thread_buffer<T>(0, size_t(CRS * pc));
+      T* col = conv_thread_buffer<T>(kColSlot, size_t(CRS * pc));
 #pragma omp parallel for schedule(static) num_threads(num_threads()) if (par)
       for (int64_t c = 0; c < p.C; ++c) im2col(p, x_n, oh0, oh1, c, c + 1, col);
       gemm<T>(false, true, p.K, CRS, pc, T(1), dy_n + p0, P, col, pc, T(1), dw_acc, CRS, par);
     }
     if (dx_n) {
-      T* dcol = thread_buffer<T>(1, size_t(CRS * pc));
+      T* dcol = conv_thread_buffer<T>(kDcolSlot, size_t(CRS * pc));
       gemm<T>(true, false, CRS, pc, p.K, T(1), w, CRS, dy_n + p0, P, T(0), dcol, pc, par);
 #pragma omp parallel for schedule(static) num_threads(num_threads()) if (par)
       for (int64_t c = 0; c < p.C; ++c) col2im_add(p, dcol, oh0, oh1, c, c + 1, dx_n);
@@ -155,11 +153,35 @@ void backward_sample(const Conv2dParams& p, const T* x, const T* w, const T* dy,
   }
 }
 
+// For stride 1, dx is itself a stride-1 convolution: of dy, padded by (dilated extent - 1 -
+// padding), with the weights flipped in (i, j) and transposed to (C, K, kh, kw). That runs on
+// the shifted GEMM with no col2im. Needs padding <= dilated extent - 1 on both axes.
+bool dx_as_conv(const Conv2dParams& p) {
+  return shifted_applies(p) && p.ph <= p.dh * (p.kh - 1) && p.pw <= p.dw * (p.kw - 1);
+}
+
+template <typename T>
+void dx_by_transposed_conv(const Conv2dParams& p, const T* w, const T* dy, T* dx) {
+  std::vector<T> wt(size_t(p.K * p.crs()));
+  for (int64_t k = 0; k < p.K; ++k)
+    for (int64_t c = 0; c < p.C; ++c)
+      for (int64_t i = 0; i < p.kh; ++i)
+        for (int64_t j = 0; j < p.kw; ++j)
+          wt[((c * p.K + k) * p.kh + (p.kh - 1 - i)) * p.kw + (p.kw - 1 - j)] = w[((k * p.C + c) * p.kh + i) * p.kw + j];
+  Conv2dParams q{p.N, p.K, p.Ho, p.Wo, p.C, p.kh, p.kw, p.H, p.W, 1, 1,
+                 p.dh * (p.kh - 1) - p.ph, p.dw * (p.kw - 1) - p.pw, p.dh, p.dw};
+  conv2d_forward_shifted(q, dy, wt.data(), static_cast<const T*>(nullptr), dx);
+}
+
 }  // namespace
 
 template <typename T>
 void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
   if (db) bias_grad(p, dy, db);
+  if (dx && dx_as_conv(p)) {
+    dx_by_transposed_conv(p, w, dy, dx);
+    dx = nullptr;  // done; the loop below computes dw only
+  }
   if (!dx && !dw) return;
   const int64_t wsize = p.K * p.crs();
   const int nt = num_threads();
