@@ -309,3 +309,35 @@ def test_model_trains_on_gpu(rng):  # pragma: no cover - runs only where a GPU i
         model.forward(x)
     model.to("cpu")
     assert isinstance(model.parameters()[0].value, np.ndarray)
+
+
+def test_sequential_with_lstm_torch_state_summary_and_save(tmp_path, rng):
+    """Integration with the recurrent layers: torch weights (two LSTM biases summed), summary's
+    4(H(I+H)+H) count, save/load round trip."""
+
+    class TorchNet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(11, 5)
+            self.lstm = torch.nn.LSTM(5, 6, num_layers=2, batch_first=True)
+            self.fc = torch.nn.Linear(6, 3)
+
+        def forward(self, idx):
+            y, _ = self.lstm(self.emb(idx))
+            return self.fc(y[:, -1])
+
+    torch.manual_seed(0)
+    net = TorchNet().double()
+    model = nn.Sequential([nn.Embedding(11, 5, dtype=np.float64), nn.LSTM(5, 6, num_layers=2, dtype=np.float64),
+                           nn.Dense(6, 3, dtype=np.float64)])
+    model.load_torch_state_dict(net.state_dict())
+    idx = rng.integers(0, 11, (4, 7))
+    assert_close(model.predict(idx), net(torch.tensor(idx)).detach().numpy(), rtol=1e-9, atol=1e-11)
+    text = model.summary(input_shape=(7,), print_fn=None)
+    lstm_count = 4 * (6 * (5 + 6) + 6) + 4 * (6 * (6 + 6) + 6)
+    assert model[1].num_params() == lstm_count and f"{lstm_count:,}" in text
+    assert "(None, 7, 5)" in text and "(None, 6)" in text and "(None, 3)" in text
+    path = str(tmp_path / "lstm.npz")
+    model.save(path)
+    loaded = nn.Sequential.load(path)
+    np.testing.assert_array_equal(loaded.predict(idx), model.predict(idx))
