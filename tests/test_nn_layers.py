@@ -121,6 +121,15 @@ def test_dropout_inverted_and_identity_at_inference(rng):
         nn.Dropout(1.0)
 
 
+def test_dropout_gradient_by_finite_differences(rng):
+    class FixedMaskDropout(nn.Dropout):  # the same mask on every forward, so differences are defined
+        def forward(self, x, training=True):
+            self._rng = np.random.default_rng(123)
+            return super().forward(x, training)
+
+    check_layer_grads(FixedMaskDropout(0.4), rng.standard_normal((5, 6)), rng)
+
+
 def test_embedding_forward_and_grads(rng):
     layer = nn.Embedding(7, 3, seed=0, dtype=np.float64)
     idx = rng.integers(0, 7, (4, 5))

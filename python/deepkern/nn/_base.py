@@ -155,7 +155,10 @@ class Layer:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        _LAYER_REGISTRY[cls.__name__] = cls
+        old = _LAYER_REGISTRY.get(cls.__name__)
+        # a user's class never shadows deepkern's own layer of the same name (Sequential.load)
+        if old is None or not old.__module__.startswith("deepkern.") or cls.__module__.startswith("deepkern."):
+            _LAYER_REGISTRY[cls.__name__] = cls
 
     def __new__(cls, *args, **kwargs):
         obj = super().__new__(cls)
