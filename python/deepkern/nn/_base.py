@@ -321,5 +321,6 @@ class Layer:
 
     def __repr__(self):
         args, kwargs = self._init_args
-        parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+        show = lambda v: v.__name__ if isinstance(v, type) else repr(v)  # noqa: E731
+        parts = [show(a) for a in args] + [f"{k}={show(v)}" for k, v in kwargs.items()]
         return f"{type(self).__name__}({', '.join(parts)})"

@@ -85,8 +85,8 @@ class Dropout(_Elementwise):
         xp = xp_of(x)
         if xp is np:
             keep = self._rng.random(x.shape) >= self.p
-        else:  # pragma: no cover - GPU: cupy's generator, seeded from ours
-            keep = xp.random.default_rng(int(self._rng.integers(2**63))).random(x.shape) >= self.p
+        else:  # pragma: no cover - GPU: a cupy generator seeded from ours, so seeds still reproduce
+            keep = xp.random.RandomState(int(self._rng.integers(2**31))).random_sample(x.shape) >= self.p
         self._mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
         return x * self._mask
 
