@@ -163,7 +163,7 @@ def fit(model, x, y, loss, optimizer, epochs, batch_size, validation_data, valid
         if scheduler is not None:
             history.setdefault("lr", []).append(float(optimizer.lr))
             scheduler.step()
-        if progress and bar is not None:
+        if progress:  # one line per epoch, with or without tqdm
             msg = " ".join(f"{k}={v[-1]:.4f}" for k, v in history.items())
             print(f"epoch {epoch + 1}/{epochs}: {msg}")
         if early_stopping is not None:
