@@ -116,3 +116,42 @@ class Flatten(Layer):
 
     def output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
+
+
+class LeakyReLU(_Elementwise):
+    """max(x, 0) + negative_slope * min(x, 0) (PyTorch's default slope 0.01)."""
+
+    def __init__(self, negative_slope=0.01):
+        self.negative_slope = float(negative_slope)
+        self._mask = None
+
+    def forward(self, x, training=True):
+        x = _float(x)
+        mask = x > 0
+        self._mask = mask if training else None
+        return xp_of(x).where(mask, x, x * x.dtype.type(self.negative_slope))
+
+    def backward(self, dy):
+        check_backward("LeakyReLU", self._mask, dy, self._mask.shape if self._mask is not None else None)
+        return xp_of(dy).where(self._mask, dy, dy * dy.dtype.type(self.negative_slope))
+
+
+class Softmax(_Elementwise):
+    """softmax over the last axis (for probabilities at inference; train on logits with
+    SoftmaxCrossEntropy, which is more stable)."""
+
+    def __init__(self):
+        self._y = None
+
+    def forward(self, x, training=True):
+        x = _float(x)
+        xp = xp_of(x)
+        e = xp.exp(x - x.max(axis=-1, keepdims=True))
+        y = e / e.sum(axis=-1, keepdims=True)
+        self._y = y if training else None
+        return y
+
+    def backward(self, dy):
+        y = self._y
+        check_backward("Softmax", y, dy, y.shape if y is not None else None)
+        return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
