@@ -133,6 +133,16 @@ class Parameter:
         return f"Parameter({self.name or '?'}, shape={tuple(self.value.shape)}, dtype={self.value.dtype})"
 
 
+def _clear_grads(v):
+    if isinstance(v, Parameter):
+        v.grad = None
+    elif isinstance(v, Layer):
+        v.zero_grad()
+    elif isinstance(v, (list, tuple)):
+        for e in v:
+            _clear_grads(e)
+
+
 def _jsonable(v):
     if v is None or isinstance(v, (bool, str)):
         return v
@@ -206,8 +216,10 @@ class Layer:
         return sum(p.size for p in self.parameters())
 
     def zero_grad(self):
-        for p in self.parameters():
-            p.zero_grad()
+        # walks attributes directly (this runs every training step; parameters() builds names)
+        for k, v in self.__dict__.items():
+            if not k.startswith("_init"):
+                _clear_grads(v)
 
     def state_dict(self):
         """{dotted name: numpy array} of every parameter (a copy, on the CPU)."""
