@@ -341,3 +341,30 @@ def test_sequential_with_lstm_torch_state_summary_and_save(tmp_path, rng):
     model.save(path)
     loaded = nn.Sequential.load(path)
     np.testing.assert_array_equal(loaded.predict(idx), model.predict(idx))
+
+
+def test_nested_containers_parameters_zero_grad_and_save(tmp_path, rng):
+    class Pair(nn.Layer):  # a composite layer holding a list of layers
+        def __init__(self, n):
+            self.parts = [nn.Dense(n, n, seed=0), nn.Dense(n, n, seed=1)]
+
+        def forward(self, x, training=True):
+            return self.parts[1].forward(self.parts[0].forward(x, training), training)
+
+        def backward(self, dy):
+            return self.parts[0].backward(self.parts[1].backward(dy))
+
+    inner = nn.Sequential([nn.Dense(3, 3, seed=2), nn.Tanh()])
+    model = nn.Sequential([inner, Pair(3)])
+    names = [n for n, _ in model.named_parameters()]
+    assert names == ["0.0.weight", "0.0.bias", "1.parts.0.weight", "1.parts.0.bias", "1.parts.1.weight",
+                     "1.parts.1.bias"]
+    assert model.num_params() == 3 * 12
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    model.backward(np.ones_like(model.forward(x)))
+    assert all(p.grad is not None for p in model.parameters())
+    model.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
+    path = str(tmp_path / "nested.npz")
+    model.save(path)
+    np.testing.assert_array_equal(nn.Sequential.load(path).predict(x), model.predict(x))
