@@ -1,7 +1,7 @@
 """Dense (fully connected), Embedding and OneHot layers."""
 import numpy as np
 
-from ._base import Layer, Parameter, default_rng, to_numpy, xp_of
+from ._base import Layer, Parameter, default_rng, xp_of
 from ._checks import as_input, check_backward, float_dtype, positive_int
 from ._matmul import gemm
 from .init import initialize
