@@ -8,6 +8,11 @@
    same call made twice in a row from one thread. Wall(2 threads) / wall(1 call) is ~1.0 when the
    binding releases the GIL (the calls overlap on the 2 cores) and ~2.0 when it holds it.
    A pure-Python loop (holds the GIL) is the control: its ratio is ~2.0.
+   This needs two free cores; on a loaded machine everything serialises and it cannot tell.
+3. GIL release, load-proof: while one call runs in a background thread, the main thread counts
+   Python loop iterations. A kernel that holds the GIL lets the main thread run only before and
+   after it (~0 per ms of the call); one that releases it lets the main thread keep counting.
+   Control: sum(range(n)), a C builtin that holds the GIL for its whole run.
 """
 import argparse
 import json
@@ -85,6 +90,25 @@ def overlap_ratio(fn, repeats):
     return t1, t2, t2 / t1
 
 
+def main_thread_progress(fn):
+    """(iterations of a Python loop the main thread ran per ms while fn ran in another thread, ms)."""
+    done = threading.Event()
+
+    def work():
+        fn()
+        done.set()
+
+    t = threading.Thread(target=work)
+    n = 0
+    t0 = time.perf_counter()
+    t.start()
+    while not done.is_set():
+        n += 1
+    t.join()
+    ms = (time.perf_counter() - t0) * 1e3
+    return n / ms, ms
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", default=None)
@@ -118,6 +142,15 @@ def main():
         t1, t2, r = overlap_ratio(fn, max(5, args.repeats // 2))
         rows.append(dict(kind="gil_overlap", op=name, ms_one_call=t1 * 1e3, ms_two_threads=t2 * 1e3, ratio=r))
         print(f"{name:24s} {t1 * 1e3:10.2f} {t2 * 1e3:9.2f} {r:6.2f}")
+    print("\n== GIL release, load-proof: main-thread Python iterations per ms while the call runs elsewhere")
+    hdr = f"{'op':28s} {'call ms':>9s} {'iters/ms':>10s}  (~0 = GIL held during the call)"
+    print(hdr + "\n" + "-" * len(hdr))
+    idle, _ = main_thread_progress(lambda: time.sleep(0.05))
+    for name, _shape, fn in [*work, ("sum(range(3e7)) (control)", "", lambda: sum(range(30_000_000))),
+                             ("time.sleep(50 ms) (idle)", "", lambda: time.sleep(0.05))]:
+        rate, ms = statistics.median([main_thread_progress(fn) for _ in range(3)])
+        rows.append(dict(kind="gil_progress", op=name, ms=ms, iters_per_ms=rate, idle_iters_per_ms=idle))
+        print(f"{name:28s} {ms:9.1f} {rate:10.0f}")
     dk.set_num_threads(n0)
     print(f"load average after: {os.getloadavg()}")
 
