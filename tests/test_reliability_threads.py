@@ -126,3 +126,49 @@ def test_conv2d_backward_dw_bitwise_reproducible_under_contention(threads):
     finally:
         stop.set()
         th.join()
+
+
+_OMP_LIMIT_SCRIPT = """
+import json, numpy as np, deepkern as dk
+from deepkern import _cpu
+rng = np.random.default_rng(0)
+a, b = rng.standard_normal((300, 200)), rng.standard_normal((200, 250))
+x = rng.standard_normal((6, 16, 48)); w_ih = rng.standard_normal((256, 48)) * 0.1; w_hh = rng.standard_normal((256, 64)) * 0.1
+out = {}
+for n in (1, 4):
+    dk.set_num_threads(n)
+    c = np.full((300, 250), np.nan)
+    _cpu.gemm(a, b, c)
+    y, _, _ = dk.lstm(x, None, None, w_ih, w_hh)
+    out[n] = (c, y)
+print(json.dumps({"gemm_err": float(np.max(np.abs(out[4][0] - a @ b))) if not np.isnan(out[4][0]).any() else -1.0,
+                  "lstm_err": float(np.max(np.abs(out[4][1] - out[1][1]))) if not np.isnan(out[4][1]).any() else -1.0}))
+"""
+
+_BUG_TEAM_SIZE = (
+    "BUG: csrc/cpu/gemm.cpp gemm() splits C into a g.tm x g.tn grid chosen from the *requested* thread count and "
+    "each thread computes the tile of omp_get_thread_num(); when OpenMP gives a smaller team (OMP_THREAD_LIMIT, "
+    "OMP_DYNAMIC=true on a busy machine, a nested region) the tiles of the missing threads are never computed: "
+    "silent garbage in C (NaN under DEEPKERN_POISON), hence wrong lstm (and nn.Dense) results. Seen with "
+    "OMP_THREAD_LIMIT=1 or 2, or OMP_DYNAMIC=true, and dk.set_num_threads(4). Fix: choose the grid from "
+    "omp_get_num_threads() inside the region (or loop t over the grid with stride omp_get_num_threads())"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=_BUG_TEAM_SIZE)
+@pytest.mark.parametrize("env", [{"OMP_THREAD_LIMIT": "1"}, {"OMP_DYNAMIC": "true", "OMP_THREAD_LIMIT": "2"}])
+def test_results_correct_when_openmp_gives_fewer_threads_than_asked(env):
+    """An OpenMP runtime may hand a parallel region fewer threads than num_threads() asks for;
+    every kernel must still compute every output element."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    full_env = {**os.environ, **env, "PYTHONPATH": os.pathsep.join(sys.path), "DEEPKERN_POISON": "1"}
+    r = subprocess.run([sys.executable, "-c", _OMP_LIMIT_SCRIPT], env=full_env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    errs = json.loads(r.stdout.strip().splitlines()[-1])
+    assert 0 <= errs["gemm_err"] < 1e-9, f"gemm at 4 requested threads: {errs} (-1 = unwritten NaN elements)"
+    assert 0 <= errs["lstm_err"] < 1e-9, f"lstm at 4 requested threads: {errs}"
