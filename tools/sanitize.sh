@@ -60,7 +60,7 @@ if [ -n "$reports" ]; then
   echo "sanitize.sh: NOT CLEAN (reports above, also in: $reports)"
   exit 1
 fi
-notes=$(cat "$log".* 2>/dev/null | grep "WARNING: AddressSanitizer" | sed 's/==[0-9]*==//' | sort | uniq -c | tr -s ' ')
+notes=$(cat "$log".* 2>/dev/null | grep "WARNING: AddressSanitizer" | sed 's/==[0-9]*==//' | sort | uniq -c | tr -s ' ' || true)
 [ -z "$notes" ] || echo "== sanitizer notes (not errors): $notes"
 if [ "$status" -ne 0 ]; then
   echo "sanitize.sh: no sanitizer report, but pytest exited $status"
