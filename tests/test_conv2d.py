@@ -244,3 +244,44 @@ def test_conv2d_backward_bad_inputs():
     _, pctx = dk.max_pool2d(X, 2, return_ctx=True)
     with pytest.raises(TypeError, match="'ctx'"):
         dk.conv2d_backward(pctx, y)
+
+
+_ISA_SCRIPT = r"""
+import sys
+import numpy as np
+import deepkern as dk
+sys.path.insert(0, {tests!r})
+from reference import conv2d_ref, conv2d_backward_ref
+rng = np.random.default_rng(2)
+cases = [((2, 3, 9, 11), (5, 3, 3, 3), (1, 1), (1, 1), (1, 1)), ((1, 2, 10, 7), (9, 2, 2, 4), (1, 1), (1, 3), (2, 1)),
+         ((3, 4, 12, 12), (6, 4, 3, 3), (2, 2), (1, 1), (1, 1)), ((2, 5, 6, 6), (3, 5, 1, 1), (1, 1), (0, 0), (1, 1)),
+         ((4, 16, 20, 20), (24, 16, 3, 3), (1, 1), (1, 1), (1, 1))]
+for dt in (np.float32, np.float64):
+    tol = 2e-4 if dt == np.float32 else 1e-10
+    for xs, ws, s, p, d in cases:
+        x, w, b = rng.standard_normal(xs).astype(dt), rng.standard_normal(ws).astype(dt), rng.standard_normal(ws[0])
+        y, ctx = dk.conv2d(x, w, b.astype(dt), s, p, d, return_ctx=True)
+        dy = rng.standard_normal(y.shape).astype(dt)
+        got = [y, *dk.conv2d_backward(ctx, dy)]
+        want = [conv2d_ref(x, w, b.astype(dt), s, p, d), *conv2d_backward_ref(x, w, dy, True, s, p, d)]
+        for g, r in zip(got, want):
+            err = np.abs(g - r).max() / max(1.0, np.abs(r).max())
+            assert err < tol, (dt, xs, ws, s, p, d, err)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
+def test_conv2d_each_isa_kernel(isa):
+    """Each micro-kernel family (incl. the shifted-GEMM kernel) in its own process."""
+    import os
+    import subprocess
+    import sys
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(dk.__file__)))
+    env = dict(os.environ, DEEPKERN_CPU_ISA=isa, OMP_NUM_THREADS="2",
+               PYTHONPATH=os.pathsep.join([pkg_root, os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, "-c", _ISA_SCRIPT.format(tests=tests)], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

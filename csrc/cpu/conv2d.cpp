@@ -157,7 +157,10 @@ void backward_sample(const Conv2dParams& p, const T* x, const T* w, const T* dy,
 // padding), with the weights flipped in (i, j) and transposed to (C, K, kh, kw). That runs on
 // the shifted GEMM with no col2im. Needs padding <= dilated extent - 1 on both axes.
 bool dx_as_conv(const Conv2dParams& p) {
-  return shifted_applies(p) && p.ph <= p.dh * (p.kh - 1) && p.pw <= p.dw * (p.kw - 1);
+  if (p.sh != 1 || p.sw != 1 || p.ph > p.dh * (p.kh - 1) || p.pw > p.dw * (p.kw - 1)) return false;
+  const Conv2dParams q{p.N, p.K, p.Ho, p.Wo, p.C, p.kh, p.kw, p.H, p.W, 1, 1,
+                       p.dh * (p.kh - 1) - p.ph, p.dw * (p.kw - 1) - p.pw, p.dh, p.dw};
+  return shifted_applies(q);
 }
 
 template <typename T>

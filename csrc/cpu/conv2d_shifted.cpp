@@ -24,26 +24,34 @@ template <typename T>
 struct Shifted {
   const Conv2dParams& p;
   const GemmKernel<T>& kr;
-  int64_t Hp, Wp, plane;  // padded input plane
-  int64_t Q, Qp;          // output positions in padded-width numbering, rounded up to NR
+  int64_t Hq, Wq, plane;  // one phase plane of the padded input (sh x sw phases)
+  int64_t Q, Qp;          // output positions in phase-width numbering, rounded up to NR
   int64_t Kp;             // output channels rounded up to MR
-  int64_t xlen;           // padded input length incl. the slack the last panel reads
+  int64_t xlen;           // phase buffer length incl. the slack the last panel reads
   std::vector<int64_t> offs;
   std::vector<T> Ap;  // weights packed per kc block: block at pc*Kp, panel ir at + ir*kc
 
   Shifted(const Conv2dParams& p_, const T* w) : p(p_), kr(gemm_kernel<T>()) {
-    Hp = p.H + 2 * p.ph;
-    Wp = p.W + 2 * p.pw;
-    plane = Hp * Wp;
-    Q = (p.Ho - 1) * Wp + p.Wo;
+    Hq = shifted_phase_size(p.H + 2 * p.ph, p.sh);
+    Wq = shifted_phase_size(p.W + 2 * p.pw, p.sw);
+    plane = Hq * Wq;
+    Q = (p.Ho - 1) * Wq + p.Wo;
     Qp = (Q + kr.nr - 1) / kr.nr * kr.nr;
     Kp = (p.K + kr.mr - 1) / kr.mr * kr.mr;
     const int64_t crs = p.crs();
     offs.resize(crs);
+    int64_t max_off = 0;
     for (int64_t c = 0; c < p.C; ++c)
       for (int64_t i = 0; i < p.kh; ++i)
-        for (int64_t j = 0; j < p.kw; ++j) offs[(c * p.kh + i) * p.kw + j] = c * plane + i * p.dh * Wp + j * p.dw;
-    xlen = std::max(p.C * plane, offs[crs - 1] + Qp);
+        for (int64_t j = 0; j < p.kw; ++j) {
+          // tap (i, j) reads padded row oh*sh + i*dh = (oh + i*dh/sh)*sh + (i*dh % sh): phase row
+          // oh + i*dh/sh of phase i*dh % sh (likewise for columns)
+          const int64_t phase = (i * p.dh % p.sh) * p.sw + (j * p.dw % p.sw);
+          const int64_t o = (phase * p.C + c) * plane + (i * p.dh / p.sh) * Wq + (j * p.dw / p.sw);
+          offs[(c * p.kh + i) * p.kw + j] = o;
+          max_off = std::max(max_off, o);
+        }
+    xlen = std::max(p.sh * p.sw * p.C * plane, max_off + Qp);
     Ap.resize(size_t(Kp * crs));
     for (int64_t pc = 0; pc < crs; pc += kShiftKc) {
       const int64_t kc = std::min(kShiftKc, crs - pc);
@@ -51,21 +59,36 @@ struct Shifted {
     }
   }
 
-  // Channels [c0, c1) of x_n into the zero-padded buffer (and the slack, by whoever has c1 == C).
+  // Channels [c0, c1) of x_n into the zero-padded phase planes: phase (a, b) holds
+  // xpad[r*sh + a][t*sw + b] at (r, t). The slack is cleared by whoever has c1 == C.
   void pad(const T* x_n, T* xp, int64_t c0, int64_t c1) const {
-    for (int64_t c = c0; c < c1; ++c) {
-      T* dst = xp + c * plane;
-      const T* src = x_n + c * p.in_plane();
-      std::fill(dst, dst + p.ph * Wp, T(0));
-      for (int64_t h = 0; h < p.H; ++h) {
-        T* row = dst + (p.ph + h) * Wp;
-        std::fill(row, row + p.pw, T(0));
-        std::memcpy(row + p.pw, src + h * p.W, sizeof(T) * p.W);
-        std::fill(row + p.pw + p.W, row + Wp, T(0));
+    for (int64_t a = 0; a < p.sh; ++a)
+      for (int64_t bb = 0; bb < p.sw; ++bb) {
+        const int64_t phase = a * p.sw + bb;
+        // phase columns t with input column t*sw + bb - pw inside [0, W)
+        const int64_t off = bb - p.pw;
+        const int64_t t_lo = std::min(Wq, off >= 0 ? 0 : (-off + p.sw - 1) / p.sw);
+        const int64_t t_hi = std::max(t_lo, std::min(Wq, (p.W - off + p.sw - 1) / p.sw));
+        for (int64_t c = c0; c < c1; ++c) {
+          T* dst = xp + (phase * p.C + c) * plane;
+          const T* src = x_n + c * p.in_plane();
+          for (int64_t r = 0; r < Hq; ++r) {
+            T* row = dst + r * Wq;
+            const int64_t h = r * p.sh + a - p.ph;
+            if (h < 0 || h >= p.H) {
+              std::fill(row, row + Wq, T(0));
+              continue;
+            }
+            const T* s = src + h * p.W + off;
+            std::fill(row, row + t_lo, T(0));
+            if (p.sw == 1) std::memcpy(row + t_lo, s + t_lo, sizeof(T) * (t_hi - t_lo));
+            else
+              for (int64_t t = t_lo; t < t_hi; ++t) row[t] = s[t * p.sw];
+            std::fill(row + t_hi, row + Wq, T(0));
+          }
+        }
       }
-      std::fill(dst + (p.ph + p.H) * Wp, dst + plane, T(0));
-    }
-    if (c1 == p.C) std::fill(xp + p.C * plane, xp + xlen, T(0));
+    if (c1 == p.C) std::fill(xp + p.sh * p.sw * p.C * plane, xp + xlen, T(0));
   }
 
   // ytmp[:, q] for NR-panels [j0, j1) of q.
@@ -86,7 +109,7 @@ struct Shifted {
     for (int64_t k = k0; k < k1; ++k) {
       const T bk = b ? b[k] : T(0);
       for (int64_t oh = 0; oh < p.Ho; ++oh) {
-        const T* src = ytmp + k * Qp + oh * Wp;
+        const T* src = ytmp + k * Qp + oh * Wq;
         T* dst = y_n + (k * p.Ho + oh) * p.Wo;
         for (int64_t ow = 0; ow < p.Wo; ++ow) dst[ow] = src[ow] + bk;
       }
