@@ -30,14 +30,15 @@ def _unpack(case):
     return (N, C, H, W), (K, C, kh, kw), pair(s), pair(p), pair(d), bias
 
 
-def _random_case(rng):
+def _random_case(rng, k_range=(1, 6)):
     kh, kw = (int(v) for v in rng.integers(1, 6, 2))
     s = tuple(int(v) for v in rng.integers(1, 4, 2))
     d = tuple(int(v) for v in rng.integers(1, 3, 2))
     p = (int(rng.integers(0, kh)), int(rng.integers(0, kw)))
     H = int(rng.integers(max(1, d[0] * (kh - 1) + 1 - 2 * p[0]), 14))
     W = int(rng.integers(max(1, d[1] * (kw - 1) + 1 - 2 * p[1]), 14))
-    N, C, K = (int(v) for v in rng.integers(1, 6, 3))
+    N, C = (int(v) for v in rng.integers(1, 6, 2))
+    K = int(rng.integers(*k_range))
     return (N, C, H, W), (K, C, kh, kw), s, p, d, bool(rng.integers(0, 2))
 
 
@@ -69,6 +70,15 @@ def test_conv2d_cases_vs_reference(rng, case, dt):
 def test_conv2d_random_shapes_vs_reference(rng):
     for _ in range(60):
         _check_against_reference(rng, *_random_case(rng), np.float64 if rng.integers(0, 2) else np.float32)
+
+
+def test_conv2d_random_shapes_many_output_channels(rng):
+    """K >= 16 and C >= 4 take the shifted-GEMM weight and input gradients."""
+    for _ in range(20):
+        (N, _, H, W), (K, _, kh, kw), s, p, d, bias = _random_case(rng, (16, 21))
+        C = int(rng.integers(4, 7))
+        _check_against_reference(rng, (N, C, H, W), (K, C, kh, kw), s, p, d, bias,
+                                 np.float64 if rng.integers(0, 2) else np.float32)
 
 
 def _torch_check(rng, xs, ws, s, p, d, bias, dt):

@@ -157,6 +157,8 @@ void backward_sample(const Conv2dParams& p, const T* x, const T* w, const T* dy,
 // padding), with the weights flipped in (i, j) and transposed to (C, K, kh, kw). That runs on
 // the shifted GEMM with no col2im. Needs padding <= dilated extent - 1 on both axes.
 bool dx_as_conv(const Conv2dParams& p) {
+  // its GEMM has C output rows: with very few, most of each register tile would be padding
+  if (p.C < 4) return false;
   if (p.sh != 1 || p.sw != 1 || p.ph > p.dh * (p.kh - 1) || p.pw > p.dw * (p.kw - 1)) return false;
   const Conv2dParams q{p.N, p.K, p.Ho, p.Wo, p.C, p.kh, p.kw, p.H, p.W, 1, 1,
                        p.dh * (p.kh - 1) - p.ph, p.dw * (p.kw - 1) - p.pw, p.dh, p.dw};
@@ -183,7 +185,12 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
   if (db) bias_grad(p, dy, db);
   if (dx && dx_as_conv(p)) {
     dx_by_transposed_conv(p, w, dy, dx);
-    dx = nullptr;  // done; the loop below computes dw only
+    dx = nullptr;  // done
+  }
+  // The transposed weight-gradient GEMM has K columns: below 16 most of an NR-wide tile is padding.
+  if (dw && p.K >= 16 && shifted_applies(p)) {
+    conv2d_weight_grad_shifted(p, x, dy, dw);
+    dw = nullptr;  // done
   }
   if (!dx && !dw) return;
   const int64_t wsize = p.K * p.crs();

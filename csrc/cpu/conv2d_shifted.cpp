@@ -31,6 +31,7 @@ struct Shifted {
   std::vector<int64_t> offs;
   std::vector<T> Ap;  // weights packed per kc block: block at pc*Kp, panel ir at + ir*kc
 
+  // w == nullptr: geometry only (the weight gradient needs no packed weights).
   Shifted(const Conv2dParams& p_, const T* w) : p(p_), kr(gemm_kernel<T>()) {
     Hq = shifted_phase_size(p.H + 2 * p.ph, p.sh);
     Wq = shifted_phase_size(p.W + 2 * p.pw, p.sw);
@@ -52,6 +53,7 @@ struct Shifted {
           max_off = std::max(max_off, o);
         }
     xlen = std::max(p.sh * p.sw * p.C * plane, max_off + Qp);
+    if (!w) return;
     Ap.resize(size_t(Kp * crs));
     for (int64_t pc = 0; pc < crs; pc += kShiftKc) {
       const int64_t kc = std::min(kShiftKc, crs - pc);
@@ -101,6 +103,17 @@ struct Shifted {
       for (int64_t jr = j0 * kr.nr; jr < j1 * kr.nr; jr += kr.nr)
         for (int64_t ir = 0; ir < Kp; ir += kr.mr)
           kr.fn_shifted(kc, ablock + ir * kc, xp + jr, offs.data() + pc, ytmp + ir * Qp + jr, Qp, T(1), beta);
+    }
+  }
+
+  // dy_n in phase-width numbering, zero in the dropped columns: dyq[k*Q + oh*Wq + ow].
+  void spread(const T* dy_n, T* dyq, int64_t k0, int64_t k1) const {
+    for (int64_t k = k0; k < k1; ++k) {
+      T* dst = dyq + k * Q;
+      for (int64_t oh = 0; oh < p.Ho; ++oh) {
+        std::memcpy(dst + oh * Wq, dy_n + (k * p.Ho + oh) * p.Wo, sizeof(T) * p.Wo);
+        if (oh + 1 < p.Ho) std::fill(dst + oh * Wq + p.Wo, dst + (oh + 1) * Wq, T(0));
+      }
     }
   }
 
@@ -154,6 +167,58 @@ void conv2d_forward_shifted(const Conv2dParams& p, const T* x, const T* w, const
     }
   }
 }
+
+// dw[k, crs] = sum over n, q of dy_n[k, q] * col_n[crs, q], computed transposed as
+// dwT[crs, k] = col_n * dy_n^T, with col_n's rows read in place from the phase-split input.
+// Dropped columns have dy = 0 there (their input values are finite unless x itself holds
+// Inf/NaN in positions no window reads).
+template <typename T>
+void conv2d_weight_grad_shifted(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
+  const Shifted<T> s(p, static_cast<const T*>(nullptr));
+  const int nt = num_threads();
+  const bool threads = nt > 1 && 2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs()) > 2e6;
+  const int64_t crs = p.crs(), wsize = crs * p.K;
+  const int used = threads ? nt : 1;
+  std::vector<T> acc(size_t(used) * size_t(wsize), T(0));  // dwT per thread
+  if (threads && p.N >= nt) {
+#pragma omp parallel num_threads(nt)
+    {
+      T* mine = acc.data() + size_t(omp_get_thread_num()) * size_t(wsize);
+      T* xp = conv_thread_buffer<T>(kPadSlot, size_t(s.xlen));
+      T* dyq = conv_thread_buffer<T>(kOutSlot, size_t(p.K * s.Q));
+#pragma omp for schedule(dynamic)
+      for (int64_t n = 0; n < p.N; ++n) {
+        s.pad(x + n * p.C * p.in_plane(), xp, 0, p.C);
+        s.spread(dy + n * p.K * p.out_plane(), dyq, 0, p.K);
+        gemm_offset_rows_a<T>(true, crs, p.K, s.Q, T(1), xp, s.offs.data(), dyq, s.Q, T(1), mine, p.K, false);
+      }
+    }
+  } else {
+    T* xp = conv_thread_buffer<T>(kPadSlot, size_t(s.xlen));
+    T* dyq = conv_thread_buffer<T>(kOutSlot, size_t(p.K * s.Q));
+    for (int64_t n = 0; n < p.N; ++n) {
+#pragma omp parallel num_threads(used)
+      {
+        const int t = omp_get_thread_num(), T_ = omp_get_num_threads();
+        s.pad(x + n * p.C * p.in_plane(), xp, p.C * t / T_, p.C * (t + 1) / T_);
+        s.spread(dy + n * p.K * p.out_plane(), dyq, p.K * t / T_, p.K * (t + 1) / T_);
+      }
+      gemm_offset_rows_a<T>(true, crs, p.K, s.Q, T(1), xp, s.offs.data(), dyq, s.Q, T(1), acc.data(), p.K,
+                            threads);
+    }
+  }
+  // dw[k][crs] = sum over threads of dwT[crs][k]
+#pragma omp parallel for schedule(static) num_threads(used)
+  for (int64_t k = 0; k < p.K; ++k)
+    for (int64_t r = 0; r < crs; ++r) {
+      T v = T(0);
+      for (int t = 0; t < used; ++t) v += acc[size_t(t) * size_t(wsize) + size_t(r * p.K + k)];
+      dw[k * crs + r] = v;
+    }
+}
+
+template void conv2d_weight_grad_shifted<float>(const Conv2dParams&, const float*, const float*, float*);
+template void conv2d_weight_grad_shifted<double>(const Conv2dParams&, const double*, const double*, double*);
 
 template void conv2d_forward_shifted<float>(const Conv2dParams&, const float*, const float*, const float*, float*);
 template void conv2d_forward_shifted<double>(const Conv2dParams&, const double*, const double*, const double*,

@@ -27,4 +27,8 @@ inline bool shifted_applies(const Conv2dParams& p) {
 template <typename T>
 void conv2d_forward_shifted(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y);
 
+// dw (K, C, kh, kw) of sum(y * dy), overwritten; same applicability as the forward.
+template <typename T>
+void conv2d_weight_grad_shifted(const Conv2dParams& p, const T* x, const T* dy, T* dw);
+
 }  // namespace dk::cpu
