@@ -295,3 +295,23 @@ def test_conv2d_each_isa_kernel(isa):
     r = subprocess.run([sys.executable, "-c", _ISA_SCRIPT.format(tests=tests)], env=env, capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_conv2d_nonfinite_inputs_match_torch(rng):
+    """Inf/NaN in x where only some windows read it: NaN/Inf appear exactly where torch has them."""
+    x = rng.standard_normal((2, 4, 12, 12))
+    x[0, 1, 2, 11] = np.inf  # last column: only taps with j = 2 read it in valid outputs
+    x[1, 3, 11, 0] = np.nan
+    w = rng.standard_normal((16, 4, 3, 3))
+    y, ctx = dk.conv2d(x, w, return_ctx=True)
+    dy = rng.standard_normal(y.shape)
+    dx, dw, _ = dk.conv2d_backward(ctx, dy)
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    ty = torch.nn.functional.conv2d(tx, tw)
+    ty.backward(torch.tensor(dy))
+    for name, got, want in (("y", y, ty.detach().numpy()), ("dw", dw, tw.grad.numpy()), ("dx", dx, tx.grad.numpy())):
+        fin = np.isfinite(want)
+        assert np.array_equal(np.isfinite(got), fin), f"{name}: non-finite pattern differs from torch"
+        assert np.array_equal(np.isnan(got), np.isnan(want)), f"{name}: NaN pattern differs from torch"
+        assert name == "dx" or not fin.all(), f"{name}: the test should produce some non-finite values"
+        assert_close(np.where(fin, got, 0.0), np.where(fin, want, 0.0), what=name)

@@ -224,6 +224,16 @@ void dx_by_transposed_conv(const Conv2dParams& p, const T* w, const T* dy, T* dx
   conv2d_forward_shifted(q, dy, wt.data(), static_cast<const T*>(nullptr), dx);
 }
 
+// True when x holds no Inf/NaN. The shifted weight gradient multiplies dropped columns' inputs by
+// zero, which turns an Inf there into NaN; with non-finite inputs the im2col path is used instead.
+template <typename T>
+bool all_finite(const T* x, int64_t n) {
+  T acc = T(0);
+#pragma omp parallel for reduction(+ : acc) schedule(static) num_threads(num_threads()) if (n > (1 << 18))
+  for (int64_t i = 0; i < n; ++i) acc += x[i] * T(0);  // 0 * finite = 0, 0 * Inf = NaN, NaN stays
+  return acc == T(0);
+}
+
 }  // namespace
 
 template <typename T>
@@ -234,7 +244,7 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
     dx = nullptr;  // done
   }
   // The transposed weight-gradient GEMM has K columns: below 16 most of an NR-wide tile is padding.
-  if (dw && p.K >= 16 && shifted_applies(p)) {
+  if (dw && p.K >= 16 && shifted_applies(p) && all_finite(x, p.N * p.C * p.in_plane())) {
     conv2d_weight_grad_shifted(p, x, dy, dw);
     dw = nullptr;  // done
   }

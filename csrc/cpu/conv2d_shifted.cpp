@@ -170,8 +170,8 @@ void conv2d_forward_shifted(const Conv2dParams& p, const T* x, const T* w, const
 
 // dw[k, crs] = sum over n, q of dy_n[k, q] * col_n[crs, q], computed transposed as
 // dwT[crs, k] = col_n * dy_n^T, with col_n's rows read in place from the phase-split input.
-// Dropped columns have dy = 0 there (their input values are finite unless x itself holds
-// Inf/NaN in positions no window reads).
+// Dropped columns have dy = 0, so their inputs must be finite (0 * Inf = NaN): the caller
+// checks x first.
 template <typename T>
 void conv2d_weight_grad_shifted(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
   const Shifted<T> s(p, static_cast<const T*>(nullptr));
