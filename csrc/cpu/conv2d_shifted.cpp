@@ -29,6 +29,7 @@ struct Shifted {
   int64_t Kp;             // output channels rounded up to MR
   int64_t xlen;           // phase buffer length incl. the slack the last panel reads
   std::vector<int64_t> offs;
+  std::vector<char> phase_used;  // e.g. a 1x1 stride-2 kernel reads only phase (0, 0)
   std::vector<T> Ap;  // weights packed per kc block: block at pc*Kp, panel ir at + ir*kc
 
   // w == nullptr: geometry only (the weight gradient needs no packed weights).
@@ -41,6 +42,7 @@ struct Shifted {
     Kp = (p.K + kr.mr - 1) / kr.mr * kr.mr;
     const int64_t crs = p.crs();
     offs.resize(crs);
+    phase_used.assign(size_t(p.sh * p.sw), 0);
     int64_t max_off = 0;
     for (int64_t c = 0; c < p.C; ++c)
       for (int64_t i = 0; i < p.kh; ++i)
@@ -50,6 +52,7 @@ struct Shifted {
           const int64_t phase = (i * p.dh % p.sh) * p.sw + (j * p.dw % p.sw);
           const int64_t o = (phase * p.C + c) * plane + (i * p.dh / p.sh) * Wq + (j * p.dw / p.sw);
           offs[(c * p.kh + i) * p.kw + j] = o;
+          phase_used[size_t(phase)] = 1;
           max_off = std::max(max_off, o);
         }
     xlen = std::max(p.sh * p.sw * p.C * plane, max_off + Qp);
@@ -67,6 +70,9 @@ struct Shifted {
     for (int64_t a = 0; a < p.sh; ++a)
       for (int64_t bb = 0; bb < p.sw; ++bb) {
         const int64_t phase = a * p.sw + bb;
+        // Never read by a kept column. Only the forward's rounding columns (q >= Q, dropped) can
+        // run past a plane's end into it; the weight gradient reads q < Q, always inside a plane.
+        if (!phase_used[size_t(phase)]) continue;
         // phase columns t with input column t*sw + bb - pw inside [0, W)
         const int64_t off = bb - p.pw;
         const int64_t t_lo = std::min(Wq, off >= 0 ? 0 : (-off + p.sw - 1) / p.sw);
