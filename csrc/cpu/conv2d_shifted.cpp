@@ -19,6 +19,8 @@ namespace {
 // Inner-dimension block: kc rows of B (each NR values) stay in L1 while all MR-row panels of
 // the weights pass over them.
 constexpr int64_t kShiftKc = 256;
+// Output panels per chunk: the chunk's GEMM result (Kp x 32 panels x NR) is compacted while in L2.
+constexpr int64_t kChunkPanels = 32;
 
 template <typename T>
 struct Shifted {
@@ -99,8 +101,8 @@ struct Shifted {
     if (c1 == p.C) std::fill(xp + p.sh * p.sw * p.C * plane, xp + xlen, T(0));
   }
 
-  // ytmp[:, q] for NR-panels [j0, j1) of q.
-  void gemm_panels(const T* xp, T* ytmp, int64_t j0, int64_t j1) const {
+  // yt[:, q - j0*NR] for NR-panels [j0, j1) of q; yt has leading dimension ld.
+  void gemm_panels(const T* xp, T* yt, int64_t ld, int64_t j0, int64_t j1) const {
     const int64_t crs = p.crs();
     for (int64_t pc = 0; pc < crs; pc += kShiftKc) {
       const int64_t kc = std::min(kShiftKc, crs - pc);
@@ -108,7 +110,20 @@ struct Shifted {
       const T* ablock = Ap.data() + pc * Kp;
       for (int64_t jr = j0 * kr.nr; jr < j1 * kr.nr; jr += kr.nr)
         for (int64_t ir = 0; ir < Kp; ir += kr.mr)
-          kr.fn_shifted(kc, ablock + ir * kc, xp + jr, offs.data() + pc, ytmp + ir * Qp + jr, Qp, T(1), beta);
+          kr.fn_shifted(kc, ablock + ir * kc, xp + jr, offs.data() + pc, yt + ir * ld + (jr - j0 * kr.nr), ld,
+                        T(1), beta);
+    }
+  }
+
+  // Panels [j0, j1) of sample y_n, a chunk of kChunkPanels at a time through a per-thread
+  // buffer that stays in L2: GEMM, then the kept columns (+ bias) to y_n.
+  void run_panels(const T* xp, const T* b, T* y_n, int64_t j0, int64_t j1) const {
+    const int64_t ld = kChunkPanels * kr.nr;
+    T* yt = conv_thread_buffer<T>(kOutSlot, size_t(Kp * ld));
+    for (int64_t c0 = j0; c0 < j1; c0 += kChunkPanels) {
+      const int64_t c1 = std::min(j1, c0 + kChunkPanels);
+      gemm_panels(xp, yt, ld, c0, c1);
+      compact(yt, ld, c0 * kr.nr, std::min(Q, c1 * kr.nr), b, y_n);
     }
   }
 
@@ -123,14 +138,15 @@ struct Shifted {
     }
   }
 
-  // y_n[k] = the valid columns of ytmp[k] (+ b[k]) for k in [k0, k1).
-  void compact(const T* ytmp, const T* b, T* y_n, int64_t k0, int64_t k1) const {
-    for (int64_t k = k0; k < k1; ++k) {
+  // y_n[k][oh][ow] = yt[k][q - q0] (+ b[k]) for the kept q = oh*Wq + ow (ow < Wo) in [q0, q1).
+  void compact(const T* yt, int64_t ld, int64_t q0, int64_t q1, const T* b, T* y_n) const {
+    for (int64_t k = 0; k < p.K; ++k) {
       const T bk = b ? b[k] : T(0);
-      for (int64_t oh = 0; oh < p.Ho; ++oh) {
-        const T* src = ytmp + k * Qp + oh * Wq;
+      for (int64_t oh = q0 / Wq; oh <= (q1 - 1) / Wq && oh < p.Ho; ++oh) {
+        const int64_t lo = std::max<int64_t>(0, q0 - oh * Wq), hi = std::min(p.Wo, q1 - oh * Wq);
+        const T* src = yt + k * ld + oh * Wq - q0;
         T* dst = y_n + (k * p.Ho + oh) * p.Wo;
-        for (int64_t ow = 0; ow < p.Wo; ++ow) dst[ow] = src[ow] + bk;
+        for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow] + bk;
       }
     }
   }
@@ -149,16 +165,13 @@ void conv2d_forward_shifted(const Conv2dParams& p, const T* x, const T* w, const
 #pragma omp parallel for schedule(dynamic) num_threads(nt)
     for (int64_t n = 0; n < p.N; ++n) {
       T* xp = conv_thread_buffer<T>(kPadSlot, size_t(s.xlen));
-      T* ytmp = conv_thread_buffer<T>(kOutSlot, size_t(s.Kp * s.Qp));
       s.pad(x + n * p.C * p.in_plane(), xp, 0, p.C);
-      s.gemm_panels(xp, ytmp, 0, panels);
-      s.compact(ytmp, b, y + n * p.K * p.out_plane(), 0, p.K);
+      s.run_panels(xp, b, y + n * p.K * p.out_plane(), 0, panels);
     }
     return;
   }
   // Few samples: one at a time, threads split the channels, then the column panels.
   T* xp = conv_thread_buffer<T>(kPadSlot, size_t(s.xlen));
-  T* ytmp = conv_thread_buffer<T>(kOutSlot, size_t(s.Kp * s.Qp));
   for (int64_t n = 0; n < p.N; ++n) {
     const T* x_n = x + n * p.C * p.in_plane();
     T* y_n = y + n * p.K * p.out_plane();
@@ -167,9 +180,7 @@ void conv2d_forward_shifted(const Conv2dParams& p, const T* x, const T* w, const
       const int t = omp_get_thread_num(), T_ = omp_get_num_threads();
       s.pad(x_n, xp, p.C * t / T_, p.C * (t + 1) / T_);
 #pragma omp barrier
-      s.gemm_panels(xp, ytmp, panels * t / T_, panels * (t + 1) / T_);
-#pragma omp barrier
-      s.compact(ytmp, b, y_n, p.K * t / T_, p.K * (t + 1) / T_);
+      s.run_panels(xp, b, y_n, panels * t / T_, panels * (t + 1) / T_);
     }
   }
 }
