@@ -242,6 +242,9 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
   if (dx && dx_as_conv(p)) {
     dx_by_transposed_conv(p, w, dy, dx);
     dx = nullptr;  // done
+  } else if (dx && shifted_applies(p) && all_finite(w, p.K * p.crs())) {
+    conv2d_input_grad_shifted(p, w, dy, dx);
+    dx = nullptr;  // done
   }
   // The transposed weight-gradient GEMM has K columns: below 16 most of an NR-wide tile is padding.
   if (dw && p.K >= 16 && shifted_applies(p) && all_finite(x, p.N * p.C * p.in_plane())) {

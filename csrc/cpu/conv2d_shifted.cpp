@@ -138,6 +138,26 @@ struct Shifted {
     }
   }
 
+  // dx_n[c][h][w] = the phase buffer's value at padded (h + ph, w + pw), channels [c0, c1): the
+  // inverse of pad() over the unpadded region.
+  void unpad(const T* gp, T* dx_n, int64_t c0, int64_t c1) const {
+    for (int64_t c = c0; c < c1; ++c)
+      for (int64_t h = 0; h < p.H; ++h) {
+        const int64_t hp = h + p.ph, a = hp % p.sh, r = hp / p.sh;
+        T* dst = dx_n + (c * p.H + h) * p.W;
+        if (p.sw == 1) {
+          std::memcpy(dst, gp + (a * p.C + c) * plane + r * Wq + p.pw, sizeof(T) * p.W);
+          continue;
+        }
+        for (int64_t b = 0; b < p.sw; ++b) {  // columns w = t*sw + b - pw of phase b
+          const T* src = gp + ((a * p.sw + b) * p.C + c) * plane + r * Wq;
+          const int64_t off = b - p.pw;
+          const int64_t t_lo = off >= 0 ? 0 : (-off + p.sw - 1) / p.sw;
+          for (int64_t t = t_lo, w = t_lo * p.sw + off; w < p.W; ++t, w += p.sw) dst[w] = src[t];
+        }
+      }
+  }
+
   // y_n[k][oh][ow] = yt[k][q - q0] (+ b[k]) for the kept q = oh*Wq + ow (ow < Wo) in [q0, q1).
   void compact(const T* yt, int64_t ld, int64_t q0, int64_t q1, const T* b, T* y_n) const {
     for (int64_t k = 0; k < p.K; ++k) {
@@ -233,6 +253,62 @@ void conv2d_weight_grad_shifted(const Conv2dParams& p, const T* x, const T* dy, 
       dw[k * crs + r] = v;
     }
 }
+
+// dx of one sample: dcol = w^T * dy_n (dy in phase-width numbering, zero in dropped columns) in
+// column chunks; each dcol row is added, contiguously, into the phase-split gradient buffer at
+// that row's offset (col2im in phase space: no strided scatter), which is finally un-split into dx_n.
+// `par`: threads split the GEMM and the channels.
+template <typename T>
+void input_grad_sample(const Shifted<T>& s, const T* w, const T* dy_n, T* dx_n, bool par) {
+  const Conv2dParams& p = s.p;
+  const int64_t crs = p.crs(), rows_per_c = p.kh * p.kw;
+  const int64_t qc_max = std::max<int64_t>(256, (int64_t(1) << 18) / crs);
+  T* gp = conv_thread_buffer<T>(kPadSlot, size_t(s.xlen));
+  T* dyq = conv_thread_buffer<T>(kOutSlot, size_t(p.K * s.Q));
+  T* dcol = conv_thread_buffer<T>(kColSlot, size_t(crs * std::min(qc_max, s.Q)));
+  const int nt = par ? num_threads() : 1;
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num(), T_ = omp_get_num_threads();
+    std::fill(gp + s.xlen * t / T_, gp + s.xlen * (t + 1) / T_, T(0));
+    s.spread(dy_n, dyq, p.K * t / T_, p.K * (t + 1) / T_);
+  }
+  for (int64_t q0 = 0; q0 < s.Q; q0 += qc_max) {
+    const int64_t qc = std::min(qc_max, s.Q - q0);
+    gemm<T>(true, false, crs, qc, p.K, T(1), w, crs, dyq + q0, s.Q, T(0), dcol, qc, par);
+    // rows of one channel stay inside that channel's planes, so channels never collide
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t c = 0; c < p.C; ++c)
+      for (int64_t r = c * rows_per_c; r < (c + 1) * rows_per_c; ++r) {
+        T* dst = gp + s.offs[r] + q0;
+        const T* src = dcol + r * qc;
+        for (int64_t q = 0; q < qc; ++q) dst[q] += src[q];
+      }
+  }
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num(), T_ = omp_get_num_threads();
+    s.unpad(gp, dx_n, p.C * t / T_, p.C * (t + 1) / T_);
+  }
+}
+
+template <typename T>
+void conv2d_input_grad_shifted(const Conv2dParams& p, const T* w, const T* dy, T* dx) {
+  const Shifted<T> s(p, static_cast<const T*>(nullptr));
+  const int nt = num_threads();
+  const bool threads = nt > 1 && 2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs()) > 2e6;
+  if (threads && p.N >= nt) {
+#pragma omp parallel for schedule(dynamic) num_threads(nt)
+    for (int64_t n = 0; n < p.N; ++n)
+      input_grad_sample(s, w, dy + n * p.K * p.out_plane(), dx + n * p.C * p.in_plane(), false);
+    return;
+  }
+  for (int64_t n = 0; n < p.N; ++n)
+    input_grad_sample(s, w, dy + n * p.K * p.out_plane(), dx + n * p.C * p.in_plane(), threads);
+}
+
+template void conv2d_input_grad_shifted<float>(const Conv2dParams&, const float*, const float*, float*);
+template void conv2d_input_grad_shifted<double>(const Conv2dParams&, const double*, const double*, double*);
 
 template void conv2d_weight_grad_shifted<float>(const Conv2dParams&, const float*, const float*, float*);
 template void conv2d_weight_grad_shifted<double>(const Conv2dParams&, const double*, const double*, double*);

@@ -27,6 +27,11 @@ inline bool shifted_applies(const Conv2dParams& p) {
 template <typename T>
 void conv2d_forward_shifted(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y);
 
+// dx (N, C, H, W) of sum(y * dy), overwritten; same applicability as the forward. The dropped
+// columns contribute w^T * 0, so w must be finite (the caller checks).
+template <typename T>
+void conv2d_input_grad_shifted(const Conv2dParams& p, const T* w, const T* dy, T* dx);
+
 // dw (K, C, kh, kw) of sum(y * dy), overwritten; same applicability as the forward.
 template <typename T>
 void conv2d_weight_grad_shifted(const Conv2dParams& p, const T* x, const T* dy, T* dw);
