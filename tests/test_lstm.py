@@ -119,7 +119,7 @@ def test_lstm_matches_reference_and_torch(case, dtype, rng):
 
 
 CELL_CASES = [(1, 1, 1, "both"), (3, 5, 7, "none"), (4, 2, 9, "both"), (2, 16, 3, "ih"), (6, 11, 29, "both"),
-              (1, 3, 150, "hh"), (40, 7, 130, "both")]
+              (1, 3, 150, "hh"), (40, 7, 130, "both"), (2, 3, 400, "both")]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cpu/gemm.h"
+#include "cpu/lstm_gemm.h"
 #include "cpu/lstm_pointwise.h"
 #include "cpu/parallel.h"
 
@@ -29,8 +30,12 @@ struct StepSplit {
   }
 };
 
-// Pointwise work below this many elements per step runs on one thread (a fork costs more).
-constexpr int64_t kParallelPointwise = 4096;
+// Threads for the time loop: a step smaller than this (GEMM multiply-adds + pointwise
+// elements) runs on one thread, since its barriers would cost more than they save.
+int step_threads(int64_t B, int64_t H) {
+  const double work = double(B) * double(H) * (4.0 * double(H) + 64.0);
+  return work >= 2.5e5 ? num_threads() : 1;
+}
 
 template <typename T>
 std::unique_ptr<T[]> scratch(int64_t n) {
@@ -59,17 +64,22 @@ void lstm_forward(const LstmParams& p, const T* x, const T* h0, const T* c0, con
   // pointwise loop's pointers do not alias).
   auto cbuf = scratch<T>(save ? 0 : 2 * BH);
 
-  const StepSplit split(B, H, num_threads());
+  // The recurrence: one parallel region for all steps; per step the recurrent GEMM (W_hh packed
+  // once), a barrier, the fused pointwise update, a barrier.
+  RecurrentGemm<T> rec(true, H, G, w_hh, H, B);
+  const int nt = step_threads(B, H);
+  const StepSplit split(B, H, nt);
+#pragma omp parallel num_threads(nt) if (nt > 1)
   for (int64_t t = 0; t < p.T; ++t) {
     T* g_t = gates + t * B * G;
     const T* h_prev = t == 0 ? h0 : y + (t - 1) * BH;
-    if (h_prev) gemm<T>(false, true, B, G, H, T(1), h_prev, H, w_hh, H, T(1), g_t, G);
+    if (h_prev) rec.step(h_prev, H, g_t, G, T(1));
 
     const T* c_prev = t == 0 ? c0 : (save ? cs + t * BH : cbuf.get() + ((t - 1) % 2) * BH);
     T* c_out = save ? cs + (t + 1) * BH : (t == p.T - 1 ? cT : cbuf.get() + (t % 2) * BH);
     T* h_out = y + t * BH;
     T* h_keep = (save && t + 1 < p.T) ? hs + (t + 1) * BH : nullptr;
-#pragma omp parallel for schedule(static) num_threads(num_threads()) if (BH >= kParallelPointwise)
+#pragma omp for schedule(static)
     for (int64_t it = 0; it < split.items; ++it) {
       const int64_t b = it / split.per_row;
       const int64_t j0 = (it % split.per_row) * split.chunk, j1 = std::min(H, j0 + split.chunk);
@@ -96,7 +106,10 @@ void lstm_backward(const LstmParams& p, const T* x, const T* w_ih, const T* w_hh
   std::vector<T> zeros(H, T(0));
   auto row = [&](const T* base, int64_t b) { return base ? base + b * H : zeros.data(); };
 
-  const StepSplit split(B, H, num_threads());
+  RecurrentGemm<T> rec(false, G, H, w_hh, H, B);
+  const int nt = step_threads(B, H);
+  const StepSplit split(B, H, nt);
+#pragma omp parallel num_threads(nt) if (nt > 1)
   for (int64_t t = p.T - 1; t >= 0; --t) {
     const bool last = t == p.T - 1;
     const T* act = gates + t * B * G;
@@ -105,7 +118,7 @@ void lstm_backward(const LstmParams& p, const T* x, const T* w_ih, const T* w_hh
     const T* dh_next = last ? dhT : dh_rec.get();
     const T* dc_next = last ? dcT : dc_buf.get() + ((t + 1) % 2) * BH;
     T* dc_prev = (t == 0 && dc0) ? dc0 : dc_buf.get() + (t % 2) * BH;
-#pragma omp parallel for schedule(static) num_threads(num_threads()) if (BH >= kParallelPointwise)
+#pragma omp for schedule(static)
     for (int64_t it = 0; it < split.items; ++it) {
       const int64_t b = it / split.per_row;
       const int64_t j0 = (it % split.per_row) * split.chunk, j1 = std::min(H, j0 + split.chunk);
@@ -114,7 +127,7 @@ void lstm_backward(const LstmParams& p, const T* x, const T* w_ih, const T* w_hh
     }
     // dh_{t-1} = dgates_t W_hh (the last one is dh0, skipped when nobody asked for it).
     T* dh_out = t > 0 ? dh_rec.get() : dh0;
-    if (dh_out) gemm<T>(false, false, B, H, G, T(1), dg_t, G, w_hh, H, T(0), dh_out, H);
+    if (dh_out) rec.step(dg_t, G, dh_out, H, T(0));
   }
 
   // One GEMM each over all steps.
