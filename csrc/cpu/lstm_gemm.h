@@ -1,15 +1,18 @@
 #pragma once
-// The recurrent GEMM of an LSTM step, C[M, N] = A[M, K] * op(W) + beta * C, where the weight
-// operand is the same for all T steps. dk::cpu::gemm would re-pack W (4H x H, a megabyte at
-// H = 256) on every call, which costs about as much as the step's arithmetic; here W is
-// packed once per sequence into the GEMM micro-kernel's panel layout (gemm_pack.h) and each
-// step only packs its small A (the batch rows) and runs the micro-kernels (gemm_kernels.h).
+// The GEMMs inside an LSTM's time loop: C_p[M, N_p] = A[M, K] * op(W_p) + beta * C_p, where the
+// weights W_p are the same for all T steps and one packed A serves every part p. (Forward:
+// gates += h W_hh^T. Backward: dx_t = dgates_t W_ih and dh = dgates_t W_hh, sharing dgates_t.)
+// dk::cpu::gemm would re-pack each W (a megabyte at H = 256) and A on every call, which costs
+// about as much as a step's arithmetic; here every W is packed once per sequence into the GEMM
+// micro-kernel's panel layout (gemm_pack.h) and each step packs its small A once and runs the
+// micro-kernels (gemm_kernels.h).
 //
-// RecurrentGemm::step is written to be called by every thread of an enclosing OpenMP parallel
-// region (its loops are orphaned `omp for`, each ending in a barrier); called outside a
-// parallel region it simply runs on the calling thread.
+// step() is written to be called by every thread of an enclosing OpenMP parallel region (its
+// loops are orphaned `omp for`, each ending in a barrier); outside a parallel region it runs on
+// the calling thread.
 #include <cstdint>
 #include <cstdlib>
+#include <initializer_list>
 #include <memory>
 
 #include "cpu/gemm_kernels.h"
@@ -19,12 +22,22 @@ namespace dk::cpu {
 template <typename T>
 class RecurrentGemm {
  public:
-  // op(W) is K x N: W stored N x K (trans) or K x N (!trans), leading dimension ldw.
-  // M is the most rows a step will have. Packs W (in parallel where threads are available).
-  RecurrentGemm(bool trans, int64_t K, int64_t N, const T* W, int64_t ldw, int64_t M);
+  static constexpr int kMaxParts = 2;
+  struct Weight {
+    const T* W;  // op(W) is K x N: stored N x K (trans) or K x N (!trans)
+    int64_t ldw, N;
+  };
+  struct Out {
+    T* C;  // nullptr: skip this part in this step
+    int64_t ldc;
+  };
 
-  // C = A * op(W) + beta * C for A (M x K, lda). beta == 0: C is not read.
-  void step(const T* A, int64_t lda, T* C, int64_t ldc, T beta);
+  // M is the number of rows of A (the batch). Packs every W (in parallel when not already
+  // inside a parallel region).
+  RecurrentGemm(bool trans, int64_t K, int64_t M, std::initializer_list<Weight> parts);
+
+  // C_p = A * op(W_p) + beta * C_p for A (M x K, lda); beta == 0: C_p is not read.
+  void step(const T* A, int64_t lda, T beta, Out out0, Out out1 = {nullptr, 0});
 
  private:
   struct Free {
@@ -33,8 +46,10 @@ class RecurrentGemm {
   static T* alloc(std::unique_ptr<T, Free>& owner, int64_t n);
 
   const GemmKernel<T>& kr_;
-  int64_t K_, N_, M_, n_panels_, m_panels_;
-  std::unique_ptr<T, Free> wp_, ap_;  // packed W (all K blocks), packed A of the current step
+  int64_t K_, M_, m_panels_;
+  int parts_ = 0;
+  int64_t n_[kMaxParts] = {}, n_panels_[kMaxParts] = {};
+  std::unique_ptr<T, Free> wp_[kMaxParts], ap_;  // packed W_p (all K blocks); packed A of the step
 };
 
 }  // namespace dk::cpu
