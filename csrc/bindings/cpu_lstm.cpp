@@ -45,7 +45,7 @@ T* req_out(py::array& a, int64_t n, const char* name) {
 template <typename T>
 void fwd(const LstmParams& p, const py::array& x, const py::object& h0, const py::object& c0, const py::array& w_ih,
          const py::array& w_hh, const py::object& b_ih, const py::object& b_hh, py::array& y, py::array& hT,
-         py::array& cT, py::array& gates, const py::object& xh, const py::object& cs) {
+         py::array& cT, const py::object& gates, const py::object& xh, const py::object& cs) {
   const int64_t BH = p.B * p.H, G = p.G();
   const T* xp = req_in<T>(x, p.rows() * p.I, "x");
   const T* h0p = opt_in<T>(h0, BH, "h0");
@@ -57,10 +57,11 @@ void fwd(const LstmParams& p, const py::array& x, const py::object& h0, const py
   T* yp = req_out<T>(y, p.T * BH, "y");
   T* hTp = req_out<T>(hT, BH, "hT");
   T* cTp = req_out<T>(cT, BH, "cT");
-  T* gp = req_out<T>(gates, p.rows() * G, "gates");
+  T* gp = opt_out<T>(gates, p.rows() * G, "gates");
   T* xhp = opt_out<T>(xh, p.rows() * (p.I + p.H), "xh");
   T* csp = opt_out<T>(cs, (p.T + 1) * BH, "cs");
-  if ((xhp == nullptr) != (csp == nullptr)) throw py::value_error("lstm_forward: pass both xh and cs, or neither");
+  if ((xhp == nullptr) != (csp == nullptr) || (xhp != nullptr && gp == nullptr))
+    throw py::value_error("lstm_forward: a context needs gates, xh and cs");
   py::gil_scoped_release nogil;
   cpu::lstm_forward<T>(p, xp, h0p, c0p, wip, whp, bip, bhp, yp, hTp, cTp, gp, xhp, csp);
 }
@@ -92,7 +93,7 @@ void bwd(const LstmParams& p, const py::array& xh, const py::array& w_ih, const 
 void register_lstm(py::module_& m) {
   m.def("lstm_forward", [](py::sequence params, py::array x, py::object h0, py::object c0, py::array w_ih,
                            py::array w_hh, py::object b_ih, py::object b_hh, py::array y, py::array hT, py::array cT,
-                           py::array gates, py::object xh, py::object cs) {
+                           py::object gates, py::object xh, py::object cs) {
     auto p = lstm_params(params);
     if (float_dtype_of(x, "x") == DType::Float32) fwd<float>(p, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, hT, cT, gates, xh, cs);
     else fwd<double>(p, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, hT, cT, gates, xh, cs);

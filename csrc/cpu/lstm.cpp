@@ -7,12 +7,12 @@
 
 #include <algorithm>
 #include <cstring>
-#include <memory>
 #include <vector>
 
 #include "cpu/gemm.h"
 #include "cpu/lstm_gemm.h"
 #include "cpu/lstm_pointwise.h"
+#include "cpu/lstm_workspace.h"
 #include "cpu/parallel.h"
 
 namespace dk::cpu {
@@ -39,10 +39,6 @@ int step_threads(int64_t B, int64_t H) {
   return work >= 2.5e5 ? num_threads() : 1;
 }
 
-template <typename T>
-std::unique_ptr<T[]> scratch(int64_t n) {
-  return std::unique_ptr<T[]>(new T[static_cast<size_t>(std::max<int64_t>(n, 1))]);
-}
 
 }  // namespace
 
@@ -51,6 +47,7 @@ void lstm_forward(const LstmParams& p, const T* x, const T* h0, const T* c0, con
                   const T* b_ih, const T* b_hh, T* y, T* hT, T* cT, T* gates, T* xh, T* cs) {
   const int64_t B = p.B, H = p.H, G = p.G(), BH = B * H, I = p.I, XH = p.I + p.H;
   const bool save = xh != nullptr;
+  if (gates == nullptr) gates = lstm_workspace<T>(LstmSlot::Gates, p.rows() * G);  // inference
   const LstmPointwise<T>& pw = lstm_pointwise<T>();
 
   // Input projection of every step at once; the bias is added in the pointwise step.
@@ -68,7 +65,7 @@ void lstm_forward(const LstmParams& p, const T* x, const T* h0, const T* c0, con
   }
   // Without a context the cell state lives in two ping-pong buffers (never in place, so the
   // pointwise loop's pointers do not alias).
-  auto cbuf = scratch<T>(save ? 0 : 2 * BH);
+  T* cbuf = save ? nullptr : lstm_workspace<T>(LstmSlot::State, 2 * BH);
 
   // The recurrence: one parallel region for all steps; per step the recurrent GEMM (W_hh packed
   // once), a barrier, the fused pointwise update, a barrier.
@@ -81,8 +78,8 @@ void lstm_forward(const LstmParams& p, const T* x, const T* h0, const T* c0, con
     const T* h_prev = t == 0 ? h0 : y + (t - 1) * BH;
     if (h_prev) rec.step(h_prev, H, T(1), {g_t, G});
 
-    const T* c_prev = t == 0 ? c0 : (save ? cs + t * BH : cbuf.get() + ((t - 1) % 2) * BH);
-    T* c_out = save ? cs + (t + 1) * BH : (t == p.T - 1 ? cT : cbuf.get() + (t % 2) * BH);
+    const T* c_prev = t == 0 ? c0 : (save ? cs + t * BH : cbuf + ((t - 1) % 2) * BH);
+    T* c_out = save ? cs + (t + 1) * BH : (t == p.T - 1 ? cT : cbuf + (t % 2) * BH);
     T* h_out = y + t * BH;
     T* h_keep = (save && t + 1 < p.T) ? xh + (t + 1) * B * XH + I : nullptr;
 #pragma omp for schedule(static)
@@ -105,9 +102,10 @@ void lstm_backward(const LstmParams& p, const T* xh, const T* w_ih, const T* w_h
   const LstmPointwise<T>& pw = lstm_pointwise<T>();
 
   // dgates of every step, kept so the weight gradients are single GEMMs over all T*B rows.
-  auto dgates = scratch<T>(TB * G);
-  auto dh_rec = scratch<T>(BH);     // dL/dh_{t} arriving through the recurrence (from step t+1)
-  auto dc_buf = scratch<T>(2 * BH); // dL/dc ping-pong between steps
+  T* dgates = lstm_workspace<T>(LstmSlot::DGates, TB * G);
+  T* state = lstm_workspace<T>(LstmSlot::State, 3 * BH);
+  T* dh_rec = state;       // dL/dh_t arriving through the recurrence (from step t+1)
+  T* dc_buf = state + BH;  // dL/dc, ping-pong between steps
   std::vector<T> zeros(H, T(0));
   auto row = [&](const T* base, int64_t b) { return base ? base + b * H : zeros.data(); };
 
@@ -119,11 +117,11 @@ void lstm_backward(const LstmParams& p, const T* xh, const T* w_ih, const T* w_h
   for (int64_t t = p.T - 1; t >= 0; --t) {
     const bool last = t == p.T - 1;
     const T* act = gates + t * B * G;
-    T* dg_t = dgates.get() + t * B * G;
+    T* dg_t = dgates + t * B * G;
     const T* dy_t = dy ? dy + t * BH : nullptr;
-    const T* dh_next = last ? dhT : dh_rec.get();
-    const T* dc_next = last ? dcT : dc_buf.get() + ((t + 1) % 2) * BH;
-    T* dc_prev = (t == 0 && dc0) ? dc0 : dc_buf.get() + (t % 2) * BH;
+    const T* dh_next = last ? dhT : dh_rec;
+    const T* dc_next = last ? dcT : dc_buf + ((t + 1) % 2) * BH;
+    T* dc_prev = (t == 0 && dc0) ? dc0 : dc_buf + (t % 2) * BH;
 #pragma omp for schedule(static)
     for (int64_t it = 0; it < split.items; ++it) {
       const int64_t b = it / split.per_row;
@@ -132,17 +130,17 @@ void lstm_backward(const LstmParams& p, const T* xh, const T* w_ih, const T* w_h
                   row(dh_next, b), row(dc_next, b), dg_t + b * G, dc_prev + b * H);
     }
     // dh_{t-1} is dh0 at t = 0, skipped when nobody asked for it.
-    T* dh_out = t > 0 ? dh_rec.get() : dh0;
+    T* dh_out = t > 0 ? dh_rec : dh0;
     rec.step(dg_t, G, T(0), {dx + t * B * I, I}, {dh_out, H});
   }
 
   // [dW_ih | dW_hh] = dgates^T [X | H_prev]: one GEMM over all T*B rows, then split.
-  auto dw = scratch<T>(G * XH);
-  gemm<T>(true, false, G, XH, TB, T(1), dgates.get(), G, xh, XH, T(0), dw.get(), XH);
+  T* dw = lstm_workspace<T>(LstmSlot::DW, G * XH);
+  gemm<T>(true, false, G, XH, TB, T(1), dgates, G, xh, XH, T(0), dw, XH);
 #pragma omp parallel for schedule(static) num_threads(num_threads()) if (G * XH >= (1 << 16))
   for (int64_t r = 0; r < G; ++r) {
-    std::memcpy(dw_ih + r * I, dw.get() + r * XH, sizeof(T) * I);
-    std::memcpy(dw_hh + r * H, dw.get() + r * XH + I, sizeof(T) * H);
+    std::memcpy(dw_ih + r * I, dw + r * XH, sizeof(T) * I);
+    std::memcpy(dw_hh + r * H, dw + r * XH + I, sizeof(T) * H);
   }
 
   if (db) {
@@ -153,7 +151,7 @@ void lstm_backward(const LstmParams& p, const T* xh, const T* w_ih, const T* w_h
       const int64_t k0 = cb * blk, k1 = std::min(G, k0 + blk);
       T acc[64] = {};
       for (int64_t r = 0; r < TB; ++r) {
-        const T* src = dgates.get() + r * G;
+        const T* src = dgates + r * G;
         for (int64_t k = k0; k < k1; ++k) acc[k - k0] += src[k];
       }
       for (int64_t k = k0; k < k1; ++k) db[k] = acc[k - k0];

@@ -8,7 +8,8 @@
 
 namespace dk::cpu {
 
-// Forward. gates (T, B, 4H) is written with the activations i, f, g, o of every step.
+// Forward. gates (T, B, 4H) is written with the activations i, f, g, o of every step (nullptr
+// for inference: then a per-thread workspace is used).
 // y (T, B, H), hT, cT (B, H) are the outputs. When the caller keeps a context for the
 // backward it passes xh (T, B, I+H), each row [x_t, h entering step t] (h = h0 at t = 0), and
 // cs (T+1, B, H), the cell states (cs[0] = c0); both nullptr for inference.

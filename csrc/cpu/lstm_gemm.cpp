@@ -3,10 +3,10 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <new>
 #include <stdexcept>
 
 #include "cpu/gemm_pack.h"
+#include "cpu/lstm_workspace.h"
 #include "cpu/parallel.h"
 
 namespace dk::cpu {
@@ -16,26 +16,18 @@ namespace dk::cpu {
 // i * kc * width), starting at p0 * panels * width. Any (K block, panel) is addressable directly.
 
 template <typename T>
-T* RecurrentGemm<T>::alloc(std::unique_ptr<T, Free>& owner, int64_t n) {
-  const size_t bytes = (sizeof(T) * static_cast<size_t>(std::max<int64_t>(n, 1)) + 63) / 64 * 64;
-  owner.reset(static_cast<T*>(std::aligned_alloc(64, bytes)));
-  if (!owner) throw std::bad_alloc();
-  return owner.get();
-}
-
-template <typename T>
 RecurrentGemm<T>::RecurrentGemm(bool trans, int64_t K, int64_t M, std::initializer_list<Weight> parts)
     : kr_(gemm_kernel<T>()), K_(K), M_(M) {
   if (parts.size() < 1 || parts.size() > kMaxParts) throw std::invalid_argument("RecurrentGemm: 1 or 2 parts");
   m_panels_ = (M + kr_.mr - 1) / kr_.mr;
-  alloc(ap_, m_panels_ * kr_.mr * K);
+  ap_ = lstm_workspace<T>(LstmSlot::PackA, m_panels_ * kr_.mr * K);
   const int64_t nblk = (K + kr_.kc - 1) / kr_.kc;
   const bool par = !omp_in_parallel();
   for (const Weight& w : parts) {
     const int p = parts_++;
     n_[p] = w.N;
     n_panels_[p] = (w.N + kr_.nr - 1) / kr_.nr;
-    T* wp = alloc(wp_[p], n_panels_[p] * kr_.nr * K);
+    T* wp = wp_[p] = lstm_workspace<T>(p == 0 ? LstmSlot::PackW0 : LstmSlot::PackW1, n_panels_[p] * kr_.nr * K);
     const int64_t np = n_panels_[p];
 #pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads()) if (par && np * K >= 4096)
     for (int64_t b = 0; b < nblk; ++b)
@@ -53,7 +45,7 @@ void RecurrentGemm<T>::step(const T* A, int64_t lda, T beta, Out out0, Out out1)
   const int mr = kr_.mr, nr = kr_.nr;
   const int64_t nblk = (K_ + kr_.kc - 1) / kr_.kc;
   const Out outs[kMaxParts] = {out0, out1};
-  T* ap = ap_.get();
+  T* ap = ap_;
   // 1. Pack A once for all parts, shared by the threads (each packs some (K block, row panel)).
 #pragma omp for collapse(2) schedule(static)
   for (int64_t b = 0; b < nblk; ++b)
@@ -80,7 +72,7 @@ void RecurrentGemm<T>::step(const T* A, int64_t lda, T beta, Out out0, Out out1)
       for (int64_t b = 0; b < nblk; ++b) {
         const int64_t p0 = b * kr_.kc, kc = std::min(kr_.kc, K_ - p0);
         const T* a = ap + p0 * m_panels_ * mr + i * kc * mr;
-        const T* w = wp_[part].get() + p0 * np * nr + j * kc * nr;
+        const T* w = wp_[part] + p0 * np * nr + j * kc * nr;
         const T bb = b == 0 ? beta : T(1);
         if (full) {
           kr_.fn(kc, a, w, c, o.ldc, T(1), bb);

@@ -11,9 +11,7 @@
 // loops are orphaned `omp for`, each ending in a barrier); outside a parallel region it runs on
 // the calling thread.
 #include <cstdint>
-#include <cstdlib>
 #include <initializer_list>
-#include <memory>
 
 #include "cpu/gemm_kernels.h"
 
@@ -40,16 +38,14 @@ class RecurrentGemm {
   void step(const T* A, int64_t lda, T beta, Out out0, Out out1 = {nullptr, 0});
 
  private:
-  struct Free {
-    void operator()(void* p) const { std::free(p); }
-  };
-  static T* alloc(std::unique_ptr<T, Free>& owner, int64_t n);
-
   const GemmKernel<T>& kr_;
   int64_t K_, M_, m_panels_;
   int parts_ = 0;
   int64_t n_[kMaxParts] = {}, n_panels_[kMaxParts] = {};
-  std::unique_ptr<T, Free> wp_[kMaxParts], ap_;  // packed W_p (all K blocks); packed A of the step
+  // Packed W_p (all K blocks) and the packed A of the current step, in the constructing
+  // thread's LSTM workspace (lstm_workspace.h): one RecurrentGemm per thread at a time.
+  T* wp_[kMaxParts] = {};
+  T* ap_ = nullptr;
 };
 
 }  // namespace dk::cpu

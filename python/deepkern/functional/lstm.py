@@ -60,9 +60,9 @@ def _run_forward(op, backend, arrays, out_dt, comp_dt, params, return_ctx):
     y = backend.empty((T, B, H), comp_dt)
     hT = backend.empty((B, H), comp_dt)
     cT = backend.empty((B, H), comp_dt)
-    gates = backend.empty((T, B, 4 * H), comp_dt)
-    # Saved for the backward: [x_t, h entering step t] per row (the operand of the one dW GEMM)
-    # and every cell state.
+    # Saved for the backward: the gate activations, [x_t, h entering step t] per row (the
+    # operand of the one dW GEMM) and every cell state. Inference needs none of them.
+    gates = backend.empty((T, B, 4 * H), comp_dt) if return_ctx else None
     xh = backend.empty((T, B, I + H), comp_dt) if return_ctx else None
     cs = backend.empty((T + 1, B, H), comp_dt) if return_ctx else None
     backend.call("lstm_forward", params, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, hT, cT, gates, xh, cs)
