@@ -53,7 +53,7 @@ void lstm_forward(const LstmParams& p, const T* x, const T* h0, const T* c0, con
   // Input projection of every step at once; the bias is added in the pointwise step.
   gemm<T>(false, true, p.rows(), G, p.I, T(1), x, p.I, w_ih, p.I, T(0), gates, G);
 
-  std::vector<T> bias(G, T(0)), zeros(H, T(0));
+  std::vector<T> bias(G, T(0)), zeros(G, T(0));
   for (int64_t k = 0; k < G; ++k) bias[k] = (b_ih ? b_ih[k] : T(0)) + (b_hh ? b_hh[k] : T(0));
   if (save) {
     // xh row r = [x_r, h entering that step]: the operand of the backward's one dW GEMM.
@@ -68,7 +68,10 @@ void lstm_forward(const LstmParams& p, const T* x, const T* h0, const T* c0, con
   T* cbuf = save ? nullptr : lstm_workspace<T>(LstmSlot::State, 2 * BH);
 
   // The recurrence: one parallel region for all steps; per step the recurrent GEMM (W_hh packed
-  // once), a barrier, the fused pointwise update, a barrier.
+  // once) into a small buffer that stays in cache, a barrier, the fused pointwise update (which
+  // adds that buffer to the projection streaming from memory), a barrier. (Accumulating into
+  // the projection inside the GEMM instead made every tile wait on strided cache misses.)
+  T* rec_buf = lstm_workspace<T>(LstmSlot::Rec, B * G);
   RecurrentGemm<T> rec(true, H, B, {{w_hh, H, G}});
   const int nt = step_threads(B, H);
   const StepSplit split(B, H, nt);
@@ -76,7 +79,7 @@ void lstm_forward(const LstmParams& p, const T* x, const T* h0, const T* c0, con
   for (int64_t t = 0; t < p.T; ++t) {
     T* g_t = gates + t * B * G;
     const T* h_prev = t == 0 ? h0 : y + (t - 1) * BH;
-    if (h_prev) rec.step(h_prev, H, T(1), {g_t, G});
+    if (h_prev) rec.step(h_prev, H, T(0), {rec_buf, G});
 
     const T* c_prev = t == 0 ? c0 : (save ? cs + t * BH : cbuf + ((t - 1) % 2) * BH);
     T* c_out = save ? cs + (t + 1) * BH : (t == p.T - 1 ? cT : cbuf + (t % 2) * BH);
@@ -87,7 +90,8 @@ void lstm_forward(const LstmParams& p, const T* x, const T* h0, const T* c0, con
       const int64_t b = it / split.per_row;
       const int64_t j0 = (it % split.per_row) * split.chunk, j1 = std::min(H, j0 + split.chunk);
       const T* cp = c_prev ? c_prev + b * H : zeros.data();
-      pw.forward(H, j0, j1, g_t + b * G, bias.data(), cp, c_out + b * H, h_out + b * H);
+      const T* r = h_prev ? rec_buf + b * G : zeros.data();
+      pw.forward(H, j0, j1, g_t + b * G, r, bias.data(), cp, c_out + b * H, h_out + b * H);
       if (h_keep) std::memcpy(h_keep + b * XH + j0, h_out + b * H + j0, sizeof(T) * (j1 - j0));
     }
   }
