@@ -87,10 +87,10 @@ void gemm_serial(const GemmKernel<T>& kr, bool ta, bool tb, int64_t M, int64_t N
     for (int64_t pc = 0; pc < K; pc += kr.kc) {
       const int64_t kc = std::min(kr.kc, K - pc);
       const T b_beta = pc == 0 ? beta : T(1);  // later K blocks accumulate
-      pack_b(tb, kc, nc, tb ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, nr, Bp);
+      pack_b(tb, kc, nc, tb ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, nr, Bp, kr.pack_t);
       for (int64_t ic = 0; ic < M; ic += kr.mc) {
         const int64_t mc = std::min(kr.mc, M - ic);
-        pack_a(ta, mc, kc, ta ? A + pc * lda + ic : A + ic * lda + pc, lda, mr, Ap);
+        pack_a(ta, mc, kc, ta ? A + pc * lda + ic : A + ic * lda + pc, lda, mr, Ap, kr.pack_t);
         for (int64_t ir = 0; ir < mc; ir += mr) {
           const int64_t rows = std::min<int64_t>(mr, mc - ir);
           const T* ap = Ap + ir * kc;

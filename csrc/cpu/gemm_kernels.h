@@ -16,12 +16,33 @@ namespace dk::cpu {
 template <typename T>
 using GemmMicroKernel = void (*)(int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, T alpha, T beta);
 
+// Transposing pack of one panel: dst[k*P + r] = src[r*ld + k] for r < rows, k < kc, and 0 for
+// rows <= r < P. Packing row-major A (or transposed B) is exactly this; a scalar loop does it at
+// about one element per cycle, which costs as much as the FMAs when M (or N) is small, so the
+// SIMD ISAs transpose 8x8 (4x4) register blocks instead.
+template <typename T>
+using PackTransposed = void (*)(int64_t rows, int64_t kc, const T* src, int64_t ld, int P, T* dst);
+
+template <typename T>
+void pack_transposed_scalar(int64_t rows, int64_t kc, const T* src, int64_t ld, int P, T* dst);
+template <typename T>
+void pack_transposed_avx2(int64_t rows, int64_t kc, const T* src, int64_t ld, int P, T* dst);
+
+// The same tile, but row k of B is read in place at base + offs[k] (NR contiguous values) instead
+// of from a packed panel: a stride-1 convolution's im2col matrix is the padded input shifted by
+// one offset per (channel, tap), so it never has to be built (conv2d_shifted.cpp).
+template <typename T>
+using GemmShiftedKernel = void (*)(int64_t kc, const T* Ap, const T* base, const int64_t* offs, T* C, int64_t ldc,
+                                   T alpha, T beta);
+
 template <typename T>
 struct GemmKernel {
   int mr, nr;          // register tile
   int64_t mc, kc, nc;  // cache blocks: A block mc x kc, B block kc x nc (in L2)
   GemmMicroKernel<T> fn;
   const char* name;
+  PackTransposed<T> pack_t;
+  GemmShiftedKernel<T> fn_shifted;
 };
 
 template <typename T>

@@ -1,0 +1,98 @@
+// Bindings for scaled dot-product attention on the CPU: arrays in, kernel runs without the GIL.
+// params = (BH, Lq, Lk, D, Dv, causal, has_mask, m_rs, m_cs, scale). Without a mask, `mask` and
+// `mask_off` are empty arrays of the right dtypes.
+#include "bindings/cpu_arrays.h"
+#include "bindings/registry.h"
+#include "cpu/attention.h"
+
+namespace dk::bind {
+namespace {
+
+AttentionParams attention_params(const py::sequence& s) {
+  if (py::len(s) != 10) throw py::value_error("attention params: expected 9 ints and a float");
+  AttentionParams p{};
+  int64_t* f[] = {&p.BH, &p.Lq, &p.Lk, &p.D, &p.Dv, &p.causal, &p.has_mask, &p.m_rs, &p.m_cs};
+  for (size_t i = 0; i < 9; ++i) *f[i] = s[i].cast<int64_t>();
+  p.scale = s[9].cast<double>();
+  return p;
+}
+
+// The mask pointers, checked only when a mask is given: every (b, i, j) it can address lies inside.
+template <typename T>
+void mask_ptrs(const AttentionParams& p, const py::array& mask, const py::array& moff, const T** mp,
+               const int64_t** op) {
+  *mp = nullptr;
+  *op = nullptr;
+  if (!p.has_mask) return;
+  check_size(moff, p.BH, "mask_off");
+  *mp = in_ptr<T>(mask, "attn_mask");
+  *op = in_ptr<int64_t>(moff, "mask_off");
+  const int64_t last = (p.Lq > 0 ? (p.Lq - 1) * p.m_rs : 0) + (p.Lk > 0 ? (p.Lk - 1) * p.m_cs : 0);
+  for (int64_t b = 0; b < p.BH; ++b) {
+    if ((*op)[b] < 0 || (p.Lq > 0 && p.Lk > 0 && (*op)[b] + last >= static_cast<int64_t>(mask.size())))
+      throw py::value_error("attn_mask: offsets/strides address elements outside the mask");
+  }
+}
+
+template <typename T>
+void fwd(const AttentionParams& p, const py::array& q, const py::array& k, const py::array& v, const py::array& mask,
+         const py::array& moff, py::array& out, py::array& lse) {
+  check_size(q, p.BH * p.Lq * p.D, "q");
+  check_size(k, p.BH * p.Lk * p.D, "k");
+  check_size(v, p.BH * p.Lk * p.Dv, "v");
+  check_size(out, p.BH * p.Lq * p.Dv, "out");
+  check_size(lse, p.BH * p.Lq, "lse");
+  const T *qp = in_ptr<T>(q, "q"), *kp = in_ptr<T>(k, "k"), *vp = in_ptr<T>(v, "v");
+  const T* mp;
+  const int64_t* op;
+  mask_ptrs<T>(p, mask, moff, &mp, &op);
+  T* outp = out_ptr<T>(out, "out");
+  T* lsep = out_ptr<T>(lse, "lse");
+  py::gil_scoped_release nogil;
+  cpu::attention_forward<T>(p, qp, kp, vp, mp, op, outp, lsep);
+}
+
+template <typename T>
+void bwd(const AttentionParams& p, const py::array& q, const py::array& k, const py::array& v, const py::array& mask,
+         const py::array& moff, const py::array& out, const py::array& lse, const py::array& dout, py::array& dq,
+         py::array& dk, py::array& dv) {
+  check_size(q, p.BH * p.Lq * p.D, "q");
+  check_size(k, p.BH * p.Lk * p.D, "k");
+  check_size(v, p.BH * p.Lk * p.Dv, "v");
+  check_size(out, p.BH * p.Lq * p.Dv, "out");
+  check_size(lse, p.BH * p.Lq, "lse");
+  check_size(dout, p.BH * p.Lq * p.Dv, "dout");
+  check_size(dq, p.BH * p.Lq * p.D, "dq");
+  check_size(dk, p.BH * p.Lk * p.D, "dk");
+  check_size(dv, p.BH * p.Lk * p.Dv, "dv");
+  const T *qp = in_ptr<T>(q, "q"), *kp = in_ptr<T>(k, "k"), *vp = in_ptr<T>(v, "v");
+  const T *outp = in_ptr<T>(out, "out"), *lsep = in_ptr<T>(lse, "lse"), *dop = in_ptr<T>(dout, "dout");
+  const T* mp;
+  const int64_t* op;
+  mask_ptrs<T>(p, mask, moff, &mp, &op);
+  T *dqp = out_ptr<T>(dq, "dq"), *dkp = out_ptr<T>(dk, "dk"), *dvp = out_ptr<T>(dv, "dv");
+  py::gil_scoped_release nogil;
+  cpu::attention_backward<T>(p, qp, kp, vp, mp, op, outp, lsep, dop, dqp, dkp, dvp);
+}
+
+void register_attention(py::module_& m) {
+  m.def("attention_forward", [](py::sequence params, py::array q, py::array k, py::array v, py::array mask,
+                                py::array moff, py::array out, py::array lse) {
+    auto p = attention_params(params);
+    if (float_dtype_of(q, "q") == DType::Float32) fwd<float>(p, q, k, v, mask, moff, out, lse);
+    else fwd<double>(p, q, k, v, mask, moff, out, lse);
+  });
+  m.def("attention_backward", [](py::sequence params, py::array q, py::array k, py::array v, py::array mask,
+                                 py::array moff, py::array out, py::array lse, py::array dout, py::array dq,
+                                 py::array dk, py::array dv) {
+    auto p = attention_params(params);
+    if (float_dtype_of(q, "q") == DType::Float32) bwd<float>(p, q, k, v, mask, moff, out, lse, dout, dq, dk, dv);
+    else bwd<double>(p, q, k, v, mask, moff, out, lse, dout, dq, dk, dv);
+  });
+  m.def("attention_isa", [](py::sequence) { return std::string(cpu::attention_isa()); });
+}
+
+DK_REGISTER_BINDINGS(register_attention);
+
+}  // namespace
+}  // namespace dk::bind

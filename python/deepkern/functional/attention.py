@@ -1,0 +1,146 @@
+"""scaled_dot_product_attention and its backward (PyTorch's semantics, flash-style kernels).
+
+q (..., Lq, D), k (..., Lk, D), v (..., Lk, Dv) -> out (..., Lq, Dv); the leading dims broadcast
+against each other. attn_mask: boolean (True = may attend) or additive float, broadcastable to
+(..., Lq, Lk); it is passed to the kernel with strides (0 along broadcast dims), never expanded.
+A query row with nothing to attend to gets zeros (and zero gradients), not NaN.
+"""
+import math
+import numbers
+
+import numpy as np
+
+from .._validate import Context, array_module_of, as_float_arrays, as_grad, check_ctx, to_out_dtype
+
+_OP = "scaled_dot_product_attention"
+
+
+def _shapes(op, q, k, v):
+    for name, a in (("q", q), ("k", k), ("v", v)):
+        if a.ndim < 2:
+            raise ValueError(f"{op}: '{name}' must have at least 2 dims (..., L, E), got shape {tuple(a.shape)}")
+    Lq, D = int(q.shape[-2]), int(q.shape[-1])
+    Lk = int(k.shape[-2])
+    if int(k.shape[-1]) != D:
+        raise ValueError(
+            f"{op}: 'k' has embedding size {k.shape[-1]} (shape {tuple(k.shape)}); expected q's {D} (q shape {tuple(q.shape)})"
+        )
+    if int(v.shape[-2]) != Lk:
+        raise ValueError(
+            f"{op}: 'v' has sequence length {v.shape[-2]} (shape {tuple(v.shape)}); expected k's {Lk} (k shape {tuple(k.shape)})"
+        )
+    if D < 1:
+        raise ValueError(f"{op}: 'q' must have an embedding size >= 1, got shape {tuple(q.shape)}")
+    try:
+        batch = tuple(int(s) for s in np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2]))
+    except ValueError:
+        raise ValueError(
+            f"{op}: the leading (batch/head) dims of 'q' {tuple(q.shape)}, 'k' {tuple(k.shape)} and 'v' {tuple(v.shape)} "
+            "do not broadcast"
+        ) from None
+    return batch, Lq, Lk, D, int(v.shape[-1])
+
+
+def _scale(op, scale, D):
+    if scale is None:
+        return 1.0 / math.sqrt(D)
+    if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, numbers.Real):
+        raise TypeError(f"{op}: 'scale' must be a real number or None, got {scale!r}")
+    s = float(scale)
+    if not math.isfinite(s):
+        raise ValueError(f"{op}: 'scale' must be finite, got {scale!r}")
+    return s
+
+
+def _mask_layout(op, xp, mask, batch, Lq, Lk, dtype):
+    """The additive mask in `dtype` at its own (unbroadcast) size, its Lq/Lk element strides and
+    one element offset per flattened batch entry."""
+    m = xp.asarray(mask)
+    full = batch + (Lq, Lk)
+    try:
+        ok = m.ndim <= len(full) and tuple(np.broadcast_shapes(m.shape, full)) == full
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{op}: 'attn_mask' of shape {tuple(m.shape)} does not broadcast to (..., Lq, Lk) = {full}")
+    if m.dtype.kind == "b":
+        add = xp.where(m, 0.0, -np.inf).astype(dtype)
+    elif m.dtype.kind in "fiu":
+        add = m.astype(dtype)
+    else:
+        raise TypeError(f"{op}: 'attn_mask' has dtype {m.dtype}; expected bool (True = may attend) or float (additive)")
+    add = xp.ascontiguousarray(add.reshape((1,) * (len(full) - m.ndim) + tuple(m.shape)))
+    strides = [0 if n == 1 else s // add.itemsize for n, s in zip(add.shape, add.strides)]
+    off = xp.zeros(batch, dtype=np.int64)
+    for ax, n in enumerate(batch):
+        shape = [1] * len(batch)
+        shape[ax] = n
+        off = off + (xp.arange(n, dtype=np.int64) * strides[ax]).reshape(shape)
+    return add, xp.ascontiguousarray(off.reshape(-1)), strides[-2], strides[-1]
+
+
+def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, scale=None, *, return_ctx=False):
+    """softmax(q k^T * scale + mask) v over the last two dims; scale defaults to 1/sqrt(D).
+
+    is_causal: query i attends keys j <= i (top-left aligned, as PyTorch; not with attn_mask).
+    Returns out (..., Lq, Dv), plus a ctx for scaled_dot_product_attention_backward when return_ctx.
+    """
+    op = _OP
+    array_module_of(op, [("q", q), ("k", k), ("v", v), ("attn_mask", attn_mask)])  # device mix check
+    backend, (q, k, v), out_dt, comp_dt = as_float_arrays(op, [("q", q), ("k", k), ("v", v)])
+    xp = backend.xp
+    batch, Lq, Lk, D, Dv = _shapes(op, q, k, v)
+    if not isinstance(is_causal, (bool, np.bool_)):
+        raise TypeError(f"{op}: 'is_causal' must be a bool, got {is_causal!r}")
+    if attn_mask is not None and is_causal:
+        raise ValueError(f"{op}: 'attn_mask' must be None when is_causal=True (as in PyTorch); fold causality into the mask")
+    s = _scale(op, scale, D)
+    q_shape, k_shape, v_shape = tuple(q.shape), tuple(k.shape), tuple(v.shape)
+    if q_shape[:-2] != batch:
+        q = xp.ascontiguousarray(xp.broadcast_to(q, batch + (Lq, D)))
+    if k_shape[:-2] != batch:
+        k = xp.ascontiguousarray(xp.broadcast_to(k, batch + (Lk, D)))
+    if v_shape[:-2] != batch:
+        v = xp.ascontiguousarray(xp.broadcast_to(v, batch + (Lk, Dv)))
+    BH = int(np.prod(batch, dtype=np.int64))
+    if attn_mask is not None:
+        mask, moff, m_rs, m_cs = _mask_layout(op, xp, attn_mask, batch, Lq, Lk, comp_dt)
+    else:
+        mask, moff, m_rs, m_cs = xp.empty(0, comp_dt), xp.empty(0, np.int64), 0, 0
+    params = (BH, Lq, Lk, D, Dv, int(bool(is_causal)), int(attn_mask is not None), m_rs, m_cs, s)
+    out = backend.empty(batch + (Lq, Dv), comp_dt)
+    lse = backend.empty(batch + (Lq,), comp_dt)
+    backend.call("attention_forward", params, q, k, v, mask, moff, out, lse)
+    result = to_out_dtype(out, out_dt)
+    if return_ctx:
+        ctx = Context(op, backend, out_dt, comp_dt, params=params, q=q, k=k, v=v, mask=mask, mask_off=moff,
+                      out=out, lse=lse, q_shape=q_shape, k_shape=k_shape, v_shape=v_shape)
+        return result, ctx
+    return result
+
+
+def _unbroadcast(xp, g, shape):
+    """Sum a gradient computed at the broadcast batch shape back to an input's own shape."""
+    if tuple(g.shape) == tuple(shape):
+        return g
+    lead = g.ndim - len(shape)
+    g = g.sum(axis=tuple(range(lead))) if lead else g
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    return g.sum(axis=axes, keepdims=True) if axes else g
+
+
+def scaled_dot_product_attention_backward(ctx, dout):
+    """(dq, dk, dv) for the forward that made ctx, given dout = d loss / d out."""
+    op = "scaled_dot_product_attention_backward"
+    check_ctx(op, ctx, _OP)
+    dout = as_grad(op, ctx, "dout", dout, ctx.out.shape)
+    b = ctx.backend
+    dq = b.empty(ctx.q.shape, ctx.compute_dtype)
+    dk = b.empty(ctx.k.shape, ctx.compute_dtype)
+    dv = b.empty(ctx.v.shape, ctx.compute_dtype)
+    b.call("attention_backward", ctx.params, ctx.q, ctx.k, ctx.v, ctx.mask, ctx.mask_off, ctx.out, ctx.lse, dout,
+           dq, dk, dv)
+    dq = _unbroadcast(b.xp, dq, ctx.q_shape)
+    dk = _unbroadcast(b.xp, dk, ctx.k_shape)
+    dv = _unbroadcast(b.xp, dv, ctx.v_shape)
+    return tuple(to_out_dtype(g, ctx.out_dtype) for g in (dq, dk, dv))

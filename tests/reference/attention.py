@@ -1,0 +1,53 @@
+"""Scaled dot-product attention references: plain softmax(q k^T * scale + mask) v in float64,
+with the API's rule that a query row with nothing to attend to gives zeros (and zero grads)."""
+import numpy as np
+
+__all__ = ["sdpa_ref", "sdpa_backward_ref"]
+
+
+def _probs(q, k, mask, causal, scale):
+    q = np.asarray(q, dtype=np.float64)
+    k = np.asarray(k, dtype=np.float64)
+    Lq, D = q.shape[-2:]
+    Lk = k.shape[-2]
+    if scale is None:
+        scale = 1.0 / np.sqrt(D)
+    s = np.matmul(q, np.swapaxes(k, -1, -2)) * scale
+    if causal:
+        s = np.where(np.tril(np.ones((Lq, Lk), dtype=bool)), s, -np.inf)
+    if mask is not None:
+        mask = np.asarray(mask)
+        s = np.where(mask, s, -np.inf) if mask.dtype == bool else s + mask.astype(np.float64)
+    m = np.max(s, axis=-1, keepdims=True) if Lk else np.full(s.shape[:-1] + (1,), -np.inf)
+    m = np.where(np.isneginf(m), 0.0, m)
+    p = np.exp(s - m)
+    l = p.sum(axis=-1, keepdims=True)
+    return p / np.where(l == 0, 1.0, l), scale
+
+
+def _unbroadcast(g, shape):
+    lead = g.ndim - len(shape)
+    if lead:
+        g = g.sum(axis=tuple(range(lead)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    return g.sum(axis=axes, keepdims=True) if axes else g
+
+
+def sdpa_ref(q, k, v, mask=None, causal=False, scale=None):
+    p, _ = _probs(q, k, mask, causal, scale)
+    return np.matmul(p, np.asarray(v, dtype=np.float64))
+
+
+def sdpa_backward_ref(q, k, v, dout, mask=None, causal=False, scale=None):
+    """-> (dq, dk, dv), each summed back to its input's shape where the batch dims broadcast."""
+    q = np.asarray(q, dtype=np.float64)
+    k = np.asarray(k, dtype=np.float64)
+    v = np.asarray(v, dtype=np.float64)
+    dout = np.asarray(dout, dtype=np.float64)
+    p, scale = _probs(q, k, mask, causal, scale)
+    dv = np.matmul(np.swapaxes(p, -1, -2), dout)
+    dp = np.matmul(dout, np.swapaxes(v, -1, -2))
+    ds = p * (dp - np.sum(dp * p, axis=-1, keepdims=True)) * scale
+    dq = np.matmul(ds, k)
+    dk = np.matmul(np.swapaxes(ds, -1, -2), q)
+    return _unbroadcast(dq, q.shape), _unbroadcast(dk, k.shape), _unbroadcast(dv, v.shape)
