@@ -35,7 +35,7 @@ RecurrentGemm<T>::RecurrentGemm(bool trans, int64_t K, int64_t M, std::initializ
         const int64_t p0 = b * kr_.kc, kc = std::min(kr_.kc, K - p0);
         const int64_t j0 = j * kr_.nr, cols = std::min<int64_t>(kr_.nr, w.N - j0);
         const T* src = trans ? w.W + j0 * w.ldw + p0 : w.W + p0 * w.ldw + j0;
-        pack_b(trans, kc, cols, src, w.ldw, kr_.nr, wp + p0 * np * kr_.nr + j * kc * kr_.nr);
+        pack_b(trans, kc, cols, src, w.ldw, kr_.nr, wp + p0 * np * kr_.nr + j * kc * kr_.nr, kr_.pack_t);
       }
   }
 }
@@ -52,7 +52,7 @@ void RecurrentGemm<T>::step(const T* A, int64_t lda, T beta, Out out0, Out out1)
     for (int64_t i = 0; i < m_panels_; ++i) {
       const int64_t p0 = b * kr_.kc, kc = std::min(kr_.kc, K_ - p0);
       const int64_t i0 = i * mr, rows = std::min<int64_t>(mr, M_ - i0);
-      pack_a(false, rows, kc, A + i0 * lda + p0, lda, mr, ap + p0 * m_panels_ * mr + i * kc * mr);
+      pack_a(false, rows, kc, A + i0 * lda + p0, lda, mr, ap + p0 * m_panels_ * mr + i * kc * mr, kr_.pack_t);
     }
   // 2. Tiles over the column panels of all parts; threads own contiguous runs of panels, so a
   // thread's W panels stay in its cache from step to step.
