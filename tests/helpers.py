@@ -27,7 +27,9 @@ def assert_close(actual, expected, dtype=None, rtol=None, atol=None, what=""):
     e64 = e.astype(np.float64)
     nan_a, nan_e = np.isnan(a64), np.isnan(e64)
     assert np.array_equal(nan_a, nan_e), f"{what}: NaN pattern differs ({nan_a.sum()} NaN vs {nan_e.sum()} expected)"
-    fin = ~nan_e
+    inf_a, inf_e = np.isinf(a64), np.isinf(e64)
+    assert np.array_equal(inf_a, inf_e) and np.array_equal(a64[inf_e], e64[inf_e]), f"{what}: infinities differ"
+    fin = ~(nan_e | inf_e)
     scale = max(1.0, float(np.max(np.abs(e64[fin]), initial=0.0)))
     err = np.abs(a64[fin] - e64[fin])
     bound = atol * scale + rtol * np.abs(e64[fin])

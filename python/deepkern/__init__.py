@@ -6,6 +6,7 @@ from ._backend import cuda_available, get_array_module, get_num_threads, set_num
 from .functional import *  # noqa: F401,F403
 from .functional import __all__ as _functional_all
 from . import nn, optim, rl  # noqa: E402,F401
+from . import bptt  # noqa: E402,F401  (callable: dk.bptt(model, x, loss_fn, truncate=k))
 
 __version__ = "0.1.0"
 

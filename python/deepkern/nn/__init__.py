@@ -1,4 +1,23 @@
 """Layers, losses and models built on the functional kernels (numpy or cupy)."""
-from ._base import Layer, Parameter
+from . import init, losses
+from ._base import Layer, Parameter, manual_seed
+from .activations import Dropout, Flatten, ReLU, Sigmoid, Tanh
+from .conv import AvgPool2D, Conv2D, MaxPool2D
+from .dense import Dense, Embedding, OneHot
+from .losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
+from .sequential import Sequential
+from .attention import BahdanauAttention, LuongAttention
+from .multihead import MultiHeadAttention
+from .normalization import LayerNorm
+from .positional import PositionalEncoding
+from .recurrent import LSTM, SimpleRNN
+from .transformer import TransformerEncoderLayer
 
-__all__ = ["Layer", "Parameter"]
+__all__ = [
+    "Layer", "Parameter", "manual_seed", "init", "losses",
+    "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "ReLU", "Sigmoid", "Tanh", "Dropout",
+    "Embedding", "OneHot", "Sequential",
+    "Loss", "SoftmaxCrossEntropy", "MSE", "BinaryCrossEntropy",
+    "SimpleRNN", "LSTM", "BahdanauAttention", "LuongAttention", "MultiHeadAttention", "PositionalEncoding",
+    "LayerNorm", "TransformerEncoderLayer",
+]

@@ -1,0 +1,114 @@
+// Bindings for the LSTM sequence kernels (a cell is T = 1): arrays in, kernel runs without the GIL.
+// Optional arrays arrive as None and become nullptr.
+#include "bindings/cpu_arrays.h"
+#include "bindings/registry.h"
+#include "cpu/lstm.h"
+
+namespace dk::bind {
+namespace {
+
+LstmParams lstm_params(const py::sequence& s) {
+  auto v = int_params(s, 4, "lstm params");
+  for (auto d : v)
+    if (d < 1) throw py::value_error("lstm params: every size must be >= 1");
+  return LstmParams{v[0], v[1], v[2], v[3]};
+}
+
+template <typename T>
+const T* opt_in(const py::object& o, int64_t n, const char* name) {
+  if (o.is_none()) return nullptr;
+  py::array a = o.cast<py::array>();
+  check_size(a, n, name);
+  return in_ptr<T>(a, name);
+}
+
+template <typename T>
+T* opt_out(const py::object& o, int64_t n, const char* name) {
+  if (o.is_none()) return nullptr;
+  py::array a = o.cast<py::array>();
+  check_size(a, n, name);
+  return out_ptr<T>(a, name);
+}
+
+template <typename T>
+const T* req_in(const py::array& a, int64_t n, const char* name) {
+  check_size(a, n, name);
+  return in_ptr<T>(a, name);
+}
+
+template <typename T>
+T* req_out(py::array& a, int64_t n, const char* name) {
+  check_size(a, n, name);
+  return out_ptr<T>(a, name);
+}
+
+template <typename T>
+void fwd(const LstmParams& p, const py::array& x, const py::object& h0, const py::object& c0, const py::array& w_ih,
+         const py::array& w_hh, const py::object& b_ih, const py::object& b_hh, py::array& y, py::array& hT,
+         py::array& cT, py::array& gates, const py::object& hs, const py::object& cs) {
+  const int64_t BH = p.B * p.H, G = p.G();
+  const T* xp = req_in<T>(x, p.rows() * p.I, "x");
+  const T* h0p = opt_in<T>(h0, BH, "h0");
+  const T* c0p = opt_in<T>(c0, BH, "c0");
+  const T* wip = req_in<T>(w_ih, G * p.I, "w_ih");
+  const T* whp = req_in<T>(w_hh, G * p.H, "w_hh");
+  const T* bip = opt_in<T>(b_ih, G, "b_ih");
+  const T* bhp = opt_in<T>(b_hh, G, "b_hh");
+  T* yp = req_out<T>(y, p.T * BH, "y");
+  T* hTp = req_out<T>(hT, BH, "hT");
+  T* cTp = req_out<T>(cT, BH, "cT");
+  T* gp = req_out<T>(gates, p.rows() * G, "gates");
+  T* hsp = opt_out<T>(hs, p.T * BH, "hs");
+  T* csp = opt_out<T>(cs, (p.T + 1) * BH, "cs");
+  if ((hsp == nullptr) != (csp == nullptr)) throw py::value_error("lstm_forward: pass both hs and cs, or neither");
+  py::gil_scoped_release nogil;
+  cpu::lstm_forward<T>(p, xp, h0p, c0p, wip, whp, bip, bhp, yp, hTp, cTp, gp, hsp, csp);
+}
+
+template <typename T>
+void bwd(const LstmParams& p, const py::array& x, const py::array& w_ih, const py::array& w_hh,
+         const py::array& gates, const py::array& hs, const py::array& cs, const py::object& dy,
+         const py::object& dhT, const py::object& dcT, py::array& dx, const py::object& dh0, const py::object& dc0,
+         py::array& dw_ih, py::array& dw_hh, const py::object& db) {
+  const int64_t BH = p.B * p.H, G = p.G();
+  const T* xp = req_in<T>(x, p.rows() * p.I, "x");
+  const T* wip = req_in<T>(w_ih, G * p.I, "w_ih");
+  const T* whp = req_in<T>(w_hh, G * p.H, "w_hh");
+  const T* gp = req_in<T>(gates, p.rows() * G, "gates");
+  const T* hsp = req_in<T>(hs, p.T * BH, "hs");
+  const T* csp = req_in<T>(cs, (p.T + 1) * BH, "cs");
+  const T* dyp = opt_in<T>(dy, p.T * BH, "dy");
+  const T* dhTp = opt_in<T>(dhT, BH, "dhT");
+  const T* dcTp = opt_in<T>(dcT, BH, "dcT");
+  T* dxp = req_out<T>(dx, p.rows() * p.I, "dx");
+  T* dh0p = opt_out<T>(dh0, BH, "dh0");
+  T* dc0p = opt_out<T>(dc0, BH, "dc0");
+  T* dwip = req_out<T>(dw_ih, G * p.I, "dw_ih");
+  T* dwhp = req_out<T>(dw_hh, G * p.H, "dw_hh");
+  T* dbp = opt_out<T>(db, G, "db");
+  py::gil_scoped_release nogil;
+  cpu::lstm_backward<T>(p, xp, wip, whp, gp, hsp, csp, dyp, dhTp, dcTp, dxp, dh0p, dc0p, dwip, dwhp, dbp);
+}
+
+void register_lstm(py::module_& m) {
+  m.def("lstm_forward", [](py::sequence params, py::array x, py::object h0, py::object c0, py::array w_ih,
+                           py::array w_hh, py::object b_ih, py::object b_hh, py::array y, py::array hT, py::array cT,
+                           py::array gates, py::object hs, py::object cs) {
+    auto p = lstm_params(params);
+    if (float_dtype_of(x, "x") == DType::Float32) fwd<float>(p, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, hT, cT, gates, hs, cs);
+    else fwd<double>(p, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, hT, cT, gates, hs, cs);
+  });
+  m.def("lstm_backward", [](py::sequence params, py::array x, py::array w_ih, py::array w_hh, py::array gates,
+                            py::array hs, py::array cs, py::object dy, py::object dhT, py::object dcT, py::array dx,
+                            py::object dh0, py::object dc0, py::array dw_ih, py::array dw_hh, py::object db) {
+    auto p = lstm_params(params);
+    if (float_dtype_of(x, "x") == DType::Float32)
+      bwd<float>(p, x, w_ih, w_hh, gates, hs, cs, dy, dhT, dcT, dx, dh0, dc0, dw_ih, dw_hh, db);
+    else bwd<double>(p, x, w_ih, w_hh, gates, hs, cs, dy, dhT, dcT, dx, dh0, dc0, dw_ih, dw_hh, db);
+  });
+}
+
+DK_REGISTER_BINDINGS(register_lstm);
+
+}  // namespace
+}  // namespace dk::bind

@@ -1,0 +1,27 @@
+#pragma once
+// LSTM over a whole (T, B, I) sequence, forward and backward (T = float or double); the
+// cell is the T = 1 case. Gate order i, f, g, o; w_ih (4H, I), w_hh (4H, H), biases (4H,).
+// Optional inputs are nullptr: h0 / c0 (zeros), b_ih / b_hh (no bias).
+#include <cstdint>
+
+#include "common/lstm_params.h"
+
+namespace dk::cpu {
+
+// Forward. gates (T, B, 4H) is written with the activations i, f, g, o of every step.
+// y (T, B, H), hT, cT (B, H) are the outputs. When the caller keeps a context for the
+// backward it passes hs (T, B, H), the hidden state entering each step (hs[0] = h0), and
+// cs (T+1, B, H), the cell states (cs[0] = c0); both nullptr for inference.
+template <typename T>
+void lstm_forward(const LstmParams& p, const T* x, const T* h0, const T* c0, const T* w_ih, const T* w_hh,
+                  const T* b_ih, const T* b_hh, T* y, T* hT, T* cT, T* gates, T* hs, T* cs);
+
+// Backward through time from the forward's saved gates, hs and cs. dy (T, B, H), dhT and dcT
+// (B, H) may be nullptr (zeros). Writes dx (T, B, I), dw_ih (4H, I), dw_hh (4H, H), and where
+// not nullptr dh0, dc0 (B, H) and db (4H,) (the gradient of b_ih, equal to that of b_hh).
+template <typename T>
+void lstm_backward(const LstmParams& p, const T* x, const T* w_ih, const T* w_hh, const T* gates, const T* hs,
+                   const T* cs, const T* dy, const T* dhT, const T* dcT, T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh,
+                   T* db);
+
+}  // namespace dk::cpu

@@ -1,0 +1,30 @@
+#pragma once
+// The fused pointwise parts of one LSTM step, on columns [j0, j1) of one batch row.
+// Pointers are row pointers; callers pass a zero row for an absent input (never nullptr) and
+// never alias an output with an input (so the loops vectorise).
+//
+// Forward: g (4H) holds the pre-activations (bias not yet added); it is overwritten with the
+// activations i, f, g, o. c = f*c_prev + i*g, h = o*tanh(c).
+// Backward: act (4H) are the saved activations, c / c_prev the cell states of the step; the
+// incoming gradients are dh = dy + dh_next and dc_next. Writes the pre-activation gradients
+// dg (4H) and dc_prev = dc * f.
+#include <cstdint>
+
+namespace dk::cpu {
+
+template <typename T>
+struct LstmPointwise {
+  void (*forward)(int64_t H, int64_t j0, int64_t j1, T* g, const T* bias, const T* c_prev, T* c, T* h);
+  void (*backward)(int64_t H, int64_t j0, int64_t j1, const T* act, const T* c, const T* c_prev, const T* dy,
+                   const T* dh_next, const T* dc_next, T* dg, T* dc_prev);
+};
+
+// The best implementation for this CPU (float32: vectorised activations per ISA; float64: libm).
+template <typename T>
+const LstmPointwise<T>& lstm_pointwise();
+
+// Per-ISA float32 tables (lstm_pointwise_avx2.cpp / _avx512.cpp); call only after best_isa().
+const LstmPointwise<float>& lstm_pointwise_f32_avx2();
+const LstmPointwise<float>& lstm_pointwise_f32_avx512();
+
+}  // namespace dk::cpu

@@ -1,0 +1,118 @@
+"""Parameter-free elementwise layers and shape layers: ReLU, Sigmoid, Tanh, Dropout, Flatten."""
+import numpy as np
+
+from ._base import Layer, default_rng, xp_of
+from ._checks import check_backward
+
+
+def _float(x):
+    xp = xp_of(x)
+    a = xp.asarray(x)
+    return a if a.dtype.kind == "f" else a.astype(np.float64)
+
+
+class _Elementwise(Layer):
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+
+class ReLU(_Elementwise):
+    def __init__(self):
+        self._mask = None
+
+    def forward(self, x, training=True):
+        x = _float(x)
+        mask = x > 0
+        self._mask = mask if training else None
+        return x * mask
+
+    def backward(self, dy):
+        check_backward("ReLU", self._mask, dy, self._mask.shape if self._mask is not None else None)
+        return dy * self._mask
+
+
+class Sigmoid(_Elementwise):
+    def __init__(self):
+        self._y = None
+
+    def forward(self, x, training=True):
+        x = _float(x)
+        xp = xp_of(x)
+        # 1/(1+exp(-x)) overflows harmlessly to 0 for very negative x (exp -> inf).
+        with np.errstate(over="ignore"):
+            y = 1.0 / (1.0 + xp.exp(-x))
+        self._y = y if training else None
+        return y
+
+    def backward(self, dy):
+        y = self._y
+        check_backward("Sigmoid", y, dy, y.shape if y is not None else None)
+        return dy * y * (1 - y)
+
+
+class Tanh(_Elementwise):
+    def __init__(self):
+        self._y = None
+
+    def forward(self, x, training=True):
+        x = _float(x)
+        y = xp_of(x).tanh(x)
+        self._y = y if training else None
+        return y
+
+    def backward(self, dy):
+        y = self._y
+        check_backward("Tanh", y, dy, y.shape if y is not None else None)
+        return dy * (1 - y * y)
+
+
+class Dropout(_Elementwise):
+    """Inverted dropout: in training each unit is zeroed with probability p and the survivors are
+    scaled by 1/(1-p), so inference is the identity."""
+
+    def __init__(self, p=0.5, seed=None):
+        if not (0.0 <= float(p) < 1.0):
+            raise ValueError(f"Dropout: 'p' must be in [0, 1), got {p!r}")
+        self.p = float(p)
+        self._rng = default_rng(seed)
+        self._mask = None
+
+    def forward(self, x, training=True):
+        x = _float(x)
+        if not training or self.p == 0.0:
+            self._mask = None if training is False else 1.0
+            return x
+        xp = xp_of(x)
+        if xp is np:
+            keep = self._rng.random(x.shape) >= self.p
+        else:  # pragma: no cover - GPU: cupy's generator, seeded from ours
+            keep = xp.random.default_rng(int(self._rng.integers(2**63))).random(x.shape) >= self.p
+        self._mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
+        return x * self._mask
+
+    def backward(self, dy):
+        if self._mask is None:
+            raise RuntimeError("Dropout.backward called before forward(x, training=True)")
+        return dy * self._mask
+
+
+class Flatten(Layer):
+    """(N, ...) -> (N, prod(...))."""
+
+    def __init__(self):
+        self._shape = None
+
+    def forward(self, x, training=True):
+        xp = xp_of(x)
+        x = xp.asarray(x)
+        if x.ndim < 1:
+            raise ValueError(f"Flatten.forward: 'x' must have a batch dimension, got shape {tuple(x.shape)}")
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        check_backward("Flatten", self._shape, dy, (self._shape[0], int(np.prod(self._shape[1:]))) if self._shape else None)
+        return dy.reshape(self._shape)
+
+    def output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)

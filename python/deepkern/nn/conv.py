@@ -1,0 +1,104 @@
+"""Conv2D, MaxPool2D, AvgPool2D: thin layers over the kernels dk.conv2d / max_pool2d / avg_pool2d."""
+import numpy as np
+
+from .. import functional as F
+from .._validate import int_pair
+from ._base import Layer, Parameter, default_rng, xp_of
+from ._checks import as_input, float_dtype, positive_int
+from .init import initialize
+
+
+def _conv_out(n, k, s, p, d):
+    return (n + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+class Conv2D(Layer):
+    """2-D convolution over NCHW input; weight (out_channels, in_channels, kh, kw) like PyTorch.
+    K*C*kh*kw + K parameters. Init 'he_normal' by default (the layer is usually followed by ReLU)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True,
+                 init="he_normal", seed=None, dtype=np.float32):
+        self.in_channels = positive_int("Conv2D", "in_channels", in_channels)
+        self.out_channels = positive_int("Conv2D", "out_channels", out_channels)
+        self.kernel_size = int_pair("Conv2D", "kernel_size", kernel_size, 1)
+        self.stride = int_pair("Conv2D", "stride", stride, 1)
+        self.padding = int_pair("Conv2D", "padding", padding, 0)
+        self.dilation = int_pair("Conv2D", "dilation", dilation, 1)
+        dt = float_dtype("Conv2D", dtype)
+        shape = (self.out_channels, self.in_channels) + self.kernel_size
+        self.weight = Parameter(initialize(init, shape, default_rng(seed), dt), "weight")
+        self.bias = Parameter(np.zeros(self.out_channels, dt), "bias") if bias else None
+        self._ctx = None
+
+    def forward(self, x, training=True):
+        self.check_input(x)
+        W = self.weight.value
+        x = as_input("Conv2D", x, xp_of(W), W.dtype)
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"Conv2D.forward: 'x' has shape {tuple(x.shape)}; expected (N, {self.in_channels}, H, W)"
+            )
+        b = None if self.bias is None else self.bias.value
+        y, ctx = F.conv2d(x, W, b, self.stride, self.padding, self.dilation, return_ctx=True)
+        self._ctx = ctx if training else None
+        return y
+
+    def backward(self, dy):
+        if self._ctx is None:
+            raise RuntimeError("Conv2D.backward called before forward(x, training=True)")
+        dx, dw, db = F.conv2d_backward(self._ctx, dy)
+        self.weight.accumulate(dw)
+        if self.bias is not None:
+            self.bias.accumulate(db)
+        return dx
+
+    def output_shape(self, input_shape):
+        _, H, W = input_shape
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
+        return (self.out_channels, _conv_out(H, kh, sh, ph, dh), _conv_out(W, kw, sw, pw, dw))
+
+    def load_torch_state(self, prefix, state):
+        self.weight.assign(state[prefix + ".weight"], f"Conv2D.load_torch_state: '{prefix}.weight'")
+        if self.bias is not None:
+            self.bias.assign(state[prefix + ".bias"], f"Conv2D.load_torch_state: '{prefix}.bias'")
+
+
+class _Pool2D(Layer):
+    _fn = None
+    _bwd = None
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        name = type(self).__name__
+        self.kernel_size = int_pair(name, "kernel_size", kernel_size, 1)
+        self.stride = self.kernel_size if stride is None else int_pair(name, "stride", stride, 1)
+        self.padding = int_pair(name, "padding", padding, 0)
+        self._ctx = None
+
+    def forward(self, x, training=True):
+        y, ctx = type(self)._fn(x, self.kernel_size, self.stride, self.padding, return_ctx=True)
+        self._ctx = ctx if training else None
+        return y
+
+    def backward(self, dy):
+        if self._ctx is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward(x, training=True)")
+        return type(self)._bwd(self._ctx, dy)[0]
+
+    def output_shape(self, input_shape):
+        C, H, W = input_shape
+        return (C,) + tuple(_conv_out(n, k, s, p, 1)
+                            for n, k, s, p in zip((H, W), self.kernel_size, self.stride, self.padding))
+
+
+class MaxPool2D(_Pool2D):
+    """Max pooling (NCHW); the gradient goes only to each window's max."""
+
+    _fn = staticmethod(F.max_pool2d)
+    _bwd = staticmethod(F.max_pool2d_backward)
+
+
+class AvgPool2D(_Pool2D):
+    """Average pooling (NCHW); padded zeros count (PyTorch's count_include_pad=True)."""
+
+    _fn = staticmethod(F.avg_pool2d)
+    _bwd = staticmethod(F.avg_pool2d_backward)

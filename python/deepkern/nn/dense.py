@@ -1,0 +1,138 @@
+"""Dense (fully connected), Embedding and OneHot layers."""
+import numpy as np
+
+from ._base import Layer, Parameter, default_rng, to_numpy, xp_of
+from ._checks import as_input, check_backward, float_dtype, positive_int
+from .init import initialize
+
+
+class Dense(Layer):
+    """y = x @ W.T + b on the last axis of x (any leading dims: (N, in) or (B, T, in)).
+
+    W has PyTorch's Linear layout (out_features, in_features); init 'glorot_uniform' by default
+    ('he_normal' etc. via `init`); bias zeros. in*out + out parameters.
+    """
+
+    def __init__(self, in_features, out_features, bias=True, init="glorot_uniform", seed=None, dtype=np.float32):
+        self.in_features = positive_int("Dense", "in_features", in_features)
+        self.out_features = positive_int("Dense", "out_features", out_features)
+        dt = float_dtype("Dense", dtype)
+        rng = default_rng(seed)
+        self.weight = Parameter(initialize(init, (self.out_features, self.in_features), rng, dt), "weight")
+        self.bias = Parameter(np.zeros(self.out_features, dt), "bias") if bias else None
+        self._x = None
+
+    def forward(self, x, training=True):
+        self.check_input(x)
+        W = self.weight.value
+        xp = xp_of(W)
+        x = as_input("Dense", x, xp, W.dtype)
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"Dense.forward: 'x' has shape {tuple(x.shape)}; expected (..., {self.in_features}) "
+                f"(last axis = in_features)"
+            )
+        y = xp.matmul(x, W.T)
+        if self.bias is not None:
+            y += self.bias.value
+        self._x = x if training else None
+        return y
+
+    def backward(self, dy):
+        check_backward("Dense", self._x, dy, self._x.shape[:-1] + (self.out_features,) if self._x is not None else None)
+        x, W = self._x, self.weight.value
+        xp = xp_of(W)
+        dy = xp.asarray(dy, dtype=W.dtype)
+        x2 = x.reshape(-1, self.in_features)
+        dy2 = dy.reshape(-1, self.out_features)
+        self.weight.accumulate(xp.matmul(dy2.T, x2))
+        if self.bias is not None:
+            self.bias.accumulate(dy2.sum(axis=0))
+        return xp.matmul(dy, W)
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.out_features,)
+
+    def load_torch_state(self, prefix, state):
+        self.weight.assign(state[prefix + ".weight"], f"Dense.load_torch_state: '{prefix}.weight'")
+        if self.bias is not None:
+            self.bias.assign(state[prefix + ".bias"], f"Dense.load_torch_state: '{prefix}.bias'")
+
+
+def _as_indices(layer, x, n, xp):
+    a = xp.asarray(x)
+    if a.dtype.kind == "f":
+        r = a.astype(np.int64)
+        if bool((r != a).any()):
+            raise ValueError(f"{layer}.forward: 'x' must hold integer indices, got non-integral values")
+        a = r
+    elif a.dtype.kind not in "iub":
+        raise TypeError(f"{layer}.forward: 'x' must be an integer array of indices, got dtype {a.dtype}")
+    a = a.astype(np.int64, copy=False)
+    if a.size and (int(a.min()) < 0 or int(a.max()) >= n):
+        raise ValueError(f"{layer}.forward: indices must lie in [0, {n}), got values in [{int(a.min())}, {int(a.max())}]")
+    return a
+
+
+class Embedding(Layer):
+    """Integer indices (...) -> vectors (..., dim). Weight (num_embeddings, dim), init N(0, 1)
+    like PyTorch. backward accumulates the weight gradient and returns None (indices have none)."""
+
+    def __init__(self, num_embeddings, dim, init="normal", seed=None, dtype=np.float32):
+        self.num_embeddings = positive_int("Embedding", "num_embeddings", num_embeddings)
+        self.dim = positive_int("Embedding", "dim", dim)
+        dt = float_dtype("Embedding", dtype)
+        self.weight = Parameter(initialize(init, (self.num_embeddings, self.dim), default_rng(seed), dt), "weight")
+        self._idx = None
+
+    def forward(self, x, training=True):
+        self.check_input(x)
+        W = self.weight.value
+        idx = _as_indices("Embedding", x, self.num_embeddings, xp_of(W))
+        self._idx = idx if training else None
+        return W[idx]
+
+    def backward(self, dy):
+        check_backward("Embedding", self._idx, dy, self._idx.shape + (self.dim,) if self._idx is not None else None)
+        W = self.weight.value
+        xp = xp_of(W)
+        g = xp.zeros_like(W)
+        flat = self._idx.reshape(-1)
+        dy2 = xp.asarray(dy, dtype=W.dtype).reshape(-1, self.dim)
+        if xp is np:
+            np.add.at(g, flat, dy2)
+        else:  # pragma: no cover - GPU
+            import cupyx
+
+            cupyx.scatter_add(g, flat, dy2)
+        self.weight.accumulate(g)
+        return None
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape) + (self.dim,)
+
+    def load_torch_state(self, prefix, state):
+        self.weight.assign(state[prefix + ".weight"], f"Embedding.load_torch_state: '{prefix}.weight'")
+
+
+class OneHot(Layer):
+    """Integer labels (...) -> one-hot float vectors (..., num_classes). No parameters; backward
+    returns None."""
+
+    def __init__(self, num_classes, dtype=np.float32):
+        self.num_classes = positive_int("OneHot", "num_classes", num_classes)
+        self._dtype = float_dtype("OneHot", dtype)
+        self._shape = None
+
+    def forward(self, x, training=True):
+        xp = xp_of(x)
+        idx = _as_indices("OneHot", x, self.num_classes, xp)
+        out = (idx[..., None] == xp.arange(self.num_classes)).astype(self._dtype)
+        self._shape = out.shape
+        return out
+
+    def backward(self, dy):
+        return None
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape) + (self.num_classes,)

@@ -1,0 +1,438 @@
+"""Recurrent layers: SimpleRNN and (stacked) LSTM, batch-first like Keras.
+
+Both take x of shape (B, T, F) and return, like Keras,
+
+- ``return_sequences=False``: the last hidden state (B, H); ``True``: every step's (B, T, H);
+- ``return_state=True``: a tuple ``(output, h)`` (SimpleRNN) or ``(output, h, c)`` (LSTM) with
+  the final state. For a stacked LSTM (num_layers > 1) h and c are (num_layers, B, H), as in
+  PyTorch; for one layer they are (B, H).
+
+``forward(x, initial_state=None, training=True)`` starts from `initial_state` (h, or (h, c), in the
+shapes above; zeros when None). ``backward(dy)`` takes the gradient of what forward returned (a
+tuple ``(dout, dh[, dc])`` when return_state, any entry may be None), accumulates the parameter
+gradients, returns dx and leaves the gradient of the initial state in ``.state_grad`` (a tuple
+like the state) so an encoder can be trained through a decoder that started from its state.
+
+One bias per gate (the course's count): SimpleRNN has H(I+H)+H parameters, an LSTM layer
+4(H(I+H)+H). Weights use PyTorch's layouts (weight_ih (gH, I), weight_hh (gH, H), gate order
+i, f, g, o); ``load_torch_state`` reads nn.RNN / nn.LSTM state dicts, summing b_ih + b_hh.
+
+Step-wise use (what dk.bptt and attention decoders drive): ``zero_state(batch)``,
+``step(x_t, state) -> (y_t, state, cache)`` and ``step_backward(cache, dy_t, dstate) ->
+(dx_t, dstate_prev)``; states are tuples of arrays, dy_t / dstate entries may be None.
+"""
+import numpy as np
+
+from .. import functional as F  # dk.lstm / dk.lstm_cell (+ _backward): the C++ kernels
+from ._base import Layer, Parameter, default_rng, xp_of
+from ._checks import as_input, float_dtype, positive_int
+from .init import initialize
+
+_RECURRENT_INITS = ("orthogonal", "identity", "glorot_uniform", "torch")
+
+
+def _recurrent_init(layer, kind, H, gates, rng, dt, scale=1.0):
+    """(gates*H, H) recurrent weights; 'identity' puts scale*I in every gate block (IRNN, Le et al. 2015)."""
+    if kind not in _RECURRENT_INITS:
+        raise ValueError(f"{layer}: 'recurrent_init' must be one of {_RECURRENT_INITS}, got {kind!r}")
+    if kind == "identity":
+        return np.ascontiguousarray(np.tile(np.eye(H) * scale, (gates, 1)), dtype=dt)
+    blocks = [initialize(kind, (H, H), rng, dt) for _ in range(gates)]
+    return np.ascontiguousarray(np.concatenate(blocks, axis=0), dtype=dt)
+
+
+def _torch_key(prefix, name):
+    return f"{prefix}.{name}" if prefix else name
+
+
+class _Recurrent(Layer):
+    """Shared input/output handling of the batch-first recurrent layers."""
+
+    _state_names = ("h",)
+
+    def _input(self, x):
+        self.check_input(x)
+        W = self._first_weight()
+        x = as_input(type(self).__name__, x, xp_of(W), W.dtype)
+        if x.ndim != 3 or x.shape[2] != self.input_size:
+            raise ValueError(
+                f"{type(self).__name__}.forward: 'x' has shape {tuple(x.shape)}; expected (batch, time, "
+                f"{self.input_size}) (batch-first, last axis = input_size)"
+            )
+        if x.shape[1] < 1:
+            raise ValueError(f"{type(self).__name__}.forward: 'x' has no time steps (shape {tuple(x.shape)})")
+        return x
+
+    def _state_shape(self, B):
+        return (B, self.hidden_size)
+
+    def _initial_state(self, initial_state, B, xp, dt):
+        n = len(self._state_names)
+        shape = self._state_shape(B)
+        if initial_state is None:
+            return tuple(xp.zeros(shape, dt) for _ in range(n)), False
+        if n == 1 and not isinstance(initial_state, (tuple, list)):
+            initial_state = (initial_state,)
+        if not isinstance(initial_state, (tuple, list)) or len(initial_state) != n:
+            raise ValueError(
+                f"{type(self).__name__}.forward: 'initial_state' must be a tuple ({', '.join(self._state_names)}), "
+                f"got {type(initial_state).__name__}"
+            )
+        out = []
+        for name, s in zip(self._state_names, initial_state):
+            s = as_input(type(self).__name__, s, xp, dt)
+            if tuple(s.shape) != shape:
+                raise ValueError(
+                    f"{type(self).__name__}.forward: initial state '{name}' has shape {tuple(s.shape)}; expected {shape}"
+                )
+            out.append(xp.ascontiguousarray(s))
+        return tuple(out), True
+
+    def _outputs(self, Y, final):
+        """Y (B, T, H) of the top layer, final = tuple of final states -> what forward returns."""
+        out = Y if self.return_sequences else Y[:, -1]
+        if self.return_state:
+            return (out,) + tuple(final)
+        return out
+
+    def _split_dy(self, dy, B, T, xp, dt):
+        """Gradient of forward's result -> (dY (B, T, H), [dfinal states or None])."""
+        n = len(self._state_names)
+        if self.return_state:
+            if not isinstance(dy, (tuple, list)) or len(dy) != 1 + n:
+                raise ValueError(
+                    f"{type(self).__name__}.backward: with return_state=True 'dy' must be a tuple "
+                    f"(dout, {', '.join('d' + s for s in self._state_names)}) (entries may be None)"
+                )
+            dout, dfinal = dy[0], list(dy[1:])
+        else:
+            dout, dfinal = dy, [None] * n
+        H = self.hidden_size
+        if dout is None:
+            dY = xp.zeros((B, T, H), dt)
+        elif self.return_sequences:
+            dY = xp.asarray(dout, dtype=dt)
+            if tuple(dY.shape) != (B, T, H):
+                raise ValueError(f"{type(self).__name__}.backward: 'dy' has shape {tuple(dY.shape)}; expected {(B, T, H)}")
+        else:
+            d = xp.asarray(dout, dtype=dt)
+            if tuple(d.shape) != (B, H):
+                raise ValueError(f"{type(self).__name__}.backward: 'dy' has shape {tuple(d.shape)}; expected {(B, H)}")
+            dY = xp.zeros((B, T, H), dt)
+            dY[:, -1] = d
+        shape = self._state_shape(B)
+        for k, d in enumerate(dfinal):
+            if d is not None:
+                d = xp.asarray(d, dtype=dt)
+                if tuple(d.shape) != shape:
+                    raise ValueError(
+                        f"{type(self).__name__}.backward: gradient of state '{self._state_names[k]}' has shape "
+                        f"{tuple(d.shape)}; expected {shape}"
+                    )
+                dfinal[k] = d
+        return dY, dfinal
+
+    def output_shape(self, input_shape):
+        T = input_shape[0]
+        out = (T, self.hidden_size) if self.return_sequences else (self.hidden_size,)
+        return out
+
+
+class SimpleRNN(_Recurrent):
+    """Elman RNN: h_t = act(x_t W_ih^T + h_{t-1} W_hh^T + b), act = tanh (default) or relu.
+
+    recurrent_init: 'orthogonal' (default), 'identity' (W_hh = identity_scale * I; with
+    activation='relu' this is Le et al.'s IRNN), 'glorot_uniform' or 'torch'.
+    """
+
+    def __init__(self, input_size, hidden_size, return_sequences=False, return_state=False, activation="tanh",
+                 recurrent_init="orthogonal", identity_scale=1.0, init="glorot_uniform", seed=None,
+                 dtype=np.float32):
+        self.input_size = positive_int("SimpleRNN", "input_size", input_size)
+        self.hidden_size = positive_int("SimpleRNN", "hidden_size", hidden_size)
+        if activation not in ("tanh", "relu"):
+            raise ValueError(f"SimpleRNN: 'activation' must be 'tanh' or 'relu', got {activation!r}")
+        self.activation = activation
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        dt = float_dtype("SimpleRNN", dtype)
+        rng = default_rng(seed)
+        H, I = self.hidden_size, self.input_size
+        self.weight_ih = Parameter(initialize(init, (H, I), rng, dt), "weight_ih")
+        self.weight_hh = Parameter(_recurrent_init("SimpleRNN", recurrent_init, H, 1, rng, dt, identity_scale),
+                                   "weight_hh")
+        self.bias = Parameter(np.zeros(H, dt), "bias")
+        self._cache = None
+        self.state_grad = None
+
+    def _first_weight(self):
+        return self.weight_ih.value
+
+    def _act(self, xp, a):
+        return xp.tanh(a) if self.activation == "tanh" else xp.maximum(a, 0)
+
+    def _act_grad(self, h):
+        return (1.0 - h * h) if self.activation == "tanh" else (h > 0).astype(h.dtype)
+
+    # -- whole sequence -----------------------------------------------------------------------
+    def forward(self, x, initial_state=None, training=True):
+        Y, final = self.forward_sequence(x, initial_state, training)
+        return self._outputs(Y, final)
+
+    def backward(self, dy):
+        if self._cache is None:
+            raise RuntimeError("SimpleRNN.backward called before forward(x, training=True)")
+        x = self._cache[0]
+        dY, dfinal = self._split_dy(dy, x.shape[0], x.shape[1], xp_of(x), x.dtype)
+        return self.backward_sequence(dY, dfinal)
+
+    def forward_sequence(self, x, initial_state=None, training=True):
+        """-> (Y (B, T, H) every step's output, final state (h,)), whatever return_* say."""
+        x = self._input(x)
+        xp, dt = xp_of(x), x.dtype
+        B, T, _ = x.shape
+        (h0,), given = self._initial_state(initial_state, B, xp, dt)
+        Wih, Whh = self.weight_ih.value, self.weight_hh.value
+        xw = x @ Wih.T + self.bias.value  # every step's input projection in one matmul
+        hs = xp.empty((B, T + 1, self.hidden_size), dt)  # hs[:, 0] = h0, hs[:, t+1] = h_t
+        hs[:, 0] = h0
+        for t in range(T):
+            hs[:, t + 1] = self._act(xp, xw[:, t] + hs[:, t] @ Whh.T)
+        self._cache = (x, hs, given) if training else None
+        return hs[:, 1:], (hs[:, T].copy(),)
+
+    def backward_sequence(self, dY, dfinal=None):
+        """dY (B, T, H), dfinal (dh,) or None -> dx; parameter grads accumulate, .state_grad = (dh0,)."""
+        if self._cache is None:
+            raise RuntimeError("SimpleRNN.backward called before forward(x, training=True)")
+        x, hs, given = self._cache
+        xp, dt = xp_of(x), x.dtype
+        B, T, _ = x.shape
+        dhT = None if dfinal is None else dfinal[0]
+        Whh = self.weight_hh.value
+        dA = xp.empty_like(dY)  # gradient at the pre-activation of every step
+        dh = xp.zeros((B, self.hidden_size), dt) if dhT is None else dhT.copy()
+        for t in range(T - 1, -1, -1):
+            dA[:, t] = (dY[:, t] + dh) * self._act_grad(hs[:, t + 1])
+            dh = dA[:, t] @ Whh
+        H, I = self.hidden_size, self.input_size
+        dA2 = dA.reshape(-1, H)
+        self.weight_ih.accumulate(dA2.T @ x.reshape(-1, I))
+        self.weight_hh.accumulate(dA2.T @ hs[:, :T].reshape(-1, H))
+        self.bias.accumulate(dA2.sum(axis=0))
+        self.state_grad = (dh,)
+        return dA @ self.weight_ih.value
+
+    # -- step-wise (bptt, decoders) -------------------------------------------------------------
+    def zero_state(self, batch):
+        W = self.weight_ih.value
+        return (xp_of(W).zeros((batch, self.hidden_size), W.dtype),)
+
+    def step(self, x_t, state):
+        """One time step: x_t (B, I), state (h,) -> (h_t, (h_t,), cache)."""
+        xp = xp_of(self.weight_ih.value)
+        (h,) = state
+        h1 = self._act(xp, x_t @ self.weight_ih.value.T + h @ self.weight_hh.value.T + self.bias.value)
+        return h1, (h1,), (x_t, h, h1)
+
+    def step_backward(self, cache, dy_t, dstate):
+        x_t, h, h1 = cache
+        dh = _add(dy_t, dstate[0] if dstate is not None else None, h1)
+        da = dh * self._act_grad(h1)
+        self.weight_ih.accumulate(da.T @ x_t)
+        self.weight_hh.accumulate(da.T @ h)
+        self.bias.accumulate(da.sum(axis=0))
+        return da @ self.weight_ih.value, (da @ self.weight_hh.value,)
+
+    def load_torch_state(self, prefix, state):
+        """From torch.nn.RNN(input_size, hidden_size, batch_first=True) (layer 0): the two biases are summed."""
+        k = lambda n: _torch_key(prefix, n)  # noqa: E731
+        self.weight_ih.assign(state[k("weight_ih_l0")], f"SimpleRNN.load_torch_state: '{k('weight_ih_l0')}'")
+        self.weight_hh.assign(state[k("weight_hh_l0")], f"SimpleRNN.load_torch_state: '{k('weight_hh_l0')}'")
+        b = np.asarray(_np(state[k("bias_ih_l0")]), np.float64) + np.asarray(_np(state[k("bias_hh_l0")]), np.float64)
+        self.bias.assign(b, f"SimpleRNN.load_torch_state: '{k('bias_ih_l0')}' + '{k('bias_hh_l0')}'")
+
+
+class LSTM(_Recurrent):
+    """Long short-term memory, optionally stacked (num_layers), on deepkern's lstm kernels.
+
+    Per layer l: weight_ih_l{l} (4H, I or H), weight_hh_l{l} (4H, H), bias_l{l} (4H,) (one bias
+    per gate; gate order i, f, g, o as in PyTorch). The whole-sequence forward/backward runs
+    dk.lstm / dk.lstm_backward per layer; the step API runs dk.lstm_cell / lstm_cell_backward.
+
+    Init: input weights 'glorot_uniform', recurrent weights `recurrent_init` ('orthogonal' by
+    default, or 'identity': identity_scale * I in every gate block), biases zero except the forget
+    gate's, set to `forget_bias` (1.0, like Keras' unit_forget_bias).
+    """
+
+    _state_names = ("h", "c")
+
+    def __init__(self, input_size, hidden_size, num_layers=1, return_sequences=False, return_state=False,
+                 recurrent_init="orthogonal", identity_scale=1.0, forget_bias=1.0, init="glorot_uniform",
+                 seed=None, dtype=np.float32):
+        self.input_size = positive_int("LSTM", "input_size", input_size)
+        self.hidden_size = positive_int("LSTM", "hidden_size", hidden_size)
+        self.num_layers = positive_int("LSTM", "num_layers", num_layers)
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        dt = float_dtype("LSTM", dtype)
+        rng = default_rng(seed)
+        H = self.hidden_size
+        for layer in range(self.num_layers):
+            I = self.input_size if layer == 0 else H
+            w_ih = np.concatenate([initialize(init, (H, I), rng, dt) for _ in range(4)], axis=0)
+            b = np.zeros(4 * H, dt)
+            b[H:2 * H] = forget_bias
+            setattr(self, f"weight_ih_l{layer}", Parameter(np.ascontiguousarray(w_ih), f"weight_ih_l{layer}"))
+            setattr(self, f"weight_hh_l{layer}", Parameter(
+                _recurrent_init("LSTM", recurrent_init, H, 4, rng, dt, identity_scale), f"weight_hh_l{layer}"))
+            setattr(self, f"bias_l{layer}", Parameter(b, f"bias_l{layer}"))
+        self._ctxs = None
+        self.state_grad = None
+
+    def _layer_params(self, layer):
+        return (getattr(self, f"weight_ih_l{layer}"), getattr(self, f"weight_hh_l{layer}"),
+                getattr(self, f"bias_l{layer}"))
+
+    def _first_weight(self):
+        return self.weight_ih_l0.value
+
+    def _state_shape(self, B):
+        H = self.hidden_size
+        return (B, H) if self.num_layers == 1 else (self.num_layers, B, H)
+
+    def _per_layer(self, s, layer):
+        return s if self.num_layers == 1 else s[layer]
+
+    def _stack(self, xp, per_layer):
+        return per_layer[0] if self.num_layers == 1 else xp.stack(per_layer)
+
+    # -- whole sequence -----------------------------------------------------------------------
+    def forward(self, x, initial_state=None, training=True):
+        Y, final = self.forward_sequence(x, initial_state, training)
+        return self._outputs(Y, final)
+
+    def backward(self, dy):
+        if self._ctxs is None:
+            raise RuntimeError("LSTM.backward called before forward(x, training=True)")
+        _, B, T, dt = self._ctxs
+        dY, dfinal = self._split_dy(dy, B, T, xp_of(self._first_weight()), dt)
+        return self.backward_sequence(dY, dfinal)
+
+    def forward_sequence(self, x, initial_state=None, training=True):
+        """-> (Y (B, T, H) the top layer's every step, final state (h, c)), whatever return_* say."""
+        x = self._input(x)
+        xp, dt = xp_of(x), x.dtype
+        B, T, _ = x.shape
+        (h0, c0), given = self._initial_state(initial_state, B, xp, dt)
+        seq = xp.ascontiguousarray(x.transpose(1, 0, 2))  # the kernel is time-major (T, B, F)
+        ctxs, hT, cT = [], [], []
+        for layer in range(self.num_layers):
+            w_ih, w_hh, b = self._layer_params(layer)
+            h_l = xp.ascontiguousarray(self._per_layer(h0, layer))
+            c_l = xp.ascontiguousarray(self._per_layer(c0, layer))
+            if training:
+                (seq, h, c), ctx = F.lstm(seq, h_l, c_l, w_ih.value, w_hh.value, b.value, None, return_ctx=True)
+                ctxs.append(ctx)
+            else:
+                seq, h, c = F.lstm(seq, h_l, c_l, w_ih.value, w_hh.value, b.value, None)
+            hT.append(h)
+            cT.append(c)
+        self._ctxs = (ctxs, B, T, dt) if training else None
+        return seq.transpose(1, 0, 2), (self._stack(xp, hT), self._stack(xp, cT))
+
+    def backward_sequence(self, dY, dfinal=None):
+        """dY (B, T, H), dfinal (dh, dc) or None (entries may be None) -> dx; .state_grad = (dh0, dc0)."""
+        if self._ctxs is None:
+            raise RuntimeError("LSTM.backward called before forward(x, training=True)")
+        ctxs, B, T, dt = self._ctxs
+        xp = xp_of(self._first_weight())
+        dhT, dcT = (None, None) if dfinal is None else dfinal
+        dseq = xp.ascontiguousarray(xp.asarray(dY, dtype=dt).transpose(1, 0, 2))
+        dh0, dc0 = [None] * self.num_layers, [None] * self.num_layers
+        for layer in range(self.num_layers - 1, -1, -1):
+            w_ih, w_hh, b = self._layer_params(layer)
+            dh_l = None if dhT is None else xp.ascontiguousarray(self._per_layer(dhT, layer))
+            dc_l = None if dcT is None else xp.ascontiguousarray(self._per_layer(dcT, layer))
+            dseq, dh0[layer], dc0[layer], dw_ih, dw_hh, db, _ = F.lstm_backward(ctxs[layer], dseq, dh_l, dc_l)
+            w_ih.accumulate(dw_ih)
+            w_hh.accumulate(dw_hh)
+            b.accumulate(db)
+        self.state_grad = (self._stack(xp, dh0), self._stack(xp, dc0))
+        return dseq.transpose(1, 0, 2)
+
+    # -- step-wise (bptt, decoders) -------------------------------------------------------------
+    def zero_state(self, batch):
+        W = self._first_weight()
+        xp = xp_of(W)
+        shape = self._state_shape(batch)
+        return (xp.zeros(shape, W.dtype), xp.zeros(shape, W.dtype))
+
+    def step(self, x_t, state):
+        """One time step through every layer: x_t (B, I), state (h, c) -> (h_top, (h, c), cache)."""
+        xp = xp_of(self._first_weight())
+        h, c = state
+        inp, hs, cs, ctxs = x_t, [], [], []
+        for layer in range(self.num_layers):
+            w_ih, w_hh, b = self._layer_params(layer)
+            (h1, c1), ctx = F.lstm_cell(xp.ascontiguousarray(inp), xp.ascontiguousarray(self._per_layer(h, layer)),
+                                          xp.ascontiguousarray(self._per_layer(c, layer)), w_ih.value, w_hh.value,
+                                          b.value, None, return_ctx=True)
+            hs.append(h1)
+            cs.append(c1)
+            ctxs.append(ctx)
+            inp = h1
+        return inp, (self._stack(xp, hs), self._stack(xp, cs)), (ctxs, x_t.shape[0])
+
+    def step_backward(self, cache, dy_t, dstate):
+        xp = xp_of(self._first_weight())
+        dh_all, dc_all = (None, None) if dstate is None else dstate
+        dhs, dcs = [None] * self.num_layers, [None] * self.num_layers
+        dinp = dy_t  # gradient arriving at the top layer's output
+        ctxs, B = cache
+        for layer in range(self.num_layers - 1, -1, -1):
+            ctx = ctxs[layer]
+            dh_own = None if dh_all is None else self._per_layer(dh_all, layer)
+            dh = _add(dinp, dh_own, None)
+            dc = None if dc_all is None else self._per_layer(dc_all, layer)
+            zeros = xp.zeros((B, self.hidden_size), self._first_weight().dtype)
+            dh = zeros if dh is None else dh
+            dc = zeros if dc is None else dc
+            dinp, dhs[layer], dcs[layer], dw_ih, dw_hh, db, _ = F.lstm_cell_backward(
+                ctx, _contig(xp, dh), _contig(xp, dc))
+            w_ih, w_hh, b = self._layer_params(layer)
+            w_ih.accumulate(dw_ih)
+            w_hh.accumulate(dw_hh)
+            b.accumulate(db)
+        return dinp, (self._stack(xp, dhs), self._stack(xp, dcs))
+
+    def load_torch_state(self, prefix, state):
+        """From torch.nn.LSTM(input_size, hidden_size, num_layers, batch_first=True): bias = b_ih + b_hh."""
+        for layer in range(self.num_layers):
+            w_ih, w_hh, b = self._layer_params(layer)
+            k = lambda n: _torch_key(prefix, f"{n}_l{layer}")  # noqa: E731
+            w_ih.assign(state[k("weight_ih")], f"LSTM.load_torch_state: '{k('weight_ih')}'")
+            w_hh.assign(state[k("weight_hh")], f"LSTM.load_torch_state: '{k('weight_hh')}'")
+            bias = np.asarray(_np(state[k("bias_ih")]), np.float64) + np.asarray(_np(state[k("bias_hh")]), np.float64)
+            b.assign(bias, f"LSTM.load_torch_state: '{k('bias_ih')}' + '{k('bias_hh')}'")
+
+
+def _np(a):
+    if hasattr(a, "detach"):
+        return a.detach().cpu().numpy()
+    return a.get() if type(a).__module__.split(".")[0] == "cupy" else np.asarray(a)
+
+
+def _add(a, b, like):
+    """a + b where either may be None (a missing gradient is zero); zeros_like(like) if both are."""
+    if a is None and b is None:
+        return None if like is None else like * 0
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a + b
+
+
+def _contig(xp, a):
+    return None if a is None else xp.ascontiguousarray(a)

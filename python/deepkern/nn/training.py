@@ -1,0 +1,175 @@
+"""The training loop behind Sequential.fit / evaluate / predict (kept apart from the container)."""
+import numpy as np
+
+from .._backend import get_array_module
+from .losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
+
+_LOSSES = {"cross_entropy": SoftmaxCrossEntropy, "softmax_cross_entropy": SoftmaxCrossEntropy,
+           "categorical_crossentropy": SoftmaxCrossEntropy, "mse": MSE, "bce": BinaryCrossEntropy,
+           "binary_cross_entropy": BinaryCrossEntropy, "binary_crossentropy": BinaryCrossEntropy}
+
+
+def resolve_loss(loss):
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, type) and issubclass(loss, Loss):
+        return loss()
+    if isinstance(loss, str) and loss.lower() in _LOSSES:
+        return _LOSSES[loss.lower()]()
+    if hasattr(loss, "forward") and hasattr(loss, "backward"):
+        return loss
+    raise ValueError(f"fit: 'loss' must be a deepkern.nn loss or one of {sorted(_LOSSES)}, got {loss!r}")
+
+
+def resolve_optimizer(optimizer, model):
+    from .. import optim
+
+    names = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW, "rmsprop": optim.RMSProp,
+             "adagrad": optim.Adagrad, "adadelta": optim.Adadelta}
+    if isinstance(optimizer, str):
+        if optimizer.lower() not in names:
+            raise ValueError(f"fit: 'optimizer' must be an optimizer or one of {sorted(names)}, got {optimizer!r}")
+        return names[optimizer.lower()](model.parameters())
+    if not (hasattr(optimizer, "step") and hasattr(optimizer, "zero_grad")):
+        raise TypeError(f"fit: 'optimizer' must be a deepkern.optim optimizer, got {type(optimizer).__name__}")
+    return optimizer
+
+
+def _correct(loss, out, y):
+    """Number of correct predictions for classification losses, else None."""
+    xp = get_array_module(out)
+    if isinstance(loss, SoftmaxCrossEntropy):
+        pred = out.argmax(axis=-1)
+        labels = y if y.shape == out.shape[:-1] else y.argmax(axis=-1)
+        return float((pred == labels).sum()), int(pred.size)
+    if isinstance(loss, BinaryCrossEntropy):
+        thr = 0.0 if loss.from_logits else 0.5
+        return float(((out > thr) == (y > 0.5)).sum()), int(out.size)
+    del xp
+    return None
+
+
+def _check_xy(x, y, what):
+    if len(x) != len(y):
+        raise ValueError(f"fit: {what} x has {len(x)} samples but y has {len(y)}")
+
+
+def _batches(n, batch_size, order):
+    for s in range(0, n, batch_size):
+        yield order[s:s + batch_size]
+
+
+def _progress_bar(progress, total, desc):
+    if not progress:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except Exception:  # tqdm is an optional extra
+        return None
+    return tqdm(total=total, desc=desc, leave=False)
+
+
+def evaluate(model, x, y, loss, batch_size=256):
+    loss = resolve_loss(loss)
+    xp = get_array_module(x)
+    x, y = xp.asarray(x), xp.asarray(y)
+    n = len(x)
+    total, correct, count = 0.0, 0.0, 0
+    for s in range(0, n, batch_size):
+        xb, yb = x[s:s + batch_size], y[s:s + batch_size]
+        out = model.forward(xb, training=False)
+        total += loss.forward(out, yb) * len(xb)
+        c = _correct(loss, out, yb)
+        if c is not None:
+            correct += c[0]
+            count += c[1]
+    res = {"loss": total / max(n, 1)}
+    if count:
+        res["accuracy"] = correct / count
+    return res
+
+
+def batched_predict(model, x, batch_size=None):
+    xp = get_array_module(x)
+    x = xp.asarray(x)
+    if batch_size is None or len(x) <= batch_size:
+        return model.forward(x, training=False)
+    outs = [model.forward(x[s:s + batch_size], training=False) for s in range(0, len(x), batch_size)]
+    return get_array_module(outs[0]).concatenate(outs, axis=0)
+
+
+def fit(model, x, y, loss, optimizer, epochs, batch_size, validation_data, validation_split, early_stopping,
+        progress, shuffle, seed, scheduler, clip_norm):
+    from ..optim import clip_grad_norm
+
+    loss = resolve_loss(loss)
+    optimizer = resolve_optimizer(optimizer, model)
+    if int(epochs) < 1 or int(batch_size) < 1:
+        raise ValueError(f"fit: 'epochs' and 'batch_size' must be >= 1, got {epochs!r}, {batch_size!r}")
+    epochs, batch_size = int(epochs), int(batch_size)
+    xp = get_array_module(x, y)
+    x, y = xp.asarray(x), xp.asarray(y)
+    _check_xy(x, y, "training")
+    if validation_data is not None and validation_split:
+        raise ValueError("fit: give either 'validation_data' or 'validation_split', not both")
+    if not (0.0 <= float(validation_split) < 1.0):
+        raise ValueError(f"fit: 'validation_split' must be in [0, 1), got {validation_split!r}")
+    if validation_split:
+        n_val = int(len(x) * float(validation_split))
+        if n_val < 1 or n_val >= len(x):
+            raise ValueError(f"fit: validation_split={validation_split} leaves no validation or no training samples")
+        validation_data = (x[-n_val:], y[-n_val:])
+        x, y = x[:-n_val], y[:-n_val]
+    if validation_data is not None:
+        vx, vy = validation_data
+        _check_xy(vx, vy, "validation")
+    n = len(x)
+    rng = np.random.default_rng(seed)
+    history = {"loss": []}
+    if early_stopping is not None:
+        early_stopping.reset()
+    for epoch in range(epochs):
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        order_x = order if xp is np else xp.asarray(order)
+        total, correct, count = 0.0, 0.0, 0
+        bar = _progress_bar(progress, n, f"epoch {epoch + 1}/{epochs}")
+        for idx in _batches(n, batch_size, order_x):
+            xb, yb = x[idx], y[idx]
+            model.zero_grad()
+            out = model.forward(xb, training=True)
+            value = loss.forward(out, yb)
+            model.backward(loss.backward())
+            if clip_norm is not None:
+                clip_grad_norm(model.parameters(), clip_norm)
+            optimizer.step()
+            total += value * len(idx)
+            c = _correct(loss, out, yb)
+            if c is not None:
+                correct += c[0]
+                count += c[1]
+            if bar is not None:
+                bar.update(len(idx))
+                bar.set_postfix(loss=f"{value:.4f}")
+        if bar is not None:
+            bar.close()
+        history["loss"].append(total / max(n, 1))
+        if count:
+            history.setdefault("accuracy", []).append(correct / count)
+        if validation_data is not None:
+            res = evaluate(model, vx, vy, loss, batch_size=max(batch_size, 256))
+            history.setdefault("val_loss", []).append(res["loss"])
+            if "accuracy" in res:
+                history.setdefault("val_accuracy", []).append(res["accuracy"])
+        if scheduler is not None:
+            history.setdefault("lr", []).append(float(optimizer.lr))
+            scheduler.step()
+        if progress and bar is not None:
+            msg = " ".join(f"{k}={v[-1]:.4f}" for k, v in history.items())
+            print(f"epoch {epoch + 1}/{epochs}: {msg}")
+        if early_stopping is not None:
+            key = early_stopping.monitor if early_stopping.monitor in history else "loss"
+            if early_stopping.step(history[key][-1], model):
+                break
+    if early_stopping is not None:
+        early_stopping.restore(model)
+    return history
