@@ -182,6 +182,16 @@ def test_large_finite_negative_mask_is_not_empty(rng):
     _check_torch(q, k, v, out, grads, dout, mask=mask)
 
 
+def test_nan_propagates_like_torch(rng):
+    q, k, v = _qkv(rng, (2,), 6, 5, 4, 3, np.float32)
+    q[0, 2, 1] = np.nan
+    v[1, 4, 0] = np.nan
+    out = dk.scaled_dot_product_attention(q, k, v)
+    expected = F.scaled_dot_product_attention(*(torch.from_numpy(a) for a in (q, k, v)))
+    assert_close(out, expected, np.float32)  # NaN exactly where torch has NaN
+    assert np.isnan(out[0, 2]).all() and np.isnan(out[1, :, 0]).all()
+
+
 def test_batch_dims_broadcast_between_q_k_v(rng):
     q = rng.standard_normal((2, 3, 5, 4))
     k = rng.standard_normal((3, 7, 4))

@@ -12,6 +12,7 @@ from reference import avg_pool2d_backward_ref, avg_pool2d_ref, max_pool2d_backwa
 SHAPES = [
     (1, 1, 1, 1, 1, 1, 0),
     (2, 3, 8, 8, 2, 2, 0),
+    (2, 3, 7, 9, 2, 2, 0),  # odd sizes on the 2x2 fast path: the last row/column belongs to no window
     (1, 1, 7, 5, 3, 2, 1),
     (3, 2, 13, 11, (3, 2), (2, 1), (1, 1)),
     (2, 5, 9, 9, 2, 3, 1),  # stride > kernel
@@ -110,6 +111,7 @@ def test_overlapping_windows_accumulate_gradient():
 def test_nan_propagates_like_torch():
     x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
     x[0, 0, 0, 1] = np.nan
+    x[0, 0, 1, 0] = np.nan  # two NaNs in one window: the last one's index, as PyTorch
     x[0, 0, 3, 3] = -np.inf
     y, idx = dk.max_pool2d(x, 2, return_indices=True)
     yt, it = F.max_pool2d(torch.tensor(x), 2, return_indices=True)
@@ -208,3 +210,36 @@ def test_backward_rejects_wrong_dy_and_ctx():
         dk.max_pool2d_backward(actx, y)
     with pytest.raises(TypeError, match="'ctx' must come from avg_pool2d"):
         dk.avg_pool2d_backward(ctx, y)
+
+
+ISA_SCRIPT = """
+import numpy as np, deepkern as dk, sys
+sys.path.insert(0, 'tests')
+from reference import max_pool2d_ref, avg_pool2d_ref
+rng = np.random.default_rng(5)
+for shape, k, s, p in [((2, 3, 37, 41), (3, 3), (1, 1), (1, 1)), ((1, 2, 64, 70), (2, 2), (2, 2), (0, 0)), ((2, 1, 9, 7), (2, 2), (2, 2), (0, 0)),
+                       ((2, 2, 20, 19), (3, 2), (3, 3), (1, 0))]:
+    for dt in (np.float32, np.float64):
+        x = rng.standard_normal(shape).astype(dt)
+        y, idx = dk.max_pool2d(x, k, s, p, return_indices=True)
+        yr, ir = max_pool2d_ref(x, k, s, p)
+        assert np.array_equal(idx, ir) and np.allclose(y, yr), (shape, dt)
+        assert np.allclose(dk.avg_pool2d(x, k, s, p), avg_pool2d_ref(x, k, s, p), rtol=1e-5, atol=1e-6)
+print(dk._cpu.isa())
+"""
+
+
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
+def test_every_simd_path_is_correct(isa):
+    """Each ISA copy of the kernels, forced with DEEPKERN_CPU_ISA (skipped if the CPU lacks it)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, DEEPKERN_CPU_ISA=isa)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", ISA_SCRIPT], env=env, cwd=root, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    got = out.stdout.strip()
+    if got != isa:
+        pytest.skip(f"this CPU cannot run {isa} (best available: {got})")

@@ -243,9 +243,19 @@ void forward(const AttentionParams& p, const T* q, const T* k, const T* v, const
   const T scale = T(p.scale);
   const T ninf = -std::numeric_limits<T>::infinity();
 
+  // K^T of every key tile, packed once (each query tile reuses it): memory about the size of k.
+  const int64_t nkb = (Lk + kBc - 1) / kBc, kt_tile = D * kBc;
+  std::vector<T> KTall(p.BH * nkb * kt_tile);
+  const bool v_direct = Dv == Dvp;  // V tiles are used in place unless rows need padding
+
 #pragma omp parallel num_threads(num_threads())
   {
-    std::vector<T> KT(D * kBc + L), Vp(kBc * Dvp + L), S(kBr * kBc), O(kBr * Dvp + L), m(kBr), l(kBr), alpha(kBr);
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < p.BH * nkb; ++t) {
+      const int64_t bh = t / nkb, k0 = (t % nkb) * kBc, nc = std::min(kBc, Lk - k0);
+      pack_transposed(k + (bh * Lk + k0) * D, D, nc, round_up(nc, L), D, KTall.data() + t * kt_tile);
+    }
+    std::vector<T> Vp(v_direct ? 0 : kBc * Dvp + L), S(kBr * kBc), O(kBr * Dvp + L), m(kBr), l(kBr), alpha(kBr);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < items; ++it) {
       const int64_t bh = it / nqb;
@@ -253,7 +263,6 @@ void forward(const AttentionParams& p, const T* q, const T* k, const T* v, const
       if (p.causal) qb = nqb - 1 - qb;  // the longest (lowest) rows first balances the dynamic schedule
       const int64_t q0 = qb * kBr, nr = std::min(kBr, Lq - q0);
       const T* Q = q + (bh * Lq + q0) * D;
-      const T* Kb = k + bh * Lk * D;
       const T* Vb = v + bh * Lk * Dv;
       const int64_t kend = p.causal ? std::min(Lk, q0 + nr) : Lk;  // tiles past the diagonal are skipped
       std::fill(m.begin(), m.end(), ninf);
@@ -261,9 +270,15 @@ void forward(const AttentionParams& p, const T* q, const T* k, const T* v, const
       std::fill(O.begin(), O.end(), T(0));
       for (int64_t k0 = 0; k0 < kend; k0 += kBc) {
         const int64_t nc = std::min(kBc, kend - k0), ncp = round_up(nc, L);
-        pack_transposed(Kb + k0 * D, D, nc, ncp, D, KT.data());
-        pack_rows(Vb + k0 * Dv, nc, Dv, Dvp, Vp.data());
-        tile_gemm<T>(nr, ncp, D, Q, D, 1, KT.data(), ncp, S.data(), ncp, 0);
+        // a causal row block may stop inside a tile: its packed K^T has ld round_up(full nc)
+        const int64_t ldk = round_up(std::min(kBc, Lk - k0), L);
+        const T* KT = KTall.data() + (bh * nkb + k0 / kBc) * kt_tile;
+        const T* Vt = Vb + k0 * Dv;
+        if (!v_direct) {
+          pack_rows(Vt, nc, Dv, Dvp, Vp.data());
+          Vt = Vp.data();
+        }
+        tile_gemm<T>(nr, ncp, D, Q, D, 1, KT, ldk, S.data(), ncp, 0);
         for (int64_t r = 0; r < nr; ++r) {
           T* s = S.data() + r * ncp;
           const int64_t i = q0 + r;
@@ -283,16 +298,16 @@ void forward(const AttentionParams& p, const T* q, const T* k, const T* v, const
           l[r] = l[r] * alpha[r] + sum;
           m[r] = mnew;
         }
-        tile_gemm<T>(nr, Dvp, nc, S.data(), ncp, 1, Vp.data(), Dvp, O.data(), Dvp, 2, alpha.data());
+        tile_gemm<T>(nr, Dvp, nc, S.data(), ncp, 1, Vt, v_direct ? Dv : Dvp, O.data(), Dvp, 2, alpha.data());
       }
       for (int64_t r = 0; r < nr; ++r) {
         T* o = out + (bh * Lq + q0 + r) * Dv;
         const T* acc = O.data() + r * Dvp;
-        if (l[r] > T(0)) {
+        if (!(l[r] == T(0))) {  // l is 0 only for a row with nothing to attend to (NaN propagates)
           const T inv = T(1) / l[r];
           for (int64_t e = 0; e < Dv; ++e) o[e] = acc[e] * inv;
           lse[bh * Lq + q0 + r] = m[r] + std::log(l[r]);
-        } else {  // nothing to attend to
+        } else {
           for (int64_t e = 0; e < Dv; ++e) o[e] = T(0);
           lse[bh * Lq + q0 + r] = std::numeric_limits<T>::infinity();
         }

@@ -36,14 +36,12 @@ __global__ void max_fwd_kernel(Pool2dParams p, const T* __restrict__ x, T* __res
     const int64_t wb = max(w0, (int64_t)0), we = min(w0 + p.kw, p.W);
     A best = -INFINITY;
     int64_t best_at = hb * p.W + wb;
-    bool found_nan = false;
-    for (int64_t ih = hb; ih < he && !found_nan; ++ih)
+    for (int64_t ih = hb; ih < he; ++ih)
       for (int64_t iw = wb; iw < we; ++iw) {
         const A v = to_acc(xp[ih * p.W + iw]);
-        if (v > best || isnan(v)) {
+        if (v > best || isnan(v)) {  // as PyTorch: a NaN replaces the max, the last NaN wins
           best = v;
           best_at = ih * p.W + iw;
-          if (isnan(v)) { found_nan = true; break; }
         }
       }
     y[o] = from_acc<T>(best);

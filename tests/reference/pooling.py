@@ -7,7 +7,8 @@ def _out(size, k, s, p):
 
 
 def max_pool2d_ref(x, k, s, p):
-    """-> (y, idx) with PyTorch's semantics: -inf padding, NaN wins, first max on ties."""
+    """-> (y, idx) with PyTorch's semantics: -inf padding, first max on ties, a NaN replaces the max
+    (so the last NaN of a window wins)."""
     x = np.asarray(x, dtype=np.float64)
     (kh, kw), (sh, sw), (ph, pw) = k, s, p
     N, C, H, W = x.shape
@@ -27,7 +28,7 @@ def max_pool2d_ref(x, k, s, p):
             # first valid position initialises the index (matches the kernel for all -inf windows)
             init = (best_at < 0) & valid
             best_at = np.where(init, ih * W + iw, best_at)
-            better = valid & ((v > best) | (np.isnan(v) & ~np.isnan(best)))
+            better = valid & ((v > best) | np.isnan(v))
             best = np.where(better, v, best)
             best_at = np.where(better, ih * W + iw, best_at)
     return best, best_at

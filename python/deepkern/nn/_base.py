@@ -271,12 +271,19 @@ class Layer:
         ps = self.parameters()
         return ps[0].dtype if ps else getattr(self, "_dtype", np.dtype(np.float32))
 
+    def _first_param(self):
+        for v in self.__dict__.values():
+            if isinstance(v, Parameter):
+                return v
+        ps = self.parameters()
+        return ps[0] if ps else None
+
     def check_input(self, x, name="x"):
         """TypeError when x lives on another device than this layer's parameters."""
-        ps = self.parameters()
-        if not ps:
+        p = self._first_param()
+        if p is None:
             return
-        on_gpu, p_gpu = is_cupy_array(x), is_cupy_array(ps[0].value)
+        on_gpu, p_gpu = is_cupy_array(x), is_cupy_array(p.value)
         if on_gpu != p_gpu:
             where = lambda g: "a cupy array (GPU)" if g else "a numpy array (CPU)"  # noqa: E731
             raise TypeError(

@@ -42,13 +42,17 @@ class Sequential(Layer):
 
     # -- forward / backward -------------------------------------------------------------------
     def check_input(self, x, name="x"):
-        ps = self.parameters()
-        if ps and is_cupy_array(x) != is_cupy_array(ps[0].value):
+        p = next((q for layer in self.layers for q in [layer._first_param()] if q is not None), None)
+        if p is not None and is_cupy_array(x) != is_cupy_array(p.value):
             where = lambda g: "a cupy array (GPU)" if g else "a numpy array (CPU)"  # noqa: E731
             raise TypeError(
                 f"Sequential: '{name}' is {where(is_cupy_array(x))} but the model's parameters are "
-                f"{where(is_cupy_array(ps[0].value))}; call model.to('cuda') / model.to('cpu') or move the data"
+                f"{where(is_cupy_array(p.value))}; call model.to('cuda') / model.to('cpu') or move the data"
             )
+
+    def zero_grad(self):
+        for layer in self.layers:
+            layer.zero_grad()
 
     def forward(self, x, training=True):
         self.check_input(x)

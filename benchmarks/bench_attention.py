@@ -1,0 +1,139 @@
+"""Scaled dot-product attention: deepkern vs torch.nn.functional.scaled_dot_product_attention (CPU).
+
+    PYTHONPATH=python python3 benchmarks/bench_attention.py [--quick] [--no-long] [--no-memory]
+
+Both at 2 threads, same process, interleaved (benchmarks/harness.py). Speedup = torch / deepkern.
+FLOPs counted: forward 4*Lq*Lk*D per head (QK^T and PV), backward 10*Lq*Lk*D (S recomputed, dV, dP,
+dQ, dK), over the (b, h, i, j) pairs that are not causally masked. Then the memory check: peak RSS
+growth of one forward+backward in a fresh process for N = 1024 ... 8192, which must grow linearly.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Case, run_cases, torch_threads  # noqa: E402
+
+import deepkern as dk  # noqa: E402
+
+THREADS = 2
+
+
+def pairs(N, causal):
+    return N * (N + 1) // 2 if causal else N * N
+
+
+def make_cases(B, H, N, D, causal, rng, fwd=True, bwd=True):
+    torch = torch_threads(THREADS)
+    F = torch.nn.functional
+    q, k, v, do = (rng.standard_normal((B, H, N, D)).astype(np.float32) for _ in range(4))
+    tq, tk, tv, tdo = (torch.from_numpy(a) for a in (q, k, v, do))
+    flop_f = 4.0 * B * H * pairs(N, causal) * D
+    shape = f"B{B} H{H} N{N} D{D}{' causal' if causal else ''}"
+    cases = []
+
+    if fwd:
+        def dk_fwd():
+            return dk.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+        def torch_fwd():
+            with torch.no_grad():
+                return F.scaled_dot_product_attention(tq, tk, tv, is_causal=causal)
+
+        cases.append(Case("sdpa forward", shape, dk_fwd, torch_fwd, flops=flop_f))
+    if bwd:
+        def dk_fb():
+            _, ctx = dk.scaled_dot_product_attention(q, k, v, is_causal=causal, return_ctx=True)
+            return dk.scaled_dot_product_attention_backward(ctx, do)
+
+        def torch_fb():
+            x = [t.clone().requires_grad_(True) for t in (tq, tk, tv)]
+            F.scaled_dot_product_attention(*x, is_causal=causal).backward(tdo)
+            return [t.grad for t in x]
+
+        cases.append(Case("sdpa fwd+bwd", shape, dk_fb, torch_fb, flops=flop_f * 14 / 4))
+    return cases
+
+
+_MEM_CHILD = r"""
+import resource, sys, numpy as np
+which, N, D = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = np.random.default_rng(0)
+small = [rng.standard_normal((1, 1, 64, D), dtype=np.float32) for _ in range(3)]
+if which == "deepkern":
+    import deepkern as dk
+    dk.set_num_threads(2)
+    _, c = dk.scaled_dot_product_attention(*small, return_ctx=True)  # load, start the threads
+    dk.scaled_dot_product_attention_backward(c, small[0])
+else:
+    import torch
+    torch.set_num_threads(2)
+    F = torch.nn.functional
+    x = [torch.from_numpy(a).requires_grad_(True) for a in small]
+    F.scaled_dot_product_attention(*x).sum().backward()
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# everything from here on counts: inputs, outputs, saved state, gradients, scratch
+q, k, v, do = (rng.standard_normal((1, 1, N, D), dtype=np.float32) for _ in range(4))
+if which == "deepkern":
+    out, ctx = dk.scaled_dot_product_attention(q, k, v, return_ctx=True)
+    grads = dk.scaled_dot_product_attention_backward(ctx, do)
+else:
+    x = [torch.from_numpy(a).requires_grad_(True) for a in (q, k, v)]
+    F.scaled_dot_product_attention(*x).backward(torch.from_numpy(do))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)
+"""
+
+
+def memory_rows(Ns=(1024, 2048, 4096, 8192), D=64):
+    """Peak RSS growth (ru_maxrss) over a baseline taken after imports and a warm-up call, while
+    creating q, k, v, dout and running one forward+backward; B=H=1, float32, a fresh process each."""
+    rows = []
+    for N in Ns:
+        row = {"N": N, "D": D, "inputs_and_grads_mib": 8 * N * D * 4 / 2**20,
+               "one_LqxLk_matrix_mib": N * N * 4 / 2**20}
+        for which in ("deepkern", "torch"):
+            r = subprocess.run([sys.executable, "-c", _MEM_CHILD, which, str(N), str(D)], capture_output=True,
+                               text=True, env=dict(os.environ))
+            row[f"{which}_peak_growth_mib"] = int(r.stdout.strip()) / 1024 if r.returncode == 0 else None
+        rows.append(row)
+    print("\n== peak RSS growth of one forward+backward, B=1 H=1 D=64 float32 (fresh process each)")
+    print(f"{'N':>6s} {'deepkern MiB':>13s} {'torch MiB':>10s} {'q,k,v,dO,out,grads MiB':>23s} {'one NxN f32 MiB':>16s}")
+    for r in rows:
+        f = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+        print(f"{r['N']:6d} {f(r['deepkern_peak_growth_mib']):>13s} {f(r['torch_peak_growth_mib']):>10s} "
+              f"{r['inputs_and_grads_mib']:23.1f} {r['one_LqxLk_matrix_mib']:16.1f}")
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="only the B=2 H=8 N=512 D=64 targets")
+    ap.add_argument("--no-long", action="store_true")
+    ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "out", "attention.json"))
+    args = ap.parse_args()
+    dk.set_num_threads(THREADS)
+    rng = np.random.default_rng(0)
+    print(f"deepkern attention build: {dk._cpu.attention_isa(())}, threads {THREADS} (torch {THREADS})")
+
+    cases = make_cases(2, 8, 512, 64, False, rng) + make_cases(2, 8, 512, 64, True, rng)
+    rows = run_cases(cases, repeats=20, title="SDPA targets (float32)")
+    if not args.quick and not args.no_long:
+        long_cases = []
+        for D in (64, 128):
+            long_cases += make_cases(1, 4, 4096, D, False, rng)
+            long_cases += make_cases(1, 4, 4096, D, True, rng)
+        rows += run_cases(long_cases, repeats=3, warmup=1, title="SDPA long sequences (float32)")
+    mem = memory_rows() if not args.quick and not args.no_memory else []
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump({"rows": rows, "memory": mem}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+// Bindings for conv2d on the CPU: arrays in, kernel runs without the GIL.
+//   conv2d_forward(params, x, w, b or None, y)
+//   conv2d_backward(params, x, w, dy, dx or None, dw or None, db or None)
+#include "bindings/cpu_arrays.h"
+#include "bindings/registry.h"
+#include "cpu/conv2d.h"
+
+namespace dk::bind {
+namespace {
+
+Conv2dParams conv_params(const py::sequence& s) {
+  auto v = int_params(s, 15, "conv2d params");
+  return Conv2dParams{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14]};
+}
+
+template <typename T>
+const T* opt_in(const py::object& o, int64_t n, const char* name) {
+  if (o.is_none()) return nullptr;
+  auto a = o.cast<py::array>();
+  check_size(a, n, name);
+  return in_ptr<T>(a, name);
+}
+
+template <typename T>
+T* opt_out(const py::object& o, int64_t n, const char* name) {
+  if (o.is_none()) return nullptr;
+  auto a = o.cast<py::array>();
+  check_size(a, n, name);
+  return out_ptr<T>(a, name);
+}
+
+template <typename T>
+void fwd(const Conv2dParams& p, const py::array& x, const py::array& w, const py::object& b, py::array& y) {
+  check_size(x, p.N * p.C * p.in_plane(), "x");
+  check_size(w, p.K * p.crs(), "w");
+  check_size(y, p.N * p.K * p.out_plane(), "y");
+  const T* xp = in_ptr<T>(x, "x");
+  const T* wp = in_ptr<T>(w, "w");
+  const T* bp = opt_in<T>(b, p.K, "b");
+  T* yp = out_ptr<T>(y, "y");
+  py::gil_scoped_release nogil;
+  cpu::conv2d_forward<T>(p, xp, wp, bp, yp);
+}
+
+template <typename T>
+void bwd(const Conv2dParams& p, const py::array& x, const py::array& w, const py::array& dy, const py::object& dx,
+         const py::object& dw, const py::object& db) {
+  check_size(x, p.N * p.C * p.in_plane(), "x");
+  check_size(w, p.K * p.crs(), "w");
+  check_size(dy, p.N * p.K * p.out_plane(), "dy");
+  const T* xp = in_ptr<T>(x, "x");
+  const T* wp = in_ptr<T>(w, "w");
+  const T* dyp = in_ptr<T>(dy, "dy");
+  T* dxp = opt_out<T>(dx, p.N * p.C * p.in_plane(), "dx");
+  T* dwp = opt_out<T>(dw, p.K * p.crs(), "dw");
+  T* dbp = opt_out<T>(db, p.K, "db");
+  py::gil_scoped_release nogil;
+  cpu::conv2d_backward<T>(p, xp, wp, dyp, dxp, dwp, dbp);
+}
+
+void register_conv(py::module_& m) {
+  m.def("conv2d_forward", [](py::sequence params, py::array x, py::array w, py::object b, py::array y) {
+    auto p = conv_params(params);
+    if (float_dtype_of(x, "x") == DType::Float32) fwd<float>(p, x, w, b, y);
+    else fwd<double>(p, x, w, b, y);
+  });
+  m.def("conv2d_backward", [](py::sequence params, py::array x, py::array w, py::array dy, py::object dx,
+                              py::object dw, py::object db) {
+    auto p = conv_params(params);
+    if (float_dtype_of(x, "x") == DType::Float32) bwd<float>(p, x, w, dy, dx, dw, db);
+    else bwd<double>(p, x, w, dy, dx, dw, db);
+  });
+}
+
+DK_REGISTER_BINDINGS(register_conv);
+
+}  // namespace
+}  // namespace dk::bind

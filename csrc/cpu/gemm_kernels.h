@@ -1,0 +1,59 @@
+#pragma once
+// Micro-kernels of the packed GEMM (gemm.cpp) and the blocking that goes with each.
+//
+// A micro-kernel computes one MR x NR tile of C from packed panels:
+//   acc[i][j] = sum_k Ap[k*MR + i] * Bp[k*NR + j]        (k < kc)
+//   C[i*ldc + j] = alpha * acc[i][j] + beta * C[i*ldc + j]   (beta == 0: C is not read)
+// Panels are zero-padded to full MR / NR by the packing routines, so the kernel always
+// computes a full tile; gemm.cpp routes edge tiles through a local buffer.
+//
+// One kernel per instruction set, each in its own translation unit compiled with that
+// ISA's flags (gemm_avx2.cpp, gemm_avx512.cpp) plus a portable one (gemm_generic.cpp).
+#include <cstdint>
+
+namespace dk::cpu {
+
+template <typename T>
+using GemmMicroKernel = void (*)(int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, T alpha, T beta);
+
+// Transposing pack of one panel: dst[k*P + r] = src[r*ld + k] for r < rows, k < kc, and 0 for
+// rows <= r < P. Packing row-major A (or transposed B) is exactly this; a scalar loop does it at
+// about one element per cycle, which costs as much as the FMAs when M (or N) is small, so the
+// SIMD ISAs transpose 8x8 (4x4) register blocks instead.
+template <typename T>
+using PackTransposed = void (*)(int64_t rows, int64_t kc, const T* src, int64_t ld, int P, T* dst);
+
+template <typename T>
+void pack_transposed_scalar(int64_t rows, int64_t kc, const T* src, int64_t ld, int P, T* dst);
+template <typename T>
+void pack_transposed_avx2(int64_t rows, int64_t kc, const T* src, int64_t ld, int P, T* dst);
+
+// The same tile, but row k of B is read in place at base + offs[k] (NR contiguous values) instead
+// of from a packed panel: a stride-1 convolution's im2col matrix is the padded input shifted by
+// one offset per (channel, tap), so it never has to be built (conv2d_shifted.cpp).
+template <typename T>
+using GemmShiftedKernel = void (*)(int64_t kc, const T* Ap, const T* base, const int64_t* offs, T* C, int64_t ldc,
+                                   T alpha, T beta);
+
+template <typename T>
+struct GemmKernel {
+  int mr, nr;          // register tile
+  int64_t mc, kc, nc;  // cache blocks: A block mc x kc, B block kc x nc (in L2)
+  GemmMicroKernel<T> fn;
+  const char* name;
+  PackTransposed<T> pack_t;
+  GemmShiftedKernel<T> fn_shifted;
+};
+
+template <typename T>
+GemmKernel<T> gemm_kernel_generic();
+template <typename T>
+GemmKernel<T> gemm_kernel_avx2();
+template <typename T>
+GemmKernel<T> gemm_kernel_avx512();
+
+// The kernel for best_isa() (DEEPKERN_CPU_ISA caps it), chosen once.
+template <typename T>
+const GemmKernel<T>& gemm_kernel();
+
+}  // namespace dk::cpu

@@ -1,0 +1,234 @@
+// Pooling kernel bodies, compiled once per instruction set: pooling.cpp (portable),
+// pooling_avx2.cpp and pooling_avx512.cpp include this file with DK_POOL_NS set to a distinct
+// namespace, so each copy is auto-vectorised for its ISA and the copies never merge at link
+// time. (No std:: templates in here for the same reason: an out-of-line instantiation compiled
+// with AVX-512 flags could be picked by the linker for the portable path.)
+//
+// Scheme: one OpenMP task per (plane, output row). The output row itself is the accumulator;
+// for each window offset (i, j) we sweep the interior range of ow where the input column is in
+// bounds, reading the input row with stride sw. With sw a compile-time 1 or 2 the sweep is a
+// contiguous or de-interleaving load that the compiler vectorises; others take a generic stride.
+// Windows visit (i, j) in row-major order, so ties and NaNs resolve exactly as the scalar
+// definition (and PyTorch): a value replaces the max if it is greater or NaN.
+#ifndef DK_POOL_NS
+#error "define DK_POOL_NS before including pooling_impl.h"
+#endif
+
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#include "common/pool_params.h"
+#include "cpu/parallel.h"
+
+namespace dk::cpu::DK_POOL_NS {
+
+inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
+inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// Output columns [lo, hi) whose input column ow*s + off lies in [0, W).
+inline void interior(int64_t off, int64_t s, int64_t W, int64_t Wo, int64_t& lo, int64_t& hi) {
+  lo = off >= 0 ? 0 : (-off + s - 1) / s;
+  hi = (W - 1 - off) < 0 ? 0 : (W - 1 - off) / s + 1;
+  hi = imin(hi, Wo);
+  if (lo > hi) lo = hi;
+}
+
+template <typename T, int S>
+inline void max_sweep(const T* src, int64_t s_rt, int64_t lo, int64_t hi, T* y, int64_t* idx, int64_t base) {
+  const int64_t s = S > 0 ? S : s_rt;
+  for (int64_t ow = lo; ow < hi; ++ow) {
+    const T v = src[ow * s];
+    const bool take = (v > y[ow]) | (v != v);
+    y[ow] = take ? v : y[ow];
+    idx[ow] = take ? base + ow * s : idx[ow];
+  }
+}
+
+template <typename T, int S>
+inline void sum_sweep(const T* src, int64_t s_rt, int64_t lo, int64_t hi, T* y) {
+  const int64_t s = S > 0 ? S : s_rt;
+  for (int64_t ow = lo; ow < hi; ++ow) y[ow] += src[ow * s];
+}
+
+template <typename T, int S>
+inline void spread_sweep(const T* g, int64_t s_rt, int64_t lo, int64_t hi, T* dst) {
+  const int64_t s = S > 0 ? S : s_rt;
+  for (int64_t ow = lo; ow < hi; ++ow) dst[ow * s] += g[ow];
+}
+
+// The common 2x2 / stride 2 / no padding case in one pass: each window's four values are
+// compared in row-major order (a, b / c, d) and y and idx are written once.
+template <typename T>
+void max_forward_2x2s2(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
+  const int64_t rows = p.planes() * p.Ho;
+  const int64_t W = p.W;
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t plane = r / p.Ho, oh = r % p.Ho;
+    const T* r0 = x + plane * p.in_plane() + 2 * oh * W;
+    const T* r1 = r0 + W;
+    T* yr = y + r * p.Wo;
+    int64_t* ir = idx + r * p.Wo;
+    const int64_t row_base = 2 * oh * W;
+    const int64_t Wo = p.Wo;  // a local: stores through ir (int64) could alias p.Wo and block vectorisation
+    for (int64_t ow = 0; ow < Wo; ++ow) {
+      const T a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+      T best = a;
+      int64_t at = 0;
+      bool take = (b > best) | (b != b);
+      best = take ? b : best;
+      at = take ? 1 : at;
+      take = (c > best) | (c != c);
+      best = take ? c : best;
+      at = take ? W : at;
+      take = (d > best) | (d != d);
+      best = take ? d : best;
+      at = take ? W + 1 : at;
+      yr[ow] = best;
+      ir[ow] = row_base + 2 * ow + at;
+    }
+  }
+}
+
+template <typename T>
+void max_forward(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
+  if (p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.ph == 0 && p.pw == 0)
+    return max_forward_2x2s2(p, x, y, idx);
+  const int64_t rows = p.planes() * p.Ho;
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t plane = r / p.Ho, oh = r % p.Ho;
+    const T* xp = x + plane * p.in_plane();
+    T* yr = y + r * p.Wo;
+    int64_t* ir = idx + r * p.Wo;
+    const int64_t h0 = oh * p.sh - p.ph;
+    const int64_t hb = imax(h0, 0), he = imin(h0 + p.kh, p.H);
+    const int64_t Wo = p.Wo, sw = p.sw, pw = p.pw, first_row = hb * p.W;
+    for (int64_t ow = 0; ow < Wo; ++ow) {
+      yr[ow] = -std::numeric_limits<T>::infinity();
+      ir[ow] = first_row + imax(ow * sw - pw, 0);  // first valid position: kept if all are -inf
+    }
+    for (int64_t ih = hb; ih < he; ++ih) {
+      for (int64_t j = 0; j < p.kw; ++j) {
+        const int64_t off = j - p.pw;
+        int64_t lo, hi;
+        interior(off, p.sw, p.W, p.Wo, lo, hi);
+        const T* src = xp + ih * p.W + off;
+        const int64_t base = ih * p.W + off;
+        if (p.sw == 1) max_sweep<T, 1>(src, 1, lo, hi, yr, ir, base);
+        else if (p.sw == 2) max_sweep<T, 2>(src, 2, lo, hi, yr, ir, base);
+        else max_sweep<T, 0>(src, p.sw, lo, hi, yr, ir, base);
+      }
+    }
+  }
+}
+
+// 2x2 / stride 2 / no padding: windows tile the plane, so every input is written exactly once
+// (its window's gradient if it was the max, else 0) and no zero-fill pass is needed; an odd
+// last row or column belongs to no window and is zeroed.
+template <typename T>
+void max_backward_2x2s2(const Pool2dParams& p, const T* dy, const int64_t* idx, T* dx) {
+  const int64_t planes = p.planes();
+  const int64_t W = p.W, H = p.H, Ho = p.Ho, Wo = p.Wo;
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    T* dxp = dx + pl * H * W;
+    for (int64_t oh = 0; oh < Ho; ++oh) {
+      const T* g = dy + (pl * Ho + oh) * Wo;
+      const int64_t* at = idx + (pl * Ho + oh) * Wo;
+      T* r0 = dxp + 2 * oh * W;
+      T* r1 = r0 + W;
+      const int64_t row_base = 2 * oh * W;
+      for (int64_t ow = 0; ow < Wo; ++ow) {
+        const int64_t a = at[ow] - row_base - 2 * ow;  // 0, 1, W or W+1
+        const T v = g[ow];
+        r0[2 * ow] = a == 0 ? v : T(0);
+        r0[2 * ow + 1] = a == 1 ? v : T(0);
+        r1[2 * ow] = a == W ? v : T(0);
+        r1[2 * ow + 1] = a == W + 1 ? v : T(0);
+      }
+      if (W & 1) r0[W - 1] = r1[W - 1] = T(0);
+    }
+    if (H & 1) std::memset(dxp + (H - 1) * W, 0, sizeof(T) * W);
+  }
+}
+
+template <typename T>
+void max_backward(const Pool2dParams& p, const T* dy, const int64_t* idx, T* dx) {
+  if (p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.ph == 0 && p.pw == 0)
+    return max_backward_2x2s2(p, dy, idx, dx);
+  const int64_t planes = p.planes();
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    T* dxp = dx + pl * p.in_plane();
+    std::memset(dxp, 0, sizeof(T) * p.in_plane());
+    const T* dyp = dy + pl * p.out_plane();
+    const int64_t* ip = idx + pl * p.out_plane();
+    for (int64_t o = 0; o < p.out_plane(); ++o) dxp[ip[o]] += dyp[o];
+  }
+}
+
+template <typename T>
+void avg_forward(const Pool2dParams& p, const T* x, T* y) {
+  const int64_t rows = p.planes() * p.Ho;
+  const T inv_area = T(1) / T(p.kh * p.kw);
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t plane = r / p.Ho, oh = r % p.Ho;
+    const T* xp = x + plane * p.in_plane();
+    T* yr = y + r * p.Wo;
+    const int64_t h0 = oh * p.sh - p.ph;
+    const int64_t hb = imax(h0, 0), he = imin(h0 + p.kh, p.H);
+    for (int64_t ow = 0; ow < p.Wo; ++ow) yr[ow] = T(0);
+    for (int64_t ih = hb; ih < he; ++ih) {
+      for (int64_t j = 0; j < p.kw; ++j) {
+        const int64_t off = j - p.pw;
+        int64_t lo, hi;
+        interior(off, p.sw, p.W, p.Wo, lo, hi);
+        const T* src = xp + ih * p.W + off;
+        if (p.sw == 1) sum_sweep<T, 1>(src, 1, lo, hi, yr);
+        else if (p.sw == 2) sum_sweep<T, 2>(src, 2, lo, hi, yr);
+        else sum_sweep<T, 0>(src, p.sw, lo, hi, yr);
+      }
+    }
+    for (int64_t ow = 0; ow < p.Wo; ++ow) yr[ow] *= inv_area;
+  }
+}
+
+template <typename T>
+void avg_backward(const Pool2dParams& p, const T* dy, T* dx) {
+  const int64_t planes = p.planes();
+  const T inv_area = T(1) / T(p.kh * p.kw);
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    T* dxp = dx + pl * p.in_plane();
+    std::memset(dxp, 0, sizeof(T) * p.in_plane());
+    const T* dyp = dy + pl * p.out_plane();
+    T g[256];  // one output row's scaled gradient, in chunks of 256 columns
+    for (int64_t oh = 0; oh < p.Ho; ++oh) {
+      const int64_t h0 = oh * p.sh - p.ph;
+      const int64_t hb = imax(h0, 0), he = imin(h0 + p.kh, p.H);
+      for (int64_t c0 = 0; c0 < p.Wo; c0 += 256) {
+        const int64_t c1 = imin(c0 + 256, p.Wo);
+        for (int64_t ow = c0; ow < c1; ++ow) g[ow - c0] = dyp[oh * p.Wo + ow] * inv_area;
+        for (int64_t ih = hb; ih < he; ++ih) {
+          for (int64_t j = 0; j < p.kw; ++j) {
+            const int64_t off = j - p.pw;
+            int64_t lo, hi;
+            interior(off, p.sw, p.W, p.Wo, lo, hi);
+            lo = imax(lo, c0);
+            hi = imin(hi, c1);
+            if (lo >= hi) continue;
+            T* dst = dxp + ih * p.W + off;
+            if (p.sw == 1) spread_sweep<T, 1>(g - c0, 1, lo, hi, dst);
+            else if (p.sw == 2) spread_sweep<T, 2>(g - c0, 2, lo, hi, dst);
+            else spread_sweep<T, 0>(g - c0, p.sw, lo, hi, dst);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace dk::cpu::DK_POOL_NS

@@ -1,0 +1,79 @@
+"""Threads and determinism for every public functional op.
+
+- Many Python threads calling kernels at once get bitwise the same results as one thread
+  (the kernels share no mutable state; every binding releases the GIL, so the calls overlap).
+- Same inputs and the same dk.set_num_threads give bitwise-identical results run to run.
+That the GIL is released is measured (not asserted) in benchmarks/bench_threads.py.
+"""
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import deepkern as dk
+from reliability_ops import spec_params
+
+SPECS = spec_params(pytest)
+
+
+@pytest.fixture
+def threads():
+    """Restore the process-wide kernel thread count after the test."""
+    n0 = dk.get_num_threads()
+    yield dk.set_num_threads
+    dk.set_num_threads(n0)
+
+
+def _run(spec, kw, seed):
+    outs, ctx = spec.forward_ctx(kw)
+    rng = np.random.default_rng(seed)
+    grads = [rng.standard_normal(s).astype(outs[0].dtype) for s in spec.grad_shapes(outs)]
+    return [*outs, *[g for g in spec.backward(ctx, grads) if g is not None]]
+
+
+def _same_bits(a, b, what):
+    assert len(a) == len(b), what
+    for i, (u, v) in enumerate(zip(a, b)):
+        assert u.dtype == v.dtype and u.shape == v.shape, f"{what}: array {i}"
+        assert np.array_equal(u.view(np.uint8), v.view(np.uint8)), f"{what}: array {i} differs bitwise"
+
+
+def _problems(spec, n):
+    rng = np.random.default_rng(1234)
+    return [spec.make(rng, np.float32 if i % 2 else np.float64, **spec.medium()) for i in range(n)]
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_many_python_threads_match_one_thread(spec, threads):
+    threads(2)
+    problems = _problems(spec, 6)
+    serial = [_run(spec, kw, i) for i, kw in enumerate(problems)]
+    jobs = [i for _ in range(4) for i in range(len(problems))]  # every problem 4 times, interleaved
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda i: (i, _run(spec, problems[i], i)), jobs))
+    for i, got in results:
+        _same_bits(got, serial[i], f"problem {i} from a Python thread")
+
+
+@pytest.mark.parametrize("nthreads", [1, 2, 3])
+@pytest.mark.parametrize("spec", SPECS)
+def test_bitwise_deterministic_run_to_run(spec, nthreads, threads):
+    threads(nthreads)
+    for kw in _problems(spec, 2):
+        first = _run(spec, kw, 7)
+        for _ in range(3):
+            _same_bits(_run(spec, kw, 7), first, f"{spec.name} at {nthreads} threads")
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_thread_count_invariant_ops_do_not_depend_on_it(spec, threads):
+    """Ops whose every output element is computed by one thread in a fixed order (no split
+    reductions) give the same bits at any thread count; the others only promise run-to-run."""
+    if not spec.thread_count_invariant:
+        pytest.skip(f"{spec.name} may split reductions across threads")
+    kw = _problems(spec, 1)[0]
+    threads(1)
+    want = _run(spec, kw, 3)
+    for n in (2, 3, 5):
+        threads(n)
+        _same_bits(_run(spec, kw, 3), want, f"{spec.name} at {n} threads vs 1")
