@@ -9,6 +9,10 @@ deepkern: dk.nn.Sequential with its LSTM layer on the dk.lstm kernels; PyTorch: 
 same weights (the deepkern model loads the torch state_dict; the two losses are checked equal
 before timing). Both at 2 threads, interleaved (benchmarks/harness.py); speedup = torch / deepkern.
 
+deepkern's Dense layer multiplies with numpy (OpenBLAS, its own thread pool) while the LSTM kernels
+use deepkern's OpenMP pool; on a 2-core machine the two pools contend. --blas-threads 1 adds a row
+with numpy's BLAS limited to one thread (threadpoolctl) for the deepkern step, to show that cost.
+
 FLOPs counted (matmuls only): forward 2*B*T*4H*(I+H) per LSTM layer plus 2*B*T*H*V for the output
 layer; backward twice the forward (input and weight gradients), so one step = 3x forward.
 """
@@ -31,7 +35,7 @@ def step_flops(B, T, V, E, H, L=2):
     return 3.0 * fwd
 
 
-def make_case(B, T, V, E, H, rng, lr=0.1):
+def make_case(B, T, V, E, H, rng, lr=0.1, blas_threads=None):
     torch = torch_threads(THREADS)
     torch.manual_seed(0)
     temb = torch.nn.Embedding(V, E)
@@ -56,6 +60,13 @@ def make_case(B, T, V, E, H, rng, lr=0.1):
     def dk_step():
         return model.train_step(x, y, loss, opt)
 
+    if blas_threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        def dk_step():  # noqa: F811 - the same step with numpy's BLAS pool capped
+            with threadpool_limits(blas_threads, user_api="blas"):
+                return model.train_step(x, y, loss, opt)
+
     def torch_step():
         topt.zero_grad()
         out, _ = tlstm(temb(tx))
@@ -67,7 +78,8 @@ def make_case(B, T, V, E, H, rng, lr=0.1):
     # same weights, same data: the first step's losses agree (float32)
     l_dk, l_t = dk_step(), torch_step()
     assert abs(l_dk - l_t) <= 1e-4 * abs(l_t), (l_dk, l_t)
-    return Case("LSTM LM train step", f"B{B} T{T} V{V} E{E} H{H} L2", dk_step, torch_step,
+    name = "LSTM LM train step" + ("" if blas_threads is None else f" (np BLAS {blas_threads}t)")
+    return Case(name, f"B{B} T{T} V{V} E{E} H{H} L2", dk_step, torch_step,
                 flops=step_flops(B, T, V, E, H))
 
 
@@ -75,6 +87,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="only the first configuration")
     ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--blas-threads", type=int, default=None, help="also time deepkern with numpy's BLAS capped")
     ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "out", "lstm_lm.json"))
     args = ap.parse_args()
     dk.set_num_threads(THREADS)
@@ -83,6 +96,8 @@ def main():
     if args.quick:
         configs = configs[:1]
     cases = [make_case(*c, rng) for c in configs]
+    if args.blas_threads is not None:
+        cases += [make_case(*c, rng, blas_threads=args.blas_threads) for c in configs]
     run_cases(cases, json_path=args.json, repeats=args.repeats, warmup=2,
               title=f"2-layer LSTM language model, one SGD training step (float32, {THREADS} threads each)")
 

@@ -204,3 +204,18 @@ def test_attention_decoder_timing(rng, kind):
     for t in range(4):
         o, state = dec.decode_step(x[:, t], state, keys)
         assert_close(o, out[:, t], F64, what=f"decode_step {t}")
+
+
+def test_luong_dot_without_dims(rng):
+    """LuongAttention(score="dot") needs no sizes; it computes in the inputs' dtype."""
+    att = dk.nn.LuongAttention(score="dot")
+    q, k = rng.standard_normal((2, 3, 5)), rng.standard_normal((2, 4, 5))
+    ctx = att.forward(q, k)
+    ref, a = luong_attention(q, k, k, "dot")
+    assert ctx.dtype == np.float64
+    assert_close(ctx, ref, F64)
+    assert att.forward(q.astype(np.float32), k.astype(np.float32)).dtype == np.float32
+    with pytest.raises(ValueError, match="keys"):
+        att.forward(q, rng.standard_normal((2, 4, 6)))
+    with pytest.raises(ValueError, match="query_dim"):
+        dk.nn.LuongAttention(score="general")

@@ -9,7 +9,8 @@ Both take x of shape (B, T, F) and return, like Keras,
 
 ``forward(x, initial_state=None, training=True)`` starts from `initial_state` (h, or (h, c), in the
 shapes above; zeros when None). ``backward(dy)`` takes the gradient of what forward returned (a
-tuple ``(dout, dh[, dc])`` when return_state, any entry may be None), accumulates the parameter
+tuple ``(dout, dh[, dc])`` when return_state, any entry may be None; a bare dout means no
+gradient on the final state), accumulates the parameter
 gradients, returns dx and leaves the gradient of the initial state in ``.state_grad`` (a tuple
 like the state) so an encoder can be trained through a decoder that started from its state.
 
@@ -98,8 +99,10 @@ class _Recurrent(Layer):
     def _split_dy(self, dy, B, T, xp, dt):
         """Gradient of forward's result -> (dY (B, T, H), [dfinal states or None])."""
         n = len(self._state_names)
+        if self.return_state and not isinstance(dy, (tuple, list)):
+            dy = (dy,) + (None,) * n  # only the output's gradient: the final states get none
         if self.return_state:
-            if not isinstance(dy, (tuple, list)) or len(dy) != 1 + n:
+            if len(dy) != 1 + n:
                 raise ValueError(
                     f"{type(self).__name__}.backward: with return_state=True 'dy' must be a tuple "
                     f"(dout, {', '.join('d' + s for s in self._state_names)}) (entries may be None)"

@@ -61,7 +61,7 @@ class AttentionDecoder(Layer):
         if not isinstance(attention, (BahdanauAttention, LuongAttention)):
             raise TypeError(f"AttentionDecoder: 'attention' must be BahdanauAttention or LuongAttention, got "
                             f"{type(attention).__name__}")
-        if attention.query_dim != cell.hidden_size:
+        if attention.query_dim is not None and attention.query_dim != cell.hidden_size:
             raise ValueError(f"AttentionDecoder: the attention's query_dim ({attention.query_dim}) must equal the "
                              f"cell's hidden_size ({cell.hidden_size})")
         self.cell = cell
