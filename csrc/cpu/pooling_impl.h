@@ -34,6 +34,14 @@ inline void interior(int64_t off, int64_t s, int64_t W, int64_t Wo, int64_t& lo,
   if (lo > hi) lo = hi;
 }
 
+// Window columns j whose input column ow*sw + j - pw is inside [0, W) for some output ow:
+// the others lie in the padding for every window, so the sweeps skip them (this keeps a huge
+// kernel_size with matching padding from looping over empty offsets).
+inline void live_columns(const Pool2dParams& p, int64_t& j_lo, int64_t& j_hi) {
+  j_lo = imax(0, p.pw - (p.Wo - 1) * p.sw);
+  j_hi = imin(p.kw, p.W + p.pw);
+}
+
 template <typename T, int S>
 inline void max_sweep(const T* src, int64_t s_rt, int64_t lo, int64_t hi, T* y, int64_t* idx, int64_t base) {
   const int64_t s = S > 0 ? S : s_rt;
@@ -93,6 +101,8 @@ void max_forward_2x2s2(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
 
 template <typename T>
 void max_forward(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
+  int64_t j_lo, j_hi;
+  live_columns(p, j_lo, j_hi);
   if (p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.ph == 0 && p.pw == 0)
     return max_forward_2x2s2(p, x, y, idx);
   const int64_t rows = p.planes() * p.Ho;
@@ -110,7 +120,7 @@ void max_forward(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
       ir[ow] = first_row + imax(ow * sw - pw, 0);  // first valid position: kept if all are -inf
     }
     for (int64_t ih = hb; ih < he; ++ih) {
-      for (int64_t j = 0; j < p.kw; ++j) {
+      for (int64_t j = j_lo; j < j_hi; ++j) {
         const int64_t off = j - p.pw;
         int64_t lo, hi;
         interior(off, p.sw, p.W, p.Wo, lo, hi);
@@ -171,8 +181,10 @@ void max_backward(const Pool2dParams& p, const T* dy, const int64_t* idx, T* dx)
 
 template <typename T>
 void avg_forward(const Pool2dParams& p, const T* x, T* y) {
+  int64_t j_lo, j_hi;
+  live_columns(p, j_lo, j_hi);
   const int64_t rows = p.planes() * p.Ho;
-  const T inv_area = T(1) / T(p.kh * p.kw);
+  const T inv_area = T(1) / (T(p.kh) * T(p.kw));  // kh*kw could overflow int64
 #pragma omp parallel for schedule(static) num_threads(num_threads())
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t plane = r / p.Ho, oh = r % p.Ho;
@@ -182,7 +194,7 @@ void avg_forward(const Pool2dParams& p, const T* x, T* y) {
     const int64_t hb = imax(h0, 0), he = imin(h0 + p.kh, p.H);
     for (int64_t ow = 0; ow < p.Wo; ++ow) yr[ow] = T(0);
     for (int64_t ih = hb; ih < he; ++ih) {
-      for (int64_t j = 0; j < p.kw; ++j) {
+      for (int64_t j = j_lo; j < j_hi; ++j) {
         const int64_t off = j - p.pw;
         int64_t lo, hi;
         interior(off, p.sw, p.W, p.Wo, lo, hi);
@@ -198,8 +210,10 @@ void avg_forward(const Pool2dParams& p, const T* x, T* y) {
 
 template <typename T>
 void avg_backward(const Pool2dParams& p, const T* dy, T* dx) {
+  int64_t j_lo, j_hi;
+  live_columns(p, j_lo, j_hi);
   const int64_t planes = p.planes();
-  const T inv_area = T(1) / T(p.kh * p.kw);
+  const T inv_area = T(1) / (T(p.kh) * T(p.kw));  // kh*kw could overflow int64
 #pragma omp parallel for schedule(static) num_threads(num_threads())
   for (int64_t pl = 0; pl < planes; ++pl) {
     T* dxp = dx + pl * p.in_plane();
@@ -213,7 +227,7 @@ void avg_backward(const Pool2dParams& p, const T* dy, T* dx) {
         const int64_t c1 = imin(c0 + 256, p.Wo);
         for (int64_t ow = c0; ow < c1; ++ow) g[ow - c0] = dyp[oh * p.Wo + ow] * inv_area;
         for (int64_t ih = hb; ih < he; ++ih) {
-          for (int64_t j = 0; j < p.kw; ++j) {
+          for (int64_t j = j_lo; j < j_hi; ++j) {
             const int64_t off = j - p.pw;
             int64_t lo, hi;
             interior(off, p.sw, p.W, p.Wo, lo, hi);

@@ -75,7 +75,7 @@ template <typename T>
 __global__ void avg_fwd_kernel(Pool2dParams p, const T* __restrict__ x, T* __restrict__ y) {
   using A = typename Acc<T>::type;
   const int64_t total = p.planes() * p.out_plane();
-  const A inv_area = A(1) / A(p.kh * p.kw);
+  const A inv_area = A(1) / (A(p.kh) * A(p.kw));
   for (int64_t o = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; o < total; o += (int64_t)gridDim.x * blockDim.x) {
     const int64_t ow = o % p.Wo, oh = (o / p.Wo) % p.Ho, plane = o / p.out_plane();
     const T* xp = x + plane * p.in_plane();
@@ -93,7 +93,7 @@ template <typename T>
 __global__ void avg_bwd_kernel(Pool2dParams p, const T* __restrict__ dy, T* __restrict__ dx) {
   using A = typename Acc<T>::type;
   const int64_t total = p.planes() * p.in_plane();
-  const A inv_area = A(1) / A(p.kh * p.kw);
+  const A inv_area = A(1) / (A(p.kh) * A(p.kw));
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
     const int64_t iw = i % p.W, ih = (i / p.W) % p.H, plane = i / p.in_plane();
     int64_t oh0, oh1, ow0, ow1;
@@ -119,51 +119,48 @@ void dispatch(DType dt, const char* op, Fn&& fn) {
   }
 }
 
+// Launches one element-type instance of a kernel over n threads' worth of work on the caller's
+// stream, then turns a launch error into an exception naming the op.
+template <typename Launch>
+void launch(DType dt, const char* name, int64_t n, uintptr_t stream, Launch&& go) {
+  if (n == 0) return;
+  dispatch(dt, name, [&](auto* tag) { go(tag, grid_for(n, kThreads), as_stream(stream)); });
+  check_launch(name);
+}
+
 }  // namespace
 
+#define DK_ELEM(tag) std::remove_pointer_t<decltype(tag)>
+
 void max_pool2d_forward(const Pool2dParams& p, DType dt, const void* x, void* y, int64_t* idx, uintptr_t stream) {
-  const int64_t n = p.planes() * p.out_plane();
-  if (n == 0) return;
-  dispatch(dt, "max_pool2d", [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    max_fwd_kernel<T><<<grid_for(n, kThreads), kThreads, 0, as_stream(stream)>>>(p, static_cast<const T*>(x),
-                                                                                  static_cast<T*>(y), idx);
+  launch(dt, "max_pool2d_forward", p.planes() * p.out_plane(), stream, [&](auto* tag, unsigned grid, cudaStream_t s) {
+    using T = DK_ELEM(tag);
+    max_fwd_kernel<T><<<grid, kThreads, 0, s>>>(p, static_cast<const T*>(x), static_cast<T*>(y), idx);
   });
-  check_launch("max_pool2d_forward");
 }
 
 void max_pool2d_backward(const Pool2dParams& p, DType dt, const void* dy, const int64_t* idx, void* dx,
                          uintptr_t stream) {
-  const int64_t n = p.planes() * p.in_plane();
-  if (n == 0) return;
-  dispatch(dt, "max_pool2d_backward", [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    max_bwd_kernel<T><<<grid_for(n, kThreads), kThreads, 0, as_stream(stream)>>>(p, static_cast<const T*>(dy), idx,
-                                                                                  static_cast<T*>(dx));
+  launch(dt, "max_pool2d_backward", p.planes() * p.in_plane(), stream, [&](auto* tag, unsigned grid, cudaStream_t s) {
+    using T = DK_ELEM(tag);
+    max_bwd_kernel<T><<<grid, kThreads, 0, s>>>(p, static_cast<const T*>(dy), idx, static_cast<T*>(dx));
   });
-  check_launch("max_pool2d_backward");
 }
 
 void avg_pool2d_forward(const Pool2dParams& p, DType dt, const void* x, void* y, uintptr_t stream) {
-  const int64_t n = p.planes() * p.out_plane();
-  if (n == 0) return;
-  dispatch(dt, "avg_pool2d", [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    avg_fwd_kernel<T><<<grid_for(n, kThreads), kThreads, 0, as_stream(stream)>>>(p, static_cast<const T*>(x),
-                                                                                  static_cast<T*>(y));
+  launch(dt, "avg_pool2d_forward", p.planes() * p.out_plane(), stream, [&](auto* tag, unsigned grid, cudaStream_t s) {
+    using T = DK_ELEM(tag);
+    avg_fwd_kernel<T><<<grid, kThreads, 0, s>>>(p, static_cast<const T*>(x), static_cast<T*>(y));
   });
-  check_launch("avg_pool2d_forward");
 }
 
 void avg_pool2d_backward(const Pool2dParams& p, DType dt, const void* dy, void* dx, uintptr_t stream) {
-  const int64_t n = p.planes() * p.in_plane();
-  if (n == 0) return;
-  dispatch(dt, "avg_pool2d_backward", [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    avg_bwd_kernel<T><<<grid_for(n, kThreads), kThreads, 0, as_stream(stream)>>>(p, static_cast<const T*>(dy),
-                                                                                  static_cast<T*>(dx));
+  launch(dt, "avg_pool2d_backward", p.planes() * p.in_plane(), stream, [&](auto* tag, unsigned grid, cudaStream_t s) {
+    using T = DK_ELEM(tag);
+    avg_bwd_kernel<T><<<grid, kThreads, 0, s>>>(p, static_cast<const T*>(dy), static_cast<T*>(dx));
   });
-  check_launch("avg_pool2d_backward");
 }
+
+#undef DK_ELEM
 
 }  // namespace dk::cuda

@@ -59,8 +59,8 @@ def cuda_available():
 
 def set_num_threads(n):
     """Threads every CPU kernel uses from now on (process-wide)."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"set_num_threads: n must be a positive int, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= 2**31 - 1:
+        raise ValueError(f"set_num_threads: n must be a positive int (at most 2**31-1), got {n!r}")
     _cpu.set_num_threads(int(n))
 
 

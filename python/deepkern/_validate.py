@@ -31,10 +31,15 @@ def array_module_of(op, named):
     return cupy
 
 
+_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _check_dtype(op, name, a):
     kind = a.dtype.kind
-    if kind not in "fiub":
-        raise TypeError(f"{op}: argument '{name}' has dtype {a.dtype}; expected a real floating, integer or bool array")
+    if kind not in "fiub" or (kind == "f" and a.dtype not in _FLOATS):
+        raise TypeError(
+            f"{op}: argument '{name}' has dtype {a.dtype}; expected float16/float32/float64, an integer or a bool array"
+        )
 
 
 def result_dtype(xp, arrays):
@@ -53,8 +58,9 @@ def compute_dtype(xp, out_dtype):
     return np.dtype(out_dtype)
 
 
-def as_float_arrays(op, named):
-    """Normalise [(name, value)] (None allowed) to contiguous arrays of one compute dtype.
+def as_float_arrays(op, named, optional=()):
+    """Normalise [(name, value)] to contiguous arrays of one compute dtype. Only the names in
+    `optional` may be None (they stay None); None for any other is a TypeError naming it.
 
     Returns (backend, arrays, out_dtype, compute_dtype). Input arrays are never modified:
     ascontiguousarray copies only when the layout or dtype differs, and kernels only read inputs.
@@ -63,6 +69,8 @@ def as_float_arrays(op, named):
     converted = []
     for name, a in named:
         if a is None:
+            if name not in optional:
+                raise TypeError(f"{op}: '{name}' is required, got None")
             converted.append(None)
             continue
         try:
@@ -94,8 +102,13 @@ def as_grad(op, ctx, name, g, expected_shape):
     return xp.ascontiguousarray(g, dtype=ctx.compute_dtype)
 
 
+# Sizes, strides and paddings beyond this are nonsense for any array that fits in memory; the bound
+# keeps every derived quantity (H + 2*padding, output sizes, offsets) far inside int64 in the kernels.
+MAX_WINDOW_PARAM = 2**40
+
+
 def int_pair(op, name, v, minimum):
-    """An int or a pair of ints, each >= minimum, as a tuple of two Python ints."""
+    """An int or a pair of ints, each in [minimum, MAX_WINDOW_PARAM], as a tuple of two Python ints."""
     if isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)):
         pair = (int(v), int(v))
     elif isinstance(v, (tuple, list)) and len(v) == 2 and all(
@@ -106,6 +119,8 @@ def int_pair(op, name, v, minimum):
         raise TypeError(f"{op}: '{name}' must be an int or a pair of ints, got {v!r}")
     if min(pair) < minimum:
         raise ValueError(f"{op}: '{name}' must be >= {minimum}, got {v!r}")
+    if max(pair) > MAX_WINDOW_PARAM:
+        raise ValueError(f"{op}: '{name}' must be <= 2**40, got {v!r}")
     return pair
 
 

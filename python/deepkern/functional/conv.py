@@ -55,7 +55,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, out=None, return_ct
     Ho = (H + 2*ph - dh*(kh-1) - 1) // sh + 1 (likewise Wo). `out`, if given, receives y and is returned.
     """
     op = "conv2d"
-    backend, (x, w, b), out_dt, comp_dt = as_float_arrays(op, [("x", x), ("w", w), ("b", b)])
+    backend, (x, w, b), out_dt, comp_dt = as_float_arrays(op, [("x", x), ("w", w), ("b", b)], optional=("b",))
     params = _conv_params(op, x, w, b, stride, padding, dilation)
     N, K, Ho, Wo = params[0], params[4], params[7], params[8]
     shape = (N, K, Ho, Wo)

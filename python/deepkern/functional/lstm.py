@@ -13,7 +13,8 @@ def _prepare(op, x, x_ndim, x_layout, state_names, h, c, w_ih, w_hh, b_ih, b_hh)
     """Validate and normalise the forward's arguments; returns (backend, arrays, dtypes, T, B, I, H)."""
     hn, cn = state_names
     backend, arrays, out_dt, comp_dt = as_float_arrays(
-        op, [("x", x), (hn, h), (cn, c), ("w_ih", w_ih), ("w_hh", w_hh), ("b_ih", b_ih), ("b_hh", b_hh)]
+        op, [("x", x), (hn, h), (cn, c), ("w_ih", w_ih), ("w_hh", w_hh), ("b_ih", b_ih), ("b_hh", b_hh)],
+        optional=(hn, cn, "b_ih", "b_hh"),
     )
     x, h, c, w_ih, w_hh, b_ih, b_hh = arrays
     check_ndim(op, "x", x, x_ndim, x_layout)
