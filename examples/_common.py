@@ -1,0 +1,57 @@
+"""Shared set-up for the example scripts: the command line, the output folder, matplotlib.
+
+Import this before deepkern: it asks OpenMP to let idle threads sleep (OMP_WAIT_POLICY=PASSIVE,
+unless set already), which keeps the small kernels of these examples fast on a busy machine.
+"""
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_REPO_PY = os.path.join(os.path.dirname(_HERE), "python")
+try:  # run from a checkout without installing: use the in-place build under python/
+    import deepkern  # noqa: F401
+except ImportError:
+    sys.path.insert(0, _REPO_PY)
+
+OUT_DIR = os.path.join(_HERE, "out")
+
+
+def cli(description):
+    """-> dict(quick=..., out_dir=...) from the command line, for main(**cli(__doc__))."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="a reduced run of a few seconds (what the smoke test runs)")
+    p.add_argument("--out", default=OUT_DIR, help=f"folder for the PNG figures (default {OUT_DIR})")
+    a = p.parse_args()
+    return {"quick": a.quick, "out_dir": a.out}
+
+
+def pyplot():
+    import matplotlib
+
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig, out_dir, name):
+    """Save fig as out_dir/name (PNG), close it, print and return the path."""
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, name)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    pyplot().close(fig)
+    print(f"wrote {path}")
+    return path
+
+
+class Timer:
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.t0
