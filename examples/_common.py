@@ -1,7 +1,8 @@
 """Shared set-up for the example scripts: the command line, the output folder, matplotlib.
 
-Import this before deepkern: it asks OpenMP to let idle threads sleep (OMP_WAIT_POLICY=PASSIVE,
-unless set already), which keeps the small kernels of these examples fast on a busy machine.
+Import this first, before numpy and deepkern: unless they are set already, it asks OpenMP to let
+idle threads sleep (OMP_WAIT_POLICY=PASSIVE) and numpy's OpenBLAS to use one thread. The examples'
+arrays are small; on a busy machine, spinning helper threads made them 10-30x slower.
 """
 import argparse
 import os
@@ -9,6 +10,7 @@ import sys
 import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _REPO_PY = os.path.join(os.path.dirname(_HERE), "python")
 try:  # run from a checkout without installing: use the in-place build under python/

@@ -3,9 +3,8 @@ first-layer 3x3 kernels (16 of them, shared across every position of the image: 
 
     python examples/cnn_digits.py [--quick]
 """
+from _common import cli, pyplot, save  # first: sets thread env vars before numpy loads
 import numpy as np
-
-from _common import cli, pyplot, save
 
 import deepkern as dk
 from deepkern.demo import build_cnn, load_digits_split, train_cnn

@@ -6,9 +6,8 @@ baseline any forecaster must beat) by RMSE and MAE, and the forecast is plotted 
 
     python examples/lstm_forecast.py [--quick]
 """
+from _common import Timer, cli, pyplot, save  # first: sets thread env vars before numpy loads
 import numpy as np
-
-from _common import Timer, cli, pyplot, save
 
 import deepkern as dk
 

@@ -7,9 +7,9 @@ learns the safer path and earns more per episode while it keeps exploring.
 
     python examples/rl_cliff.py [--quick]
 """
+from _common import Timer, cli, pyplot, save  # first: sets thread env vars before numpy loads
 import numpy as np
 
-from _common import Timer, cli, pyplot, save
 
 from deepkern import rl
 from deepkern.demo import path_grid

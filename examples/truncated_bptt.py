@@ -17,9 +17,8 @@ the gradient is cut. Accuracy is measured on fresh sequences, over the steps t >
 
     python examples/truncated_bptt.py [--quick]
 """
+from _common import Timer, cli, pyplot, save  # first: sets thread env vars before numpy loads
 import numpy as np
-
-from _common import Timer, cli, pyplot, save
 
 import deepkern as dk
 

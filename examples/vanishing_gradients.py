@@ -11,9 +11,8 @@ much slower; with a bias of 3 (f about 0.95) it does not vanish at all over 100 
 
     python examples/vanishing_gradients.py [--quick]
 """
+from _common import cli, pyplot, save  # first: sets thread env vars before numpy loads
 import numpy as np
-
-from _common import cli, pyplot, save
 
 import deepkern as dk
 
