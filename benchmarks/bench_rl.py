@@ -54,6 +54,7 @@ def main():
     ap.add_argument("--seq-runs", type=int, default=40)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--full", action="store_true", help="also time all R runs sequentially for the first case")
+    ap.add_argument("--sweep", action="store_true", help="batch throughput against R (CliffWalking, Q-learning)")
     ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "out", "rl.json"))
     args = ap.parse_args()
     R, n_seq = args.runs, args.seq_runs
@@ -92,6 +93,19 @@ def main():
         rows[0]["seq_s_full"] = t_full
         print(f"\nfull check, {label} {kind}: all {R} runs sequentially took {t_full:.2f} s "
               f"(scaled estimate {rows[0]['seq_s_scaled']:.2f} s); speedup {t_full / rows[0]['batch_s']:.1f}x")
+    if args.sweep:
+        print("\nbatch throughput against R (CliffWalking, q_learning, 100 episodes):")
+        env = rl.CliffWalking()
+        for runs in (1, 10, 100, 1000, 10000):
+            info = {}
+
+            def run_sweep():
+                _, L = rl.batch_train(env, "q_learning", runs, 100, seed=1, return_lengths=True)
+                info["steps"] = int(L.sum())
+
+            t, _ = time_interleaved(run_sweep, None, repeats=args.repeats, warmup=1)
+            rows.append(dict(sweep_runs=runs, batch_s=t, batch_msteps_per_s=info["steps"] / t / 1e6))
+            print(f"  R={runs:6d}: {t:8.3f} s, {info['steps'] / t / 1e6:6.2f} M run-steps/s")
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump({"machine": machine_description(), "rows": rows}, f, indent=1)

@@ -39,6 +39,29 @@ def test_update_targets_by_hand(cls):
     assert ag.q[0, 0] == pytest.approx(0.0 + 0.5 * 2.0)
 
 
+def test_update_argument_forms():
+    def fresh(cls):
+        ag = cls(4, 3, alpha=0.5, gamma=0.9, epsilon=0.0, seed=0)
+        ag.q[:] = np.arange(12.0).reshape(4, 3)
+        return ag
+
+    ref = fresh(rl.SARSA)
+    ref.update(1, 2, -1.0, 3, False, 0)
+    for call in (lambda ag: ag.update(1, 2, -1.0, 3, 0, False),  # textbook order s, a, r, s', a', done
+                 lambda ag: ag.update(1, 2, -1.0, 3, done=False, next_action=0),
+                 lambda ag: ag.update(1, 2, -1.0, 3, np.False_, np.int64(0))):
+        ag = fresh(rl.SARSA)
+        call(ag)
+        np.testing.assert_array_equal(ag.q, ref.q)
+    ql = fresh(rl.QLearning)
+    ql.update(1, 2, -1.0, 3, 1)  # an int 0/1 flag is fine where no next action is needed
+    assert ql.q[1, 2] == pytest.approx(5.0 + 0.5 * (-1.0 - 5.0))
+    with pytest.raises(TypeError, match="terminated"):
+        fresh(rl.SARSA).update(1, 2, -1.0, 3, 2)  # ambiguous: is 2 the next action?
+    with pytest.raises(TypeError, match="terminated"):
+        fresh(rl.QLearning).update(1, 2, -1.0, 3, "no")
+
+
 def test_sarsa_needs_next_action():
     ag = rl.SARSA(2, 2, seed=0)
     assert ag.needs_next_action and not rl.QLearning.needs_next_action

@@ -4,7 +4,11 @@ import pytest
 
 from deepkern import rl
 
-gym = pytest.importorskip("gymnasium")
+try:
+    import gymnasium as gym
+except ImportError:  # only the tests on Gymnasium's own environments skip
+    gym = None
+needs_gym = pytest.mark.skipif(gym is None, reason="gymnasium is not installed")
 
 CASES = [
     (rl.CliffWalking, "sarsa", dict()),
@@ -12,6 +16,8 @@ CASES = [
     (rl.CliffWalking, "expected_sarsa", dict()),
     (lambda: rl.FrozenLake(), "q_learning", dict(gamma=0.95, epsilon=0.5, epsilon_decay=0.99, epsilon_min=0.05)),
     (lambda: rl.FrozenLake(), "sarsa", dict(gamma=0.95, epsilon=0.3, initial_q=0.5)),
+    (lambda: rl.FrozenLake(), "sarsa", dict(gamma=0.9, epsilon=0.6, epsilon_decay=0.97, max_steps=6)),  # truncations
+    (lambda: rl.GridWorld(shape=(1, 3), slip=0.4), "sarsa", dict(alpha=0.7, max_steps=4)),  # bumps: s' == s
     (lambda: rl.FrozenLake(map_name="8x8"), "expected_sarsa", dict(gamma=0.9, epsilon=0.3, max_steps=60)),
     (lambda: rl.WindyGridworld(king_moves=True, stochastic_wind=True), "sarsa", dict(max_steps=300)),
     (lambda: rl.GridWorld(shape=(4, 5), start=None, terminals=[0, 19], walls=[7], slip=0.2), "q_learning",
@@ -20,28 +26,31 @@ CASES = [
 CLS = {"sarsa": rl.SARSA, "q_learning": rl.QLearning, "expected_sarsa": rl.ExpectedSARSA}
 
 
+@pytest.mark.parametrize("below", [0, 8], ids=["vectorised", "scalar-tail"])
 @pytest.mark.parametrize("make,kind,kw", CASES)
-def test_one_run_equals_sequential_bit_for_bit(make, kind, kw):
+def test_one_run_equals_sequential_bit_for_bit(make, kind, kw, below):
     kw = dict(dict(alpha=0.5, gamma=1.0, epsilon=0.1), **kw)
     max_steps = kw.pop("max_steps", None)
     env = make()
     agent = CLS[kind](env.observation_space.n, env.action_space.n, seed=21, **kw)
     returns, lengths = rl.train(env, agent, 80, max_steps=max_steps, seed=5, return_lengths=True)
     b_ret, b_len, b_q = rl.batch_train(make(), kind, 1, 80, max_steps=max_steps, seed=21, env_seed=5,
-                                       return_lengths=True, return_q=True, **kw)
+                                       return_lengths=True, return_q=True, sequential_below=below, **kw)
     assert b_ret.shape == (1, 80) and b_q.shape == (1,) + agent.q.shape
     np.testing.assert_array_equal(b_ret[0], returns)
     np.testing.assert_array_equal(b_len[0], lengths)
     np.testing.assert_array_equal(b_q[0], agent.q)
 
 
+@needs_gym
 @pytest.mark.parametrize("name,kind", [("CliffWalking-v1", "sarsa"), ("FrozenLake-v1", "q_learning")])
 def test_gymnasium_env_in_batch_equals_sequential_gymnasium(name, kind):
     """batch_train on gymnasium.make(...) (model + TimeLimit read from it) == train on the same env."""
     g = gym.make(name)
     agent = CLS[kind](g.observation_space.n, g.action_space.n, alpha=0.5, gamma=0.95, epsilon=0.2, seed=8)
     returns = rl.train(g, agent, 60, seed=3)
-    batch = rl.batch_train(gym.make(name), kind, 1, 60, alpha=0.5, gamma=0.95, epsilon=0.2, seed=8, env_seed=3)
+    batch = rl.batch_train(gym.make(name), kind, 1, 60, alpha=0.5, gamma=0.95, epsilon=0.2, seed=8, env_seed=3,
+                           sequential_below=0)
     np.testing.assert_array_equal(batch[0], returns)
 
 
@@ -67,6 +76,15 @@ def test_many_runs_match_sequential_statistically():
     assert len({tuple(r) for r in batch[:, :10]}) > 300
 
 
+def test_scalar_tail_gives_the_same_statistics():
+    """Finishing stragglers with the scalar code changes which draws go to which run, not the law."""
+    env = rl.CliffWalking()
+    a = rl.batch_train(env, "sarsa", 300, 25, seed=0, sequential_below=0)
+    b = rl.batch_train(env, "sarsa", 60, 25, seed=1, sequential_below=10**6)  # everything scalar
+    ma, mb = a.mean(1), b.mean(1)
+    assert abs(ma.mean() - mb.mean()) < 4.5 * np.sqrt(ma.var() / 300 + mb.var() / 60)
+
+
 def test_runs_are_reproducible_and_seed_dependent():
     a = rl.batch_train(rl.FrozenLake(), "sarsa", 50, 40, gamma=0.9, seed=4, env_seed=4)
     b = rl.batch_train(rl.FrozenLake(), "sarsa", 50, 40, gamma=0.9, seed=4, env_seed=4)
@@ -75,18 +93,24 @@ def test_runs_are_reproducible_and_seed_dependent():
     assert not np.array_equal(a, c)
 
 
-def test_egreedy_batch_draws_like_the_agent():
+@pytest.mark.parametrize("A", [2, 4, 8, 11])  # 11: beyond the bit-pattern tables
+def test_egreedy_batch_draws_like_the_agent(A):
     rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
-    ag = rl.QLearning(5, 4, epsilon=0.4, seed=rng_a)
-    ag.q[:] = [[0, 0, 0, 0], [1, 2, 2, 0], [3, 1, 1, 1], [0, 0, 5, 5], [1, 1, 1, 9]]
-    states = np.tile(np.arange(5), 40)
+    ag = rl.QLearning(6, A, epsilon=0.4, seed=rng_a)
+    ag.q[:] = np.random.default_rng(A).integers(0, 3, (6, A))  # many ties
+    ag.q[0] = 0.0
+    states = np.tile(np.arange(6), 40)
     seq = [ag.act(int(s)) for s in states]
     batch = []
     for s in states:  # one at a time: the draw pattern of act
         batch.append(int(rl.batch.egreedy_batch(ag.q[[s]].T.copy(), np.array([0.4]), rng_b)[0]))
     assert seq == batch
-    acts = rl.batch.egreedy_batch(np.tile(ag.q[[1]].T, (1, 40000)), np.full(40000, 0.4), np.random.default_rng(0))
-    np.testing.assert_allclose(np.bincount(acts, minlength=4) / 40000, [0.1, 0.4, 0.4, 0.1], atol=0.01)
+    row = np.zeros(A)
+    row[[0, A - 1]] = 2.0  # a two-way tie at both ends
+    acts = rl.batch.egreedy_batch(np.tile(row[:, None], (1, 40000)), np.full(40000, 0.4), np.random.default_rng(0))
+    expected = np.full(A, 0.4 / A)
+    expected[[0, A - 1]] += 0.3
+    np.testing.assert_allclose(np.bincount(acts, minlength=A) / 40000, expected, atol=0.012)
 
 
 @pytest.mark.parametrize("kw,exc,match", [
@@ -100,6 +124,7 @@ def test_egreedy_batch_draws_like_the_agent():
     (dict(epsilon_decay=1.5), ValueError, "epsilon_decay"),
     (dict(epsilon_min=0.5), ValueError, "epsilon_min"),
     (dict(max_steps=0), ValueError, "max_steps"),
+    (dict(sequential_below=-1), ValueError, "sequential_below"),
     (dict(env=object()), TypeError, "env"),
 ])
 def test_bad_input(kw, exc, match):
@@ -107,3 +132,37 @@ def test_bad_input(kw, exc, match):
     args.update(kw)
     with pytest.raises(exc, match=match):
         rl.batch_train(**args)
+
+
+@needs_gym
+def test_time_limit_read_from_the_wrapper_only():
+    g = gym.make("FrozenLake-v1")
+    assert rl.tabular_model(g).time_limit == 100  # TimeLimit wrapper
+    assert rl.tabular_model(g.unwrapped).time_limit is None  # the bare env never truncates
+    assert rl.tabular_model(rl.FrozenLake(max_episode_steps=7)).time_limit == 7
+    _, lengths = rl.batch_train(g, "q_learning", 20, 30, epsilon=1.0, return_lengths=True)
+    assert lengths.max() <= 100
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows=st.integers(1, 4), cols=st.integers(2, 5), slip=st.sampled_from([0.0, 0.3, 1.0]),
+       kind=st.sampled_from(["q_learning", "sarsa", "expected_sarsa"]), alpha=st.floats(0.05, 1.0),
+       gamma=st.floats(0.0, 1.0), epsilon=st.floats(0.0, 1.0), decay=st.sampled_from([1.0, 0.9]),
+       max_steps=st.sampled_from([None, 1, 7]), init=st.sampled_from([0.0, 1.0, -2.0]), seed=st.integers(0, 2**31))
+def test_property_one_run_equals_sequential(rows, cols, slip, kind, alpha, gamma, epsilon, decay, max_steps, init, seed):
+    """Random grid worlds and hyperparameters: batch (vectorised, runs=1) == train, bit for bit."""
+    def make():
+        return rl.GridWorld(shape=(rows, cols), start=None, terminals=[rows * cols - 1], slip=slip,
+                            rewards={0: 1.0}, max_episode_steps=50)
+    kw = dict(alpha=alpha, gamma=gamma, epsilon=epsilon, epsilon_decay=decay, initial_q=init)
+    env = make()
+    agent = CLS[kind](env.observation_space.n, 4, seed=seed, **kw)
+    returns, lengths = rl.train(env, agent, 15, max_steps=max_steps, seed=seed + 1, return_lengths=True)
+    b_ret, b_len, b_q = rl.batch_train(make(), kind, 1, 15, max_steps=max_steps, seed=seed, env_seed=seed + 1,
+                                       return_lengths=True, return_q=True, sequential_below=0, **kw)
+    np.testing.assert_array_equal(b_ret[0], returns)
+    np.testing.assert_array_equal(b_len[0], lengths)
+    np.testing.assert_array_equal(b_q[0], agent.q)

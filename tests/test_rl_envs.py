@@ -4,7 +4,11 @@ import pytest
 
 from deepkern import rl
 
-gym = pytest.importorskip("gymnasium")
+try:
+    import gymnasium as gym
+except ImportError:  # only the tests on Gymnasium's own environments skip
+    gym = None
+needs_gym = pytest.mark.skipif(gym is None, reason="gymnasium is not installed")
 
 
 def _same_P(ours, theirs):
@@ -17,6 +21,7 @@ def _same_P(ours, theirs):
                 assert (p, s2, r, d) == (gp, int(gs2), gr, bool(gd)), (s, a)
 
 
+@needs_gym
 @pytest.mark.parametrize("slippery", [False, True])
 def test_cliff_walking_model_is_gymnasiums(slippery):
     env = rl.CliffWalking(is_slippery=slippery)
@@ -27,6 +32,7 @@ def test_cliff_walking_model_is_gymnasiums(slippery):
     assert env.reset(seed=0)[0] == 36
 
 
+@needs_gym
 @pytest.mark.parametrize("kw", [dict(), dict(is_slippery=False), dict(map_name="8x8"), dict(map_name="8x8", is_slippery=False),
                                 dict(desc=["SFH", "FFG"]), dict(success_rate=0.6)])
 def test_frozen_lake_model_is_gymnasiums(kw):
@@ -37,6 +43,7 @@ def test_frozen_lake_model_is_gymnasiums(kw):
     np.testing.assert_array_equal(env.initial_state_distrib, g.unwrapped.initial_state_distrib)
 
 
+@needs_gym
 @pytest.mark.parametrize("name,ours", [("FrozenLake-v1", lambda: rl.FrozenLake(max_episode_steps=100)),
                                        ("CliffWalking-v1", rl.CliffWalking),
                                        ("CliffWalking-v1", lambda: rl.CliffWalking(is_slippery=True))])
@@ -123,6 +130,11 @@ def test_gridworld_walls_rewards_terminals_slip():
     np.testing.assert_allclose(uniform.initial_state_distrib, [1 / 3, 1 / 3, 1 / 3, 0])
 
 
+def test_gridworld_size_alias_and_square():
+    assert rl.GridWorld(size=5).shape == (5, 5) == rl.GridWorld(5).shape
+    assert rl.GridWorld(size=(2, 3)).observation_space.n == 6
+
+
 def test_truncation_by_max_episode_steps():
     env = rl.GridWorld(shape=(1, 5), max_episode_steps=3)
     env.reset(seed=0)
@@ -134,7 +146,8 @@ def test_truncation_by_max_episode_steps():
 
 @pytest.mark.parametrize("make,exc,match", [
     (lambda: rl.GridWorld(shape=(0, 3)), ValueError, "shape"),
-    (lambda: rl.GridWorld(shape=3), TypeError, "shape"),
+    (lambda: rl.GridWorld(shape="ab"), TypeError, "shape"),
+    (lambda: rl.GridWorld(size=(2, 0)), ValueError, "shape"),
     (lambda: rl.GridWorld(slip=1.5), ValueError, "slip"),
     (lambda: rl.GridWorld(walls=[(9, 9)]), ValueError, "walls"),
     (lambda: rl.GridWorld(start=(1, 1), walls=[(1, 1)]), ValueError, "start"),

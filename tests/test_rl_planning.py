@@ -4,7 +4,11 @@ import pytest
 
 from deepkern import rl
 
-gym = pytest.importorskip("gymnasium")
+try:
+    import gymnasium as gym
+except ImportError:  # only the tests on Gymnasium's own environments skip
+    gym = None
+needs_gym = pytest.mark.skipif(gym is None, reason="gymnasium is not installed")
 
 ENVS = {
     "frozen4": lambda: rl.FrozenLake(),
@@ -26,7 +30,7 @@ def _q(env, V, gamma):
 def test_value_iteration_matches_policy_iteration(name, gamma):
     env = ENVS[name]()
     V1, p1 = rl.value_iteration(env, gamma=gamma, theta=1e-12)
-    V2, p2 = rl.policy_iteration(env, gamma=gamma)
+    V2, p2 = rl.policy_iteration(env, gamma=gamma, theta=1e-10)
     np.testing.assert_allclose(V1, V2, rtol=0, atol=1e-8)
     assert p1.shape == p2.shape == (env.observation_space.n,) and p1.dtype.kind == "i"
     # both greedy in the optimal Q (equal up to ties) and Bellman-optimal
@@ -71,6 +75,7 @@ def test_example_4_1_random_policy_values():
     np.testing.assert_allclose(Vs, -np.minimum(rows + cols, 6 - rows - cols), atol=1e-12)
 
 
+@needs_gym
 def test_cliff_optimal_values_and_gymnasium_env():
     V, policy = rl.value_iteration(rl.CliffWalking(), gamma=1.0)
     assert V[36] == -13
@@ -100,6 +105,10 @@ def test_errors():
         rl.value_iteration(rl.FrozenLake(), theta=0)
     with pytest.raises(ValueError, match="gamma"):
         rl.policy_iteration(rl.FrozenLake(), gamma=-1)
+    with pytest.raises(ValueError, match="theta"):
+        rl.policy_iteration(rl.FrozenLake(), theta=-1.0)
+    with pytest.raises(ValueError, match="initial_policy|policy"):
+        rl.policy_iteration(rl.FrozenLake(), initial_policy=np.zeros(3, dtype=np.int64))
     with pytest.raises(ValueError, match="policy"):
         rl.policy_evaluation(rl.FrozenLake(), np.zeros(15, dtype=np.int64))
     with pytest.raises(ValueError, match="policy"):
@@ -110,3 +119,14 @@ def test_errors():
     walled = rl.GridWorld(shape=(3, 3), start=(0, 0), terminals=[(2, 2)], walls=[(1, 2), (2, 1)])
     with pytest.raises(RuntimeError, match="value_iteration"):
         rl.value_iteration(walled, gamma=1.0, max_iterations=200)
+
+
+def test_policy_iteration_undiscounted_zero_step_cost():
+    """gamma = 1 with no step cost: equal-valued actions include never-ending loops; policy
+    iteration changes an action only when strictly better, so it stays proper and terminates."""
+    lake8 = rl.FrozenLake(map_name="8x8")
+    V1, _ = rl.value_iteration(lake8, gamma=1.0)
+    V2, p2 = rl.policy_iteration(lake8, gamma=1.0)
+    np.testing.assert_allclose(V2, V1, atol=1e-7)
+    path = rl.rollout(rl.FrozenLake(is_slippery=False), rl.policy_iteration(rl.FrozenLake(is_slippery=False), gamma=1.0)[1])
+    assert path[-1] == 15 and len(path) - 1 == 6

@@ -43,3 +43,16 @@ def test_plot_bad_input():
         rl.plot_policy(np.zeros(48), rl.CliffWalking())
     with pytest.raises(TypeError, match="curves"):
         rl.plot_learning_curves([1, 2, 3])
+
+
+def test_book_figures(tmp_path):
+    pytest.importorskip("matplotlib")
+    fig, curves = rl.book.figure_6_4(tmp_path / "fig64.png", runs=4, episodes=20)
+    assert curves["Sarsa"].shape == (4, 20)
+    fig, ends = rl.book.figure_6_3(tmp_path / "fig63.png")
+    assert 120 < ends.size < 200 and ends[-1] <= 8000
+    for name in ("fig64.png", "fig63.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

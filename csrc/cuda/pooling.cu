@@ -119,51 +119,48 @@ void dispatch(DType dt, const char* op, Fn&& fn) {
   }
 }
 
+// Launches one element-type instance of a kernel over n threads' worth of work on the caller's
+// stream, then turns a launch error into an exception naming the op.
+template <typename Launch>
+void launch(DType dt, const char* name, int64_t n, uintptr_t stream, Launch&& go) {
+  if (n == 0) return;
+  dispatch(dt, name, [&](auto* tag) { go(tag, grid_for(n, kThreads), as_stream(stream)); });
+  check_launch(name);
+}
+
 }  // namespace
 
+#define DK_ELEM(tag) std::remove_pointer_t<decltype(tag)>
+
 void max_pool2d_forward(const Pool2dParams& p, DType dt, const void* x, void* y, int64_t* idx, uintptr_t stream) {
-  const int64_t n = p.planes() * p.out_plane();
-  if (n == 0) return;
-  dispatch(dt, "max_pool2d", [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    max_fwd_kernel<T><<<grid_for(n, kThreads), kThreads, 0, as_stream(stream)>>>(p, static_cast<const T*>(x),
-                                                                                  static_cast<T*>(y), idx);
+  launch(dt, "max_pool2d_forward", p.planes() * p.out_plane(), stream, [&](auto* tag, unsigned grid, cudaStream_t s) {
+    using T = DK_ELEM(tag);
+    max_fwd_kernel<T><<<grid, kThreads, 0, s>>>(p, static_cast<const T*>(x), static_cast<T*>(y), idx);
   });
-  check_launch("max_pool2d_forward");
 }
 
 void max_pool2d_backward(const Pool2dParams& p, DType dt, const void* dy, const int64_t* idx, void* dx,
                          uintptr_t stream) {
-  const int64_t n = p.planes() * p.in_plane();
-  if (n == 0) return;
-  dispatch(dt, "max_pool2d_backward", [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    max_bwd_kernel<T><<<grid_for(n, kThreads), kThreads, 0, as_stream(stream)>>>(p, static_cast<const T*>(dy), idx,
-                                                                                  static_cast<T*>(dx));
+  launch(dt, "max_pool2d_backward", p.planes() * p.in_plane(), stream, [&](auto* tag, unsigned grid, cudaStream_t s) {
+    using T = DK_ELEM(tag);
+    max_bwd_kernel<T><<<grid, kThreads, 0, s>>>(p, static_cast<const T*>(dy), idx, static_cast<T*>(dx));
   });
-  check_launch("max_pool2d_backward");
 }
 
 void avg_pool2d_forward(const Pool2dParams& p, DType dt, const void* x, void* y, uintptr_t stream) {
-  const int64_t n = p.planes() * p.out_plane();
-  if (n == 0) return;
-  dispatch(dt, "avg_pool2d", [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    avg_fwd_kernel<T><<<grid_for(n, kThreads), kThreads, 0, as_stream(stream)>>>(p, static_cast<const T*>(x),
-                                                                                  static_cast<T*>(y));
+  launch(dt, "avg_pool2d_forward", p.planes() * p.out_plane(), stream, [&](auto* tag, unsigned grid, cudaStream_t s) {
+    using T = DK_ELEM(tag);
+    avg_fwd_kernel<T><<<grid, kThreads, 0, s>>>(p, static_cast<const T*>(x), static_cast<T*>(y));
   });
-  check_launch("avg_pool2d_forward");
 }
 
 void avg_pool2d_backward(const Pool2dParams& p, DType dt, const void* dy, void* dx, uintptr_t stream) {
-  const int64_t n = p.planes() * p.in_plane();
-  if (n == 0) return;
-  dispatch(dt, "avg_pool2d_backward", [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    avg_bwd_kernel<T><<<grid_for(n, kThreads), kThreads, 0, as_stream(stream)>>>(p, static_cast<const T*>(dy),
-                                                                                  static_cast<T*>(dx));
+  launch(dt, "avg_pool2d_backward", p.planes() * p.in_plane(), stream, [&](auto* tag, unsigned grid, cudaStream_t s) {
+    using T = DK_ELEM(tag);
+    avg_bwd_kernel<T><<<grid, kThreads, 0, s>>>(p, static_cast<const T*>(dy), static_cast<T*>(dx));
   });
-  check_launch("avg_pool2d_backward");
 }
+
+#undef DK_ELEM
 
 }  // namespace dk::cuda

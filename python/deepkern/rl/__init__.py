@@ -8,6 +8,7 @@
     curves = rl.batch_train(env, "sarsa", runs=1000, episodes=500, seed=0)   # (1000, 500)
     V, policy = rl.value_iteration(env, gamma=1.0)
 """
+from . import book
 from .agents import ExpectedSARSA, QLearning, SARSA, TabularAgent
 from .batch import batch_train
 from .envs import CliffWalking, FrozenLake, GridEnv, GridWorld, TabularEnv, WindyGridworld

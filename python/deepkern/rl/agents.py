@@ -14,6 +14,10 @@ import numpy as np
 from ._checks import check_index, check_int, check_real, make_rng
 
 
+def _is_flag(x):
+    return x is True or x is False or isinstance(x, np.bool_)
+
+
 class TabularAgent:
     """Shared machinery: the Q table, epsilon-greedy acting, epsilon decay, greedy policy.
 
@@ -81,12 +85,27 @@ class TabularAgent:
     def _next_value(self, s_next, a_next):
         raise NotImplementedError
 
-    def update(self, s, a, r, s_next, terminated, a_next=None):
+    def update(self, s, a, r, s_next, terminated=False, a_next=None, *, done=None, next_action=None):
         """One TD update of Q(s, a) from the transition (s, a, r, s_next); returns the TD error.
         terminated=True means s_next is terminal: the target is r alone. A truncated (time-limit)
         transition is not terminal: it bootstraps. a_next: the next action actually taken
-        (SARSA needs it unless terminated; the others ignore it)."""
+        (SARSA needs it unless terminated; the others ignore it).
+
+        Also accepted: the keywords done= (for terminated) and next_action= (for a_next), and the
+        textbook SARSA order update(s, a, r, s_next, a_next, terminated) with a bool terminated."""
         name = type(self).__name__ + ".update"
+        if done is not None:
+            terminated = done
+        if next_action is not None:
+            a_next = next_action
+        if _is_flag(a_next) and not _is_flag(terminated):  # (s, a, r, s', a', terminated)
+            terminated, a_next = a_next, terminated
+        if not _is_flag(terminated):
+            if self.needs_next_action and a_next is None:
+                raise TypeError(f"{name}: argument 'terminated' got {terminated!r}; pass terminated as a bool and "
+                                "the next action as a_next (or in the order s, a, r, s_next, a_next, terminated)")
+            if terminated not in (0, 1):
+                raise TypeError(f"{name}: argument 'terminated' must be a bool, got {terminated!r}")
         s = check_index(name, "state", s, self.n_states)
         a = check_index(name, "action", a, self.n_actions)
         s_next = check_index(name, "s_next", s_next, self.n_states)

@@ -15,6 +15,7 @@ identically distributed, but run r is not the sequential run of any particular s
 import numpy as np
 
 from ._checks import check_int, check_optional_steps, check_real, make_rng
+from ._batch_tail import _Outcomes, finish_runs
 from .agents import AGENTS, ExpectedSARSA, QLearning, SARSA
 from .model import tabular_model
 
@@ -39,40 +40,58 @@ def egreedy_batch(q_cols, epsilon, rng):
     actions for greedy columns with ties, in order."""
     A, n = q_cols.shape
     explore = rng.random(n) < epsilon
-    is_max = (q_cols == q_cols.max(axis=0)).view(np.int8)
-    # first greedy action = A - max_j (A - j) [is_max_j]; argmax over axis 0 is several times slower
-    actions = (A - (is_max * _weights(A)).max(axis=0)).astype(np.int64)
+    is_max = q_cols == q_cols.max(axis=0)
+    tables = _tie_tables(A)
+    if tables is not None:
+        # The set of greedy actions as a bit pattern; small tables give the first greedy action,
+        # the tie count and the k-th tied action of every pattern.
+        pow2, first_of, count_of, kth_of = tables
+        code = (is_max.view(np.uint8) * pow2).sum(axis=0, dtype=np.uint8)
+        actions = first_of.take(code)
+        count = count_of.take(code)
+    else:
+        actions = np.argmax(is_max, axis=0)
+        count = is_max.sum(axis=0)
     n_exp = np.count_nonzero(explore)
     if n_exp:
         actions[explore] = (rng.random(n_exp) * A).astype(np.int64)
-    count = is_max.sum(axis=0, dtype=np.int8 if A < 127 else np.int64)
-    tied = (count > 1) & ~explore
+    tied = (count > 1) > explore
     n_tied = np.count_nonzero(tied)
     if n_tied:
-        target = (rng.random(n_tied) * count[tied]).astype(np.int64) + 1  # the target-th tied action
-        im = is_max[:, tied]
-        seen = np.zeros(n_tied, dtype=np.int64)
-        index = np.zeros(n_tied, dtype=np.int64)
-        for j in range(A - 1):  # index = how many actions come before the target-th tied one
-            seen += im[j]
-            index += seen < target
-        actions[tied] = index
+        k = (rng.random(n_tied) * count[tied]).astype(np.int64)  # the k-th (0-based) tied action
+        if tables is not None:
+            actions[tied] = kth_of.take(code[tied].astype(np.int64) * A + k)
+        else:
+            im = is_max[:, tied]
+            rank = np.cumsum(im, axis=0) - 1
+            actions[tied] = np.argmax(im & (rank == k), axis=0)
     return actions
 
 
-_WEIGHTS = {}
+_TABLES = {}
 
 
-def _weights(A):
-    w = _WEIGHTS.get(A)
-    if w is None:
-        w = _WEIGHTS[A] = np.arange(A, 0, -1, dtype=np.int8 if A < 127 else np.int64)[:, None]
-    return w
+def _tie_tables(A):
+    """For A <= 8 actions: (pow2 (A, 1) uint8, first (2^A,), count (2^A,), kth (2^A * A,)) int64 tables
+    indexed by the bit pattern of greedy actions; None for more actions."""
+    if A > 8:
+        return None
+    if A not in _TABLES:
+        codes = np.arange(2 ** A)
+        bits = (codes[:, None] >> np.arange(A)) & 1  # (2^A, A)
+        first = np.where(bits.any(1), np.argmax(bits, axis=1), 0).astype(np.int64)
+        count = bits.sum(1).astype(np.int64)
+        kth = np.zeros((2 ** A, A), dtype=np.int64)
+        for c in range(2 ** A):
+            on = np.flatnonzero(bits[c])
+            kth[c, : on.size] = on
+        _TABLES[A] = ((1 << np.arange(A, dtype=np.uint8))[:, None].astype(np.uint8), first, count, kth.reshape(-1))
+    return _TABLES[A]
 
 
 def batch_train(env, agent, runs, episodes, *, alpha=0.5, gamma=1.0, epsilon=0.1, epsilon_decay=1.0,
                 epsilon_min=0.0, initial_q=0.0, max_steps=None, seed=None, env_seed=None,
-                return_lengths=False, return_q=False):
+                return_lengths=False, return_q=False, sequential_below=8):
     """Train `runs` independent agents for `episodes` episodes each -> returns, shape (runs, episodes).
 
     env: an environment with a model P and a start distribution (any deepkern env, or a Gymnasium
@@ -84,6 +103,10 @@ def batch_train(env, agent, runs, episodes, *, alpha=0.5, gamma=1.0, epsilon=0.1
     seed / env_seed: the agents' and the environments' generators (None, int or Generator).
     return_lengths / return_q add, in this order, the (runs, episodes) steps per episode and the
     (runs, n_states, n_actions) final Q tables to the result tuple.
+    sequential_below: once fewer runs than this are still going (stragglers stuck in long
+    episodes), they are finished one by one with the scalar agent code, which is cheaper per step
+    than numpy calls on tiny arrays; the draws and results are the same either way. 0 keeps
+    every step vectorised.
     """
     cls = _agent_class(agent)
     runs = check_int("batch_train", "runs", runs, low=1)
@@ -95,6 +118,7 @@ def batch_train(env, agent, runs, episodes, *, alpha=0.5, gamma=1.0, epsilon=0.1
     epsilon_min = check_real("batch_train", "epsilon_min", epsilon_min, 0.0, epsilon)
     initial_q = check_real("batch_train", "initial_q", initial_q, -np.inf, np.inf)
     max_steps = check_optional_steps("batch_train", "max_steps", max_steps)
+    sequential_below = check_int("batch_train", "sequential_below", sequential_below, low=0)
     if callable(env) and getattr(env, "P", None) is None and getattr(getattr(env, "unwrapped", None), "P", None) is None:
         env = env()
     model = tabular_model(env, "batch_train")
@@ -145,9 +169,28 @@ def batch_train(env, agent, runs, episodes, *, alpha=0.5, gamma=1.0, epsilon=0.1
         if on_policy:
             a[i] = egreedy_batch(qT.take(base[i] + s[i], axis=1), eps[i], agent_rng)
 
+    def end_episodes(e):
+        """Runs e finished an episode: record it, count it, decay epsilon (as end_episode())."""
+        returns[ids[e], ep[e]] = G[e]
+        lengths[ids[e], ep[e]] = t[e]
+        ep[e] += 1
+        eps[e] = np.maximum(epsilon_min, eps[e] * epsilon_decay)
+
     reset(np.arange(n))
     row = base + s
     while n:
+        if n < sequential_below:
+            outcomes = _Outcomes(cum, nxt, rew, term, last + 1, SA)
+            isd_list = isd_cum.tolist()
+
+            def start_sampler(u):
+                return min(int(np.searchsorted(isd_list, u, side="right")), isd_last)
+
+            hp = dict(alpha=alpha, gamma=gamma, epsilon_decay=epsilon_decay, epsilon_min=epsilon_min)
+            state = dict(ids=ids, base=base, s=s, a=a, eps=eps, ep=ep, t=t, G=G)
+            finish_runs(cls, qT, state, outcomes, start_sampler, A, S, episodes, limit, hp, agent_rng, env_rng,
+                        returns, lengths)
+            break
         if not on_policy:
             a = egreedy_batch(qT.take(row, axis=1), eps, agent_rng)
         # env.step(a): the first outcome whose cumulative probability exceeds u.
@@ -159,44 +202,68 @@ def batch_train(env, agent, runs, episodes, *, alpha=0.5, gamma=1.0, epsilon=0.1
         s2, r, d = nxt.take(sa), rew.take(sa), term.take(sa)
         t += 1
         G += r
-        # TD target (0 bootstrap on termination, exactly as TabularAgent.update).
         row2 = base + s2
-        if on_policy:  # SARSA picks a' (not on terminal states) before its update
-            go = np.flatnonzero(~d)
-            if go.size == n:
-                a2 = egreedy_batch(qT.take(row2, axis=1), eps, agent_rng)
-            else:
-                a2 = np.zeros(n, dtype=np.int64)
-                if go.size:
-                    a2[go] = egreedy_batch(qT.take(row2[go], axis=1), eps[go], agent_rng)
-            v_next = qf.take(a2 * stride + row2)
+        flat = a * stride + row
+        q_sa = qf.take(flat)
+        e = np.flatnonzero((d | (t >= limit)) if limit is not None else d)
+        if on_policy:
+            # SARSA: a continuing run picks a' = act(s') before its update; a run whose episode
+            # ended updates, resets and picks its first action from the updated table. Either
+            # way one act per run, so all are drawn in ONE call: Q columns are gathered before
+            # any update, and a reset run's column is patched where its own update hit it.
+            boot_e = q_new_e = reset_idx = None
+            if e.size:
+                boot_e = np.zeros(e.size)
+                if limit is not None:  # truncated runs bootstrap: their a' comes first, pre-decay
+                    tr = np.flatnonzero(~d[e])
+                    if tr.size:
+                        et = e[tr]
+                        a_tr = egreedy_batch(qT.take(row2[et], axis=1), eps[et], agent_rng)
+                        boot_e[tr] = gamma * qf.take(a_tr * stride + row2[et])
+                q_new_e = q_sa[e] + alpha * (r[e] + boot_e - q_sa[e])
+                end_episodes(e)
+                reset_idx = e[ep[e] < episodes]
+            act_row = row2
+            if reset_idx is not None and reset_idx.size:
+                s0 = np.minimum(np.searchsorted(isd_cum, env_rng.random(reset_idx.size), side="right"), isd_last)
+                act_row = row2.copy()
+                act_row[reset_idx] = base[reset_idx] + s0
+            cols = qT.take(act_row, axis=1)
+            if reset_idx is not None and reset_idx.size:
+                hit = row[e] == act_row[e]  # the run's last update is in the row it acts in now
+                if hit.any():
+                    cols[a[e[hit]], e[hit]] = q_new_e[hit]
+            a_next = egreedy_batch(cols, eps, agent_rng)  # finished runs draw too: harmless
+            boot = gamma * cols.reshape(-1).take(a_next * n + np.arange(n))
+            if e.size:
+                boot[e] = boot_e
+            qf[flat] = q_sa + alpha * (r + boot - q_sa)
+            s, row, a = s2, act_row, a_next
+            if reset_idx is not None and reset_idx.size:
+                s[reset_idx] = s0
+                t[reset_idx] = 0
+                G[reset_idx] = 0.0
         else:
             q2 = qT.take(row2, axis=1)
             v_next = q2.max(axis=0)
             if expected:
                 v_next = eps * (q2.sum(axis=0) / A) + (1.0 - eps) * v_next
-        boot = np.where(d, 0.0, gamma * v_next)
-        flat = a * stride + row
-        q_sa = qf.take(flat)
-        qf[flat] = q_sa + alpha * (r + boot - q_sa)
-        s, row = s2, row2
-        if on_policy:
-            a = a2
-        e = np.flatnonzero((d | (t >= limit)) if limit is not None else d)
-        if e.size:  # episodes that ended: record, decay epsilon, drop finished runs, reset the rest
-            returns[ids[e], ep[e]] = G[e]
-            lengths[ids[e], ep[e]] = t[e]
-            ep[e] += 1
-            eps[e] = np.maximum(epsilon_min, eps[e] * epsilon_decay)
+            # TD target (0 bootstrap on termination, exactly as TabularAgent.update).
+            boot = np.where(d, 0.0, gamma * v_next)
+            qf[flat] = q_sa + alpha * (r + boot - q_sa)
+            s, row = s2, row2
+            if e.size:
+                end_episodes(e)
+        if e.size:
             keep = ep < episodes
-            if not keep.all():
+            if not keep.all():  # drop the runs that have done all their episodes
                 ended = np.zeros(n, dtype=bool)
                 ended[e] = True
                 ids, base, s, a, eps, ep, t, G, row, ended = (
                     x[keep] for x in (ids, base, s, a, eps, ep, t, G, row, ended))
                 n = ids.size
                 e = np.flatnonzero(ended)
-            if e.size:
+            if e.size and not on_policy:  # (SARSA has reset its runs already)
                 reset(e)
                 row[e] = base[e] + s[e]
     out = [returns]

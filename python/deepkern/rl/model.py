@@ -41,8 +41,10 @@ def _find_P(env, where):
 
 
 def _time_limit(env):
-    spec = getattr(env, "spec", None)
-    limits = [getattr(spec, "max_episode_steps", None), getattr(getattr(env, "unwrapped", env), "max_episode_steps", None)]
+    base = getattr(env, "unwrapped", env)
+    # A Gymnasium spec's limit is enforced by the TimeLimit wrapper, so only a wrapped env has it.
+    spec = getattr(env, "spec", None) if base is not env else None
+    limits = [getattr(spec, "max_episode_steps", None), getattr(base, "max_episode_steps", None)]
     limits = [int(v) for v in limits if v is not None]
     return min(limits) if limits else None
 

@@ -56,9 +56,12 @@ def _evaluate(model, pi, gamma, where):
     return V
 
 
-def policy_evaluation(env, policy, gamma=0.99):
-    """V^pi for a deterministic policy (int array over states) or a stochastic one ((S, A) matrix)."""
+def policy_evaluation(env, policy, gamma=0.99, theta=None):
+    """V^pi for a deterministic policy (int array over states) or a stochastic one ((S, A) matrix),
+    exactly (a linear solve); theta is accepted for symmetry with iterative evaluation and unused."""
     gamma = check_real("policy_evaluation", "gamma", gamma, 0.0, 1.0)
+    if theta is not None:
+        check_real("policy_evaluation", "theta", theta, 0.0, np.inf, low_open=True)
     model = tabular_model(env, "policy_evaluation")
     pi = _policy_matrix(policy, model.n_states, model.n_actions, "policy_evaluation")
     return _evaluate(model, pi, gamma, "policy_evaluation")
@@ -85,11 +88,14 @@ def value_iteration(env, gamma=0.99, theta=1e-10, max_iterations=100_000):
     return V, _greedy(expected_q(model, V, gamma), max(1e-9, 10 * theta))
 
 
-def policy_iteration(env, gamma=0.99, max_iterations=1000, initial_policy=None):
+def policy_iteration(env, gamma=0.99, theta=None, max_iterations=1000, initial_policy=None):
     """Policy iteration -> (V, policy): exact evaluation (a linear solve), then greedy improvement,
     until the policy is stable. It starts by evaluating initial_policy (default: the equiprobable
-    random policy, which terminates in the usual grid worlds even when gamma = 1)."""
+    random policy, which terminates in the usual grid worlds even when gamma = 1). theta is
+    accepted for symmetry with value_iteration; the exact evaluation does not need it."""
     gamma = check_real("policy_iteration", "gamma", gamma, 0.0, 1.0)
+    if theta is not None:
+        check_real("policy_iteration", "theta", theta, 0.0, np.inf, low_open=True)
     max_iterations = check_int("policy_iteration", "max_iterations", max_iterations, low=1)
     model = tabular_model(env, "policy_iteration")
     S, A = model.n_states, model.n_actions
@@ -97,9 +103,20 @@ def policy_iteration(env, gamma=0.99, max_iterations=1000, initial_policy=None):
     V = _evaluate(model, pi, gamma, "policy_iteration")
     policy = None
     for _ in range(max_iterations):
-        new = _greedy(expected_q(model, V, gamma), 1e-9)
+        Q = expected_q(model, V, gamma)
+        new = _greedy(Q, 1e-9)
+        if gamma == 1.0 and policy is not None:
+            # Undiscounted: a tie may lead into a zero-reward loop that never terminates, so an
+            # action changes only when strictly better (the improvement theorem's form).
+            rows = np.arange(S)
+            scale = max(1.0, float(np.abs(Q).max()))
+            new = np.where(Q[rows, new] > Q[rows, policy] + 1e-9 * scale, new, policy)
         if policy is not None and np.array_equal(new, policy):
             return V, policy
-        policy = new
-        V = _evaluate(model, _policy_matrix(policy, S, A, "policy_iteration"), gamma, "policy_iteration")
+        V_new = _evaluate(model, _policy_matrix(new, S, A, "policy_iteration"), gamma, "policy_iteration")
+        # Switching between actions of equal value (round-off apart) improves nothing: stop there
+        # rather than cycle (this happens with gamma = 1, where the solves are ill-conditioned).
+        if policy is not None and np.abs(V_new - V).max() <= 1e-9 * max(1.0, float(np.abs(V).max())):
+            return V_new, new
+        policy, V = new, V_new
     raise RuntimeError(f"policy_iteration: policy not stable after {max_iterations} improvements")

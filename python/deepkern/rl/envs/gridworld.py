@@ -29,7 +29,7 @@ class GridWorld(GridEnv):
     step_reward)`. Entering a terminal cell ends the episode; terminal cells are absorbing
     (reward 0, terminated=True), as FrozenLake's holes and goal are.
 
-    shape: (rows, cols). start: a cell, or None for a uniformly random non-terminal, non-wall cell.
+    shape (or its alias size): (rows, cols), or an int for a square grid. start: a cell, or None for a uniformly random non-terminal, non-wall cell.
     terminals, walls: iterables of cells; rewards: {cell: reward}. Cells are (row, col) or flat
     state indices (row * cols + col). slip: probability that a move goes instead to one of the two
     perpendicular directions (slip / 2 each); 0 makes the world deterministic.
@@ -39,7 +39,11 @@ class GridWorld(GridEnv):
     """
 
     def __init__(self, shape=(4, 4), start=(0, 0), terminals=None, walls=(), rewards=None,
-                 step_reward=-1.0, slip=0.0, max_episode_steps=None):
+                 step_reward=-1.0, slip=0.0, max_episode_steps=None, *, size=None):
+        if size is not None:
+            shape = size
+        if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+            shape = (shape, shape)
         try:
             rows, cols = shape
         except (TypeError, ValueError):
