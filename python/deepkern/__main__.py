@@ -13,10 +13,15 @@ def main(argv=None):
         return 0 if _selfcheck.run() else 1
     try:
         run(args)
-    except RuntimeError as e:  # e.g. --device cuda without cupy / a CUDA module: say why, no traceback
+    except RuntimeError as e:  # --device cuda without cupy / a CUDA module / a GPU: say why, no traceback
         if "--device" not in str(e):
             raise
         print(f"python -m deepkern: {e}", file=sys.stderr)
+        return 2
+    except NotImplementedError as e:  # an op without a CUDA kernel in this build
+        if args.device != "cuda":
+            raise
+        print(f"python -m deepkern --device cuda: {e}", file=sys.stderr)
         return 2
     return 0
 

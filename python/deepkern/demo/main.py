@@ -31,7 +31,11 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="a few seconds: 2 epochs, 100 episodes")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     p.add_argument("--seed", type=int, default=0)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    for name in ("epochs", "episodes", "threads"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    return args
 
 
 def run(args, print_fn=print):
