@@ -48,11 +48,9 @@ class Seq2Seq:
         self.build(seed + 3)
         self.ce = nn.SoftmaxCrossEntropy()
 
-    def layers(self):
-        return [v for v in vars(self).values() if isinstance(v, nn.Layer)]
-
     def parameters(self):
-        return [p for layer in self.layers() for p in layer.parameters()]
+        layers = [v for v in vars(self).values() if isinstance(v, nn.Layer)]
+        return [p for layer in layers for p in layer.parameters()]
 
     def encode(self, src, training):
         return self.encoder.forward(self.src_emb.forward(src, training), training=training)  # (enc, h, c)
@@ -92,7 +90,6 @@ class NoAttention(Seq2Seq):
         self.out = nn.Dense(H, NW, seed=seed + 1)
 
     def decode_train(self, enc, state, emb):
-        self._shape = enc.shape
         return self.out.forward(self.decoder.forward(emb, initial_state=state))
 
     def decode_backward(self, dlogits):

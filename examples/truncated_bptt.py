@@ -54,8 +54,8 @@ def train(k, mode, steps, seed=0):
         dk.optim.clip_grad_norm(opt.params, 1.0)
         opt.step()
     x, s = batch(np.random.default_rng(999), 512)  # fresh test sequences
-    pred = head.forward(lstm.forward(x, training=False) if lstm.return_sequences else
-                        lstm.forward_sequence(x, training=False)[0], training=False).argmax(axis=-1)
+    Y, _ = lstm.forward_sequence(x, training=False)  # every step's hidden state (B, T, H)
+    pred = head.forward(Y, training=False).argmax(axis=-1)
     return float((pred[:, D:] == s[:, :-D]).mean())
 
 
