@@ -11,6 +11,7 @@ from .multihead import MultiHeadAttention
 from .normalization import LayerNorm
 from .positional import PositionalEncoding
 from .recurrent import LSTM, SimpleRNN
+from .seq2seq import AttentionDecoder
 from .transformer import TransformerEncoderLayer
 
 __all__ = [
@@ -20,5 +21,5 @@ __all__ = [
     "Embedding", "OneHot", "Sequential",
     "Loss", "SoftmaxCrossEntropy", "MSE", "BinaryCrossEntropy",
     "SimpleRNN", "LSTM", "BahdanauAttention", "LuongAttention", "MultiHeadAttention", "PositionalEncoding",
-    "LayerNorm", "TransformerEncoderLayer",
+    "LayerNorm", "TransformerEncoderLayer", "AttentionDecoder",
 ]
