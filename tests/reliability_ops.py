@@ -244,7 +244,9 @@ class Conv2dSpec(OpSpec):
         return [outs[0].shape]
 
     def empty_calls(self):
-        return [lambda kw: {**kw, "x": kw["x"][:0]}]
+        # N = 0 kills the process (SIGFPE in conv2d_backward): run in a subprocess by
+        # test_conv2d_empty_batch_backward_does_not_crash (test_reliability_badinput.py) until fixed.
+        return []
 
     def torch_run(self, kw, grads):
         x, w = _t(np.asarray(kw["x"], np.float64)), _t(np.asarray(kw["w"], np.float64))
@@ -262,9 +264,7 @@ class Conv2dSpec(OpSpec):
         H = data.draw(st.integers(max(1, d[0] * (kh - 1) + 1 - 2 * p[0]), 11))
         W = data.draw(st.integers(max(1, d[1] * (kw_ - 1) + 1 - 2 * p[1]), 11))
         x = draw_values(data, st, rng, (N, C, H, W), dtype)
-        # finite weights only: a non-finite weight leaks NaN into unrelated dx elements
-        # (BUG pinned by test_conv2d_backward_nonfinite_weight_stays_local in test_reliability_badinput.py)
-        w = draw_values(data, st, rng, (K, C, kh, kw_), dtype, specials=False)
+        w = draw_values(data, st, rng, (K, C, kh, kw_), dtype)
         b = data.draw(st.one_of(st.none(), st.just(1)))
         b = None if b is None else rng.standard_normal(K).astype(dtype)
         return dict(x=x, w=w, b=b, stride=s, padding=p, dilation=d)
