@@ -319,7 +319,7 @@ def test_dtype_promotion_and_inputs_untouched(rng):
 
 
 def test_backward_is_repeatable_and_thread_count_independent(rng):
-    T, B, I, H = 5, 4, 7, 9
+    T, B, I, H = 5, 17, 7, 70  # large enough that the time loop runs on all threads
     x = rng.standard_normal((T, B, I))
     h0, c0 = rng.standard_normal((B, H)), rng.standard_normal((B, H))
     w = _weights(rng, I, H, "both", np.float64)
