@@ -443,12 +443,6 @@ def test_conv2d_backward_nonfinite_weight_stays_local_transposed_path(dtype):
     assert_close(dw, want_dw, dtype, what="dw")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: float32 lstm/lstm_cell give NaN for a finite gate pre-activation beyond ~5e3 (and for +-inf), where "
-    "PyTorch saturates (h1 = tanh(1) = 0.7616, c1 = 1 for z = +1e4). csrc/cpu/lstm_pointwise_impl.h tanh_f blends "
-    "w*small + (1-w)*signed_big with w = 0 for |x| >= 0.25, but 'small' (x + x*z*s, a degree-9 polynomial) "
-    "overflows to inf for |x| >~ 5e3, and 0 * inf = NaN. Fix: evaluate the polynomial on a clamped x "
-    "(e.g. min(|x|, 0.25) with the sign), or select instead of blending"))
 @pytest.mark.parametrize("op", ["lstm_cell", "lstm"])
 def test_lstm_float32_large_preactivation_saturates(op):
     w_ih = np.ones((4, 1), np.float32)
@@ -475,13 +469,9 @@ print("ok")
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (process crash): conv2d_backward with an empty batch (N = 0) dies with SIGFPE. csrc/cpu/conv2d.cpp "
-    "make_plan() sets nb = min(nb, p.N) = 0, then conv2d_backward computes groups = (p.N + pl.nb - 1) / pl.nb "
-    "(line ~256): integer division by zero (UBSan: conv2d.cpp:256:44 division by zero). Fix: nb = max(1, ...) "
-    "or return early for N == 0 after zero-filling dw/db"))
 def test_conv2d_empty_batch_backward_does_not_crash():
-    """In a subprocess: the crash must fail this test, not kill the test run."""
+    """In a subprocess, so a crash fails this test instead of killing the run. (Was a bug: SIGFPE,
+    make_plan() set nb = min(nb, N) = 0 and groups = (N + nb - 1) / nb divided by zero.)"""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     r = subprocess.run([sys.executable, "-c", _CONV_EMPTY_SCRIPT], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, f"exit status {r.returncode} (negative = killed by that signal): {r.stderr[-500:]}"
