@@ -476,3 +476,20 @@ def test_conv2d_empty_batch_backward_does_not_crash():
     r = subprocess.run([sys.executable, "-c", _CONV_EMPTY_SCRIPT], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, f"exit status {r.returncode} (negative = killed by that signal): {r.stderr[-500:]}"
     assert r.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("op", ["lstm_cell", "lstm"])
+def test_lstm_float32_nan_propagates(op):
+    """A NaN input gives NaN outputs in float32 too (and, under tools/sanitize.sh, exercises the float32
+    exp/tanh on NaN: see the UBSan finding in docs/RELIABILITY.md)."""
+    if not hasattr(dk, op):
+        pytest.skip(op)
+    w_ih = np.ones((4, 1), np.float32)
+    w_hh = np.zeros((4, 1), np.float32)
+    x = np.array([[np.nan], [0.5]], np.float32)
+    if op == "lstm":
+        _, h1, c1 = dk.lstm(x[None], None, None, w_ih, w_hh)
+    else:
+        h1, c1 = dk.lstm_cell(x, None, None, w_ih, w_hh)
+    assert np.isnan(h1[0]).all() and np.isnan(c1[0]).all()
+    assert np.isfinite(h1[1]).all() and np.isfinite(c1[1]).all()
