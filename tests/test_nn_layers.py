@@ -83,8 +83,14 @@ def test_manual_seed_makes_models_reproducible():
     np.testing.assert_array_equal(a, b)
 
 
+def _softmax(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
 @pytest.mark.parametrize("cls,ref", [(nn.ReLU, lambda x: np.maximum(x, 0)), (nn.Sigmoid, lambda x: 1 / (1 + np.exp(-x))),
-                                     (nn.Tanh, np.tanh)])
+                                     (nn.Tanh, np.tanh), (nn.LeakyReLU, lambda x: np.where(x > 0, x, 0.01 * x)),
+                                     (nn.Softmax, _softmax)])
 @pytest.mark.parametrize("shape", [(3, 4), (2, 3, 5, 5), (1,)])
 def test_activations(cls, ref, shape, rng):
     layer = cls()
@@ -119,6 +125,15 @@ def test_dropout_inverted_and_identity_at_inference(rng):
     np.testing.assert_array_equal(nn.Dropout(0.0).forward(x), x)
     with pytest.raises(ValueError, match="p"):
         nn.Dropout(1.0)
+
+
+def test_dropout_gradient_by_finite_differences(rng):
+    class FixedMaskDropout(nn.Dropout):  # the same mask on every forward, so differences are defined
+        def forward(self, x, training=True):
+            self._rng = np.random.default_rng(123)
+            return super().forward(x, training)
+
+    check_layer_grads(FixedMaskDropout(0.4), rng.standard_normal((5, 6)), rng)
 
 
 def test_embedding_forward_and_grads(rng):

@@ -96,6 +96,12 @@ def test_loss_gradients_by_finite_differences(rng):
                      what=type(loss).__name__)
 
 
+class _FakeGpuArray:
+    """Looks like a cupy array to deepkern's device check (module name starts with 'cupy')."""
+
+    __module__ = "cupy._core.core"
+
+
 @pytest.mark.parametrize("fn,exc,match", [
     (lambda: dk.nn.SoftmaxCrossEntropy().forward(np.zeros((3, 4)), np.zeros((4,), int)), ValueError, "target"),
     (lambda: dk.nn.SoftmaxCrossEntropy().forward(np.zeros((3, 4)), np.array([0, 1, 4])), ValueError, "labels"),
@@ -103,6 +109,7 @@ def test_loss_gradients_by_finite_differences(rng):
     (lambda: dk.nn.MSE().forward(np.zeros((3, 4)), np.zeros((4, 3))), ValueError, "target"),
     (lambda: dk.nn.BinaryCrossEntropy().forward(np.array([1.5]), np.array([1.0])), ValueError, "pred"),
     (lambda: dk.nn.MSE().backward(), RuntimeError, "before forward"),
+    (lambda: dk.nn.MSE().forward(np.zeros(3), _FakeGpuArray()), TypeError, "target"),
 ])
 def test_loss_bad_input(fn, exc, match):
     with pytest.raises(exc, match=match):

@@ -309,3 +309,62 @@ def test_model_trains_on_gpu(rng):  # pragma: no cover - runs only where a GPU i
         model.forward(x)
     model.to("cpu")
     assert isinstance(model.parameters()[0].value, np.ndarray)
+
+
+def test_sequential_with_lstm_torch_state_summary_and_save(tmp_path, rng):
+    """Integration with the recurrent layers: torch weights (two LSTM biases summed), summary's
+    4(H(I+H)+H) count, save/load round trip."""
+
+    class TorchNet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(11, 5)
+            self.lstm = torch.nn.LSTM(5, 6, num_layers=2, batch_first=True)
+            self.fc = torch.nn.Linear(6, 3)
+
+        def forward(self, idx):
+            y, _ = self.lstm(self.emb(idx))
+            return self.fc(y[:, -1])
+
+    torch.manual_seed(0)
+    net = TorchNet().double()
+    model = nn.Sequential([nn.Embedding(11, 5, dtype=np.float64), nn.LSTM(5, 6, num_layers=2, dtype=np.float64),
+                           nn.Dense(6, 3, dtype=np.float64)])
+    model.load_torch_state_dict(net.state_dict())
+    idx = rng.integers(0, 11, (4, 7))
+    assert_close(model.predict(idx), net(torch.tensor(idx)).detach().numpy(), rtol=1e-9, atol=1e-11)
+    text = model.summary(input_shape=(7,), print_fn=None)
+    lstm_count = 4 * (6 * (5 + 6) + 6) + 4 * (6 * (6 + 6) + 6)
+    assert model[1].num_params() == lstm_count and f"{lstm_count:,}" in text
+    assert "(None, 7, 5)" in text and "(None, 6)" in text and "(None, 3)" in text
+    path = str(tmp_path / "lstm.npz")
+    model.save(path)
+    loaded = nn.Sequential.load(path)
+    np.testing.assert_array_equal(loaded.predict(idx), model.predict(idx))
+
+
+def test_nested_containers_parameters_zero_grad_and_save(tmp_path, rng):
+    class Pair(nn.Layer):  # a composite layer holding a list of layers
+        def __init__(self, n):
+            self.parts = [nn.Dense(n, n, seed=0), nn.Dense(n, n, seed=1)]
+
+        def forward(self, x, training=True):
+            return self.parts[1].forward(self.parts[0].forward(x, training), training)
+
+        def backward(self, dy):
+            return self.parts[0].backward(self.parts[1].backward(dy))
+
+    inner = nn.Sequential([nn.Dense(3, 3, seed=2), nn.Tanh()])
+    model = nn.Sequential([inner, Pair(3)])
+    names = [n for n, _ in model.named_parameters()]
+    assert names == ["0.0.weight", "0.0.bias", "1.parts.0.weight", "1.parts.0.bias", "1.parts.1.weight",
+                     "1.parts.1.bias"]
+    assert model.num_params() == 3 * 12
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    model.backward(np.ones_like(model.forward(x)))
+    assert all(p.grad is not None for p in model.parameters())
+    model.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
+    path = str(tmp_path / "nested.npz")
+    model.save(path)
+    np.testing.assert_array_equal(nn.Sequential.load(path).predict(x), model.predict(x))

@@ -158,3 +158,64 @@ BAD = [
 def test_bad_inputs(fn, exc, match):
     with pytest.raises(exc, match=match):
         fn()
+
+
+def _decoder(kind, cell_kind, E=2, H=3, Dk=3):
+    if kind == "bahdanau":
+        att = dk.nn.BahdanauAttention(H, Dk, units=3, dtype=F64, seed=1)
+        I = E + Dk
+    else:
+        att = dk.nn.LuongAttention(H, Dk, score="general", dtype=F64, seed=1)
+        I = E
+    cell = (dk.nn.SimpleRNN(I, H, dtype=F64, seed=2) if cell_kind == "rnn" else
+            dk.nn.LSTM(I, H, num_layers=2 if cell_kind == "lstm2" else 1, dtype=F64, seed=2))
+    return dk.nn.AttentionDecoder(cell, att)
+
+
+@pytest.mark.parametrize("kind", ["bahdanau", "luong"])
+@pytest.mark.parametrize("cell_kind", ["rnn", "lstm", "lstm2"])
+def test_attention_decoder_gradcheck(rng, kind, cell_kind):
+    """Inputs, keys, initial state and every parameter of an attention decoder, by finite differences."""
+    from seq_checks import gradcheck
+
+    dec = _decoder(kind, cell_kind)
+    x, keys = rng.standard_normal((2, 3, 2)), rng.standard_normal((2, 4, 3))
+    s0 = tuple(rng.standard_normal(s.shape) for s in dec.cell.zero_state(2))
+    mask = np.array([[True, True, True, False], [True, False, True, True]])
+    n = len(s0)
+    gradcheck(lambda x, keys, *s: dec.forward(x, keys, initial_state=s, mask=mask),
+              lambda d: dec.backward(d)[:2], [x, keys, *s0], dec.parameters(), rng, what=f"{kind} {cell_kind}",
+              input_grads={2 + i: (lambda i=i: dec.state_grad[i]) for i in range(n)})
+    assert dec.alignment.shape == (2, 3, 4)
+
+
+@pytest.mark.parametrize("kind", ["bahdanau", "luong"])
+def test_attention_decoder_timing(rng, kind):
+    """Bahdanau scores from the state *before* the step (step 0 attends from the initial state);
+    Luong from the state after it; decode_step reproduces the teacher-forced forward."""
+    dec = _decoder(kind, "lstm")
+    x, keys = rng.standard_normal((2, 4, 2)), rng.standard_normal((2, 5, 3))
+    s0 = tuple(rng.standard_normal(s.shape) for s in dec.cell.zero_state(2))
+    out = dec.forward(x, keys, initial_state=s0)
+    q0 = s0[0] if kind == "bahdanau" else out[:, 0, :3]
+    dec.attention.forward(q0, keys)
+    assert_close(dec.alignment[:, 0], dec.attention.alignment, F64)
+    state = s0
+    for t in range(4):
+        o, state = dec.decode_step(x[:, t], state, keys)
+        assert_close(o, out[:, t], F64, what=f"decode_step {t}")
+
+
+def test_luong_dot_without_dims(rng):
+    """LuongAttention(score="dot") needs no sizes; it computes in the inputs' dtype."""
+    att = dk.nn.LuongAttention(score="dot")
+    q, k = rng.standard_normal((2, 3, 5)), rng.standard_normal((2, 4, 5))
+    ctx = att.forward(q, k)
+    ref, a = luong_attention(q, k, k, "dot")
+    assert ctx.dtype == np.float64
+    assert_close(ctx, ref, F64)
+    assert att.forward(q.astype(np.float32), k.astype(np.float32)).dtype == np.float32
+    with pytest.raises(ValueError, match="keys"):
+        att.forward(q, rng.standard_normal((2, 4, 6)))
+    with pytest.raises(ValueError, match="query_dim"):
+        dk.nn.LuongAttention(score="general")

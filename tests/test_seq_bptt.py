@@ -204,3 +204,21 @@ BAD = [
 def test_bad_inputs(rng, fn, exc, match):
     with pytest.raises(exc, match=match):
         fn(dk.nn.SimpleRNN(2, 3, dtype=F64), rng.standard_normal((2, 5, 2)))
+
+
+def test_loss_object_and_positional_dy(rng):
+    """dk.bptt(rnn, x, MSE(), target=y) and dk.bptt(rnn, x, dy) are the same as a loss_fn."""
+    m = dk.nn.SimpleRNN(2, 3, seed=0, dtype=F64)
+    x, y = rng.standard_normal((2, 5, 2)), rng.standard_normal((2, 5, 3))
+    mse = dk.nn.MSE()
+    m.zero_grad()
+    r1 = dk.bptt(m, x, mse, target=y, truncate=2)
+    g1 = _grads(m)
+    m.zero_grad()
+    r2 = dk.bptt(m, x, lambda Y: (mse.forward(Y, y), mse.backward()), truncate=2)
+    assert r1.loss == r2.loss
+    for a, b in zip(g1, _grads(m)):
+        np.testing.assert_array_equal(a, b)
+    m.zero_grad()
+    r3 = dk.bptt(m, x, 2 * (r1.outputs - y) / y.size, truncate=2)
+    assert_close(r3.dx, r1.dx, F64)

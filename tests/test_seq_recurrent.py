@@ -208,6 +208,17 @@ def test_backward_bad_dy(rng):
     m = dk.nn.LSTM(3, 4, return_state=True)
     m.forward(rng.standard_normal((2, 5, 3)))
     with pytest.raises(ValueError, match="dy"):
-        m.backward(np.zeros((2, 4)))  # needs (dout, dh, dc)
+        m.backward((np.zeros((2, 4)), None))  # needs (dout, dh, dc)
     with pytest.raises(ValueError, match="dy"):
         m.backward((np.zeros((2, 3)), None, None))
+
+
+def test_return_state_backward_with_bare_dout(rng):
+    """backward(dout) on a return_state layer == backward((dout, None, None))."""
+    m = dk.nn.LSTM(3, 4, return_state=True, dtype=F64)
+    x = rng.standard_normal((2, 5, 3))
+    dout = rng.standard_normal((2, 4))
+    m.forward(x)
+    a = m.backward(dout)
+    m.forward(x)
+    np.testing.assert_array_equal(a, m.backward((dout, None, None)))

@@ -221,3 +221,16 @@ BAD = [
 def test_bad_inputs(fn, exc, match):
     with pytest.raises(exc, match=match):
         fn()
+
+
+def test_save_load_roundtrip(rng, tmp_path):
+    """Every sequence layer survives Sequential.save / load (config + weights)."""
+    model = dk.nn.Sequential([dk.nn.Embedding(20, 8), dk.nn.LSTM(8, 8, num_layers=2, return_sequences=True),
+                              dk.nn.PositionalEncoding(8, 12, kind="learned"), dk.nn.LayerNorm(8),
+                              dk.nn.TransformerEncoderLayer(8, 2, 12), dk.nn.SimpleRNN(8, 4, recurrent_init="identity"),
+                              dk.nn.Dense(4, 3)])
+    x = rng.integers(0, 20, (3, 7))
+    y = model.predict(x)
+    model.save(tmp_path / "m.npz")
+    loaded = dk.nn.Sequential.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(loaded.predict(x), y)

@@ -6,7 +6,9 @@ runs the recurrent layer `model` (SimpleRNN, LSTM, or any layer with the step AP
 x (B, T, F) from `initial_state` (zeros when None), hands every step's output Y (B, T, H) to
 ``loss_fn(Y) -> (loss, dY)`` (e.g. a Dense head and a loss, calling the head's backward inside),
 then backpropagates dY through time into the model's parameters (accumulating into `.grad`).
-Instead of loss_fn the gradient can be given directly as ``dy=`` (B, T, H).
+Instead of loss_fn the gradient can be given directly as ``dy=`` (B, T, H) (or as the third
+argument), or a deepkern loss with its target: ``dk.bptt(rnn, x, dk.nn.MSE(), target=y)``
+(y (B, T, H): a loss on the outputs themselves).
 
 Truncation (`truncate=k`): the forward pass is the same as without truncation (the hidden state
 flows through all T steps, and on into the next call via `res.state`); only gradients are cut.
@@ -63,10 +65,19 @@ def _check(model, x, truncate, mode):
         raise ValueError(f"bptt: 'mode' must be 'window' or 'chunk', got {mode!r}")
 
 
-def bptt(model, x, loss_fn=None, *, dy=None, truncate=None, mode="window", initial_state=None, fused=True):
+def bptt(model, x, loss_fn=None, *, dy=None, target=None, truncate=None, mode="window", initial_state=None,
+         fused=True):
     """Run `model` over x and backpropagate through time; see the module docstring."""
+    if loss_fn is not None and not callable(loss_fn) and hasattr(loss_fn, "shape") and dy is None:
+        loss_fn, dy = None, loss_fn  # the gradient passed positionally
+    if loss_fn is not None and hasattr(loss_fn, "forward") and hasattr(loss_fn, "backward"):
+        if target is None:
+            raise TypeError("bptt: a Loss object as 'loss_fn' needs 'target='")
+        loss_obj = loss_fn
+        loss_fn = lambda Y: (loss_obj.forward(Y, target), loss_obj.backward())  # noqa: E731
     if (loss_fn is None) == (dy is None):
-        raise TypeError("bptt: give exactly one of 'loss_fn' (callable Y -> (loss, dY)) and 'dy'")
+        raise TypeError("bptt: give exactly one of 'loss_fn' (callable Y -> (loss, dY), or a Loss with "
+                        "target=) and 'dy'")
     W = model.parameters()[0].value if model.parameters() else None
     xp = get_array_module(x if W is None else W)
     dt = W.dtype if W is not None else np.float64

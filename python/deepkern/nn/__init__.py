@@ -1,7 +1,7 @@
 """Layers, losses and models built on the functional kernels (numpy or cupy)."""
 from . import init, losses
 from ._base import Layer, Parameter, manual_seed
-from .activations import Dropout, Flatten, ReLU, Sigmoid, Tanh
+from .activations import Dropout, Flatten, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .conv import AvgPool2D, Conv2D, MaxPool2D
 from .dense import Dense, Embedding, OneHot
 from .losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
@@ -11,13 +11,15 @@ from .multihead import MultiHeadAttention
 from .normalization import LayerNorm
 from .positional import PositionalEncoding
 from .recurrent import LSTM, SimpleRNN
+from .seq2seq import AttentionDecoder
 from .transformer import TransformerEncoderLayer
 
 __all__ = [
     "Layer", "Parameter", "manual_seed", "init", "losses",
     "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "ReLU", "Sigmoid", "Tanh", "Dropout",
+    "LeakyReLU", "Softmax",
     "Embedding", "OneHot", "Sequential",
     "Loss", "SoftmaxCrossEntropy", "MSE", "BinaryCrossEntropy",
     "SimpleRNN", "LSTM", "BahdanauAttention", "LuongAttention", "MultiHeadAttention", "PositionalEncoding",
-    "LayerNorm", "TransformerEncoderLayer",
+    "LayerNorm", "TransformerEncoderLayer", "AttentionDecoder",
 ]

@@ -133,6 +133,16 @@ class Parameter:
         return f"Parameter({self.name or '?'}, shape={tuple(self.value.shape)}, dtype={self.value.dtype})"
 
 
+def _clear_grads(v):
+    if isinstance(v, Parameter):
+        v.grad = None
+    elif isinstance(v, Layer):
+        v.zero_grad()
+    elif isinstance(v, (list, tuple)):
+        for e in v:
+            _clear_grads(e)
+
+
 def _jsonable(v):
     if v is None or isinstance(v, (bool, str)):
         return v
@@ -155,7 +165,10 @@ class Layer:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        _LAYER_REGISTRY[cls.__name__] = cls
+        old = _LAYER_REGISTRY.get(cls.__name__)
+        # a user's class never shadows deepkern's own layer of the same name (Sequential.load)
+        if old is None or not old.__module__.startswith("deepkern.") or cls.__module__.startswith("deepkern."):
+            _LAYER_REGISTRY[cls.__name__] = cls
 
     def __new__(cls, *args, **kwargs):
         obj = super().__new__(cls)
@@ -203,8 +216,10 @@ class Layer:
         return sum(p.size for p in self.parameters())
 
     def zero_grad(self):
-        for p in self.parameters():
-            p.zero_grad()
+        # walks attributes directly (this runs every training step; parameters() builds names)
+        for k, v in self.__dict__.items():
+            if not k.startswith("_init"):
+                _clear_grads(v)
 
     def state_dict(self):
         """{dotted name: numpy array} of every parameter (a copy, on the CPU)."""
@@ -318,5 +333,6 @@ class Layer:
 
     def __repr__(self):
         args, kwargs = self._init_args
-        parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+        show = lambda v: v.__name__ if isinstance(v, type) else repr(v)  # noqa: E731
+        parts = [show(a) for a in args] + [f"{k}={show(v)}" for k, v in kwargs.items()]
         return f"{type(self).__name__}({', '.join(parts)})"

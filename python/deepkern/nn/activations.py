@@ -85,8 +85,8 @@ class Dropout(_Elementwise):
         xp = xp_of(x)
         if xp is np:
             keep = self._rng.random(x.shape) >= self.p
-        else:  # pragma: no cover - GPU: cupy's generator, seeded from ours
-            keep = xp.random.default_rng(int(self._rng.integers(2**63))).random(x.shape) >= self.p
+        else:  # pragma: no cover - GPU: a cupy generator seeded from ours, so seeds still reproduce
+            keep = xp.random.RandomState(int(self._rng.integers(2**31))).random_sample(x.shape) >= self.p
         self._mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
         return x * self._mask
 
@@ -116,3 +116,42 @@ class Flatten(Layer):
 
     def output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
+
+
+class LeakyReLU(_Elementwise):
+    """max(x, 0) + negative_slope * min(x, 0) (PyTorch's default slope 0.01)."""
+
+    def __init__(self, negative_slope=0.01):
+        self.negative_slope = float(negative_slope)
+        self._mask = None
+
+    def forward(self, x, training=True):
+        x = _float(x)
+        mask = x > 0
+        self._mask = mask if training else None
+        return xp_of(x).where(mask, x, x * x.dtype.type(self.negative_slope))
+
+    def backward(self, dy):
+        check_backward("LeakyReLU", self._mask, dy, self._mask.shape if self._mask is not None else None)
+        return xp_of(dy).where(self._mask, dy, dy * dy.dtype.type(self.negative_slope))
+
+
+class Softmax(_Elementwise):
+    """softmax over the last axis (for probabilities at inference; train on logits with
+    SoftmaxCrossEntropy, which is more stable)."""
+
+    def __init__(self):
+        self._y = None
+
+    def forward(self, x, training=True):
+        x = _float(x)
+        xp = xp_of(x)
+        e = xp.exp(x - x.max(axis=-1, keepdims=True))
+        y = e / e.sum(axis=-1, keepdims=True)
+        self._y = y if training else None
+        return y
+
+    def backward(self, dy):
+        y = self._y
+        check_backward("Softmax", y, dy, y.shape if y is not None else None)
+        return y * (dy - (dy * y).sum(axis=-1, keepdims=True))

@@ -39,16 +39,21 @@ class _Attention(Layer):
         name = type(self).__name__
         self.check_input(query, "query")
         W = self._param_like()  # None for a layer without parameters (Luong "dot")
-        xp, dt = (xp_of(query), self.dtype) if W is None else (xp_of(W), W.dtype)
+        if W is None:  # compute in the inputs' float dtype (float64 stays float64)
+            xp = xp_of(query)
+            dt = xp.asarray(query).dtype
+            dt = dt if dt.kind == "f" else np.dtype(np.float64)
+        else:
+            xp, dt = xp_of(W), W.dtype
         q = as_input(name, query, xp, dt)
         k = as_input(name, keys, xp, dt)
         v = k if values is None else as_input(name, values, xp, dt)
-        if q.ndim not in (2, 3) or q.shape[-1] != self.query_dim:
-            raise ValueError(f"{name}.forward: 'query' has shape {tuple(q.shape)}; expected (B, {self.query_dim}) "
-                             f"or (B, Tq, {self.query_dim})")
-        if k.ndim != 3 or k.shape[-1] != self.key_dim or k.shape[0] != q.shape[0]:
-            raise ValueError(f"{name}.forward: 'keys' has shape {tuple(k.shape)}; expected ({q.shape[0]}, S, "
-                             f"{self.key_dim})")
+        Dq = self.query_dim or q.shape[-1]
+        Dk = self.key_dim or Dq
+        if q.ndim not in (2, 3) or q.shape[-1] != Dq:
+            raise ValueError(f"{name}.forward: 'query' has shape {tuple(q.shape)}; expected (B, {Dq}) or (B, Tq, {Dq})")
+        if k.ndim != 3 or k.shape[-1] != Dk or k.shape[0] != q.shape[0]:
+            raise ValueError(f"{name}.forward: 'keys' has shape {tuple(k.shape)}; expected ({q.shape[0]}, S, {Dk})")
         if v.ndim != 3 or v.shape[:2] != k.shape[:2]:
             raise ValueError(f"{name}.forward: 'values' has shape {tuple(v.shape)}; expected {tuple(k.shape[:2])} + (Dv,)")
         m = None
@@ -168,21 +173,26 @@ class BahdanauAttention(_Attention):
 class LuongAttention(_Attention):
     """Multiplicative attention (Luong et al. 2015), scored from the decoder state *after* its step.
 
-    score="dot": h_t . h_j (needs key_dim == query_dim; no parameters);
+    score="dot": h_t . h_j (needs key_dim == query_dim; no parameters, and the dims may be left
+    out: LuongAttention(score="dot") takes any query/keys of equal size and computes in their dtype);
     score="general": h_t^T W_a h_j, W_a (Dq, Dk);
     score="concat": v^T tanh(W_a [h_t; h_j]), W_a (units, Dq + Dk), v (units,).
     """
 
-    def __init__(self, query_dim, key_dim=None, score="dot", units=None, seed=None, dtype=np.float32):
-        self.query_dim = positive_int("LuongAttention", "query_dim", query_dim)
-        self.key_dim = self.query_dim if key_dim is None else positive_int("LuongAttention", "key_dim", key_dim)
+    def __init__(self, query_dim=None, key_dim=None, score="dot", units=None, seed=None, dtype=np.float32):
         if score not in ("dot", "general", "concat"):
             raise ValueError(f"LuongAttention: 'score' must be 'dot', 'general' or 'concat', got {score!r}")
+        if query_dim is None and score != "dot":
+            raise ValueError(f"LuongAttention: score={score!r} has weights and needs 'query_dim'")
+        self.query_dim = None if query_dim is None else positive_int("LuongAttention", "query_dim", query_dim)
+        self.key_dim = self.query_dim if key_dim is None else positive_int("LuongAttention", "key_dim", key_dim)
         if score == "dot" and self.key_dim != self.query_dim:
             raise ValueError(f"LuongAttention: score='dot' needs key_dim == query_dim, got {self.key_dim} and "
                              f"{self.query_dim}")
         self.score = score
         self.units = self.query_dim if units is None else positive_int("LuongAttention", "units", units)
+        if score == "dot":
+            self.units = None
         dt = float_dtype("LuongAttention", dtype)
         self._dtype = dt
         rng = default_rng(seed)

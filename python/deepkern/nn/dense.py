@@ -1,8 +1,9 @@
 """Dense (fully connected), Embedding and OneHot layers."""
 import numpy as np
 
-from ._base import Layer, Parameter, default_rng, to_numpy, xp_of
+from ._base import Layer, Parameter, default_rng, xp_of
 from ._checks import as_input, check_backward, float_dtype, positive_int
+from ._matmul import gemm
 from .init import initialize
 
 
@@ -32,23 +33,27 @@ class Dense(Layer):
                 f"Dense.forward: 'x' has shape {tuple(x.shape)}; expected (..., {self.in_features}) "
                 f"(last axis = in_features)"
             )
-        y = xp.matmul(x, W.T)
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features)
+        y = gemm(x2, W, trans_b=True)
         if self.bias is not None:
             y += self.bias.value
-        self._x = x if training else None
-        return y
+        self._x = x2 if training else None
+        self._lead = lead
+        return y.reshape(lead + (self.out_features,))
 
     def backward(self, dy):
-        check_backward("Dense", self._x, dy, self._x.shape[:-1] + (self.out_features,) if self._x is not None else None)
-        x, W = self._x, self.weight.value
+        check_backward("Dense", self._x, dy, self._lead + (self.out_features,) if self._x is not None else None)
+        x2, W = self._x, self.weight.value
         xp = xp_of(W)
-        dy = xp.asarray(dy, dtype=W.dtype)
-        x2 = x.reshape(-1, self.in_features)
-        dy2 = dy.reshape(-1, self.out_features)
-        self.weight.accumulate(xp.matmul(dy2.T, x2))
+        dy2 = xp.asarray(dy, dtype=W.dtype).reshape(-1, self.out_features)
+        if self.weight.grad is None:
+            self.weight.grad = gemm(dy2, x2, trans_a=True)
+        else:
+            self.weight.grad = gemm(dy2, x2, trans_a=True, out=self.weight.grad)
         if self.bias is not None:
             self.bias.accumulate(dy2.sum(axis=0))
-        return xp.matmul(dy, W)
+        return gemm(dy2, W).reshape(self._lead + (self.in_features,))
 
     def output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.out_features,)

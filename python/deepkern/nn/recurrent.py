@@ -9,7 +9,8 @@ Both take x of shape (B, T, F) and return, like Keras,
 
 ``forward(x, initial_state=None, training=True)`` starts from `initial_state` (h, or (h, c), in the
 shapes above; zeros when None). ``backward(dy)`` takes the gradient of what forward returned (a
-tuple ``(dout, dh[, dc])`` when return_state, any entry may be None), accumulates the parameter
+tuple ``(dout, dh[, dc])`` when return_state, any entry may be None; a bare dout means no
+gradient on the final state), accumulates the parameter
 gradients, returns dx and leaves the gradient of the initial state in ``.state_grad`` (a tuple
 like the state) so an encoder can be trained through a decoder that started from its state.
 
@@ -70,7 +71,7 @@ class _Recurrent(Layer):
         n = len(self._state_names)
         shape = self._state_shape(B)
         if initial_state is None:
-            return tuple(xp.zeros(shape, dt) for _ in range(n)), False
+            return tuple(xp.zeros(shape, dt) for _ in range(n))
         if n == 1 and not isinstance(initial_state, (tuple, list)):
             initial_state = (initial_state,)
         if not isinstance(initial_state, (tuple, list)) or len(initial_state) != n:
@@ -86,7 +87,7 @@ class _Recurrent(Layer):
                     f"{type(self).__name__}.forward: initial state '{name}' has shape {tuple(s.shape)}; expected {shape}"
                 )
             out.append(xp.ascontiguousarray(s))
-        return tuple(out), True
+        return tuple(out)
 
     def _outputs(self, Y, final):
         """Y (B, T, H) of the top layer, final = tuple of final states -> what forward returns."""
@@ -98,8 +99,10 @@ class _Recurrent(Layer):
     def _split_dy(self, dy, B, T, xp, dt):
         """Gradient of forward's result -> (dY (B, T, H), [dfinal states or None])."""
         n = len(self._state_names)
+        if self.return_state and not isinstance(dy, (tuple, list)):
+            dy = (dy,) + (None,) * n  # only the output's gradient: the final states get none
         if self.return_state:
-            if not isinstance(dy, (tuple, list)) or len(dy) != 1 + n:
+            if len(dy) != 1 + n:
                 raise ValueError(
                     f"{type(self).__name__}.backward: with return_state=True 'dy' must be a tuple "
                     f"(dout, {', '.join('d' + s for s in self._state_names)}) (entries may be None)"
@@ -191,21 +194,21 @@ class SimpleRNN(_Recurrent):
         x = self._input(x)
         xp, dt = xp_of(x), x.dtype
         B, T, _ = x.shape
-        (h0,), given = self._initial_state(initial_state, B, xp, dt)
+        (h0,) = self._initial_state(initial_state, B, xp, dt)
         Wih, Whh = self.weight_ih.value, self.weight_hh.value
         xw = x @ Wih.T + self.bias.value  # every step's input projection in one matmul
         hs = xp.empty((B, T + 1, self.hidden_size), dt)  # hs[:, 0] = h0, hs[:, t+1] = h_t
         hs[:, 0] = h0
         for t in range(T):
             hs[:, t + 1] = self._act(xp, xw[:, t] + hs[:, t] @ Whh.T)
-        self._cache = (x, hs, given) if training else None
+        self._cache = (x, hs) if training else None
         return hs[:, 1:], (hs[:, T].copy(),)
 
     def backward_sequence(self, dY, dfinal=None):
         """dY (B, T, H), dfinal (dh,) or None -> dx; parameter grads accumulate, .state_grad = (dh0,)."""
         if self._cache is None:
             raise RuntimeError("SimpleRNN.backward called before forward(x, training=True)")
-        x, hs, given = self._cache
+        x, hs = self._cache
         xp, dt = xp_of(x), x.dtype
         B, T, _ = x.shape
         dhT = None if dfinal is None else dfinal[0]
@@ -324,7 +327,7 @@ class LSTM(_Recurrent):
         x = self._input(x)
         xp, dt = xp_of(x), x.dtype
         B, T, _ = x.shape
-        (h0, c0), given = self._initial_state(initial_state, B, xp, dt)
+        h0, c0 = self._initial_state(initial_state, B, xp, dt)
         seq = xp.ascontiguousarray(x.transpose(1, 0, 2))  # the kernel is time-major (T, B, F)
         ctxs, hT, cT = [], [], []
         for layer in range(self.num_layers):
@@ -389,17 +392,14 @@ class LSTM(_Recurrent):
         dh_all, dc_all = (None, None) if dstate is None else dstate
         dhs, dcs = [None] * self.num_layers, [None] * self.num_layers
         dinp = dy_t  # gradient arriving at the top layer's output
-        ctxs, B = cache
+        ctxs, _ = cache
         for layer in range(self.num_layers - 1, -1, -1):
-            ctx = ctxs[layer]
             dh_own = None if dh_all is None else self._per_layer(dh_all, layer)
-            dh = _add(dinp, dh_own, None)
+            dh = _add(dinp, dh_own, None)  # from the layer above (or the output) + from step t+1
             dc = None if dc_all is None else self._per_layer(dc_all, layer)
-            zeros = xp.zeros((B, self.hidden_size), self._first_weight().dtype)
-            dh = zeros if dh is None else dh
-            dc = zeros if dc is None else dc
+            # the kernel reads a None gradient as zeros
             dinp, dhs[layer], dcs[layer], dw_ih, dw_hh, db, _ = F.lstm_cell_backward(
-                ctx, _contig(xp, dh), _contig(xp, dc))
+                ctxs[layer], _contig(xp, dh), _contig(xp, dc))
             w_ih, w_hh, b = self._layer_params(layer)
             w_ih.accumulate(dw_ih)
             w_hh.accumulate(dw_hh)

@@ -59,7 +59,9 @@ class Sequential(Layer):
         shapes = []
         for layer in self.layers:
             x = layer.forward(x, training=training)
-            shapes.append(tuple(x.shape[1:]))
+            # a layer may return a tuple (e.g. an RNN with return_state): record the first array
+            first = x[0] if isinstance(x, tuple) else x
+            shapes.append(tuple(first.shape[1:]))
         self._shapes = shapes
         return x
 
@@ -135,7 +137,8 @@ class Sequential(Layer):
         out = []
         for layer in self.layers:
             x = layer.forward(x, training=False)
-            out.append(tuple(x.shape[1:]))
+            first = x[0] if isinstance(x, tuple) else x
+            out.append(tuple(first.shape[1:]))
         return out
 
     def summary(self, input_shape=None, print_fn=print):

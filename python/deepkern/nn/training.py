@@ -37,7 +37,6 @@ def resolve_optimizer(optimizer, model):
 
 def _correct(loss, out, y):
     """Number of correct predictions for classification losses, else None."""
-    xp = get_array_module(out)
     if isinstance(loss, SoftmaxCrossEntropy):
         pred = out.argmax(axis=-1)
         labels = y if y.shape == out.shape[:-1] else y.argmax(axis=-1)
@@ -45,7 +44,6 @@ def _correct(loss, out, y):
     if isinstance(loss, BinaryCrossEntropy):
         thr = 0.0 if loss.from_logits else 0.5
         return float(((out > thr) == (y > 0.5)).sum()), int(out.size)
-    del xp
     return None
 
 
@@ -163,7 +161,7 @@ def fit(model, x, y, loss, optimizer, epochs, batch_size, validation_data, valid
         if scheduler is not None:
             history.setdefault("lr", []).append(float(optimizer.lr))
             scheduler.step()
-        if progress and bar is not None:
+        if progress:  # one line per epoch, with or without tqdm
             msg = " ".join(f"{k}={v[-1]:.4f}" for k, v in history.items())
             print(f"epoch {epoch + 1}/{epochs}: {msg}")
         if early_stopping is not None:

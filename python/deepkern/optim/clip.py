@@ -1,5 +1,4 @@
 """Gradient clipping, in place on Parameter.grad (torch.nn.utils.clip_grad_norm_ / clip_grad_value_)."""
-import numpy as np
 
 from .._backend import get_array_module
 
@@ -43,4 +42,3 @@ def clip_grad_value(params, clip_value):
 
 clip_grad_norm_ = clip_grad_norm
 clip_grad_value_ = clip_grad_value
-__all__ = ["clip_grad_norm", "clip_grad_value"]
