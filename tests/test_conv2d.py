@@ -320,3 +320,29 @@ def test_conv2d_nonfinite_inputs_match_torch(rng):
         assert np.array_equal(np.isnan(got), np.isnan(want)), f"{name}: NaN pattern differs from torch"
         assert name == "dx" or not fin.all(), f"{name}: the test should produce some non-finite values"
         assert_close(np.where(fin, got, 0.0), np.where(fin, want, 0.0), what=name)
+
+
+@pytest.mark.parametrize("ws", [(4, 3, 5, 5), (4, 3, 3, 3), (4, 3, 1, 1)])  # im2col, shifted, plain GEMM
+def test_conv2d_empty_batch(ws):
+    x = np.zeros((0, 3, 5, 5))
+    w = np.ones(ws)
+    y, ctx = dk.conv2d(x, w, np.ones(4), return_ctx=True)
+    assert y.shape == (0, 4, 6 - ws[2], 6 - ws[3])
+    dx, dw, db = dk.conv2d_backward(ctx, y)
+    assert dx.shape == x.shape
+    assert np.array_equal(dw, np.zeros(ws)) and np.array_equal(db, np.zeros(4))
+
+
+@pytest.mark.parametrize("kw", [dict(stride=2**40), dict(stride=(1, 2**40)), dict(stride=(2**40, 1), padding=1),
+                                dict(stride=37), dict(dilation=19), dict(stride=(13, 3), padding=2)])
+def test_conv2d_extreme_strides_and_dilations(rng, kw):
+    x = rng.standard_normal((2, 3, 40, 40))
+    w = rng.standard_normal((16, 3, 3, 3))
+    y, ctx = dk.conv2d(x, w, **kw, return_ctx=True)
+    pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
+    s, p, d = pair(kw.get("stride", 1)), pair(kw.get("padding", 0)), pair(kw.get("dilation", 1))
+    assert_close(y, conv2d_ref(x, w, None, s, p, d))
+    dy = rng.standard_normal(y.shape)
+    for g, r in zip(dk.conv2d_backward(ctx, dy), conv2d_backward_ref(x, w, dy, False, s, p, d)):
+        if r is not None:
+            assert_close(g, r)

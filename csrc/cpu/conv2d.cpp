@@ -58,7 +58,7 @@ Plan make_plan(const Conv2dParams& p) {
   }
   int64_t nb = std::max<int64_t>(1, 2 * kMinCols / P);
   nb = std::min(nb, std::max<int64_t>(1, kColBudget / std::max<int64_t>(1, CRS * P)));
-  nb = std::min(nb, p.N);
+  nb = std::max<int64_t>(1, std::min(nb, p.N));
   const int nt = num_threads();
   if (worth_threads(p) && (p.N + nb - 1) / nb < nt) nb = std::max<int64_t>(1, (p.N + nt - 1) / nt);
   pl.nb = nb;
@@ -116,6 +116,7 @@ void forward_item(const Conv2dParams& p, const Plan& pl, const T* x, const T* w,
 
 template <typename T>
 void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
+  if (p.N == 0) return;  // an empty batch has no output (and the plans divide by N)
   if (shifted_applies(p)) {
     conv2d_forward_shifted(p, x, w, b, y);
     return;
