@@ -346,3 +346,23 @@ def test_conv2d_extreme_strides_and_dilations(rng, kw):
     for g, r in zip(dk.conv2d_backward(ctx, dy), conv2d_backward_ref(x, w, dy, False, s, p, d)):
         if r is not None:
             assert_close(g, r)
+
+
+def test_conv2d_nonfinite_weight_matches_torch(rng):
+    """An Inf weight: dx is non-finite only where torch's is (the shifted dx paths multiply w by
+    padding zeros, so they must not be used then). C >= 4 and C < 4, stride 1 and 2."""
+    for xs, ws, s, p in [((2, 4, 12, 12), (16, 4, 3, 3), 1, 1), ((2, 2, 12, 12), (16, 2, 3, 3), 1, 0),
+                         ((2, 4, 12, 12), (16, 4, 3, 3), 2, 1)]:
+        x = rng.standard_normal(xs)
+        w = rng.standard_normal(ws)
+        w[3, 1, 0, 2] = np.inf
+        y, ctx = dk.conv2d(x, w, stride=s, padding=p, return_ctx=True)
+        dy = rng.standard_normal(y.shape)
+        dx, _, _ = dk.conv2d_backward(ctx, dy)
+        tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w)
+        torch.nn.functional.conv2d(tx, tw, stride=s, padding=p).backward(torch.tensor(dy))
+        want = tx.grad.numpy()
+        fin = np.isfinite(want)
+        assert np.array_equal(np.isfinite(dx), fin) and np.array_equal(np.isnan(dx), np.isnan(want)), (xs, s, p)
+        assert not fin.all()
+        assert_close(np.where(fin, dx, 0.0), np.where(fin, want, 0.0))

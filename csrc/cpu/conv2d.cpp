@@ -245,10 +245,13 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
     return;
   }
   if (db) bias_grad(p, dy, db);
-  if (dx && dx_as_conv(p)) {
+  // Both shifted dx paths multiply w by zeros that are not in the true sum (dy's padding, dropped
+  // columns): 0 * Inf = NaN, so a non-finite w takes im2col + col2im, which never does.
+  const bool w_finite = dx && all_finite(w, p.K * p.crs());
+  if (dx && w_finite && dx_as_conv(p)) {
     dx_by_transposed_conv(p, w, dy, dx);
     dx = nullptr;  // done
-  } else if (dx && shifted_applies(p) && all_finite(w, p.K * p.crs())) {
+  } else if (dx && w_finite && shifted_applies(p)) {
     conv2d_input_grad_shifted(p, w, dy, dx);
     dx = nullptr;  // done
   }
