@@ -1,9 +1,11 @@
-// conv2d lowered to GEMM. Three lowerings, chosen per shape:
-//  * shifted GEMM (conv2d_shifted.cpp): any stride; no im2col matrix at all. The default.
+// conv2d lowered to GEMM. Three lowerings, chosen per shape (and per gradient):
+//  * shifted GEMM (conv2d_shifted.cpp), the default for strides <= 8: no im2col matrix at all.
+//    Forward; dw (K >= 16, finite x); dx as a transposed convolution (stride 1, C >= 4) or as
+//    w^T dy added back contiguously in the phase-split space (other strides); finite w for dx.
 //  * 1x1, stride 1, no padding: x_n already is the column matrix, dx_n = w^T dy_n.
 //  * im2col + GEMM (here): small outputs, where the shifted GEMM's dropped columns would cost
-//    more, and the gradients the shifted GEMM does not cover (dx for stride > 1 or few channels,
-//    dw for few output channels).
+//    more, strides > 8, few output channels for dw, and non-finite x (dw) or w (dx), where the
+//    shifted paths' products with padding zeros (0 * Inf = NaN) would differ from the true sum.
 // im2col + GEMM, with col[CRS, cols] the column matrix of a group of samples or a band of rows:
 //   forward:  y[K, cols] = w[K, CRS] * col                                    (+ b per row)
 //   backward: dw[K, CRS] += dy[K, cols] * col^T;  dcol = w^T * dy,  dx = col2im(dcol)

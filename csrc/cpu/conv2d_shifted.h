@@ -1,9 +1,10 @@
 #pragma once
-// Stride-1 convolution as a "shifted GEMM": with the input zero-padded to Hp x Wp and output
-// positions numbered q = oh*Wp + ow, row (c, i, j) of the im2col matrix is the padded input
-// read from offset c*Hp*Wp + i*dh*Wp + j*dw onwards. The micro-kernel reads those rows in place
+// Convolution as a "shifted GEMM": with the input zero-padded to Hp x Wp and output positions
+// numbered q = oh*Wp + ow, row (c, i, j) of the im2col matrix is the padded input read from offset
+// c*Hp*Wp + i*dh*Wp + j*dw onwards. The micro-kernel reads those rows in place
 // (GemmKernel::fn_shifted), so neither an im2col matrix nor a packed B panel is ever built.
-// Columns with ow >= Wo are computed and dropped (Wp/Wo - 1 extra work, e.g. 6% for 3x3 on 32x32).
+// Columns with ow >= Wo are computed and dropped (Wp/Wo - 1 extra work), unless the output rows are
+// whole register tiles, when tiles follow the rows and write y in place. Strides: see below.
 #include "common/conv_params.h"
 
 namespace dk::cpu {
