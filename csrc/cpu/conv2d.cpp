@@ -273,7 +273,9 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
 #pragma omp parallel num_threads(nt)
     {
       T* mine = dw ? acc.data() + size_t(omp_get_thread_num()) * size_t(wsize) : nullptr;
-#pragma omp for schedule(dynamic)
+      // static, not dynamic: which samples sum into which private dw must not depend on timing,
+      // or the float sums regroup and dw is not bitwise reproducible run to run.
+#pragma omp for schedule(static)
       for (int64_t g = 0; g < groups; ++g)
         backward_group(p, pl, x, w, dy, dx, mine, g * pl.nb, std::min(pl.nb, p.N - g * pl.nb), false);
       if (dw) {

@@ -257,7 +257,8 @@ void conv2d_weight_grad_shifted(const Conv2dParams& p, const T* x, const T* dy, 
       T* mine = acc.data() + size_t(omp_get_thread_num()) * size_t(wsize);
       T* xp = conv_thread_buffer<T>(kPadSlot, size_t(s.xlen));
       T* dyq = conv_thread_buffer<T>(kOutSlot, size_t(p.K * s.Q));
-#pragma omp for schedule(dynamic)
+      // static: each thread's private dw must get the same samples every run (bitwise reproducible).
+#pragma omp for schedule(static)
       for (int64_t n = 0; n < p.N; ++n) {
         s.pad(x + n * p.C * p.in_plane(), xp, 0, p.C);
         s.spread(dy + n * p.K * p.out_plane(), dyq, 0, p.K);
