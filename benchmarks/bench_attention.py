@@ -61,6 +61,21 @@ def make_cases(B, H, N, D, causal, rng, fwd=True, bwd=True):
 
 _MEM_CHILD = r"""
 import resource, sys, numpy as np
+
+
+def peak_kib():
+    # VmHWM: this process's own peak RSS. ru_maxrss would do, but Linux carries it across exec, so a
+    # child forked from a big parent would report the parent's peak.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 which, N, D = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rng = np.random.default_rng(0)
 small = [rng.standard_normal((1, 1, 64, D), dtype=np.float32) for _ in range(3)]
@@ -75,7 +90,7 @@ else:
     F = torch.nn.functional
     x = [torch.from_numpy(a).requires_grad_(True) for a in small]
     F.scaled_dot_product_attention(*x).sum().backward()
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = peak_kib()
 # everything from here on counts: inputs, outputs, saved state, gradients, scratch
 q, k, v, do = (rng.standard_normal((1, 1, N, D), dtype=np.float32) for _ in range(4))
 if which == "deepkern":
@@ -84,13 +99,14 @@ if which == "deepkern":
 else:
     x = [torch.from_numpy(a).requires_grad_(True) for a in (q, k, v)]
     F.scaled_dot_product_attention(*x).backward(torch.from_numpy(do))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)
+print(peak_kib() - base)
 """
 
 
 def memory_rows(Ns=(1024, 2048, 4096, 8192), D=64):
-    """Peak RSS growth (ru_maxrss) over a baseline taken after imports and a warm-up call, while
-    creating q, k, v, dout and running one forward+backward; B=H=1, float32, a fresh process each."""
+    """Peak RSS growth (VmHWM, the process's own maxrss) over a baseline taken after imports and a
+    warm-up call, while creating q, k, v, dout and running one forward+backward; B=H=1, float32,
+    a fresh process each."""
     rows = []
     for N in Ns:
         row = {"N": N, "D": D, "inputs_and_grads_mib": 8 * N * D * 4 / 2**20,

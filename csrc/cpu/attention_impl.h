@@ -96,6 +96,24 @@ inline typename Vec<T>::v vexp(typename Vec<T>::v x) {
   return tiny ? V{} : p * s;
 }
 
+// a * b + c rounded as the vector code rounds it: fused where the build has FMA.
+template <class T>
+inline T madd(T a, T b, T c) {
+#ifdef __FMA__
+  return __builtin_fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+template <>
+inline float madd<float>(float a, float b, float c) {
+#ifdef __FMA__
+  return __builtin_fmaf(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
 // ------------------------------------------------------------------ tile GEMM
 // C[M x N] (op)= A[M x K] * B[K x N] on small tiles. A is read as scalars A[m*a_rs + k*a_ks]
 // (so a transposed A costs nothing), B and C are row-major with N a multiple of the lane count
@@ -351,10 +369,13 @@ void backward(const AttentionParams& p, const T* q, const T* k, const T* v, cons
   {
 #pragma omp for schedule(static)
     for (int64_t row = 0; row < BH * Lq; ++row) {
+      // Summed in order and with the same multiply-add as the tile GEMM (fused where the ISA
+      // has FMA), so that where dP_ij = dO_i . v_j and o_i = v_j exactly (a single key, a causal
+      // first row) dP - D is exactly 0, as is the gradient.
       const T* a = dout + row * Dv;
       const T* b = out + row * Dv;
       T s = 0;
-      for (int64_t e = 0; e < Dv; ++e) s += a[e] * b[e];
+      for (int64_t e = 0; e < Dv; ++e) s = madd(a[e], b[e], s);
       Drow[row] = s;
     }
 #pragma omp for schedule(static)
@@ -414,11 +435,15 @@ void backward(const AttentionParams& p, const T* q, const T* k, const T* v, cons
             ldq = Dp;
           }
           tile_gemm<T>(nc, Dp, nr, dS.data(), 1, ncp, Qb, ldq, dKa.data(), Dp, 1);     // dK += dS^T Q
-          tile_gemm<T>(nr, Dp, nc, dS.data(), ncp, 1, Kp.data(), Dp, dQt.data(), Dp, 0);  // dQ_tile = dS K
-          for (int64_t r = 0; r < nr; ++r) {
-            T* dst = dqb + (q0 + r) * D;
-            const T* src = dQt.data() + r * Dp;
-            for (int64_t d = 0; d < D; ++d) dst[d] += src[d];
+          if (D == Dp) {  // dQ += dS K straight into the rows of dq
+            tile_gemm<T>(nr, Dp, nc, dS.data(), ncp, 1, Kp.data(), Dp, dqb + q0 * D, D, 1);
+          } else {  // padded columns: through a tile buffer
+            tile_gemm<T>(nr, Dp, nc, dS.data(), ncp, 1, Kp.data(), Dp, dQt.data(), Dp, 0);
+            for (int64_t r = 0; r < nr; ++r) {
+              T* dst = dqb + (q0 + r) * D;
+              const T* src = dQt.data() + r * Dp;
+              for (int64_t d = 0; d < D; ++d) dst[d] += src[d];
+            }
           }
         }
         for (int64_t c = 0; c < nc; ++c) {
