@@ -5,8 +5,8 @@
 // (register block: rows x vectors), then include this file.
 //
 // Forward (one work item = one head x Br query rows): for each Bc-key tile
-//   S = Q K^T * scale + mask, online softmax (running max m, running sum l), O = O*alpha + P V;
-//   finally O /= l and lse = m + log(l). Only Br x Bc tiles are ever held.
+//   S = Q K^T * scale + mask (held transposed, keys x queries), online softmax (running max m,
+//   running sum l), O = O*alpha + P V; finally O /= l and lse = m + log(l). Only tiles are held.
 // Backward (FlashAttention-2; one work item = one head x a set of Bc-key tiles): with
 //   Drow_i = rowsum(dO * O), for each query tile recompute P = exp(S - lse), then
 //   dV += P^T dO, dP = dO V^T, dS = P (dP - Drow) * scale, dK += dS^T Q, dQ += dS K.
@@ -192,21 +192,7 @@ constexpr int64_t kBc = 64;  // keys per tile
 
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-template <class T>
-inline T vmax_reduce(const T* x, int64_t n) {  // n a multiple of the lane count, n > 0
-  using V = typename Vec<T>::v;
-  constexpr int L = kLanes<T>;
-  V m = vload(x);
-  for (int64_t c = L; c < n; c += L) {
-    const V y = vload(x + c);
-    m = y > m ? y : m;
-  }
-  T best = m[0];
-  for (int j = 1; j < L; ++j) best = std::max(best, T(m[j]));
-  return best;
-}
-
-// K^T of keys [k0, k0+nc) as D x ncp (zero columns beyond nc).
+// The transpose of nc rows of length D (row stride ld) as D x ncp, zero columns beyond nc.
 template <class T>
 void pack_transposed(const T* src, int64_t ld, int64_t nc, int64_t ncp, int64_t D, T* dst) {
   for (int64_t c = 0; c < nc; ++c) {
@@ -231,7 +217,6 @@ void pack_rows(const T* src, int64_t rows, int64_t cols, int64_t ldd, T* dst) {
 template <class T>
 inline void scores_row(const AttentionParams& p, T* s, int64_t i, int64_t k0, int64_t nc, int64_t ncp, T scale,
                        const T* mask_row) {
-  using V = typename Vec<T>::v;
   constexpr int L = kLanes<T>;
   for (int64_t c = 0; c < ncp; c += L) vstore(s + c, vload(s + c) * scale);
   if (mask_row) {
@@ -245,7 +230,6 @@ inline void scores_row(const AttentionParams& p, T* s, int64_t i, int64_t k0, in
   if (p.causal) valid = std::min<int64_t>(nc, std::max<int64_t>(i - k0 + 1, 0));
   const T ninf = -std::numeric_limits<T>::infinity();
   for (int64_t c = valid; c < ncp; ++c) s[c] = ninf;
-  (void)sizeof(V);
 }
 
 // ------------------------------------------------------------------ forward
@@ -348,7 +332,6 @@ void forward(const AttentionParams& p, const T* q, const T* k, const T* v, const
 template <class T>
 void backward(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff,
               const T* out, const T* lse, const T* dout, T* dq, T* dk, T* dv) {
-  using V = typename Vec<T>::v;
   constexpr int L = kLanes<T>;
   const int64_t BH = p.BH, Lq = p.Lq, Lk = p.Lk, D = p.D, Dv = p.Dv;
   const int64_t Dp = round_up(D, L), Dvp = round_up(Dv, L);
@@ -461,7 +444,6 @@ void backward(const AttentionParams& p, const T* q, const T* k, const T* v, cons
       }
     }
   }
-  (void)sizeof(V);
 }
 
 }  // namespace
