@@ -5,8 +5,8 @@
 // (register block: rows x vectors), then include this file.
 //
 // Forward (one work item = one head x Br query rows): for each Bc-key tile
-//   S = Q K^T * scale + mask, online softmax (running max m, running sum l), O = O*alpha + P V;
-//   finally O /= l and lse = m + log(l). Only Br x Bc tiles are ever held.
+//   S = Q K^T * scale + mask (held transposed, keys x queries), online softmax (running max m,
+//   running sum l), O = O*alpha + P V; finally O /= l and lse = m + log(l). Only tiles are held.
 // Backward (FlashAttention-2; one work item = one head x a set of Bc-key tiles): with
 //   Drow_i = rowsum(dO * O), for each query tile recompute P = exp(S - lse), then
 //   dV += P^T dO, dP = dO V^T, dS = P (dP - Drow) * scale, dK += dS^T Q, dQ += dS K.
@@ -96,6 +96,24 @@ inline typename Vec<T>::v vexp(typename Vec<T>::v x) {
   return tiny ? V{} : p * s;
 }
 
+// a * b + c rounded as the vector code rounds it: fused where the build has FMA.
+template <class T>
+inline T madd(T a, T b, T c) {
+#ifdef __FMA__
+  return __builtin_fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+template <>
+inline float madd<float>(float a, float b, float c) {
+#ifdef __FMA__
+  return __builtin_fmaf(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
 // ------------------------------------------------------------------ tile GEMM
 // C[M x N] (op)= A[M x K] * B[K x N] on small tiles. A is read as scalars A[m*a_rs + k*a_ks]
 // (so a transposed A costs nothing), B and C are row-major with N a multiple of the lane count
@@ -174,21 +192,7 @@ constexpr int64_t kBc = 64;  // keys per tile
 
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-template <class T>
-inline T vmax_reduce(const T* x, int64_t n) {  // n a multiple of the lane count, n > 0
-  using V = typename Vec<T>::v;
-  constexpr int L = kLanes<T>;
-  V m = vload(x);
-  for (int64_t c = L; c < n; c += L) {
-    const V y = vload(x + c);
-    m = y > m ? y : m;
-  }
-  T best = m[0];
-  for (int j = 1; j < L; ++j) best = std::max(best, T(m[j]));
-  return best;
-}
-
-// K^T of keys [k0, k0+nc) as D x ncp (zero columns beyond nc).
+// The transpose of nc rows of length D (row stride ld) as D x ncp, zero columns beyond nc.
 template <class T>
 void pack_transposed(const T* src, int64_t ld, int64_t nc, int64_t ncp, int64_t D, T* dst) {
   for (int64_t c = 0; c < nc; ++c) {
@@ -213,7 +217,6 @@ void pack_rows(const T* src, int64_t rows, int64_t cols, int64_t ldd, T* dst) {
 template <class T>
 inline void scores_row(const AttentionParams& p, T* s, int64_t i, int64_t k0, int64_t nc, int64_t ncp, T scale,
                        const T* mask_row) {
-  using V = typename Vec<T>::v;
   constexpr int L = kLanes<T>;
   for (int64_t c = 0; c < ncp; c += L) vstore(s + c, vload(s + c) * scale);
   if (mask_row) {
@@ -227,7 +230,6 @@ inline void scores_row(const AttentionParams& p, T* s, int64_t i, int64_t k0, in
   if (p.causal) valid = std::min<int64_t>(nc, std::max<int64_t>(i - k0 + 1, 0));
   const T ninf = -std::numeric_limits<T>::infinity();
   for (int64_t c = valid; c < ncp; ++c) s[c] = ninf;
-  (void)sizeof(V);
 }
 
 // ------------------------------------------------------------------ forward
@@ -330,7 +332,6 @@ void forward(const AttentionParams& p, const T* q, const T* k, const T* v, const
 template <class T>
 void backward(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff,
               const T* out, const T* lse, const T* dout, T* dq, T* dk, T* dv) {
-  using V = typename Vec<T>::v;
   constexpr int L = kLanes<T>;
   const int64_t BH = p.BH, Lq = p.Lq, Lk = p.Lk, D = p.D, Dv = p.Dv;
   const int64_t Dp = round_up(D, L), Dvp = round_up(Dv, L);
@@ -351,10 +352,13 @@ void backward(const AttentionParams& p, const T* q, const T* k, const T* v, cons
   {
 #pragma omp for schedule(static)
     for (int64_t row = 0; row < BH * Lq; ++row) {
+      // Summed in order and with the same multiply-add as the tile GEMM (fused where the ISA
+      // has FMA), so that where dP_ij = dO_i . v_j and o_i = v_j exactly (a single key, a causal
+      // first row) dP - D is exactly 0, as is the gradient.
       const T* a = dout + row * Dv;
       const T* b = out + row * Dv;
       T s = 0;
-      for (int64_t e = 0; e < Dv; ++e) s += a[e] * b[e];
+      for (int64_t e = 0; e < Dv; ++e) s = madd(a[e], b[e], s);
       Drow[row] = s;
     }
 #pragma omp for schedule(static)
@@ -414,11 +418,15 @@ void backward(const AttentionParams& p, const T* q, const T* k, const T* v, cons
             ldq = Dp;
           }
           tile_gemm<T>(nc, Dp, nr, dS.data(), 1, ncp, Qb, ldq, dKa.data(), Dp, 1);     // dK += dS^T Q
-          tile_gemm<T>(nr, Dp, nc, dS.data(), ncp, 1, Kp.data(), Dp, dQt.data(), Dp, 0);  // dQ_tile = dS K
-          for (int64_t r = 0; r < nr; ++r) {
-            T* dst = dqb + (q0 + r) * D;
-            const T* src = dQt.data() + r * Dp;
-            for (int64_t d = 0; d < D; ++d) dst[d] += src[d];
+          if (D == Dp) {  // dQ += dS K straight into the rows of dq
+            tile_gemm<T>(nr, Dp, nc, dS.data(), ncp, 1, Kp.data(), Dp, dqb + q0 * D, D, 1);
+          } else {  // padded columns: through a tile buffer
+            tile_gemm<T>(nr, Dp, nc, dS.data(), ncp, 1, Kp.data(), Dp, dQt.data(), Dp, 0);
+            for (int64_t r = 0; r < nr; ++r) {
+              T* dst = dqb + (q0 + r) * D;
+              const T* src = dQt.data() + r * Dp;
+              for (int64_t d = 0; d < D; ++d) dst[d] += src[d];
+            }
           }
         }
         for (int64_t c = 0; c < nc; ++c) {
@@ -436,7 +444,6 @@ void backward(const AttentionParams& p, const T* q, const T* k, const T* v, cons
       }
     }
   }
-  (void)sizeof(V);
 }
 
 }  // namespace
