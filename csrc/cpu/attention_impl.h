@@ -17,7 +17,6 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
-#include <vector>
 
 #include "common/attention_params.h"
 #include "cpu/parallel.h"
@@ -28,6 +27,27 @@
 
 namespace dk::cpu::DK_ATTN_NS {
 namespace {
+
+// Zero-initialised scratch, defined here rather than std::vector<T>: a std:: template
+// instantiated in an ISA-flagged translation unit is a weak symbol the linker may pick for
+// every other user of the same type, which would put AVX-512 code on the portable path.
+template <class T>
+class Scratch {
+ public:
+  explicit Scratch(int64_t n) : n_(n), p_(n > 0 ? new T[size_t(n)]() : nullptr) {}
+  ~Scratch() { delete[] p_; }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  T* data() { return p_; }
+  T* begin() { return p_; }
+  T* end() { return p_ + n_; }
+  int64_t size() const { return n_; }
+  T& operator[](int64_t i) { return p_[i]; }
+
+ private:
+  int64_t n_;
+  T* p_;
+};
 
 // ------------------------------------------------------------------ vectors (GCC vector extensions)
 template <class T>
@@ -251,8 +271,8 @@ void forward(const AttentionParams& p, const T* q, const T* k, const T* v, const
 
 #pragma omp parallel num_threads(num_threads())
   {
-    std::vector<T> QT(D * kBr + L), Vp(v_direct ? 0 : kBc * Dvp + L), St(kBc * kBr), O(kBr * Dvp + L);
-    std::vector<T> m(kBr), l(kBr), alpha(kBr), msafe(kBr), mx(kBr);
+    Scratch<T> QT(D * kBr + L), Vp(v_direct ? 0 : kBc * Dvp + L), St(kBc * kBr), O(kBr * Dvp + L);
+    Scratch<T> m(kBr), l(kBr), alpha(kBr), msafe(kBr), mx(kBr);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < items; ++it) {
       const int64_t bh = it / nqb;
@@ -344,8 +364,8 @@ void backward(const AttentionParams& p, const T* q, const T* k, const T* v, cons
   // summed at the end. Memory stays linear in Lq.
   int64_t split = 1;
   if (BH < 2 * nt && nkb > 1) split = std::min<int64_t>(nkb, (2 * nt + BH - 1) / BH);
-  std::vector<T> Drow(BH * Lq);
-  std::vector<T> dq_extra((split - 1) * BH * Lq * D);
+  Scratch<T> Drow(BH * Lq);
+  Scratch<T> dq_extra((split - 1) * BH * Lq * D);
   const int64_t qsize = BH * Lq * D;
 
 #pragma omp parallel num_threads(nt)
@@ -366,8 +386,8 @@ void backward(const AttentionParams& p, const T* q, const T* k, const T* v, cons
 #pragma omp for schedule(static)
     for (int64_t j = 0; j < (split - 1) * qsize; ++j) dq_extra[j] = T(0);
 
-    std::vector<T> KT(D * kBc + L), VT(Dv * kBc + L), Kp(kBc * Dp + L), dKa(kBc * Dp + L), dVa(kBc * Dvp + L);
-    std::vector<T> S(kBr * kBc), dS(kBr * kBc), Qp(kBr * Dp + L), dOp(kBr * Dvp + L), dQt(kBr * Dp + L);
+    Scratch<T> KT(D * kBc + L), VT(Dv * kBc + L), Kp(kBc * Dp + L), dKa(kBc * Dp + L), dVa(kBc * Dvp + L);
+    Scratch<T> S(kBr * kBc), dS(kBr * kBc), Qp(kBr * Dp + L), dOp(kBr * Dvp + L), dQt(kBr * Dp + L);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < BH * split; ++it) {
       const int64_t bh = it / split, set = it % split;
