@@ -1,11 +1,12 @@
 """Scaled dot-product attention: deepkern vs torch.nn.functional.scaled_dot_product_attention (CPU).
 
-    PYTHONPATH=python python3 benchmarks/bench_attention.py [--quick] [--no-long] [--no-memory]
+    PYTHONPATH=python python3 benchmarks/bench_attention.py [--quick] [--no-long] [--no-memory] [--no-cpu-time]
 
 Both at 2 threads, same process, interleaved (benchmarks/harness.py). Speedup = torch / deepkern.
 FLOPs counted: forward 4*Lq*Lk*D per head (QK^T and PV), backward 10*Lq*Lk*D (S recomputed, dV, dP,
 dQ, dK), over the (b, h, i, j) pairs that are not causally masked. Then the memory check: peak RSS
-growth of one forward+backward in a fresh process for N = 1024 ... 8192, which must grow linearly.
+growth of one forward+backward in a fresh process for N = 1024 ... 8192, which must grow linearly;
+and deepkern's per-core efficiency: one thread, CPU time (robust on a shared, loaded machine).
 """
 import argparse
 import json
@@ -61,6 +62,21 @@ def make_cases(B, H, N, D, causal, rng, fwd=True, bwd=True):
 
 _MEM_CHILD = r"""
 import resource, sys, numpy as np
+
+
+def peak_kib():
+    # VmHWM: this process's own peak RSS. ru_maxrss would do, but Linux carries it across exec, so a
+    # child forked from a big parent would report the parent's peak.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 which, N, D = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rng = np.random.default_rng(0)
 small = [rng.standard_normal((1, 1, 64, D), dtype=np.float32) for _ in range(3)]
@@ -75,7 +91,7 @@ else:
     F = torch.nn.functional
     x = [torch.from_numpy(a).requires_grad_(True) for a in small]
     F.scaled_dot_product_attention(*x).sum().backward()
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = peak_kib()
 # everything from here on counts: inputs, outputs, saved state, gradients, scratch
 q, k, v, do = (rng.standard_normal((1, 1, N, D), dtype=np.float32) for _ in range(4))
 if which == "deepkern":
@@ -84,13 +100,14 @@ if which == "deepkern":
 else:
     x = [torch.from_numpy(a).requires_grad_(True) for a in (q, k, v)]
     F.scaled_dot_product_attention(*x).backward(torch.from_numpy(do))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)
+print(peak_kib() - base)
 """
 
 
 def memory_rows(Ns=(1024, 2048, 4096, 8192), D=64):
-    """Peak RSS growth (ru_maxrss) over a baseline taken after imports and a warm-up call, while
-    creating q, k, v, dout and running one forward+backward; B=H=1, float32, a fresh process each."""
+    """Peak RSS growth (VmHWM, the process's own maxrss) over a baseline taken after imports and a
+    warm-up call, while creating q, k, v, dout and running one forward+backward; B=H=1, float32,
+    a fresh process each."""
     rows = []
     for N in Ns:
         row = {"N": N, "D": D, "inputs_and_grads_mib": 8 * N * D * 4 / 2**20,
@@ -109,11 +126,51 @@ def memory_rows(Ns=(1024, 2048, 4096, 8192), D=64):
     return rows
 
 
+def cpu_time_rows(shapes=((2, 8, 512, 64, False), (2, 8, 512, 64, True), (1, 4, 4096, 64, False),
+                           (1, 4, 2048, 128, False)), repeats=7):
+    """deepkern alone on ONE thread, timed in CPU seconds (time.process_time), median of repeats:
+    the kernel's efficiency per core, which other processes on a shared machine hardly disturb."""
+    import statistics
+    import time
+
+    rng = np.random.default_rng(1)
+    dk.set_num_threads(1)
+    rows = []
+    print("\n== deepkern on 1 thread, CPU time per call (robust to a loaded machine)")
+    print(f"{'shape':28s} {'fwd ms':>8s} {'fwd GF/s':>9s} {'bwd ms':>8s} {'bwd GF/s':>9s}")
+    try:
+        for B, H, N, D, causal in shapes:
+            q, k, v, do = (rng.standard_normal((B, H, N, D), dtype=np.float32) for _ in range(4))
+
+            def cpu(fn):
+                fn()
+                ts = []
+                for _ in range(repeats):
+                    t = time.process_time()
+                    fn()
+                    ts.append(time.process_time() - t)
+                return statistics.median(ts)
+
+            tf = cpu(lambda: dk.scaled_dot_product_attention(q, k, v, is_causal=causal))
+            _, ctx = dk.scaled_dot_product_attention(q, k, v, is_causal=causal, return_ctx=True)
+            tb = cpu(lambda: dk.scaled_dot_product_attention_backward(ctx, do))
+            flop_f = 4.0 * B * H * pairs(N, causal) * D
+            shape = f"B{B} H{H} N{N} D{D}{' causal' if causal else ''}"
+            rows.append(dict(shape=shape, fwd_ms=tf * 1e3, fwd_gflops=flop_f / tf / 1e9, bwd_ms=tb * 1e3,
+                             bwd_gflops=2.5 * flop_f / tb / 1e9))
+            r = rows[-1]
+            print(f"{shape:28s} {r['fwd_ms']:8.2f} {r['fwd_gflops']:9.1f} {r['bwd_ms']:8.2f} {r['bwd_gflops']:9.1f}")
+    finally:
+        dk.set_num_threads(THREADS)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="only the B=2 H=8 N=512 D=64 targets")
     ap.add_argument("--no-long", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--no-cpu-time", action="store_true")
     ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "out", "attention.json"))
     args = ap.parse_args()
     dk.set_num_threads(THREADS)
@@ -129,10 +186,11 @@ def main():
             long_cases += make_cases(1, 4, 4096, D, True, rng)
         rows += run_cases(long_cases, repeats=3, warmup=1, title="SDPA long sequences (float32)")
     mem = memory_rows() if not args.quick and not args.no_memory else []
+    cpu = cpu_time_rows() if not args.quick and not args.no_cpu_time else []
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
-            json.dump({"rows": rows, "memory": mem}, f, indent=1)
+            json.dump({"rows": rows, "memory": mem, "cpu_time_1_thread": cpu}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -162,6 +162,18 @@ def test_fully_masked_rows_give_zeros(rng, dtype):
         _check_ref(q, k, v, out, grads, dout, mask=m)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_single_key_gradients_exactly_zero(rng, dtype):
+    # softmax over one key is constant: dq and dk are exactly 0 (the FA-2 identity
+    # rowsum(dO * O) = rowsum(P * dP) must cancel exactly, not to within rounding)
+    q, k, v = _qkv(rng, (2,), 90, 1, 11, 78, dtype)
+    _, (dq, dk_, _), _ = _run(q, k, v, rng=rng)
+    assert np.all(dq == 0) and np.all(dk_ == 0)
+    q, k, v = _qkv(rng, (2,), 90, 30, 11, 78, dtype)
+    _, (dq, _, _), _ = _run(q, k, v, causal=True, rng=rng)
+    assert np.all(dq[:, 0] == 0)  # causal row 0 sees only key 0
+
+
 def test_no_keys(rng):
     q, k, v = _qkv(rng, (2,), 5, 0, 4, 3, np.float64)
     out, (dq, dk_, dv), _ = _run(q, k, v, rng=rng)

@@ -119,6 +119,11 @@ LARGER = [
     ((1, 48, 17, 17), (33, 48, 1, 1), (1, 1), (0, 0), (1, 1), True),
     ((3, 8, 33, 31), (16, 8, 7, 7), (2, 2), (3, 3), (1, 1), True),
     ((2, 3, 40, 40), (16, 3, 5, 5), (1, 1), (2, 2), (2, 2), False),
+    # output rows a whole number of register tiles (Wo 32 / 64, K a multiple of MR): row tiles
+    ((3, 5, 9, 32), (24, 5, 3, 3), (1, 1), (1, 1), (1, 1), True),
+    ((1, 4, 6, 64), (16, 4, 3, 5), (1, 1), (1, 2), (1, 1), True),
+    ((2, 6, 7, 64), (48, 6, 3, 3), (2, 2), (1, 1), (1, 1), False),
+    ((1, 16, 20, 32), (32, 16, 3, 3), (1, 1), (1, 1), (1, 1), True),  # one sample: threads split the tiles
 ]
 
 
@@ -265,7 +270,7 @@ from reference import conv2d_ref, conv2d_backward_ref
 rng = np.random.default_rng(2)
 cases = [((2, 3, 9, 11), (5, 3, 3, 3), (1, 1), (1, 1), (1, 1)), ((1, 2, 10, 7), (9, 2, 2, 4), (1, 1), (1, 3), (2, 1)),
          ((3, 4, 12, 12), (6, 4, 3, 3), (2, 2), (1, 1), (1, 1)), ((2, 5, 6, 6), (3, 5, 1, 1), (1, 1), (0, 0), (1, 1)),
-         ((4, 16, 20, 20), (24, 16, 3, 3), (1, 1), (1, 1), (1, 1))]
+         ((4, 16, 20, 20), (24, 16, 3, 3), (1, 1), (1, 1), (1, 1)), ((2, 3, 6, 32), (24, 3, 3, 3), (1, 1), (1, 1), (1, 1))]
 for dt in (np.float32, np.float64):
     tol = 2e-4 if dt == np.float32 else 1e-10
     for xs, ws, s, p, d in cases:
@@ -315,3 +320,49 @@ def test_conv2d_nonfinite_inputs_match_torch(rng):
         assert np.array_equal(np.isnan(got), np.isnan(want)), f"{name}: NaN pattern differs from torch"
         assert name == "dx" or not fin.all(), f"{name}: the test should produce some non-finite values"
         assert_close(np.where(fin, got, 0.0), np.where(fin, want, 0.0), what=name)
+
+
+@pytest.mark.parametrize("ws", [(4, 3, 5, 5), (4, 3, 3, 3), (4, 3, 1, 1)])  # im2col, shifted, plain GEMM
+def test_conv2d_empty_batch(ws):
+    x = np.zeros((0, 3, 5, 5))
+    w = np.ones(ws)
+    y, ctx = dk.conv2d(x, w, np.ones(4), return_ctx=True)
+    assert y.shape == (0, 4, 6 - ws[2], 6 - ws[3])
+    dx, dw, db = dk.conv2d_backward(ctx, y)
+    assert dx.shape == x.shape
+    assert np.array_equal(dw, np.zeros(ws)) and np.array_equal(db, np.zeros(4))
+
+
+@pytest.mark.parametrize("kw", [dict(stride=2**40), dict(stride=(1, 2**40)), dict(stride=(2**40, 1), padding=1),
+                                dict(stride=37), dict(dilation=19), dict(stride=(13, 3), padding=2)])
+def test_conv2d_extreme_strides_and_dilations(rng, kw):
+    x = rng.standard_normal((2, 3, 40, 40))
+    w = rng.standard_normal((16, 3, 3, 3))
+    y, ctx = dk.conv2d(x, w, **kw, return_ctx=True)
+    pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
+    s, p, d = pair(kw.get("stride", 1)), pair(kw.get("padding", 0)), pair(kw.get("dilation", 1))
+    assert_close(y, conv2d_ref(x, w, None, s, p, d))
+    dy = rng.standard_normal(y.shape)
+    for g, r in zip(dk.conv2d_backward(ctx, dy), conv2d_backward_ref(x, w, dy, False, s, p, d)):
+        if r is not None:
+            assert_close(g, r)
+
+
+def test_conv2d_nonfinite_weight_matches_torch(rng):
+    """An Inf weight: dx is non-finite only where torch's is (the shifted dx paths multiply w by
+    padding zeros, so they must not be used then). C >= 4 and C < 4, stride 1 and 2."""
+    for xs, ws, s, p in [((2, 4, 12, 12), (16, 4, 3, 3), 1, 1), ((2, 2, 12, 12), (16, 2, 3, 3), 1, 0),
+                         ((2, 4, 12, 12), (16, 4, 3, 3), 2, 1)]:
+        x = rng.standard_normal(xs)
+        w = rng.standard_normal(ws)
+        w[3, 1, 0, 2] = np.inf
+        y, ctx = dk.conv2d(x, w, stride=s, padding=p, return_ctx=True)
+        dy = rng.standard_normal(y.shape)
+        dx, _, _ = dk.conv2d_backward(ctx, dy)
+        tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w)
+        torch.nn.functional.conv2d(tx, tw, stride=s, padding=p).backward(torch.tensor(dy))
+        want = tx.grad.numpy()
+        fin = np.isfinite(want)
+        assert np.array_equal(np.isfinite(dx), fin) and np.array_equal(np.isnan(dx), np.isnan(want)), (xs, s, p)
+        assert not fin.all()
+        assert_close(np.where(fin, dx, 0.0), np.where(fin, want, 0.0))

@@ -5,8 +5,8 @@
 // (register block: rows x vectors), then include this file.
 //
 // Forward (one work item = one head x Br query rows): for each Bc-key tile
-//   S = Q K^T * scale + mask, online softmax (running max m, running sum l), O = O*alpha + P V;
-//   finally O /= l and lse = m + log(l). Only Br x Bc tiles are ever held.
+//   S = Q K^T * scale + mask (held transposed, keys x queries), online softmax (running max m,
+//   running sum l), O = O*alpha + P V; finally O /= l and lse = m + log(l). Only tiles are held.
 // Backward (FlashAttention-2; one work item = one head x a set of Bc-key tiles): with
 //   Drow_i = rowsum(dO * O), for each query tile recompute P = exp(S - lse), then
 //   dV += P^T dO, dP = dO V^T, dS = P (dP - Drow) * scale, dK += dS^T Q, dQ += dS K.
@@ -17,7 +17,6 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
-#include <vector>
 
 #include "common/attention_params.h"
 #include "cpu/parallel.h"
@@ -28,6 +27,27 @@
 
 namespace dk::cpu::DK_ATTN_NS {
 namespace {
+
+// Zero-initialised scratch, defined here rather than std::vector<T>: a std:: template
+// instantiated in an ISA-flagged translation unit is a weak symbol the linker may pick for
+// every other user of the same type, which would put AVX-512 code on the portable path.
+template <class T>
+class Scratch {
+ public:
+  explicit Scratch(int64_t n) : n_(n), p_(n > 0 ? new T[size_t(n)]() : nullptr) {}
+  ~Scratch() { delete[] p_; }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  T* data() { return p_; }
+  T* begin() { return p_; }
+  T* end() { return p_ + n_; }
+  int64_t size() const { return n_; }
+  T& operator[](int64_t i) { return p_[i]; }
+
+ private:
+  int64_t n_;
+  T* p_;
+};
 
 // ------------------------------------------------------------------ vectors (GCC vector extensions)
 template <class T>
@@ -94,6 +114,24 @@ inline typename Vec<T>::v vexp(typename Vec<T>::v x) {
   V s;
   __builtin_memcpy(&s, &e, sizeof(s));
   return tiny ? V{} : p * s;
+}
+
+// a * b + c rounded as the vector code rounds it: fused where the build has FMA.
+template <class T>
+inline T madd(T a, T b, T c) {
+#ifdef __FMA__
+  return __builtin_fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+template <>
+inline float madd<float>(float a, float b, float c) {
+#ifdef __FMA__
+  return __builtin_fmaf(a, b, c);
+#else
+  return a * b + c;
+#endif
 }
 
 // ------------------------------------------------------------------ tile GEMM
@@ -174,21 +212,7 @@ constexpr int64_t kBc = 64;  // keys per tile
 
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-template <class T>
-inline T vmax_reduce(const T* x, int64_t n) {  // n a multiple of the lane count, n > 0
-  using V = typename Vec<T>::v;
-  constexpr int L = kLanes<T>;
-  V m = vload(x);
-  for (int64_t c = L; c < n; c += L) {
-    const V y = vload(x + c);
-    m = y > m ? y : m;
-  }
-  T best = m[0];
-  for (int j = 1; j < L; ++j) best = std::max(best, T(m[j]));
-  return best;
-}
-
-// K^T of keys [k0, k0+nc) as D x ncp (zero columns beyond nc).
+// The transpose of nc rows of length D (row stride ld) as D x ncp, zero columns beyond nc.
 template <class T>
 void pack_transposed(const T* src, int64_t ld, int64_t nc, int64_t ncp, int64_t D, T* dst) {
   for (int64_t c = 0; c < nc; ++c) {
@@ -213,7 +237,6 @@ void pack_rows(const T* src, int64_t rows, int64_t cols, int64_t ldd, T* dst) {
 template <class T>
 inline void scores_row(const AttentionParams& p, T* s, int64_t i, int64_t k0, int64_t nc, int64_t ncp, T scale,
                        const T* mask_row) {
-  using V = typename Vec<T>::v;
   constexpr int L = kLanes<T>;
   for (int64_t c = 0; c < ncp; c += L) vstore(s + c, vload(s + c) * scale);
   if (mask_row) {
@@ -227,7 +250,6 @@ inline void scores_row(const AttentionParams& p, T* s, int64_t i, int64_t k0, in
   if (p.causal) valid = std::min<int64_t>(nc, std::max<int64_t>(i - k0 + 1, 0));
   const T ninf = -std::numeric_limits<T>::infinity();
   for (int64_t c = valid; c < ncp; ++c) s[c] = ninf;
-  (void)sizeof(V);
 }
 
 // ------------------------------------------------------------------ forward
@@ -249,8 +271,8 @@ void forward(const AttentionParams& p, const T* q, const T* k, const T* v, const
 
 #pragma omp parallel num_threads(num_threads())
   {
-    std::vector<T> QT(D * kBr + L), Vp(v_direct ? 0 : kBc * Dvp + L), St(kBc * kBr), O(kBr * Dvp + L);
-    std::vector<T> m(kBr), l(kBr), alpha(kBr), msafe(kBr), mx(kBr);
+    Scratch<T> QT(D * kBr + L), Vp(v_direct ? 0 : kBc * Dvp + L), St(kBc * kBr), O(kBr * Dvp + L);
+    Scratch<T> m(kBr), l(kBr), alpha(kBr), msafe(kBr), mx(kBr);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < items; ++it) {
       const int64_t bh = it / nqb;
@@ -330,7 +352,6 @@ void forward(const AttentionParams& p, const T* q, const T* k, const T* v, const
 template <class T>
 void backward(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff,
               const T* out, const T* lse, const T* dout, T* dq, T* dk, T* dv) {
-  using V = typename Vec<T>::v;
   constexpr int L = kLanes<T>;
   const int64_t BH = p.BH, Lq = p.Lq, Lk = p.Lk, D = p.D, Dv = p.Dv;
   const int64_t Dp = round_up(D, L), Dvp = round_up(Dv, L);
@@ -343,18 +364,21 @@ void backward(const AttentionParams& p, const T* q, const T* k, const T* v, cons
   // summed at the end. Memory stays linear in Lq.
   int64_t split = 1;
   if (BH < 2 * nt && nkb > 1) split = std::min<int64_t>(nkb, (2 * nt + BH - 1) / BH);
-  std::vector<T> Drow(BH * Lq);
-  std::vector<T> dq_extra((split - 1) * BH * Lq * D);
+  Scratch<T> Drow(BH * Lq);
+  Scratch<T> dq_extra((split - 1) * BH * Lq * D);
   const int64_t qsize = BH * Lq * D;
 
 #pragma omp parallel num_threads(nt)
   {
 #pragma omp for schedule(static)
     for (int64_t row = 0; row < BH * Lq; ++row) {
+      // Summed in order and with the same multiply-add as the tile GEMM (fused where the ISA
+      // has FMA), so that where dP_ij = dO_i . v_j and o_i = v_j exactly (a single key, a causal
+      // first row) dP - D is exactly 0, as is the gradient.
       const T* a = dout + row * Dv;
       const T* b = out + row * Dv;
       T s = 0;
-      for (int64_t e = 0; e < Dv; ++e) s += a[e] * b[e];
+      for (int64_t e = 0; e < Dv; ++e) s = madd(a[e], b[e], s);
       Drow[row] = s;
     }
 #pragma omp for schedule(static)
@@ -362,8 +386,8 @@ void backward(const AttentionParams& p, const T* q, const T* k, const T* v, cons
 #pragma omp for schedule(static)
     for (int64_t j = 0; j < (split - 1) * qsize; ++j) dq_extra[j] = T(0);
 
-    std::vector<T> KT(D * kBc + L), VT(Dv * kBc + L), Kp(kBc * Dp + L), dKa(kBc * Dp + L), dVa(kBc * Dvp + L);
-    std::vector<T> S(kBr * kBc), dS(kBr * kBc), Qp(kBr * Dp + L), dOp(kBr * Dvp + L), dQt(kBr * Dp + L);
+    Scratch<T> KT(D * kBc + L), VT(Dv * kBc + L), Kp(kBc * Dp + L), dKa(kBc * Dp + L), dVa(kBc * Dvp + L);
+    Scratch<T> S(kBr * kBc), dS(kBr * kBc), Qp(kBr * Dp + L), dOp(kBr * Dvp + L), dQt(kBr * Dp + L);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < BH * split; ++it) {
       const int64_t bh = it / split, set = it % split;
@@ -414,11 +438,15 @@ void backward(const AttentionParams& p, const T* q, const T* k, const T* v, cons
             ldq = Dp;
           }
           tile_gemm<T>(nc, Dp, nr, dS.data(), 1, ncp, Qb, ldq, dKa.data(), Dp, 1);     // dK += dS^T Q
-          tile_gemm<T>(nr, Dp, nc, dS.data(), ncp, 1, Kp.data(), Dp, dQt.data(), Dp, 0);  // dQ_tile = dS K
-          for (int64_t r = 0; r < nr; ++r) {
-            T* dst = dqb + (q0 + r) * D;
-            const T* src = dQt.data() + r * Dp;
-            for (int64_t d = 0; d < D; ++d) dst[d] += src[d];
+          if (D == Dp) {  // dQ += dS K straight into the rows of dq
+            tile_gemm<T>(nr, Dp, nc, dS.data(), ncp, 1, Kp.data(), Dp, dqb + q0 * D, D, 1);
+          } else {  // padded columns: through a tile buffer
+            tile_gemm<T>(nr, Dp, nc, dS.data(), ncp, 1, Kp.data(), Dp, dQt.data(), Dp, 0);
+            for (int64_t r = 0; r < nr; ++r) {
+              T* dst = dqb + (q0 + r) * D;
+              const T* src = dQt.data() + r * Dp;
+              for (int64_t d = 0; d < D; ++d) dst[d] += src[d];
+            }
           }
         }
         for (int64_t c = 0; c < nc; ++c) {
@@ -436,7 +464,6 @@ void backward(const AttentionParams& p, const T* q, const T* k, const T* v, cons
       }
     }
   }
-  (void)sizeof(V);
 }
 
 }  // namespace

@@ -1,9 +1,11 @@
-// conv2d lowered to GEMM. Three lowerings, chosen per shape:
-//  * shifted GEMM (conv2d_shifted.cpp): any stride; no im2col matrix at all. The default.
+// conv2d lowered to GEMM. Three lowerings, chosen per shape (and per gradient):
+//  * shifted GEMM (conv2d_shifted.cpp), the default for strides <= 8: no im2col matrix at all.
+//    Forward; dw (K >= 16, finite x); dx as a transposed convolution (stride 1, C >= 4) or as
+//    w^T dy added back contiguously in the phase-split space (other strides); finite w for dx.
 //  * 1x1, stride 1, no padding: x_n already is the column matrix, dx_n = w^T dy_n.
 //  * im2col + GEMM (here): small outputs, where the shifted GEMM's dropped columns would cost
-//    more, and the gradients the shifted GEMM does not cover (dx for stride > 1 or few channels,
-//    dw for few output channels).
+//    more, strides > 8, few output channels for dw, and non-finite x (dw) or w (dx), where the
+//    shifted paths' products with padding zeros (0 * Inf = NaN) would differ from the true sum.
 // im2col + GEMM, with col[CRS, cols] the column matrix of a group of samples or a band of rows:
 //   forward:  y[K, cols] = w[K, CRS] * col                                    (+ b per row)
 //   backward: dw[K, CRS] += dy[K, cols] * col^T;  dcol = w^T * dy,  dx = col2im(dcol)
@@ -58,7 +60,7 @@ Plan make_plan(const Conv2dParams& p) {
   }
   int64_t nb = std::max<int64_t>(1, 2 * kMinCols / P);
   nb = std::min(nb, std::max<int64_t>(1, kColBudget / std::max<int64_t>(1, CRS * P)));
-  nb = std::min(nb, p.N);
+  nb = std::max<int64_t>(1, std::min(nb, p.N));
   const int nt = num_threads();
   if (worth_threads(p) && (p.N + nb - 1) / nb < nt) nb = std::max<int64_t>(1, (p.N + nt - 1) / nt);
   pl.nb = nb;
@@ -116,6 +118,7 @@ void forward_item(const Conv2dParams& p, const Plan& pl, const T* x, const T* w,
 
 template <typename T>
 void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
+  if (p.N == 0) return;  // an empty batch has no output (and the plans divide by N)
   if (shifted_applies(p)) {
     conv2d_forward_shifted(p, x, w, b, y);
     return;
@@ -244,10 +247,13 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
     return;
   }
   if (db) bias_grad(p, dy, db);
-  if (dx && dx_as_conv(p)) {
+  // Both shifted dx paths multiply w by zeros that are not in the true sum (dy's padding, dropped
+  // columns): 0 * Inf = NaN, so a non-finite w takes im2col + col2im, which never does.
+  const bool w_finite = dx && all_finite(w, p.K * p.crs());
+  if (dx && w_finite && dx_as_conv(p)) {
     dx_by_transposed_conv(p, w, dy, dx);
     dx = nullptr;  // done
-  } else if (dx && shifted_applies(p) && all_finite(w, p.K * p.crs())) {
+  } else if (dx && w_finite && shifted_applies(p)) {
     conv2d_input_grad_shifted(p, w, dy, dx);
     dx = nullptr;  // done
   }
@@ -267,7 +273,9 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
 #pragma omp parallel num_threads(nt)
     {
       T* mine = dw ? acc.data() + size_t(omp_get_thread_num()) * size_t(wsize) : nullptr;
-#pragma omp for schedule(dynamic)
+      // static, not dynamic: which samples sum into which private dw must not depend on timing,
+      // or the float sums regroup and dw is not bitwise reproducible run to run.
+#pragma omp for schedule(static)
       for (int64_t g = 0; g < groups; ++g)
         backward_group(p, pl, x, w, dy, dx, mine, g * pl.nb, std::min(pl.nb, p.N - g * pl.nb), false);
       if (dw) {

@@ -115,6 +115,34 @@ struct Shifted {
     }
   }
 
+  // When every output row is a whole number of NR-wide tiles (and K of MR-high ones), tiles can
+  // follow the output rows: the kernel then writes y_n in place and no column is computed and
+  // dropped (e.g. 32x32 outputs: saves the 34/32 padded width and the compaction pass).
+  bool row_tiles() const { return p.Wo % kr.nr == 0 && p.K % kr.mr == 0; }
+  int64_t row_tile_count() const { return p.Ho * (p.Wo / kr.nr); }
+
+  // Row tiles [t0, t1) (tile t: output row t / (Wo/NR), columns (t % (Wo/NR)) * NR + [0, NR)).
+  void run_row_tiles(const T* xp, const T* b, T* y_n, int64_t t0, int64_t t1) const {
+    const int64_t crs = p.crs(), per_row = p.Wo / kr.nr, P = p.out_plane();
+    for (int64_t pc = 0; pc < crs; pc += kShiftKc) {
+      const int64_t kc = std::min(kShiftKc, crs - pc);
+      const T beta = pc == 0 ? T(0) : T(1);
+      const T* ablock = Ap.data() + pc * Kp;
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t oh = t / per_row, ow0 = t % per_row * kr.nr;
+        for (int64_t ir = 0; ir < p.K; ir += kr.mr)
+          kr.fn_shifted(kc, ablock + ir * kc, xp + oh * Wq + ow0, offs.data() + pc, y_n + ir * P + oh * p.Wo + ow0,
+                        P, T(1), beta);
+      }
+    }
+    if (b)
+      for (int64_t k = 0; k < p.K; ++k)
+        for (int64_t t = t0; t < t1; ++t) {
+          T* row = y_n + k * P + t * kr.nr;  // tiles are consecutive NR-runs of the (Ho, Wo) plane
+          for (int64_t j = 0; j < kr.nr; ++j) row[j] += b[k];
+        }
+  }
+
   // Panels [j0, j1) of sample y_n, a chunk of kChunkPanels at a time through a per-thread
   // buffer that stays in L2: GEMM, then the kept columns (+ bias) to y_n.
   void run_panels(const T* xp, const T* b, T* y_n, int64_t j0, int64_t j1) const {
@@ -186,7 +214,8 @@ void conv2d_forward_shifted(const Conv2dParams& p, const T* x, const T* w, const
     for (int64_t n = 0; n < p.N; ++n) {
       T* xp = conv_thread_buffer<T>(kPadSlot, size_t(s.xlen));
       s.pad(x + n * p.C * p.in_plane(), xp, 0, p.C);
-      s.run_panels(xp, b, y + n * p.K * p.out_plane(), 0, panels);
+      if (s.row_tiles()) s.run_row_tiles(xp, b, y + n * p.K * p.out_plane(), 0, s.row_tile_count());
+      else s.run_panels(xp, b, y + n * p.K * p.out_plane(), 0, panels);
     }
     return;
   }
@@ -200,7 +229,12 @@ void conv2d_forward_shifted(const Conv2dParams& p, const T* x, const T* w, const
       const int t = omp_get_thread_num(), T_ = omp_get_num_threads();
       s.pad(x_n, xp, p.C * t / T_, p.C * (t + 1) / T_);
 #pragma omp barrier
-      s.run_panels(xp, b, y_n, panels * t / T_, panels * (t + 1) / T_);
+      if (s.row_tiles()) {
+        const int64_t tiles = s.row_tile_count();
+        s.run_row_tiles(xp, b, y_n, tiles * t / T_, tiles * (t + 1) / T_);
+      } else {
+        s.run_panels(xp, b, y_n, panels * t / T_, panels * (t + 1) / T_);
+      }
     }
   }
 }
@@ -223,7 +257,8 @@ void conv2d_weight_grad_shifted(const Conv2dParams& p, const T* x, const T* dy, 
       T* mine = acc.data() + size_t(omp_get_thread_num()) * size_t(wsize);
       T* xp = conv_thread_buffer<T>(kPadSlot, size_t(s.xlen));
       T* dyq = conv_thread_buffer<T>(kOutSlot, size_t(p.K * s.Q));
-#pragma omp for schedule(dynamic)
+      // static: each thread's private dw must get the same samples every run (bitwise reproducible).
+#pragma omp for schedule(static)
       for (int64_t n = 0; n < p.N; ++n) {
         s.pad(x + n * p.C * p.in_plane(), xp, 0, p.C);
         s.spread(dy + n * p.K * p.out_plane(), dyq, 0, p.K);

@@ -90,8 +90,9 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, scale
     backend, (q, k, v), out_dt, comp_dt = as_float_arrays(op, [("q", q), ("k", k), ("v", v)])
     xp = backend.xp
     batch, Lq, Lk, D, Dv = _shapes(op, q, k, v)
-    if not isinstance(is_causal, (bool, np.bool_)):
+    if not isinstance(is_causal, (bool, np.bool_)) and not (isinstance(is_causal, numbers.Integral) and is_causal in (0, 1)):
         raise TypeError(f"{op}: 'is_causal' must be a bool, got {is_causal!r}")
+    is_causal = bool(is_causal)
     if attn_mask is not None and is_causal:
         raise ValueError(f"{op}: 'attn_mask' must be None when is_causal=True (as in PyTorch); fold causality into the mask")
     s = _scale(op, scale, D)

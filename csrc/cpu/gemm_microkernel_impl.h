@@ -1,0 +1,60 @@
+// The register-blocked micro-kernel body shared by the SIMD ISAs. Included by gemm_avx2.cpp and
+// gemm_avx512.cpp *inside their anonymous namespace*, after each defines its SIMD traits S
+// (T, V, W, load, store, bcast, set1, zero, fma, mul): every instantiation stays internal to its
+// translation unit and is compiled with that unit's ISA flags, so none can leak into another path.
+// No #includes here: the includer provides <cstdint> and the traits.
+
+// Shifted: B row k is Bp + offs[k] (a shifted-GEMM convolution reads the padded input
+// directly); otherwise B is a packed panel, row k at Bp + k*NR.
+template <typename S, int MR, bool Shifted>
+void kernel_impl(int64_t kc, const typename S::T* __restrict Ap, const typename S::T* __restrict Bp,
+                 const int64_t* __restrict offs, typename S::T* __restrict C, int64_t ldc, typename S::T alpha,
+                 typename S::T beta) {
+  using T = typename S::T;
+  using V = typename S::V;
+  constexpr int W = S::W, NR = 2 * W;
+  V c0[MR], c1[MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) c0[i] = c1[i] = S::zero();
+#pragma GCC unroll 2
+  for (int64_t k = 0; k < kc; ++k) {
+    const typename S::T* b = Shifted ? Bp + offs[k] : Bp;
+    const V b0 = S::load(b), b1 = S::load(b + W);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const V a = S::bcast(Ap + i);
+      c0[i] = S::fma(a, b0, c0[i]);
+      c1[i] = S::fma(a, b1, c1[i]);
+    }
+    Ap += MR;
+    if (!Shifted) Bp += NR;
+  }
+  const V va = S::set1(alpha);
+  if (beta == T(0)) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      S::store(C + i * ldc, S::mul(va, c0[i]));
+      S::store(C + i * ldc + W, S::mul(va, c1[i]));
+    }
+  } else {
+    const V vb = S::set1(beta);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      T* c = C + i * ldc;
+      S::store(c, S::fma(va, c0[i], S::mul(vb, S::load(c))));
+      S::store(c + W, S::fma(va, c1[i], S::mul(vb, S::load(c + W))));
+    }
+  }
+}
+
+template <typename S, int MR>
+void kernel(int64_t kc, const typename S::T* Ap, const typename S::T* Bp, typename S::T* C, int64_t ldc,
+            typename S::T alpha, typename S::T beta) {
+  kernel_impl<S, MR, false>(kc, Ap, Bp, nullptr, C, ldc, alpha, beta);
+}
+
+template <typename S, int MR>
+void kernel_shifted(int64_t kc, const typename S::T* Ap, const typename S::T* base, const int64_t* offs,
+                    typename S::T* C, int64_t ldc, typename S::T alpha, typename S::T beta) {
+  kernel_impl<S, MR, true>(kc, Ap, base, offs, C, ldc, alpha, beta);
+}
