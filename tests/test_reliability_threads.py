@@ -131,17 +131,6 @@ print(json.dumps({"gemm_err": float(np.max(np.abs(out[4][0] - a @ b))) if not np
                   "lstm_err": float(np.max(np.abs(out[4][1] - out[1][1]))) if not np.isnan(out[4][1]).any() else -1.0}))
 """
 
-_BUG_TEAM_SIZE = (
-    "BUG: csrc/cpu/gemm.cpp gemm() splits C into a g.tm x g.tn grid chosen from the *requested* thread count and "
-    "each thread computes the tile of omp_get_thread_num(); when OpenMP gives a smaller team (OMP_THREAD_LIMIT, "
-    "OMP_DYNAMIC=true on a busy machine, a nested region) the tiles of the missing threads are never computed: "
-    "silent garbage in C (NaN under DEEPKERN_POISON), hence wrong lstm (and nn.Dense) results. Seen with "
-    "OMP_THREAD_LIMIT=1 or 2, or OMP_DYNAMIC=true, and dk.set_num_threads(4). Fix: choose the grid from "
-    "omp_get_num_threads() inside the region (or loop t over the grid with stride omp_get_num_threads())"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=_BUG_TEAM_SIZE)
 @pytest.mark.parametrize("env", [{"OMP_THREAD_LIMIT": "1"}, {"OMP_DYNAMIC": "true", "OMP_THREAD_LIMIT": "2"}])
 def test_results_correct_when_openmp_gives_fewer_threads_than_asked(env):
     """An OpenMP runtime may hand a parallel region fewer threads than num_threads() asks for;

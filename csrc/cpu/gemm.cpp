@@ -159,9 +159,10 @@ void gemm_impl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T al
   }
   // Rectangles in whole micro-tiles; the last row/column of the grid takes the remainder.
   const int64_t m_tiles = (M + kr.mr - 1) / kr.mr, n_tiles = (N + kr.nr - 1) / kr.nr;
+  // OpenMP may grant fewer threads than asked (OMP_THREAD_LIMIT, OMP_DYNAMIC, nesting), so each
+  // thread walks the rectangles with the team's real size as its stride: every one gets computed.
 #pragma omp parallel num_threads(g.tm * g.tn)
-  {
-    const int t = omp_get_thread_num();
+  for (int t = omp_get_thread_num(); t < g.tm * g.tn; t += omp_get_num_threads()) {
     const int ti = t / g.tn, tj = t % g.tn;
     const int64_t m0 = std::min(M, m_tiles * ti / g.tm * kr.mr), m1 = std::min(M, m_tiles * (ti + 1) / g.tm * kr.mr);
     const int64_t n0 = std::min(N, n_tiles * tj / g.tn * kr.nr), n1 = std::min(N, n_tiles * (tj + 1) / g.tn * kr.nr);

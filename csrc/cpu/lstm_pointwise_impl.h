@@ -37,7 +37,7 @@ inline float exp_f(float x) {
   const float shifter = 12582912.0f;  // bit pattern 0x4B400000
   const float kf = x * 1.44269504088896341f + shifter;
   const float n = kf - shifter;
-  int32_t kbits;
+  uint32_t kbits;  // unsigned: a NaN x gives garbage bits here, and the shift below must stay defined
   __builtin_memcpy(&kbits, &kf, sizeof(kbits));
   // r = x - n*ln2 in two parts (Cody-Waite) so r keeps full precision; |r| <= ln2/2.
   float r = x - n * 0.693145751953125f;
@@ -51,7 +51,7 @@ inline float exp_f(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  const int32_t bits = (kbits - 0x4B400000 + 127) << 23;
+  const uint32_t bits = (kbits - 0x4B400000u + 127u) << 23;
   float scale;
   __builtin_memcpy(&scale, &bits, sizeof(scale));
   return p * scale;
