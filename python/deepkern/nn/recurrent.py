@@ -7,12 +7,13 @@ Both take x of shape (B, T, F) and return, like Keras,
   the final state. For a stacked LSTM (num_layers > 1) h and c are (num_layers, B, H), as in
   PyTorch; for one layer they are (B, H).
 
-``forward(x, initial_state=None, training=True)`` starts from `initial_state` (h, or (h, c), in the
-shapes above; zeros when None). ``backward(dy)`` takes the gradient of what forward returned (a
-tuple ``(dout, dh[, dc])`` when return_state, any entry may be None; a bare dout means no
-gradient on the final state), accumulates the parameter
-gradients, returns dx and leaves the gradient of the initial state in ``.state_grad`` (a tuple
-like the state) so an encoder can be trained through a decoder that started from its state.
+``forward(x, initial_state=None, training=True)`` (also ``layer(x, initial_state)``) starts from
+`initial_state`: h, or (h, c), in the shapes above (a one-layer state may also come as PyTorch's
+(1, B, H)); zeros when None. ``backward(dy)`` takes the gradient of what forward returned: a
+tuple ``(dout, dh[, dc])`` when return_state, any entry None for no gradient, or a bare dout
+(no gradient on the final state). It accumulates the parameter gradients, returns dx and leaves
+the gradient of the initial state in ``.state_grad`` (a tuple like the state), so an encoder can
+be trained through a decoder that started from its state.
 
 One bias per gate (the course's count): SimpleRNN has H(I+H)+H parameters, an LSTM layer
 4(H(I+H)+H). Weights use PyTorch's layouts (weight_ih (gH, I), weight_hh (gH, H), gate order
@@ -52,6 +53,9 @@ class _Recurrent(Layer):
 
     _state_names = ("h",)
 
+    def __call__(self, x, initial_state=None, training=True):
+        return self.forward(x, initial_state, training=training)
+
     def _input(self, x):
         self.check_input(x)
         W = self._first_weight()
@@ -83,6 +87,8 @@ class _Recurrent(Layer):
         out = []
         for name, s in zip(self._state_names, initial_state):
             s = as_input(type(self).__name__, s, xp, dt)
+            if len(shape) == 2 and tuple(s.shape) == (1,) + shape:
+                s = s[0]  # PyTorch's (num_layers=1, B, H)
             if tuple(s.shape) != shape:
                 raise ValueError(
                     f"{type(self).__name__}.forward: initial state '{name}' has shape {tuple(s.shape)}; expected {shape}"
