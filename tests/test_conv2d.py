@@ -30,14 +30,15 @@ def _unpack(case):
     return (N, C, H, W), (K, C, kh, kw), pair(s), pair(p), pair(d), bias
 
 
-def _random_case(rng):
+def _random_case(rng, k_range=(1, 6)):
     kh, kw = (int(v) for v in rng.integers(1, 6, 2))
     s = tuple(int(v) for v in rng.integers(1, 4, 2))
     d = tuple(int(v) for v in rng.integers(1, 3, 2))
     p = (int(rng.integers(0, kh)), int(rng.integers(0, kw)))
     H = int(rng.integers(max(1, d[0] * (kh - 1) + 1 - 2 * p[0]), 14))
     W = int(rng.integers(max(1, d[1] * (kw - 1) + 1 - 2 * p[1]), 14))
-    N, C, K = (int(v) for v in rng.integers(1, 6, 3))
+    N, C = (int(v) for v in rng.integers(1, 6, 2))
+    K = int(rng.integers(*k_range))
     return (N, C, H, W), (K, C, kh, kw), s, p, d, bool(rng.integers(0, 2))
 
 
@@ -69,6 +70,15 @@ def test_conv2d_cases_vs_reference(rng, case, dt):
 def test_conv2d_random_shapes_vs_reference(rng):
     for _ in range(60):
         _check_against_reference(rng, *_random_case(rng), np.float64 if rng.integers(0, 2) else np.float32)
+
+
+def test_conv2d_random_shapes_many_output_channels(rng):
+    """K >= 16 and C >= 4 take the shifted-GEMM weight and input gradients."""
+    for _ in range(20):
+        (N, _, H, W), (K, _, kh, kw), s, p, d, bias = _random_case(rng, (16, 21))
+        C = int(rng.integers(4, 7))
+        _check_against_reference(rng, (N, C, H, W), (K, C, kh, kw), s, p, d, bias,
+                                 np.float64 if rng.integers(0, 2) else np.float32)
 
 
 def _torch_check(rng, xs, ws, s, p, d, bias, dt):
@@ -244,3 +254,64 @@ def test_conv2d_backward_bad_inputs():
     _, pctx = dk.max_pool2d(X, 2, return_ctx=True)
     with pytest.raises(TypeError, match="'ctx'"):
         dk.conv2d_backward(pctx, y)
+
+
+_ISA_SCRIPT = r"""
+import sys
+import numpy as np
+import deepkern as dk
+sys.path.insert(0, {tests!r})
+from reference import conv2d_ref, conv2d_backward_ref
+rng = np.random.default_rng(2)
+cases = [((2, 3, 9, 11), (5, 3, 3, 3), (1, 1), (1, 1), (1, 1)), ((1, 2, 10, 7), (9, 2, 2, 4), (1, 1), (1, 3), (2, 1)),
+         ((3, 4, 12, 12), (6, 4, 3, 3), (2, 2), (1, 1), (1, 1)), ((2, 5, 6, 6), (3, 5, 1, 1), (1, 1), (0, 0), (1, 1)),
+         ((4, 16, 20, 20), (24, 16, 3, 3), (1, 1), (1, 1), (1, 1))]
+for dt in (np.float32, np.float64):
+    tol = 2e-4 if dt == np.float32 else 1e-10
+    for xs, ws, s, p, d in cases:
+        x, w, b = rng.standard_normal(xs).astype(dt), rng.standard_normal(ws).astype(dt), rng.standard_normal(ws[0])
+        y, ctx = dk.conv2d(x, w, b.astype(dt), s, p, d, return_ctx=True)
+        dy = rng.standard_normal(y.shape).astype(dt)
+        got = [y, *dk.conv2d_backward(ctx, dy)]
+        want = [conv2d_ref(x, w, b.astype(dt), s, p, d), *conv2d_backward_ref(x, w, dy, True, s, p, d)]
+        for g, r in zip(got, want):
+            err = np.abs(g - r).max() / max(1.0, np.abs(r).max())
+            assert err < tol, (dt, xs, ws, s, p, d, err)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
+def test_conv2d_each_isa_kernel(isa):
+    """Each micro-kernel family (incl. the shifted-GEMM kernel) in its own process."""
+    import os
+    import subprocess
+    import sys
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(dk.__file__)))
+    env = dict(os.environ, DEEPKERN_CPU_ISA=isa, OMP_NUM_THREADS="2",
+               PYTHONPATH=os.pathsep.join([pkg_root, os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, "-c", _ISA_SCRIPT.format(tests=tests)], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_conv2d_nonfinite_inputs_match_torch(rng):
+    """Inf/NaN in x where only some windows read it: NaN/Inf appear exactly where torch has them."""
+    x = rng.standard_normal((2, 4, 12, 12))
+    x[0, 1, 2, 11] = np.inf  # last column: only taps with j = 2 read it in valid outputs
+    x[1, 3, 11, 0] = np.nan
+    w = rng.standard_normal((16, 4, 3, 3))
+    y, ctx = dk.conv2d(x, w, return_ctx=True)
+    dy = rng.standard_normal(y.shape)
+    dx, dw, _ = dk.conv2d_backward(ctx, dy)
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    ty = torch.nn.functional.conv2d(tx, tw)
+    ty.backward(torch.tensor(dy))
+    for name, got, want in (("y", y, ty.detach().numpy()), ("dw", dw, tw.grad.numpy()), ("dx", dx, tx.grad.numpy())):
+        fin = np.isfinite(want)
+        assert np.array_equal(np.isfinite(got), fin), f"{name}: non-finite pattern differs from torch"
+        assert np.array_equal(np.isnan(got), np.isnan(want)), f"{name}: NaN pattern differs from torch"
+        assert name == "dx" or not fin.all(), f"{name}: the test should produce some non-finite values"
+        assert_close(np.where(fin, got, 0.0), np.where(fin, want, 0.0), what=name)

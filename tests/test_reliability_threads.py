@@ -5,6 +5,8 @@
 - Same inputs and the same dk.set_num_threads give bitwise-identical results run to run.
 That the GIL is released is measured (not asserted) in benchmarks/bench_threads.py.
 """
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -43,8 +45,19 @@ def _problems(spec, n):
     return [spec.make(rng, np.float32 if i % 2 else np.float64, **spec.medium()) for i in range(n)]
 
 
+_BUG_CONV_DW = (
+    "BUG: conv2d_backward's dw is not bitwise reproducible at a fixed thread count: csrc/cpu/conv2d.cpp "
+    "conv2d_backward (N >= threads) hands samples to threads with `omp for schedule(dynamic)` and each thread "
+    "sums its samples' dw into a private copy, reduced at the end; which samples land in which copy depends on "
+    "timing, so the float sums regroup from run to run (seen: 1 ulp-level differences in ~1 of 7 calls on a "
+    "loaded machine). Fix: schedule(static) for that loop (or per-sample partials reduced in sample order)"
+)
+
+
 @pytest.mark.parametrize("spec", SPECS)
-def test_many_python_threads_match_one_thread(spec, threads):
+def test_many_python_threads_match_one_thread(spec, threads, request):
+    if spec.name == "conv2d":  # fails only when the timing regroups the sums: cannot be a strict xfail
+        request.applymarker(pytest.mark.xfail(strict=False, reason=_BUG_CONV_DW))
     threads(2)
     problems = _problems(spec, 6)
     serial = [_run(spec, kw, i) for i, kw in enumerate(problems)]
@@ -57,7 +70,9 @@ def test_many_python_threads_match_one_thread(spec, threads):
 
 @pytest.mark.parametrize("nthreads", [1, 2, 3])
 @pytest.mark.parametrize("spec", SPECS)
-def test_bitwise_deterministic_run_to_run(spec, nthreads, threads):
+def test_bitwise_deterministic_run_to_run(spec, nthreads, threads, request):
+    if spec.name == "conv2d" and nthreads > 1:  # timing-dependent, so not strict; pinned strictly below
+        request.applymarker(pytest.mark.xfail(strict=False, reason=_BUG_CONV_DW))
     threads(nthreads)
     for kw in _problems(spec, 2):
         first = _run(spec, kw, 7)
@@ -77,3 +92,37 @@ def test_thread_count_invariant_ops_do_not_depend_on_it(spec, threads):
     for n in (2, 3, 5):
         threads(n)
         _same_bits(_run(spec, kw, 3), want, f"{spec.name} at {n} threads vs 1")
+
+
+@pytest.mark.xfail(strict=True, reason=_BUG_CONV_DW)
+def test_conv2d_backward_dw_bitwise_reproducible_under_contention(threads):
+    """Up to 200 backward calls (stops at the first difference) while another Python thread keeps the
+    cores busy with a kernel (the GIL is released, so it really competes): dw must never change."""
+    if not hasattr(dk, "conv2d"):
+        pytest.skip("no conv2d")
+    threads(2)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 8, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+    y, ctx = dk.conv2d(x, w, padding=1, return_ctx=True)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    first = dk.conv2d_backward(ctx, dy)
+    stop = threading.Event()
+
+    def noise():
+        z = np.ones((8, 16, 64, 64), np.float32)
+        while not stop.is_set():
+            dk.avg_pool2d(z, 3, 1, 1)
+
+    th = threading.Thread(target=noise)
+    th.start()
+    try:
+        t0 = time.perf_counter()
+        for i in range(200):
+            got = dk.conv2d_backward(ctx, dy)
+            _same_bits(got[:2], first[:2], f"conv2d_backward call {i}")
+            if time.perf_counter() - t0 > 4:
+                break
+    finally:
+        stop.set()
+        th.join()

@@ -45,7 +45,7 @@ T* req_out(py::array& a, int64_t n, const char* name) {
 template <typename T>
 void fwd(const LstmParams& p, const py::array& x, const py::object& h0, const py::object& c0, const py::array& w_ih,
          const py::array& w_hh, const py::object& b_ih, const py::object& b_hh, py::array& y, py::array& hT,
-         py::array& cT, py::array& gates, const py::object& hs, const py::object& cs) {
+         py::array& cT, const py::object& gates, const py::object& xh, const py::object& cs) {
   const int64_t BH = p.B * p.H, G = p.G();
   const T* xp = req_in<T>(x, p.rows() * p.I, "x");
   const T* h0p = opt_in<T>(h0, BH, "h0");
@@ -57,25 +57,25 @@ void fwd(const LstmParams& p, const py::array& x, const py::object& h0, const py
   T* yp = req_out<T>(y, p.T * BH, "y");
   T* hTp = req_out<T>(hT, BH, "hT");
   T* cTp = req_out<T>(cT, BH, "cT");
-  T* gp = req_out<T>(gates, p.rows() * G, "gates");
-  T* hsp = opt_out<T>(hs, p.T * BH, "hs");
+  T* gp = opt_out<T>(gates, p.rows() * G, "gates");
+  T* xhp = opt_out<T>(xh, p.rows() * (p.I + p.H), "xh");
   T* csp = opt_out<T>(cs, (p.T + 1) * BH, "cs");
-  if ((hsp == nullptr) != (csp == nullptr)) throw py::value_error("lstm_forward: pass both hs and cs, or neither");
+  if ((xhp == nullptr) != (csp == nullptr) || (xhp != nullptr && gp == nullptr))
+    throw py::value_error("lstm_forward: a context needs gates, xh and cs");
   py::gil_scoped_release nogil;
-  cpu::lstm_forward<T>(p, xp, h0p, c0p, wip, whp, bip, bhp, yp, hTp, cTp, gp, hsp, csp);
+  cpu::lstm_forward<T>(p, xp, h0p, c0p, wip, whp, bip, bhp, yp, hTp, cTp, gp, xhp, csp);
 }
 
 template <typename T>
-void bwd(const LstmParams& p, const py::array& x, const py::array& w_ih, const py::array& w_hh,
-         const py::array& gates, const py::array& hs, const py::array& cs, const py::object& dy,
+void bwd(const LstmParams& p, const py::array& xh, const py::array& w_ih, const py::array& w_hh,
+         const py::array& gates, const py::array& cs, const py::object& dy,
          const py::object& dhT, const py::object& dcT, py::array& dx, const py::object& dh0, const py::object& dc0,
          py::array& dw_ih, py::array& dw_hh, const py::object& db) {
   const int64_t BH = p.B * p.H, G = p.G();
-  const T* xp = req_in<T>(x, p.rows() * p.I, "x");
+  const T* xhp = req_in<T>(xh, p.rows() * (p.I + p.H), "xh");
   const T* wip = req_in<T>(w_ih, G * p.I, "w_ih");
   const T* whp = req_in<T>(w_hh, G * p.H, "w_hh");
   const T* gp = req_in<T>(gates, p.rows() * G, "gates");
-  const T* hsp = req_in<T>(hs, p.T * BH, "hs");
   const T* csp = req_in<T>(cs, (p.T + 1) * BH, "cs");
   const T* dyp = opt_in<T>(dy, p.T * BH, "dy");
   const T* dhTp = opt_in<T>(dhT, BH, "dhT");
@@ -87,24 +87,24 @@ void bwd(const LstmParams& p, const py::array& x, const py::array& w_ih, const p
   T* dwhp = req_out<T>(dw_hh, G * p.H, "dw_hh");
   T* dbp = opt_out<T>(db, G, "db");
   py::gil_scoped_release nogil;
-  cpu::lstm_backward<T>(p, xp, wip, whp, gp, hsp, csp, dyp, dhTp, dcTp, dxp, dh0p, dc0p, dwip, dwhp, dbp);
+  cpu::lstm_backward<T>(p, xhp, wip, whp, gp, csp, dyp, dhTp, dcTp, dxp, dh0p, dc0p, dwip, dwhp, dbp);
 }
 
 void register_lstm(py::module_& m) {
   m.def("lstm_forward", [](py::sequence params, py::array x, py::object h0, py::object c0, py::array w_ih,
                            py::array w_hh, py::object b_ih, py::object b_hh, py::array y, py::array hT, py::array cT,
-                           py::array gates, py::object hs, py::object cs) {
+                           py::object gates, py::object xh, py::object cs) {
     auto p = lstm_params(params);
-    if (float_dtype_of(x, "x") == DType::Float32) fwd<float>(p, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, hT, cT, gates, hs, cs);
-    else fwd<double>(p, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, hT, cT, gates, hs, cs);
+    if (float_dtype_of(x, "x") == DType::Float32) fwd<float>(p, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, hT, cT, gates, xh, cs);
+    else fwd<double>(p, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, hT, cT, gates, xh, cs);
   });
-  m.def("lstm_backward", [](py::sequence params, py::array x, py::array w_ih, py::array w_hh, py::array gates,
-                            py::array hs, py::array cs, py::object dy, py::object dhT, py::object dcT, py::array dx,
+  m.def("lstm_backward", [](py::sequence params, py::array xh, py::array w_ih, py::array w_hh, py::array gates,
+                            py::array cs, py::object dy, py::object dhT, py::object dcT, py::array dx,
                             py::object dh0, py::object dc0, py::array dw_ih, py::array dw_hh, py::object db) {
     auto p = lstm_params(params);
-    if (float_dtype_of(x, "x") == DType::Float32)
-      bwd<float>(p, x, w_ih, w_hh, gates, hs, cs, dy, dhT, dcT, dx, dh0, dc0, dw_ih, dw_hh, db);
-    else bwd<double>(p, x, w_ih, w_hh, gates, hs, cs, dy, dhT, dcT, dx, dh0, dc0, dw_ih, dw_hh, db);
+    if (float_dtype_of(xh, "xh") == DType::Float32)
+      bwd<float>(p, xh, w_ih, w_hh, gates, cs, dy, dhT, dcT, dx, dh0, dc0, dw_ih, dw_hh, db);
+    else bwd<double>(p, xh, w_ih, w_hh, gates, cs, dy, dhT, dcT, dx, dh0, dc0, dw_ih, dw_hh, db);
   });
 }
 

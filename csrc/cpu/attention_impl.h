@@ -231,6 +231,9 @@ inline void scores_row(const AttentionParams& p, T* s, int64_t i, int64_t k0, in
 }
 
 // ------------------------------------------------------------------ forward
+// Scores are kept transposed, St = K_tile Q_tile^T (keys x queries): K rows are used in place,
+// only the query tile is transposed (once per work item), and the softmax statistics of the
+// Br queries (max m, sum l, rescale alpha) are plain lane-wise vector ops down the key rows.
 template <class T>
 void forward(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff, T* out,
              T* lse) {
@@ -242,63 +245,70 @@ void forward(const AttentionParams& p, const T* q, const T* k, const T* v, const
   const int64_t items = p.BH * nqb;
   const T scale = T(p.scale);
   const T ninf = -std::numeric_limits<T>::infinity();
-
-  // K^T of every key tile, packed once (each query tile reuses it): memory about the size of k.
-  const int64_t nkb = (Lk + kBc - 1) / kBc, kt_tile = D * kBc;
-  std::vector<T> KTall(p.BH * nkb * kt_tile);
   const bool v_direct = Dv == Dvp;  // V tiles are used in place unless rows need padding
 
 #pragma omp parallel num_threads(num_threads())
   {
-#pragma omp for schedule(static)
-    for (int64_t t = 0; t < p.BH * nkb; ++t) {
-      const int64_t bh = t / nkb, k0 = (t % nkb) * kBc, nc = std::min(kBc, Lk - k0);
-      pack_transposed(k + (bh * Lk + k0) * D, D, nc, round_up(nc, L), D, KTall.data() + t * kt_tile);
-    }
-    std::vector<T> Vp(v_direct ? 0 : kBc * Dvp + L), S(kBr * kBc), O(kBr * Dvp + L), m(kBr), l(kBr), alpha(kBr);
+    std::vector<T> QT(D * kBr + L), Vp(v_direct ? 0 : kBc * Dvp + L), St(kBc * kBr), O(kBr * Dvp + L);
+    std::vector<T> m(kBr), l(kBr), alpha(kBr), msafe(kBr), mx(kBr);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < items; ++it) {
       const int64_t bh = it / nqb;
       int64_t qb = it % nqb;
       if (p.causal) qb = nqb - 1 - qb;  // the longest (lowest) rows first balances the dynamic schedule
-      const int64_t q0 = qb * kBr, nr = std::min(kBr, Lq - q0);
-      const T* Q = q + (bh * Lq + q0) * D;
+      const int64_t q0 = qb * kBr, nr = std::min(kBr, Lq - q0), nrp = round_up(nr, L);
+      pack_transposed(q + (bh * Lq + q0) * D, D, nr, nrp, D, QT.data());
+      const T* Kb = k + bh * Lk * D;
       const T* Vb = v + bh * Lk * Dv;
       const int64_t kend = p.causal ? std::min(Lk, q0 + nr) : Lk;  // tiles past the diagonal are skipped
       std::fill(m.begin(), m.end(), ninf);
       std::fill(l.begin(), l.end(), T(0));
-      std::fill(O.begin(), O.end(), T(0));
       for (int64_t k0 = 0; k0 < kend; k0 += kBc) {
-        const int64_t nc = std::min(kBc, kend - k0), ncp = round_up(nc, L);
-        // a causal row block may stop inside a tile: its packed K^T has ld round_up(full nc)
-        const int64_t ldk = round_up(std::min(kBc, Lk - k0), L);
-        const T* KT = KTall.data() + (bh * nkb + k0 / kBc) * kt_tile;
+        const int64_t nc = std::min(kBc, kend - k0);
+        tile_gemm<T>(nc, nrp, D, Kb + k0 * D, D, 1, QT.data(), nrp, St.data(), nrp, 0);
+        for (int64_t r = 0; r < nrp; r += L) vstore(mx.data() + r, vsplat<T>(ninf));
+        for (int64_t c = 0; c < nc; ++c) {  // scale, mask, causality; running column max
+          T* row = St.data() + c * nrp;
+          const int64_t j = k0 + c;
+          for (int64_t r = 0; r < nrp; r += L) vstore(row + r, vload(row + r) * scale);
+          if (p.has_mask) {
+            const T* mc = mask + moff[bh] + q0 * p.m_rs + j * p.m_cs;
+            for (int64_t r = 0; r < nr; ++r) row[r] += mc[r * p.m_rs];
+          }
+          if (p.causal)  // query i = q0 + r sees key j only if j <= i
+            for (int64_t r = 0, stop = std::min(nrp, j - q0); r < stop; ++r) row[r] = ninf;
+          for (int64_t r = 0; r < nrp; r += L) {
+            const V x = vload(row + r), y = vload(mx.data() + r);
+            vstore(mx.data() + r, x > y ? x : y);
+          }
+        }
+        for (int64_t r = 0; r < nrp; r += L) {
+          const V mo = vload(m.data() + r), mn0 = vload(mx.data() + r);
+          const V mn = mn0 > mo ? mn0 : mo;
+          const V ms = mn == vsplat<T>(ninf) ? V{} : mn;  // all -inf so far: keep exp(-inf - 0) = 0
+          vstore(m.data() + r, mn);
+          vstore(msafe.data() + r, ms);
+          vstore(alpha.data() + r, vexp<T>(mo - ms));
+        }
+        for (int64_t r = 0; r < nrp; r += L) vstore(mx.data() + r, V{});  // now: column sums
+        for (int64_t c = 0; c < nc; ++c) {
+          T* row = St.data() + c * nrp;
+          for (int64_t r = 0; r < nrp; r += L) {
+            const V e = vexp<T>(vload(row + r) - vload(msafe.data() + r));
+            vstore(row + r, e);
+            vstore(mx.data() + r, vload(mx.data() + r) + e);
+          }
+        }
+        for (int64_t r = 0; r < nrp; r += L)
+          vstore(l.data() + r, vload(l.data() + r) * vload(alpha.data() + r) + vload(mx.data() + r));
         const T* Vt = Vb + k0 * Dv;
         if (!v_direct) {
           pack_rows(Vt, nc, Dv, Dvp, Vp.data());
           Vt = Vp.data();
         }
-        tile_gemm<T>(nr, ncp, D, Q, D, 1, KT, ldk, S.data(), ncp, 0);
-        for (int64_t r = 0; r < nr; ++r) {
-          T* s = S.data() + r * ncp;
-          const int64_t i = q0 + r;
-          const T* mrow = p.has_mask ? mask + moff[bh] + i * p.m_rs + k0 * p.m_cs : nullptr;
-          scores_row(p, s, i, k0, nc, ncp, scale, mrow);
-          const T mnew = std::max(m[r], vmax_reduce(s, ncp));
-          const T msafe = mnew == ninf ? T(0) : mnew;
-          V acc{};
-          for (int64_t c = 0; c < ncp; c += L) {
-            const V e = vexp<T>(vload(s + c) - msafe);
-            vstore(s + c, e);
-            acc += e;
-          }
-          T sum = 0;
-          for (int j = 0; j < L; ++j) sum += acc[j];
-          alpha[r] = std::exp(m[r] - msafe);
-          l[r] = l[r] * alpha[r] + sum;
-          m[r] = mnew;
-        }
-        tile_gemm<T>(nr, Dvp, nc, S.data(), ncp, 1, Vt, v_direct ? Dv : Dvp, O.data(), Dvp, 2, alpha.data());
+        // O = diag(alpha) O + P V with P = St^T (the first tile overwrites O)
+        tile_gemm<T>(nr, Dvp, nc, St.data(), 1, nrp, Vt, v_direct ? Dv : Dvp, O.data(), Dvp, k0 == 0 ? 0 : 2,
+                     alpha.data());
       }
       for (int64_t r = 0; r < nr; ++r) {
         T* o = out + (bh * Lq + q0 + r) * Dv;

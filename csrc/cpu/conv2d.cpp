@@ -1,15 +1,20 @@
-// conv2d lowered to GEMM.
-//   forward:  y_n[K, P] = w[K, CRS] * col_n[CRS, P]          (+ b per row)
-//   backward: dw[K, CRS] += dy_n[K, P] * col_n^T             (summed over the batch)
-//             dcol[CRS, P] = w^T * dy_n,  dx_n = col2im(dcol)
+// conv2d lowered to GEMM. Three lowerings, chosen per shape:
+//  * shifted GEMM (conv2d_shifted.cpp): any stride; no im2col matrix at all. The default.
+//  * 1x1, stride 1, no padding: x_n already is the column matrix, dx_n = w^T dy_n.
+//  * im2col + GEMM (here): small outputs, where the shifted GEMM's dropped columns would cost
+//    more, and the gradients the shifted GEMM does not cover (dx for stride > 1 or few channels,
+//    dw for few output channels).
+// im2col + GEMM, with col[CRS, cols] the column matrix of a group of samples or a band of rows:
+//   forward:  y[K, cols] = w[K, CRS] * col                                    (+ b per row)
+//   backward: dw[K, CRS] += dy[K, cols] * col^T;  dcol = w^T * dy,  dx = col2im(dcol)
 //             db[k] = sum over n, p of dy_n[k, p]
-// P (output positions) is cut into bands of whole output rows so the column matrix of one
-// band stays near L2 size: scratch is bounded per thread whatever the batch or image size.
-// 1x1 stride-1 unpadded convolutions skip im2col: x_n is already col_n, and dx_n = dcol.
+// Large outputs are cut into bands of whole output rows, small ones are grouped several samples
+// per GEMM (so the GEMM is not a thin strip): either way the column matrix stays around 256K
+// elements per thread, whatever the batch or image size.
 //
-// Threads: with at least as many work items (sample, band) as threads, each thread takes
-// whole items and runs serial GEMMs on them (no synchronisation inside an item); otherwise
-// the items run one after another and the GEMM and im2col inside are parallel.
+// Threads: with at least as many work items as threads, each thread takes whole items and runs
+// serial GEMMs on them (no synchronisation inside an item); otherwise the items run one after
+// another and the GEMM, im2col and col2im inside are parallel.
 #include "cpu/conv2d.h"
 
 #include <omp.h>
@@ -28,49 +33,83 @@ namespace dk::cpu {
 
 namespace {
 
-// Output rows per band: the column matrix (CRS x rows*Wo) of about 256K elements.
-int64_t band_rows(const Conv2dParams& p) {
-  const int64_t budget = int64_t(1) << 18;
-  const int64_t per_row = std::max<int64_t>(1, p.crs() * p.Wo);
-  return std::clamp<int64_t>(budget / per_row, 1, p.Ho);
-}
+constexpr int64_t kColBudget = int64_t(1) << 18;  // elements of one column matrix
+constexpr int64_t kMinCols = 256;                 // below this, group samples into one GEMM
 
 // Below this many flops, threads cost more than they save.
 bool worth_threads(const Conv2dParams& p) {
   return 2.0 * double(p.N) * double(p.K) * double(p.out_plane()) * double(p.crs()) > 2e6 && num_threads() > 1;
 }
 
-template <typename T>
-void add_bias(const Conv2dParams& p, const T* b, T* y_n, int64_t p0, int64_t pc) {
-  for (int64_t k = 0; k < p.K; ++k) {
-    T* row = y_n + k * p.out_plane() + p0;
-    const T bk = b[k];
-    for (int64_t q = 0; q < pc; ++q) row[q] += bk;
+// How the im2col path cuts the work: groups of nb samples (nb > 1 only with whole images), or
+// one sample in bands of `rows` output rows.
+struct Plan {
+  int64_t nb, rows;
+  bool direct;  // 1x1 stride 1 unpadded, one sample per GEMM: x_n is the column matrix
+};
+
+Plan make_plan(const Conv2dParams& p) {
+  const int64_t P = p.out_plane(), CRS = p.crs();
+  Plan pl{1, p.Ho, false};
+  if (P >= kMinCols) {
+    if (!p.is_pointwise()) pl.rows = std::clamp<int64_t>(kColBudget / std::max<int64_t>(1, CRS * p.Wo), 1, p.Ho);
+    pl.direct = p.is_pointwise();
+    return pl;
   }
+  int64_t nb = std::max<int64_t>(1, 2 * kMinCols / P);
+  nb = std::min(nb, std::max<int64_t>(1, kColBudget / std::max<int64_t>(1, CRS * P)));
+  nb = std::min(nb, p.N);
+  const int nt = num_threads();
+  if (worth_threads(p) && (p.N + nb - 1) / nb < nt) nb = std::max<int64_t>(1, (p.N + nt - 1) / nt);
+  pl.nb = nb;
+  return pl;
 }
 
-// One forward item: sample n, output rows [oh0, oh1). `par` lets the GEMM and im2col use threads.
+// Column matrix of samples [n0, n0+nb), output rows [oh0, oh1): sample s at column s*pc.
 template <typename T>
-void forward_item(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y, int64_t n, int64_t oh0,
-                  int64_t oh1, bool par) {
+void im2col_group(const Conv2dParams& p, const T* x, int64_t n0, int64_t nb, int64_t oh0, int64_t oh1, T* col,
+                  bool par) {
+  const int64_t pc = (oh1 - oh0) * p.Wo, ld = nb * pc;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads()) if (par)
+  for (int64_t s = 0; s < nb; ++s)
+    for (int64_t c = 0; c < p.C; ++c) im2col(p, x + (n0 + s) * p.C * p.in_plane(), oh0, oh1, c, c + 1, col + s * pc, ld);
+}
+
+// Forward of one item; `par` lets the GEMM and im2col use threads.
+template <typename T>
+void forward_item(const Conv2dParams& p, const Plan& pl, const T* x, const T* w, const T* b, T* y, int64_t n0,
+                  int64_t nb, int64_t oh0, int64_t oh1, bool par) {
   const int64_t P = p.out_plane(), CRS = p.crs();
-  const int64_t p0 = oh0 * p.Wo, pc = (oh1 - oh0) * p.Wo;
-  const T* x_n = x + n * p.C * p.in_plane();
-  T* y_n = y + n * p.K * P;
+  const int64_t p0 = oh0 * p.Wo, pc = (oh1 - oh0) * p.Wo, cols = nb * pc;
   const T* col;
   int64_t ldcol;
-  if (p.is_pointwise()) {
-    col = x_n + p0;
+  if (pl.direct) {
+    col = x + n0 * p.C * P + p0;
     ldcol = P;
   } else {
-    T* buf = conv_thread_buffer<T>(kColSlot, size_t(CRS * pc));
-#pragma omp parallel for schedule(static) num_threads(num_threads()) if (par)
-    for (int64_t c = 0; c < p.C; ++c) im2col(p, x_n, oh0, oh1, c, c + 1, buf);
+    T* buf = conv_thread_buffer<T>(kColSlot, size_t(CRS * cols));
+    im2col_group(p, x, n0, nb, oh0, oh1, buf, par);
     col = buf;
-    ldcol = pc;
+    ldcol = cols;
   }
-  gemm<T>(false, false, p.K, pc, CRS, T(1), w, CRS, col, ldcol, T(0), y_n + p0, P, par);
-  if (b) add_bias(p, b, y_n, p0, pc);
+  if (nb == 1) {
+    T* y_n = y + n0 * p.K * P;
+    gemm<T>(false, false, p.K, pc, CRS, T(1), w, CRS, col, ldcol, T(0), y_n + p0, P, par);
+    if (b)
+      for (int64_t k = 0; k < p.K; ++k)
+        for (int64_t q = 0; q < pc; ++q) y_n[k * P + p0 + q] += b[k];
+    return;
+  }
+  // several whole samples: GEMM into [K, nb*P], then each sample's block to its place
+  T* yt = conv_thread_buffer<T>(kDcolSlot, size_t(p.K * cols));
+  gemm<T>(false, false, p.K, cols, CRS, T(1), w, CRS, col, ldcol, T(0), yt, cols, par);
+  for (int64_t s = 0; s < nb; ++s)
+    for (int64_t k = 0; k < p.K; ++k) {
+      const T* src = yt + k * cols + s * P;
+      T* dst = y + ((n0 + s) * p.K + k) * P;
+      const T bk = b ? b[k] : T(0);
+      for (int64_t q = 0; q < P; ++q) dst[q] = src[q] + bk;
+    }
 }
 
 }  // namespace
@@ -81,22 +120,20 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T
     conv2d_forward_shifted(p, x, w, b, y);
     return;
   }
-  const int64_t rows = p.is_pointwise() ? p.Ho : band_rows(p);
-  const int64_t bands = (p.Ho + rows - 1) / rows;
-  const int64_t items = p.N * bands;
+  const Plan pl = make_plan(p);
+  const int64_t bands = (p.Ho + pl.rows - 1) / pl.rows, groups = (p.N + pl.nb - 1) / pl.nb;
+  const int64_t items = groups * bands;
   const int nt = num_threads();
+  auto item = [&](int64_t it, bool par) {
+    const int64_t g = it / bands, oh0 = it % bands * pl.rows;
+    const int64_t n0 = g * pl.nb, nb = std::min(pl.nb, p.N - n0);
+    forward_item(p, pl, x, w, b, y, n0, nb, oh0, std::min(p.Ho, oh0 + pl.rows), par);
+  };
   if (worth_threads(p) && items >= nt) {
 #pragma omp parallel for schedule(dynamic) num_threads(nt)
-    for (int64_t it = 0; it < items; ++it) {
-      const int64_t n = it / bands, oh0 = it % bands * rows;
-      forward_item(p, x, w, b, y, n, oh0, std::min(p.Ho, oh0 + rows), false);
-    }
+    for (int64_t it = 0; it < items; ++it) item(it, false);
   } else {
-    const bool par = worth_threads(p);
-    for (int64_t it = 0; it < items; ++it) {
-      const int64_t n = it / bands, oh0 = it % bands * rows;
-      forward_item(p, x, w, b, y, n, oh0, std::min(p.Ho, oh0 + rows), par);
-    }
+    for (int64_t it = 0; it < items; ++it) item(it, worth_threads(p));
   }
 }
 
@@ -119,36 +156,45 @@ void bias_grad(const Conv2dParams& p, const T* dy, T* db) {
   }
 }
 
-// One sample's backward: dw_acc += dy_n * col_n^T; dx_n = col2im(w^T * dy_n).
-// `par` lets GEMM, im2col and col2im use threads (then dw_acc is shared, dx_n is ours).
+// Backward of samples [n0, n0+nb): dw_acc += dy * col^T; dx = col2im(w^T * dy).
+// `par` lets GEMM, im2col and col2im use threads (dw_acc is then shared; dx of these samples is ours).
 template <typename T>
-void backward_sample(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* dx, T* dw_acc, int64_t n,
-                     bool par) {
+void backward_group(const Conv2dParams& p, const Plan& pl, const T* x, const T* w, const T* dy, T* dx, T* dw_acc,
+                    int64_t n0, int64_t nb, bool par) {
   const int64_t P = p.out_plane(), CRS = p.crs();
-  const T* x_n = x + n * p.C * p.in_plane();
-  const T* dy_n = dy + n * p.K * P;
-  if (p.is_pointwise()) {
+  if (pl.direct) {  // one sample, whole image: x_n is col_n, and dx_n = dcol
+    const T* x_n = x + n0 * p.C * P;
+    const T* dy_n = dy + n0 * p.K * P;
     if (dw_acc) gemm<T>(false, true, p.K, p.C, P, T(1), dy_n, P, x_n, P, T(1), dw_acc, p.C, par);
-    if (dx) gemm<T>(true, false, p.C, P, p.K, T(1), w, p.C, dy_n, P, T(0), dx + n * p.C * P, P, par);
+    if (dx) gemm<T>(true, false, p.C, P, p.K, T(1), w, p.C, dy_n, P, T(0), dx + n0 * p.C * P, P, par);
     return;
   }
-  T* dx_n = dx ? dx + n * p.C * p.in_plane() : nullptr;
-  if (dx_n) std::memset(dx_n, 0, sizeof(T) * p.C * p.in_plane());
-  const int64_t rows = band_rows(p);
-  for (int64_t oh0 = 0; oh0 < p.Ho; oh0 += rows) {
-    const int64_t oh1 = std::min(p.Ho, oh0 + rows);
-    const int64_t p0 = oh0 * p.Wo, pc = (oh1 - oh0) * p.Wo;
-    if (dw_acc) {
-      T* col = conv_thread_buffer<T>(kColSlot, size_t(CRS * pc));
-#pragma omp parallel for schedule(static) num_threads(num_threads()) if (par)
-      for (int64_t c = 0; c < p.C; ++c) im2col(p, x_n, oh0, oh1, c, c + 1, col);
-      gemm<T>(false, true, p.K, CRS, pc, T(1), dy_n + p0, P, col, pc, T(1), dw_acc, CRS, par);
+  if (dx) std::memset(dx + n0 * p.C * p.in_plane(), 0, sizeof(T) * nb * p.C * p.in_plane());
+  for (int64_t oh0 = 0; oh0 < p.Ho; oh0 += pl.rows) {
+    const int64_t oh1 = std::min(p.Ho, oh0 + pl.rows);
+    const int64_t p0 = oh0 * p.Wo, pc = (oh1 - oh0) * p.Wo, cols = nb * pc;
+    // dy of the item as a [K, cols] matrix
+    const T* dyb = dy + n0 * p.K * P + p0;
+    int64_t lddy = P;
+    if (nb > 1) {
+      T* g = conv_thread_buffer<T>(kGatherSlot, size_t(p.K * cols));
+      for (int64_t k = 0; k < p.K; ++k)
+        for (int64_t s = 0; s < nb; ++s) std::memcpy(g + k * cols + s * P, dy + ((n0 + s) * p.K + k) * P, sizeof(T) * P);
+      dyb = g;
+      lddy = cols;
     }
-    if (dx_n) {
-      T* dcol = conv_thread_buffer<T>(kDcolSlot, size_t(CRS * pc));
-      gemm<T>(true, false, CRS, pc, p.K, T(1), w, CRS, dy_n + p0, P, T(0), dcol, pc, par);
-#pragma omp parallel for schedule(static) num_threads(num_threads()) if (par)
-      for (int64_t c = 0; c < p.C; ++c) col2im_add(p, dcol, oh0, oh1, c, c + 1, dx_n);
+    if (dw_acc) {
+      T* col = conv_thread_buffer<T>(kColSlot, size_t(CRS * cols));
+      im2col_group(p, x, n0, nb, oh0, oh1, col, par);
+      gemm<T>(false, true, p.K, CRS, cols, T(1), dyb, lddy, col, cols, T(1), dw_acc, CRS, par);
+    }
+    if (dx) {
+      T* dcol = conv_thread_buffer<T>(kDcolSlot, size_t(CRS * cols));
+      gemm<T>(true, false, CRS, cols, p.K, T(1), w, CRS, dyb, lddy, T(0), dcol, cols, par);
+#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads()) if (par)
+      for (int64_t s = 0; s < nb; ++s)
+        for (int64_t c = 0; c < p.C; ++c)
+          col2im_add(p, dcol + s * pc, oh0, oh1, c, c + 1, dx + (n0 + s) * p.C * p.in_plane(), cols);
     }
   }
 }
@@ -157,7 +203,12 @@ void backward_sample(const Conv2dParams& p, const T* x, const T* w, const T* dy,
 // padding), with the weights flipped in (i, j) and transposed to (C, K, kh, kw). That runs on
 // the shifted GEMM with no col2im. Needs padding <= dilated extent - 1 on both axes.
 bool dx_as_conv(const Conv2dParams& p) {
-  return shifted_applies(p) && p.ph <= p.dh * (p.kh - 1) && p.pw <= p.dw * (p.kw - 1);
+  // its GEMM has C output rows: with very few, most of each register tile would be padding
+  if (p.C < 4) return false;
+  if (p.sh != 1 || p.sw != 1 || p.ph > p.dh * (p.kh - 1) || p.pw > p.dw * (p.kw - 1)) return false;
+  const Conv2dParams q{p.N, p.K, p.Ho, p.Wo, p.C, p.kh, p.kw, p.H, p.W, 1, 1,
+                       p.dh * (p.kh - 1) - p.ph, p.dw * (p.kw - 1) - p.pw, p.dh, p.dw};
+  return shifted_applies(q);
 }
 
 template <typename T>
@@ -173,6 +224,16 @@ void dx_by_transposed_conv(const Conv2dParams& p, const T* w, const T* dy, T* dx
   conv2d_forward_shifted(q, dy, wt.data(), static_cast<const T*>(nullptr), dx);
 }
 
+// True when x holds no Inf/NaN. The shifted weight gradient multiplies dropped columns' inputs by
+// zero, which turns an Inf there into NaN; with non-finite inputs the im2col path is used instead.
+template <typename T>
+bool all_finite(const T* x, int64_t n) {
+  T acc = T(0);
+#pragma omp parallel for reduction(+ : acc) schedule(static) num_threads(num_threads()) if (n > (1 << 18))
+  for (int64_t i = 0; i < n; ++i) acc += x[i] * T(0);  // 0 * finite = 0, 0 * Inf = NaN, NaN stays
+  return acc == T(0);
+}
+
 }  // namespace
 
 template <typename T>
@@ -180,19 +241,30 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
   if (db) bias_grad(p, dy, db);
   if (dx && dx_as_conv(p)) {
     dx_by_transposed_conv(p, w, dy, dx);
-    dx = nullptr;  // done; the loop below computes dw only
+    dx = nullptr;  // done
+  } else if (dx && shifted_applies(p) && all_finite(w, p.K * p.crs())) {
+    conv2d_input_grad_shifted(p, w, dy, dx);
+    dx = nullptr;  // done
+  }
+  // The transposed weight-gradient GEMM has K columns: below 16 most of an NR-wide tile is padding.
+  if (dw && p.K >= 16 && shifted_applies(p) && all_finite(x, p.N * p.C * p.in_plane())) {
+    conv2d_weight_grad_shifted(p, x, dy, dw);
+    dw = nullptr;  // done
   }
   if (!dx && !dw) return;
+  const Plan pl = make_plan(p);
+  const int64_t groups = (p.N + pl.nb - 1) / pl.nb;
   const int64_t wsize = p.K * p.crs();
   const int nt = num_threads();
-  if (worth_threads(p) && p.N >= nt) {
-    // Samples across threads; each thread sums its dw into a private copy, reduced at the end.
+  if (worth_threads(p) && groups >= nt) {
+    // Groups across threads; each thread sums its dw into a private copy, reduced at the end.
     std::vector<T> acc(dw ? size_t(nt) * size_t(wsize) : 0, T(0));
 #pragma omp parallel num_threads(nt)
     {
       T* mine = dw ? acc.data() + size_t(omp_get_thread_num()) * size_t(wsize) : nullptr;
 #pragma omp for schedule(dynamic)
-      for (int64_t n = 0; n < p.N; ++n) backward_sample(p, x, w, dy, dx, mine, n, false);
+      for (int64_t g = 0; g < groups; ++g)
+        backward_group(p, pl, x, w, dy, dx, mine, g * pl.nb, std::min(pl.nb, p.N - g * pl.nb), false);
       if (dw) {
 #pragma omp for schedule(static)
         for (int64_t e = 0; e < wsize; ++e) {
@@ -205,7 +277,8 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
   } else {
     if (dw) std::fill(dw, dw + wsize, T(0));
     const bool par = worth_threads(p);
-    for (int64_t n = 0; n < p.N; ++n) backward_sample(p, x, w, dy, dx, dw, n, par);
+    for (int64_t g = 0; g < groups; ++g)
+      backward_group(p, pl, x, w, dy, dx, dw, g * pl.nb, std::min(pl.nb, p.N - g * pl.nb), par);
   }
 }
 

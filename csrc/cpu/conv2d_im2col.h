@@ -3,7 +3,7 @@
 // [c0, c1) (so callers can split the work by channel without races in col2im).
 // Row r = (c*kh + i)*kw + j of the column matrix holds, for every output position p in the
 // band, the input value the kernel tap (i, j) of channel c sees there (0 in the padding).
-// col has leading dimension ld = (oh1 - oh0) * Wo.
+// col has leading dimension ld >= (oh1 - oh0) * Wo (larger when several samples share a matrix).
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -22,8 +22,8 @@ inline void valid_ow(const Conv2dParams& p, int64_t j, int64_t& lo, int64_t& hi)
 }
 
 template <typename T>
-void im2col(const Conv2dParams& p, const T* x, int64_t oh0, int64_t oh1, int64_t c0, int64_t c1, T* col) {
-  const int64_t ld = (oh1 - oh0) * p.Wo;
+void im2col(const Conv2dParams& p, const T* x, int64_t oh0, int64_t oh1, int64_t c0, int64_t c1, T* col,
+            int64_t ld) {
   for (int64_t c = c0; c < c1; ++c) {
     const T* xc = x + c * p.in_plane();
     for (int64_t i = 0; i < p.kh; ++i)
@@ -51,8 +51,8 @@ void im2col(const Conv2dParams& p, const T* x, int64_t oh0, int64_t oh1, int64_t
 
 // dx[c] += the column matrix scattered back (the adjoint of im2col), channels [c0, c1).
 template <typename T>
-void col2im_add(const Conv2dParams& p, const T* col, int64_t oh0, int64_t oh1, int64_t c0, int64_t c1, T* dx) {
-  const int64_t ld = (oh1 - oh0) * p.Wo;
+void col2im_add(const Conv2dParams& p, const T* col, int64_t oh0, int64_t oh1, int64_t c0, int64_t c1, T* dx,
+                int64_t ld) {
   for (int64_t c = c0; c < c1; ++c) {
     T* dc = dx + c * p.in_plane();
     for (int64_t i = 0; i < p.kh; ++i)

@@ -6,7 +6,7 @@
 
 namespace dk::cpu {
 
-enum ConvScratchSlot { kColSlot = 0, kDcolSlot = 1, kPadSlot = 2, kOutSlot = 3, kNumConvSlots = 4 };
+enum ConvScratchSlot { kColSlot = 0, kDcolSlot = 1, kPadSlot = 2, kOutSlot = 3, kGatherSlot = 4, kNumConvSlots = 5 };
 
 template <typename T>
 T* conv_thread_buffer(int slot, size_t n) {

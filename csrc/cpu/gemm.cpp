@@ -70,9 +70,10 @@ void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc) {
 }
 
 // One thread's rectangle; A, B, C point at its origin.
+// a_rows: see gemm_offset_rows_a (then ta is false and A is the common base).
 template <typename T>
 void gemm_serial(const GemmKernel<T>& kr, bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
-                 int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+                 int64_t lda, const int64_t* a_rows, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   const int mr = kr.mr, nr = kr.nr;
   const int64_t kc_max = std::min(kr.kc, K);
   const int64_t mc_max = std::min(kr.mc, (M + mr - 1) / mr * mr);
@@ -90,7 +91,8 @@ void gemm_serial(const GemmKernel<T>& kr, bool ta, bool tb, int64_t M, int64_t N
       pack_b(tb, kc, nc, tb ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, nr, Bp, kr.pack_t);
       for (int64_t ic = 0; ic < M; ic += kr.mc) {
         const int64_t mc = std::min(kr.mc, M - ic);
-        pack_a(ta, mc, kc, ta ? A + pc * lda + ic : A + ic * lda + pc, lda, mr, Ap, kr.pack_t);
+        if (a_rows) pack_a(false, mc, kc, A + pc, lda, mr, Ap, kr.pack_t, a_rows + ic);
+        else pack_a(ta, mc, kc, ta ? A + pc * lda + ic : A + ic * lda + pc, lda, mr, Ap, kr.pack_t);
         for (int64_t ir = 0; ir < mc; ir += mr) {
           const int64_t rows = std::min<int64_t>(mr, mc - ir);
           const T* ap = Ap + ir * kc;
@@ -136,11 +138,9 @@ Grid choose_grid(int threads, int64_t M, int64_t N, int mr, int nr) {
   return best;
 }
 
-}  // namespace
-
 template <typename T>
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
-          int64_t ldb, T beta, T* C, int64_t ldc, bool parallel) {
+void gemm_impl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+               const int64_t* a_rows, const T* B, int64_t ldb, T beta, T* C, int64_t ldc, bool parallel) {
   if (M <= 0 || N <= 0) return;
   const bool go_parallel = parallel && !omp_in_parallel();
   if (K <= 0 || alpha == T(0)) {
@@ -154,7 +154,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
   if (double(M) * double(N) * double(K) < 1e6) threads = 1;
   const Grid g = threads > 1 ? choose_grid(threads, M, N, kr.mr, kr.nr) : Grid{1, 1};
   if (g.tm * g.tn == 1) {
-    gemm_serial(kr, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    gemm_serial(kr, trans_a, trans_b, M, N, K, alpha, A, lda, a_rows, B, ldb, beta, C, ldc);
     return;
   }
   // Rectangles in whole micro-tiles; the last row/column of the grid takes the remainder.
@@ -165,16 +165,36 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
     const int ti = t / g.tn, tj = t % g.tn;
     const int64_t m0 = std::min(M, m_tiles * ti / g.tm * kr.mr), m1 = std::min(M, m_tiles * (ti + 1) / g.tm * kr.mr);
     const int64_t n0 = std::min(N, n_tiles * tj / g.tn * kr.nr), n1 = std::min(N, n_tiles * (tj + 1) / g.tn * kr.nr);
+    const T* a0 = a_rows ? A : (trans_a ? A + m0 : A + m0 * lda);
     if (m1 > m0 && n1 > n0)
-      gemm_serial(kr, trans_a, trans_b, m1 - m0, n1 - n0, K, alpha, trans_a ? A + m0 : A + m0 * lda, lda,
+      gemm_serial(kr, trans_a, trans_b, m1 - m0, n1 - n0, K, alpha, a0, lda, a_rows ? a_rows + m0 : nullptr,
                   trans_b ? B + n0 * ldb : B + n0, ldb, beta, C + m0 * ldc + n0, ldc);
   }
+}
+
+}  // namespace
+
+template <typename T>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
+          int64_t ldb, T beta, T* C, int64_t ldc, bool parallel) {
+  gemm_impl(trans_a, trans_b, M, N, K, alpha, A, lda, static_cast<const int64_t*>(nullptr), B, ldb, beta, C, ldc,
+            parallel);
+}
+
+template <typename T>
+void gemm_offset_rows_a(bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, const int64_t* a_rows,
+                        const T* B, int64_t ldb, T beta, T* C, int64_t ldc, bool parallel) {
+  gemm_impl(false, trans_b, M, N, K, alpha, A, int64_t(0), a_rows, B, ldb, beta, C, ldc, parallel);
 }
 
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
                           float, float*, int64_t, bool);
 template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t, const double*,
                            int64_t, double, double*, int64_t, bool);
+template void gemm_offset_rows_a<float>(bool, int64_t, int64_t, int64_t, float, const float*, const int64_t*,
+                                        const float*, int64_t, float, float*, int64_t, bool);
+template void gemm_offset_rows_a<double>(bool, int64_t, int64_t, int64_t, double, const double*, const int64_t*,
+                                         const double*, int64_t, double, double*, int64_t, bool);
 template const GemmKernel<float>& gemm_kernel<float>();
 template const GemmKernel<double>& gemm_kernel<double>();
 

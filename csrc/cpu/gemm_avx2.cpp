@@ -89,11 +89,11 @@ void kernel_shifted(int64_t kc, const typename S::T* Ap, const typename S::T* ba
   kernel_impl<S, MR, true>(kc, Ap, base, offs, C, ldc, alpha, beta);
 }
 
-// dst[k*P + r] = src[r*ld + k] in 8x8 float blocks.
-inline void transpose8x8_store(const float* src, int64_t ld, float* dst, int P) {
-  __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ld), r2 = _mm256_loadu_ps(src + 2 * ld),
-         r3 = _mm256_loadu_ps(src + 3 * ld), r4 = _mm256_loadu_ps(src + 4 * ld), r5 = _mm256_loadu_ps(src + 5 * ld),
-         r6 = _mm256_loadu_ps(src + 6 * ld), r7 = _mm256_loadu_ps(src + 7 * ld);
+// dst[k*P + r] = src[r][k0 + k] in 8x8 float blocks.
+inline void transpose8x8_store(const float* const* src, int64_t k0, float* dst, int P) {
+  __m256 r0 = _mm256_loadu_ps(src[0] + k0), r1 = _mm256_loadu_ps(src[1] + k0), r2 = _mm256_loadu_ps(src[2] + k0),
+         r3 = _mm256_loadu_ps(src[3] + k0), r4 = _mm256_loadu_ps(src[4] + k0), r5 = _mm256_loadu_ps(src[5] + k0),
+         r6 = _mm256_loadu_ps(src[6] + k0), r7 = _mm256_loadu_ps(src[7] + k0);
   __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
          t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
          t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
@@ -111,10 +111,10 @@ inline void transpose8x8_store(const float* src, int64_t ld, float* dst, int P) 
   _mm256_storeu_ps(dst + 7 * P, _mm256_permute2f128_ps(s3, s7, 0x31));
 }
 
-// dst[k*P + r] = src[r*ld + k] in 4x4 double blocks.
-inline void transpose4x4_store(const double* src, int64_t ld, double* dst, int P) {
-  __m256d r0 = _mm256_loadu_pd(src), r1 = _mm256_loadu_pd(src + ld), r2 = _mm256_loadu_pd(src + 2 * ld),
-          r3 = _mm256_loadu_pd(src + 3 * ld);
+// dst[k*P + r] = src[r][k0 + k] in 4x4 double blocks.
+inline void transpose4x4_store(const double* const* src, int64_t k0, double* dst, int P) {
+  __m256d r0 = _mm256_loadu_pd(src[0] + k0), r1 = _mm256_loadu_pd(src[1] + k0), r2 = _mm256_loadu_pd(src[2] + k0),
+          r3 = _mm256_loadu_pd(src[3] + k0);
   __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1), t2 = _mm256_unpacklo_pd(r2, r3),
           t3 = _mm256_unpackhi_pd(r2, r3);
   _mm256_storeu_pd(dst + 0 * P, _mm256_permute2f128_pd(t0, t2, 0x20));
@@ -124,23 +124,22 @@ inline void transpose4x4_store(const double* src, int64_t ld, double* dst, int P
 }
 
 template <typename T, int B>
-void pack_t_blocks(int64_t rows, int64_t kc, const T* src, int64_t ld, int P, T* dst) {
+void pack_t_blocks(int64_t rows, int64_t kc, const T* const* src, int P, T* dst) {
   if (P % B != 0) {  // e.g. the 6-row AVX2 panel: no whole register blocks
-    pack_transposed_scalar(rows, kc, src, ld, P, dst);
+    pack_transposed_scalar(rows, kc, src, P, dst);
     return;
   }
   const int64_t full_rows = rows / B * B, full_k = kc / B * B;
   for (int64_t r0 = 0; r0 < full_rows; r0 += B) {
-    const T* s = src + r0 * ld;
     for (int64_t k0 = 0; k0 < full_k; k0 += B) {
-      if constexpr (B == 8) transpose8x8_store(s + k0, ld, dst + k0 * P + r0, P);
-      else transpose4x4_store(s + k0, ld, dst + k0 * P + r0, P);
+      if constexpr (B == 8) transpose8x8_store(src + r0, k0, dst + k0 * P + r0, P);
+      else transpose4x4_store(src + r0, k0, dst + k0 * P + r0, P);
     }
     for (int64_t r = r0; r < r0 + B; ++r)
-      for (int64_t k = full_k; k < kc; ++k) dst[k * P + r] = src[r * ld + k];
+      for (int64_t k = full_k; k < kc; ++k) dst[k * P + r] = src[r][k];
   }
   for (int64_t r = full_rows; r < rows; ++r)
-    for (int64_t k = 0; k < kc; ++k) dst[k * P + r] = src[r * ld + k];
+    for (int64_t k = 0; k < kc; ++k) dst[k * P + r] = src[r][k];
   for (int64_t r = rows; r < P; ++r)
     for (int64_t k = 0; k < kc; ++k) dst[k * P + r] = T(0);
 }
@@ -148,12 +147,12 @@ void pack_t_blocks(int64_t rows, int64_t kc, const T* src, int64_t ld, int P, T*
 }  // namespace
 
 template <>
-void pack_transposed_avx2<float>(int64_t rows, int64_t kc, const float* src, int64_t ld, int P, float* dst) {
-  pack_t_blocks<float, 8>(rows, kc, src, ld, P, dst);
+void pack_transposed_avx2<float>(int64_t rows, int64_t kc, const float* const* src, int P, float* dst) {
+  pack_t_blocks<float, 8>(rows, kc, src, P, dst);
 }
 template <>
-void pack_transposed_avx2<double>(int64_t rows, int64_t kc, const double* src, int64_t ld, int P, double* dst) {
-  pack_t_blocks<double, 4>(rows, kc, src, ld, P, dst);
+void pack_transposed_avx2<double>(int64_t rows, int64_t kc, const double* const* src, int P, double* dst) {
+  pack_t_blocks<double, 4>(rows, kc, src, P, dst);
 }
 
 template <>

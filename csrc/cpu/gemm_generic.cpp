@@ -40,16 +40,16 @@ void kernel_shifted(int64_t kc, const T* Ap, const T* base, const int64_t* offs,
 }  // namespace
 
 template <typename T>
-void pack_transposed_scalar(int64_t rows, int64_t kc, const T* src, int64_t ld, int P, T* dst) {
+void pack_transposed_scalar(int64_t rows, int64_t kc, const T* const* src, int P, T* dst) {
   for (int64_t r = 0; r < rows; ++r) {
-    const T* s = src + r * ld;
+    const T* s = src[r];
     for (int64_t k = 0; k < kc; ++k) dst[k * P + r] = s[k];
   }
   for (int64_t r = rows; r < P; ++r)
     for (int64_t k = 0; k < kc; ++k) dst[k * P + r] = T(0);
 }
-template void pack_transposed_scalar<float>(int64_t, int64_t, const float*, int64_t, int, float*);
-template void pack_transposed_scalar<double>(int64_t, int64_t, const double*, int64_t, int, double*);
+template void pack_transposed_scalar<float>(int64_t, int64_t, const float* const*, int, float*);
+template void pack_transposed_scalar<double>(int64_t, int64_t, const double* const*, int, double*);
 
 template <>
 GemmKernel<float> gemm_kernel_generic<float>() {

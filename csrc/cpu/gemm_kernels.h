@@ -16,17 +16,19 @@ namespace dk::cpu {
 template <typename T>
 using GemmMicroKernel = void (*)(int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, T alpha, T beta);
 
-// Transposing pack of one panel: dst[k*P + r] = src[r*ld + k] for r < rows, k < kc, and 0 for
-// rows <= r < P. Packing row-major A (or transposed B) is exactly this; a scalar loop does it at
+// Transposing pack of one panel: dst[k*P + r] = src[r][k] for r < rows, k < kc, and 0 for
+// rows <= r < P (P <= kMaxPanel). Rows come as pointers, so A rows may sit at arbitrary offsets. Packing row-major A (or transposed B) is exactly this; a scalar loop does it at
 // about one element per cycle, which costs as much as the FMAs when M (or N) is small, so the
 // SIMD ISAs transpose 8x8 (4x4) register blocks instead.
-template <typename T>
-using PackTransposed = void (*)(int64_t rows, int64_t kc, const T* src, int64_t ld, int P, T* dst);
+constexpr int kMaxPanel = 32;
 
 template <typename T>
-void pack_transposed_scalar(int64_t rows, int64_t kc, const T* src, int64_t ld, int P, T* dst);
+using PackTransposed = void (*)(int64_t rows, int64_t kc, const T* const* src, int P, T* dst);
+
 template <typename T>
-void pack_transposed_avx2(int64_t rows, int64_t kc, const T* src, int64_t ld, int P, T* dst);
+void pack_transposed_scalar(int64_t rows, int64_t kc, const T* const* src, int P, T* dst);
+template <typename T>
+void pack_transposed_avx2(int64_t rows, int64_t kc, const T* const* src, int P, T* dst);
 
 // The same tile, but row k of B is read in place at base + offs[k] (NR contiguous values) instead
 // of from a packed panel: a stride-1 convolution's im2col matrix is the padded input shifted by
@@ -55,5 +57,12 @@ GemmKernel<T> gemm_kernel_avx512();
 // The kernel for best_isa() (DEEPKERN_CPU_ISA caps it), chosen once.
 template <typename T>
 const GemmKernel<T>& gemm_kernel();
+
+// gemm (gemm.h) with op(A) = A (no transpose) whose row i starts at A + a_rows[i] instead of
+// A + i*lda: row i of an im2col matrix is the phase-split padded input from one offset on
+// (conv2d_shifted.cpp), so convolution weight gradients need no im2col matrix either.
+template <typename T>
+void gemm_offset_rows_a(bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, const int64_t* a_rows,
+                        const T* B, int64_t ldb, T beta, T* C, int64_t ldc, bool parallel = true);
 
 }  // namespace dk::cpu

@@ -10,8 +10,10 @@
 namespace dk::cpu {
 
 // Rows [0, mc) and columns [0, kc) of op(A), where A already points at the block's origin.
+// a_rows (non-transposed A only): row i starts at A + a_rows[i] instead of A + i*lda.
 template <typename T>
-void pack_a(bool trans, int64_t mc, int64_t kc, const T* A, int64_t lda, int mr, T* Ap, PackTransposed<T> pack_t) {
+void pack_a(bool trans, int64_t mc, int64_t kc, const T* A, int64_t lda, int mr, T* Ap, PackTransposed<T> pack_t,
+            const int64_t* a_rows = nullptr) {
   for (int64_t i0 = 0; i0 < mc; i0 += mr, Ap += mr * kc) {
     const int64_t rows = mc - i0 < mr ? mc - i0 : mr;
     if (trans) {  // op(A)[i][k] = A[k*lda + i]: each k gives `rows` contiguous values
@@ -23,7 +25,9 @@ void pack_a(bool trans, int64_t mc, int64_t kc, const T* A, int64_t lda, int mr,
         for (; i < mr; ++i) dst[i] = T(0);
       }
     } else {  // op(A)[i][k] = A[i*lda + k]: a transpose
-      pack_t(rows, kc, A + i0 * lda, lda, mr, Ap);
+      const T* src[kMaxPanel];
+      for (int64_t i = 0; i < rows; ++i) src[i] = a_rows ? A + a_rows[i0 + i] : A + (i0 + i) * lda;
+      pack_t(rows, kc, src, mr, Ap);
     }
   }
 }
@@ -46,7 +50,9 @@ void pack_b(bool trans, int64_t kc, int64_t nc, const T* B, int64_t ldb, int nr,
         }
       }
     } else {  // op(B)[k][j] = B[j*ldb + k]: a transpose
-      pack_t(cols, kc, B + j0 * ldb, ldb, nr, Bp);
+      const T* src[kMaxPanel];
+      for (int64_t j = 0; j < cols; ++j) src[j] = B + (j0 + j) * ldb;
+      pack_t(cols, kc, src, nr, Bp);
     }
   }
 }

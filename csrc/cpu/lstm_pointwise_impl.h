@@ -91,21 +91,25 @@ inline double act_sigmoid(double x) { return sigmoid_d(x); }
 inline double act_tanh(double x) { return std::tanh(x); }
 
 template <typename T>
-void forward_row(int64_t H, int64_t j0, int64_t j1, T* __restrict g, const T* __restrict bias,
-                 const T* __restrict c_prev, T* __restrict c, T* __restrict h) {
+void forward_row(int64_t H, int64_t j0, int64_t j1, T* __restrict g, const T* __restrict rec,
+                 const T* __restrict bias, const T* __restrict c_prev, T* __restrict c, T* __restrict h) {
   T* __restrict gi = g;
   T* __restrict gf = g + H;
   T* __restrict gg = g + 2 * H;
   T* __restrict go = g + 3 * H;
+  const T* __restrict ri = rec;
+  const T* __restrict rf = rec + H;
+  const T* __restrict rg = rec + 2 * H;
+  const T* __restrict ro = rec + 3 * H;
   const T* __restrict bi = bias;
   const T* __restrict bf = bias + H;
   const T* __restrict bg = bias + 2 * H;
   const T* __restrict bo = bias + 3 * H;
   for (int64_t j = j0; j < j1; ++j) {
-    const T i = act_sigmoid(gi[j] + bi[j]);
-    const T f = act_sigmoid(gf[j] + bf[j]);
-    const T gc = act_tanh(gg[j] + bg[j]);
-    const T o = act_sigmoid(go[j] + bo[j]);
+    const T i = act_sigmoid(gi[j] + ri[j] + bi[j]);
+    const T f = act_sigmoid(gf[j] + rf[j] + bf[j]);
+    const T gc = act_tanh(gg[j] + rg[j] + bg[j]);
+    const T o = act_sigmoid(go[j] + ro[j] + bo[j]);
     const T cn = f * c_prev[j] + i * gc;
     gi[j] = i;
     gf[j] = f;

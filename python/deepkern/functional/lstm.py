@@ -61,16 +61,17 @@ def _run_forward(op, backend, arrays, out_dt, comp_dt, params, return_ctx):
     y = backend.empty((T, B, H), comp_dt)
     hT = backend.empty((B, H), comp_dt)
     cT = backend.empty((B, H), comp_dt)
-    gates = backend.empty((T, B, 4 * H), comp_dt)
-    # Saved for the backward: the hidden state entering each step and every cell state.
-    hs = backend.empty((T, B, H), comp_dt) if return_ctx else None
+    # Saved for the backward: the gate activations, [x_t, h entering step t] per row (the
+    # operand of the one dW GEMM) and every cell state. Inference needs none of them.
+    gates = backend.empty((T, B, 4 * H), comp_dt) if return_ctx else None
+    xh = backend.empty((T, B, I + H), comp_dt) if return_ctx else None
     cs = backend.empty((T + 1, B, H), comp_dt) if return_ctx else None
-    backend.call("lstm_forward", params, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, hT, cT, gates, hs, cs)
+    backend.call("lstm_forward", params, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, hT, cT, gates, xh, cs)
     outs = (to_out_dtype(y, out_dt), to_out_dtype(hT, out_dt), to_out_dtype(cT, out_dt))
     if not return_ctx:
         return outs, None
     ctx = Context(
-        op, backend, out_dt, comp_dt, params=params, x=x, w_ih=w_ih, w_hh=w_hh, gates=gates, hs=hs, cs=cs,
+        op, backend, out_dt, comp_dt, params=params, xh=xh, w_ih=w_ih, w_hh=w_hh, gates=gates, cs=cs,
         has_h0=h0 is not None, has_c0=c0 is not None, has_b_ih=b_ih is not None, has_b_hh=b_hh is not None,
     )
     return outs, ctx
@@ -89,7 +90,7 @@ def _run_backward(ctx, dy, dhT, dcT):
     dw_ih = be.empty((4 * H, I), dt)
     dw_hh = be.empty((4 * H, H), dt)
     db = be.empty((4 * H,), dt) if (ctx.has_b_ih or ctx.has_b_hh) else None
-    be.call("lstm_backward", ctx.params, ctx.x, ctx.w_ih, ctx.w_hh, ctx.gates, ctx.hs, ctx.cs, dy, dhT, dcT,
+    be.call("lstm_backward", ctx.params, ctx.xh, ctx.w_ih, ctx.w_hh, ctx.gates, ctx.cs, dy, dhT, dcT,
             dx, dh0, dc0, dw_ih, dw_hh, db)
     # b_ih and b_hh enter the gates as a sum: both get the same gradient (separate arrays).
     db_ih = db if ctx.has_b_ih else None
