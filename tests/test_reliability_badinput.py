@@ -410,11 +410,6 @@ def test_array_module_and_cuda_available_on_a_cpu_machine():
 
 # ----------------------------------------------------------------------------- known numerical bugs
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: conv2d_backward's dx is NaN at input positions that the non-finite weight never touches: "
-    "x (1,1,1,2), w (1,1,1,2) = [2, inf], dy = [1.5] gives dx = [nan, inf]; PyTorch and the reference give "
-    "[3, inf]. dx seems to be formed as a full correlation of zero-padded dy with w, so padding zeros meet the "
-    "inf weight (0 * inf = NaN). PyTorch (col2im of w^T dy) never multiplies padding by w"))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_conv2d_backward_nonfinite_weight_stays_local(dtype):
     x = np.array([[[[0.5, -1.0]]]], dtype)

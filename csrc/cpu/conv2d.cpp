@@ -238,6 +238,11 @@ bool all_finite(const T* x, int64_t n) {
 
 template <typename T>
 void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
+  if (p.N == 0) {  // an empty batch: dx is empty, dw and db are sums over nothing (the plans divide by N)
+    if (dw) std::fill(dw, dw + p.K * p.crs(), T(0));
+    if (db) std::fill(db, db + p.K, T(0));
+    return;
+  }
   if (db) bias_grad(p, dy, db);
   if (dx && dx_as_conv(p)) {
     dx_by_transposed_conv(p, w, dy, dx);
