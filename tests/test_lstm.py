@@ -267,6 +267,29 @@ def test_activations_accurate_over_the_whole_range(dtype):
     assert_close(c1, rc, dtype, what="c1 with c = 1")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_infinite_pre_activations_saturate_and_nan_propagates(dtype, rng):
+    """+-inf reaching a gate (here through the bias) saturates it exactly as the reference
+    does (sigmoid -> 0 or 1, tanh -> -1 or 1, gradient 0); NaN stays NaN, only where it belongs."""
+    B, I, H = 3, 4, 16
+    x = rng.standard_normal((B, I)).astype(dtype)
+    c = rng.standard_normal((B, H)).astype(dtype)
+    w_ih, w_hh, _, _ = _weights(rng, I, H, "none", dtype)
+    b_ih = rng.choice(np.array([np.inf, -np.inf, 0.5, -3.0]), 4 * H).astype(dtype)
+    b_hh = np.zeros(4 * H, dtype)
+    b_hh[[5, 2 * H + 7]] = np.nan
+    dh1 = rng.standard_normal((B, H)).astype(dtype)
+    (h1, c1), ctx = dk.lstm_cell(x, None, c, w_ih, w_hh, b_ih, b_hh, return_ctx=True)
+    rh, rc, cache = lstm_cell_ref(x, None, c, w_ih, w_hh, b_ih, b_hh)
+    assert_close(h1, rh, dtype, what="h1")
+    assert_close(c1, rc, dtype, what="c1")
+    assert np.isnan(h1).any() and not np.isnan(h1[:, [0, 1, 3]]).any()
+    (dx, _, dc, dw_ih, dw_hh, db_ih, _) = dk.lstm_cell_backward(ctx, dh1, None)
+    r = lstm_cell_backward_ref(cache, dh1, None)
+    for name, a, e in (("dc", dc, r[2]), ("db_ih", db_ih, r[5]), ("dw_ih", dw_ih, r[3])):
+        assert_close(a, e, dtype, what=name)
+
+
 def test_large_inputs_saturate_without_nan(rng):
     T, B, I, H = 4, 3, 5, 6
     x = rng.standard_normal((T, B, I)) * 1e3
@@ -319,7 +342,7 @@ def test_dtype_promotion_and_inputs_untouched(rng):
 
 
 def test_backward_is_repeatable_and_thread_count_independent(rng):
-    T, B, I, H = 5, 4, 7, 9
+    T, B, I, H = 5, 17, 7, 70  # large enough that the time loop runs on all threads
     x = rng.standard_normal((T, B, I))
     h0, c0 = rng.standard_normal((B, H)), rng.standard_normal((B, H))
     w = _weights(rng, I, H, "both", np.float64)

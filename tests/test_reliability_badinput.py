@@ -420,12 +420,6 @@ def test_conv2d_backward_nonfinite_weight_stays_local(dtype):
     assert_close(dw, np.array([[[[0.75, -1.5]]]]), dtype, what="dw")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: float32 lstm/lstm_cell give NaN for a finite gate pre-activation beyond ~5e3 (and for +-inf), where "
-    "PyTorch saturates (h1 = tanh(1) = 0.7616, c1 = 1 for z = +1e4). csrc/cpu/lstm_pointwise_impl.h tanh_f blends "
-    "w*small + (1-w)*signed_big with w = 0 for |x| >= 0.25, but 'small' (x + x*z*s, a degree-9 polynomial) "
-    "overflows to inf for |x| >~ 5e3, and 0 * inf = NaN. Fix: evaluate the polynomial on a clamped x "
-    "(e.g. min(|x|, 0.25) with the sign), or select instead of blending"))
 @pytest.mark.parametrize("op", ["lstm_cell", "lstm"])
 def test_lstm_float32_large_preactivation_saturates(op):
     w_ih = np.ones((4, 1), np.float32)

@@ -39,7 +39,6 @@ int step_threads(int64_t B, int64_t H) {
   return work >= 2.5e5 ? num_threads() : 1;
 }
 
-
 }  // namespace
 
 template <typename T>

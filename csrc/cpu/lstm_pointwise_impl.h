@@ -73,9 +73,7 @@ inline float tanh_f(float x) {
   s = s * z - 1.0f / 3.0f;
   const float small = x + x * z * s;
   const float signed_big = __builtin_copysignf(big, x);
-  // Arithmetic blend, not a ?: on the two results: that keeps the loop branch-free.
-  const float w = ax < 0.25f ? 1.0f : 0.0f;
-  return w * small + (1.0f - w) * signed_big;
+  return ax < 0.25f ? small : signed_big;  // a select, not a blend: small is NaN at +-inf
 }
 
 inline double sigmoid_d(double x) {
