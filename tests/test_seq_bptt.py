@@ -222,3 +222,24 @@ def test_loss_object_and_positional_dy(rng):
     m.zero_grad()
     r3 = dk.bptt(m, x, 2 * (r1.outputs - y) / y.size, truncate=2)
     assert_close(r3.dx, r1.dx, F64)
+
+
+def test_sequential_model_with_head(rng):
+    """dk.bptt on Sequential([rnn, Dense]) with a Loss: the head gets its gradients; full BPTT through
+    bptt equals Sequential's own forward/backward."""
+    model = dk.nn.Sequential([dk.nn.LSTM(2, 4, return_sequences=True, seed=0, dtype=F64),
+                              dk.nn.Dense(4, 3, seed=1, dtype=F64)])
+    x, y = rng.standard_normal((2, 6, 2)), rng.integers(0, 3, (2, 6))
+    ce = dk.nn.SoftmaxCrossEntropy()
+    model.zero_grad()
+    r = dk.bptt(model, x, ce, target=y)
+    g = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    loss = ce.forward(model.forward(x), y)
+    model.backward(ce.backward())
+    assert_close(np.array(r.loss), np.array(loss), F64)
+    for a, p in zip(g, model.parameters()):
+        assert_close(a, p.grad, F64, what=p.name)
+    model.zero_grad()
+    dk.bptt(model, x, ce, target=y, truncate=2)
+    assert all(p.grad is not None for p in model.parameters())

@@ -222,3 +222,15 @@ def test_return_state_backward_with_bare_dout(rng):
     a = m.backward(dout)
     m.forward(x)
     np.testing.assert_array_equal(a, m.backward((dout, None, None)))
+
+
+def test_call_passes_initial_state_and_torch_state_shape(rng):
+    """layer(x, state) is forward(x, state); a one-layer state may come as PyTorch's (1, B, H)."""
+    m = dk.nn.LSTM(3, 4, return_sequences=True, dtype=F64)
+    x = rng.standard_normal((2, 5, 3))
+    h0, c0 = rng.standard_normal((2, 4)), rng.standard_normal((2, 4))
+    ref = m.forward(x, (h0, c0))
+    np.testing.assert_array_equal(m(x, (h0, c0)), ref)
+    np.testing.assert_array_equal(m(x, (h0[None], c0[None])), ref)
+    r = dk.nn.SimpleRNN(3, 4, dtype=F64)
+    np.testing.assert_array_equal(r(x, h0), r.forward(x, h0))

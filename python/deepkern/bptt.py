@@ -21,6 +21,12 @@ flows through all T steps, and on into the next call via `res.state`); only grad
   within a chunk only (Williams & Peng's k1 = k2 = k; what "detach the state every k steps"
   gives in a framework). O(T).
 
+`model` may also be a Sequential whose first layer is recurrent (with return_sequences) and
+whose other layers act on each step independently (Dense, activations, Dropout, LayerNorm):
+those layers then form the head, run on every step's output before loss_fn / the Loss, and
+receive their gradients too; e.g. ``dk.bptt(char_rnn, x, dk.nn.SoftmaxCrossEntropy(),
+target=next_chars, truncate=20)``. `outputs` is still the recurrent layer's.
+
 truncate=None (or k >= T) is full BPTT; it runs the layer's fused whole-sequence path when it
 has one (forward_sequence/backward_sequence: the dk.lstm kernel for LSTM) unless fused=False.
 
@@ -78,6 +84,7 @@ def bptt(model, x, loss_fn=None, *, dy=None, target=None, truncate=None, mode="w
     if (loss_fn is None) == (dy is None):
         raise TypeError("bptt: give exactly one of 'loss_fn' (callable Y -> (loss, dY), or a Loss with "
                         "target=) and 'dy'")
+    model, loss_fn = _split_head(model, loss_fn)
     W = model.parameters()[0].value if model.parameters() else None
     xp = get_array_module(x if W is None else W)
     dt = W.dtype if W is not None else np.float64
@@ -123,6 +130,27 @@ def bptt(model, x, loss_fn=None, *, dy=None, target=None, truncate=None, mode="w
             if t - k + 1 <= 0:
                 state_grad = dstate if state_grad is None else tuple(a + b for a, b in zip(state_grad, dstate))
     return BPTTResult(loss, Y, state, dx, state_grad)
+
+
+def _split_head(model, loss_fn):
+    """A Sequential [recurrent, per-step head...] -> (recurrent layer, loss_fn through the head)."""
+    layers = getattr(model, "layers", None)
+    if layers is None or callable(getattr(model, "step", None)) or not layers:
+        return model, loss_fn
+    rnn, head = layers[0], layers[1:]
+    if not head or loss_fn is None:
+        return rnn, loss_fn
+
+    def through_head(Y):
+        out = Y
+        for layer in head:
+            out = layer.forward(out, training=True)
+        loss, d = loss_fn(out)
+        for layer in reversed(head):
+            d = layer.backward(d)
+        return loss, d
+
+    return rnn, through_head
 
 
 def _as_state(state, xp, dt):

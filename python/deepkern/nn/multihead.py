@@ -4,6 +4,7 @@ import numpy as np
 from .. import functional as F  # dk.scaled_dot_product_attention (+ _backward)
 from ._base import Layer, Parameter, default_rng, xp_of
 from ._checks import as_input, float_dtype, positive_int
+from ._matmul import gemm
 from .init import initialize
 
 
@@ -53,10 +54,10 @@ class MultiHeadAttention(Layer):
 
     def _project(self, xp, a, i):
         D = self.dim
-        y = a @ self.in_proj_weight.value[i * D:(i + 1) * D].T
-        if self.in_proj_bias is not None:
-            y = y + self.in_proj_bias.value[i * D:(i + 1) * D]
         B, L, _ = a.shape
+        y = gemm(a.reshape(B * L, D), self.in_proj_weight.value[i * D:(i + 1) * D], trans_b=True)
+        if self.in_proj_bias is not None:
+            y += self.in_proj_bias.value[i * D:(i + 1) * D]
         hd = D // self.num_heads
         return xp.ascontiguousarray(y.reshape(B, L, self.num_heads, hd).transpose(0, 2, 1, 3))  # (B, h, L, hd)
 
@@ -90,10 +91,11 @@ class MultiHeadAttention(Layer):
         q, k, v = self._project(xp, q_in, 0), self._project(xp, k_in, 1), self._project(xp, v_in, 2)
         mask = self._mask(xp, attn_mask, B, Lq, Lk, dt)
         o, ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=self.causal, return_ctx=True)
-        o = o.transpose(0, 2, 1, 3).reshape(B, Lq, D)
-        out = o @ self.out_proj_weight.value.T
+        o = xp.ascontiguousarray(o.transpose(0, 2, 1, 3)).reshape(B * Lq, D)
+        out = gemm(o, self.out_proj_weight.value, trans_b=True)
         if self.out_proj_bias is not None:
-            out = out + self.out_proj_bias.value
+            out += self.out_proj_bias.value
+        out = out.reshape(B, Lq, D)
         self._cache = (q_in, k_in, v_in, o, ctx, key is None, value is None) if training else None
         return out
 
@@ -102,24 +104,24 @@ class MultiHeadAttention(Layer):
             raise RuntimeError("MultiHeadAttention.backward called before forward(..., training=True)")
         q_in, k_in, v_in, o, ctx, self_attn, v_is_k = self._cache
         xp = xp_of(o)
+        B, Lq, D = q_in.shape
         dout = xp.asarray(dout, dtype=o.dtype)
-        if dout.shape != o.shape:
-            raise ValueError(f"MultiHeadAttention.backward: 'dout' has shape {tuple(dout.shape)}; expected {tuple(o.shape)}")
-        B, Lq, D = o.shape
+        if dout.shape != (B, Lq, D):
+            raise ValueError(f"MultiHeadAttention.backward: 'dout' has shape {tuple(dout.shape)}; expected {(B, Lq, D)}")
         H, hd = self.num_heads, D // self.num_heads
-        d2 = dout.reshape(-1, D)
-        self.out_proj_weight.accumulate(d2.T @ o.reshape(-1, D))
+        d2 = xp.ascontiguousarray(dout).reshape(-1, D)
+        self.out_proj_weight.accumulate(gemm(d2, o, trans_a=True))
         if self.out_proj_bias is not None:
             self.out_proj_bias.accumulate(d2.sum(axis=0))
-        do = (dout @ self.out_proj_weight.value).reshape(B, Lq, H, hd).transpose(0, 2, 1, 3)
+        do = gemm(d2, self.out_proj_weight.value).reshape(B, Lq, H, hd).transpose(0, 2, 1, 3)
         dq, dk, dv = F.scaled_dot_product_attention_backward(ctx, xp.ascontiguousarray(do))
         grads_w, grads_b, dins = [], [], []
         Win = self.in_proj_weight.value
         for i, (dh, a) in enumerate(((dq, q_in), (dk, k_in), (dv, v_in))):
-            g = dh.transpose(0, 2, 1, 3).reshape(-1, D)  # gradient at this projection's output
-            grads_w.append(g.T @ a.reshape(-1, D))
+            g = xp.ascontiguousarray(dh.transpose(0, 2, 1, 3)).reshape(-1, D)  # grad at this projection's output
+            grads_w.append(gemm(g, a.reshape(-1, D), trans_a=True))
             grads_b.append(g.sum(axis=0))
-            dins.append((g @ Win[i * D:(i + 1) * D]).reshape(a.shape))
+            dins.append(gemm(g, Win[i * D:(i + 1) * D]).reshape(a.shape))
         self.in_proj_weight.accumulate(xp.concatenate(grads_w, axis=0))
         if self.in_proj_bias is not None:
             self.in_proj_bias.accumulate(xp.concatenate(grads_b))

@@ -7,12 +7,13 @@ Both take x of shape (B, T, F) and return, like Keras,
   the final state. For a stacked LSTM (num_layers > 1) h and c are (num_layers, B, H), as in
   PyTorch; for one layer they are (B, H).
 
-``forward(x, initial_state=None, training=True)`` starts from `initial_state` (h, or (h, c), in the
-shapes above; zeros when None). ``backward(dy)`` takes the gradient of what forward returned (a
-tuple ``(dout, dh[, dc])`` when return_state, any entry may be None; a bare dout means no
-gradient on the final state), accumulates the parameter
-gradients, returns dx and leaves the gradient of the initial state in ``.state_grad`` (a tuple
-like the state) so an encoder can be trained through a decoder that started from its state.
+``forward(x, initial_state=None, training=True)`` (also ``layer(x, initial_state)``) starts from
+`initial_state`: h, or (h, c), in the shapes above (a one-layer state may also come as PyTorch's
+(1, B, H)); zeros when None. ``backward(dy)`` takes the gradient of what forward returned: a
+tuple ``(dout, dh[, dc])`` when return_state, any entry None for no gradient, or a bare dout
+(no gradient on the final state). It accumulates the parameter gradients, returns dx and leaves
+the gradient of the initial state in ``.state_grad`` (a tuple like the state), so an encoder can
+be trained through a decoder that started from its state.
 
 One bias per gate (the course's count): SimpleRNN has H(I+H)+H parameters, an LSTM layer
 4(H(I+H)+H). Weights use PyTorch's layouts (weight_ih (gH, I), weight_hh (gH, H), gate order
@@ -27,6 +28,7 @@ import numpy as np
 from .. import functional as F  # dk.lstm / dk.lstm_cell (+ _backward): the C++ kernels
 from ._base import Layer, Parameter, default_rng, xp_of
 from ._checks import as_input, float_dtype, positive_int
+from ._matmul import gemm
 from .init import initialize
 
 _RECURRENT_INITS = ("orthogonal", "identity", "glorot_uniform", "torch")
@@ -50,6 +52,9 @@ class _Recurrent(Layer):
     """Shared input/output handling of the batch-first recurrent layers."""
 
     _state_names = ("h",)
+
+    def __call__(self, x, initial_state=None, training=True):
+        return self.forward(x, initial_state, training=training)
 
     def _input(self, x):
         self.check_input(x)
@@ -82,6 +87,8 @@ class _Recurrent(Layer):
         out = []
         for name, s in zip(self._state_names, initial_state):
             s = as_input(type(self).__name__, s, xp, dt)
+            if len(shape) == 2 and tuple(s.shape) == (1,) + shape:
+                s = s[0]  # PyTorch's (num_layers=1, B, H)
             if tuple(s.shape) != shape:
                 raise ValueError(
                     f"{type(self).__name__}.forward: initial state '{name}' has shape {tuple(s.shape)}; expected {shape}"
@@ -185,46 +192,49 @@ class SimpleRNN(_Recurrent):
     def backward(self, dy):
         if self._cache is None:
             raise RuntimeError("SimpleRNN.backward called before forward(x, training=True)")
-        x = self._cache[0]
-        dY, dfinal = self._split_dy(dy, x.shape[0], x.shape[1], xp_of(x), x.dtype)
+        xt = self._cache[0]  # time-major (T, B, I)
+        dY, dfinal = self._split_dy(dy, xt.shape[1], xt.shape[0], xp_of(xt), xt.dtype)
         return self.backward_sequence(dY, dfinal)
 
     def forward_sequence(self, x, initial_state=None, training=True):
         """-> (Y (B, T, H) every step's output, final state (h,)), whatever return_* say."""
         x = self._input(x)
         xp, dt = xp_of(x), x.dtype
-        B, T, _ = x.shape
+        B, T, I = x.shape
+        H = self.hidden_size
         (h0,) = self._initial_state(initial_state, B, xp, dt)
         Wih, Whh = self.weight_ih.value, self.weight_hh.value
-        xw = x @ Wih.T + self.bias.value  # every step's input projection in one matmul
-        hs = xp.empty((B, T + 1, self.hidden_size), dt)  # hs[:, 0] = h0, hs[:, t+1] = h_t
-        hs[:, 0] = h0
+        xt = xp.ascontiguousarray(x.transpose(1, 0, 2))  # time-major, so every step's rows are contiguous
+        xw = gemm(xt.reshape(T * B, I), Wih, trans_b=True).reshape(T, B, H) + self.bias.value  # all steps at once
+        hs = xp.empty((T + 1, B, H), dt)  # hs[0] = h0, hs[t+1] = h_t
+        hs[0] = h0
         for t in range(T):
-            hs[:, t + 1] = self._act(xp, xw[:, t] + hs[:, t] @ Whh.T)
-        self._cache = (x, hs) if training else None
-        return hs[:, 1:], (hs[:, T].copy(),)
+            hs[t + 1] = self._act(xp, gemm(hs[t], Whh, trans_b=True, out=xw[t]))
+        self._cache = (xt, hs) if training else None
+        return xp.ascontiguousarray(hs[1:].transpose(1, 0, 2)), (hs[T].copy(),)
 
     def backward_sequence(self, dY, dfinal=None):
         """dY (B, T, H), dfinal (dh,) or None -> dx; parameter grads accumulate, .state_grad = (dh0,)."""
         if self._cache is None:
             raise RuntimeError("SimpleRNN.backward called before forward(x, training=True)")
-        x, hs = self._cache
-        xp, dt = xp_of(x), x.dtype
-        B, T, _ = x.shape
+        xt, hs = self._cache
+        xp, dt = xp_of(xt), xt.dtype
+        T, B, I = xt.shape
+        H = self.hidden_size
         dhT = None if dfinal is None else dfinal[0]
         Whh = self.weight_hh.value
-        dA = xp.empty_like(dY)  # gradient at the pre-activation of every step
-        dh = xp.zeros((B, self.hidden_size), dt) if dhT is None else dhT.copy()
+        dYt = xp.asarray(dY, dtype=dt).transpose(1, 0, 2)
+        dA = xp.empty((T, B, H), dt)  # gradient at the pre-activation of every step
+        dh = xp.zeros((B, H), dt) if dhT is None else dhT.copy()
         for t in range(T - 1, -1, -1):
-            dA[:, t] = (dY[:, t] + dh) * self._act_grad(hs[:, t + 1])
-            dh = dA[:, t] @ Whh
-        H, I = self.hidden_size, self.input_size
-        dA2 = dA.reshape(-1, H)
-        self.weight_ih.accumulate(dA2.T @ x.reshape(-1, I))
-        self.weight_hh.accumulate(dA2.T @ hs[:, :T].reshape(-1, H))
+            dA[t] = (dYt[t] + dh) * self._act_grad(hs[t + 1])
+            dh = gemm(dA[t], Whh)
+        dA2 = dA.reshape(T * B, H)
+        self.weight_ih.accumulate(gemm(dA2, xt.reshape(T * B, I), trans_a=True))
+        self.weight_hh.accumulate(gemm(dA2, hs[:T].reshape(T * B, H), trans_a=True))
         self.bias.accumulate(dA2.sum(axis=0))
         self.state_grad = (dh,)
-        return dA @ self.weight_ih.value
+        return xp.ascontiguousarray(gemm(dA2, self.weight_ih.value).reshape(T, B, I).transpose(1, 0, 2))
 
     # -- step-wise (bptt, decoders) -------------------------------------------------------------
     def zero_state(self, batch):
@@ -235,17 +245,19 @@ class SimpleRNN(_Recurrent):
         """One time step: x_t (B, I), state (h,) -> (h_t, (h_t,), cache)."""
         xp = xp_of(self.weight_ih.value)
         (h,) = state
-        h1 = self._act(xp, x_t @ self.weight_ih.value.T + h @ self.weight_hh.value.T + self.bias.value)
+        x_t = xp.ascontiguousarray(x_t)
+        pre = gemm(x_t, self.weight_ih.value, trans_b=True) + self.bias.value
+        h1 = self._act(xp, gemm(h, self.weight_hh.value, trans_b=True, out=pre))
         return h1, (h1,), (x_t, h, h1)
 
     def step_backward(self, cache, dy_t, dstate):
         x_t, h, h1 = cache
         dh = _add(dy_t, dstate[0] if dstate is not None else None, h1)
         da = dh * self._act_grad(h1)
-        self.weight_ih.accumulate(da.T @ x_t)
-        self.weight_hh.accumulate(da.T @ h)
+        self.weight_ih.accumulate(gemm(da, x_t, trans_a=True))
+        self.weight_hh.accumulate(gemm(da, h, trans_a=True))
         self.bias.accumulate(da.sum(axis=0))
-        return da @ self.weight_ih.value, (da @ self.weight_hh.value,)
+        return gemm(da, self.weight_ih.value), (gemm(da, self.weight_hh.value),)
 
     def load_torch_state(self, prefix, state):
         """From torch.nn.RNN(input_size, hidden_size, batch_first=True) (layer 0): the two biases are summed."""
