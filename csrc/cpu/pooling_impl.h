@@ -42,14 +42,16 @@ inline void live_columns(const Pool2dParams& p, int64_t& j_lo, int64_t& j_hi) {
   j_hi = imin(p.kw, p.W + p.pw);
 }
 
-template <typename T, int S>
-inline void max_sweep(const T* src, int64_t s_rt, int64_t lo, int64_t hi, T* y, int64_t* idx, int64_t base) {
+// I is the position type: int32 while a plane has fewer than 2^31 elements (as many SIMD lanes as
+// float, half the bytes of int64), int64 beyond.
+template <typename T, typename I, int S>
+inline void max_sweep(const T* src, int64_t s_rt, int64_t lo, int64_t hi, T* y, I* idx, int64_t base) {
   const int64_t s = S > 0 ? S : s_rt;
   for (int64_t ow = lo; ow < hi; ++ow) {
     const T v = src[ow * s];
     const bool take = (v > y[ow]) | (v != v);
     y[ow] = take ? v : y[ow];
-    idx[ow] = take ? base + ow * s : idx[ow];
+    idx[ow] = take ? I(base + ow * s) : idx[ow];
   }
 }
 
@@ -99,12 +101,11 @@ void max_forward_2x2s2(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
   }
 }
 
-template <typename T>
-void max_forward(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
-  int64_t j_lo, j_hi;
-  live_columns(p, j_lo, j_hi);
-  if (p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.ph == 0 && p.pw == 0)
-    return max_forward_2x2s2(p, x, y, idx);
+// Generic windows, one output row per task, in chunks of kChunk columns whose positions are
+// tracked as I (see max_sweep) and widened to the int64 indices once per chunk.
+template <typename T, typename I>
+void max_forward_rows(const Pool2dParams& p, const T* x, T* y, int64_t* idx, int64_t j_lo, int64_t j_hi) {
+  constexpr int64_t kChunk = 512;
   const int64_t rows = p.planes() * p.Ho;
 #pragma omp parallel for schedule(static) num_threads(num_threads())
   for (int64_t r = 0; r < rows; ++r) {
@@ -114,24 +115,43 @@ void max_forward(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
     int64_t* ir = idx + r * p.Wo;
     const int64_t h0 = oh * p.sh - p.ph;
     const int64_t hb = imax(h0, 0), he = imin(h0 + p.kh, p.H);
-    const int64_t Wo = p.Wo, sw = p.sw, pw = p.pw, first_row = hb * p.W;
-    for (int64_t ow = 0; ow < Wo; ++ow) {
-      yr[ow] = -std::numeric_limits<T>::infinity();
-      ir[ow] = first_row + imax(ow * sw - pw, 0);  // first valid position: kept if all are -inf
-    }
-    for (int64_t ih = hb; ih < he; ++ih) {
-      for (int64_t j = j_lo; j < j_hi; ++j) {
-        const int64_t off = j - p.pw;
-        int64_t lo, hi;
-        interior(off, p.sw, p.W, p.Wo, lo, hi);
-        const T* src = xp + ih * p.W + off;
-        const int64_t base = ih * p.W + off;
-        if (p.sw == 1) max_sweep<T, 1>(src, 1, lo, hi, yr, ir, base);
-        else if (p.sw == 2) max_sweep<T, 2>(src, 2, lo, hi, yr, ir, base);
-        else max_sweep<T, 0>(src, p.sw, lo, hi, yr, ir, base);
+    const int64_t sw = p.sw, pw = p.pw, first_row = hb * p.W;
+    I pos[kChunk];
+    for (int64_t c0 = 0; c0 < p.Wo; c0 += kChunk) {
+      const int64_t c1 = imin(c0 + kChunk, p.Wo);
+      I* pc = pos - c0;  // pc[ow] for ow in [c0, c1)
+      for (int64_t ow = c0; ow < c1; ++ow) {
+        yr[ow] = -std::numeric_limits<T>::infinity();
+        pc[ow] = I(first_row + imax(ow * sw - pw, 0));  // first valid position: kept if all are -inf
       }
+      for (int64_t ih = hb; ih < he; ++ih) {
+        for (int64_t j = j_lo; j < j_hi; ++j) {
+          const int64_t off = j - pw;
+          int64_t lo, hi;
+          interior(off, sw, p.W, p.Wo, lo, hi);
+          lo = imax(lo, c0);
+          hi = imin(hi, c1);
+          if (lo >= hi) continue;
+          const T* src = xp + ih * p.W + off;
+          const int64_t base = ih * p.W + off;
+          if (sw == 1) max_sweep<T, I, 1>(src, 1, lo, hi, yr, pc, base);
+          else if (sw == 2) max_sweep<T, I, 2>(src, 2, lo, hi, yr, pc, base);
+          else max_sweep<T, I, 0>(src, sw, lo, hi, yr, pc, base);
+        }
+      }
+      for (int64_t ow = c0; ow < c1; ++ow) ir[ow] = int64_t(pc[ow]);
     }
   }
+}
+
+template <typename T>
+void max_forward(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
+  int64_t j_lo, j_hi;
+  live_columns(p, j_lo, j_hi);
+  if (p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.ph == 0 && p.pw == 0)
+    return max_forward_2x2s2(p, x, y, idx);
+  if (p.in_plane() < (int64_t(1) << 31)) return max_forward_rows<T, int32_t>(p, x, y, idx, j_lo, j_hi);
+  return max_forward_rows<T, int64_t>(p, x, y, idx, j_lo, j_hi);
 }
 
 // 2x2 / stride 2 / no padding: windows tile the plane, so every input is written exactly once
