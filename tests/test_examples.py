@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+import deepkern as dk
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
@@ -19,9 +21,14 @@ pytest.importorskip("matplotlib")
 pytest.importorskip("sklearn")
 
 
+# The subprocesses must import the same deepkern as this test session: the installed package in CI,
+# the in-place build under python/ in a checkout (never the unbuilt sources shadowing an install).
+DEEPKERN_PATH = str(Path(dk.__file__).resolve().parents[1])
+
+
 def _run(args, tmp_path, timeout=120):
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "python"), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([DEEPKERN_PATH, env.get("PYTHONPATH", "")])
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
     env["MPLBACKEND"] = "Agg"
@@ -51,7 +58,7 @@ def test_main_job_cuda_without_gpu_is_a_clear_error(tmp_path):
 
     if deepkern.cuda_available():
         pytest.skip("a GPU is present: the CUDA path is exercised for real")
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    env = dict(os.environ, PYTHONPATH=DEEPKERN_PATH)
     p = subprocess.run([sys.executable, "-m", "deepkern", "--device", "cuda", "--quick"], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2
