@@ -51,28 +51,37 @@ class SoftmaxCrossEntropy(Loss):
             raise ValueError(f"{name}: 'pred' must be logits of shape (..., C), got shape {tuple(z.shape)}")
         C = z.shape[-1]
         m = z.max(axis=-1, keepdims=True)
-        e = xp.exp(z - m)
-        s = e.sum(axis=-1, keepdims=True)
-        logp = (z - m) - xp.log(s)
-        probs = e / s
+        probs = z - m
+        xp.exp(probs, out=probs)
+        s = probs.sum(axis=-1, keepdims=True)
+        probs /= s
+        log_s = xp.log(s)
+        n = max(int(np.prod(z.shape[:-1])), 1)
         if t.shape == z.shape[:-1]:
             if t.dtype.kind == "f" and not bool((t == xp.round(t)).all()):
                 raise ValueError(f"{name}: 'target' of shape {tuple(t.shape)} must hold integer class labels")
-            labels = t.astype(np.int64)
+            labels = t.astype(np.int64).reshape(-1)
             if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= C):
                 raise ValueError(f"{name}: class labels must lie in [0, {C}), got [{int(labels.min())}, {int(labels.max())}]")
-            onehot = (labels[..., None] == xp.arange(C)).astype(z.dtype)
+            # Labels pick one log-probability per row: no dense one-hot is built.
+            rows = xp.arange(labels.size)
+            picked = z.reshape(-1, C)[rows, labels] - m.reshape(-1) - log_s.reshape(-1)
+            loss = -float(picked.sum()) / n
+            grad = probs.copy().reshape(-1, C)
+            grad[rows, labels] -= 1
+            grad /= n
+            self._grad = grad.reshape(z.shape)
         elif t.shape == z.shape:
-            onehot = t.astype(z.dtype)
+            target = t.astype(z.dtype)
+            logp = (z - m) - log_s
+            loss = -float((target * logp).sum()) / n
+            # d/dz of the mean: (softmax * sum(target) - target) / n
+            self._grad = (probs * target.sum(axis=-1, keepdims=True) - target) / n
         else:
             raise ValueError(
                 f"{name}: 'target' has shape {tuple(t.shape)}; expected integer labels {tuple(z.shape[:-1])} "
                 f"or probabilities {tuple(z.shape)} for 'pred' of shape {tuple(z.shape)}"
             )
-        n = max(int(np.prod(z.shape[:-1])), 1)
-        loss = -float((onehot * logp).sum()) / n
-        # d/dz of the mean: (softmax * sum(target) - target) / n (sum(target) = 1 for labels/one-hot)
-        self._grad = (probs * onehot.sum(axis=-1, keepdims=True) - onehot) / n
         self.probs = probs
         return loss
 
