@@ -41,6 +41,7 @@ rm -f "$log".*
 export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:halt_on_error=1:abort_on_error=1:log_path=$log:${ASAN_OPTIONS:-}"
 # UBSan (as loaded here, beside ASan) ignores log_path and writes to fd 2: pytest runs with
 # --capture=sys so C-level stderr is not swallowed, and stderr is teed into $log.stderr.
+export DEEPKERN_SANITIZER_BUILD=1  # tests that assert -O3-exact cancellation relax to rounding
 export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:${UBSAN_OPTIONS:-}"
 [ $# -gt 0 ] || set -- -q tests
 
