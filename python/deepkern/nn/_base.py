@@ -56,6 +56,11 @@ def device_of_array(a):
     return "cuda" if is_cupy_array(a) else "cpu"
 
 
+def where_is(a):
+    """How device-mismatch errors name an array's place: 'a cupy array (GPU)' / 'a numpy array (CPU)'."""
+    return "a cupy array (GPU)" if is_cupy_array(a) else "a numpy array (CPU)"
+
+
 def _to_device(a, device):
     if a is None:
         return None
@@ -298,12 +303,10 @@ class Layer:
         p = self._first_param()
         if p is None:
             return
-        on_gpu, p_gpu = is_cupy_array(x), is_cupy_array(p.value)
-        if on_gpu != p_gpu:
-            where = lambda g: "a cupy array (GPU)" if g else "a numpy array (CPU)"  # noqa: E731
+        if is_cupy_array(x) != is_cupy_array(p.value):
             raise TypeError(
-                f"{type(self).__name__}.forward: '{name}' is {where(on_gpu)} but the layer's parameters are "
-                f"{where(p_gpu)}; move the model with .to('cuda'/'cpu') or pass arrays on the same device"
+                f"{type(self).__name__}.forward: '{name}' is {where_is(x)} but the layer's parameters are "
+                f"{where_is(p.value)}; move the model with .to('cuda'/'cpu') or pass arrays on the same device"
             )
 
     # -- serialisation ----------------------------------------------------------------------

@@ -9,12 +9,12 @@ MSE is PyTorch's MSELoss (mean over all elements). BinaryCrossEntropy is BCELoss
 import numpy as np
 
 from .._backend import get_array_module, is_cupy_array
+from ._base import where_is
 
 
 def _arrays(name, pred, target):
     if is_cupy_array(pred) != is_cupy_array(target):
-        where = lambda a: "a cupy array (GPU)" if is_cupy_array(a) else "a numpy array (CPU)"  # noqa: E731
-        raise TypeError(f"{name}: 'pred' is {where(pred)} but 'target' is {where(target)}")
+        raise TypeError(f"{name}: 'pred' is {where_is(pred)} but 'target' is {where_is(target)}")
     xp = get_array_module(pred, target)
     p = xp.asarray(pred)
     if p.dtype.kind != "f":

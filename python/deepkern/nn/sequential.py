@@ -5,7 +5,7 @@ import json
 import numpy as np
 
 from .._backend import get_array_module, is_cupy_array
-from ._base import Layer, to_numpy
+from ._base import Layer, to_numpy, where_is
 from .training import fit as _fit, evaluate as _evaluate, batched_predict
 
 
@@ -44,10 +44,9 @@ class Sequential(Layer):
     def check_input(self, x, name="x"):
         p = next((q for layer in self.layers for q in [layer._first_param()] if q is not None), None)
         if p is not None and is_cupy_array(x) != is_cupy_array(p.value):
-            where = lambda g: "a cupy array (GPU)" if g else "a numpy array (CPU)"  # noqa: E731
             raise TypeError(
-                f"Sequential: '{name}' is {where(is_cupy_array(x))} but the model's parameters are "
-                f"{where(is_cupy_array(p.value))}; call model.to('cuda') / model.to('cpu') or move the data"
+                f"Sequential: '{name}' is {where_is(x)} but the model's parameters are "
+                f"{where_is(p.value)}; call model.to('cuda') / model.to('cpu') or move the data"
             )
 
     def zero_grad(self):
