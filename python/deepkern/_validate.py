@@ -8,6 +8,7 @@ import numbers
 import numpy as np
 
 from ._backend import backend_for, is_cupy_array
+from ._saved import check_unmodified
 
 
 def _kind(a):
@@ -133,6 +134,7 @@ def check_ctx(op, ctx, expected_op):
     if getattr(ctx, "op", None) != expected_op:
         got = getattr(ctx, "op", type(ctx).__name__)
         raise TypeError(f"{op}: 'ctx' must come from {expected_op}(..., return_ctx=True), got a context of {got!r}")
+    check_unmodified(op, ctx)
 
 
 class Context:
@@ -143,10 +145,11 @@ class Context:
         self.backend = backend
         self.out_dtype = out_dtype
         self.compute_dtype = compute_dtype
+        self._fingerprints = {}  # name -> (array, fingerprint), see _saved.py
         self.__dict__.update(saved)
 
     def __repr__(self):
-        keys = ", ".join(k for k in self.__dict__ if k not in ("op", "backend"))
+        keys = ", ".join(k for k in self.__dict__ if k not in ("op", "backend", "_fingerprints"))
         return f"<deepkern Context of {self.op} on {self.backend.name}: {keys}>"
 
 

@@ -10,6 +10,7 @@ import numbers
 
 import numpy as np
 
+from .._saved import watch
 from .._validate import Context, array_module_of, as_float_arrays, as_grad, check_ctx, to_out_dtype
 
 _OP = "scaled_dot_product_attention"
@@ -87,6 +88,7 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, scale
     """
     op = _OP
     array_module_of(op, [("q", q), ("k", k), ("v", v), ("attn_mask", attn_mask)])  # device mix check
+    given_q, given_k, given_v = q, k, v
     backend, (q, k, v), out_dt, comp_dt = as_float_arrays(op, [("q", q), ("k", k), ("v", v)])
     xp = backend.xp
     batch, Lq, Lk, D, Dv = _shapes(op, q, k, v)
@@ -116,6 +118,7 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, scale
     if return_ctx:
         ctx = Context(op, backend, out_dt, comp_dt, params=params, q=q, k=k, v=v, mask=mask, mask_off=moff,
                       out=out, lse=lse, q_shape=q_shape, k_shape=k_shape, v_shape=v_shape)
+        watch(ctx, q=(q, given_q), k=(k, given_k), v=(v, given_v), out=(out, result))
         return result, ctx
     return result
 

@@ -1,5 +1,6 @@
 """conv2d and its backward pass (NCHW input, (K, C, kh, kw) weights; PyTorch's semantics)."""
 from .._backend import is_cupy_array
+from .._saved import watch
 from .._validate import Context, as_float_arrays, as_grad, check_ctx, check_ndim, int_pair, to_out_dtype
 
 
@@ -55,6 +56,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, out=None, return_ct
     Ho = (H + 2*ph - dh*(kh-1) - 1) // sh + 1 (likewise Wo). `out`, if given, receives y and is returned.
     """
     op = "conv2d"
+    given_x, given_w = x, w
     backend, (x, w, b), out_dt, comp_dt = as_float_arrays(op, [("x", x), ("w", w), ("b", b)], optional=("b",))
     params = _conv_params(op, x, w, b, stride, padding, dilation)
     N, K, Ho, Wo = params[0], params[4], params[7], params[8]
@@ -69,6 +71,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, out=None, return_ct
     result = to_out_dtype(y, out_dt)
     if return_ctx:
         ctx = Context(op, backend, out_dt, comp_dt, params=params, x=x, w=w, has_bias=b is not None, y_shape=shape)
+        watch(ctx, x=(x, given_x), w=(w, given_w))
         return result, ctx
     return result
 

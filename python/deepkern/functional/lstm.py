@@ -6,6 +6,7 @@ a cell is the same kernel with T = 1. The initial state may be None, meaning zer
 PyTorch); its gradient is then None too. A forward's final (hT, cT) can be passed as the
 next call's (h0, c0), which is how truncated BPTT carries the state across windows.
 """
+from .._saved import watch
 from .._validate import Context, as_float_arrays, as_grad, check_ctx, check_ndim, to_out_dtype
 
 
@@ -55,7 +56,7 @@ def _prepare(op, x, x_ndim, x_layout, state_names, h, c, w_ih, w_hh, b_ih, b_hh)
     return backend, (x, h, c, w_ih, w_hh, b_ih, b_hh), out_dt, comp_dt, (T, B, I, H)
 
 
-def _run_forward(op, backend, arrays, out_dt, comp_dt, params, return_ctx):
+def _run_forward(op, backend, arrays, out_dt, comp_dt, params, return_ctx, given_weights):
     x, h0, c0, w_ih, w_hh, b_ih, b_hh = arrays
     T, B, I, H = params
     y = backend.empty((T, B, H), comp_dt)
@@ -74,6 +75,8 @@ def _run_forward(op, backend, arrays, out_dt, comp_dt, params, return_ctx):
         op, backend, out_dt, comp_dt, params=params, xh=xh, w_ih=w_ih, w_hh=w_hh, gates=gates, cs=cs,
         has_h0=h0 is not None, has_c0=c0 is not None, has_b_ih=b_ih is not None, has_b_hh=b_hh is not None,
     )
+    # x, h0 and c0 are copied into xh and cs; the weights are the caller's (unless converted).
+    watch(ctx, w_ih=(w_ih, given_weights[0]), w_hh=(w_hh, given_weights[1]))
     return outs, ctx
 
 
@@ -110,7 +113,7 @@ def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None, *, return_ctx=False):
     backend, arrays, out_dt, comp_dt, params = _prepare(
         op, x, 2, "(batch, input_size)", ("h", "c"), h, c, w_ih, w_hh, b_ih, b_hh
     )
-    (y, h1, c1), ctx = _run_forward(op, backend, arrays, out_dt, comp_dt, params, return_ctx)
+    (y, h1, c1), ctx = _run_forward(op, backend, arrays, out_dt, comp_dt, params, return_ctx, (w_ih, w_hh))
     return ((h1, c1), ctx) if return_ctx else (h1, c1)
 
 
@@ -138,7 +141,7 @@ def lstm(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, *, return_ctx=False):
     backend, arrays, out_dt, comp_dt, params = _prepare(
         op, x, 3, "(seq_len, batch, input_size)", ("h0", "c0"), h0, c0, w_ih, w_hh, b_ih, b_hh
     )
-    outs, ctx = _run_forward(op, backend, arrays, out_dt, comp_dt, params, return_ctx)
+    outs, ctx = _run_forward(op, backend, arrays, out_dt, comp_dt, params, return_ctx, (w_ih, w_hh))
     return (outs, ctx) if return_ctx else outs
 
 

@@ -1,4 +1,5 @@
 """max_pool2d / avg_pool2d and their backward passes (NCHW, PyTorch's semantics)."""
+from .._saved import watch
 from .._validate import Context, as_float_arrays, as_grad, check_ctx, check_ndim, int_pair, to_out_dtype
 
 
@@ -41,6 +42,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, return_indices=False, 
         result = (result, idx)
     if return_ctx:
         ctx = Context(op, backend, out_dt, comp_dt, params=params, x_shape=x.shape, indices=idx)
+        watch(ctx, indices=(idx, idx if return_indices else None))
         return result, ctx
     return result
 

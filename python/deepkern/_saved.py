@@ -1,0 +1,45 @@
+"""Arrays a forward saves for its backward, and in-place changes to them.
+
+A ctx keeps references, not copies, to arrays the caller can still reach: inputs passed without
+a conversion, and outputs it returned that the backward needs (attention's out, max pooling's
+indices). Changing one of them in place between the forward and the backward would make the
+backward compute wrong gradients without a sign. PyTorch notices through tensor version
+counters; numpy has none, so the ctx records a 64-bit fingerprint of each such array and the
+backward recomputes it (one read of the array each way) and raises RuntimeError on a change.
+Arrays the forward converted or allocated itself are private and are not checked.
+"""
+import numbers
+
+import numpy as np
+
+from . import _cpu
+
+
+def _reachable(saved, via):
+    """True when `saved` shares memory with `via`, the object the caller passed or got back."""
+    if via is None or isinstance(via, (list, tuple, numbers.Number)):
+        return False  # converted into a fresh array the caller never sees
+    if isinstance(via, np.ndarray):
+        return np.may_share_memory(saved, via)
+    try:
+        return np.may_share_memory(saved, np.asarray(via))
+    except Exception:
+        return True  # cannot tell: check it
+
+
+def watch(ctx, **saved_and_via):
+    """Fingerprint each saved array the caller can reach: watch(ctx, x=(x_saved, x_as_passed))."""
+    if ctx.backend.name != "cpu":
+        return  # the CUDA backend saves no caller arrays yet (pooling keeps only private indices)
+    for name, (saved, via) in saved_and_via.items():
+        if saved is not None and _reachable(saved, via):
+            ctx._fingerprints[name] = (saved, _cpu.fingerprint(saved))
+
+
+def check_unmodified(op, ctx):
+    for name, (saved, fp) in ctx._fingerprints.items():
+        if _cpu.fingerprint(saved) != fp:
+            raise RuntimeError(
+                f"{op}: '{name}', saved by {ctx.op} for the backward pass, was modified in place after the "
+                f"forward pass, so its gradients would be wrong; modify a copy, or run {ctx.op} again"
+            )
