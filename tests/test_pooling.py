@@ -21,6 +21,12 @@ SHAPES = [
     (1, 2, 31, 29, 4, 3, 2),
     (4, 1, 3, 3, 3, 1, 0),
     (1, 7, 2, 2, (2, 1), None, 0),  # stride defaults to kernel
+    # Rows wide enough for the vector blocks of the generic max path (>= 16 float / 8 double columns
+    # whose windows avoid the padding), at strides 1-4; the last block overlaps the one before it.
+    (2, 3, 9, 70, 3, 2, 1),
+    (1, 2, 7, 53, (2, 3), (1, 3), (0, 1)),
+    (1, 1, 5, 80, (1, 4), 4, (0, 2)),
+    (2, 2, 6, 40, 3, 1, 0),
 ]
 
 
@@ -118,6 +124,21 @@ def test_nan_propagates_like_torch():
     np.testing.assert_array_equal(np.isnan(y), np.isnan(yt.numpy()))
     np.testing.assert_array_equal(idx, it.numpy())
     assert_close(dk.avg_pool2d(x, 2), F.avg_pool2d(torch.tensor(x), 2), np.float32)
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3, 4])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_wide_rows_with_ties_nan_and_inf_match_torch(stride, dtype, rng):
+    """The vector-block path on data full of ties (first max wins), NaNs (the last NaN wins) and
+    all--inf windows (the first in-bounds position is kept), against PyTorch's values and indices."""
+    x = np.round(rng.standard_normal((2, 3, 8, 16 * stride + 23)) * 1.5).astype(dtype)
+    x[rng.random(x.shape) < 0.02] = np.nan
+    x[0, 1] = -np.inf
+    x[1, 2, :, 5:40] = -np.inf
+    y, idx = dk.max_pool2d(x, 3, stride, 1, return_indices=True)
+    yt, it = F.max_pool2d(torch.tensor(x), 3, stride, 1, return_indices=True)
+    np.testing.assert_array_equal(y, yt.numpy())  # NaN == NaN here
+    np.testing.assert_array_equal(idx, it.numpy())
 
 
 def test_all_minus_inf_window_and_padding():
@@ -218,7 +239,8 @@ sys.path.insert(0, 'tests')
 from reference import max_pool2d_ref, avg_pool2d_ref
 rng = np.random.default_rng(5)
 for shape, k, s, p in [((2, 3, 37, 41), (3, 3), (1, 1), (1, 1)), ((1, 2, 64, 70), (2, 2), (2, 2), (0, 0)), ((2, 1, 9, 7), (2, 2), (2, 2), (0, 0)),
-                       ((2, 2, 20, 19), (3, 2), (3, 3), (1, 0))]:
+                       ((2, 2, 20, 19), (3, 2), (3, 3), (1, 0)), ((2, 2, 11, 67), (3, 3), (2, 2), (1, 1)),
+                       ((1, 2, 6, 75), (2, 3), (1, 3), (0, 1))]:
     for dt in (np.float32, np.float64):
         x = rng.standard_normal(shape).astype(dt)
         y, idx = dk.max_pool2d(x, k, s, p, return_indices=True)

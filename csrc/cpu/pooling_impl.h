@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 #include "common/pool_params.h"
 #include "cpu/parallel.h"
@@ -101,12 +102,100 @@ void max_forward_2x2s2(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
   }
 }
 
+// Lanes 0, 2, 4, ... of the 2V-lane concatenation lo:hi (a two-source permute).
+template <typename TV, int... K>
+inline TV even_lanes(TV lo, TV hi, std::integer_sequence<int, K...>) {
+#if defined(__clang__)
+  return __builtin_shufflevector(lo, hi, (2 * K)...);
+#else
+  typedef decltype(lo < lo) MV;  // integer lanes of T's width: the mask type __builtin_shuffle wants
+  return __builtin_shuffle(lo, hi, MV{(2 * K)...});
+#endif
+}
+
+// Loads V values src[0], src[s], ..., src[(V-1)s] into a vector. For s = 2 the even lanes of
+// two contiguous vectors (one two-source permute).
+template <typename TV, typename T, int S, int V>
+inline TV load_strided(const T* src, int64_t s) {
+  TV v;
+  if constexpr (S == 1) {
+    std::memcpy(&v, src, sizeof(TV));
+  } else if constexpr (S == 2) {
+    TV lo, hi;
+    std::memcpy(&lo, src, sizeof(TV));
+    std::memcpy(&hi, src + V, sizeof(TV));
+    return even_lanes(lo, hi, std::make_integer_sequence<int, V>{});
+  } else {
+    for (int k = 0; k < V; ++k) v[k] = src[k * s];
+  }
+  return v;
+}
+
+// V output columns whose windows lie wholly inside the row (no column padding), all taps at once:
+// the running max and its position are vectors (GCC/Clang vector extensions, so they stay in
+// registers on every ISA) across the kh*kw taps, instead of one pass over the output row per
+// tap. Taps in row-major order; a value replaces the max if greater or NaN, as max_sweep.
+template <typename T, typename I, int S, int V>
+inline void max_block(const T* xp, int64_t W, int64_t hb, int64_t he, int64_t kw, int64_t col0, int64_t s_rt,
+                      T* y, I* pos) {
+  typedef T TV __attribute__((vector_size(V * sizeof(T))));
+  typedef I IV __attribute__((vector_size(V * sizeof(I))));
+  const int64_t s = S > 0 ? S : s_rt;
+  TV best;
+  IV lane;
+  for (int v = 0; v < V; ++v) {
+    best[v] = -std::numeric_limits<T>::infinity();
+    lane[v] = I(v * s);
+  }
+  IV at = lane + I(hb * W + col0);  // first valid position: kept if all are -inf
+  for (int64_t ih = hb; ih < he; ++ih) {
+    for (int64_t j = 0; j < kw; ++j) {
+      const int64_t base = ih * W + col0 + j;
+      const TV val = load_strided<TV, T, S, V>(xp + base, s);
+      const auto take = (val > best) | (val != val);
+      best = take ? val : best;
+      at = __builtin_convertvector(take, IV) ? lane + I(base) : at;
+    }
+  }
+  std::memcpy(y, &best, sizeof(TV));
+  std::memcpy(pos, &at, sizeof(IV));
+}
+
+// One output column, scalar, taps clipped to the row (an edge column next to the padding).
+template <typename T, typename I>
+inline void max_column(const Pool2dParams& p, const T* xp, int64_t hb, int64_t he, int64_t ow, T* y, I* pos) {
+  const int64_t c_first = ow * p.sw - p.pw;
+  const int64_t cb = imax(c_first, 0), ce = imin(c_first + p.kw, p.W);
+  T best = -std::numeric_limits<T>::infinity();
+  I at = I(hb * p.W + cb);  // first valid position: kept if all are -inf
+  for (int64_t ih = hb; ih < he; ++ih) {
+    for (int64_t c = cb; c < ce; ++c) {
+      const T val = xp[ih * p.W + c];
+      if ((val > best) | (val != val)) {
+        best = val;
+        at = I(ih * p.W + c);
+      }
+    }
+  }
+  y[ow] = best;
+  pos[ow] = at;
+}
+
 // Generic windows, one output row per task, in chunks of kChunk columns whose positions are
-// tracked as I (see max_sweep) and widened to the int64 indices once per chunk.
+// tracked as I (see max_sweep) and widened to the int64 indices once per chunk. Where the row
+// has at least V columns whose windows lie wholly inside it, those go through max_block (the
+// last block may overlap the one before: recomputing a column is harmless) and the edge columns
+// through max_column; otherwise (narrow rows, strides > 4) one max_sweep per tap.
 template <typename T, typename I>
 void max_forward_rows(const Pool2dParams& p, const T* x, T* y, int64_t* idx, int64_t j_lo, int64_t j_hi) {
   constexpr int64_t kChunk = 512;
+  constexpr int V = 64 / sizeof(T);  // one 512-bit vector, two 256-bit ones
   const int64_t rows = p.planes() * p.Ho;
+  const int64_t sw = p.sw, pw = p.pw;
+  // Interior output columns [in_lo, in_hi): ow*sw - pw >= 0 and ow*sw - pw + kw - 1 <= W - 1.
+  const int64_t in_lo = imin((pw + sw - 1) / sw, p.Wo);
+  const int64_t in_hi = p.W - p.kw + pw < 0 ? 0 : imin((p.W - p.kw + pw) / sw + 1, p.Wo);
+  const bool blocks = in_hi - in_lo >= V && sw <= 4;
 #pragma omp parallel for schedule(static) num_threads(num_threads())
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t plane = r / p.Ho, oh = r % p.Ho;
@@ -115,28 +204,45 @@ void max_forward_rows(const Pool2dParams& p, const T* x, T* y, int64_t* idx, int
     int64_t* ir = idx + r * p.Wo;
     const int64_t h0 = oh * p.sh - p.ph;
     const int64_t hb = imax(h0, 0), he = imin(h0 + p.kh, p.H);
-    const int64_t sw = p.sw, pw = p.pw, first_row = hb * p.W;
+    const int64_t first_row = hb * p.W;
     I pos[kChunk];
     for (int64_t c0 = 0; c0 < p.Wo; c0 += kChunk) {
       const int64_t c1 = imin(c0 + kChunk, p.Wo);
       I* pc = pos - c0;  // pc[ow] for ow in [c0, c1)
-      for (int64_t ow = c0; ow < c1; ++ow) {
-        yr[ow] = -std::numeric_limits<T>::infinity();
-        pc[ow] = I(first_row + imax(ow * sw - pw, 0));  // first valid position: kept if all are -inf
+      // [b_lo, b_hi): the columns of this chunk that blocks cover.
+      int64_t b_lo = imax(in_lo, c0), b_hi = imin(in_hi, c1);
+      if (!blocks || b_hi - b_lo < V) b_lo = b_hi = c0;
+      for (int64_t ow = b_lo; ow < b_hi; ow += V) {
+        const int64_t o = imin(ow, b_hi - V);
+        const int64_t col0 = o * sw - pw;
+        if (sw == 1) max_block<T, I, 1, V>(xp, p.W, hb, he, p.kw, col0, 1, yr + o, pc + o);
+        else if (sw == 2) max_block<T, I, 2, V>(xp, p.W, hb, he, p.kw, col0, 2, yr + o, pc + o);
+        else max_block<T, I, 0, V>(xp, p.W, hb, he, p.kw, col0, sw, yr + o, pc + o);
       }
-      for (int64_t ih = hb; ih < he; ++ih) {
-        for (int64_t j = j_lo; j < j_hi; ++j) {
-          const int64_t off = j - pw;
-          int64_t lo, hi;
-          interior(off, sw, p.W, p.Wo, lo, hi);
-          lo = imax(lo, c0);
-          hi = imin(hi, c1);
-          if (lo >= hi) continue;
-          const T* src = xp + ih * p.W + off;
-          const int64_t base = ih * p.W + off;
-          if (sw == 1) max_sweep<T, I, 1>(src, 1, lo, hi, yr, pc, base);
-          else if (sw == 2) max_sweep<T, I, 2>(src, 2, lo, hi, yr, pc, base);
-          else max_sweep<T, I, 0>(src, sw, lo, hi, yr, pc, base);
+      if (b_lo < b_hi) {
+        // Blocks cover the interior; the few edge columns go one at a time.
+        for (int64_t ow = c0; ow < b_lo; ++ow) max_column(p, xp, hb, he, ow, yr, pc);
+        for (int64_t ow = b_hi; ow < c1; ++ow) max_column(p, xp, hb, he, ow, yr, pc);
+      } else {
+        // No blocks: one sweep per tap along the whole chunk.
+        for (int64_t ow = c0; ow < c1; ++ow) {
+          yr[ow] = -std::numeric_limits<T>::infinity();
+          pc[ow] = I(first_row + imax(ow * sw - pw, 0));  // first valid position: kept if all are -inf
+        }
+        for (int64_t ih = hb; ih < he; ++ih) {
+          for (int64_t j = j_lo; j < j_hi; ++j) {
+            const int64_t off = j - pw;
+            int64_t lo, hi;
+            interior(off, sw, p.W, p.Wo, lo, hi);
+            lo = imax(lo, c0);
+            hi = imin(hi, c1);
+            if (lo >= hi) continue;
+            const T* src = xp + ih * p.W + off;
+            const int64_t base = ih * p.W + off;
+            if (sw == 1) max_sweep<T, I, 1>(src, 1, lo, hi, yr, pc, base);
+            else if (sw == 2) max_sweep<T, I, 2>(src, 2, lo, hi, yr, pc, base);
+            else max_sweep<T, I, 0>(src, sw, lo, hi, yr, pc, base);
+          }
         }
       }
       for (int64_t ow = c0; ow < c1; ++ow) ir[ow] = int64_t(pc[ow]);
