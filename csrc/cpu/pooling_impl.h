@@ -305,12 +305,33 @@ void max_backward(const Pool2dParams& p, const T* dy, const int64_t* idx, T* dx)
   }
 }
 
+// The sum over a window wholly inside the row for V output columns at once, taps in row-major
+// order (the same order, so the same rounding, as the per-tap sweeps of avg_forward).
+template <typename T, int S, int V>
+inline void sum_block(const T* xp, int64_t W, int64_t hb, int64_t he, int64_t kw, int64_t col0, int64_t s_rt,
+                      T inv_area, T* y) {
+  typedef T TV __attribute__((vector_size(V * sizeof(T))));
+  const int64_t s = S > 0 ? S : s_rt;
+  TV acc = {};
+  for (int64_t ih = hb; ih < he; ++ih)
+    for (int64_t j = 0; j < kw; ++j) acc += load_strided<TV, T, S, V>(xp + ih * W + col0 + j, s);
+  acc *= inv_area;
+  std::memcpy(y, &acc, sizeof(TV));
+}
+
 template <typename T>
 void avg_forward(const Pool2dParams& p, const T* x, T* y) {
   int64_t j_lo, j_hi;
   live_columns(p, j_lo, j_hi);
+  constexpr int V = 64 / sizeof(T);
   const int64_t rows = p.planes() * p.Ho;
   const T inv_area = T(1) / (T(p.kh) * T(p.kw));  // kh*kw could overflow int64
+  const int64_t sw = p.sw, pw = p.pw;
+  // As max_forward_rows: vector blocks over the columns whose windows avoid the padding.
+  const int64_t in_lo = imin((pw + sw - 1) / sw, p.Wo);
+  const int64_t in_hi = p.W - p.kw + pw < 0 ? 0 : imin((p.W - p.kw + pw) / sw + 1, p.Wo);
+  const bool blocks = in_hi - in_lo >= V && sw <= 4;
+  const int64_t b_lo = blocks ? in_lo : 0, b_hi = blocks ? in_hi : 0;
 #pragma omp parallel for schedule(static) num_threads(num_threads())
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t plane = r / p.Ho, oh = r % p.Ho;
@@ -318,24 +339,63 @@ void avg_forward(const Pool2dParams& p, const T* x, T* y) {
     T* yr = y + r * p.Wo;
     const int64_t h0 = oh * p.sh - p.ph;
     const int64_t hb = imax(h0, 0), he = imin(h0 + p.kh, p.H);
-    for (int64_t ow = 0; ow < p.Wo; ++ow) yr[ow] = T(0);
-    for (int64_t ih = hb; ih < he; ++ih) {
-      for (int64_t j = j_lo; j < j_hi; ++j) {
-        const int64_t off = j - p.pw;
-        int64_t lo, hi;
-        interior(off, p.sw, p.W, p.Wo, lo, hi);
-        const T* src = xp + ih * p.W + off;
-        if (p.sw == 1) sum_sweep<T, 1>(src, 1, lo, hi, yr);
-        else if (p.sw == 2) sum_sweep<T, 2>(src, 2, lo, hi, yr);
-        else sum_sweep<T, 0>(src, p.sw, lo, hi, yr);
-      }
+    for (int64_t ow = b_lo; ow < b_hi; ow += V) {
+      const int64_t o = imin(ow, b_hi - V);
+      const int64_t col0 = o * sw - pw;
+      if (sw == 1) sum_block<T, 1, V>(xp, p.W, hb, he, p.kw, col0, 1, inv_area, yr + o);
+      else if (sw == 2) sum_block<T, 2, V>(xp, p.W, hb, he, p.kw, col0, 2, inv_area, yr + o);
+      else sum_block<T, 0, V>(xp, p.W, hb, he, p.kw, col0, sw, inv_area, yr + o);
     }
-    for (int64_t ow = 0; ow < p.Wo; ++ow) yr[ow] *= inv_area;
+    // The other columns (all of them without blocks): one sweep per tap.
+    for (int part = 0; part < 2; ++part) {
+      const int64_t r0 = part == 0 ? 0 : b_hi, r1 = part == 0 ? b_lo : p.Wo;
+      if (r0 >= r1) continue;
+      for (int64_t ow = r0; ow < r1; ++ow) yr[ow] = T(0);
+      for (int64_t ih = hb; ih < he; ++ih) {
+        for (int64_t j = j_lo; j < j_hi; ++j) {
+          const int64_t off = j - p.pw;
+          int64_t lo, hi;
+          interior(off, p.sw, p.W, p.Wo, lo, hi);
+          lo = imax(lo, r0);
+          hi = imin(hi, r1);
+          if (lo >= hi) continue;
+          const T* src = xp + ih * p.W + off;
+          if (p.sw == 1) sum_sweep<T, 1>(src, 1, lo, hi, yr);
+          else if (p.sw == 2) sum_sweep<T, 2>(src, 2, lo, hi, yr);
+          else sum_sweep<T, 0>(src, p.sw, lo, hi, yr);
+        }
+      }
+      for (int64_t ow = r0; ow < r1; ++ow) yr[ow] *= inv_area;
+    }
+  }
+}
+
+// 2x2 / stride 2 / no padding: windows tile the plane, so each input gets a quarter of its one
+// window's gradient, written once (no zero-fill pass); an odd last row or column is zeroed.
+template <typename T>
+void avg_backward_2x2s2(const Pool2dParams& p, const T* dy, T* dx) {
+  const int64_t planes = p.planes();
+  const int64_t W = p.W, H = p.H, Ho = p.Ho, Wo = p.Wo;
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    T* dxp = dx + pl * H * W;
+    for (int64_t oh = 0; oh < Ho; ++oh) {
+      const T* g = dy + (pl * Ho + oh) * Wo;
+      T* r0 = dxp + 2 * oh * W;
+      T* r1 = r0 + W;
+      for (int64_t ow = 0; ow < Wo; ++ow) {
+        const T v = g[ow] * T(0.25);
+        r0[2 * ow] = r0[2 * ow + 1] = r1[2 * ow] = r1[2 * ow + 1] = v;
+      }
+      if (W & 1) r0[W - 1] = r1[W - 1] = T(0);
+    }
+    if (H & 1) std::memset(dxp + (H - 1) * W, 0, sizeof(T) * W);
   }
 }
 
 template <typename T>
 void avg_backward(const Pool2dParams& p, const T* dy, T* dx) {
+  if (p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.ph == 0 && p.pw == 0) return avg_backward_2x2s2(p, dy, dx);
   int64_t j_lo, j_hi;
   live_columns(p, j_lo, j_hi);
   const int64_t planes = p.planes();
