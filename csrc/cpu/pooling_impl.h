@@ -301,7 +301,11 @@ void max_backward(const Pool2dParams& p, const T* dy, const int64_t* idx, T* dx)
     std::memset(dxp, 0, sizeof(T) * p.in_plane());
     const T* dyp = dy + pl * p.out_plane();
     const int64_t* ip = idx + pl * p.out_plane();
-    for (int64_t o = 0; o < p.out_plane(); ++o) dxp[ip[o]] += dyp[o];
+    const uint64_t n_in = uint64_t(p.in_plane());
+    // The bounds check keeps an index array altered behind the ctx's back (the ctx fingerprints
+    // indices the caller can reach; see python/deepkern/_saved.py) from writing outside the plane.
+    for (int64_t o = 0; o < p.out_plane(); ++o)
+      if (uint64_t(ip[o]) < n_in) dxp[ip[o]] += dyp[o];
   }
 }
 
