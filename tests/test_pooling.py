@@ -141,6 +141,27 @@ def test_wide_rows_with_ties_nan_and_inf_match_torch(stride, dtype, rng):
     np.testing.assert_array_equal(idx, it.numpy())
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_2x2_stride2_every_row_width(dtype, rng):
+    """The 2x2/s2 path blocks output rows by register width (scalar, half and full blocks, an
+    overlapping last block): every width from 1 to 20 output columns, odd input sizes, ties and
+    NaNs, forward values and indices and both backward passes against PyTorch."""
+    for W in range(2, 42):
+        x = np.round(rng.standard_normal((2, 2, 5, W)) * 1.5).astype(dtype)
+        x[rng.random(x.shape) < 0.03] = np.nan
+        (y, idx), ctx = dk.max_pool2d(x, 2, return_indices=True, return_ctx=True)
+        yt, it = F.max_pool2d(torch.tensor(x), 2, return_indices=True)
+        np.testing.assert_array_equal(y, yt.numpy(), err_msg=f"W={W}")
+        np.testing.assert_array_equal(idx, it.numpy(), err_msg=f"W={W}")
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        (dx,) = dk.max_pool2d_backward(ctx, dy)
+        np.testing.assert_array_equal(dx, max_pool2d_backward_ref(x.shape, it.numpy(), dy), err_msg=f"W={W}")
+        ya, actx = dk.avg_pool2d(np.nan_to_num(x), 2, return_ctx=True)
+        (dxa,) = dk.avg_pool2d_backward(actx, dy)
+        np.testing.assert_array_equal(dxa, avg_pool2d_backward_ref(x.shape, (2, 2), (2, 2), (0, 0), dy).astype(dtype),
+                                      err_msg=f"W={W}")
+
+
 def test_all_minus_inf_window_and_padding():
     x = np.full((1, 1, 3, 3), -np.inf, dtype=np.float32)
     y, idx = dk.max_pool2d(x, 3, stride=1, padding=1, return_indices=True)

@@ -1,10 +1,12 @@
 // Pooling kernel bodies, compiled once per instruction set: pooling.cpp (portable),
 // pooling_avx2.cpp and pooling_avx512.cpp include this file with DK_POOL_NS set to a distinct
 // namespace, so each copy is auto-vectorised for its ISA and the copies never merge at link
-// time. (No std:: templates in here for the same reason: an out-of-line instantiation compiled
-// with AVX-512 flags could be picked by the linker for the portable path.)
+// time. (Nothing may be defined outside that namespace for the same reason: an out-of-line
+// std:: instantiation compiled with AVX-512 flags could be picked by the linker for the portable
+// path; tools/check_isa_objects.sh checks the objects.) 2x2 / stride 2: pooling_2x2_impl.h.
 //
-// Scheme: one OpenMP task per (plane, output row). The output row itself is the accumulator;
+// Generic windows: one OpenMP task per (plane, output row), vector blocks where the windows avoid
+// the padding (max_block / sum_block), otherwise per-tap sweeps: the output row itself is the accumulator;
 // for each window offset (i, j) we sweep the interior range of ow where the input column is in
 // bounds, reading the input row with stride sw. With sw a compile-time 1 or 2 the sweep is a
 // contiguous or de-interleaving load that the compiler vectorises; others take a generic stride.
@@ -21,6 +23,8 @@
 
 #include "common/pool_params.h"
 #include "cpu/parallel.h"
+#include "cpu/pooling_vec.h"
+#include "cpu/pooling_2x2_impl.h"
 
 namespace dk::cpu::DK_POOL_NS {
 
@@ -66,69 +70,6 @@ template <typename T, int S>
 inline void spread_sweep(const T* g, int64_t s_rt, int64_t lo, int64_t hi, T* dst) {
   const int64_t s = S > 0 ? S : s_rt;
   for (int64_t ow = lo; ow < hi; ++ow) dst[ow * s] += g[ow];
-}
-
-// The common 2x2 / stride 2 / no padding case in one pass: each window's four values are
-// compared in row-major order (a, b / c, d) and y and idx are written once.
-template <typename T>
-void max_forward_2x2s2(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
-  const int64_t rows = p.planes() * p.Ho;
-  const int64_t W = p.W;
-#pragma omp parallel for schedule(static) num_threads(num_threads())
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t plane = r / p.Ho, oh = r % p.Ho;
-    const T* r0 = x + plane * p.in_plane() + 2 * oh * W;
-    const T* r1 = r0 + W;
-    T* yr = y + r * p.Wo;
-    int64_t* ir = idx + r * p.Wo;
-    const int64_t row_base = 2 * oh * W;
-    const int64_t Wo = p.Wo;  // a local: stores through ir (int64) could alias p.Wo and block vectorisation
-    for (int64_t ow = 0; ow < Wo; ++ow) {
-      const T a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
-      T best = a;
-      int64_t at = 0;
-      bool take = (b > best) | (b != b);
-      best = take ? b : best;
-      at = take ? 1 : at;
-      take = (c > best) | (c != c);
-      best = take ? c : best;
-      at = take ? W : at;
-      take = (d > best) | (d != d);
-      best = take ? d : best;
-      at = take ? W + 1 : at;
-      yr[ow] = best;
-      ir[ow] = row_base + 2 * ow + at;
-    }
-  }
-}
-
-// Lanes 0, 2, 4, ... of the 2V-lane concatenation lo:hi (a two-source permute).
-template <typename TV, int... K>
-inline TV even_lanes(TV lo, TV hi, std::integer_sequence<int, K...>) {
-#if defined(__clang__)
-  return __builtin_shufflevector(lo, hi, (2 * K)...);
-#else
-  typedef decltype(lo < lo) MV;  // integer lanes of T's width: the mask type __builtin_shuffle wants
-  return __builtin_shuffle(lo, hi, MV{(2 * K)...});
-#endif
-}
-
-// Loads V values src[0], src[s], ..., src[(V-1)s] into a vector. For s = 2 the even lanes of
-// two contiguous vectors (one two-source permute).
-template <typename TV, typename T, int S, int V>
-inline TV load_strided(const T* src, int64_t s) {
-  TV v;
-  if constexpr (S == 1) {
-    std::memcpy(&v, src, sizeof(TV));
-  } else if constexpr (S == 2) {
-    TV lo, hi;
-    std::memcpy(&lo, src, sizeof(TV));
-    std::memcpy(&hi, src + V, sizeof(TV));
-    return even_lanes(lo, hi, std::make_integer_sequence<int, V>{});
-  } else {
-    for (int k = 0; k < V; ++k) v[k] = src[k * s];
-  }
-  return v;
 }
 
 // V output columns whose windows lie wholly inside the row (no column padding), all taps at once:
@@ -189,7 +130,7 @@ inline void max_column(const Pool2dParams& p, const T* xp, int64_t hb, int64_t h
 template <typename T, typename I>
 void max_forward_rows(const Pool2dParams& p, const T* x, T* y, int64_t* idx, int64_t j_lo, int64_t j_hi) {
   constexpr int64_t kChunk = 512;
-  constexpr int V = 64 / sizeof(T);  // one 512-bit vector, two 256-bit ones
+  constexpr int V = kVecBytes / sizeof(T);
   const int64_t rows = p.planes() * p.Ho;
   const int64_t sw = p.sw, pw = p.pw;
   // Interior output columns [in_lo, in_hi): ow*sw - pw >= 0 and ow*sw - pw + kw - 1 <= W - 1.
@@ -254,45 +195,15 @@ template <typename T>
 void max_forward(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
   int64_t j_lo, j_hi;
   live_columns(p, j_lo, j_hi);
-  if (p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.ph == 0 && p.pw == 0)
+  if (is_2x2_stride2(p))
     return max_forward_2x2s2(p, x, y, idx);
   if (p.in_plane() < (int64_t(1) << 31)) return max_forward_rows<T, int32_t>(p, x, y, idx, j_lo, j_hi);
   return max_forward_rows<T, int64_t>(p, x, y, idx, j_lo, j_hi);
 }
 
-// 2x2 / stride 2 / no padding: windows tile the plane, so every input is written exactly once
-// (its window's gradient if it was the max, else 0) and no zero-fill pass is needed; an odd
-// last row or column belongs to no window and is zeroed.
-template <typename T>
-void max_backward_2x2s2(const Pool2dParams& p, const T* dy, const int64_t* idx, T* dx) {
-  const int64_t planes = p.planes();
-  const int64_t W = p.W, H = p.H, Ho = p.Ho, Wo = p.Wo;
-#pragma omp parallel for schedule(static) num_threads(num_threads())
-  for (int64_t pl = 0; pl < planes; ++pl) {
-    T* dxp = dx + pl * H * W;
-    for (int64_t oh = 0; oh < Ho; ++oh) {
-      const T* g = dy + (pl * Ho + oh) * Wo;
-      const int64_t* at = idx + (pl * Ho + oh) * Wo;
-      T* r0 = dxp + 2 * oh * W;
-      T* r1 = r0 + W;
-      const int64_t row_base = 2 * oh * W;
-      for (int64_t ow = 0; ow < Wo; ++ow) {
-        const int64_t a = at[ow] - row_base - 2 * ow;  // 0, 1, W or W+1
-        const T v = g[ow];
-        r0[2 * ow] = a == 0 ? v : T(0);
-        r0[2 * ow + 1] = a == 1 ? v : T(0);
-        r1[2 * ow] = a == W ? v : T(0);
-        r1[2 * ow + 1] = a == W + 1 ? v : T(0);
-      }
-      if (W & 1) r0[W - 1] = r1[W - 1] = T(0);
-    }
-    if (H & 1) std::memset(dxp + (H - 1) * W, 0, sizeof(T) * W);
-  }
-}
-
 template <typename T>
 void max_backward(const Pool2dParams& p, const T* dy, const int64_t* idx, T* dx) {
-  if (p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.ph == 0 && p.pw == 0)
+  if (is_2x2_stride2(p))
     return max_backward_2x2s2(p, dy, idx, dx);
   const int64_t planes = p.planes();
 #pragma omp parallel for schedule(static) num_threads(num_threads())
@@ -327,7 +238,7 @@ template <typename T>
 void avg_forward(const Pool2dParams& p, const T* x, T* y) {
   int64_t j_lo, j_hi;
   live_columns(p, j_lo, j_hi);
-  constexpr int V = 64 / sizeof(T);
+  constexpr int V = kVecBytes / sizeof(T);
   const int64_t rows = p.planes() * p.Ho;
   const T inv_area = T(1) / (T(p.kh) * T(p.kw));  // kh*kw could overflow int64
   const int64_t sw = p.sw, pw = p.pw;
@@ -374,32 +285,9 @@ void avg_forward(const Pool2dParams& p, const T* x, T* y) {
   }
 }
 
-// 2x2 / stride 2 / no padding: windows tile the plane, so each input gets a quarter of its one
-// window's gradient, written once (no zero-fill pass); an odd last row or column is zeroed.
-template <typename T>
-void avg_backward_2x2s2(const Pool2dParams& p, const T* dy, T* dx) {
-  const int64_t planes = p.planes();
-  const int64_t W = p.W, H = p.H, Ho = p.Ho, Wo = p.Wo;
-#pragma omp parallel for schedule(static) num_threads(num_threads())
-  for (int64_t pl = 0; pl < planes; ++pl) {
-    T* dxp = dx + pl * H * W;
-    for (int64_t oh = 0; oh < Ho; ++oh) {
-      const T* g = dy + (pl * Ho + oh) * Wo;
-      T* r0 = dxp + 2 * oh * W;
-      T* r1 = r0 + W;
-      for (int64_t ow = 0; ow < Wo; ++ow) {
-        const T v = g[ow] * T(0.25);
-        r0[2 * ow] = r0[2 * ow + 1] = r1[2 * ow] = r1[2 * ow + 1] = v;
-      }
-      if (W & 1) r0[W - 1] = r1[W - 1] = T(0);
-    }
-    if (H & 1) std::memset(dxp + (H - 1) * W, 0, sizeof(T) * W);
-  }
-}
-
 template <typename T>
 void avg_backward(const Pool2dParams& p, const T* dy, T* dx) {
-  if (p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.ph == 0 && p.pw == 0) return avg_backward_2x2s2(p, dy, dx);
+  if (is_2x2_stride2(p)) return avg_backward_2x2s2(p, dy, dx);
   int64_t j_lo, j_hi;
   live_columns(p, j_lo, j_hi);
   const int64_t planes = p.planes();
