@@ -508,6 +508,26 @@ def test_mixing_devices_raises_clear_type_errors(cp, rng):
         cpu.evaluate(x, cp.asarray(y), "cross_entropy")
 
 
+def test_mixing_devices_in_other_layer_inputs_raises_clear_type_errors(cp, rng):
+    """initial states, attention keys/values: the argument named, on the CPU and on the GPU."""
+    x, h0, keys = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 5)), rng.standard_normal((2, 6, 5))
+    rnn_gpu, rnn_cpu = nn.SimpleRNN(4, 5, dtype=F64).to("cuda"), nn.SimpleRNN(4, 5, dtype=F64)
+    with pytest.raises(TypeError, match=r"SimpleRNN.forward: 'initial_state' is a numpy array \(CPU\) but the layer "
+                                        r"computes on the GPU"):
+        rnn_gpu.forward(cp.asarray(x), h0)
+    with pytest.raises(TypeError, match=r"SimpleRNN.forward: 'initial_state' is a cupy array \(GPU\) but the layer "
+                                        r"computes on the CPU"):
+        rnn_cpu.forward(x, cp.asarray(h0))
+    att_gpu, att_cpu = nn.BahdanauAttention(5, dtype=F64).to("cuda"), nn.LuongAttention(score="dot")
+    with pytest.raises(TypeError, match=r"BahdanauAttention.forward: 'keys' is a numpy array \(CPU\)"):
+        att_gpu.forward(cp.asarray(h0), keys)
+    with pytest.raises(TypeError, match=r"LuongAttention.forward: 'values' is a cupy array \(GPU\)"):
+        att_cpu.forward(h0, keys, cp.asarray(keys))
+    mha = nn.MultiHeadAttention(4, 2, dtype=F64).to("cuda")
+    with pytest.raises(TypeError, match=r"MultiHeadAttention.forward: 'key' is a numpy array \(CPU\)"):
+        mha.forward(cp.asarray(x), x)
+
+
 # -- kernel-backed layers refuse device arrays: no crash, no silent CPU fallback ----------------------
 
 KERNEL_LAYERS = {
