@@ -523,6 +523,13 @@ def test_mixing_devices_in_other_layer_inputs_raises_clear_type_errors(cp, rng):
         att_gpu.forward(cp.asarray(h0), keys)
     with pytest.raises(TypeError, match=r"LuongAttention.forward: 'values' is a cupy array \(GPU\)"):
         att_cpu.forward(h0, keys, cp.asarray(keys))
+    for kw in (dict(x=x, dy=cp.zeros((2, 3, 5))), dict(x=cp.asarray(x), dy=rng.standard_normal((2, 3, 5))),
+               dict(x=cp.asarray(x), dy=cp.zeros((2, 3, 5)), initial_state=(h0,), fused=False)):
+        with pytest.raises(TypeError, match=r"bptt: '(x|dy|initial_state)' is a numpy array \(CPU\) but the model is "
+                                            r"on the GPU"):
+            dk.bptt(rnn_gpu, **kw)
+    with pytest.raises(TypeError, match=r"bptt: 'x' is a cupy array \(GPU\) but the model is on the CPU"):
+        dk.bptt(rnn_cpu, cp.asarray(x), dy=np.zeros((2, 3, 5)))
     mha = nn.MultiHeadAttention(4, 2, dtype=F64).to("cuda")
     with pytest.raises(TypeError, match=r"MultiHeadAttention.forward: 'key' is a numpy array \(CPU\)"):
         mha.forward(cp.asarray(x), x)
