@@ -480,6 +480,35 @@ def test_predict_evaluate_save_load_round_trip(cp, rng, tmp_path):
     assert_close(back.predict(x), ref, F64, what="moved back to the CPU")
 
 
+class _Double(nn.Layer):
+    """A user layer without output_shape: summary() must learn its shape from a forward on the device."""
+
+    def forward(self, x, training=True):
+        return x * 2
+
+    def backward(self, dy):
+        return dy * 2
+
+
+def test_summary_astype_and_torch_weights_on_device(cp, rng):
+    model = nn.Sequential([nn.Dense(4, 3, seed=0, dtype=F64), _Double(), nn.SimpleRNN(3, 5, seed=1, dtype=F64)])
+    model.to("cuda")
+    text = model.summary(input_shape=(2, 4), print_fn=None)
+    assert "(None, 2, 3)" in text and "(None, 5)" in text
+    model.astype(np.float32)
+    assert_all_on_device(model)
+    assert all(p.dtype == np.float32 for p in model.parameters())
+    torch = pytest.importorskip("torch")
+    lin, rnn = torch.nn.Linear(4, 3).double(), torch.nn.RNN(3, 5, batch_first=True).double()
+    state = {**{f"0.{k}": v for k, v in lin.state_dict().items()}, **{f"2.{k}": v for k, v in rnn.state_dict().items()}}
+    model.astype(F64).load_torch_state_dict(state)
+    assert_all_on_device(model)
+    x = rng.standard_normal((3, 2, 4))
+    with torch.no_grad():
+        h = rnn(2 * lin(torch.tensor(x)))[1][0].numpy()
+    close(model.predict(cp.asarray(x)).reshape(3, 5), h, "torch weights on the device")
+
+
 # -- mixing devices is a clear TypeError -----------------------------------------------------------
 
 def test_mixing_devices_raises_clear_type_errors(cp, rng):
