@@ -146,9 +146,10 @@ class ndarray(_OperatorsMixin):
         return _wrap(r)
 
     def __array_function__(self, func, types, args, kwargs):
-        if func.__module__ != "numpy":
+        impl = getattr(sys.modules[__name__], func.__name__, None) if func.__module__ == "numpy" else None
+        if impl is None:
             return NotImplemented  # numpy then raises TypeError: no implementation found
-        return getattr(sys.modules[__name__], func.__name__)(*args, **kwargs)
+        return impl(*args, **kwargs)
 
     # -- attributes ---------------------------------------------------------------------------
     shape = property(lambda self: self._a.shape)
