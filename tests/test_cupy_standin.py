@@ -293,8 +293,8 @@ SCHEDULES = {None: None, "step": lambda o: optim.StepLR(o, 2, 0.5), "exp": lambd
 
 
 def _mlp(dtype=F64):
-    return nn.Sequential([nn.Dense(4, 8, seed=0, dtype=dtype), nn.ReLU(), nn.Dense(8, 8, seed=1, dtype=dtype), nn.Tanh(),
-                          nn.Dense(8, 3, seed=2, dtype=dtype)])
+    return nn.Sequential([nn.Dense(4, 8, seed=0, dtype=dtype), nn.ReLU(), nn.Dense(8, 8, seed=1, dtype=dtype),
+                          nn.Tanh(), nn.Dense(8, 3, seed=2, dtype=dtype)])
 
 
 def _rnn_classifier():

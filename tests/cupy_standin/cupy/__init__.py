@@ -38,7 +38,8 @@ import sys
 import numpy as _np
 from numpy.lib.mixins import NDArrayOperatorsMixin as _OperatorsMixin
 
-_CONVERSION_ERROR = "Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct a NumPy array explicitly."
+_CONVERSION_ERROR = ("Implicit conversion to a NumPy array is not allowed. "
+                     "Please use `.get()` to construct a NumPy array explicitly.")
 _COMPARISONS = {"greater", "greater_equal", "less", "less_equal", "equal", "not_equal"}
 _PY_SCALARS = (bool, int, float, complex)
 
