@@ -24,8 +24,8 @@ _routines_indexing.pyx ``_scatter_op``; cupyx.scatter_add's docs):
 - module functions (``cupy.exp``, ``cupy.concatenate``, ``cupy.ascontiguousarray``, ...) reject numpy
   arrays; ``cupy.asarray`` / ``cupy.array`` copy host -> device explicitly; ``.get()`` /
   ``cupy.asnumpy`` copy back; ``zeros_like`` & co. accept a numpy array (they read shape and dtype);
-- ``a[basic index] = numpy_array`` (not 0-d) raises ValueError, as cupy's ``fill`` does; with an
-  integer-array index the numpy value is copied over (cupy converts it);
+- ``a[basic index] = numpy_array`` (not 0-d) raises ValueError, as cupy's ``fill`` does (a list:
+  TypeError); with an integer-array index the value is copied over (cupy converts it);
 - ``cupy.random`` has what cupy's has and deepkern uses (RandomState: random_sample, rand, randn,
   normal, uniform, standard_normal). Its numbers are numpy's MT19937, not cuRAND's.
 
@@ -192,8 +192,10 @@ class ndarray(_OperatorsMixin):
     def __setitem__(self, key, value):
         if isinstance(value, ndarray):
             value = value._a
-        elif isinstance(value, _np.ndarray) and value.ndim > 0 and _is_basic(key):
-            raise ValueError("non-scalar numpy.ndarray cannot be used for fill")
+        elif _is_basic(key) and isinstance(value, _np.ndarray) and value.ndim > 0:
+            raise ValueError("non-scalar numpy.ndarray cannot be used for fill")  # cupy's fill()
+        elif _is_basic(key) and isinstance(value, (list, tuple)):
+            raise _unsupported(value)  # fill() takes a scalar
         self._a[_index(key)] = value
 
     def __len__(self):
