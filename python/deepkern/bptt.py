@@ -45,7 +45,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._backend import get_array_module
+from ._backend import get_array_module, is_cupy_array
 
 BPTTResult = namedtuple("BPTTResult", ["loss", "outputs", "state", "dx", "state_grad"])
 
@@ -88,6 +88,7 @@ def bptt(model, x, loss_fn=None, *, dy=None, target=None, truncate=None, mode="w
     W = model.parameters()[0].value if model.parameters() else None
     xp = get_array_module(x if W is None else W)
     dt = W.dtype if W is not None else np.float64
+    _same_device(xp, x=x, dy=dy, initial_state=initial_state)
     x = xp.asarray(x, dtype=dt)
     _check(model, x, truncate, mode)
     B, T, _ = x.shape
@@ -151,6 +152,16 @@ def _split_head(model, loss_fn):
         return loss, d
 
     return rnn, through_head
+
+
+def _same_device(xp, **named):
+    """TypeError for an array on another device than the model's (numpy for a GPU model, cupy for a CPU one)."""
+    for name, a in named.items():
+        for e in a if isinstance(a, (tuple, list)) else (a,):
+            if (is_cupy_array(e) or isinstance(e, np.ndarray)) and is_cupy_array(e) != (xp is not np):
+                where = "a cupy array (GPU)" if is_cupy_array(e) else "a numpy array (CPU)"
+                raise TypeError(f"bptt: '{name}' is {where} but the model is on the {'CPU' if xp is np else 'GPU'}; "
+                                "move the model with .to('cuda'/'cpu') or pass arrays on the same device")
 
 
 def _as_state(state, xp, dt):

@@ -128,7 +128,8 @@ class Parameter:
     def assign(self, array, what="parameter"):
         """Copy `array` (numpy, cupy or torch tensor) into .value in place: same shape required;
         the dtype and device of .value are kept."""
-        a = to_numpy(array) if not is_cupy_array(array) else array
+        # a cupy source stays on the GPU only for a GPU parameter; anything else goes through the host
+        a = array if is_cupy_array(array) and is_cupy_array(self.value) else to_numpy(array)
         if tuple(a.shape) != tuple(self.value.shape):
             raise ValueError(f"{what}: got shape {tuple(a.shape)}, expected {tuple(self.value.shape)}")
         xp = get_array_module(self.value)

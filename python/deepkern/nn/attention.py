@@ -45,9 +45,9 @@ class _Attention(Layer):
             dt = dt if dt.kind == "f" else np.dtype(np.float64)
         else:
             xp, dt = xp_of(W), W.dtype
-        q = as_input(name, query, xp, dt)
-        k = as_input(name, keys, xp, dt)
-        v = k if values is None else as_input(name, values, xp, dt)
+        q = as_input(name, query, xp, dt, "query")
+        k = as_input(name, keys, xp, dt, "keys")
+        v = k if values is None else as_input(name, values, xp, dt, "values")
         Dq = self.query_dim or q.shape[-1]
         Dk = self.key_dim or Dq
         if q.ndim not in (2, 3) or q.shape[-1] != Dq:

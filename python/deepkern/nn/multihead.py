@@ -46,7 +46,7 @@ class MultiHeadAttention(Layer):
         return self.forward(query, key, value, attn_mask, training=training)
 
     def _input(self, name, a, xp, dt):
-        a = as_input("MultiHeadAttention", a, xp, dt)
+        a = as_input("MultiHeadAttention", a, xp, dt, name)
         if a.ndim != 3 or a.shape[-1] != self.dim:
             raise ValueError(f"MultiHeadAttention.forward: '{name}' has shape {tuple(a.shape)}; expected "
                              f"(batch, length, {self.dim})")

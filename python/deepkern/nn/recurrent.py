@@ -86,7 +86,7 @@ class _Recurrent(Layer):
             )
         out = []
         for name, s in zip(self._state_names, initial_state):
-            s = as_input(type(self).__name__, s, xp, dt)
+            s = as_input(type(self).__name__, s, xp, dt, "initial_state")
             if len(shape) == 2 and tuple(s.shape) == (1,) + shape:
                 s = s[0]  # PyTorch's (num_layers=1, B, H)
             if tuple(s.shape) != shape:

@@ -1,7 +1,8 @@
 """The training loop behind Sequential.fit / evaluate / predict (kept apart from the container)."""
 import numpy as np
 
-from .._backend import get_array_module
+from .._backend import get_array_module, is_cupy_array
+from ._base import where_is
 from .losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
 
 _LOSSES = {"cross_entropy": SoftmaxCrossEntropy, "softmax_cross_entropy": SoftmaxCrossEntropy,
@@ -47,6 +48,15 @@ def _correct(loss, out, y):
     return None
 
 
+def _same_device(op, **named):
+    """fit/evaluate take all their arrays on one device (converting one silently would hide the mix-up)."""
+    (n0, a0), *rest = named.items()
+    for n, a in rest:
+        if is_cupy_array(a) != is_cupy_array(a0):
+            raise TypeError(f"{op}: '{n0}' is {where_is(a0)} but '{n}' is {where_is(a)}; pass all on the model's "
+                            "device (cupy.asarray / .get())")
+
+
 def _check_xy(x, y, what):
     if len(x) != len(y):
         raise ValueError(f"fit: {what} x has {len(x)} samples but y has {len(y)}")
@@ -69,6 +79,7 @@ def _progress_bar(progress, total, desc):
 
 def evaluate(model, x, y, loss, batch_size=256):
     loss = resolve_loss(loss)
+    _same_device("evaluate", x=x, y=y)
     xp = get_array_module(x)
     x, y = xp.asarray(x), xp.asarray(y)
     n = len(x)
@@ -105,6 +116,7 @@ def fit(model, x, y, loss, optimizer, epochs, batch_size, validation_data, valid
     if int(epochs) < 1 or int(batch_size) < 1:
         raise ValueError(f"fit: 'epochs' and 'batch_size' must be >= 1, got {epochs!r}, {batch_size!r}")
     epochs, batch_size = int(epochs), int(batch_size)
+    _same_device("fit", x=x, y=y)
     xp = get_array_module(x, y)
     x, y = xp.asarray(x), xp.asarray(y)
     _check_xy(x, y, "training")
@@ -120,6 +132,7 @@ def fit(model, x, y, loss, optimizer, epochs, batch_size, validation_data, valid
         x, y = x[:-n_val], y[:-n_val]
     if validation_data is not None:
         vx, vy = validation_data
+        _same_device("fit", x=x, validation_x=vx, validation_y=vy)
         _check_xy(vx, vy, "validation")
     n = len(x)
     rng = np.random.default_rng(seed)

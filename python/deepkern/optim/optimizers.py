@@ -3,7 +3,7 @@ Parameter.value in place from Parameter.grad. Parameters whose .grad is None are
 PyTorch. Works on numpy and cupy parameters alike (state lives beside each parameter)."""
 import numpy as np
 
-from .._backend import get_array_module
+from .._backend import get_array_module, is_cupy_array
 
 
 def _param_list(params, who):
@@ -16,6 +16,14 @@ def _param_list(params, who):
         if not (hasattr(p, "value") and hasattr(p, "grad")):
             raise TypeError(f"{who}: 'params' must hold deepkern.nn.Parameter objects, got {type(p).__name__}")
     return params
+
+
+def _follow_device(st, w):
+    """Move a parameter's state arrays to its device: after model.to('cuda'/'cpu') between steps
+    the state created on the old device would otherwise be mixed with the moved parameter."""
+    for k, v in st.items():
+        if hasattr(v, "shape") and is_cupy_array(v) != is_cupy_array(w):
+            st[k] = v.get() if is_cupy_array(v) else get_array_module(w).asarray(v)
 
 
 def _nonneg(who, name, v):
@@ -46,6 +54,8 @@ class Optimizer:
             g = p.grad
             if g.shape != p.value.shape:
                 raise ValueError(f"{type(self).__name__}.step: gradient of shape {g.shape} for parameter {p!r}")
+            if st:
+                _follow_device(st, p.value)
             self._update(xp, p.value, g.astype(p.value.dtype, copy=False), st)
 
     def _update(self, xp, w, g, st):
