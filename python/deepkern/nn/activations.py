@@ -1,6 +1,7 @@
 """Parameter-free elementwise layers and shape layers: ReLU, Sigmoid, Tanh, Dropout, Flatten."""
 import numpy as np
 
+from .. import _cpu
 from ._base import Layer, default_rng, xp_of
 from ._checks import check_backward
 
@@ -17,18 +18,37 @@ class _Elementwise(Layer):
 
 
 class ReLU(_Elementwise):
+    """max(x, 0) with PyTorch's semantics: NaN passes through, -inf gives 0; the gradient is
+    exactly 0 where x <= 0 (also where dy is inf or NaN) and dy elsewhere (x > 0 or NaN). numpy float32/float64 run
+    one C++ pass each way (deepkern._cpu.relu_*); other arrays (cupy, float16) use array ops."""
+
     def __init__(self):
         self._mask = None
 
     def forward(self, x, training=True):
         x = _float(x)
-        mask = x > 0
-        self._mask = mask if training else None
-        return x * mask
+        if isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64):
+            x = np.ascontiguousarray(x)
+            y = np.empty_like(x)
+            active = np.empty(x.shape, np.bool_)
+            _cpu.relu_forward(x, y, active)
+        else:
+            xp = xp_of(x)
+            active = ~(x <= 0)
+            y = xp.where(x < 0, xp.zeros((), x.dtype), x)
+        self._mask = active if training else None
+        return y
 
     def backward(self, dy):
-        check_backward("ReLU", self._mask, dy, self._mask.shape if self._mask is not None else None)
-        return dy * self._mask
+        mask = self._mask
+        check_backward("ReLU", mask, dy, mask.shape if mask is not None else None)
+        if isinstance(mask, np.ndarray) and isinstance(dy, np.ndarray) and dy.dtype in (np.float32, np.float64):
+            dy = np.ascontiguousarray(dy)
+            dx = np.empty_like(dy)
+            _cpu.relu_backward(dy, mask, dx)
+            return dx
+        xp = xp_of(mask)
+        return xp.where(mask, dy, xp.zeros((), getattr(dy, "dtype", np.float64)))
 
 
 class Sigmoid(_Elementwise):
