@@ -368,3 +368,44 @@ def test_nested_containers_parameters_zero_grad_and_save(tmp_path, rng):
     path = str(tmp_path / "nested.npz")
     model.save(path)
     np.testing.assert_array_equal(nn.Sequential.load(path).predict(x), model.predict(x))
+
+
+@pytest.mark.parametrize("first", ["conv", "dense"])
+def test_train_step_skips_only_the_unused_input_gradient(first, rng, monkeypatch):
+    """train_step and fit do not compute the gradient of the model's input (the first layer skips
+    dx); the parameter updates are bit for bit those of a step that does, and backward() called
+    directly still returns the input's gradient."""
+    def build():
+        if first == "conv":
+            layers = [nn.Conv2D(2, 3, 3, seed=1), nn.ReLU(), nn.Flatten(), nn.Dense(3 * 4 * 4, 5, seed=2)]
+        else:
+            layers = [nn.Dense(2 * 6 * 6, 7, seed=1), nn.ReLU(), nn.Dense(7, 5, seed=2)]
+        return nn.Sequential(layers)
+
+    x = rng.standard_normal((4, 2, 6, 6)).astype(np.float32)
+    if first == "dense":
+        x = x.reshape(4, -1)
+    y = rng.integers(0, 5, 4)
+    a, b = build(), build()
+    loss_a, loss_b = nn.SoftmaxCrossEntropy(), nn.SoftmaxCrossEntropy()
+    opt_a, opt_b = dk.optim.SGD(a, lr=0.1, momentum=0.9), dk.optim.SGD(b, lr=0.1, momentum=0.9)
+    for _ in range(3):
+        a.train_step(x, y, loss_a, opt_a)
+        b.zero_grad()
+        loss_b.forward(b.forward(x, training=True), y)
+        dx = b.backward(loss_b.backward())
+        assert dx is not None and dx.shape == x.shape
+        opt_b.step()
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        np.testing.assert_array_equal(pa.value, pb.value, err_msg=name)
+    assert a.layers[0]._input_grad_unused is False  # the flag is only set during the call
+    if first == "conv":  # and the first Conv2D really skips dx in train_step
+        import deepkern.nn.conv as conv_layer
+
+        seen = []
+        real = conv_layer._conv2d_backward
+        monkeypatch.setattr(conv_layer, "_conv2d_backward",
+                            lambda ctx, dy, input_grad: seen.append(input_grad) or real(ctx, dy, input_grad))
+        a.train_step(x, y, loss_a, opt_a)
+        a.fit(x, y, loss_a, opt_a, epochs=1, batch_size=4, progress=False)
+        assert seen == [False, False]

@@ -78,13 +78,19 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, out=None, return_ct
 
 def conv2d_backward(ctx, dy):
     """(dx, dw, db): gradients of sum(y * dy) for x, w and b; db is None when the forward had no bias."""
+    return _conv2d_backward(ctx, dy, input_grad=True)
+
+
+def _conv2d_backward(ctx, dy, input_grad):
+    """conv2d_backward; with input_grad=False dx is not computed (None): the nn layers use this
+    when nothing consumes the gradient of the model's input (the first layer in training)."""
     op = "conv2d_backward"
     check_ctx(op, ctx, "conv2d")
     dy = as_grad(op, ctx, "dy", dy, ctx.y_shape)
     be, dt = ctx.backend, ctx.compute_dtype
-    dx = be.empty(ctx.x.shape, dt)
+    dx = be.empty(ctx.x.shape, dt) if input_grad else None
     dw = be.empty(ctx.w.shape, dt)
     db = be.empty((ctx.w.shape[0],), dt) if ctx.has_bias else None
     be.call("conv2d_backward", ctx.params, ctx.x, ctx.w, dy, dx, dw, db)
-    return (to_out_dtype(dx, ctx.out_dtype), to_out_dtype(dw, ctx.out_dtype),
+    return (None if dx is None else to_out_dtype(dx, ctx.out_dtype), to_out_dtype(dw, ctx.out_dtype),
             None if db is None else to_out_dtype(db, ctx.out_dtype))

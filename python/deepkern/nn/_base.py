@@ -168,6 +168,9 @@ class Layer:
     grads); parameters() -> list of Parameter; num_params(). See the module docstring."""
 
     _buffers = ()  # names of non-trainable array attributes that move with to()
+    # Set by Sequential around the first layer's backward when nothing uses the gradient of the
+    # model's input (train_step, fit): a layer may then skip computing dx and return None.
+    _input_grad_unused = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -2,6 +2,7 @@
 import numpy as np
 
 from .. import functional as F
+from ..functional.conv import _conv2d_backward
 from .._validate import int_pair
 from ._base import Layer, Parameter, default_rng, xp_of
 from ._checks import as_input, float_dtype, positive_int
@@ -46,7 +47,7 @@ class Conv2D(Layer):
     def backward(self, dy):
         if self._ctx is None:
             raise RuntimeError("Conv2D.backward called before forward(x, training=True)")
-        dx, dw, db = F.conv2d_backward(self._ctx, dy)
+        dx, dw, db = _conv2d_backward(self._ctx, dy, input_grad=not self._input_grad_unused)
         self.weight.accumulate(dw)
         if self.bias is not None:
             self.bias.accumulate(db)

@@ -53,6 +53,8 @@ class Dense(Layer):
             self.weight.grad = gemm(dy2, x2, trans_a=True, out=self.weight.grad)
         if self.bias is not None:
             self.bias.accumulate(dy2.sum(axis=0))
+        if self._input_grad_unused:
+            return None
         return gemm(dy2, W).reshape(self._lead + (self.in_features,))
 
     def output_shape(self, input_shape):

@@ -64,11 +64,22 @@ class Sequential(Layer):
         self._shapes = shapes
         return x
 
-    def backward(self, dy):
-        for layer in reversed(self.layers):
+    def backward(self, dy, input_grad=True):
+        """Backward through every layer; returns the gradient of the model's input. With
+        input_grad=False (train_step, fit) the first layer may skip computing it (Conv2D and Dense
+        do) and None may be returned."""
+        for i in range(len(self.layers) - 1, -1, -1):
             if dy is None:
                 break  # a non-differentiable input (Embedding/OneHot) ends the chain
-            dy = layer.backward(dy)
+            layer = self.layers[i]
+            if i == 0 and not input_grad:
+                layer._input_grad_unused = True
+                try:
+                    dy = layer.backward(dy)
+                finally:
+                    del layer._input_grad_unused
+            else:
+                dy = layer.backward(dy)
         return dy
 
     def named_parameters(self, prefix=""):
@@ -115,7 +126,7 @@ class Sequential(Layer):
         self.zero_grad()
         out = self.forward(x, training=True)
         value = loss.forward(out, y)
-        self.backward(loss.backward())
+        self.backward(loss.backward(), input_grad=False)
         optimizer.step()
         return value
 

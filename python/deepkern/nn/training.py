@@ -149,7 +149,7 @@ def fit(model, x, y, loss, optimizer, epochs, batch_size, validation_data, valid
             model.zero_grad()
             out = model.forward(xb, training=True)
             value = loss.forward(out, yb)
-            model.backward(loss.backward())
+            model.backward(loss.backward(), input_grad=False)  # the input's gradient is not used
             if clip_norm is not None:
                 clip_grad_norm(model.parameters(), clip_norm)
             optimizer.step()
