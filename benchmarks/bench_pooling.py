@@ -1,6 +1,7 @@
 """max/avg pooling, deepkern vs PyTorch, side by side in one process.
 
     python benchmarks/bench_pooling.py [--threads 2] [--json benchmarks/out/pooling.json]
+    python benchmarks/bench_pooling.py --threads 1 --cpu-time   # per-process CPU time: robust on a loaded machine
 
 CPU: 32x64x64x64 float32, 2x2 windows (stride 2), against torch CPU at the same thread count and
 against this machine's copy bandwidth (a numpy copy of a large array, bytes read + written).
@@ -14,6 +15,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
 from harness import Case, run_cases, torch_threads  # noqa: E402
 
 import deepkern as dk  # noqa: E402
@@ -73,12 +75,41 @@ def pool_cases(x, dy, torch, device_label, to_torch):
     ]
 
 
+def extra_cpu_cases(torch, rng):
+    """Windows other than 2x2 and narrow images (LeNet's 24x24 and 8x8 maps), forward+backward."""
+    F = torch.nn.functional
+    cases = []
+    for shape, k, s, p in [((32, 64, 64, 64), 3, 2, 1), ((8, 64, 56, 56), 3, 1, 1), ((64, 6, 24, 24), 2, 2, 0),
+                           ((64, 16, 8, 8), 2, 2, 0)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        xg = torch.from_numpy(x).clone().requires_grad_(True)
+        y = dk.max_pool2d(x, k, s, p)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        dyt = torch.from_numpy(dy)
+
+        def dk_fb(x=x, dy=dy, k=k, s=s, p=p):
+            _, ctx = dk.max_pool2d(x, k, s, p, return_ctx=True)
+            dk.max_pool2d_backward(ctx, dy)
+
+        def torch_fb(xg=xg, dyt=dyt, k=k, s=s, p=p):
+            F.max_pool2d(xg, k, s, p).backward(dyt)
+            xg.grad = None
+
+        label = "x".join(map(str, shape)) + " f32"
+        cases.append(Case(f"max_pool2d {k}x{k} s{s} p{p} fwd+bwd [cpu]", label, dk_fb, torch_fb,
+                          bytes=x.nbytes * 2 + y.size * (4 + 8) * 2))
+    return cases
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "out", "pooling.json"))
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--cpu-time", action="store_true", help="time with process CPU time (use with --threads 1)")
     args = ap.parse_args()
+    if args.cpu_time:  # the harness's clock, swapped for CPU time of this process
+        harness.time.perf_counter = time.process_time
     torch = torch_threads(args.threads)
     dk.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
@@ -91,6 +122,8 @@ def main():
                      title="pooling, CPU")
     for r in rows:
         print(f"  {r['op']:40s} {100 * r['gb_per_s'] / bw:5.1f}% of copy bandwidth")
+    run_cases(extra_cpu_cases(torch, rng), json_path=args.json.replace(".json", "_extra.json"), repeats=args.repeats,
+              title="pooling, CPU: other windows and narrow images")
 
     if dk.cuda_available() and torch.cuda.is_available():
         import cupy as cp
