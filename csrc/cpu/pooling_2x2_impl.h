@@ -100,6 +100,24 @@ inline void max_2x2_block_backward(const T* g, const int64_t* idx, int64_t W, in
   std::memcpy(r1 + 2 * col + V, &out, sizeof out);
 }
 
+// Average of each window: ((a + b) + c) + d, then * 1/4: the same additions in the same order as
+// the generic path (avg_forward, which starts from 0: only a window of -0.0s differs, in the
+// sign of its zero), so the same rounding.
+template <typename T, int V>
+inline void avg_2x2_block(const T* r0, const T* r1, int64_t col, T* y) {
+  typedef T TV __attribute__((vector_size(V * sizeof(T))));
+  TV lo, hi;
+  std::memcpy(&lo, r0 + 2 * col, sizeof lo);
+  std::memcpy(&hi, r0 + 2 * col + V, sizeof hi);
+  TV sum = permute2<Even, V>(lo, hi) + permute2<Odd, V>(lo, hi);
+  std::memcpy(&lo, r1 + 2 * col, sizeof lo);
+  std::memcpy(&hi, r1 + 2 * col + V, sizeof hi);
+  sum += permute2<Even, V>(lo, hi);
+  sum += permute2<Odd, V>(lo, hi);
+  sum *= T(1) / (T(2) * T(2));
+  std::memcpy(y + col, &sum, sizeof sum);
+}
+
 // The backward of average pooling: a quarter of each window's gradient to each of its inputs.
 template <typename T, int V>
 inline void avg_2x2_block_backward(const T* g, int64_t col, T* r0, T* r1) {
@@ -170,6 +188,17 @@ struct MaxBackwardRow {
 };
 
 template <typename T>
+struct AvgForwardRow {
+  const T *r0, *r1;
+  T* y;
+  template <int V>
+  void run(int64_t col) const { avg_2x2_block<T, V>(r0, r1, col, y); }
+  void scalar(int64_t ow) const {
+    y[ow] = (((r0[2 * ow] + r0[2 * ow + 1]) + r1[2 * ow]) + r1[2 * ow + 1]) * (T(1) / (T(2) * T(2)));
+  }
+};
+
+template <typename T>
 struct AvgBackwardRow {
   const T* g;
   T *r0, *r1;
@@ -190,6 +219,16 @@ void max_forward_2x2s2(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
     const int64_t oh = r % Ho;
     const T* r0 = x + (r / Ho) * in_plane + 2 * oh * W;
     row_2x2(Wo, MaxForwardRow<T>{r0, r0 + W, W, 2 * oh * W, y + r * Wo, idx + r * Wo});
+  }
+}
+
+template <typename T>
+void avg_forward_2x2s2(const Pool2dParams& p, const T* x, T* y) {
+  const int64_t rows = p.planes() * p.Ho, W = p.W, Ho = p.Ho, Wo = p.Wo, in_plane = p.in_plane();
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* r0 = x + (r / Ho) * in_plane + 2 * (r % Ho) * W;
+    row_2x2(Wo, AvgForwardRow<T>{r0, r0 + W, y + r * Wo});
   }
 }
 

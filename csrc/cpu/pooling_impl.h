@@ -236,6 +236,7 @@ inline void sum_block(const T* xp, int64_t W, int64_t hb, int64_t he, int64_t kw
 
 template <typename T>
 void avg_forward(const Pool2dParams& p, const T* x, T* y) {
+  if (is_2x2_stride2(p)) return avg_forward_2x2s2(p, x, y);
   int64_t j_lo, j_hi;
   live_columns(p, j_lo, j_hi);
   constexpr int V = kVecBytes / sizeof(T);
