@@ -30,6 +30,10 @@ struct Even {
 struct Odd {
   static constexpr int lane(int k, int) { return 2 * k + 1; }
 };
+// Lane k = src[2k] when a = src[0, V) and b = src[V-1, 2V-1): a[2k] for 2k < V, else b[2k - V + 1].
+struct EvenOfShifted {
+  static constexpr int lane(int k, int v) { return 2 * k < v ? 2 * k : 2 * k + 1; }
+};
 struct ZipLo {
   static constexpr int lane(int k, int v) { return (k % 2) * v + k / 2; }
 };
@@ -59,8 +63,9 @@ inline auto mask_for(M m) {
   return __builtin_convertvector(m, decltype(TV{} < TV{}));
 }
 
-// Loads V values src[0], src[s], ..., src[(V-1)s] into a vector. For s = 2 the even lanes of
-// two contiguous vectors (one two-source permute).
+// Loads V values src[0], src[s], ..., src[(V-1)s] into a vector, reading nothing past
+// src[(V-1)s] (the last one may be the array's last element). For s = 2: src[0, V) and
+// src[V-1, 2V-1), one two-source permute.
 template <typename TV, typename T, int S, int V>
 inline TV load_strided(const T* src, int64_t s) {
   TV v;
@@ -69,8 +74,8 @@ inline TV load_strided(const T* src, int64_t s) {
   } else if constexpr (S == 2) {
     TV lo, hi;
     std::memcpy(&lo, src, sizeof(TV));
-    std::memcpy(&hi, src + V, sizeof(TV));
-    return permute2<Even, V>(lo, hi);
+    std::memcpy(&hi, src + V - 1, sizeof(TV));
+    return permute2<EvenOfShifted, V>(lo, hi);
   } else {
     for (int k = 0; k < V; ++k) v[k] = src[k * s];
   }
