@@ -256,6 +256,14 @@ inline void scores_row(const AttentionParams& p, T* s, int64_t i, int64_t k0, in
 // Scores are kept transposed, St = K_tile Q_tile^T (keys x queries): K rows are used in place,
 // only the query tile is transposed (once per work item), and the softmax statistics of the
 // Br queries (max m, sum l, rescale alpha) are plain lane-wise vector ops down the key rows.
+// Threads for one call: tiny problems (under 2^16 multiply-adds, a few microseconds) run on the
+// calling thread, because starting a parallel region costs as much, and far more when other
+// processes hold the cores.
+inline int attention_threads(const AttentionParams& p) {
+  const double macs = double(p.BH) * double(p.Lq) * double(p.Lk) * double(p.D + p.Dv);
+  return macs < 65536.0 ? 1 : num_threads();
+}
+
 template <class T>
 void forward(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff, T* out,
              T* lse) {
@@ -269,7 +277,7 @@ void forward(const AttentionParams& p, const T* q, const T* k, const T* v, const
   const T ninf = -std::numeric_limits<T>::infinity();
   const bool v_direct = Dv == Dvp;  // V tiles are used in place unless rows need padding
 
-#pragma omp parallel num_threads(num_threads())
+#pragma omp parallel num_threads(attention_threads(p))
   {
     Scratch<T> QT(D * kBr + L), Vp(v_direct ? 0 : kBc * Dvp + L), St(kBc * kBr), O(kBr * Dvp + L);
     Scratch<T> m(kBr), l(kBr), alpha(kBr), msafe(kBr), mx(kBr);
@@ -357,7 +365,7 @@ void backward(const AttentionParams& p, const T* q, const T* k, const T* v, cons
   const int64_t Dp = round_up(D, L), Dvp = round_up(Dv, L);
   const int64_t nqb = (Lq + kBr - 1) / kBr, nkb = (Lk + kBc - 1) / kBc;
   const T scale = T(p.scale);
-  const int nt = num_threads();
+  const int nt = attention_threads(p);
 
   // Key tiles of one head are split into `split` interleaved sets when there are too few heads
   // to keep every thread busy; each set accumulates dQ into its own buffer (set 0 into dq),

@@ -137,7 +137,7 @@ void max_forward_rows(const Pool2dParams& p, const T* x, T* y, int64_t* idx, int
   const int64_t in_lo = imin((pw + sw - 1) / sw, p.Wo);
   const int64_t in_hi = p.W - p.kw + pw < 0 ? 0 : imin((p.W - p.kw + pw) / sw + 1, p.Wo);
   const bool blocks = in_hi - in_lo >= V && sw <= 4;
-#pragma omp parallel for schedule(static) num_threads(num_threads())
+#pragma omp parallel for schedule(static) num_threads(num_threads()) if (worth_threads(p.planes() * (p.in_plane() + p.out_plane())))
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t plane = r / p.Ho, oh = r % p.Ho;
     const T* xp = x + plane * p.in_plane();
@@ -206,7 +206,7 @@ void max_backward(const Pool2dParams& p, const T* dy, const int64_t* idx, T* dx)
   if (is_2x2_stride2(p))
     return max_backward_2x2s2(p, dy, idx, dx);
   const int64_t planes = p.planes();
-#pragma omp parallel for schedule(static) num_threads(num_threads())
+#pragma omp parallel for schedule(static) num_threads(num_threads()) if (worth_threads(p.planes() * (p.in_plane() + p.out_plane())))
   for (int64_t pl = 0; pl < planes; ++pl) {
     T* dxp = dx + pl * p.in_plane();
     std::memset(dxp, 0, sizeof(T) * p.in_plane());
@@ -248,7 +248,7 @@ void avg_forward(const Pool2dParams& p, const T* x, T* y) {
   const int64_t in_hi = p.W - p.kw + pw < 0 ? 0 : imin((p.W - p.kw + pw) / sw + 1, p.Wo);
   const bool blocks = in_hi - in_lo >= V && sw <= 4;
   const int64_t b_lo = blocks ? in_lo : 0, b_hi = blocks ? in_hi : 0;
-#pragma omp parallel for schedule(static) num_threads(num_threads())
+#pragma omp parallel for schedule(static) num_threads(num_threads()) if (worth_threads(p.planes() * (p.in_plane() + p.out_plane())))
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t plane = r / p.Ho, oh = r % p.Ho;
     const T* xp = x + plane * p.in_plane();
@@ -293,7 +293,7 @@ void avg_backward(const Pool2dParams& p, const T* dy, T* dx) {
   live_columns(p, j_lo, j_hi);
   const int64_t planes = p.planes();
   const T inv_area = T(1) / (T(p.kh) * T(p.kw));  // kh*kw could overflow int64
-#pragma omp parallel for schedule(static) num_threads(num_threads())
+#pragma omp parallel for schedule(static) num_threads(num_threads()) if (worth_threads(p.planes() * (p.in_plane() + p.out_plane())))
   for (int64_t pl = 0; pl < planes; ++pl) {
     T* dxp = dx + pl * p.in_plane();
     std::memset(dxp, 0, sizeof(T) * p.in_plane());
