@@ -149,6 +149,10 @@ def test_embedding_forward_and_grads(rng):
         ref[k] += dy[i, j]
     assert_close(layer.weight.grad, ref)
     check_layer_grads(nn.Embedding(5, 2, dtype=np.float64), rng.integers(0, 5, (3, 2)), rng, check_dx=False)
+    empty = nn.Embedding(7, 3)
+    assert empty.forward(np.zeros((0, 4), np.int64)).shape == (0, 4, 3)
+    assert empty.backward(np.zeros((0, 4, 3), np.float32)) is None
+    np.testing.assert_array_equal(empty.weight.grad, 0)
     with pytest.raises(ValueError, match="indices"):
         layer.forward(np.array([0, 7]))
     with pytest.raises(TypeError, match="integer"):
