@@ -537,6 +537,17 @@ def test_mixing_devices_raises_clear_type_errors(cp, rng):
         cpu.evaluate(x, cp.asarray(y), "cross_entropy")
 
 
+def test_fit_and_evaluate_accept_list_targets_with_device_inputs(cp, rng):
+    # a list belongs to no device: converted onto x's device as before the device checks (it was
+    # refused as "a numpy array (CPU)")
+    x, y = rng.standard_normal((8, 4)), rng.integers(0, 3, 8)
+    gpu = _mlp().to("cuda")
+    h = gpu.fit(cp.asarray(x), y.tolist(), "cross_entropy", "adam", epochs=2, progress=False,
+                validation_data=(cp.asarray(x), y.tolist()))
+    assert len(h["loss"]) == 2
+    assert np.isfinite(gpu.evaluate(cp.asarray(x), y.tolist(), "cross_entropy")["loss"])
+
+
 def test_mixing_devices_in_other_layer_inputs_raises_clear_type_errors(cp, rng):
     """initial states, attention keys/values: the argument named, on the CPU and on the GPU."""
     x, h0, keys = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 5)), rng.standard_normal((2, 6, 5))

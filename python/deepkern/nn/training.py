@@ -48,11 +48,16 @@ def _correct(loss, out, y):
     return None
 
 
+def _is_array(a):
+    return is_cupy_array(a) or isinstance(a, np.ndarray)
+
+
 def _same_device(op, **named):
-    """fit/evaluate take all their arrays on one device (converting one silently would hide the mix-up)."""
+    """fit/evaluate take all their arrays on one device (converting one silently would hide the mix-up).
+    Lists and scalars belong to no device and are converted as before."""
     (n0, a0), *rest = named.items()
     for n, a in rest:
-        if is_cupy_array(a) != is_cupy_array(a0):
+        if _is_array(a) and _is_array(a0) and is_cupy_array(a) != is_cupy_array(a0):
             raise TypeError(f"{op}: '{n0}' is {where_is(a0)} but '{n}' is {where_is(a)}; pass all on the model's "
                             "device (cupy.asarray / .get())")
 
