@@ -56,6 +56,18 @@ def test_relu_non_contiguous_and_float16_paths(rng):
     np.testing.assert_array_equal(dx16.astype(np.float32), dx_t)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_relu_keeps_0d_shape(dtype):
+    # a 0-d input gives a 0-d output and takes a 0-d gradient, as every other elementwise layer
+    # (np.ascontiguousarray made it shape (1,), and the backward then refused the 0-d dy)
+    layer = dk.nn.ReLU()
+    for v, g in ((-2.0, 0.0), (3.0, 1.5)):
+        y = layer.forward(np.array(v, dtype))
+        dx = layer.backward(np.array(1.5, dtype))
+        assert y.shape == () and dx.shape == () and y.dtype == dtype
+        assert float(y) == max(v, 0.0) and float(dx) == g
+
+
 def test_relu_threads_give_identical_bits(rng):
     x = rng.standard_normal(300_000).astype(np.float32)
     before = dk.get_num_threads()
