@@ -71,7 +71,9 @@ def _scatter_add_rows(g, idx, rows):
     each run of equal ones with one reduceat: about 2.5x faster than np.add.at here."""
     if idx.size == 0:
         return
-    order = np.argsort(idx, kind="stable")  # stable: each row's terms add in their original order
+    # stable: deterministic run contents; reduceat sums each run pairwise (not left to right as
+    # np.add.at did), so float32 results can differ from np.add.at's in the last bits
+    order = np.argsort(idx, kind="stable")
     s = idx[order]
     starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
     g[s[starts]] += np.add.reduceat(rows[order], starts, axis=0)
