@@ -30,7 +30,9 @@ def _reachable(saved, via):
 def watch(ctx, **saved_and_via):
     """Fingerprint each saved array the caller can reach: watch(ctx, x=(x_saved, x_as_passed))."""
     if ctx.backend.name != "cpu":
-        return  # the CUDA backend saves no caller arrays yet (pooling keeps only private indices)
+        # not yet on the CUDA backend: there the caller can reach only max pooling's indices with
+        # return_indices=True (see docs/RELIABILITY.md, Saved arrays)
+        return
     for name, (saved, via) in saved_and_via.items():
         if saved is not None and _reachable(saved, via):
             ctx._fingerprints[name] = (saved, _cpu.fingerprint(saved))
