@@ -409,3 +409,21 @@ def test_train_step_skips_only_the_unused_input_gradient(first, rng, monkeypatch
         a.train_step(x, y, loss_a, opt_a)
         a.fit(x, y, loss_a, opt_a, epochs=1, batch_size=4, progress=False)
         assert seen == [False, False]
+
+
+def test_fit_and_train_step_call_a_subclass_backward_without_input_grad(rng):
+    """A Sequential subclass that overrides backward(dy) (the documented one-argument form) still
+    trains: fit/train_step pass input_grad only to Sequential's own backward."""
+    class Logged(nn.Sequential):
+        calls = 0
+
+        def backward(self, dy):
+            type(self).calls += 1
+            return super().backward(dy)
+
+    model = Logged([nn.Dense(4, 6, seed=1), nn.ReLU(), nn.Dense(6, 3, seed=2)])
+    x, y = rng.standard_normal((8, 4)).astype(np.float32), rng.integers(0, 3, 8)
+    opt = dk.optim.SGD(model, lr=0.1)
+    model.train_step(x, y, nn.SoftmaxCrossEntropy(), opt)
+    model.fit(x, y, "cross_entropy", opt, epochs=1, batch_size=4, progress=False)
+    assert Logged.calls == 3

@@ -82,6 +82,13 @@ class Sequential(Layer):
                 dy = layer.backward(dy)
         return dy
 
+    def _backward_for_training(self, dy):
+        """backward when nothing uses the input's gradient (train_step, fit). A subclass that
+        overrides backward(dy) is called as before, without the input_grad argument."""
+        if type(self).backward is Sequential.backward:
+            return self.backward(dy, input_grad=False)
+        return self.backward(dy)
+
     def named_parameters(self, prefix=""):
         out, seen = [], set()
         for i, layer in enumerate(self.layers):
@@ -126,7 +133,7 @@ class Sequential(Layer):
         self.zero_grad()
         out = self.forward(x, training=True)
         value = loss.forward(out, y)
-        self.backward(loss.backward(), input_grad=False)
+        self._backward_for_training(loss.backward())
         optimizer.step()
         return value
 

@@ -154,7 +154,7 @@ def fit(model, x, y, loss, optimizer, epochs, batch_size, validation_data, valid
             model.zero_grad()
             out = model.forward(xb, training=True)
             value = loss.forward(out, yb)
-            model.backward(loss.backward(), input_grad=False)  # the input's gradient is not used
+            model._backward_for_training(loss.backward())  # the input's gradient is not used
             if clip_norm is not None:
                 clip_grad_norm(model.parameters(), clip_norm)
             optimizer.step()
