@@ -161,11 +161,25 @@ def test_2x2_stride2_every_row_width(dtype, rng):
         H2, W2 = 2 * (x.shape[2] // 2), 2 * (W // 2)
         a, b = xa[:, :, 0:H2:2, 0:W2:2], xa[:, :, 0:H2:2, 1:W2:2]
         c, d = xa[:, :, 1:H2:2, 0:W2:2], xa[:, :, 1:H2:2, 1:W2:2]
-        # the generic path's order of operations, so its rounding: ((a + b) + c) + d, then * 1/4
-        np.testing.assert_array_equal(ya, (((a + b) + c) + d) * dtype(0.25), err_msg=f"W={W}")
+        # the generic path's (and PyTorch's) order of operations, so its rounding: (((0 + a) + b) + c) + d, then * 1/4
+        np.testing.assert_array_equal(ya, ((((0 + a) + b) + c) + d) * dtype(0.25), err_msg=f"W={W}")
         (dxa,) = dk.avg_pool2d_backward(actx, dy)
         np.testing.assert_array_equal(dxa, avg_pool2d_backward_ref(x.shape, (2, 2), (2, 2), (0, 0), dy).astype(dtype),
                                       err_msg=f"W={W}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_avg_pool_of_negative_zeros_is_positive_zero_as_torch(dtype):
+    """A window of -0.0s averages to +0.0 as in PyTorch (its sum starts from 0), on the 2x2/s2
+    path (scalar, half and full vector blocks) as on the generic one; the 2x2 blocks gave -0.0."""
+    for W in (2, 6, 10, 18, 34):
+        x = np.full((1, 2, 3, W), -0.0, dtype)
+        for k, s in ((2, 2), (2, 1), (3, 2)):
+            if W < k:
+                continue
+            y = dk.avg_pool2d(x, k, s)
+            yt = F.avg_pool2d(torch.tensor(x), k, s).numpy()
+            np.testing.assert_array_equal(np.signbit(y), np.signbit(yt), err_msg=f"W={W} k={k} s={s}")
 
 
 def test_all_minus_inf_window_and_padding():

@@ -100,16 +100,17 @@ inline void max_2x2_block_backward(const T* g, const int64_t* idx, int64_t W, in
   std::memcpy(r1 + 2 * col + V, &out, sizeof out);
 }
 
-// Average of each window: ((a + b) + c) + d, then * 1/4: the same additions in the same order as
-// the generic path (avg_forward, which starts from 0: only a window of -0.0s differs, in the
-// sign of its zero), so the same rounding.
+// Average of each window: (((0 + a) + b) + c) + d, then * 1/4: the same additions in the same
+// order as the generic path and PyTorch, so the same rounding; the leading 0 makes a window of
+// -0.0s average to +0.0, as theirs does.
 template <typename T, int V>
 inline void avg_2x2_block(const T* r0, const T* r1, int64_t col, T* y) {
   typedef T TV __attribute__((vector_size(V * sizeof(T))));
   TV lo, hi;
   std::memcpy(&lo, r0 + 2 * col, sizeof lo);
   std::memcpy(&hi, r0 + 2 * col + V, sizeof hi);
-  TV sum = permute2<Even, V>(lo, hi) + permute2<Odd, V>(lo, hi);
+  TV sum = TV{} + permute2<Even, V>(lo, hi);
+  sum += permute2<Odd, V>(lo, hi);
   std::memcpy(&lo, r1 + 2 * col, sizeof lo);
   std::memcpy(&hi, r1 + 2 * col + V, sizeof hi);
   sum += permute2<Even, V>(lo, hi);
@@ -194,7 +195,7 @@ struct AvgForwardRow {
   template <int V>
   void run(int64_t col) const { avg_2x2_block<T, V>(r0, r1, col, y); }
   void scalar(int64_t ow) const {
-    y[ow] = (((r0[2 * ow] + r0[2 * ow + 1]) + r1[2 * ow]) + r1[2 * ow + 1]) * (T(1) / (T(2) * T(2)));
+    y[ow] = ((((T(0) + r0[2 * ow]) + r0[2 * ow + 1]) + r1[2 * ow]) + r1[2 * ow + 1]) * (T(1) / (T(2) * T(2)));
   }
 };
 
