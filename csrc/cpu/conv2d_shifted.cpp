@@ -246,7 +246,9 @@ struct Shifted {
             kr.fn_shifted(kc, ablock + ir * kc, xp + q0, offs.data() + pc, c, P, T(1), beta);
             return;
           }
-          kr.fn_shifted(kc, ablock + ir * kc, xp + q0, offs.data() + pc, edge, nr, T(1), T(0));
+          // the last panel: a half-width tile when half the panel is enough
+          (cols <= nr / 2 ? kr.fn_shifted_half : kr.fn_shifted)(kc, ablock + ir * kc, xp + q0, offs.data() + pc, edge,
+                                                               nr, T(1), T(0));
           for (int64_t i = 0; i < rows; ++i)
             for (int64_t j = 0; j < cols; ++j) c[i * P + j] = edge[i * nr + j] + (pc == 0 ? T(0) : c[i * P + j]);
         };

@@ -53,11 +53,13 @@ template void pack_transposed_scalar<double>(int64_t, int64_t, const double* con
 
 template <>
 GemmKernel<float> gemm_kernel_generic<float>() {
-  return {4, 16, 128, 256, 1024, &kernel<float, 4, 16>, "generic 4x16", &pack_transposed_scalar<float>, &kernel_shifted<float, 4, 16>};
+  return {4, 16, 128, 256, 1024, &kernel<float, 4, 16>, "generic 4x16", &pack_transposed_scalar<float>, &kernel_shifted<float, 4, 16>,
+          &kernel_shifted<float, 4, 8>};
 }
 template <>
 GemmKernel<double> gemm_kernel_generic<double>() {
-  return {4, 8, 128, 256, 512, &kernel<double, 4, 8>, "generic 4x8", &pack_transposed_scalar<double>, &kernel_shifted<double, 4, 8>};
+  return {4, 8, 128, 256, 512, &kernel<double, 4, 8>, "generic 4x8", &pack_transposed_scalar<double>, &kernel_shifted<double, 4, 8>,
+          &kernel_shifted<double, 4, 4>};
 }
 
 }  // namespace dk::cpu

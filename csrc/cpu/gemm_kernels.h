@@ -45,6 +45,9 @@ struct GemmKernel {
   const char* name;
   PackTransposed<T> pack_t;
   GemmShiftedKernel<T> fn_shifted;
+  // fn_shifted on an MR x NR/2 tile (C gets NR/2 columns): the last panel of an output whose
+  // length is not a multiple of NR computes half as many dropped columns (conv2d_shifted.cpp).
+  GemmShiftedKernel<T> fn_shifted_half;
 };
 
 template <typename T>
