@@ -8,6 +8,8 @@
 
 #include "cpu/conv2d_im2col.h"
 #include "cpu/conv2d_scratch.h"
+#include "cpu/conv2d_unfold.h"
+#include "cpu/cpu_features.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_kernels.h"
 #include "cpu/gemm_pack.h"
@@ -43,6 +45,7 @@ struct Shifted {
   const Conv2dParams& p;
   const GemmKernel<T>& kr;
   bool unfold;            // layout of the input buffer: see shifted_unfold_pays
+  bool avx512 = best_isa() == Isa::Avx512;  // row copies for the unfolded buffer
   int64_t Hq, Wq, plane;  // one plane of the buffer; Wq is also the pitch of the q numbering
   int64_t Q, Qp;          // output positions in phase-width numbering, rounded up to NR
   int64_t Kp;             // output channels rounded up to MR
@@ -138,6 +141,10 @@ struct Shifted {
       for (int64_t c = c0; c < c1; ++c) {
         const T* src = x_n + c * H * W;
         T* dst = xp + (a * p.C + c) * kw * pl;
+        if (sw == 1 && avx512 && r_hi > r_lo) {
+          unfold_rows_avx512(src + (r_lo * sh + a - ph) * W, sh * W, r_hi - r_lo, dst + r_lo * wq, wq, pl, kw, lo, hi, off);
+          continue;
+        }
         for (int64_t r = r_lo; r < r_hi; ++r) {
           const T* in = src + (r * sh + a - ph) * W;
           for (int64_t j = 0; j < kw; ++j) {
