@@ -246,27 +246,28 @@ struct Shifted {
         const int64_t kc = std::min(kcb, crs - pc);
         const T beta = pc == 0 ? T(0) : T(1);
         const T* ablock = Ap.data() + pc * Kp;
+        const bool last = pc + kc >= crs;
         auto tile = [&](int64_t q0, int64_t ir) {
           const int64_t cols = std::min(nr, P - q0), rows = std::min(mr, p.K - ir);
           T* c = y_n + ir * P + q0;
           if (rows == mr && cols == nr) {
             kr.fn_shifted(kc, ablock + ir * kc, xp + q0, offs.data() + pc, c, P, T(1), beta);
+            if (b && last)  // the bias while the tile is still in L1
+              for (int64_t i = 0; i < rows; ++i)
+                for (int64_t j = 0; j < nr; ++j) c[i * P + j] += b[ir + i];
             return;
           }
           // the last panel: a half-width tile when half the panel is enough
           (cols <= nr / 2 ? kr.fn_shifted_half : kr.fn_shifted)(kc, ablock + ir * kc, xp + q0, offs.data() + pc, edge,
                                                                nr, T(1), T(0));
-          for (int64_t i = 0; i < rows; ++i)
-            for (int64_t j = 0; j < cols; ++j) c[i * P + j] = edge[i * nr + j] + (pc == 0 ? T(0) : c[i * P + j]);
+          for (int64_t i = 0; i < rows; ++i) {
+            const T bias = b && last ? b[ir + i] : T(0);
+            for (int64_t j = 0; j < cols; ++j) c[i * P + j] = edge[i * nr + j] + (pc == 0 ? T(0) : c[i * P + j]) + bias;
+          }
         };
         for (int64_t q0 = c0 * nr; q0 < c1 * nr; q0 += nr)
           for (int64_t ir = 0; ir < Kp; ir += mr) tile(q0, ir);
       }
-      if (b)
-        for (int64_t k = 0; k < p.K; ++k) {
-          T* row = y_n + k * P;
-          for (int64_t q = c0 * nr; q < std::min(P, c1 * nr); ++q) row[q] += b[k];
-        }
     }
   }
 
