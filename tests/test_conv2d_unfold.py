@@ -1,10 +1,11 @@
 """conv2d's shifted-GEMM paths added for small images: the unfolded input layout (vs the phase
-layout), the half-width last panel, edge tiles (K not a multiple of MR), the direct weight-gradient
-orientation, and the layout switch itself. Each shape is checked against the float64 reference
+layout), the half-width last panel, edge tiles (K not a multiple of MR), the weight gradient's row-pointer
+kernel (full and half width, partial row panels) and the threaded GEMM it falls back to, and the
+layout switch itself. Each shape is checked against the float64 reference
 (forward, dx, dw, db) and, for a subset, torch.
 
 Which path a shape takes is decided in C++ (csrc/cpu/conv2d_shifted.h: shifted_applies,
-shifted_unfold_pays; conv2d_shifted.cpp: dw_direct; conv2d.cpp: dx_as_conv). `_plan` below mirrors
+shifted_unfold_pays; conv2d_shifted.cpp: conv2d_weight_grad_shifted; conv2d.cpp: dx_as_conv). `_plan` below mirrors
 those rules for the running ISA's register tile, so the tests can assert that their shapes really
 cover both sides of every switch: if the C++ rules change, change `_plan` with them."""
 import re
@@ -61,21 +62,21 @@ def _unfolds(C, H, W, K, kh, kw, s, p, d, mr, nr):
 
 
 def _plan(xs, ws, s, p, d, dt, threads=1):
-    """The paths the C++ takes: {'fwd': 'unfold'|'phase'|'im2col', 'dx': ..., 'dw': 'direct'|'transposed'|'im2col',
-    'half': last forward panel half-width, 'edge_rows': K % MR != 0}."""
+    """The paths the C++ takes: {'fwd': 'unfold'|'phase'|'im2col', 'dx': ..., 'dw': 'rows'|'gemm'|'im2col',
+    'half': last forward panel half-width, 'edge_rows': K % MR != 0, 'dw_half': the weight gradient's
+    last panel of K is half width, 'dw_edge': C*kh*kw % MR != 0}."""
     (N, C, H, W), (K, _, kh, kw) = xs, ws
     mr, nr = _tile(dt)
     Ho, Wo = _out(H, kh, s[0], p[0], d[0]), _out(W, kw, s[1], p[1], d[1])
-    plan = {"fwd": "im2col", "dx": "im2col", "dw": "im2col", "half": False, "edge_rows": K % mr != 0}
+    plan = {"fwd": "im2col", "dx": "im2col", "dw": "im2col", "half": False, "edge_rows": K % mr != 0,
+            "dw_half": 0 < K % nr <= nr // 2, "dw_edge": (C * kh * kw) % mr != 0}
     if _shifted_applies(C, H, W, K, kh, kw, s, p, d):
         plan["fwd"] = "unfold" if _unfolds(C, H, W, K, kh, kw, s, p, d, mr, nr) else "phase"
         if plan["fwd"] == "unfold":
             plan["half"] = 0 < (Ho * Wo) % nr <= nr // 2
         if K >= 16:
-            up = lambda v, m: (v + m - 1) // m * m  # noqa: E731
             big = threads > 1 and 2.0 * N * K * Ho * Wo * C * kh * kw > 2e6
-            direct = (not big or N >= threads) and up(K, mr) * up(C * kh * kw, nr) < up(C * kh * kw, mr) * up(K, nr)
-            plan["dw"] = "direct" if direct else "transposed"
+            plan["dw"] = "gemm" if big and N < threads else "rows"
     tp = (d[0] * (kh - 1) - p[0], d[1] * (kw - 1) - p[1])
     if C >= 4 and s == (1, 1) and tp[0] >= 0 and tp[1] >= 0 and _shifted_applies(K, Ho, Wo, C, kh, kw, (1, 1), tp, d):
         plan["dx"] = "unfold" if _unfolds(K, Ho, Wo, C, kh, kw, (1, 1), tp, d, mr, nr) else "phase"
@@ -118,7 +119,7 @@ SHAPES = [
     ((2, 4, 16, 13), (20, 4, 3, 2), (2, 3), (1, 0), (1, 1)),  # mixed strides
     ((2, 5, 14, 15), (17, 5, 3, 3), (1, 1), (2, 1), (2, 2)),  # dilation
     ((2, 3, 12, 12), (16, 3, 1, 3), (2, 1), (0, 1), (1, 1)),  # kh = 1, stride 2: one row phase unused
-    ((1, 7, 20, 22), (33, 7, 3, 3), (1, 1), (1, 1), (1, 1)),  # transposed dw (K > NR / 2 after padding)
+    ((1, 7, 20, 22), (33, 7, 3, 3), (1, 1), (1, 1), (1, 1)),  # K = 33: one column in dw's last panel
     ((4, 2, 10, 10), (24, 2, 5, 5), (1, 1), (2, 2), (1, 1)),  # C < 4: dx by the phase scatter
     ((2, 8, 7, 40), (16, 8, 3, 3), (1, 1), (1, 1), (1, 1)),  # wide, short rows
     ((2, 4, 18, 33), (16, 4, 3, 3), (1, 1), (1, 0), (1, 1)),  # Wo = 31: one column short of a row tile
@@ -135,14 +136,18 @@ def test_unfold_shapes_vs_reference(rng, case, dt):
 
 def test_shapes_cover_every_path():
     """The hand-picked shapes exercise both layouts (forward and dx), the half panel and a full
-    last panel, edge rows, and both weight-gradient orientations, for this machine's kernel."""
+    last panel, edge rows, and the weight gradient's half and full panels and partial row panels,
+    for this machine's kernel (the threaded dw GEMM: test_unfold_threads)."""
     for dt in (np.float32, np.float64):
         plans = [_plan(*c, dt) for c in SHAPES]
         seen = {(k, v) for pl in plans for k, v in pl.items()}
-        for want in [("fwd", "unfold"), ("fwd", "phase"), ("dx", "unfold"), ("dx", "phase"), ("dw", "direct"),
-                     ("dw", "transposed"), ("half", True), ("edge_rows", True)]:
+        for want in [("fwd", "unfold"), ("fwd", "phase"), ("dx", "unfold"), ("dx", "phase"), ("dw", "rows"),
+                     ("half", True), ("edge_rows", True), ("dw_half", True), ("dw_half", False), ("dw_edge", True),
+                     ("dw_edge", False)]:
             assert want in seen, (np.dtype(dt).name, want, plans)
         assert any(pl["fwd"] == "unfold" and not pl["half"] for pl in plans)
+        assert any(pl["dw"] == "rows" and pl["dw_half"] for pl in plans)
+        assert any(pl["dw"] == "rows" and not pl["dw_half"] and pl["dw_edge"] for pl in plans)
 
 
 def _boundary_shapes(dt):
@@ -196,6 +201,7 @@ def test_unfold_threads(rng, threads, N):
     panels), N = 5 gives whole samples to threads (each its own buffer, private dw)."""
     xs, ws = (N, 12, 26, 26), (24, 12, 5, 5)
     assert _plan(xs, ws, (1, 1), (2, 2), (1, 1), np.float64, threads)["fwd"] == "unfold"
+    assert _plan(xs, ws, (1, 1), (2, 2), (1, 1), np.float64, threads)["dw"] == ("gemm" if threads > N else "rows")
     assert _plan(xs, ws, (1, 1), (0, 0), (1, 1), np.float32, threads)["fwd"] == "unfold"
     old = dk.get_num_threads()
     try:

@@ -377,49 +377,51 @@ void conv2d_forward_shifted(const Conv2dParams& p, const T* x, const T* w, const
   }
 }
 
-// Is dw better computed directly (dw[K, crs] += dy_n * col_n^T, M = K) than transposed (M = crs,
-// N = K)? The padded tile area decides: with K = 16 and NR = 32, half of every transposed tile
-// would be padding.
-inline bool dw_direct(const Conv2dParams& p, int64_t mr, int64_t nr) {
-  const auto up = [](int64_t v, int64_t m) { return (v + m - 1) / m * m; };
-  return up(p.K, mr) * up(p.crs(), nr) < up(p.crs(), mr) * up(p.K, nr);
-}
-
-// dw[K, crs] += dyq[K, Q] * col_n^T for one sample, the direct orientation: A = dyq (packed),
-// B = col_n^T, whose column r is the buffer from offs[r] on, packed by the transposing pack.
+// dwT[crs, K] += col_n * dyq^T for one sample, the transposed orientation, with col_n's rows
+// read in place by the micro-kernel (GemmKernel::fn_rows): only dy (K x Q, the small operand)
+// is packed, into panels of NR columns of K (the last NR/2 wide when that is enough). The inner
+// dimension goes in blocks whose B panel stays in L1 while all row panels pass over it.
 template <typename T>
-void dw_direct_sample(const Shifted<T>& s, const T* xp, const T* dyq, T* dw) {
+void dw_rows_sample(const Shifted<T>& s, const T* xp, const T* dyq, T* dwT) {
   const Conv2dParams& p = s.p;
   const GemmKernel<T>& kr = s.kr;
-  const int64_t crs = p.crs(), mr = kr.mr, nr = kr.nr, kc_max = std::min(kr.kc, s.Q);
-  T* Ap = conv_thread_buffer<T>(kColSlot, size_t(s.Kp * kc_max));
-  T* Bp = conv_thread_buffer<T>(kDcolSlot, size_t(nr * kc_max));
-  alignas(64) T edge[kMaxPanel * kMaxPanel];
+  const int64_t crs = p.crs(), K = p.K, Q = s.Q, mr = kr.mr, nr = kr.nr;
+  constexpr int64_t kBlockQ = 256;
+  T* Bp = conv_thread_buffer<T>(kDcolSlot, size_t((K + nr - 1) / nr * nr * Q));
   const T* src[kMaxPanel];
-  for (int64_t q0 = 0; q0 < s.Q; q0 += kc_max) {
-    const int64_t kc = std::min(kc_max, s.Q - q0);
-    pack_a(false, p.K, kc, dyq + q0, s.Q, kr.mr, Ap, kr.pack_t);
-    for (int64_t r0 = 0; r0 < crs; r0 += nr) {
-      const int64_t cols = std::min(nr, crs - r0);
-      for (int64_t j = 0; j < cols; ++j) src[j] = xp + s.offs[r0 + j] + q0;
-      kr.pack_t(cols, kc, src, int(nr), Bp);
-      for (int64_t ir = 0; ir < p.K; ir += mr) {
-        const int64_t rows = std::min(mr, p.K - ir);
-        T* c = dw + ir * crs + r0;
-        if (rows == mr && cols == nr) {
-          kr.fn(kc, Ap + ir * kc, Bp, c, crs, T(1), T(1));
+  auto width = [&](int64_t k0) { return K - k0 <= nr / 2 ? nr / 2 : nr; };
+  for (int64_t k0 = 0; k0 < K; k0 += nr) {
+    const int64_t cols = std::min(nr, K - k0);
+    for (int64_t j = 0; j < cols; ++j) src[j] = dyq + (k0 + j) * Q;
+    kr.pack_t(cols, Q, src, int(width(k0)), Bp + k0 * Q);
+  }
+  const T* ar[kMaxPanel];
+  alignas(64) T edge[kMaxPanel * kMaxPanel];
+  for (int64_t q0 = 0; q0 < Q; q0 += kBlockQ) {
+    const int64_t qc = std::min(kBlockQ, Q - q0);
+    for (int64_t k0 = 0; k0 < K; k0 += nr) {
+      const int64_t cols = std::min(nr, K - k0), wd = width(k0);
+      const T* b = Bp + k0 * Q + q0 * wd;
+      const GemmRowsKernel<T> fn = wd == nr ? kr.fn_rows : kr.fn_rows_half;
+      for (int64_t r0 = 0; r0 < crs; r0 += mr) {
+        const int64_t rows = std::min(mr, crs - r0);
+        for (int64_t i = 0; i < mr; ++i) ar[i] = xp + s.offs[r0 + std::min(i, rows - 1)] + q0;
+        T* c = dwT + r0 * K + k0;
+        if (rows == mr && cols == wd) {
+          fn(qc, ar, b, c, K, T(1), T(1));
           continue;
         }
-        kr.fn(kc, Ap + ir * kc, Bp, edge, nr, T(1), T(0));
+        fn(qc, ar, b, edge, wd, T(1), T(0));
         for (int64_t i = 0; i < rows; ++i)
-          for (int64_t j = 0; j < cols; ++j) c[i * crs + j] += edge[i * nr + j];
+          for (int64_t j = 0; j < cols; ++j) c[i * K + j] += edge[i * wd + j];
       }
     }
   }
 }
 
 // dw[k, crs] = sum over n, q of dy_n[k, q] * col_n[crs, q], as the GEMM dwT[crs, k] = col_n *
-// dy_n^T with col_n's rows read in place from the input buffer, or directly (dw_direct).
+// dy_n^T with col_n's rows read in place from the input buffer: per sample and thread by
+// dw_rows_sample, or, for fewer samples than threads, by the threaded GEMM (gemm_offset_rows_a).
 // Dropped columns (phase layout) have dy = 0, so their inputs must be finite (0 * Inf = NaN):
 // the caller checks x first.
 template <typename T>
@@ -429,8 +431,7 @@ void conv2d_weight_grad_shifted(const Conv2dParams& p, const T* x, const T* dy, 
   const bool threads = nt > 1 && 2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs()) > 2e6;
   const int64_t crs = p.crs(), wsize = crs * p.K;
   const int used = threads ? nt : 1;
-  const bool direct = (!threads || p.N >= nt) && dw_direct(p, s.kr.mr, s.kr.nr);
-  std::vector<T> acc(size_t(used) * size_t(wsize), T(0));  // per thread: dw if direct, else dwT
+  std::vector<T> acc(size_t(used) * size_t(wsize), T(0));  // dwT per thread
   if (!threads || p.N >= nt) {
 #pragma omp parallel num_threads(nt) if (threads)
     {
@@ -443,9 +444,7 @@ void conv2d_weight_grad_shifted(const Conv2dParams& p, const T* x, const T* dy, 
         const T* dy_n = dy + n * p.K * p.out_plane();
         s.pad(x + n * p.C * p.in_plane(), xp, 0, p.C);
         if (!s.unfold) s.spread(dy_n, dyq, 0, p.K);  // unfolded: dy_n already is in q numbering
-        const T* dyn_q = s.unfold ? dy_n : dyq;
-        if (direct) dw_direct_sample(s, xp, dyn_q, mine);
-        else gemm_offset_rows_a<T>(true, crs, p.K, s.Q, T(1), xp, s.offs.data(), dyn_q, s.Q, T(1), mine, p.K, false);
+        dw_rows_sample(s, xp, s.unfold ? dy_n : dyq, mine);
       }
     }
   } else {
@@ -463,13 +462,12 @@ void conv2d_weight_grad_shifted(const Conv2dParams& p, const T* x, const T* dy, 
                             acc.data(), p.K, threads);
     }
   }
-  // dw[k][crs] = sum over threads of dw (direct) or dwT[crs][k]
+  // dw[k][crs] = sum over threads of dwT[crs][k]
 #pragma omp parallel for schedule(static) num_threads(used) if (threads)
   for (int64_t k = 0; k < p.K; ++k)
     for (int64_t r = 0; r < crs; ++r) {
-      const size_t e = size_t(direct ? k * crs + r : r * p.K + k);
       T v = T(0);
-      for (int t = 0; t < used; ++t) v += acc[size_t(t) * size_t(wsize) + e];
+      for (int t = 0; t < used; ++t) v += acc[size_t(t) * size_t(wsize) + size_t(r * p.K + k)];
       dw[k * crs + r] = v;
     }
 }

@@ -65,3 +65,39 @@ void kernel_shifted_half(int64_t kc, const typename S::T* Ap, const typename S::
                          typename S::T* C, int64_t ldc, typename S::T alpha, typename S::T beta) {
   kernel_impl<S, MR, true, 1>(kc, Ap, base, offs, C, ldc, alpha, beta);
 }
+
+// A by row pointers: row i of the tile's A is Ar[i][0, kc) (an im2col row read in place from a
+// convolution's input buffer), B a packed panel of NV*W columns, row k at Bp + k*NV*W. The weight
+// gradient's transposed GEMM dwT = col * dy^T then needs no transposing pack of col (the large
+// operand), only of dy. Ar must hold MR valid pointers (callers repeat a row for short panels).
+template <typename S, int MR, int NV>
+void kernel_rows(int64_t kc, const typename S::T* const* Ar, const typename S::T* __restrict Bp,
+                 typename S::T* __restrict C, int64_t ldc, typename S::T alpha, typename S::T beta) {
+  using T = typename S::T;
+  using V = typename S::V;
+  constexpr int W = S::W;
+  const T* a[MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) a[i] = Ar[i];
+  V c0[MR], c1[MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) c0[i] = c1[i] = S::zero();
+#pragma GCC unroll 2
+  for (int64_t k = 0; k < kc; ++k) {
+    const V b0 = S::load(Bp), b1 = NV == 2 ? S::load(Bp + W) : b0;
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const V av = S::bcast(a[i] + k);
+      c0[i] = S::fma(av, b0, c0[i]);
+      if (NV == 2) c1[i] = S::fma(av, b1, c1[i]);
+    }
+    Bp += NV * W;
+  }
+  const V va = S::set1(alpha), vb = S::set1(beta);
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    T* c = C + i * ldc;
+    S::store(c, beta == T(0) ? S::mul(va, c0[i]) : S::fma(va, c0[i], S::mul(vb, S::load(c))));
+    if (NV == 2) S::store(c + W, beta == T(0) ? S::mul(va, c1[i]) : S::fma(va, c1[i], S::mul(vb, S::load(c + W))));
+  }
+}
