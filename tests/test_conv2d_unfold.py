@@ -52,12 +52,12 @@ def _unfolds(C, H, W, K, kh, kw, s, p, d, mr, nr):
         return False
     macs = _up(K, mr) * C * kh * kw
 
-    def copy(rows, elems):
-        return 100.0 * rows + 4.0 * elems
+    def copy(rows, elems, per_elem=4.0):
+        return 100.0 * rows + per_elem * elems
 
     phase = (_up((Ho - 1) * wq + Wo, nr) * macs + copy(s[0] * s[1] * C * hq, s[0] * s[1] * C * hq * wq)
              + copy(K * Ho, K * Ho * Wo))
-    unfolded = _up(Ho * Wo, nr) * macs + copy(C * kw * H, C * kw * H * Wo)
+    unfolded = _up(Ho * Wo, nr) * macs + copy(C * kw * H, C * kw * H * Wo, 4.0 if s[1] == 1 else 16.0)
     return unfolded < phase
 
 
@@ -123,6 +123,8 @@ SHAPES = [
     ((4, 2, 10, 10), (24, 2, 5, 5), (1, 1), (2, 2), (1, 1)),  # C < 4: dx by the phase scatter
     ((2, 8, 7, 40), (16, 8, 3, 3), (1, 1), (1, 1), (1, 1)),  # wide, short rows
     ((2, 4, 18, 33), (16, 4, 3, 3), (1, 1), (1, 0), (1, 1)),  # Wo = 31: one column short of a row tile
+    ((2, 8, 9, 19), (16, 8, 3, 5), (1, 2), (0, 0), (1, 1)),  # column stride 2, unfolded (8x32 tile)
+    ((2, 6, 11, 27), (24, 6, 5, 7), (1, 3), (2, 3), (1, 1)),  # column stride 3, unfolded (other tiles)
     ((2, 4, 6, 32), (24, 4, 3, 3), (1, 1), (1, 1), (1, 1)),  # whole row tiles: the phase layout
     ((2, 3, 20, 20), (2, 3, 3, 3), (1, 1), (1, 1), (1, 1)),  # K = 2: copying would cost more, phase
 ]
@@ -146,6 +148,7 @@ def test_shapes_cover_every_path():
                      ("dw_edge", False)]:
             assert want in seen, (np.dtype(dt).name, want, plans)
         assert any(pl["fwd"] == "unfold" and not pl["half"] for pl in plans)
+        assert any(pl["fwd"] == "unfold" and c[2][1] > 1 for pl, c in zip(plans, SHAPES))  # strided copy
         assert any(pl["dw"] == "rows" and pl["dw_half"] for pl in plans)
         assert any(pl["dw"] == "rows" and not pl["dw_half"] and pl["dw_edge"] for pl in plans)
 

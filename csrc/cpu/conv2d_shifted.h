@@ -36,8 +36,8 @@ inline bool shifted_applies(const Conv2dParams& p) {
 // dropped (only the last panel is rounded up to NR) and tiles write y in place, but building the
 // buffer copies kw/sw times the input instead of once. Chosen by a cost model in multiply-adds
 // (the GEMM's: computed columns x padded output channels x C*kh*kw), with copies priced from
-// measurements (lenet / resnet shapes, AVX-512): 4 per element plus 100 per row copied, as short
-// rows (10-30 values) cost mostly their per-row overhead. Whole row tiles (Wo a multiple of NR,
+// measurements (lenet / resnet shapes, AVX-512): 4 per element (16 if strided) plus 100 per row
+// copied, as short rows (10-30 values) cost mostly their per-row overhead. Whole row tiles (Wo a multiple of NR,
 // K of MR) already drop nothing, so they keep the cheaper phase buffer.
 inline bool shifted_unfold_pays(const Conv2dParams& p, int64_t mr, int64_t nr) {
   if (p.Wo % nr == 0 && p.K % mr == 0) return false;
@@ -46,12 +46,16 @@ inline bool shifted_unfold_pays(const Conv2dParams& p, int64_t mr, int64_t nr) {
   if (p.kw * p.Wo > 8 * p.sw * wq || p.kw > 64) return false;
   const double macs = double((p.K + mr - 1) / mr * mr) * double(p.crs());
   const auto round_up = [nr](int64_t q) { return double((q + nr - 1) / nr * nr); };
-  const auto copy = [](int64_t rows, int64_t elems) { return 100.0 * double(rows) + 4.0 * double(elems); };
+  const auto copy = [](int64_t rows, int64_t elems, double per_elem = 4.0) {
+    return 100.0 * double(rows) + per_elem * double(elems);
+  };
   // phase layout: pad (every row of every used phase) + compact the kept columns into y
   const double phase = round_up((p.Ho - 1) * wq + p.Wo) * macs + copy(p.sh * p.sw * p.C * hq, p.sh * p.sw * p.C * hq * wq) +
                        copy(p.K * p.Ho, p.K * p.out_plane());
   // unfolded: kw windows of every input row inside the padding
-  const double unfolded = round_up(p.out_plane()) * macs + copy(p.C * p.kw * p.H, p.C * p.kw * p.H * p.Wo);
+  // (a strided copy goes element by element: 16; measured on the resnet stem, 7x7 stride 2)
+  const double unfolded =
+      round_up(p.out_plane()) * macs + copy(p.C * p.kw * p.H, p.C * p.kw * p.H * p.Wo, p.sw == 1 ? 4.0 : 16.0);
   return unfolded < phase;
 }
 
