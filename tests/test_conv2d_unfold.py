@@ -43,12 +43,14 @@ def _shifted_applies(C, H, W, K, kh, kw, s, p, d):
     return (Ho - 1) * wq + Wo + 32 <= 2 * Ho * Wo
 
 
-def _unfolds(C, H, W, K, kh, kw, s, p, d, mr, nr):
+def _unfolds(C, H, W, K, kh, kw, s, p, d, mr, nr, elem_bytes=4, workers=1):
     Ho, Wo = _out(H, kh, s[0], p[0], d[0]), _out(W, kw, s[1], p[1], d[1])
     if Wo % nr == 0 and K % mr == 0:
         return False
     hq, wq = -(-(H + 2 * p[0]) // s[0]), -(-(W + 2 * p[1]) // s[1])
     if kw * Wo > 8 * s[1] * wq or kw > 64:
+        return False
+    if workers > 1 and s[0] * C * kw * hq * Wo * elem_bytes > 1 << 20:
         return False
     macs = _up(K, mr) * C * kh * kw
 
@@ -70,16 +72,18 @@ def _plan(xs, ws, s, p, d, dt, threads=1):
     Ho, Wo = _out(H, kh, s[0], p[0], d[0]), _out(W, kw, s[1], p[1], d[1])
     plan = {"fwd": "im2col", "dx": "im2col", "dw": "im2col", "half": False, "edge_rows": K % mr != 0,
             "dw_half": 0 < K % nr <= nr // 2, "dw_edge": (C * kh * kw) % mr != 0}
+    eb = np.dtype(dt).itemsize
+    big = threads > 1 and 2.0 * N * K * Ho * Wo * C * kh * kw > 2e6  # the C++ "threads" test
+    workers = threads if big else 1
     if _shifted_applies(C, H, W, K, kh, kw, s, p, d):
-        plan["fwd"] = "unfold" if _unfolds(C, H, W, K, kh, kw, s, p, d, mr, nr) else "phase"
+        plan["fwd"] = "unfold" if _unfolds(C, H, W, K, kh, kw, s, p, d, mr, nr, eb, workers) else "phase"
         if plan["fwd"] == "unfold":
             plan["half"] = 0 < (Ho * Wo) % nr <= nr // 2
         if K >= 16:
-            big = threads > 1 and 2.0 * N * K * Ho * Wo * C * kh * kw > 2e6
             plan["dw"] = "gemm" if big and N < threads else "rows"
     tp = (d[0] * (kh - 1) - p[0], d[1] * (kw - 1) - p[1])
     if C >= 4 and s == (1, 1) and tp[0] >= 0 and tp[1] >= 0 and _shifted_applies(K, Ho, Wo, C, kh, kw, (1, 1), tp, d):
-        plan["dx"] = "unfold" if _unfolds(K, Ho, Wo, C, kh, kw, (1, 1), tp, d, mr, nr) else "phase"
+        plan["dx"] = "unfold" if _unfolds(K, Ho, Wo, C, kh, kw, (1, 1), tp, d, mr, nr, eb, workers) else "phase"
     elif plan["fwd"] != "im2col":
         plan["dx"] = "phase"  # strided dx: w^T dy scattered back in the phase layout
     return plan

@@ -39,11 +39,16 @@ inline bool shifted_applies(const Conv2dParams& p) {
 // measurements (lenet / resnet shapes, AVX-512): 4 per element (16 if strided) plus 100 per row
 // copied, as short rows (10-30 values) cost mostly their per-row overhead. Whole row tiles (Wo a multiple of NR,
 // K of MR) already drop nothing, so they keep the cheaper phase buffer.
-inline bool shifted_unfold_pays(const Conv2dParams& p, int64_t mr, int64_t nr) {
+// With several threads each streaming its own buffer, an unfolded buffer larger than a core's L2
+// (1 MiB here) lost: resnet 3x3 on 56x56 (2.5 MB) was 4-7% slower unfolded on 2 threads, though
+// 4% faster on one, where the whole L3 serves one core. `workers`: threads that will run.
+inline bool shifted_unfold_pays(const Conv2dParams& p, int64_t mr, int64_t nr, int64_t elem_bytes = 4,
+                                int workers = 1) {
   if (p.Wo % nr == 0 && p.K % mr == 0) return false;
   const int64_t hq = shifted_phase_size(p.H + 2 * p.ph, p.sh), wq = shifted_phase_size(p.W + 2 * p.pw, p.sw);
   // the unfolded buffer is kw/sw times the input: keep it within 8 phase buffers
   if (p.kw * p.Wo > 8 * p.sw * wq || p.kw > 64) return false;
+  if (workers > 1 && p.sh * p.C * p.kw * hq * p.Wo * elem_bytes > (int64_t(1) << 20)) return false;
   const double macs = double((p.K + mr - 1) / mr * mr) * double(p.crs());
   const auto round_up = [nr](int64_t q) { return double((q + nr - 1) / nr * nr); };
   const auto copy = [](int64_t rows, int64_t elems, double per_elem = 4.0) {
