@@ -47,6 +47,8 @@ def _unfolds(C, H, W, K, kh, kw, s, p, d, mr, nr, elem_bytes=4, workers=1):
     Ho, Wo = _out(H, kh, s[0], p[0], d[0]), _out(W, kw, s[1], p[1], d[1])
     if Wo % nr == 0 and K % mr == 0:
         return False
+    if s[1] != 1:
+        return False
     hq, wq = -(-(H + 2 * p[0]) // s[0]), -(-(W + 2 * p[1]) // s[1])
     if kw * Wo > 8 * s[1] * wq or kw > 64:
         return False
@@ -54,12 +56,12 @@ def _unfolds(C, H, W, K, kh, kw, s, p, d, mr, nr, elem_bytes=4, workers=1):
         return False
     macs = _up(K, mr) * C * kh * kw
 
-    def copy(rows, elems, per_elem=4.0):
-        return 100.0 * rows + per_elem * elems
+    def copy(rows, elems):
+        return 100.0 * rows + 4.0 * elems
 
     phase = (_up((Ho - 1) * wq + Wo, nr) * macs + copy(s[0] * s[1] * C * hq, s[0] * s[1] * C * hq * wq)
              + copy(K * Ho, K * Ho * Wo))
-    unfolded = _up(Ho * Wo, nr) * macs + copy(C * kw * H, C * kw * H * Wo, 4.0 if s[1] == 1 else 16.0)
+    unfolded = _up(Ho * Wo, nr) * macs + copy(C * kw * H, C * kw * H * Wo)
     return unfolded < phase
 
 
@@ -119,7 +121,7 @@ SHAPES = [
     ((2, 5, 13, 11), (16, 5, 5, 5), (1, 1), (2, 2), (1, 1)),  # resnet-5x5-like, odd sizes
     ((2, 4, 11, 9), (19, 4, 3, 3), (1, 1), (1, 1), (1, 1)),  # K = 19: edge rows
     ((3, 3, 9, 12), (5, 3, 3, 5), (1, 1), (0, 2), (1, 1)),  # K < MR, rectangular kernel
-    ((2, 6, 15, 17), (16, 6, 3, 3), (2, 2), (1, 1), (1, 1)),  # stride 2: row phases, strided unfold
+    ((2, 6, 15, 17), (16, 6, 3, 3), (2, 2), (1, 1), (1, 1)),  # stride 2: phase layout
     ((2, 4, 16, 13), (20, 4, 3, 2), (2, 3), (1, 0), (1, 1)),  # mixed strides
     ((2, 5, 14, 15), (17, 5, 3, 3), (1, 1), (2, 1), (2, 2)),  # dilation
     ((2, 3, 12, 12), (16, 3, 1, 3), (2, 1), (0, 1), (1, 1)),  # kh = 1, stride 2: one row phase unused
@@ -127,8 +129,8 @@ SHAPES = [
     ((4, 2, 10, 10), (24, 2, 5, 5), (1, 1), (2, 2), (1, 1)),  # C < 4: dx by the phase scatter
     ((2, 8, 7, 40), (16, 8, 3, 3), (1, 1), (1, 1), (1, 1)),  # wide, short rows
     ((2, 4, 18, 33), (16, 4, 3, 3), (1, 1), (1, 0), (1, 1)),  # Wo = 31: one column short of a row tile
-    ((2, 8, 9, 19), (16, 8, 3, 5), (1, 2), (0, 0), (1, 1)),  # column stride 2, unfolded (8x32 tile)
-    ((2, 6, 11, 27), (24, 6, 5, 7), (1, 3), (2, 3), (1, 1)),  # column stride 3, unfolded (other tiles)
+    ((2, 8, 9, 19), (16, 8, 3, 5), (1, 2), (0, 0), (1, 1)),  # column stride 2: phases
+    ((2, 6, 11, 27), (24, 6, 5, 7), (2, 1), (2, 3), (1, 1)),  # row stride 2: unfolded with row phases
     ((2, 4, 6, 32), (24, 4, 3, 3), (1, 1), (1, 1), (1, 1)),  # whole row tiles: the phase layout
     ((2, 3, 20, 20), (2, 3, 3, 3), (1, 1), (1, 1), (1, 1)),  # K = 2: copying would cost more, phase
 ]
@@ -152,7 +154,7 @@ def test_shapes_cover_every_path():
                      ("dw_edge", False)]:
             assert want in seen, (np.dtype(dt).name, want, plans)
         assert any(pl["fwd"] == "unfold" and not pl["half"] for pl in plans)
-        assert any(pl["fwd"] == "unfold" and c[2][1] > 1 for pl, c in zip(plans, SHAPES))  # strided copy
+        assert any(pl["fwd"] == "unfold" and c[2][0] > 1 for pl, c in zip(plans, SHAPES))  # row phases
         assert any(pl["dw"] == "rows" and pl["dw_half"] for pl in plans)
         assert any(pl["dw"] == "rows" and not pl["dw_half"] and pl["dw_edge"] for pl in plans)
 

@@ -124,12 +124,12 @@ struct Shifted {
     if (c1 == p.C) std::fill(xp + buffer_planes() * plane, xp + xlen, T(0));
   }
 
-  // Unfolded: plane (a, c, j) holds, at (r, ow), xpad[c][r*sh + a][ow*sw + j*dw]: the input row
+  // Unfolded: plane (a, c, j) holds, at (r, ow), xpad[c][r*sh + a][ow + j*dw]: the input row
   // seen by output column ow through tap column j. Output positions are numbered q = oh*Wo + ow.
   // Only the input values are copied (input_buffer() zeroed the rest), straight from x: going
   // through a padded row would re-read just-stored data at other offsets and stall store forwarding.
   void unfold_rows(const T* x_n, T* xp, int64_t c0, int64_t c1) const {
-    const int64_t sh = p.sh, sw = p.sw, ph = p.ph, H = p.H, W = p.W, kw = p.kw, wq = Wq, pl = plane;
+    const int64_t sh = p.sh, ph = p.ph, H = p.H, W = p.W, kw = p.kw, wq = Wq, pl = plane;  // sw == 1 (unfold_pays)
     int64_t lo[64], hi[64], off[64];  // per tap column; kw > 64 takes the phase layout (unfold_pays)
     for (int64_t j = 0; j < kw; ++j) {
       valid_ow(p, j, lo[j], hi[j]);
@@ -142,7 +142,7 @@ struct Shifted {
       for (int64_t c = c0; c < c1; ++c) {
         const T* src = x_n + c * H * W;
         T* dst = xp + (a * p.C + c) * kw * pl;
-        if (sw == 1 && avx512 && r_hi > r_lo) {
+        if (avx512 && r_hi > r_lo) {
           unfold_rows_avx512(src + (r_lo * sh + a - ph) * W, sh * W, r_hi - r_lo, dst + r_lo * wq, wq, pl, kw, lo, hi, off);
           continue;
         }
@@ -150,9 +150,7 @@ struct Shifted {
           const T* in = src + (r * sh + a - ph) * W;
           for (int64_t j = 0; j < kw; ++j) {
             T* row = dst + j * pl + r * wq;
-            if (sw == 1) copy_short(row + lo[j], in + off[j] + lo[j], hi[j] - lo[j]);
-            else
-              for (int64_t ow = lo[j]; ow < hi[j]; ++ow) row[ow] = in[off[j] + ow * sw];
+            copy_short(row + lo[j], in + off[j] + lo[j], hi[j] - lo[j]);
           }
         }
       }
