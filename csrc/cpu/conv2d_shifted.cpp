@@ -142,6 +142,10 @@ struct Shifted {
       for (int64_t c = c0; c < c1; ++c) {
         const T* src = x_n + c * H * W;
         T* dst = xp + (a * p.C + c) * kw * pl;
+        if (avx512 && r_hi > r_lo &&
+            unfold_rows_narrow_avx512(src + (r_lo * sh + a - ph) * W, sh * W, r_hi - r_lo, dst + r_lo * wq, wq, pl, kw,
+                                      p.dw, p.pw, W))
+          continue;
         if (avx512 && r_hi > r_lo) {
           unfold_rows_avx512(src + (r_lo * sh + a - ph) * W, sh * W, r_hi - r_lo, dst + r_lo * wq, wq, pl, kw, lo, hi, off);
           continue;

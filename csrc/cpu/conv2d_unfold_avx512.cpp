@@ -2,6 +2,8 @@
 // AVX-512 flags; only called when best_isa() == Avx512.
 #include <immintrin.h>
 
+#include <cstdint>
+
 #include "cpu/conv2d_unfold.h"
 
 namespace dk::cpu {
@@ -53,6 +55,88 @@ void unfold_rows_avx512(const T* src, int64_t ld_src, int64_t rows, T* dst, int6
     const int64_t n = hi[j] - lo[j];
     for (int64_t r = 0; r < rows; ++r) copy_row(d + r * ld_dst, s + r * ld_src, n, end - (r * ld_dst + lo[j]));
   }
+}
+
+namespace {
+
+// Lane helpers for the narrow path: L lanes per vector, a padded row in two vectors.
+struct NarrowF32 {
+  using T = float;
+  using V = __m512;
+  using I = __m512i;
+  static constexpr int L = 16;
+  static V mload(uint32_t m, const T* p) { return _mm512_maskz_loadu_ps(__mmask16(m), p); }
+  static void store(T* p, V v) { _mm512_storeu_ps(p, v); }
+  static void mstore(T* p, uint32_t m, V v) { _mm512_mask_storeu_ps(p, __mmask16(m), v); }
+  static I shift_index(int64_t s) { return _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(int(s))); }
+  static V cut(V a, I idx, V b) { return _mm512_permutex2var_ps(a, idx, b); }
+  static V zero() { return _mm512_setzero_ps(); }
+};
+struct NarrowF64 {
+  using T = double;
+  using V = __m512d;
+  using I = __m512i;
+  static constexpr int L = 8;
+  static V mload(uint32_t m, const T* p) { return _mm512_maskz_loadu_pd(__mmask8(m), p); }
+  static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
+  static void mstore(T* p, uint32_t m, V v) { _mm512_mask_storeu_pd(p, __mmask8(m), v); }
+  static I shift_index(int64_t s) { return _mm512_add_epi64(_mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi64(s)); }
+  static V cut(V a, I idx, V b) { return _mm512_permutex2var_pd(a, idx, b); }
+  static V zero() { return _mm512_setzero_pd(); }
+};
+
+// Lanes [lo, hi) of the vector that starts at lane `first` of a row.
+inline uint32_t lane_mask(int64_t first, int64_t lo, int64_t hi, int L) {
+  uint32_t m = 0;
+  for (int i = 0; i < L; ++i)
+    if (first + i >= lo && first + i < hi) m |= 1u << i;
+  return m;
+}
+
+template <typename N>
+bool narrow(const typename N::T* src, int64_t ld_src, int64_t rows, typename N::T* dst, int64_t ld_dst, int64_t plane,
+            int64_t kw, int64_t dw, int64_t pw, int64_t W) {
+  using T = typename N::T;
+  using V = typename N::V;
+  constexpr int L = N::L;
+  const int64_t wo = ld_dst;
+  if (W + 2 * pw > 2 * L || kw > 64) return false;
+  // the padded row xpad[t] = x[t - pw] for t in [pw, pw + W), 0 elsewhere, in lanes t of (v0, v1)
+  const uint32_t m0 = lane_mask(0, pw, pw + W, L), m1 = lane_mask(L, pw, pw + W, L);
+  typename N::I idx[64];
+  for (int64_t j = 0; j < kw; ++j) idx[j] = N::shift_index(j * dw);
+  const int64_t end = rows * wo;
+  for (int64_t r = 0; r < rows; ++r) {
+    // masked-out lanes are neither read nor faulted on, so the row may start before x's first value
+    const uintptr_t row0 = reinterpret_cast<uintptr_t>(src + r * ld_src) - uintptr_t(pw) * sizeof(T);
+    const V v0 = N::mload(m0, reinterpret_cast<const T*>(row0)), v1 = N::mload(m1, reinterpret_cast<const T*>(row0) + L);
+    const int64_t room = end - r * wo;  // values up to the plane's last row may be written
+    for (int64_t j = 0; j < kw; ++j) {
+      T* d = dst + j * plane + r * wo;
+      const V o0 = N::cut(v0, idx[j], v1);
+      if (room >= L) N::store(d, o0);
+      else N::mstore(d, (1u << room) - 1u, o0);
+      if (wo > L) {
+        const V o1 = N::cut(v1, idx[j], N::zero());
+        if (room >= 2 * L) N::store(d + L, o1);
+        else N::mstore(d + L, (1u << (room - L)) - 1u, o1);
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+template <>
+bool unfold_rows_narrow_avx512<float>(const float* src, int64_t ld_src, int64_t rows, float* dst, int64_t ld_dst,
+                                      int64_t plane, int64_t kw, int64_t dw, int64_t pw, int64_t W) {
+  return narrow<NarrowF32>(src, ld_src, rows, dst, ld_dst, plane, kw, dw, pw, W);
+}
+template <>
+bool unfold_rows_narrow_avx512<double>(const double* src, int64_t ld_src, int64_t rows, double* dst, int64_t ld_dst,
+                                       int64_t plane, int64_t kw, int64_t dw, int64_t pw, int64_t W) {
+  return narrow<NarrowF64>(src, ld_src, rows, dst, ld_dst, plane, kw, dw, pw, W);
 }
 
 template void unfold_rows_avx512<float>(const float*, int64_t, int64_t, float*, int64_t, int64_t, int64_t,
