@@ -6,7 +6,10 @@
 #include <cstring>
 #include <vector>
 
+#include "cpu/conv2d_im2col.h"
 #include "cpu/conv2d_scratch.h"
+#include "cpu/conv2d_unfold.h"
+#include "cpu/cpu_features.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_kernels.h"
 #include "cpu/gemm_pack.h"
@@ -22,27 +25,51 @@ constexpr int64_t kShiftKc = 256;
 // Output panels per chunk: the chunk's GEMM result (Kp x 32 panels x NR) is compacted while in L2.
 constexpr int64_t kChunkPanels = 32;
 
+// dst[0, n) = src[0, n) for the short rows of small images: whole 32-byte blocks by fixed-size
+// copies, which compile to a few moves (a memcpy call per 10-float row costs more than the copy),
+// and the tail by one overlapping block.
+template <typename T>
+inline void copy_short(T* dst, const T* src, int64_t n) {
+  constexpr int64_t B = 32 / sizeof(T);
+  if (n < B) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+    return;
+  }
+  int64_t i = 0;
+  for (; i + B <= n; i += B) std::memcpy(dst + i, src + i, 32);
+  if (i < n) std::memcpy(dst + n - B, src + n - B, 32);
+}
+
 template <typename T>
 struct Shifted {
   const Conv2dParams& p;
   const GemmKernel<T>& kr;
-  int64_t Hq, Wq, plane;  // one phase plane of the padded input (sh x sw phases)
+  bool unfold;            // layout of the input buffer: see shifted_unfold_pays
+  bool avx512 = best_isa() == Isa::Avx512;  // row copies for the unfolded buffer
+  int64_t Hq, Wq, plane;  // one plane of the buffer; Wq is also the pitch of the q numbering
   int64_t Q, Qp;          // output positions in phase-width numbering, rounded up to NR
   int64_t Kp;             // output channels rounded up to MR
+  int64_t kcb;            // inner-dimension block (<= kShiftKc, blocks of equal size)
   int64_t xlen;           // phase buffer length incl. the slack the last panel reads
   std::vector<int64_t> offs;
   std::vector<char> phase_used;  // e.g. a 1x1 stride-2 kernel reads only phase (0, 0)
   std::vector<T> Ap;  // weights packed per kc block: block at pc*Kp, panel ir at + ir*kc
 
   // w == nullptr: geometry only (the weight gradient needs no packed weights).
-  Shifted(const Conv2dParams& p_, const T* w) : p(p_), kr(gemm_kernel<T>()) {
+  // allow_unfold: false where the caller needs the phase layout (the strided dx scatters into it).
+  Shifted(const Conv2dParams& p_, const T* w, bool allow_unfold = true) : p(p_), kr(gemm_kernel<T>()) {
     Hq = shifted_phase_size(p.H + 2 * p.ph, p.sh);
-    Wq = shifted_phase_size(p.W + 2 * p.pw, p.sw);
+    const bool threads = num_threads() > 1 && 2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs()) > 2e6;
+    unfold = allow_unfold && shifted_unfold_pays(p, kr.mr, kr.nr, sizeof(T), threads ? num_threads() : 1);
+    Wq = unfold ? p.Wo : shifted_phase_size(p.W + 2 * p.pw, p.sw);
     plane = Hq * Wq;
     Q = (p.Ho - 1) * Wq + p.Wo;
     Qp = (Q + kr.nr - 1) / kr.nr * kr.nr;
     Kp = (p.K + kr.mr - 1) / kr.mr * kr.mr;
     const int64_t crs = p.crs();
+    // equal blocks: a short last block would pay the tile's load/store for few multiply-adds
+    const int64_t blocks = (crs + kShiftKc - 1) / kShiftKc;
+    kcb = std::max<int64_t>(1, (crs + blocks - 1) / blocks);
     offs.resize(crs);
     phase_used.assign(size_t(p.sh * p.sw), 0);
     int64_t max_off = 0;
@@ -50,25 +77,93 @@ struct Shifted {
       for (int64_t i = 0; i < p.kh; ++i)
         for (int64_t j = 0; j < p.kw; ++j) {
           // tap (i, j) reads padded row oh*sh + i*dh = (oh + i*dh/sh)*sh + (i*dh % sh): phase row
-          // oh + i*dh/sh of phase i*dh % sh (likewise for columns)
-          const int64_t phase = (i * p.dh % p.sh) * p.sw + (j * p.dw % p.sw);
-          const int64_t o = (phase * p.C + c) * plane + (i * p.dh / p.sh) * Wq + (j * p.dw / p.sw);
+          // oh + i*dh/sh of phase i*dh % sh (likewise for columns, unless unfolded)
+          int64_t o;
+          if (unfold) {
+            const int64_t a = i * p.dh % p.sh;
+            o = ((a * p.C + c) * p.kw + j) * plane + (i * p.dh / p.sh) * Wq;
+            phase_used[size_t(a)] = 1;
+          } else {
+            const int64_t phase = (i * p.dh % p.sh) * p.sw + (j * p.dw % p.sw);
+            o = (phase * p.C + c) * plane + (i * p.dh / p.sh) * Wq + (j * p.dw / p.sw);
+            phase_used[size_t(phase)] = 1;
+          }
           offs[(c * p.kh + i) * p.kw + j] = o;
-          phase_used[size_t(phase)] = 1;
           max_off = std::max(max_off, o);
         }
-    xlen = std::max(p.sh * p.sw * p.C * plane, max_off + Qp);
+    xlen = std::max(buffer_planes() * plane, max_off + Qp);
     if (!w) return;
     Ap.resize(size_t(Kp * crs));
-    for (int64_t pc = 0; pc < crs; pc += kShiftKc) {
-      const int64_t kc = std::min(kShiftKc, crs - pc);
+    for (int64_t pc = 0; pc < crs; pc += kcb) {
+      const int64_t kc = std::min(kcb, crs - pc);
       pack_a(false, p.K, kc, w + pc, crs, kr.mr, Ap.data() + pc * Kp, kr.pack_t);
     }
   }
 
-  // Channels [c0, c1) of x_n into the zero-padded phase planes: phase (a, b) holds
-  // xpad[r*sh + a][t*sw + b] at (r, t). The slack is cleared by whoever has c1 == C.
+  // Planes in the buffer: (row phase, channel, tap column) unfolded, (row phase, column phase,
+  // channel) otherwise.
+  int64_t buffer_planes() const { return unfold ? p.sh * p.C * p.kw : p.sh * p.sw * p.C; }
+
+  // This thread's input buffer for the call. Unfolded, the padding zeros sit at the same places
+  // for every sample, so the buffer is cleared once here and pad() copies only input values.
+  // (Threads sharing one buffer: the first clears it before the others start.)
+  T* input_buffer(bool clear = true) const {
+    T* xp = conv_thread_buffer<T>(kPadSlot, size_t(xlen));
+    if (unfold && clear) std::fill(xp, xp + xlen, T(0));
+    return xp;
+  }
+
+  // The buffer for channels [c0, c1) of x_n, in the chosen layout (from input_buffer()). The
+  // phase layout's slack past the planes is cleared by whoever has c1 == C.
   void pad(const T* x_n, T* xp, int64_t c0, int64_t c1) const {
+    if (unfold) {
+      unfold_rows(x_n, xp, c0, c1);
+      return;
+    }
+    pad_phases(x_n, xp, c0, c1);
+    if (c1 == p.C) std::fill(xp + buffer_planes() * plane, xp + xlen, T(0));
+  }
+
+  // Unfolded: plane (a, c, j) holds, at (r, ow), xpad[c][r*sh + a][ow + j*dw]: the input row
+  // seen by output column ow through tap column j. Output positions are numbered q = oh*Wo + ow.
+  // Only the input values are copied (input_buffer() zeroed the rest), straight from x: going
+  // through a padded row would re-read just-stored data at other offsets and stall store forwarding.
+  void unfold_rows(const T* x_n, T* xp, int64_t c0, int64_t c1) const {
+    const int64_t sh = p.sh, ph = p.ph, H = p.H, W = p.W, kw = p.kw, wq = Wq, pl = plane;  // sw == 1 (unfold_pays)
+    int64_t lo[64], hi[64], off[64];  // per tap column; kw > 64 takes the phase layout (unfold_pays)
+    for (int64_t j = 0; j < kw; ++j) {
+      valid_ow(p, j, lo[j], hi[j]);
+      off[j] = j * p.dw - p.pw;
+    }
+    for (int64_t a = 0; a < sh; ++a) {
+      if (!phase_used[size_t(a)]) continue;  // never read
+      // rows r with input row h = r*sh + a - ph inside [0, H)
+      const int64_t r_lo = std::max<int64_t>(0, (ph - a + sh - 1) / sh), r_hi = std::min(Hq, (H + ph - a + sh - 1) / sh);
+      for (int64_t c = c0; c < c1; ++c) {
+        const T* src = x_n + c * H * W;
+        T* dst = xp + (a * p.C + c) * kw * pl;
+        if (avx512 && r_hi > r_lo &&
+            unfold_rows_narrow_avx512(src + (r_lo * sh + a - ph) * W, sh * W, r_hi - r_lo, dst + r_lo * wq, wq, pl, kw,
+                                      p.dw, p.pw, W))
+          continue;
+        if (avx512 && r_hi > r_lo) {
+          unfold_rows_avx512(src + (r_lo * sh + a - ph) * W, sh * W, r_hi - r_lo, dst + r_lo * wq, wq, pl, kw, lo, hi, off);
+          continue;
+        }
+        for (int64_t r = r_lo; r < r_hi; ++r) {
+          const T* in = src + (r * sh + a - ph) * W;
+          for (int64_t j = 0; j < kw; ++j) {
+            T* row = dst + j * pl + r * wq;
+            copy_short(row + lo[j], in + off[j] + lo[j], hi[j] - lo[j]);
+          }
+        }
+      }
+    }
+  }
+
+  // Channels [c0, c1) of x_n into the zero-padded phase planes: phase (a, b) holds
+  // xpad[r*sh + a][t*sw + b] at (r, t).
+  void pad_phases(const T* x_n, T* xp, int64_t c0, int64_t c1) const {
     for (int64_t a = 0; a < p.sh; ++a)
       for (int64_t bb = 0; bb < p.sw; ++bb) {
         const int64_t phase = a * p.sw + bb;
@@ -98,14 +193,13 @@ struct Shifted {
           }
         }
       }
-    if (c1 == p.C) std::fill(xp + p.sh * p.sw * p.C * plane, xp + xlen, T(0));
   }
 
   // yt[:, q - j0*NR] for NR-panels [j0, j1) of q; yt has leading dimension ld.
   void gemm_panels(const T* xp, T* yt, int64_t ld, int64_t j0, int64_t j1) const {
     const int64_t crs = p.crs();
-    for (int64_t pc = 0; pc < crs; pc += kShiftKc) {
-      const int64_t kc = std::min(kShiftKc, crs - pc);
+    for (int64_t pc = 0; pc < crs; pc += kcb) {
+      const int64_t kc = std::min(kcb, crs - pc);
       const T beta = pc == 0 ? T(0) : T(1);
       const T* ablock = Ap.data() + pc * Kp;
       for (int64_t jr = j0 * kr.nr; jr < j1 * kr.nr; jr += kr.nr)
@@ -118,14 +212,14 @@ struct Shifted {
   // When every output row is a whole number of NR-wide tiles (and K of MR-high ones), tiles can
   // follow the output rows: the kernel then writes y_n in place and no column is computed and
   // dropped (e.g. 32x32 outputs: saves the 34/32 padded width and the compaction pass).
-  bool row_tiles() const { return p.Wo % kr.nr == 0 && p.K % kr.mr == 0; }
+  bool row_tiles() const { return !unfold && p.Wo % kr.nr == 0 && p.K % kr.mr == 0; }
   int64_t row_tile_count() const { return p.Ho * (p.Wo / kr.nr); }
 
   // Row tiles [t0, t1) (tile t: output row t / (Wo/NR), columns (t % (Wo/NR)) * NR + [0, NR)).
   void run_row_tiles(const T* xp, const T* b, T* y_n, int64_t t0, int64_t t1) const {
     const int64_t crs = p.crs(), per_row = p.Wo / kr.nr, P = p.out_plane();
-    for (int64_t pc = 0; pc < crs; pc += kShiftKc) {
-      const int64_t kc = std::min(kShiftKc, crs - pc);
+    for (int64_t pc = 0; pc < crs; pc += kcb) {
+      const int64_t kc = std::min(kcb, crs - pc);
       const T beta = pc == 0 ? T(0) : T(1);
       const T* ablock = Ap.data() + pc * Kp;
       for (int64_t t = t0; t < t1; ++t) {
@@ -141,6 +235,49 @@ struct Shifted {
           T* row = y_n + k * P + t * kr.nr;  // tiles are consecutive NR-runs of the (Ho, Wo) plane
           for (int64_t j = 0; j < kr.nr; ++j) row[j] += b[k];
         }
+  }
+
+  // Unfolded layout: q = oh*Wo + ow is y_n's own numbering, so NR-panels [j0, j1) write y_n in
+  // place, a chunk of kChunkPanels at a time (it stays in L2 across the kc blocks). Only tiles
+  // past the last output position or channel go through a local tile.
+  void run_inplace(const T* xp, const T* b, T* y_n, int64_t j0, int64_t j1) const {
+    const int64_t crs = p.crs(), P = p.out_plane(), mr = kr.mr, nr = kr.nr;
+    alignas(64) T edge[kMaxPanel * kMaxPanel];
+    for (int64_t c0 = j0; c0 < j1; c0 += kChunkPanels) {
+      const int64_t c1 = std::min(j1, c0 + kChunkPanels);
+      for (int64_t pc = 0; pc < crs; pc += kcb) {
+        const int64_t kc = std::min(kcb, crs - pc);
+        const T beta = pc == 0 ? T(0) : T(1);
+        const T* ablock = Ap.data() + pc * Kp;
+        const bool last = pc + kc >= crs;
+        auto tile = [&](int64_t q0, int64_t ir) {
+          const int64_t cols = std::min(nr, P - q0), rows = std::min(mr, p.K - ir);
+          T* c = y_n + ir * P + q0;
+          if (rows == mr && cols == nr) {
+            kr.fn_shifted(kc, ablock + ir * kc, xp + q0, offs.data() + pc, c, P, T(1), beta);
+            if (b && last)  // the bias while the tile is still in L1
+              for (int64_t i = 0; i < rows; ++i)
+                for (int64_t j = 0; j < nr; ++j) c[i * P + j] += b[ir + i];
+            return;
+          }
+          // the last panel: a half-width tile when half the panel is enough
+          (cols <= nr / 2 ? kr.fn_shifted_half : kr.fn_shifted)(kc, ablock + ir * kc, xp + q0, offs.data() + pc, edge,
+                                                               nr, T(1), T(0));
+          for (int64_t i = 0; i < rows; ++i) {
+            const T bias = b && last ? b[ir + i] : T(0);
+            for (int64_t j = 0; j < cols; ++j) c[i * P + j] = edge[i * nr + j] + (pc == 0 ? T(0) : c[i * P + j]) + bias;
+          }
+        };
+        for (int64_t q0 = c0 * nr; q0 < c1 * nr; q0 += nr)
+          for (int64_t ir = 0; ir < Kp; ir += mr) tile(q0, ir);
+      }
+    }
+  }
+
+  // One sample's output panels [j0, j1), whichever layout.
+  void run(const T* xp, const T* b, T* y_n, int64_t j0, int64_t j1) const {
+    if (unfold) run_inplace(xp, b, y_n, j0, j1);
+    else run_panels(xp, b, y_n, j0, j1);
   }
 
   // Panels [j0, j1) of sample y_n, a chunk of kChunkPanels at a time through a per-thread
@@ -208,23 +345,27 @@ void conv2d_forward_shifted(const Conv2dParams& p, const T* x, const T* w, const
   const int nt = num_threads();
   const bool threads = nt > 1 && 2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs()) > 2e6;
   const int64_t panels = s.Qp / s.kr.nr;
-  if (threads && p.N >= nt) {
-    // Whole samples per thread, each with its own padded input and output buffers.
-#pragma omp parallel for schedule(dynamic) num_threads(nt)
-    for (int64_t n = 0; n < p.N; ++n) {
-      T* xp = conv_thread_buffer<T>(kPadSlot, size_t(s.xlen));
-      s.pad(x + n * p.C * p.in_plane(), xp, 0, p.C);
-      if (s.row_tiles()) s.run_row_tiles(xp, b, y + n * p.K * p.out_plane(), 0, s.row_tile_count());
-      else s.run_panels(xp, b, y + n * p.K * p.out_plane(), 0, panels);
+  if (!threads || p.N >= nt) {
+    // Whole samples per thread, each with its own padded input and output buffers. (One
+    // thread: a plain loop, not a parallel region per sample, which costs a few us each.)
+#pragma omp parallel num_threads(nt) if (threads)
+    {
+      T* xp = s.input_buffer();
+#pragma omp for schedule(dynamic)
+      for (int64_t n = 0; n < p.N; ++n) {
+        s.pad(x + n * p.C * p.in_plane(), xp, 0, p.C);
+        if (s.row_tiles()) s.run_row_tiles(xp, b, y + n * p.K * p.out_plane(), 0, s.row_tile_count());
+        else s.run(xp, b, y + n * p.K * p.out_plane(), 0, panels);
+      }
     }
     return;
   }
   // Few samples: one at a time, threads split the channels, then the column panels.
-  T* xp = conv_thread_buffer<T>(kPadSlot, size_t(s.xlen));
+  T* xp = s.input_buffer();
   for (int64_t n = 0; n < p.N; ++n) {
     const T* x_n = x + n * p.C * p.in_plane();
     T* y_n = y + n * p.K * p.out_plane();
-#pragma omp parallel num_threads(threads ? nt : 1)
+#pragma omp parallel num_threads(nt)
     {
       const int t = omp_get_thread_num(), T_ = omp_get_num_threads();
       s.pad(x_n, xp, p.C * t / T_, p.C * (t + 1) / T_);
@@ -233,16 +374,59 @@ void conv2d_forward_shifted(const Conv2dParams& p, const T* x, const T* w, const
         const int64_t tiles = s.row_tile_count();
         s.run_row_tiles(xp, b, y_n, tiles * t / T_, tiles * (t + 1) / T_);
       } else {
-        s.run_panels(xp, b, y_n, panels * t / T_, panels * (t + 1) / T_);
+        s.run(xp, b, y_n, panels * t / T_, panels * (t + 1) / T_);
       }
     }
   }
 }
 
-// dw[k, crs] = sum over n, q of dy_n[k, q] * col_n[crs, q], computed transposed as
-// dwT[crs, k] = col_n * dy_n^T, with col_n's rows read in place from the phase-split input.
-// Dropped columns have dy = 0, so their inputs must be finite (0 * Inf = NaN): the caller
-// checks x first.
+// dwT[crs, K] += col_n * dyq^T for one sample, the transposed orientation, with col_n's rows
+// read in place by the micro-kernel (GemmKernel::fn_rows): only dy (K x Q, the small operand)
+// is packed, into panels of NR columns of K (the last NR/2 wide when that is enough). The inner
+// dimension goes in blocks whose B panel stays in L1 while all row panels pass over it.
+template <typename T>
+void dw_rows_sample(const Shifted<T>& s, const T* xp, const T* dyq, T* dwT) {
+  const Conv2dParams& p = s.p;
+  const GemmKernel<T>& kr = s.kr;
+  const int64_t crs = p.crs(), K = p.K, Q = s.Q, mr = kr.mr, nr = kr.nr;
+  constexpr int64_t kBlockQ = 256;
+  T* Bp = conv_thread_buffer<T>(kDcolSlot, size_t((K + nr - 1) / nr * nr * Q));
+  const T* src[kMaxPanel];
+  auto width = [&](int64_t k0) { return K - k0 <= nr / 2 ? nr / 2 : nr; };
+  for (int64_t k0 = 0; k0 < K; k0 += nr) {
+    const int64_t cols = std::min(nr, K - k0);
+    for (int64_t j = 0; j < cols; ++j) src[j] = dyq + (k0 + j) * Q;
+    kr.pack_t(cols, Q, src, int(width(k0)), Bp + k0 * Q);
+  }
+  const T* ar[kMaxPanel];
+  alignas(64) T edge[kMaxPanel * kMaxPanel];
+  for (int64_t q0 = 0; q0 < Q; q0 += kBlockQ) {
+    const int64_t qc = std::min(kBlockQ, Q - q0);
+    for (int64_t k0 = 0; k0 < K; k0 += nr) {
+      const int64_t cols = std::min(nr, K - k0), wd = width(k0);
+      const T* b = Bp + k0 * Q + q0 * wd;
+      const GemmRowsKernel<T> fn = wd == nr ? kr.fn_rows : kr.fn_rows_half;
+      for (int64_t r0 = 0; r0 < crs; r0 += mr) {
+        const int64_t rows = std::min(mr, crs - r0);
+        for (int64_t i = 0; i < mr; ++i) ar[i] = xp + s.offs[r0 + std::min(i, rows - 1)] + q0;
+        T* c = dwT + r0 * K + k0;
+        if (rows == mr && cols == wd) {
+          fn(qc, ar, b, c, K, T(1), T(1));
+          continue;
+        }
+        fn(qc, ar, b, edge, wd, T(1), T(0));
+        for (int64_t i = 0; i < rows; ++i)
+          for (int64_t j = 0; j < cols; ++j) c[i * K + j] += edge[i * wd + j];
+      }
+    }
+  }
+}
+
+// dw[k, crs] = sum over n, q of dy_n[k, q] * col_n[crs, q], as the GEMM dwT[crs, k] = col_n *
+// dy_n^T with col_n's rows read in place from the input buffer: per sample and thread by
+// dw_rows_sample, or, for fewer samples than threads, by the threaded GEMM (gemm_offset_rows_a).
+// Dropped columns (phase layout) have dy = 0, so their inputs must be finite (0 * Inf = NaN):
+// the caller checks x first.
 template <typename T>
 void conv2d_weight_grad_shifted(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
   const Shifted<T> s(p, static_cast<const T*>(nullptr));
@@ -251,36 +435,38 @@ void conv2d_weight_grad_shifted(const Conv2dParams& p, const T* x, const T* dy, 
   const int64_t crs = p.crs(), wsize = crs * p.K;
   const int used = threads ? nt : 1;
   std::vector<T> acc(size_t(used) * size_t(wsize), T(0));  // dwT per thread
-  if (threads && p.N >= nt) {
-#pragma omp parallel num_threads(nt)
+  if (!threads || p.N >= nt) {
+#pragma omp parallel num_threads(nt) if (threads)
     {
       T* mine = acc.data() + size_t(omp_get_thread_num()) * size_t(wsize);
-      T* xp = conv_thread_buffer<T>(kPadSlot, size_t(s.xlen));
-      T* dyq = conv_thread_buffer<T>(kOutSlot, size_t(p.K * s.Q));
+      T* xp = s.input_buffer();
+      T* dyq = s.unfold ? nullptr : conv_thread_buffer<T>(kOutSlot, size_t(p.K * s.Q));
       // static: each thread's private dw must get the same samples every run (bitwise reproducible).
 #pragma omp for schedule(static)
       for (int64_t n = 0; n < p.N; ++n) {
+        const T* dy_n = dy + n * p.K * p.out_plane();
         s.pad(x + n * p.C * p.in_plane(), xp, 0, p.C);
-        s.spread(dy + n * p.K * p.out_plane(), dyq, 0, p.K);
-        gemm_offset_rows_a<T>(true, crs, p.K, s.Q, T(1), xp, s.offs.data(), dyq, s.Q, T(1), mine, p.K, false);
+        if (!s.unfold) s.spread(dy_n, dyq, 0, p.K);  // unfolded: dy_n already is in q numbering
+        dw_rows_sample(s, xp, s.unfold ? dy_n : dyq, mine);
       }
     }
   } else {
-    T* xp = conv_thread_buffer<T>(kPadSlot, size_t(s.xlen));
-    T* dyq = conv_thread_buffer<T>(kOutSlot, size_t(p.K * s.Q));
+    T* xp = s.input_buffer();
+    T* dyq = s.unfold ? nullptr : conv_thread_buffer<T>(kOutSlot, size_t(p.K * s.Q));
     for (int64_t n = 0; n < p.N; ++n) {
+      const T* dy_n = dy + n * p.K * p.out_plane();
 #pragma omp parallel num_threads(used)
       {
         const int t = omp_get_thread_num(), T_ = omp_get_num_threads();
         s.pad(x + n * p.C * p.in_plane(), xp, p.C * t / T_, p.C * (t + 1) / T_);
-        s.spread(dy + n * p.K * p.out_plane(), dyq, p.K * t / T_, p.K * (t + 1) / T_);
+        if (!s.unfold) s.spread(dy_n, dyq, p.K * t / T_, p.K * (t + 1) / T_);
       }
-      gemm_offset_rows_a<T>(true, crs, p.K, s.Q, T(1), xp, s.offs.data(), dyq, s.Q, T(1), acc.data(), p.K,
-                            threads);
+      gemm_offset_rows_a<T>(true, crs, p.K, s.Q, T(1), xp, s.offs.data(), s.unfold ? dy_n : dyq, s.Q, T(1),
+                            acc.data(), p.K, threads);
     }
   }
   // dw[k][crs] = sum over threads of dwT[crs][k]
-#pragma omp parallel for schedule(static) num_threads(used)
+#pragma omp parallel for schedule(static) num_threads(used) if (threads)
   for (int64_t k = 0; k < p.K; ++k)
     for (int64_t r = 0; r < crs; ++r) {
       T v = T(0);
@@ -329,7 +515,7 @@ void input_grad_sample(const Shifted<T>& s, const T* w, const T* dy_n, T* dx_n, 
 
 template <typename T>
 void conv2d_input_grad_shifted(const Conv2dParams& p, const T* w, const T* dy, T* dx) {
-  const Shifted<T> s(p, static_cast<const T*>(nullptr));
+  const Shifted<T> s(p, static_cast<const T*>(nullptr), false);  // col2im needs the phase layout
   const int nt = num_threads();
   const bool threads = nt > 1 && 2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs()) > 2e6;
   if (threads && p.N >= nt) {

@@ -4,7 +4,8 @@
 // c*Hp*Wp + i*dh*Wp + j*dw onwards. The micro-kernel reads those rows in place
 // (GemmKernel::fn_shifted), so neither an im2col matrix nor a packed B panel is ever built.
 // Columns with ow >= Wo are computed and dropped (Wp/Wo - 1 extra work), unless the output rows are
-// whole register tiles, when tiles follow the rows and write y in place. Strides: see below.
+// whole register tiles, when tiles follow the rows and write y in place, or the input is
+// "unfolded" (see shifted_unfold_pays). Strides: see below.
 #include "common/conv_params.h"
 
 namespace dk::cpu {
@@ -25,6 +26,41 @@ inline bool shifted_applies(const Conv2dParams& p) {
   const int64_t wq = shifted_phase_size(p.W + 2 * p.pw, p.sw);
   const int64_t q = (p.Ho - 1) * wq + p.Wo + 32;  // + one NR panel of rounding
   return q <= 2 * p.Ho * p.Wo;
+}
+
+// The input buffer's layout. By default the padded input split into stride phases (above), with
+// output positions numbered q = oh*Wq + ow on the padded phase width Wq: Wq - Wo of every Wq
+// columns are computed and dropped, and the kept ones compacted into y. "Unfolded", plane
+// (row phase, c, j) holds for each input row the kw tap columns already shifted, at the output width:
+// [r][ow] = xpad[c][r*sh + a][ow + j*dw] (column stride 1 only). Then q = oh*Wo + ow is y's own numbering: nothing is
+// dropped (only the last panel is rounded up to NR) and tiles write y in place, but building the
+// buffer copies kw times the input instead of once. Chosen by a cost model in multiply-adds
+// (the GEMM's: computed columns x padded output channels x C*kh*kw), with copies priced from
+// measurements (lenet / resnet shapes, AVX-512): 4 per element plus 100 per row copied, as short
+// rows (10-30 values) cost mostly their per-row overhead. Whole row tiles (Wo a multiple of NR,
+// K of MR) already drop nothing, so they keep the cheaper phase buffer.
+// With several threads each streaming its own buffer, an unfolded buffer larger than a core's L2
+// (1 MiB here) lost: resnet 3x3 on 56x56 (2.5 MB) was 4-7% slower unfolded on 2 threads, though
+// 4% faster on one, where the whole L3 serves one core. `workers`: threads that will run.
+inline bool shifted_unfold_pays(const Conv2dParams& p, int64_t mr, int64_t nr, int64_t elem_bytes = 4,
+                                int workers = 1) {
+  if (p.Wo % nr == 0 && p.K % mr == 0) return false;
+  // Column strides: the row copies would go element by element; measured slower unfolded on the
+  // resnet stem (7x7/2, 7%) and the 1x1/2 downsample (5%), so strided columns keep the phases.
+  if (p.sw != 1) return false;
+  const int64_t hq = shifted_phase_size(p.H + 2 * p.ph, p.sh), wq = shifted_phase_size(p.W + 2 * p.pw, p.sw);
+  // the unfolded buffer is kw times the input: keep it within 8 phase buffers
+  if (p.kw * p.Wo > 8 * p.sw * wq || p.kw > 64) return false;
+  if (workers > 1 && p.sh * p.C * p.kw * hq * p.Wo * elem_bytes > (int64_t(1) << 20)) return false;
+  const double macs = double((p.K + mr - 1) / mr * mr) * double(p.crs());
+  const auto round_up = [nr](int64_t q) { return double((q + nr - 1) / nr * nr); };
+  const auto copy = [](int64_t rows, int64_t elems) { return 100.0 * double(rows) + 4.0 * double(elems); };
+  // phase layout: pad (every row of every used phase) + compact the kept columns into y
+  const double phase = round_up((p.Ho - 1) * wq + p.Wo) * macs + copy(p.sh * p.sw * p.C * hq, p.sh * p.sw * p.C * hq * wq) +
+                       copy(p.K * p.Ho, p.K * p.out_plane());
+  // unfolded: kw windows of every input row inside the padding
+  const double unfolded = round_up(p.out_plane()) * macs + copy(p.C * p.kw * p.H, p.C * p.kw * p.H * p.Wo);
+  return unfolded < phase;
 }
 
 // y = conv(x, w) + b (b may be null).

@@ -104,11 +104,13 @@ void pack_transposed_avx2<double>(int64_t rows, int64_t kc, const double* const*
 
 template <>
 GemmKernel<float> gemm_kernel_avx2<float>() {
-  return {6, 16, 144, 384, 512, &kernel<F32, 6>, "avx2 6x16", &pack_transposed_avx2<float>, &kernel_shifted<F32, 6>};
+  return {6, 16, 144, 384, 512, &kernel<F32, 6>, "avx2 6x16", &pack_transposed_avx2<float>, &kernel_shifted<F32, 6>,
+          &kernel_shifted_half<F32, 6>, &kernel_rows<F32, 6, 2>, &kernel_rows<F32, 6, 1>};
 }
 template <>
 GemmKernel<double> gemm_kernel_avx2<double>() {
-  return {6, 8, 144, 256, 384, &kernel<F64, 6>, "avx2 6x8", &pack_transposed_avx2<double>, &kernel_shifted<F64, 6>};
+  return {6, 8, 144, 256, 384, &kernel<F64, 6>, "avx2 6x8", &pack_transposed_avx2<double>, &kernel_shifted<F64, 6>,
+          &kernel_shifted_half<F64, 6>, &kernel_rows<F64, 6, 2>, &kernel_rows<F64, 6, 1>};
 }
 
 }  // namespace dk::cpu

@@ -41,11 +41,13 @@ struct F64 {
 
 template <>
 GemmKernel<float> gemm_kernel_avx512<float>() {
-  return {8, 32, 128, 384, 512, &kernel<F32, 8>, "avx512 8x32", &pack_transposed_avx2<float>, &kernel_shifted<F32, 8>};
+  return {8, 32, 128, 384, 512, &kernel<F32, 8>, "avx512 8x32", &pack_transposed_avx2<float>, &kernel_shifted<F32, 8>,
+          &kernel_shifted_half<F32, 8>, &kernel_rows<F32, 8, 2>, &kernel_rows<F32, 8, 1>};
 }
 template <>
 GemmKernel<double> gemm_kernel_avx512<double>() {
-  return {8, 16, 128, 256, 384, &kernel<F64, 8>, "avx512 8x16", &pack_transposed_avx2<double>, &kernel_shifted<F64, 8>};
+  return {8, 16, 128, 256, 384, &kernel<F64, 8>, "avx512 8x16", &pack_transposed_avx2<double>, &kernel_shifted<F64, 8>,
+          &kernel_shifted_half<F64, 8>, &kernel_rows<F64, 8, 2>, &kernel_rows<F64, 8, 1>};
 }
 
 }  // namespace dk::cpu

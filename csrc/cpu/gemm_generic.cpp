@@ -37,6 +37,21 @@ void kernel_shifted(int64_t kc, const T* Ap, const T* base, const int64_t* offs,
   kernel_impl<T, MR, NR, true>(kc, Ap, base, offs, C, ldc, alpha, beta);
 }
 
+// A rows by pointer, B a packed panel NR wide (see GemmRowsKernel).
+template <typename T, int MR, int NR>
+void kernel_rows(int64_t kc, const T* const* Ar, const T* __restrict Bp, T* __restrict C, int64_t ldc, T alpha, T beta) {
+  T acc[MR][NR] = {};
+  for (int64_t k = 0; k < kc; ++k) {
+    const T* b = Bp + k * NR;
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) acc[i][j] += Ar[i][k] * b[j];
+  }
+  for (int i = 0; i < MR; ++i) {
+    T* c = C + i * ldc;
+    for (int j = 0; j < NR; ++j) c[j] = alpha * acc[i][j] + (beta == T(0) ? T(0) : beta * c[j]);
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -53,11 +68,15 @@ template void pack_transposed_scalar<double>(int64_t, int64_t, const double* con
 
 template <>
 GemmKernel<float> gemm_kernel_generic<float>() {
-  return {4, 16, 128, 256, 1024, &kernel<float, 4, 16>, "generic 4x16", &pack_transposed_scalar<float>, &kernel_shifted<float, 4, 16>};
+  return {4, 16, 128, 256, 1024, &kernel<float, 4, 16>, "generic 4x16", &pack_transposed_scalar<float>, &kernel_shifted<float, 4, 16>,
+          &kernel_shifted<float, 4, 8>, &kernel_rows<float, 4, 16>,
+          &kernel_rows<float, 4, 8>};
 }
 template <>
 GemmKernel<double> gemm_kernel_generic<double>() {
-  return {4, 8, 128, 256, 512, &kernel<double, 4, 8>, "generic 4x8", &pack_transposed_scalar<double>, &kernel_shifted<double, 4, 8>};
+  return {4, 8, 128, 256, 512, &kernel<double, 4, 8>, "generic 4x8", &pack_transposed_scalar<double>, &kernel_shifted<double, 4, 8>,
+          &kernel_shifted<double, 4, 4>, &kernel_rows<double, 4, 8>,
+          &kernel_rows<double, 4, 4>};
 }
 
 }  // namespace dk::cpu

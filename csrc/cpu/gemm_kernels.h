@@ -37,6 +37,11 @@ template <typename T>
 using GemmShiftedKernel = void (*)(int64_t kc, const T* Ap, const T* base, const int64_t* offs, T* C, int64_t ldc,
                                    T alpha, T beta);
 
+// C (MR x NR, or MR x NR/2 for the half variant) = alpha * A * Bp + beta * C with row i of A at
+// a_rows[i] (kc contiguous values each) and Bp a packed B panel (row k at Bp + k*width).
+template <typename T>
+using GemmRowsKernel = void (*)(int64_t kc, const T* const* a_rows, const T* Bp, T* C, int64_t ldc, T alpha, T beta);
+
 template <typename T>
 struct GemmKernel {
   int mr, nr;          // register tile
@@ -45,6 +50,11 @@ struct GemmKernel {
   const char* name;
   PackTransposed<T> pack_t;
   GemmShiftedKernel<T> fn_shifted;
+  // fn_shifted on an MR x NR/2 tile (C gets NR/2 columns): the last panel of an output whose
+  // length is not a multiple of NR computes half as many dropped columns (conv2d_shifted.cpp).
+  GemmShiftedKernel<T> fn_shifted_half;
+  // A rows by pointer (a convolution's weight gradient reads im2col rows in place): full and half width
+  GemmRowsKernel<T> fn_rows, fn_rows_half;
 };
 
 template <typename T>

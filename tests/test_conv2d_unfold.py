@@ -1,0 +1,244 @@
+"""conv2d's shifted-GEMM paths added for small images: the unfolded input layout (vs the phase
+layout), the half-width last panel, edge tiles (K not a multiple of MR), the weight gradient's row-pointer
+kernel (full and half width, partial row panels) and the threaded GEMM it falls back to, and the
+layout switch itself. Each shape is checked against the float64 reference
+(forward, dx, dw, db) and, for a subset, torch.
+
+Which path a shape takes is decided in C++ (csrc/cpu/conv2d_shifted.h: shifted_applies,
+shifted_unfold_pays; conv2d_shifted.cpp: conv2d_weight_grad_shifted; conv2d.cpp: dx_as_conv). `_plan` below mirrors
+those rules for the running ISA's register tile, so the tests can assert that their shapes really
+cover both sides of every switch: if the C++ rules change, change `_plan` with them."""
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import deepkern as dk
+from deepkern import _cpu
+from helpers import assert_close
+from reference import conv2d_backward_ref, conv2d_ref
+
+
+def _tile(dt):
+    mr, nr = re.search(r"(\d+)x(\d+)", _cpu.gemm_kernel_name(np.dtype(dt).name)).groups()
+    return int(mr), int(nr)
+
+
+def _out(n, k, s, p, d):
+    return (n + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def _up(v, m):
+    return (v + m - 1) // m * m
+
+
+def _shifted_applies(C, H, W, K, kh, kw, s, p, d):
+    Ho, Wo = _out(H, kh, s[0], p[0], d[0]), _out(W, kw, s[1], p[1], d[1])
+    if kh == kw == 1 and s == (1, 1) and p == (0, 0):
+        return False
+    if s[0] > 8 or s[1] > 8:
+        return False
+    wq = -(-(W + 2 * p[1]) // s[1])
+    return (Ho - 1) * wq + Wo + 32 <= 2 * Ho * Wo
+
+
+def _unfolds(C, H, W, K, kh, kw, s, p, d, mr, nr, elem_bytes=4, workers=1):
+    Ho, Wo = _out(H, kh, s[0], p[0], d[0]), _out(W, kw, s[1], p[1], d[1])
+    if Wo % nr == 0 and K % mr == 0:
+        return False
+    if s[1] != 1:
+        return False
+    hq, wq = -(-(H + 2 * p[0]) // s[0]), -(-(W + 2 * p[1]) // s[1])
+    if kw * Wo > 8 * s[1] * wq or kw > 64:
+        return False
+    if workers > 1 and s[0] * C * kw * hq * Wo * elem_bytes > 1 << 20:
+        return False
+    macs = _up(K, mr) * C * kh * kw
+
+    def copy(rows, elems):
+        return 100.0 * rows + 4.0 * elems
+
+    phase = (_up((Ho - 1) * wq + Wo, nr) * macs + copy(s[0] * s[1] * C * hq, s[0] * s[1] * C * hq * wq)
+             + copy(K * Ho, K * Ho * Wo))
+    unfolded = _up(Ho * Wo, nr) * macs + copy(C * kw * H, C * kw * H * Wo)
+    return unfolded < phase
+
+
+def _plan(xs, ws, s, p, d, dt, threads=1):
+    """The paths the C++ takes: {'fwd': 'unfold'|'phase'|'im2col', 'dx': ..., 'dw': 'rows'|'gemm'|'im2col',
+    'half': last forward panel half-width, 'edge_rows': K % MR != 0, 'dw_half': the weight gradient's
+    last panel of K is half width, 'dw_edge': C*kh*kw % MR != 0}."""
+    (N, C, H, W), (K, _, kh, kw) = xs, ws
+    mr, nr = _tile(dt)
+    Ho, Wo = _out(H, kh, s[0], p[0], d[0]), _out(W, kw, s[1], p[1], d[1])
+    plan = {"fwd": "im2col", "dx": "im2col", "dw": "im2col", "half": False, "edge_rows": K % mr != 0,
+            "dw_half": 0 < K % nr <= nr // 2, "dw_edge": (C * kh * kw) % mr != 0}
+    eb = np.dtype(dt).itemsize
+    big = threads > 1 and 2.0 * N * K * Ho * Wo * C * kh * kw > 2e6  # the C++ "threads" test
+    workers = threads if big else 1
+    if _shifted_applies(C, H, W, K, kh, kw, s, p, d):
+        plan["fwd"] = "unfold" if _unfolds(C, H, W, K, kh, kw, s, p, d, mr, nr, eb, workers) else "phase"
+        if plan["fwd"] == "unfold":
+            plan["half"] = 0 < (Ho * Wo) % nr <= nr // 2
+        if K >= 16:
+            plan["dw"] = "gemm" if big and N < threads else "rows"
+    tp = (d[0] * (kh - 1) - p[0], d[1] * (kw - 1) - p[1])
+    if C >= 4 and s == (1, 1) and tp[0] >= 0 and tp[1] >= 0 and _shifted_applies(K, Ho, Wo, C, kh, kw, (1, 1), tp, d):
+        plan["dx"] = "unfold" if _unfolds(K, Ho, Wo, C, kh, kw, (1, 1), tp, d, mr, nr, eb, workers) else "phase"
+    elif plan["fwd"] != "im2col":
+        plan["dx"] = "phase"  # strided dx: w^T dy scattered back in the phase layout
+    return plan
+
+
+def _check(rng, xs, ws, s, p, d, dt, bias=True, vs_torch=False):
+    x = rng.standard_normal(xs).astype(dt)
+    w = rng.standard_normal(ws).astype(dt)
+    b = rng.standard_normal(ws[0]).astype(dt) if bias else None
+    y, ctx = dk.conv2d(x, w, b, s, p, d, return_ctx=True)
+    what = f"x{xs} w{ws} s{s} p{p} d{d} {np.dtype(dt).name}"
+    assert_close(y, conv2d_ref(x, w, b, s, p, d), dtype=dt, what="y " + what)
+    dy = rng.standard_normal(y.shape).astype(dt)
+    grads = dk.conv2d_backward(ctx, dy)
+    for name, g, r in zip(("dx", "dw", "db"), grads, conv2d_backward_ref(x, w, dy, bias, s, p, d)):
+        if r is None:
+            assert g is None
+        else:
+            assert_close(g, r, dtype=dt, what=f"{name} {what}")
+    if vs_torch:
+        tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+        tb = torch.tensor(b, requires_grad=True) if bias else None
+        ty = torch.nn.functional.conv2d(tx, tw, tb, stride=s, padding=p, dilation=d)
+        ty.backward(torch.tensor(dy))
+        assert_close(y, ty, dtype=dt, what="torch y " + what)
+        assert_close(grads[0], tx.grad, dtype=dt, what="torch dx " + what)
+        assert_close(grads[1], tw.grad, dtype=dt, what="torch dw " + what)
+
+
+# (x shape, w shape, stride, padding, dilation): small images and odd sizes.
+SHAPES = [
+    ((3, 6, 14, 14), (16, 6, 5, 5), (1, 1), (0, 0), (1, 1)),  # lenet c3: 100 outputs, half last panel
+    ((2, 5, 13, 11), (16, 5, 5, 5), (1, 1), (2, 2), (1, 1)),  # resnet-5x5-like, odd sizes
+    ((2, 4, 11, 9), (19, 4, 3, 3), (1, 1), (1, 1), (1, 1)),  # K = 19: edge rows
+    ((3, 3, 9, 12), (5, 3, 3, 5), (1, 1), (0, 2), (1, 1)),  # K < MR, rectangular kernel
+    ((2, 6, 15, 17), (16, 6, 3, 3), (2, 2), (1, 1), (1, 1)),  # stride 2: phase layout
+    ((2, 4, 16, 13), (20, 4, 3, 2), (2, 3), (1, 0), (1, 1)),  # mixed strides
+    ((2, 5, 14, 15), (17, 5, 3, 3), (1, 1), (2, 1), (2, 2)),  # dilation
+    ((2, 3, 12, 12), (16, 3, 1, 3), (2, 1), (0, 1), (1, 1)),  # kh = 1, stride 2: one row phase unused
+    ((1, 7, 20, 22), (33, 7, 3, 3), (1, 1), (1, 1), (1, 1)),  # K = 33: one column in dw's last panel
+    ((4, 2, 10, 10), (24, 2, 5, 5), (1, 1), (2, 2), (1, 1)),  # C < 4: dx by the phase scatter
+    ((2, 8, 7, 40), (16, 8, 3, 3), (1, 1), (1, 1), (1, 1)),  # wide, short rows
+    ((2, 4, 18, 33), (16, 4, 3, 3), (1, 1), (1, 0), (1, 1)),  # Wo = 31: one column short of a row tile
+    ((2, 8, 9, 19), (16, 8, 3, 5), (1, 2), (0, 0), (1, 1)),  # column stride 2: phases
+    ((2, 6, 11, 27), (24, 6, 5, 7), (2, 1), (2, 3), (1, 1)),  # row stride 2: unfolded with row phases
+    ((2, 4, 6, 32), (24, 4, 3, 3), (1, 1), (1, 1), (1, 1)),  # whole row tiles: the phase layout
+    ((2, 3, 20, 20), (2, 3, 3, 3), (1, 1), (1, 1), (1, 1)),  # K = 2: copying would cost more, phase
+]
+
+
+@pytest.mark.parametrize("case", SHAPES)
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_unfold_shapes_vs_reference(rng, case, dt):
+    _check(rng, *case, dt, bias=True, vs_torch=dt == np.float32)
+
+
+def test_shapes_cover_every_path():
+    """The hand-picked shapes exercise both layouts (forward and dx), the half panel and a full
+    last panel, edge rows, and the weight gradient's half and full panels and partial row panels,
+    for this machine's kernel (the threaded dw GEMM: test_unfold_threads)."""
+    for dt in (np.float32, np.float64):
+        plans = [_plan(*c, dt) for c in SHAPES]
+        seen = {(k, v) for pl in plans for k, v in pl.items()}
+        for want in [("fwd", "unfold"), ("fwd", "phase"), ("dx", "unfold"), ("dx", "phase"), ("dw", "rows"),
+                     ("half", True), ("edge_rows", True), ("dw_half", True), ("dw_half", False), ("dw_edge", True),
+                     ("dw_edge", False)]:
+            assert want in seen, (np.dtype(dt).name, want, plans)
+        assert any(pl["fwd"] == "unfold" and not pl["half"] for pl in plans)
+        assert any(pl["fwd"] == "unfold" and c[2][0] > 1 for pl, c in zip(plans, SHAPES))  # row phases
+        assert any(pl["dw"] == "rows" and pl["dw_half"] for pl in plans)
+        assert any(pl["dw"] == "rows" and not pl["dw_half"] and pl["dw_edge"] for pl in plans)
+
+
+def _boundary_shapes(dt):
+    """Square images of growing size where the forward layout switches from one side to the
+    other: both neighbours of every switch (C, K, kernel and padding from a few families)."""
+    mr, nr = _tile(dt)
+    out = []
+    for C, K, k, p in [(6, 16, 5, 0), (4, 16, 3, 1), (3, 12, 5, 2), (8, 24, 3, 0)]:
+        prev = None
+        for n in range(k, 48):
+            xs, ws = (1, C, n, n), (K, C, k, k)
+            if not _shifted_applies(C, n, n, K, k, k, (1, 1), (p, p), (1, 1)):
+                prev = None
+                continue
+            cur = _unfolds(C, n, n, K, k, k, (1, 1), (p, p), (1, 1), mr, nr)
+            if prev is not None and cur != prev[1]:
+                out += [(prev[0], ws, (1, 1), (p, p), (1, 1)), (xs, ws, (1, 1), (p, p), (1, 1))]
+            prev = (xs, cur)
+    return out
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_layout_switch_boundary(rng, dt):
+    shapes = _boundary_shapes(dt)
+    assert shapes, "no layout switch found in the families: the tests would not cover it"
+    for xs, ws, s, p, d in shapes:
+        _check(rng, (2,) + xs[1:], ws, s, p, d, dt, bias=True)
+
+
+def test_unfold_random_small_shapes(rng):
+    """Random small shapes with K >= 16 (shifted weight gradient) and C >= 4 (dx as a convolution)."""
+    unfolded = 0
+    for _ in range(40):
+        kh, kw = (int(v) for v in rng.integers(1, 6, 2))
+        s = tuple(int(v) for v in rng.integers(1, 3, 2))
+        d = tuple(int(v) for v in rng.integers(1, 3, 2))
+        p = (int(rng.integers(0, kh)), int(rng.integers(0, kw)))
+        H = int(rng.integers(max(1, d[0] * (kh - 1) + 1 - 2 * p[0]), 24))
+        W = int(rng.integers(max(1, d[1] * (kw - 1) + 1 - 2 * p[1]), 24))
+        N, C, K = int(rng.integers(1, 4)), int(rng.integers(4, 8)), int(rng.integers(16, 26))
+        dt = np.float64 if rng.integers(0, 2) else np.float32
+        unfolded += _plan((N, C, H, W), (K, C, kh, kw), s, p, d, dt)["fwd"] == "unfold"
+        _check(rng, (N, C, H, W), (K, C, kh, kw), s, p, d, dt, bias=bool(rng.integers(0, 2)))
+    assert unfolded >= 5
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("N", [1, 5])
+def test_unfold_threads(rng, threads, N):
+    """Enough work for threads: N = 1 shares one buffer (threads split its channels and the
+    panels), N = 5 gives whole samples to threads (each its own buffer, private dw)."""
+    xs, ws = (N, 12, 26, 26), (24, 12, 5, 5)
+    assert _plan(xs, ws, (1, 1), (2, 2), (1, 1), np.float64, threads)["fwd"] == "unfold"
+    assert _plan(xs, ws, (1, 1), (2, 2), (1, 1), np.float64, threads)["dw"] == ("gemm" if threads > N else "rows")
+    assert _plan(xs, ws, (1, 1), (0, 0), (1, 1), np.float32, threads)["fwd"] == "unfold"
+    old = dk.get_num_threads()
+    try:
+        dk.set_num_threads(threads)
+        _check(rng, xs, ws, (1, 1), (2, 2), (1, 1), np.float64)
+        _check(rng, xs, ws, (2, 2), (1, 1), (1, 1), np.float32)
+        # no padding: the last row of each plane is the buffer's last, so a row copy that wrote past
+        # it would land in the next channel's plane (another thread's with N = 1)
+        _check(rng, xs, ws, (1, 1), (0, 0), (1, 1), np.float32)
+    finally:
+        dk.set_num_threads(old)
+
+
+def test_unfold_nonfinite_input_matches_torch(rng):
+    """Inf in an unfolded-layout input: NaN/Inf exactly where torch has them (dw then takes im2col)."""
+    xs, ws = (2, 6, 14, 14), (16, 6, 5, 5)
+    assert _plan(xs, ws, (1, 1), (0, 0), (1, 1), np.float64)["fwd"] == "unfold"
+    x = rng.standard_normal(xs)
+    x[1, 2, 3, 13] = np.inf
+    w = rng.standard_normal(ws)
+    y, ctx = dk.conv2d(x, w, return_ctx=True)
+    dy = rng.standard_normal(y.shape)
+    _, dw, _ = dk.conv2d_backward(ctx, dy)
+    tx, tw = torch.tensor(x), torch.tensor(w, requires_grad=True)
+    ty = torch.nn.functional.conv2d(tx, tw)
+    ty.backward(torch.tensor(dy))
+    for name, got, want in (("y", y, ty.detach().numpy()), ("dw", dw, tw.grad.numpy())):
+        fin = np.isfinite(want)
+        assert not fin.all()
+        assert np.array_equal(np.isfinite(got), fin) and np.array_equal(np.isnan(got), np.isnan(want)), name
+        assert_close(np.where(fin, got, 0.0), np.where(fin, want, 0.0), what=name)
