@@ -39,9 +39,11 @@ inline bool shifted_applies(const Conv2dParams& p) {
 // measurements (lenet / resnet shapes, AVX-512): 4 per element plus 100 per row copied, as short
 // rows (10-30 values) cost mostly their per-row overhead. Whole row tiles (Wo a multiple of NR,
 // K of MR) already drop nothing, so they keep the cheaper phase buffer.
-// With several threads each streaming its own buffer, an unfolded buffer larger than a core's L2
-// (1 MiB here) lost: resnet 3x3 on 56x56 (2.5 MB) was 4-7% slower unfolded on 2 threads, though
-// 4% faster on one, where the whole L3 serves one core. `workers`: threads that will run.
+// With several threads, an unfolded buffer larger than a core's L2 (1 MiB here) lost: resnet 3x3
+// on 56x56 (2.5 MB) was 4-7% slower unfolded on 2 threads, though 4% faster on one. The size is
+// the proxy, not the cause: building it in L2-sized bands of rows was slower still, and perf put
+// the loss in the micro-kernel itself (unfolded, a block's kw taps sit in kw planes, so it touches
+// ~kw times the cache lines; results/conv.md, "banded"). `workers`: threads that will run.
 inline bool shifted_unfold_pays(const Conv2dParams& p, int64_t mr, int64_t nr, int64_t elem_bytes = 4,
                                 int workers = 1) {
   if (p.Wo % nr == 0 && p.K % mr == 0) return false;
