@@ -427,3 +427,18 @@ def test_fit_and_train_step_call_a_subclass_backward_without_input_grad(rng):
     model.train_step(x, y, nn.SoftmaxCrossEntropy(), opt)
     model.fit(x, y, "cross_entropy", opt, epochs=1, batch_size=4, progress=False)
     assert Logged.calls == 3
+
+
+def test_a_first_layer_subclass_that_uses_super_backward_still_gets_dx(rng):
+    """Only Conv2D and Dense themselves skip dx in fit/train_step: a subclass whose backward uses
+    what super().backward() returns is given the gradient as before."""
+    class ScaledConv(nn.Conv2D):
+        def backward(self, dy):
+            dx = super().backward(dy)
+            return dx * 2.0  # would fail on None
+
+    model = nn.Sequential([ScaledConv(1, 2, 3, seed=0), nn.Flatten(), nn.Dense(2 * 4 * 4, 3, seed=1)])
+    x = rng.standard_normal((5, 1, 6, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 5)
+    model.fit(x, y, nn.SoftmaxCrossEntropy(), dk.optim.SGD(model, lr=0.1), epochs=1, batch_size=5, progress=False)
+    model.train_step(x, y, nn.SoftmaxCrossEntropy(), dk.optim.SGD(model, lr=0.1))

@@ -169,7 +169,9 @@ class Layer:
 
     _buffers = ()  # names of non-trainable array attributes that move with to()
     # Set by Sequential around the first layer's backward when nothing uses the gradient of the
-    # model's input (train_step, fit): a layer may then skip computing dx and return None.
+    # model's input (train_step, fit), but only on a class that declares _input_grad_skippable
+    # itself (Conv2D, Dense): its backward then skips dx and returns None. A subclass does not
+    # inherit the declaration, since its own backward may use what super().backward() returns.
     _input_grad_unused = False
 
     def __init_subclass__(cls, **kwargs):

@@ -31,6 +31,8 @@ class Conv2D(Layer):
         self.bias = Parameter(np.zeros(self.out_channels, dt), "bias") if bias else None
         self._ctx = None
 
+    _input_grad_skippable = True  # backward honours _input_grad_unused (see Layer)
+
     def forward(self, x, training=True):
         self.check_input(x)
         W = self.weight.value

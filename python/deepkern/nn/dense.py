@@ -23,6 +23,8 @@ class Dense(Layer):
         self.bias = Parameter(np.zeros(self.out_features, dt), "bias") if bias else None
         self._x = None
 
+    _input_grad_skippable = True  # backward honours _input_grad_unused (see Layer)
+
     def forward(self, x, training=True):
         self.check_input(x)
         W = self.weight.value

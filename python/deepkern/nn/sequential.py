@@ -72,7 +72,7 @@ class Sequential(Layer):
             if dy is None:
                 break  # a non-differentiable input (Embedding/OneHot) ends the chain
             layer = self.layers[i]
-            if i == 0 and not input_grad:
+            if i == 0 and not input_grad and type(layer).__dict__.get("_input_grad_skippable", False):
                 layer._input_grad_unused = True
                 try:
                     dy = layer.backward(dy)
