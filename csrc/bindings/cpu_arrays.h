@@ -27,9 +27,18 @@ inline void check_contiguous(const py::array& a, const char* name) {
     throw py::value_error(std::string(name) + ": expected a C-contiguous array");
 }
 
+// Kernels dereference T*: a misaligned one (numpy allows it) is undefined behaviour. The Python
+// layer copies such arrays (_validate.kernel_layout); this is the last guard.
+template <typename T>
+void check_aligned(const py::array& a, const char* name) {
+  if (reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T) != 0)
+    throw py::value_error(std::string(name) + ": expected an array aligned to its element size");
+}
+
 template <typename T>
 const T* in_ptr(const py::array& a, const char* name) {
   check_contiguous(a, name);
+  check_aligned<T>(a, name);
   if (!a.dtype().is(py::dtype::of<T>()))
     throw py::type_error(std::string(name) + ": dtype does not match the other arrays");
   return static_cast<const T*>(a.data());
@@ -38,6 +47,7 @@ const T* in_ptr(const py::array& a, const char* name) {
 template <typename T>
 T* out_ptr(py::array& a, const char* name) {
   check_contiguous(a, name);
+  check_aligned<T>(a, name);
   if (!a.dtype().is(py::dtype::of<T>()))
     throw py::type_error(std::string(name) + ": dtype does not match the other arrays");
   if (!a.writeable()) throw py::value_error(std::string(name) + ": output array is read-only");

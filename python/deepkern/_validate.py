@@ -83,8 +83,21 @@ def as_float_arrays(op, named, optional=()):
     present = [a for a in converted if a is not None]
     out_dt = result_dtype(xp, present)
     comp_dt = compute_dtype(xp, out_dt)
-    out = [None if a is None else xp.ascontiguousarray(a, dtype=comp_dt) for a in converted]
+    out = [None if a is None else kernel_layout(xp, a, comp_dt) for a in converted]
     return backend_for(xp), out, out_dt, comp_dt
+
+
+def kernel_layout(xp, a, dtype=None):
+    """`a` as the kernels take it: C-contiguous, `dtype`, and (numpy) aligned to its element size,
+    copied only when it is not already. (numpy can hand out misaligned arrays, e.g. np.frombuffer
+    at an odd offset; a C++ kernel dereferencing those is undefined behaviour, and vector code
+    that peels the loop to an aligned boundary can fault.)"""
+    if xp is np:
+        a = np.asarray(a, dtype=dtype)
+        if a.flags.c_contiguous and a.flags.aligned:
+            return a
+        return np.array(a, dtype=dtype, order="C", copy=True)  # a fresh array is aligned
+    return xp.ascontiguousarray(a, dtype=dtype)
 
 
 def as_grad(op, ctx, name, g, expected_shape):
@@ -100,7 +113,7 @@ def as_grad(op, ctx, name, g, expected_shape):
     _check_dtype(op, name, g)
     if tuple(g.shape) != tuple(expected_shape):
         raise ValueError(f"{op}: '{name}' has shape {tuple(g.shape)}; expected {tuple(expected_shape)} (the forward output's shape)")
-    return xp.ascontiguousarray(g, dtype=ctx.compute_dtype)
+    return kernel_layout(xp, g, ctx.compute_dtype)
 
 
 # Sizes, strides and paddings beyond this are nonsense for any array that fits in memory; the bound

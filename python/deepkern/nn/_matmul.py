@@ -7,20 +7,21 @@ shared machine made a 64x256x120 product 100x slower than one thread. cupy array
 import numpy as np
 
 from .. import _cpu
+from .._validate import kernel_layout
 
 
 def gemm(a, b, trans_a=False, trans_b=False, out=None):
     """op(a) @ op(b); with out given, the product is ADDED to out in place (out += ...)."""
     if isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64) and b.dtype == a.dtype:
-        a = np.ascontiguousarray(a)
-        b = np.ascontiguousarray(b)
+        a = kernel_layout(np, a)
+        b = kernel_layout(np, b)
         m = a.shape[1] if trans_a else a.shape[0]
         n = b.shape[0] if trans_b else b.shape[1]
         if out is None:
             c = np.empty((m, n), a.dtype)
             _cpu.gemm(a, b, c, trans_a, trans_b, 1.0, 0.0, True)
             return c
-        if out.dtype == a.dtype and out.flags.c_contiguous and out.flags.writeable:
+        if out.dtype == a.dtype and out.flags.c_contiguous and out.flags.aligned and out.flags.writeable:
             _cpu.gemm(a, b, out, trans_a, trans_b, 1.0, 1.0, True)
             return out
     opa = a.T if trans_a else a

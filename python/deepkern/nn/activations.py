@@ -2,6 +2,7 @@
 import numpy as np
 
 from .. import _cpu
+from .._validate import kernel_layout
 from ._base import Layer, default_rng, xp_of
 from ._checks import check_backward
 
@@ -28,8 +29,7 @@ class ReLU(_Elementwise):
     def forward(self, x, training=True):
         x = _float(x)
         if isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64):
-            if not x.flags.c_contiguous:  # (np.ascontiguousarray would turn a 0-d x into shape (1,))
-                x = np.ascontiguousarray(x)
+            x = kernel_layout(np, x)  # (np.ascontiguousarray would turn a 0-d x into shape (1,))
             y = np.empty_like(x)
             active = np.empty(x.shape, np.bool_)
             _cpu.relu_forward(x, y, active)
@@ -44,8 +44,7 @@ class ReLU(_Elementwise):
         mask = self._mask
         check_backward("ReLU", mask, dy, mask.shape if mask is not None else None)
         if isinstance(mask, np.ndarray) and isinstance(dy, np.ndarray) and dy.dtype in (np.float32, np.float64):
-            if not dy.flags.c_contiguous:
-                dy = np.ascontiguousarray(dy)
+            dy = kernel_layout(np, dy)
             dx = np.empty_like(dy)
             _cpu.relu_backward(dy, mask, dx)
             return dx
