@@ -147,3 +147,20 @@ def test_layer_input_changed_between_forward_and_backward(rng):
     x *= 2
     with pytest.raises(RuntimeError, match="'x'.*modified in place"):
         layer.backward(np.ones_like(y))
+
+
+@pytest.mark.parametrize("cls", [dk.nn.Sigmoid, dk.nn.Tanh, dk.nn.Softmax])
+def test_activation_output_changed_before_backward_raises(cls, rng):
+    """Sigmoid, Tanh and Softmax return the array their backward reads: a caller computing, say,
+    the gradient in place on the model's output (out -= target) would get wrong gradients."""
+    layer = cls()
+    x = rng.standard_normal((4, 5))
+    y = layer.forward(x)
+    dy = rng.standard_normal(y.shape)
+    want = layer.backward(dy)  # unchanged: fine, and repeatable
+    old = y.copy()
+    y -= 0.5
+    with pytest.raises(RuntimeError, match=f"{cls.__name__}.backward: its output 'y'.*modified in place"):
+        layer.backward(dy)
+    y[...] = old  # restored bit for bit
+    np.testing.assert_array_equal(layer.backward(dy), want)

@@ -45,3 +45,26 @@ def check_unmodified(op, ctx):
                 f"{op}: '{name}', saved by {ctx.op} for the backward pass, was modified in place after the "
                 f"forward pass, so its gradients would be wrong; modify a copy, or run {ctx.op} again"
             )
+
+
+class Remembered:
+    """A layer's cached array that the caller also holds (an activation's returned output, which
+    its backward reads), with its fingerprint: the layer-level counterpart of watch(). numpy
+    only; a cupy array is kept unchecked."""
+
+    __slots__ = ("array", "fp")
+
+    def __init__(self, array):
+        self.array = array
+        ok = isinstance(array, np.ndarray) and array.flags.c_contiguous
+        self.fp = _cpu.fingerprint(array) if ok else None
+
+
+def recall(layer, name, remembered):
+    """The remembered array, or RuntimeError if it was changed in place since the forward."""
+    if remembered.fp is not None and _cpu.fingerprint(remembered.array) != remembered.fp:
+        raise RuntimeError(
+            f"{layer}.backward: its output '{name}', which the backward pass reads, was modified in place "
+            f"after forward(), so the gradient would be wrong; modify a copy of the output instead"
+        )
+    return remembered.array

@@ -2,6 +2,7 @@
 import numpy as np
 
 from .. import _cpu
+from .._saved import Remembered, recall
 from .._validate import kernel_layout
 from ._base import Layer, default_rng, xp_of
 from ._checks import check_backward
@@ -62,12 +63,12 @@ class Sigmoid(_Elementwise):
         # 1/(1+exp(-x)) overflows harmlessly to 0 for very negative x (exp -> inf).
         with np.errstate(over="ignore"):
             y = 1.0 / (1.0 + xp.exp(-x))
-        self._y = y if training else None
+        self._y = Remembered(y) if training else None
         return y
 
     def backward(self, dy):
-        y = self._y
-        check_backward("Sigmoid", y, dy, y.shape if y is not None else None)
+        check_backward("Sigmoid", self._y, dy, self._y.array.shape if self._y is not None else None)
+        y = recall("Sigmoid", "y", self._y)
         return dy * y * (1 - y)
 
 
@@ -78,12 +79,12 @@ class Tanh(_Elementwise):
     def forward(self, x, training=True):
         x = _float(x)
         y = xp_of(x).tanh(x)
-        self._y = y if training else None
+        self._y = Remembered(y) if training else None
         return y
 
     def backward(self, dy):
-        y = self._y
-        check_backward("Tanh", y, dy, y.shape if y is not None else None)
+        check_backward("Tanh", self._y, dy, self._y.array.shape if self._y is not None else None)
+        y = recall("Tanh", "y", self._y)
         return dy * (1 - y * y)
 
 
@@ -169,10 +170,10 @@ class Softmax(_Elementwise):
         xp = xp_of(x)
         e = xp.exp(x - x.max(axis=-1, keepdims=True))
         y = e / e.sum(axis=-1, keepdims=True)
-        self._y = y if training else None
+        self._y = Remembered(y) if training else None
         return y
 
     def backward(self, dy):
-        y = self._y
-        check_backward("Softmax", y, dy, y.shape if y is not None else None)
+        check_backward("Softmax", self._y, dy, self._y.array.shape if self._y is not None else None)
+        y = recall("Softmax", "y", self._y)
         return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
