@@ -7,8 +7,8 @@ from .._validate import Context, as_float_arrays, as_grad, check_ctx, check_ndim
 def _conv_params(op, x, w, b, stride, padding, dilation):
     check_ndim(op, "x", x, 4, "(N, C, H, W)")
     check_ndim(op, "w", w, 4, "(K, C, kh, kw)")
-    N, C, H, W = (int(s) for s in x.shape)
-    K, Cw, kh, kw = (int(s) for s in w.shape)
+    N, C, H, W = x.shape  # numpy and cupy shapes hold Python ints
+    K, Cw, kh, kw = w.shape
     if Cw != C:
         raise ValueError(
             f"{op}: 'w' has {Cw} input channels (shape {tuple(w.shape)}) but 'x' has {C} (shape {tuple(x.shape)}); "

@@ -21,10 +21,10 @@ def _prepare(op, x, x_ndim, x_layout, state_names, h, c, w_ih, w_hh, b_ih, b_hh)
     check_ndim(op, "x", x, x_ndim, x_layout)
     check_ndim(op, "w_ih", w_ih, 2, "(4*hidden_size, input_size)")
     if x_ndim == 2:
-        B, I = (int(s) for s in x.shape)
+        B, I = x.shape
         T = 1
     else:
-        T, B, I = (int(s) for s in x.shape)
+        T, B, I = x.shape
     if min(T, B, I) < 1:
         raise ValueError(f"{op}: 'x' has shape {tuple(x.shape)}; every dimension of {x_layout} must be >= 1")
     G = int(w_ih.shape[0])

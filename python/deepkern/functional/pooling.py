@@ -13,7 +13,7 @@ def _pool_params(op, x, kernel_size, stride, padding):
             f"{op}: 'padding' {(ph, pw)} must be at most half of 'kernel_size' {(kh, kw)} "
             "(a window may not lie entirely in the padding)"
         )
-    N, C, H, W = (int(s) for s in x.shape)
+    N, C, H, W = x.shape  # numpy and cupy shapes hold Python ints
     if H + 2 * ph < kh or W + 2 * pw < kw:
         raise ValueError(
             f"{op}: 'kernel_size' {(kh, kw)} is larger than the padded input {(H + 2 * ph, W + 2 * pw)} "
