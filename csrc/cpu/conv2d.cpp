@@ -1,5 +1,5 @@
 // conv2d lowered to GEMM. Three lowerings, chosen per shape (and per gradient):
-//  * shifted GEMM (conv2d_shifted.cpp), the default for strides <= 8: no im2col matrix at all.
+//  * shifted GEMM (conv2d_shifted_plan.h), the default for strides <= 8: no im2col matrix at all.
 //    Forward; dw (K >= 16, finite x); dx as a transposed convolution (stride 1, C >= 4) or as
 //    w^T dy added back contiguously in the phase-split space (other strides); finite w for dx.
 //  * 1x1, stride 1, no padding: x_n already is the column matrix, dx_n = w^T dy_n.

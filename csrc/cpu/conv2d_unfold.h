@@ -1,5 +1,5 @@
 #pragma once
-// Row copies that build the shifted GEMM's unfolded input buffer (conv2d_shifted.cpp), per ISA.
+// Row copies that build the shifted GEMM's unfolded input buffer (conv2d_shifted_plan.h), per ISA.
 // Rows are short (an image's width, often 10-60 values), so the per-row cost decides: the
 // AVX-512 version copies each row with full vectors and one masked tail, no scalar loop.
 #include <cstdint>

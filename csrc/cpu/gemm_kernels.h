@@ -32,7 +32,7 @@ void pack_transposed_avx2(int64_t rows, int64_t kc, const T* const* src, int P, 
 
 // The same tile, but row k of B is read in place at base + offs[k] (NR contiguous values) instead
 // of from a packed panel: a stride-1 convolution's im2col matrix is the padded input shifted by
-// one offset per (channel, tap), so it never has to be built (conv2d_shifted.cpp).
+// one offset per (channel, tap), so it never has to be built (conv2d_shifted_plan.h).
 template <typename T>
 using GemmShiftedKernel = void (*)(int64_t kc, const T* Ap, const T* base, const int64_t* offs, T* C, int64_t ldc,
                                    T alpha, T beta);
@@ -51,7 +51,7 @@ struct GemmKernel {
   PackTransposed<T> pack_t;
   GemmShiftedKernel<T> fn_shifted;
   // fn_shifted on an MR x NR/2 tile (C gets NR/2 columns): the last panel of an output whose
-  // length is not a multiple of NR computes half as many dropped columns (conv2d_shifted.cpp).
+  // length is not a multiple of NR computes half as many dropped columns (conv2d_shifted_plan.h).
   GemmShiftedKernel<T> fn_shifted_half;
   // A rows by pointer (a convolution's weight gradient reads im2col rows in place): full and half width
   GemmRowsKernel<T> fn_rows, fn_rows_half;
@@ -70,7 +70,7 @@ const GemmKernel<T>& gemm_kernel();
 
 // gemm (gemm.h) with op(A) = A (no transpose) whose row i starts at A + a_rows[i] instead of
 // A + i*lda: row i of an im2col matrix is the phase-split padded input from one offset on
-// (conv2d_shifted.cpp), so convolution weight gradients need no im2col matrix either.
+// (conv2d_shifted_plan.h), so convolution weight gradients need no im2col matrix either.
 template <typename T>
 void gemm_offset_rows_a(bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, const int64_t* a_rows,
                         const T* B, int64_t ldb, T beta, T* C, int64_t ldc, bool parallel = true);
