@@ -164,3 +164,18 @@ def test_activation_output_changed_before_backward_raises(cls, rng):
         layer.backward(dy)
     y[...] = old  # restored bit for bit
     np.testing.assert_array_equal(layer.backward(dy), want)
+
+
+def test_dense_input_changed_before_backward_raises(rng):
+    layer = dk.nn.Dense(5, 3, seed=0)
+    x = rng.standard_normal((4, 5)).astype(np.float32)
+    y = layer.forward(x)
+    x[1, 2] += 1.0  # e.g. the next batch loaded into the same buffer too early
+    with pytest.raises(RuntimeError, match="Dense.backward: its input 'x'.*modified in place"):
+        layer.backward(np.ones_like(y))
+    x64 = rng.standard_normal((4, 5))  # float64 into a float32 layer: converted, a private copy
+    y = layer.forward(x64)
+    want = layer.backward(np.ones_like(y))
+    x64[...] = 0
+    layer.weight.grad = None
+    np.testing.assert_array_equal(layer.backward(np.ones_like(y)), want)

@@ -54,17 +54,21 @@ class Remembered:
 
     __slots__ = ("array", "fp")
 
-    def __init__(self, array):
+    def __init__(self, array, via=None):
+        """via: what the caller passed, when `array` is derived from an input: the fingerprint is
+        then only taken if the two share memory (a converted copy is private)."""
         self.array = array
         ok = isinstance(array, np.ndarray) and array.flags.c_contiguous
+        if ok and via is not None:
+            ok = _reachable(array, via)
         self.fp = _cpu.fingerprint(array) if ok else None
 
 
-def recall(layer, name, remembered):
+def recall(layer, name, remembered, what="output"):
     """The remembered array, or RuntimeError if it was changed in place since the forward."""
     if remembered.fp is not None and _cpu.fingerprint(remembered.array) != remembered.fp:
         raise RuntimeError(
-            f"{layer}.backward: its output '{name}', which the backward pass reads, was modified in place "
-            f"after forward(), so the gradient would be wrong; modify a copy of the output instead"
+            f"{layer}.backward: its {what} '{name}', which the backward pass reads, was modified in place "
+            f"after forward(), so the gradient would be wrong; modify a copy of the {what} instead"
         )
     return remembered.array

@@ -1,6 +1,7 @@
 """Dense (fully connected), Embedding and OneHot layers."""
 import numpy as np
 
+from .._saved import Remembered, recall
 from ._base import Layer, Parameter, default_rng, xp_of
 from ._checks import as_input, check_backward, float_dtype, positive_int
 from ._matmul import gemm
@@ -29,6 +30,7 @@ class Dense(Layer):
         self.check_input(x)
         W = self.weight.value
         xp = xp_of(W)
+        given = x
         x = as_input("Dense", x, xp, W.dtype)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(
@@ -40,13 +42,13 @@ class Dense(Layer):
         y = gemm(x2, W, trans_b=True)
         if self.bias is not None:
             y += self.bias.value
-        self._x = x2 if training else None
+        self._x = Remembered(x2, via=given) if training else None  # the caller's x, unless converted
         self._lead = lead
         return y.reshape(lead + (self.out_features,))
 
     def backward(self, dy):
         check_backward("Dense", self._x, dy, self._lead + (self.out_features,) if self._x is not None else None)
-        x2, W = self._x, self.weight.value
+        x2, W = recall("Dense", "x", self._x, what="input"), self.weight.value
         xp = xp_of(W)
         dy2 = xp.asarray(dy, dtype=W.dtype).reshape(-1, self.out_features)
         if self.weight.grad is None:
