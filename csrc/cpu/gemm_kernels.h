@@ -1,5 +1,8 @@
 #pragma once
-// Micro-kernels of the packed GEMM (gemm.cpp) and the blocking that goes with each.
+// Micro-kernels of the packed GEMM (gemm.cpp) and the blocking that goes with each. With
+// gemm_pack.h this is also the GEMM family's interface for GEMMs fused into other kernels, which
+// gemm.h's one-call form cannot express: the convolution's shifted GEMM reads B rows in place
+// (conv2d_shifted_plan.h) and the LSTM packs its weights once per sequence (lstm_gemm.cpp).
 //
 // A micro-kernel computes one MR x NR tile of C from packed panels:
 //   acc[i][j] = sum_k Ap[k*MR + i] * Bp[k*NR + j]        (k < kc)
