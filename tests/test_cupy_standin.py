@@ -601,3 +601,30 @@ def test_kernel_layers_refuse_device_arrays_clearly(cp, rng, name, monkeypatch):
     monkeypatch.setattr(backend, "_CUDA", None)
     with pytest.raises(NotImplementedError, match="has no CUDA kernel yet; run it on numpy arrays"):
         layer.forward(x)
+
+
+def test_fingerprint_on_device_matches_the_cpu_kernel(cp, rng):
+    """The array-op fingerprint the CUDA backend uses (_saved.xp_fingerprint) gives the C++
+    kernel's value, so a ctx on the GPU watches the arrays a caller can reach (max pooling's
+    returned indices) as on the CPU; a change is seen."""
+    from deepkern import _cpu
+    from deepkern._saved import check_unmodified, watch, xp_fingerprint
+
+    for n in (0, 1, 5, 8, 13, 1000):
+        for dt in (np.float32, np.float64, np.int64):
+            a = (rng.standard_normal(n) * 100).astype(dt)
+            assert xp_fingerprint(cp, dev(cp, a)) == _cpu.fingerprint(a) == xp_fingerprint(np, a)
+
+    class _Backend:
+        name, xp = "cuda", cp
+
+    class _Ctx:
+        op, backend, _fingerprints = "max_pool2d", _Backend(), {}
+
+    idx = dev(cp, np.arange(12, dtype=np.int64).reshape(3, 4))
+    ctx = _Ctx()
+    watch(ctx, indices=(idx, idx))
+    check_unmodified("max_pool2d_backward", ctx)
+    idx[1, 2] = 0
+    with pytest.raises(RuntimeError, match="'indices'.*modified in place"):
+        check_unmodified("max_pool2d_backward", ctx)

@@ -15,8 +15,41 @@ import numpy as np
 from . import _cpu
 
 
+_POSITION = 0x9E3779B97F4A7C15  # the constants of csrc/cpu/fingerprint.cpp
+_MIX = 0xD6E8FEB86659FD93
+_U64 = (1 << 64) - 1
+
+
+def xp_fingerprint(xp, a):
+    """csrc/cpu/fingerprint.cpp's 64-bit fingerprint of a C-contiguous array's bytes, computed with
+    array operations (so on the GPU for a cupy array): sum mod 2^64 of (word ^ i*POSITION) * MIX
+    over the 8-byte words, the zero-padded tail as one more word, then the same finalisation."""
+    b = a.reshape(-1).view(xp.uint8)
+    nbytes = int(b.size)
+    words = nbytes // 8
+    total = 0
+    if words:
+        w = b[: 8 * words].view(xp.uint64)
+        i = xp.arange(words, dtype=xp.uint64)
+        total = int(((w ^ (i * xp.uint64(_POSITION))) * xp.uint64(_MIX)).sum(dtype=xp.uint64))
+    if nbytes > 8 * words:
+        tail = bytes(int(v) for v in b[8 * words:].tolist()) + bytes(8 - (nbytes - 8 * words))
+        total += ((int.from_bytes(tail, "little") ^ (words * _POSITION)) * _MIX) & _U64
+    h = (total ^ (nbytes * _POSITION)) & _U64
+    h ^= h >> 33
+    h = (h * _MIX) & _U64
+    h ^= h >> 29
+    return h
+
+
+def _fingerprint(backend, a):
+    return _cpu.fingerprint(a) if backend.name == "cpu" else xp_fingerprint(backend.xp, a)
+
+
 def _reachable(saved, via):
     """True when `saved` shares memory with `via`, the object the caller passed or got back."""
+    if via is saved:
+        return True
     if via is None or isinstance(via, (list, tuple, numbers.Number)):
         return False  # converted into a fresh array the caller never sees
     if isinstance(via, np.ndarray):
@@ -29,18 +62,14 @@ def _reachable(saved, via):
 
 def watch(ctx, **saved_and_via):
     """Fingerprint each saved array the caller can reach: watch(ctx, x=(x_saved, x_as_passed))."""
-    if ctx.backend.name != "cpu":
-        # not yet on the CUDA backend: there the caller can reach only max pooling's indices with
-        # return_indices=True (see docs/RELIABILITY.md, Saved arrays)
-        return
     for name, (saved, via) in saved_and_via.items():
         if saved is not None and _reachable(saved, via):
-            ctx._fingerprints[name] = (saved, _cpu.fingerprint(saved))
+            ctx._fingerprints[name] = (saved, _fingerprint(ctx.backend, saved))
 
 
 def check_unmodified(op, ctx):
     for name, (saved, fp) in ctx._fingerprints.items():
-        if _cpu.fingerprint(saved) != fp:
+        if _fingerprint(ctx.backend, saved) != fp:
             raise RuntimeError(
                 f"{op}: '{name}', saved by {ctx.op} for the backward pass, was modified in place after the "
                 f"forward pass, so its gradients would be wrong; modify a copy, or run {ctx.op} again"
