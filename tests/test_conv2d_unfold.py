@@ -81,8 +81,7 @@ def _plan(xs, ws, s, p, d, dt, threads=1):
         plan["fwd"] = "unfold" if _unfolds(C, H, W, K, kh, kw, s, p, d, mr, nr, eb, workers) else "phase"
         if plan["fwd"] == "unfold":
             plan["half"] = 0 < (Ho * Wo) % nr <= nr // 2
-        if K >= 16:
-            plan["dw"] = "gemm" if big and N < threads else "rows"
+        plan["dw"] = "gemm" if big and N < threads else "rows"
     tp = (d[0] * (kh - 1) - p[0], d[1] * (kw - 1) - p[1])
     if C >= 4 and s == (1, 1) and tp[0] >= 0 and tp[1] >= 0 and _shifted_applies(K, Ho, Wo, C, kh, kw, (1, 1), tp, d):
         plan["dx"] = "unfold" if _unfolds(K, Ho, Wo, C, kh, kw, (1, 1), tp, d, mr, nr, eb, workers) else "phase"
@@ -184,6 +183,16 @@ def test_layout_switch_boundary(rng, dt):
     assert shapes, "no layout switch found in the families: the tests would not cover it"
     for xs, ws, s, p, d in shapes:
         _check(rng, (2,) + xs[1:], ws, s, p, d, dt, bias=True)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_small_k_weight_gradient_on_the_shifted_path(rng, dt):
+    """K below the tile width (1, 2, 6 as LeNet's first layer, 15): the weight gradient reads x in
+    place like any other K (its last panel of K is padded), against the reference and torch."""
+    for xs, ws, s, p in [((3, 1, 28, 28), (6, 1, 5, 5), (1, 1), (0, 0)), ((2, 3, 11, 9), (1, 3, 3, 3), (1, 1), (1, 1)),
+                         ((2, 2, 13, 13), (2, 2, 3, 2), (2, 1), (1, 0)), ((2, 5, 10, 12), (15, 5, 5, 5), (1, 1), (2, 2))]:
+        assert _plan(xs, ws, s, p, (1, 1), dt)["dw"] == "rows", (xs, ws)
+        _check(rng, xs, ws, s, p, (1, 1), dt, bias=True, vs_torch=True)
 
 
 def test_unfold_random_small_shapes(rng):
