@@ -252,10 +252,6 @@ inline void scores_row(const AttentionParams& p, T* s, int64_t i, int64_t k0, in
   for (int64_t c = valid; c < ncp; ++c) s[c] = ninf;
 }
 
-// ------------------------------------------------------------------ forward
-// Scores are kept transposed, St = K_tile Q_tile^T (keys x queries): K rows are used in place,
-// only the query tile is transposed (once per work item), and the softmax statistics of the
-// Br queries (max m, sum l, rescale alpha) are plain lane-wise vector ops down the key rows.
 // Threads for one call: tiny problems (under 2^16 multiply-adds, a few microseconds) run on the
 // calling thread, because starting a parallel region costs as much, and far more when other
 // processes hold the cores.
@@ -264,6 +260,10 @@ inline int attention_threads(const AttentionParams& p) {
   return macs < 65536.0 ? 1 : num_threads();
 }
 
+// ------------------------------------------------------------------ forward
+// Scores are kept transposed, St = K_tile Q_tile^T (keys x queries): K rows are used in place,
+// only the query tile is transposed (once per work item), and the softmax statistics of the
+// Br queries (max m, sum l, rescale alpha) are plain lane-wise vector ops down the key rows.
 template <class T>
 void forward(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff, T* out,
              T* lse) {

@@ -25,12 +25,10 @@ namespace dk::cpu::DK_POOL_NS {
 
 // Vector types are declared inside each function: GCC drops vector_size from a dependent typedef
 // that is a class member.
-// (Nor may `auto` be deduced from them: GCC 12 deduces the element type.) TM: TV's lane mask.
-#define DK_POOL_2X2_VECTORS                                                      \
-  typedef T TV __attribute__((vector_size(V * sizeof(T))));                     \
-  typedef int64_t IV __attribute__((vector_size(V * sizeof(int64_t))));         \
-  typedef MaskInt<T> TMi __attribute__((vector_size(V * sizeof(MaskInt<T>))));  \
-  typedef TMi TM
+// (Nor may `auto` be deduced from them: GCC 12 deduces the element type.)
+#define DK_POOL_2X2_VECTORS                                              \
+  typedef T TV __attribute__((vector_size(V * sizeof(T))));             \
+  typedef int64_t IV __attribute__((vector_size(V * sizeof(int64_t))))
 
 // Integer lanes as wide as T: the lane type of a comparison of T vectors.
 template <typename T>
@@ -60,6 +58,7 @@ inline void max_2x2_block(const T* r0, const T* r1, int64_t W, int64_t row_base,
   IV zero = {};
   TV best = a;
   IV at = zero;  // the winner's offset from the window's first element: 0, 1, W or W + 1
+  typedef MaskInt<T> TM __attribute__((vector_size(V * sizeof(MaskInt<T>))));  // TV's lane mask
   TM take = (b > best) | (b != b);
   best = take ? b : best;
   at = mask_for<IV>(take) ? zero + 1 : at;
@@ -208,6 +207,9 @@ struct AvgBackwardRow {
   void scalar(int64_t ow) const { r0[2 * ow] = r0[2 * ow + 1] = r1[2 * ow] = r1[2 * ow + 1] = g[ow] * T(0.25); }
 };
 
+// Whether a pooling call has enough memory traffic to be worth a parallel region.
+inline bool pool_parallel(const Pool2dParams& p) { return worth_threads(p.planes() * (p.in_plane() + p.out_plane())); }
+
 inline bool is_2x2_stride2(const Pool2dParams& p) {
   return p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.ph == 0 && p.pw == 0;
 }
@@ -215,7 +217,7 @@ inline bool is_2x2_stride2(const Pool2dParams& p) {
 template <typename T>
 void max_forward_2x2s2(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
   const int64_t rows = p.planes() * p.Ho, W = p.W, Ho = p.Ho, Wo = p.Wo, in_plane = p.in_plane();
-#pragma omp parallel for schedule(static) num_threads(num_threads()) if (worth_threads(p.planes() * (p.in_plane() + p.out_plane())))
+#pragma omp parallel for schedule(static) num_threads(num_threads()) if (pool_parallel(p))
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t oh = r % Ho;
     const T* r0 = x + (r / Ho) * in_plane + 2 * oh * W;
@@ -226,7 +228,7 @@ void max_forward_2x2s2(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
 template <typename T>
 void avg_forward_2x2s2(const Pool2dParams& p, const T* x, T* y) {
   const int64_t rows = p.planes() * p.Ho, W = p.W, Ho = p.Ho, Wo = p.Wo, in_plane = p.in_plane();
-#pragma omp parallel for schedule(static) num_threads(num_threads()) if (worth_threads(p.planes() * (p.in_plane() + p.out_plane())))
+#pragma omp parallel for schedule(static) num_threads(num_threads()) if (pool_parallel(p))
   for (int64_t r = 0; r < rows; ++r) {
     const T* r0 = x + (r / Ho) * in_plane + 2 * (r % Ho) * W;
     row_2x2(Wo, AvgForwardRow<T>{r0, r0 + W, y + r * Wo});
@@ -244,7 +246,7 @@ inline void zero_uncovered(T* dxp, int64_t H, int64_t W, int64_t Ho) {
 template <typename T>
 void max_backward_2x2s2(const Pool2dParams& p, const T* dy, const int64_t* idx, T* dx) {
   const int64_t planes = p.planes(), W = p.W, H = p.H, Ho = p.Ho, Wo = p.Wo;
-#pragma omp parallel for schedule(static) num_threads(num_threads()) if (worth_threads(p.planes() * (p.in_plane() + p.out_plane())))
+#pragma omp parallel for schedule(static) num_threads(num_threads()) if (pool_parallel(p))
   for (int64_t pl = 0; pl < planes; ++pl) {
     T* dxp = dx + pl * H * W;
     for (int64_t oh = 0; oh < Ho; ++oh) {
@@ -259,7 +261,7 @@ void max_backward_2x2s2(const Pool2dParams& p, const T* dy, const int64_t* idx, 
 template <typename T>
 void avg_backward_2x2s2(const Pool2dParams& p, const T* dy, T* dx) {
   const int64_t planes = p.planes(), W = p.W, H = p.H, Ho = p.Ho, Wo = p.Wo;
-#pragma omp parallel for schedule(static) num_threads(num_threads()) if (worth_threads(p.planes() * (p.in_plane() + p.out_plane())))
+#pragma omp parallel for schedule(static) num_threads(num_threads()) if (pool_parallel(p))
   for (int64_t pl = 0; pl < planes; ++pl) {
     T* dxp = dx + pl * H * W;
     for (int64_t oh = 0; oh < Ho; ++oh) {

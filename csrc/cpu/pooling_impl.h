@@ -72,6 +72,15 @@ inline void spread_sweep(const T* g, int64_t s_rt, int64_t lo, int64_t hi, T* ds
   for (int64_t ow = lo; ow < hi; ++ow) dst[ow * s] += g[ow];
 }
 
+// The output columns [lo, hi) that vector blocks of V handle: those whose windows lie wholly
+// inside the row (ow*sw - pw >= 0 and ow*sw - pw + kw - 1 <= W - 1), when there are at least V
+// of them and the stride is one load_strided handles well (<= 4); else an empty range.
+inline void block_columns(const Pool2dParams& p, int64_t V, int64_t& lo, int64_t& hi) {
+  lo = imin((p.pw + p.sw - 1) / p.sw, p.Wo);
+  hi = p.W - p.kw + p.pw < 0 ? 0 : imin((p.W - p.kw + p.pw) / p.sw + 1, p.Wo);
+  if (hi - lo < V || p.sw > 4) lo = hi = 0;
+}
+
 // V output columns whose windows lie wholly inside the row (no column padding), all taps at once:
 // the running max and its position are vectors (GCC/Clang vector extensions, so they stay in
 // registers on every ISA) across the kh*kw taps, instead of one pass over the output row per
@@ -133,11 +142,9 @@ void max_forward_rows(const Pool2dParams& p, const T* x, T* y, int64_t* idx, int
   constexpr int V = kVecBytes / sizeof(T);
   const int64_t rows = p.planes() * p.Ho;
   const int64_t sw = p.sw, pw = p.pw;
-  // Interior output columns [in_lo, in_hi): ow*sw - pw >= 0 and ow*sw - pw + kw - 1 <= W - 1.
-  const int64_t in_lo = imin((pw + sw - 1) / sw, p.Wo);
-  const int64_t in_hi = p.W - p.kw + pw < 0 ? 0 : imin((p.W - p.kw + pw) / sw + 1, p.Wo);
-  const bool blocks = in_hi - in_lo >= V && sw <= 4;
-#pragma omp parallel for schedule(static) num_threads(num_threads()) if (worth_threads(p.planes() * (p.in_plane() + p.out_plane())))
+  int64_t in_lo, in_hi;
+  block_columns(p, V, in_lo, in_hi);
+#pragma omp parallel for schedule(static) num_threads(num_threads()) if (pool_parallel(p))
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t plane = r / p.Ho, oh = r % p.Ho;
     const T* xp = x + plane * p.in_plane();
@@ -152,7 +159,7 @@ void max_forward_rows(const Pool2dParams& p, const T* x, T* y, int64_t* idx, int
       I* pc = pos - c0;  // pc[ow] for ow in [c0, c1)
       // [b_lo, b_hi): the columns of this chunk that blocks cover.
       int64_t b_lo = imax(in_lo, c0), b_hi = imin(in_hi, c1);
-      if (!blocks || b_hi - b_lo < V) b_lo = b_hi = c0;
+      if (b_hi - b_lo < V) b_lo = b_hi = c0;
       for (int64_t ow = b_lo; ow < b_hi; ow += V) {
         const int64_t o = imin(ow, b_hi - V);
         const int64_t col0 = o * sw - pw;
@@ -193,10 +200,9 @@ void max_forward_rows(const Pool2dParams& p, const T* x, T* y, int64_t* idx, int
 
 template <typename T>
 void max_forward(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
+  if (is_2x2_stride2(p)) return max_forward_2x2s2(p, x, y, idx);
   int64_t j_lo, j_hi;
   live_columns(p, j_lo, j_hi);
-  if (is_2x2_stride2(p))
-    return max_forward_2x2s2(p, x, y, idx);
   if (p.in_plane() < (int64_t(1) << 31)) return max_forward_rows<T, int32_t>(p, x, y, idx, j_lo, j_hi);
   return max_forward_rows<T, int64_t>(p, x, y, idx, j_lo, j_hi);
 }
@@ -206,7 +212,7 @@ void max_backward(const Pool2dParams& p, const T* dy, const int64_t* idx, T* dx)
   if (is_2x2_stride2(p))
     return max_backward_2x2s2(p, dy, idx, dx);
   const int64_t planes = p.planes();
-#pragma omp parallel for schedule(static) num_threads(num_threads()) if (worth_threads(p.planes() * (p.in_plane() + p.out_plane())))
+#pragma omp parallel for schedule(static) num_threads(num_threads()) if (pool_parallel(p))
   for (int64_t pl = 0; pl < planes; ++pl) {
     T* dxp = dx + pl * p.in_plane();
     std::memset(dxp, 0, sizeof(T) * p.in_plane());
@@ -243,12 +249,9 @@ void avg_forward(const Pool2dParams& p, const T* x, T* y) {
   const int64_t rows = p.planes() * p.Ho;
   const T inv_area = T(1) / (T(p.kh) * T(p.kw));  // kh*kw could overflow int64
   const int64_t sw = p.sw, pw = p.pw;
-  // As max_forward_rows: vector blocks over the columns whose windows avoid the padding.
-  const int64_t in_lo = imin((pw + sw - 1) / sw, p.Wo);
-  const int64_t in_hi = p.W - p.kw + pw < 0 ? 0 : imin((p.W - p.kw + pw) / sw + 1, p.Wo);
-  const bool blocks = in_hi - in_lo >= V && sw <= 4;
-  const int64_t b_lo = blocks ? in_lo : 0, b_hi = blocks ? in_hi : 0;
-#pragma omp parallel for schedule(static) num_threads(num_threads()) if (worth_threads(p.planes() * (p.in_plane() + p.out_plane())))
+  int64_t b_lo, b_hi;  // as max_forward_rows: vector blocks over [b_lo, b_hi)
+  block_columns(p, V, b_lo, b_hi);
+#pragma omp parallel for schedule(static) num_threads(num_threads()) if (pool_parallel(p))
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t plane = r / p.Ho, oh = r % p.Ho;
     const T* xp = x + plane * p.in_plane();
@@ -293,7 +296,7 @@ void avg_backward(const Pool2dParams& p, const T* dy, T* dx) {
   live_columns(p, j_lo, j_hi);
   const int64_t planes = p.planes();
   const T inv_area = T(1) / (T(p.kh) * T(p.kw));  // kh*kw could overflow int64
-#pragma omp parallel for schedule(static) num_threads(num_threads()) if (worth_threads(p.planes() * (p.in_plane() + p.out_plane())))
+#pragma omp parallel for schedule(static) num_threads(num_threads()) if (pool_parallel(p))
   for (int64_t pl = 0; pl < planes; ++pl) {
     T* dxp = dx + pl * p.in_plane();
     std::memset(dxp, 0, sizeof(T) * p.in_plane());
