@@ -4,7 +4,7 @@ kernel (full and half width, partial row panels) and the threaded GEMM it falls 
 layout switch itself. Each shape is checked against the float64 reference
 (forward, dx, dw, db) and, for a subset, torch.
 
-Which path a shape takes is decided in C++ (csrc/cpu/conv2d_shifted.h: shifted_applies,
+Which path a shape takes is decided in C++ (csrc/cpu/conv2d/conv2d_shifted.h: shifted_applies,
 shifted_unfold_pays; conv2d_shifted_backward.cpp: conv2d_weight_grad_shifted; conv2d.cpp: dx_as_conv). `_plan` below mirrors
 those rules for the running ISA's register tile, so the tests can assert that their shapes really
 cover both sides of every switch: if the C++ rules change, change `_plan` with them."""

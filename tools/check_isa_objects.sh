@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Guard for the run-time ISA dispatch: an object compiled with AVX2/AVX-512 flags (csrc/cpu/*_avx2.cpp,
+# Guard for the run-time ISA dispatch: an object compiled with AVX2/AVX-512 flags (csrc/cpu/<op>/*_avx2.cpp,
 # *_avx512.cpp) must not define weak (COMDAT) symbols outside deepkern's per-ISA namespaces. Such a
 # symbol - typically a std:: template instantiated there - may be the copy the linker keeps for the
 # whole library, putting AVX-512 instructions on the portable path (SIGILL on an AVX2-only CPU).

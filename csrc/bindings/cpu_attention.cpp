@@ -3,7 +3,7 @@
 // `mask_off` are empty arrays of the right dtypes.
 #include "bindings/cpu_arrays.h"
 #include "bindings/registry.h"
-#include "cpu/attention.h"
+#include "cpu/attention/attention.h"
 
 namespace dk::bind {
 namespace {

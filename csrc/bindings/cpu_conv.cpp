@@ -3,7 +3,7 @@
 //   conv2d_backward(params, x, w, dy, dx or None, dw or None, db or None)
 #include "bindings/cpu_arrays.h"
 #include "bindings/registry.h"
-#include "cpu/conv2d.h"
+#include "cpu/conv2d/conv2d.h"
 
 namespace dk::bind {
 namespace {

@@ -1,7 +1,7 @@
 // Binding for the saved-array fingerprint (python/deepkern/_saved.py).
 #include "bindings/cpu_arrays.h"
 #include "bindings/registry.h"
-#include "cpu/fingerprint.h"
+#include "cpu/fingerprint/fingerprint.h"
 
 namespace dk::bind {
 namespace {

@@ -5,8 +5,8 @@
 
 #include "bindings/cpu_arrays.h"
 #include "bindings/registry.h"
-#include "cpu/gemm.h"
-#include "cpu/gemm_kernels.h"
+#include "cpu/gemm/gemm.h"
+#include "cpu/gemm/gemm_kernels.h"
 
 namespace dk::bind {
 namespace {

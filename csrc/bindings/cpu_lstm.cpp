@@ -2,7 +2,7 @@
 // Optional arrays arrive as None and become nullptr.
 #include "bindings/cpu_arrays.h"
 #include "bindings/registry.h"
-#include "cpu/lstm.h"
+#include "cpu/lstm/lstm.h"
 
 namespace dk::bind {
 namespace {

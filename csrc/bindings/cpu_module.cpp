@@ -2,8 +2,8 @@
 #include <pybind11/pybind11.h>
 
 #include "bindings/registry.h"
-#include "cpu/cpu_features.h"
-#include "cpu/parallel.h"
+#include "cpu/common/cpu_features.h"
+#include "cpu/common/parallel.h"
 
 PYBIND11_MODULE(_cpu, m) {
   m.doc() = "deepkern CPU kernels (C++17, OpenMP)";

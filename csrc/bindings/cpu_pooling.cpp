@@ -1,7 +1,7 @@
 // Bindings for max/avg pooling on the CPU: arrays in, kernel runs without the GIL.
 #include "bindings/cpu_arrays.h"
 #include "bindings/registry.h"
-#include "cpu/pooling.h"
+#include "cpu/pooling/pooling.h"
 
 namespace dk::bind {
 namespace {

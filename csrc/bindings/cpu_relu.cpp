@@ -3,7 +3,7 @@
 //   _cpu.relu_backward(dy, active, dx) dx = active ? dy : 0
 #include "bindings/cpu_arrays.h"
 #include "bindings/registry.h"
-#include "cpu/relu.h"
+#include "cpu/relu/relu.h"
 
 namespace dk::bind {
 namespace {

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "bindings/registry.h"
-#include "cuda/pooling.h"
+#include "cuda/pooling/pooling.h"
 
 namespace dk::bind {
 namespace {

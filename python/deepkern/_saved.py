@@ -15,13 +15,13 @@ import numpy as np
 from . import _cpu
 
 
-_POSITION = 0x9E3779B97F4A7C15  # the constants of csrc/cpu/fingerprint.cpp
+_POSITION = 0x9E3779B97F4A7C15  # the constants of csrc/cpu/fingerprint/fingerprint.cpp
 _MIX = 0xD6E8FEB86659FD93
 _U64 = (1 << 64) - 1
 
 
 def xp_fingerprint(xp, a):
-    """csrc/cpu/fingerprint.cpp's 64-bit fingerprint of a C-contiguous array's bytes, computed with
+    """csrc/cpu/fingerprint/fingerprint.cpp's 64-bit fingerprint of a C-contiguous array's bytes, computed with
     array operations (so on the GPU for a cupy array): sum mod 2^64 of (word ^ i*POSITION) * MIX
     over the 8-byte words, the zero-padded tail as one more word, then the same finalisation."""
     b = a.reshape(-1).view(xp.uint8)

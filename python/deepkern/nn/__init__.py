@@ -2,7 +2,8 @@
 from . import init, losses
 from ._base import Layer, Parameter, manual_seed
 from .activations import Dropout, Flatten, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from .conv import AvgPool2D, Conv2D, MaxPool2D
+from .conv import Conv2D
+from .pooling import AvgPool2D, MaxPool2D
 from .dense import Dense, Embedding, OneHot
 from .losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
 from .sequential import Sequential

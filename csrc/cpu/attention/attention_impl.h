@@ -1,0 +1,493 @@
+// Flash-style scaled dot-product attention, written once and compiled once per ISA.
+// Not a normal header: attention.cpp (generic), attention_avx2.cpp and attention_avx512.cpp each
+// define DK_ATTN_NS (a namespace of their own, so the instantiations never merge across
+// translation units compiled with different flags), DK_VB (vector bytes), DK_MR and DK_MCV
+// (register block: rows x vectors), then include this file.
+//
+// Forward (one work item = one head x Br query rows): for each Bc-key tile
+//   S = Q K^T * scale + mask (held transposed, keys x queries), online softmax (running max m,
+//   running sum l), O = O*alpha + P V; finally O /= l and lse = m + log(l). Only tiles are held.
+// Backward (FlashAttention-2; one work item = one head x a set of Bc-key tiles): with
+//   Drow_i = rowsum(dO * O), for each query tile recompute P = exp(S - lse), then
+//   dV += P^T dO, dP = dO V^T, dS = P (dP - Drow) * scale, dK += dS^T Q, dQ += dS K.
+// A query row with nothing to attend to has l = 0: it gets out = 0 and lse = +inf, so the
+// backward's P = exp(S - inf) = 0 and all its gradients are 0 (never NaN).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#include "common/attention_params.h"
+#include "cpu/common/parallel.h"
+
+#if !defined(DK_ATTN_NS) || !defined(DK_VB) || !defined(DK_MR) || !defined(DK_MCV)
+#error "define DK_ATTN_NS, DK_VB, DK_MR and DK_MCV before including attention_impl.h"
+#endif
+
+namespace dk::cpu::DK_ATTN_NS {
+namespace {
+
+// Zero-initialised scratch, defined here rather than std::vector<T>: a std:: template
+// instantiated in an ISA-flagged translation unit is a weak symbol the linker may pick for
+// every other user of the same type, which would put AVX-512 code on the portable path.
+template <class T>
+class Scratch {
+ public:
+  explicit Scratch(int64_t n) : n_(n), p_(n > 0 ? new T[size_t(n)]() : nullptr) {}
+  ~Scratch() { delete[] p_; }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  T* data() { return p_; }
+  T* begin() { return p_; }
+  T* end() { return p_ + n_; }
+  int64_t size() const { return n_; }
+  T& operator[](int64_t i) { return p_[i]; }
+
+ private:
+  int64_t n_;
+  T* p_;
+};
+
+// ------------------------------------------------------------------ vectors (GCC vector extensions)
+template <class T>
+struct Vec;
+template <>
+struct Vec<float> {
+  typedef float v __attribute__((vector_size(DK_VB)));
+  typedef int32_t i __attribute__((vector_size(DK_VB)));
+  static constexpr int mant = 23, bias = 127;
+  static constexpr float lo = -87.0f;          // exp below this is treated as 0 (< 1.7e-38)
+  static constexpr float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  static constexpr float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
+  static constexpr int degree = 7;
+};
+template <>
+struct Vec<double> {
+  typedef double v __attribute__((vector_size(DK_VB)));
+  typedef int64_t i __attribute__((vector_size(DK_VB)));
+  static constexpr int mant = 52, bias = 1023;
+  static constexpr double lo = -708.0;
+  static constexpr double shifter = 6755399441055744.0;  // 1.5 * 2^52
+  static constexpr double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+  static constexpr int degree = 13;
+};
+
+template <class T>
+constexpr int kLanes = int(sizeof(typename Vec<T>::v) / sizeof(T));
+
+template <class T>
+inline typename Vec<T>::v vload(const T* p) {
+  typename Vec<T>::v r;
+  __builtin_memcpy(&r, p, sizeof(r));
+  return r;
+}
+template <class T>
+inline void vstore(T* p, typename Vec<T>::v x) {
+  __builtin_memcpy(p, &x, sizeof(x));
+}
+template <class T>
+inline typename Vec<T>::v vsplat(T s) {
+  return typename Vec<T>::v{} + s;
+}
+
+// exp(x) lane-wise: x = n ln2 + r, |r| <= ln2/2, Taylor polynomial of e^r (error below the
+// type's epsilon), times 2^n built in the exponent bits. x < lo gives 0, -inf gives 0, NaN stays NaN.
+template <class T>
+inline typename Vec<T>::v vexp(typename Vec<T>::v x) {
+  using VT = Vec<T>;
+  using V = typename VT::v;
+  using I = typename VT::i;
+  const V lo = vsplat<T>(VT::lo);
+  const auto tiny = x < lo;
+  x = tiny ? lo : x;
+  const V shifter = vsplat<T>(VT::shifter);
+  const V n = (x * T(1.4426950408889634) + shifter) - shifter;
+  const V r = (x - n * VT::ln2_hi) - n * VT::ln2_lo;
+  T coef[VT::degree + 1];  // 1/k!
+  coef[0] = 1;
+  for (int j = 1; j <= VT::degree; ++j) coef[j] = coef[j - 1] / T(j);
+  V p = vsplat<T>(coef[VT::degree]);
+#pragma GCC unroll 16
+  for (int j = VT::degree - 1; j >= 0; --j) p = p * r + coef[j];
+  const I e = (__builtin_convertvector(n, I) + VT::bias) << VT::mant;
+  V s;
+  __builtin_memcpy(&s, &e, sizeof(s));
+  return tiny ? V{} : p * s;
+}
+
+// a * b + c rounded as the vector code rounds it: fused where the build has FMA.
+template <class T>
+inline T madd(T a, T b, T c) {
+#ifdef __FMA__
+  return __builtin_fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+template <>
+inline float madd<float>(float a, float b, float c) {
+#ifdef __FMA__
+  return __builtin_fmaf(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
+// ------------------------------------------------------------------ tile GEMM
+// C[M x N] (op)= A[M x K] * B[K x N] on small tiles. A is read as scalars A[m*a_rs + k*a_ks]
+// (so a transposed A costs nothing), B and C are row-major with N a multiple of the lane count
+// (callers pad). mode 0: C = AB; 1: C += AB; 2: C = diag(rs) C + AB.
+template <class T, int R, int CV>
+inline void micro(int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B, int64_t ldb, T* C, int64_t ldc,
+                  int mode, const T* rs) {
+  using V = typename Vec<T>::v;
+  constexpr int L = kLanes<T>;
+  V c[R][CV];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int j = 0; j < CV; ++j) {
+      if (mode == 0) {
+        c[r][j] = V{};
+      } else {
+        c[r][j] = vload(C + r * ldc + j * L);
+        if (mode == 2) c[r][j] *= rs[r];
+      }
+    }
+  for (int64_t k = 0; k < K; ++k) {
+    V b[CV];
+#pragma GCC unroll 8
+    for (int j = 0; j < CV; ++j) b[j] = vload(B + k * ldb + j * L);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const T a = A[r * a_rs + k * a_ks];
+#pragma GCC unroll 8
+      for (int j = 0; j < CV; ++j) c[r][j] += a * b[j];
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int j = 0; j < CV; ++j) vstore(C + r * ldc + j * L, c[r][j]);
+}
+
+template <class T, int R>
+inline void micro_cv(int cv, int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B, int64_t ldb, T* C,
+                     int64_t ldc, int mode, const T* rs) {
+  switch (cv) {
+    case 1: micro<T, R, 1>(K, A, a_rs, a_ks, B, ldb, C, ldc, mode, rs); break;
+    case 2: micro<T, R, 2>(K, A, a_rs, a_ks, B, ldb, C, ldc, mode, rs); break;
+    case 3: micro<T, R, 3>(K, A, a_rs, a_ks, B, ldb, C, ldc, mode, rs); break;
+    default: micro<T, R, 4>(K, A, a_rs, a_ks, B, ldb, C, ldc, mode, rs); break;
+  }
+}
+
+template <class T>
+void tile_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B, int64_t ldb, T* C,
+               int64_t ldc, int mode, const T* rs = nullptr) {
+  constexpr int L = kLanes<T>;
+  for (int64_t n0 = 0; n0 < N; n0 += DK_MCV * L) {
+    const int cv = int(std::min<int64_t>(DK_MCV, (N - n0) / L));
+    for (int64_t m0 = 0; m0 < M; m0 += DK_MR) {
+      const int r = int(std::min<int64_t>(DK_MR, M - m0));
+      const T* a = A + m0 * a_rs;
+      T* c = C + m0 * ldc + n0;
+      const T* s = rs ? rs + m0 : nullptr;
+      switch (r) {
+        case 1: micro_cv<T, 1>(cv, K, a, a_rs, a_ks, B + n0, ldb, c, ldc, mode, s); break;
+        case 2: micro_cv<T, 2>(cv, K, a, a_rs, a_ks, B + n0, ldb, c, ldc, mode, s); break;
+        case 3: micro_cv<T, 3>(cv, K, a, a_rs, a_ks, B + n0, ldb, c, ldc, mode, s); break;
+        case 4: micro_cv<T, 4>(cv, K, a, a_rs, a_ks, B + n0, ldb, c, ldc, mode, s); break;
+        case 5: micro_cv<T, 5>(cv, K, a, a_rs, a_ks, B + n0, ldb, c, ldc, mode, s); break;
+        default: micro_cv<T, 6>(cv, K, a, a_rs, a_ks, B + n0, ldb, c, ldc, mode, s); break;
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------ helpers
+constexpr int64_t kBr = 64;  // query rows per tile
+constexpr int64_t kBc = 64;  // keys per tile
+
+inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// The transpose of nc rows of length D (row stride ld) as D x ncp, zero columns beyond nc.
+template <class T>
+void pack_transposed(const T* src, int64_t ld, int64_t nc, int64_t ncp, int64_t D, T* dst) {
+  for (int64_t c = 0; c < nc; ++c) {
+    const T* row = src + c * ld;
+    for (int64_t d = 0; d < D; ++d) dst[d * ncp + c] = row[d];
+  }
+  for (int64_t d = 0; d < D; ++d)
+    for (int64_t c = nc; c < ncp; ++c) dst[d * ncp + c] = T(0);
+}
+
+// rows x cols copied into a rows x ldd buffer, zero columns beyond cols.
+template <class T>
+void pack_rows(const T* src, int64_t rows, int64_t cols, int64_t ldd, T* dst) {
+  for (int64_t r = 0; r < rows; ++r) {
+    std::memcpy(dst + r * ldd, src + r * cols, sizeof(T) * cols);
+    for (int64_t c = cols; c < ldd; ++c) dst[r * ldd + c] = T(0);
+  }
+}
+
+// One row of scores s[0, ncp) for query i against keys [k0, k0 + nc): s = s*scale + mask,
+// and -inf where no key exists (c >= nc) or causality forbids (k0 + c > i).
+template <class T>
+inline void scores_row(const AttentionParams& p, T* s, int64_t i, int64_t k0, int64_t nc, int64_t ncp, T scale,
+                       const T* mask_row) {
+  constexpr int L = kLanes<T>;
+  for (int64_t c = 0; c < ncp; c += L) vstore(s + c, vload(s + c) * scale);
+  if (mask_row) {
+    if (p.m_cs == 1) {
+      for (int64_t c = 0; c < nc; ++c) s[c] += mask_row[c];
+    } else {
+      for (int64_t c = 0; c < nc; ++c) s[c] += mask_row[c * p.m_cs];
+    }
+  }
+  int64_t valid = nc;
+  if (p.causal) valid = std::min<int64_t>(nc, std::max<int64_t>(i - k0 + 1, 0));
+  const T ninf = -std::numeric_limits<T>::infinity();
+  for (int64_t c = valid; c < ncp; ++c) s[c] = ninf;
+}
+
+// Threads for one call: tiny problems (under 2^16 multiply-adds, a few microseconds) run on the
+// calling thread, because starting a parallel region costs as much, and far more when other
+// processes hold the cores.
+inline int attention_threads(const AttentionParams& p) {
+  const double macs = double(p.BH) * double(p.Lq) * double(p.Lk) * double(p.D + p.Dv);
+  return macs < 65536.0 ? 1 : num_threads();
+}
+
+// ------------------------------------------------------------------ forward
+// Scores are kept transposed, St = K_tile Q_tile^T (keys x queries): K rows are used in place,
+// only the query tile is transposed (once per work item), and the softmax statistics of the
+// Br queries (max m, sum l, rescale alpha) are plain lane-wise vector ops down the key rows.
+template <class T>
+void forward(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff, T* out,
+             T* lse) {
+  using V = typename Vec<T>::v;
+  constexpr int L = kLanes<T>;
+  const int64_t Lq = p.Lq, Lk = p.Lk, D = p.D, Dv = p.Dv;
+  const int64_t Dvp = round_up(Dv, L);
+  const int64_t nqb = (Lq + kBr - 1) / kBr;
+  const int64_t items = p.BH * nqb;
+  const T scale = T(p.scale);
+  const T ninf = -std::numeric_limits<T>::infinity();
+  const bool v_direct = Dv == Dvp;  // V tiles are used in place unless rows need padding
+
+#pragma omp parallel num_threads(attention_threads(p))
+  {
+    Scratch<T> QT(D * kBr + L), Vp(v_direct ? 0 : kBc * Dvp + L), St(kBc * kBr), O(kBr * Dvp + L);
+    Scratch<T> m(kBr), l(kBr), alpha(kBr), msafe(kBr), mx(kBr);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t it = 0; it < items; ++it) {
+      const int64_t bh = it / nqb;
+      int64_t qb = it % nqb;
+      if (p.causal) qb = nqb - 1 - qb;  // the longest (lowest) rows first balances the dynamic schedule
+      const int64_t q0 = qb * kBr, nr = std::min(kBr, Lq - q0), nrp = round_up(nr, L);
+      pack_transposed(q + (bh * Lq + q0) * D, D, nr, nrp, D, QT.data());
+      const T* Kb = k + bh * Lk * D;
+      const T* Vb = v + bh * Lk * Dv;
+      const int64_t kend = p.causal ? std::min(Lk, q0 + nr) : Lk;  // tiles past the diagonal are skipped
+      std::fill(m.begin(), m.end(), ninf);
+      std::fill(l.begin(), l.end(), T(0));
+      for (int64_t k0 = 0; k0 < kend; k0 += kBc) {
+        const int64_t nc = std::min(kBc, kend - k0);
+        tile_gemm<T>(nc, nrp, D, Kb + k0 * D, D, 1, QT.data(), nrp, St.data(), nrp, 0);
+        for (int64_t r = 0; r < nrp; r += L) vstore(mx.data() + r, vsplat<T>(ninf));
+        for (int64_t c = 0; c < nc; ++c) {  // scale, mask, causality; running column max
+          T* row = St.data() + c * nrp;
+          const int64_t j = k0 + c;
+          for (int64_t r = 0; r < nrp; r += L) vstore(row + r, vload(row + r) * scale);
+          if (p.has_mask) {
+            const T* mc = mask + moff[bh] + q0 * p.m_rs + j * p.m_cs;
+            for (int64_t r = 0; r < nr; ++r) row[r] += mc[r * p.m_rs];
+          }
+          if (p.causal)  // query i = q0 + r sees key j only if j <= i
+            for (int64_t r = 0, stop = std::min(nrp, j - q0); r < stop; ++r) row[r] = ninf;
+          for (int64_t r = 0; r < nrp; r += L) {
+            const V x = vload(row + r), y = vload(mx.data() + r);
+            vstore(mx.data() + r, x > y ? x : y);
+          }
+        }
+        for (int64_t r = 0; r < nrp; r += L) {
+          const V mo = vload(m.data() + r), mn0 = vload(mx.data() + r);
+          const V mn = mn0 > mo ? mn0 : mo;
+          const V ms = mn == vsplat<T>(ninf) ? V{} : mn;  // all -inf so far: keep exp(-inf - 0) = 0
+          vstore(m.data() + r, mn);
+          vstore(msafe.data() + r, ms);
+          vstore(alpha.data() + r, vexp<T>(mo - ms));
+        }
+        for (int64_t r = 0; r < nrp; r += L) vstore(mx.data() + r, V{});  // now: column sums
+        for (int64_t c = 0; c < nc; ++c) {
+          T* row = St.data() + c * nrp;
+          for (int64_t r = 0; r < nrp; r += L) {
+            const V e = vexp<T>(vload(row + r) - vload(msafe.data() + r));
+            vstore(row + r, e);
+            vstore(mx.data() + r, vload(mx.data() + r) + e);
+          }
+        }
+        for (int64_t r = 0; r < nrp; r += L)
+          vstore(l.data() + r, vload(l.data() + r) * vload(alpha.data() + r) + vload(mx.data() + r));
+        const T* Vt = Vb + k0 * Dv;
+        if (!v_direct) {
+          pack_rows(Vt, nc, Dv, Dvp, Vp.data());
+          Vt = Vp.data();
+        }
+        // O = diag(alpha) O + P V with P = St^T (the first tile overwrites O)
+        tile_gemm<T>(nr, Dvp, nc, St.data(), 1, nrp, Vt, v_direct ? Dv : Dvp, O.data(), Dvp, k0 == 0 ? 0 : 2,
+                     alpha.data());
+      }
+      for (int64_t r = 0; r < nr; ++r) {
+        T* o = out + (bh * Lq + q0 + r) * Dv;
+        const T* acc = O.data() + r * Dvp;
+        if (!(l[r] == T(0))) {  // l is 0 only for a row with nothing to attend to (NaN propagates)
+          const T inv = T(1) / l[r];
+          for (int64_t e = 0; e < Dv; ++e) o[e] = acc[e] * inv;
+          lse[bh * Lq + q0 + r] = m[r] + std::log(l[r]);
+        } else {
+          for (int64_t e = 0; e < Dv; ++e) o[e] = T(0);
+          lse[bh * Lq + q0 + r] = std::numeric_limits<T>::infinity();
+        }
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------ backward
+template <class T>
+void backward(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff,
+              const T* out, const T* lse, const T* dout, T* dq, T* dk, T* dv) {
+  constexpr int L = kLanes<T>;
+  const int64_t BH = p.BH, Lq = p.Lq, Lk = p.Lk, D = p.D, Dv = p.Dv;
+  const int64_t Dp = round_up(D, L), Dvp = round_up(Dv, L);
+  const int64_t nqb = (Lq + kBr - 1) / kBr, nkb = (Lk + kBc - 1) / kBc;
+  const T scale = T(p.scale);
+  const int nt = attention_threads(p);
+
+  // Key tiles of one head are split into `split` interleaved sets when there are too few heads
+  // to keep every thread busy; each set accumulates dQ into its own buffer (set 0 into dq),
+  // summed at the end. Memory stays linear in Lq.
+  int64_t split = 1;
+  if (BH < 2 * nt && nkb > 1) split = std::min<int64_t>(nkb, (2 * nt + BH - 1) / BH);
+  Scratch<T> Drow(BH * Lq);
+  Scratch<T> dq_extra((split - 1) * BH * Lq * D);
+  const int64_t qsize = BH * Lq * D;
+
+#pragma omp parallel num_threads(nt)
+  {
+#pragma omp for schedule(static)
+    for (int64_t row = 0; row < BH * Lq; ++row) {
+      // Summed in order and with the same multiply-add as the tile GEMM (fused where the ISA
+      // has FMA), so that where dP_ij = dO_i . v_j and o_i = v_j exactly (a single key, a causal
+      // first row) dP - D is exactly 0, as is the gradient.
+      const T* a = dout + row * Dv;
+      const T* b = out + row * Dv;
+      T s = 0;
+      for (int64_t e = 0; e < Dv; ++e) s = madd(a[e], b[e], s);
+      Drow[row] = s;
+    }
+#pragma omp for schedule(static)
+    for (int64_t j = 0; j < qsize; ++j) dq[j] = T(0);
+#pragma omp for schedule(static)
+    for (int64_t j = 0; j < (split - 1) * qsize; ++j) dq_extra[j] = T(0);
+
+    Scratch<T> KT(D * kBc + L), VT(Dv * kBc + L), Kp(kBc * Dp + L), dKa(kBc * Dp + L), dVa(kBc * Dvp + L);
+    Scratch<T> S(kBr * kBc), dS(kBr * kBc), Qp(kBr * Dp + L), dOp(kBr * Dvp + L), dQt(kBr * Dp + L);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t it = 0; it < BH * split; ++it) {
+      const int64_t bh = it / split, set = it % split;
+      T* dqb = (set == 0 ? dq : dq_extra.data() + (set - 1) * qsize) + bh * Lq * D;
+      const T* Kb = k + bh * Lk * D;
+      const T* Vb = v + bh * Lk * Dv;
+      for (int64_t kb = set; kb < nkb; kb += split) {
+        const int64_t k0 = kb * kBc, nc = std::min(kBc, Lk - k0), ncp = round_up(nc, L);
+        pack_transposed(Kb + k0 * D, D, nc, ncp, D, KT.data());
+        pack_transposed(Vb + k0 * Dv, Dv, nc, ncp, Dv, VT.data());
+        pack_rows(Kb + k0 * D, nc, D, Dp, Kp.data());
+        std::fill(dKa.begin(), dKa.end(), T(0));
+        std::fill(dVa.begin(), dVa.end(), T(0));
+        // causal: query rows below k0 attend none of these keys, so their tiles are skipped
+        for (int64_t qb = p.causal ? k0 / kBr : 0; qb < nqb; ++qb) {
+          const int64_t q0 = qb * kBr, nr = std::min(kBr, Lq - q0);
+          const T* Q = q + (bh * Lq + q0) * D;
+          const T* dO = dout + (bh * Lq + q0) * Dv;
+          tile_gemm<T>(nr, ncp, D, Q, D, 1, KT.data(), ncp, S.data(), ncp, 0);
+          for (int64_t r = 0; r < nr; ++r) {  // P = exp(S - lse)
+            T* s = S.data() + r * ncp;
+            const int64_t i = q0 + r;
+            const T* mrow = p.has_mask ? mask + moff[bh] + i * p.m_rs + k0 * p.m_cs : nullptr;
+            scores_row(p, s, i, k0, nc, ncp, scale, mrow);
+            const T l_i = lse[bh * Lq + i];
+            for (int64_t c = 0; c < ncp; c += L) vstore(s + c, vexp<T>(vload(s + c) - l_i));
+          }
+          const T* dOb = dO;
+          int64_t lddo = Dv;
+          if (Dv != Dvp) {
+            pack_rows(dO, nr, Dv, Dvp, dOp.data());
+            dOb = dOp.data();
+            lddo = Dvp;
+          }
+          tile_gemm<T>(nc, Dvp, nr, S.data(), 1, ncp, dOb, lddo, dVa.data(), Dvp, 1);   // dV += P^T dO
+          tile_gemm<T>(nr, ncp, Dv, dO, Dv, 1, VT.data(), ncp, dS.data(), ncp, 0);      // dP = dO V^T
+          for (int64_t r = 0; r < nr; ++r) {                                              // dS = P (dP - D) scale
+            T* ds = dS.data() + r * ncp;
+            const T* pr = S.data() + r * ncp;
+            const T di = Drow[bh * Lq + q0 + r];
+            for (int64_t c = 0; c < ncp; c += L) vstore(ds + c, vload(pr + c) * (vload(ds + c) - di) * scale);
+          }
+          const T* Qb = Q;
+          int64_t ldq = D;
+          if (D != Dp) {
+            pack_rows(Q, nr, D, Dp, Qp.data());
+            Qb = Qp.data();
+            ldq = Dp;
+          }
+          tile_gemm<T>(nc, Dp, nr, dS.data(), 1, ncp, Qb, ldq, dKa.data(), Dp, 1);     // dK += dS^T Q
+          if (D == Dp) {  // dQ += dS K straight into the rows of dq
+            tile_gemm<T>(nr, Dp, nc, dS.data(), ncp, 1, Kp.data(), Dp, dqb + q0 * D, D, 1);
+          } else {  // padded columns: through a tile buffer
+            tile_gemm<T>(nr, Dp, nc, dS.data(), ncp, 1, Kp.data(), Dp, dQt.data(), Dp, 0);
+            for (int64_t r = 0; r < nr; ++r) {
+              T* dst = dqb + (q0 + r) * D;
+              const T* src = dQt.data() + r * Dp;
+              for (int64_t d = 0; d < D; ++d) dst[d] += src[d];
+            }
+          }
+        }
+        for (int64_t c = 0; c < nc; ++c) {
+          std::memcpy(dk + (bh * Lk + k0 + c) * D, dKa.data() + c * Dp, sizeof(T) * D);
+          std::memcpy(dv + (bh * Lk + k0 + c) * Dv, dVa.data() + c * Dvp, sizeof(T) * Dv);
+        }
+      }
+    }
+    if (split > 1) {
+#pragma omp for schedule(static)
+      for (int64_t j = 0; j < qsize; ++j) {
+        T s = dq[j];
+        for (int64_t t = 0; t < split - 1; ++t) s += dq_extra[t * qsize + j];
+        dq[j] = s;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+// The entry points of this ISA's build (declared in attention_kernels.h).
+#define DK_ATTN_ENTRY(T)                                                                                       \
+  void attention_forward(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask,           \
+                         const int64_t* moff, T* out, T* lse) {                                                  \
+    forward<T>(p, q, k, v, mask, moff, out, lse);                                                               \
+  }                                                                                                             \
+  void attention_backward(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask,          \
+                          const int64_t* moff, const T* out, const T* lse, const T* dout, T* dq, T* dk, T* dv) { \
+    backward<T>(p, q, k, v, mask, moff, out, lse, dout, dq, dk, dv);                                            \
+  }
+DK_ATTN_ENTRY(float)
+DK_ATTN_ENTRY(double)
+#undef DK_ATTN_ENTRY
+
+}  // namespace dk::cpu::DK_ATTN_NS

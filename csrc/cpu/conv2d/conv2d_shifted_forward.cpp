@@ -1,0 +1,53 @@
+// conv2d forward by the shifted GEMM (conv2d_shifted.h; the plan: conv2d_shifted_plan.h).
+#include "cpu/conv2d/conv2d_shifted_plan.h"
+
+namespace dk::cpu {
+
+using shifted_detail::Shifted;
+
+template <typename T>
+void conv2d_forward_shifted(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
+  const Shifted<T> s(p, w);
+  const int nt = num_threads();
+  const bool threads = nt > 1 && 2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs()) > 2e6;
+  const int64_t panels = s.Qp / s.kr.nr;
+  if (!threads || p.N >= nt) {
+    // Whole samples per thread, each with its own padded input and output buffers. (One
+    // thread: a plain loop, not a parallel region per sample, which costs a few us each.)
+#pragma omp parallel num_threads(nt) if (threads)
+    {
+      T* xp = s.input_buffer();
+#pragma omp for schedule(dynamic)
+      for (int64_t n = 0; n < p.N; ++n) {
+        s.pad(x + n * p.C * p.in_plane(), xp, 0, p.C);
+        if (s.row_tiles()) s.run_row_tiles(xp, b, y + n * p.K * p.out_plane(), 0, s.row_tile_count());
+        else s.run(xp, b, y + n * p.K * p.out_plane(), 0, panels);
+      }
+    }
+    return;
+  }
+  // Few samples: one at a time, threads split the channels, then the column panels.
+  T* xp = s.input_buffer();
+  for (int64_t n = 0; n < p.N; ++n) {
+    const T* x_n = x + n * p.C * p.in_plane();
+    T* y_n = y + n * p.K * p.out_plane();
+#pragma omp parallel num_threads(nt)
+    {
+      const int t = omp_get_thread_num(), T_ = omp_get_num_threads();
+      s.pad(x_n, xp, p.C * t / T_, p.C * (t + 1) / T_);
+#pragma omp barrier
+      if (s.row_tiles()) {
+        const int64_t tiles = s.row_tile_count();
+        s.run_row_tiles(xp, b, y_n, tiles * t / T_, tiles * (t + 1) / T_);
+      } else {
+        s.run(xp, b, y_n, panels * t / T_, panels * (t + 1) / T_);
+      }
+    }
+  }
+}
+
+template void conv2d_forward_shifted<float>(const Conv2dParams&, const float*, const float*, const float*, float*);
+template void conv2d_forward_shifted<double>(const Conv2dParams&, const double*, const double*, const double*,
+                                             double*);
+
+}  // namespace dk::cpu

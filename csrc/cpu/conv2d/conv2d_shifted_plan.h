@@ -1,0 +1,344 @@
+#pragma once
+// The shifted-GEMM convolution's plan (conv2d_shifted.h describes the method): the padded or
+// unfolded input buffers, the output panels and the tile loops, shared by the forward
+// (conv2d_shifted_forward.cpp) and the two gradients (conv2d_shifted_backward.cpp; dx is a
+// transposed convolution on the same machinery). Portable code: it calls the per-ISA micro-kernels
+// through GemmKernel's function pointers, so it is never compiled with ISA flags.
+#include "cpu/conv2d/conv2d_shifted.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "cpu/conv2d/conv2d_im2col.h"
+#include "cpu/conv2d/conv2d_scratch.h"
+#include "cpu/conv2d/conv2d_unfold.h"
+#include "cpu/common/cpu_features.h"
+#include "cpu/gemm/gemm.h"
+#include "cpu/gemm/gemm_kernels.h"
+#include "cpu/gemm/gemm_pack.h"
+#include "cpu/common/parallel.h"
+
+namespace dk::cpu::shifted_detail {
+
+// Inner-dimension block: kc rows of B (each NR values) stay in L1 while all MR-row panels of
+// the weights pass over them.
+inline constexpr int64_t kShiftKc = 256;
+// Output panels per chunk: the chunk's GEMM result (Kp x 32 panels x NR) is compacted while in L2.
+inline constexpr int64_t kChunkPanels = 32;
+
+// dst[0, n) = src[0, n) for the short rows of small images: whole 32-byte blocks by fixed-size
+// copies, which compile to a few moves (a memcpy call per 10-float row costs more than the copy),
+// and the tail by one overlapping block.
+template <typename T>
+inline void copy_short(T* dst, const T* src, int64_t n) {
+  constexpr int64_t B = 32 / sizeof(T);
+  if (n < B) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+    return;
+  }
+  int64_t i = 0;
+  for (; i + B <= n; i += B) std::memcpy(dst + i, src + i, 32);
+  if (i < n) std::memcpy(dst + n - B, src + n - B, 32);
+}
+
+template <typename T>
+struct Shifted {
+  const Conv2dParams& p;
+  const GemmKernel<T>& kr;
+  bool unfold;            // layout of the input buffer: see shifted_unfold_pays
+  bool avx512 = best_isa() == Isa::Avx512;  // row copies for the unfolded buffer
+  int64_t Hq, Wq, plane;  // one plane of the buffer; Wq is also the pitch of the q numbering
+  int64_t Q, Qp;          // output positions in phase-width numbering, rounded up to NR
+  int64_t Kp;             // output channels rounded up to MR
+  int64_t kcb;            // inner-dimension block (<= kShiftKc, blocks of equal size)
+  int64_t xlen;           // phase buffer length incl. the slack the last panel reads
+  std::vector<int64_t> offs;
+  std::vector<char> phase_used;  // e.g. a 1x1 stride-2 kernel reads only phase (0, 0)
+  std::vector<T> Ap;  // weights packed per kc block: block at pc*Kp, panel ir at + ir*kc
+
+  // w == nullptr: geometry only (the weight gradient needs no packed weights).
+  // allow_unfold: false where the caller needs the phase layout (the strided dx scatters into it).
+  Shifted(const Conv2dParams& p_, const T* w, bool allow_unfold = true) : p(p_), kr(gemm_kernel<T>()) {
+    Hq = shifted_phase_size(p.H + 2 * p.ph, p.sh);
+    const bool threads = num_threads() > 1 && 2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs()) > 2e6;
+    unfold = allow_unfold && shifted_unfold_pays(p, kr.mr, kr.nr, sizeof(T), threads ? num_threads() : 1);
+    Wq = unfold ? p.Wo : shifted_phase_size(p.W + 2 * p.pw, p.sw);
+    plane = Hq * Wq;
+    Q = (p.Ho - 1) * Wq + p.Wo;
+    Qp = (Q + kr.nr - 1) / kr.nr * kr.nr;
+    Kp = (p.K + kr.mr - 1) / kr.mr * kr.mr;
+    const int64_t crs = p.crs();
+    // equal blocks: a short last block would pay the tile's load/store for few multiply-adds
+    const int64_t blocks = (crs + kShiftKc - 1) / kShiftKc;
+    kcb = std::max<int64_t>(1, (crs + blocks - 1) / blocks);
+    offs.resize(crs);
+    phase_used.assign(size_t(p.sh * p.sw), 0);
+    int64_t max_off = 0;
+    for (int64_t c = 0; c < p.C; ++c)
+      for (int64_t i = 0; i < p.kh; ++i)
+        for (int64_t j = 0; j < p.kw; ++j) {
+          // tap (i, j) reads padded row oh*sh + i*dh = (oh + i*dh/sh)*sh + (i*dh % sh): phase row
+          // oh + i*dh/sh of phase i*dh % sh (likewise for columns, unless unfolded)
+          int64_t o;
+          if (unfold) {
+            const int64_t a = i * p.dh % p.sh;
+            o = ((a * p.C + c) * p.kw + j) * plane + (i * p.dh / p.sh) * Wq;
+            phase_used[size_t(a)] = 1;
+          } else {
+            const int64_t phase = (i * p.dh % p.sh) * p.sw + (j * p.dw % p.sw);
+            o = (phase * p.C + c) * plane + (i * p.dh / p.sh) * Wq + (j * p.dw / p.sw);
+            phase_used[size_t(phase)] = 1;
+          }
+          offs[(c * p.kh + i) * p.kw + j] = o;
+          max_off = std::max(max_off, o);
+        }
+    xlen = std::max(buffer_planes() * plane, max_off + Qp);
+    if (!w) return;
+    Ap.resize(size_t(Kp * crs));
+    for (int64_t pc = 0; pc < crs; pc += kcb) {
+      const int64_t kc = std::min(kcb, crs - pc);
+      pack_a(false, p.K, kc, w + pc, crs, kr.mr, Ap.data() + pc * Kp, kr.pack_t);
+    }
+  }
+
+  // Planes in the buffer: (row phase, channel, tap column) unfolded, (row phase, column phase,
+  // channel) otherwise.
+  int64_t buffer_planes() const { return unfold ? p.sh * p.C * p.kw : p.sh * p.sw * p.C; }
+
+  // This thread's input buffer for the call. Unfolded, the padding zeros sit at the same places
+  // for every sample, so the buffer is cleared once here and pad() copies only input values.
+  // (Threads sharing one buffer: the first clears it before the others start.)
+  T* input_buffer(bool clear = true) const {
+    T* xp = conv_thread_buffer<T>(kPadSlot, size_t(xlen));
+    if (unfold && clear) std::fill(xp, xp + xlen, T(0));
+    return xp;
+  }
+
+  // The buffer for channels [c0, c1) of x_n, in the chosen layout (from input_buffer()). The
+  // phase layout's slack past the planes is cleared by whoever has c1 == C.
+  void pad(const T* x_n, T* xp, int64_t c0, int64_t c1) const {
+    if (unfold) {
+      unfold_rows(x_n, xp, c0, c1);
+      return;
+    }
+    pad_phases(x_n, xp, c0, c1);
+    if (c1 == p.C) std::fill(xp + buffer_planes() * plane, xp + xlen, T(0));
+  }
+
+  // Unfolded: plane (a, c, j) holds, at (r, ow), xpad[c][r*sh + a][ow + j*dw]: the input row
+  // seen by output column ow through tap column j. Output positions are numbered q = oh*Wo + ow.
+  // Only the input values are copied (input_buffer() zeroed the rest), straight from x: going
+  // through a padded row would re-read just-stored data at other offsets and stall store forwarding.
+  void unfold_rows(const T* x_n, T* xp, int64_t c0, int64_t c1) const {
+    const int64_t sh = p.sh, ph = p.ph, H = p.H, W = p.W, kw = p.kw, wq = Wq, pl = plane;  // sw == 1 (unfold_pays)
+    int64_t lo[64], hi[64], off[64];  // per tap column; kw > 64 takes the phase layout (unfold_pays)
+    for (int64_t j = 0; j < kw; ++j) {
+      valid_ow(p, j, lo[j], hi[j]);
+      off[j] = j * p.dw - p.pw;
+    }
+    for (int64_t a = 0; a < sh; ++a) {
+      if (!phase_used[size_t(a)]) continue;  // never read
+      // rows r with input row h = r*sh + a - ph inside [0, H)
+      const int64_t r_lo = std::max<int64_t>(0, (ph - a + sh - 1) / sh), r_hi = std::min(Hq, (H + ph - a + sh - 1) / sh);
+      for (int64_t c = c0; c < c1; ++c) {
+        const T* src = x_n + c * H * W;
+        T* dst = xp + (a * p.C + c) * kw * pl;
+        if (avx512 && r_hi > r_lo &&
+            unfold_rows_narrow_avx512(src + (r_lo * sh + a - ph) * W, sh * W, r_hi - r_lo, dst + r_lo * wq, wq, pl, kw,
+                                      p.dw, p.pw, W))
+          continue;
+        if (avx512 && r_hi > r_lo) {
+          unfold_rows_avx512(src + (r_lo * sh + a - ph) * W, sh * W, r_hi - r_lo, dst + r_lo * wq, wq, pl, kw, lo, hi, off);
+          continue;
+        }
+        for (int64_t r = r_lo; r < r_hi; ++r) {
+          const T* in = src + (r * sh + a - ph) * W;
+          for (int64_t j = 0; j < kw; ++j) {
+            T* row = dst + j * pl + r * wq;
+            copy_short(row + lo[j], in + off[j] + lo[j], hi[j] - lo[j]);
+          }
+        }
+      }
+    }
+  }
+
+  // Channels [c0, c1) of x_n into the zero-padded phase planes: phase (a, b) holds
+  // xpad[r*sh + a][t*sw + b] at (r, t).
+  void pad_phases(const T* x_n, T* xp, int64_t c0, int64_t c1) const {
+    for (int64_t a = 0; a < p.sh; ++a)
+      for (int64_t bb = 0; bb < p.sw; ++bb) {
+        const int64_t phase = a * p.sw + bb;
+        // Never read by a kept column. Only the forward's rounding columns (q >= Q, dropped) can
+        // run past a plane's end into it; the weight gradient reads q < Q, always inside a plane.
+        if (!phase_used[size_t(phase)]) continue;
+        // phase columns t with input column t*sw + bb - pw inside [0, W)
+        const int64_t off = bb - p.pw;
+        const int64_t t_lo = std::min(Wq, off >= 0 ? 0 : (-off + p.sw - 1) / p.sw);
+        const int64_t t_hi = std::max(t_lo, std::min(Wq, (p.W - off + p.sw - 1) / p.sw));
+        for (int64_t c = c0; c < c1; ++c) {
+          T* dst = xp + (phase * p.C + c) * plane;
+          const T* src = x_n + c * p.in_plane();
+          for (int64_t r = 0; r < Hq; ++r) {
+            T* row = dst + r * Wq;
+            const int64_t h = r * p.sh + a - p.ph;
+            if (h < 0 || h >= p.H) {
+              std::fill(row, row + Wq, T(0));
+              continue;
+            }
+            const T* s = src + h * p.W + off;
+            std::fill(row, row + t_lo, T(0));
+            if (p.sw == 1) std::memcpy(row + t_lo, s + t_lo, sizeof(T) * (t_hi - t_lo));
+            else
+              for (int64_t t = t_lo; t < t_hi; ++t) row[t] = s[t * p.sw];
+            std::fill(row + t_hi, row + Wq, T(0));
+          }
+        }
+      }
+  }
+
+  // yt[:, q - j0*NR] for NR-panels [j0, j1) of q; yt has leading dimension ld.
+  void gemm_panels(const T* xp, T* yt, int64_t ld, int64_t j0, int64_t j1) const {
+    const int64_t crs = p.crs();
+    for (int64_t pc = 0; pc < crs; pc += kcb) {
+      const int64_t kc = std::min(kcb, crs - pc);
+      const T beta = pc == 0 ? T(0) : T(1);
+      const T* ablock = Ap.data() + pc * Kp;
+      for (int64_t jr = j0 * kr.nr; jr < j1 * kr.nr; jr += kr.nr)
+        for (int64_t ir = 0; ir < Kp; ir += kr.mr)
+          kr.fn_shifted(kc, ablock + ir * kc, xp + jr, offs.data() + pc, yt + ir * ld + (jr - j0 * kr.nr), ld,
+                        T(1), beta);
+    }
+  }
+
+  // When every output row is a whole number of NR-wide tiles (and K of MR-high ones), tiles can
+  // follow the output rows: the kernel then writes y_n in place and no column is computed and
+  // dropped (e.g. 32x32 outputs: saves the 34/32 padded width and the compaction pass).
+  bool row_tiles() const { return !unfold && p.Wo % kr.nr == 0 && p.K % kr.mr == 0; }
+  int64_t row_tile_count() const { return p.Ho * (p.Wo / kr.nr); }
+
+  // Row tiles [t0, t1) (tile t: output row t / (Wo/NR), columns (t % (Wo/NR)) * NR + [0, NR)).
+  void run_row_tiles(const T* xp, const T* b, T* y_n, int64_t t0, int64_t t1) const {
+    const int64_t crs = p.crs(), per_row = p.Wo / kr.nr, P = p.out_plane();
+    for (int64_t pc = 0; pc < crs; pc += kcb) {
+      const int64_t kc = std::min(kcb, crs - pc);
+      const T beta = pc == 0 ? T(0) : T(1);
+      const T* ablock = Ap.data() + pc * Kp;
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t oh = t / per_row, ow0 = t % per_row * kr.nr;
+        for (int64_t ir = 0; ir < p.K; ir += kr.mr)
+          kr.fn_shifted(kc, ablock + ir * kc, xp + oh * Wq + ow0, offs.data() + pc, y_n + ir * P + oh * p.Wo + ow0,
+                        P, T(1), beta);
+      }
+    }
+    if (b)
+      for (int64_t k = 0; k < p.K; ++k)
+        for (int64_t t = t0; t < t1; ++t) {
+          T* row = y_n + k * P + t * kr.nr;  // tiles are consecutive NR-runs of the (Ho, Wo) plane
+          for (int64_t j = 0; j < kr.nr; ++j) row[j] += b[k];
+        }
+  }
+
+  // Unfolded layout: q = oh*Wo + ow is y_n's own numbering, so NR-panels [j0, j1) write y_n in
+  // place, a chunk of kChunkPanels at a time (it stays in L2 across the kc blocks). Only tiles
+  // past the last output position or channel go through a local tile.
+  void run_inplace(const T* xp, const T* b, T* y_n, int64_t j0, int64_t j1) const {
+    const int64_t crs = p.crs(), P = p.out_plane(), mr = kr.mr, nr = kr.nr;
+    alignas(64) T edge[kMaxPanel * kMaxPanel];
+    for (int64_t c0 = j0; c0 < j1; c0 += kChunkPanels) {
+      const int64_t c1 = std::min(j1, c0 + kChunkPanels);
+      for (int64_t pc = 0; pc < crs; pc += kcb) {
+        const int64_t kc = std::min(kcb, crs - pc);
+        const T beta = pc == 0 ? T(0) : T(1);
+        const T* ablock = Ap.data() + pc * Kp;
+        const bool last = pc + kc >= crs;
+        auto tile = [&](int64_t q0, int64_t ir) {
+          const int64_t cols = std::min(nr, P - q0), rows = std::min(mr, p.K - ir);
+          T* c = y_n + ir * P + q0;
+          if (rows == mr && cols == nr) {
+            kr.fn_shifted(kc, ablock + ir * kc, xp + q0, offs.data() + pc, c, P, T(1), beta);
+            if (b && last)  // the bias while the tile is still in L1
+              for (int64_t i = 0; i < rows; ++i)
+                for (int64_t j = 0; j < nr; ++j) c[i * P + j] += b[ir + i];
+            return;
+          }
+          // the last panel: a half-width tile when half the panel is enough
+          (cols <= nr / 2 ? kr.fn_shifted_half : kr.fn_shifted)(kc, ablock + ir * kc, xp + q0, offs.data() + pc, edge,
+                                                               nr, T(1), T(0));
+          for (int64_t i = 0; i < rows; ++i) {
+            const T bias = b && last ? b[ir + i] : T(0);
+            for (int64_t j = 0; j < cols; ++j) c[i * P + j] = edge[i * nr + j] + (pc == 0 ? T(0) : c[i * P + j]) + bias;
+          }
+        };
+        for (int64_t q0 = c0 * nr; q0 < c1 * nr; q0 += nr)
+          for (int64_t ir = 0; ir < Kp; ir += mr) tile(q0, ir);
+      }
+    }
+  }
+
+  // One sample's output panels [j0, j1), whichever layout.
+  void run(const T* xp, const T* b, T* y_n, int64_t j0, int64_t j1) const {
+    if (unfold) run_inplace(xp, b, y_n, j0, j1);
+    else run_panels(xp, b, y_n, j0, j1);
+  }
+
+  // Panels [j0, j1) of sample y_n, a chunk of kChunkPanels at a time through a per-thread
+  // buffer that stays in L2: GEMM, then the kept columns (+ bias) to y_n.
+  void run_panels(const T* xp, const T* b, T* y_n, int64_t j0, int64_t j1) const {
+    const int64_t ld = kChunkPanels * kr.nr;
+    T* yt = conv_thread_buffer<T>(kOutSlot, size_t(Kp * ld));
+    for (int64_t c0 = j0; c0 < j1; c0 += kChunkPanels) {
+      const int64_t c1 = std::min(j1, c0 + kChunkPanels);
+      gemm_panels(xp, yt, ld, c0, c1);
+      compact(yt, ld, c0 * kr.nr, std::min(Q, c1 * kr.nr), b, y_n);
+    }
+  }
+
+  // dy_n in phase-width numbering, zero in the dropped columns: dyq[k*Q + oh*Wq + ow].
+  void spread(const T* dy_n, T* dyq, int64_t k0, int64_t k1) const {
+    for (int64_t k = k0; k < k1; ++k) {
+      T* dst = dyq + k * Q;
+      for (int64_t oh = 0; oh < p.Ho; ++oh) {
+        std::memcpy(dst + oh * Wq, dy_n + (k * p.Ho + oh) * p.Wo, sizeof(T) * p.Wo);
+        if (oh + 1 < p.Ho) std::fill(dst + oh * Wq + p.Wo, dst + (oh + 1) * Wq, T(0));
+      }
+    }
+  }
+
+  // dx_n[c][h][w] = the phase buffer's value at padded (h + ph, w + pw), channels [c0, c1): the
+  // inverse of pad() over the unpadded region.
+  void unpad(const T* gp, T* dx_n, int64_t c0, int64_t c1) const {
+    for (int64_t c = c0; c < c1; ++c)
+      for (int64_t h = 0; h < p.H; ++h) {
+        const int64_t hp = h + p.ph, a = hp % p.sh, r = hp / p.sh;
+        T* dst = dx_n + (c * p.H + h) * p.W;
+        if (p.sw == 1) {
+          std::memcpy(dst, gp + (a * p.C + c) * plane + r * Wq + p.pw, sizeof(T) * p.W);
+          continue;
+        }
+        for (int64_t b = 0; b < p.sw; ++b) {  // columns w = t*sw + b - pw of phase b
+          const T* src = gp + ((a * p.sw + b) * p.C + c) * plane + r * Wq;
+          const int64_t off = b - p.pw;
+          const int64_t t_lo = off >= 0 ? 0 : (-off + p.sw - 1) / p.sw;
+          for (int64_t t = t_lo, w = t_lo * p.sw + off; w < p.W; ++t, w += p.sw) dst[w] = src[t];
+        }
+      }
+  }
+
+  // y_n[k][oh][ow] = yt[k][q - q0] (+ b[k]) for the kept q = oh*Wq + ow (ow < Wo) in [q0, q1).
+  void compact(const T* yt, int64_t ld, int64_t q0, int64_t q1, const T* b, T* y_n) const {
+    for (int64_t k = 0; k < p.K; ++k) {
+      const T bk = b ? b[k] : T(0);
+      for (int64_t oh = q0 / Wq; oh <= (q1 - 1) / Wq && oh < p.Ho; ++oh) {
+        const int64_t lo = std::max<int64_t>(0, q0 - oh * Wq), hi = std::min(p.Wo, q1 - oh * Wq);
+        const T* src = yt + k * ld + oh * Wq - q0;
+        T* dst = y_n + (k * p.Ho + oh) * p.Wo;
+        for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow] + bk;
+      }
+    }
+  }
+};
+
+}  // namespace dk::cpu::shifted_detail

@@ -1,0 +1,174 @@
+// LSTM forward and backward over a whole sequence. The GEMMs that can cover all T steps at
+// once do (the input projection; [dW_ih | dW_hh]); inside the time loop run the recurrent
+// GEMMs with pre-packed weights (lstm_gemm.h) and the fused pointwise step (lstm_pointwise.h).
+// dx_t is computed in the loop, beside dh_{t-1}, from the same packed dgates_t: measured
+// cheaper than one (T*B x 4H) x (4H x I) GEMM afterwards, which re-packs all of dgates.
+#include "cpu/lstm/lstm.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "cpu/gemm/gemm.h"
+#include "cpu/lstm/lstm_gemm.h"
+#include "cpu/lstm/lstm_pointwise.h"
+#include "cpu/lstm/lstm_workspace.h"
+#include "cpu/common/parallel.h"
+
+namespace dk::cpu {
+
+namespace {
+
+// How one step's B x H pointwise work is cut into (row, column-chunk) items: whole rows when
+// there are enough of them, otherwise column chunks (multiples of 16 so vectors stay whole).
+struct StepSplit {
+  int64_t chunk, per_row, items;
+  StepSplit(int64_t B, int64_t H, int threads) {
+    const int64_t want = std::max<int64_t>(1, (4 * threads + B - 1) / B);
+    per_row = std::min<int64_t>(want, std::max<int64_t>(1, H / 64));
+    chunk = ((H + per_row - 1) / per_row + 15) / 16 * 16;
+    per_row = (H + chunk - 1) / chunk;
+    items = B * per_row;
+  }
+};
+
+// Threads for the time loop: a step smaller than this (GEMM multiply-adds + pointwise
+// elements) runs on one thread, since its barriers would cost more than they save.
+int step_threads(int64_t B, int64_t H) {
+  const double work = double(B) * double(H) * (4.0 * double(H) + 64.0);
+  return work >= 2.5e5 ? num_threads() : 1;
+}
+
+}  // namespace
+
+template <typename T>
+void lstm_forward(const LstmParams& p, const T* x, const T* h0, const T* c0, const T* w_ih, const T* w_hh,
+                  const T* b_ih, const T* b_hh, T* y, T* hT, T* cT, T* gates, T* xh, T* cs) {
+  const int64_t B = p.B, H = p.H, G = p.G(), BH = B * H, I = p.I, XH = p.I + p.H;
+  const bool save = xh != nullptr;
+  if (gates == nullptr) gates = lstm_workspace<T>(LstmSlot::Gates, p.rows() * G);  // inference
+  const LstmPointwise<T>& pw = lstm_pointwise<T>();
+
+  // Input projection of every step at once; the bias is added in the pointwise step.
+  gemm<T>(false, true, p.rows(), G, p.I, T(1), x, p.I, w_ih, p.I, T(0), gates, G);
+
+  std::vector<T> bias(G, T(0)), zeros(G, T(0));
+  for (int64_t k = 0; k < G; ++k) bias[k] = (b_ih ? b_ih[k] : T(0)) + (b_hh ? b_hh[k] : T(0));
+  if (save) {
+    // xh row r = [x_r, h entering that step]: the operand of the backward's one dW GEMM.
+#pragma omp parallel for schedule(static) num_threads(num_threads()) if (p.rows() * XH >= (1 << 16))
+    for (int64_t r = 0; r < p.rows(); ++r) std::memcpy(xh + r * XH, x + r * I, sizeof(T) * I);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t j = 0; j < H; ++j) xh[b * XH + I + j] = h0 ? h0[b * H + j] : T(0);
+    for (int64_t k = 0; k < BH; ++k) cs[k] = c0 ? c0[k] : T(0);
+  }
+  // Without a context the cell state lives in two ping-pong buffers (never in place, so the
+  // pointwise loop's pointers do not alias).
+  T* cbuf = save ? nullptr : lstm_workspace<T>(LstmSlot::State, 2 * BH);
+
+  // The recurrence: one parallel region for all steps; per step the recurrent GEMM (W_hh packed
+  // once) into a small buffer that stays in cache, a barrier, the fused pointwise update (which
+  // adds that buffer to the projection streaming from memory), a barrier. (Accumulating into
+  // the projection inside the GEMM instead made every tile wait on strided cache misses.)
+  T* rec_buf = lstm_workspace<T>(LstmSlot::Rec, B * G);
+  RecurrentGemm<T> rec(true, H, B, {{w_hh, H, G}});
+  const int nt = step_threads(B, H);
+  const StepSplit split(B, H, nt);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  for (int64_t t = 0; t < p.T; ++t) {
+    T* g_t = gates + t * B * G;
+    const T* h_prev = t == 0 ? h0 : y + (t - 1) * BH;
+    if (h_prev) rec.step(h_prev, H, T(0), {rec_buf, G});
+
+    const T* c_prev = t == 0 ? c0 : (save ? cs + t * BH : cbuf + ((t - 1) % 2) * BH);
+    T* c_out = save ? cs + (t + 1) * BH : (t == p.T - 1 ? cT : cbuf + (t % 2) * BH);
+    T* h_out = y + t * BH;
+    T* h_keep = (save && t + 1 < p.T) ? xh + (t + 1) * B * XH + I : nullptr;
+#pragma omp for schedule(static)
+    for (int64_t it = 0; it < split.items; ++it) {
+      const int64_t b = it / split.per_row;
+      const int64_t j0 = (it % split.per_row) * split.chunk, j1 = std::min(H, j0 + split.chunk);
+      const T* cp = c_prev ? c_prev + b * H : zeros.data();
+      const T* r = h_prev ? rec_buf + b * G : zeros.data();
+      pw.forward(H, j0, j1, g_t + b * G, r, bias.data(), cp, c_out + b * H, h_out + b * H);
+      if (h_keep) std::memcpy(h_keep + b * XH + j0, h_out + b * H + j0, sizeof(T) * (j1 - j0));
+    }
+  }
+  std::memcpy(hT, y + (p.T - 1) * BH, sizeof(T) * BH);
+  if (save) std::memcpy(cT, cs + p.T * BH, sizeof(T) * BH);
+}
+
+template <typename T>
+void lstm_backward(const LstmParams& p, const T* xh, const T* w_ih, const T* w_hh, const T* gates, const T* cs,
+                   const T* dy, const T* dhT, const T* dcT, T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db) {
+  const int64_t B = p.B, H = p.H, G = p.G(), BH = B * H, TB = p.rows(), I = p.I, XH = p.I + p.H;
+  const LstmPointwise<T>& pw = lstm_pointwise<T>();
+
+  // dgates of every step, kept so the weight gradients are single GEMMs over all T*B rows.
+  T* dgates = lstm_workspace<T>(LstmSlot::DGates, TB * G);
+  T* state = lstm_workspace<T>(LstmSlot::State, 3 * BH);
+  T* dh_rec = state;       // dL/dh_t arriving through the recurrence (from step t+1)
+  T* dc_buf = state + BH;  // dL/dc, ping-pong between steps
+  std::vector<T> zeros(H, T(0));
+  auto row = [&](const T* base, int64_t b) { return base ? base + b * H : zeros.data(); };
+
+  // Per step, [dx_t | dh_{t-1}] = dgates_t [W_ih | W_hh]: one packed dgates_t for both.
+  RecurrentGemm<T> rec(false, G, B, {{w_ih, I, I}, {w_hh, H, H}});
+  const int nt = step_threads(B, H);
+  const StepSplit split(B, H, nt);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  for (int64_t t = p.T - 1; t >= 0; --t) {
+    const bool last = t == p.T - 1;
+    const T* act = gates + t * B * G;
+    T* dg_t = dgates + t * B * G;
+    const T* dy_t = dy ? dy + t * BH : nullptr;
+    const T* dh_next = last ? dhT : dh_rec;
+    const T* dc_next = last ? dcT : dc_buf + ((t + 1) % 2) * BH;
+    T* dc_prev = (t == 0 && dc0) ? dc0 : dc_buf + (t % 2) * BH;
+#pragma omp for schedule(static)
+    for (int64_t it = 0; it < split.items; ++it) {
+      const int64_t b = it / split.per_row;
+      const int64_t j0 = (it % split.per_row) * split.chunk, j1 = std::min(H, j0 + split.chunk);
+      pw.backward(H, j0, j1, act + b * G, cs + (t + 1) * BH + b * H, cs + t * BH + b * H, row(dy_t, b),
+                  row(dh_next, b), row(dc_next, b), dg_t + b * G, dc_prev + b * H);
+    }
+    // dh_{t-1} is dh0 at t = 0, skipped when nobody asked for it.
+    T* dh_out = t > 0 ? dh_rec : dh0;
+    rec.step(dg_t, G, T(0), {dx + t * B * I, I}, {dh_out, H});
+  }
+
+  // [dW_ih | dW_hh] = dgates^T [X | H_prev]: one GEMM over all T*B rows, then split.
+  T* dw = lstm_workspace<T>(LstmSlot::DW, G * XH);
+  gemm<T>(true, false, G, XH, TB, T(1), dgates, G, xh, XH, T(0), dw, XH);
+#pragma omp parallel for schedule(static) num_threads(num_threads()) if (G * XH >= (1 << 16))
+  for (int64_t r = 0; r < G; ++r) {
+    std::memcpy(dw_ih + r * I, dw + r * XH, sizeof(T) * I);
+    std::memcpy(dw_hh + r * H, dw + r * XH + I, sizeof(T) * H);
+  }
+
+  if (db) {
+    // Column sums of dgates: each thread owns a block of columns and walks all rows.
+    const int64_t blk = 64, nblk = (G + blk - 1) / blk;
+#pragma omp parallel for schedule(static) num_threads(num_threads()) if (TB * G >= 65536)
+    for (int64_t cb = 0; cb < nblk; ++cb) {
+      const int64_t k0 = cb * blk, k1 = std::min(G, k0 + blk);
+      T acc[64] = {};
+      for (int64_t r = 0; r < TB; ++r) {
+        const T* src = dgates + r * G;
+        for (int64_t k = k0; k < k1; ++k) acc[k - k0] += src[k];
+      }
+      for (int64_t k = k0; k < k1; ++k) db[k] = acc[k - k0];
+    }
+  }
+}
+
+#define DK_INSTANTIATE_LSTM(T)                                                                                   \
+  template void lstm_forward<T>(const LstmParams&, const T*, const T*, const T*, const T*, const T*, const T*,   \
+                                const T*, T*, T*, T*, T*, T*, T*);                                               \
+  template void lstm_backward<T>(const LstmParams&, const T*, const T*, const T*, const T*, const T*, const T*,  \
+                                 const T*, const T*, T*, T*, T*, T*, T*, T*);
+DK_INSTANTIATE_LSTM(float)
+DK_INSTANTIATE_LSTM(double)
+#undef DK_INSTANTIATE_LSTM
+
+}  // namespace dk::cpu

@@ -1,0 +1,51 @@
+#pragma once
+// The GEMMs inside an LSTM's time loop: C_p[M, N_p] = A[M, K] * op(W_p) + beta * C_p, where the
+// weights W_p are the same for all T steps and one packed A serves every part p. (Forward:
+// gates += h W_hh^T. Backward: dx_t = dgates_t W_ih and dh = dgates_t W_hh, sharing dgates_t.)
+// dk::cpu::gemm would re-pack each W (a megabyte at H = 256) and A on every call, which costs
+// about as much as a step's arithmetic; here every W is packed once per sequence into the GEMM
+// micro-kernel's panel layout (gemm_pack.h) and each step packs its small A once and runs the
+// micro-kernels (gemm_kernels.h).
+//
+// step() is written to be called by every thread of an enclosing OpenMP parallel region (its
+// loops are orphaned `omp for`, each ending in a barrier); outside a parallel region it runs on
+// the calling thread.
+#include <cstdint>
+#include <initializer_list>
+
+#include "cpu/gemm/gemm_kernels.h"
+
+namespace dk::cpu {
+
+template <typename T>
+class RecurrentGemm {
+ public:
+  static constexpr int kMaxParts = 2;
+  struct Weight {
+    const T* W;  // op(W) is K x N: stored N x K (trans) or K x N (!trans)
+    int64_t ldw, N;
+  };
+  struct Out {
+    T* C;  // nullptr: skip this part in this step
+    int64_t ldc;
+  };
+
+  // M is the number of rows of A (the batch). Packs every W (in parallel when not already
+  // inside a parallel region).
+  RecurrentGemm(bool trans, int64_t K, int64_t M, std::initializer_list<Weight> parts);
+
+  // C_p = A * op(W_p) + beta * C_p for A (M x K, lda); beta == 0: C_p is not read.
+  void step(const T* A, int64_t lda, T beta, Out out0, Out out1 = {nullptr, 0});
+
+ private:
+  const GemmKernel<T>& kr_;
+  int64_t K_, M_, m_panels_;
+  int parts_ = 0;
+  int64_t n_[kMaxParts] = {}, n_panels_[kMaxParts] = {};
+  // Packed W_p (all K blocks) and the packed A of the current step, in the constructing
+  // thread's LSTM workspace (lstm_workspace.h): one RecurrentGemm per thread at a time.
+  T* wp_[kMaxParts] = {};
+  T* ap_ = nullptr;
+};
+
+}  // namespace dk::cpu
