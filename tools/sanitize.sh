@@ -9,8 +9,14 @@
 # Usage: tools/sanitize.sh [pytest args...]      (default: -q tests)
 #   e.g. tools/sanitize.sh -q tests/test_pooling.py -x
 # Env:   DEEPKERN_SANITIZE_DIR (default build-asan)
+# Needs: what tools/dev_build.sh needs, plus pytest (pip install ".[dev]").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tools/require.sh
+require_cmd cmake
+require_cmd ninja
+require_py_module pybind11
+require_py_module pytest
 root=$(pwd)
 dir=${DEEPKERN_SANITIZE_DIR:-build-asan}
 pkg="$root/$dir/python/deepkern"
