@@ -6,7 +6,7 @@
    printed as grids (Q-learning walks the edge, SARSA keeps away from it).
 
 Nothing is downloaded: the digits ship with scikit-learn. `--device cuda` trains the CNN on cupy
-arrays (needs cupy and deepkern's CUDA module); `--selfcheck` runs only the backend self-check.
+arrays (needs cupy and deepkern's CUDA module); `--selfcheck` checks every op family on every backend present.
 """
 import argparse
 import time
@@ -21,7 +21,7 @@ from .digits import build_cnn, load_digits_split, require_device, train_cnn
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m deepkern", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--selfcheck", action="store_true", help="only run the backend self-check and timing table")
+    p.add_argument("--selfcheck", action="store_true", help="only check every op family on every backend present (each CPU ISA path, CUDA, the simulator) and print a table")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the CNN trains (default cpu)")
     p.add_argument("--epochs", type=int, default=12, help="CNN epochs (default 12)")
     p.add_argument("--episodes", type=int, default=500, help="cliff-walking episodes per agent (default 500)")
