@@ -29,7 +29,7 @@ def parse_args(argv=None):
                    help="CPU kernel threads (default 1: this CNN's kernels are tiny, and on a busy machine "
                         "OpenMP's spinning threads cost more than they give)")
     p.add_argument("--quick", action="store_true", help="a few seconds: 2 epochs, 100 episodes")
-    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (there is one only when stderr is a terminal)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     for name in ("epochs", "episodes", "threads"):
@@ -52,7 +52,7 @@ def run(args, print_fn=print):
     model = build_cnn(seed=args.seed)
     model.summary(print_fn=lambda s: print_fn("  " + s.replace("\n", "\n  ")))
     print_fn(f"  {len(data[0])} training / {len(data[1])} test images; Adam lr 3e-3 (cosine), batch 32")
-    h = train_cnn(model, data, epochs=epochs, seed=args.seed, device=device, progress=not args.no_progress,
+    h = train_cnn(model, data, epochs=epochs, seed=args.seed, device=device, progress=False if args.no_progress else "auto",
                   print_fn=print_fn)
     per_epoch = float(np.mean(h["epoch_time"]))
     print_fn(f"  test accuracy {h['test_acc'][-1] * 100:.2f}%  |  {per_epoch:.2f} s per epoch "
