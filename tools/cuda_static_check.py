@@ -316,7 +316,10 @@ def format_text(rows):
 
 def format_markdown(rows):
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row_cells(r)) + " |" for r in rows]
+    for r in rows:
+        cells = list(row_cells(r))
+        cells[0] = f"`{cells[0]}`"  # template arguments would read as HTML tags
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
 
 
