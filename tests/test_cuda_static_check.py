@@ -3,6 +3,7 @@
 kernel without HMMA, and pass on good ones; the CMakeLists ptxas flags must reject a stray double.
 The parsing, rules and occupancy parts also run without nvcc."""
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -69,9 +70,8 @@ def _run(tmp_path, obj, table, capsys, extra=()):
 def test_good_marks_pass_and_figures_are_read(fixture_obj, tmp_path, capsys):
     rc, out = _run(tmp_path, fixture_obj, GOOD_TABLE, capsys, ["--json", str(tmp_path / "k.json")])
     assert rc == 0, out.err
-    import json
-
-    rows = {r["kernel"]: r for r in json.load(open(tmp_path / "k.json"))["kernels"]}
+    with open(tmp_path / "k.json") as f:
+        rows = {r["kernel"]: r for r in json.load(f)["kernels"]}
     assert set(rows) == {"fx::plain_kernel", "fx::local_kernel", "fx::fake_tc_kernel", "fx::mma_kernel"}
     assert all(r["arch"] == "sm_90" for r in rows.values())
     mma, local, plain = rows["fx::mma_kernel"], rows["fx::local_kernel"], rows["fx::plain_kernel"]
@@ -128,7 +128,8 @@ def test_bad_table_is_a_clear_error(fixture_obj, tmp_path, capsys):
 
 # ---------------------------------------------------------------- the build's ptxas checks
 def _cmake_ptxas_checks():
-    text = open(os.path.join(ROOT, "CMakeLists.txt")).read()
+    with open(os.path.join(ROOT, "CMakeLists.txt")) as f:
+        text = f.read()
     sets = re.findall(r"set\(ptxas_checks (\S+)\)", text)
     assert len(sets) == 2, "CMakeLists.txt: expected the default and the *_f64.cu ptxas check lists"
     return sets  # [default, f64]
@@ -137,7 +138,7 @@ def _cmake_ptxas_checks():
 def _nvcc_ptxas(src, checks, tmp_path):
     return subprocess.run([NVCC, "-c", "-std=c++17", "-O3", "-gencode", "arch=compute_90,code=sm_90",
                            "--Werror=all-warnings", f"--ptxas-options={checks}", src, "-o", str(tmp_path / "x.o")],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
 
 
 def test_cmake_ptxas_flags_cover_the_static_checks():
@@ -229,8 +230,9 @@ def test_short_name():
 
 
 def _row(**kw):
-    r = dict(kernel="k", arch="sm_90", regs=32, stack=0, shared=0, local=0, block=256, dynamic_smem=0, listed=True,
-             marks={}, hmma=0, ldsm=0, ldgsts=0, ldl=0, stl=0, fp64_ops=0, sm90_occupancy=None)
+    r = {"kernel": "k", "arch": "sm_90", "regs": 32, "stack": 0, "shared": 0, "local": 0, "block": 256,
+         "dynamic_smem": 0, "listed": True, "marks": {}, "hmma": 0, "ldsm": 0, "ldgsts": 0, "ldl": 0, "stl": 0,
+         "fp64_ops": 0, "sm90_occupancy": None}
     r.update(kw)
     return r
 

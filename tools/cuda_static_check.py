@@ -68,7 +68,7 @@ def find_cuda_module():
     for root in spec.submodule_search_locations:
         hits = [p for p in glob.glob(os.path.join(root, "_cuda.*.so")) if "_cuda_sim" not in p]
         if hits:
-            return sorted(hits)[0]
+            return min(hits)
     raise CheckError(f"no deepkern/_cuda*.so next to {spec.origin}: build with DEEPKERN_CUDA=ON")
 
 
@@ -90,14 +90,14 @@ def nvcc_version():
     nvcc = shutil.which("nvcc")
     if not nvcc:
         return None
-    out = subprocess.run([nvcc, "--version"], capture_output=True, text=True).stdout
+    out = subprocess.run([nvcc, "--version"], capture_output=True, text=True, check=False).stdout
     m = re.search(r"release ([\d.]+), (V[\d.]+)", out)
     return f"{m.group(1)} ({m.group(2)})" if m else out.strip().splitlines()[-1]
 
 
 # ------------------------------------------------------------------ parsing cuobjdump
 def run_cuobjdump(cuobjdump, binary, what):
-    r = subprocess.run([cuobjdump, what, binary], capture_output=True, text=True)
+    r = subprocess.run([cuobjdump, what, binary], capture_output=True, text=True, check=False)
     if r.returncode != 0:
         raise CheckError(f"{cuobjdump} {what} {binary} failed: {r.stderr.strip() or r.stdout.strip()}")
     return r.stdout
@@ -161,7 +161,7 @@ def demangle(names):
     tool = shutil.which("c++filt") or shutil.which("cu++filt")
     if not tool or not names:
         return {n: n for n in names}
-    r = subprocess.run([tool], input="\n".join(names) + "\n", capture_output=True, text=True)
+    r = subprocess.run([tool], input="\n".join(names) + "\n", capture_output=True, text=True, check=False)
     lines = r.stdout.splitlines()
     return dict(zip(names, lines)) if r.returncode == 0 and len(lines) == len(names) else {n: n for n in names}
 
@@ -178,9 +178,7 @@ def short_name(demangled):
         elif ch == "(" and depth == 0:
             s = s[:i]
             break
-    if s.startswith("void "):
-        s = s[len("void "):]
-    return s[len("dk::cuda::"):] if s.startswith("dk::cuda::") else s
+    return s.removeprefix("void ").removeprefix("dk::cuda::")
 
 
 # ------------------------------------------------------------------ marks, occupancy, rules
@@ -219,7 +217,7 @@ def occupancy_sm90(requests, workdir):
         return None
     exe = os.path.join(workdir, "cuda_occupancy")
     r = subprocess.run([gxx, "-O1", "-std=c++17", "-I", inc, os.path.join(HERE, "cuda_occupancy.cpp"), "-o", exe],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, check=False)
     if r.returncode != 0:
         raise CheckError(f"compiling tools/cuda_occupancy.cpp failed:\n{r.stderr}")
     stdin = "".join(f"{b} {r_} {s} {d}\n" for b, r_, s, d in requests)
