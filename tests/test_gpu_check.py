@@ -69,6 +69,14 @@ def test_budget_spent_skips_everything(tmp_path):
     assert any(s["note"] == "budget spent" for s in steps)
 
 
+def test_only_selected_steps_run(tmp_path):
+    r = _run(tmp_path, "--dry-run", GPU_CHECK_ONLY="env,gpu")
+    assert r.returncode == 0, r.stdout + r.stderr
+    st = {s["name"]: s for s in _summary(tmp_path)["steps"]}
+    assert st["env"]["status"] == "ok"
+    assert st["cuda_tests"]["status"] == "skipped" and st["cuda_tests"]["note"] == "not in GPU_CHECK_ONLY"
+
+
 def test_bad_argument(tmp_path):
     r = _run(tmp_path, "--fast")
     assert r.returncode == 2 and "usage: bash tools/gpu_check.sh [--dry-run]" in r.stderr
