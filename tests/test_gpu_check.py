@@ -93,3 +93,14 @@ def test_summary_exit_code(tmp_path, status, rc):
     doc = json.loads((tmp_path / "summary.json").read_text())
     assert doc["problems"] == ([] if rc == 0 else ["cuda_tests"])
     assert doc["steps"][1]["seconds"] == 3 and doc["seconds"] == 4
+
+
+def test_summary_flags_a_suite_that_only_skipped(tmp_path):
+    (tmp_path / "steps.tsv").write_text("cuda_tests\tok\t0\t9\tcuda_tests.log\t\n")
+    (tmp_path / "cuda_tests.xml").write_text(
+        '<testsuites><testsuite name="pytest" tests="5" failures="0" errors="0" skipped="5"/></testsuites>')
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "gpu_check_summary.py"), str(tmp_path / "steps.tsv"),
+                        str(tmp_path / "summary.json")], capture_output=True, text=True, check=False)
+    assert r.returncode == 1 and "every test skipped" in r.stdout
+    doc = json.loads((tmp_path / "summary.json").read_text())
+    assert doc["steps"][0]["junit"] == {"tests": 5, "failures": 0, "errors": 0, "skipped": 5}
