@@ -3,6 +3,7 @@
 // Forward: one thread per output element; backward: one thread per input element gathering
 // from the covering outputs (no atomics, deterministic).
 #include "cuda/pooling/pool_common.cuh"
+#include "cuda/pooling/pool_tiled.cuh"
 #include "cuda/pooling/pooling.h"
 
 namespace dk::cuda {
@@ -47,6 +48,7 @@ __global__ void avg_bwd_kernel(Pool2dParams p, const T* __restrict__ dy, T* __re
 }  // namespace pool
 
 void avg_pool2d_forward(const Pool2dParams& p, DType dt, const void* x, void* y, uintptr_t stream) {
+  if (pool::launch_tiled<false, true>(p, dt, "avg_pool2d_forward", x, y, nullptr, nullptr, stream)) return;
   pool::for_dtype(dt, "avg_pool2d_forward", p.planes() * p.out_plane(), stream, [&](auto* tag, unsigned grid, cudaStream_t s) {
     using T = DK_ELEM(tag);
     launch(pool::avg_fwd_kernel<T>, grid, pool::kThreads, 0, s, p, static_cast<const T*>(x), static_cast<T*>(y));
@@ -54,6 +56,7 @@ void avg_pool2d_forward(const Pool2dParams& p, DType dt, const void* x, void* y,
 }
 
 void avg_pool2d_backward(const Pool2dParams& p, DType dt, const void* dy, void* dx, uintptr_t stream) {
+  if (pool::launch_tiled<false, false>(p, dt, "avg_pool2d_backward", dy, dx, nullptr, nullptr, stream)) return;
   pool::for_dtype(dt, "avg_pool2d_backward", p.planes() * p.in_plane(), stream, [&](auto* tag, unsigned grid, cudaStream_t s) {
     using T = DK_ELEM(tag);
     launch(pool::avg_bwd_kernel<T>, grid, pool::kThreads, 0, s, p, static_cast<const T*>(dy), static_cast<T*>(dx));

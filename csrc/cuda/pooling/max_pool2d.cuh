@@ -3,6 +3,7 @@
 // one thread per *input* element gathering from the outputs whose windows cover it, so
 // overlapping windows need no atomics and the result is bitwise deterministic.
 #include "cuda/pooling/pool_common.cuh"
+#include "cuda/pooling/pool_tiled.cuh"
 #include "cuda/pooling/pooling.h"
 
 namespace dk::cuda {
@@ -58,6 +59,7 @@ __global__ void max_bwd_kernel(Pool2dParams p, const T* __restrict__ dy, const i
 }  // namespace pool
 
 void max_pool2d_forward(const Pool2dParams& p, DType dt, const void* x, void* y, int64_t* idx, uintptr_t stream) {
+  if (pool::launch_tiled<true, true>(p, dt, "max_pool2d_forward", x, y, nullptr, idx, stream)) return;
   pool::for_dtype(dt, "max_pool2d_forward", p.planes() * p.out_plane(), stream, [&](auto* tag, unsigned grid, cudaStream_t s) {
     using T = DK_ELEM(tag);
     launch(pool::max_fwd_kernel<T>, grid, pool::kThreads, 0, s, p, static_cast<const T*>(x), static_cast<T*>(y), idx);
@@ -66,6 +68,7 @@ void max_pool2d_forward(const Pool2dParams& p, DType dt, const void* x, void* y,
 
 void max_pool2d_backward(const Pool2dParams& p, DType dt, const void* dy, const int64_t* idx, void* dx,
                          uintptr_t stream) {
+  if (pool::launch_tiled<true, false>(p, dt, "max_pool2d_backward", dy, dx, idx, nullptr, stream)) return;
   pool::for_dtype(dt, "max_pool2d_backward", p.planes() * p.in_plane(), stream, [&](auto* tag, unsigned grid, cudaStream_t s) {
     using T = DK_ELEM(tag);
     launch(pool::max_bwd_kernel<T>, grid, pool::kThreads, 0, s, p, static_cast<const T*>(dy), idx, static_cast<T*>(dx));
