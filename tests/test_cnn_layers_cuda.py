@@ -17,7 +17,7 @@ def _model(seed):
         nn.MaxPool2D(2),                                # windows tile the input: the vector kernels
         nn.Conv2D(4, 5, (3, 2), stride=(1, 2), padding=(1, 0), seed=seed + 1),
         nn.AvgPool2D(3, stride=2, padding=1),           # overlapping windows: the gather kernels
-        nn.MaxPool2D(2, stride=1),
+        nn.MaxPool2D((2, 1), stride=1),               # stride < window: overlapping max
         nn.Flatten(),
         nn.Dense(5, 3, seed=seed + 2),
     ])
