@@ -123,21 +123,16 @@ void launch_tiled_kw(const Pool2dParams& p, unsigned grid, cudaStream_t s, const
 }
 
 // Launches the tiled kernel when the geometry allows; returns false (nothing launched) otherwise.
-template <bool Max, bool Forward>
-bool launch_tiled(const Pool2dParams& p, DType dt, const char* op, const void* in, void* out, const int64_t* idx_in,
-                  int64_t* idx_out, uintptr_t stream) {
-  size_t elem = dt == DType::Float64 ? 8 : dt == DType::Float32 ? 4 : 2;
-  if (!tiles_input(p, elem, in, out)) return false;
-  const int64_t items = p.planes() * p.Ho * (p.W / int64_t(16 / elem));
-  for_dtype(dt, op, items, stream, [&](auto* tag, unsigned grid, cudaStream_t s) {
-    using T = DK_ELEM(tag);
-    switch (p.kw) {
-      case 1: launch_tiled_kw<T, Max, Forward, 1>(p, grid, s, in, out, idx_in, idx_out); break;
-      case 2: launch_tiled_kw<T, Max, Forward, 2>(p, grid, s, in, out, idx_in, idx_out); break;
-      case 4: launch_tiled_kw<T, Max, Forward, 4>(p, grid, s, in, out, idx_in, idx_out); break;
-      default: launch_tiled_kw<T, Max, Forward, 8>(p, grid, s, in, out, idx_in, idx_out); break;
-    }
-  });
+template <typename T, bool Max, bool Forward>
+bool tiled(const Pool2dParams& p, const void* in, void* out, const int64_t* idx_in, int64_t* idx_out, cudaStream_t s) {
+  if (!tiles_input(p, sizeof(T), in, out)) return false;
+  const unsigned grid = grid_for(p.planes() * p.Ho * (p.W / Vec16<T>::V), kThreads);
+  switch (p.kw) {
+    case 1: launch_tiled_kw<T, Max, Forward, 1>(p, grid, s, in, out, idx_in, idx_out); break;
+    case 2: launch_tiled_kw<T, Max, Forward, 2>(p, grid, s, in, out, idx_in, idx_out); break;
+    case 4: launch_tiled_kw<T, Max, Forward, 4>(p, grid, s, in, out, idx_in, idx_out); break;
+    default: launch_tiled_kw<T, Max, Forward, 8>(p, grid, s, in, out, idx_in, idx_out); break;
+  }
   return true;
 }
 
