@@ -1,9 +1,8 @@
 """nn.Conv2D, nn.MaxPool2D and nn.AvgPool2D train on cupy (the GPU kernels) and give the numbers they
 give on numpy: the same model, weights and batches, a few SGD steps, losses and weights compared."""
+import deepkern as dk
 import numpy as np
 import pytest
-
-import deepkern as dk
 from helpers import assert_close, to_numpy
 
 pytestmark = pytest.mark.cuda

@@ -14,10 +14,9 @@ cancels it has any relative error). For random data the errors add incoherently,
 error is ~3e-4 (DESIGN.md's TF32 figure); test_conv2d_cuda_tf32_is_used_only_when_allowed checks it is
 between 1e-5 (TF32 did run) and 1e-3.
 """
+import deepkern as dk
 import numpy as np
 import pytest
-
-import deepkern as dk
 from helpers import assert_close, assert_rel_norm
 from reference import conv2d_backward_ref, conv2d_ref
 
