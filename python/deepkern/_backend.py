@@ -162,7 +162,12 @@ class _CudaBackend:
         code = _DTYPE_CODES[np.dtype(arrays[0].dtype).name]
         with arrays[0].device:
             stream = cp.cuda.get_current_stream().ptr
-            return kernel(params, code, *[a.data.ptr for a in arrays], stream)
+            # None (an absent optional array) goes to the kernel as a null pointer
+            return kernel(params, code, *[0 if a is None else a.data.ptr for a in arrays], stream)
+
+    def query(self, fn, *args):
+        """A host-side question to the CUDA module (e.g. a workspace size); launches nothing."""
+        return getattr(_cuda, fn)(*args)
 
 
 _CPU = _CpuBackend()
