@@ -27,4 +27,21 @@ inline unsigned grid_for(int64_t n, int threads) {
   return static_cast<unsigned>(blocks);
 }
 
+// kernel<<<grid, block, smem, stream>>>(args...) and a check naming the kernel (the contract's
+// launcher; the simulator build supplies its own).
+template <typename... KArgs, typename... Args>
+inline void launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args&&... args) {
+  kernel<<<grid, block, smem, stream>>>(static_cast<KArgs>(args)...);
+  check_launch("(launch)");
+}
+
+// Opt a kernel into more than 48 KiB of dynamic shared memory.
+template <typename K>
+inline void set_max_dynamic_shared(K* kernel, size_t bytes) {
+  cudaError_t err = cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+  if (err != cudaSuccess)
+    throw std::runtime_error(std::string("deepkern: cudaFuncSetAttribute failed: ") + cudaGetErrorString(err));
+}
+
 }  // namespace dk::cuda
