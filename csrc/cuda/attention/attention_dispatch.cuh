@@ -1,0 +1,103 @@
+#pragma once
+// The host entry points: pick the kernel for the element type and head dims.
+//   SIMT tiles (BR query rows, BC keys, 16*DCH >= max(D, Dv) columns) by accumulator width:
+//   float accumulators keep BR = BC = 64 up to 128 columns; double and the widest heads use
+//   smaller tiles so that the shared memory stays under 227 KiB (sm_90) per block.
+#include <stdexcept>
+#include <string>
+
+#include "cuda/attention/attention.h"
+#include "cuda/attention/attention_bwd_simt.cuh"
+#include "cuda/attention/attention_fwd_simt.cuh"
+
+namespace dk::cuda {
+
+namespace attn {
+
+// 0, 1, 2: the widest head dim max(D, Dv) is <= 64, <= 128, <= 256.
+inline int width_class(const AttentionParams& p) {
+  const int64_t w = p.D > p.Dv ? p.D : p.Dv;
+  if (w > 256) throw std::invalid_argument("attention (CUDA): head dims above 256 are not supported");
+  return w <= 64 ? 0 : w <= 128 ? 1 : 2;
+}
+
+// The tile configuration per (accumulator size, width class): BR, BC, DCH for the forward;
+// the backward uses BR = 32 where the forward has 64 (it holds Q, dO, K, V and two score tiles).
+#define DK_ATTN_TILES(CASE)                               \
+  if constexpr (sizeof(A) == 4) {                         \
+    switch (width_class(p)) {                             \
+      case 0: CASE(64, 32, 64, 4); break;                 \
+      case 1: CASE(64, 32, 64, 8); break;                 \
+      default: CASE(32, 32, 32, 16); break;               \
+    }                                                     \
+  } else {                                                \
+    switch (width_class(p)) {                             \
+      case 0: CASE(64, 32, 64, 4); break;                 \
+      case 1: CASE(32, 32, 32, 8); break;                 \
+      default: CASE(16, 16, 16, 16); break;               \
+    }                                                     \
+  }
+
+template <typename T>
+void forward_typed(const AttentionParams& p, const void* q, const void* k, const void* v, const void* mask,
+                   const int64_t* moff, void* out, void* lse, cudaStream_t s) {
+  using A = typename Acc<T>::type;
+#define DK_CASE(BRF, BRB, BC, DCH)                                                                              \
+  launch_fwd_simt<T, BRF, BC, DCH>(p, static_cast<const T*>(q), static_cast<const T*>(k), static_cast<const T*>(v), \
+                                   static_cast<const T*>(mask), moff, static_cast<T*>(out), static_cast<A*>(lse), s)
+  DK_ATTN_TILES(DK_CASE)
+#undef DK_CASE
+}
+
+template <typename T>
+void backward_typed(const AttentionParams& p, const void* q, const void* k, const void* v, const void* mask,
+                    const int64_t* moff, const void* out, const void* lse, const void* dout, void* dq, void* dk,
+                    void* dv, void* drow, void* dq_acc, bool deterministic, cudaStream_t s) {
+  using A = typename Acc<T>::type;
+#define DK_CASE(BRF, BRB, BC, DCH)                                                                                 \
+  launch_bwd_simt<T, BRB, BC, DCH>(p, static_cast<const T*>(q), static_cast<const T*>(k), static_cast<const T*>(v),    \
+                                   static_cast<const T*>(mask), moff, static_cast<const T*>(out),                   \
+                                   static_cast<const A*>(lse), static_cast<const T*>(dout), static_cast<T*>(dq),     \
+                                   static_cast<T*>(dk), static_cast<T*>(dv), static_cast<A*>(drow),                  \
+                                   static_cast<float*>(dq_acc), deterministic, s)
+  DK_ATTN_TILES(DK_CASE)
+#undef DK_CASE
+}
+
+#undef DK_ATTN_TILES
+
+}  // namespace attn
+
+void attention_forward(const AttentionParams& p, DType dt, const void* q, const void* k, const void* v,
+                       const void* mask, const int64_t* moff, void* out, void* lse, uintptr_t stream) {
+  if (p.BH == 0 || p.Lq == 0) return;
+  const cudaStream_t s = as_stream(stream);
+  switch (dt) {
+    case DType::Float32: attn::forward_typed<float>(p, q, k, v, mask, moff, out, lse, s); break;
+    case DType::Float64: attn::forward_typed<double>(p, q, k, v, mask, moff, out, lse, s); break;
+    case DType::Float16: attn::forward_typed<__half>(p, q, k, v, mask, moff, out, lse, s); break;
+    default: throw std::invalid_argument("attention_forward (CUDA): dtype must be float16, float32 or float64");
+  }
+}
+
+void attention_backward(const AttentionParams& p, DType dt, const void* q, const void* k, const void* v,
+                        const void* mask, const int64_t* moff, const void* out, const void* lse, const void* dout,
+                        void* dq, void* dk, void* dv, void* drow, void* dq_acc, bool deterministic,
+                        uintptr_t stream) {
+  if (p.BH == 0) return;
+  const cudaStream_t s = as_stream(stream);
+  switch (dt) {
+    case DType::Float32:
+      attn::backward_typed<float>(p, q, k, v, mask, moff, out, lse, dout, dq, dk, dv, drow, dq_acc, deterministic, s);
+      break;
+    case DType::Float64:
+      attn::backward_typed<double>(p, q, k, v, mask, moff, out, lse, dout, dq, dk, dv, drow, dq_acc, deterministic, s);
+      break;
+    case DType::Float16:
+      attn::backward_typed<__half>(p, q, k, v, mask, moff, out, lse, dout, dq, dk, dv, drow, dq_acc, deterministic, s);
+      break;
+    default: throw std::invalid_argument("attention_backward (CUDA): dtype must be float16, float32 or float64");
+  }
+}
+
+}  // namespace dk::cuda
