@@ -1,5 +1,6 @@
 #pragma once
-// The host entry points: pick the kernel for the element type and head dims.
+// The host entry points: pick the kernel for the element type and head dims. float16 with
+// D = Dv = 64 or 128 runs the tensor-core forward; everything else the exact SIMT kernels.
 //   SIMT tiles (BR query rows, BC keys, 16*DCH >= max(D, Dv) columns) by accumulator width:
 //   float accumulators keep BR = BC = 64 up to 128 columns; double and the widest heads use
 //   smaller tiles so that the shared memory stays under 227 KiB (sm_90) per block.
@@ -8,6 +9,7 @@
 
 #include "cuda/attention/attention.h"
 #include "cuda/attention/attention_bwd_simt.cuh"
+#include "cuda/attention/attention_fwd_mma.cuh"
 #include "cuda/attention/attention_fwd_simt.cuh"
 
 namespace dk::cuda {
@@ -75,7 +77,19 @@ void attention_forward(const AttentionParams& p, DType dt, const void* q, const 
   switch (dt) {
     case DType::Float32: attn::forward_typed<float>(p, q, k, v, mask, moff, out, lse, s); break;
     case DType::Float64: attn::forward_typed<double>(p, q, k, v, mask, moff, out, lse, s); break;
-    case DType::Float16: attn::forward_typed<__half>(p, q, k, v, mask, moff, out, lse, s); break;
+    case DType::Float16:
+      if (p.D == p.Dv && (p.D == 64 || p.D == 128)) {  // tensor cores
+        auto h = [](const void* x) { return static_cast<const __half*>(x); };
+        if (p.D == 64)
+          attn::launch_fwd_mma<64>(p, h(q), h(k), h(v), h(mask), moff, static_cast<__half*>(out),
+                                   static_cast<float*>(lse), s);
+        else
+          attn::launch_fwd_mma<128>(p, h(q), h(k), h(v), h(mask), moff, static_cast<__half*>(out),
+                                    static_cast<float*>(lse), s);
+      } else {
+        attn::forward_typed<__half>(p, q, k, v, mask, moff, out, lse, s);
+      }
+      break;
     default: throw std::invalid_argument("attention_forward (CUDA): dtype must be float16, float32 or float64");
   }
 }
