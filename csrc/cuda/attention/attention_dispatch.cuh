@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cuda/attention/attention.h"
+#include "cuda/attention/attention_bwd_mma.cuh"
 #include "cuda/attention/attention_bwd_simt.cuh"
 #include "cuda/attention/attention_fwd_mma.cuh"
 #include "cuda/attention/attention_fwd_simt.cuh"
@@ -68,6 +69,33 @@ void backward_typed(const AttentionParams& p, const void* q, const void* k, cons
 
 #undef DK_ATTN_TILES
 
+// float16, D = Dv = HD: Drow, then dK/dV (and dQ by atomics) on tensor cores; dQ converted from
+// the float32 workspace, or (deterministic) computed by the exact SIMT dQ pass.
+template <int HD>
+void backward_mma(const AttentionParams& p, const __half* q, const __half* k, const __half* v, const __half* mask,
+                  const int64_t* moff, const __half* out, const float* lse, const __half* dout, __half* dq, __half* dk,
+                  __half* dv, float* drow, float* dq_acc, bool deterministic, cudaStream_t s) {
+  const int64_t rows = p.BH * p.Lq, n = rows * HD;
+  launch(attn_drow_kernel<__half>, dim3(grid_for(rows, kThreads)), dim3(kThreads), 0, s, rows, p.Dv, out, dout, drow);
+  if (!deterministic && cudaMemsetAsync(dq_acc, 0, sizeof(float) * size_t(n), s) != cudaSuccess)
+    throw std::runtime_error("deepkern attention_backward: cudaMemsetAsync failed");
+  launch_bwd_mma<HD>(p, q, k, v, mask, moff, dout, lse, drow, dq_acc, dk, dv, !deterministic, s);
+  if (!deterministic) {
+    if (n > 0)
+      launch(attn_convert_kernel<__half>, dim3(grid_for(n, kThreads)), dim3(kThreads), 0, s, n,
+             static_cast<const float*>(dq_acc), dq);
+    return;
+  }
+  constexpr int BR = 32, BC = 64, DCH = HD / 16;
+  const size_t smem = simt_bwd_smem<float, BR, BC, DCH>();
+  auto dq_kernel = attn_bwd_dq_simt_kernel<__half, BR, BC, DCH>;
+  set_max_dynamic_shared(dq_kernel, smem);
+  const int64_t qblocks = p.BH * ((p.Lq + BR - 1) / BR);
+  if (qblocks > 0)
+    launch(dq_kernel, dim3(unsigned(qblocks)), dim3(kThreads), smem, s, p, q, k, v, mask, moff, dout, lse,
+           static_cast<const float*>(drow), dq, static_cast<float>(p.scale));
+}
+
 }  // namespace attn
 
 void attention_forward(const AttentionParams& p, DType dt, const void* q, const void* k, const void* v,
@@ -108,7 +136,20 @@ void attention_backward(const AttentionParams& p, DType dt, const void* q, const
       attn::backward_typed<double>(p, q, k, v, mask, moff, out, lse, dout, dq, dk, dv, drow, dq_acc, deterministic, s);
       break;
     case DType::Float16:
-      attn::backward_typed<__half>(p, q, k, v, mask, moff, out, lse, dout, dq, dk, dv, drow, dq_acc, deterministic, s);
+      if (p.D == p.Dv && (p.D == 64 || p.D == 128)) {  // tensor cores
+        auto h = [](const void* x) { return static_cast<const __half*>(x); };
+        auto w = [](void* x) { return static_cast<__half*>(x); };
+        auto f = [](const void* x) { return static_cast<const float*>(x); };
+        if (p.D == 64)
+          attn::backward_mma<64>(p, h(q), h(k), h(v), h(mask), moff, h(out), f(lse), h(dout), w(dq), w(dk), w(dv),
+                                 static_cast<float*>(drow), static_cast<float*>(dq_acc), deterministic, s);
+        else
+          attn::backward_mma<128>(p, h(q), h(k), h(v), h(mask), moff, h(out), f(lse), h(dout), w(dq), w(dk), w(dv),
+                                  static_cast<float*>(drow), static_cast<float*>(dq_acc), deterministic, s);
+      } else {
+        attn::backward_typed<__half>(p, q, k, v, mask, moff, out, lse, dout, dq, dk, dv, drow, dq_acc, deterministic,
+                                     s);
+      }
       break;
     default: throw std::invalid_argument("attention_backward (CUDA): dtype must be float16, float32 or float64");
   }

@@ -36,8 +36,11 @@ __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
 // cp.async; rows >= valid are zero-filled without reading global memory.
 template <int HD, int ROWS>
 __device__ __forceinline__ void cp_tile(__half* dst, const __half* src, int valid) {
-  constexpr int chunks = HD / 8;  // 16-byte pieces per row
-  for (int c = threadIdx.x; c < ROWS * chunks; c += kMmaWarps * 32) {
+  constexpr int chunks = HD / 8, threads = kMmaWarps * 32;  // 16-byte pieces per row
+  static_assert(ROWS * chunks % threads == 0, "tile pieces must split evenly over the block");
+#pragma unroll
+  for (int it = 0; it < ROWS * chunks / threads; ++it) {
+    const int c = threadIdx.x + it * threads;
     const int r = c / chunks, col = (c % chunks) * 8;
     const bool in = r < valid;
     cp_async_16(dst + r * (HD + 8) + col, in ? src + size_t(r) * HD + col : src, in);
