@@ -151,7 +151,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const __half2 val = __floats2half2_rn(dp[n][2 * h], dp[n][2 * h + 1]);
-        memcpy(dSt + (warp * 16 + g + 8 * h) * kBwdDsLd + n * 8 + 2 * t, &val, sizeof(val));
+        *reinterpret_cast<__half2*>(dSt + (warp * 16 + g + 8 * h) * kBwdDsLd + n * 8 + 2 * t) = val;
       }
     __syncthreads();
     constexpr int HN = ON / 2;  // n-tiles of this warp's dQ columns
@@ -193,8 +193,8 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
     for (int n = 0; n < ON; ++n) {
       const __half2 kv = __floats2half2_rn(gk[n][2 * h], gk[n][2 * h + 1]);
       const __half2 vv = __floats2half2_rn(gv[n][2 * h], gv[n][2 * h + 1]);
-      memcpy(dk + (bh * p.Lk + j) * HD + n * 8 + 2 * t, &kv, sizeof(kv));
-      memcpy(dv + (bh * p.Lk + j) * HD + n * 8 + 2 * t, &vv, sizeof(vv));
+      *reinterpret_cast<__half2*>(dk + (bh * p.Lk + j) * HD + n * 8 + 2 * t) = kv;
+      *reinterpret_cast<__half2*>(dv + (bh * p.Lk + j) * HD + n * 8 + 2 * t) = vv;
     }
   }
 }

@@ -188,7 +188,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
 #pragma unroll
     for (int n = 0; n < ON; ++n) {
       const __half2 val = __floats2half2_rn(o[n][2 * h] * inv, o[n][2 * h + 1] * inv);
-      memcpy(orow + n * 8 + 2 * t, &val, sizeof(val));
+      *reinterpret_cast<__half2*>(orow + n * 8 + 2 * t) = val;
     }
     if (t == 0) lse[bh * p.Lq + i] = empty ? INFINITY : m[h] + logf(l[h]);
   }
