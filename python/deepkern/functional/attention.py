@@ -4,9 +4,15 @@ q (..., Lq, D), k (..., Lk, D), v (..., Lk, Dv) -> out (..., Lq, Dv); the leadin
 against each other. attn_mask: boolean (True = may attend) or additive float, broadcastable to
 (..., Lq, Lk); it is passed to the kernel with strides (0 along broadcast dims), never expanded.
 A query row with nothing to attend to gets zeros (and zero gradients), not NaN.
+
+On cupy arrays (CUDA): head dims up to 256; float16 accumulates in float32 and keeps its
+log-sum-exp in float32. The backward adds dQ with float atomics by default (fastest, but the sum
+order varies from run to run); DEEPKERN_DETERMINISTIC=1 in the environment at the call selects a
+separate dQ pass instead (no atomics, bitwise reproducible, about 1.5x the backward's work).
 """
 import math
 import numbers
+import os
 
 import numpy as np
 
@@ -14,6 +20,17 @@ from .._saved import watch
 from .._validate import Context, array_module_of, as_float_arrays, as_grad, check_ctx, to_out_dtype
 
 _OP = "scaled_dot_product_attention"
+_CUDA_MAX_HEAD_DIM = 256
+
+
+def _acc_dtype(backend, dtype):
+    """The kernels' accumulator type: float32 for float16 data on the GPU, else the data type."""
+    return np.float32 if backend.name == "cuda" and np.dtype(dtype) == np.float16 else dtype
+
+
+def deterministic():
+    """True when DEEPKERN_DETERMINISTIC=1: the GPU backward sums dQ without atomics."""
+    return os.environ.get("DEEPKERN_DETERMINISTIC", "0") == "1"
 
 
 def _shapes(op, q, k, v):
@@ -98,6 +115,10 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, scale
     if attn_mask is not None and is_causal:
         raise ValueError(f"{op}: 'attn_mask' must be None when is_causal=True (as in PyTorch); fold causality into the mask")
     s = _scale(op, scale, D)
+    if backend.name == "cuda" and max(D, Dv) > _CUDA_MAX_HEAD_DIM:
+        raise ValueError(
+            f"{op}: on the GPU the head dims of 'q'/'k' (D={D}) and 'v' (Dv={Dv}) must be at most {_CUDA_MAX_HEAD_DIM}"
+        )
     q_shape, k_shape, v_shape = tuple(q.shape), tuple(k.shape), tuple(v.shape)
     if q_shape[:-2] != batch:
         q = xp.ascontiguousarray(xp.broadcast_to(q, batch + (Lq, D)))
@@ -112,7 +133,7 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, scale
         mask, moff, m_rs, m_cs = xp.empty(0, comp_dt), xp.empty(0, np.int64), 0, 0
     params = (BH, Lq, Lk, D, Dv, int(bool(is_causal)), int(attn_mask is not None), m_rs, m_cs, s)
     out = backend.empty(batch + (Lq, Dv), comp_dt)
-    lse = backend.empty(batch + (Lq,), comp_dt)
+    lse = backend.empty(batch + (Lq,), _acc_dtype(backend, comp_dt))
     backend.call("attention_forward", params, q, k, v, mask, moff, out, lse)
     result = to_out_dtype(out, out_dt)
     if return_ctx:
@@ -142,8 +163,17 @@ def scaled_dot_product_attention_backward(ctx, dout):
     dq = b.empty(ctx.q.shape, ctx.compute_dtype)
     dk = b.empty(ctx.k.shape, ctx.compute_dtype)
     dv = b.empty(ctx.v.shape, ctx.compute_dtype)
-    b.call("attention_backward", ctx.params, ctx.q, ctx.k, ctx.v, ctx.mask, ctx.mask_off, ctx.out, ctx.lse, dout,
-           dq, dk, dv)
+    if b.name == "cuda":
+        det = deterministic()
+        BH, Lq, D = ctx.params[0], ctx.params[1], ctx.params[3]
+        drow = b.empty((BH * Lq,), _acc_dtype(b, ctx.compute_dtype))
+        atomic_f32 = not det and np.dtype(ctx.compute_dtype) == np.float16
+        dq_acc = b.empty((BH * Lq * D,) if atomic_f32 else (0,), np.float32)
+        b.call("attention_backward", ctx.params + (int(det),), ctx.q, ctx.k, ctx.v, ctx.mask, ctx.mask_off, ctx.out,
+               ctx.lse, dout, dq, dk, dv, drow, dq_acc)
+    else:
+        b.call("attention_backward", ctx.params, ctx.q, ctx.k, ctx.v, ctx.mask, ctx.mask_off, ctx.out, ctx.lse, dout,
+               dq, dk, dv)
     dq = _unbroadcast(b.xp, dq, ctx.q_shape)
     dk = _unbroadcast(b.xp, dk, ctx.k_shape)
     dv = _unbroadcast(b.xp, dv, ctx.v_shape)
