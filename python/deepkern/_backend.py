@@ -103,7 +103,7 @@ class _CudaBackend:
 
     def call(self, fn, params, *arrays):
         """The first array carries the element type; the launch goes on cupy's current stream
-        of the arrays' device."""
+        of the arrays' device. None (an absent optional array) is passed as a null pointer."""
         cp = self.xp
         kernel = getattr(_cuda, fn, None)
         if kernel is None:
@@ -111,7 +111,7 @@ class _CudaBackend:
         code = _DTYPE_CODES[np.dtype(arrays[0].dtype).name]
         with arrays[0].device:
             stream = cp.cuda.get_current_stream().ptr
-            return kernel(params, code, *[a.data.ptr for a in arrays], stream)
+            return kernel(params, code, *[0 if a is None else a.data.ptr for a in arrays], stream)
 
 
 _CPU = _CpuBackend()

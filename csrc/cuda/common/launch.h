@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace dk::cuda {
 
@@ -26,5 +27,15 @@ inline unsigned grid_for(int64_t n, int threads) {
   if (blocks < 1) blocks = 1;
   return static_cast<unsigned>(blocks);
 }
+
+#ifndef DEEPKERN_SIMT
+// kernel<<<grid, block, smem, stream>>>(args...) plus the error check (the simulator build
+// supplies its own launcher with this signature).
+template <typename... KArgs, typename... Args>
+void launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem_bytes, cudaStream_t stream, Args&&... args) {
+  kernel<<<grid, block, smem_bytes, stream>>>(std::forward<Args>(args)...);
+  check_launch("deepkern kernel");
+}
+#endif
 
 }  // namespace dk::cuda

@@ -1,0 +1,129 @@
+#pragma once
+// The LSTM over a whole sequence on the GPU: the all-steps GEMMs (input projection; dx;
+// [dW_ih | dW_hh] in one GEMM over all T*B rows) around one fused step launch per time step.
+#include <stdexcept>
+#include <string>
+
+#include "cuda/common/device.cuh"
+#include "cuda/common/launch.h"
+#include "cuda/lstm/lstm.h"
+#include "cuda/lstm/lstm_aux.cuh"
+#include "cuda/lstm/lstm_simple_gemm.cuh"
+#include "cuda/lstm/lstm_step.cuh"
+
+namespace dk::cuda {
+
+template <typename T>
+void lstm_forward_typed(const LstmParams& p, const T* x, const T* h0, const T* c0, const T* w_ih, const T* w_hh,
+                        const T* b_ih, const T* b_hh, T* y, T* hT, T* cT, T* gates, T* xh, T* cs,
+                        typename Acc<T>::type* proj, T* cbuf, cudaStream_t stream) {
+  using A = typename Acc<T>::type;
+  const int64_t B = p.B, H = p.H, G = p.G(), BH = B * H, I = p.I, XH = I + H;
+  // proj = X W_ih^T for all T*B rows at once.
+  launch_simple_gemm<A>(SimpleGemm<T, T, A>{p.rows(), G, I, x, I, 1, w_ih, 1, I, proj, G, nullptr, 0, G}, stream);
+  if (xh) launch_lstm_save_inputs<T>(p, x, h0, c0, xh, cs, stream);
+  for (int64_t t = 0; t < p.T; ++t) {
+    const bool last = t == p.T - 1;
+    LstmFwdStep<T, A> s{};
+    s.B = B;
+    s.H = H;
+    s.proj = proj + t * B * G;
+    s.w_hh = w_hh;
+    s.b_ih = b_ih;
+    s.b_hh = b_hh;
+    s.h_prev = t == 0 ? h0 : y + (t - 1) * BH;
+    if (cs) {
+      s.c_prev = cs + t * BH;
+      s.c_out = cs + (t + 1) * BH;
+    } else {  // ping-pong; never in place
+      s.c_prev = t == 0 ? c0 : cbuf + ((t - 1) % 2) * BH;
+      s.c_out = cbuf + (t % 2) * BH;
+    }
+    s.h_out = y + t * BH;
+    s.act = gates ? gates + t * B * G : nullptr;
+    s.h_next_row = (xh && !last) ? xh + (t + 1) * B * XH + I : nullptr;
+    s.xh_stride = XH;
+    s.h_final = last ? hT : nullptr;
+    s.c_final = last ? cT : nullptr;
+    launch_lstm_fwd_step(s, stream);
+  }
+}
+
+template <typename T>
+void lstm_backward_typed(const LstmParams& p, const T* xh, const T* w_ih, const T* w_hh, const T* gates, const T* cs,
+                         const T* dy, const T* dhT, const T* dcT, T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db,
+                         typename Acc<T>::type* dgates, typename Acc<T>::type* dcbuf, cudaStream_t stream) {
+  using A = typename Acc<T>::type;
+  const int64_t B = p.B, H = p.H, G = p.G(), BH = B * H, I = p.I, XH = I + H, TB = p.rows();
+  for (int64_t t = p.T - 1; t >= 0; --t) {
+    const bool last = t == p.T - 1;
+    LstmBwdStep<T, A> s{};
+    s.B = B;
+    s.H = H;
+    s.dg_next = last ? nullptr : dgates + (t + 1) * B * G;
+    s.w_hh = w_hh;
+    s.dy = dy ? dy + t * BH : nullptr;
+    s.dh_last = last ? dhT : nullptr;
+    s.dc_next = last ? nullptr : dcbuf + ((t + 1) % 2) * BH;
+    s.dc_last = last ? dcT : nullptr;
+    s.act = gates + t * B * G;
+    s.c = cs + (t + 1) * BH;
+    s.c_prev = cs + t * BH;
+    s.dg = dgates + t * B * G;
+    s.dc_prev = dcbuf + (t % 2) * BH;
+    s.dc0 = t == 0 ? dc0 : nullptr;
+    launch_lstm_bwd_step(s, stream);
+  }
+  // dh0 = dgates_0 W_hh; dx = dgates W_ih (all steps); [dW_ih | dW_hh] = dgates^T [X | H_prev].
+  if (dh0) launch_simple_gemm<A>(SimpleGemm<A, T, T>{B, H, G, dgates, G, 1, w_hh, H, 1, dh0, H, nullptr, 0, H}, stream);
+  launch_simple_gemm<A>(SimpleGemm<A, T, T>{TB, I, G, dgates, G, 1, w_ih, I, 1, dx, I, nullptr, 0, I}, stream);
+  launch_simple_gemm<A>(SimpleGemm<A, T, T>{G, XH, TB, dgates, 1, G, xh, XH, 1, dw_ih, I, dw_hh, H, I}, stream);
+  if (db) launch_lstm_bias_grad<T, A>(TB, G, dgates, db, stream);
+}
+
+// Calls fn with a null pointer of the element type dt names (float, double, __half).
+template <typename Fn>
+void lstm_dispatch(DType dt, const char* op, Fn&& fn) {
+  switch (dt) {
+    case DType::Float32: fn(static_cast<float*>(nullptr)); break;
+    case DType::Float64: fn(static_cast<double*>(nullptr)); break;
+    case DType::Float16: fn(static_cast<__half*>(nullptr)); break;
+    default: throw std::invalid_argument(std::string(op) + ": unsupported dtype (float16, float32, float64)");
+  }
+}
+
+#define DK_LSTM_ELEM(tag) std::remove_pointer_t<decltype(tag)>
+
+void lstm_forward(const LstmParams& p, DType dt, const void* x, const void* h0, const void* c0,
+                  const void* w_ih, const void* w_hh, const void* b_ih, const void* b_hh, void* y, void* hT,
+                  void* cT, void* gates, void* xh, void* cs, void* proj, void* cbuf, uintptr_t stream) {
+  lstm_dispatch(dt, "lstm_forward", [&](auto* tag) {
+    using T = DK_LSTM_ELEM(tag);
+    using A = typename Acc<T>::type;
+    lstm_forward_typed<T>(p, static_cast<const T*>(x), static_cast<const T*>(h0), static_cast<const T*>(c0),
+                          static_cast<const T*>(w_ih), static_cast<const T*>(w_hh), static_cast<const T*>(b_ih),
+                          static_cast<const T*>(b_hh), static_cast<T*>(y), static_cast<T*>(hT), static_cast<T*>(cT),
+                          static_cast<T*>(gates), static_cast<T*>(xh), static_cast<T*>(cs), static_cast<A*>(proj),
+                          static_cast<T*>(cbuf), as_stream(stream));
+  });
+}
+
+void lstm_backward(const LstmParams& p, DType dt, const void* xh, const void* w_ih, const void* w_hh,
+                   const void* gates, const void* cs, const void* dy, const void* dhT, const void* dcT,
+                   void* dx, void* dh0, void* dc0, void* dw_ih, void* dw_hh, void* db, void* dgates,
+                   void* dcbuf, uintptr_t stream) {
+  lstm_dispatch(dt, "lstm_backward", [&](auto* tag) {
+    using T = DK_LSTM_ELEM(tag);
+    using A = typename Acc<T>::type;
+    lstm_backward_typed<T>(p, static_cast<const T*>(xh), static_cast<const T*>(w_ih), static_cast<const T*>(w_hh),
+                           static_cast<const T*>(gates), static_cast<const T*>(cs), static_cast<const T*>(dy),
+                           static_cast<const T*>(dhT), static_cast<const T*>(dcT), static_cast<T*>(dx),
+                           static_cast<T*>(dh0), static_cast<T*>(dc0), static_cast<T*>(dw_ih),
+                           static_cast<T*>(dw_hh), static_cast<T*>(db), static_cast<A*>(dgates),
+                           static_cast<A*>(dcbuf), as_stream(stream));
+  });
+}
+
+#undef DK_LSTM_ELEM
+
+}  // namespace dk::cuda
