@@ -4,6 +4,7 @@
 #include "common/lstm_params.h"
 #include "cuda/common/device.cuh"
 #include "cuda/common/launch.h"
+#include "cuda/common/numeric.cuh"
 
 namespace dk::cuda {
 

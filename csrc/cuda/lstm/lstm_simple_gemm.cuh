@@ -6,6 +6,7 @@
 // Column-split epilogue: columns n < split go to c1 (row stride ldc1), the rest to c2 at n - split.
 #include "cuda/common/device.cuh"
 #include "cuda/common/launch.h"
+#include "cuda/common/numeric.cuh"
 
 namespace dk::cuda {
 
