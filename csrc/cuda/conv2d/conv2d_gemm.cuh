@@ -1,0 +1,153 @@
+#pragma once
+// conv2d forward and backward (dx, dw, db) on the GPU: each GEMM-shaped pass is one instance of the
+// GEMM core with the conv operand views of conv2d_operands.cuh; db is a per-channel reduction.
+// float32 runs exact FFMA unless tf32 (the user's allow_tf32) picks the m16n8k8 tensor-core math;
+// float16 runs m16n8k16 with float accumulation; float64 runs DFMA. Floors: benchmarks/results/cuda_conv.md.
+#include <stdexcept>
+#include <string>
+
+#include "common/dtype.h"
+#include "cuda/common/device.cuh"
+#include "cuda/common/launch.h"
+#include "cuda/conv2d/conv2d.h"
+#include "cuda/conv2d/conv2d_operands.cuh"
+#include "cuda/gemm/gemm_core.cuh"
+
+namespace dk::cuda {
+
+namespace conv {
+
+// db[k] = sum over n, q of dy[n, k, q]: one block per channel, fixed-order tree (deterministic).
+template <typename T>
+__global__ void __launch_bounds__(256) bias_grad_kernel(int64_t N, int64_t K, int64_t P, const T* __restrict__ dy,
+                                                        T* __restrict__ db) {
+  using A = typename Acc<T>::type;
+  __shared__ A part[256];
+  const int64_t k = blockIdx.x;
+  A s = A(0);
+  for (int64_t n = 0; n < N; ++n) {
+    const T* row = dy + (n * K + k) * P;
+    for (int64_t q = threadIdx.x; q < P; q += 256) s += to_acc(row[q]);
+  }
+  part[threadIdx.x] = s;
+  __syncthreads();
+  for (int w = 128; w > 0; w >>= 1) {
+    if (int(threadIdx.x) < w) part[threadIdx.x] += part[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) db[k] = from_acc<T>(part[0]);
+}
+
+inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+template <class Math>
+int wgrad_splits(const Conv2dParams& p) {
+  const int64_t crs = p.crs();
+  const int64_t tiles = ((p.K + Math::BM - 1) / Math::BM) * ((crs + Math::BN - 1) / Math::BN);
+  const int64_t k_tiles = (p.N * p.out_plane() + Math::BK - 1) / Math::BK;
+  return gemm::split_count(tiles, k_tiles);
+}
+
+template <class Math, typename T>
+void forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y, cudaStream_t s) {
+  using A = typename Math::Acc;
+  const int64_t M = p.N * p.out_plane(), N = p.K, K = p.crs();
+  Im2colRows<T> opa{p, x};
+  RowsK<T> opb{w, K};
+  StoreNchwBias<T, A> epi{y, b, p.K, p.out_plane()};
+  constexpr int vec = 16 / sizeof(T);
+  if constexpr (Math::kKMajor) {
+    if (K % vec == 0 && aligned16(w)) {
+      gemm::run<Math, Im2colRows<T>, RowsK<T>, StoreNchwBias<T, A>, false, true>(M, N, K, opa, opb, epi, nullptr, 1, s);
+      return;
+    }
+  }
+  gemm::run<Math, Im2colRows<T>, RowsK<T>, StoreNchwBias<T, A>, false, false>(M, N, K, opa, opb, epi, nullptr, 1, s);
+}
+
+template <class Math, typename T>
+void dgrad(const Conv2dParams& p, const T* w, const T* dy, T* dx, cudaStream_t s) {
+  using A = typename Math::Acc;
+  const int64_t M = p.N * p.in_plane(), N = p.C, K = p.K * p.kh * p.kw;
+  DyGather<T> opa{p, dy};
+  WeightPerChannel<T> opb{p, w};
+  StoreNchwBias<T, A> epi{dx, nullptr, p.C, p.in_plane()};
+  gemm::run<Math, DyGather<T>, WeightPerChannel<T>, StoreNchwBias<T, A>, false, false>(M, N, K, opa, opb, epi, nullptr,
+                                                                                        1, s);
+}
+
+template <class Math, typename T>
+void wgrad(const Conv2dParams& p, const T* x, const T* dy, T* dw, typename Math::Acc* ws, cudaStream_t s) {
+  using A = typename Math::Acc;
+  const int64_t M = p.K, N = p.crs(), K = p.N * p.out_plane();
+  DyRows<T> opa{p, dy};
+  Im2colCols<T> opb{p, x};
+  StoreRows<T, A> epi{dw, N};
+  const int splits = wgrad_splits<Math>(p);
+  constexpr int vec = 16 / sizeof(T);
+  if constexpr (Math::kKMajor) {
+    if (p.out_plane() % vec == 0 && aligned16(dy)) {
+      gemm::run<Math, DyRows<T>, Im2colCols<T>, StoreRows<T, A>, true, false>(M, N, K, opa, opb, epi, ws, splits, s);
+      return;
+    }
+  }
+  gemm::run<Math, DyRows<T>, Im2colCols<T>, StoreRows<T, A>, false, false>(M, N, K, opa, opb, epi, ws, splits, s);
+}
+
+// Calls fn(T*, Math*) for the element type and math the call asks for (null typed tags).
+template <typename Fn>
+void with_math(DType dt, bool tf32, const char* op, Fn&& fn) {
+  switch (dt) {
+    case DType::Float32:
+      if (tf32) fn(static_cast<float*>(nullptr), static_cast<gemm::MmaTf32*>(nullptr));
+      else fn(static_cast<float*>(nullptr), static_cast<gemm::SimtF32*>(nullptr));
+      break;
+    case DType::Float64: fn(static_cast<double*>(nullptr), static_cast<gemm::SimtF64*>(nullptr)); break;
+    case DType::Float16: fn(static_cast<__half*>(nullptr), static_cast<gemm::MmaF16*>(nullptr)); break;
+    default: throw std::invalid_argument(std::string(op) + ": unsupported dtype (float32, float64, float16)");
+  }
+}
+
+}  // namespace conv
+
+#define DK_TAG_T(tag) std::remove_pointer_t<decltype(tag)>
+
+void conv2d_forward(const Conv2dParams& p, DType dt, bool tf32, const void* x, const void* w, const void* b, void* y,
+                    uintptr_t stream) {
+  conv::with_math(dt, tf32, "conv2d_forward", [&](auto* t, auto* m) {
+    using T = DK_TAG_T(t);
+    using Math = DK_TAG_T(m);
+    conv::forward<Math, T>(p, static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(b),
+                           static_cast<T*>(y), as_stream(stream));
+  });
+}
+
+int64_t conv2d_backward_workspace(const Conv2dParams& p, DType dt, bool tf32) {
+  int64_t n = 0;
+  conv::with_math(dt, tf32, "conv2d_backward", [&](auto*, auto* m) {
+    using Math = DK_TAG_T(m);
+    const int splits = conv::wgrad_splits<Math>(p);
+    n = splits > 1 ? splits * p.K * p.crs() : 0;
+  });
+  return n;
+}
+
+void conv2d_backward(const Conv2dParams& p, DType dt, bool tf32, const void* x, const void* w, const void* dy, void* dx,
+                     void* dw, void* db, void* ws, uintptr_t stream) {
+  conv::with_math(dt, tf32, "conv2d_backward", [&](auto* t, auto* m) {
+    using T = DK_TAG_T(t);
+    using Math = DK_TAG_T(m);
+    const cudaStream_t s = as_stream(stream);
+    const T* dyp = static_cast<const T*>(dy);
+    if (dx != nullptr) conv::dgrad<Math, T>(p, static_cast<const T*>(w), dyp, static_cast<T*>(dx), s);
+    if (dw != nullptr)
+      conv::wgrad<Math, T>(p, static_cast<const T*>(x), dyp, static_cast<T*>(dw), static_cast<typename Math::Acc*>(ws), s);
+    if (db != nullptr && p.K > 0)
+      launch(conv::bias_grad_kernel<T>, dim3(unsigned(p.K)), dim3(256), 0, s, p.N, p.K, p.out_plane(), dyp,
+             static_cast<T*>(db));
+  });
+}
+
+#undef DK_TAG_T
+
+}  // namespace dk::cuda
