@@ -31,13 +31,13 @@ __global__ void lstm_save_inputs_kernel(LstmParams p, const T* __restrict__ x, c
 // db[col] = sum over rows of dg[row, col]. A block owns 32 columns; its 8 warps take every
 // 8th row and the partial sums meet in shared memory (fixed order: deterministic).
 template <typename T, typename A>
-__global__ void lstm_bias_grad_kernel(int64_t rows, int64_t cols, const A* __restrict__ dg, T* __restrict__ db) {
+__global__ void lstm_bias_grad_kernel(int64_t rows, int64_t cols, const T* __restrict__ dg, T* __restrict__ db) {
   __shared__ A part[8][33];
   const int lane = threadIdx.x % 32, w = threadIdx.x / 32;
   const int64_t col = int64_t(blockIdx.x) * 32 + lane;
   A s = A(0);
   if (col < cols)
-    for (int64_t r = w; r < rows; r += 8) s += dg[r * cols + col];
+    for (int64_t r = w; r < rows; r += 8) s += to_acc(dg[r * cols + col]);
   part[w][lane] = s;
   __syncthreads();
   if (w == 0 && col < cols) {
@@ -55,7 +55,7 @@ void launch_lstm_save_inputs(const LstmParams& p, const T* x, const T* h0, const
 }
 
 template <typename T, typename A>
-void launch_lstm_bias_grad(int64_t rows, int64_t cols, const A* dg, T* db, cudaStream_t stream) {
+void launch_lstm_bias_grad(int64_t rows, int64_t cols, const T* dg, T* db, cudaStream_t stream) {
   launch(lstm_bias_grad_kernel<T, A>, dim3(unsigned((cols + 31) / 32)), dim3(256), 0, stream, rows, cols, dg, db);
 }
 

@@ -8,7 +8,7 @@
 #include "cuda/common/launch.h"
 #include "cuda/lstm/lstm.h"
 #include "cuda/lstm/lstm_aux.cuh"
-#include "cuda/lstm/lstm_simple_gemm.cuh"
+#include "cuda/lstm/lstm_gemm.cuh"
 #include "cuda/lstm/lstm_step.cuh"
 
 namespace dk::cuda {
@@ -19,8 +19,9 @@ void lstm_forward_typed(const LstmParams& p, const T* x, const T* h0, const T* c
                         typename Acc<T>::type* proj, T* cbuf, cudaStream_t stream) {
   using A = typename Acc<T>::type;
   const int64_t B = p.B, H = p.H, G = p.G(), BH = B * H, I = p.I, XH = I + H;
-  // proj = X W_ih^T for all T*B rows at once.
-  launch_simple_gemm<A>(SimpleGemm<T, T, A>{p.rows(), G, I, x, I, 1, w_ih, 1, I, proj, G, nullptr, 0, G}, stream);
+  // proj = X W_ih^T for all T*B rows at once (kept in the accumulator type).
+  lstm_gemm::run<T>(p.rows(), G, I, lstm_gemm::ContigK<T>{x, I}, lstm_gemm::ContigK<T>{w_ih, I},
+                    lstm_gemm::Store<A, A>{proj, G}, stream);
   if (xh) launch_lstm_save_inputs<T>(p, x, h0, c0, xh, cs, stream);
   for (int64_t t = 0; t < p.T; ++t) {
     const bool last = t == p.T - 1;
@@ -52,7 +53,7 @@ void lstm_forward_typed(const LstmParams& p, const T* x, const T* h0, const T* c
 template <typename T>
 void lstm_backward_typed(const LstmParams& p, const T* xh, const T* w_ih, const T* w_hh, const T* gates, const T* cs,
                          const T* dy, const T* dhT, const T* dcT, T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db,
-                         typename Acc<T>::type* dgates, typename Acc<T>::type* dcbuf, cudaStream_t stream) {
+                         T* dgates, typename Acc<T>::type* dcbuf, cudaStream_t stream) {
   using A = typename Acc<T>::type;
   const int64_t B = p.B, H = p.H, G = p.G(), BH = B * H, I = p.I, XH = I + H, TB = p.rows();
   for (int64_t t = p.T - 1; t >= 0; --t) {
@@ -74,10 +75,13 @@ void lstm_backward_typed(const LstmParams& p, const T* xh, const T* w_ih, const 
     s.dc0 = t == 0 ? dc0 : nullptr;
     launch_lstm_bwd_step(s, stream);
   }
-  // dh0 = dgates_0 W_hh; dx = dgates W_ih (all steps); [dW_ih | dW_hh] = dgates^T [X | H_prev].
-  if (dh0) launch_simple_gemm<A>(SimpleGemm<A, T, T>{B, H, G, dgates, G, 1, w_hh, H, 1, dh0, H, nullptr, 0, H}, stream);
-  launch_simple_gemm<A>(SimpleGemm<A, T, T>{TB, I, G, dgates, G, 1, w_ih, I, 1, dx, I, nullptr, 0, I}, stream);
-  launch_simple_gemm<A>(SimpleGemm<A, T, T>{G, XH, TB, dgates, 1, G, xh, XH, 1, dw_ih, I, dw_hh, H, I}, stream);
+  // dh0 = dgates_0 W_hh; dx = dgates W_ih (all steps); [dW_ih | dW_hh] = dgates^T [X | H_prev] (one GEMM).
+  using lstm_gemm::ContigK;
+  using lstm_gemm::StridedK;
+  if (dh0) lstm_gemm::run<T>(B, H, G, ContigK<T>{dgates, G}, StridedK<T>{w_hh, H}, lstm_gemm::Store<T, A>{dh0, H}, stream);
+  lstm_gemm::run<T>(TB, I, G, ContigK<T>{dgates, G}, StridedK<T>{w_ih, I}, lstm_gemm::Store<T, A>{dx, I}, stream);
+  lstm_gemm::run<T>(G, XH, TB, StridedK<T>{dgates, G}, StridedK<T>{xh, XH},
+                    lstm_gemm::SplitCols<T, A>{dw_ih, I, dw_hh, H, I}, stream);
   if (db) launch_lstm_bias_grad<T, A>(TB, G, dgates, db, stream);
 }
 
@@ -119,7 +123,7 @@ void lstm_backward(const LstmParams& p, DType dt, const void* xh, const void* w_
                            static_cast<const T*>(gates), static_cast<const T*>(cs), static_cast<const T*>(dy),
                            static_cast<const T*>(dhT), static_cast<const T*>(dcT), static_cast<T*>(dx),
                            static_cast<T*>(dh0), static_cast<T*>(dc0), static_cast<T*>(dw_ih),
-                           static_cast<T*>(dw_hh), static_cast<T*>(db), static_cast<A*>(dgates),
+                           static_cast<T*>(dw_hh), static_cast<T*>(db), static_cast<T*>(dgates),
                            static_cast<A*>(dcbuf), as_stream(stream));
   });
 }

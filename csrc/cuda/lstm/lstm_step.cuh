@@ -106,7 +106,7 @@ __global__ void lstm_fwd_step_kernel(LstmFwdStep<T, A> s) {
 template <typename T, typename A>
 struct LstmBwdStep {
   int64_t B, H;
-  const A* dg_next;   // (B, 4H) dgates of step t+1, or nullptr at the last step
+  const T* dg_next;   // (B, 4H) dgates of step t+1, or nullptr at the last step
   const T* w_hh;      // (4H, H)
   const T* dy;        // (B, H) dy[t] or nullptr
   const T* dh_last;   // dhT at the last step, or nullptr
@@ -115,7 +115,7 @@ struct LstmBwdStep {
   const T* act;       // (B, 4H) activations of step t
   const T* c;         // (B, H) c_t
   const T* c_prev;    // (B, H) c_{t-1}
-  A* dg;              // (B, 4H) dgates of step t
+  T* dg;              // (B, 4H) dgates of step t (the element type: the GEMMs' operand)
   A* dc_prev;         // (B, H) workspace
   T* dc0;             // (B, H) at t = 0 when requested, else nullptr
 };
@@ -134,7 +134,7 @@ __global__ void lstm_bwd_step_kernel(LstmBwdStep<T, A> s) {
       for (int e = tid; e < kRows * kK; e += kThreads) {
         const int r = e / kK, c = e % kK;
         const int64_t gb = b0 + r, gk = k0 + c;
-        ds[r][c] = (gb < s.B && gk < G) ? s.dg_next[gb * G + gk] : A(0);
+        ds[r][c] = (gb < s.B && gk < G) ? to_acc(s.dg_next[gb * G + gk]) : A(0);
       }
       for (int e = tid; e < kK * kCols; e += kThreads) {
         const int r = e / kCols, c = e % kCols;
@@ -158,11 +158,11 @@ __global__ void lstm_bwd_step_kernel(LstmBwdStep<T, A> s) {
   A dc = dh * o * (A(1) - tc * tc);
   if (s.dc_next) dc += s.dc_next[bj];
   if (s.dc_last) dc += to_acc(s.dc_last[bj]);
-  A* d = s.dg + b * G;
-  d[j] = dc * g * i * (A(1) - i);
-  d[H + j] = dc * cp * f * (A(1) - f);
-  d[2 * H + j] = dc * i * (A(1) - g * g);
-  d[3 * H + j] = dh * tc * o * (A(1) - o);
+  T* d = s.dg + b * G;
+  d[j] = from_acc<T>(dc * g * i * (A(1) - i));
+  d[H + j] = from_acc<T>(dc * cp * f * (A(1) - f));
+  d[2 * H + j] = from_acc<T>(dc * i * (A(1) - g * g));
+  d[3 * H + j] = from_acc<T>(dh * tc * o * (A(1) - o));
   const A dcp = dc * f;
   s.dc_prev[bj] = dcp;
   if (s.dc0) s.dc0[bj] = from_acc<T>(dcp);

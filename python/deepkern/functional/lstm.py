@@ -105,8 +105,8 @@ def _run_backward(ctx, dy, dhT, dcT):
     dw_hh = be.empty((4 * H, H), dt)
     db = be.empty((4 * H,), dt) if (ctx.has_b_ih or ctx.has_b_hh) else None
     ws = ()
-    if be.name == "cuda":  # every step's dgates (the weight GEMM's operand) and dc ping-pong, accumulator type
-        ws = (be.empty((T * B, 4 * H), _acc_dtype(dt)), be.empty((2, B, H), _acc_dtype(dt)))
+    if be.name == "cuda":  # every step's dgates (the weight GEMMs' operand) and the dc ping-pong (accumulator type)
+        ws = (be.empty((T * B, 4 * H), dt), be.empty((2, B, H), _acc_dtype(dt)))
     be.call("lstm_backward", ctx.params, ctx.xh, ctx.w_ih, ctx.w_hh, ctx.gates, ctx.cs, dy, dhT, dcT,
             dx, dh0, dc0, dw_ih, dw_hh, db, *ws)
     # b_ih and b_hh enter the gates as a sum: both get the same gradient (separate arrays).
