@@ -1,9 +1,6 @@
 #pragma once
 // The LSTM over a whole sequence on the GPU: the all-steps GEMMs (input projection; dx;
 // [dW_ih | dW_hh] in one GEMM over all T*B rows) around one fused step launch per time step.
-#include <stdexcept>
-#include <string>
-
 #include "cuda/common/device.cuh"
 #include "cuda/common/launch.h"
 #include "cuda/lstm/lstm.h"
@@ -85,49 +82,12 @@ void lstm_backward_typed(const LstmParams& p, const T* xh, const T* w_ih, const 
   if (db) launch_lstm_bias_grad<T, A>(TB, G, dgates, db, stream);
 }
 
-// Calls fn with a null pointer of the element type dt names (float, double, __half).
-template <typename Fn>
-void lstm_dispatch(DType dt, const char* op, Fn&& fn) {
-  switch (dt) {
-    case DType::Float32: fn(static_cast<float*>(nullptr)); break;
-    case DType::Float64: fn(static_cast<double*>(nullptr)); break;
-    case DType::Float16: fn(static_cast<__half*>(nullptr)); break;
-    default: throw std::invalid_argument(std::string(op) + ": unsupported dtype (float16, float32, float64)");
-  }
-}
-
-#define DK_LSTM_ELEM(tag) std::remove_pointer_t<decltype(tag)>
-
-void lstm_forward(const LstmParams& p, DType dt, const void* x, const void* h0, const void* c0,
-                  const void* w_ih, const void* w_hh, const void* b_ih, const void* b_hh, void* y, void* hT,
-                  void* cT, void* gates, void* xh, void* cs, void* proj, void* cbuf, uintptr_t stream) {
-  lstm_dispatch(dt, "lstm_forward", [&](auto* tag) {
-    using T = DK_LSTM_ELEM(tag);
-    using A = typename Acc<T>::type;
-    lstm_forward_typed<T>(p, static_cast<const T*>(x), static_cast<const T*>(h0), static_cast<const T*>(c0),
-                          static_cast<const T*>(w_ih), static_cast<const T*>(w_hh), static_cast<const T*>(b_ih),
-                          static_cast<const T*>(b_hh), static_cast<T*>(y), static_cast<T*>(hT), static_cast<T*>(cT),
-                          static_cast<T*>(gates), static_cast<T*>(xh), static_cast<T*>(cs), static_cast<A*>(proj),
-                          static_cast<T*>(cbuf), as_stream(stream));
-  });
-}
-
-void lstm_backward(const LstmParams& p, DType dt, const void* xh, const void* w_ih, const void* w_hh,
-                   const void* gates, const void* cs, const void* dy, const void* dhT, const void* dcT,
-                   void* dx, void* dh0, void* dc0, void* dw_ih, void* dw_hh, void* db, void* dgates,
-                   void* dcbuf, uintptr_t stream) {
-  lstm_dispatch(dt, "lstm_backward", [&](auto* tag) {
-    using T = DK_LSTM_ELEM(tag);
-    using A = typename Acc<T>::type;
-    lstm_backward_typed<T>(p, static_cast<const T*>(xh), static_cast<const T*>(w_ih), static_cast<const T*>(w_hh),
-                           static_cast<const T*>(gates), static_cast<const T*>(cs), static_cast<const T*>(dy),
-                           static_cast<const T*>(dhT), static_cast<const T*>(dcT), static_cast<T*>(dx),
-                           static_cast<T*>(dh0), static_cast<T*>(dc0), static_cast<T*>(dw_ih),
-                           static_cast<T*>(dw_hh), static_cast<T*>(db), static_cast<T*>(dgates),
-                           static_cast<A*>(dcbuf), as_stream(stream));
-  });
-}
-
-#undef DK_LSTM_ELEM
+// float64 is instantiated only in lstm_f64.cu, the one LSTM file allowed to compute in double.
+extern template void lstm_forward_typed<double>(const LstmParams&, const double*, const double*, const double*, const double*,
+                                        const double*, const double*, const double*, double*, double*, double*,
+                                        double*, double*, double*, double*, double*, cudaStream_t);
+extern template void lstm_backward_typed<double>(const LstmParams&, const double*, const double*, const double*, const double*,
+                                         const double*, const double*, const double*, const double*, double*, double*,
+                                         double*, double*, double*, double*, double*, double*, cudaStream_t);
 
 }  // namespace dk::cuda
