@@ -1,8 +1,11 @@
 #pragma once
 // One LSTM time step per launch, forward and backward, each the recurrent GEMM fused with the
 // gate pointwise math. Tiling: a 256-thread block owns a 16 (batch rows) x 16 (hidden units)
-// tile and all four gates of it, so the pointwise update needs nothing from other blocks;
-// K runs in 32-wide shared-memory tiles. Floor and measurements: benchmarks/results/cuda_lstm.md.
+// tile and all four gates of it, so the pointwise update needs nothing from other blocks (a
+// 64 x 512 step is 128 blocks: one wave on 132 SMs). K runs in shared-memory tiles that the
+// block's warps split among themselves (forward: 4 groups, each thread 2 rows x 2 units x 4 gates;
+// backward: 8 groups, each thread 2 rows x 4 units), so each shared load feeds >1 FMA; the partial
+// sums meet in shared memory before the pointwise step. Floor: benchmarks/results/cuda_lstm.md.
 #include "common/lstm_params.h"
 #include "cuda/common/device.cuh"
 #include "cuda/common/launch.h"
@@ -13,8 +16,11 @@ namespace dk::cuda {
 namespace lstm_step {
 constexpr int kRows = 16;  // batch rows per block
 constexpr int kCols = 16;  // hidden units per block (x 4 gates)
-constexpr int kK = 32;     // reduction tile
-constexpr int kThreads = kRows * kCols;
+constexpr int kThreads = 256;
+constexpr int kFwdSplit = 4, kBwdSplit = 8;  // K groups per block
+// K per shared tile: float 32 / 64 (forward / backward), halved for double to stay under 48 KiB.
+template <typename A> constexpr int fwd_k_tile() { return sizeof(A) == 8 ? 16 : 32; }
+template <typename A> constexpr int bwd_k_tile() { return sizeof(A) == 8 ? 32 : 64; }
 }  // namespace lstm_step
 
 __device__ __forceinline__ float dk_sigmoid(float z) { return 1.0f / (1.0f + expf(-z)); }
@@ -42,42 +48,69 @@ struct LstmFwdStep {
 };
 
 template <typename T, typename A>
-__global__ void lstm_fwd_step_kernel(LstmFwdStep<T, A> s) {
+__global__ void __launch_bounds__(lstm_step::kThreads) lstm_fwd_step_kernel(LstmFwdStep<T, A> s) {
   using namespace lstm_step;
-  __shared__ A hs[kRows][kK + 1];
-  __shared__ A ws[4 * kCols][kK + 1];
-  const int tid = threadIdx.x, tx = tid % kCols, ty = tid / kCols;
+  constexpr int KT = fwd_k_tile<A>(), KQ = KT / kFwdSplit;
+  __shared__ A hs[kRows][KT + 1];
+  __shared__ A ws[4 * kCols][KT + 1];
+  __shared__ A red[kFwdSplit][4][kRows][kCols];
+  const int tid = threadIdx.x;
+  const int q = tid / 64, tb = (tid % 64) / 8, tj = tid % 8;  // K group; rows tb, tb+8; units tj, tj+8
   const int64_t b0 = int64_t(blockIdx.y) * kRows, j0 = int64_t(blockIdx.x) * kCols;
-  const int64_t H = s.H, G = 4 * H, b = b0 + ty, j = j0 + tx;
-  A acc[4] = {A(0), A(0), A(0), A(0)};
+  const int64_t H = s.H, G = 4 * H;
+  A acc[2][2][4];
+#pragma unroll
+  for (int bi = 0; bi < 2; ++bi)
+#pragma unroll
+    for (int ji = 0; ji < 2; ++ji)
+#pragma unroll
+      for (int g = 0; g < 4; ++g) acc[bi][ji][g] = A(0);
   if (s.h_prev != nullptr) {  // uniform over the grid: every thread reaches the same barriers
-    for (int64_t k0 = 0; k0 < H; k0 += kK) {
-      for (int e = tid; e < kRows * kK; e += kThreads) {
-        const int r = e / kK, c = e % kK;
+    for (int64_t k0 = 0; k0 < H; k0 += KT) {
+      for (int e = tid; e < kRows * KT; e += kThreads) {
+        const int r = e / KT, c = e % KT;
         const int64_t gb = b0 + r, gk = k0 + c;
         hs[r][c] = (gb < s.B && gk < H) ? to_acc(s.h_prev[gb * H + gk]) : A(0);
       }
-      for (int e = tid; e < 4 * kCols * kK; e += kThreads) {
-        const int r = e / kK, c = e % kK, g = r / kCols;
+      for (int e = tid; e < 4 * kCols * KT; e += kThreads) {
+        const int r = e / KT, c = e % KT, g = r / kCols;
         const int64_t gj = j0 + r % kCols, gk = k0 + c;
         ws[r][c] = (gj < H && gk < H) ? to_acc(s.w_hh[(g * H + gj) * H + gk]) : A(0);
       }
       __syncthreads();
-#pragma unroll 8
-      for (int kk = 0; kk < kK; ++kk) {
-        const A hv = hs[ty][kk];
 #pragma unroll
-        for (int g = 0; g < 4; ++g) acc[g] += hv * ws[g * kCols + tx][kk];
+      for (int i = 0; i < KQ; ++i) {
+        const int kk = q * KQ + i;
+        const A h0v = hs[tb][kk], h1v = hs[tb + 8][kk];
+#pragma unroll
+        for (int g = 0; g < 4; ++g) {
+          const A w0 = ws[g * kCols + tj][kk], w1 = ws[g * kCols + tj + 8][kk];
+          acc[0][0][g] += h0v * w0;
+          acc[0][1][g] += h0v * w1;
+          acc[1][0][g] += h1v * w0;
+          acc[1][1][g] += h1v * w1;
+        }
       }
       __syncthreads();
     }
   }
+#pragma unroll
+  for (int bi = 0; bi < 2; ++bi)
+#pragma unroll
+    for (int ji = 0; ji < 2; ++ji)
+#pragma unroll
+      for (int g = 0; g < 4; ++g) red[q][g][tb + 8 * bi][tj + 8 * ji] = acc[bi][ji][g];
+  __syncthreads();
+  const int ty = tid / kCols, tx = tid % kCols;
+  const int64_t b = b0 + ty, j = j0 + tx;
   if (b >= s.B || j >= H) return;  // after the last barrier
   A z[4];
 #pragma unroll
   for (int g = 0; g < 4; ++g) {
     const int64_t col = g * H + j;
-    A v = acc[g] + s.proj[b * G + col];
+    A v = s.proj[b * G + col];
+#pragma unroll
+    for (int qq = 0; qq < kFwdSplit; ++qq) v += red[qq][g][ty][tx];
     if (s.b_ih) v += to_acc(s.b_ih[col]);
     if (s.b_hh) v += to_acc(s.b_hh[col]);
     z[g] = v;
@@ -121,33 +154,59 @@ struct LstmBwdStep {
 };
 
 template <typename T, typename A>
-__global__ void lstm_bwd_step_kernel(LstmBwdStep<T, A> s) {
+__global__ void __launch_bounds__(lstm_step::kThreads) lstm_bwd_step_kernel(LstmBwdStep<T, A> s) {
   using namespace lstm_step;
-  __shared__ A ds[kRows][kK + 1];
-  __shared__ A ws[kK][kCols + 1];
-  const int tid = threadIdx.x, tx = tid % kCols, ty = tid / kCols;
+  constexpr int KT = bwd_k_tile<A>(), KQ = KT / kBwdSplit;
+  __shared__ A ds[kRows][KT + 1];
+  __shared__ A ws[KT][kCols + 1];
+  __shared__ A red[kBwdSplit][kRows][kCols];
+  const int tid = threadIdx.x;
+  const int q = tid / 32, tb = (tid % 32) / 4, tj = tid % 4;  // K group (a warp); rows tb, tb+8; units tj+4m
   const int64_t b0 = int64_t(blockIdx.y) * kRows, j0 = int64_t(blockIdx.x) * kCols;
-  const int64_t H = s.H, G = 4 * H, b = b0 + ty, j = j0 + tx;
-  A dh = A(0);
+  const int64_t H = s.H, G = 4 * H;
+  A acc[2][4];
+#pragma unroll
+  for (int bi = 0; bi < 2; ++bi)
+#pragma unroll
+    for (int m = 0; m < 4; ++m) acc[bi][m] = A(0);
   if (s.dg_next != nullptr) {
-    for (int64_t k0 = 0; k0 < G; k0 += kK) {
-      for (int e = tid; e < kRows * kK; e += kThreads) {
-        const int r = e / kK, c = e % kK;
+    for (int64_t k0 = 0; k0 < G; k0 += KT) {
+      for (int e = tid; e < kRows * KT; e += kThreads) {
+        const int r = e / KT, c = e % KT;
         const int64_t gb = b0 + r, gk = k0 + c;
         ds[r][c] = (gb < s.B && gk < G) ? to_acc(s.dg_next[gb * G + gk]) : A(0);
       }
-      for (int e = tid; e < kK * kCols; e += kThreads) {
+      for (int e = tid; e < KT * kCols; e += kThreads) {
         const int r = e / kCols, c = e % kCols;
         const int64_t gk = k0 + r, gj = j0 + c;
         ws[r][c] = (gk < G && gj < H) ? to_acc(s.w_hh[gk * H + gj]) : A(0);
       }
       __syncthreads();
-#pragma unroll 8
-      for (int kk = 0; kk < kK; ++kk) dh += ds[ty][kk] * ws[kk][tx];
+#pragma unroll
+      for (int i = 0; i < KQ; ++i) {
+        const int kk = q * KQ + i;
+        const A d0 = ds[tb][kk], d1 = ds[tb + 8][kk];
+#pragma unroll
+        for (int m = 0; m < 4; ++m) {
+          const A w = ws[kk][tj + 4 * m];
+          acc[0][m] += d0 * w;
+          acc[1][m] += d1 * w;
+        }
+      }
       __syncthreads();
     }
   }
+#pragma unroll
+  for (int bi = 0; bi < 2; ++bi)
+#pragma unroll
+    for (int m = 0; m < 4; ++m) red[q][tb + 8 * bi][tj + 4 * m] = acc[bi][m];
+  __syncthreads();
+  const int ty = tid / kCols, tx = tid % kCols;
+  const int64_t b = b0 + ty, j = j0 + tx;
   if (b >= s.B || j >= H) return;
+  A dh = A(0);
+#pragma unroll
+  for (int qq = 0; qq < kBwdSplit; ++qq) dh += red[qq][ty][tx];
   const int64_t bj = b * H + j;
   if (s.dy) dh += to_acc(s.dy[bj]);
   if (s.dh_last) dh += to_acc(s.dh_last[bj]);
