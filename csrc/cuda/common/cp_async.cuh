@@ -9,9 +9,11 @@ namespace dk::cuda {
 
 #if defined(DEEPKERN_SIMT)
 
-inline void cp_async_16(void* smem, const void* gmem, bool pred = true) { ::simt::cp_async(smem, gmem, 16, pred); }
-inline void cp_async_8(void* smem, const void* gmem, bool pred = true) { ::simt::cp_async(smem, gmem, 8, pred); }
-inline void cp_async_4(void* smem, const void* gmem, bool pred = true) { ::simt::cp_async(smem, gmem, 4, pred); }
+#define DK_SITE const char *file = __builtin_FILE(), int line = __builtin_LINE()
+inline void cp_async_16(void* smem, const void* gmem, bool pred = true, DK_SITE) { ::simt::cp_async(smem, gmem, 16, pred, file, line); }
+inline void cp_async_8(void* smem, const void* gmem, bool pred = true, DK_SITE) { ::simt::cp_async(smem, gmem, 8, pred, file, line); }
+inline void cp_async_4(void* smem, const void* gmem, bool pred = true, DK_SITE) { ::simt::cp_async(smem, gmem, 4, pred, file, line); }
+#undef DK_SITE
 inline void cp_async_commit() { ::simt::cp_async_commit(); }
 // Waits until at most N of this thread's committed groups are still in flight.
 template <int N>

@@ -2,8 +2,8 @@
 // Tensor-core wrappers (sm_80+): mma.sync and ldmatrix as inline PTX under nvcc, the simulator's
 // exact warp-collective emulation under DEEPKERN_SIMT. All 32 lanes call them converged.
 // Registers hold the PTX ISA fragment layouts; for m16n8k16 with g = lane>>2, t = lane&3:
-//   A reg i: row g + 8*((i>>1)&1), cols 2t + 8*(i>>2) + {0,1} (two halves packed, low = first)
-//   B reg i: rows 2t + 8*i + {0,1}, col g;   C/D reg i: row g + 8*(i>>1), col 2t + (i&1).
+//   A reg r: row g + 8*(r&1), cols 2t + 8*(r>>1) + {0,1} (two halves packed, low = first)
+//   B reg r: rows 2t + 8*r + {0,1}, col g;   C/D reg i: row g + 8*(i>>1), col 2t + (i&1).
 // m16n8k8 tf32: A reg i: row g + 8*(i&1), col t + 4*(i>>1);  B reg i: row t + 4*i, col g.
 #include "cuda/common/device.cuh"
 
