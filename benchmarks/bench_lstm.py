@@ -1,6 +1,7 @@
 """LSTM over a whole sequence, deepkern vs torch.nn.LSTM, side by side in one process.
 
     python benchmarks/bench_lstm.py [--threads 2] [--json benchmarks/out/lstm.json] [--repeats 15]
+    python benchmarks/bench_lstm.py --device cuda [--quick]   (the GPU benchmark: bench_lstm_cuda.py)
 
 Float32 on the CPU, both libraries at the same thread count. "fwd+bwd" is a training step's
 worth: the forward with a context, then every gradient (dx, dh0, dc0, dW_ih, dW_hh, db) from dy.
@@ -106,10 +107,19 @@ SIZES = [(64, 32, 256, 256), (128, 16, 128, 128), (32, 64, 512, 512), (100, 4, 3
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "out", "lstm.json"))
-    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--quick", action="store_true", help="cuda: float32 LSTM cases and the training steps only")
     args = ap.parse_args()
+    if args.device == "cuda":
+        import bench_lstm_cuda
+
+        args.repeats = args.repeats or 20
+        return bench_lstm_cuda.main(args)
+    args.json = args.json or os.path.join(os.path.dirname(__file__), "out", "lstm.json")
+    args.repeats = args.repeats or 15
     torch = torch_threads(1)
     dk.set_num_threads(1)
     g_dk, g_torch = gemm_rate(torch)
@@ -141,4 +151,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

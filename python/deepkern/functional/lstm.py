@@ -1,11 +1,14 @@
 """lstm_cell / lstm and their backward passes (PyTorch's layout: gate order i, f, g, o;
 w_ih (4H, I), w_hh (4H, H), b_ih, b_hh (4H,), each bias optional).
 
-The whole recurrence runs in one kernel call (deepkern._cpu.lstm_forward / lstm_backward);
-a cell is the same kernel with T = 1. The initial state may be None, meaning zeros (as in
+The whole recurrence runs in one backend call (lstm_forward / lstm_backward of deepkern._cpu,
+or of the CUDA module for cupy arrays, which gets its workspaces from here); a cell is the same
+call with T = 1. The initial state may be None, meaning zeros (as in
 PyTorch); its gradient is then None too. A forward's final (hT, cT) can be passed as the
 next call's (h0, c0), which is how truncated BPTT carries the state across windows.
 """
+import numpy as np
+
 from .._saved import watch
 from .._validate import Context, as_float_arrays, as_grad, check_ctx, check_ndim, to_out_dtype
 
@@ -67,7 +70,10 @@ def _run_forward(op, backend, arrays, out_dt, comp_dt, params, return_ctx, given
     gates = backend.empty((T, B, 4 * H), comp_dt) if return_ctx else None
     xh = backend.empty((T, B, I + H), comp_dt) if return_ctx else None
     cs = backend.empty((T + 1, B, H), comp_dt) if return_ctx else None
-    backend.call("lstm_forward", params, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, hT, cT, gates, xh, cs)
+    ws = ()
+    if backend.name == "cuda":  # GPU launchers never allocate: the projection and, without a ctx, c ping-pong
+        ws = (backend.empty((T * B, 4 * H), _acc_dtype(comp_dt)), None if return_ctx else backend.empty((2, B, H), comp_dt))
+    backend.call("lstm_forward", params, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, hT, cT, gates, xh, cs, *ws)
     outs = (to_out_dtype(y, out_dt), to_out_dtype(hT, out_dt), to_out_dtype(cT, out_dt))
     if not return_ctx:
         return outs, None
@@ -78,6 +84,11 @@ def _run_forward(op, backend, arrays, out_dt, comp_dt, params, return_ctx, given
     # x, h0 and c0 are copied into xh and cs; the weights are the caller's (unless converted).
     watch(ctx, w_ih=(w_ih, given_weights[0]), w_hh=(w_hh, given_weights[1]))
     return outs, ctx
+
+
+def _acc_dtype(dt):
+    """The GPU kernels' accumulator type: float32 for float16 and float32, float64 for float64."""
+    return np.dtype(np.float64) if np.dtype(dt) == np.float64 else np.dtype(np.float32)
 
 
 def _optional_grad(op, ctx, name, g, shape):
@@ -93,8 +104,11 @@ def _run_backward(ctx, dy, dhT, dcT):
     dw_ih = be.empty((4 * H, I), dt)
     dw_hh = be.empty((4 * H, H), dt)
     db = be.empty((4 * H,), dt) if (ctx.has_b_ih or ctx.has_b_hh) else None
+    ws = ()
+    if be.name == "cuda":  # every step's dgates (the weight GEMMs' operand) and the dc ping-pong (accumulator type)
+        ws = (be.empty((T * B, 4 * H), dt), be.empty((2, B, H), _acc_dtype(dt)))
     be.call("lstm_backward", ctx.params, ctx.xh, ctx.w_ih, ctx.w_hh, ctx.gates, ctx.cs, dy, dhT, dcT,
-            dx, dh0, dc0, dw_ih, dw_hh, db)
+            dx, dh0, dc0, dw_ih, dw_hh, db, *ws)
     # b_ih and b_hh enter the gates as a sum: both get the same gradient (separate arrays).
     db_ih = db if ctx.has_b_ih else None
     db_hh = (db.copy() if ctx.has_b_ih else db) if ctx.has_b_hh else None
