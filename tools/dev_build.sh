@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # In-place developer build: compiles deepkern._cpu (and _cuda with DEEPKERN_CUDA=ON) into
 # python/deepkern/ so `PYTHONPATH=python python -m pytest tests` runs against this tree.
-# Usage: tools/dev_build.sh [build-dir]   (default build-dev; env DEEPKERN_CUDA=AUTO|ON|OFF, default OFF)
+# Usage: tools/dev_build.sh [build-dir]   (default build-dev; env DEEPKERN_CUDA=AUTO|ON|OFF, default OFF;
+#        DEEPKERN_CUDA_SIM=ON|OFF, default OFF: also build the simulator module _cuda_sim)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-build-dev}
 cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDEEPKERN_CUDA="${DEEPKERN_CUDA:-OFF}" \
+  -DDEEPKERN_CUDA_SIM="${DEEPKERN_CUDA_SIM:-OFF}" \
   -Dpybind11_DIR="$(python3 -c 'import pybind11; print(pybind11.get_cmake_dir())')" >/dev/null
 cmake --build "$dir"

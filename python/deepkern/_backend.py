@@ -3,6 +3,10 @@
 The functional ops call `backend_for(xp).call(name, params, *arrays)`; this module hides the
 two calling conventions (numpy arrays for the CPU binding; device pointers, a dtype code and
 cupy's current stream for the CUDA binding).
+
+With DEEPKERN_CUDA_SIM=1 in the environment at import, cupy arrays go to deepkern._cuda_sim
+instead: the same CUDA kernels run on the SIMT host simulator, for tests with the cupy stand-in
+(tests/cupy_standin, host memory). The real _cuda is then never loaded: one process, one of the two.
 """
 import os
 
@@ -10,10 +14,21 @@ import numpy as np
 
 from . import _cpu
 
-try:  # the CUDA module is optional: built only where nvcc was found
-    from . import _cuda
-except ImportError:  # pragma: no cover - depends on the build
-    _cuda = None
+SIMULATOR = os.environ.get("DEEPKERN_CUDA_SIM", "0").strip().upper() in ("1", "ON", "TRUE", "YES")
+
+if SIMULATOR:
+    try:
+        from . import _cuda_sim as _cuda
+    except ImportError as e:  # pragma: no cover - depends on the build
+        raise ImportError(
+            "DEEPKERN_CUDA_SIM=1 but deepkern._cuda_sim was not built "
+            "(install with DEEPKERN_CUDA_SIM=ON on a machine with the CUDA headers)"
+        ) from e
+else:
+    try:  # the CUDA module is optional: built only where nvcc was found
+        from . import _cuda
+    except ImportError:  # pragma: no cover - depends on the build
+        _cuda = None
 
 # Tests set DEEPKERN_POISON=1 so every output buffer starts as NaN (or -1 for indices):
 # an element a kernel forgot to write then fails the comparison instead of passing by luck.
@@ -44,13 +59,20 @@ def get_array_module(*arrays):
     return np
 
 
+def _is_standin(cp):
+    return getattr(cp, "__file__", "").replace(os.sep, "/").endswith("cupy_standin/cupy/__init__.py")
+
+
 def cuda_available():
-    """True when deepkern._cuda was built, cupy imports and a CUDA device is visible."""
+    """True when deepkern._cuda was built, cupy imports and a CUDA device is visible (under
+    DEEPKERN_CUDA_SIM=1: when the simulator module is loaded and cupy is the host-memory stand-in)."""
     if _cuda is None:
         return False
     cp = _cupy()
     if cp is None:
         return False
+    if SIMULATOR:
+        return _is_standin(cp)
     try:
         return cp.cuda.runtime.getDeviceCount() > 0
     except Exception:
@@ -105,6 +127,11 @@ class _CudaBackend:
         """The first array carries the element type; the launch goes on cupy's current stream
         of the arrays' device."""
         cp = self.xp
+        if SIMULATOR and not _is_standin(cp):
+            raise RuntimeError(
+                "deepkern runs on its CUDA simulator (DEEPKERN_CUDA_SIM=1), whose kernels read host memory: "
+                "it takes the cupy stand-in of tests/cupy_standin, not real cupy arrays; unset DEEPKERN_CUDA_SIM"
+            )
         kernel = getattr(_cuda, fn, None)
         if kernel is None:
             raise NotImplementedError(f"deepkern: {fn} has no CUDA kernel yet; run it on numpy arrays (CPU)")

@@ -1,8 +1,7 @@
 #pragma once
 // Element type <-> accumulator conversions: half and bfloat16 compute in float,
 // float in float, double in double.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
+#include "cuda/common/device.cuh"
 
 namespace dk::cuda {
 

@@ -1,3 +1,4 @@
-// The nvcc translation unit for pooling (float32, float16, bfloat16; float64 is in pooling_f64.cu).
-#include "cuda/pooling/pooling_kernels.cuh"
-#include "cuda/pooling/pooling_launch.cuh"
+// The pooling translation unit: nvcc compiles it into deepkern._cuda, g++ with the SIMT
+// simulator into deepkern._cuda_sim. Kernels and launchers live in the .cuh files.
+#include "cuda/pooling/avg_pool2d.cuh"
+#include "cuda/pooling/max_pool2d.cuh"

@@ -1,5 +1,6 @@
 #pragma once
-// CUDA pooling launchers (plain C++ interface: the bindings are compiled without nvcc).
+// CUDA pooling launchers (plain C++ interface: the bindings are compiled without nvcc;
+// defined in max_pool2d.cuh / avg_pool2d.cuh).
 // Pointers are device pointers; stream is a cudaStream_t passed as an integer.
 #include <cstdint>
 

@@ -1,0 +1,43 @@
+#pragma once
+// Shared by the pooling kernels: the covering-window range and the dtype dispatch of a launch.
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include "common/dtype.h"
+#include "common/pool_params.h"
+#include "cuda/common/device.cuh"
+#include "cuda/common/launch.h"
+#include "cuda/common/numeric.cuh"
+
+namespace dk::cuda::pool {
+
+constexpr int kThreads = 256;
+
+// Output positions o along one axis whose window [o*s - pad, o*s - pad + k) covers i.
+__device__ __forceinline__ void covering(int64_t i, int64_t s, int64_t pad, int64_t k, int64_t out, int64_t& lo,
+                                         int64_t& hi) {
+  const int64_t first = i + pad - k + 1;  // smallest o*s allowed
+  lo = first <= 0 ? 0 : (first + s - 1) / s;
+  hi = (i + pad) / s;
+  if (hi > out - 1) hi = out - 1;
+}
+
+// Calls go(T*{}, grid, stream) with the element type dt names, for n threads' worth of work.
+template <typename Go>
+void for_dtype(DType dt, const char* op, int64_t n, uintptr_t stream, Go&& go) {
+  if (n == 0) return;
+  const unsigned grid = grid_for(n, kThreads);
+  const cudaStream_t s = as_stream(stream);
+  switch (dt) {
+    case DType::Float32: go(static_cast<float*>(nullptr), grid, s); break;
+    case DType::Float64: go(static_cast<double*>(nullptr), grid, s); break;
+    case DType::Float16: go(static_cast<__half*>(nullptr), grid, s); break;
+    case DType::BFloat16: go(static_cast<__nv_bfloat16*>(nullptr), grid, s); break;
+    default: throw std::invalid_argument(std::string(op) + ": unsupported dtype");
+  }
+}
+
+}  // namespace dk::cuda::pool
+
+#define DK_ELEM(tag) std::remove_pointer_t<decltype(tag)>
