@@ -30,7 +30,8 @@ mkdir -p "$out"
 budget=${GPU_CHECK_BUDGET_S:-540}
 bench_timeout=${GPU_CHECK_BENCH_TIMEOUT_S:-100}
 export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
-unset DEEPKERN_CUDA_SIM  # the real deepkern._cuda on real cupy
+export DEEPKERN_CUDA_SIM=0  # the real deepkern._cuda on real cupy, never the simulator
+unset DEEPKERN_REQUIRE_SIM
 t_start=$(date +%s)
 steps="$out/steps.tsv"
 : >"$steps"
