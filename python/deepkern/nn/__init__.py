@@ -9,7 +9,7 @@ from .losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
 from .sequential import Sequential
 from .attention import BahdanauAttention, LuongAttention
 from .multihead import MultiHeadAttention
-from .normalization import LayerNorm
+from .normalization import BatchNorm2D, LayerNorm
 from .positional import PositionalEncoding
 from .recurrent import LSTM, SimpleRNN
 from .seq2seq import AttentionDecoder
@@ -22,5 +22,5 @@ __all__ = [
     "Embedding", "OneHot", "Sequential",
     "Loss", "SoftmaxCrossEntropy", "MSE", "BinaryCrossEntropy",
     "SimpleRNN", "LSTM", "BahdanauAttention", "LuongAttention", "MultiHeadAttention", "PositionalEncoding",
-    "LayerNorm", "TransformerEncoderLayer", "AttentionDecoder",
+    "LayerNorm", "BatchNorm2D", "TransformerEncoderLayer", "AttentionDecoder",
 ]

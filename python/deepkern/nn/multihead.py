@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import functional as F  # dk.scaled_dot_product_attention (+ _backward)
-from ._base import Layer, Parameter, default_rng, xp_of
+from ._base import Layer, Parameter, default_rng, export_arrays, xp_of
 from ._checks import as_input, float_dtype, positive_int
 from ._matmul import gemm
 from .init import initialize
@@ -42,8 +42,8 @@ class MultiHeadAttention(Layer):
         self.out_proj_bias = Parameter(np.zeros(D, dt), "out_proj_bias") if bias else None
         self._cache = None
 
-    def __call__(self, query, key=None, value=None, attn_mask=None, training=True):
-        return self.forward(query, key, value, attn_mask, training=training)
+    def __call__(self, query, key=None, value=None, attn_mask=None, training=None):
+        return self.forward(query, key, value, attn_mask, training=self._mode(training))
 
     def _input(self, name, a, xp, dt):
         a = as_input("MultiHeadAttention", a, xp, dt, name)
@@ -136,6 +136,10 @@ class MultiHeadAttention(Layer):
 
     def output_shape(self, input_shape):
         return tuple(input_shape)
+
+    def torch_state_dict(self):
+        return export_arrays(**{"in_proj_weight": self.in_proj_weight, "in_proj_bias": self.in_proj_bias,
+                                "out_proj.weight": self.out_proj_weight, "out_proj.bias": self.out_proj_bias})
 
     def load_torch_state(self, prefix, state):
         """From torch.nn.MultiheadAttention(dim, num_heads, batch_first=True)."""

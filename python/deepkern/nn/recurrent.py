@@ -53,8 +53,8 @@ class _Recurrent(Layer):
 
     _state_names = ("h",)
 
-    def __call__(self, x, initial_state=None, training=True):
-        return self.forward(x, initial_state, training=training)
+    def __call__(self, x, initial_state=None, training=None):
+        return self.forward(x, initial_state, training=self._mode(training))
 
     def _input(self, x):
         self.check_input(x)
