@@ -17,7 +17,16 @@ def _unbatched(op, x, ndim, states):
     xa = xp.asarray(x)
     if xa.ndim != ndim - 1:
         return False, x, [s for _, s in states]
-    return True, xa[:, None] if ndim == 3 else xa[None], [None if s is None else xp.asarray(s)[None] for _, s in states]
+    out = []
+    for name, s in states:
+        if s is not None:
+            s = xp.asarray(s)
+            if s.ndim != 1:
+                raise ValueError(f"{op}: '{name}' has shape {tuple(s.shape)}; expected (hidden_size,) for the "
+                                 f"unbatched 'x' of shape {tuple(xa.shape)}")
+            s = s[None]
+        out.append(s)
+    return True, xa[:, None] if ndim == 3 else xa[None], out
 
 
 def _squeeze(a, axis):
