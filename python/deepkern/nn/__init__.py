@@ -11,7 +11,7 @@ from .attention import BahdanauAttention, LuongAttention
 from .multihead import MultiHeadAttention
 from .normalization import BatchNorm2D, LayerNorm
 from .positional import PositionalEncoding
-from .recurrent import LSTM, SimpleRNN
+from .recurrent import GRU, LSTM, SimpleRNN
 from .seq2seq import AttentionDecoder
 from .transformer import TransformerEncoderLayer
 
@@ -21,6 +21,6 @@ __all__ = [
     "LeakyReLU", "Softmax",
     "Embedding", "OneHot", "Sequential",
     "Loss", "SoftmaxCrossEntropy", "MSE", "BinaryCrossEntropy",
-    "SimpleRNN", "LSTM", "BahdanauAttention", "LuongAttention", "MultiHeadAttention", "PositionalEncoding",
+    "SimpleRNN", "LSTM", "GRU", "BahdanauAttention", "LuongAttention", "MultiHeadAttention", "PositionalEncoding",
     "LayerNorm", "BatchNorm2D", "TransformerEncoderLayer", "AttentionDecoder",
 ]
