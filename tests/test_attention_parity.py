@@ -57,7 +57,8 @@ def test_gqa_matches_torch_and_reference(qs, hkv, lk, dv, mask_kind, rng):
 @pytest.mark.parametrize("causal", [False, True])
 def test_dropout_matches_same_mask_reference_torch_and_finite_differences(shape, p, causal, rng):
     B, H, Lq, Lk, D, Dv = shape
-    q, k, v = rng.standard_normal((B, H, Lq, D)), rng.standard_normal((B, H, Lk, D)), rng.standard_normal((B, H, Lk, Dv))
+    q, k = rng.standard_normal((B, H, Lq, D)), rng.standard_normal((B, H, Lk, D))
+    v = rng.standard_normal((B, H, Lk, Dv))
     seed = int(rng.integers(1 << 30))
     out, ctx = dk.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=causal, seed=seed, return_ctx=True)
     keep = _keep(seed, (B, H, Lq, Lk), p)

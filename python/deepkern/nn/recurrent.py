@@ -25,7 +25,6 @@ Step-wise use (what dk.bptt and attention decoders drive): ``zero_state(batch)``
 """
 import numpy as np
 
-from .. import functional as F  # dk.lstm / dk.lstm_cell (+ _backward): the C++ kernels
 from ._base import Layer, Parameter, default_rng, export_arrays, to_numpy, xp_of
 from ._checks import as_input, float_dtype, positive_int
 from ._matmul import gemm
