@@ -135,3 +135,18 @@ def test_early_stopping_roundtrip_and_bad_state():
         nn.Dense(3, 4).load_state_dict({"weight": np.zeros((3, 4)), "bias": np.zeros(4)})
     with pytest.raises(TypeError, match="dict"):
         nn.Dense(3, 4).load_state_dict([1, 2])
+
+
+def test_transformer_encoder_layer_unbatched(rng):
+    ours = nn.TransformerEncoderLayer(6, 3, 10, dtype=np.float64, seed=0)
+    twin = torch.nn.TransformerEncoderLayer(6, 3, 10, dropout=0.0, batch_first=True).double()
+    twin.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    x = rng.standard_normal((5, 6))  # (L, E)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = twin(xt)
+    y = ours(x)
+    assert y.shape == (5, 6)
+    assert_close(y, yt, rtol=R, atol=A, what="unbatched out")
+    dy = rng.standard_normal(y.shape)
+    yt.backward(torch.tensor(dy))
+    assert_close(ours.backward(dy), xt.grad, rtol=R, atol=A, what="unbatched dx")
