@@ -109,6 +109,20 @@ def _dropout(op, dropout_p):
     return p
 
 
+def _extras(op, xp, q, k, v, attn_mask, dropout_p, enable_gqa, seed, attn_mask_requires_grad):
+    """Check the arguments beyond the fused kernel's -> (dropout probability, heads per K/V head)."""
+    p_drop = _dropout(op, dropout_p)
+    groups = _gqa(op, q, k, v, enable_gqa)
+    if not isinstance(attn_mask_requires_grad, (bool, np.bool_)):
+        raise TypeError(f"{op}: 'attn_mask_requires_grad' must be a bool, got {attn_mask_requires_grad!r}")
+    if attn_mask_requires_grad and (attn_mask is None or xp.asarray(attn_mask).dtype.kind != "f"):
+        raise TypeError(f"{op}: attn_mask_requires_grad=True needs a float (additive) 'attn_mask', got "
+                        f"{'None' if attn_mask is None else xp.asarray(attn_mask).dtype}")
+    if seed is not None and (isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0):
+        raise TypeError(f"{op}: 'seed' must be None or an int >= 0, got {seed!r}")
+    return p_drop, groups
+
+
 def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
                                  enable_gqa=False, *, seed=None, attn_mask_requires_grad=False, return_ctx=False):
     """softmax(q k^T * scale + mask) v over the last two dims; scale defaults to 1/sqrt(D).
@@ -127,16 +141,10 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_caus
     given_q, given_k, given_v = q, k, v
     backend, (q, k, v), out_dt, comp_dt = as_float_arrays(op, [("q", q), ("k", k), ("v", v)])
     xp = backend.xp
-    p_drop = _dropout(op, dropout_p)
-    groups = _gqa(op, q, k, v, enable_gqa)
-    if not isinstance(attn_mask_requires_grad, (bool, np.bool_)):
-        raise TypeError(f"{op}: 'attn_mask_requires_grad' must be a bool, got {attn_mask_requires_grad!r}")
-    if attn_mask_requires_grad:
-        if attn_mask is None or xp.asarray(attn_mask).dtype.kind != "f":
-            raise TypeError(f"{op}: attn_mask_requires_grad=True needs a float (additive) 'attn_mask', got "
-                            f"{'None' if attn_mask is None else xp.asarray(attn_mask).dtype}")
-    if seed is not None and (isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0):
-        raise TypeError(f"{op}: 'seed' must be None or an int >= 0, got {seed!r}")
+    if type(dropout_p) is float and dropout_p == 0.0 and enable_gqa is False and attn_mask_requires_grad is False and seed is None:
+        p_drop, groups = 0.0, 1  # the defaults: nothing to check
+    else:
+        p_drop, groups = _extras(op, xp, q, k, v, attn_mask, dropout_p, enable_gqa, seed, attn_mask_requires_grad)
     if groups > 1:
         given_k = given_v = None  # the kernel sees expanded copies; nothing of the caller's to watch
         k, v = composed.expand_kv(xp, k, groups), composed.expand_kv(xp, v, groups)
@@ -177,7 +185,8 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_caus
     result = to_out_dtype(out, out_dt)
     if return_ctx:
         ctx = Context(op, backend, out_dt, comp_dt, params=params, q=q, k=k, v=v, mask=mask, mask_off=moff,
-                      out=out, lse=lse, q_shape=q_shape, k_shape=k_shape, v_shape=v_shape, groups=groups)
+                      out=out, lse=lse, q_shape=q_shape, k_shape=k_shape, v_shape=v_shape, groups=groups,
+                      composed=None)
         watch(ctx, q=(q, given_q), k=(k, given_k), v=(v, given_v), out=(out, result))
         return result, ctx
     return result
@@ -200,9 +209,9 @@ def scaled_dot_product_attention_backward(ctx, dout):
     check_ctx(op, ctx, _OP)
     dout = as_grad(op, ctx, "dout", dout, ctx.out.shape)
     b = ctx.backend
-    groups = getattr(ctx, "groups", 1)
+    groups = ctx.groups
     dmask = None
-    if getattr(ctx, "composed", None) is not None:
+    if ctx.composed is not None:
         dq, dk, dv, ds = composed.backward(b.xp, ctx.q, ctx.k, ctx.v, ctx.composed, dout, ctx.scale,
                                            np.dtype(ctx.compute_dtype))
         if ctx.mask_shape is not None:
@@ -217,4 +226,4 @@ def scaled_dot_product_attention_backward(ctx, dout):
     dk = composed.reduce_kv(_unbroadcast(b.xp, dk, ctx.k_shape), groups)
     dv = composed.reduce_kv(_unbroadcast(b.xp, dv, ctx.v_shape), groups)
     grads = (dq, dk, dv) if dmask is None else (dq, dk, dv, dmask)
-    return tuple(to_out_dtype(b.xp.ascontiguousarray(g), ctx.out_dtype) for g in grads)
+    return tuple(to_out_dtype(g, ctx.out_dtype) for g in grads)

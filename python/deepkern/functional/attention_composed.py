@@ -22,7 +22,7 @@ def reduce_kv(g, groups):
     """Gradient at the expanded heads -> gradient at the Hkv heads (sum over each group)."""
     if groups == 1:
         return g
-    s = g.shape
+    s = g.shape  # a sum: contiguous
     return g.reshape(s[:-3] + (s[-3] // groups, groups) + s[-2:]).sum(axis=-3)
 
 

@@ -13,6 +13,8 @@ from . import lstm_proj
 
 def _unbatched(op, x, ndim, states):
     """Unbatched input (x with one dim less than batched): x and the states gain a batch axis of 1."""
+    if getattr(x, "ndim", None) == ndim:  # the batched common case, without any conversion
+        return False, x, [s for _, s in states]
     xp = array_module_of(op, [("x", x)] + list(states))
     xa = xp.asarray(x)
     if xa.ndim != ndim - 1:

@@ -26,6 +26,9 @@ from ._checks import float_dtype, positive_int
 from .init import initialize
 from .recurrent import _Recurrent, _add, _contig, _np, _recurrent_init
 
+_LSTM_NAMES = ("weight_ih", "weight_hh", "bias", "weight_hr")
+_GRU_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
 
 class _Stacked(_Recurrent):
     """Layers x directions of one recurrence; subclasses give the gates and the functional pair."""
@@ -52,16 +55,15 @@ class _Stacked(_Recurrent):
             raise ValueError(f"{name}: 'proj_size' ({proj_size}) must be smaller than hidden_size ({hidden_size})")
         self.proj_size = int(proj_size)
         self._dirs = ("", "_reverse") if self.bidirectional else ("",)
+        self._D = len(self._dirs)
+        self._nstack = self.num_layers * self._D
+        self._pcache = {}  # (name, layer, direction) -> Parameter or None (a dict: not walked for parameters)
         self._dt = float_dtype(name, dtype)
         self._rng = default_rng(seed)
         self._ctxs = None
         self.state_grad = None
 
     # -- shapes ----------------------------------------------------------------------------------
-    @property
-    def _D(self):
-        return len(self._dirs)
-
     def _h_out(self):
         return self.proj_size or self.hidden_size
 
@@ -72,27 +74,42 @@ class _Stacked(_Recurrent):
         return self.input_size if layer == 0 else self._out_width()
 
     def _n_stack(self):
-        return self.num_layers * self._D
+        return self._nstack
 
     def _state_shape(self, B):
         return self._state_shapes(B)[0]
 
     def _state_shapes(self, B):
-        sizes = [self._h_out()] + [self.hidden_size] * (len(self._state_names) - 1)
-        n = self._n_stack()
-        return tuple((B, h) if n == 1 else (n, B, h) for h in sizes)
+        lead = (B,) if self._nstack == 1 else (self._nstack, B)
+        h = lead + (self.proj_size or self.hidden_size,)
+        return (h,) if len(self._state_names) == 1 else (h, lead + (self.hidden_size,))
 
     def _per_k(self, s, k):
-        return s if self._n_stack() == 1 else s[k]
+        return s if self._nstack == 1 else s[k]
 
     def _stack_k(self, xp, arrays):
-        return arrays[0] if self._n_stack() == 1 else xp.stack(arrays)
+        return arrays[0] if self._nstack == 1 else xp.stack(arrays)
 
     def _first_weight(self):
         return self.weight_ih_l0.value
 
+    def _first_param(self):
+        return self.weight_ih_l0
+
+    def _slot(self, layer, d, names):
+        """The Parameters (or None) named `names` of one (layer, direction), cached as a tuple."""
+        key = (layer, d, names)
+        t = self._pcache.get(key)
+        if t is None:
+            t = self._pcache[key] = tuple(self._p(n, layer, d) for n in names)
+        return t
+
     def _p(self, name, layer, d):
-        return getattr(self, f"{name}_l{layer}{self._dirs[d]}", None)
+        key = (name, layer, d)
+        p = self._pcache.get(key, False)
+        if p is False:
+            p = self._pcache[key] = getattr(self, f"{name}_l{layer}{self._dirs[d]}", None)
+        return p
 
     # -- PyTorch's calling conventions: batch_first, unbatched ----------------------------------
     def forward(self, x, initial_state=None, training=None):
@@ -191,15 +208,18 @@ class _Stacked(_Recurrent):
             dinp = None
             for d in range(self._D):
                 k = layer * self._D + d
-                dy_d = dseq[..., d * Ho:(d + 1) * Ho]
-                dy_d = xp.ascontiguousarray(dy_d if d == 0 else dy_d[::-1])
+                if self._D == 1:
+                    dy_d = dseq
+                else:
+                    dy_d = dseq[..., d * Ho:(d + 1) * Ho]
+                    dy_d = xp.ascontiguousarray(dy_d if d == 0 else dy_d[::-1])
                 dst = [None if g is None else xp.ascontiguousarray(self._per_k(g, k)) for g in dfinal]
                 dx, dstate0 = self._run_backward(layer, d, ctxs[k], dy_d, dst)
                 for j, g in enumerate(dstate0):
                     d0[j][k] = g
                 dx = dx if d == 0 else dx[::-1]
                 dinp = dx if dinp is None else dinp + dx
-            dseq = xp.ascontiguousarray(dinp)
+            dseq = dinp if self._D == 1 else xp.ascontiguousarray(dinp)
             if layer > 0 and masks[layer - 1] is not None:
                 dseq = dseq * masks[layer - 1]
         self.state_grad = tuple(self._stack_k(xp, g) for g in d0)
@@ -275,7 +295,7 @@ class LSTM(_Stacked):
                     setattr(self, "weight_hr" + n, Parameter(initialize(init, (P, H), rng, dt), "weight_hr" + n))
 
     def _run(self, layer, d, inp, st, training):
-        w_ih, w_hh, b, w_hr = (self._p(n, layer, d) for n in ("weight_ih", "weight_hh", "bias", "weight_hr"))
+        w_ih, w_hh, b, w_hr = self._slot(layer, d, _LSTM_NAMES)
         args = (inp, st[0], st[1], w_ih.value, w_hh.value, None if b is None else b.value, None)
         kw = {"w_hr": w_hr.value} if w_hr is not None else {}
         if training:
@@ -286,12 +306,13 @@ class LSTM(_Stacked):
 
     def _run_backward(self, layer, d, ctx, dy, dstate):
         g = F.lstm_backward(ctx, dy, dstate[0], dstate[1])
-        self._p("weight_ih", layer, d).accumulate(g[3])
-        self._p("weight_hh", layer, d).accumulate(g[4])
-        if self.bias:
-            self._p("bias", layer, d).accumulate(g[5])
-        if self.proj_size:
-            self._p("weight_hr", layer, d).accumulate(g[7])
+        w_ih, w_hh, b, w_hr = self._slot(layer, d, _LSTM_NAMES)
+        w_ih.accumulate(g[3])
+        w_hh.accumulate(g[4])
+        if b is not None:
+            b.accumulate(g[5])
+        if w_hr is not None:
+            w_hr.accumulate(g[7])
         return g[0], (g[1], g[2])
 
     def _torch_params(self, layer, d):
@@ -390,7 +411,7 @@ class GRU(_Stacked):
                     setattr(self, "bias_hh" + n, Parameter(np.zeros(3 * H, dt), "bias_hh" + n))
 
     def _run(self, layer, d, inp, st, training):
-        w = [self._p(n, layer, d) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        w = self._slot(layer, d, _GRU_NAMES)
         args = (inp, st[0]) + tuple(None if p is None else p.value for p in w)
         if training:
             (y, h), ctx = F.gru(*args, return_ctx=True)
@@ -400,9 +421,9 @@ class GRU(_Stacked):
 
     def _run_backward(self, layer, d, ctx, dy, dstate):
         dx, dh0, *grads = F.gru_backward(ctx, dy, dstate[0])
-        for n, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), grads):
+        for p, g in zip(self._slot(layer, d, _GRU_NAMES), grads):
             if g is not None:
-                self._p(n, layer, d).accumulate(g)
+                p.accumulate(g)
         return dx, (dh0,)
 
     def _torch_params(self, layer, d):
