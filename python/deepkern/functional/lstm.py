@@ -16,7 +16,10 @@ def _unbatched(op, x, ndim, states):
     if getattr(x, "ndim", None) == ndim:  # the batched common case, without any conversion
         return False, x, [s for _, s in states]
     xp = array_module_of(op, [("x", x)] + list(states))
-    xa = xp.asarray(x)
+    try:
+        xa = xp.asarray(x)
+    except Exception:  # as_float_arrays then names the argument that could not be converted
+        return False, x, [s for _, s in states]
     if xa.ndim != ndim - 1:
         return False, x, [s for _, s in states]
     out = []
