@@ -129,3 +129,16 @@ def test_train_eval_switch_reaches_every_layer_and_explicit_argument_wins(rng):
     assert not t.dropout1.training and not t.self_attn.training
     z = rng.standard_normal((2, 3, 8))
     np.testing.assert_array_equal(t(z), t(z))
+
+
+def test_save_load_keeps_running_statistics(rng, tmp_path):
+    model = nn.Sequential([nn.Conv2D(2, 3, 3, dtype=np.float64), nn.BatchNorm2D(3, dtype=np.float64), nn.ReLU()])
+    x = rng.standard_normal((4, 2, 5, 5))
+    for _ in range(3):
+        model.forward(x, training=True)
+    assert [n for n, _ in model.named_buffers()] == ["1.running_mean", "1.running_var", "1.num_batches_tracked"]
+    model.save(tmp_path / "m.npz")
+    back = nn.Sequential.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(back[1].running_var, model[1].running_var)
+    assert int(back[1].num_batches_tracked) == 3
+    np.testing.assert_array_equal(back.eval().forward(x), model.eval().forward(x))

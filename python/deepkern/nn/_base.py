@@ -258,6 +258,21 @@ class Layer:
     def parameters(self):
         return [p for _, p in self.named_parameters()]
 
+    def named_buffers(self, prefix=""):
+        """[(dotted name, array)] of the non-trainable arrays (``_buffers``, e.g. BatchNorm2D's running
+        statistics) of this layer and every layer inside it; None entries are skipped."""
+        out = [(prefix + n, getattr(self, n)) for n in self._buffers if getattr(self, n, None) is not None]
+        for k, v in self.__dict__.items():
+            if k.startswith("_init"):
+                continue
+            if isinstance(v, Layer):
+                out.extend(v.named_buffers(f"{prefix}{k}."))
+            elif isinstance(v, (list, tuple)):
+                for i, e in enumerate(v):
+                    if isinstance(e, Layer):
+                        out.extend(e.named_buffers(f"{prefix}{k}.{i}."))
+        return out
+
     def num_params(self):
         return sum(p.size for p in self.parameters())
 

@@ -90,6 +90,9 @@ class Sequential(Layer):
             return self.backward(dy, input_grad=False)
         return self.backward(dy)
 
+    def named_buffers(self, prefix=""):
+        return [pair for i, layer in enumerate(self.layers) for pair in layer.named_buffers(f"{prefix}{i}.")]
+
     def named_parameters(self, prefix=""):
         out, seen = [], set()
         for i, layer in enumerate(self.layers):
@@ -189,6 +192,7 @@ class Sequential(Layer):
     def save(self, path):
         """npz with the architecture (JSON of each layer's constructor arguments) and every parameter."""
         arrays = {n: to_numpy(p.value) for n, p in self.named_parameters()}
+        arrays.update({"__buffer__." + n: to_numpy(b) for n, b in self.named_buffers()})
         arrays["__config__"] = np.array(json.dumps(self.get_config()))
         np.savez(path, **arrays)
 
@@ -206,6 +210,10 @@ class Sequential(Layer):
                 if a.shape != p.value.shape:
                     raise ValueError(f"Sequential.load: parameter {n!r} has shape {a.shape}, expected {p.value.shape}")
                 p.value = np.array(a)
+            for n, b in model.named_buffers():  # running statistics (BatchNorm2D); older files have none
+                key = "__buffer__." + n
+                if key in f.files:
+                    _set_buffer(model, n, np.array(f[key], dtype=b.dtype))
         return model
 
     def state_dict(self):
@@ -261,3 +269,13 @@ class Sequential(Layer):
 
     def __repr__(self):
         return f"Sequential({len(self.layers)} layers)"
+
+
+def _set_buffer(model, dotted, value):
+    """model's buffer at 'layers-index.attr...name' (as named_buffers() names it) = value."""
+    *path, name = dotted.split(".")
+    obj = model
+    for part in path:
+        obj = obj.layers[int(part)] if isinstance(obj, Sequential) and part.isdigit() else (
+            obj[int(part)] if part.isdigit() else getattr(obj, part))
+    setattr(obj, name, value)
