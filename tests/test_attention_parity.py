@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 import deepkern as dk
 from helpers import assert_close, numeric_grad
-from reference import sdpa_full_ref
+from reference import sdpa_full_ref, sdpa_mask_grad_ref
 
 R, A = 1e-10, 1e-12
 
@@ -112,6 +112,8 @@ def test_float_mask_gradient_matches_torch_and_finite_differences(mshape, p, rng
     dq, dk_, dv, dmask = dk.scaled_dot_product_attention_backward(ctx, dout)
     assert dmask.shape == mshape and np.isfinite(dmask).all()
     keep = _keep(9, (2, 3, 5, 7), p) if p else None
+    assert_close(dmask, sdpa_mask_grad_ref(q, k, v, dout, mask, keep=keep, dropout_p=p), rtol=1e-9, atol=1e-11,
+                 what="dmask vs reference")
     tq, tk, tv = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
     tmask = torch.tensor(mask, requires_grad=True)
     s = tq @ tk.transpose(-1, -2) / 2.0 + tmask

@@ -2,7 +2,7 @@
 with the API's rule that a query row with nothing to attend to gives zeros (and zero grads)."""
 import numpy as np
 
-__all__ = ["sdpa_ref", "sdpa_backward_ref", "sdpa_full_ref"]
+__all__ = ["sdpa_ref", "sdpa_backward_ref", "sdpa_full_ref", "sdpa_mask_grad_ref"]
 
 
 def _probs(q, k, mask, causal, scale):
@@ -77,3 +77,15 @@ def sdpa_full_ref(q, k, v, mask=None, causal=False, scale=None, keep=None, dropo
             p = p * np.broadcast_to(keep, probs.shape)[sel_q] / (1.0 - dropout_p)
         out[sel_q] = np.matmul(p, v[sel_k])
     return out, probs
+
+
+def sdpa_mask_grad_ref(q, k, v, dout, mask, scale=None, keep=None, dropout_p=0.0):
+    """d loss / d (additive float) mask: the scores' gradient P * (dP - rowsum(dP * P)), where dP is
+    the gradient at the probabilities (through the dropout mask `keep` if given), summed back to
+    the mask's own shape."""
+    p, _ = _probs(q, k, mask, False, scale)
+    dp = np.matmul(np.asarray(dout, np.float64), np.swapaxes(np.asarray(v, np.float64), -1, -2))
+    if keep is not None:
+        dp = dp * keep / (1.0 - dropout_p)
+    ds = p * (dp - np.sum(dp * p, axis=-1, keepdims=True))
+    return _unbroadcast(ds, np.shape(mask)).reshape(np.shape(mask))
