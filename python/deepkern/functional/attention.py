@@ -135,6 +135,13 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_caus
     attn_mask_requires_grad=True (float attn_mask only): the backward also returns the mask's
     gradient, at the mask's own shape, as a fourth result.
     Returns out (..., Lq, Dv), plus a ctx for scaled_dot_product_attention_backward when return_ctx.
+
+    >>> q, k, v = np.ones((2, 8, 4, 16)), np.ones((2, 2, 6, 16)), np.ones((2, 2, 6, 16))   # 8 query heads, 2 K/V
+    >>> mask = np.zeros((4, 6))
+    >>> out, ctx = dk.scaled_dot_product_attention(q, k, v, mask, dropout_p=0.1, enable_gqa=True, seed=0,
+    ...                                            attn_mask_requires_grad=True, return_ctx=True)
+    >>> [g.shape for g in dk.scaled_dot_product_attention_backward(ctx, np.ones_like(out))]
+    [(2, 8, 4, 16), (2, 2, 6, 16), (2, 2, 6, 16), (4, 6)]
     """
     op = _OP
     array_module_of(op, [("q", q), ("k", k), ("v", v), ("attn_mask", attn_mask)])  # device mix check

@@ -161,7 +161,16 @@ def gru_cell_backward(ctx, dh1):
 
 def gru(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, return_ctx=False):
     """A one-layer GRU over a sequence: x (T, B, I) or unbatched (T, I), h0 (B, H) or (H,) (None =
-    zeros) -> (y (T, B, H), hT), y[t] the state after step t. With return_ctx, ((y, hT), ctx)."""
+    zeros) -> (y (T, B, H), hT), y[t] the state after step t. With return_ctx, ((y, hT), ctx).
+
+    >>> x, w_ih, w_hh = np.ones((5, 2, 3)), np.full((12, 3), 0.1), np.full((12, 4), 0.1)
+    >>> (y, hT), ctx = dk.gru(x, None, w_ih, w_hh, return_ctx=True)
+    >>> y.shape, hT.shape
+    ((5, 2, 4), (2, 4))
+    >>> dx, dh0, dw_ih, dw_hh, db_ih, db_hh = dk.gru_backward(ctx, np.ones_like(y))
+    >>> dx.shape, dw_ih.shape, dh0 is None     # h0 was None (zeros): no gradient for it
+    ((5, 2, 3), (12, 3), True)
+    """
     op = "gru"
     backend, arrays, out_dt, comp_dt, dims, unb = _prepare(op, x, h0, w_ih, w_hh, b_ih, b_hh, seq=True)
     outs, ctx = _forward(op, backend, arrays, out_dt, comp_dt, dims, unb, return_ctx)

@@ -387,6 +387,13 @@ class GRU(_Stacked):
     batch_first=True, dropout=0.0, bidirectional=False) — shapes as in the module docstring, one
     state h. Per layer and direction: weight_ih_l{k} (3H, I_k), weight_hh_l{k} (3H, H),
     bias_ih_l{k}, bias_hh_l{k} (3H,): 3(H(I+H) + 2H) parameters a layer, as PyTorch.
+
+    >>> gru = dk.nn.GRU(3, 4, num_layers=2, bidirectional=True, return_sequences=True, return_state=True)
+    >>> y, h = gru(np.ones((2, 5, 3), np.float32))
+    >>> y.shape, h.shape                      # (B, T, 2*H) and (num_layers*2, B, H)
+    ((2, 5, 8), (4, 2, 4))
+    >>> gru(np.ones((5, 3), np.float32))[0].shape   # unbatched (T, I)
+    (5, 8)
     """
 
     _state_names = ("h",)

@@ -44,6 +44,13 @@ class MultiHeadAttention(Layer):
     q_proj_weight (dim, dim), k_proj_weight (dim, kdim), v_proj_weight (dim, vdim); in_proj_bias
     (3*dim,), out_proj_weight (dim, dim) and out_proj_bias (dim,) (state dict: out_proj.weight /
     out_proj.bias), bias_k and bias_v (1, 1, dim) with add_bias_kv. 4*dim^2 + 4*dim by default.
+
+    >>> mha = dk.nn.MultiHeadAttention(8, 2, kdim=3, vdim=5)
+    >>> q, k, v = np.ones((2, 4, 8)), np.ones((2, 6, 3)), np.ones((2, 6, 5))
+    >>> pad = np.zeros((2, 6), bool); pad[:, 4:] = True          # the last two keys are padding
+    >>> out, w = mha(q, k, v, key_padding_mask=pad, need_weights=True)
+    >>> out.shape, w.shape, float(w[..., 4:].sum())
+    ((2, 4, 8), (2, 4, 6), 0.0)
     """
 
     def __init__(self, dim, num_heads, causal=False, bias=True, seed=None, dtype=np.float32, *, dropout=0.0,

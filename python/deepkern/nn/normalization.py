@@ -73,6 +73,13 @@ class BatchNorm2D(Layer):
     Inference (eval() mode or ``training=False``): the running statistics are used, or the
     batch's when track_running_stats=False. affine=False: no weight and bias (0 parameters).
     Buffers running_mean, running_var, num_batches_tracked are in state_dict() as in PyTorch.
+
+    >>> bn = dk.nn.BatchNorm2D(3)
+    >>> y = bn(np.arange(24, dtype=np.float32).reshape(2, 3, 2, 2))   # training: batch statistics
+    >>> bn.running_mean.round(4)                                       # 0.9 * 0 + 0.1 * batch mean
+    array([0.75, 1.15, 1.55], dtype=float32)
+    >>> bn.eval().training
+    False
     """
 
     _buffers = ("running_mean", "running_var", "num_batches_tracked")
