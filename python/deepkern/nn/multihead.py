@@ -4,6 +4,7 @@ need_weights, average_attn_weights) and PyTorch's parameter names."""
 import numpy as np
 
 from .. import functional as F  # dk.scaled_dot_product_attention (+ _backward)
+from ..functional.attention_composed import bmm
 from ._base import Layer, Parameter, default_rng, export_arrays, torch_key, xp_of
 from ._checks import as_input, float_dtype, positive_int
 from ._matmul import gemm
@@ -223,7 +224,7 @@ class MultiHeadAttention(Layer):
 
     def _weights(self, xp, q, k, mask, causal, p, seed, dt):
         """The attention probabilities (B, h, Lq, Lk'), after dropout with the mask sdpa drew from `seed`."""
-        s = xp.matmul(q, k.transpose(0, 1, 3, 2)) * dt.type(1.0 / np.sqrt(q.shape[-1]))
+        s = bmm(xp, q, k, trans_b=True) * dt.type(1.0 / np.sqrt(q.shape[-1]))
         Lq, Lk = s.shape[-2:]
         if causal:
             s = xp.where(xp.asarray(np.tril(np.ones((Lq, Lk), bool))), s, dt.type(-np.inf))
