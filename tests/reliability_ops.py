@@ -411,7 +411,9 @@ class LstmCellSpec(_LstmBase):
         op = self.name
         return [
             ("x_3d", lambda kw: {**kw, "x": kw["x"][None]}, ValueError, rf"{op}: 'x' must be a 2-D"),
-            ("x_1d", lambda kw: {**kw, "x": kw["x"][0]}, ValueError, rf"{op}: 'x' must be a 2-D"),
+            ("x_0d", lambda kw: {**kw, "x": kw["x"][0, 0]}, ValueError, rf"{op}: 'x' must be a 2-D"),
+            # x (I,) is unbatched, as torch.nn.LSTMCell takes it; the batched h then does not fit
+            ("x_1d", lambda kw: {**kw, "x": kw["x"][0]}, ValueError, rf"{op}: 'h' has shape .*unbatched"),
             ("x_zero_batch", lambda kw: {**kw, "x": kw["x"][:0], "h": None, "c": None}, ValueError,
              rf"{op}: 'x' has shape \(0, 5\); every dimension"),
             *self._bad_common(op, "h", "c"),
@@ -453,7 +455,9 @@ class LstmSpec(_LstmBase):
     def bad_calls(self):
         op = self.name
         return [
-            ("x_2d", lambda kw: {**kw, "x": kw["x"][0]}, ValueError, rf"{op}: 'x' must be a 3-D"),
+            ("x_1d", lambda kw: {**kw, "x": kw["x"][0, 0]}, ValueError, rf"{op}: 'x' must be a 3-D"),
+            # x (T, I) is unbatched, as torch.nn.LSTM takes it; the batched h0 then does not fit
+            ("x_2d", lambda kw: {**kw, "x": kw["x"][:, 0]}, ValueError, rf"{op}: 'h0' has shape .*unbatched"),
             ("x_4d", lambda kw: {**kw, "x": kw["x"][None]}, ValueError, rf"{op}: 'x' must be a 3-D"),
             ("x_zero_T", lambda kw: {**kw, "x": kw["x"][:0]}, ValueError, rf"{op}: 'x' has shape \(0, 3, 5\); every"),
             *self._bad_common(op, "h0", "c0"),

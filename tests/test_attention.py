@@ -34,7 +34,7 @@ def _torch_mask(mask):
 
 
 def _run(q, k, v, mask=None, causal=False, scale=None, dout=None, rng=None):
-    out, ctx = dk.scaled_dot_product_attention(q, k, v, mask, causal, scale, return_ctx=True)
+    out, ctx = dk.scaled_dot_product_attention(q, k, v, mask, is_causal=causal, scale=scale, return_ctx=True)
     if dout is None:
         dout = rng.standard_normal(out.shape).astype(q.dtype)
     grads = dk.scaled_dot_product_attention_backward(ctx, dout)
@@ -225,9 +225,9 @@ def test_finite_differences(rng, causal, masked):
         mask[1, 2] = -np.inf
     out, grads, dout = _run(q, k, v, mask, causal, scale=0.7, rng=rng)
     fns = [
-        lambda x: dk.scaled_dot_product_attention(x, k, v, mask, causal, 0.7),
-        lambda x: dk.scaled_dot_product_attention(q, x, v, mask, causal, 0.7),
-        lambda x: dk.scaled_dot_product_attention(q, k, x, mask, causal, 0.7),
+        lambda x: dk.scaled_dot_product_attention(x, k, v, mask, is_causal=causal, scale=0.7),
+        lambda x: dk.scaled_dot_product_attention(q, x, v, mask, is_causal=causal, scale=0.7),
+        lambda x: dk.scaled_dot_product_attention(q, k, x, mask, is_causal=causal, scale=0.7),
     ]
     for name, f, x, g in zip("qkv", fns, (q, k, v), grads):
         assert_close(g, numeric_grad(f, x, dout), rtol=1e-6, atol=1e-8, what=f"d{name} vs finite differences")
@@ -277,7 +277,7 @@ for dt in (np.float64, np.float32):
     for (Lq, Lk, D, Dv, causal) in [(70, 90, 13, 21, True), (33, 130, 64, 64, False)]:
         q, k, v = (rng.standard_normal((2, L, E)).astype(dt) for L, E in ((Lq, D), (Lk, D), (Lk, Dv)))
         mask = rng.standard_normal((Lq, Lk)).astype(dt) if not causal else None
-        out, ctx = dk.scaled_dot_product_attention(q, k, v, mask, causal, return_ctx=True)
+        out, ctx = dk.scaled_dot_product_attention(q, k, v, mask, is_causal=causal, return_ctx=True)
         dout = rng.standard_normal(out.shape).astype(dt)
         assert_close(out, sdpa_ref(q, k, v, mask, causal), dt)
         for g, e in zip(dk.scaled_dot_product_attention_backward(ctx, dout), sdpa_backward_ref(q, k, v, dout, mask, causal)):

@@ -141,7 +141,48 @@ LAYERS = {  # name: (factory, input shape)
                          (2, 3, 5)),
     "sequential": (lambda: nn.Sequential([nn.Dense(5, 6, seed=0, dtype=F64), nn.Tanh(), _ln_6(),
                                           nn.Dense(6, 3, seed=1, dtype=F64)]), (4, 5)),
+    "batchnorm2d": (lambda: nn.BatchNorm2D(3, dtype=F64), (2, 3, 4, 5)),
 }
+
+# Composed from GEMMs and array ops inside the functional layer (no kernel of their own): on a CUDA
+# build they run on device arrays even where that build has no kernel for the op.
+COMPOSED = {
+    "gru": (lambda: nn.GRU(5, 4, seed=0, dtype=F64), (2, 3, 5)),
+    "gru_bidirectional_stacked": (lambda: nn.GRU(5, 4, num_layers=2, bidirectional=True, return_sequences=True,
+                                                 seed=0, dtype=F64), (2, 3, 5)),
+    "lstm_proj": (lambda: nn.LSTM(5, 4, proj_size=2, return_sequences=True, seed=0, dtype=F64), (2, 3, 5)),
+}
+
+
+@pytest.mark.parametrize("name", COMPOSED)
+def test_composed_layers_run_on_device_without_kernels(cp, rng, name, monkeypatch):
+    monkeypatch.setattr(backend, "_cuda", types.SimpleNamespace())  # a CUDA build without these kernels
+    monkeypatch.setattr(backend, "_CUDA", None)
+    make, shape = COMPOSED[name]
+    a, b = twin(make)
+    x = rng.standard_normal(shape)
+    ya = a.forward(x)
+    close(b.forward(cp.asarray(x)), ya, f"{name} forward")
+    dy = rng.standard_normal(ya.shape)
+    close(b.backward(cp.asarray(dy)), a.backward(dy), f"{name} dx")
+    for (n, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+        close(pb.grad, pa.grad, f"{name} grad {n}")
+
+
+def test_sdpa_composed_path_on_device(cp, rng, monkeypatch):
+    monkeypatch.setattr(backend, "_cuda", types.SimpleNamespace())
+    monkeypatch.setattr(backend, "_CUDA", None)
+    q, k, v = rng.standard_normal((2, 4, 3, 5)), rng.standard_normal((2, 2, 6, 5)), rng.standard_normal((2, 2, 6, 3))
+    m = rng.standard_normal((3, 6))
+    kw = dict(dropout_p=0.3, enable_gqa=True, seed=2, attn_mask_requires_grad=True, return_ctx=True)
+    oa, ca = dk.scaled_dot_product_attention(q, k, v, m, **kw)
+    ob, cb = dk.scaled_dot_product_attention(*dev(cp, (q, k, v, m)), **kw)
+    close(ob, oa, "sdpa dropout forward")
+    dout = rng.standard_normal(oa.shape)
+    close(dk.scaled_dot_product_attention_backward(cb, cp.asarray(dout)),
+          dk.scaled_dot_product_attention_backward(ca, dout), "sdpa dropout grads")
+    with pytest.raises(NotImplementedError, match="has no CUDA kernel yet"):  # the fused kernel's case
+        dk.scaled_dot_product_attention(*dev(cp, (q, k, v)), enable_gqa=True)
 
 
 def _ln_6():

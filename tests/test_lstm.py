@@ -425,7 +425,10 @@ def _bad(**over):
 
 
 BAD = [
-    (dk.lstm, _bad(x=np.zeros((2, 4))), ValueError, "'x' must be a 3-D"),
+    (dk.lstm, _bad(x=np.zeros(4)), ValueError, "'x' must be a 3-D"),
+    (dk.lstm, _bad(x=np.zeros((2, 4))), ValueError, "'h0' has shape .*unbatched"),
+    (dk.lstm_cell, dict(x=np.zeros(4), h=np.zeros((1, 5)), c=None, w_ih=np.zeros((20, 4)), w_hh=np.zeros((20, 5))),
+     ValueError, "'h' has shape .*unbatched"),
     (dk.lstm, _bad(x=np.zeros((0, 2, 4))), ValueError, "'x' has shape"),
     (dk.lstm, _bad(w_ih=np.zeros((20, 3))), ValueError, "'w_ih' has shape .*columns must match"),
     (dk.lstm, _bad(w_ih=np.zeros((18, 4))), ValueError, "'w_ih' .*multiple of 4"),

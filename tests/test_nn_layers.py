@@ -30,7 +30,7 @@ def test_dense_forward_and_grads(shape, fin, fout, bias, rng):
 def test_dense_matches_torch_linear(rng):
     lin = torch.nn.Linear(6, 4).double()
     layer = nn.Dense(6, 4, dtype=np.float64)
-    layer.load_torch_state("", {".weight": lin.weight.detach().numpy(), ".bias": lin.bias.detach().numpy()})
+    layer.load_torch_state("", {"weight": lin.weight.detach().numpy(), "bias": lin.bias.detach().numpy()})
     x = rng.standard_normal((5, 6))
     xt = torch.tensor(x, requires_grad=True)
     yt = lin(xt)

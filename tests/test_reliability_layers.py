@@ -38,7 +38,7 @@ ROWS = [
     ("conv_kernel_0", lambda: nn.Conv2D(3, 4, 0), ValueError, "Conv2D: 'kernel_size' must be >= 1"),
     ("maxpool_3d", lambda: nn.MaxPool2D(2).forward(_n(2, 8, 8)), ValueError, "max_pool2d: 'x' must be a 4-D"),
     ("lstm_features", lambda: nn.LSTM(4, 5).forward(_n(2, 3, 6)), ValueError, r"LSTM.forward: 'x' has shape \(2, 3, 6\)"),
-    ("lstm_2d", lambda: nn.LSTM(4, 5).forward(_n(2, 4)), ValueError, r"LSTM.forward: 'x' has shape \(2, 4\)"),
+    ("lstm_1d", lambda: nn.LSTM(4, 5).forward(_n(4)), ValueError, r"LSTM.forward: 'x' has shape \(4,\)"),  # (T, I) is unbatched
     ("lstm_no_steps", lambda: nn.LSTM(4, 5).forward(_n(2, 0, 4)), ValueError, "LSTM.forward: 'x' has no time steps"),
     ("lstm_layers_0", lambda: nn.LSTM(4, 5, num_layers=0), ValueError, "LSTM: 'num_layers' must be a positive int"),
     ("rnn_features", lambda: nn.SimpleRNN(4, 5).forward(_n(2, 3, 6)), ValueError, "SimpleRNN.forward: 'x' has shape"),

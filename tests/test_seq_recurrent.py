@@ -191,7 +191,7 @@ BAD = [
     (lambda: dk.nn.SimpleRNN(3, 4, activation="gelu"), ValueError, "activation"),
     (lambda: dk.nn.SimpleRNN(3, 4, recurrent_init="eye"), ValueError, "recurrent_init"),
     (lambda: dk.nn.LSTM(3, 4).forward(np.zeros((2, 5, 2))), ValueError, "'x'"),
-    (lambda: dk.nn.LSTM(3, 4).forward(np.zeros((5, 3))), ValueError, "'x'"),
+    (lambda: dk.nn.LSTM(3, 4).forward(np.zeros(3)), ValueError, "'x'"),  # (5, 3) is unbatched (T, I)
     (lambda: dk.nn.LSTM(3, 4).forward(np.zeros((2, 5, 3)), np.zeros((2, 4))), ValueError, "initial_state"),
     (lambda: dk.nn.LSTM(3, 4).forward(np.zeros((2, 5, 3)), (np.zeros((2, 4)), np.zeros((3, 4)))), ValueError, "'c'"),
     (lambda: dk.nn.SimpleRNN(3, 4).forward(np.zeros((2, 5, 3)), np.zeros((2, 5))), ValueError, "'h'"),

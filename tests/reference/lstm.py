@@ -73,3 +73,21 @@ def lstm_cell_ref(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
 def lstm_cell_backward_ref(cache, dh1=None, dc1=None):
     dx, *rest = lstm_backward_ref(cache, None, dh1, dc1)
     return (dx[0], *rest)
+
+
+def lstm_proj_ref(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr):
+    """PyTorch's proj_size: h_t = w_hr @ (o * tanh(c_t)) feeds back. x (T, B, I) -> (y, hT, cT)."""
+    x = np.asarray(x, np.float64)
+    T, B, _ = x.shape
+    H, P = w_hr.shape[1], w_hr.shape[0]
+    b = (0 if b_ih is None else b_ih) + (0 if b_hh is None else b_hh)
+    h = np.zeros((B, P)) if h0 is None else np.asarray(h0, np.float64)
+    c = np.zeros((B, H)) if c0 is None else np.asarray(c0, np.float64)
+    ys = []
+    for t in range(T):
+        z = x[t] @ w_ih.T + h @ w_hh.T + b
+        i, f, g, o = _sigmoid(z[:, :H]), _sigmoid(z[:, H:2 * H]), np.tanh(z[:, 2 * H:3 * H]), _sigmoid(z[:, 3 * H:])
+        c = f * c + i * g
+        h = (o * np.tanh(c)) @ w_hr.T
+        ys.append(h)
+    return np.stack(ys), h, c

@@ -9,6 +9,9 @@ On cupy arrays (CUDA): head dims up to 256; float16 accumulates in float32 and k
 log-sum-exp in float32. The backward adds dQ with float atomics by default (fastest, but the sum
 order varies from run to run); DEEPKERN_DETERMINISTIC=1 in the environment at the call selects a
 separate dQ pass instead (no atomics, bitwise reproducible, about 1.5x the backward's work).
+
+dropout_p > 0 and attn_mask_requires_grad=True run the composed path (attention_composed.py);
+enable_gqa repeats the K/V heads for either path and sums their gradients back.
 """
 import math
 import numbers
@@ -18,6 +21,7 @@ import numpy as np
 
 from .._saved import watch
 from .._validate import Context, array_module_of, as_float_arrays, as_grad, check_ctx, to_out_dtype
+from . import attention_composed as composed
 
 _OP = "scaled_dot_product_attention"
 _CUDA_MAX_HEAD_DIM = 256
@@ -97,17 +101,78 @@ def _mask_layout(op, xp, mask, batch, Lq, Lk, dtype):
     return add, xp.ascontiguousarray(off.reshape(-1)), strides[-2], strides[-1]
 
 
-def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, scale=None, *, return_ctx=False):
+def _gqa(op, q, k, v, enable_gqa):
+    """Heads per K/V head (1 without enable_gqa), checked against PyTorch's rule."""
+    if not isinstance(enable_gqa, (bool, np.bool_)):
+        raise TypeError(f"{op}: 'enable_gqa' must be a bool, got {enable_gqa!r}")
+    if not enable_gqa:
+        return 1
+    if q.ndim < 3 or k.ndim < 3 or v.ndim < 3:
+        raise ValueError(f"{op}: enable_gqa needs a heads dim (..., H, L, E) in 'q', 'k' and 'v', got shapes "
+                         f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    hq, hk, hv = int(q.shape[-3]), int(k.shape[-3]), int(v.shape[-3])
+    if hk != hv or hk < 1 or hq % hk:
+        raise ValueError(f"{op}: with enable_gqa the query heads ({hq}, dim -3 of 'q') must be a multiple of the "
+                         f"key/value heads ('k' has {hk}, 'v' has {hv}; they must be equal)")
+    return hq // hk
+
+
+def _dropout(op, dropout_p):
+    if isinstance(dropout_p, (bool, np.bool_)) or not isinstance(dropout_p, numbers.Real):
+        raise TypeError(f"{op}: 'dropout_p' must be a float in [0, 1), got {dropout_p!r} (as in PyTorch, is_causal "
+                        "comes after dropout_p: pass is_causal=...)")
+    p = float(dropout_p)
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"{op}: 'dropout_p' must be in [0, 1), got {dropout_p!r}")
+    return p
+
+
+def _extras(op, xp, q, k, v, attn_mask, dropout_p, enable_gqa, seed, attn_mask_requires_grad):
+    """Check the arguments beyond the fused kernel's -> (dropout probability, heads per K/V head)."""
+    p_drop = _dropout(op, dropout_p)
+    groups = _gqa(op, q, k, v, enable_gqa)
+    if not isinstance(attn_mask_requires_grad, (bool, np.bool_)):
+        raise TypeError(f"{op}: 'attn_mask_requires_grad' must be a bool, got {attn_mask_requires_grad!r}")
+    if attn_mask_requires_grad and (attn_mask is None or xp.asarray(attn_mask).dtype.kind != "f"):
+        raise TypeError(f"{op}: attn_mask_requires_grad=True needs a float (additive) 'attn_mask', got "
+                        f"{'None' if attn_mask is None else xp.asarray(attn_mask).dtype}")
+    if seed is not None and (isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0):
+        raise TypeError(f"{op}: 'seed' must be None or an int >= 0, got {seed!r}")
+    return p_drop, groups
+
+
+def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                                 enable_gqa=False, *, seed=None, attn_mask_requires_grad=False, return_ctx=False):
     """softmax(q k^T * scale + mask) v over the last two dims; scale defaults to 1/sqrt(D).
 
     is_causal: query i attends keys j <= i (top-left aligned, as PyTorch; not with attn_mask).
+    dropout_p: PyTorch's attention dropout on the probabilities (survivors scaled by 1/(1-p));
+    the mask is drawn from numpy.random.default_rng(seed) (seed=None: fresh entropy) and the
+    backward uses the same mask. enable_gqa: k and v may have fewer heads (dim -3) than q, each
+    serving q.shape[-3] // k.shape[-3] consecutive query heads (grouped-query attention).
+    attn_mask_requires_grad=True (float attn_mask only): the backward also returns the mask's
+    gradient, at the mask's own shape, as a fourth result.
     Returns out (..., Lq, Dv), plus a ctx for scaled_dot_product_attention_backward when return_ctx.
+
+    >>> q, k, v = np.ones((2, 8, 4, 16)), np.ones((2, 2, 6, 16)), np.ones((2, 2, 6, 16))   # 8 query heads, 2 K/V
+    >>> mask = np.zeros((4, 6))
+    >>> out, ctx = dk.scaled_dot_product_attention(q, k, v, mask, dropout_p=0.1, enable_gqa=True, seed=0,
+    ...                                            attn_mask_requires_grad=True, return_ctx=True)
+    >>> [g.shape for g in dk.scaled_dot_product_attention_backward(ctx, np.ones_like(out))]
+    [(2, 8, 4, 16), (2, 2, 6, 16), (2, 2, 6, 16), (4, 6)]
     """
     op = _OP
     array_module_of(op, [("q", q), ("k", k), ("v", v), ("attn_mask", attn_mask)])  # device mix check
     given_q, given_k, given_v = q, k, v
     backend, (q, k, v), out_dt, comp_dt = as_float_arrays(op, [("q", q), ("k", k), ("v", v)])
     xp = backend.xp
+    if type(dropout_p) is float and dropout_p == 0.0 and enable_gqa is False and attn_mask_requires_grad is False and seed is None:
+        p_drop, groups = 0.0, 1  # the defaults: nothing to check
+    else:
+        p_drop, groups = _extras(op, xp, q, k, v, attn_mask, dropout_p, enable_gqa, seed, attn_mask_requires_grad)
+    if groups > 1:
+        given_k = given_v = None  # the kernel sees expanded copies; nothing of the caller's to watch
+        k, v = composed.expand_kv(xp, k, groups), composed.expand_kv(xp, v, groups)
     batch, Lq, Lk, D, Dv = _shapes(op, q, k, v)
     if not isinstance(is_causal, (bool, np.bool_)) and not (isinstance(is_causal, numbers.Integral) and is_causal in (0, 1)):
         raise TypeError(f"{op}: 'is_causal' must be a bool, got {is_causal!r}")
@@ -132,13 +197,25 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, scale
     else:
         mask, moff, m_rs, m_cs = xp.empty(0, comp_dt), xp.empty(0, np.int64), 0, 0
     params = (BH, Lq, Lk, D, Dv, int(bool(is_causal)), int(attn_mask is not None), m_rs, m_cs, s)
+    if p_drop > 0 or attn_mask_requires_grad:
+        m_shape = None if attn_mask is None else tuple(xp.asarray(attn_mask).shape)
+        add = None if attn_mask is None else mask  # (1.., Lq, Lk)-broadcastable, at the mask's own size
+        out, saved = composed.forward(xp, q, k, v, add, is_causal, s, p_drop, seed, np.dtype(comp_dt))
+        result = to_out_dtype(out, out_dt)
+        if return_ctx:
+            ctx = Context(op, backend, out_dt, comp_dt, params=params, q=q, k=k, v=v, out=out, composed=saved,
+                          q_shape=q_shape, k_shape=k_shape, v_shape=v_shape, groups=groups, scale=s,
+                          mask_shape=m_shape if attn_mask_requires_grad else None)
+            return result, ctx
+        return result
     out = backend.empty(batch + (Lq, Dv), comp_dt)
     lse = backend.empty(batch + (Lq,), _acc_dtype(backend, comp_dt))
     backend.call("attention_forward", params, q, k, v, mask, moff, out, lse)
     result = to_out_dtype(out, out_dt)
     if return_ctx:
         ctx = Context(op, backend, out_dt, comp_dt, params=params, q=q, k=k, v=v, mask=mask, mask_off=moff,
-                      out=out, lse=lse, q_shape=q_shape, k_shape=k_shape, v_shape=v_shape)
+                      out=out, lse=lse, q_shape=q_shape, k_shape=k_shape, v_shape=v_shape, groups=groups,
+                      composed=None)
         watch(ctx, q=(q, given_q), k=(k, given_k), v=(v, given_v), out=(out, result))
         return result, ctx
     return result
@@ -155,26 +232,36 @@ def _unbroadcast(xp, g, shape):
 
 
 def scaled_dot_product_attention_backward(ctx, dout):
-    """(dq, dk, dv) for the forward that made ctx, given dout = d loss / d out."""
+    """(dq, dk, dv) for the forward that made ctx, given dout = d loss / d out; (dq, dk, dv, dmask)
+    when the forward had attn_mask_requires_grad=True (dmask at the mask's own shape)."""
     op = "scaled_dot_product_attention_backward"
     check_ctx(op, ctx, _OP)
     dout = as_grad(op, ctx, "dout", dout, ctx.out.shape)
     b = ctx.backend
-    dq = b.empty(ctx.q.shape, ctx.compute_dtype)
-    dk = b.empty(ctx.k.shape, ctx.compute_dtype)
-    dv = b.empty(ctx.v.shape, ctx.compute_dtype)
-    if b.name == "cuda":
-        det = deterministic()
-        BH, Lq, D = ctx.params[0], ctx.params[1], ctx.params[3]
-        drow = b.empty((BH * Lq,), _acc_dtype(b, ctx.compute_dtype))
-        atomic_f32 = not det and np.dtype(ctx.compute_dtype) == np.float16
-        dq_acc = b.empty((BH * Lq * D,) if atomic_f32 else (0,), np.float32)
-        b.call("attention_backward", ctx.params + (int(det),), ctx.q, ctx.k, ctx.v, ctx.mask, ctx.mask_off, ctx.out,
-               ctx.lse, dout, dq, dk, dv, drow, dq_acc)
+    groups = ctx.groups
+    dmask = None
+    if ctx.composed is not None:
+        dq, dk, dv, ds = composed.backward(b.xp, ctx.q, ctx.k, ctx.v, ctx.composed, dout, ctx.scale,
+                                           np.dtype(ctx.compute_dtype))
+        if ctx.mask_shape is not None:
+            dmask = _unbroadcast(b.xp, ds, ctx.mask_shape).reshape(ctx.mask_shape)
     else:
-        b.call("attention_backward", ctx.params, ctx.q, ctx.k, ctx.v, ctx.mask, ctx.mask_off, ctx.out, ctx.lse, dout,
-               dq, dk, dv)
+        dq = b.empty(ctx.q.shape, ctx.compute_dtype)
+        dk = b.empty(ctx.k.shape, ctx.compute_dtype)
+        dv = b.empty(ctx.v.shape, ctx.compute_dtype)
+        if b.name == "cuda":
+            det = deterministic()
+            BH, Lq, D = ctx.params[0], ctx.params[1], ctx.params[3]
+            drow = b.empty((BH * Lq,), _acc_dtype(b, ctx.compute_dtype))
+            atomic_f32 = not det and np.dtype(ctx.compute_dtype) == np.float16
+            dq_acc = b.empty((BH * Lq * D,) if atomic_f32 else (0,), np.float32)
+            b.call("attention_backward", ctx.params + (int(det),), ctx.q, ctx.k, ctx.v, ctx.mask, ctx.mask_off,
+                   ctx.out, ctx.lse, dout, dq, dk, dv, drow, dq_acc)
+        else:
+            b.call("attention_backward", ctx.params, ctx.q, ctx.k, ctx.v, ctx.mask, ctx.mask_off, ctx.out, ctx.lse,
+                   dout, dq, dk, dv)
     dq = _unbroadcast(b.xp, dq, ctx.q_shape)
-    dk = _unbroadcast(b.xp, dk, ctx.k_shape)
-    dv = _unbroadcast(b.xp, dv, ctx.v_shape)
-    return tuple(to_out_dtype(g, ctx.out_dtype) for g in (dq, dk, dv))
+    dk = composed.reduce_kv(_unbroadcast(b.xp, dk, ctx.k_shape), groups)
+    dv = composed.reduce_kv(_unbroadcast(b.xp, dv, ctx.v_shape), groups)
+    grads = (dq, dk, dv) if dmask is None else (dq, dk, dv, dmask)
+    return tuple(to_out_dtype(g, ctx.out_dtype) for g in grads)

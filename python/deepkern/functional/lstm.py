@@ -10,7 +10,35 @@ next call's (h0, c0), which is how truncated BPTT carries the state across windo
 import numpy as np
 
 from .._saved import watch
-from .._validate import Context, as_float_arrays, as_grad, check_ctx, check_ndim, to_out_dtype
+from .._validate import Context, array_module_of, as_float_arrays, as_grad, check_ctx, check_ndim, to_out_dtype
+from . import lstm_proj
+
+
+def _unbatched(op, x, ndim, states):
+    """Unbatched input (x with one dim less than batched): x and the states gain a batch axis of 1."""
+    if getattr(x, "ndim", None) == ndim:  # the batched common case, without any conversion
+        return False, x, [s for _, s in states]
+    xp = array_module_of(op, [("x", x)] + list(states))
+    try:
+        xa = xp.asarray(x)
+    except Exception:  # as_float_arrays then names the argument that could not be converted
+        return False, x, [s for _, s in states]
+    if xa.ndim != ndim - 1:
+        return False, x, [s for _, s in states]
+    out = []
+    for name, s in states:
+        if s is not None:
+            s = xp.asarray(s)
+            if s.ndim != 1:
+                raise ValueError(f"{op}: '{name}' has shape {tuple(s.shape)}; expected (hidden_size,) for the "
+                                 f"unbatched 'x' of shape {tuple(xa.shape)}")
+            s = s[None]
+        out.append(s)
+    return True, xa[:, None] if ndim == 3 else xa[None], out
+
+
+def _squeeze(a, axis):
+    return None if a is None else a.reshape(a.shape[:axis] + a.shape[axis + 1:])
 
 
 def _prepare(op, x, x_ndim, x_layout, state_names, h, c, w_ih, w_hh, b_ih, b_hh):
@@ -117,17 +145,23 @@ def _run_backward(ctx, dy, dhT, dcT):
 
 
 def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None, *, return_ctx=False):
-    """One LSTM step: x (B, I), h and c (B, H) (None = zeros) -> (h1, c1).
+    """One LSTM step: x (B, I), h and c (B, H) (None = zeros) -> (h1, c1); unbatched x (I,) with
+    h, c (H,) gives (H,) results, as torch.nn.LSTMCell.
 
     gates = x @ w_ih.T + b_ih + h @ w_hh.T + b_hh, split as i, f, g, o;
     c1 = sigmoid(f) * c + sigmoid(i) * tanh(g);  h1 = sigmoid(o) * tanh(c1).
     With return_ctx, returns ((h1, c1), ctx) for lstm_cell_backward.
     """
     op = "lstm_cell"
+    unb, x, (h, c) = _unbatched(op, x, 2, [("h", h), ("c", c)])
     backend, arrays, out_dt, comp_dt, params = _prepare(
         op, x, 2, "(batch, input_size)", ("h", "c"), h, c, w_ih, w_hh, b_ih, b_hh
     )
     (y, h1, c1), ctx = _run_forward(op, backend, arrays, out_dt, comp_dt, params, return_ctx, (w_ih, w_hh))
+    if unb:
+        h1, c1 = h1[0], c1[0]
+    if ctx is not None:
+        ctx.unbatched = unb
     return ((h1, c1), ctx) if return_ctx else (h1, c1)
 
 
@@ -138,24 +172,44 @@ def lstm_cell_backward(ctx, dh1, dc1):
     op = "lstm_cell_backward"
     check_ctx(op, ctx, "lstm_cell")
     _, B, I, H = ctx.params
-    dh1 = _optional_grad(op, ctx, "dh1", dh1, (B, H))
-    dc1 = _optional_grad(op, ctx, "dc1", dc1, (B, H))
-    dx, *rest = _run_backward(ctx, None, dh1, dc1)
-    return (to_out_dtype(dx.reshape(B, I), ctx.out_dtype), *rest)
+    unb = getattr(ctx, "unbatched", False)
+    state = (H,) if unb else (B, H)
+    dh1 = _optional_grad(op, ctx, "dh1", dh1, state)
+    dc1 = _optional_grad(op, ctx, "dc1", dc1, state)
+    if unb:
+        dh1, dc1 = (None if g is None else g.reshape(B, H) for g in (dh1, dc1))
+    dx, dh, dc, *rest = _run_backward(ctx, None, dh1, dc1)
+    if unb:
+        return (to_out_dtype(dx.reshape(I), ctx.out_dtype), _squeeze(dh, 0), _squeeze(dc, 0), *rest)
+    return (to_out_dtype(dx.reshape(B, I), ctx.out_dtype), dh, dc, *rest)
 
 
-def lstm(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, *, return_ctx=False):
+def lstm(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, *, w_hr=None, return_ctx=False):
     """A one-layer LSTM over a whole sequence: x (T, B, I), h0 and c0 (B, H) (None = zeros)
-    -> (y (T, B, H), hT, cT), where y[t] is the hidden state after step t.
+    -> (y (T, B, H), hT, cT), where y[t] is the hidden state after step t. Unbatched x (T, I)
+    with h0, c0 (H,) gives y (T, H) and (H,) states, as torch.nn.LSTM.
 
     The input projection of all T steps is one GEMM; the recurrence runs step by step in
     one kernel call. With return_ctx, returns ((y, hT, cT), ctx) for lstm_backward.
+    w_hr (P, H): PyTorch's proj_size: h_t = (o * tanh(c_t)) @ w_hr.T, so y and h are (.., P),
+    w_hh is (4H, P); this path composes GEMMs and array ops (functional/lstm_proj.py), and
+    lstm_backward then returns dw_hr as an eighth gradient.
     """
     op = "lstm"
-    backend, arrays, out_dt, comp_dt, params = _prepare(
-        op, x, 3, "(seq_len, batch, input_size)", ("h0", "c0"), h0, c0, w_ih, w_hh, b_ih, b_hh
-    )
-    outs, ctx = _run_forward(op, backend, arrays, out_dt, comp_dt, params, return_ctx, (w_ih, w_hh))
+    unb, x, (h0, c0) = _unbatched(op, x, 3, [("h0", h0), ("c0", c0)])
+    if w_hr is not None:
+        check_ndim(op, "x", as_float_arrays(op, [("x", x)])[1][0], 3, "(seq_len, batch, input_size)")
+        backend, arrays, out_dt, comp_dt, dims = lstm_proj.prepare(op, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr)
+        outs, ctx = lstm_proj.forward(op, backend, arrays, out_dt, comp_dt, dims, return_ctx)
+    else:
+        backend, arrays, out_dt, comp_dt, params = _prepare(
+            op, x, 3, "(seq_len, batch, input_size)", ("h0", "c0"), h0, c0, w_ih, w_hh, b_ih, b_hh
+        )
+        outs, ctx = _run_forward(op, backend, arrays, out_dt, comp_dt, params, return_ctx, (w_ih, w_hh))
+    if unb:
+        outs = (_squeeze(outs[0], 1), outs[1][0], outs[2][0])
+    if ctx is not None:
+        ctx.unbatched = unb
     return (outs, ctx) if return_ctx else outs
 
 
@@ -163,12 +217,26 @@ def lstm_backward(ctx, dy, dhT=None, dcT=None):
     """Backpropagation through time: (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh) from dy (T, B, H)
     and the optional gradients of the final state dhT, dcT (B, H). Any of the three may be
     None (zeros). dh0 / dc0 are None where the forward's h0 / c0 was None, db_* where that
-    bias was None."""
+    bias was None. Unbatched forward: dy (T, H), dhT/dcT (H,). With w_hr: (.., dw_hr) too."""
     op = "lstm_backward"
     check_ctx(op, ctx, "lstm")
-    T, B, I, H = ctx.params
-    dy = _optional_grad(op, ctx, "dy", dy, (T, B, H))
-    dhT = _optional_grad(op, ctx, "dhT", dhT, (B, H))
-    dcT = _optional_grad(op, ctx, "dcT", dcT, (B, H))
-    dx, *rest = _run_backward(ctx, dy, dhT, dcT)
-    return (to_out_dtype(dx, ctx.out_dtype), *rest)
+    proj = getattr(ctx, "proj", False)
+    T, B, I, H = ctx.dims[:4] if proj else ctx.params
+    P = ctx.dims[4] if proj else H
+    unb = getattr(ctx, "unbatched", False)
+    lead = () if unb else (B,)
+    dy = _optional_grad(op, ctx, "dy", dy, (T,) + lead + (P,))
+    dhT = _optional_grad(op, ctx, "dhT", dhT, lead + (P,))
+    dcT = _optional_grad(op, ctx, "dcT", dcT, lead + (H,))
+    if unb:  # back to the batch of one the forward ran on
+        dy = None if dy is None else dy[:, None]
+        dhT, dcT = (None if g is None else g[None] for g in (dhT, dcT))
+    if proj:
+        grads = list(lstm_proj.backward(ctx, dy, dhT, dcT))
+        grads = [None if g is None else to_out_dtype(g, ctx.out_dtype) for g in grads]
+    else:
+        grads = list(_run_backward(ctx, dy, dhT, dcT))
+        grads[0] = to_out_dtype(grads[0], ctx.out_dtype)
+    if unb:
+        grads[0], grads[1], grads[2] = _squeeze(grads[0], 1), _squeeze(grads[1], 0), _squeeze(grads[2], 0)
+    return tuple(grads)

@@ -9,9 +9,9 @@ from .losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
 from .sequential import Sequential
 from .attention import BahdanauAttention, LuongAttention
 from .multihead import MultiHeadAttention
-from .normalization import LayerNorm
+from .normalization import BatchNorm2D, LayerNorm
 from .positional import PositionalEncoding
-from .recurrent import LSTM, SimpleRNN
+from .recurrent import GRU, LSTM, SimpleRNN
 from .seq2seq import AttentionDecoder
 from .transformer import TransformerEncoderLayer
 
@@ -21,6 +21,6 @@ __all__ = [
     "LeakyReLU", "Softmax",
     "Embedding", "OneHot", "Sequential",
     "Loss", "SoftmaxCrossEntropy", "MSE", "BinaryCrossEntropy",
-    "SimpleRNN", "LSTM", "BahdanauAttention", "LuongAttention", "MultiHeadAttention", "PositionalEncoding",
-    "LayerNorm", "TransformerEncoderLayer", "AttentionDecoder",
+    "SimpleRNN", "LSTM", "GRU", "BahdanauAttention", "LuongAttention", "MultiHeadAttention", "PositionalEncoding",
+    "LayerNorm", "BatchNorm2D", "TransformerEncoderLayer", "AttentionDecoder",
 ]

@@ -17,12 +17,18 @@ The contract every layer keeps (other modules, Sequential, the optimizers and sa
   on the other device than the layer's parameters.
 - dtype: parameters are float32 unless the layer is given ``dtype=`` or converted with ``astype``;
   layers compute in their parameters' dtype (float64 models are what the gradient checks use).
-- PyTorch weights: ``load_torch_state(prefix, state)`` copies ``state[prefix + "." + name]`` (numpy
+- PyTorch weights, both ways: ``state_dict()`` / ``load_state_dict(state)`` use the PyTorch twin's
+  names and layouts for every layer that has a twin (it defines ``torch_state_dict()``, the export,
+  beside ``load_torch_state``, the import). ``load_torch_state(prefix, state)`` copies ``state[prefix + "." + name]`` (numpy
   arrays, PyTorch's names and layouts) into the layer's Parameters; the default raises
   NotImplementedError for a layer that has parameters and returns quietly for one that has none.
   ``Sequential.load_torch_state_dict`` pairs PyTorch's module prefixes, in order, with the
   model's layers that have parameters and calls this on each. Use ``Parameter.assign(array, what)``
   to copy: it checks the shape and keeps the Parameter's dtype and device.
+- Mode: ``train()`` / ``eval()`` set ``.training`` on the layer and every layer inside it (True
+  by default). ``training=None`` in ``layer(x)``, ``Sequential.forward``, Dropout, BatchNorm2D and
+  the composite layers means "the layer's mode"; an explicit ``training=True/False`` wins over the
+  mode. training=False also means inference: nothing is kept for backward.
 - Shapes for ``summary()``: ``output_shape(input_shape)`` (without the batch dimension) may be
   overridden; the default returns None and Sequential then learns the shapes from a forward pass.
 """
@@ -89,6 +95,16 @@ def to_numpy(a):
     if is_cupy_array(a):
         return a.get()
     return np.asarray(a)
+
+
+def torch_key(prefix, name):
+    """PyTorch's state_dict key of `name` inside the module at `prefix` ('' = the top)."""
+    return f"{prefix}.{name}" if prefix else name
+
+
+def export_arrays(**arrays):
+    """{name: numpy copy} of the given Parameters / arrays, skipping None (for torch_state_dict)."""
+    return {k: to_numpy(v.value if isinstance(v, Parameter) else v).copy() for k, v in arrays.items() if v is not None}
 
 
 class Parameter:
@@ -193,8 +209,27 @@ class Layer:
     def backward(self, dy):
         raise NotImplementedError
 
-    def __call__(self, x, training=True):
-        return self.forward(x, training=training)
+    def __call__(self, x, training=None):
+        return self.forward(x, training=self._mode(training))
+
+    # -- train / eval mode ------------------------------------------------------------------
+    training = True
+
+    def train(self, mode=True):
+        """Set training mode (Dropout drops, BatchNorm2D uses batch statistics) on this layer and
+        every layer inside it; returns self. An explicit forward(..., training=) still wins."""
+        self.training = bool(mode)
+        for c in self._children():
+            c.train(mode)
+        return self
+
+    def eval(self):
+        """train(False): inference mode for this layer and every layer inside it; returns self."""
+        return self.train(False)
+
+    def _mode(self, training):
+        """The effective training flag: an explicit argument wins, None means the layer's mode."""
+        return self.training if training is None else bool(training)
 
     # -- parameters -------------------------------------------------------------------------
     def named_parameters(self, prefix=""):
@@ -223,6 +258,21 @@ class Layer:
     def parameters(self):
         return [p for _, p in self.named_parameters()]
 
+    def named_buffers(self, prefix=""):
+        """[(dotted name, array)] of the non-trainable arrays (``_buffers``, e.g. BatchNorm2D's running
+        statistics) of this layer and every layer inside it; None entries are skipped."""
+        out = [(prefix + n, getattr(self, n)) for n in self._buffers if getattr(self, n, None) is not None]
+        for k, v in self.__dict__.items():
+            if k.startswith("_init"):
+                continue
+            if isinstance(v, Layer):
+                out.extend(v.named_buffers(f"{prefix}{k}."))
+            elif isinstance(v, (list, tuple)):
+                for i, e in enumerate(v):
+                    if isinstance(e, Layer):
+                        out.extend(e.named_buffers(f"{prefix}{k}.{i}."))
+        return out
+
     def num_params(self):
         return sum(p.size for p in self.parameters())
 
@@ -232,18 +282,44 @@ class Layer:
             if not k.startswith("_init"):
                 _clear_grads(v)
 
+    def torch_state_dict(self):
+        """The state_dict of this layer's PyTorch twin ({PyTorch name: numpy array}, PyTorch's
+        layouts, buffers included), or None for a layer without a twin (the default)."""
+        return None
+
     def state_dict(self):
-        """{dotted name: numpy array} of every parameter (a copy, on the CPU)."""
+        """{name: numpy array} (copies, on the CPU). A layer with a PyTorch twin uses PyTorch's names
+        and layouts, so ``twin.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})``
+        loads it; any other layer uses its dotted parameter names."""
+        t = self.torch_state_dict()
+        if t is not None:
+            return t
         return {n: to_numpy(p.value).copy() for n, p in self.named_parameters()}
 
     def load_state_dict(self, state):
+        """Load what state_dict() gives, or a PyTorch twin's state_dict (torch tensors or arrays;
+        "num_batches_tracked" may be absent), or a dict under this layer's own parameter names."""
+        where = f"{type(self).__name__}.load_state_dict"
+        if not hasattr(state, "keys"):
+            raise TypeError(f"{where}: 'state' must be a dict of arrays, got {type(state).__name__}")
         params = dict(self.named_parameters())
+        keys = set(state)
+        twin = self.torch_state_dict()
+        if twin is not None and not (keys == set(params) and keys != set(twin)):
+            optional = {k for k in twin if k.split(".")[-1] == "num_batches_tracked"}
+            missing = sorted(set(twin) - keys - optional)
+            extra = sorted(keys - set(twin))
+            if missing or extra:
+                raise ValueError(f"{where}: missing {missing}, unexpected {extra} (expected the keys of "
+                                 f"{type(self).__name__}'s PyTorch twin: {sorted(twin)})")
+            self.load_torch_state("", {k: to_numpy(v) for k, v in state.items()})
+            return
         missing = [n for n in params if n not in state]
         extra = [n for n in state if n not in params]
         if missing or extra:
-            raise ValueError(f"load_state_dict: missing {missing}, unexpected {extra}")
+            raise ValueError(f"{where}: missing {missing}, unexpected {extra}")
         for n, p in params.items():
-            p.assign(state[n], what=f"load_state_dict: '{n}'")
+            p.assign(state[n], what=f"{where}: '{n}'")
 
     # -- device and dtype -------------------------------------------------------------------
     @property

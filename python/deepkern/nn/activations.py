@@ -90,7 +90,8 @@ class Tanh(_Elementwise):
 
 class Dropout(_Elementwise):
     """Inverted dropout: in training each unit is zeroed with probability p and the survivors are
-    scaled by 1/(1-p), so inference is the identity."""
+    scaled by 1/(1-p), so inference is the identity. forward(x, training=None): None follows the
+    layer's mode (train() / eval()), an explicit True/False wins."""
 
     def __init__(self, p=0.5, seed=None):
         if not (0.0 <= float(p) < 1.0):
@@ -99,7 +100,8 @@ class Dropout(_Elementwise):
         self._rng = default_rng(seed)
         self._mask = None
 
-    def forward(self, x, training=True):
+    def forward(self, x, training=None):
+        training = self._mode(training)
         x = _float(x)
         if not training or self.p == 0.0:
             self._mask = None if training is False else 1.0

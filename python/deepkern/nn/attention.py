@@ -105,8 +105,8 @@ class _Attention(Layer):
         self._cache = cache if training else None
         return ctx
 
-    def __call__(self, query, keys, values=None, mask=None, training=True):
-        return self.forward(query, keys, values, mask, training=training)
+    def __call__(self, query, keys, values=None, mask=None, training=None):
+        return self.forward(query, keys, values, mask, training=self._mode(training))
 
     def backward(self, dcontext):
         """-> (dquery, dkeys, dvalues); dvalues is None when forward's values defaulted to keys."""

@@ -4,7 +4,7 @@ import numpy as np
 from .. import functional as F
 from ..functional.conv import _conv2d_backward
 from .._validate import int_pair
-from ._base import Layer, Parameter, default_rng, xp_of
+from ._base import Layer, Parameter, default_rng, export_arrays, torch_key, xp_of
 from ._checks import as_input, float_dtype, positive_int
 from .init import initialize
 
@@ -60,7 +60,11 @@ class Conv2D(Layer):
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
         return (self.out_channels, _conv_out(H, kh, sh, ph, dh), _conv_out(W, kw, sw, pw, dw))
 
+    def torch_state_dict(self):
+        return export_arrays(weight=self.weight, bias=self.bias)
+
     def load_torch_state(self, prefix, state):
-        self.weight.assign(state[prefix + ".weight"], f"Conv2D.load_torch_state: '{prefix}.weight'")
-        if self.bias is not None:
-            self.bias.assign(state[prefix + ".bias"], f"Conv2D.load_torch_state: '{prefix}.bias'")
+        for name in ("weight", "bias"):
+            if getattr(self, name) is not None:
+                k = torch_key(prefix, name)
+                getattr(self, name).assign(state[k], f"Conv2D.load_torch_state: '{k}'")

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .._saved import Remembered, recall
-from ._base import Layer, Parameter, default_rng, xp_of
+from ._base import Layer, Parameter, default_rng, export_arrays, torch_key, xp_of
 from ._checks import as_input, check_backward, float_dtype, positive_int
 from ._matmul import gemm
 from .init import initialize
@@ -64,10 +64,14 @@ class Dense(Layer):
     def output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.out_features,)
 
+    def torch_state_dict(self):
+        return export_arrays(weight=self.weight, bias=self.bias)
+
     def load_torch_state(self, prefix, state):
-        self.weight.assign(state[prefix + ".weight"], f"Dense.load_torch_state: '{prefix}.weight'")
-        if self.bias is not None:
-            self.bias.assign(state[prefix + ".bias"], f"Dense.load_torch_state: '{prefix}.bias'")
+        for name in ("weight", "bias"):
+            if getattr(self, name) is not None:
+                k = torch_key(prefix, name)
+                getattr(self, name).assign(state[k], f"Dense.load_torch_state: '{k}'")
 
 
 def _scatter_add_rows(g, idx, rows):
@@ -135,8 +139,12 @@ class Embedding(Layer):
     def output_shape(self, input_shape):
         return tuple(input_shape) + (self.dim,)
 
+    def torch_state_dict(self):
+        return export_arrays(weight=self.weight)
+
     def load_torch_state(self, prefix, state):
-        self.weight.assign(state[prefix + ".weight"], f"Embedding.load_torch_state: '{prefix}.weight'")
+        k = torch_key(prefix, "weight")
+        self.weight.assign(state[k], f"Embedding.load_torch_state: '{k}'")
 
 
 class OneHot(Layer):

@@ -1,4 +1,4 @@
-"""Recurrent layers: SimpleRNN and (stacked) LSTM, batch-first like Keras.
+"""Recurrent layers: SimpleRNN here; (stacked, bidirectional) LSTM and GRU in lstm_gru.py.
 
 Both take x of shape (B, T, F) and return, like Keras,
 
@@ -25,8 +25,7 @@ Step-wise use (what dk.bptt and attention decoders drive): ``zero_state(batch)``
 """
 import numpy as np
 
-from .. import functional as F  # dk.lstm / dk.lstm_cell (+ _backward): the C++ kernels
-from ._base import Layer, Parameter, default_rng, xp_of
+from ._base import Layer, Parameter, default_rng, export_arrays, to_numpy, xp_of
 from ._checks import as_input, float_dtype, positive_int
 from ._matmul import gemm
 from .init import initialize
@@ -53,8 +52,8 @@ class _Recurrent(Layer):
 
     _state_names = ("h",)
 
-    def __call__(self, x, initial_state=None, training=True):
-        return self.forward(x, initial_state, training=training)
+    def __call__(self, x, initial_state=None, training=None):
+        return self.forward(x, initial_state, training=self._mode(training))
 
     def _input(self, x):
         self.check_input(x)
@@ -72,11 +71,19 @@ class _Recurrent(Layer):
     def _state_shape(self, B):
         return (B, self.hidden_size)
 
+    def _state_shapes(self, B):
+        """One shape per state (LSTM with proj_size: h and c differ)."""
+        return (self._state_shape(B),) * len(self._state_names)
+
+    def _out_width(self):
+        """Size of the last axis of the output sequence."""
+        return self.hidden_size
+
     def _initial_state(self, initial_state, B, xp, dt):
         n = len(self._state_names)
-        shape = self._state_shape(B)
+        shapes = self._state_shapes(B)
         if initial_state is None:
-            return tuple(xp.zeros(shape, dt) for _ in range(n))
+            return tuple(xp.zeros(shape, dt) for shape in shapes)
         if n == 1 and not isinstance(initial_state, (tuple, list)):
             initial_state = (initial_state,)
         if not isinstance(initial_state, (tuple, list)) or len(initial_state) != n:
@@ -85,7 +92,7 @@ class _Recurrent(Layer):
                 f"got {type(initial_state).__name__}"
             )
         out = []
-        for name, s in zip(self._state_names, initial_state):
+        for name, s, shape in zip(self._state_names, initial_state, shapes):
             s = as_input(type(self).__name__, s, xp, dt, "initial_state")
             if len(shape) == 2 and tuple(s.shape) == (1,) + shape:
                 s = s[0]  # PyTorch's (num_layers=1, B, H)
@@ -117,7 +124,7 @@ class _Recurrent(Layer):
             dout, dfinal = dy[0], list(dy[1:])
         else:
             dout, dfinal = dy, [None] * n
-        H = self.hidden_size
+        H = self._out_width()
         if dout is None:
             dY = xp.zeros((B, T, H), dt)
         elif self.return_sequences:
@@ -130,8 +137,9 @@ class _Recurrent(Layer):
                 raise ValueError(f"{type(self).__name__}.backward: 'dy' has shape {tuple(d.shape)}; expected {(B, H)}")
             dY = xp.zeros((B, T, H), dt)
             dY[:, -1] = d
-        shape = self._state_shape(B)
+        shapes = self._state_shapes(B)
         for k, d in enumerate(dfinal):
+            shape = shapes[k]
             if d is not None:
                 d = xp.asarray(d, dtype=dt)
                 if tuple(d.shape) != shape:
@@ -144,7 +152,8 @@ class _Recurrent(Layer):
 
     def output_shape(self, input_shape):
         T = input_shape[0]
-        out = (T, self.hidden_size) if self.return_sequences else (self.hidden_size,)
+        W = self._out_width()
+        out = (T, W) if self.return_sequences else (W,)
         return out
 
 
@@ -259,6 +268,12 @@ class SimpleRNN(_Recurrent):
         self.bias.accumulate(da.sum(axis=0))
         return gemm(da, self.weight_ih.value), (gemm(da, self.weight_hh.value),)
 
+    def torch_state_dict(self):
+        """For torch.nn.RNN(input_size, hidden_size, nonlinearity=activation, batch_first=True)."""
+        b = to_numpy(self.bias.value)
+        return export_arrays(weight_ih_l0=self.weight_ih, weight_hh_l0=self.weight_hh, bias_ih_l0=b,
+                             bias_hh_l0=np.zeros_like(b))
+
     def load_torch_state(self, prefix, state):
         """From torch.nn.RNN(input_size, hidden_size, batch_first=True) (layer 0): the two biases are summed."""
         k = lambda n: _torch_key(prefix, n)  # noqa: E731
@@ -266,167 +281,6 @@ class SimpleRNN(_Recurrent):
         self.weight_hh.assign(state[k("weight_hh_l0")], f"SimpleRNN.load_torch_state: '{k('weight_hh_l0')}'")
         b = np.asarray(_np(state[k("bias_ih_l0")]), np.float64) + np.asarray(_np(state[k("bias_hh_l0")]), np.float64)
         self.bias.assign(b, f"SimpleRNN.load_torch_state: '{k('bias_ih_l0')}' + '{k('bias_hh_l0')}'")
-
-
-class LSTM(_Recurrent):
-    """Long short-term memory, optionally stacked (num_layers), on deepkern's lstm kernels.
-
-    Per layer l: weight_ih_l{l} (4H, I or H), weight_hh_l{l} (4H, H), bias_l{l} (4H,) (one bias
-    per gate; gate order i, f, g, o as in PyTorch). The whole-sequence forward/backward runs
-    dk.lstm / dk.lstm_backward per layer; the step API runs dk.lstm_cell / lstm_cell_backward.
-
-    Init: input weights 'glorot_uniform', recurrent weights `recurrent_init` ('orthogonal' by
-    default, or 'identity': identity_scale * I in every gate block), biases zero except the forget
-    gate's, set to `forget_bias` (1.0, like Keras' unit_forget_bias).
-    """
-
-    _state_names = ("h", "c")
-
-    def __init__(self, input_size, hidden_size, num_layers=1, return_sequences=False, return_state=False,
-                 recurrent_init="orthogonal", identity_scale=1.0, forget_bias=1.0, init="glorot_uniform",
-                 seed=None, dtype=np.float32):
-        self.input_size = positive_int("LSTM", "input_size", input_size)
-        self.hidden_size = positive_int("LSTM", "hidden_size", hidden_size)
-        self.num_layers = positive_int("LSTM", "num_layers", num_layers)
-        self.return_sequences = bool(return_sequences)
-        self.return_state = bool(return_state)
-        dt = float_dtype("LSTM", dtype)
-        rng = default_rng(seed)
-        H = self.hidden_size
-        for layer in range(self.num_layers):
-            I = self.input_size if layer == 0 else H
-            w_ih = np.concatenate([initialize(init, (H, I), rng, dt) for _ in range(4)], axis=0)
-            b = np.zeros(4 * H, dt)
-            b[H:2 * H] = forget_bias
-            setattr(self, f"weight_ih_l{layer}", Parameter(np.ascontiguousarray(w_ih), f"weight_ih_l{layer}"))
-            setattr(self, f"weight_hh_l{layer}", Parameter(
-                _recurrent_init("LSTM", recurrent_init, H, 4, rng, dt, identity_scale), f"weight_hh_l{layer}"))
-            setattr(self, f"bias_l{layer}", Parameter(b, f"bias_l{layer}"))
-        self._ctxs = None
-        self.state_grad = None
-
-    def _layer_params(self, layer):
-        return (getattr(self, f"weight_ih_l{layer}"), getattr(self, f"weight_hh_l{layer}"),
-                getattr(self, f"bias_l{layer}"))
-
-    def _first_weight(self):
-        return self.weight_ih_l0.value
-
-    def _state_shape(self, B):
-        H = self.hidden_size
-        return (B, H) if self.num_layers == 1 else (self.num_layers, B, H)
-
-    def _per_layer(self, s, layer):
-        return s if self.num_layers == 1 else s[layer]
-
-    def _stack(self, xp, per_layer):
-        return per_layer[0] if self.num_layers == 1 else xp.stack(per_layer)
-
-    # -- whole sequence -----------------------------------------------------------------------
-    def forward(self, x, initial_state=None, training=True):
-        Y, final = self.forward_sequence(x, initial_state, training)
-        return self._outputs(Y, final)
-
-    def backward(self, dy):
-        if self._ctxs is None:
-            raise RuntimeError("LSTM.backward called before forward(x, training=True)")
-        _, B, T, dt = self._ctxs
-        dY, dfinal = self._split_dy(dy, B, T, xp_of(self._first_weight()), dt)
-        return self.backward_sequence(dY, dfinal)
-
-    def forward_sequence(self, x, initial_state=None, training=True):
-        """-> (Y (B, T, H) the top layer's every step, final state (h, c)), whatever return_* say."""
-        x = self._input(x)
-        xp, dt = xp_of(x), x.dtype
-        B, T, _ = x.shape
-        h0, c0 = self._initial_state(initial_state, B, xp, dt)
-        seq = xp.ascontiguousarray(x.transpose(1, 0, 2))  # the kernel is time-major (T, B, F)
-        ctxs, hT, cT = [], [], []
-        for layer in range(self.num_layers):
-            w_ih, w_hh, b = self._layer_params(layer)
-            h_l = xp.ascontiguousarray(self._per_layer(h0, layer))
-            c_l = xp.ascontiguousarray(self._per_layer(c0, layer))
-            if training:
-                (seq, h, c), ctx = F.lstm(seq, h_l, c_l, w_ih.value, w_hh.value, b.value, None, return_ctx=True)
-                ctxs.append(ctx)
-            else:
-                seq, h, c = F.lstm(seq, h_l, c_l, w_ih.value, w_hh.value, b.value, None)
-            hT.append(h)
-            cT.append(c)
-        self._ctxs = (ctxs, B, T, dt) if training else None
-        return seq.transpose(1, 0, 2), (self._stack(xp, hT), self._stack(xp, cT))
-
-    def backward_sequence(self, dY, dfinal=None):
-        """dY (B, T, H), dfinal (dh, dc) or None (entries may be None) -> dx; .state_grad = (dh0, dc0)."""
-        if self._ctxs is None:
-            raise RuntimeError("LSTM.backward called before forward(x, training=True)")
-        ctxs, B, T, dt = self._ctxs
-        xp = xp_of(self._first_weight())
-        dhT, dcT = (None, None) if dfinal is None else dfinal
-        dseq = xp.ascontiguousarray(xp.asarray(dY, dtype=dt).transpose(1, 0, 2))
-        dh0, dc0 = [None] * self.num_layers, [None] * self.num_layers
-        for layer in range(self.num_layers - 1, -1, -1):
-            w_ih, w_hh, b = self._layer_params(layer)
-            dh_l = None if dhT is None else xp.ascontiguousarray(self._per_layer(dhT, layer))
-            dc_l = None if dcT is None else xp.ascontiguousarray(self._per_layer(dcT, layer))
-            dseq, dh0[layer], dc0[layer], dw_ih, dw_hh, db, _ = F.lstm_backward(ctxs[layer], dseq, dh_l, dc_l)
-            w_ih.accumulate(dw_ih)
-            w_hh.accumulate(dw_hh)
-            b.accumulate(db)
-        self.state_grad = (self._stack(xp, dh0), self._stack(xp, dc0))
-        return dseq.transpose(1, 0, 2)
-
-    # -- step-wise (bptt, decoders) -------------------------------------------------------------
-    def zero_state(self, batch):
-        W = self._first_weight()
-        xp = xp_of(W)
-        shape = self._state_shape(batch)
-        return (xp.zeros(shape, W.dtype), xp.zeros(shape, W.dtype))
-
-    def step(self, x_t, state):
-        """One time step through every layer: x_t (B, I), state (h, c) -> (h_top, (h, c), cache)."""
-        xp = xp_of(self._first_weight())
-        h, c = state
-        inp, hs, cs, ctxs = x_t, [], [], []
-        for layer in range(self.num_layers):
-            w_ih, w_hh, b = self._layer_params(layer)
-            (h1, c1), ctx = F.lstm_cell(xp.ascontiguousarray(inp), xp.ascontiguousarray(self._per_layer(h, layer)),
-                                          xp.ascontiguousarray(self._per_layer(c, layer)), w_ih.value, w_hh.value,
-                                          b.value, None, return_ctx=True)
-            hs.append(h1)
-            cs.append(c1)
-            ctxs.append(ctx)
-            inp = h1
-        return inp, (self._stack(xp, hs), self._stack(xp, cs)), (ctxs, x_t.shape[0])
-
-    def step_backward(self, cache, dy_t, dstate):
-        xp = xp_of(self._first_weight())
-        dh_all, dc_all = (None, None) if dstate is None else dstate
-        dhs, dcs = [None] * self.num_layers, [None] * self.num_layers
-        dinp = dy_t  # gradient arriving at the top layer's output
-        ctxs, _ = cache
-        for layer in range(self.num_layers - 1, -1, -1):
-            dh_own = None if dh_all is None else self._per_layer(dh_all, layer)
-            dh = _add(dinp, dh_own, None)  # from the layer above (or the output) + from step t+1
-            dc = None if dc_all is None else self._per_layer(dc_all, layer)
-            # the kernel reads a None gradient as zeros
-            dinp, dhs[layer], dcs[layer], dw_ih, dw_hh, db, _ = F.lstm_cell_backward(
-                ctxs[layer], _contig(xp, dh), _contig(xp, dc))
-            w_ih, w_hh, b = self._layer_params(layer)
-            w_ih.accumulate(dw_ih)
-            w_hh.accumulate(dw_hh)
-            b.accumulate(db)
-        return dinp, (self._stack(xp, dhs), self._stack(xp, dcs))
-
-    def load_torch_state(self, prefix, state):
-        """From torch.nn.LSTM(input_size, hidden_size, num_layers, batch_first=True): bias = b_ih + b_hh."""
-        for layer in range(self.num_layers):
-            w_ih, w_hh, b = self._layer_params(layer)
-            k = lambda n: _torch_key(prefix, f"{n}_l{layer}")  # noqa: E731
-            w_ih.assign(state[k("weight_ih")], f"LSTM.load_torch_state: '{k('weight_ih')}'")
-            w_hh.assign(state[k("weight_hh")], f"LSTM.load_torch_state: '{k('weight_hh')}'")
-            bias = np.asarray(_np(state[k("bias_ih")]), np.float64) + np.asarray(_np(state[k("bias_hh")]), np.float64)
-            b.assign(bias, f"LSTM.load_torch_state: '{k('bias_ih')}' + '{k('bias_hh')}'")
 
 
 def _np(a):
@@ -448,3 +302,6 @@ def _add(a, b, like):
 
 def _contig(xp, a):
     return None if a is None else xp.ascontiguousarray(a)
+
+
+from .lstm_gru import GRU, LSTM  # noqa: E402,F401  (defined on this module's _Recurrent)

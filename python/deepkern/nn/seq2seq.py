@@ -71,8 +71,8 @@ class AttentionDecoder(Layer):
         self.state_grad = None
         self._cache = None
 
-    def __call__(self, inputs, keys, initial_state=None, values=None, mask=None, training=True):
-        return self.forward(inputs, keys, initial_state, values, mask, training)
+    def __call__(self, inputs, keys, initial_state=None, values=None, mask=None, training=None):
+        return self.forward(inputs, keys, initial_state, values, mask, self._mode(training))
 
     def _check_inputs(self, inputs, keys, values):
         xp = xp_of(self.cell.parameters()[0].value)

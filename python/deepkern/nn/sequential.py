@@ -53,11 +53,12 @@ class Sequential(Layer):
         for layer in self.layers:
             layer.zero_grad()
 
-    def forward(self, x, training=True):
+    def forward(self, x, training=None):
+        """training=None: each layer in its own mode (train()/eval()); True/False: every layer so."""
         self.check_input(x)
         shapes = []
         for layer in self.layers:
-            x = layer.forward(x, training=training)
+            x = layer.forward(x, training=layer._mode(training))
             # a layer may return a tuple (e.g. an RNN with return_state): record the first array
             first = x[0] if isinstance(x, tuple) else x
             shapes.append(tuple(first.shape[1:]))
@@ -88,6 +89,9 @@ class Sequential(Layer):
         if type(self).backward is Sequential.backward:
             return self.backward(dy, input_grad=False)
         return self.backward(dy)
+
+    def named_buffers(self, prefix=""):
+        return [pair for i, layer in enumerate(self.layers) for pair in layer.named_buffers(f"{prefix}{i}.")]
 
     def named_parameters(self, prefix=""):
         out, seen = [], set()
@@ -194,6 +198,7 @@ class Sequential(Layer):
     def save(self, path):
         """npz with the architecture (JSON of each layer's constructor arguments) and every parameter."""
         arrays = {n: to_numpy(p.value) for n, p in self.named_parameters()}
+        arrays.update({"__buffer__." + n: to_numpy(b) for n, b in self.named_buffers()})
         arrays["__config__"] = np.array(json.dumps(self.get_config()))
         np.savez(path, **arrays)
 
@@ -211,7 +216,34 @@ class Sequential(Layer):
                 if a.shape != p.value.shape:
                     raise ValueError(f"Sequential.load: parameter {n!r} has shape {a.shape}, expected {p.value.shape}")
                 p.value = np.array(a)
+            for n, b in model.named_buffers():  # running statistics (BatchNorm2D); older files have none
+                key = "__buffer__." + n
+                if key in f.files:
+                    _set_buffer(model, n, np.array(f[key], dtype=b.dtype))
         return model
+
+    def state_dict(self):
+        """Every layer's state_dict() under its index ("0.weight", "3.running_mean", ...): what a
+        torch.nn.Sequential of the twin modules, in the same order, loads."""
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.state_dict().items()}
+
+    def load_state_dict(self, state):
+        """Load state_dict()'s output or a torch.nn.Sequential's state_dict of the twin modules: keys
+        "<index>.<name>" go to layer <index>'s load_state_dict."""
+        if not hasattr(state, "keys"):
+            raise TypeError(f"Sequential.load_state_dict: 'state' must be a dict of arrays, got {type(state).__name__}")
+        parts = [{} for _ in self.layers]
+        for k, v in state.items():
+            head, _, rest = str(k).partition(".")
+            if not head.isdigit() or int(head) >= len(self.layers) or not rest:
+                raise ValueError(f"Sequential.load_state_dict: unexpected key {k!r}; expected '<layer index>.<name>' "
+                                 f"with an index below {len(self.layers)}")
+            parts[int(head)][rest] = v
+        for i, (layer, sub) in enumerate(zip(self.layers, parts)):
+            try:
+                layer.load_state_dict(sub)
+            except ValueError as e:
+                raise ValueError(f"Sequential.load_state_dict: layer {i}: {e}") from None
 
     def load_torch_state_dict(self, state_dict, prefixes=None):
         """Copy a PyTorch state_dict into this model. PyTorch's module prefixes ('0', '3', 'fc1',
@@ -243,3 +275,13 @@ class Sequential(Layer):
 
     def __repr__(self):
         return f"Sequential({len(self.layers)} layers)"
+
+
+def _set_buffer(model, dotted, value):
+    """model's buffer at 'layers-index.attr...name' (as named_buffers() names it) = value."""
+    *path, name = dotted.split(".")
+    obj = model
+    for part in path:
+        obj = obj.layers[int(part)] if isinstance(obj, Sequential) and part.isdigit() else (
+            obj[int(part)] if part.isdigit() else getattr(obj, part))
+    setattr(obj, name, value)

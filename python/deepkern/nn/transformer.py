@@ -17,7 +17,7 @@ class TransformerEncoderLayer(Layer):
     exactly where torch.nn.TransformerEncoderLayer(dim, num_heads, ff_dim, dropout,
     batch_first=True) applies it, so its state_dict loads with `load_torch_state` and gives the
     same output. causal=True masks attention to earlier positions (a decoder-only block).
-    `forward(x, attn_mask=None, training=True)`; backward(dy) -> dx.
+    `forward(x, attn_mask=None, training=None)` (None: the layer's train()/eval() mode); backward(dy) -> dx.
     """
 
     def __init__(self, dim, num_heads, ff_dim, dropout=0.0, causal=False, eps=1e-5, seed=None, dtype=np.float32):
@@ -37,15 +37,16 @@ class TransformerEncoderLayer(Layer):
         self.dropout1 = Dropout(dropout, seed=int(seeds[4]))
         self.dropout2 = Dropout(dropout, seed=int(seeds[5]))
 
-    def forward(self, x, attn_mask=None, training=True):
+    def forward(self, x, attn_mask=None, training=None):
+        training = self._mode(training)
         a = self.dropout1.forward(self.self_attn.forward(x, attn_mask=attn_mask, training=training), training)
         x1 = self.norm1.forward(x + a, training)
         h = self.dropout.forward(self.relu.forward(self.linear1.forward(x1, training), training), training)
         f = self.dropout2.forward(self.linear2.forward(h, training), training)
         return self.norm2.forward(x1 + f, training)
 
-    def __call__(self, x, attn_mask=None, training=True):
-        return self.forward(x, attn_mask=attn_mask, training=training)
+    def __call__(self, x, attn_mask=None, training=None):
+        return self.forward(x, attn_mask=attn_mask, training=self._mode(training))
 
     def backward(self, dy):
         d = self.norm2.backward(dy)  # gradient at x1 + f
@@ -57,6 +58,12 @@ class TransformerEncoderLayer(Layer):
 
     def output_shape(self, input_shape):
         return tuple(input_shape)
+
+    def torch_state_dict(self):
+        out = {}
+        for name in ("self_attn", "linear1", "linear2", "norm1", "norm2"):
+            out.update({f"{name}.{k}": v for k, v in getattr(self, name).torch_state_dict().items()})
+        return out
 
     def load_torch_state(self, prefix, state):
         """From torch.nn.TransformerEncoderLayer(dim, num_heads, ff_dim, batch_first=True) (relu, post-norm)."""

@@ -17,6 +17,9 @@ from .model import TabularModel, tabular_model
 from .planning import policy_evaluation, policy_iteration, value_iteration
 from .plots import plot_learning_curves, plot_policy, plot_values, smooth
 from .spaces import Discrete
+from . import gym_envs
+
+gym_envs.register()  # deepkern/<Name>-v0 in Gymnasium's registry, when gymnasium is installed
 
 __all__ = [
     "Discrete", "TabularEnv", "GridEnv", "GridWorld", "CliffWalking", "WindyGridworld", "FrozenLake",
