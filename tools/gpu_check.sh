@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything the lent GPU machine should run for a CUDA change, in ONE device call (see
-# ../shared/GPU.md): build without isolation, the cuda-marked tests, compute-sanitizer memcheck
+# docs/CUDA.md): build without isolation, the cuda-marked tests, compute-sanitizer memcheck
 # and racecheck over them when available, and the pooling benchmark (which adds its GPU case when
 # cupy sees a device). Logs and JSON go to $OUT (the device tool brings that folder back).
 # Usage on the device: bash tools/gpu_check.sh
