@@ -8,6 +8,7 @@
 #
 # Usage: tools/sanitize.sh [pytest args...]      (default: -q tests)
 #   e.g. tools/sanitize.sh -q tests/test_pooling.py -x
+#   DEEPKERN_CUDA_SIM=ON tools/sanitize.sh -q -m sanitize tests/test_conv2d_cuda.py   # the simulator too
 # Env:   DEEPKERN_SANITIZE_DIR (default build-asan)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,7 @@ mkdir -p "$dir/python"
 cp -r python/deepkern "$dir/python/"
 find "$pkg" \( -name '*.so' -o -name '__pycache__' \) -prune -exec rm -rf {} +
 
-cmake -S . -B "$dir/cmake" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDEEPKERN_CUDA=OFF \
+cmake -S . -B "$dir/cmake" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDEEPKERN_CUDA=OFF -DDEEPKERN_CUDA_SIM="${DEEPKERN_CUDA_SIM:-OFF}" \
   -DDEEPKERN_SANITIZE=ON -DDEEPKERN_DEV_OUTPUT="$pkg" \
   -Dpybind11_DIR="$(python3 -c 'import pybind11; print(pybind11.get_cmake_dir())')" >/dev/null
 cmake --build "$dir/cmake"

@@ -10,24 +10,29 @@
 
 namespace dk::cuda::conv {
 
-// n / d by a multiply and a shift (a 64-bit division is a ~70-instruction routine on the GPU, and the
-// gathers divide per element): m = ceil(2^p / d), p = 31 + ceil(log2 d), exact for 0 <= n < 2^31
-// and d < 2^31; larger n or d fall back to the division (64-bit sizes stay correct).
+// n / d for 0 <= n < 2^63 by a multiply-high and a shift (a 64-bit division is a ~70-instruction
+// call on the GPU, and the gathers divide per element): m = ceil(2^(63+l) / d), l = ceil(log2 d),
+// q = umulhi(n, m) >> (l - 1); exact for every d >= 1 (brute-force checked on the host).
 struct FastDiv {
   int64_t d = 1;
-  uint64_t m = 0;
-  int p = 0;
+  uint64_t m = 0;  // 0: d == 1
+  int s = 0;
   FastDiv() = default;
-  __host__ __device__ explicit FastDiv(int64_t d_) : d(d_) {
-    if (d_ >= 1 && d_ < (int64_t(1) << 31)) {
+  explicit FastDiv(int64_t d_) : d(d_) {
+    if (d_ > 1) {
       int l = 0;
-      while ((int64_t(1) << l) < d_) ++l;
-      p = 31 + l;
-      m = ((uint64_t(1) << p) + uint64_t(d_) - 1) / uint64_t(d_);
+      while ((unsigned __int128)1 << l < (unsigned __int128)d_) ++l;
+      m = uint64_t((((unsigned __int128)1 << (63 + l)) + (unsigned __int128)(d_ - 1)) / (unsigned __int128)d_);
+      s = l - 1;
     }
   }
   __device__ __forceinline__ int64_t div(int64_t n) const {
-    return (m != 0 && uint64_t(n) < (uint64_t(1) << 31)) ? int64_t((uint64_t(n) * m) >> p) : n / d;
+    if (m == 0) return n;
+#if defined(__CUDA_ARCH__)
+    return int64_t(__umul64hi(uint64_t(n), m) >> s);
+#else
+    return int64_t(uint64_t(((unsigned __int128)uint64_t(n) * m) >> 64) >> s);
+#endif
   }
 };
 
