@@ -86,6 +86,7 @@ SHAPES = [
     ((2, 1, 2), 9, 12, 16, 16),
     ((1,), 81, 19, 128, 72),
     ((1,), 3, 70, 200, 256),
+    ((1,), 200, 150, 64, 64),  # causal tiles wholly below the diagonal (the unchecked fast path)
 ]
 
 
