@@ -1,6 +1,7 @@
 """Scaled dot-product attention: deepkern vs torch.nn.functional.scaled_dot_product_attention (CPU).
 
     PYTHONPATH=python python3 benchmarks/bench_attention.py [--quick] [--no-long] [--no-memory] [--no-cpu-time]
+    PYTHONPATH=python python3 benchmarks/bench_attention.py --device cuda [--json PATH]   (attention_cuda_cases.py)
 
 Both at 2 threads, same process, interleaved (benchmarks/harness.py). Speedup = torch / deepkern.
 FLOPs counted: forward 4*Lq*Lk*D per head (QK^T and PV), backward 10*Lq*Lk*D (S recomputed, dV, dP,
@@ -171,8 +172,17 @@ def main():
     ap.add_argument("--no-long", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--no-cpu-time", action="store_true")
-    ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "out", "attention.json"))
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help="cuda: float16/float32 B=4 H=16 N=4096 vs PyTorch's flash/cuDNN/efficient SDPA on the GPU")
+    ap.add_argument("--json", default=None, help="where the results go (default benchmarks/out/attention[_cuda].json)")
     args = ap.parse_args()
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+    if args.device == "cuda":
+        from attention_cuda_cases import run
+
+        run(json_path=args.json or os.path.join(out, "attention_cuda.json"))
+        return
+    args.json = args.json or os.path.join(out, "attention.json")
     dk.set_num_threads(THREADS)
     rng = np.random.default_rng(0)
     print(f"deepkern attention build: {dk._cpu.attention_isa(())}, threads {THREADS} (torch {THREADS})")

@@ -36,7 +36,7 @@ def _run_gpu(cp, q, k, v, mask, causal, scale, dout):
     args = [cp.asarray(a) for a in (q, k, v)]
     m = None if mask is None else cp.asarray(mask)
     snap = [a.get().copy() for a in args]
-    out, ctx = dk.scaled_dot_product_attention(*args, m, causal, scale, return_ctx=True)
+    out, ctx = dk.scaled_dot_product_attention(*args, m, is_causal=causal, scale=scale, return_ctx=True)
     assert isinstance(out, cp.ndarray) and out.dtype == q.dtype and out.shape == sdpa_shape(q, v)
     grads = dk.scaled_dot_product_attention_backward(ctx, cp.asarray(dout))
     for g, a in zip(grads, (q, k, v)):
@@ -62,7 +62,7 @@ def _case(cp, rng, batch, Lq, Lk, D, Dv, dtype, mask=None, causal=False, scale=N
     _check(out, sdpa_ref(q, k, v, mask, causal, scale), dtype, f"{what} out vs ref")
     for name, g, e in zip("qkv", grads, sdpa_backward_ref(q, k, v, dout, mask, causal, scale)):
         _check(g, e, dtype, f"{what} d{name} vs ref")
-    cpu_out, ctx = dk.scaled_dot_product_attention(q, k, v, mask, causal, scale, return_ctx=True)
+    cpu_out, ctx = dk.scaled_dot_product_attention(q, k, v, mask, is_causal=causal, scale=scale, return_ctx=True)
     cpu_grads = dk.scaled_dot_product_attention_backward(ctx, dout)
     _check(out, cpu_out.astype(np.float64), dtype, f"{what} out vs cpu")
     for name, g, e in zip("qkv", grads, cpu_grads):
@@ -86,12 +86,20 @@ SHAPES = [
     ((2, 1, 2), 9, 12, 16, 16),
     ((1,), 81, 19, 128, 72),
     ((1,), 3, 70, 200, 256),
+    ((1,), 200, 150, 64, 64),  # causal tiles wholly below the diagonal (the unchecked fast path)
 ]
+
+
+# Small cases a GPU run also checks under compute-sanitizer (memcheck, racecheck, synccheck):
+# both tensor-core head dims with partial tiles, a SIMT head dim.
+SANITIZE = {((2, 3), 70, 45, 64, 64), ((2,), 17, 130, 128, 128), ((3,), 65, 66, 8, 24)}
+CASES = [pytest.param(s, marks=pytest.mark.sanitize, id=str(s)) if s in SANITIZE else pytest.param(s, id=str(s))
+         for s in SHAPES]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("causal", [False, True])
-@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("shape", CASES)
 def test_shapes(cp, rng, dtype, causal, shape):
     _case(cp, rng, *shape, dtype, causal=causal)
 

@@ -63,7 +63,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
 #pragma unroll
     for (int r = 0; r < 4; ++r) gk[n][r] = gv[n][r] = 0.0f;
   const int64_t key0 = k0 + warp * 16 + g;  // this lane's keys: key0 and key0 + 8
-  const float log2e = 1.4426950408889634f;
+  const float log2e = 1.4426950408889634f, scale_log2 = scale * log2e;
 
   for (int tile = 0; tile < ntiles; ++tile) {
     const int64_t q0 = qstart + int64_t(tile) * kBwdQRows;
@@ -107,16 +107,16 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
       for (int c = 0; c < 2; ++c) {
         const int64_t i = q0 + n * 8 + 2 * t + c;
         const bool in = i < p.Lq;
-        const float li = in ? lse[bh * p.Lq + i] : 0.0f, di = in ? drow[bh * p.Lq + i] : 0.0f;
+        const float li = in ? lse[bh * p.Lq + i] * log2e : 0.0f, di = in ? drow[bh * p.Lq + i] : 0.0f;
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           const int r = 2 * h + c;
           const int64_t j = key0 + 8 * h;
           float pv = 0.0f, ds = 0.0f;
           if (visible(p, i, j)) {
-            float x = s[n][r] * scale;
-            if (p.has_mask) x += __half2float(mask[mo + i * p.m_rs + j * p.m_cs]);
-            pv = exp2f((x - li) * log2e);
+            float x = s[n][r] * scale_log2;  // log2 units, as li
+            if (p.has_mask) x += __half2float(mask[mo + i * p.m_rs + j * p.m_cs]) * log2e;
+            pv = exp2f(x - li);
             ds = pv * (dp[n][r] - di) * scale;
           }
           s[n][r] = pv;

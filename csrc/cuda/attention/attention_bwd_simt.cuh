@@ -17,14 +17,14 @@ namespace dk::cuda::attn {
 
 template <typename A, int BR, int BC, int DCH>
 constexpr size_t simt_bwd_smem() {
-  return sizeof(A) * (size_t(2 * BR + 2 * BC) * (16 * DCH + 1) + size_t(2 * BR) * (BC + 1) + 2 * BR);
+  return sizeof(A) * (size_t(2 * BR + 2 * BC) * tile_ld<A, DCH>() + size_t(2 * BR) * score_ld<A, BC>() + 2 * BR);
 }
 
 template <typename A, int BR, int BC, int DCH>
 struct BwdTiles {  // the shared-memory carve-up
   A *Qs, *dOs, *Ks, *Vs, *Ps, *dSs, *lse, *drow;
   __device__ explicit BwdTiles(A* s) {
-    constexpr int LD = 16 * DCH + 1, LP = BC + 1;
+    constexpr int LD = tile_ld<A, DCH>(), LP = score_ld<A, BC>();
     Qs = s;
     dOs = Qs + BR * LD;
     Ks = dOs + BR * LD;
@@ -62,8 +62,8 @@ __device__ __forceinline__ void load_query_tile(const AttentionParams& p, BwdTil
                                                 const typename Acc<T>::type* drow, int64_t bh, int64_t q0) {
   using A = typename Acc<T>::type;
   const int nr = int(imin(BR, p.Lq - q0));
-  load_tile(t.Qs, 16 * DCH + 1, q + (bh * p.Lq + q0) * p.D, p.D, BR, nr, int(p.D), 16 * DCH);
-  load_tile(t.dOs, 16 * DCH + 1, dout + (bh * p.Lq + q0) * p.Dv, p.Dv, BR, nr, int(p.Dv), 16 * DCH);
+  load_tile(t.Qs, tile_ld<A, DCH>(), q + (bh * p.Lq + q0) * p.D, p.D, BR, nr, int(p.D), 16 * DCH);
+  load_tile(t.dOs, tile_ld<A, DCH>(), dout + (bh * p.Lq + q0) * p.Dv, p.Dv, BR, nr, int(p.Dv), 16 * DCH);
   for (int r = threadIdx.x; r < BR; r += blockDim.x) {
     t.lse[r] = r < nr ? lse[bh * p.Lq + q0 + r] : A(0);
     t.drow[r] = r < nr ? drow[bh * p.Lq + q0 + r] : A(0);
@@ -74,8 +74,8 @@ template <typename T, int BR, int BC, int DCH>
 __device__ __forceinline__ void load_key_tile(const AttentionParams& p, BwdTiles<typename Acc<T>::type, BR, BC, DCH>& t,
                                               const T* k, const T* v, int64_t bh, int64_t k0) {
   const int nc = int(imin(BC, p.Lk - k0));
-  load_tile(t.Ks, 16 * DCH + 1, k + (bh * p.Lk + k0) * p.D, p.D, BC, nc, int(p.D), 16 * DCH);
-  load_tile(t.Vs, 16 * DCH + 1, v + (bh * p.Lk + k0) * p.Dv, p.Dv, BC, nc, int(p.Dv), 16 * DCH);
+  load_tile(t.Ks, tile_ld<typename Acc<T>::type, DCH>(), k + (bh * p.Lk + k0) * p.D, p.D, BC, nc, int(p.D), 16 * DCH);
+  load_tile(t.Vs, tile_ld<typename Acc<T>::type, DCH>(), v + (bh * p.Lk + k0) * p.Dv, p.Dv, BC, nc, int(p.Dv), 16 * DCH);
 }
 
 // P and dS of the (query tile, key tile) pair into shared memory; zero where not visible.
@@ -85,35 +85,15 @@ __device__ __forceinline__ void probs_and_dscores(const AttentionParams& p,
                                                   BwdTiles<typename Acc<T>::type, BR, BC, DCH>& t, const T* mask,
                                                   int64_t mo, int64_t q0, int64_t k0, typename Acc<T>::type scale) {
   using A = typename Acc<T>::type;
-  constexpr int RI = BR / 16, CJ = BC / 16, LD = 16 * DCH + 1, LP = BC + 1;
+  constexpr int RI = BR / 16, CJ = BC / 16, LD = tile_ld<A, DCH>(), LP = score_ld<A, BC>();
   const int tr = threadIdx.x >> 4, tc = threadIdx.x & 15;
   A s[RI][CJ], dp[RI][CJ];
 #pragma unroll
   for (int a = 0; a < RI; ++a)
 #pragma unroll
     for (int b = 0; b < CJ; ++b) s[a][b] = dp[a][b] = A(0);
-  for (int d = 0; d < int(p.D); ++d) {
-    A qa[RI], kb[CJ];
-#pragma unroll
-    for (int a = 0; a < RI; ++a) qa[a] = t.Qs[(tr + 16 * a) * LD + d];
-#pragma unroll
-    for (int b = 0; b < CJ; ++b) kb[b] = t.Ks[(tc + 16 * b) * LD + d];
-#pragma unroll
-    for (int a = 0; a < RI; ++a)
-#pragma unroll
-      for (int b = 0; b < CJ; ++b) s[a][b] += qa[a] * kb[b];
-  }
-  for (int e = 0; e < int(p.Dv); ++e) {
-    A oa[RI], vb[CJ];
-#pragma unroll
-    for (int a = 0; a < RI; ++a) oa[a] = t.dOs[(tr + 16 * a) * LD + e];
-#pragma unroll
-    for (int b = 0; b < CJ; ++b) vb[b] = t.Vs[(tc + 16 * b) * LD + e];
-#pragma unroll
-    for (int a = 0; a < RI; ++a)
-#pragma unroll
-      for (int b = 0; b < CJ; ++b) dp[a][b] += oa[a] * vb[b];
-  }
+  tile_dot<A, RI, CJ, LD>(s, t.Qs, t.Ks, int(p.D), tr, tc);
+  tile_dot<A, RI, CJ, LD>(dp, t.dOs, t.Vs, int(p.Dv), tr, tc);
 #pragma unroll
   for (int a = 0; a < RI; ++a) {
     const int r = tr + 16 * a;
@@ -134,14 +114,14 @@ __device__ __forceinline__ void probs_and_dscores(const AttentionParams& p,
 }
 
 template <typename T, int BR, int BC, int DCH>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, 1)
     attn_bwd_simt_kernel(AttentionParams p, const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                          const T* __restrict__ mask, const int64_t* __restrict__ moff, const T* __restrict__ dout,
                          const typename Acc<T>::type* __restrict__ lse, const typename Acc<T>::type* __restrict__ drow,
                          typename Acc<T>::type* __restrict__ dq_acc, T* __restrict__ dk, T* __restrict__ dv,
                          int dq_atomic, typename Acc<T>::type scale) {
   using A = typename Acc<T>::type;
-  constexpr int RI = BR / 16, RK = BC / 16, LD = 16 * DCH + 1, LP = BC + 1;
+  constexpr int RI = BR / 16, RK = BC / 16, LD = tile_ld<A, DCH>(), LP = score_ld<A, BC>();
   DK_DYNAMIC_SHARED(A, smem);
   BwdTiles<A, BR, BC, DCH> t(smem);
   const int tr = threadIdx.x >> 4, tc = threadIdx.x & 15;
@@ -227,14 +207,14 @@ __global__ void __launch_bounds__(kThreads)
 
 // The deterministic dQ pass: one block per head x BR query rows, key tiles in order.
 template <typename T, int BR, int BC, int DCH>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, 1)
     attn_bwd_dq_simt_kernel(AttentionParams p, const T* __restrict__ q, const T* __restrict__ k,
                             const T* __restrict__ v, const T* __restrict__ mask, const int64_t* __restrict__ moff,
                             const T* __restrict__ dout, const typename Acc<T>::type* __restrict__ lse,
                             const typename Acc<T>::type* __restrict__ drow, T* __restrict__ dq,
                             typename Acc<T>::type scale) {
   using A = typename Acc<T>::type;
-  constexpr int RI = BR / 16, LD = 16 * DCH + 1, LP = BC + 1;
+  constexpr int RI = BR / 16, LD = tile_ld<A, DCH>(), LP = score_ld<A, BC>();
   DK_DYNAMIC_SHARED(A, smem);
   BwdTiles<A, BR, BC, DCH> t(smem);
   const int tr = threadIdx.x >> 4, tc = threadIdx.x & 15;

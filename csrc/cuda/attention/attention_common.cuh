@@ -40,6 +40,54 @@ __device__ __forceinline__ A half_warp_sum(A x) {
   return x;
 }
 
+// Row strides in shared memory (elements): tiles hold 16*DCH columns plus padding that keeps the
+// rows 16-byte aligned for float4 reads and the 8 rows of a float4 phase in distinct bank groups
+// (float: +4); double reads scalars and pads to an odd stride (+1).
+template <typename A, int DCH>
+constexpr int tile_ld() {
+  return 16 * DCH + (sizeof(A) == 4 ? 4 : 1);
+}
+template <typename A, int BC>
+constexpr int score_ld() {
+  return BC + (sizeof(A) == 4 ? 4 : 1);
+}
+
+// s[a][b] += sum over d < n of X[(tr + 16a) * LD + d] * Y[(tc + 16b) * LD + d], in order of d.
+// float: 4 columns per shared read (n rounds up to 4; the tiles' padding columns are zero).
+template <typename A, int RI, int CJ, int LD>
+__device__ __forceinline__ void tile_dot(A (&s)[RI][CJ], const A* X, const A* Y, int n, int tr, int tc) {
+  if constexpr (sizeof(A) == 4) {
+    for (int d = 0; d < n; d += 4) {
+      float4 x[RI], y[CJ];
+#pragma unroll
+      for (int a = 0; a < RI; ++a) x[a] = *reinterpret_cast<const float4*>(X + (tr + 16 * a) * LD + d);
+#pragma unroll
+      for (int b = 0; b < CJ; ++b) y[b] = *reinterpret_cast<const float4*>(Y + (tc + 16 * b) * LD + d);
+#pragma unroll
+      for (int a = 0; a < RI; ++a)
+#pragma unroll
+        for (int b = 0; b < CJ; ++b) {
+          s[a][b] += x[a].x * y[b].x;
+          s[a][b] += x[a].y * y[b].y;
+          s[a][b] += x[a].z * y[b].z;
+          s[a][b] += x[a].w * y[b].w;
+        }
+    }
+  } else {
+    for (int d = 0; d < n; ++d) {
+      A x[RI], y[CJ];
+#pragma unroll
+      for (int a = 0; a < RI; ++a) x[a] = X[(tr + 16 * a) * LD + d];
+#pragma unroll
+      for (int b = 0; b < CJ; ++b) y[b] = Y[(tc + 16 * b) * LD + d];
+#pragma unroll
+      for (int a = 0; a < RI; ++a)
+#pragma unroll
+        for (int b = 0; b < CJ; ++b) s[a][b] += x[a] * y[b];
+    }
+  }
+}
+
 // Whether query i may see key j (both in range, and j <= i when causal: PyTorch's top-left alignment).
 __device__ __forceinline__ bool visible(const AttentionParams& p, int64_t i, int64_t j) {
   return i < p.Lq && j < p.Lk && !(p.causal && j > i);

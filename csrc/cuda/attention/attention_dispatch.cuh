@@ -1,6 +1,6 @@
 #pragma once
-// The host entry points: pick the kernel for the element type and head dims. float16 with
-// D = Dv = 64 or 128 runs the tensor-core forward; everything else the exact SIMT kernels.
+// Kernel choice per element type and head dims: float16 with D = Dv = 64 or 128 runs the
+// tensor-core kernels; everything else the exact SIMT kernels.
 //   SIMT tiles (BR query rows, BC keys, 16*DCH >= max(D, Dv) columns) by accumulator width:
 //   float accumulators keep BR = BC = 64 up to 128 columns; double and the widest heads use
 //   smaller tiles so that the shared memory stays under 227 KiB (sm_90) per block.
@@ -96,63 +96,13 @@ void backward_mma(const AttentionParams& p, const __half* q, const __half* k, co
            static_cast<const float*>(drow), dq, static_cast<float>(p.scale));
 }
 
+// float64 instances are compiled in attention_f64.cu, the one attention translation unit where
+// ptxas may report double-precision use.
+extern template void forward_typed<double>(const AttentionParams&, const void*, const void*, const void*,
+                                           const void*, const int64_t*, void*, void*, cudaStream_t);
+extern template void backward_typed<double>(const AttentionParams&, const void*, const void*, const void*,
+                                            const void*, const int64_t*, const void*, const void*, const void*,
+                                            void*, void*, void*, void*, void*, bool, cudaStream_t);
+
 }  // namespace attn
-
-void attention_forward(const AttentionParams& p, DType dt, const void* q, const void* k, const void* v,
-                       const void* mask, const int64_t* moff, void* out, void* lse, uintptr_t stream) {
-  if (p.BH == 0 || p.Lq == 0) return;
-  const cudaStream_t s = as_stream(stream);
-  switch (dt) {
-    case DType::Float32: attn::forward_typed<float>(p, q, k, v, mask, moff, out, lse, s); break;
-    case DType::Float64: attn::forward_typed<double>(p, q, k, v, mask, moff, out, lse, s); break;
-    case DType::Float16:
-      if (p.D == p.Dv && (p.D == 64 || p.D == 128)) {  // tensor cores
-        auto h = [](const void* x) { return static_cast<const __half*>(x); };
-        if (p.D == 64)
-          attn::launch_fwd_mma<64>(p, h(q), h(k), h(v), h(mask), moff, static_cast<__half*>(out),
-                                   static_cast<float*>(lse), s);
-        else
-          attn::launch_fwd_mma<128>(p, h(q), h(k), h(v), h(mask), moff, static_cast<__half*>(out),
-                                    static_cast<float*>(lse), s);
-      } else {
-        attn::forward_typed<__half>(p, q, k, v, mask, moff, out, lse, s);
-      }
-      break;
-    default: throw std::invalid_argument("attention_forward (CUDA): dtype must be float16, float32 or float64");
-  }
-}
-
-void attention_backward(const AttentionParams& p, DType dt, const void* q, const void* k, const void* v,
-                        const void* mask, const int64_t* moff, const void* out, const void* lse, const void* dout,
-                        void* dq, void* dk, void* dv, void* drow, void* dq_acc, bool deterministic,
-                        uintptr_t stream) {
-  if (p.BH == 0) return;
-  const cudaStream_t s = as_stream(stream);
-  switch (dt) {
-    case DType::Float32:
-      attn::backward_typed<float>(p, q, k, v, mask, moff, out, lse, dout, dq, dk, dv, drow, dq_acc, deterministic, s);
-      break;
-    case DType::Float64:
-      attn::backward_typed<double>(p, q, k, v, mask, moff, out, lse, dout, dq, dk, dv, drow, dq_acc, deterministic, s);
-      break;
-    case DType::Float16:
-      if (p.D == p.Dv && (p.D == 64 || p.D == 128)) {  // tensor cores
-        auto h = [](const void* x) { return static_cast<const __half*>(x); };
-        auto w = [](void* x) { return static_cast<__half*>(x); };
-        auto f = [](const void* x) { return static_cast<const float*>(x); };
-        if (p.D == 64)
-          attn::backward_mma<64>(p, h(q), h(k), h(v), h(mask), moff, h(out), f(lse), h(dout), w(dq), w(dk), w(dv),
-                                 static_cast<float*>(drow), static_cast<float*>(dq_acc), deterministic, s);
-        else
-          attn::backward_mma<128>(p, h(q), h(k), h(v), h(mask), moff, h(out), f(lse), h(dout), w(dq), w(dk), w(dv),
-                                  static_cast<float*>(drow), static_cast<float*>(dq_acc), deterministic, s);
-      } else {
-        attn::backward_typed<__half>(p, q, k, v, mask, moff, out, lse, dout, dq, dk, dv, drow, dq_acc, deterministic,
-                                     s);
-      }
-      break;
-    default: throw std::invalid_argument("attention_backward (CUDA): dtype must be float16, float32 or float64");
-  }
-}
-
 }  // namespace dk::cuda

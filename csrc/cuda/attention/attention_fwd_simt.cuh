@@ -10,22 +10,21 @@
 
 namespace dk::cuda::attn {
 
-// Shared memory of the forward: Q (BR rows), K and V (BC rows) with row stride 16*DCH + 1
-// (odd: the 16 lanes reading 16 different K rows hit 16 banks), P (BR x BC+1).
+// Shared memory of the forward: Q (BR rows), K and V (BC rows), P (BR rows), strides tile_ld / score_ld.
 template <typename A, int BR, int BC, int DCH>
 constexpr size_t simt_fwd_smem() {
-  return sizeof(A) * (size_t(BR + 2 * BC) * (16 * DCH + 1) + size_t(BR) * (BC + 1));
+  return sizeof(A) * (size_t(BR + 2 * BC) * tile_ld<A, DCH>() + size_t(BR) * score_ld<A, BC>());
 }
 
 template <typename T, int BR, int BC, int DCH>
-__global__ void __launch_bounds__(kThreads) attn_fwd_simt_kernel(AttentionParams p, const T* __restrict__ q,
+__global__ void __launch_bounds__(kThreads, 1) attn_fwd_simt_kernel(AttentionParams p, const T* __restrict__ q,
                                                                  const T* __restrict__ k, const T* __restrict__ v,
                                                                  const T* __restrict__ mask,
                                                                  const int64_t* __restrict__ moff, T* __restrict__ out,
                                                                  typename Acc<T>::type* __restrict__ lse,
                                                                  typename Acc<T>::type scale) {
   using A = typename Acc<T>::type;
-  constexpr int RI = BR / 16, CJ = BC / 16, LD = 16 * DCH + 1, LP = BC + 1;
+  constexpr int RI = BR / 16, CJ = BC / 16, LD = tile_ld<A, DCH>(), LP = score_ld<A, BC>();
   DK_DYNAMIC_SHARED(A, smem);
   A* Qs = smem;
   A* Ks = Qs + BR * LD;
@@ -65,17 +64,7 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_simt_kernel(AttentionParams
     for (int a = 0; a < RI; ++a)
 #pragma unroll
       for (int b = 0; b < CJ; ++b) s[a][b] = A(0);
-    for (int d = 0; d < D; ++d) {
-      A qa[RI], kb[CJ];
-#pragma unroll
-      for (int a = 0; a < RI; ++a) qa[a] = Qs[(tr + 16 * a) * LD + d];
-#pragma unroll
-      for (int b = 0; b < CJ; ++b) kb[b] = Ks[(tc + 16 * b) * LD + d];
-#pragma unroll
-      for (int a = 0; a < RI; ++a)
-#pragma unroll
-        for (int b = 0; b < CJ; ++b) s[a][b] += qa[a] * kb[b];
-    }
+    tile_dot<A, RI, CJ, LD>(s, Qs, Ks, D, tr, tc);
 
 #pragma unroll
     for (int a = 0; a < RI; ++a) {
@@ -106,16 +95,27 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_simt_kernel(AttentionParams
     }
     __syncthreads();
 
-    for (int c = 0; c < nc; ++c) {  // O += P V (keys past nc have P = 0 and zero V rows)
-      A pa[RI];
+    // O += P V (keys past nc have P = 0 and zero V rows); float reads 4 P columns at a time
+    constexpr int CS = sizeof(A) == 4 ? 4 : 1;
+    for (int c0 = 0; c0 < nc; c0 += CS) {
+      A pa[RI][CS];
 #pragma unroll
-      for (int a = 0; a < RI; ++a) pa[a] = Ps[(tr + 16 * a) * LP + c];
-#pragma unroll
-      for (int j = 0; j < DCH; ++j) {
-        const A vv = Vs[c * LD + tc + 16 * j];
-#pragma unroll
-        for (int a = 0; a < RI; ++a) o[a][j] += pa[a] * vv;
+      for (int a = 0; a < RI; ++a) {
+        if constexpr (CS == 4) {
+          const float4 v4 = *reinterpret_cast<const float4*>(Ps + (tr + 16 * a) * LP + c0);
+          pa[a][0] = v4.x, pa[a][1] = v4.y, pa[a][2] = v4.z, pa[a][3] = v4.w;
+        } else {
+          pa[a][0] = Ps[(tr + 16 * a) * LP + c0];
+        }
       }
+#pragma unroll
+      for (int cc = 0; cc < CS; ++cc)
+#pragma unroll
+        for (int j = 0; j < DCH; ++j) {
+          const A vv = Vs[(c0 + cc) * LD + tc + 16 * j];
+#pragma unroll
+          for (int a = 0; a < RI; ++a) o[a][j] += pa[a][cc] * vv;
+        }
     }
   }
 

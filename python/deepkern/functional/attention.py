@@ -32,7 +32,7 @@ def _acc_dtype(backend, dtype):
     return np.float32 if backend.name == "cuda" and np.dtype(dtype) == np.float16 else dtype
 
 
-def deterministic():
+def _deterministic():
     """True when DEEPKERN_DETERMINISTIC=1: the GPU backward sums dQ without atomics."""
     return os.environ.get("DEEPKERN_DETERMINISTIC", "0") == "1"
 
@@ -250,7 +250,7 @@ def scaled_dot_product_attention_backward(ctx, dout):
         dk = b.empty(ctx.k.shape, ctx.compute_dtype)
         dv = b.empty(ctx.v.shape, ctx.compute_dtype)
         if b.name == "cuda":
-            det = deterministic()
+            det = _deterministic()
             BH, Lq, D = ctx.params[0], ctx.params[1], ctx.params[3]
             drow = b.empty((BH * Lq,), _acc_dtype(b, ctx.compute_dtype))
             atomic_f32 = not det and np.dtype(ctx.compute_dtype) == np.float16
