@@ -151,7 +151,8 @@ def test_main_job_runs_on_the_device():
     env = dict(os.environ)
     here = os.path.dirname(os.path.abspath(__file__))
     if env.get("DEEPKERN_CUDA_SIM") == "1":
-        env["PYTHONPATH"] = os.pathsep.join([os.path.join(here, "cupy_standin"), env.get("PYTHONPATH", "")])
+        inherited = [os.path.abspath(d) for d in env.get("PYTHONPATH", "").split(os.pathsep) if d]
+        env["PYTHONPATH"] = os.pathsep.join([os.path.join(here, "cupy_standin")] + inherited)
     r = subprocess.run([sys.executable, "-m", "deepkern", "--device", "cuda", "--quick", "--epochs", "1",
                         "--no-progress"], env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

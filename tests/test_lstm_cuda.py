@@ -179,7 +179,8 @@ def test_gpu_lstm_in_other_thread_orders(order):
         pytest.skip("thread orders are a simulator setting (DEEPKERN_CUDA_SIM=1)")
     here = os.path.dirname(os.path.abspath(__file__))
     env = dict(os.environ, DEEPKERN_SIM_ORDER=order)
-    env["PYTHONPATH"] = os.pathsep.join([os.path.join(here, "cupy_standin"), here, env.get("PYTHONPATH", "")])
+    inherited = [os.path.abspath(d) for d in env.get("PYTHONPATH", "").split(os.pathsep) if d]
+    env["PYTHONPATH"] = os.pathsep.join([os.path.join(here, "cupy_standin"), here] + inherited)
     r = subprocess.run([sys.executable, "-c", _ORDER_SCRIPT], env=env, cwd=here, capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
