@@ -4,6 +4,7 @@ of deepkern's measured GEMM peak (a 1024^3 float32 GEMM at the same thread count
 
     python benchmarks/bench_conv.py [--threads 2] [--set main|lenet|resnet|all] [--json ...]
     python benchmarks/bench_conv.py --threads 1 --cpu-time   # per-process CPU time: robust on a loaded machine
+    python benchmarks/bench_conv.py --device cuda [--json out.json]   # the GPU cases (conv_cuda_cases.py)
 
 Floor: conv is compute-bound here (weights and activations fit in L2/L3), so the floor is
 FLOPs / GEMM peak: 2*N*K*Ho*Wo*C*kh*kw per pass; forward+backward = 3x the forward FLOPs.
@@ -19,7 +20,13 @@ ap.add_argument("--set", default="all", choices=["main", "lenet", "resnet", "all
 ap.add_argument("--repeats", type=int, default=15)
 ap.add_argument("--cpu-time", action="store_true", help="time with process CPU time (use with --threads 1)")
 ap.add_argument("--json", default=None)
+ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cuda: deepkern vs PyTorch + cuDNN on the GPU")
 args = ap.parse_args()
+if args.device == "cuda":
+    sys.path.insert(0, os.path.dirname(__file__))
+    import conv_cuda_cases
+
+    sys.exit(conv_cuda_cases.run(args))
 os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
 import numpy as np  # noqa: E402

@@ -2,10 +2,12 @@
 
     python benchmarks/bench_pooling.py [--threads 2] [--json benchmarks/out/pooling.json]
     python benchmarks/bench_pooling.py --threads 1 --cpu-time   # per-process CPU time: robust on a loaded machine
+    python benchmarks/bench_pooling.py --device cuda [--json out.json]   # the GPU cases only (gpu_harness.py)
 
 CPU: 32x64x64x64 float32, 2x2 windows (stride 2), against torch CPU at the same thread count and
 against this machine's copy bandwidth (a numpy copy of a large array, bytes read + written).
-GPU (when deepkern._cuda, cupy and a device are present): 64x128x112x112 float32 against torch CUDA.
+GPU (`--device cuda`): 64x128x112x112 float32, 2x2 max/avg forward and forward+backward against torch
+CUDA, timed with CUDA events, as % of the H100 copy ceiling and of this device's measured cupy copy.
 """
 import argparse
 import os
@@ -101,13 +103,80 @@ def extra_cpu_cases(torch, rng):
     return cases
 
 
+def gpu_main(args):
+    """The GPU cases: host inputs first, then a clear message (status 2) where there is no device."""
+    from gpu_harness import GpuCase, GpuUnavailable, run_gpu_cases
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 128, 112, 112)).astype(np.float32)
+    dy = rng.standard_normal((64, 128, 56, 56)).astype(np.float32)
+    try:
+        import cupy as cp
+        import torch
+
+        if not (dk.cuda_available() and torch.cuda.is_available()):
+            raise GpuUnavailable("needs deepkern._cuda with cupy and a CUDA device, and torch with CUDA")
+    except (ImportError, GpuUnavailable) as e:
+        print(f"bench_pooling --device cuda: no GPU here ({e}); inputs were built, nothing was timed.", file=sys.stderr)
+        return 2
+    F = torch.nn.functional
+    xg, dyg = cp.asarray(x), cp.asarray(dy)
+    xt, dyt = torch.as_tensor(xg, device="cuda"), torch.as_tensor(dyg, device="cuda")
+    xtg = xt.clone().requires_grad_(True)
+    n, e = x.size, x.itemsize
+    fwd_bytes = n * e + n / 4 * e + n / 4 * 8  # x read; y and int64 indices written
+    bwd_bytes = n / 4 * e + n / 4 * 8 + n * e  # dy and indices read; dx written
+
+    def dk_max_fb():
+        _, ctx = dk.max_pool2d(xg, 2, return_ctx=True)
+        return dk.max_pool2d_backward(ctx, dyg)
+
+    def th_max_fb():
+        xtg.grad = None
+        F.max_pool2d(xtg, 2).backward(dyt)
+
+    def dk_avg_fb():
+        _, ctx = dk.avg_pool2d(xg, 2, return_ctx=True)
+        return dk.avg_pool2d_backward(ctx, dyg)
+
+    def th_avg_fb():
+        xtg.grad = None
+        F.avg_pool2d(xtg, 2).backward(dyt)
+
+    copy_dst = cp.empty_like(xg)
+    shape = "64x128x112x112 f32"
+    cases = [
+        GpuCase("device copy (cupy, the bandwidth yardstick)", shape, lambda: copy_dst.__setitem__(..., xg),
+                bytes=2 * n * e, ceiling="copy"),
+        GpuCase("max_pool2d 2x2 fwd", shape, lambda: dk.max_pool2d(xg, 2), lambda: F.max_pool2d(xt, 2),
+                bytes=fwd_bytes, ceiling="copy"),
+        GpuCase("max_pool2d 2x2 fwd+bwd", shape, dk_max_fb, th_max_fb, bytes=fwd_bytes + bwd_bytes, ceiling="copy"),
+        GpuCase("avg_pool2d 2x2 fwd", shape, lambda: dk.avg_pool2d(xg, 2), lambda: F.avg_pool2d(xt, 2),
+                bytes=n * e * 1.25, ceiling="copy"),
+        GpuCase("avg_pool2d 2x2 fwd+bwd", shape, dk_avg_fb, th_avg_fb, bytes=n * e * 2.5, ceiling="copy"),
+        GpuCase("max_pool2d 3x3 s2 p1 fwd+bwd (gather path)", shape,
+                lambda: dk.max_pool2d_backward(dk.max_pool2d(xg, 3, 2, 1, return_ctx=True)[1],
+                                               cp.ones((64, 128, 56, 56), cp.float32)),
+                bytes=2 * n * e + 2 * (n / 4) * 12),
+    ]
+    rows = run_gpu_cases(cases, json_path=args.json, repeats=args.repeats, title="pooling on the GPU")
+    copy_gbs = rows[0]["gb_per_s"]
+    for r in rows[1:]:
+        if r["gb_per_s"]:
+            print(f"  {r['op']:44s} {100 * r['gb_per_s'] / copy_gbs:5.1f}% of this device's measured copy bandwidth")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "out", "pooling.json"))
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--cpu-time", action="store_true", help="time with process CPU time (use with --threads 1)")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cuda: the GPU cases only")
     args = ap.parse_args()
+    if args.device == "cuda":
+        sys.exit(gpu_main(args))
     if args.cpu_time:  # the harness's clock, swapped for CPU time of this process
         harness.time.perf_counter = time.process_time
     torch = torch_threads(args.threads)
@@ -124,16 +193,6 @@ def main():
         print(f"  {r['op']:40s} {100 * r['gb_per_s'] / bw:5.1f}% of copy bandwidth")
     run_cases(extra_cpu_cases(torch, rng), json_path=args.json.replace(".json", "_extra.json"), repeats=args.repeats,
               title="pooling, CPU: other windows and narrow images")
-
-    if dk.cuda_available() and torch.cuda.is_available():
-        import cupy as cp
-
-        xg = cp.asarray(rng.standard_normal((64, 128, 112, 112)).astype(np.float32))
-        dyg = cp.asarray(rng.standard_normal((64, 128, 56, 56)).astype(np.float32))
-        sync = cp.cuda.get_current_stream().synchronize
-        run_cases(pool_cases(xg, dyg, torch, "cuda", lambda a: torch.as_tensor(a, device="cuda")),
-                  json_path=args.json.replace(".json", "_cuda.json"), repeats=args.repeats, title="pooling, GPU",
-                  sync=lambda: (sync(), torch.cuda.synchronize()))
 
 
 if __name__ == "__main__":

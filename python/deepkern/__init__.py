@@ -3,6 +3,7 @@
 numpy arrays in, numpy arrays out (CPU); cupy arrays in, cupy arrays out (GPU).
 """
 from ._backend import cuda_available, get_array_module, get_num_threads, set_num_threads
+from ._precision import get_allow_tf32, set_allow_tf32
 from .functional import *  # noqa: F401,F403
 from .functional import __all__ as _functional_all
 from . import nn, optim, rl  # noqa: E402,F401
@@ -10,4 +11,7 @@ from . import bptt  # noqa: E402,F401  (callable: dk.bptt(model, x, loss_fn, tru
 
 __version__ = "0.1.0"
 
-__all__ = ["cuda_available", "get_array_module", "get_num_threads", "set_num_threads", *_functional_all]
+__all__ = [
+    "cuda_available", "get_allow_tf32", "get_array_module", "get_num_threads", "set_allow_tf32", "set_num_threads",
+    *_functional_all,
+]

@@ -125,7 +125,7 @@ class _CudaBackend:
 
     def call(self, fn, params, *arrays):
         """The first array carries the element type; the launch goes on cupy's current stream
-        of the arrays' device. None (an absent optional array) is passed as a null pointer."""
+        of the arrays' device."""
         cp = self.xp
         if SIMULATOR and not _is_standin(cp):
             raise RuntimeError(
@@ -138,7 +138,12 @@ class _CudaBackend:
         code = _DTYPE_CODES[np.dtype(arrays[0].dtype).name]
         with arrays[0].device:
             stream = cp.cuda.get_current_stream().ptr
+            # None (an absent optional array) goes to the kernel as a null pointer
             return kernel(params, code, *[0 if a is None else a.data.ptr for a in arrays], stream)
+
+    def query(self, fn, *args):
+        """A host-side question to the CUDA module (e.g. a workspace size); launches nothing."""
+        return getattr(_cuda, fn)(*args)
 
 
 _CPU = _CpuBackend()

@@ -94,6 +94,20 @@ void wgrad(const Conv2dParams& p, const T* x, const T* dy, T* dw, typename Math:
   gemm::run<Math, DyRows<T>, Im2colCols<T>, StoreRows<T, A>, false, false>(M, N, K, opa, opb, epi, ws, splits, s);
 }
 
+template <typename T>
+void bias_grad(const Conv2dParams& p, const T* dy, T* db, cudaStream_t s) {
+  if (p.K > 0) launch(bias_grad_kernel<T>, dim3(unsigned(p.K)), dim3(256), 0, s, p.N, p.K, p.out_plane(), dy, db);
+}
+
+// float64 instances live in conv2d_f64.cu only (docs/CUDA_STATIC.md, "float64").
+extern template void forward<gemm::SimtF64, double>(const Conv2dParams&, const double*, const double*, const double*,
+                                                    double*, cudaStream_t);
+extern template void dgrad<gemm::SimtF64, double>(const Conv2dParams&, const double*, const double*, double*,
+                                                  cudaStream_t);
+extern template void wgrad<gemm::SimtF64, double>(const Conv2dParams&, const double*, const double*, double*, double*,
+                                                  cudaStream_t);
+extern template void bias_grad<double>(const Conv2dParams&, const double*, double*, cudaStream_t);
+
 // Calls fn(T*, Math*) for the element type and math the call asks for (null typed tags).
 template <typename Fn>
 void with_math(DType dt, bool tf32, const char* op, Fn&& fn) {
@@ -109,45 +123,4 @@ void with_math(DType dt, bool tf32, const char* op, Fn&& fn) {
 }
 
 }  // namespace conv
-
-#define DK_TAG_T(tag) std::remove_pointer_t<decltype(tag)>
-
-void conv2d_forward(const Conv2dParams& p, DType dt, bool tf32, const void* x, const void* w, const void* b, void* y,
-                    uintptr_t stream) {
-  conv::with_math(dt, tf32, "conv2d_forward", [&](auto* t, auto* m) {
-    using T = DK_TAG_T(t);
-    using Math = DK_TAG_T(m);
-    conv::forward<Math, T>(p, static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(b),
-                           static_cast<T*>(y), as_stream(stream));
-  });
-}
-
-int64_t conv2d_backward_workspace(const Conv2dParams& p, DType dt, bool tf32) {
-  int64_t n = 0;
-  conv::with_math(dt, tf32, "conv2d_backward", [&](auto*, auto* m) {
-    using Math = DK_TAG_T(m);
-    const int splits = conv::wgrad_splits<Math>(p);
-    n = splits > 1 ? splits * p.K * p.crs() : 0;
-  });
-  return n;
-}
-
-void conv2d_backward(const Conv2dParams& p, DType dt, bool tf32, const void* x, const void* w, const void* dy, void* dx,
-                     void* dw, void* db, void* ws, uintptr_t stream) {
-  conv::with_math(dt, tf32, "conv2d_backward", [&](auto* t, auto* m) {
-    using T = DK_TAG_T(t);
-    using Math = DK_TAG_T(m);
-    const cudaStream_t s = as_stream(stream);
-    const T* dyp = static_cast<const T*>(dy);
-    if (dx != nullptr) conv::dgrad<Math, T>(p, static_cast<const T*>(w), dyp, static_cast<T*>(dx), s);
-    if (dw != nullptr)
-      conv::wgrad<Math, T>(p, static_cast<const T*>(x), dyp, static_cast<T*>(dw), static_cast<typename Math::Acc*>(ws), s);
-    if (db != nullptr && p.K > 0)
-      launch(conv::bias_grad_kernel<T>, dim3(unsigned(p.K)), dim3(256), 0, s, p.N, p.K, p.out_plane(), dyp,
-             static_cast<T*>(db));
-  });
-}
-
-#undef DK_TAG_T
-
 }  // namespace dk::cuda

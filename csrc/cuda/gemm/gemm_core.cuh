@@ -235,7 +235,7 @@ struct Gather {
   static constexpr int kStep = Math::kThreads / ROWS;
   static constexpr int kElems = ROWS * Math::BK / Math::kThreads;
   static_assert(Math::kThreads % ROWS == 0 && kElems >= 1, "row-fast gather needs threads % rows == 0");
-  typename Op::Row row;
+  typename Op::Row row{};
   bool valid;
   int r, k0;
   typename Math::S reg[kElems];

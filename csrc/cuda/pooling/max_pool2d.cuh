@@ -3,7 +3,7 @@
 // one thread per *input* element gathering from the outputs whose windows cover it, so
 // overlapping windows need no atomics and the result is bitwise deterministic.
 #include "cuda/pooling/pool_common.cuh"
-#include "cuda/pooling/pooling.h"
+#include "cuda/pooling/pool_tiled.cuh"
 
 namespace dk::cuda {
 namespace pool {
@@ -55,21 +55,24 @@ __global__ void max_bwd_kernel(Pool2dParams p, const T* __restrict__ dy, const i
   }
 }
 
+// Typed launchers: the tiled kernels where the windows tile the input, else the gather kernels.
+// float64 instances live in pooling_f64.cu only (docs/CUDA_STATIC.md, "float64").
+template <typename T>
+void max_fwd(const Pool2dParams& p, const void* x, void* y, int64_t* idx, cudaStream_t s) {
+  if (tiled<T, true, true>(p, x, y, nullptr, idx, s)) return;
+  launch(max_fwd_kernel<T>, grid_for(p.planes() * p.out_plane(), kThreads), kThreads, 0, s, p,
+         static_cast<const T*>(x), static_cast<T*>(y), idx);
+}
+
+template <typename T>
+void max_bwd(const Pool2dParams& p, const void* dy, const int64_t* idx, void* dx, cudaStream_t s) {
+  if (tiled<T, true, false>(p, dy, dx, idx, nullptr, s)) return;
+  launch(max_bwd_kernel<T>, grid_for(p.planes() * p.in_plane(), kThreads), kThreads, 0, s, p,
+         static_cast<const T*>(dy), idx, static_cast<T*>(dx));
+}
+
+extern template void max_fwd<double>(const Pool2dParams&, const void*, void*, int64_t*, cudaStream_t);
+extern template void max_bwd<double>(const Pool2dParams&, const void*, const int64_t*, void*, cudaStream_t);
+
 }  // namespace pool
-
-void max_pool2d_forward(const Pool2dParams& p, DType dt, const void* x, void* y, int64_t* idx, uintptr_t stream) {
-  pool::for_dtype(dt, "max_pool2d_forward", p.planes() * p.out_plane(), stream, [&](auto* tag, unsigned grid, cudaStream_t s) {
-    using T = DK_ELEM(tag);
-    launch(pool::max_fwd_kernel<T>, grid, pool::kThreads, 0, s, p, static_cast<const T*>(x), static_cast<T*>(y), idx);
-  });
-}
-
-void max_pool2d_backward(const Pool2dParams& p, DType dt, const void* dy, const int64_t* idx, void* dx,
-                         uintptr_t stream) {
-  pool::for_dtype(dt, "max_pool2d_backward", p.planes() * p.in_plane(), stream, [&](auto* tag, unsigned grid, cudaStream_t s) {
-    using T = DK_ELEM(tag);
-    launch(pool::max_bwd_kernel<T>, grid, pool::kThreads, 0, s, p, static_cast<const T*>(dy), idx, static_cast<T*>(dx));
-  });
-}
-
 }  // namespace dk::cuda

@@ -1,5 +1,8 @@
 """conv2d and its backward pass (NCHW input, (K, C, kh, kw) weights; PyTorch's semantics)."""
-from .._backend import is_cupy_array
+import numpy as np
+
+from .._backend import _DTYPE_CODES, is_cupy_array
+from .._precision import get_allow_tf32
 from .._saved import watch
 from .._validate import Context, as_float_arrays, as_grad, check_ctx, check_ndim, int_pair, to_out_dtype
 
@@ -35,6 +38,13 @@ def _conv_params(op, x, w, b, stride, padding, dilation):
     return (N, C, H, W, K, kh, kw, Ho, Wo, sh, sw, ph, pw, dh, dw)
 
 
+def _kernel_params(backend, params, dtype):
+    """The CUDA kernels also take whether float32 may run on TF32 tensor cores (read at each call)."""
+    if backend.name != "cuda":
+        return params
+    return params + (int(np.dtype(dtype) == np.float32 and get_allow_tf32()),)
+
+
 def _check_out(op, out, backend, shape, dtype):
     if is_cupy_array(out) != (backend.name == "cuda") or not hasattr(out, "shape"):
         where = "the GPU" if backend.name == "cuda" else "the CPU (a numpy array)"
@@ -64,7 +74,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, out=None, return_ct
     if out is not None:
         _check_out(op, out, backend, shape, out_dt)
     y = out if (out is not None and out_dt == comp_dt) else backend.empty(shape, comp_dt)
-    backend.call("conv2d_forward", params, x, w, b, y)
+    backend.call("conv2d_forward", _kernel_params(backend, params, comp_dt), x, w, b, y)
     if out is not None and y is not out:
         out[...] = y
         y = out
@@ -91,6 +101,12 @@ def _conv2d_backward(ctx, dy, input_grad):
     dx = be.empty(ctx.x.shape, dt) if input_grad else None
     dw = be.empty(ctx.w.shape, dt)
     db = be.empty((ctx.w.shape[0],), dt) if ctx.has_bias else None
-    be.call("conv2d_backward", ctx.params, ctx.x, ctx.w, dy, dx, dw, db)
+    params = _kernel_params(be, ctx.params, dt)
+    if be.name == "cuda":  # split-K weight gradient: the partial sums' workspace, sized by the kernel's rule
+        n = be.query("conv2d_backward_workspace", params, _DTYPE_CODES[np.dtype(dt).name])
+        ws = be.empty((n,), np.float64 if np.dtype(dt) == np.float64 else np.float32) if n else None
+        be.call("conv2d_backward", params, ctx.x, ctx.w, dy, dx, dw, db, ws)
+    else:
+        be.call("conv2d_backward", params, ctx.x, ctx.w, dy, dx, dw, db)
     return (None if dx is None else to_out_dtype(dx, ctx.out_dtype), to_out_dtype(dw, ctx.out_dtype),
             None if db is None else to_out_dtype(db, ctx.out_dtype))
