@@ -155,3 +155,26 @@ def test_main_job_runs_on_the_device():
                         "--subset", "64", "--no-progress"], env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "CNN on cuda" in r.stdout and "test accuracy" in r.stdout, r.stdout[-3000:]
+
+
+def test_dense_multiplies_with_deepkerns_cuda_gemm(cp, rng, monkeypatch):
+    """On the device path the layers' matrix products run deepkern's CUDA GEMM, not cupy.matmul (cuBLAS)."""
+    from deepkern.nn import _matmul
+
+    calls = []
+    real = _matmul._device_gemm
+
+    def spy(*args):
+        r = real(*args)
+        calls.append(r is not None)
+        return r
+
+    monkeypatch.setattr(_matmul, "_device_gemm", spy)
+    cpu, gpu = _twin(lambda: nn.Dense(7, 5, seed=3, dtype=np.float32))
+    x, dy = rng.standard_normal((4, 3, 7)).astype(np.float32), rng.standard_normal((4, 3, 5)).astype(np.float32)
+    y = gpu.forward(cp.asarray(x))
+    dx = gpu.backward(cp.asarray(dy))
+    assert calls and all(calls), calls  # forward, weight gradient, input gradient
+    assert_close(_host(y), cpu.forward(x), np.float32, what="y")
+    assert_close(_host(dx), cpu.backward(dy), np.float32, what="dx")
+    assert_close(_host(gpu.weight.grad), cpu.weight.grad, np.float32, what="dW")
