@@ -44,6 +44,9 @@ import pytest  # noqa: E402
 import deepkern as dk  # noqa: E402
 from deepkern import _backend  # noqa: E402
 
+if os.environ.get("DEEPKERN_REQUIRE_SIM") == "1" and not _backend.SIMULATOR:  # .ci/run's simulator passes
+    raise pytest.UsageError("DEEPKERN_REQUIRE_SIM=1 but the cuda tests would not run on deepkern._cuda_sim")
+
 
 def pytest_report_header(config):
     if _backend.SIMULATOR:

@@ -3,13 +3,17 @@ atomics and grid_sync, and the bugs it must catch, each shown on a deliberately 
 (csrc/simt/testing/selftest.cpp). Marked `simt`: runs where the simulator is used (conftest.py).
 """
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 pytestmark = pytest.mark.simt
 
-ORDER = os.environ.get("DEEPKERN_SIM_ORDER", "ascending")
+# tools/sanitize.sh (DEEPKERN_SANITIZE_SIM=1) builds _cuda_sim with ASan: there an out-of-bounds
+# shared access is an ASan report that ends the process, so those kernels run in a subprocess.
+ASAN = os.environ.get("DEEPKERN_SANITIZER_BUILD") == "1"
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +28,16 @@ def run(sim, name, n_in, n_out, grid=1, block=32, smem=0, x=None, out=None):
     y = np.full(n_out, np.nan, np.float32) if out is None else out
     sim._simt_selftest(name, grid, block, smem, x.ctypes.data, y.ctypes.data, n_in)
     return x, y
+
+
+def asan_report(name, n, grid=1, block=32, smem=0):
+    code = ("import numpy as np; from deepkern import _cuda_sim as s; "
+            f"x = np.arange({n}, dtype=np.float32); y = np.zeros({n}, np.float32); "
+            f"s._simt_selftest({name!r}, {grid}, {block}, {smem}, x.ctypes.data, y.ctypes.data, {n})")
+    env = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":log_path=stderr")
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode != 0, p.stderr[-2000:]
+    return p.stderr
 
 
 def with_order(monkeypatch, order):
@@ -67,12 +81,18 @@ def test_shuffle_that_half_the_warp_skips_is_an_error(sim):
 
 
 def test_dynamic_shared_overflow_is_caught(sim):
+    if ASAN:
+        assert "heap-buffer-overflow" in asan_report("dynamic_smem_overflow", 32, smem=32 * 4)
+        return
     with pytest.raises(RuntimeError, match="past the end of dynamic shared memory \\(128 bytes"):
         run(sim, "dynamic_smem_overflow", 32, 32, smem=32 * 4)
 
 
-def test_static_shared_read_past_the_end_sees_poison(sim):
-    _, y = run(sim, "static_smem_read_past", 32, 32)
+def test_static_shared_read_past_the_end_is_caught(sim):
+    if ASAN:  # the red zone after the array
+        assert "AddressSanitizer: use-after-poison" in asan_report("static_smem_read_past", 32)
+        return
+    _, y = run(sim, "static_smem_read_past", 32, 32)  # plain build: the 0xFF poison, a NaN
     np.testing.assert_array_equal(y[:31], np.arange(2, 33, dtype=np.float32))
     assert np.isnan(y[31])
 

@@ -9,6 +9,10 @@
 # Usage: tools/sanitize.sh [pytest args...]      (default: -q tests)
 #   e.g. tools/sanitize.sh -q tests/test_pooling.py -x
 # Env:   DEEPKERN_SANITIZE_DIR (default build-asan)
+#        DEEPKERN_SANITIZE_SIM=1: also build the CUDA simulator module _cuda_sim instrumented (red
+#          zones around static and dynamic shared memory, fiber switches announced to ASan), so
+#          the cuda tests run their kernels under ASan + UBSan, e.g.
+#          DEEPKERN_SANITIZE_SIM=1 DEEPKERN_SIM_ORDER=reversed tools/sanitize.sh -q -m "cuda or simt" tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -21,7 +25,9 @@ mkdir -p "$dir/python"
 cp -r python/deepkern "$dir/python/"
 find "$pkg" \( -name '*.so' -o -name '__pycache__' \) -prune -exec rm -rf {} +
 
-cmake -S . -B "$dir/cmake" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDEEPKERN_CUDA=OFF \
+sim=OFF
+[ "${DEEPKERN_SANITIZE_SIM:-0}" = "1" ] && sim=ON
+cmake -S . -B "$dir/cmake" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDEEPKERN_CUDA=OFF -DDEEPKERN_CUDA_SIM=$sim \
   -DDEEPKERN_SANITIZE=ON -DDEEPKERN_DEV_OUTPUT="$pkg" \
   -Dpybind11_DIR="$(python3 -c 'import pybind11; print(pybind11.get_cmake_dir())')" >/dev/null
 cmake --build "$dir/cmake"
@@ -45,7 +51,7 @@ export DEEPKERN_SANITIZER_BUILD=1  # tests that assert -O3-exact cancellation re
 export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:${UBSAN_OPTIONS:-}"
 [ $# -gt 0 ] || set -- -q tests
 
-echo "== sanitized module: $(ls "$pkg"/_cpu*.so)"
+echo "== sanitized modules: $(ls "$pkg"/_cpu*.so "$pkg"/_cuda_sim*.so 2>/dev/null)"
 echo "== LD_PRELOAD=$asan $ubsan"
 status=0
 LD_PRELOAD="$asan $ubsan" PYTHONPATH="$root/$dir/python:$root/tests" \

@@ -77,6 +77,8 @@ struct Worker {
   }
   Thread* current = nullptr;
   Block* smem_owner = nullptr;  // whose static shared memory the section holds (cooperative)
+  std::vector<size_t> redzones;  // ASan build: offsets of the red zones in the section
+  Worker();
 };
 Worker& worker();
 

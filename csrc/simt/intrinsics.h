@@ -154,6 +154,18 @@ inline __nv_bfloat16 atomicAdd(__nv_bfloat16* p, __nv_bfloat16 v) {
 // ---- loads, bit and fast-math intrinsics ----
 template <typename T>
 inline T __ldg(const T* p) { return *p; }
+#define SIMT_LOAD(NAME) \
+  template <typename T> \
+  inline T NAME(const T* p) { return *p; }
+#define SIMT_STORE(NAME) \
+  template <typename T> \
+  inline void NAME(T* p, T v) { *p = v; }
+SIMT_LOAD(__ldca) SIMT_LOAD(__ldcg) SIMT_LOAD(__ldcs) SIMT_LOAD(__ldlu) SIMT_LOAD(__ldcv)
+SIMT_STORE(__stwb) SIMT_STORE(__stcg) SIMT_STORE(__stcs) SIMT_STORE(__stwt)
+#undef SIMT_LOAD
+#undef SIMT_STORE
+inline void __nanosleep(unsigned) {}
+inline void __trap(SIMT_SITE) { ::simt::fail("__trap() called", file, line); }
 inline int __float_as_int(float x) { int r; std::memcpy(&r, &x, 4); return r; }
 inline unsigned __float_as_uint(float x) { unsigned r; std::memcpy(&r, &x, 4); return r; }
 inline float __int_as_float(int x) { float r; std::memcpy(&r, &x, 4); return r; }

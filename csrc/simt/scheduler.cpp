@@ -11,6 +11,10 @@
 
 #include "simt/internal.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 extern "C" {
 // Linker-made bounds of the simt_smem section (link-time image; per-thread copies via the markers).
 extern unsigned char __start_simt_smem[];
@@ -93,7 +97,9 @@ void resume(Worker& w, Thread* t) {
   tls_ctx = nullptr;
 }
 
-bool same_site(const Thread* a, const Thread* b) { return a->line == b->line && std::strcmp(a->file, b->file) == 0; }
+bool same_site(const Thread* a, const Thread* b) {
+  return a->line == b->line && (a->file == b->file || std::strcmp(a->file, b->file) == 0);
+}
 
 std::string at(const Thread* t) {
   if (t->st == St::Done) return describe(t) + " has exited";
@@ -233,25 +239,49 @@ void prepare(Worker& w, Block& b, Launch& L, long long linear, size_t first) {
   }
 }
 
+// Static shared memory contents: fill / save / restore. In the ASan build the red zones
+// (see simt.h) and the two markers are poisoned in between, so the scheduler lifts that first.
+void smem_unpoison() {
+#if defined(__SANITIZE_ADDRESS__)
+  __asan_unpoison_memory_region(static_smem(), static_smem_size());
+#endif
+}
+void smem_poison() {
+#if defined(__SANITIZE_ADDRESS__)
+  for (size_t off : worker().redzones) __asan_poison_memory_region(static_smem() + off, 32);
+  __asan_poison_memory_region(simt_smem_begin, 16);
+  __asan_poison_memory_region(simt_smem_end, 16);
+#endif
+}
+void smem_fill() {
+  smem_unpoison();
+  std::memset(static_smem(), 0xFF, static_smem_size());
+  smem_poison();
+}
+
 void check_guards(const Block& b) {
   const Thread* t0 = b.threads[0];
-#if !defined(__SANITIZE_ADDRESS__)
+#if !defined(__SANITIZE_ADDRESS__)  // there ASan reports the access itself
   for (size_t i = 0; i < kGuard; ++i)
     if (b.dyn[b.L->smem + i] != 0xFF)
       throw Error(report(t0, "a thread wrote past the end of dynamic shared memory (" + std::to_string(b.L->smem) +
                                  " bytes; found after the block ended)", "?", 0));
-#endif
   for (int i = 0; i < 16; ++i)
     if (simt_smem_begin[i] != 0xFF || simt_smem_end[i] != 0xFF)
       throw Error(report(t0, "a thread wrote outside static shared memory (found after the block ended)", "?", 0));
+#else
+  (void)t0;
+#endif
 }
 
 // Cooperative launches run all blocks on one OS thread; the section holds one block's static
 // shared memory at a time, swapped at grid_sync.
 void own_smem(Worker& w, Block& b) {
   if (w.smem_owner == &b) return;
+  smem_unpoison();
   if (w.smem_owner) w.smem_owner->smem_image.assign(static_smem(), static_smem() + static_smem_size());
   std::memcpy(static_smem(), b.smem_image.data(), static_smem_size());
+  smem_poison();
   w.smem_owner = &b;
 }
 
@@ -312,7 +342,7 @@ void run_block(Launch& L, long long linear) {
   Worker& w = worker();
   Block b;
   prepare(w, b, L, linear, 0);
-  std::memset(static_smem(), 0xFF, static_smem_size());
+  smem_fill();
   if (run(w, b) == Outcome::AtGridSync) {
     Thread* t = b.threads[0];
     for (int i = 0; i < b.n; ++i)
@@ -353,6 +383,15 @@ void validate(const Launch& L, const void* kernel) {
 Block::~Block() {
 #if defined(__SANITIZE_ADDRESS__)
   std::free(dyn);
+#endif
+}
+
+Worker::Worker() {
+#if defined(__SANITIZE_ADDRESS__)
+  // This OS thread's copy of the section is still the linker's image: find the red zones.
+  static const char pattern[32] = SIMT_REDZONE_PATTERN;
+  for (size_t off = 0; off + 32 <= static_smem_size(); off += 16)
+    if (std::memcmp(static_smem() + off, pattern, 32) == 0) redzones.push_back(off);
 #endif
 }
 
@@ -429,10 +468,11 @@ void grid_sync(const char* file, int line) {
 void warp_collective(WarpOp& op, const char* what, const char* file, int line) {
   Worker& w = worker();
   Thread* t = w.current;
-  char hex[16];
-  std::snprintf(hex, sizeof hex, "0x%08x", op.mask);
-  if (!(op.mask >> t->lane & 1))
+  if (!(op.mask >> t->lane & 1)) {
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "0x%08x", op.mask);
     fail(std::string(what) + ": mask " + hex + " does not name the calling lane " + std::to_string(t->lane), file, line);
+  }
   if (op.width < 1 || op.width > 32 || (op.width & (op.width - 1)))
     fail(std::string(what) + ": width " + std::to_string(op.width) + " is not a power of 2 in [1, 32]", file, line);
   t->op = &op;

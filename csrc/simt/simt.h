@@ -26,7 +26,20 @@
 // Static shared memory: thread-local (so blocks on different OS threads get their own copy, and the
 // fibers of one block, which share an OS thread, share it) and gathered in one ELF section that the
 // simulator fills with 0xFF at every block start (see smem_begin.cpp).
+#if defined(__SANITIZE_ADDRESS__)
+// ASan build: each variable is preceded (in declaration; followed in memory, as GCC lays a
+// function's statics out in reverse) by a 32-byte red zone that the scheduler finds by its
+// pattern and poisons, so an out-of-bounds index into a static shared array is an ASan report.
+#define SIMT_CAT2(a, b) a##b
+#define SIMT_CAT(a, b) SIMT_CAT2(a, b)
+#define SIMT_REDZONE_PATTERN "simt: static shared red zone ->"
+#define __shared__                                                                                   \
+  static thread_local unsigned char SIMT_CAT(simt_redzone_, __COUNTER__)[32]                         \
+      __attribute__((section("simt_smem"), aligned(16), used)) = SIMT_REDZONE_PATTERN;               \
+  static thread_local __attribute__((section("simt_smem"), aligned(16)))
+#else
 #define __shared__ static thread_local __attribute__((section("simt_smem"), aligned(16)))
+#endif
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>

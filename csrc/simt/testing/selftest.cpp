@@ -8,7 +8,10 @@
 #include <stdexcept>
 #include <string>
 
+#include <chrono>
+
 #include "bindings/registry.h"
+#include "simt/fiber.h"
 #include "cuda/common/device.cuh"
 #include "cuda/common/launch.h"
 
@@ -121,6 +124,16 @@ __global__ void grid_early_exit(const float* in, float* out, int n) {
   out[blockIdx.x] = in[blockIdx.x];
 }
 
+// For benchmarks/simt_switch.py: n barriers / n shuffles per thread, nothing else.
+__global__ void barrier_loop(const float* in, float* out, int n) {
+  for (int i = 0; i < n; ++i) __syncthreads();
+}
+__global__ void shfl_loop(const float* in, float* out, int n) {
+  float v = threadIdx.x;
+  for (int i = 0; i < n; ++i) v = __shfl_xor_sync(0xffffffffu, v, 1);
+  if (v < 0.0f) out[0] = v;
+}
+
 struct Entry {
   Kernel k;
   bool cooperative;
@@ -141,6 +154,8 @@ const std::map<std::string, Entry>& kernels() {
       {"grid_neighbour", {grid_neighbour, true}},
       {"grid_neighbour_not_cooperative", {grid_neighbour, false}},
       {"grid_early_exit", {grid_early_exit, true}},
+      {"barrier_loop", {barrier_loop, false}},
+      {"shfl_loop", {shfl_loop, false}},
   };
   return m;
 }
@@ -156,7 +171,24 @@ void run(const std::string& name, unsigned grid, unsigned block, size_t smem, ui
     cuda::launch(it->second.k, grid, block, smem, nullptr, x, y, n);
 }
 
+// The bare fiber switch: one fiber and the caller switch back and forth n times; ns per switch.
+double switch_ns(int n) {
+  static simt::Fiber main_ctx, fib;
+  static int left;
+  left = n;
+  simt::fiber_init(fib, 64 * 1024, [](void*) {
+    simt::fiber_started();
+    while (--left > 0) simt::switch_to(fib, main_ctx);
+    simt::switch_to(fib, main_ctx, true);
+  }, nullptr);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < n; ++i) simt::switch_to(main_ctx, fib);
+  const auto t1 = std::chrono::steady_clock::now();
+  return std::chrono::duration<double, std::nano>(t1 - t0).count() / (2.0 * n);
+}
+
 void register_selftest(pybind11::module_& m) {
+  m.def("_simt_switch_ns", &switch_ns);
   m.def("_simt_selftest", [](const std::string& name, unsigned grid, unsigned block, size_t smem, uintptr_t in,
                              uintptr_t out, int n) {
     pybind11::gil_scoped_release nogil;
