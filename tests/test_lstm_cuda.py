@@ -32,6 +32,10 @@ CASES = [
     (2, 6, 12, 37, "both", True, "all"),
 ]
 
+# A few small cases tools/gpu_check.sh also runs under compute-sanitizer on a GPU.
+SANITIZE = {1, 5}
+CASES = [pytest.param(c, marks=pytest.mark.sanitize) if i in SANITIZE else c for i, c in enumerate(CASES)]
+
 TOL = {np.float64: None, np.float32: None, np.float16: 1e-2}
 
 
