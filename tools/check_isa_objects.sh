@@ -5,6 +5,8 @@
 # whole library, putting AVX-512 instructions on the portable path (SIGILL on an AVX2-only CPU).
 # Usage: tools/check_isa_objects.sh <build dir>   (e.g. build-dev, or build/<wheel tag> after pip install)
 set -euo pipefail
+. "$(dirname "$0")/require.sh"
+require_cmd nm "install binutils"
 dir=${1:?usage: tools/check_isa_objects.sh <build dir>}
 objs=$(find "$dir" -path '*_cpu.dir*' \( -name '*_avx2.cpp.o' -o -name '*_avx512.cpp.o' \))
 [ -n "$objs" ] || { echo "check_isa_objects: no ISA objects under $dir" >&2; exit 1; }

@@ -58,6 +58,9 @@ def find_cuobjdump(explicit=None):
     found = shutil.which("cuobjdump")
     if found:
         return found
+    nvcc = shutil.which("nvcc")  # a full toolkit has it next to nvcc
+    if nvcc and os.path.exists(os.path.join(os.path.dirname(os.path.realpath(nvcc)), "cuobjdump")):
+        return os.path.join(os.path.dirname(os.path.realpath(nvcc)), "cuobjdump")
     raise CheckError("cuobjdump not found: pip install nvidia-cuda-cuobjdump (the test extra), or set CUOBJDUMP")
 
 

@@ -10,7 +10,10 @@
 #   bash tools/gpu_check.sh --dry-run  # here, no GPU: every step that needs none (collection,
 #                                      # argument parsing, the static check if _cuda is built, JSON)
 # Env: PYTHON (python3), GPU_CHECK_BUDGET_S (540), GPU_CHECK_BENCH_TIMEOUT_S (100),
-# GPU_CHECK_BENCHES (the benchmark scripts, a glob; default benchmarks/bench_*.py).
+# GPU_CHECK_BENCHES (the benchmark scripts, a glob; default benchmarks/bench_*.py), GPU_CHECK_ONLY
+# (comma-separated step-name prefixes to run, e.g. "env,bench_" to re-time after an earlier call
+# built and installed; default all). Steps: gpu_info build env static_check cuda_tests
+# sanitize_memcheck sanitize_racecheck sanitize_synccheck bench_<name>.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +30,8 @@ mkdir -p "$out"
 budget=${GPU_CHECK_BUDGET_S:-540}
 bench_timeout=${GPU_CHECK_BENCH_TIMEOUT_S:-100}
 export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
-unset DEEPKERN_CUDA_SIM  # the real deepkern._cuda on real cupy
+export DEEPKERN_CUDA_SIM=0  # the real deepkern._cuda on real cupy, never the simulator
+unset DEEPKERN_REQUIRE_SIM
 t_start=$(date +%s)
 steps="$out/steps.tsv"
 : >"$steps"
@@ -37,6 +41,10 @@ steps="$out/steps.tsv"
 step() {
   local name=$1 limit=$2 log=$3
   shift 4
+  if ! selected "$name"; then
+    skip "$name" "$log" "not in GPU_CHECK_ONLY"
+    return 0
+  fi
   local left=$((budget - ($(date +%s) - t_start)))
   if [ "$left" -lt 15 ]; then
     printf '%s\tskipped\t\t0\t%s\tbudget spent\n' "$name" "$log" >>"$steps"
@@ -58,6 +66,15 @@ step() {
   printf '%s\t%s\t%s\t%s\t%s\t\n' "$name" "$status" "$rc" "$(($(date +%s) - t0))" "$log" >>"$steps"
   echo "   $status (rc $rc, $(($(date +%s) - t0)) s); last lines of $log:"
   tail -n 4 "$out/$log" | sed 's/^/   | /'
+}
+
+selected() {  # is step NAME among the GPU_CHECK_ONLY prefixes (all when unset)?
+  [ -z "${GPU_CHECK_ONLY:-}" ] && return 0
+  local p
+  for p in ${GPU_CHECK_ONLY//,/ }; do
+    case $1 in "$p"*) return 0 ;; esac
+  done
+  return 1
 }
 
 skip() {  # skip NAME LOG REASON
@@ -88,10 +105,12 @@ else
   step build 300 build.log -- env DEEPKERN_CUDA=ON "$PY" -m pip install --no-build-isolation --no-deps \
     --config-settings=cmake.define.CMAKE_CUDA_ARCHITECTURES=90 .
 fi
+# On the GPU, env fails unless deepkern sees the device (else every cuda test would just skip).
 step env 60 env.txt -- "$PY" -c "import deepkern as dk, numpy; print('deepkern', dk.__version__, 'from', dk.__file__); \
-print('cuda_available', dk.cuda_available()); print('numpy', numpy.__version__)"
+print('cuda_available', dk.cuda_available()); print('numpy', numpy.__version__); assert $dry or dk.cuda_available()"
 built=1
-if [ $dry = 0 ] && ! awk -F'\t' '$1 == "build" && $2 == "ok" {found = 1} END {exit !found}' "$steps"; then built=0; fi
+# Without a build step (GPU_CHECK_ONLY) the installed deepkern from an earlier call is used.
+if [ $dry = 0 ] && selected build && ! awk -F'\t' '$1 == "build" && $2 == "ok" {found = 1} END {exit !found}' "$steps"; then built=0; fi
 
 # ------------------------------------------------------------------ static check (no GPU needed)
 if [ $built = 0 ]; then

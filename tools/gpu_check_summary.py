@@ -27,6 +27,17 @@ def read_steps(path):
     return steps
 
 
+def junit_counts(path):
+    """tests / failures / errors / skipped of a pytest --junitxml file (None when absent)."""
+    if not os.path.exists(path):
+        return None
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(path).getroot()
+    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    return {k: sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "failures", "errors", "skipped")}
+
+
 def git_commit():
     try:
         r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
@@ -46,6 +57,12 @@ def main(argv=None):
     steps = read_steps(args.steps)
     out_dir = os.path.dirname(os.path.abspath(args.json_path))
     outputs = sorted(f for f in os.listdir(out_dir) if f.endswith((".json", ".xml")) and f != os.path.basename(args.json_path))
+    for s in steps:  # a cuda suite that only skipped proves nothing
+        counts = junit_counts(os.path.join(out_dir, s["name"] + ".xml"))
+        if counts is not None:
+            s["junit"] = counts
+            if s["status"] == "ok" and counts["tests"] == counts["skipped"]:
+                s["status"], s["note"] = "empty", "every test skipped"
     bad = [s["name"] for s in steps if s["status"] in BAD]
     doc = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "host": platform.node(), "commit": git_commit(), "dry_run": bool(args.dry_run), "seconds": args.seconds,
@@ -55,7 +72,9 @@ def main(argv=None):
     print(f"\n== gpu_check{' (dry run)' if args.dry_run else ''}: {args.seconds} s of {args.budget} s budget")
     for s in steps:
         rc = "" if s["rc"] is None else f"rc {s['rc']}"
-        print(f"  {s['name']:28s} {s['status']:8s} {rc:7s} {s['seconds']:4d} s  {s['note'] or s['log']}")
+        j = s.get("junit")
+        tests = f"  [{j['tests']} tests, {j['failures']} failed, {j['errors']} errors, {j['skipped']} skipped]" if j else ""
+        print(f"  {s['name']:28s} {s['status']:8s} {rc:7s} {s['seconds']:4d} s  {s['note'] or s['log']}{tests}")
     print(f"  -> {args.json_path}" + (f"; problems: {', '.join(bad)}" if bad else "; all steps ok or skipped"))
     return 1 if bad else 0
 

@@ -13,8 +13,14 @@
 #          zones around static and dynamic shared memory, fiber switches announced to ASan), so
 #          the cuda tests run their kernels under ASan + UBSan, e.g.
 #          DEEPKERN_SANITIZE_SIM=1 DEEPKERN_SIM_ORDER=reversed tools/sanitize.sh -q -m "cuda or simt" tests
+# Needs: what tools/dev_build.sh needs, plus pytest (pip install ".[dev]").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tools/require.sh
+require_cmd cmake
+require_cmd ninja
+require_py_module pybind11
+require_py_module pytest
 root=$(pwd)
 dir=${DEEPKERN_SANITIZE_DIR:-build-asan}
 pkg="$root/$dir/python/deepkern"

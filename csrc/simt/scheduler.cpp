@@ -400,7 +400,11 @@ Worker& worker() {
   return w;
 }
 
-unsigned char* static_smem() { return simt_smem_begin; }
+unsigned char* static_smem() {
+  unsigned char* p = simt_smem_begin;
+  asm("" : "+r"(p));  // the section, not just the 16-byte marker: hide the marker's bounds from the optimiser
+  return p;
+}
 size_t static_smem_size() {
   static const size_t size = [] {
     const size_t linked = size_t(__stop_simt_smem - __start_simt_smem);

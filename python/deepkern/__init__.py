@@ -2,6 +2,10 @@
 
 numpy arrays in, numpy arrays out (CPU); cupy arrays in, cupy arrays out (GPU).
 """
+from ._openmp_env import bounded_spin as _bounded_spin
+
+with _bounded_spin():  # OpenMP reads its wait policy once, when deepkern._cpu loads it
+    from . import _cpu  # noqa: F401
 from ._backend import cuda_available, get_array_module, get_num_threads, set_num_threads
 from ._precision import get_allow_tf32, set_allow_tf32
 from .functional import *  # noqa: F401,F403

@@ -50,7 +50,12 @@ def is_cupy_array(a):
 
 
 def get_array_module(*arrays):
-    """numpy, or cupy if any argument is a cupy array (cupy.get_array_module's rule)."""
+    """numpy, or cupy if any argument is a cupy array (cupy.get_array_module's rule).
+
+    >>> import numpy as np, deepkern as dk
+    >>> dk.get_array_module(np.zeros(3), [1.0]) is np
+    True
+    """
     for a in arrays:
         if is_cupy_array(a):
             import cupy
@@ -65,7 +70,12 @@ def _is_standin(cp):
 
 def cuda_available():
     """True when deepkern._cuda was built, cupy imports and a CUDA device is visible (under
-    DEEPKERN_CUDA_SIM=1: when the simulator module is loaded and cupy is the host-memory stand-in)."""
+    DEEPKERN_CUDA_SIM=1: when the simulator module is loaded and cupy is the host-memory stand-in).
+
+    >>> import deepkern as dk
+    >>> isinstance(dk.cuda_available(), bool)
+    True
+    """
     if _cuda is None:
         return False
     cp = _cupy()
@@ -80,13 +90,27 @@ def cuda_available():
 
 
 def set_num_threads(n):
-    """Threads every CPU kernel uses from now on (process-wide)."""
+    """Threads every CPU kernel uses from now on (process-wide; n a positive int).
+
+    >>> import deepkern as dk
+    >>> before = dk.get_num_threads()
+    >>> dk.set_num_threads(1)
+    >>> dk.get_num_threads()
+    1
+    >>> dk.set_num_threads(before)
+    """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= 2**31 - 1:
         raise ValueError(f"set_num_threads: n must be a positive int (at most 2**31-1), got {n!r}")
     _cpu.set_num_threads(int(n))
 
 
 def get_num_threads():
+    """Threads the CPU kernels use (an int >= 1): OpenMP's default until set_num_threads.
+
+    >>> import deepkern as dk
+    >>> dk.get_num_threads() >= 1
+    True
+    """
     return _cpu.get_num_threads()
 
 

@@ -73,7 +73,15 @@ def _check(model, x, truncate, mode):
 
 def bptt(model, x, loss_fn=None, *, dy=None, target=None, truncate=None, mode="window", initial_state=None,
          fused=True):
-    """Run `model` over x and backpropagate through time; see the module docstring."""
+    """Run `model` over x and backpropagate through time; see the module docstring.
+
+    >>> import numpy as np, deepkern as dk
+    >>> rnn = dk.nn.LSTM(3, 4, return_sequences=True, seed=0)
+    >>> x = np.random.default_rng(0).standard_normal((2, 10, 3)).astype(np.float32)
+    >>> res = dk.bptt(rnn, x, dy=np.ones((2, 10, 4), np.float32), truncate=5)
+    >>> res.outputs.shape, res.dx.shape, rnn.parameters()[0].grad.shape
+    ((2, 10, 4), (2, 10, 3), (16, 3))
+    """
     if loss_fn is not None and not callable(loss_fn) and hasattr(loss_fn, "shape") and dy is None:
         loss_fn, dy = None, loss_fn  # the gradient passed positionally
     if loss_fn is not None and hasattr(loss_fn, "forward") and hasattr(loss_fn, "backward"):

@@ -10,22 +10,51 @@
 
 namespace dk::cuda::conv {
 
+// n / d for 0 <= n < 2^63 by a multiply-high and a shift (a 64-bit division is a ~70-instruction
+// call on the GPU, and the gathers divide per element): m = ceil(2^(63+l) / d), l = ceil(log2 d),
+// q = umulhi(n, m) >> (l - 1); exact for every d >= 1 (brute-force checked on the host).
+struct FastDiv {
+  int64_t d = 1;
+  uint64_t m = 0;  // 0: d == 1
+  int s = 0;
+  FastDiv() = default;
+  explicit FastDiv(int64_t d_) : d(d_) {
+    if (d_ > 1) {
+      int l = 0;
+      while ((unsigned __int128)1 << l < (unsigned __int128)d_) ++l;
+      m = uint64_t((((unsigned __int128)1 << (63 + l)) + (unsigned __int128)(d_ - 1)) / (unsigned __int128)d_);
+      s = l - 1;
+    }
+  }
+  __device__ __forceinline__ int64_t div(int64_t n) const {
+    if (m == 0) return n;
+#if defined(__CUDA_ARCH__)
+    return int64_t(__umul64hi(uint64_t(n), m) >> s);
+#else
+    return int64_t(uint64_t(((unsigned __int128)uint64_t(n) * m) >> 64) >> s);
+#endif
+  }
+};
+
 // Forward A: row m = (n, oh, ow), k = (c, r, s) -> x[n, c, oh*sh - ph + r*dh, ow*sw - pw + s*dw] or 0.
 template <typename T_>
 struct Im2colRows {
   using T = T_;
   Conv2dParams p;
   const T* x;
+  FastDiv P, Wo, RS, KW;
+  Im2colRows(const Conv2dParams& p_, const T* x_)
+      : p(p_), x(x_), P(p_.Ho * p_.Wo), Wo(p_.Wo), RS(p_.kh * p_.kw), KW(p_.kw) {}
   struct Row {
     const T* xn;
     int64_t ih0, iw0;
   };
   __device__ Row row(int64_t m) const {
-    const int64_t P = p.Ho * p.Wo, n = m / P, q = m - n * P, oh = q / p.Wo, ow = q - oh * p.Wo;
+    const int64_t n = P.div(m), q = m - n * P.d, oh = Wo.div(q), ow = q - oh * p.Wo;
     return Row{x + n * p.C * p.H * p.W, oh * p.sh - p.ph, ow * p.sw - p.pw};
   }
   __device__ T load(const Row& r, int64_t k) const {
-    const int64_t RS = p.kh * p.kw, c = k / RS, rs = k - c * RS, kr = rs / p.kw, ks = rs - kr * p.kw;
+    const int64_t c = RS.div(k), rs = k - c * RS.d, kr = KW.div(rs), ks = rs - kr * p.kw;
     const int64_t ih = r.ih0 + kr * p.dh, iw = r.iw0 + ks * p.dw;
     if (ih < 0 || ih >= p.H || iw < 0 || iw >= p.W) return T(0);
     return r.xn[(c * p.H + ih) * p.W + iw];
@@ -55,19 +84,22 @@ struct DyGather {
   using T = T_;
   Conv2dParams p;
   const T* dy;
+  FastDiv HW, W, RS, KW, SH, SW;
+  DyGather(const Conv2dParams& p_, const T* dy_)
+      : p(p_), dy(dy_), HW(p_.H * p_.W), W(p_.W), RS(p_.kh * p_.kw), KW(p_.kw), SH(p_.sh), SW(p_.sw) {}
   struct Row {
     const T* dyn;
     int64_t th, tw;  // h + ph, w + pw
   };
   __device__ Row row(int64_t m) const {
-    const int64_t HW = p.H * p.W, n = m / HW, q = m - n * HW, h = q / p.W, w = q - h * p.W;
+    const int64_t n = HW.div(m), q = m - n * HW.d, h = W.div(q), w = q - h * p.W;
     return Row{dy + n * p.K * p.Ho * p.Wo, h + p.ph, w + p.pw};
   }
   __device__ T load(const Row& r, int64_t k) const {
-    const int64_t RS = p.kh * p.kw, ko = k / RS, rs = k - ko * RS, kr = rs / p.kw, ks = rs - kr * p.kw;
+    const int64_t ko = RS.div(k), rs = k - ko * RS.d, kr = KW.div(rs), ks = rs - kr * p.kw;
     const int64_t uh = r.th - kr * p.dh, uw = r.tw - ks * p.dw;
     if (uh < 0 || uw < 0) return T(0);
-    const int64_t oh = uh / p.sh, ow = uw / p.sw;
+    const int64_t oh = SH.div(uh), ow = SW.div(uw);
     if (oh * p.sh != uh || ow * p.sw != uw || oh >= p.Ho || ow >= p.Wo) return T(0);
     return r.dyn[(ko * p.Ho + oh) * p.Wo + ow];
   }
@@ -80,13 +112,15 @@ struct WeightPerChannel {
   using T = T_;
   Conv2dParams p;
   const T* w;
+  FastDiv RS;
+  WeightPerChannel(const Conv2dParams& p_, const T* w_) : p(p_), w(w_), RS(p_.kh * p_.kw) {}
   struct Row {
     const T* wc;
   };
-  __device__ Row row(int64_t c) const { return Row{w + c * p.kh * p.kw}; }
+  __device__ Row row(int64_t c) const { return Row{w + c * RS.d}; }
   __device__ T load(const Row& r, int64_t k) const {
-    const int64_t RS = p.kh * p.kw, ko = k / RS, rs = k - ko * RS;
-    return r.wc[ko * p.C * RS + rs];
+    const int64_t ko = RS.div(k), rs = k - ko * RS.d;
+    return r.wc[ko * p.C * RS.d + rs];
   }
   __device__ const T* chunk(int64_t, int64_t) const { return w; }  // never async
 };
@@ -98,17 +132,19 @@ struct DyRows {
   using T = T_;
   Conv2dParams p;
   const T* dy;
+  FastDiv P;
+  DyRows(const Conv2dParams& p_, const T* dy_) : p(p_), dy(dy_), P(p_.Ho * p_.Wo) {}
   struct Row {
     const T* dyk;
   };
-  __device__ Row row(int64_t ko) const { return Row{dy + ko * p.Ho * p.Wo}; }
+  __device__ Row row(int64_t ko) const { return Row{dy + ko * P.d}; }
   __device__ T load(const Row& r, int64_t k) const {
-    const int64_t P = p.Ho * p.Wo, n = k / P, q = k - n * P;
-    return r.dyk[n * p.K * P + q];
+    const int64_t n = P.div(k), q = k - n * P.d;
+    return r.dyk[n * p.K * P.d + q];
   }
   __device__ const T* chunk(int64_t ko, int64_t k) const {
-    const int64_t P = p.Ho * p.Wo, n = k / P, q = k - n * P;
-    return dy + (n * p.K + ko) * P + q;
+    const int64_t n = P.div(k), q = k - n * P.d;
+    return dy + (n * p.K + ko) * P.d + q;
   }
 };
 
@@ -118,16 +154,19 @@ struct Im2colCols {
   using T = T_;
   Conv2dParams p;
   const T* x;
+  FastDiv RS, KW, P, Wo;
+  Im2colCols(const Conv2dParams& p_, const T* x_)
+      : p(p_), x(x_), RS(p_.kh * p_.kw), KW(p_.kw), P(p_.Ho * p_.Wo), Wo(p_.Wo) {}
   struct Row {
     const T* xc;
     int64_t hoff, woff;
   };
   __device__ Row row(int64_t crs) const {
-    const int64_t RS = p.kh * p.kw, c = crs / RS, rs = crs - c * RS, kr = rs / p.kw, ks = rs - kr * p.kw;
+    const int64_t c = RS.div(crs), rs = crs - c * RS.d, kr = KW.div(rs), ks = rs - kr * p.kw;
     return Row{x + c * p.H * p.W, kr * p.dh - p.ph, ks * p.dw - p.pw};
   }
   __device__ T load(const Row& r, int64_t k) const {
-    const int64_t P = p.Ho * p.Wo, n = k / P, q = k - n * P, oh = q / p.Wo, ow = q - oh * p.Wo;
+    const int64_t n = P.div(k), q = k - n * P.d, oh = Wo.div(q), ow = q - oh * p.Wo;
     const int64_t ih = oh * p.sh + r.hoff, iw = ow * p.sw + r.woff;
     if (ih < 0 || ih >= p.H || iw < 0 || iw >= p.W) return T(0);
     return r.xc[n * p.C * p.H * p.W + ih * p.W + iw];
@@ -140,11 +179,13 @@ template <typename T, typename A>
 struct StoreNchwBias {
   T* y;
   const T* b;
-  int64_t planes, plane;  // K, Ho*Wo
+  int64_t planes;  // K (or C for dx)
+  FastDiv plane;   // Ho*Wo (or H*W)
+  StoreNchwBias(T* y_, const T* b_, int64_t planes_, int64_t plane_) : y(y_), b(b_), planes(planes_), plane(plane_) {}
   __device__ void operator()(int64_t m, int64_t k, A v) const {
-    const int64_t n = m / plane, q = m - n * plane;
+    const int64_t n = plane.div(m), q = m - n * plane.d;
     if (b != nullptr) v += to_acc(b[k]);
-    y[(n * planes + k) * plane + q] = from_acc<T>(v);
+    y[(n * planes + k) * plane.d + q] = from_acc<T>(v);
   }
 };
 

@@ -56,6 +56,8 @@ struct SimtMath {
   using Acc = typename dk::cuda::Acc<T>::type;
   static constexpr int BM = BM_, BN = BN_, BK = BK_;
   static constexpr int kThreads = (BM / TM) * (BN / TN);
+  // __launch_bounds__ minimum blocks per SM: 2 (<= 128 registers, 16 warps per SM)
+  static constexpr int min_blocks(bool /*async*/) { return 2; }
   static constexpr int kStages = 2;
   static constexpr bool kKMajor = false;
   static constexpr int kAStage = BK * BM, kBStage = BK * BN;
@@ -145,6 +147,9 @@ struct MmaMath {
   static constexpr bool kTf32 = sizeof(T) == 4;
   static constexpr int BM = 128, BN = 128, BK = 64 / sizeof(T);
   static constexpr int kThreads = 256;
+  // Minimum blocks per SM: 2 (<= 128 registers; 160 of the 228 KiB shared memory) except for float16
+  // with both operands gathered, which needs ~160 registers (capped at 128 it spills): 1.
+  static constexpr int min_blocks(bool async) { return (kTf32 || async) ? 2 : 1; }
   static constexpr int kStages = 4;
   static constexpr bool kKMajor = true;
   static constexpr int kLds = BK + 16 / sizeof(T);
@@ -313,7 +318,7 @@ constexpr size_t smem_bytes() {
 // or gathered into registers) before the math on tile kt and finished (registers -> shared) after it;
 // one commit group per step keeps cp_async_wait<kStages - 2> pointing at tile kt.
 template <class Math, class OpA, class OpB, class Epi, bool AsyncA, bool AsyncB>
-__global__ void __launch_bounds__(Math::kThreads)
+__global__ void __launch_bounds__(Math::kThreads, Math::min_blocks(AsyncA || AsyncB))
     gemm_kernel(GemmShape sh, OpA a, OpB b, Epi epi, typename Math::Acc* ws) {
   using S = typename Math::S;
   constexpr int ST = Math::kStages;

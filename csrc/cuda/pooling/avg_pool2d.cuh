@@ -4,6 +4,7 @@
 // from the covering outputs (no atomics, deterministic).
 #include "cuda/pooling/pool_common.cuh"
 #include "cuda/pooling/pool_tiled.cuh"
+#include "cuda/pooling/pooling.h"
 
 namespace dk::cuda {
 namespace pool {
@@ -44,24 +45,42 @@ __global__ void avg_bwd_kernel(Pool2dParams p, const T* __restrict__ dy, T* __re
   }
 }
 
-// Typed launchers: the tiled kernels where the windows tile the input, else the gather kernels.
-// float64 instances live in pooling_f64.cu only (docs/CUDA_STATIC.md, "float64").
+// Typed launchers. float64: instantiated only in pooling_f64.cu (DK_CUDA_F64_TU), the one
+// translation unit where ptxas allows double precision (docs/CUDA_STATIC.md).
 template <typename T>
-void avg_fwd(const Pool2dParams& p, const void* x, void* y, cudaStream_t s) {
-  if (tiled<T, false, true>(p, x, y, nullptr, nullptr, s)) return;
-  launch(avg_fwd_kernel<T>, grid_for(p.planes() * p.out_plane(), kThreads), kThreads, 0, s, p,
-         static_cast<const T*>(x), static_cast<T*>(y));
+void avg_fwd(const Pool2dParams& p, const void* x, void* y, unsigned grid, cudaStream_t s) {
+  if (tiled<T, false, true>(p, x, y, nullptr, nullptr, s)) return;  // windows tile the input: 16-byte kernels
+  launch(avg_fwd_kernel<T>, grid, kThreads, 0, s, p, static_cast<const T*>(x), static_cast<T*>(y));
 }
 
 template <typename T>
-void avg_bwd(const Pool2dParams& p, const void* dy, void* dx, cudaStream_t s) {
+void avg_bwd(const Pool2dParams& p, const void* dy, void* dx, unsigned grid, cudaStream_t s) {
   if (tiled<T, false, false>(p, dy, dx, nullptr, nullptr, s)) return;
-  launch(avg_bwd_kernel<T>, grid_for(p.planes() * p.in_plane(), kThreads), kThreads, 0, s, p,
-         static_cast<const T*>(dy), static_cast<T*>(dx));
+  launch(avg_bwd_kernel<T>, grid, kThreads, 0, s, p, static_cast<const T*>(dy), static_cast<T*>(dx));
 }
 
-extern template void avg_fwd<double>(const Pool2dParams&, const void*, void*, cudaStream_t);
-extern template void avg_bwd<double>(const Pool2dParams&, const void*, void*, cudaStream_t);
+#ifdef DK_CUDA_F64_TU
+template void avg_fwd<double>(const Pool2dParams&, const void*, void*, unsigned, cudaStream_t);
+template void avg_bwd<double>(const Pool2dParams&, const void*, void*, unsigned, cudaStream_t);
+#else
+extern template void avg_fwd<double>(const Pool2dParams&, const void*, void*, unsigned, cudaStream_t);
+extern template void avg_bwd<double>(const Pool2dParams&, const void*, void*, unsigned, cudaStream_t);
+#endif
 
 }  // namespace pool
+
+#ifndef DK_CUDA_F64_TU  // the entry points: pooling.cu only
+void avg_pool2d_forward(const Pool2dParams& p, DType dt, const void* x, void* y, uintptr_t stream) {
+  pool::for_dtype(dt, "avg_pool2d_forward", p.planes() * p.out_plane(), stream, [&](auto* tag, unsigned grid, cudaStream_t s) {
+    pool::avg_fwd<DK_ELEM(tag)>(p, x, y, grid, s);
+  });
+}
+
+void avg_pool2d_backward(const Pool2dParams& p, DType dt, const void* dy, void* dx, uintptr_t stream) {
+  pool::for_dtype(dt, "avg_pool2d_backward", p.planes() * p.in_plane(), stream, [&](auto* tag, unsigned grid, cudaStream_t s) {
+    pool::avg_bwd<DK_ELEM(tag)>(p, dy, dx, grid, s);
+  });
+}
+#endif
+
 }  // namespace dk::cuda

@@ -4,6 +4,7 @@
 // overlapping windows need no atomics and the result is bitwise deterministic.
 #include "cuda/pooling/pool_common.cuh"
 #include "cuda/pooling/pool_tiled.cuh"
+#include "cuda/pooling/pooling.h"
 
 namespace dk::cuda {
 namespace pool {
@@ -55,24 +56,43 @@ __global__ void max_bwd_kernel(Pool2dParams p, const T* __restrict__ dy, const i
   }
 }
 
-// Typed launchers: the tiled kernels where the windows tile the input, else the gather kernels.
-// float64 instances live in pooling_f64.cu only (docs/CUDA_STATIC.md, "float64").
+// Typed launchers. float64: instantiated only in pooling_f64.cu (DK_CUDA_F64_TU), the one
+// translation unit where ptxas allows double precision (docs/CUDA_STATIC.md).
 template <typename T>
-void max_fwd(const Pool2dParams& p, const void* x, void* y, int64_t* idx, cudaStream_t s) {
-  if (tiled<T, true, true>(p, x, y, nullptr, idx, s)) return;
-  launch(max_fwd_kernel<T>, grid_for(p.planes() * p.out_plane(), kThreads), kThreads, 0, s, p,
-         static_cast<const T*>(x), static_cast<T*>(y), idx);
+void max_fwd(const Pool2dParams& p, const void* x, void* y, int64_t* idx, unsigned grid, cudaStream_t s) {
+  if (tiled<T, true, true>(p, x, y, nullptr, idx, s)) return;  // windows tile the input: 16-byte kernels
+  launch(max_fwd_kernel<T>, grid, kThreads, 0, s, p, static_cast<const T*>(x), static_cast<T*>(y), idx);
 }
 
 template <typename T>
-void max_bwd(const Pool2dParams& p, const void* dy, const int64_t* idx, void* dx, cudaStream_t s) {
+void max_bwd(const Pool2dParams& p, const void* dy, const int64_t* idx, void* dx, unsigned grid, cudaStream_t s) {
   if (tiled<T, true, false>(p, dy, dx, idx, nullptr, s)) return;
-  launch(max_bwd_kernel<T>, grid_for(p.planes() * p.in_plane(), kThreads), kThreads, 0, s, p,
-         static_cast<const T*>(dy), idx, static_cast<T*>(dx));
+  launch(max_bwd_kernel<T>, grid, kThreads, 0, s, p, static_cast<const T*>(dy), idx, static_cast<T*>(dx));
 }
 
-extern template void max_fwd<double>(const Pool2dParams&, const void*, void*, int64_t*, cudaStream_t);
-extern template void max_bwd<double>(const Pool2dParams&, const void*, const int64_t*, void*, cudaStream_t);
+#ifdef DK_CUDA_F64_TU
+template void max_fwd<double>(const Pool2dParams&, const void*, void*, int64_t*, unsigned, cudaStream_t);
+template void max_bwd<double>(const Pool2dParams&, const void*, const int64_t*, void*, unsigned, cudaStream_t);
+#else
+extern template void max_fwd<double>(const Pool2dParams&, const void*, void*, int64_t*, unsigned, cudaStream_t);
+extern template void max_bwd<double>(const Pool2dParams&, const void*, const int64_t*, void*, unsigned, cudaStream_t);
+#endif
 
 }  // namespace pool
+
+#ifndef DK_CUDA_F64_TU  // the entry points: pooling.cu only
+void max_pool2d_forward(const Pool2dParams& p, DType dt, const void* x, void* y, int64_t* idx, uintptr_t stream) {
+  pool::for_dtype(dt, "max_pool2d_forward", p.planes() * p.out_plane(), stream, [&](auto* tag, unsigned grid, cudaStream_t s) {
+    pool::max_fwd<DK_ELEM(tag)>(p, x, y, idx, grid, s);
+  });
+}
+
+void max_pool2d_backward(const Pool2dParams& p, DType dt, const void* dy, const int64_t* idx, void* dx,
+                         uintptr_t stream) {
+  pool::for_dtype(dt, "max_pool2d_backward", p.planes() * p.in_plane(), stream, [&](auto* tag, unsigned grid, cudaStream_t s) {
+    pool::max_bwd<DK_ELEM(tag)>(p, dy, idx, dx, grid, s);
+  });
+}
+#endif
+
 }  // namespace dk::cuda

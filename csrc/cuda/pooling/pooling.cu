@@ -1,3 +1,4 @@
-// The pooling translation unit (float32, float16, bfloat16; float64 is in pooling_f64.cu): nvcc
-// compiles it into deepkern._cuda, g++ with the SIMT simulator into deepkern._cuda_sim.
-#include "cuda/pooling/pooling_launch.cuh"
+// The pooling translation unit: nvcc compiles it into deepkern._cuda, g++ with the SIMT
+// simulator into deepkern._cuda_sim. Kernels and launchers live in the .cuh files.
+#include "cuda/pooling/avg_pool2d.cuh"
+#include "cuda/pooling/max_pool2d.cuh"

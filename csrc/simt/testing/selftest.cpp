@@ -77,6 +77,14 @@ __global__ void static_smem_read_past(const float* in, float* out, int n) {
   __syncthreads();
   out[threadIdx.x] = s[threadIdx.x + 1];
 }
+// BROKEN: the same through a pointer (no array bounds for UBSan to check: ASan's red zone must).
+__global__ void static_smem_ptr_past(const float* in, float* out, int n) {
+  __shared__ float s[32];
+  float* p = s;
+  p[threadIdx.x] = in[threadIdx.x];
+  __syncthreads();
+  out[threadIdx.x] = p[threadIdx.x + 1];
+}
 // Reads shared memory nobody wrote: the 0xFF refill makes it NaN in every block.
 __global__ void read_unwritten(const float* in, float* out, int n) {
   DK_DYNAMIC_SHARED(float, s);
@@ -148,6 +156,7 @@ const std::map<std::string, Entry>& kernels() {
       {"shfl_half_warp", {shfl_half_warp, false}},
       {"dynamic_smem_overflow", {dynamic_smem_overflow, false}},
       {"static_smem_read_past", {static_smem_read_past, false}},
+      {"static_smem_ptr_past", {static_smem_ptr_past, false}},
       {"read_unwritten", {read_unwritten, false}},
       {"warp_ops", {warp_ops, false}},
       {"atomic_sum", {atomic_sum, false}},

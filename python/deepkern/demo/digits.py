@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import _backend
 from .. import nn, optim
+from ..nn.training import _progress_bar
 
 
 def load_digits_split(test_size=0.25, seed=0):
@@ -48,16 +49,11 @@ def require_device(device):
 
 
 def _progress(total, desc, enabled):
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # tqdm is optional: plain per-epoch lines still print
-        return None
-    return tqdm(total=total, desc=desc, unit="img", leave=False)
+    """A bar only on a terminal ('auto') or when forced (True): see nn.training._progress_bar."""
+    return _progress_bar(enabled, total, desc)
 
 
-def train_cnn(model, data, epochs=10, batch_size=32, lr=3e-3, seed=0, device="cpu", progress=True, print_fn=print):
+def train_cnn(model, data, epochs=10, batch_size=32, lr=3e-3, seed=0, device="cpu", progress="auto", print_fn=print):
     """Adam with a cosine learning-rate schedule. data = (x_train, x_test, y_train, y_test) numpy.
 
     Returns a dict: 'loss', 'train_acc', 'test_acc', 'epoch_time' (per-epoch lists, seconds),

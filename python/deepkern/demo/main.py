@@ -6,7 +6,7 @@
    printed as grids (Q-learning walks the edge, SARSA keeps away from it).
 
 Nothing is downloaded: the digits ship with scikit-learn. `--device cuda` trains the CNN on cupy
-arrays (needs cupy and deepkern's CUDA module); `--selfcheck` runs only the backend self-check.
+arrays (needs cupy and deepkern's CUDA module); `--selfcheck` checks every op family on every backend present.
 """
 import argparse
 import time
@@ -21,7 +21,7 @@ from .digits import build_cnn, load_digits_split, require_device, train_cnn
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m deepkern", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--selfcheck", action="store_true", help="only run the backend self-check and timing table")
+    p.add_argument("--selfcheck", action="store_true", help="only check every op family on every backend present (each CPU ISA path, CUDA, the simulator) and print a table")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the CNN trains (default cpu)")
     p.add_argument("--epochs", type=int, default=12, help="CNN epochs (default 12)")
     p.add_argument("--episodes", type=int, default=500, help="cliff-walking episodes per agent (default 500)")
@@ -29,7 +29,7 @@ def parse_args(argv=None):
                    help="CPU kernel threads (default 1: this CNN's kernels are tiny, and on a busy machine "
                         "OpenMP's spinning threads cost more than they give)")
     p.add_argument("--quick", action="store_true", help="a few seconds: 2 epochs, 100 episodes")
-    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (there is one only when stderr is a terminal)")
     p.add_argument("--subset", type=int, default=None,
                    help="smoke run: only the first N training and test images (e.g. on the CUDA simulator)")
     p.add_argument("--seed", type=int, default=0)
@@ -58,7 +58,7 @@ def run(args, print_fn=print):
     model = build_cnn(seed=args.seed)
     model.summary(print_fn=lambda s: print_fn("  " + s.replace("\n", "\n  ")))
     print_fn(f"  {len(data[0])} training / {len(data[1])} test images; Adam lr 3e-3 (cosine), batch 32")
-    h = train_cnn(model, data, epochs=epochs, seed=args.seed, device=device, progress=not args.no_progress,
+    h = train_cnn(model, data, epochs=epochs, seed=args.seed, device=device, progress=False if args.no_progress else "auto",
                   print_fn=print_fn)
     per_epoch = float(np.mean(h["epoch_time"]))
     print_fn(f"  test accuracy {h['test_acc'][-1] * 100:.2f}%  |  {per_epoch:.2f} s per epoch "

@@ -64,6 +64,8 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, out=None, return_ct
 
     x (N, C, H, W), w (K, C, kh, kw), b (K,) or None -> y (N, K, Ho, Wo) with
     Ho = (H + 2*ph - dh*(kh-1) - 1) // sh + 1 (likewise Wo). `out`, if given, receives y and is returned.
+    On cupy arrays float32 is exact unless dk.set_allow_tf32(True) (TF32 tensor cores); float16 runs on
+    tensor cores with float32 accumulation.
     """
     op = "conv2d"
     given_x, given_w = x, w

@@ -103,7 +103,8 @@ class Sequential(Layer):
 
     # -- training -----------------------------------------------------------------------------
     def fit(self, x, y, loss, optimizer, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
-            early_stopping=None, progress=True, shuffle=True, seed=None, scheduler=None, clip_norm=None):
+            early_stopping=None, progress="auto", shuffle=True, seed=None, scheduler=None, clip_norm=None,
+            check_finite=False, stop_on_nonfinite=True):
         """Mini-batch training; returns (and keeps in .history) a dict of per-epoch lists:
         'loss' and, with validation, 'val_loss'; 'accuracy'/'val_accuracy' when the loss is a
         classification loss (SoftmaxCrossEntropy, BinaryCrossEntropy); 'lr' with a scheduler.
@@ -114,10 +115,15 @@ class Sequential(Layer):
         Shuffling each epoch uses np.random.default_rng(seed). early_stopping: an EarlyStopping;
         it watches its `monitor` ('val_loss' by default, 'loss' when there is no validation data)
         and restores the best parameters at the end when restore_best. scheduler.step() runs after
-        every epoch. clip_norm: clip the global gradient norm before each step. progress: a tqdm
-        bar per epoch when tqdm is installed."""
+        every epoch. clip_norm: clip the global gradient norm before each step.
+        progress: 'auto' (default) prints one line per epoch and draws a tqdm bar only when stderr is
+        a terminal; True always draws the bar (when tqdm is installed); False prints nothing.
+        stop_on_nonfinite (default True): raise FloatingPointError naming the epoch and batch as soon
+        as the loss is NaN or inf. check_finite=True: refuse NaN/inf in x, y (and the validation data)
+        before training, with a ValueError naming the array and the first bad sample."""
         self.history = _fit(self, x, y, loss, optimizer, epochs, batch_size, validation_data, validation_split,
-                            early_stopping, progress, shuffle, seed, scheduler, clip_norm)
+                            early_stopping, progress, shuffle, seed, scheduler, clip_norm,
+                            check_finite=check_finite, stop_on_nonfinite=stop_on_nonfinite)
         return self.history
 
     def evaluate(self, x, y, loss, batch_size=256):

@@ -1,4 +1,7 @@
 """The training loop behind Sequential.fit / evaluate / predict (kept apart from the container)."""
+import math
+import sys
+
 import numpy as np
 
 from .._backend import get_array_module, is_cupy_array
@@ -72,8 +75,22 @@ def _batches(n, batch_size, order):
         yield order[s:s + batch_size]
 
 
+def _on_terminal():
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stderr
+        return False
+
+
+def _check_progress(progress):
+    if progress not in ("auto", True, False):
+        raise ValueError(f"fit: 'progress' must be 'auto', True or False, got {progress!r}")
+
+
 def _progress_bar(progress, total, desc):
-    if not progress:
+    """A tqdm bar when asked (True) or, by default ('auto'), only when stderr is a terminal: a log
+    file gets the one line per epoch, not kilobytes of redrawn bars."""
+    if progress is False or (progress == "auto" and not _on_terminal()):
         return None
     try:
         from tqdm.auto import tqdm
@@ -112,10 +129,31 @@ def batched_predict(model, x, batch_size=None):
     return get_array_module(outs[0]).concatenate(outs, axis=0)
 
 
+def _require_finite(xp, named):
+    """check_finite=True: refuse NaN/inf in the training data up front, naming the array and a sample."""
+    for name, a in named.items():
+        if a is None or a.dtype.kind not in "fc":
+            continue
+        bad = ~xp.isfinite(a.reshape(len(a), -1)).all(axis=1)
+        if bool(bad.any()):
+            first = int(xp.argmax(bad))
+            raise ValueError(f"fit: '{name}' holds non-finite values (NaN or inf), first in sample {first} "
+                             f"({int(bad.sum())} samples in all); clean the data or pass check_finite=False")
+
+
+def _stop_if_nonfinite(value, epoch, epochs, batch, batches):
+    if not math.isfinite(value):
+        raise FloatingPointError(
+            f"fit: the loss became {value} at epoch {epoch + 1}/{epochs}, batch {batch + 1}/{batches}; the "
+            "parameters are no longer meaningful (lower the learning rate, clip gradients, check the data "
+            "with check_finite=True) or pass stop_on_nonfinite=False to train on regardless")
+
+
 def fit(model, x, y, loss, optimizer, epochs, batch_size, validation_data, validation_split, early_stopping,
-        progress, shuffle, seed, scheduler, clip_norm):
+        progress, shuffle, seed, scheduler, clip_norm, check_finite=False, stop_on_nonfinite=True):
     from ..optim import clip_grad_norm
 
+    _check_progress(progress)
     loss = resolve_loss(loss)
     optimizer = resolve_optimizer(optimizer, model)
     if int(epochs) < 1 or int(batch_size) < 1:
@@ -139,7 +177,11 @@ def fit(model, x, y, loss, optimizer, epochs, batch_size, validation_data, valid
         vx, vy = validation_data
         _same_device("fit", x=x, validation_x=vx, validation_y=vy)
         _check_xy(vx, vy, "validation")
+    if check_finite:
+        _require_finite(xp, {"x": x, "y": y} if validation_data is None else
+                        {"x": x, "y": y, "validation x": xp.asarray(vx), "validation y": xp.asarray(vy)})
     n = len(x)
+    batches = -(-n // batch_size)
     rng = np.random.default_rng(seed)
     history = {"loss": []}
     if early_stopping is not None:
@@ -149,11 +191,13 @@ def fit(model, x, y, loss, optimizer, epochs, batch_size, validation_data, valid
         order_x = order if xp is np else xp.asarray(order)
         total, correct, count = 0.0, 0.0, 0
         bar = _progress_bar(progress, n, f"epoch {epoch + 1}/{epochs}")
-        for idx in _batches(n, batch_size, order_x):
+        for b, idx in enumerate(_batches(n, batch_size, order_x)):
             xb, yb = x[idx], y[idx]
             model.zero_grad()
             out = model.forward(xb, training=True)
             value = loss.forward(out, yb)
+            if stop_on_nonfinite:
+                _stop_if_nonfinite(float(value), epoch, epochs, b, batches)
             model._backward_for_training(loss.backward())  # the input's gradient is not used
             if clip_norm is not None:
                 clip_grad_norm(model.parameters(), clip_norm)
@@ -179,7 +223,7 @@ def fit(model, x, y, loss, optimizer, epochs, batch_size, validation_data, valid
         if scheduler is not None:
             history.setdefault("lr", []).append(float(optimizer.lr))
             scheduler.step()
-        if progress:  # one line per epoch, with or without tqdm
+        if progress:  # one line per epoch, with or without a bar ('auto' included)
             msg = " ".join(f"{k}={v[-1]:.4f}" for k, v in history.items())
             print(f"epoch {epoch + 1}/{epochs}: {msg}")
         if early_stopping is not None:

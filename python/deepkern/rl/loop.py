@@ -29,6 +29,13 @@ def train(env, agent, episodes, max_steps=None, *, seed=None, return_lengths=Fal
     needs_next_action=True (SARSA) picks a' before its update and gets it, as in Sutton & Barto's
     SARSA box; the others update first and pick the next action from the updated table.
     end_episode() is called after each episode when the agent has it.
+
+    >>> from deepkern import rl
+    >>> env = rl.CliffWalking()
+    >>> agent = rl.SARSA(env.observation_space.n, env.action_space.n, alpha=0.5, gamma=1.0, epsilon=0.1, seed=0)
+    >>> returns = rl.train(env, agent, episodes=200, seed=0)
+    >>> returns.shape, bool(returns[-50:].mean() > -100)
+    ((200,), True)
     """
     episodes = check_int("train", "episodes", episodes, low=0)
     max_steps = check_optional_steps("train", "max_steps", max_steps)
@@ -94,6 +101,13 @@ def rollout(env, policy, max_steps=1000, *, seed=None, return_rewards=False):
     The episode stops when it terminates or is truncated, or after max_steps steps (a greedy
     policy can loop forever, so the cap always applies). seed: passed to env.reset.
     return_rewards=True: -> (states, rewards).
+
+    >>> from deepkern import rl
+    >>> env = rl.CliffWalking()
+    >>> V, policy = rl.value_iteration(env, gamma=1.0)
+    >>> path = rl.rollout(env, policy, max_steps=100)
+    >>> int(path[0]), int(path[-1]), len(path) - 1          # start, goal, 13 steps along the edge
+    (36, 47, 13)
     """
     max_steps = check_int("rollout", "max_steps", max_steps, low=0)
     n_states, n_actions = _space_n(env, "observation_space"), _space_n(env, "action_space")
@@ -111,7 +125,12 @@ def rollout(env, policy, max_steps=1000, *, seed=None, return_rewards=False):
 
 
 def discounted_return(rewards, gamma):
-    """G = sum_k gamma^k r_k over the last axis (rewards: 1-D for one episode, or (..., T))."""
+    """G = sum_k gamma^k r_k over the last axis (rewards: 1-D for one episode, or (..., T)).
+
+    >>> from deepkern import rl
+    >>> rl.discounted_return([1.0, 1.0, 1.0], gamma=0.5)
+    1.75
+    """
     gamma = check_real("discounted_return", "gamma", gamma, 0.0, 1.0)
     r = np.asarray(rewards)
     if r.dtype.kind not in "fiub":

@@ -58,7 +58,14 @@ def _evaluate(model, pi, gamma, where):
 
 def policy_evaluation(env, policy, gamma=0.99, theta=None):
     """V^pi for a deterministic policy (int array over states) or a stochastic one ((S, A) matrix),
-    exactly (a linear solve); theta is accepted for symmetry with iterative evaluation and unused."""
+    exactly (a linear solve); theta is accepted for symmetry with iterative evaluation and unused.
+
+    >>> from deepkern import rl
+    >>> env = rl.CliffWalking()
+    >>> V, policy = rl.value_iteration(env, gamma=1.0)
+    >>> float(rl.policy_evaluation(env, policy, gamma=1.0)[36])
+    -13.0
+    """
     gamma = check_real("policy_evaluation", "gamma", gamma, 0.0, 1.0)
     if theta is not None:
         check_real("policy_evaluation", "theta", theta, 0.0, np.inf, low_open=True)
@@ -70,7 +77,13 @@ def policy_evaluation(env, policy, gamma=0.99, theta=None):
 def value_iteration(env, gamma=0.99, theta=1e-10, max_iterations=100_000):
     """Value iteration -> (V, policy): sweeps V <- max_a Q(s, a) until the largest change is below
     theta; policy is greedy in the final V (lowest action on ties). RuntimeError if it has not
-    converged after max_iterations sweeps (with gamma = 1 that means some state never terminates)."""
+    converged after max_iterations sweeps (with gamma = 1 that means some state never terminates).
+
+    >>> from deepkern import rl
+    >>> V, policy = rl.value_iteration(rl.CliffWalking(), gamma=1.0)
+    >>> V.shape, float(V[36])                     # 13 steps of -1 from the start to the goal
+    ((48,), -13.0)
+    """
     gamma = check_real("value_iteration", "gamma", gamma, 0.0, 1.0)
     theta = check_real("value_iteration", "theta", theta, 0.0, np.inf, low_open=True)
     max_iterations = check_int("value_iteration", "max_iterations", max_iterations, low=1)
@@ -92,7 +105,15 @@ def policy_iteration(env, gamma=0.99, theta=None, max_iterations=1000, initial_p
     """Policy iteration -> (V, policy): exact evaluation (a linear solve), then greedy improvement,
     until the policy is stable. It starts by evaluating initial_policy (default: the equiprobable
     random policy, which terminates in the usual grid worlds even when gamma = 1). theta is
-    accepted for symmetry with value_iteration; the exact evaluation does not need it."""
+    accepted for symmetry with value_iteration; the exact evaluation does not need it.
+
+    >>> import numpy as np
+    >>> from deepkern import rl
+    >>> env = rl.CliffWalking()
+    >>> V, policy = rl.policy_iteration(env, gamma=1.0)
+    >>> bool(np.allclose(V, rl.value_iteration(env, gamma=1.0)[0]))
+    True
+    """
     gamma = check_real("policy_iteration", "gamma", gamma, 0.0, 1.0)
     if theta is not None:
         check_real("policy_iteration", "theta", theta, 0.0, np.inf, low_open=True)

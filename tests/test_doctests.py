@@ -1,0 +1,38 @@
+"""Every public function's docstring example runs (doctest) and gives what it shows; and every
+public function has one."""
+import doctest
+import importlib
+import inspect
+
+import numpy as np
+import pytest
+
+import deepkern as dk
+
+# module -> the public functions it defines that must carry a runnable example
+PUBLIC = {
+    "deepkern._backend": ["cuda_available", "get_array_module", "set_num_threads", "get_num_threads"],
+    "deepkern.rl.loop": ["train", "rollout", "discounted_return"],
+    "deepkern.rl.planning": ["value_iteration", "policy_iteration", "policy_evaluation"],
+    "deepkern.bptt": ["bptt"],
+    "deepkern.optim.clip": ["clip_grad_norm", "clip_grad_value"],
+}
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC))
+def test_docstring_examples_run(module):
+    mod = importlib.import_module(module)
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    with np.printoptions(legacy=False):
+        for test in finder.find(mod, module, globs={"np": np, "dk": dk}):
+            runner.run(test)
+    result = runner.summarize(verbose=False)
+    assert result.failed == 0, f"{module}: {result.failed} docstring example(s) failed (output above)"
+
+
+@pytest.mark.parametrize("module,name", [(m, n) for m, names in sorted(PUBLIC.items()) for n in names])
+def test_public_function_has_an_example(module, name):
+    fn = getattr(importlib.import_module(module), name)
+    doc = inspect.getdoc(fn) or ""
+    assert ">>>" in doc, f"{module}.{name}: its docstring has no runnable example"
