@@ -18,9 +18,7 @@ from helpers import assert_close
 nn = dk.nn
 pytestmark = pytest.mark.cuda
 
-# Skips for kernels other branches deliver (removed when those kernels merge).
-NEEDS_CONV = pytest.mark.skip(reason="needs the CUDA conv2d kernel and its Python wiring (branch cudaconv)")
-NEEDS_ATTENTION = pytest.mark.skip(reason="needs the CUDA scaled_dot_product_attention kernel (branch attn)")
+# Skip for a kernel another branch delivers (removed when it merges).
 
 TOL = {np.float64: dict(rtol=1e-9, atol=1e-11), np.float32: dict(rtol=2e-4, atol=2e-5)}
 
@@ -118,7 +116,6 @@ def _cnn(dtype):
     ])
 
 
-@NEEDS_CONV
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_small_cnn_trains_like_numpy(cp, rng, dtype):
     steps, B = 3, 6
@@ -135,7 +132,6 @@ def _transformer(dtype, dim=8, classes=5):
     ])
 
 
-@NEEDS_ATTENTION
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_transformer_layer_trains_like_numpy(cp, rng, dtype):
     steps, B, T, dim = 3, 4, 6, 8
@@ -145,14 +141,38 @@ def test_transformer_layer_trains_like_numpy(cp, rng, dtype):
                 steps, dtype)
 
 
-@NEEDS_CONV
 def test_main_job_runs_on_the_device():
-    """`python -m deepkern --device cuda` end to end (on the simulator: it reaches the kernels and runs)."""
+    """`python -m deepkern --device cuda` end to end (on the simulator: it reaches the kernels and runs,
+    on 64 images and a few episodes so that it stays a smoke test)."""
     env = dict(os.environ)
     here = os.path.dirname(os.path.abspath(__file__))
     if env.get("DEEPKERN_CUDA_SIM") == "1":
-        env["PYTHONPATH"] = os.pathsep.join([os.path.join(here, "cupy_standin"), env.get("PYTHONPATH", "")])
-    r = subprocess.run([sys.executable, "-m", "deepkern", "--device", "cuda", "--quick", "--epochs", "1",
-                        "--no-progress"], env=env, capture_output=True, text=True, timeout=900)
+        inherited = [os.path.abspath(d) for d in env.get("PYTHONPATH", "").split(os.pathsep) if d]
+        env["PYTHONPATH"] = os.pathsep.join([os.path.join(here, "cupy_standin")] + inherited)
+    r = subprocess.run([sys.executable, "-m", "deepkern", "--device", "cuda", "--epochs", "1", "--episodes", "5",
+                        "--subset", "64", "--no-progress"], env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "CNN on cuda" in r.stdout and "test accuracy" in r.stdout, r.stdout[-3000:]
+
+
+def test_dense_multiplies_with_deepkerns_cuda_gemm(cp, rng, monkeypatch):
+    """On the device path the layers' matrix products run deepkern's CUDA GEMM, not cupy.matmul (cuBLAS)."""
+    from deepkern.nn import _matmul
+
+    calls = []
+    real = _matmul._device_gemm
+
+    def spy(*args):
+        r = real(*args)
+        calls.append(r is not None)
+        return r
+
+    monkeypatch.setattr(_matmul, "_device_gemm", spy)
+    cpu, gpu = _twin(lambda: nn.Dense(7, 5, seed=3, dtype=np.float32))
+    x, dy = rng.standard_normal((4, 3, 7)).astype(np.float32), rng.standard_normal((4, 3, 5)).astype(np.float32)
+    y = gpu.forward(cp.asarray(x))
+    dx = gpu.backward(cp.asarray(dy))
+    assert calls and all(calls), calls  # forward, weight gradient, input gradient
+    assert_close(_host(y), cpu.forward(x), np.float32, what="y")
+    assert_close(_host(dx), cpu.backward(dy), np.float32, what="dx")
+    assert_close(_host(gpu.weight.grad), cpu.weight.grad, np.float32, what="dW")

@@ -32,6 +32,10 @@ CASES = [
     (2, 6, 12, 37, "both", True, "all"),
 ]
 
+# A few small cases tools/gpu_check.sh also runs under compute-sanitizer on a GPU.
+SANITIZE = {1, 5}
+CASES = [pytest.param(c, marks=pytest.mark.sanitize) if i in SANITIZE else c for i, c in enumerate(CASES)]
+
 TOL = {np.float64: None, np.float32: None, np.float16: 1e-2}
 
 
@@ -121,7 +125,7 @@ def test_gpu_lstm_saturates_without_nan_and_nan_propagates(cp, rng):
     T, B, I, H = 3, 2, 4, 5
     x = (rng.standard_normal((T, B, I)) * 1e4).astype(np.float32)
     w_ih, w_hh, b_ih, b_hh = _weights(rng, I, H, "both", np.float32)
-    y, hT, cT = dk.lstm(cp.asarray(x), None, None, *[cp.asarray(a) for a in (w_ih, w_hh, b_ih, b_hh)])
+    y, _, _ = dk.lstm(cp.asarray(x), None, None, *[cp.asarray(a) for a in (w_ih, w_hh, b_ih, b_hh)])
     assert not bool(cp.isnan(y).any())
     y_r = lstm_ref(x, None, None, w_ih, w_hh, b_ih, b_hh)[0]
     assert_close(y, y_r, np.float32, what="y saturated")
@@ -179,7 +183,8 @@ def test_gpu_lstm_in_other_thread_orders(order):
         pytest.skip("thread orders are a simulator setting (DEEPKERN_CUDA_SIM=1)")
     here = os.path.dirname(os.path.abspath(__file__))
     env = dict(os.environ, DEEPKERN_SIM_ORDER=order)
-    env["PYTHONPATH"] = os.pathsep.join([os.path.join(here, "cupy_standin"), here, env.get("PYTHONPATH", "")])
+    inherited = [os.path.abspath(d) for d in env.get("PYTHONPATH", "").split(os.pathsep) if d]
+    env["PYTHONPATH"] = os.pathsep.join([os.path.join(here, "cupy_standin"), here] + inherited)
     r = subprocess.run([sys.executable, "-c", _ORDER_SCRIPT], env=env, cwd=here, capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr

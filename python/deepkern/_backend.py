@@ -149,7 +149,7 @@ class _CudaBackend:
 
     def call(self, fn, params, *arrays):
         """The first array carries the element type; the launch goes on cupy's current stream
-        of the arrays' device. None (an absent optional array) is passed as a null pointer."""
+        of the arrays' device."""
         cp = self.xp
         if SIMULATOR and not _is_standin(cp):
             raise RuntimeError(

@@ -30,8 +30,12 @@ def parse_args(argv=None):
                         "OpenMP's spinning threads cost more than they give)")
     p.add_argument("--quick", action="store_true", help="a few seconds: 2 epochs, 100 episodes")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (there is one only when stderr is a terminal)")
+    p.add_argument("--subset", type=int, default=None,
+                   help="smoke run: only the first N training and test images (e.g. on the CUDA simulator)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    if args.subset is not None and args.subset < 1:
+        p.error(f"--subset must be >= 1, got {args.subset}")
     for name in ("epochs", "episodes", "threads"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be >= 1, got {getattr(args, name)}")
@@ -49,6 +53,8 @@ def run(args, print_fn=print):
 
     print_fn("\n[1/2] A CNN on scikit-learn's digits (8x8 grayscale, 10 classes)")
     data = load_digits_split(seed=args.seed)
+    if args.subset is not None:
+        data = tuple(a[:args.subset] for a in data)  # (x_train, x_test, y_train, y_test)
     model = build_cnn(seed=args.seed)
     model.summary(print_fn=lambda s: print_fn("  " + s.replace("\n", "\n  ")))
     print_fn(f"  {len(data[0])} training / {len(data[1])} test images; Adam lr 3e-3 (cosine), batch 32")
