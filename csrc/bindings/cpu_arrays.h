@@ -67,4 +67,15 @@ inline std::vector<int64_t> int_params(const py::sequence& s, size_t n, const ch
   return v;
 }
 
+// A named field of a params dict (the Python layer builds one dict per call, named as the params
+// struct's fields): missing or non-integer is a ValueError naming the field.
+inline int64_t int_field(const py::dict& d, const char* key, const char* what) {
+  if (!d.contains(key)) throw py::value_error(std::string(what) + ": missing field '" + key + "'");
+  try {
+    return d[key].cast<int64_t>();
+  } catch (const py::cast_error&) {
+    throw py::value_error(std::string(what) + ": field '" + key + "' must be an int");
+  }
+}
+
 }  // namespace dk::bind
