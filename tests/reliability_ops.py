@@ -132,7 +132,8 @@ class _Pool(OpSpec):
     def bad_calls(self):
         op = self.name
         return [
-            ("x_3d", lambda kw: {**kw, "x": kw["x"][0]}, ValueError, rf"{op}: 'x' must be a 4-D"),
+            # (C, H, W) is an unbatched sample, as in PyTorch; 2-D and 5-D are not
+            ("x_2d", lambda kw: {**kw, "x": kw["x"][0, 0]}, ValueError, rf"{op}: 'x' must be a 4-D .* or 3-D"),
             ("x_5d", lambda kw: {**kw, "x": kw["x"][None]}, ValueError, rf"{op}: 'x' must be a 4-D"),
             ("x_scalar", lambda kw: {**kw, "x": 1.0}, ValueError, rf"{op}: 'x' must be a 4-D"),
             ("kernel_0", lambda kw: {**kw, "kernel_size": 0}, ValueError, "'kernel_size' must be >= 1"),
@@ -155,7 +156,12 @@ class _Pool(OpSpec):
             ("padding_2e62", lambda kw: {**kw, "padding": 2**62}, ValueError, "'padding' .*must be (at most half|<= 2\\*\\*40)"),
             ("zero_height", lambda kw: {**kw, "x": kw["x"][:, :, :0], "padding": 0}, ValueError,
              "'kernel_size' .* is larger than the padded input"),
-        ]
+            ("ceil_mode_int", lambda kw: {**kw, "ceil_mode": 1}, TypeError, "'ceil_mode' must be a bool"),
+            ("ceil_mode_none", lambda kw: {**kw, "ceil_mode": None}, TypeError, "'ceil_mode' must be a bool"),
+        ] + self.more_bad_calls()
+
+    def more_bad_calls(self):
+        return []
 
 
     def draw(self, data, st, rng, dtype):
@@ -176,6 +182,13 @@ class _Pool(OpSpec):
 
 class MaxPool2dSpec(_Pool):
     name, backward_name = "max_pool2d", "max_pool2d_backward"
+
+    def more_bad_calls(self):
+        return [
+            ("dilation_0", lambda kw: {**kw, "dilation": 0}, ValueError, "'dilation' must be >= 1"),
+            ("dilation_float", lambda kw: {**kw, "dilation": 1.5}, TypeError, "'dilation' must be an int"),
+            ("dilation_too_big", lambda kw: {**kw, "dilation": 5}, ValueError, "dilated extent"),
+        ]
 
     def call(self, kw, **extra):
         return dk.max_pool2d(**kw, return_indices=True, **extra)
@@ -198,6 +211,18 @@ class MaxPool2dSpec(_Pool):
 
 class AvgPool2dSpec(_Pool):
     name, backward_name = "avg_pool2d", "avg_pool2d_backward"
+
+    def more_bad_calls(self):
+        return [
+            ("count_include_pad_str", lambda kw: {**kw, "count_include_pad": "no"}, TypeError,
+             "'count_include_pad' must be a bool"),
+            ("divisor_0", lambda kw: {**kw, "divisor_override": 0}, ValueError,
+             "'divisor_override' must be None or a positive int"),
+            ("divisor_neg", lambda kw: {**kw, "divisor_override": -3}, ValueError,
+             "'divisor_override' must be None or a positive int"),
+            ("divisor_float", lambda kw: {**kw, "divisor_override": 2.5}, ValueError,
+             "'divisor_override' must be None or a positive int"),
+        ]
 
     def torch_run(self, kw, grads):
         x = _t(np.asarray(kw["x"], dtype=np.float64))
@@ -284,7 +309,7 @@ class Conv2dSpec(OpSpec):
         op = self.name
         out_ok = lambda kw: np.empty((2, 4, 4, 9), np.asarray(kw["x"]).dtype)  # noqa: E731
         return [
-            ("x_3d", lambda kw: {**kw, "x": kw["x"][0]}, ValueError, rf"{op}: 'x' must be a 4-D"),
+            ("x_2d", lambda kw: {**kw, "x": kw["x"][0, 0]}, ValueError, rf"{op}: 'x' must be a 4-D .* or 3-D"),
             ("w_3d", lambda kw: {**kw, "w": kw["w"][0]}, ValueError, rf"{op}: 'w' must be a 4-D"),
             ("x_scalar", lambda kw: {**kw, "x": 2.0}, ValueError, rf"{op}: 'x' must be a 4-D"),
             ("channels_mismatch", lambda kw: {**kw, "w": kw["w"][:, :2]}, ValueError, rf"{op}: 'w' has 2 input channels"),
@@ -298,6 +323,14 @@ class Conv2dSpec(OpSpec):
             ("stride_neg", lambda kw: {**kw, "stride": (-1, 1)}, ValueError, "'stride' must be >= 1"),
             ("dilation_0", lambda kw: {**kw, "dilation": 0}, ValueError, "'dilation' must be >= 1"),
             ("padding_neg", lambda kw: {**kw, "padding": -1}, ValueError, "'padding' must be >= 0"),
+            ("groups_0", lambda kw: {**kw, "groups": 0}, ValueError, "'groups' must be a positive int"),
+            ("groups_float", lambda kw: {**kw, "groups": 1.0}, ValueError, "'groups' must be a positive int"),
+            ("groups_not_dividing_C", lambda kw: {**kw, "groups": 2}, ValueError, "'groups' is 2"),
+            ("groups_not_dividing_K", lambda kw: {**kw, "x": kw["x"][:, :2], "w": kw["w"][:3, :1], "b": None,
+                                                  "groups": 2}, ValueError, "not divisible by 'groups'"),
+            ("padding_str", lambda kw: {**kw, "padding": "full"}, ValueError,
+             "'padding' must be an int, a pair of ints, 'same' or 'valid'"),
+            ("padding_same_strided", lambda kw: {**kw, "padding": "same"}, ValueError, "padding='same' needs stride 1"),
             ("padding_float", lambda kw: {**kw, "padding": 1.0}, TypeError, "'padding' must be an int"),
             ("dilation_2e40", lambda kw: {**kw, "dilation": 2**40}, ValueError, "kernel larger than padded input"),
             ("dilation_2e41", lambda kw: {**kw, "dilation": 2**41}, ValueError, "'dilation' must be <= 2\\*\\*40"),

@@ -1,0 +1,215 @@
+// Depthwise convolution (groups == C, K = m*C: output channel k reads input channel k / m only),
+// forward and backward, compiled once per instruction set like the pooling kernels:
+// conv2d_depthwise.cpp (portable + dispatch), _avx2.cpp and _avx512.cpp include this file with
+// DK_DW_NS set to a distinct namespace (nothing may be defined outside it; see pooling_impl.h).
+//
+// No GEMM: a depthwise layer does kh*kw multiply-adds per output, too few to pack for. Forward:
+// one task per output row; the columns whose windows lie inside the row go in vector blocks of V
+// outputs that keep their sums in a register across all kh*kw taps (one load + one FMA per tap
+// and V outputs), the edge columns one at a time. dx: one task per input plane, each tap of each
+// of its m output channels scattered along the row (stride 1 or 2 a compile-time constant). dw:
+// one task per output channel, one dot product along each row per tap, in lanes.
+#ifndef DK_DW_NS
+#error "define DK_DW_NS before including conv2d_depthwise_impl.h"
+#endif
+
+#include <cstdint>
+#include <cstring>
+
+#include "common/conv_params.h"
+#include "cpu/common/parallel.h"
+
+namespace dk::cpu::DK_DW_NS {
+
+#if defined(__AVX512F__)
+constexpr int kDwVecBytes = 64;
+#elif defined(__AVX__)
+constexpr int kDwVecBytes = 32;
+#else
+constexpr int kDwVecBytes = 16;
+#endif
+
+inline int64_t dmin(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t dmax(int64_t a, int64_t b) { return a > b ? a : b; }
+inline int64_t cdiv(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+inline int64_t fdiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// Taps i of a window starting at s0 with k taps d apart that land inside [0, n): [i_lo, i_hi).
+inline void tap_range(int64_t s0, int64_t k, int64_t d, int64_t n, int64_t& i_lo, int64_t& i_hi) {
+  i_lo = s0 >= 0 ? 0 : cdiv(-s0, d);
+  i_hi = dmin(k, fdiv(n - 1 - s0, d) + 1);
+  if (i_hi < i_lo) i_hi = i_lo;
+}
+
+// Output columns [lo, hi) whose input column ow*s + off lies in [0, W).
+inline void live_ow(int64_t off, int64_t s, int64_t W, int64_t Wo, int64_t& lo, int64_t& hi) {
+  lo = off >= 0 ? 0 : cdiv(-off, s);
+  hi = W - 1 - off < 0 ? 0 : dmin((W - 1 - off) / s + 1, Wo);
+  if (lo > hi) lo = hi;
+}
+
+inline bool dw_parallel(const Conv2dParams& p) {
+  return worth_threads(p.N * (p.C * p.in_plane() + p.K * p.out_plane()) * 4);
+}
+
+// V outputs at columns col0, col0 + s, ...: sum over rows [i_lo, i_hi) and all kw taps.
+template <typename T, int S, int V>
+inline void fwd_block(const T* xc, const T* wk, const Conv2dParams& p, int64_t h0, int64_t i_lo, int64_t i_hi,
+                      int64_t col0, T bias, T* y) {
+  typedef T TV __attribute__((vector_size(V * sizeof(T))));
+  const int64_t s = S > 0 ? S : p.sw;
+  TV acc;
+  for (int v = 0; v < V; ++v) acc[v] = bias;
+  for (int64_t i = i_lo; i < i_hi; ++i) {
+    const T* xr = xc + (h0 + i * p.dh) * p.W + col0;
+    for (int64_t j = 0; j < p.kw; ++j) {
+      const T* src = xr + j * p.dw;
+      TV xv;
+      if (S == 1) {
+        std::memcpy(&xv, src, sizeof xv);
+      } else {
+        for (int v = 0; v < V; ++v) xv[v] = src[v * s];
+      }
+      acc += wk[i * p.kw + j] * xv;
+    }
+  }
+  std::memcpy(y, &acc, sizeof acc);
+}
+
+template <typename T>
+void dw_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
+  constexpr int V = kDwVecBytes / sizeof(T);
+  const int64_t m = p.K / p.C, rows = p.N * p.K * p.Ho, taps = p.kh * p.kw;
+  // columns whose windows lie wholly inside the row
+  const int64_t last = p.W - 1 - (p.kw - 1) * p.dw + p.pw;
+  const int64_t in_lo = dmin(cdiv(p.pw, p.sw), p.Wo), in_hi = last < 0 ? 0 : dmin(last / p.sw + 1, p.Wo);
+  const bool blocks = in_hi - in_lo >= V;
+#pragma omp parallel for schedule(static) num_threads(num_threads()) if (dw_parallel(p))
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t oh = r % p.Ho, nk = r / p.Ho, k = nk % p.K, n = nk / p.K;
+    const T* xc = x + (n * p.C + k / m) * p.in_plane();
+    const T* wk = w + k * taps;
+    const T bias = b ? b[k] : T(0);
+    T* yr = y + r * p.Wo;
+    const int64_t h0 = oh * p.sh - p.ph;
+    int64_t i_lo, i_hi;
+    tap_range(h0, p.kh, p.dh, p.H, i_lo, i_hi);
+    int64_t lo = 0, hi = 0;  // the block columns
+    if (blocks) {
+      lo = in_lo;
+      hi = in_hi;
+      for (int64_t ow = lo; ow < hi; ow += V) {
+        const int64_t o = dmin(ow, hi - V);  // the last block may overlap the one before
+        const int64_t col0 = o * p.sw - p.pw;
+        if (p.sw == 1) fwd_block<T, 1, V>(xc, wk, p, h0, i_lo, i_hi, col0, bias, yr + o);
+        else fwd_block<T, 0, V>(xc, wk, p, h0, i_lo, i_hi, col0, bias, yr + o);
+      }
+    }
+    for (int64_t ow = 0; ow < p.Wo; ++ow) {
+      if (ow == lo && hi > lo) {
+        ow = hi - 1;
+        continue;
+      }
+      const int64_t c0 = ow * p.sw - p.pw;
+      int64_t j_lo, j_hi;
+      tap_range(c0, p.kw, p.dw, p.W, j_lo, j_hi);
+      T acc = bias;
+      for (int64_t i = i_lo; i < i_hi; ++i) {
+        const T* xr = xc + (h0 + i * p.dh) * p.W + c0;
+        for (int64_t j = j_lo; j < j_hi; ++j) acc += wk[i * p.kw + j] * xr[j * p.dw];
+      }
+      yr[ow] = acc;
+    }
+  }
+}
+
+template <typename T, int S>
+inline void scatter_row(const T* g, T wv, int64_t lo, int64_t hi, int64_t s_rt, T* dst) {
+  const int64_t s = S > 0 ? S : s_rt;
+  for (int64_t ow = lo; ow < hi; ++ow) dst[ow * s] += wv * g[ow];
+}
+
+// sum of a[o] * b[o*s] over o in [lo, hi), in 8 independent lanes (vectorisable).
+template <typename T, int S>
+inline T dot_row(const T* a, const T* b, int64_t lo, int64_t hi, int64_t s_rt) {
+  const int64_t s = S > 0 ? S : s_rt;
+  T acc[8] = {};
+  int64_t o = lo;
+  for (; o + 8 <= hi; o += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += a[o + l] * b[(o + l) * s];
+  for (; o < hi; ++o) acc[0] += a[o] * b[o * s];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+template <typename T>
+void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* dx, T* dw) {
+  const int64_t m = p.K / p.C, taps = p.kh * p.kw;
+  if (dx) {
+#pragma omp parallel for schedule(static) num_threads(num_threads()) if (dw_parallel(p))
+    for (int64_t pl = 0; pl < p.N * p.C; ++pl) {
+      const int64_t n = pl / p.C, c = pl % p.C;
+      T* dxp = dx + pl * p.in_plane();
+      std::memset(dxp, 0, sizeof(T) * p.in_plane());
+      for (int64_t q = 0; q < m; ++q) {
+        const int64_t k = c * m + q;
+        const T* wk = w + k * taps;
+        const T* dyk = dy + (n * p.K + k) * p.out_plane();
+        for (int64_t oh = 0; oh < p.Ho; ++oh) {
+          const int64_t h0 = oh * p.sh - p.ph;
+          int64_t i_lo, i_hi;
+          tap_range(h0, p.kh, p.dh, p.H, i_lo, i_hi);
+          const T* g = dyk + oh * p.Wo;
+          for (int64_t i = i_lo; i < i_hi; ++i) {
+            T* dr = dxp + (h0 + i * p.dh) * p.W;
+            for (int64_t j = 0; j < p.kw; ++j) {
+              const int64_t off = j * p.dw - p.pw;
+              int64_t lo, hi;
+              live_ow(off, p.sw, p.W, p.Wo, lo, hi);
+              if (lo >= hi) continue;
+              const T wv = wk[i * p.kw + j];
+              if (p.sw == 1) scatter_row<T, 1>(g, wv, lo, hi, 1, dr + off);
+              else if (p.sw == 2) scatter_row<T, 2>(g, wv, lo, hi, 2, dr + off);
+              else scatter_row<T, 0>(g, wv, lo, hi, p.sw, dr + off);
+            }
+          }
+        }
+      }
+    }
+  }
+  if (dw) {
+#pragma omp parallel for schedule(static) num_threads(num_threads()) if (dw_parallel(p))
+    for (int64_t k = 0; k < p.K; ++k) {
+      // rows summed in T lanes, rows added in double (new[], not std::vector: no std:: template may be
+      // instantiated in an ISA copy)
+      double* acc = new double[size_t(taps)]();
+      for (int64_t n = 0; n < p.N; ++n) {
+        const T* xc = x + (n * p.C + k / m) * p.in_plane();
+        const T* dyk = dy + (n * p.K + k) * p.out_plane();
+        for (int64_t oh = 0; oh < p.Ho; ++oh) {
+          const int64_t h0 = oh * p.sh - p.ph;
+          int64_t i_lo, i_hi;
+          tap_range(h0, p.kh, p.dh, p.H, i_lo, i_hi);
+          const T* g = dyk + oh * p.Wo;
+          for (int64_t i = i_lo; i < i_hi; ++i) {
+            const T* xr = xc + (h0 + i * p.dh) * p.W;
+            for (int64_t j = 0; j < p.kw; ++j) {
+              const int64_t off = j * p.dw - p.pw;
+              int64_t lo, hi;
+              live_ow(off, p.sw, p.W, p.Wo, lo, hi);
+              if (lo >= hi) continue;
+              T s;
+              if (p.sw == 1) s = dot_row<T, 1>(g, xr + off, lo, hi, 1);
+              else if (p.sw == 2) s = dot_row<T, 2>(g, xr + off, lo, hi, 2);
+              else s = dot_row<T, 0>(g, xr + off, lo, hi, p.sw);
+              acc[size_t(i * p.kw + j)] += double(s);
+            }
+          }
+        }
+      }
+      for (int64_t t = 0; t < taps; ++t) dw[k * taps + t] = T(acc[size_t(t)]);
+      delete[] acc;
+    }
+  }
+}
+
+}  // namespace dk::cpu::DK_DW_NS
