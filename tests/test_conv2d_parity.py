@@ -261,3 +261,21 @@ def test_layer_bad_arguments():
         dk.nn.Conv2D(1, 1, 5, padding=2, padding_mode="reflect").forward(np.zeros((1, 1, 2, 8), np.float32))
     with pytest.raises(ValueError, match="expected \\(N, 4, H, W\\) or \\(4, H, W\\)"):
         dk.nn.Conv2D(4, 4, 3).forward(np.zeros((1, 3, 5, 5), np.float32))
+
+
+class _CudaLike:
+    name = "cuda"
+
+
+def test_cuda_refuses_groups():
+    """groups > 1 is CPU-only for now; groups=1 (and padding='same'/'valid', unbatched input, which
+    are resolved in Python) reach the CUDA side as its fifteen ungrouped fields."""
+    from deepkern.functional.conv import _conv_params, _kernel_params
+
+    x = np.zeros((2, 4, 7, 7), np.float32)
+    p, extra = _conv_params("conv2d", x, np.zeros((6, 4, 2, 2), np.float32), None, 1, "same", 1, 1)
+    assert extra == (1, 1)
+    assert _kernel_params("conv2d", _CudaLike(), p) == (2, 4, 8, 8, 6, 2, 2, 7, 7, 1, 1, 0, 0, 1, 1)
+    p, _ = _conv_params("conv2d", x, np.zeros((4, 1, 3, 3), np.float32), None, 1, 1, 1, 4)
+    with pytest.raises(NotImplementedError, match="conv2d: groups=4 is CPU-only for now"):
+        _kernel_params("conv2d", _CudaLike(), p)
