@@ -19,15 +19,14 @@
 #include "common/conv_params.h"
 #include "cpu/common/parallel.h"
 
+// The pooling kernels' vector layer (register width, strided loads), instantiated in this copy's namespace.
+#define DK_POOL_NS DK_DW_NS
+#include "cpu/pooling/pooling_vec.h"
+#undef DK_POOL_NS
+
 namespace dk::cpu::DK_DW_NS {
 
-#if defined(__AVX512F__)
-constexpr int kDwVecBytes = 64;
-#elif defined(__AVX__)
-constexpr int kDwVecBytes = 32;
-#else
-constexpr int kDwVecBytes = 16;
-#endif
+constexpr int kDwVecBytes = kVecBytes;
 
 inline int64_t dmin(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t dmax(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -63,14 +62,7 @@ inline void fwd_block(const T* xc, const T* wk, const Conv2dParams& p, int64_t h
   for (int64_t i = i_lo; i < i_hi; ++i) {
     const T* xr = xc + (h0 + i * p.dh) * p.W + col0;
     for (int64_t j = 0; j < p.kw; ++j) {
-      const T* src = xr + j * p.dw;
-      TV xv;
-      if (S == 1) {
-        std::memcpy(&xv, src, sizeof xv);
-      } else {
-        for (int v = 0; v < V; ++v) xv[v] = src[v * s];
-      }
-      acc += wk[i * p.kw + j] * xv;
+      acc += wk[i * p.kw + j] * load_strided<TV, T, S, V>(xr + j * p.dw, s);
     }
   }
   std::memcpy(y, &acc, sizeof acc);
@@ -102,6 +94,7 @@ void dw_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y)
         const int64_t o = dmin(ow, hi - V);  // the last block may overlap the one before
         const int64_t col0 = o * p.sw - p.pw;
         if (p.sw == 1) fwd_block<T, 1, V>(xc, wk, p, h0, i_lo, i_hi, col0, bias, yr + o);
+        else if (p.sw == 2) fwd_block<T, 2, V>(xc, wk, p, h0, i_lo, i_hi, col0, bias, yr + o);
         else fwd_block<T, 0, V>(xc, wk, p, h0, i_lo, i_hi, col0, bias, yr + o);
       }
     }
@@ -141,9 +134,31 @@ inline T dot_row(const T* a, const T* b, int64_t lo, int64_t hi, int64_t s_rt) {
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+// For stride 1 and one output per channel, dx is itself a depthwise convolution: of dy, padded
+// by (dilated extent - 1 - padding), with each channel's weights flipped in (i, j); it runs on the
+// register-blocked forward instead of a scatter per tap (which loads and stores dx for every FMA).
+inline bool dx_as_forward(const Conv2dParams& p) {
+  return p.K == p.C && p.sh == 1 && p.sw == 1 && p.ph <= p.dh * (p.kh - 1) && p.pw <= p.dw * (p.kw - 1);
+}
+
 template <typename T>
 void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* dx, T* dw) {
   const int64_t m = p.K / p.C, taps = p.kh * p.kw;
+  if (dx && dx_as_forward(p)) {
+    T* wf = new T[size_t(p.K * taps)];  // new[], not std::vector: no std:: template in an ISA copy
+    for (int64_t k = 0; k < p.K; ++k)
+      for (int64_t t = 0; t < taps; ++t) wf[k * taps + t] = w[k * taps + (taps - 1 - t)];
+    Conv2dParams q = p;
+    q.H = p.Ho;
+    q.W = p.Wo;
+    q.Ho = p.H;
+    q.Wo = p.W;
+    q.ph = p.dh * (p.kh - 1) - p.ph;
+    q.pw = p.dw * (p.kw - 1) - p.pw;
+    dw_forward<T>(q, dy, wf, static_cast<const T*>(nullptr), dx);
+    delete[] wf;
+    dx = nullptr;  // done
+  }
   if (dx) {
 #pragma omp parallel for schedule(static) num_threads(num_threads()) if (dw_parallel(p))
     for (int64_t pl = 0; pl < p.N * p.C; ++pl) {
