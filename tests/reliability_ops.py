@@ -168,12 +168,19 @@ class _Pool(OpSpec):
         kh, kw_ = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
         stride = data.draw(st.one_of(st.none(), st.tuples(st.integers(1, 5), st.integers(1, 5))))
         ph, pw = data.draw(st.integers(0, kh // 2)), data.draw(st.integers(0, kw_ // 2))
-        H = data.draw(st.integers(max(1, kh - 2 * ph), 13))
+        extra = self.draw_extra(data, st)
+        dh, dw = extra.get("dilation", (1, 1))
+        eh, ew = dh * (kh - 1) + 1, dw * (kw_ - 1) + 1
+        H = data.draw(st.integers(max(1, eh - 2 * ph), 13))
         # wide rows too: the vector-block paths need >= 16 float columns whose windows avoid the padding
-        W = data.draw(st.one_of(st.integers(max(1, kw_ - 2 * pw), 13), st.integers(30, 90)))
+        W = data.draw(st.one_of(st.integers(max(1, ew - 2 * pw), 13), st.integers(30, 90)))
         N, C = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 3))
         x = draw_values(data, st, rng, (N, C, H, W), dtype)
-        return dict(x=x, kernel_size=(kh, kw_), stride=stride, padding=(ph, pw))
+        return dict(x=x, kernel_size=(kh, kw_), stride=stride, padding=(ph, pw), **extra)
+
+    def draw_extra(self, data, st):
+        """PyTorch's other arguments of this pooling op, drawn (not every call passes them)."""
+        return {}
 
     def _kps(self, kw):
         k = pair(kw["kernel_size"])
@@ -196,16 +203,23 @@ class MaxPool2dSpec(_Pool):
     def grad_shapes(self, outs):
         return [outs[0].shape]  # indices take no gradient
 
+    def draw_extra(self, data, st):
+        if not data.draw(st.booleans(), label="max_pool2d extra arguments"):
+            return {}
+        return dict(dilation=(data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))),
+                    ceil_mode=data.draw(st.booleans()))
+
     def torch_run(self, kw, grads):
         x = _t(np.asarray(kw["x"], dtype=np.float64))
         s = kw["stride"] if kw["stride"] is not None else kw["kernel_size"]
-        y, idx = F.max_pool2d(x, kw["kernel_size"], s, kw["padding"], return_indices=True)
+        y, idx = F.max_pool2d(x, kw["kernel_size"], s, kw["padding"], kw.get("dilation", 1), kw.get("ceil_mode", False),
+                              return_indices=True)
         y.backward(torch.tensor(np.asarray(grads[0], dtype=np.float64)))
         return (y.detach().numpy(), idx.numpy()), (x.grad.numpy(),)
 
     def reference(self, kw, grads):
         k, s, p = self._kps(kw)
-        y, idx = R.max_pool2d_ref(kw["x"], k, s, p)
+        y, idx = R.max_pool2d_ref(kw["x"], k, s, p, pair(kw.get("dilation", 1)), kw.get("ceil_mode", False))
         return (y, idx), (R.max_pool2d_backward_ref(np.shape(kw["x"]), idx, grads[0]),)
 
 
@@ -224,16 +238,27 @@ class AvgPool2dSpec(_Pool):
              "'divisor_override' must be None or a positive int"),
         ]
 
+    def draw_extra(self, data, st):
+        if not data.draw(st.booleans(), label="avg_pool2d extra arguments"):
+            return {}
+        return dict(ceil_mode=data.draw(st.booleans()), count_include_pad=data.draw(st.booleans()),
+                    divisor_override=data.draw(st.one_of(st.none(), st.integers(1, 20))))
+
+    def _extra(self, kw):
+        return kw.get("ceil_mode", False), kw.get("count_include_pad", True), kw.get("divisor_override")
+
     def torch_run(self, kw, grads):
         x = _t(np.asarray(kw["x"], dtype=np.float64))
         s = kw["stride"] if kw["stride"] is not None else kw["kernel_size"]
-        y = F.avg_pool2d(x, kw["kernel_size"], s, kw["padding"], count_include_pad=True)
+        y = F.avg_pool2d(x, kw["kernel_size"], s, kw["padding"], *self._extra(kw))
         y.backward(torch.tensor(np.asarray(grads[0], dtype=np.float64)))
         return (y.detach().numpy(),), (x.grad.numpy(),)
 
     def reference(self, kw, grads):
         k, s, p = self._kps(kw)
-        return (R.avg_pool2d_ref(kw["x"], k, s, p),), (R.avg_pool2d_backward_ref(np.shape(kw["x"]), k, s, p, grads[0]),)
+        e = self._extra(kw)
+        return ((R.avg_pool2d_ref(kw["x"], k, s, p, *e),),
+                (R.avg_pool2d_backward_ref(np.shape(kw["x"]), k, s, p, grads[0], *e),))
 
 
 ALL_SPECS = [MaxPool2dSpec(), AvgPool2dSpec()]
@@ -282,7 +307,7 @@ class Conv2dSpec(OpSpec):
     def torch_run(self, kw, grads):
         x, w = _t(np.asarray(kw["x"], np.float64)), _t(np.asarray(kw["w"], np.float64))
         b = None if kw["b"] is None else _t(np.asarray(kw["b"], np.float64))
-        y = F.conv2d(x, w, b, kw["stride"], kw["padding"], kw["dilation"])
+        y = F.conv2d(x, w, b, kw["stride"], kw["padding"], kw["dilation"], kw.get("groups", 1))
         y.backward(torch.tensor(np.asarray(grads[0], np.float64)))
         return (y.detach().numpy(),), (x.grad.numpy(), w.grad.numpy(), None if b is None else b.grad.numpy())
 
@@ -294,16 +319,20 @@ class Conv2dSpec(OpSpec):
         d = data.draw(st.tuples(st.integers(1, 2), st.integers(1, 2)))
         H = data.draw(st.integers(max(1, d[0] * (kh - 1) + 1 - 2 * p[0]), 11))
         W = data.draw(st.integers(max(1, d[1] * (kw_ - 1) + 1 - 2 * p[1]), 11))
+        # groups: 1, or a divisor of C (C = G: depthwise) with K a multiple of it
+        G = data.draw(st.sampled_from([g for g in range(1, C + 1) if C % g == 0]), label="groups")
+        K = G * max(1, K // G)
         x = draw_values(data, st, rng, (N, C, H, W), dtype)
-        w = draw_values(data, st, rng, (K, C, kh, kw_), dtype)
+        w = draw_values(data, st, rng, (K, C // G, kh, kw_), dtype)
         b = data.draw(st.one_of(st.none(), st.just(1)))
         b = None if b is None else rng.standard_normal(K).astype(dtype)
-        return dict(x=x, w=w, b=b, stride=s, padding=p, dilation=d)
+        return dict(x=x, w=w, b=b, stride=s, padding=p, dilation=d, groups=G)
 
     def reference(self, kw, grads):
         s, p, d = pair(kw["stride"]), pair(kw["padding"]), pair(kw["dilation"])
-        y = R.conv2d_ref(kw["x"], kw["w"], kw["b"], s, p, d)
-        return (y,), R.conv2d_backward_ref(kw["x"], kw["w"], grads[0], kw["b"] is not None, s, p, d)
+        G = kw.get("groups", 1)
+        y = R.conv2d_ref(kw["x"], kw["w"], kw["b"], s, p, d, G)
+        return (y,), R.conv2d_backward_ref(kw["x"], kw["w"], grads[0], kw["b"] is not None, s, p, d, G)
 
     def bad_calls(self):
         op = self.name

@@ -10,12 +10,11 @@ namespace {
 
 // Built by functional/conv.py's _conv_params, one key per Conv2dParams field.
 Conv2dParams conv_params(const py::dict& d) {
-  const char* what = "conv2d params";
+  static const FieldNames names{"N", "C", "H", "W", "K", "kh", "kw", "Ho", "Wo", "sh", "sw", "ph", "pw", "dh", "dw", "G"};
   Conv2dParams p{};
   int64_t* fields[] = {&p.N, &p.C, &p.H, &p.W, &p.K, &p.kh, &p.kw, &p.Ho, &p.Wo, &p.sh, &p.sw, &p.ph, &p.pw, &p.dh,
                        &p.dw, &p.G};
-  const char* names[] = {"N", "C", "H", "W", "K", "kh", "kw", "Ho", "Wo", "sh", "sw", "ph", "pw", "dh", "dw", "G"};
-  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); ++i) *fields[i] = int_field(d, names[i], what);
+  read_fields(d, names, fields, "conv2d params");
   if (p.G < 1 || p.C % p.G != 0 || p.K % p.G != 0) throw py::value_error("conv2d params: G must divide C and K");
   return p;
 }

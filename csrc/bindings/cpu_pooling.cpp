@@ -8,13 +8,14 @@ namespace {
 
 // Built by functional/pooling.py's _pool_params, one key per Pool2dParams field.
 Pool2dParams pool_params(const py::dict& d) {
-  const char* what = "pool params";
+  static const FieldNames names{"N", "C", "H", "W", "Ho", "Wo", "kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw",
+                                "divisor", "count_pad"};
   Pool2dParams p{};
+  int64_t count_pad = 1;
   int64_t* fields[] = {&p.N, &p.C, &p.H, &p.W, &p.Ho, &p.Wo, &p.kh, &p.kw, &p.sh, &p.sw, &p.ph, &p.pw, &p.dh, &p.dw,
-                       &p.divisor};
-  const char* names[] = {"N", "C", "H", "W", "Ho", "Wo", "kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw", "divisor"};
-  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); ++i) *fields[i] = int_field(d, names[i], what);
-  p.count_pad = int_field(d, "count_pad", what) != 0;
+                       &p.divisor, &count_pad};
+  read_fields(d, names, fields, "pool params");
+  p.count_pad = count_pad != 0;
   return p;
 }
 

@@ -6,9 +6,11 @@
 // No GEMM: a depthwise layer does kh*kw multiply-adds per output, too few to pack for. Forward:
 // one task per output row; the columns whose windows lie inside the row go in vector blocks of V
 // outputs that keep their sums in a register across all kh*kw taps (one load + one FMA per tap
-// and V outputs), the edge columns one at a time. dx: one task per input plane, each tap of each
-// of its m output channels scattered along the row (stride 1 or 2 a compile-time constant). dw:
-// one task per output channel, one dot product along each row per tap, in lanes.
+// and V outputs), the edge columns one at a time. dx: for stride 1 and K = C the same forward on
+// dy with flipped weights; otherwise one task per input plane, each tap of each of its m output
+// channels scattered along the row. dw: one task per output channel; the interior columns in
+// blocks whose dy vector feeds a kernel row's kw taps (vector accumulators, flushed to double
+// once per sample), the edge columns as dot products in lanes.
 #ifndef DK_DW_NS
 #error "define DK_DW_NS before including conv2d_depthwise_impl.h"
 #endif
@@ -69,6 +71,32 @@ inline void fwd_block(const T* xc, const T* wk, const Conv2dParams& p, int64_t h
 }
 
 template <typename T>
+inline bool finite_taps(const T* wk, int64_t taps) {
+  T z = T(0);
+  for (int64_t t = 0; t < taps; ++t) z += wk[t] - wk[t];  // NaN once any is Inf or NaN
+  return z == T(0);
+}
+
+// One output row with every tap, padding read as 0: a non-finite weight times a padding zero is
+// NaN in the true sum (and in the GEMM paths), which the clipped loops below would skip.
+template <typename T>
+void fwd_row_padded(const Conv2dParams& p, const T* xc, const T* wk, T bias, int64_t h0, T* yr) {
+  for (int64_t ow = 0; ow < p.Wo; ++ow) {
+    const int64_t c0 = ow * p.sw - p.pw;
+    T acc = bias;
+    for (int64_t i = 0; i < p.kh; ++i) {
+      const int64_t ih = h0 + i * p.dh;
+      for (int64_t j = 0; j < p.kw; ++j) {
+        const int64_t iw = c0 + j * p.dw;
+        const T v = (ih >= 0 && ih < p.H && iw >= 0 && iw < p.W) ? xc[ih * p.W + iw] : T(0);
+        acc += wk[i * p.kw + j] * v;
+      }
+    }
+    yr[ow] = acc;
+  }
+}
+
+template <typename T>
 void dw_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
   constexpr int V = kDwVecBytes / sizeof(T);
   const int64_t m = p.K / p.C, rows = p.N * p.K * p.Ho, taps = p.kh * p.kw;
@@ -84,6 +112,10 @@ void dw_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y)
     const T bias = b ? b[k] : T(0);
     T* yr = y + r * p.Wo;
     const int64_t h0 = oh * p.sh - p.ph;
+    if (!finite_taps(wk, taps)) {
+      fwd_row_padded(p, xc, wk, bias, h0, yr);
+      continue;
+    }
     int64_t i_lo, i_hi;
     tap_range(h0, p.kh, p.dh, p.H, i_lo, i_hi);
     int64_t lo = 0, hi = 0;  // the block columns
@@ -141,10 +173,28 @@ inline bool dx_as_forward(const Conv2dParams& p) {
   return p.K == p.C && p.sh == 1 && p.sw == 1 && p.ph <= p.dh * (p.kh - 1) && p.pw <= p.dw * (p.kw - 1);
 }
 
+// The weight gradient of output channel k over the columns [b0, b1) (whole blocks of V, windows
+// inside the row): each dy vector is loaded once and multiplied into the kw taps of kernel row i,
+// whose sums stay in vector accumulators (flushed to double once per sample by the caller).
+template <typename T, int S, int V, typename TV>
+inline void dw_blocks(const T* g, const T* xr, const Conv2dParams& p, int64_t b0, int64_t b1, TV* acc) {
+  const int64_t s = S > 0 ? S : p.sw;
+  for (int64_t o = b0; o < b1; o += V) {
+    TV gv;
+    std::memcpy(&gv, g + o, sizeof gv);
+    const T* src = xr + o * s - p.pw;
+    for (int64_t j = 0; j < p.kw; ++j) acc[j] += gv * load_strided<TV, T, S, V>(src + j * p.dw, s);
+  }
+}
+
+constexpr int64_t kMaxBlockedTaps = 64;  // vector accumulators on the stack (4 KiB at 64 bytes each)
+
 template <typename T>
 void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* dx, T* dw) {
   const int64_t m = p.K / p.C, taps = p.kh * p.kw;
-  if (dx && dx_as_forward(p)) {
+  // (the forward on dy multiplies w by dy's padding zeros, products the true dx does not have:
+  // with a non-finite w they would be NaN, so that takes the scatter)
+  if (dx && dx_as_forward(p) && finite_taps(w, p.K * taps)) {
     T* wf = new T[size_t(p.K * taps)];  // new[], not std::vector: no std:: template in an ISA copy
     for (int64_t k = 0; k < p.K; ++k)
       for (int64_t t = 0; t < taps; ++t) wf[k * taps + t] = w[k * taps + (taps - 1 - t)];
@@ -192,14 +242,24 @@ void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
     }
   }
   if (dw) {
+    constexpr int V = kDwVecBytes / sizeof(T);
+    typedef T TV __attribute__((vector_size(V * sizeof(T))));
+    // the columns whose windows lie inside the row, in whole blocks of V: [b0, b1)
+    const int64_t last = p.W - 1 - (p.kw - 1) * p.dw + p.pw;
+    const int64_t in_lo = dmin(cdiv(p.pw, p.sw), p.Wo), in_hi = last < 0 ? 0 : dmin(last / p.sw + 1, p.Wo);
+    const bool blocked = taps <= kMaxBlockedTaps && p.sw <= 2 && in_hi - in_lo >= V;
+    const int64_t b0 = blocked ? in_lo : 0, b1 = blocked ? in_lo + (in_hi - in_lo) / V * V : 0;
 #pragma omp parallel for schedule(static) num_threads(num_threads()) if (dw_parallel(p))
     for (int64_t k = 0; k < p.K; ++k) {
-      // rows summed in T lanes, rows added in double (new[], not std::vector: no std:: template may be
+      // rows summed in T lanes, samples added in double (new[], not std::vector: no std:: template may be
       // instantiated in an ISA copy)
       double* acc = new double[size_t(taps)]();
+      TV vacc[kMaxBlockedTaps];
       for (int64_t n = 0; n < p.N; ++n) {
         const T* xc = x + (n * p.C + k / m) * p.in_plane();
         const T* dyk = dy + (n * p.K + k) * p.out_plane();
+        if (blocked)
+          for (int64_t t = 0; t < taps; ++t) vacc[t] = TV{};
         for (int64_t oh = 0; oh < p.Ho; ++oh) {
           const int64_t h0 = oh * p.sh - p.ph;
           int64_t i_lo, i_hi;
@@ -207,19 +267,34 @@ void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
           const T* g = dyk + oh * p.Wo;
           for (int64_t i = i_lo; i < i_hi; ++i) {
             const T* xr = xc + (h0 + i * p.dh) * p.W;
+            if (blocked) {
+              if (p.sw == 1) dw_blocks<T, 1, V>(g, xr, p, b0, b1, vacc + i * p.kw);
+              else dw_blocks<T, 2, V>(g, xr, p, b0, b1, vacc + i * p.kw);
+            }
             for (int64_t j = 0; j < p.kw; ++j) {
               const int64_t off = j * p.dw - p.pw;
               int64_t lo, hi;
               live_ow(off, p.sw, p.W, p.Wo, lo, hi);
-              if (lo >= hi) continue;
-              T s;
-              if (p.sw == 1) s = dot_row<T, 1>(g, xr + off, lo, hi, 1);
-              else if (p.sw == 2) s = dot_row<T, 2>(g, xr + off, lo, hi, 2);
-              else s = dot_row<T, 0>(g, xr + off, lo, hi, p.sw);
-              acc[size_t(i * p.kw + j)] += double(s);
+              // the columns the blocks did not cover: [lo, b0) and [max(lo, b1), hi) (lo <= b0: the
+              // block columns are live for every tap; without blocks b0 = b1 = 0)
+              for (int part = 0; part < 2; ++part) {
+                const int64_t r0 = part == 0 ? lo : dmax(lo, b1), r1 = part == 0 ? dmin(hi, b0) : hi;
+                if (r0 >= r1) continue;
+                T s;
+                if (p.sw == 1) s = dot_row<T, 1>(g, xr + off, r0, r1, 1);
+                else if (p.sw == 2) s = dot_row<T, 2>(g, xr + off, r0, r1, 2);
+                else s = dot_row<T, 0>(g, xr + off, r0, r1, p.sw);
+                acc[size_t(i * p.kw + j)] += double(s);
+              }
             }
           }
         }
+        if (blocked)
+          for (int64_t t = 0; t < taps; ++t) {
+            double sum = 0.0;
+            for (int v = 0; v < V; ++v) sum += double(vacc[t][v]);
+            acc[size_t(t)] += sum;
+          }
       }
       for (int64_t t = 0; t < taps; ++t) dw[k * taps + t] = T(acc[size_t(t)]);
       delete[] acc;

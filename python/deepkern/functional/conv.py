@@ -67,8 +67,8 @@ def _conv_params(op, x, w, b, stride, padding, dilation, groups=1):
     H, W = H + extra[0], W + extra[1]
     Ho = (H + 2 * ph - eh) // sh + 1
     Wo = (W + 2 * pw - ew) // sw + 1
-    return dict(N=N, C=C, H=H, W=W, K=K, kh=kh, kw=kw, Ho=Ho, Wo=Wo, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw,
-                G=G), extra
+    return {"N": N, "C": C, "H": H, "W": W, "K": K, "kh": kh, "kw": kw, "Ho": Ho, "Wo": Wo, "sh": sh, "sw": sw,
+            "ph": ph, "pw": pw, "dh": dh, "dw": dw, "G": G}, extra
 
 
 _LEGACY = ("N", "C", "H", "W", "K", "kh", "kw", "Ho", "Wo", "sh", "sw", "ph", "pw", "dh", "dw")

@@ -61,8 +61,8 @@ def _pool_params(op, x, kernel_size, stride, padding, dilation=1, ceil_mode=Fals
             f"{op}: 'kernel_size' {(kh, kw)} (dilated extent {(eh, ew)}) is larger than the padded input "
             f"{(H + 2 * ph, W + 2 * pw)} (x has shape {tuple(x.shape)}, padding {(ph, pw)}, dilation {(dh, dw)})"
         )
-    return dict(N=N, C=C, H=H, W=W, Ho=Ho, Wo=Wo, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw,
-                divisor=divisor, count_pad=int(count_include_pad))
+    return {"N": N, "C": C, "H": H, "W": W, "Ho": Ho, "Wo": Wo, "kh": kh, "kw": kw, "sh": sh, "sw": sw, "ph": ph,
+            "pw": pw, "dh": dh, "dw": dw, "divisor": divisor, "count_pad": 1 if count_include_pad else 0}
 
 
 _LEGACY = ("N", "C", "H", "W", "Ho", "Wo", "kh", "kw", "sh", "sw", "ph", "pw")
