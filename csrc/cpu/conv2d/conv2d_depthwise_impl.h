@@ -173,16 +173,20 @@ inline bool dx_as_forward(const Conv2dParams& p) {
   return p.K == p.C && p.sh == 1 && p.sw == 1 && p.ph <= p.dh * (p.kh - 1) && p.pw <= p.dw * (p.kw - 1);
 }
 
-// The weight gradient of output channel k over the columns [b0, b1) (whole blocks of V, windows
-// inside the row): each dy vector is loaded once and multiplied into the kw taps of kernel row i,
+// The weight gradient of output channel k over the columns [b0, b1) (at least V, windows inside
+// the row): each dy vector is loaded once and multiplied into the kw taps of kernel row i,
 // whose sums stay in vector accumulators (flushed to double once per sample by the caller).
+// The last block ends at b1 and overlaps the one before: its lanes already counted are zeroed.
 template <typename T, int S, int V, typename TV>
 inline void dw_blocks(const T* g, const T* xr, const Conv2dParams& p, int64_t b0, int64_t b1, TV* acc) {
   const int64_t s = S > 0 ? S : p.sw;
   for (int64_t o = b0; o < b1; o += V) {
+    const int64_t at = o + V <= b1 ? o : b1 - V;
     TV gv;
-    std::memcpy(&gv, g + o, sizeof gv);
-    const T* src = xr + o * s - p.pw;
+    std::memcpy(&gv, g + at, sizeof gv);
+    if (at != o)
+      for (int v = 0; v < V; ++v) gv[v] = at + v < o ? T(0) : gv[v];
+    const T* src = xr + at * s - p.pw;
     for (int64_t j = 0; j < p.kw; ++j) acc[j] += gv * load_strided<TV, T, S, V>(src + j * p.dw, s);
   }
 }
@@ -194,6 +198,10 @@ void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
   const int64_t m = p.K / p.C, taps = p.kh * p.kw;
   // (the forward on dy multiplies w by dy's padding zeros, products the true dx does not have:
   // with a non-finite w they would be NaN, so that takes the scatter)
+  // Each tap column j's live output columns [jr[2j], jr[2j+1]): the same for every row, and two
+  // integer divisions each (computed per row and tap they cost more than the multiply-adds).
+  int64_t* jr = new int64_t[size_t(2 * p.kw)];
+  for (int64_t j = 0; j < p.kw; ++j) live_ow(j * p.dw - p.pw, p.sw, p.W, p.Wo, jr[2 * j], jr[2 * j + 1]);
   if (dx && dx_as_forward(p) && finite_taps(w, p.K * taps)) {
     T* wf = new T[size_t(p.K * taps)];  // new[], not std::vector: no std:: template in an ISA copy
     for (int64_t k = 0; k < p.K; ++k)
@@ -228,8 +236,7 @@ void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
             T* dr = dxp + (h0 + i * p.dh) * p.W;
             for (int64_t j = 0; j < p.kw; ++j) {
               const int64_t off = j * p.dw - p.pw;
-              int64_t lo, hi;
-              live_ow(off, p.sw, p.W, p.Wo, lo, hi);
+              const int64_t lo = jr[2 * j], hi = jr[2 * j + 1];
               if (lo >= hi) continue;
               const T wv = wk[i * p.kw + j];
               if (p.sw == 1) scatter_row<T, 1>(g, wv, lo, hi, 1, dr + off);
@@ -244,11 +251,11 @@ void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
   if (dw) {
     constexpr int V = kDwVecBytes / sizeof(T);
     typedef T TV __attribute__((vector_size(V * sizeof(T))));
-    // the columns whose windows lie inside the row, in whole blocks of V: [b0, b1)
+    // the columns whose windows lie inside the row, in blocks of V (when there are V of them): [b0, b1)
     const int64_t last = p.W - 1 - (p.kw - 1) * p.dw + p.pw;
     const int64_t in_lo = dmin(cdiv(p.pw, p.sw), p.Wo), in_hi = last < 0 ? 0 : dmin(last / p.sw + 1, p.Wo);
     const bool blocked = taps <= kMaxBlockedTaps && p.sw <= 2 && in_hi - in_lo >= V;
-    const int64_t b0 = blocked ? in_lo : 0, b1 = blocked ? in_lo + (in_hi - in_lo) / V * V : 0;
+    const int64_t b0 = blocked ? in_lo : 0, b1 = blocked ? in_hi : 0;
 #pragma omp parallel for schedule(static) num_threads(num_threads()) if (dw_parallel(p))
     for (int64_t k = 0; k < p.K; ++k) {
       // rows summed in T lanes, samples added in double (new[], not std::vector: no std:: template may be
@@ -273,15 +280,16 @@ void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
             }
             for (int64_t j = 0; j < p.kw; ++j) {
               const int64_t off = j * p.dw - p.pw;
-              int64_t lo, hi;
-              live_ow(off, p.sw, p.W, p.Wo, lo, hi);
+              const int64_t lo = jr[2 * j], hi = jr[2 * j + 1];
               // the columns the blocks did not cover: [lo, b0) and [max(lo, b1), hi) (lo <= b0: the
               // block columns are live for every tap; without blocks b0 = b1 = 0)
               for (int part = 0; part < 2; ++part) {
                 const int64_t r0 = part == 0 ? lo : dmax(lo, b1), r1 = part == 0 ? dmin(hi, b0) : hi;
                 if (r0 >= r1) continue;
-                T s;
-                if (p.sw == 1) s = dot_row<T, 1>(g, xr + off, r0, r1, 1);
+                T s = T(0);
+                if (r1 - r0 < 16)  // the few edge columns next to the blocks: no lanes to set up
+                  for (int64_t o = r0; o < r1; ++o) s += g[o] * xr[off + o * p.sw];
+                else if (p.sw == 1) s = dot_row<T, 1>(g, xr + off, r0, r1, 1);
                 else if (p.sw == 2) s = dot_row<T, 2>(g, xr + off, r0, r1, 2);
                 else s = dot_row<T, 0>(g, xr + off, r0, r1, p.sw);
                 acc[size_t(i * p.kw + j)] += double(s);
@@ -300,6 +308,7 @@ void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
       delete[] acc;
     }
   }
+  delete[] jr;
 }
 
 }  // namespace dk::cpu::DK_DW_NS
