@@ -106,7 +106,8 @@ def test_avg_pool2d_ceil_mode_count_include_pad_divisor(case, dtype, rng):
     assert_close(dx, xt.grad, dtype, what="dx vs torch")
 
 
-@pytest.mark.parametrize("case", MAX_CASES[:6] + MAX_CASES[-5:])
+# finite differences cost two forwards per input element: the small cases
+@pytest.mark.parametrize("case", [c for c in MAX_CASES if np.prod(c[0]) <= 600][:12])
 def test_max_pool_new_gradients_by_finite_differences(case, rng):
     shape, k, s, p, d, ceil_mode = case
     x = rng.permutation(np.prod(shape)).reshape(shape).astype(np.float64) / 7.0  # a unique max per window
@@ -117,7 +118,7 @@ def test_max_pool_new_gradients_by_finite_differences(case, rng):
     assert_close(dx, num, np.float64, rtol=1e-7, atol=1e-8, what="max_pool2d finite differences")
 
 
-@pytest.mark.parametrize("case", AVG_CASES[:6] + AVG_CASES[-4:])
+@pytest.mark.parametrize("case", [c for c in AVG_CASES if np.prod(c[0]) <= 600][:12])
 def test_avg_pool_new_gradients_by_finite_differences(case, rng):
     shape, k, s, p, ceil_mode, cip, div = case
     x = rng.standard_normal(shape)

@@ -196,12 +196,12 @@ constexpr int64_t kMaxBlockedTaps = 64;  // vector accumulators on the stack (4 
 template <typename T>
 void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* dx, T* dw) {
   const int64_t m = p.K / p.C, taps = p.kh * p.kw;
-  // (the forward on dy multiplies w by dy's padding zeros, products the true dx does not have:
-  // with a non-finite w they would be NaN, so that takes the scatter)
   // Each tap column j's live output columns [jr[2j], jr[2j+1]): the same for every row, and two
   // integer divisions each (computed per row and tap they cost more than the multiply-adds).
   int64_t* jr = new int64_t[size_t(2 * p.kw)];
   for (int64_t j = 0; j < p.kw; ++j) live_ow(j * p.dw - p.pw, p.sw, p.W, p.Wo, jr[2 * j], jr[2 * j + 1]);
+  // (The forward on dy multiplies w by dy's padding zeros, products the true dx does not have:
+  // with a non-finite w they would be NaN, so that case takes the scatter.)
   if (dx && dx_as_forward(p) && finite_taps(w, p.K * taps)) {
     T* wf = new T[size_t(p.K * taps)];  // new[], not std::vector: no std:: template in an ISA copy
     for (int64_t k = 0; k < p.K; ++k)
