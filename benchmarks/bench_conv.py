@@ -2,7 +2,7 @@
 same thread count, same inputs, interleaved (benchmarks/harness.py). GFLOP/s is also given as a fraction
 of deepkern's measured GEMM peak (a 1024^3 float32 GEMM at the same thread count).
 
-    python benchmarks/bench_conv.py [--threads 2] [--set main|lenet|resnet|all] [--json ...]
+    python benchmarks/bench_conv.py [--threads 2] [--set main|lenet|resnet|groups|all] [--json ...]
     python benchmarks/bench_conv.py --threads 1 --cpu-time   # per-process CPU time: robust on a loaded machine
     python benchmarks/bench_conv.py --device cuda [--json out.json]   # the GPU cases (conv_cuda_cases.py)
 
@@ -16,7 +16,7 @@ import time
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--threads", type=int, default=2)
-ap.add_argument("--set", default="all", choices=["main", "lenet", "resnet", "all"])
+ap.add_argument("--set", default="all", choices=["main", "lenet", "resnet", "groups", "all"])
 ap.add_argument("--repeats", type=int, default=15)
 ap.add_argument("--cpu-time", action="store_true", help="time with process CPU time (use with --threads 1)")
 ap.add_argument("--json", default=None)
@@ -55,31 +55,32 @@ def gemm_peak():
     return 2.0 * n**3 / t / 1e9
 
 
-def conv_cases(name, N, C, H, W, K, k, stride=1, padding=0):
+def conv_cases(name, N, C, H, W, K, k, stride=1, padding=0, groups=1):
     x = rng.standard_normal((N, C, H, W)).astype(np.float32)
-    w = (rng.standard_normal((K, C, k, k)) / np.sqrt(C * k * k)).astype(np.float32)
+    Cg = C // groups
+    w = (rng.standard_normal((K, Cg, k, k)) / np.sqrt(Cg * k * k)).astype(np.float32)
     b = rng.standard_normal(K).astype(np.float32)
-    y = dk.conv2d(x, w, b, stride, padding)
+    y = dk.conv2d(x, w, b, stride, padding, 1, groups)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     tx, tw, tb, tdy = (torch.from_numpy(a) for a in (x, w, b, dy))
     txg, twg, tbg = (t.clone().requires_grad_() for t in (tx, tw, tb))
-    flops = 2.0 * y.size * C * k * k
-    shape = f"{N}x{C}x{H}x{W} k{K} {k}x{k} s{stride} p{padding}"
+    flops = 2.0 * y.size * Cg * k * k
+    shape = f"{N}x{C}x{H}x{W} k{K} {k}x{k} s{stride} p{padding}" + (f" g{groups}" if groups > 1 else "")
 
     def dk_fwd():
-        return dk.conv2d(x, w, b, stride, padding)
+        return dk.conv2d(x, w, b, stride, padding, 1, groups)
 
     def torch_fwd():
         with torch.no_grad():
-            return F.conv2d(tx, tw, tb, stride, padding)
+            return F.conv2d(tx, tw, tb, stride, padding, 1, groups)
 
     def dk_fb():
-        _, ctx = dk.conv2d(x, w, b, stride, padding, return_ctx=True)
+        _, ctx = dk.conv2d(x, w, b, stride, padding, 1, groups, return_ctx=True)
         return dk.conv2d_backward(ctx, dy)
 
     def torch_fb():
         txg.grad = twg.grad = tbg.grad = None
-        F.conv2d(txg, twg, tbg, stride, padding).backward(tdy)
+        F.conv2d(txg, twg, tbg, stride, padding, 1, groups).backward(tdy)
 
     return [Case(f"{name} fwd", shape, dk_fwd, torch_fwd, flops=flops),
             Case(f"{name} fwd+bwd", shape, dk_fb, torch_fb, flops=3 * flops)]
@@ -96,8 +97,13 @@ sets = {
                        + conv_cases("resnet 3x3 s2", 8, 128, 56, 56, 128, 3, 2, 1)
                        + conv_cases("resnet 1x1 s2 (downsample)", 8, 256, 56, 56, 512, 1, 2)
                        + conv_cases("resnet 5x5", 8, 32, 28, 28, 32, 5, 1, 2)),
+    # MobileNet-style depthwise 3x3 (its own kernel, no GEMM), a channel multiplier, and grouped (ResNeXt-like)
+    "groups": lambda: (conv_cases("depthwise 3x3", 8, 128, 56, 56, 128, 3, 1, 1, groups=128)
+                       + conv_cases("depthwise 3x3 s2", 8, 128, 56, 56, 128, 3, 2, 1, groups=128)
+                       + conv_cases("depthwise 3x3 K=2C", 8, 32, 56, 56, 64, 3, 1, 1, groups=32)
+                       + conv_cases("grouped 3x3 g8", 8, 128, 28, 28, 128, 3, 1, 1, groups=8)),
 }
-chosen = ["main", "lenet", "resnet"] if args.set == "all" else [args.set]
+chosen = ["main", "lenet", "resnet", "groups"] if args.set == "all" else [args.set]
 peak = gemm_peak()
 clock = "process CPU time" if args.cpu_time else "wall clock"
 print(f"threads {args.threads} (deepkern and torch), {clock}; kernel {_cpu.gemm_kernel_name('float32')}; "

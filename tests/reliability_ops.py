@@ -132,7 +132,8 @@ class _Pool(OpSpec):
     def bad_calls(self):
         op = self.name
         return [
-            ("x_3d", lambda kw: {**kw, "x": kw["x"][0]}, ValueError, rf"{op}: 'x' must be a 4-D"),
+            # (C, H, W) is an unbatched sample, as in PyTorch; 2-D and 5-D are not
+            ("x_2d", lambda kw: {**kw, "x": kw["x"][0, 0]}, ValueError, rf"{op}: 'x' must be a 4-D .* or 3-D"),
             ("x_5d", lambda kw: {**kw, "x": kw["x"][None]}, ValueError, rf"{op}: 'x' must be a 4-D"),
             ("x_scalar", lambda kw: {**kw, "x": 1.0}, ValueError, rf"{op}: 'x' must be a 4-D"),
             ("kernel_0", lambda kw: {**kw, "kernel_size": 0}, ValueError, "'kernel_size' must be >= 1"),
@@ -155,19 +156,31 @@ class _Pool(OpSpec):
             ("padding_2e62", lambda kw: {**kw, "padding": 2**62}, ValueError, "'padding' .*must be (at most half|<= 2\\*\\*40)"),
             ("zero_height", lambda kw: {**kw, "x": kw["x"][:, :, :0], "padding": 0}, ValueError,
              "'kernel_size' .* is larger than the padded input"),
-        ]
+            ("ceil_mode_int", lambda kw: {**kw, "ceil_mode": 1}, TypeError, "'ceil_mode' must be a bool"),
+            ("ceil_mode_none", lambda kw: {**kw, "ceil_mode": None}, TypeError, "'ceil_mode' must be a bool"),
+        ] + self.more_bad_calls()
+
+    def more_bad_calls(self):
+        return []
 
 
     def draw(self, data, st, rng, dtype):
         kh, kw_ = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
         stride = data.draw(st.one_of(st.none(), st.tuples(st.integers(1, 5), st.integers(1, 5))))
         ph, pw = data.draw(st.integers(0, kh // 2)), data.draw(st.integers(0, kw_ // 2))
-        H = data.draw(st.integers(max(1, kh - 2 * ph), 13))
+        extra = self.draw_extra(data, st)
+        dh, dw = extra.get("dilation", (1, 1))
+        eh, ew = dh * (kh - 1) + 1, dw * (kw_ - 1) + 1
+        H = data.draw(st.integers(max(1, eh - 2 * ph), 13))
         # wide rows too: the vector-block paths need >= 16 float columns whose windows avoid the padding
-        W = data.draw(st.one_of(st.integers(max(1, kw_ - 2 * pw), 13), st.integers(30, 90)))
+        W = data.draw(st.one_of(st.integers(max(1, ew - 2 * pw), 13), st.integers(30, 90)))
         N, C = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 3))
         x = draw_values(data, st, rng, (N, C, H, W), dtype)
-        return dict(x=x, kernel_size=(kh, kw_), stride=stride, padding=(ph, pw))
+        return dict(x=x, kernel_size=(kh, kw_), stride=stride, padding=(ph, pw), **extra)
+
+    def draw_extra(self, data, st):
+        """PyTorch's other arguments of this pooling op, drawn (not every call passes them)."""
+        return {}
 
     def _kps(self, kw):
         k = pair(kw["kernel_size"])
@@ -177,38 +190,75 @@ class _Pool(OpSpec):
 class MaxPool2dSpec(_Pool):
     name, backward_name = "max_pool2d", "max_pool2d_backward"
 
+    def more_bad_calls(self):
+        return [
+            ("dilation_0", lambda kw: {**kw, "dilation": 0}, ValueError, "'dilation' must be >= 1"),
+            ("dilation_float", lambda kw: {**kw, "dilation": 1.5}, TypeError, "'dilation' must be an int"),
+            ("dilation_too_big", lambda kw: {**kw, "dilation": 5}, ValueError, "dilated extent"),
+        ]
+
     def call(self, kw, **extra):
         return dk.max_pool2d(**kw, return_indices=True, **extra)
 
     def grad_shapes(self, outs):
         return [outs[0].shape]  # indices take no gradient
 
+    def draw_extra(self, data, st):
+        if not data.draw(st.booleans(), label="max_pool2d extra arguments"):
+            return {}
+        return dict(dilation=(data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))),
+                    ceil_mode=data.draw(st.booleans()))
+
     def torch_run(self, kw, grads):
         x = _t(np.asarray(kw["x"], dtype=np.float64))
         s = kw["stride"] if kw["stride"] is not None else kw["kernel_size"]
-        y, idx = F.max_pool2d(x, kw["kernel_size"], s, kw["padding"], return_indices=True)
+        y, idx = F.max_pool2d(x, kw["kernel_size"], s, kw["padding"], kw.get("dilation", 1), kw.get("ceil_mode", False),
+                              return_indices=True)
         y.backward(torch.tensor(np.asarray(grads[0], dtype=np.float64)))
         return (y.detach().numpy(), idx.numpy()), (x.grad.numpy(),)
 
     def reference(self, kw, grads):
         k, s, p = self._kps(kw)
-        y, idx = R.max_pool2d_ref(kw["x"], k, s, p)
+        y, idx = R.max_pool2d_ref(kw["x"], k, s, p, pair(kw.get("dilation", 1)), kw.get("ceil_mode", False))
         return (y, idx), (R.max_pool2d_backward_ref(np.shape(kw["x"]), idx, grads[0]),)
 
 
 class AvgPool2dSpec(_Pool):
     name, backward_name = "avg_pool2d", "avg_pool2d_backward"
 
+    def more_bad_calls(self):
+        return [
+            ("count_include_pad_str", lambda kw: {**kw, "count_include_pad": "no"}, TypeError,
+             "'count_include_pad' must be a bool"),
+            ("divisor_0", lambda kw: {**kw, "divisor_override": 0}, ValueError,
+             "'divisor_override' must be None or a positive int"),
+            ("divisor_neg", lambda kw: {**kw, "divisor_override": -3}, ValueError,
+             "'divisor_override' must be None or a positive int"),
+            ("divisor_float", lambda kw: {**kw, "divisor_override": 2.5}, ValueError,
+             "'divisor_override' must be None or a positive int"),
+        ]
+
+    def draw_extra(self, data, st):
+        if not data.draw(st.booleans(), label="avg_pool2d extra arguments"):
+            return {}
+        return dict(ceil_mode=data.draw(st.booleans()), count_include_pad=data.draw(st.booleans()),
+                    divisor_override=data.draw(st.one_of(st.none(), st.integers(1, 20))))
+
+    def _extra(self, kw):
+        return kw.get("ceil_mode", False), kw.get("count_include_pad", True), kw.get("divisor_override")
+
     def torch_run(self, kw, grads):
         x = _t(np.asarray(kw["x"], dtype=np.float64))
         s = kw["stride"] if kw["stride"] is not None else kw["kernel_size"]
-        y = F.avg_pool2d(x, kw["kernel_size"], s, kw["padding"], count_include_pad=True)
+        y = F.avg_pool2d(x, kw["kernel_size"], s, kw["padding"], *self._extra(kw))
         y.backward(torch.tensor(np.asarray(grads[0], dtype=np.float64)))
         return (y.detach().numpy(),), (x.grad.numpy(),)
 
     def reference(self, kw, grads):
         k, s, p = self._kps(kw)
-        return (R.avg_pool2d_ref(kw["x"], k, s, p),), (R.avg_pool2d_backward_ref(np.shape(kw["x"]), k, s, p, grads[0]),)
+        e = self._extra(kw)
+        return ((R.avg_pool2d_ref(kw["x"], k, s, p, *e),),
+                (R.avg_pool2d_backward_ref(np.shape(kw["x"]), k, s, p, grads[0], *e),))
 
 
 ALL_SPECS = [MaxPool2dSpec(), AvgPool2dSpec()]
@@ -257,7 +307,7 @@ class Conv2dSpec(OpSpec):
     def torch_run(self, kw, grads):
         x, w = _t(np.asarray(kw["x"], np.float64)), _t(np.asarray(kw["w"], np.float64))
         b = None if kw["b"] is None else _t(np.asarray(kw["b"], np.float64))
-        y = F.conv2d(x, w, b, kw["stride"], kw["padding"], kw["dilation"])
+        y = F.conv2d(x, w, b, kw["stride"], kw["padding"], kw["dilation"], kw.get("groups", 1))
         y.backward(torch.tensor(np.asarray(grads[0], np.float64)))
         return (y.detach().numpy(),), (x.grad.numpy(), w.grad.numpy(), None if b is None else b.grad.numpy())
 
@@ -269,22 +319,26 @@ class Conv2dSpec(OpSpec):
         d = data.draw(st.tuples(st.integers(1, 2), st.integers(1, 2)))
         H = data.draw(st.integers(max(1, d[0] * (kh - 1) + 1 - 2 * p[0]), 11))
         W = data.draw(st.integers(max(1, d[1] * (kw_ - 1) + 1 - 2 * p[1]), 11))
+        # groups: 1, or a divisor of C (C = G: depthwise) with K a multiple of it
+        G = data.draw(st.sampled_from([g for g in range(1, C + 1) if C % g == 0]), label="groups")
+        K = G * max(1, K // G)
         x = draw_values(data, st, rng, (N, C, H, W), dtype)
-        w = draw_values(data, st, rng, (K, C, kh, kw_), dtype)
+        w = draw_values(data, st, rng, (K, C // G, kh, kw_), dtype)
         b = data.draw(st.one_of(st.none(), st.just(1)))
         b = None if b is None else rng.standard_normal(K).astype(dtype)
-        return dict(x=x, w=w, b=b, stride=s, padding=p, dilation=d)
+        return dict(x=x, w=w, b=b, stride=s, padding=p, dilation=d, groups=G)
 
     def reference(self, kw, grads):
         s, p, d = pair(kw["stride"]), pair(kw["padding"]), pair(kw["dilation"])
-        y = R.conv2d_ref(kw["x"], kw["w"], kw["b"], s, p, d)
-        return (y,), R.conv2d_backward_ref(kw["x"], kw["w"], grads[0], kw["b"] is not None, s, p, d)
+        G = kw.get("groups", 1)
+        y = R.conv2d_ref(kw["x"], kw["w"], kw["b"], s, p, d, G)
+        return (y,), R.conv2d_backward_ref(kw["x"], kw["w"], grads[0], kw["b"] is not None, s, p, d, G)
 
     def bad_calls(self):
         op = self.name
         out_ok = lambda kw: np.empty((2, 4, 4, 9), np.asarray(kw["x"]).dtype)  # noqa: E731
         return [
-            ("x_3d", lambda kw: {**kw, "x": kw["x"][0]}, ValueError, rf"{op}: 'x' must be a 4-D"),
+            ("x_2d", lambda kw: {**kw, "x": kw["x"][0, 0]}, ValueError, rf"{op}: 'x' must be a 4-D .* or 3-D"),
             ("w_3d", lambda kw: {**kw, "w": kw["w"][0]}, ValueError, rf"{op}: 'w' must be a 4-D"),
             ("x_scalar", lambda kw: {**kw, "x": 2.0}, ValueError, rf"{op}: 'x' must be a 4-D"),
             ("channels_mismatch", lambda kw: {**kw, "w": kw["w"][:, :2]}, ValueError, rf"{op}: 'w' has 2 input channels"),
@@ -298,6 +352,14 @@ class Conv2dSpec(OpSpec):
             ("stride_neg", lambda kw: {**kw, "stride": (-1, 1)}, ValueError, "'stride' must be >= 1"),
             ("dilation_0", lambda kw: {**kw, "dilation": 0}, ValueError, "'dilation' must be >= 1"),
             ("padding_neg", lambda kw: {**kw, "padding": -1}, ValueError, "'padding' must be >= 0"),
+            ("groups_0", lambda kw: {**kw, "groups": 0}, ValueError, "'groups' must be a positive int"),
+            ("groups_float", lambda kw: {**kw, "groups": 1.0}, ValueError, "'groups' must be a positive int"),
+            ("groups_not_dividing_C", lambda kw: {**kw, "groups": 2}, ValueError, "'groups' is 2"),
+            ("groups_not_dividing_K", lambda kw: {**kw, "x": kw["x"][:, :2], "w": kw["w"][:3, :1], "b": None,
+                                                  "groups": 2}, ValueError, "not divisible by 'groups'"),
+            ("padding_str", lambda kw: {**kw, "padding": "full"}, ValueError,
+             "'padding' must be an int, a pair of ints, 'same' or 'valid'"),
+            ("padding_same_strided", lambda kw: {**kw, "padding": "same"}, ValueError, "padding='same' needs stride 1"),
             ("padding_float", lambda kw: {**kw, "padding": 1.0}, TypeError, "'padding' must be an int"),
             ("dilation_2e40", lambda kw: {**kw, "dilation": 2**40}, ValueError, "kernel larger than padded input"),
             ("dilation_2e41", lambda kw: {**kw, "dilation": 2**41}, ValueError, "'dilation' must be <= 2\\*\\*40"),

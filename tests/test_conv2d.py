@@ -212,7 +212,7 @@ def test_conv2d_backward_without_bias_and_dtype(rng):
 X = np.zeros((2, 3, 8, 8), np.float32)
 Wt = np.zeros((4, 3, 3, 3), np.float32)
 BAD = [
-    (dict(x=np.zeros((3, 8, 8))), ValueError, "'x'"),
+    (dict(x=np.zeros((8, 8))), ValueError, "'x'"),  # (C, H, W) is one unbatched sample, as in PyTorch
     (dict(w=np.zeros((4, 3, 3))), ValueError, "'w'"),
     (dict(w=np.zeros((4, 2, 3, 3))), ValueError, "'w'.*input channels"),
     (dict(b=np.zeros(3)), ValueError, "'b'"),

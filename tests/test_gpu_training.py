@@ -137,8 +137,11 @@ def test_transformer_layer_trains_like_numpy(cp, rng, dtype):
     steps, B, T, dim = 3, 4, 6, 8
     x = rng.standard_normal((B, T, dim)).astype(dtype)
     y = rng.integers(0, 5, (B, T))
-    _train_both(cp, _transformer(dtype, dim), x, y, nn.SoftmaxCrossEntropy, lambda p: dk.optim.Adam(p, lr=0.01),
-                steps, dtype)
+    # SGD, not Adam: the key projection's bias has a gradient that is zero in exact arithmetic (softmax
+    # ignores a shift shared by all keys), and Adam's g / sqrt(v) turns its rounding noise, which differs
+    # between any two correct implementations, into full-size steps of either sign.
+    _train_both(cp, _transformer(dtype, dim), x, y, nn.SoftmaxCrossEntropy,
+                lambda p: dk.optim.SGD(p, lr=0.1, momentum=0.9), steps, dtype)
 
 
 def test_main_job_runs_on_the_device():

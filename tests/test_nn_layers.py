@@ -220,7 +220,8 @@ def test_conv2d_param_count_and_shape_checks():
     with pytest.raises(ValueError, match="x"):
         layer.forward(np.zeros((1, 2, 8, 8)))
     with pytest.raises(ValueError, match="x"):
-        layer.forward(np.zeros((3, 8, 8)))
+        layer.forward(np.zeros((8, 8)))
+    assert layer.forward(np.zeros((3, 8, 8))).shape == (8, 4, 4)  # unbatched (C, H, W), as in PyTorch
 
 
 @pytest.mark.parametrize("fn,exc,match", [

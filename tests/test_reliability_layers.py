@@ -36,7 +36,7 @@ ROWS = [
     ("dropout_p_1", lambda: nn.Dropout(1.0), ValueError, r"Dropout: 'p' must be in \[0, 1\)"),
     ("conv_channels", lambda: nn.Conv2D(3, 4, 3).forward(_n(1, 2, 8, 8)), ValueError, r"Conv2D.forward: 'x' has shape"),
     ("conv_kernel_0", lambda: nn.Conv2D(3, 4, 0), ValueError, "Conv2D: 'kernel_size' must be >= 1"),
-    ("maxpool_3d", lambda: nn.MaxPool2D(2).forward(_n(2, 8, 8)), ValueError, "max_pool2d: 'x' must be a 4-D"),
+    ("maxpool_2d", lambda: nn.MaxPool2D(2).forward(_n(8, 8)), ValueError, "max_pool2d: 'x' must be a 4-D .* or 3-D"),
     ("lstm_features", lambda: nn.LSTM(4, 5).forward(_n(2, 3, 6)), ValueError, r"LSTM.forward: 'x' has shape \(2, 3, 6\)"),
     ("lstm_1d", lambda: nn.LSTM(4, 5).forward(_n(4)), ValueError, r"LSTM.forward: 'x' has shape \(4,\)"),  # (T, I) is unbatched
     ("lstm_no_steps", lambda: nn.LSTM(4, 5).forward(_n(2, 0, 4)), ValueError, "LSTM.forward: 'x' has no time steps"),

@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -65,6 +66,33 @@ inline std::vector<int64_t> int_params(const py::sequence& s, size_t n, const ch
   std::vector<int64_t> v(n);
   for (size_t i = 0; i < n; ++i) v[i] = s[i].cast<int64_t>();
   return v;
+}
+
+// The fields of a params dict (the Python layer builds one dict per call, one key per field of the
+// params struct). Keys are interned once per call site, so each lookup is a pointer-hash probe.
+struct FieldNames {
+  std::vector<const char*> names;
+  std::vector<PyObject*> keys;  // interned, immortal for the module's lifetime
+  FieldNames(std::initializer_list<const char*> ns) : names(ns) {
+    for (const char* n : names) keys.push_back(PyUnicode_InternFromString(n));
+  }
+};
+
+// out[i] = d[names[i]]; a missing or non-integer field is a ValueError naming it.
+inline void read_fields(const py::dict& d, const FieldNames& f, int64_t* const* out, const char* what) {
+  for (size_t i = 0; i < f.keys.size(); ++i) {
+    PyObject* v = PyDict_GetItemWithError(d.ptr(), f.keys[i]);  // borrowed
+    if (!v) {
+      PyErr_Clear();
+      throw py::value_error(std::string(what) + ": missing field '" + f.names[i] + "'");
+    }
+    const long long r = PyLong_Check(v) ? PyLong_AsLongLong(v) : -1;
+    if (!PyLong_Check(v) || (r == -1 && PyErr_Occurred())) {
+      PyErr_Clear();
+      throw py::value_error(std::string(what) + ": field '" + f.names[i] + "' must be an int in int64's range");
+    }
+    *out[i] = int64_t(r);
+  }
 }
 
 }  // namespace dk::bind

@@ -25,6 +25,7 @@
 #include <cstring>
 #include <vector>
 
+#include "cpu/conv2d/conv2d_depthwise.h"
 #include "cpu/conv2d/conv2d_im2col.h"
 #include "cpu/conv2d/conv2d_scratch.h"
 #include "cpu/conv2d/conv2d_shifted.h"
@@ -115,11 +116,42 @@ void forward_item(const Conv2dParams& p, const Plan& pl, const T* x, const T* w,
     }
 }
 
+// Groups other than depthwise: each group is an ordinary convolution of its C/G channels, run on
+// the paths above over gathered copies of its channels (the GEMM lowerings take whole NCHW
+// batches). One group's params:
+Conv2dParams group_params(const Conv2dParams& p) {
+  Conv2dParams q = p;
+  q.C = p.C / p.G;
+  q.K = p.K / p.G;
+  q.G = 1;
+  return q;
+}
+
+// dst[n] = src[n][c0 .. c0 + cn) (planes of `plane` elements, src has cs channels per sample), or back.
+template <typename T>
+void copy_channels(const T* src, int64_t cs, int64_t c0, int64_t cn, int64_t N, int64_t plane, T* dst, int64_t cd,
+                   int64_t d0) {
+#pragma omp parallel for schedule(static) num_threads(num_threads()) if (N * cn * plane > (1 << 16))
+  for (int64_t n = 0; n < N; ++n)
+    std::memcpy(dst + (n * cd + d0) * plane, src + (n * cs + c0) * plane, sizeof(T) * size_t(cn * plane));
+}
+
 }  // namespace
 
 template <typename T>
 void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
   if (p.N == 0) return;  // an empty batch has no output (and the plans divide by N)
+  if (p.is_depthwise()) return conv2d_depthwise_forward(p, x, w, b, y);
+  if (p.G > 1) {
+    const Conv2dParams q = group_params(p);
+    std::vector<T> xg(size_t(p.N * q.C * p.in_plane())), yg(size_t(p.N * q.K * p.out_plane()));
+    for (int64_t g = 0; g < p.G; ++g) {
+      copy_channels(x, p.C, g * q.C, q.C, p.N, p.in_plane(), xg.data(), q.C, 0);
+      conv2d_forward(q, xg.data(), w + g * q.K * q.crs(), b ? b + g * q.K : b, yg.data());
+      copy_channels(yg.data(), q.K, 0, q.K, p.N, p.out_plane(), y, p.K, g * q.K);
+    }
+    return;
+  }
   if (shifted_applies(p)) {
     conv2d_forward_shifted(p, x, w, b, y);
     return;
@@ -268,6 +300,20 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
     return;
   }
   if (db) bias_grad(p, dy, db);
+  if (p.is_depthwise()) return conv2d_depthwise_backward(p, x, w, dy, dx, dw);
+  if (p.G > 1) {
+    const Conv2dParams q = group_params(p);
+    std::vector<T> xg(size_t(p.N * q.C * p.in_plane())), dyg(size_t(p.N * q.K * p.out_plane()));
+    std::vector<T> dxg(dx ? xg.size() : 0);
+    for (int64_t g = 0; g < p.G; ++g) {
+      copy_channels(x, p.C, g * q.C, q.C, p.N, p.in_plane(), xg.data(), q.C, 0);
+      copy_channels(dy, p.K, g * q.K, q.K, p.N, p.out_plane(), dyg.data(), q.K, 0);
+      conv2d_backward(q, xg.data(), w + g * q.K * q.crs(), dyg.data(), dx ? dxg.data() : nullptr,
+                      dw ? dw + g * q.K * q.crs() : nullptr, static_cast<T*>(nullptr));
+      if (dx) copy_channels(dxg.data(), q.C, 0, q.C, p.N, p.in_plane(), dx, p.C, g * q.C);
+    }
+    return;
+  }
   // Both shifted dx paths multiply w by zeros that are not in the true sum (dy's padding, dropped
   // columns): 0 * Inf = NaN, so a non-finite w takes im2col + col2im, which never does.
   const bool w_finite = dx && all_finite(w, p.K * p.crs());

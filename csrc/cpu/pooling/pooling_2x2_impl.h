@@ -210,9 +210,14 @@ struct AvgBackwardRow {
 // Whether a pooling call has enough memory traffic to be worth a parallel region.
 inline bool pool_parallel(const Pool2dParams& p) { return worth_threads(p.planes() * (p.in_plane() + p.out_plane())); }
 
+// (Windows tile the plane: no dilation, and no ceil_mode window running past the input.)
 inline bool is_2x2_stride2(const Pool2dParams& p) {
-  return p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.ph == 0 && p.pw == 0;
+  return p.kh == 2 && p.kw == 2 && p.sh == 2 && p.sw == 2 && p.ph == 0 && p.pw == 0 && p.dh == 1 && p.dw == 1 &&
+         2 * p.Ho <= p.H && 2 * p.Wo <= p.W;
 }
+
+// The average paths divide every window by 4.
+inline bool is_avg_2x2_stride2(const Pool2dParams& p) { return is_2x2_stride2(p) && (p.divisor == 0 || p.divisor == 4); }
 
 template <typename T>
 void max_forward_2x2s2(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {

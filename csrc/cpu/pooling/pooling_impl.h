@@ -39,12 +39,25 @@ inline void interior(int64_t off, int64_t s, int64_t W, int64_t Wo, int64_t& lo,
   if (lo > hi) lo = hi;
 }
 
-// Window columns j whose input column ow*sw + j - pw is inside [0, W) for some output ow:
+// ceil(a / b) and floor(a / b) for b > 0 and any sign of a.
+inline int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// Window columns j whose input column ow*sw + j*dw - pw is inside [0, W) for some output ow:
 // the others lie in the padding for every window, so the sweeps skip them (this keeps a huge
 // kernel_size with matching padding from looping over empty offsets).
 inline void live_columns(const Pool2dParams& p, int64_t& j_lo, int64_t& j_hi) {
-  j_lo = imax(0, p.pw - (p.Wo - 1) * p.sw);
-  j_hi = imin(p.kw, p.W + p.pw);
+  j_lo = imax(0, ceil_div(p.pw - (p.Wo - 1) * p.sw, p.dw));
+  j_hi = imin(p.kw, floor_div(p.W - 1 + p.pw, p.dw) + 1);
+}
+
+// The taps of a window starting at s0 (row or column) with k taps d apart that fall inside
+// [0, n): first tap b, end e (exclusive, a multiple of d past b; e <= b when there are none).
+inline void taps(int64_t s0, int64_t k, int64_t d, int64_t n, int64_t& b, int64_t& e) {
+  const int64_t i_lo = s0 >= 0 ? 0 : ceil_div(-s0, d);
+  const int64_t i_hi = imin(k, floor_div(n - 1 - s0, d) + 1);
+  b = s0 + i_lo * d;
+  e = s0 + imax(i_hi, i_lo) * d;
 }
 
 // I is the position type: int32 while a plane has fewer than 2^31 elements (as many SIMD lanes as
@@ -73,11 +86,12 @@ inline void spread_sweep(const T* g, int64_t s_rt, int64_t lo, int64_t hi, T* ds
 }
 
 // The output columns [lo, hi) that vector blocks of V handle: those whose windows lie wholly
-// inside the row (ow*sw - pw >= 0 and ow*sw - pw + kw - 1 <= W - 1), when there are at least V
+// inside the row (ow*sw - pw >= 0 and ow*sw - pw + (kw - 1)*dw <= W - 1), when there are at least V
 // of them and the stride is one load_strided handles well (<= 4); else an empty range.
 inline void block_columns(const Pool2dParams& p, int64_t V, int64_t& lo, int64_t& hi) {
+  const int64_t last = p.W - 1 - (p.kw - 1) * p.dw + p.pw;  // the largest ow*sw allowed
   lo = imin((p.pw + p.sw - 1) / p.sw, p.Wo);
-  hi = p.W - p.kw + p.pw < 0 ? 0 : imin((p.W - p.kw + p.pw) / p.sw + 1, p.Wo);
+  hi = last < 0 ? 0 : imin(last / p.sw + 1, p.Wo);
   if (hi - lo < V || p.sw > 4) lo = hi = 0;
 }
 
@@ -86,8 +100,8 @@ inline void block_columns(const Pool2dParams& p, int64_t V, int64_t& lo, int64_t
 // registers on every ISA) across the kh*kw taps, instead of one pass over the output row per
 // tap. Taps in row-major order; a value replaces the max if greater or NaN, as max_sweep.
 template <typename T, typename I, int S, int V>
-inline void max_block(const T* xp, int64_t W, int64_t hb, int64_t he, int64_t kw, int64_t col0, int64_t s_rt,
-                      T* y, I* pos) {
+inline void max_block(const T* xp, int64_t W, int64_t hb, int64_t he, int64_t dh, int64_t kw, int64_t dw,
+                      int64_t col0, int64_t s_rt, T* y, I* pos) {
   typedef T TV __attribute__((vector_size(V * sizeof(T))));
   typedef I IV __attribute__((vector_size(V * sizeof(I))));
   const int64_t s = S > 0 ? S : s_rt;
@@ -98,9 +112,9 @@ inline void max_block(const T* xp, int64_t W, int64_t hb, int64_t he, int64_t kw
     lane[v] = I(v * s);
   }
   IV at = lane + I(hb * W + col0);  // first valid position: kept if all are -inf
-  for (int64_t ih = hb; ih < he; ++ih) {
+  for (int64_t ih = hb; ih < he; ih += dh) {
     for (int64_t j = 0; j < kw; ++j) {
-      const int64_t base = ih * W + col0 + j;
+      const int64_t base = ih * W + col0 + j * dw;
       const TV val = load_strided<TV, T, S, V>(xp + base, s);
       const auto take = (val > best) | (val != val);
       best = take ? val : best;
@@ -114,12 +128,12 @@ inline void max_block(const T* xp, int64_t W, int64_t hb, int64_t he, int64_t kw
 // One output column, scalar, taps clipped to the row (an edge column next to the padding).
 template <typename T, typename I>
 inline void max_column(const Pool2dParams& p, const T* xp, int64_t hb, int64_t he, int64_t ow, T* y, I* pos) {
-  const int64_t c_first = ow * p.sw - p.pw;
-  const int64_t cb = imax(c_first, 0), ce = imin(c_first + p.kw, p.W);
+  int64_t cb, ce;
+  taps(ow * p.sw - p.pw, p.kw, p.dw, p.W, cb, ce);
   T best = -std::numeric_limits<T>::infinity();
   I at = I(hb * p.W + cb);  // first valid position: kept if all are -inf
-  for (int64_t ih = hb; ih < he; ++ih) {
-    for (int64_t c = cb; c < ce; ++c) {
+  for (int64_t ih = hb; ih < he; ih += p.dh) {
+    for (int64_t c = cb; c < ce; c += p.dw) {
       const T val = xp[ih * p.W + c];
       if ((val > best) | (val != val)) {
         best = val;
@@ -150,8 +164,8 @@ void max_forward_rows(const Pool2dParams& p, const T* x, T* y, int64_t* idx, int
     const T* xp = x + plane * p.in_plane();
     T* yr = y + r * p.Wo;
     int64_t* ir = idx + r * p.Wo;
-    const int64_t h0 = oh * p.sh - p.ph;
-    const int64_t hb = imax(h0, 0), he = imin(h0 + p.kh, p.H);
+    int64_t hb, he;  // the window's rows inside the plane: hb, hb + dh, ... < he
+    taps(oh * p.sh - p.ph, p.kh, p.dh, p.H, hb, he);
     const int64_t first_row = hb * p.W;
     I pos[kChunk];
     for (int64_t c0 = 0; c0 < p.Wo; c0 += kChunk) {
@@ -163,9 +177,9 @@ void max_forward_rows(const Pool2dParams& p, const T* x, T* y, int64_t* idx, int
       for (int64_t ow = b_lo; ow < b_hi; ow += V) {
         const int64_t o = imin(ow, b_hi - V);
         const int64_t col0 = o * sw - pw;
-        if (sw == 1) max_block<T, I, 1, V>(xp, p.W, hb, he, p.kw, col0, 1, yr + o, pc + o);
-        else if (sw == 2) max_block<T, I, 2, V>(xp, p.W, hb, he, p.kw, col0, 2, yr + o, pc + o);
-        else max_block<T, I, 0, V>(xp, p.W, hb, he, p.kw, col0, sw, yr + o, pc + o);
+        if (sw == 1) max_block<T, I, 1, V>(xp, p.W, hb, he, p.dh, p.kw, p.dw, col0, 1, yr + o, pc + o);
+        else if (sw == 2) max_block<T, I, 2, V>(xp, p.W, hb, he, p.dh, p.kw, p.dw, col0, 2, yr + o, pc + o);
+        else max_block<T, I, 0, V>(xp, p.W, hb, he, p.dh, p.kw, p.dw, col0, sw, yr + o, pc + o);
       }
       if (b_lo < b_hi) {
         // Blocks cover the interior; the few edge columns go one at a time.
@@ -174,12 +188,14 @@ void max_forward_rows(const Pool2dParams& p, const T* x, T* y, int64_t* idx, int
       } else {
         // No blocks: one sweep per tap along the whole chunk.
         for (int64_t ow = c0; ow < c1; ++ow) {
+          int64_t cb, ce;
+          taps(ow * sw - pw, p.kw, p.dw, p.W, cb, ce);
           yr[ow] = -std::numeric_limits<T>::infinity();
-          pc[ow] = I(first_row + imax(ow * sw - pw, 0));  // first valid position: kept if all are -inf
+          pc[ow] = I(first_row + cb);  // first valid position: kept if all are -inf
         }
-        for (int64_t ih = hb; ih < he; ++ih) {
+        for (int64_t ih = hb; ih < he; ih += p.dh) {
           for (int64_t j = j_lo; j < j_hi; ++j) {
-            const int64_t off = j - pw;
+            const int64_t off = j * p.dw - pw;
             int64_t lo, hi;
             interior(off, sw, p.W, p.Wo, lo, hi);
             lo = imax(lo, c0);
@@ -240,14 +256,43 @@ inline void sum_block(const T* xp, int64_t W, int64_t hb, int64_t he, int64_t kw
   std::memcpy(y, &acc, sizeof(TV));
 }
 
+// An avg-pool window's extent along one axis that its divisor counts (see Pool2dParams): the
+// window [s0, s0 + k) clipped to the padded input [-pad, n + pad) or to the input [0, n).
+inline int64_t counted(int64_t s0, int64_t k, int64_t n, int64_t pad, bool count_pad) {
+  return count_pad ? imin(s0 + k, n + pad) - s0 : imin(s0 + k, n) - imax(s0, 0);
+}
+
+// Whether every window has the same divisor; inv is then 1/divisor. Otherwise (ceil_mode windows
+// past the padded input, count_include_pad=False next to padding) each output divides its own sum.
+template <typename T>
+inline bool avg_uniform(const Pool2dParams& p, T& inv) {
+  bool same = true;
+  if (p.divisor > 0) {
+    inv = T(1) / T(p.divisor);
+    return true;
+  }
+  if (p.count_pad) same = (p.Ho - 1) * p.sh + p.kh <= p.H + 2 * p.ph && (p.Wo - 1) * p.sw + p.kw <= p.W + 2 * p.pw;
+  else same = p.ph == 0 && p.pw == 0 && (p.Ho - 1) * p.sh + p.kh <= p.H && (p.Wo - 1) * p.sw + p.kw <= p.W;
+  inv = same ? T(1) / (T(p.kh) * T(p.kw)) : T(1);  // kh*kw could overflow int64
+  return same;
+}
+
+// The divisor of output (oh, ow) when they are not all the same.
+template <typename T>
+inline T avg_divisor(const Pool2dParams& p, int64_t oh, int64_t ow) {
+  return T(counted(oh * p.sh - p.ph, p.kh, p.H, p.ph, p.count_pad)) *
+         T(counted(ow * p.sw - p.pw, p.kw, p.W, p.pw, p.count_pad));
+}
+
 template <typename T>
 void avg_forward(const Pool2dParams& p, const T* x, T* y) {
-  if (is_2x2_stride2(p)) return avg_forward_2x2s2(p, x, y);
+  if (is_avg_2x2_stride2(p)) return avg_forward_2x2s2(p, x, y);
   int64_t j_lo, j_hi;
   live_columns(p, j_lo, j_hi);
   constexpr int V = kVecBytes / sizeof(T);
   const int64_t rows = p.planes() * p.Ho;
-  const T inv_area = T(1) / (T(p.kh) * T(p.kw));  // kh*kw could overflow int64
+  T inv_area;  // 1 when the divisors differ: the sums are then divided per output below
+  const bool uniform = avg_uniform(p, inv_area);
   const int64_t sw = p.sw, pw = p.pw;
   int64_t b_lo, b_hi;  // as max_forward_rows: vector blocks over [b_lo, b_hi)
   block_columns(p, V, b_lo, b_hi);
@@ -286,16 +331,19 @@ void avg_forward(const Pool2dParams& p, const T* x, T* y) {
       }
       for (int64_t ow = r0; ow < r1; ++ow) yr[ow] *= inv_area;
     }
+    if (!uniform)
+      for (int64_t ow = 0; ow < p.Wo; ++ow) yr[ow] /= avg_divisor<T>(p, oh, ow);
   }
 }
 
 template <typename T>
 void avg_backward(const Pool2dParams& p, const T* dy, T* dx) {
-  if (is_2x2_stride2(p)) return avg_backward_2x2s2(p, dy, dx);
+  if (is_avg_2x2_stride2(p)) return avg_backward_2x2s2(p, dy, dx);
   int64_t j_lo, j_hi;
   live_columns(p, j_lo, j_hi);
   const int64_t planes = p.planes();
-  const T inv_area = T(1) / (T(p.kh) * T(p.kw));  // kh*kw could overflow int64
+  T inv_area;
+  const bool uniform = avg_uniform(p, inv_area);
 #pragma omp parallel for schedule(static) num_threads(num_threads()) if (pool_parallel(p))
   for (int64_t pl = 0; pl < planes; ++pl) {
     T* dxp = dx + pl * p.in_plane();
@@ -307,7 +355,10 @@ void avg_backward(const Pool2dParams& p, const T* dy, T* dx) {
       const int64_t hb = imax(h0, 0), he = imin(h0 + p.kh, p.H);
       for (int64_t c0 = 0; c0 < p.Wo; c0 += 256) {
         const int64_t c1 = imin(c0 + 256, p.Wo);
-        for (int64_t ow = c0; ow < c1; ++ow) g[ow - c0] = dyp[oh * p.Wo + ow] * inv_area;
+        if (uniform)
+          for (int64_t ow = c0; ow < c1; ++ow) g[ow - c0] = dyp[oh * p.Wo + ow] * inv_area;
+        else
+          for (int64_t ow = c0; ow < c1; ++ow) g[ow - c0] = dyp[oh * p.Wo + ow] / avg_divisor<T>(p, oh, ow);
         for (int64_t ih = hb; ih < he; ++ih) {
           for (int64_t j = j_lo; j < j_hi; ++j) {
             const int64_t off = j - p.pw;

@@ -1,81 +1,171 @@
-"""max_pool2d / avg_pool2d and their backward passes (NCHW, PyTorch's semantics)."""
+"""max_pool2d / avg_pool2d and their backward passes (NCHW or unbatched CHW, PyTorch's semantics)."""
 from .._saved import watch
-from .._validate import Context, as_float_arrays, as_grad, check_ctx, check_ndim, int_pair, to_out_dtype
+from .._validate import Context, as_float_arrays, as_grad, check_ctx, int_pair, to_out_dtype
 
 
-def _pool_params(op, x, kernel_size, stride, padding):
-    check_ndim(op, "x", x, 4, "(N, C, H, W)")
+def pool_output_size(n, k, s, p, d, ceil_mode):
+    """PyTorch's pooling output size along one axis; with ceil_mode the last window must still
+    start inside the input or its left padding."""
+    o = (n + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (o - 1) * s >= n + p:
+        o -= 1
+    return o
+
+
+def _bool(op, name, v):
+    if not isinstance(v, bool):
+        raise TypeError(f"{op}: '{name}' must be a bool (True or False), got {v!r}")
+    return v
+
+
+def batched(op, x, layout="(N, C, H, W)"):
+    """x as a 4-D batch: a 3-D (C, H, W) input is one sample (PyTorch's unbatched input).
+    Returns (x4, unbatched)."""
+    if x.ndim == 3:
+        return x[None], True
+    if x.ndim != 4:
+        raise ValueError(f"{op}: 'x' must be a 4-D {layout} or 3-D (C, H, W) array, got shape {tuple(x.shape)}")
+    return x, False
+
+
+def pool_options(op, ceil_mode, count_include_pad=True, divisor_override=None):
+    """Checks the flags; returns the kernels' divisor field (0: none)."""
+    _bool(op, "ceil_mode", ceil_mode)
+    _bool(op, "count_include_pad", count_include_pad)
+    if divisor_override is None:
+        return 0
+    if isinstance(divisor_override, bool) or not isinstance(divisor_override, int) or divisor_override < 1:
+        raise ValueError(f"{op}: 'divisor_override' must be None or a positive int, got {divisor_override!r}")
+    return divisor_override
+
+
+def _pool_params(op, x, kernel_size, stride, padding, dilation=1, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None):
+    """The kernels' Pool2dParams, one key per field (csrc/common/pool_params.h)."""
     kh, kw = int_pair(op, "kernel_size", kernel_size, 1)
     sh, sw = (kh, kw) if stride is None else int_pair(op, "stride", stride, 1)
     ph, pw = int_pair(op, "padding", padding, 0)
+    dh, dw = int_pair(op, "dilation", dilation, 1)
+    divisor = pool_options(op, ceil_mode, count_include_pad, divisor_override)
     if ph > kh // 2 or pw > kw // 2:
         raise ValueError(
             f"{op}: 'padding' {(ph, pw)} must be at most half of 'kernel_size' {(kh, kw)} "
             "(a window may not lie entirely in the padding)"
         )
     N, C, H, W = x.shape  # numpy and cupy shapes hold Python ints
-    if H + 2 * ph < kh or W + 2 * pw < kw:
+    Ho = pool_output_size(H, kh, sh, ph, dh, ceil_mode)
+    Wo = pool_output_size(W, kw, sw, pw, dw, ceil_mode)
+    if Ho < 1 or Wo < 1:
+        eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
         raise ValueError(
-            f"{op}: 'kernel_size' {(kh, kw)} is larger than the padded input {(H + 2 * ph, W + 2 * pw)} "
-            f"(x has shape {tuple(x.shape)}, padding {(ph, pw)})"
+            f"{op}: 'kernel_size' {(kh, kw)} (dilated extent {(eh, ew)}) is larger than the padded input "
+            f"{(H + 2 * ph, W + 2 * pw)} (x has shape {tuple(x.shape)}, padding {(ph, pw)}, dilation {(dh, dw)})"
         )
-    Ho = (H + 2 * ph - kh) // sh + 1
-    Wo = (W + 2 * pw - kw) // sw + 1
-    return (N, C, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw)
+    return {"N": N, "C": C, "H": H, "W": W, "Ho": Ho, "Wo": Wo, "kh": kh, "kw": kw, "sh": sh, "sw": sw, "ph": ph,
+            "pw": pw, "dh": dh, "dw": dw, "divisor": divisor, "count_pad": 1 if count_include_pad else 0}
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, *, return_indices=False, return_ctx=False):
-    """Max pooling over (H, W) of an NCHW batch; padding is -inf; NaN propagates.
+_LEGACY = ("N", "C", "H", "W", "Ho", "Wo", "kh", "kw", "sh", "sw", "ph", "pw")
 
+
+def _kernel_params(op, backend, p):
+    """What the backend's binding takes: the dict on the CPU; the CUDA kernels take the twelve
+    fields they support, and refuse the others (CPU-only for now)."""
+    if backend.name == "cpu":
+        return p
+    floor_h = (p["H"] + 2 * p["ph"] - p["kh"]) // p["sh"] + 1
+    floor_w = (p["W"] + 2 * p["pw"] - p["kw"]) // p["sw"] + 1
+    unsupported = [name for name, on in (
+        ("dilation", (p["dh"], p["dw"]) != (1, 1)),
+        ("ceil_mode (with a window past the padded input)", (p["Ho"], p["Wo"]) != (floor_h, floor_w)),
+        ("count_include_pad=False (with padding)", not p["count_pad"] and (p["ph"] or p["pw"])),
+        ("divisor_override", p["divisor"] != 0),
+    ) if on]
+    if unsupported:
+        raise NotImplementedError(
+            f"{op}: {', '.join(unsupported)} is CPU-only for now (no CUDA kernel); run it on numpy arrays"
+        )
+    return tuple(p[k] for k in _LEGACY)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *, return_indices=False,
+               return_ctx=False):
+    """Max pooling over (H, W) of an NCHW batch or one CHW sample; padding is -inf; NaN propagates.
+
+    Window taps are `dilation` apart; with ceil_mode the output size rounds up (PyTorch's rule).
     Returns y, plus the argmax indices (flat positions in each input plane, int64) when
     return_indices, plus a ctx for max_pool2d_backward when return_ctx.
     """
     op = "max_pool2d"
     backend, (x,), out_dt, comp_dt = as_float_arrays(op, [("x", x)])
-    params = _pool_params(op, x, kernel_size, stride, padding)
-    N, C, _, _, Ho, Wo = params[:6]
-    y = backend.empty((N, C, Ho, Wo), comp_dt)
-    idx = backend.empty((N, C, Ho, Wo), "int64")
-    backend.call("max_pool2d_forward", params, x, y, idx)
-    result = to_out_dtype(y, out_dt)
+    x, unbatched = batched(op, x)
+    params = _pool_params(op, x, kernel_size, stride, padding, dilation, ceil_mode)
+    kparams = _kernel_params(op, backend, params)
+    shape = (params["N"], params["C"], params["Ho"], params["Wo"])
+    y = backend.empty(shape, comp_dt)
+    idx = backend.empty(shape, "int64")
+    backend.call("max_pool2d_forward", kparams, x, y, idx)
+    y = to_out_dtype(y, out_dt)
+    idx_out = idx[0] if unbatched else idx
+    result = y[0] if unbatched else y
     if return_indices:
-        result = (result, idx)
+        result = (result, idx_out)
     if return_ctx:
-        ctx = Context(op, backend, out_dt, comp_dt, params=params, x_shape=x.shape, indices=idx)
-        watch(ctx, indices=(idx, idx if return_indices else None))
+        ctx = Context(op, backend, out_dt, comp_dt, params=kparams, x_shape=x.shape, indices=idx,
+                      unbatched=unbatched, y_shape=idx_out.shape)
+        watch(ctx, indices=(idx, idx_out if return_indices else None))
         return result, ctx
     return result
+
+
+def _grad4(op, ctx, dy):
+    dy = as_grad(op, ctx, "dy", dy, ctx.y_shape)
+    return dy[None] if ctx.unbatched else dy
+
+
+def _dx_out(ctx, dx):
+    dx = to_out_dtype(dx, ctx.out_dtype)
+    return dx[0] if ctx.unbatched else dx
 
 
 def max_pool2d_backward(ctx, dy):
     """(dx,): each output's gradient goes to the input unit that was its max in the forward."""
     op = "max_pool2d_backward"
     check_ctx(op, ctx, "max_pool2d")
-    dy = as_grad(op, ctx, "dy", dy, ctx.indices.shape)
+    dy = _grad4(op, ctx, dy)
     dx = ctx.backend.empty(ctx.x_shape, ctx.compute_dtype)
     ctx.backend.call("max_pool2d_backward", ctx.params, dy, ctx.indices, dx)
-    return (to_out_dtype(dx, ctx.out_dtype),)
+    return (_dx_out(ctx, dx),)
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, *, return_ctx=False):
-    """Average pooling over (H, W) of an NCHW batch; padded zeros count (count_include_pad=True)."""
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None, *, return_ctx=False):
+    """Average pooling over (H, W) of an NCHW batch or one CHW sample.
+
+    Each window's sum is divided by divisor_override if given, else by the window's size clipped
+    to the padded input (count_include_pad=True, PyTorch's default) or to the input itself.
+    """
     op = "avg_pool2d"
     backend, (x,), out_dt, comp_dt = as_float_arrays(op, [("x", x)])
-    params = _pool_params(op, x, kernel_size, stride, padding)
-    N, C, _, _, Ho, Wo = params[:6]
-    y = backend.empty((N, C, Ho, Wo), comp_dt)
-    backend.call("avg_pool2d_forward", params, x, y)
-    result = to_out_dtype(y, out_dt)
+    x, unbatched = batched(op, x)
+    params = _pool_params(op, x, kernel_size, stride, padding, 1, ceil_mode, count_include_pad, divisor_override)
+    kparams = _kernel_params(op, backend, params)
+    shape = (params["N"], params["C"], params["Ho"], params["Wo"])
+    y = backend.empty(shape, comp_dt)
+    backend.call("avg_pool2d_forward", kparams, x, y)
+    y = to_out_dtype(y, out_dt)
+    result = y[0] if unbatched else y
     if return_ctx:
-        return result, Context(op, backend, out_dt, comp_dt, params=params, x_shape=x.shape, y_shape=y.shape)
+        return result, Context(op, backend, out_dt, comp_dt, params=kparams, x_shape=x.shape,
+                               y_shape=result.shape, unbatched=unbatched)
     return result
 
 
 def avg_pool2d_backward(ctx, dy):
-    """(dx,): each output's gradient is spread evenly over its kh*kw window."""
+    """(dx,): each output's gradient is spread evenly over its window, divided as in the forward."""
     op = "avg_pool2d_backward"
     check_ctx(op, ctx, "avg_pool2d")
-    dy = as_grad(op, ctx, "dy", dy, ctx.y_shape)
+    dy = _grad4(op, ctx, dy)
     dx = ctx.backend.empty(ctx.x_shape, ctx.compute_dtype)
     ctx.backend.call("avg_pool2d_backward", ctx.params, dy, dx)
-    return (to_out_dtype(dx, ctx.out_dtype),)
+    return (_dx_out(ctx, dx),)

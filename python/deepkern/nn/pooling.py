@@ -1,25 +1,28 @@
-"""Pooling layers (NCHW) over the functional max/avg pooling kernels."""
+"""Pooling layers (NCHW, or one unbatched CHW sample) over the functional max/avg pooling kernels."""
 from .. import functional as F
 from .._validate import int_pair
+from ..functional.pooling import pool_options, pool_output_size
 from ._base import Layer
-from .conv import _conv_out
 
 
 class _Pool2D(Layer):
     _fn = None
     _bwd = None
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def _init_window(self, kernel_size, stride, padding):
         name = type(self).__name__
         self.kernel_size = int_pair(name, "kernel_size", kernel_size, 1)
         self.stride = self.kernel_size if stride is None else int_pair(name, "stride", stride, 1)
         self.padding = int_pair(name, "padding", padding, 0)
         self._ctx = None
 
+    def _call(self, x):
+        raise NotImplementedError
+
     def forward(self, x, training=True):
-        y, ctx = type(self)._fn(x, self.kernel_size, self.stride, self.padding, return_ctx=True)
+        out, ctx = self._call(x)
         self._ctx = ctx if training else None
-        return y
+        return out
 
     def backward(self, dy):
         if self._ctx is None:
@@ -28,19 +31,44 @@ class _Pool2D(Layer):
 
     def output_shape(self, input_shape):
         C, H, W = input_shape
-        return (C,) + tuple(_conv_out(n, k, s, p, 1)
-                            for n, k, s, p in zip((H, W), self.kernel_size, self.stride, self.padding))
+        return (C,) + tuple(pool_output_size(n, k, s, p, d, self.ceil_mode) for n, k, s, p, d in
+                            zip((H, W), self.kernel_size, self.stride, self.padding, self.dilation))
 
 
 class MaxPool2D(_Pool2D):
-    """Max pooling (NCHW); the gradient goes only to each window's max."""
+    """Max pooling (NCHW or CHW); the gradient goes only to each window's max.
+    With return_indices, forward returns (y, indices) as PyTorch's nn.MaxPool2d does."""
 
-    _fn = staticmethod(F.max_pool2d)
     _bwd = staticmethod(F.max_pool2d_backward)
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
+        self._init_window(kernel_size, stride, padding)
+        self.dilation = int_pair("MaxPool2D", "dilation", dilation, 1)
+        if not isinstance(return_indices, bool):
+            raise TypeError(f"MaxPool2D: 'return_indices' must be a bool, got {return_indices!r}")
+        self.return_indices = return_indices
+        pool_options("MaxPool2D", ceil_mode)
+        self.ceil_mode = ceil_mode
+
+    def _call(self, x):
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+                            return_indices=self.return_indices, return_ctx=True)
 
 
 class AvgPool2D(_Pool2D):
-    """Average pooling (NCHW); padded zeros count (PyTorch's count_include_pad=True)."""
+    """Average pooling (NCHW or CHW); by default padded zeros count (PyTorch's count_include_pad=True)."""
 
-    _fn = staticmethod(F.avg_pool2d)
     _bwd = staticmethod(F.avg_pool2d_backward)
+    dilation = (1, 1)
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None):
+        self._init_window(kernel_size, stride, padding)
+        self.ceil_mode = ceil_mode
+        self.count_include_pad = count_include_pad
+        self.divisor_override = divisor_override
+        pool_options("AvgPool2D", ceil_mode, count_include_pad, divisor_override)
+
+    def _call(self, x):
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                            self.divisor_override, return_ctx=True)

@@ -1,0 +1,314 @@
+// Depthwise convolution (groups == C, K = m*C: output channel k reads input channel k / m only),
+// forward and backward, compiled once per instruction set like the pooling kernels:
+// conv2d_depthwise.cpp (portable + dispatch), _avx2.cpp and _avx512.cpp include this file with
+// DK_DW_NS set to a distinct namespace (nothing may be defined outside it; see pooling_impl.h).
+//
+// No GEMM: a depthwise layer does kh*kw multiply-adds per output, too few to pack for. Forward:
+// one task per output row; the columns whose windows lie inside the row go in vector blocks of V
+// outputs that keep their sums in a register across all kh*kw taps (one load + one FMA per tap
+// and V outputs), the edge columns one at a time. dx: for stride 1 and K = C the same forward on
+// dy with flipped weights; otherwise one task per input plane, each tap of each of its m output
+// channels scattered along the row. dw: one task per output channel; the interior columns in
+// blocks whose dy vector feeds a kernel row's kw taps (vector accumulators, flushed to double
+// once per sample), the edge columns as dot products in lanes.
+#ifndef DK_DW_NS
+#error "define DK_DW_NS before including conv2d_depthwise_impl.h"
+#endif
+
+#include <cstdint>
+#include <cstring>
+
+#include "common/conv_params.h"
+#include "cpu/common/parallel.h"
+
+// The pooling kernels' vector layer (register width, strided loads), instantiated in this copy's namespace.
+#define DK_POOL_NS DK_DW_NS
+#include "cpu/pooling/pooling_vec.h"
+#undef DK_POOL_NS
+
+namespace dk::cpu::DK_DW_NS {
+
+constexpr int kDwVecBytes = kVecBytes;
+
+inline int64_t dmin(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t dmax(int64_t a, int64_t b) { return a > b ? a : b; }
+inline int64_t cdiv(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+inline int64_t fdiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// Taps i of a window starting at s0 with k taps d apart that land inside [0, n): [i_lo, i_hi).
+inline void tap_range(int64_t s0, int64_t k, int64_t d, int64_t n, int64_t& i_lo, int64_t& i_hi) {
+  i_lo = s0 >= 0 ? 0 : cdiv(-s0, d);
+  i_hi = dmin(k, fdiv(n - 1 - s0, d) + 1);
+  if (i_hi < i_lo) i_hi = i_lo;
+}
+
+// Output columns [lo, hi) whose input column ow*s + off lies in [0, W).
+inline void live_ow(int64_t off, int64_t s, int64_t W, int64_t Wo, int64_t& lo, int64_t& hi) {
+  lo = off >= 0 ? 0 : cdiv(-off, s);
+  hi = W - 1 - off < 0 ? 0 : dmin((W - 1 - off) / s + 1, Wo);
+  if (lo > hi) lo = hi;
+}
+
+inline bool dw_parallel(const Conv2dParams& p) {
+  return worth_threads(p.N * (p.C * p.in_plane() + p.K * p.out_plane()) * 4);
+}
+
+// V outputs at columns col0, col0 + s, ...: sum over rows [i_lo, i_hi) and all kw taps.
+template <typename T, int S, int V>
+inline void fwd_block(const T* xc, const T* wk, const Conv2dParams& p, int64_t h0, int64_t i_lo, int64_t i_hi,
+                      int64_t col0, T bias, T* y) {
+  typedef T TV __attribute__((vector_size(V * sizeof(T))));
+  const int64_t s = S > 0 ? S : p.sw;
+  TV acc;
+  for (int v = 0; v < V; ++v) acc[v] = bias;
+  for (int64_t i = i_lo; i < i_hi; ++i) {
+    const T* xr = xc + (h0 + i * p.dh) * p.W + col0;
+    for (int64_t j = 0; j < p.kw; ++j) {
+      acc += wk[i * p.kw + j] * load_strided<TV, T, S, V>(xr + j * p.dw, s);
+    }
+  }
+  std::memcpy(y, &acc, sizeof acc);
+}
+
+template <typename T>
+inline bool finite_taps(const T* wk, int64_t taps) {
+  T z = T(0);
+  for (int64_t t = 0; t < taps; ++t) z += wk[t] - wk[t];  // NaN once any is Inf or NaN
+  return z == T(0);
+}
+
+// One output row with every tap, padding read as 0: a non-finite weight times a padding zero is
+// NaN in the true sum (and in the GEMM paths), which the clipped loops below would skip.
+template <typename T>
+void fwd_row_padded(const Conv2dParams& p, const T* xc, const T* wk, T bias, int64_t h0, T* yr) {
+  for (int64_t ow = 0; ow < p.Wo; ++ow) {
+    const int64_t c0 = ow * p.sw - p.pw;
+    T acc = bias;
+    for (int64_t i = 0; i < p.kh; ++i) {
+      const int64_t ih = h0 + i * p.dh;
+      for (int64_t j = 0; j < p.kw; ++j) {
+        const int64_t iw = c0 + j * p.dw;
+        const T v = (ih >= 0 && ih < p.H && iw >= 0 && iw < p.W) ? xc[ih * p.W + iw] : T(0);
+        acc += wk[i * p.kw + j] * v;
+      }
+    }
+    yr[ow] = acc;
+  }
+}
+
+template <typename T>
+void dw_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
+  constexpr int V = kDwVecBytes / sizeof(T);
+  const int64_t m = p.K / p.C, rows = p.N * p.K * p.Ho, taps = p.kh * p.kw;
+  // columns whose windows lie wholly inside the row
+  const int64_t last = p.W - 1 - (p.kw - 1) * p.dw + p.pw;
+  const int64_t in_lo = dmin(cdiv(p.pw, p.sw), p.Wo), in_hi = last < 0 ? 0 : dmin(last / p.sw + 1, p.Wo);
+  const bool blocks = in_hi - in_lo >= V;
+#pragma omp parallel for schedule(static) num_threads(num_threads()) if (dw_parallel(p))
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t oh = r % p.Ho, nk = r / p.Ho, k = nk % p.K, n = nk / p.K;
+    const T* xc = x + (n * p.C + k / m) * p.in_plane();
+    const T* wk = w + k * taps;
+    const T bias = b ? b[k] : T(0);
+    T* yr = y + r * p.Wo;
+    const int64_t h0 = oh * p.sh - p.ph;
+    if (!finite_taps(wk, taps)) {
+      fwd_row_padded(p, xc, wk, bias, h0, yr);
+      continue;
+    }
+    int64_t i_lo, i_hi;
+    tap_range(h0, p.kh, p.dh, p.H, i_lo, i_hi);
+    int64_t lo = 0, hi = 0;  // the block columns
+    if (blocks) {
+      lo = in_lo;
+      hi = in_hi;
+      for (int64_t ow = lo; ow < hi; ow += V) {
+        const int64_t o = dmin(ow, hi - V);  // the last block may overlap the one before
+        const int64_t col0 = o * p.sw - p.pw;
+        if (p.sw == 1) fwd_block<T, 1, V>(xc, wk, p, h0, i_lo, i_hi, col0, bias, yr + o);
+        else if (p.sw == 2) fwd_block<T, 2, V>(xc, wk, p, h0, i_lo, i_hi, col0, bias, yr + o);
+        else fwd_block<T, 0, V>(xc, wk, p, h0, i_lo, i_hi, col0, bias, yr + o);
+      }
+    }
+    for (int64_t ow = 0; ow < p.Wo; ++ow) {
+      if (ow == lo && hi > lo) {
+        ow = hi - 1;
+        continue;
+      }
+      const int64_t c0 = ow * p.sw - p.pw;
+      int64_t j_lo, j_hi;
+      tap_range(c0, p.kw, p.dw, p.W, j_lo, j_hi);
+      T acc = bias;
+      for (int64_t i = i_lo; i < i_hi; ++i) {
+        const T* xr = xc + (h0 + i * p.dh) * p.W + c0;
+        for (int64_t j = j_lo; j < j_hi; ++j) acc += wk[i * p.kw + j] * xr[j * p.dw];
+      }
+      yr[ow] = acc;
+    }
+  }
+}
+
+template <typename T, int S>
+inline void scatter_row(const T* g, T wv, int64_t lo, int64_t hi, int64_t s_rt, T* dst) {
+  const int64_t s = S > 0 ? S : s_rt;
+  for (int64_t ow = lo; ow < hi; ++ow) dst[ow * s] += wv * g[ow];
+}
+
+// sum of a[o] * b[o*s] over o in [lo, hi), in 8 independent lanes (vectorisable).
+template <typename T, int S>
+inline T dot_row(const T* a, const T* b, int64_t lo, int64_t hi, int64_t s_rt) {
+  const int64_t s = S > 0 ? S : s_rt;
+  T acc[8] = {};
+  int64_t o = lo;
+  for (; o + 8 <= hi; o += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += a[o + l] * b[(o + l) * s];
+  for (; o < hi; ++o) acc[0] += a[o] * b[o * s];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+// For stride 1 and one output per channel, dx is itself a depthwise convolution: of dy, padded
+// by (dilated extent - 1 - padding), with each channel's weights flipped in (i, j); it runs on the
+// register-blocked forward instead of a scatter per tap (which loads and stores dx for every FMA).
+inline bool dx_as_forward(const Conv2dParams& p) {
+  return p.K == p.C && p.sh == 1 && p.sw == 1 && p.ph <= p.dh * (p.kh - 1) && p.pw <= p.dw * (p.kw - 1);
+}
+
+// The weight gradient of output channel k over the columns [b0, b1) (at least V, windows inside
+// the row): each dy vector is loaded once and multiplied into the kw taps of kernel row i,
+// whose sums stay in vector accumulators (flushed to double once per sample by the caller).
+// The last block ends at b1 and overlaps the one before: its lanes already counted are zeroed.
+template <typename T, int S, int V, typename TV>
+inline void dw_blocks(const T* g, const T* xr, const Conv2dParams& p, int64_t b0, int64_t b1, TV* acc) {
+  const int64_t s = S > 0 ? S : p.sw;
+  for (int64_t o = b0; o < b1; o += V) {
+    const int64_t at = o + V <= b1 ? o : b1 - V;
+    TV gv;
+    std::memcpy(&gv, g + at, sizeof gv);
+    if (at != o)
+      for (int v = 0; v < V; ++v) gv[v] = at + v < o ? T(0) : gv[v];
+    const T* src = xr + at * s - p.pw;
+    for (int64_t j = 0; j < p.kw; ++j) acc[j] += gv * load_strided<TV, T, S, V>(src + j * p.dw, s);
+  }
+}
+
+constexpr int64_t kMaxBlockedTaps = 64;  // vector accumulators on the stack (4 KiB at 64 bytes each)
+
+template <typename T>
+void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* dx, T* dw) {
+  const int64_t m = p.K / p.C, taps = p.kh * p.kw;
+  // Each tap column j's live output columns [jr[2j], jr[2j+1]): the same for every row, and two
+  // integer divisions each (computed per row and tap they cost more than the multiply-adds).
+  int64_t* jr = new int64_t[size_t(2 * p.kw)];
+  for (int64_t j = 0; j < p.kw; ++j) live_ow(j * p.dw - p.pw, p.sw, p.W, p.Wo, jr[2 * j], jr[2 * j + 1]);
+  // (The forward on dy multiplies w by dy's padding zeros, products the true dx does not have:
+  // with a non-finite w they would be NaN, so that case takes the scatter.)
+  if (dx && dx_as_forward(p) && finite_taps(w, p.K * taps)) {
+    T* wf = new T[size_t(p.K * taps)];  // new[], not std::vector: no std:: template in an ISA copy
+    for (int64_t k = 0; k < p.K; ++k)
+      for (int64_t t = 0; t < taps; ++t) wf[k * taps + t] = w[k * taps + (taps - 1 - t)];
+    Conv2dParams q = p;
+    q.H = p.Ho;
+    q.W = p.Wo;
+    q.Ho = p.H;
+    q.Wo = p.W;
+    q.ph = p.dh * (p.kh - 1) - p.ph;
+    q.pw = p.dw * (p.kw - 1) - p.pw;
+    dw_forward<T>(q, dy, wf, static_cast<const T*>(nullptr), dx);
+    delete[] wf;
+    dx = nullptr;  // done
+  }
+  if (dx) {
+#pragma omp parallel for schedule(static) num_threads(num_threads()) if (dw_parallel(p))
+    for (int64_t pl = 0; pl < p.N * p.C; ++pl) {
+      const int64_t n = pl / p.C, c = pl % p.C;
+      T* dxp = dx + pl * p.in_plane();
+      std::memset(dxp, 0, sizeof(T) * p.in_plane());
+      for (int64_t q = 0; q < m; ++q) {
+        const int64_t k = c * m + q;
+        const T* wk = w + k * taps;
+        const T* dyk = dy + (n * p.K + k) * p.out_plane();
+        for (int64_t oh = 0; oh < p.Ho; ++oh) {
+          const int64_t h0 = oh * p.sh - p.ph;
+          int64_t i_lo, i_hi;
+          tap_range(h0, p.kh, p.dh, p.H, i_lo, i_hi);
+          const T* g = dyk + oh * p.Wo;
+          for (int64_t i = i_lo; i < i_hi; ++i) {
+            T* dr = dxp + (h0 + i * p.dh) * p.W;
+            for (int64_t j = 0; j < p.kw; ++j) {
+              const int64_t off = j * p.dw - p.pw;
+              const int64_t lo = jr[2 * j], hi = jr[2 * j + 1];
+              if (lo >= hi) continue;
+              const T wv = wk[i * p.kw + j];
+              if (p.sw == 1) scatter_row<T, 1>(g, wv, lo, hi, 1, dr + off);
+              else if (p.sw == 2) scatter_row<T, 2>(g, wv, lo, hi, 2, dr + off);
+              else scatter_row<T, 0>(g, wv, lo, hi, p.sw, dr + off);
+            }
+          }
+        }
+      }
+    }
+  }
+  if (dw) {
+    constexpr int V = kDwVecBytes / sizeof(T);
+    typedef T TV __attribute__((vector_size(V * sizeof(T))));
+    // the columns whose windows lie inside the row, in blocks of V (when there are V of them): [b0, b1)
+    const int64_t last = p.W - 1 - (p.kw - 1) * p.dw + p.pw;
+    const int64_t in_lo = dmin(cdiv(p.pw, p.sw), p.Wo), in_hi = last < 0 ? 0 : dmin(last / p.sw + 1, p.Wo);
+    const bool blocked = taps <= kMaxBlockedTaps && p.sw <= 2 && in_hi - in_lo >= V;
+    const int64_t b0 = blocked ? in_lo : 0, b1 = blocked ? in_hi : 0;
+#pragma omp parallel for schedule(static) num_threads(num_threads()) if (dw_parallel(p))
+    for (int64_t k = 0; k < p.K; ++k) {
+      // rows summed in T lanes, samples added in double (new[], not std::vector: no std:: template may be
+      // instantiated in an ISA copy)
+      double* acc = new double[size_t(taps)]();
+      TV vacc[kMaxBlockedTaps];
+      for (int64_t n = 0; n < p.N; ++n) {
+        const T* xc = x + (n * p.C + k / m) * p.in_plane();
+        const T* dyk = dy + (n * p.K + k) * p.out_plane();
+        if (blocked)
+          for (int64_t t = 0; t < taps; ++t) vacc[t] = TV{};
+        for (int64_t oh = 0; oh < p.Ho; ++oh) {
+          const int64_t h0 = oh * p.sh - p.ph;
+          int64_t i_lo, i_hi;
+          tap_range(h0, p.kh, p.dh, p.H, i_lo, i_hi);
+          const T* g = dyk + oh * p.Wo;
+          for (int64_t i = i_lo; i < i_hi; ++i) {
+            const T* xr = xc + (h0 + i * p.dh) * p.W;
+            if (blocked) {
+              if (p.sw == 1) dw_blocks<T, 1, V>(g, xr, p, b0, b1, vacc + i * p.kw);
+              else dw_blocks<T, 2, V>(g, xr, p, b0, b1, vacc + i * p.kw);
+            }
+            for (int64_t j = 0; j < p.kw; ++j) {
+              const int64_t off = j * p.dw - p.pw;
+              const int64_t lo = jr[2 * j], hi = jr[2 * j + 1];
+              // the columns the blocks did not cover: [lo, b0) and [max(lo, b1), hi) (lo <= b0: the
+              // block columns are live for every tap; without blocks b0 = b1 = 0)
+              for (int part = 0; part < 2; ++part) {
+                const int64_t r0 = part == 0 ? lo : dmax(lo, b1), r1 = part == 0 ? dmin(hi, b0) : hi;
+                if (r0 >= r1) continue;
+                T s = T(0);
+                if (r1 - r0 < 16)  // the few edge columns next to the blocks: no lanes to set up
+                  for (int64_t o = r0; o < r1; ++o) s += g[o] * xr[off + o * p.sw];
+                else if (p.sw == 1) s = dot_row<T, 1>(g, xr + off, r0, r1, 1);
+                else if (p.sw == 2) s = dot_row<T, 2>(g, xr + off, r0, r1, 2);
+                else s = dot_row<T, 0>(g, xr + off, r0, r1, p.sw);
+                acc[size_t(i * p.kw + j)] += double(s);
+              }
+            }
+          }
+        }
+        if (blocked)
+          for (int64_t t = 0; t < taps; ++t) {
+            double sum = 0.0;
+            for (int v = 0; v < V; ++v) sum += double(vacc[t][v]);
+            acc[size_t(t)] += sum;
+          }
+      }
+      for (int64_t t = 0; t < taps; ++t) dw[k * taps + t] = T(acc[size_t(t)]);
+      delete[] acc;
+    }
+  }
+  delete[] jr;
+}
+
+}  // namespace dk::cpu::DK_DW_NS
