@@ -140,7 +140,8 @@ def test_conv2d_cuda_split_k_weight_gradient(cp, rng, case, kind, tf32_off):
 # One small case per kernel family (every math, gather and cp.async staging, split-K + its reduction,
 # the bias gradient) that tools/gpu_check.sh also runs under compute-sanitizer.
 @pytest.mark.sanitize
-@pytest.mark.parametrize("case", [(4, 8, 16, 16, 4, 3, 3, 1, 1, 1, True), (1, 3, 5, 6, 2, 3, 3, 2, 1, 1, True)])
+@pytest.mark.parametrize("case", [(4, 8, 16, 16, 4, 3, 3, 1, 1, 1, True), (1, 3, 5, 6, 2, 3, 3, 2, 1, 1, True)],
+                         ids=["split_k", "stride2"])
 @pytest.mark.parametrize("kind", DTYPES)
 def test_conv2d_cuda_sanitize_small(cp, rng, case, kind, tf32_off):
     _check(cp, rng, case, kind)
