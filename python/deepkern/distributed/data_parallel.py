@@ -64,8 +64,8 @@ def _first_difference(a, b):
             if a.get(k) != b.get(k):
                 x, y = _first_difference(a.get(k), b.get(k))
                 return f"{k}: {x}", f"{k}: {y}"
-    if isinstance(a, list) and isinstance(b, list):
-        for x, y in zip(a, b):
+    if isinstance(a, list) and isinstance(b, list) and a + b and all(isinstance(e, (list, dict)) for e in a + b):
+        for x, y in zip(a, b):  # a list of entries (parameters): name the whole differing entry
             if x != y:
                 return _first_difference(x, y)
         if len(a) != len(b):
