@@ -194,3 +194,26 @@ def test_rl_sweep_is_the_same_on_any_number_of_ranks(tmp_path):
              for m, a, e in zip(sizes, a_ss, e_ss)]
     for k, name in enumerate(["returns", "lengths", "q"]):
         np.testing.assert_array_equal(got[name], np.concatenate([p[k] for p in parts]))
+
+
+@needs_mpi
+def test_nccl_path_logic_on_the_cupy_standin(tmp_path):
+    """cupy arrays go through the NCCL code: dtype codes, ops, counts, the unique id broadcast from
+    rank 0, one communicator, result shapes. With the cupy stand-in and a fake NCCL (fake_nccl.py):
+    this is NOT a run of real NCCL on GPUs."""
+    launch(3, "nccl_standin", tmp_path)
+    assert (tmp_path / "nccl.ok").exists()
+
+
+def test_each_rank_picks_the_gpu_of_its_local_rank():
+    from types import SimpleNamespace
+
+    from deepkern.distributed._nccl import pick_device
+
+    def fake(count):
+        return SimpleNamespace(cuda=SimpleNamespace(runtime=SimpleNamespace(getDeviceCount=lambda: count)))
+
+    assert [pick_device(fake(4), r) for r in range(6)] == [0, 1, 2, 3, 0, 1]
+    assert [pick_device(fake(1), r) for r in range(3)] == [0, 0, 0]  # CUDA_VISIBLE_DEVICES gave each rank one
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        pick_device(fake(0), 0)

@@ -187,8 +187,61 @@ def rl_sweep(out):
         assert got is None
 
 
+def nccl_standin(out):
+    """The cupy/NCCL path's logic on the cupy stand-in with a fake NCCL (see fake_nccl.py)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, os.path.join(os.path.dirname(here), "cupy_standin"))
+    import cupy
+
+    import deepkern._backend as backend
+    from deepkern.distributed import _nccl
+    from fake_nccl import FakeNccl
+
+    assert "cupy_standin" in cupy.__file__
+    backend._cuda = None  # a stand-in array never reaches a real CUDA module
+    fake = FakeNccl()
+    _nccl.nccl_module = lambda: fake
+    _nccl.ptr = fake.ptr
+    cupy.cuda.runtime.getDeviceCount = lambda: 1  # the stand-in's arrays are all on device 0
+    r, n = dist.rank(), dist.world_size()
+    for dtype in (np.float32, np.float64, np.int64):
+        host = (np.arange(12).reshape(3, 4) * (r + 1) - 5).astype(dtype)
+        a = cupy.asarray(host)
+        everyone = [(np.arange(12).reshape(3, 4) * (q + 1) - 5).astype(dtype) for q in range(n)]
+        for op, ref in [("sum", sum(everyone)), ("max", np.maximum.reduce(everyone)),
+                        ("min", np.minimum.reduce(everyone)), ("mean", sum(everyone) / n)]:
+            got = dist.all_reduce(a, op=op)
+            assert type(got) is cupy.ndarray and got.shape == a.shape, type(got)
+            np.testing.assert_allclose(got.get(), ref, rtol=1e-6)
+        np.testing.assert_array_equal(a.get(), host)
+        t = cupy.asarray(np.arange(8.0).reshape(2, 4) + r)[:, ::2]  # not contiguous
+        np.testing.assert_array_equal(dist.all_reduce(t).get(), n * (np.arange(8.0).reshape(2, 4)[:, ::2]) + sum(range(n)))
+    g = _nccl.group()
+    assert g.device == 0 and fake.communicators == 1
+    root = n - 1
+    mine = cupy.asarray(np.full((2, 3), 10.0 * r))
+    got = dist.broadcast(mine, root=root)
+    np.testing.assert_array_equal(got.get(), np.full((2, 3), 10.0 * root))
+    np.testing.assert_array_equal(mine.get(), np.full((2, 3), 10.0 * r))
+    st = dist.all_gather(cupy.asarray(np.full((2, 2), r, dtype=np.int32)))
+    assert st.shape == (n, 2, 2) and all((st.get()[q] == q).all() for q in range(n))
+    cat = dist.all_gather(cupy.asarray(np.full((3, r + 1), float(r))), axis=1)
+    np.testing.assert_array_equal(cat.get(), np.concatenate([np.full((3, q + 1), float(q)) for q in range(n)], axis=1))
+    for call, msg in [(lambda: dist.all_reduce(cupy.asarray(np.zeros(2, dtype=np.complex128))), "NCCL cannot carry"),
+                      (lambda: dist.all_reduce(cupy.asarray(np.zeros(2 + r))), "rank 0 has")]:
+        try:
+            call()
+        except (TypeError, ValueError) as e:
+            assert msg in str(e), str(e)
+        else:
+            raise AssertionError(msg)
+    assert fake.communicators == 1  # one communicator for the job
+    if r == 0:
+        open(os.path.join(out, "nccl.ok"), "w").write("ok")
+
+
 if __name__ == "__main__":
     dist.init()
     scenario, out, *args = sys.argv[1:]
     {"collectives": collectives, "train": train, "mismatch": mismatch, "raise": raising, "ckpt_save": ckpt_save,
-     "ckpt_resume": ckpt_resume, "rl": rl_sweep}[scenario](out, *args)
+     "ckpt_resume": ckpt_resume, "rl": rl_sweep, "nccl_standin": nccl_standin}[scenario](out, *args)

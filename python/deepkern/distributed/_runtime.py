@@ -40,7 +40,8 @@ def init(abort_on_error=True):
     processes but MPI sees a different number (e.g. srun without a working PMI, or a python run
     by an mpiexec of another MPI than mpi4py's). With abort_on_error (the default, for N > 1) an
     uncaught exception on any rank prints that rank and its traceback and calls MPI Abort, so the
-    other ranks do not wait for it forever inside a collective."""
+    other ranks do not wait for it forever inside a collective. Where cupy sees GPUs, the current
+    device becomes GPU (local_rank() mod the GPUs visible)."""
     if _STATE["comm"] is not None:
         return _STATE["size"]
     MPI = _import_mpi()
@@ -56,9 +57,27 @@ def init(abort_on_error=True):
     local = comm.Split_type(MPI.COMM_TYPE_SHARED, key=rank)
     _STATE.update(comm=comm, rank=rank, size=size, local_rank=local.Get_rank(), local_size=local.Get_size())
     local.Free()
+    _use_local_gpu()
     if abort_on_error and size > 1:
         _install_abort_hook()
     return size
+
+
+def _use_local_gpu():
+    """Where cupy sees GPUs, make GPU (local rank mod count) current, so the arrays a rank creates
+    after init() are on the GPU its NCCL communicator drives."""
+    import importlib.util
+
+    if importlib.util.find_spec("cupy") is None:
+        return
+    try:
+        import cupy
+
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # cupy without a driver: numpy-only ranks
+        return
+    if n > 0:
+        cupy.cuda.Device(_STATE["local_rank"] % n).use()
 
 
 def is_initialized():
