@@ -217,3 +217,31 @@ def test_each_rank_picks_the_gpu_of_its_local_rank():
     assert [pick_device(fake(1), r) for r in range(3)] == [0, 0, 0]  # CUDA_VISIBLE_DEVICES gave each rank one
     with pytest.raises(RuntimeError, match="no CUDA device"):
         pick_device(fake(0), 0)
+
+
+def test_missing_mpi4py_is_a_clear_import_error(monkeypatch):
+    from deepkern.distributed import _runtime
+
+    monkeypatch.setitem(sys.modules, "mpi4py", None)  # `import mpi4py` now raises ImportError
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "4")
+    with pytest.raises(ImportError, match=r"needs mpi4py .*launched as one of 4.*deepkern\[mpi\]"):
+        _runtime._import_mpi()
+
+
+def _plain_python(code, **env):
+    full = dict(os.environ, **env)
+    src = os.path.join(os.path.dirname(HERE), "python")
+    if sys.modules["deepkern"].__file__.startswith(src):
+        full["PYTHONPATH"] = src + os.pathsep + full.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT, env=full)
+
+
+@needs_mpi
+def test_plain_python_is_a_job_of_one_and_a_broken_launch_is_an_error():
+    code = ("from deepkern import distributed as d; import numpy as np; n = d.init(); "
+            "print(n, d.rank(), d.local_rank(), d.all_reduce(np.arange(3.0)).tolist())")
+    p = _plain_python(code)
+    assert p.returncode == 0 and p.stdout.split() == ["1", "0", "0", "[0.0,", "1.0,", "2.0]"], p.stderr
+    p = _plain_python(code, SLURM_STEP_NUM_TASKS="3")  # srun started 3, but MPI was not reached
+    assert p.returncode != 0
+    assert "the launcher started 3 processes (SLURM_STEP_NUM_TASKS=3) but MPI sees a world of 1" in p.stderr, p.stderr

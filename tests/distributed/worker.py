@@ -103,7 +103,7 @@ def train(out):
     first.backward = spy
     loss = dk.nn.SoftmaxCrossEntropy()
     rng = np.random.default_rng(7)
-    for epoch in range(2):
+    for _ in range(2):
         order = rng.permutation(len(x))
         for s in range(0, len(x), 6):
             mine = dp.shard(order[s:s + 6])
