@@ -67,7 +67,7 @@ def _median_step(step, repeats, comm):
         step()
         walls.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - c0)
-    return statistics.median(walls), statistics.median(cpus)
+    return statistics.median(walls), statistics.median(cpus), min(walls)
 
 
 def worker(args):
@@ -139,6 +139,50 @@ def fit_alpha_beta(points, n):
     return float(alpha), float(beta)
 
 
+# An assumed cluster network for the predictions (one rank per node): 100 Gb/s InfiniBand-class
+# links, 12.5 GB/s per direction, and 5 us per message step. Not measured here.
+NETWORK = {"alpha": 5e-6, "beta": 1 / 12.5e9}
+
+
+def ring_time(n, nbytes, buckets, alpha, beta):
+    """Ring all-reduce of nbytes in `buckets` messages over n ranks: each bucket pays 2(n-1) steps
+    of latency; the bytes cross each link 2(n-1)/n times in all."""
+    return buckets * 2 * (n - 1) * alpha + 2 * (n - 1) / n * nbytes * beta
+
+
+def predict(one, two, summary, alpha, beta):
+    """Weak-scaling efficiency T_c / (T_c + T_ar(N)) (no overlap: a lower bound) and
+    T_c / max(T_c, T_ar(N)) (all of the all-reduce hidden: an upper bound), T_c = the one-process
+    step at the per-rank batch (its CPU time); plus the 2-rank check: T_c2 (2 processes, no comm) + T_ar(2)
+    against the measured 2-rank step."""
+    out = {}
+    print("\nPredicted weak-scaling efficiency (per-rank batch as above), ring all-reduce, alpha-beta model")
+    print(f"{'model':6} {'network':28} {'N':>4} {'T_ar ms':>8} {'no overlap':>10} {'full overlap':>12}")
+    for kind in ("cnn", "lstm"):
+        m = one["models"][kind]
+        tc = summary[f"{kind}_weak"]["cpu1"]  # one thread, CPU-bound: its CPU time is the unloaded wall time
+        G, k = m["grad_bytes"], two["models"][kind]["buckets"]
+        sm = summary[f"{kind}_weak"]
+        tar2 = ring_time(2, G, k, alpha, beta)
+        check = {"T_ar(2)": tar2}
+        for what, key in (("median wall", ""), ("median CPU", "cpu"), ("fastest wall", "min")):
+            nocomm, meas = sm[f"{key or 't'}2_nocomm"], sm[f"{key or 't'}2"]
+            check[what] = {"predicted": nocomm + tar2, "measured": meas}
+        out[kind] = {"check_2_ranks": check}
+        for name, a, b in [("this machine (measured a, b)", alpha, beta),
+                           ("assumed 100 Gb/s IB, 5 us", NETWORK["alpha"], NETWORK["beta"])]:
+            for n in (8, 64, 512):
+                tar = ring_time(n, G, k, a, b)
+                lo, hi = tc / (tc + tar), tc / max(tc, tar)
+                out[kind][f"{name}/{n}"] = {"t_ar": tar, "no_overlap": lo, "full_overlap": hi}
+                print(f"{kind:6} {name:28} {n:>4} {1e3 * tar:>8.3f} {lo:>10.2f} {hi:>12.2f}")
+        print(f"{kind:6} 2-rank check, weak, T_ar(2) = {1e3 * tar2:.3f} ms: predicted (2-process step without "
+              "comm + T_ar(2)) vs measured, ms: " + ", ".join(
+                  f"{w} {1e3 * c['predicted']:.2f} vs {1e3 * c['measured']:.2f}"
+                  for w, c in check.items() if w != "T_ar(2)"))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--worker", action="store_true")
@@ -165,36 +209,44 @@ def main():
     one, two = runs[1], runs[2]
     print(f"\nData-parallel training step, 1 thread per process (float32 SGD momentum); load average "
           f"{load0[0]:.1f} before, {load1[0]:.1f} after\n")
-    print(f"{'model':6} {'params':>9} {'mode':6} {'batch/rank':>10} {'1 proc ms':>10} {'2 proc ms':>10} "
-          f"{'2 proc no comm':>14} {'efficiency':>10} {'eff. (CPU time)':>15}")
+    print("times in ms: median wall / median CPU / fastest wall of the timed steps; efficiency from each")
+    print(f"{'model':6} {'params':>9} {'mode':6} {'batch/rank':>10} {'1 process':>20} {'2 processes':>20} "
+          f"{'2 proc, no comm':>20} {'efficiency':>16}")
     summary = {}
+
+    def ms(t):
+        return "/".join(f"{1e3 * v:.2f}" for v in t)
+
     for kind in ("cnn", "lstm"):
         m1, m2 = one["models"][kind], two["models"][kind]
         for mode in ("weak", "strong"):
-            t1, c1 = m1["weak_local"]  # one process, no DataParallel: the baseline step
-            t2, c2 = m2[f"{mode}_dp"]
-            tl, cl = m2[f"{mode}_local"]
-            if mode == "weak":
-                eff, effc = t1 / t2, c1 / c2
-            else:
-                eff, effc = t1 / (2 * t2), c1 / (2 * c2)
-            summary[f"{kind}_{mode}"] = {"t1": t1, "t2": t2, "t2_nocomm": tl, "efficiency": eff,
-                                         "efficiency_cpu": effc, "cpu1": c1, "cpu2": c2, "cpu2_nocomm": cl}
-            print(f"{kind:6} {m1['params']:>9,} {mode:6} {m2[f'{mode}_local_batch']:>10} {1e3 * t1:>10.2f} "
-                  f"{1e3 * t2:>10.2f} {1e3 * tl:>14.2f} {eff:>10.2f} {effc:>15.2f}")
+            one_t = m1["weak_local"]  # one process, no DataParallel: the baseline step
+            two_t, local_t = m2[f"{mode}_dp"], m2[f"{mode}_local"]
+            k = 1 if mode == "weak" else 2
+            eff = [a / (k * b) for a, b in zip(one_t, two_t)]
+            summary[f"{kind}_{mode}"] = {"t1": one_t[0], "t2": two_t[0], "t2_nocomm": local_t[0],
+                                         "cpu1": one_t[1], "cpu2": two_t[1], "cpu2_nocomm": local_t[1],
+                                         "min1": one_t[2], "min2": two_t[2], "min2_nocomm": local_t[2],
+                                         "efficiency": eff[0], "efficiency_cpu": eff[1], "efficiency_min": eff[2]}
+            print(f"{kind:6} {m1['params']:>9,} {mode:6} {m2[f'{mode}_local_batch']:>10} {ms(one_t):>20} "
+                  f"{ms(two_t):>20} {ms(local_t):>20} {'/'.join(f'{e:.2f}' for e in eff):>16}")
     n = 2
-    alpha, beta = fit_alpha_beta(two["allreduce"], n)
+    # fitted over the message sizes DataParallel sends (buckets of ~1 MB and below)
+    alpha, beta = fit_alpha_beta([p for p in two["allreduce"] if p["bytes"] <= (1 << 20)], n)
     print(f"\nMPI_Allreduce, {n} ranks on this machine (float32, median)\n")
     print(f"{'bytes':>10} {'ms':>9} {'bus GB/s':>9} {'model ms':>9}")
     for p in two["allreduce"]:
         model_t = 2 * (n - 1) * alpha + 2 * (n - 1) / n * p["bytes"] * beta
         bus = 2 * (n - 1) / n * p["bytes"] / p["seconds"] / 1e9
         print(f"{p['bytes']:>10} {1e3 * p['seconds']:>9.3f} {bus:>9.2f} {1e3 * model_t:>9.3f}")
-    print(f"\nalpha = {1e6 * alpha:.2f} us, beta = {1e9 * beta:.4f} ns/byte ({1 / beta / 1e9:.2f} GB/s)")
+    print(f"\nalpha = {1e6 * alpha:.2f} us, beta = {1e9 * beta:.4f} ns/byte ({1 / beta / 1e9:.2f} GB/s), "
+          "fitted over 4 KB..1 MB")
+    predictions = predict(one, two, summary, alpha, beta)
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump({"machine": platform.platform(), "processor": platform.processor(), "load_before": load0,
-                   "load_after": load1, "runs": runs, "summary": summary, "alpha": alpha, "beta": beta}, f, indent=1)
+                   "load_after": load1, "runs": runs, "summary": summary, "alpha": alpha, "beta": beta,
+                   "predictions": predictions}, f, indent=1)
     print(f"wrote {args.json}")
 
 
