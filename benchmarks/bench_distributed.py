@@ -11,7 +11,8 @@ The driver starts `mpiexec -n 1` and `mpiexec -n 2` jobs of this file (--worker)
   separates the cost of communication from that of two processes sharing the machine;
 - the all-reduce time and bus bandwidth from 4 KB to 64 MB (float32, MPI_Allreduce, 2 ranks) and
   the alpha-beta fit t(n) = 2(N-1) alpha + 2 (N-1)/N n beta of the ring algorithm, which
-  docs/DISTRIBUTED.md uses to predict 8, 64 and 512 ranks.
+  docs/DISTRIBUTED.md uses to predict 8, 64 and 512 ranks (and the same bytes with
+  log2(N) latency steps, as MPI's recursive-halving algorithms have).
 Times are medians of wall-clock and of CPU time (process_time: less distorted by other load).
 
 Models: the main CNN (LeNet-5 shape, 1x28x28, as benchmarks/bench_training.py) and the LSTM LM
@@ -150,6 +151,12 @@ def ring_time(n, nbytes, buckets, alpha, beta):
     return buckets * 2 * (n - 1) * alpha + 2 * (n - 1) / n * nbytes * beta
 
 
+def rabenseifner_time(n, nbytes, buckets, alpha, beta):
+    """Reduce-scatter + all-gather by recursive halving/doubling (what MPI libraries pick for
+    many ranks): 2 log2(n) latency steps per bucket, the same bytes as the ring."""
+    return buckets * 2 * np.log2(n) * alpha + 2 * (n - 1) / n * nbytes * beta
+
+
 def predict(one, two, summary, alpha, beta):
     """Weak-scaling efficiency T_c / (T_c + T_ar(N)) (no overlap: a lower bound) and
     T_c / max(T_c, T_ar(N)) (all of the all-reduce hidden: an upper bound), T_c = the one-process
@@ -157,7 +164,8 @@ def predict(one, two, summary, alpha, beta):
     against the measured 2-rank step."""
     out = {}
     print("\nPredicted weak-scaling efficiency (per-rank batch as above), ring all-reduce, alpha-beta model")
-    print(f"{'model':6} {'network':28} {'N':>4} {'T_ar ms':>8} {'no overlap':>10} {'full overlap':>12}")
+    print(f"{'model':6} {'network':28} {'N':>4} {'T_ar ms':>8} {'no overlap':>10} {'full overlap':>12} "
+          f"{'log-latency T_ar ms':>19} {'no overlap':>10}")
     for kind in ("cnn", "lstm"):
         m = one["models"][kind]
         tc = summary[f"{kind}_weak"]["cpu1"]  # one thread, CPU-bound: its CPU time is the unloaded wall time
@@ -174,8 +182,11 @@ def predict(one, two, summary, alpha, beta):
             for n in (8, 64, 512):
                 tar = ring_time(n, G, k, a, b)
                 lo, hi = tc / (tc + tar), tc / max(tc, tar)
-                out[kind][f"{name}/{n}"] = {"t_ar": tar, "no_overlap": lo, "full_overlap": hi}
-                print(f"{kind:6} {name:28} {n:>4} {1e3 * tar:>8.3f} {lo:>10.2f} {hi:>12.2f}")
+                trd = rabenseifner_time(n, G, k, a, b)
+                out[kind][f"{name}/{n}"] = {"t_ar": tar, "no_overlap": lo, "full_overlap": hi,
+                                            "t_ar_log": trd, "no_overlap_log": tc / (tc + trd)}
+                print(f"{kind:6} {name:28} {n:>4} {1e3 * tar:>8.3f} {lo:>10.2f} {hi:>12.2f} {1e3 * trd:>19.3f} "
+                      f"{tc / (tc + trd):>10.2f}")
         print(f"{kind:6} 2-rank check, weak, T_ar(2) = {1e3 * tar2:.3f} ms: predicted (2-process step without "
               "comm + T_ar(2)) vs measured, ms: " + ", ".join(
                   f"{w} {1e3 * c['predicted']:.2f} vs {1e3 * c['measured']:.2f}"
