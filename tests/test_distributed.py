@@ -13,7 +13,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "distributed"))
-import models  # noqa: E402
+import dist_models as models  # noqa: E402
 
 import deepkern as dk  # noqa: E402
 from deepkern.distributed.data_parallel import _first_difference, bounds, model_fingerprint  # noqa: E402
@@ -94,11 +94,12 @@ def test_collectives(tmp_path, n):
     assert (tmp_path / "collectives.ok").exists()
 
 
-def _reference_fit(kind, n, batch, opt, epochs, dtype):
+def _reference_fit(k, kind, n, batch, opt, epochs, dtype):
     model = models.MODELS[kind](dtype, seed=0)
     x, y = models.data(kind, n, dtype)
-    h = model.fit(x, y, "cross_entropy", models.optimizer(opt, model), epochs=epochs, batch_size=batch, seed=7,
-                  progress=False, validation_data=(x[:9], y[:9]))
+    o = models.optimizer(opt, model)
+    h = model.fit(x, y, "cross_entropy", o, epochs=epochs, batch_size=batch, seed=7,
+                  progress=False, validation_data=(x[:9], y[:9]), **models.fit_extras(k, o))
     ev = model.evaluate(x, y, "cross_entropy", batch_size=4)
     return models.params(model), h, ev
 
@@ -125,13 +126,14 @@ def _reference_loop():
 def test_n_processes_take_the_steps_of_one(tmp_path, n):
     """fit(distributed=True) on n ranks == fit in one process: same global batches, parameters equal
     to float rounding after every case's steps (SGD with momentum and Adam; uneven shards; batches
-    smaller than the number of ranks; MLP, CNN, LSTM LM), history and evaluate equal too."""
+    smaller than the number of ranks; MLP, CNN, LSTM LM; gradient clipping, an LR schedule and early
+    stopping with restore), history and evaluate equal too."""
     launch(n, "train", tmp_path)
     got = np.load(tmp_path / "train.npz")
     for k, case in enumerate(models.TRAIN_CASES):
         for dtype, rtol, atol in [(np.float64, 1e-10, 1e-12), (np.float32, 2e-4, 2e-5)]:
             tag = f"{k}_{np.dtype(dtype).name}"
-            ps, h, ev = _reference_fit(*case, dtype)
+            ps, h, ev = _reference_fit(k, *case, dtype)
             for i, p in enumerate(ps):
                 np.testing.assert_allclose(got[f"fit_{tag}_p{i}"], p, rtol=rtol, atol=atol, err_msg=f"{case} {tag} p{i}")
             for key, v in h.items():

@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import models  # noqa: E402
+import dist_models as models  # noqa: E402
 
 import deepkern as dk  # noqa: E402
 from deepkern import distributed as dist  # noqa: E402
@@ -77,7 +77,7 @@ def train(out):
             x, y = models.data(kind, n, dtype)
             o = models.optimizer(opt, model)
             h = model.fit(x, y, "cross_entropy", o, epochs=epochs, batch_size=batch, seed=7, progress=(r == 0),
-                          distributed=True, validation_data=(x[:9], y[:9]))
+                          distributed=True, validation_data=(x[:9], y[:9]), **models.fit_extras(k, o))
             same_on_every_rank(models.params(model), f"case {k}")
             ev = model.evaluate(x, y, "cross_entropy", batch_size=4, distributed=True)
             tag = f"{k}_{np.dtype(dtype).name}"
