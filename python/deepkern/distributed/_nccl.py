@@ -14,12 +14,16 @@ _OPS = {"sum": "NCCL_SUM", "mean": "NCCL_SUM", "max": "NCCL_MAX", "min": "NCCL_M
 
 
 def nccl_module():
+    hint = ("install NCCL where cupy finds it (e.g. pip install nvidia-nccl-cu13, or python -m "
+            "cupyx.tools.install_library --library nccl) or use numpy arrays")
     try:
         from cupy.cuda import nccl
     except ImportError as e:
         raise ImportError(f"deepkern.distributed: cupy arrays need NCCL through cupy.cuda.nccl, which failed to "
-                          f"import ({e}); install cupy with NCCL (pip install nvidia-nccl-cu13) or use numpy "
-                          "arrays") from None
+                          f"import ({e}); {hint}") from None
+    if not getattr(nccl, "available", True):
+        raise ImportError(f"deepkern.distributed: cupy was built without NCCL (cupy.cuda.nccl.available is False); "
+                          f"{hint}")
     return nccl
 
 
