@@ -247,3 +247,28 @@ def test_plain_python_is_a_job_of_one_and_a_broken_launch_is_an_error():
     p = _plain_python(code, SLURM_STEP_NUM_TASKS="3")  # srun started 3, but MPI was not reached
     assert p.returncode != 0
     assert "the launcher started 3 processes (SLURM_STEP_NUM_TASKS=3) but MPI sees a world of 1" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+def test_checkpoint_in_one_process_resumes_exactly(tmp_path, opt):
+    """fit(checkpoint=...) without MPI: the file restores parameters and optimizer state, and
+    Sequential.load reads it too."""
+    path = str(tmp_path / "c.npz")
+    model = models.mlp(np.float32)
+    x, y = models.data("mlp", 30, np.float32)
+    o = models.optimizer(opt, model)
+    model.fit(x, y, "cross_entropy", o, epochs=2, batch_size=8, seed=1, progress=False, checkpoint=path)
+    m2 = models.mlp(np.float32, seed=11)
+    o2 = models.optimizer(opt, m2)
+    meta = dk.distributed.load_checkpoint(path, m2, o2)
+    assert meta["epoch"] == 2 and len(meta["history"]["loss"]) == 2
+    for a, b in zip(models.params(m2), models.params(model)):
+        np.testing.assert_array_equal(a, b)
+    model.fit(x, y, "cross_entropy", o, epochs=1, batch_size=8, seed=2, progress=False)
+    m2.fit(x, y, "cross_entropy", o2, epochs=1, batch_size=8, seed=2, progress=False)
+    for a, b in zip(models.params(m2), models.params(model)):
+        np.testing.assert_array_equal(a, b)
+    loaded = dk.nn.Sequential.load(path)
+    assert [p.shape for p in loaded.parameters()] == [p.shape for p in model.parameters()]
+    with pytest.raises(ValueError, match="holds the state of a"):
+        dk.distributed.load_checkpoint(path, m2, models.optimizer("adam" if opt == "sgd" else "sgd", m2))

@@ -43,9 +43,7 @@ def load_checkpoint(path, model, optimizer=None):
     """Load a save_checkpoint file into `model` (and `optimizer`) on this rank -> the saved meta dict.
     Every rank reads the file itself, so a checkpoint written by N ranks resumes on any M."""
     with np.load(path, allow_pickle=False) as f:
-        state = {n: f[n] for n in f.files if not n.startswith("__")}
-        model.load_state_dict(state)
-        if optimizer is not None:
+        if optimizer is not None:  # checked before anything is changed
             if "__optim__" not in f.files:
                 raise ValueError(f"load_checkpoint: {path!r} holds no optimizer state (saved without an optimizer)")
             info = json.loads(str(f["__optim__"]))
@@ -53,6 +51,9 @@ def load_checkpoint(path, model, optimizer=None):
                 raise ValueError(f"load_checkpoint: {path!r} holds the state of a {info['class']} over "
                                  f"{info['n_params']} parameters, not of this {type(optimizer).__name__} over "
                                  f"{len(optimizer.params)}")
+        state = {n: f[n] for n in f.files if not n.startswith("__")}
+        model.load_state_dict(state)
+        if optimizer is not None:
             optimizer.lr, optimizer.step_count = info["lr"], info["step_count"]
             states = [dict() for _ in optimizer.params]
             for n in f.files:

@@ -220,7 +220,8 @@ def fit(model, x, y, loss, optimizer, epochs, batch_size, validation_data, valid
         if checkpoint is not None:
             from ..distributed.checkpoint import save_checkpoint
 
-            save_checkpoint(checkpoint, model, optimizer, epoch=epoch + 1, history=history)
+            save_checkpoint(checkpoint, model, optimizer, epoch=epoch + 1,
+                            history={k: [float(v) for v in vs] for k, vs in history.items()})
         if early_stopping is not None:
             key = early_stopping.monitor if early_stopping.monitor in history else "loss"
             stop = early_stopping.step(history[key][-1], model)
