@@ -12,6 +12,7 @@ from .functional import *  # noqa: F401,F403
 from .functional import __all__ as _functional_all
 from . import nn, optim, rl  # noqa: E402,F401
 from . import bptt  # noqa: E402,F401  (callable: dk.bptt(model, x, loss_fn, truncate=k))
+from . import distributed  # noqa: E402,F401  (mpi4py is imported only by distributed.init())
 
 __version__ = "0.1.0"
 

@@ -13,6 +13,8 @@ class Sequential(Layer):
     """Sequential([layer, ...]) (or Sequential(layer, layer, ...)); input_shape (without the batch
     dimension) is optional and only used by summary()."""
 
+    _grad_ready_hook = None  # set by distributed.DataParallel around a backward: hook(i) after layer i
+
     def __init__(self, layers=(), *more, input_shape=None):
         if isinstance(layers, Layer):
             layers = [layers, *more]
@@ -69,6 +71,7 @@ class Sequential(Layer):
         """Backward through every layer; returns the gradient of the model's input. With
         input_grad=False (train_step, fit) the first layer may skip computing it (Conv2D and Dense
         do) and None may be returned."""
+        hook = self._grad_ready_hook  # distributed.DataParallel: starts reducing finished gradients
         for i in range(len(self.layers) - 1, -1, -1):
             if dy is None:
                 break  # a non-differentiable input (Embedding/OneHot) ends the chain
@@ -81,6 +84,8 @@ class Sequential(Layer):
                     del layer._input_grad_unused
             else:
                 dy = layer.backward(dy)
+            if hook is not None:
+                hook(i)
         return dy
 
     def _backward_for_training(self, dy):
@@ -108,7 +113,7 @@ class Sequential(Layer):
     # -- training -----------------------------------------------------------------------------
     def fit(self, x, y, loss, optimizer, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
             early_stopping=None, progress="auto", shuffle=True, seed=None, scheduler=None, clip_norm=None,
-            check_finite=False, stop_on_nonfinite=True):
+            check_finite=False, stop_on_nonfinite=True, distributed=False, checkpoint=None):
         """Mini-batch training; returns (and keeps in .history) a dict of per-epoch lists:
         'loss' and, with validation, 'val_loss'; 'accuracy'/'val_accuracy' when the loss is a
         classification loss (SoftmaxCrossEntropy, BinaryCrossEntropy); 'lr' with a scheduler.
@@ -124,15 +129,24 @@ class Sequential(Layer):
         a terminal; True always draws the bar (when tqdm is installed); False prints nothing.
         stop_on_nonfinite (default True): raise FloatingPointError naming the epoch and batch as soon
         as the loss is NaN or inf. check_finite=True: refuse NaN/inf in x, y (and the validation data)
-        before training, with a ValueError naming the array and the first bad sample."""
+        before training, with a ValueError naming the array and the first bad sample.
+
+        distributed=True: data-parallel over the ranks of an MPI launch (deepkern.distributed):
+        every rank passes the same x, y and arguments; batch_size stays the global batch, each rank
+        computes its share of every batch, and N ranks take the steps one process takes (same
+        parameters to float rounding; Dropout draws differ). Progress and checkpoints on rank 0.
+        checkpoint: a path written (distributed.save_checkpoint: model and optimizer state) after
+        every epoch."""
         self.history = _fit(self, x, y, loss, optimizer, epochs, batch_size, validation_data, validation_split,
                             early_stopping, progress, shuffle, seed, scheduler, clip_norm,
-                            check_finite=check_finite, stop_on_nonfinite=stop_on_nonfinite)
+                            check_finite=check_finite, stop_on_nonfinite=stop_on_nonfinite,
+                            distributed=distributed, checkpoint=checkpoint)
         return self.history
 
-    def evaluate(self, x, y, loss, batch_size=256):
-        """{'loss': mean loss, 'accuracy': ... (classification)} in inference mode."""
-        return _evaluate(self, x, y, loss, batch_size)
+    def evaluate(self, x, y, loss, batch_size=256, distributed=False):
+        """{'loss': mean loss, 'accuracy': ... (classification)} in inference mode. distributed=True:
+        each rank evaluates its share of x and the result (the same on every rank) covers all of x."""
+        return _evaluate(self, x, y, loss, batch_size, distributed)
 
     def predict(self, x, batch_size=None):
         """Forward in inference mode (Dropout off), in batches of batch_size when given."""

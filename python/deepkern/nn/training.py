@@ -99,14 +99,18 @@ def _progress_bar(progress, total, desc):
     return tqdm(total=total, desc=desc, leave=False)
 
 
-def evaluate(model, x, y, loss, batch_size=256):
+def evaluate(model, x, y, loss, batch_size=256, distributed=False):
     loss = resolve_loss(loss)
     _same_device("evaluate", x=x, y=y)
     xp = get_array_module(x)
     x, y = xp.asarray(x), xp.asarray(y)
     n = len(x)
+    if distributed:
+        from ..distributed.data_parallel import local_part
+
+        x, y = local_part(x), local_part(y)
     total, correct, count = 0.0, 0.0, 0
-    for s in range(0, n, batch_size):
+    for s in range(0, len(x), batch_size):
         xb, yb = x[s:s + batch_size], y[s:s + batch_size]
         out = model.forward(xb, training=False)
         total += loss.forward(out, yb) * len(xb)
@@ -114,6 +118,10 @@ def evaluate(model, x, y, loss, batch_size=256):
         if c is not None:
             correct += c[0]
             count += c[1]
+    if distributed:
+        from ..distributed.data_parallel import sum_over_ranks
+
+        total, correct, count = sum_over_ranks(total, correct, count)
     res = {"loss": total / max(n, 1)}
     if count:
         res["accuracy"] = correct / count
@@ -150,7 +158,8 @@ def _stop_if_nonfinite(value, epoch, epochs, batch, batches):
 
 
 def fit(model, x, y, loss, optimizer, epochs, batch_size, validation_data, validation_split, early_stopping,
-        progress, shuffle, seed, scheduler, clip_norm, check_finite=False, stop_on_nonfinite=True):
+        progress, shuffle, seed, scheduler, clip_norm, check_finite=False, stop_on_nonfinite=True,
+        distributed=False, checkpoint=None):
     from ..optim import clip_grad_norm
 
     _check_progress(progress)
@@ -182,6 +191,16 @@ def fit(model, x, y, loss, optimizer, epochs, batch_size, validation_data, valid
                         {"x": x, "y": y, "validation x": xp.asarray(vx), "validation y": xp.asarray(vy)})
     n = len(x)
     batches = -(-n // batch_size)
+    dp = None
+    if distributed:
+        from ..distributed.data_parallel import DataParallel
+
+        dp = DataParallel(model, extra={"n": n, "x": [list(map(int, x.shape)), str(x.dtype)], "epochs": epochs,
+                                        "batch_size": batch_size, "optimizer": repr(optimizer), "shuffle": bool(shuffle),
+                                        "seed": int(seed) if isinstance(seed, (int, np.integer)) else repr(type(seed))})
+        if seed is None and shuffle:  # the shuffle must be the same on every rank
+            seed = dp.from_root(int(np.random.SeedSequence().entropy % (1 << 63)))
+        progress = progress if dp.rank == 0 else False
     rng = np.random.default_rng(seed)
     history = {"loss": []}
     if early_stopping is not None:
@@ -192,13 +211,28 @@ def fit(model, x, y, loss, optimizer, epochs, batch_size, validation_data, valid
         total, correct, count = 0.0, 0.0, 0
         bar = _progress_bar(progress, n, f"epoch {epoch + 1}/{epochs}")
         for b, idx in enumerate(_batches(n, batch_size, order_x)):
+            if dp is not None:  # this rank's share of the global batch idx
+                step = len(idx)
+                idx = dp.shard(idx)
+                if len(idx) == 0:  # fewer samples than ranks: take part in the reduction with nothing
+                    model.zero_grad()
+                    dp.sync_gradients()
+                    if clip_norm is not None:
+                        clip_grad_norm(model.parameters(), clip_norm)
+                    optimizer.step()
+                    if bar is not None:
+                        bar.update(step)
+                    continue
             xb, yb = x[idx], y[idx]
             model.zero_grad()
             out = model.forward(xb, training=True)
             value = loss.forward(out, yb)
             if stop_on_nonfinite:
                 _stop_if_nonfinite(float(value), epoch, epochs, b, batches)
-            model._backward_for_training(loss.backward())  # the input's gradient is not used
+            if dp is None:
+                model._backward_for_training(loss.backward())  # the input's gradient is not used
+            else:
+                dp.backward(loss.backward())
             if clip_norm is not None:
                 clip_grad_norm(model.parameters(), clip_norm)
             optimizer.step()
@@ -208,15 +242,17 @@ def fit(model, x, y, loss, optimizer, epochs, batch_size, validation_data, valid
                 correct += c[0]
                 count += c[1]
             if bar is not None:
-                bar.update(len(idx))
+                bar.update(len(idx) if dp is None else step)
                 bar.set_postfix(loss=f"{value:.4f}")
         if bar is not None:
             bar.close()
+        if dp is not None:
+            total, correct, count = dp.sum_floats(total, correct, count)
         history["loss"].append(total / max(n, 1))
         if count:
             history.setdefault("accuracy", []).append(correct / count)
         if validation_data is not None:
-            res = evaluate(model, vx, vy, loss, batch_size=max(batch_size, 256))
+            res = evaluate(model, vx, vy, loss, batch_size=max(batch_size, 256), distributed=dp is not None)
             history.setdefault("val_loss", []).append(res["loss"])
             if "accuracy" in res:
                 history.setdefault("val_accuracy", []).append(res["accuracy"])
@@ -226,9 +262,17 @@ def fit(model, x, y, loss, optimizer, epochs, batch_size, validation_data, valid
         if progress:  # one line per epoch, with or without a bar ('auto' included)
             msg = " ".join(f"{k}={v[-1]:.4f}" for k, v in history.items())
             print(f"epoch {epoch + 1}/{epochs}: {msg}")
+        if checkpoint is not None:
+            from ..distributed.checkpoint import save_checkpoint
+
+            save_checkpoint(checkpoint, model, optimizer, epoch=epoch + 1,
+                            history={k: [float(v) for v in vs] for k, vs in history.items()})
         if early_stopping is not None:
             key = early_stopping.monitor if early_stopping.monitor in history else "loss"
-            if early_stopping.step(history[key][-1], model):
+            stop = early_stopping.step(history[key][-1], model)
+            if dp is not None:
+                stop = dp.from_root(stop)  # one decision for every rank
+            if stop:
                 break
     if early_stopping is not None:
         early_stopping.restore(model)

@@ -91,7 +91,7 @@ def _tie_tables(A):
 
 def batch_train(env, agent, runs, episodes, *, alpha=0.5, gamma=1.0, epsilon=0.1, epsilon_decay=1.0,
                 epsilon_min=0.0, initial_q=0.0, max_steps=None, seed=None, env_seed=None,
-                return_lengths=False, return_q=False, sequential_below=8):
+                return_lengths=False, return_q=False, sequential_below=8, distributed=None):
     """Train `runs` independent agents for `episodes` episodes each -> returns, shape (runs, episodes).
 
     env: an environment with a model P and a start distribution (any deepkern env, or a Gymnasium
@@ -107,6 +107,12 @@ def batch_train(env, agent, runs, episodes, *, alpha=0.5, gamma=1.0, epsilon=0.1
     episodes), they are finished one by one with the scalar agent code, which is cheaper per step
     than numpy calls on tiny arrays; the draws and results are the same either way. 0 keeps
     every step vectorised.
+    distributed: spread the runs over the ranks of an MPI job (deepkern.distributed) and gather
+    the results on rank 0, which returns them; the other ranks return None. None (the default)
+    means: when deepkern.distributed is initialised with more than one rank. The runs then form
+    blocks of at most 1000 (rl._batch_dist.BLOCK_RUNS) seeded from np.random.SeedSequence(seed)
+    .spawn(n_blocks) (env_seed likewise), so the result is the same on any number of ranks; it is
+    not the result of the same call without distributed. Every rank passes the same arguments.
     """
     cls = _agent_class(agent)
     runs = check_int("batch_train", "runs", runs, low=1)
@@ -124,6 +130,15 @@ def batch_train(env, agent, runs, episodes, *, alpha=0.5, gamma=1.0, epsilon=0.1
     model = tabular_model(env, "batch_train")
     if model.initial_state_distrib is None:
         raise TypeError("batch_train: argument 'env' has no initial_state_distrib (needed to start episodes)")
+    if distributed is None:
+        from .. import distributed as dist
+
+        distributed = dist.is_initialized() and dist.world_size() > 1
+    if distributed:
+        return _spread(env, cls, runs, episodes, model, seed, env_seed, return_lengths, return_q,
+                       dict(alpha=alpha, gamma=gamma, epsilon=epsilon, epsilon_decay=epsilon_decay,
+                            epsilon_min=epsilon_min, initial_q=initial_q, max_steps=max_steps,
+                            sequential_below=sequential_below))
     limits = [v for v in (max_steps, model.time_limit) if v is not None]
     limit = min(limits) if limits else None
     agent_rng, env_rng = make_rng("batch_train", seed), make_rng("batch_train", env_seed)
@@ -271,4 +286,21 @@ def batch_train(env, agent, runs, episodes, *, alpha=0.5, gamma=1.0, epsilon=0.1
         out.append(lengths)
     if return_q:
         out.append(qT.reshape(A, runs, S).transpose(1, 2, 0).copy())
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def _spread(env, cls, runs, episodes, model, seed, env_seed, return_lengths, return_q, kw):
+    """batch_train(distributed=True): blocks of runs over the ranks, results on rank 0 (see _batch_dist)."""
+    from ._batch_dist import distributed_batch_train
+
+    def run_block(n, agent_rng, env_rng):
+        return batch_train(env, cls, n, episodes, seed=agent_rng, env_seed=env_rng, return_lengths=True,
+                           return_q=True, distributed=False, **kw)
+
+    S, A = model.prob.shape[:2]
+    tails = [((episodes,), np.float64), ((episodes,), np.int64), ((S, A), np.float64)]
+    got = distributed_batch_train(run_block, runs, seed, env_seed, tails)
+    if got is None:
+        return None
+    out = [got[0]] + ([got[1]] if return_lengths else []) + ([got[2]] if return_q else [])
     return out[0] if len(out) == 1 else tuple(out)
