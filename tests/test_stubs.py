@@ -1,6 +1,8 @@
-"""The typed stub shipped with the package (python/deepkern/_cpu.pyi) names exactly the functions
-deepkern._cpu has, and each stub's parameters match the binding's named arguments."""
+"""The typed stubs shipped with the package (python/deepkern/_cpu.pyi, _cuda.pyi) name exactly the
+functions the modules have, and each stub's parameters match the binding's named arguments. The CUDA
+stub is checked against deepkern._cuda and the simulator deepkern._cuda_sim where they import."""
 import ast
+import importlib
 import inspect
 import os
 import re
@@ -23,6 +25,16 @@ def _module_functions(mod):
 
 def test_stub_lists_exactly_the_module_functions():
     assert set(_stub_functions(STUB)) == _module_functions(_cpu)
+
+
+@pytest.mark.parametrize("name", ["_cuda", "_cuda_sim"])
+def test_cuda_stub_lists_exactly_the_module_functions(name):
+    try:
+        mod = importlib.import_module(f"deepkern.{name}")
+    except ImportError:
+        pytest.skip(f"deepkern.{name} is not built here")
+    stub = os.path.join(os.path.dirname(_cpu.__file__), "_cuda.pyi")
+    assert set(_stub_functions(stub)) == _module_functions(mod)
 
 
 @pytest.mark.parametrize("name", sorted(_module_functions(_cpu)))
