@@ -70,16 +70,11 @@ struct Ops {
 };
 
 // a * b + c rounded as the vector code rounds it: fused where the copy has FMA.
-inline double madd(double a, double b, double c) {
+template <class T>
+inline T madd(T a, T b, T c) {
 #ifdef __FMA__
-  return __builtin_fma(a, b, c);
-#else
-  return a * b + c;
-#endif
-}
-inline float madd(float a, float b, float c) {
-#ifdef __FMA__
-  return __builtin_fmaf(a, b, c);
+  if constexpr (sizeof(T) == sizeof(float)) return __builtin_fmaf(a, b, c);
+  else return __builtin_fma(a, b, c);
 #else
   return a * b + c;
 #endif
