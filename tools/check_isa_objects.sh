@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Guard for the run-time ISA dispatch: an object compiled with AVX2/AVX-512 flags (csrc/cpu/<op>/*_avx2.cpp,
-# *_avx512.cpp) must not define weak (COMDAT) symbols outside deepkern's per-ISA namespaces. Such a
+# *_avx512.cpp) must not define weak (COMDAT) symbols outside deepkern's per-ISA namespaces
+# (DK_ISA_NAMESPACE in csrc/cpu/common/isa.h: dk::cpu::isa_avx2, dk::cpu::isa_avx512). Such a
 # symbol - typically a std:: template instantiated there - may be the copy the linker keeps for the
 # whole library, putting AVX-512 instructions on the portable path (SIGILL on an AVX2-only CPU).
 # Usage: tools/check_isa_objects.sh <build dir>   (e.g. build-dev, or build/<wheel tag> after pip install)

@@ -1,8 +1,6 @@
-// Flash-style scaled dot-product attention, written once and compiled once per ISA.
-// Not a normal header: attention.cpp (generic), attention_avx2.cpp and attention_avx512.cpp each
-// define DK_ATTN_NS (a namespace of their own, so the instantiations never merge across
-// translation units compiled with different flags), DK_VB (vector bytes), DK_MR and DK_MCV
-// (register block: rows x vectors), then include this file.
+// Flash-style scaled dot-product attention, written once and compiled once per ISA
+// (cpu/common/isa.h): attention.cpp (generic), attention_avx2.cpp and attention_avx512.cpp include
+// this file, each into its own namespace, with the vector width of its flags (cpu/common/simd.h).
 //
 // Forward (one work item = one head x Br query rows): for each Bc-key tile
 //   S = Q K^T * scale + mask (held transposed, keys x queries), online softmax (running max m,
@@ -19,14 +17,24 @@
 #include <limits>
 
 #include "common/attention_params.h"
+#include "cpu/attention/attention_kernels.h"
 #include "cpu/common/parallel.h"
+#include "cpu/common/simd.h"
 
-#if !defined(DK_ATTN_NS) || !defined(DK_VB) || !defined(DK_MR) || !defined(DK_MCV)
-#error "define DK_ATTN_NS, DK_VB, DK_MR and DK_MCV before including attention_impl.h"
-#endif
-
-namespace dk::cpu::DK_ATTN_NS {
+namespace dk::cpu::DK_ISA_NAMESPACE::attention {
 namespace {
+
+using simd::kLanes;
+using simd::madd;
+
+// Register block of the tile GEMM: kMR rows x kMCV vectors.
+#if defined(DK_ISA_AVX512)
+constexpr int kMR = 6, kMCV = 4;
+#elif defined(DK_ISA_AVX2)
+constexpr int kMR = 6, kMCV = 2;
+#else
+constexpr int kMR = 4, kMCV = 2;
+#endif
 
 // Zero-initialised scratch, defined here rather than std::vector<T>: a std:: template
 // instantiated in an ISA-flagged translation unit is a weak symbol the linker may pick for
@@ -49,90 +57,8 @@ class Scratch {
   T* p_;
 };
 
-// ------------------------------------------------------------------ vectors (GCC vector extensions)
 template <class T>
-struct Vec;
-template <>
-struct Vec<float> {
-  typedef float v __attribute__((vector_size(DK_VB)));
-  typedef int32_t i __attribute__((vector_size(DK_VB)));
-  static constexpr int mant = 23, bias = 127;
-  static constexpr float lo = -87.0f;          // exp below this is treated as 0 (< 1.7e-38)
-  static constexpr float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  static constexpr float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
-  static constexpr int degree = 7;
-};
-template <>
-struct Vec<double> {
-  typedef double v __attribute__((vector_size(DK_VB)));
-  typedef int64_t i __attribute__((vector_size(DK_VB)));
-  static constexpr int mant = 52, bias = 1023;
-  static constexpr double lo = -708.0;
-  static constexpr double shifter = 6755399441055744.0;  // 1.5 * 2^52
-  static constexpr double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
-  static constexpr int degree = 13;
-};
-
-template <class T>
-constexpr int kLanes = int(sizeof(typename Vec<T>::v) / sizeof(T));
-
-template <class T>
-inline typename Vec<T>::v vload(const T* p) {
-  typename Vec<T>::v r;
-  __builtin_memcpy(&r, p, sizeof(r));
-  return r;
-}
-template <class T>
-inline void vstore(T* p, typename Vec<T>::v x) {
-  __builtin_memcpy(p, &x, sizeof(x));
-}
-template <class T>
-inline typename Vec<T>::v vsplat(T s) {
-  return typename Vec<T>::v{} + s;
-}
-
-// exp(x) lane-wise: x = n ln2 + r, |r| <= ln2/2, Taylor polynomial of e^r (error below the
-// type's epsilon), times 2^n built in the exponent bits. x < lo gives 0, -inf gives 0, NaN stays NaN.
-template <class T>
-inline typename Vec<T>::v vexp(typename Vec<T>::v x) {
-  using VT = Vec<T>;
-  using V = typename VT::v;
-  using I = typename VT::i;
-  const V lo = vsplat<T>(VT::lo);
-  const auto tiny = x < lo;
-  x = tiny ? lo : x;
-  const V shifter = vsplat<T>(VT::shifter);
-  const V n = (x * T(1.4426950408889634) + shifter) - shifter;
-  const V r = (x - n * VT::ln2_hi) - n * VT::ln2_lo;
-  T coef[VT::degree + 1];  // 1/k!
-  coef[0] = 1;
-  for (int j = 1; j <= VT::degree; ++j) coef[j] = coef[j - 1] / T(j);
-  V p = vsplat<T>(coef[VT::degree]);
-#pragma GCC unroll 16
-  for (int j = VT::degree - 1; j >= 0; --j) p = p * r + coef[j];
-  const I e = (__builtin_convertvector(n, I) + VT::bias) << VT::mant;
-  V s;
-  __builtin_memcpy(&s, &e, sizeof(s));
-  return tiny ? V{} : p * s;
-}
-
-// a * b + c rounded as the vector code rounds it: fused where the build has FMA.
-template <class T>
-inline T madd(T a, T b, T c) {
-#ifdef __FMA__
-  return __builtin_fma(a, b, c);
-#else
-  return a * b + c;
-#endif
-}
-template <>
-inline float madd<float>(float a, float b, float c) {
-#ifdef __FMA__
-  return __builtin_fmaf(a, b, c);
-#else
-  return a * b + c;
-#endif
-}
+using Vec = simd::Vec<T>;
 
 // ------------------------------------------------------------------ tile GEMM
 // C[M x N] (op)= A[M x K] * B[K x N] on small tiles. A is read as scalars A[m*a_rs + k*a_ks]
@@ -151,14 +77,14 @@ inline void micro(int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B,
       if (mode == 0) {
         c[r][j] = V{};
       } else {
-        c[r][j] = vload(C + r * ldc + j * L);
+        c[r][j] = simd::load(C + r * ldc + j * L);
         if (mode == 2) c[r][j] *= rs[r];
       }
     }
   for (int64_t k = 0; k < K; ++k) {
     V b[CV];
 #pragma GCC unroll 8
-    for (int j = 0; j < CV; ++j) b[j] = vload(B + k * ldb + j * L);
+    for (int j = 0; j < CV; ++j) b[j] = simd::load(B + k * ldb + j * L);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const T a = A[r * a_rs + k * a_ks];
@@ -169,7 +95,7 @@ inline void micro(int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B,
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
-    for (int j = 0; j < CV; ++j) vstore(C + r * ldc + j * L, c[r][j]);
+    for (int j = 0; j < CV; ++j) simd::store(C + r * ldc + j * L, c[r][j]);
 }
 
 template <class T, int R>
@@ -187,10 +113,10 @@ template <class T>
 void tile_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B, int64_t ldb, T* C,
                int64_t ldc, int mode, const T* rs = nullptr) {
   constexpr int L = kLanes<T>;
-  for (int64_t n0 = 0; n0 < N; n0 += DK_MCV * L) {
-    const int cv = int(std::min<int64_t>(DK_MCV, (N - n0) / L));
-    for (int64_t m0 = 0; m0 < M; m0 += DK_MR) {
-      const int r = int(std::min<int64_t>(DK_MR, M - m0));
+  for (int64_t n0 = 0; n0 < N; n0 += kMCV * L) {
+    const int cv = int(std::min<int64_t>(kMCV, (N - n0) / L));
+    for (int64_t m0 = 0; m0 < M; m0 += kMR) {
+      const int r = int(std::min<int64_t>(kMR, M - m0));
       const T* a = A + m0 * a_rs;
       T* c = C + m0 * ldc + n0;
       const T* s = rs ? rs + m0 : nullptr;
@@ -238,7 +164,7 @@ template <class T>
 inline void scores_row(const AttentionParams& p, T* s, int64_t i, int64_t k0, int64_t nc, int64_t ncp, T scale,
                        const T* mask_row) {
   constexpr int L = kLanes<T>;
-  for (int64_t c = 0; c < ncp; c += L) vstore(s + c, vload(s + c) * scale);
+  for (int64_t c = 0; c < ncp; c += L) simd::store(s + c, simd::load(s + c) * scale);
   if (mask_row) {
     if (p.m_cs == 1) {
       for (int64_t c = 0; c < nc; ++c) s[c] += mask_row[c];
@@ -260,27 +186,107 @@ inline int attention_threads(const AttentionParams& p) {
   return macs < 65536.0 ? 1 : num_threads();
 }
 
-// ------------------------------------------------------------------ forward
+// ------------------------------------------------------------------ forward steps
 // Scores are kept transposed, St = K_tile Q_tile^T (keys x queries): K rows are used in place,
 // only the query tile is transposed (once per work item), and the softmax statistics of the
 // Br queries (max m, sum l, rescale alpha) are plain lane-wise vector ops down the key rows.
+
+// St = St * scale + mask, -inf where causality forbids (key k0 + c after query q0 + r);
+// mx = the column max over the nc key rows. mask_tile: mask at (q0, k0), or null.
 template <class T>
-void forward(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff, T* out,
-             T* lse) {
+inline void scale_mask_max(const AttentionParams& p, T* St, int64_t nc, int64_t nr, int64_t nrp, int64_t q0,
+                           int64_t k0, const T* mask_tile, T scale, T* mx) {
   using V = typename Vec<T>::v;
+  constexpr int L = kLanes<T>;
+  const T ninf = -std::numeric_limits<T>::infinity();
+  for (int64_t r = 0; r < nrp; r += L) simd::store(mx + r, simd::splat<T>(ninf));
+  for (int64_t c = 0; c < nc; ++c) {
+    T* row = St + c * nrp;
+    const int64_t j = k0 + c;
+    for (int64_t r = 0; r < nrp; r += L) simd::store(row + r, simd::load(row + r) * scale);
+    if (mask_tile) {
+      const T* mc = mask_tile + c * p.m_cs;
+      for (int64_t r = 0; r < nr; ++r) row[r] += mc[r * p.m_rs];
+    }
+    if (p.causal)  // query i = q0 + r sees key j only if j <= i
+      for (int64_t r = 0, stop = std::min(nrp, j - q0); r < stop; ++r) row[r] = ninf;
+    for (int64_t r = 0; r < nrp; r += L) {
+      const V x = simd::load(row + r), y = simd::load(mx + r);
+      simd::store(mx + r, x > y ? x : y);
+    }
+  }
+}
+
+// Online softmax over one key tile: m = max(m, mx), alpha = exp(m_old - m), St = exp(St - m)
+// (P, transposed), l = l * alpha + column sums of P. The running state lives in `st`.
+template <class T>
+struct SoftmaxState {
+  T *m, *l, *alpha, *msafe, *mx;
+};
+
+template <class T>
+inline void online_softmax(const SoftmaxState<T>& st, T* St, int64_t nc, int64_t nrp) {
+  using V = typename Vec<T>::v;
+  constexpr int L = kLanes<T>;
+  const T ninf = -std::numeric_limits<T>::infinity();
+  for (int64_t r = 0; r < nrp; r += L) {
+    const V mo = simd::load(st.m + r), mn0 = simd::load(st.mx + r);
+    const V mn = mn0 > mo ? mn0 : mo;
+    const V ms = mn == simd::splat<T>(ninf) ? V{} : mn;  // all -inf so far: keep exp(-inf - 0) = 0
+    simd::store(st.m + r, mn);
+    simd::store(st.msafe + r, ms);
+    simd::store(st.alpha + r, simd::exp(mo - ms));
+  }
+  for (int64_t r = 0; r < nrp; r += L) simd::store(st.mx + r, V{});  // now: column sums
+  for (int64_t c = 0; c < nc; ++c) {
+    T* row = St + c * nrp;
+    for (int64_t r = 0; r < nrp; r += L) {
+      const V e = simd::exp(simd::load(row + r) - simd::load(st.msafe + r));
+      simd::store(row + r, e);
+      simd::store(st.mx + r, simd::load(st.mx + r) + e);
+    }
+  }
+  for (int64_t r = 0; r < nrp; r += L)
+    simd::store(st.l + r, simd::load(st.l + r) * simd::load(st.alpha + r) + simd::load(st.mx + r));
+}
+
+// out rows = O / l and lse = m + log(l); a row with nothing to attend to (l = 0) gets out = 0 and
+// lse = +inf (a NaN l propagates).
+template <class T>
+inline void normalise_rows(const T* O, int64_t ldo, const T* m, const T* l, int64_t nr, int64_t Dv, T* out, T* lse) {
+  for (int64_t r = 0; r < nr; ++r) {
+    T* o = out + r * Dv;
+    const T* acc = O + r * ldo;
+    if (!(l[r] == T(0))) {
+      const T inv = T(1) / l[r];
+      for (int64_t e = 0; e < Dv; ++e) o[e] = acc[e] * inv;
+      lse[r] = m[r] + std::log(l[r]);
+    } else {
+      for (int64_t e = 0; e < Dv; ++e) o[e] = T(0);
+      lse[r] = std::numeric_limits<T>::infinity();
+    }
+  }
+}
+
+// ------------------------------------------------------------------ forward
+// One work item = one head x Br query rows: for each key tile, S = K Q^T, scale and mask,
+// online softmax, O = diag(alpha) O + P V; then O / l.
+template <class T>
+void forward_tiles(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff,
+                   T* out, T* lse) {
   constexpr int L = kLanes<T>;
   const int64_t Lq = p.Lq, Lk = p.Lk, D = p.D, Dv = p.Dv;
   const int64_t Dvp = round_up(Dv, L);
   const int64_t nqb = (Lq + kBr - 1) / kBr;
   const int64_t items = p.BH * nqb;
   const T scale = T(p.scale);
-  const T ninf = -std::numeric_limits<T>::infinity();
   const bool v_direct = Dv == Dvp;  // V tiles are used in place unless rows need padding
 
 #pragma omp parallel num_threads(attention_threads(p))
   {
     Scratch<T> QT(D * kBr + L), Vp(v_direct ? 0 : kBc * Dvp + L), St(kBc * kBr), O(kBr * Dvp + L);
     Scratch<T> m(kBr), l(kBr), alpha(kBr), msafe(kBr), mx(kBr);
+    const SoftmaxState<T> state{m.data(), l.data(), alpha.data(), msafe.data(), mx.data()};
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < items; ++it) {
       const int64_t bh = it / nqb;
@@ -291,46 +297,14 @@ void forward(const AttentionParams& p, const T* q, const T* k, const T* v, const
       const T* Kb = k + bh * Lk * D;
       const T* Vb = v + bh * Lk * Dv;
       const int64_t kend = p.causal ? std::min(Lk, q0 + nr) : Lk;  // tiles past the diagonal are skipped
-      std::fill(m.begin(), m.end(), ninf);
+      std::fill(m.begin(), m.end(), -std::numeric_limits<T>::infinity());
       std::fill(l.begin(), l.end(), T(0));
       for (int64_t k0 = 0; k0 < kend; k0 += kBc) {
         const int64_t nc = std::min(kBc, kend - k0);
-        tile_gemm<T>(nc, nrp, D, Kb + k0 * D, D, 1, QT.data(), nrp, St.data(), nrp, 0);
-        for (int64_t r = 0; r < nrp; r += L) vstore(mx.data() + r, vsplat<T>(ninf));
-        for (int64_t c = 0; c < nc; ++c) {  // scale, mask, causality; running column max
-          T* row = St.data() + c * nrp;
-          const int64_t j = k0 + c;
-          for (int64_t r = 0; r < nrp; r += L) vstore(row + r, vload(row + r) * scale);
-          if (p.has_mask) {
-            const T* mc = mask + moff[bh] + q0 * p.m_rs + j * p.m_cs;
-            for (int64_t r = 0; r < nr; ++r) row[r] += mc[r * p.m_rs];
-          }
-          if (p.causal)  // query i = q0 + r sees key j only if j <= i
-            for (int64_t r = 0, stop = std::min(nrp, j - q0); r < stop; ++r) row[r] = ninf;
-          for (int64_t r = 0; r < nrp; r += L) {
-            const V x = vload(row + r), y = vload(mx.data() + r);
-            vstore(mx.data() + r, x > y ? x : y);
-          }
-        }
-        for (int64_t r = 0; r < nrp; r += L) {
-          const V mo = vload(m.data() + r), mn0 = vload(mx.data() + r);
-          const V mn = mn0 > mo ? mn0 : mo;
-          const V ms = mn == vsplat<T>(ninf) ? V{} : mn;  // all -inf so far: keep exp(-inf - 0) = 0
-          vstore(m.data() + r, mn);
-          vstore(msafe.data() + r, ms);
-          vstore(alpha.data() + r, vexp<T>(mo - ms));
-        }
-        for (int64_t r = 0; r < nrp; r += L) vstore(mx.data() + r, V{});  // now: column sums
-        for (int64_t c = 0; c < nc; ++c) {
-          T* row = St.data() + c * nrp;
-          for (int64_t r = 0; r < nrp; r += L) {
-            const V e = vexp<T>(vload(row + r) - vload(msafe.data() + r));
-            vstore(row + r, e);
-            vstore(mx.data() + r, vload(mx.data() + r) + e);
-          }
-        }
-        for (int64_t r = 0; r < nrp; r += L)
-          vstore(l.data() + r, vload(l.data() + r) * vload(alpha.data() + r) + vload(mx.data() + r));
+        tile_gemm<T>(nc, nrp, D, Kb + k0 * D, D, 1, QT.data(), nrp, St.data(), nrp, 0);  // St = K Q^T
+        const T* mask_tile = p.has_mask ? mask + moff[bh] + q0 * p.m_rs + k0 * p.m_cs : nullptr;
+        scale_mask_max(p, St.data(), nc, nr, nrp, q0, k0, mask_tile, scale, mx.data());
+        online_softmax(state, St.data(), nc, nrp);
         const T* Vt = Vb + k0 * Dv;
         if (!v_direct) {
           pack_rows(Vt, nc, Dv, Dvp, Vp.data());
@@ -340,26 +314,76 @@ void forward(const AttentionParams& p, const T* q, const T* k, const T* v, const
         tile_gemm<T>(nr, Dvp, nc, St.data(), 1, nrp, Vt, v_direct ? Dv : Dvp, O.data(), Dvp, k0 == 0 ? 0 : 2,
                      alpha.data());
       }
-      for (int64_t r = 0; r < nr; ++r) {
-        T* o = out + (bh * Lq + q0 + r) * Dv;
-        const T* acc = O.data() + r * Dvp;
-        if (!(l[r] == T(0))) {  // l is 0 only for a row with nothing to attend to (NaN propagates)
-          const T inv = T(1) / l[r];
-          for (int64_t e = 0; e < Dv; ++e) o[e] = acc[e] * inv;
-          lse[bh * Lq + q0 + r] = m[r] + std::log(l[r]);
-        } else {
-          for (int64_t e = 0; e < Dv; ++e) o[e] = T(0);
-          lse[bh * Lq + q0 + r] = std::numeric_limits<T>::infinity();
-        }
-      }
+      normalise_rows(O.data(), Dvp, m.data(), l.data(), nr, Dv, out + (bh * Lq + q0) * Dv, lse + bh * Lq + q0);
     }
   }
 }
 
-// ------------------------------------------------------------------ backward
+// ------------------------------------------------------------------ backward steps
+// Drow_i = dO_i . O_i for every query row, summed in order and with the same multiply-add as the
+// tile GEMM (fused where the ISA has FMA), so that where dP_ij = dO_i . v_j and o_i = v_j exactly
+// (a single key, a causal first row) dP - D is exactly 0, as is the gradient.
 template <class T>
-void backward(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff,
-              const T* out, const T* lse, const T* dout, T* dq, T* dk, T* dv) {
+inline void row_dots(const T* dout, const T* out, int64_t rows, int64_t Dv, T* Drow) {
+#pragma omp for schedule(static)
+  for (int64_t row = 0; row < rows; ++row) {
+    const T* a = dout + row * Dv;
+    const T* b = out + row * Dv;
+    T s = 0;
+    for (int64_t e = 0; e < Dv; ++e) s = madd(a[e], b[e], s);
+    Drow[row] = s;
+  }
+}
+
+// The nr x cols rows at src as a tile GEMM operand: in place when cols is already a whole number
+// of vectors, else copied into buf with zero columns up to colsp. Sets ld to the operand's pitch.
+template <class T>
+inline const T* padded_rows(const T* src, int64_t nr, int64_t cols, int64_t colsp, T* buf, int64_t& ld) {
+  if (cols == colsp) {
+    ld = cols;
+    return src;
+  }
+  pack_rows(src, nr, cols, colsp, buf);
+  ld = colsp;
+  return buf;
+}
+
+// P = exp(S - lse) row by row, S the raw scores of query rows q0.. against keys k0.. (scaled,
+// masked and causally cut here). mask_head: this head's mask, or null.
+template <class T>
+inline void probabilities(const AttentionParams& p, T* S, int64_t nr, int64_t ncp, int64_t nc, int64_t q0, int64_t k0,
+                          const T* mask_head, const T* lse_rows, T scale) {
+  constexpr int L = kLanes<T>;
+  for (int64_t r = 0; r < nr; ++r) {
+    T* s = S + r * ncp;
+    const int64_t i = q0 + r;
+    const T* mrow = mask_head ? mask_head + i * p.m_rs + k0 * p.m_cs : nullptr;
+    scores_row(p, s, i, k0, nc, ncp, scale, mrow);
+    const T l_i = lse_rows[r];
+    for (int64_t c = 0; c < ncp; c += L) simd::store(s + c, simd::exp(simd::load(s + c) - l_i));
+  }
+}
+
+// dS = P (dP - Drow) * scale, in place over dP.
+template <class T>
+inline void softmax_grad(const T* P, T* dS, int64_t nr, int64_t ncp, const T* Drow_rows, T scale) {
+  constexpr int L = kLanes<T>;
+  for (int64_t r = 0; r < nr; ++r) {
+    T* ds = dS + r * ncp;
+    const T* pr = P + r * ncp;
+    const T di = Drow_rows[r];
+    for (int64_t c = 0; c < ncp; c += L)
+      simd::store(ds + c, simd::load(pr + c) * (simd::load(ds + c) - di) * scale);
+  }
+}
+
+// ------------------------------------------------------------------ backward
+// FlashAttention-2: one work item = one head x a set of key tiles. Per key tile, for each query
+// tile: P = exp(S - lse), dV += P^T dO, dP = dO V^T, dS = P (dP - Drow) scale, dK += dS^T Q,
+// dQ += dS K.
+template <class T>
+void backward_tiles(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff,
+                    const T* out, const T* lse, const T* dout, T* dq, T* dk, T* dv) {
   constexpr int L = kLanes<T>;
   const int64_t BH = p.BH, Lq = p.Lq, Lk = p.Lk, D = p.D, Dv = p.Dv;
   const int64_t Dp = round_up(D, L), Dvp = round_up(Dv, L);
@@ -378,17 +402,7 @@ void backward(const AttentionParams& p, const T* q, const T* k, const T* v, cons
 
 #pragma omp parallel num_threads(nt)
   {
-#pragma omp for schedule(static)
-    for (int64_t row = 0; row < BH * Lq; ++row) {
-      // Summed in order and with the same multiply-add as the tile GEMM (fused where the ISA
-      // has FMA), so that where dP_ij = dO_i . v_j and o_i = v_j exactly (a single key, a causal
-      // first row) dP - D is exactly 0, as is the gradient.
-      const T* a = dout + row * Dv;
-      const T* b = out + row * Dv;
-      T s = 0;
-      for (int64_t e = 0; e < Dv; ++e) s = madd(a[e], b[e], s);
-      Drow[row] = s;
-    }
+    row_dots(dout, out, BH * Lq, Dv, Drow.data());
 #pragma omp for schedule(static)
     for (int64_t j = 0; j < qsize; ++j) dq[j] = T(0);
 #pragma omp for schedule(static)
@@ -402,6 +416,7 @@ void backward(const AttentionParams& p, const T* q, const T* k, const T* v, cons
       T* dqb = (set == 0 ? dq : dq_extra.data() + (set - 1) * qsize) + bh * Lq * D;
       const T* Kb = k + bh * Lk * D;
       const T* Vb = v + bh * Lk * Dv;
+      const T* mask_head = p.has_mask ? mask + moff[bh] : nullptr;
       for (int64_t kb = set; kb < nkb; kb += split) {
         const int64_t k0 = kb * kBc, nc = std::min(kBc, Lk - k0), ncp = round_up(nc, L);
         pack_transposed(Kb + k0 * D, D, nc, ncp, D, KT.data());
@@ -414,38 +429,15 @@ void backward(const AttentionParams& p, const T* q, const T* k, const T* v, cons
           const int64_t q0 = qb * kBr, nr = std::min(kBr, Lq - q0);
           const T* Q = q + (bh * Lq + q0) * D;
           const T* dO = dout + (bh * Lq + q0) * Dv;
-          tile_gemm<T>(nr, ncp, D, Q, D, 1, KT.data(), ncp, S.data(), ncp, 0);
-          for (int64_t r = 0; r < nr; ++r) {  // P = exp(S - lse)
-            T* s = S.data() + r * ncp;
-            const int64_t i = q0 + r;
-            const T* mrow = p.has_mask ? mask + moff[bh] + i * p.m_rs + k0 * p.m_cs : nullptr;
-            scores_row(p, s, i, k0, nc, ncp, scale, mrow);
-            const T l_i = lse[bh * Lq + i];
-            for (int64_t c = 0; c < ncp; c += L) vstore(s + c, vexp<T>(vload(s + c) - l_i));
-          }
-          const T* dOb = dO;
-          int64_t lddo = Dv;
-          if (Dv != Dvp) {
-            pack_rows(dO, nr, Dv, Dvp, dOp.data());
-            dOb = dOp.data();
-            lddo = Dvp;
-          }
-          tile_gemm<T>(nc, Dvp, nr, S.data(), 1, ncp, dOb, lddo, dVa.data(), Dvp, 1);   // dV += P^T dO
-          tile_gemm<T>(nr, ncp, Dv, dO, Dv, 1, VT.data(), ncp, dS.data(), ncp, 0);      // dP = dO V^T
-          for (int64_t r = 0; r < nr; ++r) {                                              // dS = P (dP - D) scale
-            T* ds = dS.data() + r * ncp;
-            const T* pr = S.data() + r * ncp;
-            const T di = Drow[bh * Lq + q0 + r];
-            for (int64_t c = 0; c < ncp; c += L) vstore(ds + c, vload(pr + c) * (vload(ds + c) - di) * scale);
-          }
-          const T* Qb = Q;
-          int64_t ldq = D;
-          if (D != Dp) {
-            pack_rows(Q, nr, D, Dp, Qp.data());
-            Qb = Qp.data();
-            ldq = Dp;
-          }
-          tile_gemm<T>(nc, Dp, nr, dS.data(), 1, ncp, Qb, ldq, dKa.data(), Dp, 1);     // dK += dS^T Q
+          int64_t lddo, ldq;
+          tile_gemm<T>(nr, ncp, D, Q, D, 1, KT.data(), ncp, S.data(), ncp, 0);  // S = Q K^T
+          probabilities(p, S.data(), nr, ncp, nc, q0, k0, mask_head, lse + bh * Lq + q0, scale);
+          const T* dOb = padded_rows(dO, nr, Dv, Dvp, dOp.data(), lddo);
+          tile_gemm<T>(nc, Dvp, nr, S.data(), 1, ncp, dOb, lddo, dVa.data(), Dvp, 1);  // dV += P^T dO
+          tile_gemm<T>(nr, ncp, Dv, dO, Dv, 1, VT.data(), ncp, dS.data(), ncp, 0);     // dP = dO V^T
+          softmax_grad(S.data(), dS.data(), nr, ncp, Drow.data() + bh * Lq + q0, scale);
+          const T* Qb = padded_rows(Q, nr, D, Dp, Qp.data(), ldq);
+          tile_gemm<T>(nc, Dp, nr, dS.data(), 1, ncp, Qb, ldq, dKa.data(), Dp, 1);  // dK += dS^T Q
           if (D == Dp) {  // dQ += dS K straight into the rows of dq
             tile_gemm<T>(nr, Dp, nc, dS.data(), ncp, 1, Kp.data(), Dp, dqb + q0 * D, D, 1);
           } else {  // padded columns: through a tile buffer
@@ -476,18 +468,20 @@ void backward(const AttentionParams& p, const T* q, const T* k, const T* v, cons
 
 }  // namespace
 
-// The entry points of this ISA's build (declared in attention_kernels.h).
-#define DK_ATTN_ENTRY(T)                                                                                       \
-  void attention_forward(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask,           \
-                         const int64_t* moff, T* out, T* lse) {                                                  \
-    forward<T>(p, q, k, v, mask, moff, out, lse);                                                               \
-  }                                                                                                             \
-  void attention_backward(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask,          \
-                          const int64_t* moff, const T* out, const T* lse, const T* dout, T* dq, T* dk, T* dv) { \
-    backward<T>(p, q, k, v, mask, moff, out, lse, dout, dq, dk, dv);                                            \
-  }
-DK_ATTN_ENTRY(float)
-DK_ATTN_ENTRY(double)
-#undef DK_ATTN_ENTRY
+// The entry points of this ISA's copy (declared in attention_kernels.h).
+template <class T>
+void forward(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff, T* out,
+             T* lse) {
+  forward_tiles<T>(p, q, k, v, mask, moff, out, lse);
+}
 
-}  // namespace dk::cpu::DK_ATTN_NS
+template <class T>
+void backward(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff,
+              const T* out, const T* lse, const T* dout, T* dq, T* dk, T* dv) {
+  backward_tiles<T>(p, q, k, v, mask, moff, out, lse, dout, dq, dk, dv);
+}
+
+DK_ATTENTION_INSTANTIATE(float)
+DK_ATTENTION_INSTANTIATE(double)
+
+}  // namespace dk::cpu::DK_ISA_NAMESPACE::attention

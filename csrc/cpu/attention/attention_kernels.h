@@ -1,24 +1,22 @@
 #pragma once
-// The per-ISA builds of the attention kernels (attention_impl.h compiled three times);
-// attention.cpp picks one at run time with best_isa().
+// The per-ISA copies of the attention kernels (attention_impl.h compiled once per ISA, see
+// cpu/common/isa.h); attention.cpp picks one at run time.
 #include <cstdint>
 
 #include "common/attention_params.h"
+#include "cpu/common/isa.h"
 
-#define DK_ATTN_DECLARE(NS)                                                                                      \
-  namespace dk::cpu::NS {                                                                                        \
-  void attention_forward(const AttentionParams& p, const float* q, const float* k, const float* v,              \
-                         const float* mask, const int64_t* moff, float* out, float* lse);                       \
-  void attention_forward(const AttentionParams& p, const double* q, const double* k, const double* v,           \
-                         const double* mask, const int64_t* moff, double* out, double* lse);                    \
-  void attention_backward(const AttentionParams& p, const float* q, const float* k, const float* v,             \
-                          const float* mask, const int64_t* moff, const float* out, const float* lse,           \
-                          const float* dout, float* dq, float* dk, float* dv);                                  \
-  void attention_backward(const AttentionParams& p, const double* q, const double* k, const double* v,          \
-                          const double* mask, const int64_t* moff, const double* out, const double* lse,        \
-                          const double* dout, double* dq, double* dk, double* dv);                              \
-  }
-DK_ATTN_DECLARE(attn_generic)
-DK_ATTN_DECLARE(attn_avx2)
-DK_ATTN_DECLARE(attn_avx512)
-#undef DK_ATTN_DECLARE
+DK_ISA_DECLARE(namespace attention {
+  template <class T>
+  void forward(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff,
+               T* out, T* lse);
+  template <class T>
+  void backward(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff,
+                const T* out, const T* lse, const T* dout, T* dq, T* dk, T* dv);
+})
+
+#define DK_ATTENTION_INSTANTIATE(T)                                                                        \
+  template void forward<T>(const AttentionParams&, const T*, const T*, const T*, const T*, const int64_t*, T*, \
+                           T*);                                                                            \
+  template void backward<T>(const AttentionParams&, const T*, const T*, const T*, const T*, const int64_t*,     \
+                            const T*, const T*, const T*, T*, T*, T*);

@@ -1,3 +1,4 @@
+// cpuid once per process: the best ISA this CPU runs, capped by DEEPKERN_CPU_ISA (cpu_features.h).
 #include "cpu/common/cpu_features.h"
 
 #include <cstdlib>

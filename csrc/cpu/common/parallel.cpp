@@ -1,3 +1,4 @@
+// The process-wide thread count of the CPU kernels (parallel.h).
 #include "cpu/common/parallel.h"
 
 #include <atomic>

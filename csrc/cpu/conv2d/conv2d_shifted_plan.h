@@ -146,12 +146,11 @@ struct Shifted {
       for (int64_t c = c0; c < c1; ++c) {
         const T* src = x_n + c * H * W;
         T* dst = xp + (a * p.C + c) * kw * pl;
-        if (avx512 && r_hi > r_lo &&
-            unfold_rows_narrow_avx512(src + (r_lo * sh + a - ph) * W, sh * W, r_hi - r_lo, dst + r_lo * wq, wq, pl, kw,
-                                      p.dw, p.pw, W))
-          continue;
         if (avx512 && r_hi > r_lo) {
-          unfold_rows_avx512(src + (r_lo * sh + a - ph) * W, sh * W, r_hi - r_lo, dst + r_lo * wq, wq, pl, kw, lo, hi, off);
+          const T* row0 = src + (r_lo * sh + a - ph) * W;
+          if (!isa_avx512::conv2d::unfold_rows_narrow(row0, sh * W, r_hi - r_lo, dst + r_lo * wq, wq, pl, kw, p.dw,
+                                                       p.pw, W))
+            isa_avx512::conv2d::unfold_rows(row0, sh * W, r_hi - r_lo, dst + r_lo * wq, wq, pl, kw, lo, hi, off);
           continue;
         }
         for (int64_t r = r_lo; r < r_hi; ++r) {

@@ -4,7 +4,9 @@
 // AVX-512 version copies each row with full vectors and one masked tail, no scalar loop.
 #include <cstdint>
 
-namespace dk::cpu {
+// Only an AVX-512 copy exists (the portable path copies rows in conv2d_shifted_plan.h), so the
+// declarations name that copy's namespace (cpu/common/isa.h) directly.
+namespace dk::cpu::isa_avx512::conv2d {
 
 // For each of `rows` input rows (src, pitch `ld_src`) and each tap column j < kw: values
 // src[off[j] + lo[j] .. off[j] + hi[j]) go to dst + j*plane + [lo[j], hi[j]) (dst pitch ld_dst).
@@ -12,7 +14,7 @@ namespace dk::cpu {
 // zeros there); nothing past the `rows` rows of each plane is written.
 // Only called when best_isa() == Avx512 (conv2d_unfold_avx512.cpp).
 template <typename T>
-void unfold_rows_avx512(const T* src, int64_t ld_src, int64_t rows, T* dst, int64_t ld_dst, int64_t plane, int64_t kw,
+void unfold_rows(const T* src, int64_t ld_src, int64_t rows, T* dst, int64_t ld_dst, int64_t plane, int64_t kw,
                         const int64_t* lo, const int64_t* hi, const int64_t* off);
 
 // The whole planes (a row phase's rows of one channel, all kw tap columns, with their padding
@@ -21,7 +23,7 @@ void unfold_rows_avx512(const T* src, int64_t ld_src, int64_t rows, T* dst, int6
 // column 0's plane at the first row (pitch ld_dst = the output width); nothing past the `rows`
 // rows of each plane is written. Returns false (nothing done) when the rows are wider.
 template <typename T>
-bool unfold_rows_narrow_avx512(const T* src, int64_t ld_src, int64_t rows, T* dst, int64_t ld_dst, int64_t plane,
+bool unfold_rows_narrow(const T* src, int64_t ld_src, int64_t rows, T* dst, int64_t ld_dst, int64_t plane,
                                int64_t kw, int64_t dw, int64_t pw, int64_t W);
 
-}  // namespace dk::cpu
+}  // namespace dk::cpu::isa_avx512::conv2d

@@ -4,9 +4,10 @@
 
 #include <cstdint>
 
+#include "cpu/common/isa.h"
 #include "cpu/conv2d/conv2d_unfold.h"
 
-namespace dk::cpu {
+namespace dk::cpu::DK_ISA_NAMESPACE::conv2d {
 
 namespace {
 
@@ -46,7 +47,7 @@ inline void copy_row(double* d, const double* s, int64_t n, int64_t room) {
 // Plane by plane, rows in increasing order, so that a whole-vector tail store only ever spills
 // zeros onto rows not yet written; nothing is written past the last row (other threads' planes).
 template <typename T>
-void unfold_rows_avx512(const T* src, int64_t ld_src, int64_t rows, T* dst, int64_t ld_dst, int64_t plane, int64_t kw,
+void unfold_rows(const T* src, int64_t ld_src, int64_t rows, T* dst, int64_t ld_dst, int64_t plane, int64_t kw,
                         const int64_t* lo, const int64_t* hi, const int64_t* off) {
   const int64_t end = rows * ld_dst;
   for (int64_t j = 0; j < kw; ++j) {
@@ -129,19 +130,19 @@ bool narrow(const typename N::T* src, int64_t ld_src, int64_t rows, typename N::
 }  // namespace
 
 template <>
-bool unfold_rows_narrow_avx512<float>(const float* src, int64_t ld_src, int64_t rows, float* dst, int64_t ld_dst,
+bool unfold_rows_narrow<float>(const float* src, int64_t ld_src, int64_t rows, float* dst, int64_t ld_dst,
                                       int64_t plane, int64_t kw, int64_t dw, int64_t pw, int64_t W) {
   return narrow<NarrowF32>(src, ld_src, rows, dst, ld_dst, plane, kw, dw, pw, W);
 }
 template <>
-bool unfold_rows_narrow_avx512<double>(const double* src, int64_t ld_src, int64_t rows, double* dst, int64_t ld_dst,
+bool unfold_rows_narrow<double>(const double* src, int64_t ld_src, int64_t rows, double* dst, int64_t ld_dst,
                                        int64_t plane, int64_t kw, int64_t dw, int64_t pw, int64_t W) {
   return narrow<NarrowF64>(src, ld_src, rows, dst, ld_dst, plane, kw, dw, pw, W);
 }
 
-template void unfold_rows_avx512<float>(const float*, int64_t, int64_t, float*, int64_t, int64_t, int64_t,
+template void unfold_rows<float>(const float*, int64_t, int64_t, float*, int64_t, int64_t, int64_t,
                                         const int64_t*, const int64_t*, const int64_t*);
-template void unfold_rows_avx512<double>(const double*, int64_t, int64_t, double*, int64_t, int64_t, int64_t,
+template void unfold_rows<double>(const double*, int64_t, int64_t, double*, int64_t, int64_t, int64_t,
                                          const int64_t*, const int64_t*, const int64_t*);
 
-}  // namespace dk::cpu
+}  // namespace dk::cpu::DK_ISA_NAMESPACE::conv2d

@@ -1,3 +1,4 @@
+// The fingerprint of fingerprint.h: a position-keyed sum of 64-bit words, split over threads.
 #include "cpu/fingerprint/fingerprint.h"
 
 #include <algorithm>

@@ -13,7 +13,6 @@
 #include <cstdlib>
 #include <memory>
 
-#include "cpu/common/cpu_features.h"
 #include "cpu/gemm/gemm_kernels.h"
 #include "cpu/gemm/gemm_pack.h"
 #include "cpu/common/parallel.h"
@@ -22,13 +21,7 @@ namespace dk::cpu {
 
 template <typename T>
 const GemmKernel<T>& gemm_kernel() {
-  static const GemmKernel<T> k = [] {
-    switch (best_isa()) {
-      case Isa::Avx512: return gemm_kernel_avx512<T>();
-      case Isa::Avx2Fma: return gemm_kernel_avx2<T>();
-      default: return gemm_kernel_generic<T>();
-    }
-  }();
+  static const GemmKernel<T> k = DK_ISA_PICK(GemmKernel<T> (*)(), gemm::kernel_table<T>)();
   return k;
 }
 

@@ -5,10 +5,12 @@
 
 #include "cpu/gemm/gemm_kernels.h"
 
-namespace dk::cpu {
+namespace dk::cpu::DK_ISA_NAMESPACE::gemm {
 
 namespace {
 
+// Intrinsic traits rather than simd::Ops: the vector-extension form measured ~5% slower here
+// (benchmarks/results/arch.md).
 struct F32 {
   using T = float;
   using V = __m256;
@@ -73,7 +75,7 @@ inline void transpose4x4_store(const double* const* src, int64_t k0, double* dst
 template <typename T, int B>
 void pack_t_blocks(int64_t rows, int64_t kc, const T* const* src, int P, T* dst) {
   if (P % B != 0) {  // e.g. the 6-row AVX2 panel: no whole register blocks
-    pack_transposed_scalar(rows, kc, src, P, dst);
+    isa_generic::gemm::pack_transposed(rows, kc, src, P, dst);
     return;
   }
   const int64_t full_rows = rows / B * B, full_k = kc / B * B;
@@ -94,23 +96,23 @@ void pack_t_blocks(int64_t rows, int64_t kc, const T* const* src, int P, T* dst)
 }  // namespace
 
 template <>
-void pack_transposed_avx2<float>(int64_t rows, int64_t kc, const float* const* src, int P, float* dst) {
+void pack_transposed<float>(int64_t rows, int64_t kc, const float* const* src, int P, float* dst) {
   pack_t_blocks<float, 8>(rows, kc, src, P, dst);
 }
 template <>
-void pack_transposed_avx2<double>(int64_t rows, int64_t kc, const double* const* src, int P, double* dst) {
+void pack_transposed<double>(int64_t rows, int64_t kc, const double* const* src, int P, double* dst) {
   pack_t_blocks<double, 4>(rows, kc, src, P, dst);
 }
 
 template <>
-GemmKernel<float> gemm_kernel_avx2<float>() {
-  return {6, 16, 144, 384, 512, &kernel<F32, 6>, "avx2 6x16", &pack_transposed_avx2<float>, &kernel_shifted<F32, 6>,
+GemmKernel<float> kernel_table<float>() {
+  return {6, 16, 144, 384, 512, &kernel<F32, 6>, "avx2 6x16", &pack_transposed<float>, &kernel_shifted<F32, 6>,
           &kernel_shifted_half<F32, 6>, &kernel_rows<F32, 6, 2>, &kernel_rows<F32, 6, 1>};
 }
 template <>
-GemmKernel<double> gemm_kernel_avx2<double>() {
-  return {6, 8, 144, 256, 384, &kernel<F64, 6>, "avx2 6x8", &pack_transposed_avx2<double>, &kernel_shifted<F64, 6>,
+GemmKernel<double> kernel_table<double>() {
+  return {6, 8, 144, 256, 384, &kernel<F64, 6>, "avx2 6x8", &pack_transposed<double>, &kernel_shifted<F64, 6>,
           &kernel_shifted_half<F64, 6>, &kernel_rows<F64, 6, 2>, &kernel_rows<F64, 6, 1>};
 }
 
-}  // namespace dk::cpu
+}  // namespace dk::cpu::DK_ISA_NAMESPACE::gemm

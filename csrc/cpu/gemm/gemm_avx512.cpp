@@ -6,10 +6,12 @@
 
 #include "cpu/gemm/gemm_kernels.h"
 
-namespace dk::cpu {
+namespace dk::cpu::DK_ISA_NAMESPACE::gemm {
 
 namespace {
 
+// Intrinsic traits rather than simd::Ops: the vector-extension form measured ~5% slower here
+// (benchmarks/results/arch.md).
 struct F32 {
   using T = float;
   using V = __m512;
@@ -40,14 +42,14 @@ struct F64 {
 }  // namespace
 
 template <>
-GemmKernel<float> gemm_kernel_avx512<float>() {
-  return {8, 32, 128, 384, 512, &kernel<F32, 8>, "avx512 8x32", &pack_transposed_avx2<float>, &kernel_shifted<F32, 8>,
+GemmKernel<float> kernel_table<float>() {
+  return {8, 32, 128, 384, 512, &kernel<F32, 8>, "avx512 8x32", &isa_avx2::gemm::pack_transposed<float>, &kernel_shifted<F32, 8>,
           &kernel_shifted_half<F32, 8>, &kernel_rows<F32, 8, 2>, &kernel_rows<F32, 8, 1>};
 }
 template <>
-GemmKernel<double> gemm_kernel_avx512<double>() {
-  return {8, 16, 128, 256, 384, &kernel<F64, 8>, "avx512 8x16", &pack_transposed_avx2<double>, &kernel_shifted<F64, 8>,
+GemmKernel<double> kernel_table<double>() {
+  return {8, 16, 128, 256, 384, &kernel<F64, 8>, "avx512 8x16", &isa_avx2::gemm::pack_transposed<double>, &kernel_shifted<F64, 8>,
           &kernel_shifted_half<F64, 8>, &kernel_rows<F64, 8, 2>, &kernel_rows<F64, 8, 1>};
 }
 
-}  // namespace dk::cpu
+}  // namespace dk::cpu::DK_ISA_NAMESPACE::gemm

@@ -2,7 +2,7 @@
 // the compiler vectorises with whatever baseline SIMD the target has.
 #include "cpu/gemm/gemm_kernels.h"
 
-namespace dk::cpu {
+namespace dk::cpu::DK_ISA_NAMESPACE::gemm {
 
 namespace {
 
@@ -55,7 +55,7 @@ void kernel_rows(int64_t kc, const T* const* Ar, const T* __restrict Bp, T* __re
 }  // namespace
 
 template <typename T>
-void pack_transposed_scalar(int64_t rows, int64_t kc, const T* const* src, int P, T* dst) {
+void pack_transposed(int64_t rows, int64_t kc, const T* const* src, int P, T* dst) {
   for (int64_t r = 0; r < rows; ++r) {
     const T* s = src[r];
     for (int64_t k = 0; k < kc; ++k) dst[k * P + r] = s[k];
@@ -63,20 +63,20 @@ void pack_transposed_scalar(int64_t rows, int64_t kc, const T* const* src, int P
   for (int64_t r = rows; r < P; ++r)
     for (int64_t k = 0; k < kc; ++k) dst[k * P + r] = T(0);
 }
-template void pack_transposed_scalar<float>(int64_t, int64_t, const float* const*, int, float*);
-template void pack_transposed_scalar<double>(int64_t, int64_t, const double* const*, int, double*);
+template void pack_transposed<float>(int64_t, int64_t, const float* const*, int, float*);
+template void pack_transposed<double>(int64_t, int64_t, const double* const*, int, double*);
 
 template <>
-GemmKernel<float> gemm_kernel_generic<float>() {
-  return {4, 16, 128, 256, 1024, &kernel<float, 4, 16>, "generic 4x16", &pack_transposed_scalar<float>, &kernel_shifted<float, 4, 16>,
+GemmKernel<float> kernel_table<float>() {
+  return {4, 16, 128, 256, 1024, &kernel<float, 4, 16>, "generic 4x16", &pack_transposed<float>, &kernel_shifted<float, 4, 16>,
           &kernel_shifted<float, 4, 8>, &kernel_rows<float, 4, 16>,
           &kernel_rows<float, 4, 8>};
 }
 template <>
-GemmKernel<double> gemm_kernel_generic<double>() {
-  return {4, 8, 128, 256, 512, &kernel<double, 4, 8>, "generic 4x8", &pack_transposed_scalar<double>, &kernel_shifted<double, 4, 8>,
+GemmKernel<double> kernel_table<double>() {
+  return {4, 8, 128, 256, 512, &kernel<double, 4, 8>, "generic 4x8", &pack_transposed<double>, &kernel_shifted<double, 4, 8>,
           &kernel_shifted<double, 4, 4>, &kernel_rows<double, 4, 8>,
           &kernel_rows<double, 4, 4>};
 }
 
-}  // namespace dk::cpu
+}  // namespace dk::cpu::DK_ISA_NAMESPACE::gemm

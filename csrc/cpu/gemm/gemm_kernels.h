@@ -11,8 +11,11 @@
 // computes a full tile; gemm.cpp routes edge tiles through a local buffer.
 //
 // One kernel per instruction set, each in its own translation unit compiled with that
-// ISA's flags (gemm_avx2.cpp, gemm_avx512.cpp) plus a portable one (gemm_generic.cpp).
+// ISA's flags (gemm_avx2.cpp, gemm_avx512.cpp) plus a portable one (gemm_generic.cpp), each in
+// its own namespace (cpu/common/isa.h).
 #include <cstdint>
+
+#include "cpu/common/isa.h"
 
 namespace dk::cpu {
 
@@ -28,10 +31,6 @@ constexpr int kMaxPanel = 32;
 template <typename T>
 using PackTransposed = void (*)(int64_t rows, int64_t kc, const T* const* src, int P, T* dst);
 
-template <typename T>
-void pack_transposed_scalar(int64_t rows, int64_t kc, const T* const* src, int P, T* dst);
-template <typename T>
-void pack_transposed_avx2(int64_t rows, int64_t kc, const T* const* src, int P, T* dst);
 
 // The same tile, but row k of B is read in place at base + offs[k] (NR contiguous values) instead
 // of from a packed panel: a stride-1 convolution's im2col matrix is the padded input shifted by
@@ -60,13 +59,6 @@ struct GemmKernel {
   GemmRowsKernel<T> fn_rows, fn_rows_half;
 };
 
-template <typename T>
-GemmKernel<T> gemm_kernel_generic();
-template <typename T>
-GemmKernel<T> gemm_kernel_avx2();
-template <typename T>
-GemmKernel<T> gemm_kernel_avx512();
-
 // The kernel for best_isa() (DEEPKERN_CPU_ISA caps it), chosen once.
 template <typename T>
 const GemmKernel<T>& gemm_kernel();
@@ -79,3 +71,12 @@ void gemm_offset_rows_a(bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
                         const T* B, int64_t ldb, T beta, T* C, int64_t ldc, bool parallel = true);
 
 }  // namespace dk::cpu
+
+// Each ISA's kernel table, and its transposing pack (generic: scalar; avx2: 8x8 / 4x4 register
+// blocks, which the AVX-512 table reuses).
+DK_ISA_DECLARE(namespace gemm {
+  template <typename T>
+  GemmKernel<T> kernel_table();
+  template <typename T>
+  void pack_transposed(int64_t rows, int64_t kc, const T* const* src, int P, T* dst);
+})

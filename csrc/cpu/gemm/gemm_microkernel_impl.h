@@ -1,8 +1,8 @@
 // The register-blocked micro-kernel body shared by the SIMD ISAs. Included by gemm_avx2.cpp and
-// gemm_avx512.cpp *inside their anonymous namespace*, after each defines its SIMD traits S
-// (T, V, W, load, store, bcast, set1, zero, fma, mul): every instantiation stays internal to its
-// translation unit and is compiled with that unit's ISA flags, so none can leak into another path.
-// No #includes here: the includer provides <cstdint> and the traits.
+// gemm_avx512.cpp *inside their anonymous namespace*, with S = simd::Ops<T> (cpu/common/simd.h:
+// T, V, W, load, store, bcast, set1, zero, fma, mul at the unit's vector width): every
+// instantiation stays internal to its translation unit and is compiled with that unit's ISA
+// flags, so none can leak into another path. No #includes here: the includer provides them.
 
 // Shifted: B row k is Bp + offs[k] (a shifted-GEMM convolution reads the padded input
 // directly); otherwise B is a packed panel, row k at Bp + k*NR. NV: SIMD vectors per tile row,

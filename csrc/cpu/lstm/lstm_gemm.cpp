@@ -1,3 +1,4 @@
+// The LSTM time loop's GEMMs on weights packed once per sequence (lstm_gemm.h).
 #include "cpu/lstm/lstm_gemm.h"
 
 #include <omp.h>

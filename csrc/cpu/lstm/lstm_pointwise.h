@@ -10,6 +10,8 @@
 // dg (4H) and dc_prev = dc * f.
 #include <cstdint>
 
+#include "cpu/common/isa.h"
+
 namespace dk::cpu {
 
 template <typename T>
@@ -24,8 +26,7 @@ struct LstmPointwise {
 template <typename T>
 const LstmPointwise<T>& lstm_pointwise();
 
-// Per-ISA float32 tables (lstm_pointwise_avx2.cpp / _avx512.cpp); call only after best_isa().
-const LstmPointwise<float>& lstm_pointwise_f32_avx2();
-const LstmPointwise<float>& lstm_pointwise_f32_avx512();
-
 }  // namespace dk::cpu
+
+// The per-ISA copies of the float32 table (lstm_pointwise_impl.h; picked in lstm_pointwise.cpp).
+DK_ISA_DECLARE(namespace lstm { const LstmPointwise<float>& pointwise_f32(); })

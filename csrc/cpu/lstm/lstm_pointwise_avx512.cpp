@@ -1,13 +1,4 @@
-// float32 LSTM pointwise kernels compiled for AVX512 (called only when best_isa() allows it).
-#define DK_LSTM_NS lstm_avx512
+// float32 LSTM pointwise kernels compiled for AVX512 (called only when best_isa() allows it):
+// lstm_pointwise_impl.h in this copy's namespace.
 #include "cpu/lstm/lstm_pointwise.h"
 #include "cpu/lstm/lstm_pointwise_impl.h"
-
-namespace dk::cpu {
-
-const LstmPointwise<float>& lstm_pointwise_f32_avx512() {
-  static const LstmPointwise<float> table{&lstm_avx512::forward_row<float>, &lstm_avx512::backward_row<float>};
-  return table;
-}
-
-}  // namespace dk::cpu

@@ -1,8 +1,7 @@
 #pragma once
-// Body of the LSTM pointwise kernels. Included by lstm_pointwise.cpp (baseline ISA) and by
-// lstm_pointwise_avx2.cpp / _avx512.cpp, which compile the same loops with wider vectors.
-// Each includer defines DK_LSTM_NS to a distinct namespace so the inline functions of the
-// different ISAs never merge (an ODR violation would let the linker pick an AVX-512 copy).
+// Body of the LSTM pointwise kernels, compiled once per ISA (cpu/common/isa.h): included by
+// lstm_pointwise.cpp (baseline ISA) and by lstm_pointwise_avx2.cpp / _avx512.cpp, which compile
+// the same loops with wider vectors, each in its own namespace (DK_ISA_NAMESPACE).
 //
 // float32 uses branch-free exp/sigmoid/tanh written so the compiler vectorises the j-loops;
 // float64 uses libm (the double path is for gradient checks, where accuracy is what matters).
@@ -11,9 +10,8 @@
 #include <cstdint>
 #include <cstring>
 
-#ifndef DK_LSTM_NS
-#error "define DK_LSTM_NS before including lstm_pointwise_impl.h"
-#endif
+#include "cpu/common/simd.h"
+#include "cpu/lstm/lstm_pointwise.h"
 
 // GCC will not if-convert the clamps and selects below under -ftrapping-math (the default),
 // which leaves the loops scalar; these functions never rely on floating-point traps.
@@ -24,47 +22,16 @@
 #pragma GCC optimize("no-trapping-math")
 #endif
 
-namespace dk::cpu::DK_LSTM_NS {
+namespace dk::cpu::DK_ISA_NAMESPACE::lstm {
 
-// exp(x) for float, relative error ~1e-7 over the clamped range. x is clamped to [-87, 88]
-// so 2^n stays a normal float: sigmoid / tanh built on it never see inf or NaN.
-inline float exp_f(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
-  // n = round(x / ln2) with the 1.5*2^23 trick: adding the shifter leaves n in the low
-  // mantissa bits of kf, read back as an integer (GCC will not vectorise a float->int cast
-  // after the clamp, but does this).
-  const float shifter = 12582912.0f;  // bit pattern 0x4B400000
-  const float kf = x * 1.44269504088896341f + shifter;
-  const float n = kf - shifter;
-  uint32_t kbits;  // unsigned: a NaN x gives garbage bits here, and the shift below must stay defined
-  __builtin_memcpy(&kbits, &kf, sizeof(kbits));
-  // r = x - n*ln2 in two parts (Cody-Waite) so r keeps full precision; |r| <= ln2/2.
-  float r = x - n * 0.693145751953125f;
-  r = r - n * 1.42860682030941723e-6f;
-  // Taylor to degree 7: truncation error r^8/8! < 6e-9 on |r| <= ln2/2.
-  float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  const uint32_t bits = (kbits - 0x4B400000u + 127u) << 23;
-  float scale;
-  __builtin_memcpy(&scale, &bits, sizeof(scale));
-  return p * scale;
-}
-
-// 1 / (1 + e^-x): with the clamped exp the denominator is in [1, 6e37]: no overflow, no NaN.
-inline float sigmoid_f(float x) { return 1.0f / (1.0f + exp_f(-x)); }
+// 1 / (1 + e^-x): with the clamped exp the denominator is in [1, 2e38]: no overflow, no NaN.
+inline float sigmoid_f(float x) { return 1.0f / (1.0f + simd::exp(-x)); }
 
 // tanh: 1 - 2/(1 + e^{2|x|}) with the sign put back; below |x| = 0.25 that form loses
 // relative precision to cancellation, so there a short odd Taylor series is used instead.
 inline float tanh_f(float x) {
   const float ax = __builtin_fabsf(x);
-  const float big = 1.0f - 2.0f / (1.0f + exp_f(2.0f * ax));
+  const float big = 1.0f - 2.0f / (1.0f + simd::exp(2.0f * ax));
   const float z = x * x;
   float s = -1382.0f / 155925.0f;
   s = s * z + 62.0f / 2835.0f;
@@ -143,7 +110,12 @@ void backward_row(int64_t H, int64_t j0, int64_t j1, const T* __restrict act, co
   }
 }
 
-}  // namespace dk::cpu::DK_LSTM_NS
+const LstmPointwise<float>& pointwise_f32() {
+  static const LstmPointwise<float> table{&forward_row<float>, &backward_row<float>};
+  return table;
+}
+
+}  // namespace dk::cpu::DK_ISA_NAMESPACE::lstm
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options

@@ -1,3 +1,4 @@
+// Per-thread LSTM scratch buffers that only grow (lstm_workspace.h).
 #include "cpu/lstm/lstm_workspace.h"
 
 #include <cstdlib>

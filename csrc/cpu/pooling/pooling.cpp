@@ -1,24 +1,20 @@
 // Pooling entry points: pick the kernel copy for the running CPU (see pooling_impl.h).
 #include "cpu/pooling/pooling.h"
 
-#define DK_POOL_NS pool_generic
-#include "cpu/common/cpu_features.h"
-#include "cpu/pooling/pooling_impl.h"
 #include "cpu/pooling/pooling_isa.h"
+#include "cpu/pooling/pooling_impl.h"
+
+namespace dk::cpu::DK_POOL_NS {
+DK_INSTANTIATE_POOLING_ISA(float)
+DK_INSTANTIATE_POOLING_ISA(double)
+}  // namespace dk::cpu::DK_POOL_NS
 
 namespace dk::cpu {
 
-namespace pool_generic {
-DK_INSTANTIATE_POOLING_ISA(float)
-DK_INSTANTIATE_POOLING_ISA(double)
-}  // namespace pool_generic
-
-#define DK_POOL_DISPATCH(fn, ...)                                                        \
-  switch (best_isa()) {                                                                  \
-    case Isa::Avx512: return pool_avx512::fn<T>(__VA_ARGS__);                            \
-    case Isa::Avx2Fma: return pool_avx2::fn<T>(__VA_ARGS__);                             \
-    default: return pool_generic::fn<T>(__VA_ARGS__);                                    \
-  }
+// Calls the copy of pooling::fn<T> for best_isa(), picked once per T.
+#define DK_POOL_DISPATCH(fn, ...)                                          \
+  static const auto pick = DK_ISA_PICK(decltype(&isa_generic::pooling::fn<T>), pooling::fn<T>); \
+  return pick(__VA_ARGS__);
 
 template <typename T>
 void max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {

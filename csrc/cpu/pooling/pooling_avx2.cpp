@@ -1,9 +1,9 @@
-// Pooling kernels compiled for avx2 (called only when the CPU reports it).
-#define DK_POOL_NS pool_avx2
-#include "cpu/pooling/pooling_impl.h"
+// Pooling kernels compiled for avx2 (called only when the CPU reports it): pooling_impl.h in this
+// copy's namespace.
 #include "cpu/pooling/pooling_isa.h"
+#include "cpu/pooling/pooling_impl.h"
 
-namespace dk::cpu::pool_avx2 {
+namespace dk::cpu::DK_POOL_NS {
 DK_INSTANTIATE_POOLING_ISA(float)
 DK_INSTANTIATE_POOLING_ISA(double)
-}  // namespace dk::cpu::pool_avx2
+}  // namespace dk::cpu::DK_POOL_NS

@@ -1,3 +1,4 @@
+// ReLU forward and backward (relu.h): chunked elementwise loops, threads only for large arrays.
 #include "cpu/relu/relu.h"
 
 #include <cstring>

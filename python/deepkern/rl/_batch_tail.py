@@ -23,16 +23,18 @@ class _Outcomes:
         return outs[-1]
 
 
-def finish_runs(cls, qT, state, model_lists, start_sampler, A, S, episodes, limit, hp, agent_rng, env_rng,
-                returns, lengths):
-    """Finish every run in `state` (dict of per-run arrays ids, base, s, a, eps, ep, t, G) one by one.
+def finish_runs(b, st, model_lists, start_sampler):
+    """Finish every run still going in st (rl.batch's _Runs) one by one, on b's tables (its _Batch).
     Every run is mid-episode: s (and for SARSA a) already set, t steps and return G so far."""
+    cls, qT, A, S, episodes, limit, hp = b.cls, b.qT, b.A, b.S, b.episodes, b.limit, b.hp
+    agent_rng, env_rng, returns, lengths = b.agent_rng, b.env_rng, b.returns, b.lengths
+    state = {f: getattr(st, f) for f in ("ids", "base", "s", "a", "eps", "ep", "t", "G")}
     on_policy = cls.needs_next_action
     for j in range(state["ids"].size):
-        rid, b = int(state["ids"][j]), int(state["base"][j])
+        rid, row0 = int(state["ids"][j]), int(state["base"][j])
         agent = cls(S, A, hp["alpha"], hp["gamma"], float(state["eps"][j]), seed=agent_rng,
                     epsilon_decay=hp["epsilon_decay"], epsilon_min=hp["epsilon_min"])
-        agent.q = qT[:, b:b + S].T  # a view: updates land in the batch's table
+        agent.q = qT[:, row0:row0 + S].T  # a view: updates land in the batch's table
         act, update = agent.act, agent.update
         s, a = int(state["s"][j]), int(state["a"][j])
         t, G, ep = int(state["t"][j]), float(state["G"][j]), int(state["ep"][j])

@@ -143,144 +143,23 @@ def batch_train(env, agent, runs, episodes, *, alpha=0.5, gamma=1.0, epsilon=0.1
     limit = min(limits) if limits else None
     agent_rng, env_rng = make_rng("batch_train", seed), make_rng("batch_train", env_seed)
 
-    S, A, K = model.prob.shape
-    # Outcome-major flat tables: entry k * S*A + (s * A + a) is outcome k of (s, a). Cumulative
-    # probabilities are accumulated in the order the sequential env accumulates them.
-    SA = S * A
-    cum = np.ascontiguousarray(np.cumsum(model.prob, axis=-1).reshape(SA, K).T)
-    nxt = np.ascontiguousarray(model.next_state.reshape(SA, K).T).reshape(-1)
-    rew = np.ascontiguousarray(model.reward.reshape(SA, K).T).reshape(-1)
-    term = np.ascontiguousarray(model.terminated.reshape(SA, K).T).reshape(-1)
-    last = (model.n_outcomes - 1).reshape(SA)
-    isd_cum = np.cumsum(model.initial_state_distrib)
-    isd_last = int(np.flatnonzero(model.initial_state_distrib > 0)[-1])
-
-    # Q of all runs, action-major: qT[a, r*S + s] = Q_r(s, a); qf is the same memory, flat.
-    qT = np.full((A, runs * S), initial_q)
-    qf = qT.reshape(-1)
-    stride = runs * S
-    returns = np.zeros((runs, episodes))
-    lengths = np.zeros((runs, episodes), dtype=np.int64)
-    on_policy = cls is SARSA
-    expected = cls is ExpectedSARSA
-
-    # Per-run state of the runs still going (compacted when runs finish). row = base + s is the
-    # run's row in the flat Q; t = steps so far in the episode, G = its return so far.
-    ids = np.arange(runs) if episodes > 0 else np.arange(0)
-    n = ids.size
-    base = ids * S
-    s = np.zeros(n, dtype=np.int64)
-    a = np.zeros(n, dtype=np.int64)
-    eps = np.full(n, epsilon)
-    ep = np.zeros(n, dtype=np.int64)
-    t = np.zeros(n, dtype=np.int64)
-    G = np.zeros(n)
-
-    def reset(i):
-        """env.reset() for runs i (then SARSA picks their first action): same draws as sequential."""
-        s[i] = np.minimum(np.searchsorted(isd_cum, env_rng.random(i.size), side="right"), isd_last)
-        t[i] = 0
-        G[i] = 0.0
-        if on_policy:
-            a[i] = egreedy_batch(qT.take(base[i] + s[i], axis=1), eps[i], agent_rng)
-
-    def end_episodes(e):
-        """Runs e finished an episode: record it, count it, decay epsilon (as end_episode())."""
-        returns[ids[e], ep[e]] = G[e]
-        lengths[ids[e], ep[e]] = t[e]
-        ep[e] += 1
-        eps[e] = np.maximum(epsilon_min, eps[e] * epsilon_decay)
-
-    reset(np.arange(n))
-    row = base + s
-    while n:
-        if n < sequential_below:
-            outcomes = _Outcomes(cum, nxt, rew, term, last + 1, SA)
-            isd_list = isd_cum.tolist()
-
-            def start_sampler(u):
-                return min(int(np.searchsorted(isd_list, u, side="right")), isd_last)
-
-            hp = dict(alpha=alpha, gamma=gamma, epsilon_decay=epsilon_decay, epsilon_min=epsilon_min)
-            state = dict(ids=ids, base=base, s=s, a=a, eps=eps, ep=ep, t=t, G=G)
-            finish_runs(cls, qT, state, outcomes, start_sampler, A, S, episodes, limit, hp, agent_rng, env_rng,
-                        returns, lengths)
+    b = _Batch(model, cls, runs, episodes, limit, initial_q, agent_rng, env_rng,
+               dict(alpha=alpha, gamma=gamma, epsilon_decay=epsilon_decay, epsilon_min=epsilon_min))
+    st = _Runs(runs if episodes > 0 else 0, b.S, epsilon)
+    _reset(b, st, np.arange(st.n))
+    st.row = st.base + st.s
+    step = _on_policy_step if b.on_policy else _off_policy_step
+    while st.n:
+        if st.n < sequential_below:
+            _finish_one_by_one(b, st)
             break
-        if not on_policy:
-            a = egreedy_batch(qT.take(row, axis=1), eps, agent_rng)
-        # env.step(a): the first outcome whose cumulative probability exceeds u.
-        sa = s * A + a
-        u = env_rng.random(n)
-        if K > 1:
-            k = np.minimum((cum.take(sa, axis=1) <= u).sum(axis=0), last.take(sa))
-            sa = k * SA + sa
-        s2, r, d = nxt.take(sa), rew.take(sa), term.take(sa)
-        t += 1
-        G += r
-        row2 = base + s2
-        flat = a * stride + row
-        q_sa = qf.take(flat)
-        e = np.flatnonzero((d | (t >= limit)) if limit is not None else d)
-        if on_policy:
-            # SARSA: a continuing run picks a' = act(s') before its update; a run whose episode
-            # ended updates, resets and picks its first action from the updated table. Either
-            # way one act per run, so all are drawn in ONE call: Q columns are gathered before
-            # any update, and a reset run's column is patched where its own update hit it.
-            boot_e = q_new_e = reset_idx = None
-            if e.size:
-                boot_e = np.zeros(e.size)
-                if limit is not None:  # truncated runs bootstrap: their a' comes first, pre-decay
-                    tr = np.flatnonzero(~d[e])
-                    if tr.size:
-                        et = e[tr]
-                        a_tr = egreedy_batch(qT.take(row2[et], axis=1), eps[et], agent_rng)
-                        boot_e[tr] = gamma * qf.take(a_tr * stride + row2[et])
-                q_new_e = q_sa[e] + alpha * (r[e] + boot_e - q_sa[e])
-                end_episodes(e)
-                reset_idx = e[ep[e] < episodes]
-            act_row = row2
-            if reset_idx is not None and reset_idx.size:
-                s0 = np.minimum(np.searchsorted(isd_cum, env_rng.random(reset_idx.size), side="right"), isd_last)
-                act_row = row2.copy()
-                act_row[reset_idx] = base[reset_idx] + s0
-            cols = qT.take(act_row, axis=1)
-            if reset_idx is not None and reset_idx.size:
-                hit = row[e] == act_row[e]  # the run's last update is in the row it acts in now
-                if hit.any():
-                    cols[a[e[hit]], e[hit]] = q_new_e[hit]
-            a_next = egreedy_batch(cols, eps, agent_rng)  # finished runs draw too: harmless
-            boot = gamma * cols.reshape(-1).take(a_next * n + np.arange(n))
-            if e.size:
-                boot[e] = boot_e
-            qf[flat] = q_sa + alpha * (r + boot - q_sa)
-            s, row, a = s2, act_row, a_next
-            if reset_idx is not None and reset_idx.size:
-                s[reset_idx] = s0
-                t[reset_idx] = 0
-                G[reset_idx] = 0.0
-        else:
-            q2 = qT.take(row2, axis=1)
-            v_next = q2.max(axis=0)
-            if expected:
-                v_next = eps * (q2.sum(axis=0) / A) + (1.0 - eps) * v_next
-            # TD target (0 bootstrap on termination, exactly as TabularAgent.update).
-            boot = np.where(d, 0.0, gamma * v_next)
-            qf[flat] = q_sa + alpha * (r + boot - q_sa)
-            s, row = s2, row2
-            if e.size:
-                end_episodes(e)
+        e = step(b, st)
         if e.size:
-            keep = ep < episodes
-            if not keep.all():  # drop the runs that have done all their episodes
-                ended = np.zeros(n, dtype=bool)
-                ended[e] = True
-                ids, base, s, a, eps, ep, t, G, row, ended = (
-                    x[keep] for x in (ids, base, s, a, eps, ep, t, G, row, ended))
-                n = ids.size
-                e = np.flatnonzero(ended)
-            if e.size and not on_policy:  # (SARSA has reset its runs already)
-                reset(e)
-                row[e] = base[e] + s[e]
+            e = _drop_finished(b, st, e)
+            if e.size and not b.on_policy:  # (SARSA has reset its runs already)
+                _reset(b, st, e)
+                st.row[e] = st.base[e] + st.s[e]
+    returns, lengths, qT, A, S = b.returns, b.lengths, b.qT, b.A, b.S
     out = [returns]
     if return_lengths:
         out.append(lengths)
@@ -304,3 +183,176 @@ def _spread(env, cls, runs, episodes, model, seed, env_seed, return_lengths, ret
         return None
     out = [got[0]] + ([got[1]] if return_lengths else []) + ([got[2]] if return_q else [])
     return out[0] if len(out) == 1 else tuple(out)
+
+
+class _Batch:
+    """What all runs share: the model as outcome-major flat tables, the Q tables of all runs, the
+    results, the hyperparameters and the two generators."""
+
+    def __init__(self, model, cls, runs, episodes, limit, initial_q, agent_rng, env_rng, hp):
+        S, A, K = model.prob.shape
+        self.S, self.A, self.K, self.SA = S, A, K, S * A
+        self.episodes, self.limit, self.hp = episodes, limit, hp
+        self.alpha, self.gamma = hp["alpha"], hp["gamma"]
+        self.cls, self.on_policy, self.expected = cls, cls is SARSA, cls is ExpectedSARSA
+        self.agent_rng, self.env_rng = agent_rng, env_rng
+        # Outcome-major flat tables: entry k * S*A + (s * A + a) is outcome k of (s, a). Cumulative
+        # probabilities are accumulated in the order the sequential env accumulates them.
+        SA = self.SA
+        self.cum = np.ascontiguousarray(np.cumsum(model.prob, axis=-1).reshape(SA, K).T)
+        self.nxt = np.ascontiguousarray(model.next_state.reshape(SA, K).T).reshape(-1)
+        self.rew = np.ascontiguousarray(model.reward.reshape(SA, K).T).reshape(-1)
+        self.term = np.ascontiguousarray(model.terminated.reshape(SA, K).T).reshape(-1)
+        self.last = (model.n_outcomes - 1).reshape(SA)
+        self.isd_cum = np.cumsum(model.initial_state_distrib)
+        self.isd_last = int(np.flatnonzero(model.initial_state_distrib > 0)[-1])
+        # Q of all runs, action-major: qT[a, r*S + s] = Q_r(s, a); qf is the same memory, flat.
+        self.qT = np.full((A, runs * S), initial_q)
+        self.qf = self.qT.reshape(-1)
+        self.stride = runs * S
+        self.returns = np.zeros((runs, episodes))
+        self.lengths = np.zeros((runs, episodes), dtype=np.int64)
+
+    def start_states(self, count):
+        """env.reset()'s start state for `count` runs: one env draw each."""
+        u = self.env_rng.random(count)
+        return np.minimum(np.searchsorted(self.isd_cum, u, side="right"), self.isd_last)
+
+
+class _Runs:
+    """Per-run state of the runs still going (compacted when runs finish). row = base + s is the
+    run's row in the flat Q; t = steps so far in the episode, G = its return so far."""
+
+    FIELDS = ("ids", "base", "s", "a", "eps", "ep", "t", "G", "row")
+
+    def __init__(self, n, S, epsilon):
+        self.ids = np.arange(n)
+        self.n = n
+        self.base = self.ids * S
+        self.s = np.zeros(n, dtype=np.int64)
+        self.a = np.zeros(n, dtype=np.int64)
+        self.eps = np.full(n, epsilon)
+        self.ep = np.zeros(n, dtype=np.int64)
+        self.t = np.zeros(n, dtype=np.int64)
+        self.G = np.zeros(n)
+        self.row = self.base + self.s
+
+
+def _reset(b, st, i):
+    """env.reset() for runs i (then SARSA picks their first action): same draws as sequential."""
+    st.s[i] = b.start_states(i.size)
+    st.t[i] = 0
+    st.G[i] = 0.0
+    if b.on_policy:
+        st.a[i] = egreedy_batch(b.qT.take(st.base[i] + st.s[i], axis=1), st.eps[i], b.agent_rng)
+
+
+def _end_episodes(b, st, e):
+    """Runs e finished an episode: record it, count it, decay epsilon (as end_episode())."""
+    b.returns[st.ids[e], st.ep[e]] = st.G[e]
+    b.lengths[st.ids[e], st.ep[e]] = st.t[e]
+    st.ep[e] += 1
+    st.eps[e] = np.maximum(b.hp["epsilon_min"], st.eps[e] * b.hp["epsilon_decay"])
+
+
+def _env_step(b, st):
+    """env.step(a) for every run: the first outcome whose cumulative probability exceeds u.
+    Returns (s2, r, d, row2, flat, q_sa, e): next state, reward, terminated, the next state's row,
+    the flat Q index and value of (s, a), and the runs whose episode ends (terminated or truncated)."""
+    sa = st.s * b.A + st.a
+    u = b.env_rng.random(st.n)
+    if b.K > 1:
+        k = np.minimum((b.cum.take(sa, axis=1) <= u).sum(axis=0), b.last.take(sa))
+        sa = k * b.SA + sa
+    s2, r, d = b.nxt.take(sa), b.rew.take(sa), b.term.take(sa)
+    st.t += 1
+    st.G += r
+    row2 = st.base + s2
+    flat = st.a * b.stride + st.row
+    q_sa = b.qf.take(flat)
+    e = np.flatnonzero((d | (st.t >= b.limit)) if b.limit is not None else d)
+    return s2, r, d, row2, flat, q_sa, e
+
+
+def _off_policy_step(b, st):
+    """Q-learning / expected SARSA: act, step, update toward max (or the expectation) of Q(s', .).
+    Returns the runs whose episode ended (recorded, not yet reset)."""
+    st.a = egreedy_batch(b.qT.take(st.row, axis=1), st.eps, b.agent_rng)
+    s2, r, d, row2, flat, q_sa, e = _env_step(b, st)
+    q2 = b.qT.take(row2, axis=1)
+    v_next = q2.max(axis=0)
+    if b.expected:
+        v_next = st.eps * (q2.sum(axis=0) / b.A) + (1.0 - st.eps) * v_next
+    # TD target (0 bootstrap on termination, exactly as TabularAgent.update).
+    boot = np.where(d, 0.0, b.gamma * v_next)
+    b.qf[flat] = q_sa + b.alpha * (r + boot - q_sa)
+    st.s, st.row = s2, row2
+    if e.size:
+        _end_episodes(b, st, e)
+    return e
+
+
+def _on_policy_step(b, st):
+    """SARSA: a continuing run picks a' = act(s') before its update; a run whose episode ended
+    updates, resets and picks its first action from the updated table. Either way one act per run,
+    so all are drawn in ONE call: Q columns are gathered before any update, and a reset run's column
+    is patched where its own update hit it. Returns the runs whose episode ended (already reset)."""
+    s2, r, d, row2, flat, q_sa, e = _env_step(b, st)
+    boot_e = q_new_e = reset_idx = None
+    if e.size:
+        boot_e = np.zeros(e.size)
+        if b.limit is not None:  # truncated runs bootstrap: their a' comes first, pre-decay
+            tr = np.flatnonzero(~d[e])
+            if tr.size:
+                et = e[tr]
+                a_tr = egreedy_batch(b.qT.take(row2[et], axis=1), st.eps[et], b.agent_rng)
+                boot_e[tr] = b.gamma * b.qf.take(a_tr * b.stride + row2[et])
+        q_new_e = q_sa[e] + b.alpha * (r[e] + boot_e - q_sa[e])
+        _end_episodes(b, st, e)
+        reset_idx = e[st.ep[e] < b.episodes]
+    resetting = reset_idx is not None and reset_idx.size > 0
+    act_row = row2
+    if resetting:
+        s0 = b.start_states(reset_idx.size)
+        act_row = row2.copy()
+        act_row[reset_idx] = st.base[reset_idx] + s0
+    cols = b.qT.take(act_row, axis=1)
+    if resetting:
+        hit = st.row[e] == act_row[e]  # the run's last update is in the row it acts in now
+        if hit.any():
+            cols[st.a[e[hit]], e[hit]] = q_new_e[hit]
+    a_next = egreedy_batch(cols, st.eps, b.agent_rng)  # finished runs draw too: harmless
+    boot = b.gamma * cols.reshape(-1).take(a_next * st.n + np.arange(st.n))
+    if e.size:
+        boot[e] = boot_e
+    b.qf[flat] = q_sa + b.alpha * (r + boot - q_sa)
+    st.s, st.row, st.a = s2, act_row, a_next
+    if resetting:
+        st.s[reset_idx] = s0
+        st.t[reset_idx] = 0
+        st.G[reset_idx] = 0.0
+    return e
+
+
+def _drop_finished(b, st, e):
+    """Drop the runs that have done all their episodes; returns e re-indexed to the runs kept."""
+    keep = st.ep < b.episodes
+    if keep.all():
+        return e
+    ended = np.zeros(st.n, dtype=bool)
+    ended[e] = True
+    for f in _Runs.FIELDS:
+        setattr(st, f, getattr(st, f)[keep])
+    st.n = st.ids.size
+    return np.flatnonzero(ended[keep])
+
+
+def _finish_one_by_one(b, st):
+    """The few runs left finish with the scalar agent code (rl/_batch_tail.py), same draws."""
+    outcomes = _Outcomes(b.cum, b.nxt, b.rew, b.term, b.last + 1, b.SA)
+    isd_list = b.isd_cum.tolist()
+
+    def start_sampler(u):
+        return min(int(np.searchsorted(isd_list, u, side="right")), b.isd_last)
+
+    finish_runs(b, st, outcomes, start_sampler)
