@@ -1,7 +1,7 @@
 // Depthwise convolution (groups == C, K = m*C: output channel k reads input channel k / m only),
-// forward and backward, compiled once per instruction set like the pooling kernels:
-// conv2d_depthwise.cpp (portable + dispatch), _avx2.cpp and _avx512.cpp include this file with
-// DK_DW_NS set to a distinct namespace (nothing may be defined outside it; see pooling_impl.h).
+// forward and backward, compiled once per instruction set (cpu/common/isa.h):
+// conv2d_depthwise.cpp (portable + dispatch), _avx2.cpp and _avx512.cpp include this file after
+// conv2d_depthwise_isa.h, which sets DK_DW_NS inside the copy's DK_ISA_NAMESPACE.
 //
 // No GEMM: a depthwise layer does kh*kw multiply-adds per output, too few to pack for. Forward:
 // one task per output row; the columns whose windows lie inside the row go in vector blocks of V
@@ -12,7 +12,7 @@
 // blocks whose dy vector feeds a kernel row's kw taps (vector accumulators, flushed to double
 // once per sample), the edge columns as dot products in lanes.
 #ifndef DK_DW_NS
-#error "define DK_DW_NS before including conv2d_depthwise_impl.h"
+#error "include conv2d_depthwise_isa.h before conv2d_depthwise_impl.h"
 #endif
 
 #include <cstdint>

@@ -233,7 +233,15 @@ def _unbroadcast(xp, g, shape):
 
 def scaled_dot_product_attention_backward(ctx, dout):
     """(dq, dk, dv) for the forward that made ctx, given dout = d loss / d out; (dq, dk, dv, dmask)
-    when the forward had attn_mask_requires_grad=True (dmask at the mask's own shape)."""
+    when the forward had attn_mask_requires_grad=True (dmask at the mask's own shape).
+
+    >>> import numpy as np, deepkern as dk
+    >>> q = k = v = np.ones((1, 3, 4))
+    >>> out, ctx = dk.scaled_dot_product_attention(q, k, v, return_ctx=True)
+    >>> dq, dk_, dv = dk.scaled_dot_product_attention_backward(ctx, np.ones_like(out))
+    >>> float(np.abs(dq).max()), round(float(dv.sum()), 9)   # equal keys: q gets no gradient; dv sums dout
+    (0.0, 12.0)
+    """
     op = "scaled_dot_product_attention_backward"
     check_ctx(op, ctx, _OP)
     dout = as_grad(op, ctx, "dout", dout, ctx.out.shape)

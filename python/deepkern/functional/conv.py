@@ -118,6 +118,15 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, out=None,
     (groups = C: depthwise). `out`, if given, receives y and is returned.
     On cupy arrays float32 is exact unless dk.set_allow_tf32(True) (TF32 tensor cores); float16 runs on
     tensor cores with float32 accumulation.
+
+    dtypes: float32 (default) or float64 on numpy; float32 or float16 on cupy; y has x's dtype.
+    With return_ctx=True returns (y, ctx); conv2d_backward(ctx, dy) gives (dx, dw, db).
+
+    >>> import numpy as np, deepkern as dk
+    >>> x = np.ones((2, 3, 5, 5), np.float32); w = np.ones((4, 3, 3, 3), np.float32)
+    >>> y, ctx = dk.conv2d(x, w, np.zeros(4, np.float32), padding=1, return_ctx=True)
+    >>> y.shape, float(y[0, 0, 2, 2]), float(y[0, 0, 0, 0])      # 27 taps inside, 12 at a corner
+    ((2, 4, 5, 5), 27.0, 12.0)
     """
     op = "conv2d"
     given_x, given_w = x, w
@@ -148,7 +157,15 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, out=None,
 
 
 def conv2d_backward(ctx, dy):
-    """(dx, dw, db): gradients of sum(y * dy) for x, w and b; db is None when the forward had no bias."""
+    """(dx, dw, db): gradients of sum(y * dy) for x, w and b; db is None when the forward had no bias.
+
+    >>> import numpy as np, deepkern as dk
+    >>> x, w = np.ones((1, 1, 3, 3)), np.ones((2, 1, 2, 2))
+    >>> y, ctx = dk.conv2d(x, w, return_ctx=True)
+    >>> dx, dw, db = dk.conv2d_backward(ctx, np.ones_like(y))
+    >>> dx[0, 0].tolist(), dw.shape, db
+    ([[2.0, 4.0, 2.0], [4.0, 8.0, 4.0], [2.0, 4.0, 2.0]], (2, 1, 2, 2), None)
+    """
     return _conv2d_backward(ctx, dy, input_grad=True)
 
 

@@ -142,7 +142,13 @@ def _grad(op, ctx, name, g, shape):
 
 def gru_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None, *, return_ctx=False):
     """One GRU step (torch.nn.GRUCell): x (B, I) or (I,), h (B, H) or (H,) (None = zeros) -> h1.
-    With return_ctx, returns (h1, ctx) for gru_cell_backward."""
+    With return_ctx, returns (h1, ctx) for gru_cell_backward.
+
+    >>> import numpy as np, deepkern as dk
+    >>> h1 = dk.gru_cell(np.zeros((2, 3)), None, np.zeros((12, 3)), np.zeros((12, 4)))
+    >>> h1.shape, float(h1.max())         # z = 0.5, n = 0: h1 = 0.5 * 0 + 0.5 * 0
+    ((2, 4), 0.0)
+    """
     op = "gru_cell"
     backend, arrays, out_dt, comp_dt, dims, unb = _prepare(op, x, h, w_ih, w_hh, b_ih, b_hh, seq=False)
     (y, h1), ctx = _forward(op, backend, arrays, out_dt, comp_dt, dims, unb, return_ctx)
@@ -150,7 +156,13 @@ def gru_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None, *, return_ctx=False):
 
 
 def gru_cell_backward(ctx, dh1):
-    """(dx, dh, dw_ih, dw_hh, db_ih, db_hh) from dh1; dh / db_* are None where h / that bias was None."""
+    """(dx, dh, dw_ih, dw_hh, db_ih, db_hh) from dh1; dh / db_* are None where h / that bias was None.
+
+    >>> import numpy as np, deepkern as dk
+    >>> h1, ctx = dk.gru_cell(np.ones((1, 3)), None, np.zeros((12, 3)), np.zeros((12, 4)), return_ctx=True)
+    >>> [None if g is None else g.shape for g in dk.gru_cell_backward(ctx, np.ones_like(h1))]
+    [(1, 3), None, (12, 3), (12, 4), None, None]
+    """
     op = "gru_cell_backward"
     check_ctx(op, ctx, "gru_cell")
     _, B, I, H = ctx.dims
@@ -179,7 +191,13 @@ def gru(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, *, return_ctx=False):
 
 def gru_backward(ctx, dy, dhT=None):
     """(dx, dh0, dw_ih, dw_hh, db_ih, db_hh) from dy (T, B, H) and dhT (B, H), either None (zeros);
-    dh0 / db_* are None where h0 / that bias was None."""
+    dh0 / db_* are None where h0 / that bias was None.
+
+    >>> import numpy as np, deepkern as dk
+    >>> (y, hT), ctx = dk.gru(np.ones((4, 1, 3)), None, np.zeros((6, 3)), np.zeros((6, 2)), return_ctx=True)
+    >>> [None if g is None else g.shape for g in dk.gru_backward(ctx, np.ones_like(y))]
+    [(4, 1, 3), None, (6, 3), (6, 2), None, None]
+    """
     op = "gru_backward"
     check_ctx(op, ctx, "gru")
     T, B, I, H = ctx.dims

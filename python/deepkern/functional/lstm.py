@@ -151,6 +151,17 @@ def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None, *, return_ctx=False):
     gates = x @ w_ih.T + b_ih + h @ w_hh.T + b_hh, split as i, f, g, o;
     c1 = sigmoid(f) * c + sigmoid(i) * tanh(g);  h1 = sigmoid(o) * tanh(c1).
     With return_ctx, returns ((h1, c1), ctx) for lstm_cell_backward.
+
+    dtypes: float32 or float64 on numpy, float32 or float16 on cupy; results have x's dtype.
+
+    >>> import numpy as np, deepkern as dk
+    >>> B, I, H = 2, 3, 4
+    >>> x, w_ih, w_hh = np.zeros((B, I)), np.zeros((4 * H, I)), np.zeros((4 * H, H))
+    >>> (h1, c1), ctx = dk.lstm_cell(x, None, None, w_ih, w_hh, return_ctx=True)
+    >>> h1.shape, float(c1[0, 0])          # zero gates: c1 = 0.5 * 0 + 0.5 * tanh(0)
+    ((2, 4), 0.0)
+    >>> len(dk.lstm_cell_backward(ctx, np.ones_like(h1), None))
+    7
     """
     op = "lstm_cell"
     unb, x, (h, c) = _unbatched(op, x, 2, [("h", h), ("c", c)])
@@ -168,7 +179,14 @@ def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None, *, return_ctx=False):
 def lstm_cell_backward(ctx, dh1, dc1):
     """(dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh) from the gradients of h1 and c1 (either may be
     None, meaning zeros). dh / dc are None where the forward's h / c was None, db_* where
-    that bias was None."""
+    that bias was None.
+
+    >>> import numpy as np, deepkern as dk
+    >>> (h1, c1), ctx = dk.lstm_cell(np.ones((1, 2)), None, None, np.zeros((8, 2)), np.zeros((8, 2)), return_ctx=True)
+    >>> dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh = dk.lstm_cell_backward(ctx, np.ones_like(h1), None)
+    >>> dx.shape, dh, dw_ih.shape
+    ((1, 2), None, (8, 2))
+    """
     op = "lstm_cell_backward"
     check_ctx(op, ctx, "lstm_cell")
     _, B, I, H = ctx.params
@@ -194,6 +212,16 @@ def lstm(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, *, w_hr=None, return_ctx=F
     w_hr (P, H): PyTorch's proj_size: h_t = (o * tanh(c_t)) @ w_hr.T, so y and h are (.., P),
     w_hh is (4H, P); this path composes GEMMs and array ops (functional/lstm_proj.py), and
     lstm_backward then returns dw_hr as an eighth gradient.
+
+    dtypes: float32 or float64 on numpy, float32 or float16 on cupy; results have x's dtype.
+
+    >>> import numpy as np, deepkern as dk
+    >>> T, B, I, H = 5, 2, 3, 4
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((T, B, I)); w_ih, w_hh = rng.standard_normal((4 * H, I)), rng.standard_normal((4 * H, H))
+    >>> (y, hT, cT), ctx = dk.lstm(x, None, None, w_ih, w_hh, return_ctx=True)
+    >>> y.shape, bool(np.array_equal(y[-1], hT))
+    ((5, 2, 4), True)
     """
     op = "lstm"
     unb, x, (h0, c0) = _unbatched(op, x, 3, [("h0", h0), ("c0", c0)])
@@ -217,7 +245,14 @@ def lstm_backward(ctx, dy, dhT=None, dcT=None):
     """Backpropagation through time: (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh) from dy (T, B, H)
     and the optional gradients of the final state dhT, dcT (B, H). Any of the three may be
     None (zeros). dh0 / dc0 are None where the forward's h0 / c0 was None, db_* where that
-    bias was None. Unbatched forward: dy (T, H), dhT/dcT (H,). With w_hr: (.., dw_hr) too."""
+    bias was None. Unbatched forward: dy (T, H), dhT/dcT (H,). With w_hr: (.., dw_hr) too.
+
+    >>> import numpy as np, deepkern as dk
+    >>> (y, hT, cT), ctx = dk.lstm(np.ones((3, 1, 2)), None, None, np.zeros((8, 2)), np.zeros((8, 2)), return_ctx=True)
+    >>> grads = dk.lstm_backward(ctx, np.ones_like(y))
+    >>> [None if g is None else g.shape for g in grads]
+    [(3, 1, 2), None, None, (8, 2), (8, 2), None, None]
+    """
     op = "lstm_backward"
     check_ctx(op, ctx, "lstm")
     proj = getattr(ctx, "proj", False)

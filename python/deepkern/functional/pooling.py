@@ -95,6 +95,14 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     Window taps are `dilation` apart; with ceil_mode the output size rounds up (PyTorch's rule).
     Returns y, plus the argmax indices (flat positions in each input plane, int64) when
     return_indices, plus a ctx for max_pool2d_backward when return_ctx.
+
+    dtypes: float32 or float64 on numpy (float16 too on cupy); y has x's dtype, indices are int64.
+
+    >>> import numpy as np, deepkern as dk
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> y, idx = dk.max_pool2d(x, 2, return_indices=True)
+    >>> y[0, 0].tolist(), idx[0, 0].tolist()
+    ([[5.0, 7.0], [13.0, 15.0]], [[5, 7], [13, 15]])
     """
     op = "max_pool2d"
     backend, (x,), out_dt, comp_dt = as_float_arrays(op, [("x", x)])
@@ -129,7 +137,15 @@ def _dx_out(ctx, dx):
 
 
 def max_pool2d_backward(ctx, dy):
-    """(dx,): each output's gradient goes to the input unit that was its max in the forward."""
+    """(dx,): each output's gradient goes to the input unit that was its max in the forward.
+
+    >>> import numpy as np, deepkern as dk
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> y, ctx = dk.max_pool2d(x, 2, return_ctx=True)
+    >>> (dx,) = dk.max_pool2d_backward(ctx, np.ones_like(y))
+    >>> dx[0, 0].tolist()
+    [[0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 1.0]]
+    """
     op = "max_pool2d_backward"
     check_ctx(op, ctx, "max_pool2d")
     dy = _grad4(op, ctx, dy)
@@ -144,6 +160,14 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
 
     Each window's sum is divided by divisor_override if given, else by the window's size clipped
     to the padded input (count_include_pad=True, PyTorch's default) or to the input itself.
+
+    dtypes: float32 or float64 on numpy (float16 too on cupy); y has x's dtype. With return_ctx=True
+    returns (y, ctx) for avg_pool2d_backward.
+
+    >>> import numpy as np, deepkern as dk
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> dk.avg_pool2d(x, 2)[0, 0].tolist()
+    [[2.5, 4.5], [10.5, 12.5]]
     """
     op = "avg_pool2d"
     backend, (x,), out_dt, comp_dt = as_float_arrays(op, [("x", x)])
@@ -162,7 +186,13 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
 
 
 def avg_pool2d_backward(ctx, dy):
-    """(dx,): each output's gradient is spread evenly over its window, divided as in the forward."""
+    """(dx,): each output's gradient is spread evenly over its window, divided as in the forward.
+
+    >>> import numpy as np, deepkern as dk
+    >>> y, ctx = dk.avg_pool2d(np.zeros((1, 1, 2, 2)), 2, return_ctx=True)
+    >>> dk.avg_pool2d_backward(ctx, np.ones((1, 1, 1, 1)))[0][0, 0].tolist()
+    [[0.25, 0.25], [0.25, 0.25]]
+    """
     op = "avg_pool2d_backward"
     check_ctx(op, ctx, "avg_pool2d")
     dy = _grad4(op, ctx, dy)
