@@ -3,9 +3,9 @@
     python benchmarks/bench_busy.py [--repeats 5] [--json benchmarks/out/busy.json]
 
 Two workloads, each timed in a fresh process (OpenMP reads its settings once, at start):
-- a small LSTM `fit`: LSTM(1 -> 32) + Dense(32 -> 1) on 512 sequences of 20 steps, MSE, Adam,
+- a small LSTM `fit`: LSTM(1 -> 32) + Dense(32 -> 1) on 2,048 sequences of 20 steps, MSE, Adam,
   batch 32, 8 epochs;
-- 20 LeNet training steps (batch 64, as benchmarks/bench_training.py).
+- 60 LeNet training steps (batch 64, as benchmarks/bench_training.py).
 Each is run quiet and with a busy neighbour (a process spinning on one core for the whole run),
 under the library's default threading (a bounded spin, python/deepkern/_openmp_env.py) and under
 the variants one could choose instead (libgomp's own spin, OMP_WAIT_POLICY=PASSIVE, an unbounded
@@ -29,7 +29,7 @@ WORKLOADS = {
     "lstm_fit": """
 import numpy as np, deepkern as dk
 rng = np.random.default_rng(0)
-x = rng.standard_normal((512, 20, 1)).astype(np.float32)
+x = rng.standard_normal((2048, 20, 1)).astype(np.float32)
 y = x.sum(axis=1) * 0.1
 dk.nn.manual_seed(0)
 m = dk.nn.Sequential([dk.nn.LSTM(1, 32), dk.nn.Dense(32, 1)])
@@ -49,7 +49,7 @@ x = rng.random((64, 1, 28, 28), dtype=np.float32); y = rng.integers(0, 10, 64)
 opt = dk.optim.SGD(m, lr=0.01, momentum=0.9); loss = nn.SoftmaxCrossEntropy()
 for _ in range(3): m.train_step(x, y, loss, opt)
 import time; t0 = time.perf_counter()
-for _ in range(20): m.train_step(x, y, loss, opt)
+for _ in range(60): m.train_step(x, y, loss, opt)
 print("SECONDS", time.perf_counter() - t0)
 """,
 }

@@ -4,8 +4,9 @@ Between two parallel regions an OpenMP worker spins, waiting for the next one: G
 about 300,000 times (milliseconds) before it sleeps. On a machine where another process holds a
 core, that spinning takes the core from the thread that has work, and small kernels (an LSTM step,
 a LeNet layer) run many times slower (benchmarks/bench_busy.py; figures in benchmarks/RESULTS.md).
-A short spin keeps the quick hand-over between back-to-back regions on a quiet machine and lets
-the workers sleep soon on a busy one.
+A short spin keeps most of the quick hand-over between back-to-back regions on a quiet machine and
+lets the workers sleep soon on a busy one. It is a trade-off, measured in benchmarks/RESULTS.md:
+on small training jobs it costs 20-30% on a quiet machine and saves 2-3x on a busy one.
 
 The OpenMP runtime reads these settings once, when it is loaded, so deepkern sets them only
 around the import of deepkern._cpu and restores the environment afterwards: child processes and
@@ -16,7 +17,7 @@ KMP_BLOCKTIME (LLVM's libomp) leave deepkern's defaults out.
 import contextlib
 import os
 
-SPIN_COUNT = "10000"  # libgomp spins before sleeping (see benchmarks/RESULTS.md, "busy machine")
+SPIN_COUNT = "1000"  # libgomp spins before sleeping (see benchmarks/RESULTS.md, "Busy machine")
 BLOCKTIME_MS = "1"  # the same idea for LLVM's libomp, in milliseconds
 
 
