@@ -6,11 +6,11 @@ float32 D=64 against EFFICIENT_ATTENTION. Inputs are shared (cupy arrays seen by
 DLPack). FLOPs: 4*B*H*pairs*D forward, 3.5x that forward+backward (pairs = N(N+1)/2 causal).
 Timing: benchmarks/gpu_harness.py (CUDA events, interleaved, median).
 """
+
 import sys
 
-import numpy as np
-
 import deepkern as dk
+import numpy as np
 
 B, H, N = 4, 16, 4096
 
@@ -27,8 +27,10 @@ def _need_device():
     except ImportError as e:
         sys.exit(f"bench_attention --device cuda: needs cupy and torch ({e}); nothing timed")
     if not torch.cuda.is_available() or cp.cuda.runtime.getDeviceCount() < 1 or not dk.cuda_available():
-        sys.exit("bench_attention --device cuda: no CUDA device (or deepkern was built without its CUDA module); "
-                 "nothing timed")
+        sys.exit(
+            "bench_attention --device cuda: no CUDA device (or deepkern was built without its CUDA module); "
+            "nothing timed"
+        )
     return cp, torch
 
 
@@ -59,6 +61,7 @@ def _case(cp, torch, D, causal, dtype, backward, peer, others, rng):
     tqg, tkg, tvg = (t.detach().clone().requires_grad_(True) for t in (tq, tk, tv))
 
     if backward:
+
         def ours():
             _, ctx = dk.scaled_dot_product_attention(q, k, v, is_causal=causal, return_ctx=True)
             return dk.scaled_dot_product_attention_backward(ctx, do)
@@ -67,6 +70,7 @@ def _case(cp, torch, D, causal, dtype, backward, peer, others, rng):
             out = F.scaled_dot_product_attention(tqg, tkg, tvg, is_causal=causal)
             return torch.autograd.grad(out, (tqg, tkg, tvg), tdo)
     else:
+
         def ours():
             return dk.scaled_dot_product_attention(q, k, v, is_causal=causal)
 
@@ -77,16 +81,26 @@ def _case(cp, torch, D, causal, dtype, backward, peer, others, rng):
         def fn():
             with sdpa_kernel(backend):
                 return run_torch()
+
         return fn
 
     peer_backend = getattr(SDPBackend, peer)
     flops = 4.0 * B * H * _pairs(causal) * D * (3.5 if backward else 1.0)
     name = np.dtype(dtype).name
-    return GpuCase(f"sdpa {name} {'fwd+bwd' if backward else 'fwd'}", f"B{B} H{H} N{N} D{D}{' causal' if causal else ''}",
-                   ours, under(peer_backend) if _backend_works(torch, peer_backend, run_torch) else None,
-                   flops=flops, ceiling="tc_fp16" if dtype == np.float16 else "fp32", peer_name=peer.lower(),
-                   other_peers={o.lower(): under(getattr(SDPBackend, o)) for o in others
-                                if _backend_works(torch, getattr(SDPBackend, o), run_torch)})
+    return GpuCase(
+        f"sdpa {name} {'fwd+bwd' if backward else 'fwd'}",
+        f"B{B} H{H} N{N} D{D}{' causal' if causal else ''}",
+        ours,
+        under(peer_backend) if _backend_works(torch, peer_backend, run_torch) else None,
+        flops=flops,
+        ceiling="tc_fp16" if dtype == np.float16 else "fp32",
+        peer_name=peer.lower(),
+        other_peers={
+            o.lower(): under(getattr(SDPBackend, o))
+            for o in others
+            if _backend_works(torch, getattr(SDPBackend, o), run_torch)
+        },
+    )
 
 
 def run(json_path=None, repeats=20):
@@ -98,8 +112,9 @@ def run(json_path=None, repeats=20):
     for D in (64, 128):
         for causal in (False, True):
             for backward in (False, True):
-                cases.append(_case(cp, torch, D, causal, np.float16, backward, "FLASH_ATTENTION",
-                                   ["CUDNN_ATTENTION"], rng))
+                cases.append(
+                    _case(cp, torch, D, causal, np.float16, backward, "FLASH_ATTENTION", ["CUDNN_ATTENTION"], rng)
+                )
     for backward in (False, True):
         cases.append(_case(cp, torch, 64, False, np.float32, backward, "EFFICIENT_ATTENTION", [], rng))
     return run_gpu_cases(cases, json_path=json_path, repeats=repeats, warmup=3, title="SDPA on the GPU")

@@ -9,6 +9,7 @@ dQ, dK), over the (b, h, i, j) pairs that are not causally masked. Then the memo
 growth of one forward+backward in a fresh process for N = 1024 ... 8192, which must grow linearly;
 and deepkern's per-core efficiency: one thread, CPU time (robust on a shared, loaded machine).
 """
+
 import argparse
 import json
 import os
@@ -18,9 +19,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Case, run_cases, torch_threads  # noqa: E402
-
 import deepkern as dk  # noqa: E402
+from harness import Case, run_cases, torch_threads  # noqa: E402
 
 THREADS = 2
 
@@ -39,6 +39,7 @@ def make_cases(B, H, N, D, causal, rng, fwd=True, bwd=True):
     cases = []
 
     if fwd:
+
         def dk_fwd():
             return dk.scaled_dot_product_attention(q, k, v, is_causal=causal)
 
@@ -48,6 +49,7 @@ def make_cases(B, H, N, D, causal, rng, fwd=True, bwd=True):
 
         cases.append(Case("sdpa forward", shape, dk_fwd, torch_fwd, flops=flop_f))
     if bwd:
+
         def dk_fb():
             _, ctx = dk.scaled_dot_product_attention(q, k, v, is_causal=causal, return_ctx=True)
             return dk.scaled_dot_product_attention_backward(ctx, do)
@@ -111,24 +113,32 @@ def memory_rows(Ns=(1024, 2048, 4096, 8192), D=64):
     a fresh process each."""
     rows = []
     for N in Ns:
-        row = {"N": N, "D": D, "inputs_and_grads_mib": 8 * N * D * 4 / 2**20,
-               "one_LqxLk_matrix_mib": N * N * 4 / 2**20}
+        row = {"N": N, "D": D, "inputs_and_grads_mib": 8 * N * D * 4 / 2**20, "one_LqxLk_matrix_mib": N * N * 4 / 2**20}
         for which in ("deepkern", "torch"):
-            r = subprocess.run([sys.executable, "-c", _MEM_CHILD, which, str(N), str(D)], capture_output=True,
-                               text=True, env=dict(os.environ))
+            r = subprocess.run(
+                [sys.executable, "-c", _MEM_CHILD, which, str(N), str(D)],
+                capture_output=True,
+                text=True,
+                env=dict(os.environ),
+            )
             row[f"{which}_peak_growth_mib"] = int(r.stdout.strip()) / 1024 if r.returncode == 0 else None
         rows.append(row)
     print("\n== peak RSS growth of one forward+backward, B=1 H=1 D=64 float32 (fresh process each)")
-    print(f"{'N':>6s} {'deepkern MiB':>13s} {'torch MiB':>10s} {'q,k,v,dO,out,grads MiB':>23s} {'one NxN f32 MiB':>16s}")
+    print(
+        f"{'N':>6s} {'deepkern MiB':>13s} {'torch MiB':>10s} {'q,k,v,dO,out,grads MiB':>23s} {'one NxN f32 MiB':>16s}"
+    )
     for r in rows:
         f = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
-        print(f"{r['N']:6d} {f(r['deepkern_peak_growth_mib']):>13s} {f(r['torch_peak_growth_mib']):>10s} "
-              f"{r['inputs_and_grads_mib']:23.1f} {r['one_LqxLk_matrix_mib']:16.1f}")
+        print(
+            f"{r['N']:6d} {f(r['deepkern_peak_growth_mib']):>13s} {f(r['torch_peak_growth_mib']):>10s} "
+            f"{r['inputs_and_grads_mib']:23.1f} {r['one_LqxLk_matrix_mib']:16.1f}"
+        )
     return rows
 
 
-def cpu_time_rows(shapes=((2, 8, 512, 64, False), (2, 8, 512, 64, True), (1, 4, 4096, 64, False),
-                           (1, 4, 2048, 128, False)), repeats=7):
+def cpu_time_rows(
+    shapes=((2, 8, 512, 64, False), (2, 8, 512, 64, True), (1, 4, 4096, 64, False), (1, 4, 2048, 128, False)), repeats=7
+):
     """deepkern alone on ONE thread, timed in CPU seconds (time.process_time), median of repeats:
     the kernel's efficiency per core, which other processes on a shared machine hardly disturb."""
     import statistics
@@ -157,8 +167,15 @@ def cpu_time_rows(shapes=((2, 8, 512, 64, False), (2, 8, 512, 64, True), (1, 4, 
             tb = cpu(lambda: dk.scaled_dot_product_attention_backward(ctx, do))
             flop_f = 4.0 * B * H * pairs(N, causal) * D
             shape = f"B{B} H{H} N{N} D{D}{' causal' if causal else ''}"
-            rows.append(dict(shape=shape, fwd_ms=tf * 1e3, fwd_gflops=flop_f / tf / 1e9, bwd_ms=tb * 1e3,
-                             bwd_gflops=2.5 * flop_f / tb / 1e9))
+            rows.append(
+                dict(
+                    shape=shape,
+                    fwd_ms=tf * 1e3,
+                    fwd_gflops=flop_f / tf / 1e9,
+                    bwd_ms=tb * 1e3,
+                    bwd_gflops=2.5 * flop_f / tb / 1e9,
+                )
+            )
             r = rows[-1]
             print(f"{shape:28s} {r['fwd_ms']:8.2f} {r['fwd_gflops']:9.1f} {r['bwd_ms']:8.2f} {r['bwd_gflops']:9.1f}")
     finally:
@@ -172,8 +189,12 @@ def main():
     ap.add_argument("--no-long", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--no-cpu-time", action="store_true")
-    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                    help="cuda: float16/float32 B=4 H=16 N=4096 vs PyTorch's flash/cuDNN/efficient SDPA on the GPU")
+    ap.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="cuda: float16/float32 B=4 H=16 N=4096 vs PyTorch's flash/cuDNN/efficient SDPA on the GPU",
+    )
     ap.add_argument("--json", default=None, help="where the results go (default benchmarks/out/attention[_cuda].json)")
     args = ap.parse_args()
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")

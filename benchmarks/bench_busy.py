@@ -13,6 +13,7 @@ spin OMP_WAIT_POLICY=ACTIVE, one thread). The table gives
 seconds (median of repeats) and busy/quiet ratios; the target is busy/quiet <= 1.5 for the
 default, and the default losing <= 5% to the best variant on the quiet machine.
 """
+
 import argparse
 import json
 import multiprocessing

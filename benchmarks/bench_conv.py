@@ -9,6 +9,7 @@ of deepkern's measured GEMM peak (a 1024^3 float32 GEMM at the same thread count
 Floor: conv is compute-bound here (weights and activations fit in L2/L3), so the floor is
 FLOPs / GEMM peak: 2*N*K*Ho*Wo*C*kh*kw per pass; forward+backward = 3x the forward FLOPs.
 """
+
 import argparse
 import os
 import sys
@@ -33,8 +34,8 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 import deepkern as dk  # noqa: E402
-from deepkern import _cpu  # noqa: E402
 import harness  # noqa: E402
+from deepkern import _cpu  # noqa: E402
 from harness import Case, run_cases, torch_threads  # noqa: E402
 
 torch = torch_threads(args.threads)
@@ -82,33 +83,47 @@ def conv_cases(name, N, C, H, W, K, k, stride=1, padding=0, groups=1):
         txg.grad = twg.grad = tbg.grad = None
         F.conv2d(txg, twg, tbg, stride, padding, 1, groups).backward(tdy)
 
-    return [Case(f"{name} fwd", shape, dk_fwd, torch_fwd, flops=flops),
-            Case(f"{name} fwd+bwd", shape, dk_fb, torch_fb, flops=3 * flops)]
+    return [
+        Case(f"{name} fwd", shape, dk_fwd, torch_fwd, flops=flops),
+        Case(f"{name} fwd+bwd", shape, dk_fb, torch_fb, flops=3 * flops),
+    ]
 
 
 sets = {
     "main": lambda: conv_cases("conv3x3", 8, 64, 32, 32, 64, 3, 1, 1),
-    "lenet": lambda: (conv_cases("lenet c1 5x5", 64, 1, 32, 32, 6, 5)
-                      + conv_cases("lenet c3 5x5", 64, 6, 14, 14, 16, 5)
-                      + conv_cases("lenet c5 5x5", 64, 16, 5, 5, 120, 5)),
-    "resnet": lambda: (conv_cases("resnet stem 7x7 s2", 8, 3, 224, 224, 64, 7, 2, 3)
-                       + conv_cases("resnet 1x1", 8, 64, 56, 56, 256, 1)
-                       + conv_cases("resnet 3x3", 8, 64, 56, 56, 64, 3, 1, 1)
-                       + conv_cases("resnet 3x3 s2", 8, 128, 56, 56, 128, 3, 2, 1)
-                       + conv_cases("resnet 1x1 s2 (downsample)", 8, 256, 56, 56, 512, 1, 2)
-                       + conv_cases("resnet 5x5", 8, 32, 28, 28, 32, 5, 1, 2)),
+    "lenet": lambda: (
+        conv_cases("lenet c1 5x5", 64, 1, 32, 32, 6, 5)
+        + conv_cases("lenet c3 5x5", 64, 6, 14, 14, 16, 5)
+        + conv_cases("lenet c5 5x5", 64, 16, 5, 5, 120, 5)
+    ),
+    "resnet": lambda: (
+        conv_cases("resnet stem 7x7 s2", 8, 3, 224, 224, 64, 7, 2, 3)
+        + conv_cases("resnet 1x1", 8, 64, 56, 56, 256, 1)
+        + conv_cases("resnet 3x3", 8, 64, 56, 56, 64, 3, 1, 1)
+        + conv_cases("resnet 3x3 s2", 8, 128, 56, 56, 128, 3, 2, 1)
+        + conv_cases("resnet 1x1 s2 (downsample)", 8, 256, 56, 56, 512, 1, 2)
+        + conv_cases("resnet 5x5", 8, 32, 28, 28, 32, 5, 1, 2)
+    ),
     # MobileNet-style depthwise 3x3 (its own kernel, no GEMM), a channel multiplier, and grouped (ResNeXt-like)
-    "groups": lambda: (conv_cases("depthwise 3x3", 8, 128, 56, 56, 128, 3, 1, 1, groups=128)
-                       + conv_cases("depthwise 3x3 s2", 8, 128, 56, 56, 128, 3, 2, 1, groups=128)
-                       + conv_cases("depthwise 3x3 K=2C", 8, 32, 56, 56, 64, 3, 1, 1, groups=32)
-                       + conv_cases("grouped 3x3 g8", 8, 128, 28, 28, 128, 3, 1, 1, groups=8)),
+    "groups": lambda: (
+        conv_cases("depthwise 3x3", 8, 128, 56, 56, 128, 3, 1, 1, groups=128)
+        + conv_cases("depthwise 3x3 s2", 8, 128, 56, 56, 128, 3, 2, 1, groups=128)
+        + conv_cases("depthwise 3x3 K=2C", 8, 32, 56, 56, 64, 3, 1, 1, groups=32)
+        + conv_cases("grouped 3x3 g8", 8, 128, 28, 28, 128, 3, 1, 1, groups=8)
+    ),
 }
 chosen = ["main", "lenet", "resnet", "groups"] if args.set == "all" else [args.set]
 peak = gemm_peak()
 clock = "process CPU time" if args.cpu_time else "wall clock"
-print(f"threads {args.threads} (deepkern and torch), {clock}; kernel {_cpu.gemm_kernel_name('float32')}; "
-      f"measured GEMM peak (1024^3 float32): {peak:.1f} GFLOP/s")
+print(
+    f"threads {args.threads} (deepkern and torch), {clock}; kernel {_cpu.gemm_kernel_name('float32')}; "
+    f"measured GEMM peak (1024^3 float32): {peak:.1f} GFLOP/s"
+)
 for s in chosen:
-    rows = run_cases(sets[s](), json_path=args.json and args.json.replace(".json", f"_{s}.json"),
-                     repeats=args.repeats, title=f"conv2d {s} (float32)")
+    rows = run_cases(
+        sets[s](),
+        json_path=args.json and args.json.replace(".json", f"_{s}.json"),
+        repeats=args.repeats,
+        title=f"conv2d {s} (float32)",
+    )
     print("  fraction of GEMM peak: " + ", ".join(f"{r['op']}: {r['gflop_per_s'] / peak:.0%}" for r in rows))

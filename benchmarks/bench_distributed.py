@@ -18,6 +18,7 @@ Times are medians of wall-clock and of CPU time (process_time: less distorted by
 Models: the main CNN (LeNet-5 shape, 1x28x28, as benchmarks/bench_training.py) and the LSTM LM
 of benchmarks/bench_lstm_lm.py (Embedding -> 2-layer LSTM -> Dense over every position).
 """
+
 import argparse
 import json
 import os
@@ -39,9 +40,22 @@ def build(kind, dtype=np.float32):
     nn = dk.nn
     nn.manual_seed(0)
     if kind == "cnn":
-        return nn.Sequential([nn.Conv2D(1, 6, 5), nn.ReLU(), nn.MaxPool2D(2), nn.Conv2D(6, 16, 5), nn.ReLU(),
-                              nn.MaxPool2D(2), nn.Flatten(), nn.Dense(256, 120), nn.ReLU(), nn.Dense(120, 84),
-                              nn.ReLU(), nn.Dense(84, 10)])
+        return nn.Sequential(
+            [
+                nn.Conv2D(1, 6, 5),
+                nn.ReLU(),
+                nn.MaxPool2D(2),
+                nn.Conv2D(6, 16, 5),
+                nn.ReLU(),
+                nn.MaxPool2D(2),
+                nn.Flatten(),
+                nn.Dense(256, 120),
+                nn.ReLU(),
+                nn.Dense(120, 84),
+                nn.ReLU(),
+                nn.Dense(84, 10),
+            ]
+        )
     V, E, H = LSTM_SHAPE[2:]
     return nn.Sequential([nn.Embedding(V, E), nn.LSTM(E, H, num_layers=2, return_sequences=True), nn.Dense(H, V)])
 
@@ -164,8 +178,10 @@ def predict(one, two, summary, alpha, beta):
     against the measured 2-rank step."""
     out = {}
     print("\nPredicted weak-scaling efficiency (per-rank batch as above), ring all-reduce, alpha-beta model")
-    print(f"{'model':6} {'network':28} {'N':>4} {'T_ar ms':>8} {'no overlap':>10} {'full overlap':>12} "
-          f"{'log-latency T_ar ms':>19} {'no overlap':>10}")
+    print(
+        f"{'model':6} {'network':28} {'N':>4} {'T_ar ms':>8} {'no overlap':>10} {'full overlap':>12} "
+        f"{'log-latency T_ar ms':>19} {'no overlap':>10}"
+    )
     for kind in ("cnn", "lstm"):
         m = one["models"][kind]
         tc = summary[f"{kind}_weak"]["cpu1"]  # one thread, CPU-bound: its CPU time is the unloaded wall time
@@ -177,20 +193,34 @@ def predict(one, two, summary, alpha, beta):
             nocomm, meas = sm[f"{key or 't'}2_nocomm"], sm[f"{key or 't'}2"]
             check[what] = {"predicted": nocomm + tar2, "measured": meas}
         out[kind] = {"check_2_ranks": check}
-        for name, a, b in [("this machine (measured a, b)", alpha, beta),
-                           ("assumed 100 Gb/s IB, 5 us", NETWORK["alpha"], NETWORK["beta"])]:
+        for name, a, b in [
+            ("this machine (measured a, b)", alpha, beta),
+            ("assumed 100 Gb/s IB, 5 us", NETWORK["alpha"], NETWORK["beta"]),
+        ]:
             for n in (8, 64, 512):
                 tar = ring_time(n, G, k, a, b)
                 lo, hi = tc / (tc + tar), tc / max(tc, tar)
                 trd = rabenseifner_time(n, G, k, a, b)
-                out[kind][f"{name}/{n}"] = {"t_ar": tar, "no_overlap": lo, "full_overlap": hi,
-                                            "t_ar_log": trd, "no_overlap_log": tc / (tc + trd)}
-                print(f"{kind:6} {name:28} {n:>4} {1e3 * tar:>8.3f} {lo:>10.2f} {hi:>12.2f} {1e3 * trd:>19.3f} "
-                      f"{tc / (tc + trd):>10.2f}")
-        print(f"{kind:6} 2-rank check, weak, T_ar(2) = {1e3 * tar2:.3f} ms: predicted (2-process step without "
-              "comm + T_ar(2)) vs measured, ms: " + ", ".join(
-                  f"{w} {1e3 * c['predicted']:.2f} vs {1e3 * c['measured']:.2f}"
-                  for w, c in check.items() if w != "T_ar(2)"))
+                out[kind][f"{name}/{n}"] = {
+                    "t_ar": tar,
+                    "no_overlap": lo,
+                    "full_overlap": hi,
+                    "t_ar_log": trd,
+                    "no_overlap_log": tc / (tc + trd),
+                }
+                print(
+                    f"{kind:6} {name:28} {n:>4} {1e3 * tar:>8.3f} {lo:>10.2f} {hi:>12.2f} {1e3 * trd:>19.3f} "
+                    f"{tc / (tc + trd):>10.2f}"
+                )
+        print(
+            f"{kind:6} 2-rank check, weak, T_ar(2) = {1e3 * tar2:.3f} ms: predicted (2-process step without "
+            "comm + T_ar(2)) vs measured, ms: "
+            + ", ".join(
+                f"{w} {1e3 * c['predicted']:.2f} vs {1e3 * c['measured']:.2f}"
+                for w, c in check.items()
+                if w != "T_ar(2)"
+            )
+        )
     return out
 
 
@@ -211,18 +241,32 @@ def main():
     for n in (1, 2):
         with tempfile.TemporaryDirectory() as d:
             out = os.path.join(d, "r.json")
-            cmd = [mpiexec, "-n", str(n), sys.executable, __file__, "--worker", "--out", out,
-                   "--repeats", str(args.repeats)] + (["--quick"] if args.quick else [])
+            cmd = [
+                mpiexec,
+                "-n",
+                str(n),
+                sys.executable,
+                __file__,
+                "--worker",
+                "--out",
+                out,
+                "--repeats",
+                str(args.repeats),
+            ] + (["--quick"] if args.quick else [])
             subprocess.run(cmd, check=True, env=env)
             with open(out) as f:
                 runs[n] = json.load(f)
     load1 = os.getloadavg()
     one, two = runs[1], runs[2]
-    print(f"\nData-parallel training step, 1 thread per process (float32 SGD momentum); load average "
-          f"{load0[0]:.1f} before, {load1[0]:.1f} after\n")
+    print(
+        f"\nData-parallel training step, 1 thread per process (float32 SGD momentum); load average "
+        f"{load0[0]:.1f} before, {load1[0]:.1f} after\n"
+    )
     print("times in ms: median wall / median CPU / fastest wall of the timed steps; efficiency from each")
-    print(f"{'model':6} {'params':>9} {'mode':6} {'batch/rank':>10} {'1 process':>20} {'2 processes':>20} "
-          f"{'2 proc, no comm':>20} {'efficiency':>16}")
+    print(
+        f"{'model':6} {'params':>9} {'mode':6} {'batch/rank':>10} {'1 process':>20} {'2 processes':>20} "
+        f"{'2 proc, no comm':>20} {'efficiency':>16}"
+    )
     summary = {}
 
     def ms(t):
@@ -235,12 +279,24 @@ def main():
             two_t, local_t = m2[f"{mode}_dp"], m2[f"{mode}_local"]
             k = 1 if mode == "weak" else 2
             eff = [a / (k * b) for a, b in zip(one_t, two_t)]
-            summary[f"{kind}_{mode}"] = {"t1": one_t[0], "t2": two_t[0], "t2_nocomm": local_t[0],
-                                         "cpu1": one_t[1], "cpu2": two_t[1], "cpu2_nocomm": local_t[1],
-                                         "min1": one_t[2], "min2": two_t[2], "min2_nocomm": local_t[2],
-                                         "efficiency": eff[0], "efficiency_cpu": eff[1], "efficiency_min": eff[2]}
-            print(f"{kind:6} {m1['params']:>9,} {mode:6} {m2[f'{mode}_local_batch']:>10} {ms(one_t):>20} "
-                  f"{ms(two_t):>20} {ms(local_t):>20} {'/'.join(f'{e:.2f}' for e in eff):>16}")
+            summary[f"{kind}_{mode}"] = {
+                "t1": one_t[0],
+                "t2": two_t[0],
+                "t2_nocomm": local_t[0],
+                "cpu1": one_t[1],
+                "cpu2": two_t[1],
+                "cpu2_nocomm": local_t[1],
+                "min1": one_t[2],
+                "min2": two_t[2],
+                "min2_nocomm": local_t[2],
+                "efficiency": eff[0],
+                "efficiency_cpu": eff[1],
+                "efficiency_min": eff[2],
+            }
+            print(
+                f"{kind:6} {m1['params']:>9,} {mode:6} {m2[f'{mode}_local_batch']:>10} {ms(one_t):>20} "
+                f"{ms(two_t):>20} {ms(local_t):>20} {'/'.join(f'{e:.2f}' for e in eff):>16}"
+            )
     n = 2
     # fitted over the message sizes DataParallel sends (buckets of ~1 MB and below)
     alpha, beta = fit_alpha_beta([p for p in two["allreduce"] if p["bytes"] <= (1 << 20)], n)
@@ -250,14 +306,28 @@ def main():
         model_t = 2 * (n - 1) * alpha + 2 * (n - 1) / n * p["bytes"] * beta
         bus = 2 * (n - 1) / n * p["bytes"] / p["seconds"] / 1e9
         print(f"{p['bytes']:>10} {1e3 * p['seconds']:>9.3f} {bus:>9.2f} {1e3 * model_t:>9.3f}")
-    print(f"\nalpha = {1e6 * alpha:.2f} us, beta = {1e9 * beta:.4f} ns/byte ({1 / beta / 1e9:.2f} GB/s), "
-          "fitted over 4 KB..1 MB")
+    print(
+        f"\nalpha = {1e6 * alpha:.2f} us, beta = {1e9 * beta:.4f} ns/byte ({1 / beta / 1e9:.2f} GB/s), "
+        "fitted over 4 KB..1 MB"
+    )
     predictions = predict(one, two, summary, alpha, beta)
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as f:
-        json.dump({"machine": platform.platform(), "processor": platform.processor(), "load_before": load0,
-                   "load_after": load1, "runs": runs, "summary": summary, "alpha": alpha, "beta": beta,
-                   "predictions": predictions}, f, indent=1)
+        json.dump(
+            {
+                "machine": platform.platform(),
+                "processor": platform.processor(),
+                "load_before": load0,
+                "load_after": load1,
+                "runs": runs,
+                "summary": summary,
+                "alpha": alpha,
+                "beta": beta,
+                "predictions": predictions,
+            },
+            f,
+            indent=1,
+        )
     print(f"wrote {args.json}")
 
 

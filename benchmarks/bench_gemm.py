@@ -6,6 +6,7 @@
 
 Floor: 2*n^3 FLOPs over the FMA peak (AVX-512: 2 x 16 float32 FMAs per cycle per core on this CPU).
 """
+
 import argparse
 import os
 import sys
@@ -23,8 +24,8 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 import deepkern as dk  # noqa: E402
-from deepkern import _cpu  # noqa: E402
 import harness  # noqa: E402
+from deepkern import _cpu  # noqa: E402
 from harness import Case, run_cases  # noqa: E402
 
 if args.cpu_time:  # the harness's clock, swapped for CPU time of this process
@@ -40,8 +41,18 @@ for dt in (np.float32, np.float64):
         a = rng.standard_normal((n, n)).astype(dt)
         b = rng.standard_normal((n, n)).astype(dt)
         c = np.empty((n, n), dt)
-        cases.append(Case("gemm " + np.dtype(dt).name, f"{n}x{n}x{n}", lambda a=a, b=b, c=c: _cpu.gemm(a, b, c),
-                          lambda a=a, b=b, c=c: np.matmul(a, b, out=c), flops=2.0 * n**3, peer_name="numpy"))
-print(f"deepkern kernels: float32 {_cpu.gemm_kernel_name('float32')}, float64 {_cpu.gemm_kernel_name('float64')}; "
-      f"threads {args.threads} (numpy/OpenBLAS {os.environ['OPENBLAS_NUM_THREADS']})")
+        cases.append(
+            Case(
+                "gemm " + np.dtype(dt).name,
+                f"{n}x{n}x{n}",
+                lambda a=a, b=b, c=c: _cpu.gemm(a, b, c),
+                lambda a=a, b=b, c=c: np.matmul(a, b, out=c),
+                flops=2.0 * n**3,
+                peer_name="numpy",
+            )
+        )
+print(
+    f"deepkern kernels: float32 {_cpu.gemm_kernel_name('float32')}, float64 {_cpu.gemm_kernel_name('float64')}; "
+    f"threads {args.threads} (numpy/OpenBLAS {os.environ['OPENBLAS_NUM_THREADS']})"
+)
 run_cases(cases, json_path=args.json, repeats=15, title="GEMM: deepkern vs numpy matmul")

@@ -18,6 +18,7 @@ stalls its partner at every per-step barrier, in both libraries). So the script 
 load-robust view: both libraries at ONE thread, timed by process CPU time (interleaved, best
 of n), and the GEMM rate measured the same way; the 2-thread floor uses twice that rate.
 """
+
 import argparse
 import os
 import sys
@@ -26,10 +27,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Case, run_cases, torch_threads  # noqa: E402
-
 import deepkern as dk  # noqa: E402
 from deepkern import _cpu  # noqa: E402
+from harness import Case, run_cases, torch_threads  # noqa: E402
 
 
 def lstm_flops(T, B, I, H):
@@ -125,29 +125,41 @@ def main():
     g_dk, g_torch = gemm_rate(torch)
     peak = max(g_dk, g_torch)
     print(f"deepkern ISA {dk._cpu.isa()}, GEMM kernel {_cpu.gemm_kernel_name('float32')}")
-    print(f"GEMM 2048x1024x256 f32, 1 thread (CPU time): deepkern {g_dk:.0f} GFLOP/s, torch (MKL) {g_torch:.0f} GFLOP/s")
+    print(
+        f"GEMM 2048x1024x256 f32, 1 thread (CPU time): deepkern {g_dk:.0f} GFLOP/s, torch (MKL) {g_torch:.0f} GFLOP/s"
+    )
     for T, B, I, H in SIZES[:1]:
         fwd, total = lstm_flops(T, B, I, H)
-        print(f"floor T{T} B{B} I{I} H{H}: fwd+bwd {total / 1e9:.2f} GFLOP -> {total / peak / 1e6:.1f} ms on 1 thread, "
-              f"{total / (args.threads * peak) / 1e6:.1f} ms on {args.threads}; fwd {fwd / 1e9:.2f} GFLOP -> "
-              f"{fwd / peak / 1e6:.1f} / {fwd / (args.threads * peak) / 1e6:.1f} ms")
+        print(
+            f"floor T{T} B{B} I{I} H{H}: fwd+bwd {total / 1e9:.2f} GFLOP -> {total / peak / 1e6:.1f} ms on 1 thread, "
+            f"{total / (args.threads * peak) / 1e6:.1f} ms on {args.threads}; fwd {fwd / 1e9:.2f} GFLOP -> "
+            f"{fwd / peak / 1e6:.1f} / {fwd / (args.threads * peak) / 1e6:.1f} ms"
+        )
 
     print("\n== lstm, CPU float32, 1 thread each, process CPU time (best of 9, interleaved)")
     print(f"{'op':14s} {'shape':24s} {'deepkern ms':>12s} {'torch ms':>10s} {'speedup':>8s} {'% of GEMM rate':>15s}")
     for size in SIZES:
         for c in cases(torch, *size):
             t_dk, t_peer = cpu_time_interleaved(c.deepkern, c.peer)
-            print(f"{c.op:14s} {c.shape:24s} {t_dk * 1e3:12.2f} {t_peer * 1e3:10.2f} {t_peer / t_dk:7.2f}x "
-                  f"{100 * c.flops / t_dk / 1e9 / peak:14.1f}%")
+            print(
+                f"{c.op:14s} {c.shape:24s} {t_dk * 1e3:12.2f} {t_peer * 1e3:10.2f} {t_peer / t_dk:7.2f}x "
+                f"{100 * c.flops / t_dk / 1e9 / peak:14.1f}%"
+            )
 
     torch.set_num_threads(args.threads)
     dk.set_num_threads(args.threads)
     all_cases = [c for size in SIZES for c in cases(torch, *size)]
-    rows = run_cases(all_cases, json_path=args.json, repeats=args.repeats,
-                     title=f"lstm, CPU float32, {args.threads} threads each, wall clock (median)")
+    rows = run_cases(
+        all_cases,
+        json_path=args.json,
+        repeats=args.repeats,
+        title=f"lstm, CPU float32, {args.threads} threads each, wall clock (median)",
+    )
     for r in rows:
-        print(f"  {r['op']:14s} {r['shape']:24s} {100 * r['gflop_per_s'] / (args.threads * peak):5.1f}% of "
-              f"{args.threads} x the 1-thread GEMM rate")
+        print(
+            f"  {r['op']:14s} {r['shape']:24s} {100 * r['gflop_per_s'] / (args.threads * peak):5.1f}% of "
+            f"{args.threads} x the 1-thread GEMM rate"
+        )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ Cases (speedup = torch time / deepkern time; CUDA-event medians, benchmarks/gpu_
 Everything that needs no device (inputs, the twin models, the FLOP counts) is built first; where
 cupy, torch CUDA or a device is missing the script says so and exits with status 2.
 """
+
 import os
 import sys
 
@@ -89,6 +90,7 @@ def lstm_cases(cp, torch, GpuCase, T, B, I, H, dtype):
                 return fn()
             finally:
                 torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
+
         return run
 
     def cell_loop():
@@ -108,10 +110,19 @@ def lstm_cases(cp, torch, GpuCase, T, B, I, H, dtype):
         others_f["cudnn no-tf32"] = no_tf32(torch_fwd)
         others_fb["cudnn no-tf32"] = no_tf32(torch_fb)
     return [
-        GpuCase("lstm fwd", shape, dk_fwd, torch_fwd, flops=fwd, ceiling=ceiling, peer_name="cudnn",
-                other_peers=others_f),
-        GpuCase("lstm fwd+bwd", shape, dk_fb, torch_fb, flops=total, ceiling=ceiling, peer_name="cudnn",
-                other_peers=others_fb),
+        GpuCase(
+            "lstm fwd", shape, dk_fwd, torch_fwd, flops=fwd, ceiling=ceiling, peer_name="cudnn", other_peers=others_f
+        ),
+        GpuCase(
+            "lstm fwd+bwd",
+            shape,
+            dk_fb,
+            torch_fb,
+            flops=total,
+            ceiling=ceiling,
+            peer_name="cudnn",
+            other_peers=others_fb,
+        ),
     ]
 
 
@@ -120,6 +131,7 @@ def _sgd_step(torch, model, opt, x, y, loss_fn):
         opt.zero_grad(set_to_none=True)
         loss_fn(model(x), y).backward()
         opt.step()
+
     return step
 
 
@@ -132,9 +144,17 @@ def cnn_case(cp, torch, GpuCase, batch=32):
     y = rng.integers(0, 10, batch)
     model = build_cnn(seed=0)
     tm = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(), torch.nn.Linear(128, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10)).cuda()
+        torch.nn.Conv2d(1, 16, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(16, 32, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(128, 64),
+        torch.nn.ReLU(),
+        torch.nn.Linear(64, 10),
+    ).cuda()
     model.load_torch_state_dict({k: v.cpu() for k, v in tm.state_dict().items()})  # the same weights in both
     model.to("cuda")
     opt = dk.optim.SGD(model.parameters(), lr=0.05)
@@ -142,16 +162,25 @@ def cnn_case(cp, torch, GpuCase, batch=32):
     xd, yd = cp.asarray(x), cp.asarray(y)
     topt = torch.optim.SGD(tm.parameters(), lr=0.05)
     xt, yt = torch.from_numpy(x).cuda(), torch.from_numpy(y).cuda()
-    return GpuCase("CNN train step (SGD)", f"digits CNN B{batch} f32", lambda: model.train_step(xd, yd, loss, opt),
-                   _sgd_step(torch, tm, topt, xt, yt, torch.nn.functional.cross_entropy))
+    return GpuCase(
+        "CNN train step (SGD)",
+        f"digits CNN B{batch} f32",
+        lambda: model.train_step(xd, yd, loss, opt),
+        _sgd_step(torch, tm, topt, xt, yt, torch.nn.functional.cross_entropy),
+    )
 
 
 def lm_case(cp, torch, GpuCase, B=32, T=35, V=2000, E=256, H=256):
     """One SGD step of a 2-layer LSTM language model, deepkern vs PyTorch (cuDNN LSTM), same weights."""
     torch.manual_seed(0)
-    temb, tlstm, tlin = torch.nn.Embedding(V, E), torch.nn.LSTM(E, H, num_layers=2, batch_first=True), torch.nn.Linear(H, V)
-    model = dk.nn.Sequential([dk.nn.Embedding(V, E), dk.nn.LSTM(E, H, num_layers=2, return_sequences=True),
-                              dk.nn.Dense(H, V)])
+    temb, tlstm, tlin = (
+        torch.nn.Embedding(V, E),
+        torch.nn.LSTM(E, H, num_layers=2, batch_first=True),
+        torch.nn.Linear(H, V),
+    )
+    model = dk.nn.Sequential(
+        [dk.nn.Embedding(V, E), dk.nn.LSTM(E, H, num_layers=2, return_sequences=True), dk.nn.Dense(H, V)]
+    )
     state = {f"emb.{k}": v.detach().numpy() for k, v in temb.state_dict().items()}
     state.update({f"lstm.{k}": v.detach().numpy() for k, v in tlstm.state_dict().items()})
     state.update({f"out.{k}": v.detach().numpy() for k, v in tlin.state_dict().items()})
@@ -171,8 +200,12 @@ def lm_case(cp, torch, GpuCase, B=32, T=35, V=2000, E=256, H=256):
         torch.nn.functional.cross_entropy(tlin(out).reshape(-1, V), yt.reshape(-1)).backward()
         topt.step()
 
-    return GpuCase("LSTM LM train step (SGD)", f"B{B} T{T} V{V} E{E} H{H} f32",
-                   lambda: model.train_step(xd, yd, loss, opt), torch_step)
+    return GpuCase(
+        "LSTM LM train step (SGD)",
+        f"B{B} T{T} V{V} E{E} H{H} f32",
+        lambda: model.train_step(xd, yd, loss, opt),
+        torch_step,
+    )
 
 
 def main(args):
@@ -183,22 +216,28 @@ def main(args):
         return 2
     T, B, I, H = TARGET
     fwd, total = lstm_flops(T, B, I, H)
-    print(f"LSTM T{T} B{B} I{I} H{H}: forward {fwd / 1e9:.1f} GFLOP, fwd+bwd {total / 1e9:.1f} GFLOP; "
-          f"plain-FP32 floors at 51 TFLOP/s: {fwd / 51e12 * 1e3:.2f} ms / {total / 51e12 * 1e3:.2f} ms "
-          "(benchmarks/results/cuda_lstm.md)")
+    print(
+        f"LSTM T{T} B{B} I{I} H{H}: forward {fwd / 1e9:.1f} GFLOP, fwd+bwd {total / 1e9:.1f} GFLOP; "
+        f"plain-FP32 floors at 51 TFLOP/s: {fwd / 51e12 * 1e3:.2f} ms / {total / 51e12 * 1e3:.2f} ms "
+        "(benchmarks/results/cuda_lstm.md)"
+    )
     # what needs a device starts here
     try:
         import cupy as cp
         import torch
 
         if not dk.cuda_available():
-            raise GpuUnavailable("deepkern's CUDA module, cupy or a CUDA device is missing (dk.cuda_available() "
-                                 "is False)")
+            raise GpuUnavailable(
+                "deepkern's CUDA module, cupy or a CUDA device is missing (dk.cuda_available() is False)"
+            )
         if not torch.cuda.is_available():
             raise GpuUnavailable("torch.cuda.is_available() is False")
     except (ImportError, GpuUnavailable) as e:
-        print(f"bench_lstm --device cuda: no GPU run here ({e}). Run it on a machine with a CUDA GPU, "
-              "cupy and deepkern built with DEEPKERN_CUDA=ON.", file=sys.stderr)
+        print(
+            f"bench_lstm --device cuda: no GPU run here ({e}). Run it on a machine with a CUDA GPU, "
+            "cupy and deepkern built with DEEPKERN_CUDA=ON.",
+            file=sys.stderr,
+        )
         return 2
     cases = lstm_cases(cp, torch, GpuCase, T, B, I, H, np.float32)
     if not args.quick:

@@ -16,6 +16,7 @@ with numpy's BLAS limited to one thread (threadpoolctl) for the deepkern step, t
 FLOPs counted (matmuls only): forward 2*B*T*4H*(I+H) per LSTM layer plus 2*B*T*H*V for the output
 layer; backward twice the forward (input and weight gradients), so one step = 3x forward.
 """
+
 import argparse
 import os
 import sys
@@ -23,9 +24,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Case, run_cases, torch_threads  # noqa: E402
-
 import deepkern as dk  # noqa: E402
+from harness import Case, run_cases, torch_threads  # noqa: E402
 
 THREADS = 2
 
@@ -44,8 +44,9 @@ def make_case(B, T, V, E, H, rng, lr=0.1, blas_threads=None):
     tparams = list(temb.parameters()) + list(tlstm.parameters()) + list(tlin.parameters())
     topt = torch.optim.SGD(tparams, lr=lr)
 
-    model = dk.nn.Sequential([dk.nn.Embedding(V, E), dk.nn.LSTM(E, H, num_layers=2, return_sequences=True),
-                              dk.nn.Dense(H, V)])
+    model = dk.nn.Sequential(
+        [dk.nn.Embedding(V, E), dk.nn.LSTM(E, H, num_layers=2, return_sequences=True), dk.nn.Dense(H, V)]
+    )
     state = {f"emb.{k}": v.detach().numpy() for k, v in temb.state_dict().items()}
     state.update({f"lstm.{k}": v.detach().numpy() for k, v in tlstm.state_dict().items()})
     state.update({f"out.{k}": v.detach().numpy() for k, v in tlin.state_dict().items()})
@@ -79,8 +80,7 @@ def make_case(B, T, V, E, H, rng, lr=0.1, blas_threads=None):
     l_dk, l_t = dk_step(), torch_step()
     assert abs(l_dk - l_t) <= 1e-4 * abs(l_t), (l_dk, l_t)
     name = "LSTM LM train step" + ("" if blas_threads is None else f" (np BLAS {blas_threads}t)")
-    return Case(name, f"B{B} T{T} V{V} E{E} H{H} L2", dk_step, torch_step,
-                flops=step_flops(B, T, V, E, H))
+    return Case(name, f"B{B} T{T} V{V} E{E} H{H} L2", dk_step, torch_step, flops=step_flops(B, T, V, E, H))
 
 
 def main():
@@ -98,8 +98,13 @@ def main():
     cases = [make_case(*c, rng) for c in configs]
     if args.blas_threads is not None:
         cases += [make_case(*c, rng, blas_threads=args.blas_threads) for c in configs]
-    run_cases(cases, json_path=args.json, repeats=args.repeats, warmup=2,
-              title=f"2-layer LSTM language model, one SGD training step (float32, {THREADS} threads each)")
+    run_cases(
+        cases,
+        json_path=args.json,
+        repeats=args.repeats,
+        warmup=2,
+        title=f"2-layer LSTM language model, one SGD training step (float32, {THREADS} threads each)",
+    )
 
 
 if __name__ == "__main__":

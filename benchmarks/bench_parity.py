@@ -10,6 +10,7 @@ and whole-array gate math in Python, so they are expected to trail fused kernels
 by how much. The fused fast paths (dk.lstm, plain attention) are timed by bench_lstm.py and
 bench_attention.py.
 """
+
 import argparse
 import json
 import os
@@ -89,8 +90,7 @@ def cases(torch, dk, rng):
         dk.scaled_dot_product_attention_backward(ctx, do)
 
     def torch_drop():
-        torch.nn.functional.scaled_dot_product_attention(tt(q), tt(k), tt(v), dropout_p=0.1).backward(
-            torch.tensor(do))
+        torch.nn.functional.scaled_dot_product_attention(tt(q), tt(k), tt(v), dropout_p=0.1).backward(torch.tensor(do))
 
     yield "sdpa dropout fwd+bwd", "B4 H8 L128 D64", dk_drop, torch_drop
     kg, vg = k[:, :2].copy(), v[:, :2].copy()
@@ -101,7 +101,8 @@ def cases(torch, dk, rng):
 
     def torch_gqa():
         torch.nn.functional.scaled_dot_product_attention(tt(q), tt(kg), tt(vg), enable_gqa=True).backward(
-            torch.tensor(do))
+            torch.tensor(do)
+        )
 
     yield "sdpa gqa fwd+bwd", "B4 Hq8 Hkv2 L128 D64", dk_gqa, torch_gqa
     xn = rng.standard_normal((32, 64, 28, 28)).astype(f32)
@@ -123,9 +124,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    import torch
-
     import deepkern as dk
+    import torch
 
     torch.set_num_threads(1)
     dk.set_num_threads(1)

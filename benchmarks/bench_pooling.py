@@ -9,6 +9,7 @@ against this machine's copy bandwidth (a numpy copy of a large array, bytes read
 GPU (`--device cuda`): 64x128x112x112 float32, 2x2 max/avg forward and forward+backward against torch
 CUDA, timed with CUDA events, as % of the H100 copy ceiling and of this device's measured cupy copy.
 """
+
 import argparse
 import os
 import sys
@@ -17,10 +18,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
+import deepkern as dk  # noqa: E402
 import harness  # noqa: E402
 from harness import Case, run_cases, torch_threads  # noqa: E402
-
-import deepkern as dk  # noqa: E402
 
 
 def copy_bandwidth_gbs(nbytes=256 << 20, repeats=10):
@@ -66,14 +66,29 @@ def pool_cases(x, dy, torch, device_label, to_torch):
 
     shape = "x".join(map(str, x.shape)) + f" {x.dtype.name[:1]}{8 * e}"
     return [
-        Case(f"max_pool2d 2x2 fwd [{device_label}]", shape, lambda: dk.max_pool2d(x, 2), lambda: F.max_pool2d(xt, 2),
-             bytes=fwd_bytes),
+        Case(
+            f"max_pool2d 2x2 fwd [{device_label}]",
+            shape,
+            lambda: dk.max_pool2d(x, 2),
+            lambda: F.max_pool2d(xt, 2),
+            bytes=fwd_bytes,
+        ),
         Case(f"max_pool2d 2x2 fwd+bwd [{device_label}]", shape, dk_max_fb, torch_max_fb, bytes=fwd_bytes + bwd_bytes),
-        Case(f"avg_pool2d 2x2 fwd [{device_label}]", shape, lambda: dk.avg_pool2d(x, 2), lambda: F.avg_pool2d(xt, 2),
-             bytes=n * e * 1.25),
+        Case(
+            f"avg_pool2d 2x2 fwd [{device_label}]",
+            shape,
+            lambda: dk.avg_pool2d(x, 2),
+            lambda: F.avg_pool2d(xt, 2),
+            bytes=n * e * 1.25,
+        ),
         Case(f"avg_pool2d 2x2 fwd+bwd [{device_label}]", shape, dk_avg_fb, torch_avg_fb, bytes=n * e * 2.5),
-        Case(f"max_pool2d 3x3 s2 p1 fwd [{device_label}]", shape, lambda: dk.max_pool2d(x, 3, 2, 1),
-             lambda: F.max_pool2d(xt, 3, 2, 1), bytes=fwd_bytes),
+        Case(
+            f"max_pool2d 3x3 s2 p1 fwd [{device_label}]",
+            shape,
+            lambda: dk.max_pool2d(x, 3, 2, 1),
+            lambda: F.max_pool2d(xt, 3, 2, 1),
+            bytes=fwd_bytes,
+        ),
     ]
 
 
@@ -81,8 +96,12 @@ def extra_cpu_cases(torch, rng):
     """Windows other than 2x2 and narrow images (LeNet's 24x24 and 8x8 maps), forward+backward."""
     F = torch.nn.functional
     cases = []
-    for shape, k, s, p in [((32, 64, 64, 64), 3, 2, 1), ((8, 64, 56, 56), 3, 1, 1), ((64, 6, 24, 24), 2, 2, 0),
-                           ((64, 16, 8, 8), 2, 2, 0)]:
+    for shape, k, s, p in [
+        ((32, 64, 64, 64), 3, 2, 1),
+        ((8, 64, 56, 56), 3, 1, 1),
+        ((64, 6, 24, 24), 2, 2, 0),
+        ((64, 16, 8, 8), 2, 2, 0),
+    ]:
         x = rng.standard_normal(shape).astype(np.float32)
         xg = torch.from_numpy(x).clone().requires_grad_(True)
         y = dk.max_pool2d(x, k, s, p)
@@ -98,8 +117,15 @@ def extra_cpu_cases(torch, rng):
             xg.grad = None
 
         label = "x".join(map(str, shape)) + " f32"
-        cases.append(Case(f"max_pool2d {k}x{k} s{s} p{p} fwd+bwd [cpu]", label, dk_fb, torch_fb,
-                          bytes=x.nbytes * 2 + y.size * (4 + 8) * 2))
+        cases.append(
+            Case(
+                f"max_pool2d {k}x{k} s{s} p{p} fwd+bwd [cpu]",
+                label,
+                dk_fb,
+                torch_fb,
+                bytes=x.nbytes * 2 + y.size * (4 + 8) * 2,
+            )
+        )
     return cases
 
 
@@ -146,18 +172,39 @@ def gpu_main(args):
     copy_dst = cp.empty_like(xg)
     shape = "64x128x112x112 f32"
     cases = [
-        GpuCase("device copy (cupy, the bandwidth yardstick)", shape, lambda: copy_dst.__setitem__(..., xg),
-                bytes=2 * n * e, ceiling="copy"),
-        GpuCase("max_pool2d 2x2 fwd", shape, lambda: dk.max_pool2d(xg, 2), lambda: F.max_pool2d(xt, 2),
-                bytes=fwd_bytes, ceiling="copy"),
+        GpuCase(
+            "device copy (cupy, the bandwidth yardstick)",
+            shape,
+            lambda: copy_dst.__setitem__(..., xg),
+            bytes=2 * n * e,
+            ceiling="copy",
+        ),
+        GpuCase(
+            "max_pool2d 2x2 fwd",
+            shape,
+            lambda: dk.max_pool2d(xg, 2),
+            lambda: F.max_pool2d(xt, 2),
+            bytes=fwd_bytes,
+            ceiling="copy",
+        ),
         GpuCase("max_pool2d 2x2 fwd+bwd", shape, dk_max_fb, th_max_fb, bytes=fwd_bytes + bwd_bytes, ceiling="copy"),
-        GpuCase("avg_pool2d 2x2 fwd", shape, lambda: dk.avg_pool2d(xg, 2), lambda: F.avg_pool2d(xt, 2),
-                bytes=n * e * 1.25, ceiling="copy"),
+        GpuCase(
+            "avg_pool2d 2x2 fwd",
+            shape,
+            lambda: dk.avg_pool2d(xg, 2),
+            lambda: F.avg_pool2d(xt, 2),
+            bytes=n * e * 1.25,
+            ceiling="copy",
+        ),
         GpuCase("avg_pool2d 2x2 fwd+bwd", shape, dk_avg_fb, th_avg_fb, bytes=n * e * 2.5, ceiling="copy"),
-        GpuCase("max_pool2d 3x3 s2 p1 fwd+bwd (gather path)", shape,
-                lambda: dk.max_pool2d_backward(dk.max_pool2d(xg, 3, 2, 1, return_ctx=True)[1],
-                                               cp.ones((64, 128, 56, 56), cp.float32)),
-                bytes=2 * n * e + 2 * (n / 4) * 12),
+        GpuCase(
+            "max_pool2d 3x3 s2 p1 fwd+bwd (gather path)",
+            shape,
+            lambda: dk.max_pool2d_backward(
+                dk.max_pool2d(xg, 3, 2, 1, return_ctx=True)[1], cp.ones((64, 128, 56, 56), cp.float32)
+            ),
+            bytes=2 * n * e + 2 * (n / 4) * 12,
+        ),
     ]
     rows = run_gpu_cases(cases, json_path=args.json, repeats=args.repeats, title="pooling on the GPU")
     copy_gbs = rows[0]["gb_per_s"]
@@ -185,14 +232,24 @@ def main():
     x = rng.standard_normal((32, 64, 64, 64)).astype(np.float32)
     dy = rng.standard_normal((32, 64, 32, 32)).astype(np.float32)
     bw = copy_bandwidth_gbs()
-    print(f"CPU copy bandwidth (numpy copy, read + write): {bw:.1f} GB/s; deepkern ISA {dk._cpu.isa()}, "
-          f"{args.threads} threads for both")
-    rows = run_cases(pool_cases(x, dy, torch, "cpu", torch.from_numpy), json_path=args.json, repeats=args.repeats,
-                     title="pooling, CPU")
+    print(
+        f"CPU copy bandwidth (numpy copy, read + write): {bw:.1f} GB/s; deepkern ISA {dk._cpu.isa()}, "
+        f"{args.threads} threads for both"
+    )
+    rows = run_cases(
+        pool_cases(x, dy, torch, "cpu", torch.from_numpy),
+        json_path=args.json,
+        repeats=args.repeats,
+        title="pooling, CPU",
+    )
     for r in rows:
         print(f"  {r['op']:40s} {100 * r['gb_per_s'] / bw:5.1f}% of copy bandwidth")
-    run_cases(extra_cpu_cases(torch, rng), json_path=args.json.replace(".json", "_extra.json"), repeats=args.repeats,
-              title="pooling, CPU: other windows and narrow images")
+    run_cases(
+        extra_cpu_cases(torch, rng),
+        json_path=args.json.replace(".json", "_extra.json"),
+        repeats=args.repeats,
+        title="pooling, CPU: other windows and narrow images",
+    )
 
 
 if __name__ == "__main__":

@@ -13,18 +13,16 @@ plus ~250 bytes of array traffic per run (L2-resident at R = 1000, ~10 GB/s thro
 unfused element-wise loops): ~55 us per lock-step of 1000 runs, i.e. ~18 M run-steps/s. The
 sequential loop's floor is Python's own overhead, ~3-5 us per step (act + env.step + update).
 """
+
 import argparse
 import json
 import os
 import sys
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import machine_description, time_interleaved  # noqa: E402
-
 from deepkern import rl  # noqa: E402
+from harness import machine_description, time_interleaved  # noqa: E402
 
 CLS = {"q_learning": rl.QLearning, "sarsa": rl.SARSA, "expected_sarsa": rl.ExpectedSARSA}
 
@@ -33,8 +31,13 @@ CASES = [  # (label, env factory, agent, episodes, kwargs)
     ("CliffWalking", rl.CliffWalking, "sarsa", 100, dict(alpha=0.5, gamma=1.0, epsilon=0.1)),
     ("CliffWalking", rl.CliffWalking, "expected_sarsa", 100, dict(alpha=0.5, gamma=1.0, epsilon=0.1)),
     ("WindyGridworld", rl.WindyGridworld, "sarsa", 100, dict(alpha=0.5, gamma=1.0, epsilon=0.1)),
-    ("FrozenLake 4x4 slippery", rl.FrozenLake, "q_learning", 300,
-     dict(alpha=0.1, gamma=0.99, epsilon=1.0, epsilon_decay=0.99, epsilon_min=0.05)),
+    (
+        "FrozenLake 4x4 slippery",
+        rl.FrozenLake,
+        "q_learning",
+        300,
+        dict(alpha=0.1, gamma=0.99, epsilon=1.0, epsilon_decay=0.99, epsilon_min=0.05),
+    ),
 ]
 
 
@@ -59,8 +62,10 @@ def main():
     args = ap.parse_args()
     R, n_seq = args.runs, args.seq_runs
     print(f"== rl.batch_train (R={R}) vs R x rl.train  ({machine_description()})")
-    hdr = (f"{'env':24s} {'agent':15s} {'episodes':>8s} {'batch s':>8s} {'seq s (R runs)':>15s} {'speedup':>8s} "
-           f"{'batch Msteps/s':>14s} {'seq Msteps/s':>12s}")
+    hdr = (
+        f"{'env':24s} {'agent':15s} {'episodes':>8s} {'batch s':>8s} {'seq s (R runs)':>15s} {'speedup':>8s} "
+        f"{'batch Msteps/s':>14s} {'seq Msteps/s':>12s}"
+    )
     print(hdr)
     print("-" * len(hdr))
     rows = []
@@ -79,20 +84,33 @@ def main():
         t_seq_R = t_seq * R / n_seq
         seq_rate = info["seq_steps"] / t_seq / 1e6
         batch_rate = info["batch_steps"] / t_batch / 1e6
-        row = dict(env=label, agent=kind, episodes=episodes, runs=R, seq_runs_timed=n_seq, batch_s=t_batch,
-                   seq_s_scaled=t_seq_R, speedup=t_seq_R / t_batch, batch_msteps_per_s=batch_rate,
-                   seq_msteps_per_s=seq_rate)
+        row = dict(
+            env=label,
+            agent=kind,
+            episodes=episodes,
+            runs=R,
+            seq_runs_timed=n_seq,
+            batch_s=t_batch,
+            seq_s_scaled=t_seq_R,
+            speedup=t_seq_R / t_batch,
+            batch_msteps_per_s=batch_rate,
+            seq_msteps_per_s=seq_rate,
+        )
         rows.append(row)
-        print(f"{label:24s} {kind:15s} {episodes:8d} {t_batch:8.3f} {t_seq_R:15.2f} {row['speedup']:7.1f}x "
-              f"{batch_rate:14.2f} {seq_rate:12.3f}")
+        print(
+            f"{label:24s} {kind:15s} {episodes:8d} {t_batch:8.3f} {t_seq_R:15.2f} {row['speedup']:7.1f}x "
+            f"{batch_rate:14.2f} {seq_rate:12.3f}"
+        )
     if args.full:
         label, make, kind, episodes, kw = CASES[0]
         t0 = time.perf_counter()
         sequential(make, kind, R, episodes, kw)
         t_full = time.perf_counter() - t0
         rows[0]["seq_s_full"] = t_full
-        print(f"\nfull check, {label} {kind}: all {R} runs sequentially took {t_full:.2f} s "
-              f"(scaled estimate {rows[0]['seq_s_scaled']:.2f} s); speedup {t_full / rows[0]['batch_s']:.1f}x")
+        print(
+            f"\nfull check, {label} {kind}: all {R} runs sequentially took {t_full:.2f} s "
+            f"(scaled estimate {rows[0]['seq_s_scaled']:.2f} s); speedup {t_full / rows[0]['batch_s']:.1f}x"
+        )
     if args.sweep:
         print("\nbatch throughput against R (CliffWalking, q_learning, 100 episodes):")
         env = rl.CliffWalking()

@@ -14,6 +14,7 @@
    after it (~0 per ms of the call); one that releases it lets the main thread keep counting.
    Control: sum(range(n)), a C builtin that holds the GIL for its whole run.
 """
+
 import argparse
 import json
 import os
@@ -25,10 +26,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import machine_description, time_interleaved  # noqa: E402
-
 import deepkern as dk  # noqa: E402
 from deepkern import _cpu  # noqa: E402
+from harness import machine_description, time_interleaved  # noqa: E402
 
 
 def workloads(rng):
@@ -79,6 +79,7 @@ def python_loop():
 
 def overlap_ratio(fn, repeats):
     """median wall(2 Python threads, one call each) / median wall(one call)."""
+
     def two_threads():
         ts = [threading.Thread(target=fn) for _ in range(2)]
         for t in ts:
@@ -123,15 +124,18 @@ def main():
     hdr = f"{'op':24s} {'shape':28s} {'1 thr ms':>9s} {'2 thr ms':>9s} {'speedup':>8s}"
     print(hdr + "\n" + "-" * len(hdr))
     for name, shape, fn in work:
+
         def at(n, fn=fn):
             def call():
                 dk.set_num_threads(n)
                 fn()
+
             return call
 
         t1, t2 = time_interleaved(at(1), at(2), repeats=args.repeats, warmup=2)
-        rows.append(dict(kind="omp_speedup", op=name, shape=shape, ms_1thread=t1 * 1e3, ms_2threads=t2 * 1e3,
-                         speedup=t1 / t2))
+        rows.append(
+            dict(kind="omp_speedup", op=name, shape=shape, ms_1thread=t1 * 1e3, ms_2threads=t2 * 1e3, speedup=t1 / t2)
+        )
         print(f"{name:24s} {shape:28s} {t1 * 1e3:9.2f} {t2 * 1e3:9.2f} {t1 / t2:7.2f}x")
 
     print("\n== GIL release: 2 Python threads x 1 call (1 OpenMP thread each) vs 1 call")
@@ -146,8 +150,11 @@ def main():
     hdr = f"{'op':28s} {'call ms':>9s} {'iters/ms':>10s}  (~0 = GIL held during the call)"
     print(hdr + "\n" + "-" * len(hdr))
     idle, _ = main_thread_progress(lambda: time.sleep(0.05))
-    for name, _shape, fn in [*work, ("sum(range(3e7)) (control)", "", lambda: sum(range(30_000_000))),
-                             ("time.sleep(50 ms) (idle)", "", lambda: time.sleep(0.05))]:
+    for name, _shape, fn in [
+        *work,
+        ("sum(range(3e7)) (control)", "", lambda: sum(range(30_000_000))),
+        ("time.sleep(50 ms) (idle)", "", lambda: time.sleep(0.05)),
+    ]:
         rate, ms = statistics.median([main_thread_progress(fn) for _ in range(3)])
         rows.append(dict(kind="gil_progress", op=name, ms=ms, iters_per_ms=rate, idle_iters_per_ms=idle))
         print(f"{name:28s} {ms:9.1f} {rate:10.0f}")

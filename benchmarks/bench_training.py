@@ -12,6 +12,7 @@ Floor: about 36 MFLOP forward (conv1 11.1, conv2 19.7, dense 5.4) and twice that
 ~108 MFLOP per step, ~0.5 ms at this machine's ~200 GFLOP/s fp32 peak on 2 cores; at batch 64 the
 step is dominated by per-op overheads, not FLOPs.
 """
+
 import argparse
 import os
 import sys
@@ -19,22 +20,43 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Case, run_cases, torch_threads  # noqa: E402
-
 import deepkern as dk  # noqa: E402
+from harness import Case, run_cases, torch_threads  # noqa: E402
 
 nn = dk.nn
 
 
 def build(torch):
     tm = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 6, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(6, 16, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
-        torch.nn.Linear(256, 120), torch.nn.ReLU(), torch.nn.Linear(120, 84), torch.nn.ReLU(), torch.nn.Linear(84, 10))
-    dm = nn.Sequential([
-        nn.Conv2D(1, 6, 5), nn.ReLU(), nn.MaxPool2D(2),
-        nn.Conv2D(6, 16, 5), nn.ReLU(), nn.MaxPool2D(2), nn.Flatten(),
-        nn.Dense(256, 120), nn.ReLU(), nn.Dense(120, 84), nn.ReLU(), nn.Dense(84, 10)])
+        torch.nn.Conv2d(1, 6, 5),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(6, 16, 5),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(256, 120),
+        torch.nn.ReLU(),
+        torch.nn.Linear(120, 84),
+        torch.nn.ReLU(),
+        torch.nn.Linear(84, 10),
+    )
+    dm = nn.Sequential(
+        [
+            nn.Conv2D(1, 6, 5),
+            nn.ReLU(),
+            nn.MaxPool2D(2),
+            nn.Conv2D(6, 16, 5),
+            nn.ReLU(),
+            nn.MaxPool2D(2),
+            nn.Flatten(),
+            nn.Dense(256, 120),
+            nn.ReLU(),
+            nn.Dense(120, 84),
+            nn.ReLU(),
+            nn.Dense(84, 10),
+        ]
+    )
     dm.load_torch_state_dict(tm.state_dict())
     return tm, dm
 
@@ -76,8 +98,13 @@ def main():
 
     flops = 3 * 2 * args.batch * (6 * 24 * 24 * 25 + 16 * 8 * 8 * 150 + 256 * 120 + 120 * 84 + 84 * 10)
     cases = [Case("LeNet train step (SGD+mom)", f"{args.batch}x1x28x28 f32", dk_step, torch_step, flops=flops)]
-    run_cases(cases, json_path=args.json, repeats=args.repeats, warmup=5,
-              title=f"training step, {args.threads} threads (deepkern vs torch {torch.__version__})")
+    run_cases(
+        cases,
+        json_path=args.json,
+        repeats=args.repeats,
+        warmup=5,
+        title=f"training step, {args.threads} threads (deepkern vs torch {torch.__version__})",
+    )
 
 
 if __name__ == "__main__":

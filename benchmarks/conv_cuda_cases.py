@@ -6,6 +6,7 @@ PyTorch + cuDNN on the same cupy/torch device buffers, timed with CUDA events (g
   float16 forward (NCHW at deepkern's API) vs cuDNN float16 channels-last (and NCHW, as another peer)
 Floors and targets: benchmarks/results/cuda_conv.md. speedup = torch time / deepkern time.
 """
+
 import sys
 
 import numpy as np
@@ -69,10 +70,27 @@ def run(args):
 
         ceiling = "tc_tf32" if tf32 else "fp32"
         err = _rel_err(cp, dk_fwd(), th_fwd())
-        cases += [GpuCase(f"conv2d {label} fwd", shape, dk_fwd, th_fwd, flops=flops, ceiling=ceiling,
-                          peer_name="torch+cudnn", extra={"rel_err_vs_torch": err}),
-                  GpuCase(f"conv2d {label} fwd+bwd", shape, dk_fb, th_fb, flops=3 * flops, ceiling=ceiling,
-                          peer_name="torch+cudnn")]
+        cases += [
+            GpuCase(
+                f"conv2d {label} fwd",
+                shape,
+                dk_fwd,
+                th_fwd,
+                flops=flops,
+                ceiling=ceiling,
+                peer_name="torch+cudnn",
+                extra={"rel_err_vs_torch": err},
+            ),
+            GpuCase(
+                f"conv2d {label} fwd+bwd",
+                shape,
+                dk_fb,
+                th_fb,
+                flops=3 * flops,
+                ceiling=ceiling,
+                peer_name="torch+cudnn",
+            ),
+        ]
 
     x16, w16, b16 = (dev(a, np.float16) for a in (x32, w32, b32))
     tx16, tw16, tb16 = (t_of(a, cl) for a, cl in ((x16, True), (w16, True), (b16, False)))
@@ -90,9 +108,19 @@ def run(args):
             return F.conv2d(tx16n, tw16n, tb16, 1, 1)
 
     err16 = _rel_err(cp, dk16(), th16_cl())
-    cases.append(GpuCase("conv2d float16 fwd (NCHW)", shape, dk16, th16_cl, flops=flops, ceiling="tc_fp16",
-                         peer_name="torch+cudnn channels-last", other_peers={"torch+cudnn NCHW": th16_nchw},
-                         extra={"rel_err_vs_torch": err16}))
+    cases.append(
+        GpuCase(
+            "conv2d float16 fwd (NCHW)",
+            shape,
+            dk16,
+            th16_cl,
+            flops=flops,
+            ceiling="tc_fp16",
+            peer_name="torch+cudnn channels-last",
+            other_peers={"torch+cudnn NCHW": th16_nchw},
+            extra={"rel_err_vs_torch": err16},
+        )
+    )
     dk.set_allow_tf32(False)
     for c in cases:
         if "rel_err_vs_torch" in c.extra:

@@ -12,6 +12,7 @@ temperature) hits both alike. mode="blocks": each library alone, `block_calls` b
 per sample (the queue stays full: launch gaps hidden). Percentages are of the H100 figures in
 CEILINGS. Importing needs neither cupy nor torch; timing raises GpuUnavailable without them.
 """
+
 import json
 import os
 import platform
@@ -119,7 +120,9 @@ def time_gpu(fns, clocks, repeats=20, warmup=3, mode="interleaved", block_calls=
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if repeats < 1 or warmup < 0 or block_calls < 1:
-        raise ValueError(f"repeats >= 1, warmup >= 0, block_calls >= 1 expected, got {repeats}, {warmup}, {block_calls}")
+        raise ValueError(
+            f"repeats >= 1, warmup >= 0, block_calls >= 1 expected, got {repeats}, {warmup}, {block_calls}"
+        )
     for name, fn in fns.items():
         for _ in range(warmup):
             fn()
@@ -143,20 +146,35 @@ def summarize(ms):
     if not ms:
         raise ValueError("summarize: no samples")
     med = statistics.median(ms)
-    return {"median_ms": med, "min_ms": min(ms), "max_ms": max(ms), "n": len(ms),
-            "spread": (max(ms) - min(ms)) / med if med > 0 else 0.0}
+    return {
+        "median_ms": med,
+        "min_ms": min(ms),
+        "max_ms": max(ms),
+        "n": len(ms),
+        "spread": (max(ms) - min(ms)) / med if med > 0 else 0.0,
+    }
 
 
 def make_row(case, times):
     """One result row from {name: [ms]} with 'deepkern', optionally the peer and other peers."""
     dk = summarize(times["deepkern"])
     t = dk["median_ms"] / 1e3
-    row = {"op": case.op, "shape": case.shape, "deepkern_ms": dk["median_ms"], "deepkern_stats": dk,
-           "peer": case.peer_name if case.peer is not None else None, "peer_ms": None, "speedup": None,
-           "gb_per_s": case.bytes / t / 1e9 if case.bytes and t > 0 else None,
-           "tflop_per_s": case.flops / t / 1e12 if case.flops and t > 0 else None,
-           "peer_tflop_per_s": None, "ceiling": case.ceiling, "pct_of_ceiling": None, "other_peers": {},
-           **case.extra}
+    row = {
+        "op": case.op,
+        "shape": case.shape,
+        "deepkern_ms": dk["median_ms"],
+        "deepkern_stats": dk,
+        "peer": case.peer_name if case.peer is not None else None,
+        "peer_ms": None,
+        "speedup": None,
+        "gb_per_s": case.bytes / t / 1e9 if case.bytes and t > 0 else None,
+        "tflop_per_s": case.flops / t / 1e12 if case.flops and t > 0 else None,
+        "peer_tflop_per_s": None,
+        "ceiling": case.ceiling,
+        "pct_of_ceiling": None,
+        "other_peers": {},
+        **case.extra,
+    }
     if case.peer is not None:
         p = summarize(times[case.peer_name])
         row["peer_ms"], row["peer_stats"] = p["median_ms"], p
@@ -180,8 +198,10 @@ def _fmt(v, f):
 
 
 def format_table(rows, gpu="", title=""):
-    head = f"{'op':36s} {'shape':26s} {'deepkern ms':>11s} {'peer ms':>9s} {'speedup':>8s} {'GB/s':>8s} " \
-           f"{'TFLOP/s':>8s} {'% ceil':>7s}  others"
+    head = (
+        f"{'op':36s} {'shape':26s} {'deepkern ms':>11s} {'peer ms':>9s} {'speedup':>8s} {'GB/s':>8s} "
+        f"{'TFLOP/s':>8s} {'% ceil':>7s}  others"
+    )
     lines = []
     if title or gpu:
         lines.append(f"== {title}  ({gpu})" if gpu else f"== {title}")
@@ -189,17 +209,27 @@ def format_table(rows, gpu="", title=""):
     for r in rows:
         others = ", ".join(f"{n} {o['ms']:.3f} ms ({o['speedup']:.2f}x)" for n, o in r["other_peers"].items())
         pct = _fmt(r["pct_of_ceiling"], "%6.1f%%") + (f" {r['ceiling']}" if r["pct_of_ceiling"] is not None else "")
-        lines.append(f"{r['op']:36s} {r['shape']:26s} {r['deepkern_ms']:11.3f} {_fmt(r['peer_ms'], '%9.3f'):>9s} "
-                     f"{_fmt(r['speedup'], '%7.2fx'):>8s} {_fmt(r['gb_per_s'], '%8.1f'):>8s} "
-                     f"{_fmt(r['tflop_per_s'], '%8.1f'):>8s} {pct:>7s}  {others}".rstrip())
+        lines.append(
+            f"{r['op']:36s} {r['shape']:26s} {r['deepkern_ms']:11.3f} {_fmt(r['peer_ms'], '%9.3f'):>9s} "
+            f"{_fmt(r['speedup'], '%7.2fx'):>8s} {_fmt(r['gb_per_s'], '%8.1f'):>8s} "
+            f"{_fmt(r['tflop_per_s'], '%8.1f'):>8s} {pct:>7s}  {others}".rstrip()
+        )
     return "\n".join(lines)
 
 
 def write_json(path, rows, gpu="", title="", mode="interleaved", repeats=None, extra=None):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    doc = {"gpu": gpu, "host": platform.node(), "title": title, "mode": mode, "repeats": repeats,
-           "ceilings": {k: {"value": v, "unit": u} for k, (v, u) in CEILINGS.items()},
-           "ceilings_note": "H100, PyTorch 2.11, median of 20 runs", "rows": rows, **(extra or {})}
+    doc = {
+        "gpu": gpu,
+        "host": platform.node(),
+        "title": title,
+        "mode": mode,
+        "repeats": repeats,
+        "ceilings": {k: {"value": v, "unit": u} for k, (v, u) in CEILINGS.items()},
+        "ceilings_note": "H100, PyTorch 2.11, median of 20 runs",
+        "rows": rows,
+        **(extra or {}),
+    }
     with open(path, "w") as f:
         json.dump(doc, f, indent=1)
     return doc
@@ -223,8 +253,9 @@ def gpu_name():
 
 
 # ---------------------------------------------------------------- the whole run
-def run_gpu_cases(cases, json_path=None, repeats=20, warmup=3, title="", mode="interleaved", block_calls=10,
-                  clocks=None, gpu=None):
+def run_gpu_cases(
+    cases, json_path=None, repeats=20, warmup=3, title="", mode="interleaved", block_calls=10, clocks=None, gpu=None
+):
     """Times every case, prints the table, writes JSON; returns the rows. clocks: {"cupy": .., "torch": ..}
     (default: CUDA event clocks, which raise GpuUnavailable without cupy, torch CUDA or a device)."""
     if mode not in MODES:
@@ -241,8 +272,7 @@ def run_gpu_cases(cases, json_path=None, repeats=20, warmup=3, title="", mode="i
             fns[c.peer_name], per[c.peer_name] = c.peer, clocks["torch"]
         for name, fn in c.other_peers.items():
             fns[name], per[name] = fn, clocks["torch"]
-        rows.append(make_row(c, time_gpu(fns, per, repeats=repeats, warmup=warmup, mode=mode,
-                                         block_calls=block_calls)))
+        rows.append(make_row(c, time_gpu(fns, per, repeats=repeats, warmup=warmup, mode=mode, block_calls=block_calls)))
         print(format_table(rows[-1:]).splitlines()[-1], flush=True)
     if json_path:
         write_json(json_path, rows, gpu=gpu, title=title, mode=mode, repeats=repeats)

@@ -7,6 +7,7 @@
 Each case's two functions run interleaved (dk, peer, dk, peer, ...) after warm-up, so drift in
 the machine's state (frequency, other load) hits both alike; the figure is the median.
 """
+
 import json
 import os
 import platform
@@ -78,13 +79,24 @@ def run_cases(cases, json_path=None, repeats=20, warmup=3, title="", sync=None):
         speedup = (t_peer / t_dk) if t_peer else None
         gbs = c.bytes / t_dk / 1e9 if c.bytes else None
         gfs = c.flops / t_dk / 1e9 if c.flops else None
-        row = dict(op=c.op, shape=c.shape, deepkern_ms=t_dk * 1e3, peer=c.peer_name,
-                   peer_ms=(t_peer * 1e3 if t_peer else None), speedup=speedup, gb_per_s=gbs, gflop_per_s=gfs,
-                   peer_gflop_per_s=(c.flops / t_peer / 1e9 if (c.flops and t_peer) else None), **c.extra)
+        row = dict(
+            op=c.op,
+            shape=c.shape,
+            deepkern_ms=t_dk * 1e3,
+            peer=c.peer_name,
+            peer_ms=(t_peer * 1e3 if t_peer else None),
+            speedup=speedup,
+            gb_per_s=gbs,
+            gflop_per_s=gfs,
+            peer_gflop_per_s=(c.flops / t_peer / 1e9 if (c.flops and t_peer) else None),
+            **c.extra,
+        )
         rows.append(row)
         fmt = lambda v, f: (f % v) if v is not None else "-"  # noqa: E731
-        print(f"{c.op:32s} {c.shape:28s} {t_dk * 1e3:12.3f} {fmt(row['peer_ms'], '%10.3f'):>10s} "
-              f"{fmt(speedup, '%7.2fx'):>8s} {fmt(gbs, '%8.1f'):>8s} {fmt(gfs, '%9.1f'):>9s}")
+        print(
+            f"{c.op:32s} {c.shape:28s} {t_dk * 1e3:12.3f} {fmt(row['peer_ms'], '%10.3f'):>10s} "
+            f"{fmt(speedup, '%7.2fx'):>8s} {fmt(gbs, '%8.1f'):>8s} {fmt(gfs, '%9.1f'):>9s}"
+        )
     if json_path:
         os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
         with open(json_path, "w") as f:

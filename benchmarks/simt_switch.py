@@ -5,13 +5,13 @@ is the fiber switches (to the block's scheduler and back: two per thread per syn
 the scheduler's bookkeeping. One OS thread (DEEPKERN_SIM_THREADS=1), best of 5 runs.
 Usage: DEEPKERN_CUDA_SIM=1 PYTHONPATH=python python benchmarks/simt_switch.py
 """
+
 import os
 import time
 
 os.environ.setdefault("DEEPKERN_SIM_THREADS", "1")
 
 import numpy as np  # noqa: E402
-
 from deepkern import _cuda_sim  # noqa: E402
 
 
@@ -34,8 +34,10 @@ def main():
     for name, what in [("barrier_loop", "__syncthreads"), ("shfl_loop", "__shfl_xor_sync")]:
         t = best(name, block, n)
         syncs = block * n
-        print(f"{what:16s} {t * 1e3:8.1f} ms  {syncs / t / 1e6:6.2f} M thread-syncs/s  "
-              f"{t / syncs * 1e9:6.1f} ns per thread-sync ({t / syncs / 2 * 1e9:5.1f} ns per fiber switch)")
+        print(
+            f"{what:16s} {t * 1e3:8.1f} ms  {syncs / t / 1e6:6.2f} M thread-syncs/s  "
+            f"{t / syncs * 1e9:6.1f} ns per thread-sync ({t / syncs / 2 * 1e9:5.1f} ns per fiber switch)"
+        )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ Import this first, before numpy and deepkern: unless they are set already, it as
 idle threads sleep (OMP_WAIT_POLICY=PASSIVE) and numpy's OpenBLAS to use one thread. The examples'
 arrays are small; on a busy machine, spinning helper threads made them 10-30x slower.
 """
+
 import argparse
 import os
 import sys

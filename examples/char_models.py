@@ -14,10 +14,10 @@ two loss curves side by side.
 
     python examples/char_models.py [--quick]
 """
-from _common import Timer, cli, pyplot, save, shakespeare_text  # first: sets thread env vars before numpy loads
-import numpy as np
 
 import deepkern as dk
+import numpy as np
+from _common import Timer, cli, pyplot, save, shakespeare_text  # first: sets thread env vars before numpy loads
 
 nn = dk.nn
 T, DIM = 64, 64
@@ -30,17 +30,25 @@ def encode(text):
 
 
 def transformer(V, seed=0):
-    return nn.Sequential([
-        nn.Embedding(V, DIM, seed=seed), nn.PositionalEncoding(DIM, T),
-        nn.TransformerEncoderLayer(DIM, 4, 4 * DIM, causal=True, seed=seed + 1),
-        nn.TransformerEncoderLayer(DIM, 4, 4 * DIM, causal=True, seed=seed + 2),
-        nn.Dense(DIM, V, seed=seed + 3),
-    ])
+    return nn.Sequential(
+        [
+            nn.Embedding(V, DIM, seed=seed),
+            nn.PositionalEncoding(DIM, T),
+            nn.TransformerEncoderLayer(DIM, 4, 4 * DIM, causal=True, seed=seed + 1),
+            nn.TransformerEncoderLayer(DIM, 4, 4 * DIM, causal=True, seed=seed + 2),
+            nn.Dense(DIM, V, seed=seed + 3),
+        ]
+    )
 
 
 def lstm(V, seed=0):
-    return nn.Sequential([nn.Embedding(V, DIM, seed=seed), nn.LSTM(DIM, 128, return_sequences=True, seed=seed + 1),
-                          nn.Dense(128, V, seed=seed + 2)])
+    return nn.Sequential(
+        [
+            nn.Embedding(V, DIM, seed=seed),
+            nn.LSTM(DIM, 128, return_sequences=True, seed=seed + 1),
+            nn.Dense(128, V, seed=seed + 2),
+        ]
+    )
 
 
 def batches(ids, rng, B):
@@ -61,7 +69,7 @@ def sample(model, prompt_ids, n, rng, temperature=0.8):
         logits = model.forward(np.array([ctx[-T:]]), training=False)[0, -1].astype(np.float64) / temperature
         p = np.exp(logits - logits.max())
         ctx.append(int(rng.choice(len(p), p=p / p.sum())))
-    return ctx[len(prompt_ids):]
+    return ctx[len(prompt_ids) :]
 
 
 def main(quick=False, out_dir="examples/out"):
@@ -100,8 +108,10 @@ def main(quick=False, out_dir="examples/out"):
         gen = sample(model, [lut[c] for c in prompt], 60 if quick else 300, np.random.default_rng(1))
         samples[name] = prompt + "".join(chars[i] for i in gen)
         out[name] = {"params": model.num_params(), "val_loss": hist["val"][-1], "seconds": t.seconds}
-        print(f"\n{name}: {model.num_params():,} parameters, {t.seconds:.1f} s ({t.seconds / steps * 1e3:.0f} ms/step); "
-              f"held-out loss {hist['val'][-1]:.3f} nats/char (uniform: {np.log(V):.2f})")
+        print(
+            f"\n{name}: {model.num_params():,} parameters, {t.seconds:.1f} s ({t.seconds / steps * 1e3:.0f} ms/step); "
+            f"held-out loss {hist['val'][-1]:.3f} nats/char (uniform: {np.log(V):.2f})"
+        )
         print("sample:\n" + samples[name])
 
     plt = pyplot()
@@ -109,8 +119,9 @@ def main(quick=False, out_dir="examples/out"):
     for ax, (name, h) in zip(axes, curves.items()):
         ax.plot(h["step"], h["train"], "o-", ms=3, label="training (mean since last point)")
         ax.plot(h["step"], h["val"], "s-", ms=3, label="held out")
-        ax.set(xlabel="step", title=f"{name}: {out[name]['params']:,} parameters, "
-                                     f"final held-out loss {h['val'][-1]:.2f}")
+        ax.set(
+            xlabel="step", title=f"{name}: {out[name]['params']:,} parameters, final held-out loss {h['val'][-1]:.2f}"
+        )
         ax.grid(alpha=0.3)
         ax.legend()
     axes[0].set_ylabel("cross-entropy (nats per character)")

@@ -3,10 +3,10 @@ first-layer 3x3 kernels (16 of them, shared across every position of the image: 
 
     python examples/cnn_digits.py [--quick]
 """
-from _common import cli, pyplot, save  # first: sets thread env vars before numpy loads
-import numpy as np
 
 import deepkern as dk
+import numpy as np
+from _common import cli, pyplot, save  # first: sets thread env vars before numpy loads
 from deepkern.demo import build_cnn, load_digits_split, train_cnn
 
 
@@ -40,10 +40,18 @@ def main(quick=False, out_dir="examples/out"):
     for i in range(10):
         for j in range(10):
             if cm[i, j]:
-                axes[1].text(j, i, cm[i, j], ha="center", va="center", fontsize=8,
-                             color="white" if cm[i, j] > cm.max() / 2 else "black")
-    axes[1].set(xlabel="predicted", ylabel="true", title="confusion matrix (test set)", xticks=range(10),
-                yticks=range(10))
+                axes[1].text(
+                    j,
+                    i,
+                    cm[i, j],
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if cm[i, j] > cm.max() / 2 else "black",
+                )
+    axes[1].set(
+        xlabel="predicted", ylabel="true", title="confusion matrix (test set)", xticks=range(10), yticks=range(10)
+    )
     fig.colorbar(im, ax=axes[1], shrink=0.8)
     axes[2].axis("off")
     axes[2].set_title("first-layer kernels (16 x 3x3)")

@@ -19,10 +19,10 @@ attention weights of every output word over the source words) of both attention 
 
     python examples/seq2seq_attention.py [--quick]
 """
-from _common import Timer, cli, pyplot, save  # first: sets thread env vars before numpy loads
-import numpy as np
 
 import deepkern as dk
+import numpy as np
+from _common import Timer, cli, pyplot, save  # first: sets thread env vars before numpy loads
 
 nn = dk.nn
 SRC_WORDS = list("abcdefghijkl")
@@ -196,14 +196,18 @@ def main(quick=False, out_dir="examples/out"):
         rng = np.random.default_rng(1)
         opt = dk.optim.Adam(model.parameters(), lr=3e-3)
         with Timer() as t:
-            losses[model.name] = [model.train_step(*sentences(rng, 64, int(rng.integers(Lmin, Lmax + 1))), opt)
-                                  for _ in range(steps)]
+            losses[model.name] = [
+                model.train_step(*sentences(rng, 64, int(rng.integers(Lmin, Lmax + 1))), opt) for _ in range(steps)
+            ]
         results[model.name] = evaluate(model, lengths, n=64 if quick else 256)
         acc = results[model.name]
         word = np.mean([acc[L][0] for L in lengths])
-        print(f"{model.name:>18s}: {steps} steps in {t.seconds:5.1f} s; word accuracy {word * 100:5.1f}% "
-              f"(length {Lmin}: {acc[Lmin][0] * 100:5.1f}%, length {Lmax}: {acc[Lmax][0] * 100:5.1f}%); "
-              f"whole sentences right at length {Lmax}: {acc[Lmax][1] * 100:5.1f}%", flush=True)
+        print(
+            f"{model.name:>18s}: {steps} steps in {t.seconds:5.1f} s; word accuracy {word * 100:5.1f}% "
+            f"(length {Lmin}: {acc[Lmin][0] * 100:5.1f}%, length {Lmax}: {acc[Lmax][0] * 100:5.1f}%); "
+            f"whole sentences right at length {Lmax}: {acc[Lmax][1] * 100:5.1f}%",
+            flush=True,
+        )
 
     src, tgt = sentences(np.random.default_rng(7), 1, 10 if not quick else 6)
     to_s = lambda ids, words: " ".join(words[i] for i in ids)  # noqa: E731
@@ -219,8 +223,12 @@ def main(quick=False, out_dir="examples/out"):
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.8), gridspec_kw={"width_ratios": [1.3, 1, 1]})
     for model in models:
         axes[0].plot(lengths, [results[model.name][L][0] * 100 for L in lengths], "o-", label=model.name)
-    axes[0].set(xlabel="sentence length (words)", ylabel="word accuracy, greedy decoding (%)", ylim=(0, 102),
-                title="Attention vs the fixed-size bottleneck")
+    axes[0].set(
+        xlabel="sentence length (words)",
+        ylabel="word accuracy, greedy decoding (%)",
+        ylim=(0, 102),
+        title="Attention vs the fixed-size bottleneck",
+    )
     axes[0].legend(loc="lower left")
     for ax, (name, a) in zip(axes[1:], aligns.items()):
         ax.imshow(a, cmap="viridis", vmin=0, vmax=1)

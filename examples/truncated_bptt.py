@@ -17,10 +17,10 @@ the gradient is cut. Accuracy is measured on fresh sequences, over the steps t >
 
     python examples/truncated_bptt.py [--quick]
 """
-from _common import Timer, cli, pyplot, save  # first: sets thread env vars before numpy loads
-import numpy as np
 
 import deepkern as dk
+import numpy as np
+from _common import Timer, cli, pyplot, save  # first: sets thread env vars before numpy loads
 
 nn = dk.nn
 V, D, T, H = 4, 4, 16, 32  # symbols, delay, sequence length, hidden size
@@ -71,8 +71,11 @@ def main(quick=False, out_dir="examples/out"):
                     results[(mode, k)] = results[("window", k)]  # k = T is full BPTT in both modes
                     continue
                 results[(mode, k)] = train(None if k == T else k, mode, steps)
-                print(f"  truncate={k if k < T else 'None (full)':>12}  mode={mode:6s}  test accuracy "
-                      f"{results[(mode, k)] * 100:5.1f}%", flush=True)
+                print(
+                    f"  truncate={k if k < T else 'None (full)':>12}  mode={mode:6s}  test accuracy "
+                    f"{results[(mode, k)] * 100:5.1f}%",
+                    flush=True,
+                )
     print(f"task: y_t = x_(t-{D}), T = {T}, {steps} Adam steps of 64 sequences per setting; {t.seconds:.1f} s in all")
 
     plt = pyplot()
@@ -85,8 +88,12 @@ def main(quick=False, out_dir="examples/out"):
     ax.set_xscale("log", base=2)
     ax.set_xticks(ks)
     ax.set_xticklabels([str(k) if k < T else f"{T}\n(full)" for k in ks])
-    ax.set(xlabel="truncation length k (steps the gradient may travel back)", ylabel="test accuracy (%)",
-           title=f"Remember the symbol from D = {D} steps ago: accuracy vs k", ylim=(0, 105))
+    ax.set(
+        xlabel="truncation length k (steps the gradient may travel back)",
+        ylabel="test accuracy (%)",
+        title=f"Remember the symbol from D = {D} steps ago: accuracy vs k",
+        ylim=(0, 105),
+    )
     ax.legend(loc="lower right")
     save(fig, out_dir, "truncated_bptt.png")
     return {f"{m}_{k}": v for (m, k), v in results.items()}

@@ -11,10 +11,10 @@ much slower; with a bias of 3 (f about 0.95) it does not vanish at all over 100 
 
     python examples/vanishing_gradients.py [--quick]
 """
-from _common import cli, pyplot, save  # first: sets thread env vars before numpy loads
-import numpy as np
 
 import deepkern as dk
+import numpy as np
+from _common import cli, pyplot, save  # first: sets thread env vars before numpy loads
 
 nn = dk.nn
 
@@ -55,8 +55,11 @@ def main(quick=False, out_dir="examples/out"):
     fig, ax = plt.subplots(figsize=(8, 5))
     for name, c in curves.items():
         ax.semilogy(np.arange(T), c, label=name)
-    ax.set(xlabel="t: steps back from the last time step", ylabel="||dL / dx_(T-t)||  (log scale)",
-           title=f"Gradient reaching t steps back (T = {T}, hidden size {H})")
+    ax.set(
+        xlabel="t: steps back from the last time step",
+        ylabel="||dL / dx_(T-t)||  (log scale)",
+        title=f"Gradient reaching t steps back (T = {T}, hidden size {H})",
+    )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     save(fig, out_dir, "vanishing_gradients.png")

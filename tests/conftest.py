@@ -38,10 +38,9 @@ else:
     os.environ["DEEPKERN_CUDA_SIM"] = "1"
     sys.path.insert(0, _STANDIN)
 
+import deepkern as dk  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
-import deepkern as dk  # noqa: E402
 from deepkern import _backend  # noqa: E402
 
 if os.environ.get("DEEPKERN_REQUIRE_SIM") == "1" and not _backend.SIMULATOR:  # .ci/run's simulator passes

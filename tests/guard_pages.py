@@ -2,6 +2,7 @@
 past the end (or before the start) of its input dies with SIGSEGV instead of reading garbage.
 A plain build then catches what otherwise only AddressSanitizer sees (tools/sanitize.sh).
 Linux/POSIX only (mmap + mprotect through ctypes)."""
+
 import ctypes
 import mmap
 

@@ -1,4 +1,5 @@
 """Shared test helpers: tolerances from DESIGN.md, NaN-strict comparisons, finite differences."""
+
 import numpy as np
 
 # DESIGN.md: float64 1e-10 relative; float32 1e-5..1e-4; fp16/bf16 1e-2 relative norm error.

@@ -1,5 +1,4 @@
 """Finite-difference gradient checks for deepkern.nn layers and models (float64)."""
-import numpy as np
 
 from helpers import assert_close, numeric_grad
 

@@ -5,12 +5,12 @@ its ctx), and run the same call in PyTorch. The reliability tests (bad input, fu
 determinism) are written once against this interface; adding an op means adding one spec here.
 An op whose function is not (yet) in deepkern is skipped, so the table grows as branches land.
 """
-import numpy as np
-import torch
-import torch.nn.functional as F
 
 import deepkern as dk
+import numpy as np
 import reference as R
+import torch
+import torch.nn.functional as F
 
 
 def pair(v):
@@ -18,13 +18,13 @@ def pair(v):
 
 
 class OpSpec:
-    name = None              # the public forward function
-    backward_name = None     # the public backward function
-    arrays = ()              # array arguments, in call order
-    optional = ()            # array arguments that may be None
-    params = ()              # int-or-pair size arguments (kernel_size, stride, ...)
-    grad_names = ()          # the backward's upstream-gradient arguments, in order
-    optional_grads = ()      # those that may be None
+    name = None  # the public forward function
+    backward_name = None  # the public backward function
+    arrays = ()  # array arguments, in call order
+    optional = ()  # array arguments that may be None
+    params = ()  # int-or-pair size arguments (kernel_size, stride, ...)
+    grad_names = ()  # the backward's upstream-gradient arguments, in order
+    optional_grads = ()  # those that may be None
     thread_count_invariant = False  # True: the same bits at any dk.set_num_threads
 
     def medium(self):
@@ -143,26 +143,42 @@ class _Pool(OpSpec):
             ("kernel_bool", lambda kw: {**kw, "kernel_size": True}, TypeError, "'kernel_size' must be an int"),
             ("kernel_triple", lambda kw: {**kw, "kernel_size": (2, 2, 2)}, TypeError, "'kernel_size' must be an int"),
             ("kernel_none", lambda kw: {**kw, "kernel_size": None}, TypeError, "'kernel_size' must be an int"),
-            ("kernel_2e40", lambda kw: {**kw, "kernel_size": 2**40, "padding": 0}, ValueError,
-             "'kernel_size' .* is larger than the padded input"),
+            (
+                "kernel_2e40",
+                lambda kw: {**kw, "kernel_size": 2**40, "padding": 0},
+                ValueError,
+                "'kernel_size' .* is larger than the padded input",
+            ),
             ("kernel_2e70", lambda kw: {**kw, "kernel_size": 2**70, "padding": 0}, ValueError, "'kernel_size'"),
-            ("kernel_gt_input", lambda kw: {**kw, "kernel_size": (8, 2), "padding": 0}, ValueError,
-             "'kernel_size' .* is larger than the padded input"),
+            (
+                "kernel_gt_input",
+                lambda kw: {**kw, "kernel_size": (8, 2), "padding": 0},
+                ValueError,
+                "'kernel_size' .* is larger than the padded input",
+            ),
             ("stride_0", lambda kw: {**kw, "stride": 0}, ValueError, "'stride' must be >= 1"),
             ("stride_neg", lambda kw: {**kw, "stride": (1, -1)}, ValueError, "'stride' must be >= 1"),
             ("stride_float", lambda kw: {**kw, "stride": 1.5}, TypeError, "'stride' must be an int"),
             ("padding_neg", lambda kw: {**kw, "padding": -1}, ValueError, "'padding' must be >= 0"),
             ("padding_gt_half", lambda kw: {**kw, "padding": 2}, ValueError, "'padding' .* must be at most half"),
-            ("padding_2e62", lambda kw: {**kw, "padding": 2**62}, ValueError, "'padding' .*must be (at most half|<= 2\\*\\*40)"),
-            ("zero_height", lambda kw: {**kw, "x": kw["x"][:, :, :0], "padding": 0}, ValueError,
-             "'kernel_size' .* is larger than the padded input"),
+            (
+                "padding_2e62",
+                lambda kw: {**kw, "padding": 2**62},
+                ValueError,
+                "'padding' .*must be (at most half|<= 2\\*\\*40)",
+            ),
+            (
+                "zero_height",
+                lambda kw: {**kw, "x": kw["x"][:, :, :0], "padding": 0},
+                ValueError,
+                "'kernel_size' .* is larger than the padded input",
+            ),
             ("ceil_mode_int", lambda kw: {**kw, "ceil_mode": 1}, TypeError, "'ceil_mode' must be a bool"),
             ("ceil_mode_none", lambda kw: {**kw, "ceil_mode": None}, TypeError, "'ceil_mode' must be a bool"),
         ] + self.more_bad_calls()
 
     def more_bad_calls(self):
         return []
-
 
     def draw(self, data, st, rng, dtype):
         kh, kw_ = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
@@ -206,14 +222,22 @@ class MaxPool2dSpec(_Pool):
     def draw_extra(self, data, st):
         if not data.draw(st.booleans(), label="max_pool2d extra arguments"):
             return {}
-        return dict(dilation=(data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))),
-                    ceil_mode=data.draw(st.booleans()))
+        return dict(
+            dilation=(data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))), ceil_mode=data.draw(st.booleans())
+        )
 
     def torch_run(self, kw, grads):
         x = _t(np.asarray(kw["x"], dtype=np.float64))
         s = kw["stride"] if kw["stride"] is not None else kw["kernel_size"]
-        y, idx = F.max_pool2d(x, kw["kernel_size"], s, kw["padding"], kw.get("dilation", 1), kw.get("ceil_mode", False),
-                              return_indices=True)
+        y, idx = F.max_pool2d(
+            x,
+            kw["kernel_size"],
+            s,
+            kw["padding"],
+            kw.get("dilation", 1),
+            kw.get("ceil_mode", False),
+            return_indices=True,
+        )
         y.backward(torch.tensor(np.asarray(grads[0], dtype=np.float64)))
         return (y.detach().numpy(), idx.numpy()), (x.grad.numpy(),)
 
@@ -228,21 +252,40 @@ class AvgPool2dSpec(_Pool):
 
     def more_bad_calls(self):
         return [
-            ("count_include_pad_str", lambda kw: {**kw, "count_include_pad": "no"}, TypeError,
-             "'count_include_pad' must be a bool"),
-            ("divisor_0", lambda kw: {**kw, "divisor_override": 0}, ValueError,
-             "'divisor_override' must be None or a positive int"),
-            ("divisor_neg", lambda kw: {**kw, "divisor_override": -3}, ValueError,
-             "'divisor_override' must be None or a positive int"),
-            ("divisor_float", lambda kw: {**kw, "divisor_override": 2.5}, ValueError,
-             "'divisor_override' must be None or a positive int"),
+            (
+                "count_include_pad_str",
+                lambda kw: {**kw, "count_include_pad": "no"},
+                TypeError,
+                "'count_include_pad' must be a bool",
+            ),
+            (
+                "divisor_0",
+                lambda kw: {**kw, "divisor_override": 0},
+                ValueError,
+                "'divisor_override' must be None or a positive int",
+            ),
+            (
+                "divisor_neg",
+                lambda kw: {**kw, "divisor_override": -3},
+                ValueError,
+                "'divisor_override' must be None or a positive int",
+            ),
+            (
+                "divisor_float",
+                lambda kw: {**kw, "divisor_override": 2.5},
+                ValueError,
+                "'divisor_override' must be None or a positive int",
+            ),
         ]
 
     def draw_extra(self, data, st):
         if not data.draw(st.booleans(), label="avg_pool2d extra arguments"):
             return {}
-        return dict(ceil_mode=data.draw(st.booleans()), count_include_pad=data.draw(st.booleans()),
-                    divisor_override=data.draw(st.one_of(st.none(), st.integers(1, 20))))
+        return dict(
+            ceil_mode=data.draw(st.booleans()),
+            count_include_pad=data.draw(st.booleans()),
+            divisor_override=data.draw(st.one_of(st.none(), st.integers(1, 20))),
+        )
 
     def _extra(self, kw):
         return kw.get("ceil_mode", False), kw.get("count_include_pad", True), kw.get("divisor_override")
@@ -257,8 +300,10 @@ class AvgPool2dSpec(_Pool):
     def reference(self, kw, grads):
         k, s, p = self._kps(kw)
         e = self._extra(kw)
-        return ((R.avg_pool2d_ref(kw["x"], k, s, p, *e),),
-                (R.avg_pool2d_backward_ref(np.shape(kw["x"]), k, s, p, grads[0], *e),))
+        return (
+            (R.avg_pool2d_ref(kw["x"], k, s, p, *e),),
+            (R.avg_pool2d_backward_ref(np.shape(kw["x"]), k, s, p, grads[0], *e),),
+        )
 
 
 ALL_SPECS = [MaxPool2dSpec(), AvgPool2dSpec()]
@@ -272,12 +317,15 @@ def specs():
 def spec_params(pytest):
     """pytest.param per spec; ops not in deepkern yet are skipped with a reason."""
     return [
-        pytest.param(s, id=s.name, marks=() if s.available() else pytest.mark.skip(reason=f"dk.{s.name} not in this build"))
+        pytest.param(
+            s, id=s.name, marks=() if s.available() else pytest.mark.skip(reason=f"dk.{s.name} not in this build")
+        )
         for s in ALL_SPECS
     ]
 
 
 # ----------------------------------------------------------------------------- conv2d
+
 
 class Conv2dSpec(OpSpec):
     name, backward_name = "conv2d", "conv2d_backward"
@@ -341,13 +389,28 @@ class Conv2dSpec(OpSpec):
             ("x_2d", lambda kw: {**kw, "x": kw["x"][0, 0]}, ValueError, rf"{op}: 'x' must be a 4-D .* or 3-D"),
             ("w_3d", lambda kw: {**kw, "w": kw["w"][0]}, ValueError, rf"{op}: 'w' must be a 4-D"),
             ("x_scalar", lambda kw: {**kw, "x": 2.0}, ValueError, rf"{op}: 'x' must be a 4-D"),
-            ("channels_mismatch", lambda kw: {**kw, "w": kw["w"][:, :2]}, ValueError, rf"{op}: 'w' has 2 input channels"),
+            (
+                "channels_mismatch",
+                lambda kw: {**kw, "w": kw["w"][:, :2]},
+                ValueError,
+                rf"{op}: 'w' has 2 input channels",
+            ),
             ("b_wrong_len", lambda kw: {**kw, "b": kw["b"][:3]}, ValueError, rf"{op}: 'b' has shape"),
             ("b_2d", lambda kw: {**kw, "b": kw["b"][None]}, ValueError, rf"{op}: 'b' has shape"),
             ("w_zero_K", lambda kw: {**kw, "w": kw["w"][:0], "b": None}, ValueError, rf"{op}: 'w' must have K"),
             ("x_zero_H", lambda kw: {**kw, "x": kw["x"][:, :, :0]}, ValueError, rf"{op}: 'x' must have C, H, W >= 1"),
-            ("x_zero_C", lambda kw: {**kw, "x": kw["x"][:, :0], "w": kw["w"][:, :0]}, ValueError, rf"{op}: 'x' must have C"),
-            ("kernel_gt_input", lambda kw: {**kw, "padding": 0, "dilation": 4}, ValueError, "kernel larger than padded input"),
+            (
+                "x_zero_C",
+                lambda kw: {**kw, "x": kw["x"][:, :0], "w": kw["w"][:, :0]},
+                ValueError,
+                rf"{op}: 'x' must have C",
+            ),
+            (
+                "kernel_gt_input",
+                lambda kw: {**kw, "padding": 0, "dilation": 4},
+                ValueError,
+                "kernel larger than padded input",
+            ),
             ("stride_0", lambda kw: {**kw, "stride": 0}, ValueError, "'stride' must be >= 1"),
             ("stride_neg", lambda kw: {**kw, "stride": (-1, 1)}, ValueError, "'stride' must be >= 1"),
             ("dilation_0", lambda kw: {**kw, "dilation": 0}, ValueError, "'dilation' must be >= 1"),
@@ -355,23 +418,49 @@ class Conv2dSpec(OpSpec):
             ("groups_0", lambda kw: {**kw, "groups": 0}, ValueError, "'groups' must be a positive int"),
             ("groups_float", lambda kw: {**kw, "groups": 1.0}, ValueError, "'groups' must be a positive int"),
             ("groups_not_dividing_C", lambda kw: {**kw, "groups": 2}, ValueError, "'groups' is 2"),
-            ("groups_not_dividing_K", lambda kw: {**kw, "x": kw["x"][:, :2], "w": kw["w"][:3, :1], "b": None,
-                                                  "groups": 2}, ValueError, "not divisible by 'groups'"),
-            ("padding_str", lambda kw: {**kw, "padding": "full"}, ValueError,
-             "'padding' must be an int, a pair of ints, 'same' or 'valid'"),
+            (
+                "groups_not_dividing_K",
+                lambda kw: {**kw, "x": kw["x"][:, :2], "w": kw["w"][:3, :1], "b": None, "groups": 2},
+                ValueError,
+                "not divisible by 'groups'",
+            ),
+            (
+                "padding_str",
+                lambda kw: {**kw, "padding": "full"},
+                ValueError,
+                "'padding' must be an int, a pair of ints, 'same' or 'valid'",
+            ),
             ("padding_same_strided", lambda kw: {**kw, "padding": "same"}, ValueError, "padding='same' needs stride 1"),
             ("padding_float", lambda kw: {**kw, "padding": 1.0}, TypeError, "'padding' must be an int"),
             ("dilation_2e40", lambda kw: {**kw, "dilation": 2**40}, ValueError, "kernel larger than padded input"),
             ("dilation_2e41", lambda kw: {**kw, "dilation": 2**41}, ValueError, "'dilation' must be <= 2\\*\\*40"),
             # legal but absurd: the output cannot be allocated (numpy's errors; nothing reaches a kernel)
             ("padding_2e20", lambda kw: {**kw, "padding": 2**20}, MemoryError, "Unable to allocate"),
-            ("padding_2e40", lambda kw: {**kw, "padding": 2**40}, (MemoryError, ValueError),
-             "Unable to allocate|array is too big"),
-            ("out_wrong_shape", lambda kw: {**kw, "out": np.empty((2, 4, 4, 8), np.float32)}, ValueError, rf"{op}: 'out' has shape"),
-            ("out_wrong_dtype", lambda kw: {**kw, "out": np.empty((2, 4, 4, 9), np.float64)}, TypeError, rf"{op}: 'out' has dtype"),
+            (
+                "padding_2e40",
+                lambda kw: {**kw, "padding": 2**40},
+                (MemoryError, ValueError),
+                "Unable to allocate|array is too big",
+            ),
+            (
+                "out_wrong_shape",
+                lambda kw: {**kw, "out": np.empty((2, 4, 4, 8), np.float32)},
+                ValueError,
+                rf"{op}: 'out' has shape",
+            ),
+            (
+                "out_wrong_dtype",
+                lambda kw: {**kw, "out": np.empty((2, 4, 4, 9), np.float64)},
+                TypeError,
+                rf"{op}: 'out' has dtype",
+            ),
             ("out_list", lambda kw: {**kw, "out": [[0.0]]}, TypeError, rf"{op}: 'out' is a list"),
-            ("out_strided", lambda kw: {**kw, "out": np.empty((2, 4, 4, 18), np.float32)[..., ::2]}, ValueError,
-             rf"{op}: 'out' must be C-contiguous"),
+            (
+                "out_strided",
+                lambda kw: {**kw, "out": np.empty((2, 4, 4, 18), np.float32)[..., ::2]},
+                ValueError,
+                rf"{op}: 'out' must be C-contiguous",
+            ),
             ("out_readonly", lambda kw: {**kw, "out": _readonly(out_ok(kw))}, ValueError, rf"{op}: 'out' is read-only"),
         ]
 
@@ -383,15 +472,18 @@ def _readonly(a):
 
 # ----------------------------------------------------------------------------- LSTM
 
+
 class _LstmBase(OpSpec):
     optional = ("h", "c", "b_ih", "b_hh")
 
     def _weights(self, rng, dtype, I, H):
         s = 1.0 / np.sqrt(H)
-        return dict(w_ih=(rng.standard_normal((4 * H, I)) * s).astype(dtype),
-                    w_hh=(rng.standard_normal((4 * H, H)) * s).astype(dtype),
-                    b_ih=(rng.standard_normal(4 * H) * s).astype(dtype),
-                    b_hh=(rng.standard_normal(4 * H) * s).astype(dtype))
+        return dict(
+            w_ih=(rng.standard_normal((4 * H, I)) * s).astype(dtype),
+            w_hh=(rng.standard_normal((4 * H, H)) * s).astype(dtype),
+            b_ih=(rng.standard_normal(4 * H) * s).astype(dtype),
+            b_hh=(rng.standard_normal(4 * H) * s).astype(dtype),
+        )
 
     def _torch_steps(self, x_steps, h, c, kw, hn, cn):
         """torch.lstm_cell over the steps with autograd: (ys, h, c, leaves)."""
@@ -447,8 +539,11 @@ class LstmCellSpec(_LstmBase):
     optional_grads = ("dh1", "dc1")
 
     def make(self, rng, dtype, B=3, I=5, H=4):
-        kw = dict(x=rng.standard_normal((B, I)).astype(dtype), h=rng.standard_normal((B, H)).astype(dtype),
-                  c=rng.standard_normal((B, H)).astype(dtype))
+        kw = dict(
+            x=rng.standard_normal((B, I)).astype(dtype),
+            h=rng.standard_normal((B, H)).astype(dtype),
+            c=rng.standard_normal((B, H)).astype(dtype),
+        )
         kw.update(self._weights(rng, dtype, I, H))
         return kw
 
@@ -459,7 +554,9 @@ class LstmCellSpec(_LstmBase):
         x = _t(np.asarray(kw["x"], np.float64))
         _, h, c, leaves = self._torch_steps([x], None, None, kw, "h", "c")
         torch.autograd.backward([h, c], [torch.tensor(np.asarray(g, np.float64)) for g in grads])
-        return (h.detach().numpy(), c.detach().numpy()), self._grads(leaves, x, ("h", "c", "w_ih", "w_hh", "b_ih", "b_hh"))
+        return (h.detach().numpy(), c.detach().numpy()), self._grads(
+            leaves, x, ("h", "c", "w_ih", "w_hh", "b_ih", "b_hh")
+        )
 
     def draw(self, data, st, rng, dtype):
         B, I = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 6))
@@ -476,8 +573,12 @@ class LstmCellSpec(_LstmBase):
             ("x_0d", lambda kw: {**kw, "x": kw["x"][0, 0]}, ValueError, rf"{op}: 'x' must be a 2-D"),
             # x (I,) is unbatched, as torch.nn.LSTMCell takes it; the batched h then does not fit
             ("x_1d", lambda kw: {**kw, "x": kw["x"][0]}, ValueError, rf"{op}: 'h' has shape .*unbatched"),
-            ("x_zero_batch", lambda kw: {**kw, "x": kw["x"][:0], "h": None, "c": None}, ValueError,
-             rf"{op}: 'x' has shape \(0, 5\); every dimension"),
+            (
+                "x_zero_batch",
+                lambda kw: {**kw, "x": kw["x"][:0], "h": None, "c": None},
+                ValueError,
+                rf"{op}: 'x' has shape \(0, 5\); every dimension",
+            ),
             *self._bad_common(op, "h", "c"),
         ]
 
@@ -490,8 +591,11 @@ class LstmSpec(_LstmBase):
     optional_grads = ("dy", "dhT", "dcT")
 
     def make(self, rng, dtype, T=4, B=3, I=5, H=4):
-        kw = dict(x=rng.standard_normal((T, B, I)).astype(dtype), h0=rng.standard_normal((B, H)).astype(dtype),
-                  c0=rng.standard_normal((B, H)).astype(dtype))
+        kw = dict(
+            x=rng.standard_normal((T, B, I)).astype(dtype),
+            h0=rng.standard_normal((B, H)).astype(dtype),
+            c0=rng.standard_normal((B, H)).astype(dtype),
+        )
         kw.update(self._weights(rng, dtype, I, H))
         return kw
 
@@ -503,8 +607,10 @@ class LstmSpec(_LstmBase):
         ys, h, c, leaves = self._torch_steps(list(x), None, None, kw, "h0", "c0")
         y = torch.stack(ys)
         torch.autograd.backward([y, h, c], [torch.tensor(np.asarray(g, np.float64)) for g in grads])
-        return ((y.detach().numpy(), h.detach().numpy(), c.detach().numpy()),
-                self._grads(leaves, x, ("h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh")))
+        return (
+            (y.detach().numpy(), h.detach().numpy(), c.detach().numpy()),
+            self._grads(leaves, x, ("h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh")),
+        )
 
     def draw(self, data, st, rng, dtype):
         T, B, I = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 4)), data.draw(st.integers(1, 6))
@@ -528,23 +634,28 @@ class LstmSpec(_LstmBase):
 
 # ----------------------------------------------------------------------------- attention
 
+
 class SdpaSpec(OpSpec):
     name, backward_name = "scaled_dot_product_attention", "scaled_dot_product_attention_backward"
     arrays = ("q", "k", "v")
     grad_names = ("dout",)
 
     def make(self, rng, dtype, batch=(2, 3), Lq=5, Lk=7, D=4, Dv=6):
-        return dict(q=rng.standard_normal(batch + (Lq, D)).astype(dtype),
-                    k=rng.standard_normal(batch + (Lk, D)).astype(dtype),
-                    v=rng.standard_normal(batch + (Lk, Dv)).astype(dtype))
+        return dict(
+            q=rng.standard_normal(batch + (Lq, D)).astype(dtype),
+            k=rng.standard_normal(batch + (Lk, D)).astype(dtype),
+            v=rng.standard_normal(batch + (Lk, Dv)).astype(dtype),
+        )
 
     def medium(self):
         return dict(batch=(2, 4), Lq=64, Lk=80, D=32, Dv=32)
 
     def empty_calls(self):
-        return [lambda kw: {k: v[:0] for k, v in kw.items()},               # empty batch
-                lambda kw: {**kw, "q": kw["q"][..., :0, :]},                 # Lq = 0
-                lambda kw: {**kw, "k": kw["k"][..., :0, :], "v": kw["v"][..., :0, :]}]  # Lk = 0: zeros
+        return [
+            lambda kw: {k: v[:0] for k, v in kw.items()},  # empty batch
+            lambda kw: {**kw, "q": kw["q"][..., :0, :]},  # Lq = 0
+            lambda kw: {**kw, "k": kw["k"][..., :0, :], "v": kw["v"][..., :0, :]},
+        ]  # Lk = 0: zeros
 
     def nonfinite_targets(self, value):
         # +-inf in q or k can make every score of a row -inf: deepkern gives that row exact zeros (the
@@ -554,8 +665,14 @@ class SdpaSpec(OpSpec):
     def torch_run(self, kw, grads):
         q, k, v = (_t(np.asarray(kw[n], np.float64)) for n in ("q", "k", "v"))
         m = kw.get("attn_mask")
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=None if m is None else torch.tensor(np.asarray(m)),
-                                             is_causal=kw.get("is_causal", False), scale=kw.get("scale"))
+        out = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=None if m is None else torch.tensor(np.asarray(m)),
+            is_causal=kw.get("is_causal", False),
+            scale=kw.get("scale"),
+        )
         out.backward(torch.tensor(np.asarray(grads[0], np.float64)))
         return (out.detach().numpy(),), (q.grad.numpy(), k.grad.numpy(), v.grad.numpy())
 
@@ -572,9 +689,11 @@ class SdpaSpec(OpSpec):
         # the reference's p @ v computes 0 * inf = NaN (docs/RELIABILITY.md). NaN/inf in q and k are
         # compared with PyTorch in test_reliability_badinput.py.
         sp = mask in ("none", "float")
-        kw = dict(q=draw_values(data, st, rng, batch + (Lq, D), dtype, specials=False),
-                  k=draw_values(data, st, rng, kb + (Lk, D), dtype, specials=False),
-                  v=draw_values(data, st, rng, kb + (Lk, Dv), dtype, specials=sp))
+        kw = dict(
+            q=draw_values(data, st, rng, batch + (Lq, D), dtype, specials=False),
+            k=draw_values(data, st, rng, kb + (Lk, D), dtype, specials=False),
+            v=draw_values(data, st, rng, kb + (Lk, Dv), dtype, specials=sp),
+        )
         if mask == "causal":
             kw["is_causal"] = True
         elif mask == "bool":
@@ -597,24 +716,53 @@ class SdpaSpec(OpSpec):
             ("v_scalar", lambda kw: {**kw, "v": 1.0}, ValueError, rf"{op}: 'v' must have at least 2 dims"),
             ("k_wrong_D", lambda kw: {**kw, "k": kw["k"][..., :-1]}, ValueError, rf"{op}: 'k' has embedding size"),
             ("v_wrong_Lk", lambda kw: {**kw, "v": kw["v"][..., :-1, :]}, ValueError, rf"{op}: 'v' has sequence length"),
-            ("batch_mismatch", lambda kw: {**kw, "k": kw["k"][:1, :2], "v": kw["v"][:1, :2]}, ValueError,
-             rf"{op}: the leading \(batch/head\) dims"),
-            ("D_zero", lambda kw: {**kw, "q": kw["q"][..., :0], "k": kw["k"][..., :0]}, ValueError,
-             rf"{op}: 'q' must have an embedding size >= 1"),
+            (
+                "batch_mismatch",
+                lambda kw: {**kw, "k": kw["k"][:1, :2], "v": kw["v"][:1, :2]},
+                ValueError,
+                rf"{op}: the leading \(batch/head\) dims",
+            ),
+            (
+                "D_zero",
+                lambda kw: {**kw, "q": kw["q"][..., :0], "k": kw["k"][..., :0]},
+                ValueError,
+                rf"{op}: 'q' must have an embedding size >= 1",
+            ),
             ("scale_nan", lambda kw: {**kw, "scale": float("nan")}, ValueError, rf"{op}: 'scale' must be finite"),
             ("scale_inf", lambda kw: {**kw, "scale": float("inf")}, ValueError, rf"{op}: 'scale' must be finite"),
             ("scale_str", lambda kw: {**kw, "scale": "0.5"}, TypeError, rf"{op}: 'scale' must be a real number"),
             ("scale_complex", lambda kw: {**kw, "scale": 1j}, TypeError, rf"{op}: 'scale' must be a real number"),
             ("causal_str", lambda kw: {**kw, "is_causal": "yes"}, TypeError, rf"{op}: 'is_causal' must be a bool"),
-            ("mask_and_causal", lambda kw: {**kw, "attn_mask": np.ones((5, 7), bool), "is_causal": True}, ValueError,
-             rf"{op}: 'attn_mask' must be None when is_causal"),
-            ("mask_wrong_shape", lambda kw: {**kw, "attn_mask": np.ones((5, 6), bool)}, ValueError,
-             rf"{op}: 'attn_mask' of shape \(5, 6\) does not broadcast"),
-            ("mask_too_many_dims", lambda kw: {**kw, "attn_mask": np.ones((2, 2, 3, 5, 7), bool)}, ValueError,
-             rf"{op}: 'attn_mask' of shape"),
-            ("mask_complex", lambda kw: {**kw, "attn_mask": np.ones((5, 7), complex)}, TypeError,
-             rf"{op}: 'attn_mask' has dtype complex128"),
-            ("mask_str", lambda kw: {**kw, "attn_mask": np.full((5, 7), "a")}, TypeError, rf"{op}: 'attn_mask' has dtype"),
+            (
+                "mask_and_causal",
+                lambda kw: {**kw, "attn_mask": np.ones((5, 7), bool), "is_causal": True},
+                ValueError,
+                rf"{op}: 'attn_mask' must be None when is_causal",
+            ),
+            (
+                "mask_wrong_shape",
+                lambda kw: {**kw, "attn_mask": np.ones((5, 6), bool)},
+                ValueError,
+                rf"{op}: 'attn_mask' of shape \(5, 6\) does not broadcast",
+            ),
+            (
+                "mask_too_many_dims",
+                lambda kw: {**kw, "attn_mask": np.ones((2, 2, 3, 5, 7), bool)},
+                ValueError,
+                rf"{op}: 'attn_mask' of shape",
+            ),
+            (
+                "mask_complex",
+                lambda kw: {**kw, "attn_mask": np.ones((5, 7), complex)},
+                TypeError,
+                rf"{op}: 'attn_mask' has dtype complex128",
+            ),
+            (
+                "mask_str",
+                lambda kw: {**kw, "attn_mask": np.full((5, 7), "a")},
+                TypeError,
+                rf"{op}: 'attn_mask' has dtype",
+            ),
         ]
 
 

@@ -1,9 +1,9 @@
 """Finite-difference gradient checks for the sequence layers' tests (float64)."""
+
 import contextlib
 
-import numpy as np
-
 import deepkern as dk
+import numpy as np
 from helpers import assert_close
 
 # Central differences with eps=1e-6 carry ~1e-9 relative error of their own (truncation and
@@ -41,8 +41,11 @@ def fd(f, arr, eps=1e-6):
 
 
 def random_like_output(rng, out):
-    return tuple(rng.standard_normal(np.shape(o)) for o in out) if isinstance(out, tuple) else \
-        rng.standard_normal(np.shape(out))
+    return (
+        tuple(rng.standard_normal(np.shape(o)) for o in out)
+        if isinstance(out, tuple)
+        else rng.standard_normal(np.shape(out))
+    )
 
 
 @contextlib.contextmanager

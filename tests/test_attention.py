@@ -1,14 +1,14 @@
 """scaled_dot_product_attention / _backward against the float64 reference, PyTorch and finite differences."""
+
 import os
 import subprocess
 import sys
 
+import deepkern as dk
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-import deepkern as dk
 from helpers import assert_close, numeric_grad
 from reference import sdpa_backward_ref, sdpa_ref
 

@@ -6,10 +6,10 @@ Marked `cuda`: runs on a GPU with real cupy, or on the SIMT simulator with the c
 (DEEPKERN_CUDA_SIM=1); skipped where neither is present (see conftest.py). Sizes stay small: every
 case runs on CPU fibers in CI.
 """
-import numpy as np
-import pytest
 
 import deepkern as dk
+import numpy as np
+import pytest
 from helpers import assert_close, assert_rel_norm
 from reference import sdpa_backward_ref, sdpa_ref
 
@@ -93,8 +93,10 @@ SHAPES = [
 # Small cases a GPU run also checks under compute-sanitizer (memcheck, racecheck, synccheck):
 # both tensor-core head dims with partial tiles, a SIMT head dim.
 SANITIZE = {((2, 3), 70, 45, 64, 64), ((2,), 17, 130, 128, 128), ((3,), 65, 66, 8, 24)}
-CASES = [pytest.param(s, marks=pytest.mark.sanitize, id=str(s)) if s in SANITIZE else pytest.param(s, id=str(s))
-         for s in SHAPES]
+CASES = [
+    pytest.param(s, marks=pytest.mark.sanitize, id=str(s)) if s in SANITIZE else pytest.param(s, id=str(s))
+    for s in SHAPES
+]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -4,10 +4,10 @@ and masked) and the Bahdanau / Luong layers, losses and trained parameters compa
 
 Marked `cuda`: on the SIMT simulator with the cupy stand-in in CI, on a GPU with real cupy.
 """
-import numpy as np
-import pytest
 
 import deepkern as dk
+import numpy as np
+import pytest
 from helpers import assert_close
 
 pytestmark = pytest.mark.cuda

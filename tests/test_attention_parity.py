@@ -1,12 +1,12 @@
 """scaled_dot_product_attention's PyTorch arguments: dropout_p (seeded, same mask in the backward),
 enable_gqa, the additive mask's gradient (attn_mask_requires_grad=True) — against the float64
 reference, PyTorch (same formula, same mask) and finite differences."""
+
+import deepkern as dk
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-import deepkern as dk
 from helpers import assert_close, numeric_grad
 from reference import sdpa_full_ref, sdpa_mask_grad_ref
 
@@ -22,7 +22,7 @@ GQA = [  # q shape, Hkv, Lk, Dv
     ((2, 6, 5, 8), 2, 7, 3),
     ((1, 4, 1, 1), 1, 3, 2),
     ((3, 9, 4, 5), 3, 1, 4),
-    ((6, 3, 2), 3, 5, 7),      # no batch dim, Hkv = Hq
+    ((6, 3, 2), 3, 5, 7),  # no batch dim, Hkv = Hq
     ((2, 2, 8, 3, 4), 2, 6, 4),  # two leading dims
 ]
 
@@ -64,8 +64,9 @@ def test_dropout_matches_same_mask_reference_torch_and_finite_differences(shape,
     keep = _keep(seed, (B, H, Lq, Lk), p)
     ref, _ = sdpa_full_ref(q, k, v, causal=causal, keep=keep, dropout_p=p)
     assert_close(out, ref, rtol=R, atol=A, what="dropout out vs reference")
-    np.testing.assert_array_equal(out, dk.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=causal,
-                                                                       seed=seed))
+    np.testing.assert_array_equal(
+        out, dk.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=causal, seed=seed)
+    )
     # torch: the same formula with the same mask, through autograd
     tq, tk, tv = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
     s = tq @ tk.transpose(-1, -2) / np.sqrt(D)
@@ -93,8 +94,9 @@ def test_dropout_statistics_and_seeds(rng):
     ones = np.ones((4, 64, 8))
     mean = dk.scaled_dot_product_attention(q, k, ones, dropout_p=0.3, seed=5).mean()
     assert abs(mean - 1.0) < 0.02
-    np.testing.assert_array_equal(dk.scaled_dot_product_attention(q, k, v, dropout_p=0.0, seed=3),
-                                  dk.scaled_dot_product_attention(q, k, v))
+    np.testing.assert_array_equal(
+        dk.scaled_dot_product_attention(q, k, v, dropout_p=0.0, seed=3), dk.scaled_dot_product_attention(q, k, v)
+    )
 
 
 MASKS = [(5, 7), (1, 5, 7), (2, 3, 5, 7), (3, 1, 7), (7,), (2, 1, 1, 7)]
@@ -106,14 +108,20 @@ def test_float_mask_gradient_matches_torch_and_finite_differences(mshape, p, rng
     q, k, v = rng.standard_normal((2, 3, 5, 4)), rng.standard_normal((2, 3, 7, 4)), rng.standard_normal((2, 3, 7, 6))
     mask = rng.standard_normal(mshape)
     mask[..., 0] = -np.inf  # a masked-out key: its gradient is 0, never NaN
-    out, ctx = dk.scaled_dot_product_attention(q, k, v, mask, dropout_p=p, seed=9, attn_mask_requires_grad=True,
-                                               return_ctx=True)
+    out, ctx = dk.scaled_dot_product_attention(
+        q, k, v, mask, dropout_p=p, seed=9, attn_mask_requires_grad=True, return_ctx=True
+    )
     dout = rng.standard_normal(out.shape)
     dq, dk_, dv, dmask = dk.scaled_dot_product_attention_backward(ctx, dout)
     assert dmask.shape == mshape and np.isfinite(dmask).all()
     keep = _keep(9, (2, 3, 5, 7), p) if p else None
-    assert_close(dmask, sdpa_mask_grad_ref(q, k, v, dout, mask, keep=keep, dropout_p=p), rtol=1e-9, atol=1e-11,
-                 what="dmask vs reference")
+    assert_close(
+        dmask,
+        sdpa_mask_grad_ref(q, k, v, dout, mask, keep=keep, dropout_p=p),
+        rtol=1e-9,
+        atol=1e-11,
+        what="dmask vs reference",
+    )
     tq, tk, tv = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
     tmask = torch.tensor(mask, requires_grad=True)
     s = tq @ tk.transpose(-1, -2) / 2.0 + tmask
@@ -129,12 +137,14 @@ def test_float_mask_gradient_matches_torch_and_finite_differences(mshape, p, rng
     if p == 0.0:  # also torch's own sdpa with a mask that requires grad
         tm2 = torch.tensor(mask, requires_grad=True)
         F.scaled_dot_product_attention(torch.tensor(q), torch.tensor(k), torch.tensor(v), attn_mask=tm2).backward(
-            torch.tensor(dout))
+            torch.tensor(dout)
+        )
         assert_close(dmask, tm2.grad, rtol=1e-9, atol=1e-11, what="dmask vs torch sdpa")
     m2 = mask.copy()
     m2[..., 0] = -5.0  # finite everywhere for finite differences
-    _, c2 = dk.scaled_dot_product_attention(q, k, v, m2, dropout_p=p, seed=9, attn_mask_requires_grad=True,
-                                            return_ctx=True)
+    _, c2 = dk.scaled_dot_product_attention(
+        q, k, v, m2, dropout_p=p, seed=9, attn_mask_requires_grad=True, return_ctx=True
+    )
     g = dk.scaled_dot_product_attention_backward(c2, dout)[3]
     f = lambda m: dk.scaled_dot_product_attention(q, k, v, m, dropout_p=p, seed=9)  # noqa: E731
     assert_close(g, numeric_grad(f, m2, dout), rtol=1e-6, atol=1e-8, what="dmask finite differences")
@@ -145,8 +155,9 @@ def test_float32_and_gqa_with_dropout_and_mask_grad(rng):
     k = rng.standard_normal((2, 2, 5, 8)).astype(np.float32)
     v = rng.standard_normal((2, 2, 5, 3)).astype(np.float32)
     mask = rng.standard_normal((3, 5)).astype(np.float32)
-    out, ctx = dk.scaled_dot_product_attention(q, k, v, mask, 0.25, enable_gqa=True, seed=4,
-                                               attn_mask_requires_grad=True, return_ctx=True)
+    out, ctx = dk.scaled_dot_product_attention(
+        q, k, v, mask, 0.25, enable_gqa=True, seed=4, attn_mask_requires_grad=True, return_ctx=True
+    )
     assert out.dtype == np.float32
     keep = _keep(4, (2, 4, 3, 5), 0.25)
     ref, _ = sdpa_full_ref(q, k, v, mask, keep=keep, dropout_p=0.25, groups=2)

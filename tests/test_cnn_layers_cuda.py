@@ -1,5 +1,6 @@
 """nn.Conv2D, nn.MaxPool2D and nn.AvgPool2D train on cupy (the GPU kernels) and give the numbers they
 give on numpy: the same model, weights and batches, a few SGD steps, losses and weights compared."""
+
 import deepkern as dk
 import numpy as np
 import pytest
@@ -10,16 +11,18 @@ pytestmark = pytest.mark.cuda
 
 def _model(seed):
     nn = dk.nn
-    return nn.Sequential([
-        nn.Conv2D(2, 4, 3, padding=1, seed=seed),       # 3x3 pad 1
-        nn.ReLU(),
-        nn.MaxPool2D(2),                                # windows tile the input: the vector kernels
-        nn.Conv2D(4, 5, (3, 2), stride=(1, 2), padding=(1, 0), seed=seed + 1),
-        nn.AvgPool2D(3, stride=2, padding=1),           # overlapping windows: the gather kernels
-        nn.MaxPool2D((2, 1), stride=1),               # stride < window: overlapping max
-        nn.Flatten(),
-        nn.Dense(5, 3, seed=seed + 2),
-    ])
+    return nn.Sequential(
+        [
+            nn.Conv2D(2, 4, 3, padding=1, seed=seed),  # 3x3 pad 1
+            nn.ReLU(),
+            nn.MaxPool2D(2),  # windows tile the input: the vector kernels
+            nn.Conv2D(4, 5, (3, 2), stride=(1, 2), padding=(1, 0), seed=seed + 1),
+            nn.AvgPool2D(3, stride=2, padding=1),  # overlapping windows: the gather kernels
+            nn.MaxPool2D((2, 1), stride=1),  # stride < window: overlapping max
+            nn.Flatten(),
+            nn.Dense(5, 3, seed=seed + 2),
+        ]
+    )
 
 
 def test_cnn_trains_on_cupy_like_on_numpy(rng):
@@ -33,7 +36,10 @@ def test_cnn_trains_on_cupy_like_on_numpy(rng):
         x = rng.standard_normal((3, 2, 8, 8)).astype(np.float32)
         t = rng.integers(0, 3, 3)
         pair = []
-        for model, loss, opt, xs, ts in ((cpu, loss_cpu, opt_cpu, x, t), (gpu, loss_gpu, opt_gpu, cp.asarray(x), cp.asarray(t))):
+        for model, loss, opt, xs, ts in (
+            (cpu, loss_cpu, opt_cpu, x, t),
+            (gpu, loss_gpu, opt_gpu, cp.asarray(x), cp.asarray(t)),
+        ):
             opt.zero_grad()
             y = model.forward(xs)
             pair.append(float(loss.forward(y, ts)))

@@ -1,26 +1,26 @@
 """conv2d forward/backward against the float64 reference, PyTorch (forward + autograd) and
 finite differences; out=; input validation."""
+
+import deepkern as dk
 import numpy as np
 import pytest
 import torch
-
-import deepkern as dk
 from helpers import assert_close, numeric_grad
 from reference import conv2d_backward_ref, conv2d_ref
 
 # (N, C, H, W, K, kh, kw, stride, padding, dilation, bias): hand-picked odd cases.
 CASES = [
-    (1, 1, 1, 1, 1, 1, 1, 1, 0, 1, True),            # everything 1
-    (2, 3, 7, 5, 4, 3, 3, 1, 1, 1, True),            # 3x3 pad 1, rectangular input
-    (3, 5, 11, 13, 7, 2, 5, 1, 0, 1, False),         # rectangular kernel, primes
-    (2, 2, 9, 9, 3, 2, 2, 3, 0, 1, True),            # stride > kernel
+    (1, 1, 1, 1, 1, 1, 1, 1, 0, 1, True),  # everything 1
+    (2, 3, 7, 5, 4, 3, 3, 1, 1, 1, True),  # 3x3 pad 1, rectangular input
+    (3, 5, 11, 13, 7, 2, 5, 1, 0, 1, False),  # rectangular kernel, primes
+    (2, 2, 9, 9, 3, 2, 2, 3, 0, 1, True),  # stride > kernel
     (1, 3, 6, 7, 2, 3, 4, (1, 2), (2, 3), 1, True),  # padding = kernel - 1, mixed stride
-    (2, 4, 13, 11, 5, 3, 3, 2, 1, (2, 3), True),     # dilation
-    (1, 2, 5, 5, 3, 5, 5, 1, 0, 1, False),           # kernel = input
-    (2, 7, 8, 8, 1, 1, 1, 1, 0, 1, True),            # pointwise, K = 1
-    (3, 4, 9, 10, 6, 1, 1, 2, 1, 1, True),           # 1x1 with stride and padding (not plain GEMM)
+    (2, 4, 13, 11, 5, 3, 3, 2, 1, (2, 3), True),  # dilation
+    (1, 2, 5, 5, 3, 5, 5, 1, 0, 1, False),  # kernel = input
+    (2, 7, 8, 8, 1, 1, 1, 1, 0, 1, True),  # pointwise, K = 1
+    (3, 4, 9, 10, 6, 1, 1, 2, 1, 1, True),  # 1x1 with stride and padding (not plain GEMM)
     (1, 1, 12, 17, 5, 7, 3, (2, 1), (3, 0), (1, 2), True),
-    (5, 1, 8, 8, 6, 5, 5, 1, 2, 1, True),            # LeNet-style C = 1
+    (5, 1, 8, 8, 6, 5, 5, 1, 2, 1, True),  # LeNet-style C = 1
 ]
 
 
@@ -77,8 +77,9 @@ def test_conv2d_random_shapes_many_output_channels(rng):
     for _ in range(20):
         (N, _, H, W), (K, _, kh, kw), s, p, d, bias = _random_case(rng, (16, 21))
         C = int(rng.integers(4, 7))
-        _check_against_reference(rng, (N, C, H, W), (K, C, kh, kw), s, p, d, bias,
-                                 np.float64 if rng.integers(0, 2) else np.float32)
+        _check_against_reference(
+            rng, (N, C, H, W), (K, C, kh, kw), s, p, d, bias, np.float64 if rng.integers(0, 2) else np.float32
+        )
 
 
 def _torch_check(rng, xs, ws, s, p, d, bias, dt):
@@ -151,11 +152,14 @@ def test_conv2d_thread_counts_agree(rng, threads):
         assert_close(g, r)
 
 
-@pytest.mark.parametrize("case", [
-    ((2, 2, 5, 4), (3, 2, 3, 2), (1, 1), (1, 0), (1, 1), True),
-    ((1, 3, 6, 6), (2, 3, 2, 3), (2, 1), (1, 2), (2, 1), True),
-    ((2, 2, 3, 3), (2, 2, 1, 1), (1, 1), (0, 0), (1, 1), False),
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        ((2, 2, 5, 4), (3, 2, 3, 2), (1, 1), (1, 0), (1, 1), True),
+        ((1, 3, 6, 6), (2, 3, 2, 3), (2, 1), (1, 2), (2, 1), True),
+        ((2, 2, 3, 3), (2, 2, 1, 1), (1, 1), (0, 0), (1, 1), False),
+    ],
+)
 def test_conv2d_finite_differences(rng, case):
     xs, ws, s, p, d, bias = case
     x = rng.standard_normal(xs)
@@ -181,8 +185,9 @@ def test_conv2d_out_is_written_and_returned(rng):
     out16 = np.zeros((2, 4, 8, 8), np.float16)  # float16 in -> computed in float32, written as float16
     y16 = dk.conv2d(x.astype(np.float16), w.astype(np.float16), out=out16, padding=1)
     assert y16 is out16
-    assert_close(out16, conv2d_ref(x.astype(np.float16), w.astype(np.float16), None, (1, 1), (1, 1)),
-                 rtol=1e-2, atol=1e-2)
+    assert_close(
+        out16, conv2d_ref(x.astype(np.float16), w.astype(np.float16), None, (1, 1), (1, 1)), rtol=1e-2, atol=1e-2
+    )
 
 
 def test_conv2d_inputs_untouched_noncontiguous_and_promotion(rng):
@@ -295,10 +300,15 @@ def test_conv2d_each_isa_kernel(isa):
 
     tests = os.path.dirname(os.path.abspath(__file__))
     pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(dk.__file__)))
-    env = dict(os.environ, DEEPKERN_CPU_ISA=isa, OMP_NUM_THREADS="2",
-               PYTHONPATH=os.pathsep.join([pkg_root, os.environ.get("PYTHONPATH", "")]))
-    r = subprocess.run([sys.executable, "-c", _ISA_SCRIPT.format(tests=tests)], env=env, capture_output=True,
-                       text=True, timeout=120)
+    env = dict(
+        os.environ,
+        DEEPKERN_CPU_ISA=isa,
+        OMP_NUM_THREADS="2",
+        PYTHONPATH=os.pathsep.join([pkg_root, os.environ.get("PYTHONPATH", "")]),
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", _ISA_SCRIPT.format(tests=tests)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
 
@@ -333,8 +343,17 @@ def test_conv2d_empty_batch(ws):
     assert np.array_equal(dw, np.zeros(ws)) and np.array_equal(db, np.zeros(4))
 
 
-@pytest.mark.parametrize("kw", [dict(stride=2**40), dict(stride=(1, 2**40)), dict(stride=(2**40, 1), padding=1),
-                                dict(stride=37), dict(dilation=19), dict(stride=(13, 3), padding=2)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(stride=2**40),
+        dict(stride=(1, 2**40)),
+        dict(stride=(2**40, 1), padding=1),
+        dict(stride=37),
+        dict(dilation=19),
+        dict(stride=(13, 3), padding=2),
+    ],
+)
 def test_conv2d_extreme_strides_and_dilations(rng, kw):
     x = rng.standard_normal((2, 3, 40, 40))
     w = rng.standard_normal((16, 3, 3, 3))
@@ -351,8 +370,11 @@ def test_conv2d_extreme_strides_and_dilations(rng, kw):
 def test_conv2d_nonfinite_weight_matches_torch(rng):
     """An Inf weight: dx is non-finite only where torch's is (the shifted dx paths multiply w by
     padding zeros, so they must not be used then). C >= 4 and C < 4, stride 1 and 2."""
-    for xs, ws, s, p in [((2, 4, 12, 12), (16, 4, 3, 3), 1, 1), ((2, 2, 12, 12), (16, 2, 3, 3), 1, 0),
-                         ((2, 4, 12, 12), (16, 4, 3, 3), 2, 1)]:
+    for xs, ws, s, p in [
+        ((2, 4, 12, 12), (16, 4, 3, 3), 1, 1),
+        ((2, 2, 12, 12), (16, 2, 3, 3), 1, 0),
+        ((2, 4, 12, 12), (16, 4, 3, 3), 2, 1),
+    ]:
         x = rng.standard_normal(xs)
         w = rng.standard_normal(ws)
         w[3, 1, 0, 2] = np.inf

@@ -14,6 +14,7 @@ cancels it has any relative error). For random data the errors add incoherently,
 error is ~3e-4 (DESIGN.md's TF32 figure); test_conv2d_cuda_tf32_is_used_only_when_allowed checks it is
 between 1e-5 (TF32 did run) and 1e-3.
 """
+
 import deepkern as dk
 import numpy as np
 import pytest
@@ -32,22 +33,25 @@ def assert_tf32_close(got, ref, absref, what):
     assert not np.isnan(g).any(), f"{what}: NaN in result"
     err = np.abs(g - ref)
     bound = TF32_PRODUCT * absref + 1e-30
-    assert np.all(err <= bound), f"{what}: TF32 error {err.max():.3e} over its bound (worst ratio {(err / bound).max():.2f})"
+    assert np.all(err <= bound), (
+        f"{what}: TF32 error {err.max():.3e} over its bound (worst ratio {(err / bound).max():.2f})"
+    )
+
 
 # (N, C, H, W, K, kh, kw, stride, padding, dilation, bias)
 CASES = [
-    (1, 1, 1, 1, 1, 1, 1, 1, 0, 1, True),             # single output pixel, everything 1
-    (2, 3, 7, 5, 4, 3, 3, 1, 1, 1, True),             # 3x3 pad 1
-    (2, 8, 6, 5, 3, 1, 1, 1, 0, 1, False),            # 1x1 (C*kh*kw = 8: cp.async weight rows)
-    (1, 2, 9, 9, 3, 5, 5, 1, 0, 1, True),             # 5x5
-    (1, 3, 15, 13, 5, 7, 7, 2, 3, 1, True),           # 7x7 stride 2
-    (1, 3, 6, 7, 2, 3, 4, (1, 2), (2, 3), 1, True),   # padding = kernel - 1, mixed stride
-    (2, 4, 13, 11, 5, 3, 3, 2, 1, (2, 3), True),      # dilation
-    (2, 2, 9, 9, 3, 2, 2, 3, 0, 1, True),             # stride > kernel
-    (1, 3, 3, 3, 4, 3, 3, 1, 0, 1, False),            # single output pixel, 3x3
-    (2, 5, 11, 13, 7, 2, 5, 1, 0, 1, True),           # N*Ho*Wo = 240: not a multiple of the 128 tile
-    (1, 2, 4, 5, 130, 3, 3, 1, 1, 1, True),           # K = 130: two output-channel tiles
-    (1, 37, 4, 4, 3, 3, 3, 1, 1, 1, True),            # C*kh*kw = 333: many k-tiles, none aligned
+    (1, 1, 1, 1, 1, 1, 1, 1, 0, 1, True),  # single output pixel, everything 1
+    (2, 3, 7, 5, 4, 3, 3, 1, 1, 1, True),  # 3x3 pad 1
+    (2, 8, 6, 5, 3, 1, 1, 1, 0, 1, False),  # 1x1 (C*kh*kw = 8: cp.async weight rows)
+    (1, 2, 9, 9, 3, 5, 5, 1, 0, 1, True),  # 5x5
+    (1, 3, 15, 13, 5, 7, 7, 2, 3, 1, True),  # 7x7 stride 2
+    (1, 3, 6, 7, 2, 3, 4, (1, 2), (2, 3), 1, True),  # padding = kernel - 1, mixed stride
+    (2, 4, 13, 11, 5, 3, 3, 2, 1, (2, 3), True),  # dilation
+    (2, 2, 9, 9, 3, 2, 2, 3, 0, 1, True),  # stride > kernel
+    (1, 3, 3, 3, 4, 3, 3, 1, 0, 1, False),  # single output pixel, 3x3
+    (2, 5, 11, 13, 7, 2, 5, 1, 0, 1, True),  # N*Ho*Wo = 240: not a multiple of the 128 tile
+    (1, 2, 4, 5, 130, 3, 3, 1, 1, 1, True),  # K = 130: two output-channel tiles
+    (1, 37, 4, 4, 3, 3, 3, 1, 1, 1, True),  # C*kh*kw = 333: many k-tiles, none aligned
     (1, 1, 12, 17, 5, 7, 3, (2, 1), (3, 0), (1, 2), True),
 ]
 
@@ -140,8 +144,9 @@ def test_conv2d_cuda_split_k_weight_gradient(cp, rng, case, kind, tf32_off):
 # One small case per kernel family (every math, gather and cp.async staging, split-K + its reduction,
 # the bias gradient) that tools/gpu_check.sh also runs under compute-sanitizer.
 @pytest.mark.sanitize
-@pytest.mark.parametrize("case", [(4, 8, 16, 16, 4, 3, 3, 1, 1, 1, True), (1, 3, 5, 6, 2, 3, 3, 2, 1, 1, True)],
-                         ids=["split_k", "stride2"])
+@pytest.mark.parametrize(
+    "case", [(4, 8, 16, 16, 4, 3, 3, 1, 1, 1, True), (1, 3, 5, 6, 2, 3, 3, 2, 1, 1, True)], ids=["split_k", "stride2"]
+)
 @pytest.mark.parametrize("kind", DTYPES)
 def test_conv2d_cuda_sanitize_small(cp, rng, case, kind, tf32_off):
     _check(cp, rng, case, kind)
@@ -213,8 +218,19 @@ def _gemm(cp, a, b, c, trans_a, trans_b, alpha, beta, tf32=False):
 
     M, K = (a.shape[1], a.shape[0]) if trans_a else a.shape
     N = b.shape[0] if trans_b else b.shape[1]
-    params = (M, N, K, a.strides[0] // a.itemsize, b.strides[0] // b.itemsize, c.strides[0] // c.itemsize,
-              trans_a, trans_b, alpha, beta, tf32)
+    params = (
+        M,
+        N,
+        K,
+        a.strides[0] // a.itemsize,
+        b.strides[0] // b.itemsize,
+        c.strides[0] // c.itemsize,
+        trans_a,
+        trans_b,
+        alpha,
+        beta,
+        tf32,
+    )
     _backend.backend_for(cp).call("gemm", params, a, b, c)
 
 

@@ -1,12 +1,12 @@
 """PyTorch's other conv2d arguments: groups (grouped and depthwise), padding="same"/"valid",
 unbatched (C, H, W) input, and on the layer bias=False and padding_mode; against the reference,
 PyTorch and finite differences, on random shapes."""
+
+import deepkern as dk
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-import deepkern as dk
 from helpers import assert_close, numeric_grad
 from reference import conv2d_backward_ref, conv2d_ref
 
@@ -33,12 +33,16 @@ def random_group_cases(seed, count, depthwise):
     return cases
 
 
-GROUP_CASES = random_group_cases(3, 16, depthwise=False) + random_group_cases(4, 20, depthwise=True) + [
-    ((2, 8, 17, 40), (8, 1, 3, 3), (1, 1), (1, 1), (1, 1), 8, True),  # depthwise 3x3 (MobileNet)
-    ((1, 4, 9, 33), (12, 1, 3, 3), (2, 2), (1, 1), (1, 1), 4, False),  # K = 3C, stride 2
-    ((2, 3, 7, 7), (6, 1, 5, 5), (1, 1), (4, 4), (2, 2), 3, True),  # dilated, padding past the extent
-    ((1, 6, 5, 6), (4, 3, 2, 3), (1, 2), (0, 1), (1, 1), 2, True),
-]
+GROUP_CASES = (
+    random_group_cases(3, 16, depthwise=False)
+    + random_group_cases(4, 20, depthwise=True)
+    + [
+        ((2, 8, 17, 40), (8, 1, 3, 3), (1, 1), (1, 1), (1, 1), 8, True),  # depthwise 3x3 (MobileNet)
+        ((1, 4, 9, 33), (12, 1, 3, 3), (2, 2), (1, 1), (1, 1), 4, False),  # K = 3C, stride 2
+        ((2, 3, 7, 7), (6, 1, 5, 5), (1, 1), (4, 4), (2, 2), 3, True),  # dilated, padding past the extent
+        ((1, 6, 5, 6), (4, 3, 2, 3), (1, 2), (0, 1), (1, 1), 2, True),
+    ]
+)
 
 
 def _run(rng, xs, ws, s, p, d, G, bias, dt):
@@ -81,10 +85,12 @@ FD_CASES = [c for c in GROUP_CASES if np.prod(c[0]) <= 800][:10]
 def test_group_gradients_by_finite_differences(case, rng):
     xs, ws, s, p, d, G, bias = case
     x, w, b, y, dy, (dx, dw, db) = _run(rng, xs, ws, s, p, d, G, bias, np.float64)
-    assert_close(dx, numeric_grad(lambda z: dk.conv2d(z, w, b, s, p, d, G), x, dy), np.float64, rtol=1e-7,
-                 atol=1e-8, what="dx")
-    assert_close(dw, numeric_grad(lambda z: dk.conv2d(x, z, b, s, p, d, G), w, dy), np.float64, rtol=1e-7,
-                 atol=1e-8, what="dw")
+    assert_close(
+        dx, numeric_grad(lambda z: dk.conv2d(z, w, b, s, p, d, G), x, dy), np.float64, rtol=1e-7, atol=1e-8, what="dx"
+    )
+    assert_close(
+        dw, numeric_grad(lambda z: dk.conv2d(x, z, b, s, p, d, G), w, dy), np.float64, rtol=1e-7, atol=1e-8, what="dw"
+    )
 
 
 def test_depthwise_with_nan_and_inf_propagates_as_torch(rng):
@@ -123,8 +129,13 @@ print(dk._cpu.isa())
 """
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     for isa in ("generic", "avx2", "avx512"):
-        out = subprocess.run([sys.executable, "-c", script], env=dict(os.environ, DEEPKERN_CPU_ISA=isa), cwd=root,
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-c", script],
+            env=dict(os.environ, DEEPKERN_CPU_ISA=isa),
+            cwd=root,
+            capture_output=True,
+            text=True,
+        )
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() in (isa, "avx2", "generic")
 
@@ -191,8 +202,10 @@ def test_unbatched_conv_as_torch(dt, rng):
 
 
 @pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
-@pytest.mark.parametrize("padding, groups, bias", [(1, 1, True), ((2, 1), 2, False), ("same", 1, True),
-                                                   ("same", 4, False), ("valid", 2, True)])
+@pytest.mark.parametrize(
+    "padding, groups, bias",
+    [(1, 1, True), ((2, 1), 2, False), ("same", 1, True), ("same", 4, False), ("valid", 2, True)],
+)
 def test_layer_padding_mode_groups_bias_match_torch(mode, padding, groups, bias, rng):
     k = (3, 2) if padding == "same" else 3
     layer = dk.nn.Conv2D(4, 8, k, 1, padding, 1, groups, bias, mode, dtype=np.float64, seed=0)
@@ -226,7 +239,7 @@ def test_padding_mode_gradient_by_finite_differences(rng):
         y = layer.forward(x)
         dy = rng.standard_normal(y.shape)
         dx = layer.backward(dy)
-        num = numeric_grad(lambda z: layer.forward(z, training=False), x, dy)
+        num = numeric_grad(lambda z: layer.forward(z, training=False), x, dy)  # noqa: B023
         assert_close(dx, num, np.float64, rtol=1e-7, atol=1e-8, what=f"dx {mode}")
 
 
@@ -234,17 +247,20 @@ X = np.zeros((1, 4, 5, 5), np.float32)
 W = np.zeros((4, 2, 3, 3), np.float32)
 
 
-@pytest.mark.parametrize("kwargs, exc, match", [
-    (dict(groups=0), ValueError, "'groups' must be a positive int"),
-    (dict(groups=2.0), ValueError, "'groups' must be a positive int"),
-    (dict(groups=3), ValueError, "'groups' is 3"),
-    (dict(groups=4), ValueError, "'groups' is 4"),
-    (dict(w=np.zeros((3, 2, 3, 3), np.float32), groups=2), ValueError, "not divisible by 'groups'"),
-    (dict(padding="full"), ValueError, "'padding' must be an int, a pair of ints, 'same' or 'valid'"),
-    (dict(padding="same", stride=2), ValueError, "padding='same' needs stride 1"),
-    (dict(x=np.zeros((1, 4, 2, 2), np.float32), padding="valid"), ValueError, "kernel larger than padded input"),
-    (dict(x=np.zeros((5, 5), np.float32)), ValueError, "'x' must be a 4-D .* or 3-D"),
-])
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(groups=0), ValueError, "'groups' must be a positive int"),
+        (dict(groups=2.0), ValueError, "'groups' must be a positive int"),
+        (dict(groups=3), ValueError, "'groups' is 3"),
+        (dict(groups=4), ValueError, "'groups' is 4"),
+        (dict(w=np.zeros((3, 2, 3, 3), np.float32), groups=2), ValueError, "not divisible by 'groups'"),
+        (dict(padding="full"), ValueError, "'padding' must be an int, a pair of ints, 'same' or 'valid'"),
+        (dict(padding="same", stride=2), ValueError, "padding='same' needs stride 1"),
+        (dict(x=np.zeros((1, 4, 2, 2), np.float32), padding="valid"), ValueError, "kernel larger than padded input"),
+        (dict(x=np.zeros((5, 5), np.float32)), ValueError, "'x' must be a 4-D .* or 3-D"),
+    ],
+)
 def test_new_arguments_bad_input(kwargs, exc, match):
     args = dict(x=X, w=W, groups=2)
     args.update(kwargs)

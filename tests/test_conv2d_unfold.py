@@ -8,13 +8,13 @@ Which path a shape takes is decided in C++ (csrc/cpu/conv2d/conv2d_shifted.h: sh
 shifted_unfold_pays; conv2d_shifted_backward.cpp: conv2d_weight_grad_shifted; conv2d.cpp: dx_as_conv). `_plan` below mirrors
 those rules for the running ISA's register tile, so the tests can assert that their shapes really
 cover both sides of every switch: if the C++ rules change, change `_plan` with them."""
+
 import re
 
+import deepkern as dk
 import numpy as np
 import pytest
 import torch
-
-import deepkern as dk
 from deepkern import _cpu
 from helpers import assert_close
 from reference import conv2d_backward_ref, conv2d_ref
@@ -59,8 +59,11 @@ def _unfolds(C, H, W, K, kh, kw, s, p, d, mr, nr, elem_bytes=4, workers=1):
     def copy(rows, elems):
         return 100.0 * rows + 4.0 * elems
 
-    phase = (_up((Ho - 1) * wq + Wo, nr) * macs + copy(s[0] * s[1] * C * hq, s[0] * s[1] * C * hq * wq)
-             + copy(K * Ho, K * Ho * Wo))
+    phase = (
+        _up((Ho - 1) * wq + Wo, nr) * macs
+        + copy(s[0] * s[1] * C * hq, s[0] * s[1] * C * hq * wq)
+        + copy(K * Ho, K * Ho * Wo)
+    )
     unfolded = _up(Ho * Wo, nr) * macs + copy(C * kw * H, C * kw * H * Wo)
     return unfolded < phase
 
@@ -72,8 +75,15 @@ def _plan(xs, ws, s, p, d, dt, threads=1):
     (N, C, H, W), (K, _, kh, kw) = xs, ws
     mr, nr = _tile(dt)
     Ho, Wo = _out(H, kh, s[0], p[0], d[0]), _out(W, kw, s[1], p[1], d[1])
-    plan = {"fwd": "im2col", "dx": "im2col", "dw": "im2col", "half": False, "edge_rows": K % mr != 0,
-            "dw_half": 0 < K % nr <= nr // 2, "dw_edge": (C * kh * kw) % mr != 0}
+    plan = {
+        "fwd": "im2col",
+        "dx": "im2col",
+        "dw": "im2col",
+        "half": False,
+        "edge_rows": K % mr != 0,
+        "dw_half": 0 < K % nr <= nr // 2,
+        "dw_edge": (C * kh * kw) % mr != 0,
+    }
     eb = np.dtype(dt).itemsize
     big = threads > 1 and 2.0 * N * K * Ho * Wo * C * kh * kw > 2e6  # the C++ "threads" test
     workers = threads if big else 1
@@ -148,9 +158,19 @@ def test_shapes_cover_every_path():
     for dt in (np.float32, np.float64):
         plans = [_plan(*c, dt) for c in SHAPES]
         seen = {(k, v) for pl in plans for k, v in pl.items()}
-        for want in [("fwd", "unfold"), ("fwd", "phase"), ("dx", "unfold"), ("dx", "phase"), ("dw", "rows"),
-                     ("half", True), ("edge_rows", True), ("dw_half", True), ("dw_half", False), ("dw_edge", True),
-                     ("dw_edge", False)]:
+        for want in [
+            ("fwd", "unfold"),
+            ("fwd", "phase"),
+            ("dx", "unfold"),
+            ("dx", "phase"),
+            ("dw", "rows"),
+            ("half", True),
+            ("edge_rows", True),
+            ("dw_half", True),
+            ("dw_half", False),
+            ("dw_edge", True),
+            ("dw_edge", False),
+        ]:
             assert want in seen, (np.dtype(dt).name, want, plans)
         assert any(pl["fwd"] == "unfold" and not pl["half"] for pl in plans)
         assert any(pl["fwd"] == "unfold" and c[2][0] > 1 for pl, c in zip(plans, SHAPES))  # row phases
@@ -189,8 +209,12 @@ def test_layout_switch_boundary(rng, dt):
 def test_small_k_weight_gradient_on_the_shifted_path(rng, dt):
     """K below the tile width (1, 2, 6 as LeNet's first layer, 15): the weight gradient reads x in
     place like any other K (its last panel of K is padded), against the reference and torch."""
-    for xs, ws, s, p in [((3, 1, 28, 28), (6, 1, 5, 5), (1, 1), (0, 0)), ((2, 3, 11, 9), (1, 3, 3, 3), (1, 1), (1, 1)),
-                         ((2, 2, 13, 13), (2, 2, 3, 2), (2, 1), (1, 0)), ((2, 5, 10, 12), (15, 5, 5, 5), (1, 1), (2, 2))]:
+    for xs, ws, s, p in [
+        ((3, 1, 28, 28), (6, 1, 5, 5), (1, 1), (0, 0)),
+        ((2, 3, 11, 9), (1, 3, 3, 3), (1, 1), (1, 1)),
+        ((2, 2, 13, 13), (2, 2, 3, 2), (2, 1), (1, 0)),
+        ((2, 5, 10, 12), (15, 5, 5, 5), (1, 1), (2, 2)),
+    ]:
         assert _plan(xs, ws, s, p, (1, 1), dt)["dw"] == "rows", (xs, ws)
         _check(rng, xs, ws, s, p, (1, 1), dt, bias=True, vs_torch=True)
 

@@ -2,6 +2,7 @@
 (tests/cuda_static/): the tool must fail on a hot kernel with local memory and on a tensor-core
 kernel without HMMA, and pass on good ones; the CMakeLists ptxas flags must reject a stray double.
 The parsing, rules and occupancy parts also run without nvcc."""
+
 import importlib.util
 import json
 import os
@@ -34,8 +35,20 @@ def fixture_obj(tmp_path_factory):
         pytest.skip("nvcc not on PATH (CI has it): fixture kernels cannot be built")
     _cuobjdump_or_skip()
     out = tmp_path_factory.mktemp("cuda_static") / "fixture_kernels.o"
-    subprocess.run([NVCC, "-c", "-std=c++17", "-O3", "-gencode", "arch=compute_90,code=sm_90",
-                    os.path.join(FIXTURES, "fixture_kernels.cu"), "-o", str(out)], check=True)
+    subprocess.run(
+        [
+            NVCC,
+            "-c",
+            "-std=c++17",
+            "-O3",
+            "-gencode",
+            "arch=compute_90,code=sm_90",
+            os.path.join(FIXTURES, "fixture_kernels.cu"),
+            "-o",
+            str(out),
+        ],
+        check=True,
+    )
     return str(out)
 
 
@@ -85,7 +98,9 @@ def test_good_marks_pass_and_figures_are_read(fixture_obj, tmp_path, capsys):
 
 
 def test_hot_kernel_with_local_memory_fails(fixture_obj, tmp_path, capsys):
-    table = GOOD_TABLE.replace('pattern = "fx::local_kernel"\nblock = 128', 'pattern = "fx::local_kernel"\nblock = 128\nhot = true')
+    table = GOOD_TABLE.replace(
+        'pattern = "fx::local_kernel"\nblock = 128', 'pattern = "fx::local_kernel"\nblock = 128\nhot = true'
+    )
     rc, out = _run(tmp_path, fixture_obj, table, capsys)
     assert rc == 1
     assert "fx::local_kernel [sm_90]: marked hot but uses local memory" in out.err
@@ -93,8 +108,10 @@ def test_hot_kernel_with_local_memory_fails(fixture_obj, tmp_path, capsys):
 
 
 def test_tensor_core_kernel_without_hmma_fails(fixture_obj, tmp_path, capsys):
-    table = GOOD_TABLE.replace('pattern = "fx::fake_tc_kernel"\nblock = 32',
-                               'pattern = "fx::fake_tc_kernel"\nblock = 32\ntensor_core = true\nldsm = true')
+    table = GOOD_TABLE.replace(
+        'pattern = "fx::fake_tc_kernel"\nblock = 32',
+        'pattern = "fx::fake_tc_kernel"\nblock = 32\ntensor_core = true\nldsm = true',
+    )
     rc, out = _run(tmp_path, fixture_obj, table, capsys)
     assert rc == 1
     assert "fx::fake_tc_kernel [sm_90]: marked tensor_core but its SASS has no HMMA" in out.err
@@ -136,9 +153,24 @@ def _cmake_ptxas_checks():
 
 
 def _nvcc_ptxas(src, checks, tmp_path):
-    return subprocess.run([NVCC, "-c", "-std=c++17", "-O3", "-gencode", "arch=compute_90,code=sm_90",
-                           "--Werror=all-warnings", f"--ptxas-options={checks}", src, "-o", str(tmp_path / "x.o")],
-                          capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [
+            NVCC,
+            "-c",
+            "-std=c++17",
+            "-O3",
+            "-gencode",
+            "arch=compute_90,code=sm_90",
+            "--Werror=all-warnings",
+            f"--ptxas-options={checks}",
+            src,
+            "-o",
+            str(tmp_path / "x.o"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def test_cmake_ptxas_flags_cover_the_static_checks():
@@ -223,16 +255,34 @@ def test_parse_sass_counts_watched_opcodes():
 
 
 def test_short_name():
-    assert csc.short_name("void dk::cuda::pooling::max_fwd_kernel<float>(dk::Pool2dParams, float const*, float*, "
-                          "long*)") == "pooling::max_fwd_kernel<float>"
+    assert (
+        csc.short_name("void dk::cuda::pooling::max_fwd_kernel<float>(dk::Pool2dParams, float const*, float*, long*)")
+        == "pooling::max_fwd_kernel<float>"
+    )
     assert csc.short_name("void dk::cuda::(anonymous namespace)::k<(int)4, __half>(int)") == "k<(int)4, __half>"
     assert csc.short_name("fx::plain_kernel(float*, int)") == "fx::plain_kernel"
 
 
 def _row(**kw):
-    r = {"kernel": "k", "arch": "sm_90", "regs": 32, "stack": 0, "shared": 0, "local": 0, "block": 256,
-         "dynamic_smem": 0, "listed": True, "marks": {}, "hmma": 0, "ldsm": 0, "ldgsts": 0, "ldl": 0, "stl": 0,
-         "fp64_ops": 0, "sm90_occupancy": None}
+    r = {
+        "kernel": "k",
+        "arch": "sm_90",
+        "regs": 32,
+        "stack": 0,
+        "shared": 0,
+        "local": 0,
+        "block": 256,
+        "dynamic_smem": 0,
+        "listed": True,
+        "marks": {},
+        "hmma": 0,
+        "ldsm": 0,
+        "ldgsts": 0,
+        "ldl": 0,
+        "stl": 0,
+        "fp64_ops": 0,
+        "sm90_occupancy": None,
+    }
     r.update(kw)
     return r
 
@@ -260,8 +310,10 @@ def test_repo_table_loads_and_covers_pooling():
 def test_occupancy_sm90(tmp_path):
     if csc.cuda_include_dir() is None or not (shutil.which("g++") or shutil.which("c++")):
         pytest.skip("no cuda_occupancy.h (CUDA toolkit) or g++")
-    res = csc.occupancy_sm90([(256, 32, 0, 0), (256, 128, 0, 0), (128, 40, 100 * 1024, 0), (128, 40, 0, 100 * 1024),
-                              (1024, 65, 0, 0)], str(tmp_path))
+    res = csc.occupancy_sm90(
+        [(256, 32, 0, 0), (256, 128, 0, 0), (128, 40, 100 * 1024, 0), (128, 40, 0, 100 * 1024), (1024, 65, 0, 0)],
+        str(tmp_path),
+    )
     assert [r["blocks_per_sm"] for r in res] == [8, 2, 2, 2, 0]
     assert res[0]["occupancy_pct"] == 100.0 and res[1]["occupancy_pct"] == 25.0
     assert res[1]["limiter"] == "registers" and res[2]["limiter"] == "shared"

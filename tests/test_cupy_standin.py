@@ -12,15 +12,15 @@ seeds); after .to('cuda') every parameter, gradient and optimizer state is a dev
 mixing numpy and device arrays is a clear TypeError; the kernel-backed layers refuse device
 arrays with a clear error. What it cannot check: anything a GPU does (docs/RELIABILITY.md).
 """
+
 import os
 import sys
 import types
 
-import numpy as np
-import pytest
-
 import deepkern as dk
 import deepkern._backend as backend
+import numpy as np
+import pytest
 from deepkern._backend import is_cupy_array
 from helpers import assert_close
 
@@ -87,7 +87,7 @@ def assert_all_on_device(model, opt=None):
     for n, p in model.named_parameters():
         assert is_cupy_array(p.value), f"parameter {n} is {type(p.value).__name__}"
         assert p.grad is None or is_cupy_array(p.grad), f"grad of {n} is {type(p.grad).__name__}"
-    for st in (opt.state if opt is not None else []):
+    for st in opt.state if opt is not None else []:
         for k, v in st.items():
             if hasattr(v, "shape"):
                 assert is_cupy_array(v), f"optimizer state {k!r} is {type(v).__name__}"
@@ -95,12 +95,20 @@ def assert_all_on_device(model, opt=None):
 
 # -- the stand-in itself is as strict as cupy (a lenient double would make every test here worthless)
 
+
 def test_standin_is_strict_like_cupy(cp):
     a = cp.asarray(np.arange(6.0).reshape(2, 3))
     assert is_cupy_array(a) and dk.get_array_module(a) is cp and not dk.cuda_available()
-    for bad in (lambda: np.asarray(a), lambda: np.ascontiguousarray(a), lambda: np.zeros(3) + a[0],
-                lambda: a[0] + np.zeros(3), lambda: a.__iadd__(np.ones((2, 3))), lambda: cp.exp(np.ones(2)),
-                lambda: cp.concatenate([a, np.ones((2, 3))]), lambda: a[0] == np.zeros(3)):
+    for bad in (
+        lambda: np.asarray(a),
+        lambda: np.ascontiguousarray(a),
+        lambda: np.zeros(3) + a[0],
+        lambda: a[0] + np.zeros(3),
+        lambda: a.__iadd__(np.ones((2, 3))),
+        lambda: cp.exp(np.ones(2)),
+        lambda: cp.concatenate([a, np.ones((2, 3))]),
+        lambda: a[0] == np.zeros(3),
+    ):
         with pytest.raises(TypeError):
             bad()
     with pytest.raises(ValueError, match="non-scalar numpy"):
@@ -113,6 +121,7 @@ def test_standin_is_strict_like_cupy(cp):
 
 
 # -- layers: same numbers on numpy and on the device ------------------------------------------------
+
 
 def _ln():
     m = nn.LayerNorm(5, dtype=F64)
@@ -135,12 +144,22 @@ LAYERS = {  # name: (factory, input shape)
     "posenc_sinusoidal": (lambda: nn.PositionalEncoding(5, 9, dtype=F64), (2, 4, 5)),
     "posenc_learned": (lambda: nn.PositionalEncoding(5, 9, kind="learned", seed=2, dtype=F64), (2, 4, 5)),
     "simple_rnn": (lambda: nn.SimpleRNN(5, 4, seed=0, dtype=F64), (2, 3, 5)),
-    "simple_rnn_seq_relu_identity": (lambda: nn.SimpleRNN(5, 4, return_sequences=True, activation="relu",
-                                                          recurrent_init="identity", seed=0, dtype=F64), (2, 3, 5)),
-    "simple_rnn_state": (lambda: nn.SimpleRNN(5, 4, return_sequences=True, return_state=True, seed=0, dtype=F64),
-                         (2, 3, 5)),
-    "sequential": (lambda: nn.Sequential([nn.Dense(5, 6, seed=0, dtype=F64), nn.Tanh(), _ln_6(),
-                                          nn.Dense(6, 3, seed=1, dtype=F64)]), (4, 5)),
+    "simple_rnn_seq_relu_identity": (
+        lambda: nn.SimpleRNN(
+            5, 4, return_sequences=True, activation="relu", recurrent_init="identity", seed=0, dtype=F64
+        ),
+        (2, 3, 5),
+    ),
+    "simple_rnn_state": (
+        lambda: nn.SimpleRNN(5, 4, return_sequences=True, return_state=True, seed=0, dtype=F64),
+        (2, 3, 5),
+    ),
+    "sequential": (
+        lambda: nn.Sequential(
+            [nn.Dense(5, 6, seed=0, dtype=F64), nn.Tanh(), _ln_6(), nn.Dense(6, 3, seed=1, dtype=F64)]
+        ),
+        (4, 5),
+    ),
     "batchnorm2d": (lambda: nn.BatchNorm2D(3, dtype=F64), (2, 3, 4, 5)),
 }
 
@@ -148,8 +167,10 @@ LAYERS = {  # name: (factory, input shape)
 # build they run on device arrays even where that build has no kernel for the op.
 COMPOSED = {
     "gru": (lambda: nn.GRU(5, 4, seed=0, dtype=F64), (2, 3, 5)),
-    "gru_bidirectional_stacked": (lambda: nn.GRU(5, 4, num_layers=2, bidirectional=True, return_sequences=True,
-                                                 seed=0, dtype=F64), (2, 3, 5)),
+    "gru_bidirectional_stacked": (
+        lambda: nn.GRU(5, 4, num_layers=2, bidirectional=True, return_sequences=True, seed=0, dtype=F64),
+        (2, 3, 5),
+    ),
     "lstm_proj": (lambda: nn.LSTM(5, 4, proj_size=2, return_sequences=True, seed=0, dtype=F64), (2, 3, 5)),
 }
 
@@ -179,8 +200,11 @@ def test_sdpa_composed_path_on_device(cp, rng, monkeypatch):
     ob, cb = dk.scaled_dot_product_attention(*dev(cp, (q, k, v, m)), **kw)
     close(ob, oa, "sdpa dropout forward")
     dout = rng.standard_normal(oa.shape)
-    close(dk.scaled_dot_product_attention_backward(cb, cp.asarray(dout)),
-          dk.scaled_dot_product_attention_backward(ca, dout), "sdpa dropout grads")
+    close(
+        dk.scaled_dot_product_attention_backward(cb, cp.asarray(dout)),
+        dk.scaled_dot_product_attention_backward(ca, dout),
+        "sdpa dropout grads",
+    )
     with pytest.raises(NotImplementedError, match="has no CUDA kernel yet"):  # the fused kernel's case
         dk.scaled_dot_product_attention(*dev(cp, (q, k, v)), enable_gqa=True)
 
@@ -273,10 +297,12 @@ def test_attention_matches_numpy(cp, rng, name, multi_step):
 def test_attention_decoder_matches_numpy(cp, rng, kind):
     def make():
         if kind == "bahdanau":
-            return nn.AttentionDecoder(nn.SimpleRNN(3 + 4, 4, seed=0, dtype=F64),
-                                       nn.BahdanauAttention(4, 4, seed=1, dtype=F64))
-        return nn.AttentionDecoder(nn.SimpleRNN(3, 4, seed=0, dtype=F64), nn.LuongAttention(4, score="general",
-                                                                                             seed=1, dtype=F64))
+            return nn.AttentionDecoder(
+                nn.SimpleRNN(3 + 4, 4, seed=0, dtype=F64), nn.BahdanauAttention(4, 4, seed=1, dtype=F64)
+            )
+        return nn.AttentionDecoder(
+            nn.SimpleRNN(3, 4, seed=0, dtype=F64), nn.LuongAttention(4, score="general", seed=1, dtype=F64)
+        )
 
     a, b = twin(make)
     x, keys, h0 = rng.standard_normal((2, 5, 3)), rng.standard_normal((2, 6, 4)), rng.standard_normal((2, 4))
@@ -292,6 +318,7 @@ def test_attention_decoder_matches_numpy(cp, rng, kind):
 
 
 # -- losses ----------------------------------------------------------------------------------------
+
 
 def _loss_cases(rng):
     z = rng.standard_normal((4, 3, 5))
@@ -324,29 +351,52 @@ OPTIMIZERS = {
     "adam_amsgrad": (lambda ps: optim.Adam(ps, lr=0.02, amsgrad=True), None),
     "adamw": (lambda ps: optim.AdamW(ps, lr=0.02), "step"),
     "rmsprop": (lambda ps: optim.RMSProp(ps, lr=0.01), "cosine"),
-    "rmsprop_centered_momentum": (lambda ps: optim.RMSProp(ps, lr=0.01, centered=True, momentum=0.5,
-                                                           weight_decay=1e-3), None),
+    "rmsprop_centered_momentum": (
+        lambda ps: optim.RMSProp(ps, lr=0.01, centered=True, momentum=0.5, weight_decay=1e-3),
+        None,
+    ),
     "adagrad": (lambda ps: optim.Adagrad(ps, lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1), "exp"),
     "adadelta": (lambda ps: optim.Adadelta(ps, lr=1.0, weight_decay=1e-3), "step"),
 }
-SCHEDULES = {None: None, "step": lambda o: optim.StepLR(o, 2, 0.5), "exp": lambda o: optim.ExponentialLR(o, 0.8),
-             "cosine": lambda o: optim.CosineAnnealingLR(o, 4)}
+SCHEDULES = {
+    None: None,
+    "step": lambda o: optim.StepLR(o, 2, 0.5),
+    "exp": lambda o: optim.ExponentialLR(o, 0.8),
+    "cosine": lambda o: optim.CosineAnnealingLR(o, 4),
+}
 
 
 def _mlp(dtype=F64):
-    return nn.Sequential([nn.Dense(4, 8, seed=0, dtype=dtype), nn.ReLU(), nn.Dense(8, 8, seed=1, dtype=dtype),
-                          nn.Tanh(), nn.Dense(8, 3, seed=2, dtype=dtype)])
+    return nn.Sequential(
+        [
+            nn.Dense(4, 8, seed=0, dtype=dtype),
+            nn.ReLU(),
+            nn.Dense(8, 8, seed=1, dtype=dtype),
+            nn.Tanh(),
+            nn.Dense(8, 3, seed=2, dtype=dtype),
+        ]
+    )
 
 
 def _rnn_classifier():
-    return nn.Sequential([nn.Embedding(7, 5, seed=0, dtype=F64), nn.SimpleRNN(5, 6, seed=1, dtype=F64),
-                          nn.Dense(6, 3, seed=2, dtype=F64)])
+    return nn.Sequential(
+        [
+            nn.Embedding(7, 5, seed=0, dtype=F64),
+            nn.SimpleRNN(5, 6, seed=1, dtype=F64),
+            nn.Dense(6, 3, seed=2, dtype=F64),
+        ]
+    )
 
 
 def _rnn_tagger():
-    return nn.Sequential([nn.Embedding(7, 5, seed=0, dtype=F64),
-                          nn.SimpleRNN(5, 6, return_sequences=True, seed=1, dtype=F64), nn.LayerNorm(6, dtype=F64),
-                          nn.Dense(6, 7, seed=2, dtype=F64)])
+    return nn.Sequential(
+        [
+            nn.Embedding(7, 5, seed=0, dtype=F64),
+            nn.SimpleRNN(5, 6, return_sequences=True, seed=1, dtype=F64),
+            nn.LayerNorm(6, dtype=F64),
+            nn.Dense(6, 7, seed=2, dtype=F64),
+        ]
+    )
 
 
 def _train(cp, make, x, y, loss, opt_name, device, epochs=4, **fit_kw):
@@ -358,8 +408,18 @@ def _train(cp, make, x, y, loss, opt_name, device, epochs=4, **fit_kw):
         if "validation_data" in fit_kw:
             fit_kw["validation_data"] = dev(cp, fit_kw["validation_data"])
     opt = make_opt(model.parameters())
-    h = model.fit(x, y, loss(), opt, epochs=epochs, batch_size=16, progress=False, seed=5,
-                  scheduler=SCHEDULES[sched](opt) if sched else None, **fit_kw)
+    h = model.fit(
+        x,
+        y,
+        loss(),
+        opt,
+        epochs=epochs,
+        batch_size=16,
+        progress=False,
+        seed=5,
+        scheduler=SCHEDULES[sched](opt) if sched else None,
+        **fit_kw,
+    )
     return model, opt, h
 
 
@@ -381,14 +441,22 @@ def test_mlp_fit_matches_numpy_for_every_optimizer(cp, rng, opt_name):
         close(pd.value, pn.value, f"trained {n}")
 
 
-@pytest.mark.parametrize("make,opt_name", [(_rnn_classifier, "adam"), (_rnn_classifier, "sgd_nesterov"),
-                                           (_rnn_tagger, "rmsprop_centered_momentum"), (_rnn_tagger, "adagrad")])
+@pytest.mark.parametrize(
+    "make,opt_name",
+    [
+        (_rnn_classifier, "adam"),
+        (_rnn_classifier, "sgd_nesterov"),
+        (_rnn_tagger, "rmsprop_centered_momentum"),
+        (_rnn_tagger, "adagrad"),
+    ],
+)
 def test_rnn_fit_matches_numpy(cp, rng, make, opt_name):
     x = rng.integers(0, 7, (48, 6))
     y = rng.integers(0, 3, 48) if make is _rnn_classifier else np.roll(x, 1, axis=1)
     vx, vy = x[:16], y[:16]
-    kw = dict(validation_data=(vx, vy), clip_norm=0.5,
-              early_stopping=optim.EarlyStopping(patience=1, monitor="val_loss"))
+    kw = dict(
+        validation_data=(vx, vy), clip_norm=0.5, early_stopping=optim.EarlyStopping(patience=1, monitor="val_loss")
+    )
     mn, _, hn = _train(cp, make, x, y, nn.SoftmaxCrossEntropy, opt_name, False, epochs=5, **kw)
     kw["early_stopping"] = optim.EarlyStopping(patience=1, monitor="val_loss")
     md, od, hd = _train(cp, make, x, y, nn.SoftmaxCrossEntropy, opt_name, True, epochs=5, **kw)
@@ -402,11 +470,21 @@ def test_rnn_fit_matches_numpy(cp, rng, make, opt_name):
 def test_regression_and_binary_fit_match_numpy(cp, rng, loss):
     x = rng.standard_normal((40, 4))
     if loss == "mse":
-        make, y, L = (lambda: nn.Sequential([nn.Dense(4, 6, seed=0, dtype=F64), nn.Sigmoid(),
-                                             nn.Dense(6, 2, seed=1, dtype=F64)])), rng.standard_normal((40, 2)), nn.MSE
+        make, y, L = (
+            (
+                lambda: nn.Sequential(
+                    [nn.Dense(4, 6, seed=0, dtype=F64), nn.Sigmoid(), nn.Dense(6, 2, seed=1, dtype=F64)]
+                )
+            ),
+            rng.standard_normal((40, 2)),
+            nn.MSE,
+        )
     else:
-        make, y, L = (lambda: nn.Sequential([nn.Dense(4, 1, seed=0, dtype=F64), nn.Sigmoid()])), \
-            (x[:, :1] > 0).astype(F64), nn.BinaryCrossEntropy
+        make, y, L = (
+            (lambda: nn.Sequential([nn.Dense(4, 1, seed=0, dtype=F64), nn.Sigmoid()])),
+            (x[:, :1] > 0).astype(F64),
+            nn.BinaryCrossEntropy,
+        )
     _, _, hn = _train(cp, make, x, y, L, "adam", False, validation_split=0.2)
     md, od, hd = _train(cp, make, x, y, L, "adam", True, validation_split=0.2)
     _same_history(hd, hn)
@@ -465,6 +543,7 @@ def test_clipping_on_device_grads(cp, rng):
 
 # -- dk.bptt ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kw", [dict(), dict(fused=False), dict(truncate=2), dict(truncate=3, mode="chunk")])
 def test_bptt_matches_numpy(cp, rng, kw):
     a, b = twin(lambda: nn.SimpleRNN(3, 4, seed=0, dtype=F64))
@@ -479,8 +558,11 @@ def test_bptt_matches_numpy(cp, rng, kw):
 
 
 def test_bptt_through_a_sequential_head_matches_numpy(cp, rng):
-    a, b = twin(lambda: nn.Sequential([nn.SimpleRNN(3, 4, return_sequences=True, seed=0, dtype=F64),
-                                       nn.Dense(4, 5, seed=1, dtype=F64)]))
+    a, b = twin(
+        lambda: nn.Sequential(
+            [nn.SimpleRNN(3, 4, return_sequences=True, seed=0, dtype=F64), nn.Dense(4, 5, seed=1, dtype=F64)]
+        )
+    )
     x, labels = rng.standard_normal((2, 7, 3)), rng.integers(0, 5, (2, 7))
     ra = dk.bptt(a, x, nn.SoftmaxCrossEntropy(), target=labels, truncate=3)
     rb = dk.bptt(b, cp.asarray(x), nn.SoftmaxCrossEntropy(), target=cp.asarray(labels), truncate=3)
@@ -492,14 +574,17 @@ def test_bptt_through_a_sequential_head_matches_numpy(cp, rng):
 
 # -- predict / evaluate / summary / save / load / state dicts --------------------------------------
 
+
 def test_predict_evaluate_save_load_round_trip(cp, rng, tmp_path):
     cpu, gpu = twin(_mlp)
     x, y = rng.standard_normal((37, 4)), rng.integers(0, 3, 37)
     ref = cpu.predict(x)
     close(gpu.predict(cp.asarray(x)), ref, "predict")
     close(gpu.predict(cp.asarray(x), batch_size=8), ref, "batched predict")
-    ea, eb = cpu.evaluate(x, y, "cross_entropy", batch_size=8), gpu.evaluate(cp.asarray(x), cp.asarray(y),
-                                                                               "cross_entropy", batch_size=8)
+    ea, eb = (
+        cpu.evaluate(x, y, "cross_entropy", batch_size=8),
+        gpu.evaluate(cp.asarray(x), cp.asarray(y), "cross_entropy", batch_size=8),
+    )
     assert eb == pytest.approx(ea, rel=1e-12)
     assert "Total params" in gpu.summary(input_shape=(4,), print_fn=None)
     gpu.save(tmp_path / "m.npz")
@@ -552,6 +637,7 @@ def test_summary_astype_and_torch_weights_on_device(cp, rng):
 
 # -- mixing devices is a clear TypeError -----------------------------------------------------------
 
+
 def test_mixing_devices_raises_clear_type_errors(cp, rng):
     x, y = rng.standard_normal((8, 4)), rng.integers(0, 3, 8)
     gpu, cpu = _mlp().to("cuda"), _mlp()
@@ -583,8 +669,15 @@ def test_fit_and_evaluate_accept_list_targets_with_device_inputs(cp, rng):
     # refused as "a numpy array (CPU)")
     x, y = rng.standard_normal((8, 4)), rng.integers(0, 3, 8)
     gpu = _mlp().to("cuda")
-    h = gpu.fit(cp.asarray(x), y.tolist(), "cross_entropy", "adam", epochs=2, progress=False,
-                validation_data=(cp.asarray(x), y.tolist()))
+    h = gpu.fit(
+        cp.asarray(x),
+        y.tolist(),
+        "cross_entropy",
+        "adam",
+        epochs=2,
+        progress=False,
+        validation_data=(cp.asarray(x), y.tolist()),
+    )
     assert len(h["loss"]) == 2
     assert np.isfinite(gpu.evaluate(cp.asarray(x), y.tolist(), "cross_entropy")["loss"])
 
@@ -593,21 +686,33 @@ def test_mixing_devices_in_other_layer_inputs_raises_clear_type_errors(cp, rng):
     """initial states, attention keys/values: the argument named, on the CPU and on the GPU."""
     x, h0, keys = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 5)), rng.standard_normal((2, 6, 5))
     rnn_gpu, rnn_cpu = nn.SimpleRNN(4, 5, dtype=F64).to("cuda"), nn.SimpleRNN(4, 5, dtype=F64)
-    with pytest.raises(TypeError, match=r"SimpleRNN.forward: 'initial_state' is a numpy array \(CPU\) but the layer "
-                                        r"computes on the GPU"):
+    with pytest.raises(
+        TypeError,
+        match=r"SimpleRNN.forward: 'initial_state' is a numpy array \(CPU\) but the layer "
+        r"computes on the GPU",
+    ):
         rnn_gpu.forward(cp.asarray(x), h0)
-    with pytest.raises(TypeError, match=r"SimpleRNN.forward: 'initial_state' is a cupy array \(GPU\) but the layer "
-                                        r"computes on the CPU"):
+    with pytest.raises(
+        TypeError,
+        match=r"SimpleRNN.forward: 'initial_state' is a cupy array \(GPU\) but the layer "
+        r"computes on the CPU",
+    ):
         rnn_cpu.forward(x, cp.asarray(h0))
     att_gpu, att_cpu = nn.BahdanauAttention(5, dtype=F64).to("cuda"), nn.LuongAttention(score="dot")
     with pytest.raises(TypeError, match=r"BahdanauAttention.forward: 'keys' is a numpy array \(CPU\)"):
         att_gpu.forward(cp.asarray(h0), keys)
     with pytest.raises(TypeError, match=r"LuongAttention.forward: 'values' is a cupy array \(GPU\)"):
         att_cpu.forward(h0, keys, cp.asarray(keys))
-    for kw in (dict(x=x, dy=cp.zeros((2, 3, 5))), dict(x=cp.asarray(x), dy=rng.standard_normal((2, 3, 5))),
-               dict(x=cp.asarray(x), dy=cp.zeros((2, 3, 5)), initial_state=(h0,), fused=False)):
-        with pytest.raises(TypeError, match=r"bptt: '(x|dy|initial_state)' is a numpy array \(CPU\) but the model is "
-                                            r"on the GPU"):
+    for kw in (
+        dict(x=x, dy=cp.zeros((2, 3, 5))),
+        dict(x=cp.asarray(x), dy=rng.standard_normal((2, 3, 5))),
+        dict(x=cp.asarray(x), dy=cp.zeros((2, 3, 5)), initial_state=(h0,), fused=False),
+    ):
+        with pytest.raises(
+            TypeError,
+            match=r"bptt: '(x|dy|initial_state)' is a numpy array \(CPU\) but the model is "
+            r"on the GPU",
+        ):
             dk.bptt(rnn_gpu, **kw)
     with pytest.raises(TypeError, match=r"bptt: 'x' is a cupy array \(GPU\) but the model is on the CPU"):
         dk.bptt(rnn_cpu, cp.asarray(x), dy=np.zeros((2, 3, 5)))

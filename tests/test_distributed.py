@@ -1,6 +1,7 @@
 """deepkern.distributed under real MPI: pytest starts `mpiexec -n 2` / `-n 3` jobs running
 tests/distributed/worker.py and compares what they write with the same training done here in
 one process. Skipped (with a warning) only when mpi4py is not installed."""
+
 import os
 import shutil
 import subprocess
@@ -13,17 +14,18 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "distributed"))
-import dist_models as models  # noqa: E402
-
 import deepkern as dk  # noqa: E402
+import dist_models as models  # noqa: E402
 from deepkern.distributed.data_parallel import _first_difference, bounds, model_fingerprint  # noqa: E402
 
 try:
     import mpi4py  # noqa: F401
 except ImportError:  # pragma: no cover - depends on the environment
     mpi4py = None
-    warnings.warn("mpi4py is not installed: the MPI tests of deepkern.distributed are SKIPPED "
-                  "(pip install 'deepkern[mpi]' to run them)")
+    warnings.warn(  # noqa: B028
+        "mpi4py is not installed: the MPI tests of deepkern.distributed are SKIPPED "
+        "(pip install 'deepkern[mpi]' to run them)"
+    )
 needs_mpi = pytest.mark.skipif(mpi4py is None, reason="mpi4py is not installed (pip install 'deepkern[mpi]')")
 
 WORKER = os.path.join(HERE, "distributed", "worker.py")
@@ -40,8 +42,11 @@ def _mpiexec():
 def launch(n, scenario, out, *args, expect_ok=True):
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     src = os.path.join(os.path.dirname(HERE), "python")
-    if os.path.isdir(os.path.join(src, "deepkern")) and "deepkern" in sys.modules and \
-            sys.modules["deepkern"].__file__.startswith(src):
+    if (
+        os.path.isdir(os.path.join(src, "deepkern"))
+        and "deepkern" in sys.modules
+        and sys.modules["deepkern"].__file__.startswith(src)
+    ):
         env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")  # the tree these tests import
     cmd = [_mpiexec(), "-n", str(n), sys.executable, WORKER, scenario, str(out), *args]
     t0 = time.monotonic()
@@ -50,7 +55,9 @@ def launch(n, scenario, out, *args, expect_ok=True):
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"{' '.join(cmd)} hung: no exit after {TIMEOUT} s\nstderr:\n{e.stderr}")
     if expect_ok and p.returncode != 0:
-        pytest.fail(f"{' '.join(cmd)} exited with {p.returncode}\nstdout:\n{p.stdout[-3000:]}\nstderr:\n{p.stderr[-6000:]}")
+        pytest.fail(
+            f"{' '.join(cmd)} exited with {p.returncode}\nstdout:\n{p.stdout[-3000:]}\nstderr:\n{p.stderr[-6000:]}"
+        )
     p.elapsed = time.monotonic() - t0
     return p
 
@@ -98,8 +105,18 @@ def _reference_fit(k, kind, n, batch, opt, epochs, dtype):
     model = models.MODELS[kind](dtype, seed=0)
     x, y = models.data(kind, n, dtype)
     o = models.optimizer(opt, model)
-    h = model.fit(x, y, "cross_entropy", o, epochs=epochs, batch_size=batch, seed=7,
-                  progress=False, validation_data=(x[:9], y[:9]), **models.fit_extras(k, o))
+    h = model.fit(
+        x,
+        y,
+        "cross_entropy",
+        o,
+        epochs=epochs,
+        batch_size=batch,
+        seed=7,
+        progress=False,
+        validation_data=(x[:9], y[:9]),
+        **models.fit_extras(k, o),
+    )
     ev = model.evaluate(x, y, "cross_entropy", batch_size=4)
     return models.params(model), h, ev
 
@@ -113,7 +130,7 @@ def _reference_loop():
     for _ in range(2):
         order = rng.permutation(len(x))
         for s in range(0, len(x), 6):
-            idx = order[s:s + 6]
+            idx = order[s : s + 6]
             model.zero_grad()
             loss.forward(model.forward(x[idx]), y[idx])
             model.backward(loss.backward())
@@ -135,7 +152,9 @@ def test_n_processes_take_the_steps_of_one(tmp_path, n):
             tag = f"{k}_{np.dtype(dtype).name}"
             ps, h, ev = _reference_fit(k, *case, dtype)
             for i, p in enumerate(ps):
-                np.testing.assert_allclose(got[f"fit_{tag}_p{i}"], p, rtol=rtol, atol=atol, err_msg=f"{case} {tag} p{i}")
+                np.testing.assert_allclose(
+                    got[f"fit_{tag}_p{i}"], p, rtol=rtol, atol=atol, err_msg=f"{case} {tag} p{i}"
+                )
             for key, v in h.items():
                 np.testing.assert_allclose(got[f"fit_{tag}_h_{key}"], v, rtol=rtol, atol=atol, err_msg=f"{case} {key}")
             np.testing.assert_allclose(got[f"fit_{tag}_eval"], [ev["loss"], ev["accuracy"]], rtol=rtol, atol=atol)
@@ -191,9 +210,21 @@ def test_rl_sweep_is_the_same_on_any_number_of_ranks(tmp_path):
     nb = -(-runs // BLOCK_RUNS)
     sizes = [hi - lo for lo, hi in (bounds(runs, b, nb) for b in range(nb))]
     a_ss, e_ss = np.random.SeedSequence(5).spawn(nb), np.random.SeedSequence(6).spawn(nb)
-    parts = [rl.batch_train(rl.FrozenLake(), "q_learning", m, 15, gamma=0.95, epsilon=0.3, seed=np.random.default_rng(a),
-                            env_seed=np.random.default_rng(e), return_lengths=True, return_q=True)
-             for m, a, e in zip(sizes, a_ss, e_ss)]
+    parts = [
+        rl.batch_train(
+            rl.FrozenLake(),
+            "q_learning",
+            m,
+            15,
+            gamma=0.95,
+            epsilon=0.3,
+            seed=np.random.default_rng(a),
+            env_seed=np.random.default_rng(e),
+            return_lengths=True,
+            return_q=True,
+        )
+        for m, a, e in zip(sizes, a_ss, e_ss)
+    ]
     for k, name in enumerate(["returns", "lengths", "q"]):
         np.testing.assert_array_equal(got[name], np.concatenate([p[k] for p in parts]))
 
@@ -240,8 +271,10 @@ def _plain_python(code, **env):
 
 @needs_mpi
 def test_plain_python_is_a_job_of_one_and_a_broken_launch_is_an_error():
-    code = ("from deepkern import distributed as d; import numpy as np; n = d.init(); "
-            "print(n, d.rank(), d.local_rank(), d.all_reduce(np.arange(3.0)).tolist())")
+    code = (
+        "from deepkern import distributed as d; import numpy as np; n = d.init(); "
+        "print(n, d.rank(), d.local_rank(), d.all_reduce(np.arange(3.0)).tolist())"
+    )
     p = _plain_python(code)
     assert p.returncode == 0 and p.stdout.split() == ["1", "0", "0", "[0.0,", "1.0,", "2.0]"], p.stderr
     p = _plain_python(code, SLURM_STEP_NUM_TASKS="3")  # srun started 3, but MPI was not reached

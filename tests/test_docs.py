@@ -1,5 +1,6 @@
 """The repository's documents stand alone: every relative link and every repository path they name
 exists, nothing points outside the repository, and no internal tracker number appears."""
+
 import glob
 import os
 import re
@@ -21,8 +22,11 @@ def _tracked(patterns):
         out = subprocess.run(["git", "ls-files", *patterns], cwd=ROOT, capture_output=True, text=True, check=True)
         files = out.stdout.split()
     except (OSError, subprocess.CalledProcessError):  # not a git checkout (an sdist): walk instead
-        files = [os.path.relpath(p, ROOT) for pat in patterns for p in glob.glob(os.path.join(ROOT, "**", pat),
-                                                                                   recursive=True)]
+        files = [
+            os.path.relpath(p, ROOT)
+            for pat in patterns
+            for p in glob.glob(os.path.join(ROOT, "**", pat), recursive=True)
+        ]
     return sorted(f for f in set(files) if not f.startswith(("build", ".venv")))
 
 
@@ -38,7 +42,7 @@ def _exists(path):
     alternatives = [path]
     m = re.search(r"\{([^}]*)\}", path)
     if m:
-        alternatives = [path[:m.start()] + alt + path[m.end():] for alt in m.group(1).split(",")]
+        alternatives = [path[: m.start()] + alt + path[m.end() :] for alt in m.group(1).split(",")]
     return all(glob.glob(os.path.join(ROOT, a)) or _ignored(a) for a in alternatives)
 
 

@@ -1,13 +1,13 @@
 """Every public function's docstring example runs (doctest) and gives what it shows; and every
 public function has one."""
+
 import doctest
 import importlib
 import inspect
 
+import deepkern as dk
 import numpy as np
 import pytest
-
-import deepkern as dk
 
 # module -> the public functions it defines that must carry a runnable example
 PUBLIC = {

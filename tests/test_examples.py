@@ -5,14 +5,14 @@ Each runs in a subprocess (as a user would run it), with the examples' thread se
 writes its figures into a temporary folder; the test checks the exit status, the printed numbers
 and that the PNG files exist. The full runs' results are recorded in examples/README.md.
 """
+
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import deepkern as dk
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -32,8 +32,7 @@ def _run(args, tmp_path, timeout=120):
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
     env["MPLBACKEND"] = "Agg"
-    p = subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True,
-                       timeout=timeout)
+    p = subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
     assert p.returncode == 0, f"{args} failed (rc {p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
     return p.stdout
 
@@ -59,8 +58,14 @@ def test_main_job_cuda_without_gpu_is_a_clear_error(tmp_path):
     if deepkern.cuda_available() and not deepkern._backend.SIMULATOR:  # the subprocess has no cupy stand-in
         pytest.skip("a GPU is present: the CUDA path is exercised for real")
     env = dict(os.environ, PYTHONPATH=DEEPKERN_PATH)
-    p = subprocess.run([sys.executable, "-m", "deepkern", "--device", "cuda", "--quick"], cwd=tmp_path, env=env,
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "deepkern", "--device", "cuda", "--quick"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 2
     assert "--device cuda" in p.stderr and "Traceback" not in p.stderr
     assert "epoch" not in p.stdout  # it fails before training anything
@@ -112,9 +117,8 @@ def test_vanishing_gradient_numbers():
     orders of magnitude smaller than the LSTM's (forget bias 1), at the same input."""
     sys.path.insert(0, str(EXAMPLES))
     try:
-        import numpy as np
-
         import deepkern as dk
+        import numpy as np
         from vanishing_gradients import gradient_by_distance
     finally:
         sys.path.remove(str(EXAMPLES))

@@ -1,11 +1,11 @@
 """fit on a user's bad day: non-finite losses stop with the epoch and batch, non-finite data is
 refused when asked, and progress bars appear only on a terminal (a log gets one line per epoch)."""
+
 import io
 import sys
 
 import numpy as np
 import pytest
-
 from deepkern import nn, optim
 
 
@@ -23,8 +23,15 @@ def test_nonfinite_loss_stops_with_epoch_and_batch(rng):
     x[17, 2] = np.nan  # lands in some batch of the first epoch
     model = _model()
     with pytest.raises(FloatingPointError, match=r"epoch 1/3, batch \d+/5"):
-        model.fit(x, y, nn.SoftmaxCrossEntropy(), optim.SGD(model.parameters(), lr=0.1), epochs=3, batch_size=8,
-                  progress=False)
+        model.fit(
+            x,
+            y,
+            nn.SoftmaxCrossEntropy(),
+            optim.SGD(model.parameters(), lr=0.1),
+            epochs=3,
+            batch_size=8,
+            progress=False,
+        )
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -32,16 +39,31 @@ def test_diverging_training_stops(rng):
     x, y = _data(rng)
     model = _model()
     with pytest.raises(FloatingPointError, match=r"loss became (nan|inf)"):
-        model.fit(x * 1e3, y, nn.SoftmaxCrossEntropy(),
-                  optim.SGD(model.parameters(), lr=1e30), epochs=20, batch_size=8, progress=False)
+        model.fit(
+            x * 1e3,
+            y,
+            nn.SoftmaxCrossEntropy(),
+            optim.SGD(model.parameters(), lr=1e30),
+            epochs=20,
+            batch_size=8,
+            progress=False,
+        )
 
 
 def test_opt_out_trains_on_regardless(rng):
     x, y = _data(rng)
     x[3, 0] = np.inf
     model = _model()
-    h = model.fit(x, y, nn.SoftmaxCrossEntropy(), optim.SGD(model.parameters(), lr=0.1), epochs=2, batch_size=8,
-                  progress=False, stop_on_nonfinite=False)
+    h = model.fit(
+        x,
+        y,
+        nn.SoftmaxCrossEntropy(),
+        optim.SGD(model.parameters(), lr=0.1),
+        epochs=2,
+        batch_size=8,
+        progress=False,
+        stop_on_nonfinite=False,
+    )
     assert len(h["loss"]) == 2 and not np.isfinite(h["loss"][0])
 
 
@@ -55,8 +77,9 @@ def test_check_finite_refuses_bad_data_up_front(rng, where):
     model = _model()
     before = [p.value.copy() for p in model.parameters()]
     with pytest.raises(ValueError, match=rf"'{where}' holds non-finite values.*sample 5"):
-        model.fit(x, y, nn.MSE(), "sgd", epochs=1, batch_size=8, validation_data=(vx, vy), progress=False,
-                  check_finite=True)
+        model.fit(
+            x, y, nn.MSE(), "sgd", epochs=1, batch_size=8, validation_data=(vx, vy), progress=False, check_finite=True
+        )
     for p, b in zip(model.parameters(), before):  # refused before any step
         np.testing.assert_array_equal(p.value, b)
 

@@ -1,18 +1,29 @@
 """The internal packed GEMM (deepkern._cpu.gemm) against float64 numpy: every trans
 combination, alpha/beta, edge tiles, K blocking, threads, and each ISA's micro-kernel."""
+
 import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-
 from deepkern import _cpu
 from helpers import assert_close
 
 # Odd sizes hit partial MR/NR tiles; K > 384 crosses a KC block; 1s hit degenerate panels.
-SHAPES = [(1, 1, 1), (1, 7, 3), (5, 1, 9), (7, 13, 5), (8, 32, 16), (17, 33, 1), (37, 71, 299), (100, 3, 600),
-          (129, 65, 385), (3, 520, 40), (61, 61, 61)]
+SHAPES = [
+    (1, 1, 1),
+    (1, 7, 3),
+    (5, 1, 9),
+    (7, 13, 5),
+    (8, 32, 16),
+    (17, 33, 1),
+    (37, 71, 299),
+    (100, 3, 600),
+    (129, 65, 385),
+    (3, 520, 40),
+    (61, 61, 61),
+]
 
 
 def _ref(a, b, c, ta, tb, alpha, beta):
@@ -98,9 +109,12 @@ def test_gemm_each_isa_kernel(isa):
     if isa == "generic":
         assert name.startswith("generic")
     else:
-        cpu_isa = subprocess.run([sys.executable, "-c", "from deepkern import _cpu; print(_cpu.isa())"],
-                                 env=dict(env, DEEPKERN_CPU_ISA="avx512"), capture_output=True,
-                                 text=True).stdout.strip()
+        cpu_isa = subprocess.run(
+            [sys.executable, "-c", "from deepkern import _cpu; print(_cpu.isa())"],
+            env=dict(env, DEEPKERN_CPU_ISA="avx512"),
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         rank = {"generic": 0, "avx2": 1, "avx512": 2}
         expect = min(rank[isa], rank[cpu_isa])
         assert rank[name.split()[0]] == expect, (name, cpu_isa)

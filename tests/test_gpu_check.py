@@ -1,6 +1,7 @@
 """tools/gpu_check.sh --dry-run on this machine (no GPU): every step that needs none runs (test
 collection of the cuda and sanitize subsets, the benchmarks' argument parsing, the static check
 where _cuda is built, summary.json), so the script is proven before a device is lent."""
+
 import json
 import os
 import subprocess
@@ -11,22 +12,23 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "tools", "gpu_check.sh")
 
-FAKE_BENCH = '''
+FAKE_BENCH = """
 import argparse, sys
 ap = argparse.ArgumentParser()
 ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
 ap.add_argument("--json")
 args = ap.parse_args()
 sys.exit(3)  # reached only without --help: the dry run must not time anything
-'''
+"""
 
 
 def _run(tmp_path, *args, **env):
     e = dict(os.environ, OUT=str(tmp_path / "out"), PYTHON=sys.executable)
     e["PATH"] = os.path.dirname(sys.executable) + os.pathsep + e.get("PATH", "")
     e.update(env)
-    return subprocess.run(["bash", SCRIPT, *args], cwd=ROOT, env=e, capture_output=True, text=True, timeout=300,
-                          check=False)
+    return subprocess.run(
+        ["bash", SCRIPT, *args], cwd=ROOT, env=e, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 def _summary(tmp_path):
@@ -54,7 +56,10 @@ def test_dry_run(tmp_path):
     assert "case0]" not in log  # only the sanitize-marked cases
     for tool in ("memcheck", "racecheck", "synccheck"):
         assert st[f"sanitize_{tool}"]["status"] == "skipped"
-    assert st["bench_fake"]["status"] == "ok" and "--device {cpu,cuda}" in (tmp_path / "out" / "bench_fake.log").read_text()
+    assert (
+        st["bench_fake"]["status"] == "ok"
+        and "--device {cpu,cuda}" in (tmp_path / "out" / "bench_fake.log").read_text()
+    )
     assert "bench_cpu_only" not in st
     assert st["static_check"]["status"] in ("ok", "skipped")  # skipped where no _cuda was built
     if st["static_check"]["status"] == "ok":
@@ -86,10 +91,24 @@ def test_bad_argument(tmp_path):
 @pytest.mark.parametrize("status,rc", [("ok", 0), ("skipped", 0), ("failed", 1), ("timeout", 1), ("empty", 1)])
 def test_summary_exit_code(tmp_path, status, rc):
     tsv = tmp_path / "steps.tsv"
-    tsv.write_text(f"env\tok\t0\t1\tenv.txt\t\ncuda_tests\t{status}\t{rc if status != 'skipped' else ''}\t3\tcuda.log\t\n")
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "gpu_check_summary.py"), str(tsv),
-                        str(tmp_path / "summary.json"), "--seconds", "4", "--budget", "540"],
-                       capture_output=True, text=True, check=False)
+    tsv.write_text(
+        f"env\tok\t0\t1\tenv.txt\t\ncuda_tests\t{status}\t{rc if status != 'skipped' else ''}\t3\tcuda.log\t\n"
+    )
+    r = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "tools", "gpu_check_summary.py"),
+            str(tsv),
+            str(tmp_path / "summary.json"),
+            "--seconds",
+            "4",
+            "--budget",
+            "540",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == rc, r.stdout + r.stderr
     doc = json.loads((tmp_path / "summary.json").read_text())
     assert doc["problems"] == ([] if rc == 0 else ["cuda_tests"])
@@ -99,9 +118,19 @@ def test_summary_exit_code(tmp_path, status, rc):
 def test_summary_flags_a_suite_that_only_skipped(tmp_path):
     (tmp_path / "steps.tsv").write_text("cuda_tests\tok\t0\t9\tcuda_tests.log\t\n")
     (tmp_path / "cuda_tests.xml").write_text(
-        '<testsuites><testsuite name="pytest" tests="5" failures="0" errors="0" skipped="5"/></testsuites>')
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "gpu_check_summary.py"), str(tmp_path / "steps.tsv"),
-                        str(tmp_path / "summary.json")], capture_output=True, text=True, check=False)
+        '<testsuites><testsuite name="pytest" tests="5" failures="0" errors="0" skipped="5"/></testsuites>'
+    )
+    r = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "tools", "gpu_check_summary.py"),
+            str(tmp_path / "steps.tsv"),
+            str(tmp_path / "summary.json"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 1 and "every test skipped" in r.stdout
     doc = json.loads((tmp_path / "summary.json").read_text())
     assert doc["steps"][0]["junit"] == {"tests": 5, "failures": 0, "errors": 0, "skipped": 5}
@@ -119,14 +148,24 @@ def test_gpu_path_plumbing_with_stand_ins(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     _stub(bin_dir / "nvidia-smi", 'echo "name, driver_version"; echo "Stand-in H100, 0"\n')
-    _stub(bin_dir / "compute-sanitizer", 'echo "stand-in compute-sanitizer $*"\n'
-          'while [ $# -gt 0 ]; do case $1 in --tool|--error-exitcode|--target-processes|--print-limit) shift 2;;'
-          ' *) break;; esac; done\nexec "$@"\n')
-    _stub(bin_dir / "python", f'if [ "$1 $2" = "-m pip" ]; then echo "stand-in pip $*"; exit 0; fi\n'
-          f'exec {sys.executable} "$@"\n')
+    _stub(
+        bin_dir / "compute-sanitizer",
+        'echo "stand-in compute-sanitizer $*"\n'
+        "while [ $# -gt 0 ]; do case $1 in --tool|--error-exitcode|--target-processes|--print-limit) shift 2;;"
+        ' *) break;; esac; done\nexec "$@"\n',
+    )
+    _stub(
+        bin_dir / "python",
+        f'if [ "$1 $2" = "-m pip" ]; then echo "stand-in pip $*"; exit 0; fi\nexec {sys.executable} "$@"\n',
+    )
     path = str(bin_dir) + os.pathsep + os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
-    r = _run(tmp_path, PATH=path, PYTHON=str(bin_dir / "python"),
-             GPU_CHECK_BENCHES=str(tmp_path / "none_*.py"), GPU_CHECK_ONLY="gpu,build,env,cuda,sanitize_racecheck")
+    r = _run(
+        tmp_path,
+        PATH=path,
+        PYTHON=str(bin_dir / "python"),
+        GPU_CHECK_BENCHES=str(tmp_path / "none_*.py"),
+        GPU_CHECK_ONLY="gpu,build,env,cuda,sanitize_racecheck",
+    )
     assert r.returncode == 1, r.stdout + r.stderr
     st = {s["name"]: s for s in _summary(tmp_path)["steps"]}
     assert st["gpu_info"]["status"] == "ok" and st["build"]["status"] == "ok"

@@ -1,5 +1,6 @@
 """benchmarks/gpu_harness.py on the CPU: its stats, rows, table and JSON, and the timing loop's
 call order driven by a fake event clock; importing it needs neither cupy nor torch CUDA."""
+
 import importlib.util
 import json
 import os
@@ -78,8 +79,16 @@ def test_summarize():
 
 
 def test_row_rates_speedup_and_ceiling():
-    case = gh.GpuCase("conv fwd", "32x128x56x56", lambda: None, lambda: None, flops=2e12, ceiling="fp32",
-                      other_peers={"cudnn": lambda: None}, extra={"dtype": "float32"})
+    case = gh.GpuCase(
+        "conv fwd",
+        "32x128x56x56",
+        lambda: None,
+        lambda: None,
+        flops=2e12,
+        ceiling="fp32",
+        other_peers={"cudnn": lambda: None},
+        extra={"dtype": "float32"},
+    )
     row = gh.make_row(case, {"deepkern": [40.0, 50.0, 60.0], "torch": [100.0], "cudnn": [25.0]})
     assert row["deepkern_ms"] == 50.0 and row["peer_ms"] == 100.0
     assert row["speedup"] == pytest.approx(2.0)
@@ -100,13 +109,35 @@ def test_row_rates_speedup_and_ceiling():
 def test_run_cases_table_and_json(tmp_path, capsys):
     w = _world()
     clk = FakeClock(w)
-    cases = [gh.GpuCase("max_pool2d 2x2 fwd+bwd", "64x128x112x112 f32", _fn(w, "dk", 0.5), _fn(w, "pt", 1.5),
-                        bytes=2990e9 * 0.5e-3, ceiling="copy"),
-             gh.GpuCase("sdpa fwd", "4x16x4096x64 f16", _fn(w, "dk2", 2.0), _fn(w, "pt2", 2.0), flops=1e12,
-                        ceiling="tc_fp16", other_peers={"cudnn": _fn(w, "cudnn", 1.0)})]
+    cases = [
+        gh.GpuCase(
+            "max_pool2d 2x2 fwd+bwd",
+            "64x128x112x112 f32",
+            _fn(w, "dk", 0.5),
+            _fn(w, "pt", 1.5),
+            bytes=2990e9 * 0.5e-3,
+            ceiling="copy",
+        ),
+        gh.GpuCase(
+            "sdpa fwd",
+            "4x16x4096x64 f16",
+            _fn(w, "dk2", 2.0),
+            _fn(w, "pt2", 2.0),
+            flops=1e12,
+            ceiling="tc_fp16",
+            other_peers={"cudnn": _fn(w, "cudnn", 1.0)},
+        ),
+    ]
     path = tmp_path / "out" / "gpu.json"
-    rows = gh.run_gpu_cases(cases, json_path=str(path), repeats=3, warmup=1, title="test", gpu="NVIDIA H100 fake",
-                            clocks={"cupy": clk, "torch": clk})
+    rows = gh.run_gpu_cases(
+        cases,
+        json_path=str(path),
+        repeats=3,
+        warmup=1,
+        title="test",
+        gpu="NVIDIA H100 fake",
+        clocks={"cupy": clk, "torch": clk},
+    )
     out = capsys.readouterr().out
     assert "== test [interleaved]  (NVIDIA H100 fake)" in out
     assert "max_pool2d 2x2 fwd+bwd" in out and "3.00x" in out and "100.0% copy" in out

@@ -5,14 +5,14 @@ steps; losses and parameters must match. Also dk.bptt, save/load and the main jo
 Marked `cuda`: on a GPU with real cupy and deepkern._cuda, or in CI on the SIMT simulator with
 the cupy stand-in (DEEPKERN_CUDA_SIM=1); skipped where neither is present (conftest.py).
 """
+
 import os
 import subprocess
 import sys
 
+import deepkern as dk
 import numpy as np
 import pytest
-
-import deepkern as dk
 from helpers import assert_close
 
 nn = dk.nn
@@ -50,8 +50,9 @@ def _train_both(cp, make, x, y, loss, make_opt, steps, dtype):
         lc.append(cpu.train_step(x, y, loss(), oc))
         lg.append(gpu.train_step(xg, yg, loss(), og))
     tol = TOL[dtype]
-    np.testing.assert_allclose(np.asarray(lg, np.float64), np.asarray(lc, np.float64), rtol=tol["rtol"] * 10,
-                               err_msg="losses")
+    np.testing.assert_allclose(
+        np.asarray(lg, np.float64), np.asarray(lc, np.float64), rtol=tol["rtol"] * 10, err_msg="losses"
+    )
     for (name, pc), (_, pg) in zip(cpu.named_parameters(), gpu.named_parameters()):
         assert_close(_host(pg.value), pc.value, dtype, what=f"{name} after {steps} steps", **tol)
         assert_close(_host(pg.grad), pc.grad, dtype, what=f"grad of {name}", **tol)
@@ -60,11 +61,13 @@ def _train_both(cp, make, x, y, loss, make_opt, steps, dtype):
 
 
 def _lm(dtype, V=13, E=6, H=10):
-    return lambda: nn.Sequential([
-        nn.Embedding(V, E, seed=0, dtype=dtype),
-        nn.LSTM(E, H, num_layers=2, return_sequences=True, seed=1, dtype=dtype),
-        nn.Dense(H, V, seed=2, dtype=dtype),
-    ])
+    return lambda: nn.Sequential(
+        [
+            nn.Embedding(V, E, seed=0, dtype=dtype),
+            nn.LSTM(E, H, num_layers=2, return_sequences=True, seed=1, dtype=dtype),
+            nn.Dense(H, V, seed=2, dtype=dtype),
+        ]
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -80,10 +83,19 @@ def test_lstm_language_model_fit_bptt_save_load_on_device(cp, rng, tmp_path):
     x = rng.integers(0, V, (12, 6))
     y = np.roll(x, -1, axis=1)
     cpu, gpu = _twin(_lm(dtype, V))
-    hc = cpu.fit(x, y, "cross_entropy", dk.optim.SGD(cpu.parameters(), lr=0.5), epochs=2, batch_size=4,
-                 progress=False, seed=3)
-    hg = gpu.fit(cp.asarray(x), cp.asarray(y), "cross_entropy", dk.optim.SGD(gpu.parameters(), lr=0.5), epochs=2,
-                 batch_size=4, progress=False, seed=3)
+    hc = cpu.fit(
+        x, y, "cross_entropy", dk.optim.SGD(cpu.parameters(), lr=0.5), epochs=2, batch_size=4, progress=False, seed=3
+    )
+    hg = gpu.fit(
+        cp.asarray(x),
+        cp.asarray(y),
+        "cross_entropy",
+        dk.optim.SGD(gpu.parameters(), lr=0.5),
+        epochs=2,
+        batch_size=4,
+        progress=False,
+        seed=3,
+    )
     np.testing.assert_allclose(hg["loss"], hc["loss"], rtol=1e-9)
     for (name, pc), (_, pg) in zip(cpu.named_parameters(), gpu.named_parameters()):
         assert_close(_host(pg.value), pc.value, dtype, what=name, **TOL[dtype])
@@ -104,16 +116,24 @@ def test_lstm_language_model_fit_bptt_save_load_on_device(cp, rng, tmp_path):
     loaded = nn.Sequential.load(tmp_path / "lm.npz")
     ref = cpu.predict(x[:3])
     assert_close(loaded.predict(x[:3]), ref, dtype, what="loaded on the CPU", **TOL[dtype])
-    assert_close(_host(loaded.to("cuda").predict(cp.asarray(x[:3]))), ref, dtype, what="loaded to the GPU",
-                 **TOL[dtype])
+    assert_close(
+        _host(loaded.to("cuda").predict(cp.asarray(x[:3]))), ref, dtype, what="loaded to the GPU", **TOL[dtype]
+    )
 
 
 def _cnn(dtype):
-    return lambda: nn.Sequential([
-        nn.Conv2D(1, 4, 3, padding=1, seed=0, dtype=dtype), nn.ReLU(), nn.MaxPool2D(2),
-        nn.Conv2D(4, 6, 3, padding=1, seed=1, dtype=dtype), nn.ReLU(), nn.AvgPool2D(2),
-        nn.Flatten(), nn.Dense(6 * 2 * 2, 10, seed=2, dtype=dtype),
-    ])
+    return lambda: nn.Sequential(
+        [
+            nn.Conv2D(1, 4, 3, padding=1, seed=0, dtype=dtype),
+            nn.ReLU(),
+            nn.MaxPool2D(2),
+            nn.Conv2D(4, 6, 3, padding=1, seed=1, dtype=dtype),
+            nn.ReLU(),
+            nn.AvgPool2D(2),
+            nn.Flatten(),
+            nn.Dense(6 * 2 * 2, 10, seed=2, dtype=dtype),
+        ]
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -121,15 +141,18 @@ def test_small_cnn_trains_like_numpy(cp, rng, dtype):
     steps, B = 3, 6
     x = rng.standard_normal((B, 1, 8, 8)).astype(dtype)
     y = rng.integers(0, 10, B)
-    _train_both(cp, _cnn(dtype), x, y, nn.SoftmaxCrossEntropy, lambda p: dk.optim.SGD(p, lr=0.1, momentum=0.9),
-                steps, dtype)
+    _train_both(
+        cp, _cnn(dtype), x, y, nn.SoftmaxCrossEntropy, lambda p: dk.optim.SGD(p, lr=0.1, momentum=0.9), steps, dtype
+    )
 
 
 def _transformer(dtype, dim=8, classes=5):
-    return lambda: nn.Sequential([
-        nn.TransformerEncoderLayer(dim, 2, 16, seed=0, dtype=dtype),
-        nn.Dense(dim, classes, seed=1, dtype=dtype),
-    ])
+    return lambda: nn.Sequential(
+        [
+            nn.TransformerEncoderLayer(dim, 2, 16, seed=0, dtype=dtype),
+            nn.Dense(dim, classes, seed=1, dtype=dtype),
+        ]
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -140,8 +163,16 @@ def test_transformer_layer_trains_like_numpy(cp, rng, dtype):
     # SGD, not Adam: the key projection's bias has a gradient that is zero in exact arithmetic (softmax
     # ignores a shift shared by all keys), and Adam's g / sqrt(v) turns its rounding noise, which differs
     # between any two correct implementations, into full-size steps of either sign.
-    _train_both(cp, _transformer(dtype, dim), x, y, nn.SoftmaxCrossEntropy,
-                lambda p: dk.optim.SGD(p, lr=0.1, momentum=0.9), steps, dtype)
+    _train_both(
+        cp,
+        _transformer(dtype, dim),
+        x,
+        y,
+        nn.SoftmaxCrossEntropy,
+        lambda p: dk.optim.SGD(p, lr=0.1, momentum=0.9),
+        steps,
+        dtype,
+    )
 
 
 def test_main_job_runs_on_the_device():
@@ -152,8 +183,26 @@ def test_main_job_runs_on_the_device():
     if env.get("DEEPKERN_CUDA_SIM") == "1":
         inherited = [os.path.abspath(d) for d in env.get("PYTHONPATH", "").split(os.pathsep) if d]
         env["PYTHONPATH"] = os.pathsep.join([os.path.join(here, "cupy_standin")] + inherited)
-    r = subprocess.run([sys.executable, "-m", "deepkern", "--device", "cuda", "--epochs", "1", "--episodes", "5",
-                        "--subset", "64", "--no-progress"], env=env, capture_output=True, text=True, timeout=900)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deepkern",
+            "--device",
+            "cuda",
+            "--epochs",
+            "1",
+            "--episodes",
+            "5",
+            "--subset",
+            "64",
+            "--no-progress",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "CNN on cuda" in r.stdout and "test accuracy" in r.stdout, r.stdout[-3000:]
 

@@ -1,13 +1,13 @@
 """lstm_cell / lstm forward and backward on the CPU: float64 reference, PyTorch, finite differences."""
+
 import os
 import subprocess
 import sys
 
+import deepkern as dk
 import numpy as np
 import pytest
 import torch
-
-import deepkern as dk
 from helpers import assert_close, numeric_grad
 from reference import lstm_backward_ref, lstm_cell_backward_ref, lstm_cell_ref, lstm_ref
 
@@ -118,8 +118,16 @@ def test_lstm_matches_reference_and_torch(case, dtype, rng):
             assert_close(g, t, dtype, what=f"{case} {name} vs torch")
 
 
-CELL_CASES = [(1, 1, 1, "both"), (3, 5, 7, "none"), (4, 2, 9, "both"), (2, 16, 3, "ih"), (6, 11, 29, "both"),
-              (1, 3, 150, "hh"), (40, 7, 130, "both"), (2, 3, 400, "both")]
+CELL_CASES = [
+    (1, 1, 1, "both"),
+    (3, 5, 7, "none"),
+    (4, 2, 9, "both"),
+    (2, 16, 3, "ih"),
+    (6, 11, 29, "both"),
+    (1, 3, 150, "hh"),
+    (40, 7, 130, "both"),
+    (2, 3, 400, "both"),
+]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -185,34 +193,46 @@ def _pack(outs):
 
 def test_lstm_finite_differences(rng):
     T, B, I, H = 3, 2, 3, 2
-    args = [rng.standard_normal((T, B, I)), rng.standard_normal((B, H)), rng.standard_normal((B, H)),
-            *(a * 1.5 for a in _weights(rng, I, H, "both", np.float64))]
+    args = [
+        rng.standard_normal((T, B, I)),
+        rng.standard_normal((B, H)),
+        rng.standard_normal((B, H)),
+        *(a * 1.5 for a in _weights(rng, I, H, "both", np.float64)),
+    ]
     dy, dhT, dcT = _upstream(rng, T, B, H, "all", np.float64)
     (_, ctx) = dk.lstm(*args, return_ctx=True)
     grads = dk.lstm_backward(ctx, dy, dhT, dcT)
     up = _pack([dy, dhT, dcT])
     for k, name in enumerate(GRAD_NAMES):
+
         def f(v, k=k):
             a = list(args)
             a[k] = v
             return _pack(dk.lstm(*a))
+
         num = numeric_grad(f, args[k], up, eps=1e-5)
         assert_close(grads[k], num, np.float64, rtol=1e-7, atol=1e-8, what=f"{name} finite differences")
 
 
 def test_lstm_cell_finite_differences(rng):
     B, I, H = 2, 3, 4
-    args = [rng.standard_normal((B, I)), rng.standard_normal((B, H)), rng.standard_normal((B, H)),
-            *(a * 1.5 for a in _weights(rng, I, H, "both", np.float64))]
+    args = [
+        rng.standard_normal((B, I)),
+        rng.standard_normal((B, H)),
+        rng.standard_normal((B, H)),
+        *(a * 1.5 for a in _weights(rng, I, H, "both", np.float64)),
+    ]
     dh1, dc1 = rng.standard_normal((B, H)), rng.standard_normal((B, H))
     (_, ctx) = dk.lstm_cell(*args, return_ctx=True)
     grads = dk.lstm_cell_backward(ctx, dh1, dc1)
     up = _pack([dh1, dc1])
     for k, name in enumerate(GRAD_NAMES):
+
         def f(v, k=k):
             a = list(args)
             a[k] = v
             return _pack(dk.lstm_cell(*a))
+
         num = numeric_grad(f, args[k], up, eps=1e-5)
         assert_close(grads[k], num, np.float64, rtol=1e-7, atol=1e-8, what=f"cell {name} finite differences")
 
@@ -418,8 +438,15 @@ def test_wrong_ctx_and_backward_argument_errors(rng):
 
 def _bad(**over):
     T, B, I, H = 3, 2, 4, 5
-    a = dict(x=np.zeros((T, B, I)), h0=np.zeros((B, H)), c0=np.zeros((B, H)), w_ih=np.zeros((4 * H, I)),
-             w_hh=np.zeros((4 * H, H)), b_ih=np.zeros(4 * H), b_hh=np.zeros(4 * H))
+    a = dict(
+        x=np.zeros((T, B, I)),
+        h0=np.zeros((B, H)),
+        c0=np.zeros((B, H)),
+        w_ih=np.zeros((4 * H, I)),
+        w_hh=np.zeros((4 * H, H)),
+        b_ih=np.zeros(4 * H),
+        b_hh=np.zeros(4 * H),
+    )
     a.update(over)
     return a
 
@@ -427,8 +454,12 @@ def _bad(**over):
 BAD = [
     (dk.lstm, _bad(x=np.zeros(4)), ValueError, "'x' must be a 3-D"),
     (dk.lstm, _bad(x=np.zeros((2, 4))), ValueError, "'h0' has shape .*unbatched"),
-    (dk.lstm_cell, dict(x=np.zeros(4), h=np.zeros((1, 5)), c=None, w_ih=np.zeros((20, 4)), w_hh=np.zeros((20, 5))),
-     ValueError, "'h' has shape .*unbatched"),
+    (
+        dk.lstm_cell,
+        dict(x=np.zeros(4), h=np.zeros((1, 5)), c=None, w_ih=np.zeros((20, 4)), w_hh=np.zeros((20, 5))),
+        ValueError,
+        "'h' has shape .*unbatched",
+    ),
     (dk.lstm, _bad(x=np.zeros((0, 2, 4))), ValueError, "'x' has shape"),
     (dk.lstm, _bad(w_ih=np.zeros((20, 3))), ValueError, "'w_ih' has shape .*columns must match"),
     (dk.lstm, _bad(w_ih=np.zeros((18, 4))), ValueError, "'w_ih' .*multiple of 4"),
@@ -440,12 +471,24 @@ BAD = [
     (dk.lstm, _bad(b_hh=np.zeros((4, 5))), ValueError, "'b_hh' has shape"),
     (dk.lstm, _bad(x=np.zeros((3, 2, 4), complex)), TypeError, "'x' has dtype"),
     (dk.lstm, _bad(w_hh="abc"), TypeError, "'w_hh' has dtype"),
-    (dk.lstm_cell, dict(x=np.zeros((3, 2, 4)), h=None, c=None, w_ih=np.zeros((20, 4)), w_hh=np.zeros((20, 5))),
-     ValueError, "'x' must be a 2-D"),
-    (dk.lstm_cell, dict(x=np.zeros((2, 4)), h=np.zeros((2, 6)), c=None, w_ih=np.zeros((20, 4)),
-                        w_hh=np.zeros((20, 5))), ValueError, "'h' has shape"),
-    (dk.lstm_cell, dict(x=np.zeros((2, 4)), h=None, c=None, w_ih=np.zeros((20, 4)), w_hh=np.zeros((20, 6))),
-     ValueError, "'w_hh' has shape"),
+    (
+        dk.lstm_cell,
+        dict(x=np.zeros((3, 2, 4)), h=None, c=None, w_ih=np.zeros((20, 4)), w_hh=np.zeros((20, 5))),
+        ValueError,
+        "'x' must be a 2-D",
+    ),
+    (
+        dk.lstm_cell,
+        dict(x=np.zeros((2, 4)), h=np.zeros((2, 6)), c=None, w_ih=np.zeros((20, 4)), w_hh=np.zeros((20, 5))),
+        ValueError,
+        "'h' has shape",
+    ),
+    (
+        dk.lstm_cell,
+        dict(x=np.zeros((2, 4)), h=None, c=None, w_ih=np.zeros((20, 4)), w_hh=np.zeros((20, 6))),
+        ValueError,
+        "'w_hh' has shape",
+    ),
 ]
 
 

@@ -5,14 +5,14 @@ Marked `cuda`: on a GPU with real cupy and deepkern._cuda, or in CI on the SIMT 
 the cupy stand-in (DEEPKERN_CUDA_SIM=1); skipped where neither is present (conftest.py).
 Outputs and workspaces are NaN-poisoned before the kernels run (DEEPKERN_POISON=1).
 """
+
 import os
 import subprocess
 import sys
 
+import deepkern as dk
 import numpy as np
 import pytest
-
-import deepkern as dk
 from helpers import assert_close, assert_rel_norm
 from reference import lstm_backward_ref, lstm_cell_backward_ref, lstm_cell_ref, lstm_ref
 from test_lstm import GRAD_NAMES, _upstream, _weights
@@ -83,7 +83,11 @@ def test_gpu_lstm_matches_reference_and_cpu(cp, case, dtype, rng):
         _check(name, got, want, dtype, cp)
     # inference (no context: the cell state ping-pongs in a workspace) gives the same numbers
     y_inf, hT_inf, cT_inf = dk.lstm(*dev)
-    for name, got, want in (("y (inference)", y_inf, y), ("hT (inference)", hT_inf, hT), ("cT (inference)", cT_inf, cT)):
+    for name, got, want in (
+        ("y (inference)", y_inf, y),
+        ("hT (inference)", hT_inf, hT),
+        ("cT (inference)", cT_inf, cT),
+    ):
         np.testing.assert_array_equal(got.get(), want.get(), err_msg=name)
 
     grads = dk.lstm_backward(ctx, _dev(cp, dy), _dev(cp, dhT), _dev(cp, dcT))
@@ -185,8 +189,9 @@ def test_gpu_lstm_in_other_thread_orders(order):
     env = dict(os.environ, DEEPKERN_SIM_ORDER=order)
     inherited = [os.path.abspath(d) for d in env.get("PYTHONPATH", "").split(os.pathsep) if d]
     env["PYTHONPATH"] = os.pathsep.join([os.path.join(here, "cupy_standin"), here] + inherited)
-    r = subprocess.run([sys.executable, "-c", _ORDER_SCRIPT], env=env, cwd=here, capture_output=True, text=True,
-                       timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-c", _ORDER_SCRIPT], env=env, cwd=here, capture_output=True, text=True, timeout=600
+    )
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
 
 

@@ -1,10 +1,10 @@
 """BatchNorm2D (running statistics, momentum, affine, train/eval) and the train()/eval() switch
 that Dropout and BatchNorm2D obey: the float64 reference, PyTorch, finite differences."""
+
+import deepkern as dk
 import numpy as np
 import pytest
 import torch
-
-import deepkern as dk
 from helpers import assert_close
 from nn_gradcheck import check_layer_grads
 from reference.norm import batch_norm2d
@@ -14,8 +14,10 @@ SHAPES = [(1, 1, 1, 2), (2, 3, 4, 5), (3, 1, 7, 1), (5, 6, 3, 3), (1, 4, 2, 9)]
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("momentum,affine,track", [(0.1, True, True), (None, True, True), (0.7, False, True),
-                                                   (0.1, True, False), (0.1, False, False)])
+@pytest.mark.parametrize(
+    "momentum,affine,track",
+    [(0.1, True, True), (None, True, True), (0.7, False, True), (0.1, True, False), (0.1, False, False)],
+)
 def test_matches_reference_and_torch_over_steps(shape, momentum, affine, track, rng):
     N, C, H, W = shape
     bn = nn.BatchNorm2D(C, eps=1e-3, momentum=momentum, affine=affine, track_running_stats=track, dtype=np.float64)
@@ -53,8 +55,9 @@ def test_matches_reference_and_torch_over_steps(shape, momentum, affine, track, 
     bn.eval()
     tb.eval()
     x = rng.standard_normal(shape)
-    ref = batch_norm2d(x, bn.weight.value if affine else None, bn.bias.value if affine else None, rm, rv, False,
-                       momentum, 1e-3)[0]
+    ref = batch_norm2d(
+        x, bn.weight.value if affine else None, bn.bias.value if affine else None, rm, rv, False, momentum, 1e-3
+    )[0]
     assert_close(bn(x), ref, rtol=1e-10, atol=1e-12, what="eval vs reference")
     assert_close(bn(x), tb(torch.tensor(x)).detach().numpy(), rtol=1e-10, atol=1e-12, what="eval vs torch")
     # the state loads into a fresh torch module (strict) and gives the same eval output
@@ -84,26 +87,41 @@ def test_float32_default_and_inputs_untouched(rng):
     assert bn.num_params() == 6
 
 
-@pytest.mark.parametrize("bad,match", [
-    (lambda: nn.BatchNorm2D(0), "num_features"),
-    (lambda: nn.BatchNorm2D(3, eps=0), "eps"),
-    (lambda: nn.BatchNorm2D(3, momentum=1.5), "momentum"),
-    (lambda: nn.BatchNorm2D(3).forward(np.zeros((2, 4, 3, 3))), "'x' has shape"),
-    (lambda: nn.BatchNorm2D(3).forward(np.zeros((3, 3, 3))), "'x' has shape"),
-    (lambda: nn.BatchNorm2D(3).forward(np.zeros((1, 3, 1, 1))), "more than 1"),
-    (lambda: nn.BatchNorm2D(3).backward(np.zeros((1, 3, 1, 1))), "before forward"),
-    (lambda: nn.BatchNorm2D(3).load_state_dict({"weight": np.ones(3)}), "missing"),
-    (lambda: nn.BatchNorm2D(3).load_state_dict({"weight": np.ones(4), "bias": np.ones(3), "running_mean": np.ones(3),
-                                                "running_var": np.ones(3)}), "shape"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (lambda: nn.BatchNorm2D(0), "num_features"),
+        (lambda: nn.BatchNorm2D(3, eps=0), "eps"),
+        (lambda: nn.BatchNorm2D(3, momentum=1.5), "momentum"),
+        (lambda: nn.BatchNorm2D(3).forward(np.zeros((2, 4, 3, 3))), "'x' has shape"),
+        (lambda: nn.BatchNorm2D(3).forward(np.zeros((3, 3, 3))), "'x' has shape"),
+        (lambda: nn.BatchNorm2D(3).forward(np.zeros((1, 3, 1, 1))), "more than 1"),
+        (lambda: nn.BatchNorm2D(3).backward(np.zeros((1, 3, 1, 1))), "before forward"),
+        (lambda: nn.BatchNorm2D(3).load_state_dict({"weight": np.ones(3)}), "missing"),
+        (
+            lambda: nn.BatchNorm2D(3).load_state_dict(
+                {"weight": np.ones(4), "bias": np.ones(3), "running_mean": np.ones(3), "running_var": np.ones(3)}
+            ),
+            "shape",
+        ),
+    ],
+)
 def test_bad_input(bad, match):
     with pytest.raises((ValueError, TypeError, RuntimeError), match=match):
         bad()
 
 
 def test_train_eval_switch_reaches_every_layer_and_explicit_argument_wins(rng):
-    model = nn.Sequential([nn.Conv2D(2, 3, 3, padding=1, dtype=np.float64), nn.BatchNorm2D(3, dtype=np.float64),
-                           nn.ReLU(), nn.Flatten(), nn.Dropout(0.5, seed=1), nn.Dense(48, 2, dtype=np.float64)])
+    model = nn.Sequential(
+        [
+            nn.Conv2D(2, 3, 3, padding=1, dtype=np.float64),
+            nn.BatchNorm2D(3, dtype=np.float64),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Dropout(0.5, seed=1),
+            nn.Dense(48, 2, dtype=np.float64),
+        ]
+    )
     x = rng.standard_normal((4, 2, 4, 4))
     assert all(layer.training for layer in model) and model.training
     assert model.eval() is model

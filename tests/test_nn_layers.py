@@ -1,9 +1,9 @@
 """Layers: forward against plain numpy / torch, backward by finite differences (float64),
 shapes, init, bad input."""
-import numpy as np
-import pytest
 
 import deepkern as dk
+import numpy as np
+import pytest
 from helpers import assert_close
 from nn_gradcheck import check_layer_grads
 
@@ -13,8 +13,9 @@ HAS_CONV = hasattr(dk, "conv2d")
 needs_conv = pytest.mark.skipif(not HAS_CONV, reason="dk.conv2d not in this build yet")
 
 
-@pytest.mark.parametrize("shape,fin,fout,bias", [((4, 3), 3, 5, True), ((1, 1), 1, 1, True), ((2, 3, 7), 7, 2, True),
-                                                 ((6, 4), 4, 3, False)])
+@pytest.mark.parametrize(
+    "shape,fin,fout,bias", [((4, 3), 3, 5, True), ((1, 1), 1, 1, True), ((2, 3, 7), 7, 2, True), ((6, 4), 4, 3, False)]
+)
 def test_dense_forward_and_grads(shape, fin, fout, bias, rng):
     layer = nn.Dense(fin, fout, bias=bias, seed=1, dtype=np.float64)
     if bias:
@@ -69,9 +70,14 @@ def test_init_scale_and_seed(init):
     c = nn.Dense(400, 300, init=init, seed=4, dtype=np.float64).weight.value
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
-    expected_std = {"glorot_uniform": np.sqrt(2 / 700), "glorot_normal": np.sqrt(2 / 700),
-                    "he_uniform": np.sqrt(2 / 400), "he_normal": np.sqrt(2 / 400),
-                    "torch": np.sqrt(1 / 1200), "orthogonal": np.sqrt(1 / 400)}[init]
+    expected_std = {
+        "glorot_uniform": np.sqrt(2 / 700),
+        "glorot_normal": np.sqrt(2 / 700),
+        "he_uniform": np.sqrt(2 / 400),
+        "he_normal": np.sqrt(2 / 400),
+        "torch": np.sqrt(1 / 1200),
+        "orthogonal": np.sqrt(1 / 400),
+    }[init]
     assert abs(a.std() / expected_std - 1) < 0.05
 
 
@@ -88,9 +94,16 @@ def _softmax(x):
     return e / e.sum(-1, keepdims=True)
 
 
-@pytest.mark.parametrize("cls,ref", [(nn.ReLU, lambda x: np.maximum(x, 0)), (nn.Sigmoid, lambda x: 1 / (1 + np.exp(-x))),
-                                     (nn.Tanh, np.tanh), (nn.LeakyReLU, lambda x: np.where(x > 0, x, 0.01 * x)),
-                                     (nn.Softmax, _softmax)])
+@pytest.mark.parametrize(
+    "cls,ref",
+    [
+        (nn.ReLU, lambda x: np.maximum(x, 0)),
+        (nn.Sigmoid, lambda x: 1 / (1 + np.exp(-x))),
+        (nn.Tanh, np.tanh),
+        (nn.LeakyReLU, lambda x: np.where(x > 0, x, 0.01 * x)),
+        (nn.Softmax, _softmax),
+    ],
+)
 @pytest.mark.parametrize("shape", [(3, 4), (2, 3, 5, 5), (1,)])
 def test_activations(cls, ref, shape, rng):
     layer = cls()
@@ -194,8 +207,10 @@ def test_pool_layers(cls, tcls, k, s, p, shape, rng):
 
 
 @needs_conv
-@pytest.mark.parametrize("cin,cout,k,s,p,d,shape", [(2, 3, 3, 1, 1, 1, (2, 2, 5, 5)), (1, 2, (2, 3), 2, 0, 1, (1, 1, 6, 7)),
-                                                    (3, 1, 3, 1, 2, 2, (1, 3, 5, 4))])
+@pytest.mark.parametrize(
+    "cin,cout,k,s,p,d,shape",
+    [(2, 3, 3, 1, 1, 1, (2, 2, 5, 5)), (1, 2, (2, 3), 2, 0, 1, (1, 1, 6, 7)), (3, 1, 3, 1, 2, 2, (1, 3, 5, 4))],
+)
 def test_conv2d_layer(cin, cout, k, s, p, d, shape, rng):
     layer = nn.Conv2D(cin, cout, k, stride=s, padding=p, dilation=d, seed=0, dtype=np.float64)
     layer.bias.value[:] = rng.standard_normal(cout)
@@ -224,19 +239,22 @@ def test_conv2d_param_count_and_shape_checks():
     assert layer.forward(np.zeros((3, 8, 8))).shape == (8, 4, 4)  # unbatched (C, H, W), as in PyTorch
 
 
-@pytest.mark.parametrize("fn,exc,match", [
-    (lambda: nn.Dense(3, 2).forward(np.zeros((4, 5))), ValueError, "in_features"),
-    (lambda: nn.Dense(0, 2), ValueError, "in_features"),
-    (lambda: nn.Dense(3, 2.5), ValueError, "out_features"),
-    (lambda: nn.Dense(3, 2, dtype=np.int32), TypeError, "dtype"),
-    (lambda: nn.Dense(3, 2, init="nope"), ValueError, "init"),
-    (lambda: nn.Dense(3, 2).forward(np.array(["a", "b", "c"])), TypeError, "x"),
-    (lambda: nn.Dense(3, 2).backward(np.zeros((1, 2))), RuntimeError, "before forward"),
-    (lambda: nn.ReLU().backward(np.zeros(2)), RuntimeError, "before forward"),
-    (lambda: nn.Conv2D(3, 2, 0), ValueError, "kernel_size"),
-    (lambda: nn.MaxPool2D(2).forward(np.zeros((2, 3))), ValueError, "x"),
-    (lambda: nn.Embedding(3, 0), ValueError, "dim"),
-])
+@pytest.mark.parametrize(
+    "fn,exc,match",
+    [
+        (lambda: nn.Dense(3, 2).forward(np.zeros((4, 5))), ValueError, "in_features"),
+        (lambda: nn.Dense(0, 2), ValueError, "in_features"),
+        (lambda: nn.Dense(3, 2.5), ValueError, "out_features"),
+        (lambda: nn.Dense(3, 2, dtype=np.int32), TypeError, "dtype"),
+        (lambda: nn.Dense(3, 2, init="nope"), ValueError, "init"),
+        (lambda: nn.Dense(3, 2).forward(np.array(["a", "b", "c"])), TypeError, "x"),
+        (lambda: nn.Dense(3, 2).backward(np.zeros((1, 2))), RuntimeError, "before forward"),
+        (lambda: nn.ReLU().backward(np.zeros(2)), RuntimeError, "before forward"),
+        (lambda: nn.Conv2D(3, 2, 0), ValueError, "kernel_size"),
+        (lambda: nn.MaxPool2D(2).forward(np.zeros((2, 3))), ValueError, "x"),
+        (lambda: nn.Embedding(3, 0), ValueError, "dim"),
+    ],
+)
 def test_layer_bad_input(fn, exc, match):
     with pytest.raises(exc, match=match):
         fn()

@@ -1,8 +1,8 @@
 """Losses against torch (values and gradients, float64) and their bad-input errors."""
-import numpy as np
-import pytest
 
 import deepkern as dk
+import numpy as np
+import pytest
 from helpers import assert_close, numeric_grad
 
 torch = pytest.importorskip("torch")
@@ -88,12 +88,20 @@ def test_bce_saturated_matches_torch_clamp():
 def test_loss_gradients_by_finite_differences(rng):
     z = rng.standard_normal((3, 4))
     y = rng.integers(0, 4, 3)
-    for loss, target in [(dk.nn.SoftmaxCrossEntropy(), y), (dk.nn.MSE(), rng.standard_normal((3, 4))),
-                         (dk.nn.BinaryCrossEntropy(from_logits=True), (rng.random((3, 4)) > 0.5) * 1.0)]:
+    for loss, target in [
+        (dk.nn.SoftmaxCrossEntropy(), y),
+        (dk.nn.MSE(), rng.standard_normal((3, 4))),
+        (dk.nn.BinaryCrossEntropy(from_logits=True), (rng.random((3, 4)) > 0.5) * 1.0),
+    ]:
         loss.forward(z, target)
         g = loss.backward()
-        assert_close(g, numeric_grad(lambda a: loss.forward(a, target), z, 1.0), rtol=1e-6, atol=1e-8,
-                     what=type(loss).__name__)
+        assert_close(
+            g,
+            numeric_grad(lambda a: loss.forward(a, target), z, 1.0),  # noqa: B023
+            rtol=1e-6,
+            atol=1e-8,
+            what=type(loss).__name__,  # noqa: B023
+        )
 
 
 class _FakeGpuArray:
@@ -102,15 +110,18 @@ class _FakeGpuArray:
     __module__ = "cupy._core.core"
 
 
-@pytest.mark.parametrize("fn,exc,match", [
-    (lambda: dk.nn.SoftmaxCrossEntropy().forward(np.zeros((3, 4)), np.zeros((4,), int)), ValueError, "target"),
-    (lambda: dk.nn.SoftmaxCrossEntropy().forward(np.zeros((3, 4)), np.array([0, 1, 4])), ValueError, "labels"),
-    (lambda: dk.nn.SoftmaxCrossEntropy().forward(np.zeros((3, 4)), np.array([0.5, 1, 2])), ValueError, "integer"),
-    (lambda: dk.nn.MSE().forward(np.zeros((3, 4)), np.zeros((4, 3))), ValueError, "target"),
-    (lambda: dk.nn.BinaryCrossEntropy().forward(np.array([1.5]), np.array([1.0])), ValueError, "pred"),
-    (lambda: dk.nn.MSE().backward(), RuntimeError, "before forward"),
-    (lambda: dk.nn.MSE().forward(np.zeros(3), _FakeGpuArray()), TypeError, "target"),
-])
+@pytest.mark.parametrize(
+    "fn,exc,match",
+    [
+        (lambda: dk.nn.SoftmaxCrossEntropy().forward(np.zeros((3, 4)), np.zeros((4,), int)), ValueError, "target"),
+        (lambda: dk.nn.SoftmaxCrossEntropy().forward(np.zeros((3, 4)), np.array([0, 1, 4])), ValueError, "labels"),
+        (lambda: dk.nn.SoftmaxCrossEntropy().forward(np.zeros((3, 4)), np.array([0.5, 1, 2])), ValueError, "integer"),
+        (lambda: dk.nn.MSE().forward(np.zeros((3, 4)), np.zeros((4, 3))), ValueError, "target"),
+        (lambda: dk.nn.BinaryCrossEntropy().forward(np.array([1.5]), np.array([1.0])), ValueError, "pred"),
+        (lambda: dk.nn.MSE().backward(), RuntimeError, "before forward"),
+        (lambda: dk.nn.MSE().forward(np.zeros(3), _FakeGpuArray()), TypeError, "target"),
+    ],
+)
 def test_loss_bad_input(fn, exc, match):
     with pytest.raises(exc, match=match):
         fn()

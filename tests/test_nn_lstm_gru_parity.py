@@ -1,11 +1,11 @@
 """nn.LSTM / nn.GRU with PyTorch's arguments (num_layers, bidirectional, proj_size, bias, dropout,
 batch_first, unbatched) against torch.nn.LSTM / GRU: outputs, final states, every gradient; the
 functional dk.gru / dk.lstm(w_hr=) against the float64 references and finite differences."""
+
+import deepkern as dk
 import numpy as np
 import pytest
 import torch
-
-import deepkern as dk
 from helpers import assert_close, numeric_grad
 from reference.gru import gru_ref
 from reference.lstm import lstm_proj_ref
@@ -37,7 +37,7 @@ CASES = [  # kind, B, T, I, H, L, bidirectional, bias, proj, batch_first
     ("lstm", 4, 3, 5, 7, 3, False, False, 0, False),
     ("lstm", 3, 4, 2, 6, 2, True, True, 3, True),
     ("lstm", 2, 6, 5, 4, 1, False, True, 1, False),
-    ("lstm", None, 5, 3, 4, 2, True, True, 2, True),   # unbatched
+    ("lstm", None, 5, 3, 4, 2, True, True, 2, True),  # unbatched
     ("lstm", None, 1, 2, 3, 1, False, True, 0, False),
     ("gru", 3, 5, 4, 6, 1, False, True, 0, True),
     ("gru", 2, 7, 3, 5, 2, True, True, 0, True),
@@ -179,11 +179,13 @@ def test_functional_gru_matches_reference_and_finite_differences(T, B, I, H, dty
         grads = dk.gru_backward(ctx, dy, dh)
         args = [x, h0, w_ih, w_hh, b_ih, b_hh]
         for i, g in enumerate(grads):
+
             def f(a, i=i):
                 aa = list(args)
                 aa[i] = a
                 yy, hh = dk.gru(*aa)
                 return np.concatenate([yy.ravel(), hh.ravel()])
+
             num = numeric_grad(f, args[i], np.concatenate([dy.ravel(), dh.ravel()]))
             assert_close(g, num, rtol=1e-6, atol=1e-8, what=f"gru grad {i}")
         h1, cctx = dk.gru_cell(x[0], h0, w_ih, w_hh, b_ih, b_hh, return_ctx=True)
@@ -216,11 +218,13 @@ def test_functional_lstm_projection_reference_and_finite_differences(T, B, I, H,
     args = [x, h0, c0] + w
     order = [0, 1, 2, 3, 4, 5, 6, 7]
     for gi, ai in zip(order, range(8)):
+
         def f(a, ai=ai):
             aa = list(args)
             aa[ai] = a
             yy, hh, cc = dk.lstm(*aa[:7], w_hr=aa[7])
             return np.concatenate([yy.ravel(), hh.ravel(), cc.ravel()])
+
         num = numeric_grad(f, args[ai], np.concatenate([dy.ravel(), dh.ravel(), dc.ravel()]))
         assert_close(grads[gi], num, rtol=1e-6, atol=1e-8, what=f"lstm proj grad {gi}")
 
@@ -232,18 +236,30 @@ BAD = [
     (lambda: nn.GRU(0, 4), ValueError, "input_size"),
     (lambda: nn.GRU(3, 4).forward(np.zeros((2, 5, 2))), ValueError, "'x'"),
     (lambda: nn.GRU(3, 4, num_layers=2).forward(np.zeros((2, 5, 3)), np.zeros((2, 4))), ValueError, "'h'"),
-    (lambda: nn.LSTM(3, 4, proj_size=2).forward(np.zeros((2, 5, 3)), (np.zeros((2, 4)), np.zeros((2, 4)))),
-     ValueError, "'h'"),
+    (
+        lambda: nn.LSTM(3, 4, proj_size=2).forward(np.zeros((2, 5, 3)), (np.zeros((2, 4)), np.zeros((2, 4)))),
+        ValueError,
+        "'h'",
+    ),
     (lambda: nn.LSTM(3, 4, bidirectional=True).step(np.zeros((2, 3)), None), ValueError, "step API"),
     (lambda: dk.gru(np.zeros((2, 3)), np.zeros((2, 4)), np.zeros((12, 3)), np.zeros((12, 4))), ValueError, "'h0'"),
     (lambda: dk.gru(np.zeros((2, 1, 3)), None, np.zeros((11, 3)), np.zeros((12, 4))), ValueError, "'w_ih'"),
     (lambda: dk.gru(np.zeros((2, 1, 3)), None, np.zeros((12, 3)), np.zeros((12, 3))), ValueError, "'w_hh'"),
-    (lambda: dk.gru_cell(np.zeros((1, 3)), None, np.zeros((12, 3)), np.zeros((12, 4)), np.zeros(5)), ValueError,
-     "'b_ih'"),
-    (lambda: dk.lstm(np.zeros((2, 1, 3)), None, None, np.zeros((16, 3)), np.zeros((16, 4)), w_hr=np.zeros((2, 4))),
-     ValueError, "'w_hh'"),
-    (lambda: dk.lstm(np.zeros((2, 1, 3)), None, None, np.zeros((16, 3)), np.zeros((16, 4)), w_hr=np.zeros((4, 4))),
-     ValueError, "'w_hr'"),
+    (
+        lambda: dk.gru_cell(np.zeros((1, 3)), None, np.zeros((12, 3)), np.zeros((12, 4)), np.zeros(5)),
+        ValueError,
+        "'b_ih'",
+    ),
+    (
+        lambda: dk.lstm(np.zeros((2, 1, 3)), None, None, np.zeros((16, 3)), np.zeros((16, 4)), w_hr=np.zeros((2, 4))),
+        ValueError,
+        "'w_hh'",
+    ),
+    (
+        lambda: dk.lstm(np.zeros((2, 1, 3)), None, None, np.zeros((16, 3)), np.zeros((16, 4)), w_hr=np.zeros((4, 4))),
+        ValueError,
+        "'w_hr'",
+    ),
 ]
 
 

@@ -2,11 +2,11 @@
 ways, unbatched (L, E), kdim/vdim, bias, add_bias_kv, add_zero_attn, key_padding_mask, attn_mask,
 need_weights / average_attn_weights, dropout (eval equality, seeded training gradients);
 state_dict both ways."""
+
+import deepkern as dk
 import numpy as np
 import pytest
 import torch
-
-import deepkern as dk
 from helpers import assert_close, numeric_grad
 
 nn = dk.nn
@@ -26,13 +26,23 @@ CASES = [  # B (None = unbatched), Lq, Lk, E, heads, kdim, vdim, bias, bias_kv, 
 
 def _pair(E, h, kdim, vdim, bias, bias_kv, zero_attn, batch_first, seed=0):
     torch.manual_seed(seed)
-    tm = torch.nn.MultiheadAttention(E, h, bias=bias, add_bias_kv=bias_kv, add_zero_attn=zero_attn, kdim=kdim,
-                                     vdim=vdim, batch_first=batch_first).double()
+    tm = torch.nn.MultiheadAttention(
+        E, h, bias=bias, add_bias_kv=bias_kv, add_zero_attn=zero_attn, kdim=kdim, vdim=vdim, batch_first=batch_first
+    ).double()
     with torch.no_grad():
         for p in tm.parameters():
             p.uniform_(-0.5, 0.5)
-    m = nn.MultiHeadAttention(E, h, bias=bias, add_bias_kv=bias_kv, add_zero_attn=zero_attn, kdim=kdim, vdim=vdim,
-                              batch_first=batch_first, dtype=np.float64)
+    m = nn.MultiHeadAttention(
+        E,
+        h,
+        bias=bias,
+        add_bias_kv=bias_kv,
+        add_zero_attn=zero_attn,
+        kdim=kdim,
+        vdim=vdim,
+        batch_first=batch_first,
+        dtype=np.float64,
+    )
     m.load_state_dict(tm.state_dict())
     return tm, m
 
@@ -65,8 +75,15 @@ def test_matches_torch(case, masks, average, rng):
     if B is None and kpm is not None:
         kpm = kpm[0]
     tq, tk, tv = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
-    to, tw = tm(tq, tk, tv, key_padding_mask=None if kpm is None else torch.tensor(kpm),
-                attn_mask=None if am is None else torch.tensor(~am), need_weights=True, average_attn_weights=average)
+    to, tw = tm(
+        tq,
+        tk,
+        tv,
+        key_padding_mask=None if kpm is None else torch.tensor(kpm),
+        attn_mask=None if am is None else torch.tensor(~am),
+        need_weights=True,
+        average_attn_weights=average,
+    )
     out, w = m(q, k, v, attn_mask=am, key_padding_mask=kpm, need_weights=True, average_attn_weights=average)
     assert_close(out, to, rtol=R, atol=A, what="out")
     assert_close(w, tw, rtol=R, atol=A, what="weights")
@@ -139,13 +156,24 @@ BAD = [
     (lambda: nn.MultiHeadAttention(8, 2, dropout=1.0), ValueError, "dropout"),
     (lambda: nn.MultiHeadAttention(8, 2, kdim=0), ValueError, "kdim"),
     (lambda: nn.MultiHeadAttention(8, 2, kdim=3).forward(np.zeros((2, 3, 8))), ValueError, "'key' is required"),
-    (lambda: nn.MultiHeadAttention(8, 2, kdim=3).forward(np.zeros((2, 3, 8)), np.zeros((2, 4, 8)),
-                                                         np.zeros((2, 4, 8))), ValueError, "'key' has shape"),
-    (lambda: nn.MultiHeadAttention(8, 2).forward(np.zeros((2, 3, 8)), key_padding_mask=np.zeros((2, 4), bool)),
-     ValueError, "key_padding_mask"),
+    (
+        lambda: nn.MultiHeadAttention(8, 2, kdim=3).forward(
+            np.zeros((2, 3, 8)), np.zeros((2, 4, 8)), np.zeros((2, 4, 8))
+        ),
+        ValueError,
+        "'key' has shape",
+    ),
+    (
+        lambda: nn.MultiHeadAttention(8, 2).forward(np.zeros((2, 3, 8)), key_padding_mask=np.zeros((2, 4), bool)),
+        ValueError,
+        "key_padding_mask",
+    ),
     (lambda: nn.MultiHeadAttention(8, 2).forward(np.zeros((3, 8)), np.zeros((2, 3, 8))), ValueError, "'key'"),
-    (lambda: nn.MultiHeadAttention(8, 2).forward(np.zeros((2, 3, 8)), attn_mask=np.ones((5, 3, 3), bool)),
-     ValueError, "attn_mask"),
+    (
+        lambda: nn.MultiHeadAttention(8, 2).forward(np.zeros((2, 3, 8)), attn_mask=np.ones((5, 3, 3), bool)),
+        ValueError,
+        "attn_mask",
+    ),
 ]
 
 

@@ -1,9 +1,9 @@
 """Sequential: whole-model gradients, fit/predict/evaluate, summary, save/load, PyTorch
 state_dict loading, device handling."""
-import numpy as np
-import pytest
 
 import deepkern as dk
+import numpy as np
+import pytest
 from helpers import assert_close, numeric_grad
 from nn_gradcheck import check_layer_grads
 
@@ -12,12 +12,21 @@ torch = pytest.importorskip("torch")
 
 
 def small_cnn(dtype=np.float64, seed=0):
-    return nn.Sequential([
-        nn.Conv2D(1, 2, 3, padding=1, seed=seed, dtype=dtype), nn.ReLU(), nn.MaxPool2D(2),
-        nn.Conv2D(2, 3, 2, seed=seed + 1, dtype=dtype), nn.Tanh(), nn.AvgPool2D(2, stride=1),
-        nn.Flatten(), nn.Dense(3 * 1 * 1, 4, seed=seed + 2, dtype=dtype), nn.Sigmoid(),
-        nn.Dense(4, 3, seed=seed + 3, dtype=dtype),
-    ], input_shape=(1, 6, 6))
+    return nn.Sequential(
+        [
+            nn.Conv2D(1, 2, 3, padding=1, seed=seed, dtype=dtype),
+            nn.ReLU(),
+            nn.MaxPool2D(2),
+            nn.Conv2D(2, 3, 2, seed=seed + 1, dtype=dtype),
+            nn.Tanh(),
+            nn.AvgPool2D(2, stride=1),
+            nn.Flatten(),
+            nn.Dense(3 * 1 * 1, 4, seed=seed + 2, dtype=dtype),
+            nn.Sigmoid(),
+            nn.Dense(4, 3, seed=seed + 3, dtype=dtype),
+        ],
+        input_shape=(1, 6, 6),
+    )
 
 
 def test_whole_model_gradients(rng):
@@ -29,8 +38,9 @@ def test_whole_model_gradients(rng):
 
 
 def test_whole_model_loss_gradient(rng):
-    model = nn.Sequential([nn.Dense(5, 6, dtype=np.float64, seed=1), nn.Tanh(), nn.Dropout(0.0),
-                           nn.Dense(6, 3, dtype=np.float64, seed=2)])
+    model = nn.Sequential(
+        [nn.Dense(5, 6, dtype=np.float64, seed=1), nn.Tanh(), nn.Dropout(0.0), nn.Dense(6, 3, dtype=np.float64, seed=2)]
+    )
     x, y = rng.standard_normal((7, 5)), rng.integers(0, 3, 7)
     loss = nn.SoftmaxCrossEntropy()
     model.zero_grad()
@@ -58,9 +68,22 @@ def test_embedding_model_backward_stops_at_indices(rng):
 
 
 def test_summary_counts_and_shapes(capsys):
-    model = nn.Sequential([nn.Conv2D(1, 6, 5), nn.ReLU(), nn.MaxPool2D(2), nn.Conv2D(6, 16, 5), nn.ReLU(),
-                           nn.MaxPool2D(2), nn.Flatten(), nn.Dense(256, 120), nn.ReLU(), nn.Dense(120, 84),
-                           nn.ReLU(), nn.Dense(84, 10)])
+    model = nn.Sequential(
+        [
+            nn.Conv2D(1, 6, 5),
+            nn.ReLU(),
+            nn.MaxPool2D(2),
+            nn.Conv2D(6, 16, 5),
+            nn.ReLU(),
+            nn.MaxPool2D(2),
+            nn.Flatten(),
+            nn.Dense(256, 120),
+            nn.ReLU(),
+            nn.Dense(120, 84),
+            nn.ReLU(),
+            nn.Dense(84, 10),
+        ]
+    )
     text = model.summary(input_shape=(1, 28, 28))
     assert text in capsys.readouterr().out
     counts = [6 * 1 * 25 + 6, 16 * 6 * 25 + 16, 256 * 120 + 120, 120 * 84 + 84, 84 * 10 + 10]
@@ -68,8 +91,14 @@ def test_summary_counts_and_shapes(capsys):
         assert f"{c:,}" in text
     assert f"Total params: {sum(counts):,}" in text
     assert model.num_params() == sum(counts) == 44426
-    for shape in ["(None, 6, 24, 24)", "(None, 6, 12, 12)", "(None, 16, 8, 8)", "(None, 16, 4, 4)", "(None, 256)",
-                  "(None, 10)"]:
+    for shape in [
+        "(None, 6, 24, 24)",
+        "(None, 6, 12, 12)",
+        "(None, 16, 8, 8)",
+        "(None, 16, 4, 4)",
+        "(None, 256)",
+        "(None, 10)",
+    ]:
         assert shape in text
     # without an input shape: '?' before any forward, real shapes after one
     m2 = nn.Sequential([nn.Conv2D(1, 2, 3), nn.Flatten()])
@@ -97,8 +126,9 @@ def test_fit_history_and_learning(rng):
     x, y = _toy_data(rng)
     model = nn.Sequential([nn.Dense(4, 16, seed=0), nn.ReLU(), nn.Dense(16, 3, seed=1)])
     opt = dk.optim.Adam(model.parameters(), lr=0.02)
-    h = model.fit(x, y, nn.SoftmaxCrossEntropy(), opt, epochs=15, batch_size=32, validation_split=0.2,
-                  progress=False, seed=0)
+    h = model.fit(
+        x, y, nn.SoftmaxCrossEntropy(), opt, epochs=15, batch_size=32, validation_split=0.2, progress=False, seed=0
+    )
     assert set(h) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert all(len(v) == 15 for v in h.values())
     assert h["loss"][-1] < 0.5 * h["loss"][0]
@@ -113,8 +143,18 @@ def test_fit_is_reproducible_with_seeds(rng):
     hs = []
     for _ in range(2):
         model = nn.Sequential([nn.Dense(4, 8, seed=3), nn.Tanh(), nn.Dense(8, 3, seed=4)])
-        hs.append(model.fit(x, y, "cross_entropy", dk.optim.SGD(model, lr=0.1, momentum=0.9), epochs=3,
-                            batch_size=10, progress=False, seed=5))
+        hs.append(
+            model.fit(
+                x,
+                y,
+                "cross_entropy",
+                dk.optim.SGD(model, lr=0.1, momentum=0.9),
+                epochs=3,
+                batch_size=10,
+                progress=False,
+                seed=5,
+            )
+        )
     assert hs[0] == hs[1]
 
 
@@ -124,8 +164,9 @@ def test_fit_regression_validation_data_and_scheduler(rng):
     model = nn.Sequential([nn.Dense(3, 1, dtype=np.float64)])
     opt = dk.optim.SGD(model, lr=0.1)
     sched = dk.optim.StepLR(opt, step_size=2, gamma=0.5)
-    h = model.fit(x, y, nn.MSE(), opt, epochs=5, batch_size=16, validation_data=(x[:32], y[:32]), scheduler=sched,
-                  progress=False)
+    h = model.fit(
+        x, y, nn.MSE(), opt, epochs=5, batch_size=16, validation_data=(x[:32], y[:32]), scheduler=sched, progress=False
+    )
     assert set(h) == {"loss", "val_loss", "lr"}
     assert h["lr"] == [0.1, 0.1, 0.05, 0.05, 0.025]
     assert h["val_loss"][-1] < 1e-2
@@ -136,8 +177,18 @@ def test_fit_early_stopping_restores_best(rng):
     model = nn.Sequential([nn.Dense(4, 3, seed=0)])
     es = dk.optim.EarlyStopping(patience=2, restore_best=True)
     # a learning rate this large makes the validation loss bounce, so training stops early
-    h = model.fit(x, y, nn.SoftmaxCrossEntropy(), dk.optim.SGD(model, lr=50.0), epochs=40, batch_size=200,
-                  validation_split=0.25, early_stopping=es, progress=False, shuffle=False)
+    h = model.fit(
+        x,
+        y,
+        nn.SoftmaxCrossEntropy(),
+        dk.optim.SGD(model, lr=50.0),
+        epochs=40,
+        batch_size=200,
+        validation_split=0.25,
+        early_stopping=es,
+        progress=False,
+        shuffle=False,
+    )
     n = len(h["loss"])
     assert n < 40 and es.stopped_epoch == n - 1
     assert es.best == min(h["val_loss"]) and es.best_epoch == int(np.argmin(h["val_loss"]))
@@ -149,8 +200,16 @@ def test_fit_early_stopping_on_training_loss_without_validation(rng):
     x, y = _toy_data(rng, 64)
     model = nn.Sequential([nn.Dense(4, 3, seed=0)])
     es = dk.optim.EarlyStopping(patience=1, min_delta=10.0)  # nothing improves by 10: stops after 2 epochs
-    h = model.fit(x, y, nn.SoftmaxCrossEntropy(), dk.optim.SGD(model, lr=0.01), epochs=10, batch_size=16,
-                  early_stopping=es, progress=False)
+    h = model.fit(
+        x,
+        y,
+        nn.SoftmaxCrossEntropy(),
+        dk.optim.SGD(model, lr=0.01),
+        epochs=10,
+        batch_size=16,
+        early_stopping=es,
+        progress=False,
+    )
     assert len(h["loss"]) == 2
 
 
@@ -172,18 +231,28 @@ def test_predict_batches_and_inference_mode(rng):
     assert_close(model.predict(x), a)  # Dropout is off: deterministic
 
 
-@pytest.mark.parametrize("kwargs,exc,match", [
-    (dict(epochs=0), ValueError, "epochs"),
-    (dict(validation_split=1.5), ValueError, "validation_split"),
-    (dict(validation_split=0.2, validation_data=(np.zeros((2, 4)), np.zeros(2, int))), ValueError, "validation"),
-    (dict(loss="nope"), ValueError, "loss"),
-    (dict(optimizer="nope"), ValueError, "optimizer"),
-    (dict(y=np.zeros(5, int)), ValueError, "samples"),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc,match",
+    [
+        (dict(epochs=0), ValueError, "epochs"),
+        (dict(validation_split=1.5), ValueError, "validation_split"),
+        (dict(validation_split=0.2, validation_data=(np.zeros((2, 4)), np.zeros(2, int))), ValueError, "validation"),
+        (dict(loss="nope"), ValueError, "loss"),
+        (dict(optimizer="nope"), ValueError, "optimizer"),
+        (dict(y=np.zeros(5, int)), ValueError, "samples"),
+    ],
+)
 def test_fit_bad_arguments(kwargs, exc, match, rng):
     model = nn.Sequential([nn.Dense(4, 3)])
-    args = dict(x=np.zeros((10, 4)), y=np.zeros(10, int), loss=nn.SoftmaxCrossEntropy(), optimizer=dk.optim.SGD(model),
-                epochs=1, batch_size=4, progress=False)
+    args = dict(
+        x=np.zeros((10, 4)),
+        y=np.zeros(10, int),
+        loss=nn.SoftmaxCrossEntropy(),
+        optimizer=dk.optim.SGD(model),
+        epochs=1,
+        batch_size=4,
+        progress=False,
+    )
     args.update(kwargs)
     with pytest.raises(exc, match=match):
         model.fit(**args)
@@ -225,12 +294,30 @@ def test_state_dict_round_trip(rng):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_load_torch_state_dict_cnn(dtype, rng):
     torch.manual_seed(0)
-    tm = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-                             torch.nn.Conv2d(4, 6, 3, stride=2), torch.nn.ReLU(), torch.nn.Flatten(),
-                             torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 5))
-    model = nn.Sequential([nn.Conv2D(1, 4, 3, padding=1, dtype=dtype), nn.ReLU(), nn.MaxPool2D(2),
-                           nn.Conv2D(4, 6, 3, stride=2, dtype=dtype), nn.ReLU(), nn.Flatten(),
-                           nn.Dense(6, 8, dtype=dtype), nn.Tanh(), nn.Dense(8, 5, dtype=dtype)])
+    tm = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(4, 6, 3, stride=2),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(6, 8),
+        torch.nn.Tanh(),
+        torch.nn.Linear(8, 5),
+    )
+    model = nn.Sequential(
+        [
+            nn.Conv2D(1, 4, 3, padding=1, dtype=dtype),
+            nn.ReLU(),
+            nn.MaxPool2D(2),
+            nn.Conv2D(4, 6, 3, stride=2, dtype=dtype),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Dense(6, 8, dtype=dtype),
+            nn.Tanh(),
+            nn.Dense(8, 5, dtype=dtype),
+        ]
+    )
     model.load_torch_state_dict(tm.state_dict())
     x = rng.standard_normal((3, 1, 6, 6))
     ref = tm.double()(torch.tensor(x)).detach().numpy()
@@ -286,6 +373,7 @@ def test_to_cpu_is_a_no_op_and_cuda_without_cupy_is_a_clear_error():
         model.to("tpu")
     try:
         import cupy  # noqa: F401
+
         has_cupy = dk.cuda_available()
     except Exception:
         has_cupy = False
@@ -302,8 +390,15 @@ def test_model_trains_on_gpu(rng):  # pragma: no cover - runs only where a GPU i
     x, y = _toy_data(rng, 128)
     model = nn.Sequential([nn.Dense(4, 16, seed=0), nn.ReLU(), nn.Dense(16, 3, seed=1)]).to("cuda")
     assert isinstance(model.parameters()[0].value, cp.ndarray)
-    h = model.fit(cp.asarray(x), cp.asarray(y), nn.SoftmaxCrossEntropy(), dk.optim.Adam(model, lr=0.02), epochs=5,
-                  batch_size=32, progress=False)
+    h = model.fit(
+        cp.asarray(x),
+        cp.asarray(y),
+        nn.SoftmaxCrossEntropy(),
+        dk.optim.Adam(model, lr=0.02),
+        epochs=5,
+        batch_size=32,
+        progress=False,
+    )
     assert h["loss"][-1] < h["loss"][0]
     with pytest.raises(TypeError, match="numpy array"):
         model.forward(x)
@@ -328,8 +423,13 @@ def test_sequential_with_lstm_torch_state_summary_and_save(tmp_path, rng):
 
     torch.manual_seed(0)
     net = TorchNet().double()
-    model = nn.Sequential([nn.Embedding(11, 5, dtype=np.float64), nn.LSTM(5, 6, num_layers=2, dtype=np.float64),
-                           nn.Dense(6, 3, dtype=np.float64)])
+    model = nn.Sequential(
+        [
+            nn.Embedding(11, 5, dtype=np.float64),
+            nn.LSTM(5, 6, num_layers=2, dtype=np.float64),
+            nn.Dense(6, 3, dtype=np.float64),
+        ]
+    )
     model.load_torch_state_dict(net.state_dict())
     idx = rng.integers(0, 11, (4, 7))
     assert_close(model.predict(idx), net(torch.tensor(idx)).detach().numpy(), rtol=1e-9, atol=1e-11)
@@ -357,8 +457,14 @@ def test_nested_containers_parameters_zero_grad_and_save(tmp_path, rng):
     inner = nn.Sequential([nn.Dense(3, 3, seed=2), nn.Tanh()])
     model = nn.Sequential([inner, Pair(3)])
     names = [n for n, _ in model.named_parameters()]
-    assert names == ["0.0.weight", "0.0.bias", "1.parts.0.weight", "1.parts.0.bias", "1.parts.1.weight",
-                     "1.parts.1.bias"]
+    assert names == [
+        "0.0.weight",
+        "0.0.bias",
+        "1.parts.0.weight",
+        "1.parts.0.bias",
+        "1.parts.1.weight",
+        "1.parts.1.bias",
+    ]
     assert model.num_params() == 3 * 12
     x = rng.standard_normal((4, 3)).astype(np.float32)
     model.backward(np.ones_like(model.forward(x)))
@@ -375,6 +481,7 @@ def test_train_step_skips_only_the_unused_input_gradient(first, rng, monkeypatch
     """train_step and fit do not compute the gradient of the model's input (the first layer skips
     dx); the parameter updates are bit for bit those of a step that does, and backward() called
     directly still returns the input's gradient."""
+
     def build():
         if first == "conv":
             layers = [nn.Conv2D(2, 3, 3, seed=1), nn.ReLU(), nn.Flatten(), nn.Dense(3 * 4 * 4, 5, seed=2)]
@@ -404,8 +511,11 @@ def test_train_step_skips_only_the_unused_input_gradient(first, rng, monkeypatch
 
         seen = []
         real = conv_layer._conv2d_backward
-        monkeypatch.setattr(conv_layer, "_conv2d_backward",
-                            lambda ctx, dy, input_grad: seen.append(input_grad) or real(ctx, dy, input_grad))
+        monkeypatch.setattr(
+            conv_layer,
+            "_conv2d_backward",
+            lambda ctx, dy, input_grad: seen.append(input_grad) or real(ctx, dy, input_grad),
+        )
         a.train_step(x, y, loss_a, opt_a)
         a.fit(x, y, loss_a, opt_a, epochs=1, batch_size=4, progress=False)
         assert seen == [False, False]
@@ -414,6 +524,7 @@ def test_train_step_skips_only_the_unused_input_gradient(first, rng, monkeypatch
 def test_fit_and_train_step_call_a_subclass_backward_without_input_grad(rng):
     """A Sequential subclass that overrides backward(dy) (the documented one-argument form) still
     trains: fit/train_step pass input_grad only to Sequential's own backward."""
+
     class Logged(nn.Sequential):
         calls = 0
 
@@ -432,6 +543,7 @@ def test_fit_and_train_step_call_a_subclass_backward_without_input_grad(rng):
 def test_a_first_layer_subclass_that_uses_super_backward_still_gets_dx(rng):
     """Only Conv2D and Dense themselves skip dx in fit/train_step: a subclass whose backward uses
     what super().backward() returns is given the gradient as before."""
+
     class ScaledConv(nn.Conv2D):
         def backward(self, dy):
             dx = super().backward(dy)

@@ -1,9 +1,9 @@
 """nn.ReLU's C++ kernel (deepkern._cpu.relu_*) against PyTorch, special values included."""
+
+import deepkern as dk
 import numpy as np
 import pytest
 import torch
-
-import deepkern as dk
 
 SPECIAL = [-np.inf, -1.5, -0.0, 0.0, np.nan, 2.5, np.inf, -1e-45, 1e-45]
 

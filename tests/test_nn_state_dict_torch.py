@@ -2,11 +2,11 @@
 (strict) and load_state_dict() takes the torch module's state_dict; outputs and gradients then
 agree. (LSTM/GRU, BatchNorm2D and MultiHeadAttention have their own files; here the rest and
 Sequential.)"""
+
+import deepkern as dk
 import numpy as np
 import pytest
 import torch
-
-import deepkern as dk
 from helpers import assert_close
 
 nn = dk.nn
@@ -42,35 +42,67 @@ def _roundtrip(ours, twin, x, rng, grad_names):
 
 
 def test_dense(rng):
-    _roundtrip(nn.Dense(5, 3, dtype=np.float64), torch.nn.Linear(5, 3).double(), rng.standard_normal((4, 5)), rng,
-               {"weight": "weight", "bias": "bias"})
-    _roundtrip(nn.Dense(2, 7, bias=False, dtype=np.float64), torch.nn.Linear(2, 7, bias=False).double(),
-               rng.standard_normal((3, 2)), rng, {"weight": "weight"})
+    _roundtrip(
+        nn.Dense(5, 3, dtype=np.float64),
+        torch.nn.Linear(5, 3).double(),
+        rng.standard_normal((4, 5)),
+        rng,
+        {"weight": "weight", "bias": "bias"},
+    )
+    _roundtrip(
+        nn.Dense(2, 7, bias=False, dtype=np.float64),
+        torch.nn.Linear(2, 7, bias=False).double(),
+        rng.standard_normal((3, 2)),
+        rng,
+        {"weight": "weight"},
+    )
 
 
 def test_conv2d(rng):
-    _roundtrip(nn.Conv2D(3, 4, 3, stride=2, padding=1, dtype=np.float64),
-               torch.nn.Conv2d(3, 4, 3, stride=2, padding=1).double(), rng.standard_normal((2, 3, 7, 6)), rng,
-               {"weight": "weight", "bias": "bias"})
+    _roundtrip(
+        nn.Conv2D(3, 4, 3, stride=2, padding=1, dtype=np.float64),
+        torch.nn.Conv2d(3, 4, 3, stride=2, padding=1).double(),
+        rng.standard_normal((2, 3, 7, 6)),
+        rng,
+        {"weight": "weight", "bias": "bias"},
+    )
 
 
 def test_embedding(rng):
-    _roundtrip(nn.Embedding(10, 4, dtype=np.float64), torch.nn.Embedding(10, 4).double(),
-               rng.integers(0, 10, (3, 5)), rng, {"weight": "weight"})
+    _roundtrip(
+        nn.Embedding(10, 4, dtype=np.float64),
+        torch.nn.Embedding(10, 4).double(),
+        rng.integers(0, 10, (3, 5)),
+        rng,
+        {"weight": "weight"},
+    )
 
 
 def test_layer_norm(rng):
-    _roundtrip(nn.LayerNorm(6, dtype=np.float64), torch.nn.LayerNorm(6).double(), rng.standard_normal((2, 3, 6)),
-               rng, {"weight": "weight", "bias": "bias"})
+    _roundtrip(
+        nn.LayerNorm(6, dtype=np.float64),
+        torch.nn.LayerNorm(6).double(),
+        rng.standard_normal((2, 3, 6)),
+        rng,
+        {"weight": "weight", "bias": "bias"},
+    )
 
 
 def test_transformer_encoder_layer(rng):
     ours = nn.TransformerEncoderLayer(8, 2, 16, dtype=np.float64)
     twin = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True).double()
-    _roundtrip(ours, twin, rng.standard_normal((2, 5, 8)), rng,
-               {"linear1.weight": "linear1.weight", "norm2.bias": "norm2.bias",
-                "self_attn.in_proj_weight": "self_attn.in_proj_weight",
-                "self_attn.out_proj.weight": "self_attn.out_proj_weight"})
+    _roundtrip(
+        ours,
+        twin,
+        rng.standard_normal((2, 5, 8)),
+        rng,
+        {
+            "linear1.weight": "linear1.weight",
+            "norm2.bias": "norm2.bias",
+            "self_attn.in_proj_weight": "self_attn.in_proj_weight",
+            "self_attn.out_proj.weight": "self_attn.out_proj_weight",
+        },
+    )
 
 
 def test_simple_rnn(rng):
@@ -94,10 +126,24 @@ def test_simple_rnn(rng):
 
 
 def test_sequential_with_batchnorm_both_ways(rng):
-    twin = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3, padding=1), torch.nn.BatchNorm2d(3), torch.nn.ReLU(),
-                               torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(12, 4)).double()
-    ours = nn.Sequential([nn.Conv2D(2, 3, 3, padding=1, dtype=np.float64), nn.BatchNorm2D(3, dtype=np.float64),
-                          nn.ReLU(), nn.MaxPool2D(2), nn.Flatten(), nn.Dense(12, 4, dtype=np.float64)])
+    twin = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 3, 3, padding=1),
+        torch.nn.BatchNorm2d(3),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(12, 4),
+    ).double()
+    ours = nn.Sequential(
+        [
+            nn.Conv2D(2, 3, 3, padding=1, dtype=np.float64),
+            nn.BatchNorm2D(3, dtype=np.float64),
+            nn.ReLU(),
+            nn.MaxPool2D(2),
+            nn.Flatten(),
+            nn.Dense(12, 4, dtype=np.float64),
+        ]
+    )
     x = rng.standard_normal((5, 2, 4, 4))
     twin(torch.tensor(x))  # move the running statistics off their initial values
     ours.load_state_dict(twin.state_dict())
@@ -116,8 +162,14 @@ def test_sequential_with_batchnorm_both_ways(rng):
             assert_close(ours[0].weight.grad, twin[0].weight.grad, rtol=R, atol=A, what="conv dW")
     sd = ours.state_dict()
     assert set(sd) == set(twin.state_dict())
-    fresh = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3, padding=1), torch.nn.BatchNorm2d(3), torch.nn.ReLU(),
-                                torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(12, 4)).double()
+    fresh = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 3, 3, padding=1),
+        torch.nn.BatchNorm2d(3),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(12, 4),
+    ).double()
     fresh.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in sd.items()})
     fresh.eval()
     assert_close(ours.forward(x), fresh(torch.tensor(x)), rtol=R, atol=A, what="exported Sequential")

@@ -1,10 +1,10 @@
 """Optimizers, clipping and schedules against torch.optim on the same gradient sequences (float64)."""
+
 import math
 
+import deepkern as dk
 import numpy as np
 import pytest
-
-import deepkern as dk
 from deepkern.nn import Parameter
 
 torch = pytest.importorskip("torch")
@@ -29,8 +29,9 @@ def _run_both(dk_cls, torch_cls, kwargs, rng, steps=STEPS, torch_kwargs=None):
         opt.step()
         topt.step()
         for p, t in zip(ps, ts):
-            np.testing.assert_allclose(p.value, t.detach().numpy(), rtol=1e-6, atol=1e-12,
-                                       err_msg=f"{dk_cls.__name__}{kwargs} step {step}")
+            np.testing.assert_allclose(
+                p.value, t.detach().numpy(), rtol=1e-6, atol=1e-12, err_msg=f"{dk_cls.__name__}{kwargs} step {step}"
+            )
     return ps
 
 
@@ -59,8 +60,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("dk_cls,torch_cls,kwargs", CASES,
-                         ids=[f"{c[0].__name__}-{i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize("dk_cls,torch_cls,kwargs", CASES, ids=[f"{c[0].__name__}-{i}" for i, c in enumerate(CASES)])
 def test_optimizer_matches_torch(dk_cls, torch_cls, kwargs, rng):
     _run_both(dk_cls, torch_cls, kwargs, rng)
 
@@ -96,16 +96,19 @@ def test_float32_params_stay_float32(rng):
         assert p.value.dtype == np.float32
 
 
-@pytest.mark.parametrize("bad", [
-    (lambda: dk.optim.SGD([], lr=0.1), ValueError, "params"),
-    (lambda: dk.optim.SGD([np.zeros(3)], lr=0.1), TypeError, "params"),
-    (lambda: dk.optim.SGD([Parameter(np.zeros(3))], lr=-1.0), ValueError, "lr"),
-    (lambda: dk.optim.SGD([Parameter(np.zeros(3))], lr=0.1, nesterov=True), ValueError, "nesterov"),
-    (lambda: dk.optim.Adam([Parameter(np.zeros(3))], betas=(1.0, 0.9)), ValueError, "betas"),
-    (lambda: dk.optim.clip_grad_norm([Parameter(np.zeros(3))], -1), ValueError, "max_norm"),
-    (lambda: dk.optim.StepLR(object(), 3), TypeError, "optimizer"),
-    (lambda: dk.optim.EarlyStopping(patience=-1), ValueError, "patience"),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        (lambda: dk.optim.SGD([], lr=0.1), ValueError, "params"),
+        (lambda: dk.optim.SGD([np.zeros(3)], lr=0.1), TypeError, "params"),
+        (lambda: dk.optim.SGD([Parameter(np.zeros(3))], lr=-1.0), ValueError, "lr"),
+        (lambda: dk.optim.SGD([Parameter(np.zeros(3))], lr=0.1, nesterov=True), ValueError, "nesterov"),
+        (lambda: dk.optim.Adam([Parameter(np.zeros(3))], betas=(1.0, 0.9)), ValueError, "betas"),
+        (lambda: dk.optim.clip_grad_norm([Parameter(np.zeros(3))], -1), ValueError, "max_norm"),
+        (lambda: dk.optim.StepLR(object(), 3), TypeError, "optimizer"),
+        (lambda: dk.optim.EarlyStopping(patience=-1), ValueError, "patience"),
+    ],
+)
 def test_bad_arguments(bad):
     fn, exc, match = bad
     with pytest.raises(exc, match=match):
@@ -138,12 +141,18 @@ def test_clip_grad_value_matches_torch(rng):
     assert np.abs(p.grad).max() == 0.7
 
 
-@pytest.mark.parametrize("make", [
-    (lambda o: dk.optim.StepLR(o, step_size=3, gamma=0.5), lambda o: torch.optim.lr_scheduler.StepLR(o, 3, 0.5)),
-    (lambda o: dk.optim.ExponentialLR(o, 0.9), lambda o: torch.optim.lr_scheduler.ExponentialLR(o, 0.9)),
-    (lambda o: dk.optim.CosineAnnealingLR(o, 10, eta_min=0.01),
-     lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 10, eta_min=0.01)),
-], ids=["StepLR", "ExponentialLR", "CosineAnnealingLR"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        (lambda o: dk.optim.StepLR(o, step_size=3, gamma=0.5), lambda o: torch.optim.lr_scheduler.StepLR(o, 3, 0.5)),
+        (lambda o: dk.optim.ExponentialLR(o, 0.9), lambda o: torch.optim.lr_scheduler.ExponentialLR(o, 0.9)),
+        (
+            lambda o: dk.optim.CosineAnnealingLR(o, 10, eta_min=0.01),
+            lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 10, eta_min=0.01),
+        ),
+    ],
+    ids=["StepLR", "ExponentialLR", "CosineAnnealingLR"],
+)
 def test_schedules_match_torch(make):
     opt = dk.optim.SGD([Parameter(np.zeros(2))], lr=0.2)
     t = torch.zeros(2, requires_grad=True)

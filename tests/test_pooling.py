@@ -1,10 +1,10 @@
 """max_pool2d / avg_pool2d forward and backward on the CPU: reference, PyTorch, finite differences."""
+
+import deepkern as dk
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-import deepkern as dk
 from helpers import assert_close, numeric_grad
 from reference import avg_pool2d_backward_ref, avg_pool2d_ref, max_pool2d_backward_ref, max_pool2d_ref
 
@@ -95,7 +95,7 @@ def test_pool_gradients_by_finite_differences(case, rng):
         y, ctx = fwd(x, k, s, p, return_ctx=True)
         dy = rng.standard_normal(y.shape)
         (dx,) = bwd(ctx, dy)
-        num = numeric_grad(lambda z: fwd(z, k, s, p), x, dy, eps=1e-4)
+        num = numeric_grad(lambda z: fwd(z, k, s, p), x, dy, eps=1e-4)  # noqa: B023
         assert_close(dx, num, np.float64, rtol=1e-7, atol=1e-8, what=f"{fwd.__name__} finite differences")
 
 
@@ -164,8 +164,9 @@ def test_2x2_stride2_every_row_width(dtype, rng):
         # the generic path's (and PyTorch's) order of operations, so its rounding: (((0 + a) + b) + c) + d, then * 1/4
         np.testing.assert_array_equal(ya, ((((0 + a) + b) + c) + d) * dtype(0.25), err_msg=f"W={W}")
         (dxa,) = dk.avg_pool2d_backward(actx, dy)
-        np.testing.assert_array_equal(dxa, avg_pool2d_backward_ref(x.shape, (2, 2), (2, 2), (0, 0), dy).astype(dtype),
-                                      err_msg=f"W={W}")
+        np.testing.assert_array_equal(
+            dxa, avg_pool2d_backward_ref(x.shape, (2, 2), (2, 2), (0, 0), dy).astype(dtype), err_msg=f"W={W}"
+        )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -2,10 +2,10 @@
 
 Marked `cuda`: skipped where no GPU, cupy and deepkern._cuda are present (see conftest.py).
 """
-import numpy as np
-import pytest
 
 import deepkern as dk
+import numpy as np
+import pytest
 from helpers import assert_close, assert_rel_norm
 from test_pooling import SHAPES, _params
 

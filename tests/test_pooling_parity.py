@@ -1,12 +1,12 @@
 """PyTorch's other pooling arguments: dilation, ceil_mode, count_include_pad, divisor_override,
 return_indices on the layer, and unbatched (C, H, W) input; against the reference, PyTorch and
 finite differences, on random shapes."""
+
+import deepkern as dk
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-import deepkern as dk
 from helpers import assert_close, numeric_grad
 from reference import avg_pool2d_backward_ref, avg_pool2d_ref, max_pool2d_backward_ref, max_pool2d_ref
 
@@ -77,8 +77,10 @@ def test_max_pool2d_dilation_ceil_mode(case, dtype, rng):
 
 
 # count_include_pad alternates; every third pair of cases has a divisor_override
-AVG_CASES = [(shape, k, s, p, ceil_mode, i % 2 == 0, (None, None, 3 + i % 5)[(i // 2) % 3])
-             for i, (shape, k, s, p, _, ceil_mode) in enumerate(random_cases(2, 36, dilation=False))] + [
+AVG_CASES = [
+    (shape, k, s, p, ceil_mode, i % 2 == 0, (None, None, 3 + i % 5)[(i // 2) % 3])
+    for i, (shape, k, s, p, _, ceil_mode) in enumerate(random_cases(2, 36, dilation=False))
+] + [
     ((1, 1, 5, 5), (2, 2), (2, 2), (0, 0), True, True, None),  # 2x2/s2 whose last window is clipped
     ((2, 2, 8, 8), (2, 2), (2, 2), (0, 0), False, True, 3),  # 2x2/s2 with a divisor other than 4
     ((2, 2, 6, 40), (3, 3), (1, 1), (1, 1), False, False, None),  # vector blocks, per-window divisors
@@ -95,8 +97,7 @@ def test_avg_pool2d_ceil_mode_count_include_pad_divisor(case, dtype, rng):
     assert_close(y, avg_pool2d_ref(x, k, s, p, ceil_mode, cip, div), dtype, what="y vs reference")
     dy = rng.standard_normal(y.shape).astype(dtype)
     (dx,) = dk.avg_pool2d_backward(ctx, dy)
-    assert_close(dx, avg_pool2d_backward_ref(shape, k, s, p, dy, ceil_mode, cip, div), dtype,
-                 what="dx vs reference")
+    assert_close(dx, avg_pool2d_backward_ref(shape, k, s, p, dy, ceil_mode, cip, div), dtype, what="dx vs reference")
 
     xt = torch.tensor(x, requires_grad=True)
     yt = F.avg_pool2d(xt, k, s, p, ceil_mode, cip, div)
@@ -201,17 +202,20 @@ def test_layers_take_pytorch_arguments(rng):
 X4 = np.zeros((1, 1, 4, 4), np.float32)
 
 
-@pytest.mark.parametrize("fn, kwargs, exc, match", [
-    (dk.max_pool2d, dict(dilation=0), ValueError, "'dilation' must be >= 1"),
-    (dk.max_pool2d, dict(dilation=(1, 2, 3)), TypeError, "'dilation' must be an int or a pair"),
-    (dk.max_pool2d, dict(dilation=4), ValueError, "dilated extent"),
-    (dk.max_pool2d, dict(ceil_mode=1), TypeError, "'ceil_mode' must be a bool"),
-    (dk.avg_pool2d, dict(ceil_mode="yes"), TypeError, "'ceil_mode' must be a bool"),
-    (dk.avg_pool2d, dict(count_include_pad=None), TypeError, "'count_include_pad' must be a bool"),
-    (dk.avg_pool2d, dict(divisor_override=0), ValueError, "'divisor_override' must be None or a positive int"),
-    (dk.avg_pool2d, dict(divisor_override=2.0), ValueError, "'divisor_override' must be None or a positive int"),
-    (dk.avg_pool2d, dict(divisor_override=True), ValueError, "'divisor_override' must be None or a positive int"),
-])
+@pytest.mark.parametrize(
+    "fn, kwargs, exc, match",
+    [
+        (dk.max_pool2d, dict(dilation=0), ValueError, "'dilation' must be >= 1"),
+        (dk.max_pool2d, dict(dilation=(1, 2, 3)), TypeError, "'dilation' must be an int or a pair"),
+        (dk.max_pool2d, dict(dilation=4), ValueError, "dilated extent"),
+        (dk.max_pool2d, dict(ceil_mode=1), TypeError, "'ceil_mode' must be a bool"),
+        (dk.avg_pool2d, dict(ceil_mode="yes"), TypeError, "'ceil_mode' must be a bool"),
+        (dk.avg_pool2d, dict(count_include_pad=None), TypeError, "'count_include_pad' must be a bool"),
+        (dk.avg_pool2d, dict(divisor_override=0), ValueError, "'divisor_override' must be None or a positive int"),
+        (dk.avg_pool2d, dict(divisor_override=2.0), ValueError, "'divisor_override' must be None or a positive int"),
+        (dk.avg_pool2d, dict(divisor_override=True), ValueError, "'divisor_override' must be None or a positive int"),
+    ],
+)
 def test_new_arguments_bad_input(fn, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         fn(X4, 2, **kwargs)

@@ -1,9 +1,9 @@
 """Misaligned arrays (numpy allows them: np.frombuffer at an odd byte offset) reach no kernel: the
 Python layer copies them (_validate.kernel_layout) and the bindings refuse any that slip through."""
-import numpy as np
-import pytest
 
 import deepkern as dk
+import numpy as np
+import pytest
 from deepkern import _cpu
 
 
@@ -25,19 +25,24 @@ def test_functional_ops_accept_misaligned_inputs(dtype, rng):
     y, ctx = dk.conv2d(mx, mw, padding=1, return_ctx=True)
     np.testing.assert_array_equal(y, dk.conv2d(x, w, padding=1))
     dy = rng.standard_normal(y.shape).astype(dtype)
-    for got, want in zip(dk.conv2d_backward(ctx, misaligned(dy)),
-                         dk.conv2d_backward(dk.conv2d(x, w, padding=1, return_ctx=True)[1], dy)):
+    for got, want in zip(
+        dk.conv2d_backward(ctx, misaligned(dy)), dk.conv2d_backward(dk.conv2d(x, w, padding=1, return_ctx=True)[1], dy)
+    ):
         if want is not None:
             np.testing.assert_array_equal(got, want)
     for k, s, p in [(2, 2, 0), (3, 2, 1)]:
         y, ctx = dk.max_pool2d(mx, k, s, p, return_ctx=True)
         np.testing.assert_array_equal(y, dk.max_pool2d(x, k, s, p))
-        np.testing.assert_array_equal(dk.max_pool2d_backward(ctx, misaligned(y))[0],
-                                      dk.max_pool2d_backward(dk.max_pool2d(x, k, s, p, return_ctx=True)[1], y)[0])
+        np.testing.assert_array_equal(
+            dk.max_pool2d_backward(ctx, misaligned(y))[0],
+            dk.max_pool2d_backward(dk.max_pool2d(x, k, s, p, return_ctx=True)[1], y)[0],
+        )
         np.testing.assert_array_equal(dk.avg_pool2d(mx, k, s, p), dk.avg_pool2d(x, k, s, p))
     q = x.reshape(6, 9, 10)
-    np.testing.assert_array_equal(dk.scaled_dot_product_attention(misaligned(q), misaligned(q), misaligned(q)),
-                                  dk.scaled_dot_product_attention(q, q, q))
+    np.testing.assert_array_equal(
+        dk.scaled_dot_product_attention(misaligned(q), misaligned(q), misaligned(q)),
+        dk.scaled_dot_product_attention(q, q, q),
+    )
     T, B, I, H = 4, 2, 5, 3
     xs = rng.standard_normal((T, B, I)).astype(dtype)
     w_ih = rng.standard_normal((4 * H, I)).astype(dtype)

@@ -4,15 +4,15 @@ Every row either raises the documented exception (ValueError / TypeError naming 
 argument) or returns the correct result; no row may crash, hang, allocate absurdly or modify
 an input. The per-op knowledge lives in reliability_ops.py; the rows here are generic.
 """
+
 import os
 import subprocess
 import sys
 import textwrap
 
+import deepkern as dk
 import numpy as np
 import pytest
-
-import deepkern as dk
 from helpers import assert_close
 from reference import conv2d_backward_ref
 from reliability_ops import ALL_SPECS, spec_params
@@ -54,8 +54,14 @@ def _run_both(spec, kw, rng_seed=0):
 # ----------------------------------------------------------------------------- op-specific rows
 
 _ROWS = [
-    pytest.param(spec, fn, exc, match, id=f"{spec.name}-{rid}",
-                 marks=() if spec.available() else pytest.mark.skip(reason=f"dk.{spec.name} not in this build"))
+    pytest.param(
+        spec,
+        fn,
+        exc,
+        match,
+        id=f"{spec.name}-{rid}",
+        marks=() if spec.available() else pytest.mark.skip(reason=f"dk.{spec.name} not in this build"),
+    )
     for spec in ALL_SPECS
     for rid, fn, exc, match in spec.bad_calls()
 ]
@@ -139,6 +145,7 @@ def test_long_double_is_a_documented_type_error_or_works(spec, rng):
 
 # ----------------------------------------------------------------------------- layouts
 
+
 def _layouts(a):
     """(id, view) pairs: the same values in other memory layouts (none C-contiguous and writable)."""
     big = np.zeros(a.shape[:-1] + (2 * a.shape[-1] + 1,), a.dtype)
@@ -197,6 +204,7 @@ def test_none_for_a_required_array_is_a_type_error_naming_it(spec, rng):
 
 # ----------------------------------------------------------------------------- empty and odd sizes
 
+
 @pytest.mark.parametrize("spec", SPECS)
 def test_zero_size_inputs_give_empty_or_zero_results(spec, rng):
     """Valid calls with an empty dimension: every output element that exists is written (no poison
@@ -217,6 +225,7 @@ def test_zero_size_inputs_give_empty_or_zero_results(spec, rng):
 
 
 # ----------------------------------------------------------------------------- NaN / Inf
+
 
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("spec", SPECS)
@@ -243,6 +252,7 @@ def test_nan_and_inf_propagate_like_torch(spec, value, rng):
 
 # ----------------------------------------------------------------------------- backward arguments
 
+
 @pytest.mark.parametrize("spec", SPECS)
 def test_backward_rejects_bad_ctx(spec, rng):
     outs, ctx = spec.forward_ctx(spec.make(rng, np.float32))
@@ -265,8 +275,9 @@ def test_backward_grad_arguments(spec, rng):
     want = spec.backward(ctx, grads)
     bw = spec.backward_name
     for i, name in enumerate(spec.grad_names):
+
         def with_(g):
-            return [*grads[:i], g, *grads[i + 1:]]
+            return [*grads[:i], g, *grads[i + 1 :]]  # noqa: B023
 
         with pytest.raises(ValueError, match=rf"{bw}: '{name}' has shape"):
             spec.backward(ctx, with_(np.zeros(grads[i].shape + (1,))))
@@ -344,8 +355,13 @@ def test_huge_kernel_with_padding_finishes_quickly(op):
         pytest.skip(op)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     try:
-        r = subprocess.run([sys.executable, "-c", _HANG_SCRIPT.format(op=op, e=40, e1=39)], env=env,
-                           capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [sys.executable, "-c", _HANG_SCRIPT.format(op=op, e=40, e1=39)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"{op} with kernel 2**40, padding 2**39 on a 4x4 input did not finish in 60 s")
     assert r.returncode == 0, r.stderr
@@ -374,6 +390,7 @@ def test_unallocatable_output_is_a_memory_error_and_the_library_keeps_working():
 
 
 # ----------------------------------------------------------------------------- process-wide settings
+
 
 @pytest.mark.parametrize("n", [0, -1, 1.5, True, "2", None, np.float64(2.0)])
 def test_set_num_threads_rejects_non_positive_ints(n):
@@ -410,6 +427,7 @@ def test_array_module_and_cuda_available_on_a_cpu_machine():
 
 
 # ----------------------------------------------------------------------------- known numerical bugs
+
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_conv2d_backward_nonfinite_weight_stays_local(dtype):

@@ -6,12 +6,12 @@ CI has 24 GiB shared with everything else). Run:
 The cheap half of the story (an allocation that cannot fit is numpy's MemoryError and the library
 keeps working) runs in CI, in test_reliability_badinput.py.
 """
+
 import os
 
+import deepkern as dk
 import numpy as np
 import pytest
-
-import deepkern as dk
 
 BIG = os.environ.get("DEEPKERN_BIG_TESTS") == "1"
 
@@ -42,15 +42,15 @@ def test_avg_pool2d_over_more_than_2_to_31_elements_in_one_plane():
     b = (np.arange(W) % 5).astype(np.float32)
     x = np.empty((1, 1, H, W), np.float32)
     for r0 in range(0, H, 4096):  # fill in blocks: no 8 GB temporaries
-        x[0, 0, r0:r0 + 4096] = a[r0:r0 + 4096, None] + b[None, :]
+        x[0, 0, r0 : r0 + 4096] = a[r0 : r0 + 4096, None] + b[None, :]
     y = dk.avg_pool2d(x, 2)
     Ho, Wo = H // 2, W // 2
     assert y.shape == (1, 1, Ho, Wo) and y.dtype == np.float32
-    ra = (a[0:2 * Ho:2] + a[1:2 * Ho:2]) * np.float32(0.5)
-    rb = (b[0:2 * Wo:2] + b[1:2 * Wo:2]) * np.float32(0.5)
+    ra = (a[0 : 2 * Ho : 2] + a[1 : 2 * Ho : 2]) * np.float32(0.5)
+    rb = (b[0 : 2 * Wo : 2] + b[1 : 2 * Wo : 2]) * np.float32(0.5)
     for r0 in range(0, Ho, 2048):
-        want = ra[r0:r0 + 2048, None] + rb[None, :]
-        got = y[0, 0, r0:r0 + 2048]
+        want = ra[r0 : r0 + 2048, None] + rb[None, :]
+        got = y[0, 0, r0 : r0 + 2048]
         assert np.array_equal(got, want), f"rows {r0}..{r0 + 2048}: max error {np.max(np.abs(got - want))}"
     del x, y
     # and the library still works on small inputs afterwards

@@ -8,14 +8,14 @@ CI runs a bounded, derandomized (reproducible) set: FUZZ_EXAMPLES per op (defaul
 A longer, randomized run on demand:
     DEEPKERN_FUZZ_EXAMPLES=2000 PYTHONPATH=python python3 -m pytest -q tests/test_reliability_fuzz.py
 """
+
 import os
 
 import numpy as np
 import pytest
+from helpers import assert_close
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from helpers import assert_close
 from reliability_ops import spec_params
 
 _ON_DEMAND = os.environ.get("DEEPKERN_FUZZ_EXAMPLES")

@@ -2,6 +2,7 @@
 inaccessible page (tests/guard_pages.py), after the end and before the start, on shapes that put
 vector blocks and edge columns at the array's boundary. An out-of-bounds read kills the
 subprocess with SIGSEGV; results are also checked against the same op on ordinary arrays."""
+
 import os
 import subprocess
 import sys
@@ -121,7 +122,8 @@ def test_kernels_never_read_outside_their_inputs(family, isa):
     env = dict(os.environ)
     if isa != "best":
         env["DEEPKERN_CPU_ISA"] = isa
-    out = subprocess.run([sys.executable, "-c", SCRIPT, family], cwd=root, capture_output=True, text=True,
-                         timeout=300, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, family], cwd=root, capture_output=True, text=True, timeout=300, env=env
+    )
     assert out.returncode == 0, f"exit {out.returncode} (-11 = SIGSEGV: an out-of-bounds read)\n{out.stderr[-3000:]}"
     assert int(out.stdout.split()[-1]) > 0

@@ -2,10 +2,10 @@
 the documented exception naming the class and the argument, or works. Plus, for every layer:
 non-contiguous / read-only / list inputs work and stay untouched, and forward + backward are
 bitwise reproducible."""
-import numpy as np
-import pytest
 
 import deepkern as dk
+import numpy as np
+import pytest
 
 nn = dk.nn
 R = np.random.default_rng(0)
@@ -23,44 +23,94 @@ ROWS = [
     ("dense_in_0", lambda: nn.Dense(0, 3), ValueError, "Dense: 'in_features' must be a positive int"),
     ("dense_in_float", lambda: nn.Dense(4.5, 3), ValueError, "Dense: 'in_features' must be a positive int"),
     ("dense_huge", lambda: nn.Dense(2**40, 2**40), (MemoryError, ValueError), "Unable to allocate|too big"),
-    ("dense_backward_first", lambda: nn.Dense(4, 3).backward(np.ones((2, 3))), RuntimeError,
-     "Dense.backward called before forward"),
-    ("embedding_negative", lambda: nn.Embedding(5, 3).forward(np.array([[-1, 2]])), ValueError,
-     r"Embedding.forward: indices must lie in \[0, 5\)"),
-    ("embedding_too_big", lambda: nn.Embedding(5, 3).forward(np.array([[5, 2]])), ValueError,
-     r"Embedding.forward: indices must lie in \[0, 5\)"),
-    ("embedding_float", lambda: nn.Embedding(5, 3).forward(np.array([[1.5, 2]])), ValueError,
-     "Embedding.forward: 'x' must hold integer indices"),
+    (
+        "dense_backward_first",
+        lambda: nn.Dense(4, 3).backward(np.ones((2, 3))),
+        RuntimeError,
+        "Dense.backward called before forward",
+    ),
+    (
+        "embedding_negative",
+        lambda: nn.Embedding(5, 3).forward(np.array([[-1, 2]])),
+        ValueError,
+        r"Embedding.forward: indices must lie in \[0, 5\)",
+    ),
+    (
+        "embedding_too_big",
+        lambda: nn.Embedding(5, 3).forward(np.array([[5, 2]])),
+        ValueError,
+        r"Embedding.forward: indices must lie in \[0, 5\)",
+    ),
+    (
+        "embedding_float",
+        lambda: nn.Embedding(5, 3).forward(np.array([[1.5, 2]])),
+        ValueError,
+        "Embedding.forward: 'x' must hold integer indices",
+    ),
     ("onehot_too_big", lambda: nn.OneHot(4).forward(np.array([[4]])), ValueError, r"OneHot.forward: indices must lie"),
     ("dropout_p", lambda: nn.Dropout(1.5), ValueError, r"Dropout: 'p' must be in \[0, 1\)"),
     ("dropout_p_1", lambda: nn.Dropout(1.0), ValueError, r"Dropout: 'p' must be in \[0, 1\)"),
     ("conv_channels", lambda: nn.Conv2D(3, 4, 3).forward(_n(1, 2, 8, 8)), ValueError, r"Conv2D.forward: 'x' has shape"),
     ("conv_kernel_0", lambda: nn.Conv2D(3, 4, 0), ValueError, "Conv2D: 'kernel_size' must be >= 1"),
     ("maxpool_2d", lambda: nn.MaxPool2D(2).forward(_n(8, 8)), ValueError, "max_pool2d: 'x' must be a 4-D .* or 3-D"),
-    ("lstm_features", lambda: nn.LSTM(4, 5).forward(_n(2, 3, 6)), ValueError, r"LSTM.forward: 'x' has shape \(2, 3, 6\)"),
-    ("lstm_1d", lambda: nn.LSTM(4, 5).forward(_n(4)), ValueError, r"LSTM.forward: 'x' has shape \(4,\)"),  # (T, I) is unbatched
+    (
+        "lstm_features",
+        lambda: nn.LSTM(4, 5).forward(_n(2, 3, 6)),
+        ValueError,
+        r"LSTM.forward: 'x' has shape \(2, 3, 6\)",
+    ),
+    (
+        "lstm_1d",
+        lambda: nn.LSTM(4, 5).forward(_n(4)),
+        ValueError,
+        r"LSTM.forward: 'x' has shape \(4,\)",
+    ),  # (T, I) is unbatched
     ("lstm_no_steps", lambda: nn.LSTM(4, 5).forward(_n(2, 0, 4)), ValueError, "LSTM.forward: 'x' has no time steps"),
     ("lstm_layers_0", lambda: nn.LSTM(4, 5, num_layers=0), ValueError, "LSTM: 'num_layers' must be a positive int"),
     ("rnn_features", lambda: nn.SimpleRNN(4, 5).forward(_n(2, 3, 6)), ValueError, "SimpleRNN.forward: 'x' has shape"),
     ("layernorm_dim", lambda: nn.LayerNorm(4).forward(_n(2, 5)), ValueError, "LayerNorm.forward: 'x' has shape"),
     ("mha_divisible", lambda: nn.MultiHeadAttention(6, 4), ValueError, "MultiHeadAttention: 'dim' .* divisible"),
-    ("mha_dim", lambda: nn.MultiHeadAttention(8, 2).forward(_n(2, 3, 6)), ValueError,
-     "MultiHeadAttention.forward: 'query' has shape"),
-    ("posenc_too_long", lambda: nn.PositionalEncoding(8, 4).forward(_n(2, 5, 8)), ValueError,
-     "PositionalEncoding.forward: sequence length 5 exceeds max_len 4"),
-    ("ce_label_range", lambda: nn.SoftmaxCrossEntropy().forward(_n(2, 3), np.array([0, 3])), ValueError,
-     r"SoftmaxCrossEntropy: class labels must lie in \[0, 3\)"),
-    ("ce_target_shape", lambda: nn.SoftmaxCrossEntropy().forward(_n(2, 3), np.array([0, 1, 2])), ValueError,
-     "SoftmaxCrossEntropy: 'target' has shape"),
+    (
+        "mha_dim",
+        lambda: nn.MultiHeadAttention(8, 2).forward(_n(2, 3, 6)),
+        ValueError,
+        "MultiHeadAttention.forward: 'query' has shape",
+    ),
+    (
+        "posenc_too_long",
+        lambda: nn.PositionalEncoding(8, 4).forward(_n(2, 5, 8)),
+        ValueError,
+        "PositionalEncoding.forward: sequence length 5 exceeds max_len 4",
+    ),
+    (
+        "ce_label_range",
+        lambda: nn.SoftmaxCrossEntropy().forward(_n(2, 3), np.array([0, 3])),
+        ValueError,
+        r"SoftmaxCrossEntropy: class labels must lie in \[0, 3\)",
+    ),
+    (
+        "ce_target_shape",
+        lambda: nn.SoftmaxCrossEntropy().forward(_n(2, 3), np.array([0, 1, 2])),
+        ValueError,
+        "SoftmaxCrossEntropy: 'target' has shape",
+    ),
     ("mse_shape", lambda: nn.MSE().forward(_n(2, 3), _n(3, 2)), ValueError, "MSE: 'target' has shape"),
     ("mse_no_broadcast", lambda: nn.MSE().forward(_n(2, 3), _n(1, 3)), ValueError, "MSE: 'target' has shape"),
-    ("bce_not_probs", lambda: nn.BinaryCrossEntropy().forward(np.array([1.5, -0.5]), np.array([1.0, 0.0])),
-     ValueError, "BinaryCrossEntropy: 'pred' must be probabilities"),
+    (
+        "bce_not_probs",
+        lambda: nn.BinaryCrossEntropy().forward(np.array([1.5, -0.5]), np.array([1.0, 0.0])),
+        ValueError,
+        "BinaryCrossEntropy: 'pred' must be probabilities",
+    ),
     ("loss_backward_first", lambda: nn.MSE().backward(), RuntimeError, "MSE.backward called before forward"),
     ("sequential_non_layer", lambda: nn.Sequential([3]), TypeError, "Sequential: layer 0 is a int"),
     ("sgd_lr", lambda: dk.optim.SGD(nn.Dense(2, 2).parameters(), lr=-1), ValueError, "SGD: 'lr' must be >= 0"),
-    ("adam_lr_nan", lambda: dk.optim.Adam(nn.Dense(2, 2).parameters(), lr=float("nan")), ValueError,
-     "Adam: 'lr' must be >= 0"),
+    (
+        "adam_lr_nan",
+        lambda: dk.optim.Adam(nn.Dense(2, 2).parameters(), lr=float("nan")),
+        ValueError,
+        "Adam: 'lr' must be >= 0",
+    ),
     ("sgd_no_params", lambda: dk.optim.SGD([], lr=0.1), ValueError, "SGD: 'params' is empty"),
 ]
 

@@ -5,14 +5,14 @@
 - Same inputs and the same dk.set_num_threads give bitwise-identical results run to run.
 That the GIL is released is measured (not asserted) in benchmarks/bench_threads.py.
 """
+
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import deepkern as dk
 import numpy as np
 import pytest
-
-import deepkern as dk
 from reliability_ops import spec_params
 
 SPECS = spec_params(pytest)
@@ -131,6 +131,7 @@ print(json.dumps({"gemm_err": float(np.max(np.abs(out[4][0] - a @ b))) if not np
                   "lstm_err": float(np.max(np.abs(out[4][1] - out[1][1]))) if not np.isnan(out[4][1]).any() else -1.0}))
 """
 
+
 @pytest.mark.parametrize("env", [{"OMP_THREAD_LIMIT": "1"}, {"OMP_DYNAMIC": "true", "OMP_THREAD_LIMIT": "2"}])
 def test_results_correct_when_openmp_gives_fewer_threads_than_asked(env):
     """An OpenMP runtime may hand a parallel region fewer threads than num_threads() asks for;
@@ -141,8 +142,9 @@ def test_results_correct_when_openmp_gives_fewer_threads_than_asked(env):
     import sys
 
     full_env = {**os.environ, **env, "PYTHONPATH": os.pathsep.join(sys.path), "DEEPKERN_POISON": "1"}
-    r = subprocess.run([sys.executable, "-c", _OMP_LIMIT_SCRIPT], env=full_env, capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", _OMP_LIMIT_SCRIPT], env=full_env, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stderr
     errs = json.loads(r.stdout.strip().splitlines()[-1])
     assert 0 <= errs["gemm_err"] < 1e-9, f"gemm at 4 requested threads: {errs} (-1 = unwritten NaN elements)"

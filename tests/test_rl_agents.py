@@ -1,7 +1,7 @@
 """Q-table agents: epsilon-greedy acting, the three TD targets, decay, seeds, bad input."""
+
 import numpy as np
 import pytest
-
 from deepkern import rl
 
 AGENTS = [rl.QLearning, rl.SARSA, rl.ExpectedSARSA]
@@ -27,8 +27,7 @@ def test_update_targets_by_hand(cls):
     ag = cls(4, 3, alpha=0.5, gamma=0.9, epsilon=0.3, seed=0)
     ag.q[:] = np.arange(12.0).reshape(4, 3)
     q0 = ag.q.copy()
-    expected_next = {rl.QLearning: 11.0, rl.SARSA: 9.0,
-                     rl.ExpectedSARSA: 0.3 * 10.0 + 0.7 * 11.0}[cls]
+    expected_next = {rl.QLearning: 11.0, rl.SARSA: 9.0, rl.ExpectedSARSA: 0.3 * 10.0 + 0.7 * 11.0}[cls]
     td = ag.update(1, 2, -1.0, 3, False, 0)  # SARSA's next action: 0 -> Q(3, 0) = 9
     target = -1.0 + 0.9 * expected_next
     assert td == pytest.approx(target - 5.0)
@@ -47,9 +46,11 @@ def test_update_argument_forms():
 
     ref = fresh(rl.SARSA)
     ref.update(1, 2, -1.0, 3, False, 0)
-    for call in (lambda ag: ag.update(1, 2, -1.0, 3, 0, False),  # textbook order s, a, r, s', a', done
-                 lambda ag: ag.update(1, 2, -1.0, 3, done=False, next_action=0),
-                 lambda ag: ag.update(1, 2, -1.0, 3, np.False_, np.int64(0))):
+    for call in (
+        lambda ag: ag.update(1, 2, -1.0, 3, 0, False),  # textbook order s, a, r, s', a', done
+        lambda ag: ag.update(1, 2, -1.0, 3, done=False, next_action=0),
+        lambda ag: ag.update(1, 2, -1.0, 3, np.False_, np.int64(0)),
+    ):
         ag = fresh(rl.SARSA)
         call(ag)
         np.testing.assert_array_equal(ag.q, ref.q)
@@ -120,20 +121,23 @@ def test_epsilon_decay_greedy_policy_values():
     assert rl.SARSA(2, 2, initial_q=5.0).q.tolist() == [[5.0, 5.0], [5.0, 5.0]]
 
 
-@pytest.mark.parametrize("kw,exc,match", [
-    (dict(alpha=0.0), ValueError, "alpha"),
-    (dict(alpha=1.5), ValueError, "alpha"),
-    (dict(alpha="0.1"), TypeError, "alpha"),
-    (dict(gamma=-0.1), ValueError, "gamma"),
-    (dict(gamma=1.01), ValueError, "gamma"),
-    (dict(epsilon=-0.01), ValueError, "epsilon"),
-    (dict(epsilon=1.2), ValueError, "epsilon"),
-    (dict(epsilon=float("nan")), ValueError, "epsilon"),
-    (dict(epsilon_decay=0.0), ValueError, "epsilon_decay"),
-    (dict(epsilon=0.1, epsilon_min=0.2), ValueError, "epsilon_min"),
-    (dict(seed=-3), ValueError, "seed"),
-    (dict(seed=1.5), TypeError, "seed"),
-])
+@pytest.mark.parametrize(
+    "kw,exc,match",
+    [
+        (dict(alpha=0.0), ValueError, "alpha"),
+        (dict(alpha=1.5), ValueError, "alpha"),
+        (dict(alpha="0.1"), TypeError, "alpha"),
+        (dict(gamma=-0.1), ValueError, "gamma"),
+        (dict(gamma=1.01), ValueError, "gamma"),
+        (dict(epsilon=-0.01), ValueError, "epsilon"),
+        (dict(epsilon=1.2), ValueError, "epsilon"),
+        (dict(epsilon=float("nan")), ValueError, "epsilon"),
+        (dict(epsilon_decay=0.0), ValueError, "epsilon_decay"),
+        (dict(epsilon=0.1, epsilon_min=0.2), ValueError, "epsilon_min"),
+        (dict(seed=-3), ValueError, "seed"),
+        (dict(seed=1.5), TypeError, "seed"),
+    ],
+)
 @pytest.mark.parametrize("cls", AGENTS)
 def test_bad_hyperparameters(cls, kw, exc, match):
     with pytest.raises(exc, match=match):

@@ -1,7 +1,7 @@
 """rl.batch_train: R runs in lock-step reproduce the sequential semantics (exactly for R = 1)."""
+
 import numpy as np
 import pytest
-
 from deepkern import rl
 
 try:
@@ -20,8 +20,11 @@ CASES = [
     (lambda: rl.GridWorld(shape=(1, 3), slip=0.4), "sarsa", dict(alpha=0.7, max_steps=4)),  # bumps: s' == s
     (lambda: rl.FrozenLake(map_name="8x8"), "expected_sarsa", dict(gamma=0.9, epsilon=0.3, max_steps=60)),
     (lambda: rl.WindyGridworld(king_moves=True, stochastic_wind=True), "sarsa", dict(max_steps=300)),
-    (lambda: rl.GridWorld(shape=(4, 5), start=None, terminals=[0, 19], walls=[7], slip=0.2), "q_learning",
-     dict(alpha=0.2, gamma=0.9)),
+    (
+        lambda: rl.GridWorld(shape=(4, 5), start=None, terminals=[0, 19], walls=[7], slip=0.2),
+        "q_learning",
+        dict(alpha=0.2, gamma=0.9),
+    ),
 ]
 CLS = {"sarsa": rl.SARSA, "q_learning": rl.QLearning, "expected_sarsa": rl.ExpectedSARSA}
 
@@ -34,8 +37,19 @@ def test_one_run_equals_sequential_bit_for_bit(make, kind, kw, below):
     env = make()
     agent = CLS[kind](env.observation_space.n, env.action_space.n, seed=21, **kw)
     returns, lengths = rl.train(env, agent, 80, max_steps=max_steps, seed=5, return_lengths=True)
-    b_ret, b_len, b_q = rl.batch_train(make(), kind, 1, 80, max_steps=max_steps, seed=21, env_seed=5,
-                                       return_lengths=True, return_q=True, sequential_below=below, **kw)
+    b_ret, b_len, b_q = rl.batch_train(
+        make(),
+        kind,
+        1,
+        80,
+        max_steps=max_steps,
+        seed=21,
+        env_seed=5,
+        return_lengths=True,
+        return_q=True,
+        sequential_below=below,
+        **kw,
+    )
     assert b_ret.shape == (1, 80) and b_q.shape == (1,) + agent.q.shape
     np.testing.assert_array_equal(b_ret[0], returns)
     np.testing.assert_array_equal(b_len[0], lengths)
@@ -49,8 +63,9 @@ def test_gymnasium_env_in_batch_equals_sequential_gymnasium(name, kind):
     g = gym.make(name)
     agent = CLS[kind](g.observation_space.n, g.action_space.n, alpha=0.5, gamma=0.95, epsilon=0.2, seed=8)
     returns = rl.train(g, agent, 60, seed=3)
-    batch = rl.batch_train(gym.make(name), kind, 1, 60, alpha=0.5, gamma=0.95, epsilon=0.2, seed=8, env_seed=3,
-                           sequential_below=0)
+    batch = rl.batch_train(
+        gym.make(name), kind, 1, 60, alpha=0.5, gamma=0.95, epsilon=0.2, seed=8, env_seed=3, sequential_below=0
+    )
     np.testing.assert_array_equal(batch[0], returns)
 
 
@@ -66,8 +81,9 @@ def test_many_runs_match_sequential_statistically():
     env = rl.CliffWalking()
     episodes = 60
     batch = rl.batch_train(env, "q_learning", 400, episodes, seed=123)
-    seq = np.array([rl.train(env, rl.QLearning(48, 4, 0.5, 1.0, 0.1, seed=1000 + i), episodes, seed=i)
-                    for i in range(40)])
+    seq = np.array(
+        [rl.train(env, rl.QLearning(48, 4, 0.5, 1.0, 0.1, seed=1000 + i), episodes, seed=i) for i in range(40)]
+    )
     for lo, hi in [(0, 5), (5, 20), (20, 60)]:
         mb, ms = batch[:, lo:hi].mean(1), seq[:, lo:hi].mean(1)
         se = np.sqrt(mb.var() / mb.size + ms.var() / ms.size)
@@ -113,20 +129,23 @@ def test_egreedy_batch_draws_like_the_agent(A):
     np.testing.assert_allclose(np.bincount(acts, minlength=A) / 40000, expected, atol=0.012)
 
 
-@pytest.mark.parametrize("kw,exc,match", [
-    (dict(agent="td0"), ValueError, "agent"),
-    (dict(agent=3), TypeError, "agent"),
-    (dict(runs=0), ValueError, "runs"),
-    (dict(episodes=-2), ValueError, "episodes"),
-    (dict(alpha=0.0), ValueError, "alpha"),
-    (dict(gamma=2.0), ValueError, "gamma"),
-    (dict(epsilon=-1.0), ValueError, "epsilon"),
-    (dict(epsilon_decay=1.5), ValueError, "epsilon_decay"),
-    (dict(epsilon_min=0.5), ValueError, "epsilon_min"),
-    (dict(max_steps=0), ValueError, "max_steps"),
-    (dict(sequential_below=-1), ValueError, "sequential_below"),
-    (dict(env=object()), TypeError, "env"),
-])
+@pytest.mark.parametrize(
+    "kw,exc,match",
+    [
+        (dict(agent="td0"), ValueError, "agent"),
+        (dict(agent=3), TypeError, "agent"),
+        (dict(runs=0), ValueError, "runs"),
+        (dict(episodes=-2), ValueError, "episodes"),
+        (dict(alpha=0.0), ValueError, "alpha"),
+        (dict(gamma=2.0), ValueError, "gamma"),
+        (dict(epsilon=-1.0), ValueError, "epsilon"),
+        (dict(epsilon_decay=1.5), ValueError, "epsilon_decay"),
+        (dict(epsilon_min=0.5), ValueError, "epsilon_min"),
+        (dict(max_steps=0), ValueError, "max_steps"),
+        (dict(sequential_below=-1), ValueError, "sequential_below"),
+        (dict(env=object()), TypeError, "env"),
+    ],
+)
 def test_bad_input(kw, exc, match):
     args = dict(env=rl.CliffWalking(), agent="sarsa", runs=2, episodes=2)
     args.update(kw)
@@ -144,25 +163,56 @@ def test_time_limit_read_from_the_wrapper_only():
     assert lengths.max() <= 100
 
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=30, deadline=None)
-@given(rows=st.integers(1, 4), cols=st.integers(2, 5), slip=st.sampled_from([0.0, 0.3, 1.0]),
-       kind=st.sampled_from(["q_learning", "sarsa", "expected_sarsa"]), alpha=st.floats(0.05, 1.0),
-       gamma=st.floats(0.0, 1.0), epsilon=st.floats(0.0, 1.0), decay=st.sampled_from([1.0, 0.9]),
-       max_steps=st.sampled_from([None, 1, 7]), init=st.sampled_from([0.0, 1.0, -2.0]), seed=st.integers(0, 2**31))
-def test_property_one_run_equals_sequential(rows, cols, slip, kind, alpha, gamma, epsilon, decay, max_steps, init, seed):
+@given(
+    rows=st.integers(1, 4),
+    cols=st.integers(2, 5),
+    slip=st.sampled_from([0.0, 0.3, 1.0]),
+    kind=st.sampled_from(["q_learning", "sarsa", "expected_sarsa"]),
+    alpha=st.floats(0.05, 1.0),
+    gamma=st.floats(0.0, 1.0),
+    epsilon=st.floats(0.0, 1.0),
+    decay=st.sampled_from([1.0, 0.9]),
+    max_steps=st.sampled_from([None, 1, 7]),
+    init=st.sampled_from([0.0, 1.0, -2.0]),
+    seed=st.integers(0, 2**31),
+)
+def test_property_one_run_equals_sequential(
+    rows, cols, slip, kind, alpha, gamma, epsilon, decay, max_steps, init, seed
+):
     """Random grid worlds and hyperparameters: batch (vectorised, runs=1) == train, bit for bit."""
+
     def make():
-        return rl.GridWorld(shape=(rows, cols), start=None, terminals=[rows * cols - 1], slip=slip,
-                            rewards={0: 1.0}, max_episode_steps=50)
+        return rl.GridWorld(
+            shape=(rows, cols),
+            start=None,
+            terminals=[rows * cols - 1],
+            slip=slip,
+            rewards={0: 1.0},
+            max_episode_steps=50,
+        )
+
     kw = dict(alpha=alpha, gamma=gamma, epsilon=epsilon, epsilon_decay=decay, initial_q=init)
     env = make()
     agent = CLS[kind](env.observation_space.n, 4, seed=seed, **kw)
     returns, lengths = rl.train(env, agent, 15, max_steps=max_steps, seed=seed + 1, return_lengths=True)
-    b_ret, b_len, b_q = rl.batch_train(make(), kind, 1, 15, max_steps=max_steps, seed=seed, env_seed=seed + 1,
-                                       return_lengths=True, return_q=True, sequential_below=0, **kw)
+    b_ret, b_len, b_q = rl.batch_train(
+        make(),
+        kind,
+        1,
+        15,
+        max_steps=max_steps,
+        seed=seed,
+        env_seed=seed + 1,
+        return_lengths=True,
+        return_q=True,
+        sequential_below=0,
+        **kw,
+    )
     np.testing.assert_array_equal(b_ret[0], returns)
     np.testing.assert_array_equal(b_len[0], lengths)
     np.testing.assert_array_equal(b_q[0], agent.q)

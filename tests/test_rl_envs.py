@@ -1,7 +1,7 @@
 """deepkern.rl environments: Gymnasium's API, toy-text's P, the book's layouts, bad input."""
+
 import numpy as np
 import pytest
-
 from deepkern import rl
 
 try:
@@ -33,8 +33,17 @@ def test_cliff_walking_model_is_gymnasiums(slippery):
 
 
 @needs_gym
-@pytest.mark.parametrize("kw", [dict(), dict(is_slippery=False), dict(map_name="8x8"), dict(map_name="8x8", is_slippery=False),
-                                dict(desc=["SFH", "FFG"]), dict(success_rate=0.6)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(is_slippery=False),
+        dict(map_name="8x8"),
+        dict(map_name="8x8", is_slippery=False),
+        dict(desc=["SFH", "FFG"]),
+        dict(success_rate=0.6),
+    ],
+)
 def test_frozen_lake_model_is_gymnasiums(kw):
     env = rl.FrozenLake(**kw)
     g = gym.make("FrozenLake-v1", **kw)
@@ -44,9 +53,14 @@ def test_frozen_lake_model_is_gymnasiums(kw):
 
 
 @needs_gym
-@pytest.mark.parametrize("name,ours", [("FrozenLake-v1", lambda: rl.FrozenLake(max_episode_steps=100)),
-                                       ("CliffWalking-v1", rl.CliffWalking),
-                                       ("CliffWalking-v1", lambda: rl.CliffWalking(is_slippery=True))])
+@pytest.mark.parametrize(
+    "name,ours",
+    [
+        ("FrozenLake-v1", lambda: rl.FrozenLake(max_episode_steps=100)),
+        ("CliffWalking-v1", rl.CliffWalking),
+        ("CliffWalking-v1", lambda: rl.CliffWalking(is_slippery=True)),
+    ],
+)
 def test_same_seed_same_trajectory_as_gymnasium(name, ours):
     env = ours()
     g = gym.make(name, **({"is_slippery": True} if getattr(env, "is_slippery", False) and "Cliff" in name else {}))
@@ -116,8 +130,14 @@ def test_windy_king_moves_and_stochastic_wind():
 
 
 def test_gridworld_walls_rewards_terminals_slip():
-    env = rl.GridWorld(shape=(3, 4), start=(2, 0), terminals=[(0, 3), (1, 3)], walls=[(1, 1)],
-                       rewards={(0, 3): 10.0, (1, 3): -10.0}, step_reward=-0.5)
+    env = rl.GridWorld(
+        shape=(3, 4),
+        start=(2, 0),
+        terminals=[(0, 3), (1, 3)],
+        walls=[(1, 1)],
+        rewards={(0, 3): 10.0, (1, 3): -10.0},
+        step_reward=-0.5,
+    )
     assert env.observation_space.n == 12 and env.reset(seed=0)[0] == 8
     assert env.P[1][2] == [(1.0, 1, -0.5, False)]  # down into the wall: stays
     assert env.P[2][1] == [(1.0, 3, 10.0, True)]
@@ -144,21 +164,24 @@ def test_truncation_by_max_episode_steps():
     assert (term, trunc) == (False, True)
 
 
-@pytest.mark.parametrize("make,exc,match", [
-    (lambda: rl.GridWorld(shape=(0, 3)), ValueError, "shape"),
-    (lambda: rl.GridWorld(shape="ab"), TypeError, "shape"),
-    (lambda: rl.GridWorld(size=(2, 0)), ValueError, "shape"),
-    (lambda: rl.GridWorld(slip=1.5), ValueError, "slip"),
-    (lambda: rl.GridWorld(walls=[(9, 9)]), ValueError, "walls"),
-    (lambda: rl.GridWorld(start=(1, 1), walls=[(1, 1)]), ValueError, "start"),
-    (lambda: rl.GridWorld(terminals=[(0, 1)], walls=[(0, 1)]), ValueError, "terminals"),
-    (lambda: rl.GridWorld(terminals=["a"]), TypeError, "terminals"),
-    (lambda: rl.FrozenLake(map_name="5x5"), ValueError, "map_name"),
-    (lambda: rl.FrozenLake(desc=["SFF", "FG"]), ValueError, "desc"),
-    (lambda: rl.FrozenLake(desc=["SXF", "FFG"]), ValueError, "desc"),
-    (lambda: rl.FrozenLake(success_rate=2), ValueError, "success_rate"),
-    (lambda: rl.CliffWalking(max_episode_steps=0), ValueError, "max_episode_steps"),
-])
+@pytest.mark.parametrize(
+    "make,exc,match",
+    [
+        (lambda: rl.GridWorld(shape=(0, 3)), ValueError, "shape"),
+        (lambda: rl.GridWorld(shape="ab"), TypeError, "shape"),
+        (lambda: rl.GridWorld(size=(2, 0)), ValueError, "shape"),
+        (lambda: rl.GridWorld(slip=1.5), ValueError, "slip"),
+        (lambda: rl.GridWorld(walls=[(9, 9)]), ValueError, "walls"),
+        (lambda: rl.GridWorld(start=(1, 1), walls=[(1, 1)]), ValueError, "start"),
+        (lambda: rl.GridWorld(terminals=[(0, 1)], walls=[(0, 1)]), ValueError, "terminals"),
+        (lambda: rl.GridWorld(terminals=["a"]), TypeError, "terminals"),
+        (lambda: rl.FrozenLake(map_name="5x5"), ValueError, "map_name"),
+        (lambda: rl.FrozenLake(desc=["SFF", "FG"]), ValueError, "desc"),
+        (lambda: rl.FrozenLake(desc=["SXF", "FFG"]), ValueError, "desc"),
+        (lambda: rl.FrozenLake(success_rate=2), ValueError, "success_rate"),
+        (lambda: rl.CliffWalking(max_episode_steps=0), ValueError, "max_episode_steps"),
+    ],
+)
 def test_bad_constructor_arguments(make, exc, match):
     with pytest.raises(exc, match=match):
         make()

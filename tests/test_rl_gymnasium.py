@@ -1,12 +1,12 @@
 """deepkern's environments registered in Gymnasium: make, check_env without warnings, same
 trajectories as deepkern's own classes, and deepkern.rl still working without gymnasium."""
+
 import subprocess
 import sys
 import warnings
 
 import numpy as np
 import pytest
-
 from deepkern import rl
 
 gym = pytest.importorskip("gymnasium")
@@ -34,9 +34,16 @@ def test_check_env_passes_without_warnings(name):
     assert env.observation_space == gym.spaces.Discrete(getattr(rl, name)().observation_space.n)
 
 
-@pytest.mark.parametrize("name,kw", [("CliffWalking", {}), ("CliffWalking", {"is_slippery": True}),
-                                     ("FrozenLake", {"map_name": "8x8"}), ("WindyGridworld", {}),
-                                     ("GridWorld", {"shape": (3, 5), "slip": 0.2})])
+@pytest.mark.parametrize(
+    "name,kw",
+    [
+        ("CliffWalking", {}),
+        ("CliffWalking", {"is_slippery": True}),
+        ("FrozenLake", {"map_name": "8x8"}),
+        ("WindyGridworld", {}),
+        ("GridWorld", {"shape": (3, 5), "slip": 0.2}),
+    ],
+)
 def test_same_trajectory_as_deepkern_env(name, kw):
     g = gym.make(f"deepkern/{name}-v0", **kw)
     ours = getattr(rl, name)(**kw)
@@ -69,10 +76,12 @@ def test_ansi_render_and_bad_render_mode():
 
 
 def test_deepkern_envs_work_without_gymnasium():
-    code = ("import sys; sys.modules['gymnasium'] = None\n"
-            "from deepkern import rl\n"
-            "assert rl.gym_envs.register() == []\n"
-            "e = rl.CliffWalking(); s, _ = e.reset(seed=0); assert s == 36\n"
-            "assert e.step(1)[1] == -100.0\n")
+    code = (
+        "import sys; sys.modules['gymnasium'] = None\n"
+        "from deepkern import rl\n"
+        "assert rl.gym_envs.register() == []\n"
+        "e = rl.CliffWalking(); s, _ = e.reset(seed=0); assert s == 36\n"
+        "assert e.step(1)[1] == -100.0\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

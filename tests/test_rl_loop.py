@@ -1,8 +1,8 @@
 """train / rollout / discounted_return, with deepkern's and Gymnasium's own environments, and
 the book's Examples 6.5 and 6.6 reproduced with fixed seeds."""
+
 import numpy as np
 import pytest
-
 from deepkern import rl
 
 try:
@@ -45,12 +45,15 @@ def test_rollout_cap_on_a_looping_policy():
     assert len(rl.rollout(env, np.zeros(48, dtype=np.int64), max_steps=0)) == 1
 
 
-@pytest.mark.parametrize("policy,exc,match", [
-    (np.zeros(47, dtype=np.int64), ValueError, "policy"),
-    (np.zeros((48, 1), dtype=np.int64), ValueError, "policy"),
-    (np.full(48, 4), ValueError, "policy"),
-    (np.zeros(48), TypeError, "policy"),
-])
+@pytest.mark.parametrize(
+    "policy,exc,match",
+    [
+        (np.zeros(47, dtype=np.int64), ValueError, "policy"),
+        (np.zeros((48, 1), dtype=np.int64), ValueError, "policy"),
+        (np.full(48, 4), ValueError, "policy"),
+        (np.zeros(48), TypeError, "policy"),
+    ],
+)
 def test_rollout_bad_policy(policy, exc, match):
     with pytest.raises(exc, match=match):
         rl.rollout(rl.CliffWalking(), policy, max_steps=10)
@@ -72,11 +75,14 @@ def test_train_returns_and_lengths():
     assert (capped >= -2).all()
 
 
-@pytest.mark.parametrize("bad,exc,match", [
-    (dict(episodes=-1), ValueError, "episodes"),
-    (dict(episodes=2.5), TypeError, "episodes"),
-    (dict(max_steps=0), ValueError, "max_steps"),
-])
+@pytest.mark.parametrize(
+    "bad,exc,match",
+    [
+        (dict(episodes=-1), ValueError, "episodes"),
+        (dict(episodes=2.5), TypeError, "episodes"),
+        (dict(max_steps=0), ValueError, "max_steps"),
+    ],
+)
 def test_train_bad_arguments(bad, exc, match):
     args = dict(episodes=1)
     args.update(bad)
@@ -117,6 +123,7 @@ def test_train_gymnasium_frozen_lake_learns():
 
 # ---- Sutton & Barto Example 6.6 (cliff walking), epsilon = 0.1, alpha = 0.5 --------------------
 
+
 def _cliff(cls, seed):
     env = rl.CliffWalking()
     ag = cls(48, 4, alpha=0.5, gamma=1.0, epsilon=0.1, seed=seed)
@@ -150,6 +157,7 @@ def test_example_6_6_averaged_over_runs():
 
 
 # ---- Sutton & Barto Example 6.5 (windy gridworld), SARSA epsilon = 0.1, alpha = 0.5 -----------
+
 
 def test_example_6_5_episodes_in_8000_steps():
     env = rl.WindyGridworld()

@@ -1,7 +1,7 @@
 """Value iteration, policy iteration and policy evaluation on any env with P."""
+
 import numpy as np
 import pytest
-
 from deepkern import rl
 
 try:
@@ -14,8 +14,15 @@ ENVS = {
     "frozen4": lambda: rl.FrozenLake(),
     "frozen8": lambda: rl.FrozenLake(map_name="8x8"),
     "frozen_det": lambda: rl.FrozenLake(is_slippery=False),
-    "grid_slip": lambda: rl.GridWorld(shape=(5, 6), start=(4, 0), terminals=[(0, 5), (2, 3)], walls=[(1, 1), (3, 2)],
-                                      rewards={(0, 5): 5.0, (2, 3): -5.0}, step_reward=-0.1, slip=0.3),
+    "grid_slip": lambda: rl.GridWorld(
+        shape=(5, 6),
+        start=(4, 0),
+        terminals=[(0, 5), (2, 3)],
+        walls=[(1, 1), (3, 2)],
+        rewards={(0, 5): 5.0, (2, 3): -5.0},
+        step_reward=-0.1,
+        slip=0.3,
+    ),
     "cliff": lambda: rl.CliffWalking(),
     "windy_sto": lambda: rl.WindyGridworld(stochastic_wind=True),
 }
@@ -93,7 +100,9 @@ def test_frozen_lake_known_policy():
     """The well-known optimal policy and values of the slippery 4x4 lake at gamma 0.99."""
     V, policy = rl.value_iteration(rl.FrozenLake(), gamma=0.99, theta=1e-12)
     assert policy.tolist() == [0, 3, 3, 3, 0, 0, 0, 0, 3, 1, 0, 0, 0, 2, 1, 0]
-    np.testing.assert_allclose(V[[0, 4, 8, 9, 10, 13, 14]], [0.542, 0.558, 0.592, 0.643, 0.615, 0.742, 0.863], atol=6e-4)
+    np.testing.assert_allclose(
+        V[[0, 4, 8, 9, 10, 13, 14]], [0.542, 0.558, 0.592, 0.643, 0.615, 0.742, 0.863], atol=6e-4
+    )
 
 
 def test_errors():
@@ -128,5 +137,7 @@ def test_policy_iteration_undiscounted_zero_step_cost():
     V1, _ = rl.value_iteration(lake8, gamma=1.0)
     V2, p2 = rl.policy_iteration(lake8, gamma=1.0)
     np.testing.assert_allclose(V2, V1, atol=1e-7)
-    path = rl.rollout(rl.FrozenLake(is_slippery=False), rl.policy_iteration(rl.FrozenLake(is_slippery=False), gamma=1.0)[1])
+    path = rl.rollout(
+        rl.FrozenLake(is_slippery=False), rl.policy_iteration(rl.FrozenLake(is_slippery=False), gamma=1.0)[1]
+    )
     assert path[-1] == 15 and len(path) - 1 == 6

@@ -1,7 +1,7 @@
 """Plots: learning curves, policy arrows, value heat map written as PNG files."""
+
 import numpy as np
 import pytest
-
 from deepkern import rl
 
 
@@ -17,8 +17,10 @@ def test_smooth():
 def test_plots_write_png(tmp_path):
     pytest.importorskip("matplotlib")
     env = rl.CliffWalking()
-    curves = {"Sarsa": rl.batch_train(env, "sarsa", 5, 30, seed=0),
-              "Q-learning": rl.batch_train(env, "q_learning", 5, 30, seed=0)}
+    curves = {
+        "Sarsa": rl.batch_train(env, "sarsa", 5, 30, seed=0),
+        "Q-learning": rl.batch_train(env, "q_learning", 5, 30, seed=0),
+    }
     V, policy = rl.value_iteration(env, gamma=1.0)
     paths = [tmp_path / n for n in ("curves.png", "policy.png", "values.png", "lake.png")]
     rl.plot_learning_curves(curves, window=10, path=paths[0], ylim=(-100, 0))

@@ -1,13 +1,13 @@
 """Arrays a forward saves by reference: changing one in place before the backward raises
 RuntimeError naming it (python/deepkern/_saved.py), instead of returning wrong gradients."""
-import numpy as np
-import pytest
 
 import deepkern as dk
+import numpy as np
+import pytest
 from deepkern import _cpu
 
-
 # ---- the fingerprint itself ------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.uint8])
 @pytest.mark.parametrize("n", [1, 3, 7, 8, 9, 33, 1001])
@@ -56,6 +56,7 @@ def test_fingerprint_rejects_non_contiguous():
 
 # ---- every op that saves arrays the caller can reach ------------------------------------------
 
+
 def _conv(rng):
     x = rng.standard_normal((2, 3, 7, 6)).astype(np.float32)
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
@@ -84,7 +85,9 @@ def _lstm_cell(rng):
 def _sdpa(rng):
     q, k, v = (rng.standard_normal((2, 3, 5, 4)).astype(np.float32) for _ in range(3))
     out, ctx = dk.scaled_dot_product_attention(q, k, v, return_ctx=True)
-    return {"q": q, "k": k, "v": v, "out": out}, lambda: dk.scaled_dot_product_attention_backward(ctx, np.ones_like(out))
+    return {"q": q, "k": k, "v": v, "out": out}, lambda: dk.scaled_dot_product_attention_backward(
+        ctx, np.ones_like(out)
+    )
 
 
 def _max_pool(rng):

@@ -1,11 +1,11 @@
 """`python -m deepkern --selfcheck` checks every op family on every backend present and says so
 in a table; it fails when a kernel is wrong; `--help` lists every mode."""
+
 import subprocess
 import sys
 
-import numpy as np
-
 import deepkern._selfcheck as selfcheck
+import numpy as np
 from deepkern import functional as F
 
 
@@ -41,7 +41,9 @@ def _scaled(out, s):
 
 
 def test_help_lists_every_mode():
-    out = subprocess.run([sys.executable, "-m", "deepkern", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "deepkern", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     for flag in ("--selfcheck", "--device", "--quick", "--epochs", "--episodes", "--threads", "--no-progress"):
         assert flag in out, flag
     assert np.all([m in out for m in ("cpu", "cuda")])

@@ -1,9 +1,9 @@
 """BahdanauAttention and LuongAttention against the formulas written out (tests/reference/seq.py),
 finite-difference gradients, masks, the step-wise attend API, bad inputs."""
-import numpy as np
-import pytest
 
 import deepkern as dk
+import numpy as np
+import pytest
 from helpers import assert_close
 from reference import additive_attention, luong_attention
 from seq_checks import gradcheck
@@ -11,8 +11,13 @@ from seq_checks import gradcheck
 F64 = np.float64
 
 # (B, Tq or None for a single (B, Dq) query, S, Dq, Dk, Dv or None for values = keys)
-CASES = [(1, None, 1, 1, 1, None), (3, None, 5, 4, 6, None), (2, 3, 4, 5, 3, 2), (4, 1, 7, 3, 3, None),
-         (2, 5, 2, 6, 4, 5)]
+CASES = [
+    (1, None, 1, 1, 1, None),
+    (3, None, 5, 4, 6, None),
+    (2, 3, 4, 5, 3, 2),
+    (4, 1, 7, 3, 3, None),
+    (2, 5, 2, 6, 4, 5),
+]
 
 
 def _inputs(rng, B, Tq, S, Dq, Dk, Dv):
@@ -36,8 +41,9 @@ def test_bahdanau_matches_formula(rng, B, Tq, S, Dq, Dk, Dv):
     att.bias.value[:] = rng.standard_normal(5)
     q, k, v = _inputs(rng, B, Tq, S, Dq, Dk, Dv)
     ctx = att.forward(q, k, v)
-    ref_ctx, ref_a = additive_attention(_q3(q), k, k if v is None else v, att.w_query.value, att.w_key.value,
-                                        att.bias.value, att.v.value)
+    ref_ctx, ref_a = additive_attention(
+        _q3(q), k, k if v is None else v, att.w_query.value, att.w_key.value, att.bias.value, att.v.value
+    )
     assert_close(ctx, _unq(ref_ctx, q), F64, what="context")
     assert_close(att.alignment, _unq(ref_a, q), F64, what="alignment")
     assert_close(att.alignment.sum(-1), np.ones(att.alignment.shape[:-1]), F64)
@@ -78,8 +84,14 @@ def test_attention_gradcheck(rng, kind, Tq, Dv, masked):
     q, k, v = _inputs(rng, 2, Tq, 4, Dq, Dk, Dv)
     mask = np.array([[True, True, False, True], [True, False, False, False]]) if masked else None
     inputs = [q, k] if v is None else [q, k, v]
-    gradcheck(lambda *a: att.forward(a[0], a[1], a[2] if len(a) > 2 else None, mask=mask), att.backward, inputs,
-              att.parameters(), rng, what=kind)
+    gradcheck(
+        lambda *a: att.forward(a[0], a[1], a[2] if len(a) > 2 else None, mask=mask),
+        att.backward,
+        inputs,
+        att.parameters(),
+        rng,
+        what=kind,
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -147,10 +159,16 @@ BAD = [
     (lambda: dk.nn.BahdanauAttention(4).forward(np.zeros((2, 3)), np.zeros((2, 5, 4))), ValueError, "query"),
     (lambda: dk.nn.BahdanauAttention(4).forward(np.zeros((2, 4)), np.zeros((2, 5, 3))), ValueError, "keys"),
     (lambda: dk.nn.BahdanauAttention(4).forward(np.zeros((2, 4)), np.zeros((3, 5, 4))), ValueError, "keys"),
-    (lambda: dk.nn.BahdanauAttention(4).forward(np.zeros((2, 4)), np.zeros((2, 5, 4)), np.zeros((2, 4, 4))),
-     ValueError, "values"),
-    (lambda: dk.nn.LuongAttention(4).forward(np.zeros((2, 4)), np.zeros((2, 5, 4)), mask=np.ones((2, 5))),
-     ValueError, "mask"),
+    (
+        lambda: dk.nn.BahdanauAttention(4).forward(np.zeros((2, 4)), np.zeros((2, 5, 4)), np.zeros((2, 4, 4))),
+        ValueError,
+        "values",
+    ),
+    (
+        lambda: dk.nn.LuongAttention(4).forward(np.zeros((2, 4)), np.zeros((2, 5, 4)), mask=np.ones((2, 5))),
+        ValueError,
+        "mask",
+    ),
 ]
 
 
@@ -167,8 +185,11 @@ def _decoder(kind, cell_kind, E=2, H=3, Dk=3):
     else:
         att = dk.nn.LuongAttention(H, Dk, score="general", dtype=F64, seed=1)
         I = E
-    cell = (dk.nn.SimpleRNN(I, H, dtype=F64, seed=2) if cell_kind == "rnn" else
-            dk.nn.LSTM(I, H, num_layers=2 if cell_kind == "lstm2" else 1, dtype=F64, seed=2))
+    cell = (
+        dk.nn.SimpleRNN(I, H, dtype=F64, seed=2)
+        if cell_kind == "rnn"
+        else dk.nn.LSTM(I, H, num_layers=2 if cell_kind == "lstm2" else 1, dtype=F64, seed=2)
+    )
     return dk.nn.AttentionDecoder(cell, att)
 
 
@@ -183,9 +204,15 @@ def test_attention_decoder_gradcheck(rng, kind, cell_kind):
     s0 = tuple(rng.standard_normal(s.shape) for s in dec.cell.zero_state(2))
     mask = np.array([[True, True, True, False], [True, False, True, True]])
     n = len(s0)
-    gradcheck(lambda x, keys, *s: dec.forward(x, keys, initial_state=s, mask=mask),
-              lambda d: dec.backward(d)[:2], [x, keys, *s0], dec.parameters(), rng, what=f"{kind} {cell_kind}",
-              input_grads={2 + i: (lambda i=i: dec.state_grad[i]) for i in range(n)})
+    gradcheck(
+        lambda x, keys, *s: dec.forward(x, keys, initial_state=s, mask=mask),
+        lambda d: dec.backward(d)[:2],
+        [x, keys, *s0],
+        dec.parameters(),
+        rng,
+        what=f"{kind} {cell_kind}",
+        input_grads={2 + i: (lambda i=i: dec.state_grad[i]) for i in range(n)},
+    )
     assert dec.alignment.shape == (2, 3, 4)
 
 

@@ -1,10 +1,10 @@
 """dk.bptt: full BPTT == truncated with k >= T; truncation leaves the forward untouched and cuts
 exactly the gradient paths longer than k steps (checked by finite differences of the loss terms
 that remain, and by hand on a linear RNN); the state carries across calls."""
-import numpy as np
-import pytest
 
 import deepkern as dk
+import numpy as np
+import pytest
 from helpers import assert_close
 from seq_checks import FD_ATOL, FD_RTOL, one_thread
 
@@ -19,9 +19,11 @@ def _one_thread():
 
 
 def _model(kind):
-    return {"rnn": lambda: dk.nn.SimpleRNN(2, 3, seed=0, dtype=F64),
-            "lstm": lambda: dk.nn.LSTM(2, 3, seed=0, dtype=F64),
-            "lstm2": lambda: dk.nn.LSTM(2, 3, num_layers=2, seed=0, dtype=F64)}[kind]()
+    return {
+        "rnn": lambda: dk.nn.SimpleRNN(2, 3, seed=0, dtype=F64),
+        "lstm": lambda: dk.nn.LSTM(2, 3, seed=0, dtype=F64),
+        "lstm2": lambda: dk.nn.LSTM(2, 3, num_layers=2, seed=0, dtype=F64),
+    }[kind]()
 
 
 def _grads(m):
@@ -41,8 +43,13 @@ def test_truncate_ge_T_is_full_bptt(rng, kind):
     x, dy = rng.standard_normal((2, T, 2)), rng.standard_normal((2, T, 3))
     s0 = tuple(rng.standard_normal(s.shape) for s in m.zero_state(2))
     ref, gref = _run(m, x, dy, initial_state=s0)  # fused whole-sequence path (the kernel for LSTM)
-    for kw in [dict(fused=False), dict(truncate=T, fused=False), dict(truncate=T + 3), dict(truncate=T, mode="chunk"),
-               dict(truncate=100, mode="chunk", fused=False)]:
+    for kw in [
+        dict(fused=False),
+        dict(truncate=T, fused=False),
+        dict(truncate=T + 3),
+        dict(truncate=T, mode="chunk"),
+        dict(truncate=100, mode="chunk", fused=False),
+    ]:
         r, g = _run(m, x, dy, initial_state=s0, **kw)
         assert_close(r.outputs, ref.outputs, F64, what=f"outputs {kw}")
         assert_close(r.dx, ref.dx, F64, what=f"dx {kw}")
@@ -135,9 +142,9 @@ def test_window_truncation_param_grads_by_hand(rng, k):
     ew = eu = eb = 0.0
     for t in range(T):
         for j in range(min(k, t + 1)):
-            ew += r_[0, t, 0] * w ** j * h[t - j]
-            eu += r_[0, t, 0] * w ** j * x[0, t - j, 0]
-            eb += r_[0, t, 0] * w ** j
+            ew += r_[0, t, 0] * w**j * h[t - j]
+            eu += r_[0, t, 0] * w**j * x[0, t - j, 0]
+            eb += r_[0, t, 0] * w**j
     assert_close(gw, np.array([[ew]]), F64, what="dL/dw")
     assert_close(gu, np.array([[eu]]), F64, what="dL/du")
     assert_close(gb, np.array([eb]), F64, what="dL/db")
@@ -153,8 +160,8 @@ def test_no_gradient_beyond_k_steps(rng, kind, k):
     dy = np.zeros((2, T, 3))
     dy[:, -1] = rng.standard_normal((2, 3))
     r, _ = _run(m, x, dy, truncate=k)
-    assert np.all(r.dx[:, :T - k] == 0)
-    assert np.all(np.abs(r.dx[:, T - k:]).sum(axis=(0, 2)) > 0)
+    assert np.all(r.dx[:, : T - k] == 0)
+    assert np.all(np.abs(r.dx[:, T - k :]).sum(axis=(0, 2)) > 0)
     assert r.state_grad is None  # step 0 is out of reach
     full, _ = _run(m, x, dy)
     assert np.all(np.abs(full.dx).sum(axis=(0, 2)) > 0)  # whereas full BPTT reaches every step
@@ -167,7 +174,7 @@ def test_state_carries_across_calls(rng):
     full, _ = m.forward_sequence(x, training=False)
     state, outs = None, []
     for s in range(0, 9, 4):
-        r = dk.bptt(m, x[:, s:s + 4], dy=np.ones((2, x[:, s:s + 4].shape[1], 3)), truncate=2, initial_state=state)
+        r = dk.bptt(m, x[:, s : s + 4], dy=np.ones((2, x[:, s : s + 4].shape[1], 3)), truncate=2, initial_state=state)
         state = dk.bptt.detach_state(r.state)
         outs.append(r.outputs)
     assert_close(np.concatenate(outs, axis=1), full, F64)
@@ -227,8 +234,9 @@ def test_loss_object_and_positional_dy(rng):
 def test_sequential_model_with_head(rng):
     """dk.bptt on Sequential([rnn, Dense]) with a Loss: the head gets its gradients; full BPTT through
     bptt equals Sequential's own forward/backward."""
-    model = dk.nn.Sequential([dk.nn.LSTM(2, 4, return_sequences=True, seed=0, dtype=F64),
-                              dk.nn.Dense(4, 3, seed=1, dtype=F64)])
+    model = dk.nn.Sequential(
+        [dk.nn.LSTM(2, 4, return_sequences=True, seed=0, dtype=F64), dk.nn.Dense(4, 3, seed=1, dtype=F64)]
+    )
     x, y = rng.standard_normal((2, 6, 2)), rng.integers(0, 3, (2, 6))
     ce = dk.nn.SoftmaxCrossEntropy()
     model.zero_grad()

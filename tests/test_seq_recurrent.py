@@ -1,9 +1,9 @@
 """SimpleRNN and LSTM layers: against torch.nn.RNN / nn.LSTM with copied weights, finite-difference
 gradients (float64), parameter counts, initialisation options, the step API, bad inputs."""
-import numpy as np
-import pytest
 
 import deepkern as dk
+import numpy as np
+import pytest
 from helpers import assert_close
 from seq_checks import gradcheck
 
@@ -45,8 +45,11 @@ def test_lstm_matches_torch(rng, B, T, I, H, L, with_state):
     assert_close(h, ht.reshape(sshape), F64, what="h")
     assert_close(c, ct.reshape(sshape), F64, what="c")
     dy, dh, dc = (rng.standard_normal(a.shape) for a in (y, h, c))
-    loss = (yt * torch.tensor(dy)).sum() + (ht * torch.tensor(dh.reshape(L, B, H))).sum() + \
-        (ct * torch.tensor(dc.reshape(L, B, H))).sum()
+    loss = (
+        (yt * torch.tensor(dy)).sum()
+        + (ht * torch.tensor(dh.reshape(L, B, H))).sum()
+        + (ct * torch.tensor(dc.reshape(L, B, H))).sum()
+    )
     loss.backward()
     dx = m.backward((dy, dh, dc))
     assert_close(dx, xt.grad, F64, what="dx")
@@ -84,23 +87,37 @@ def test_simple_rnn_matches_torch(rng, B, T, I, H, return_sequences):
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
 @pytest.mark.parametrize("return_sequences,return_state", [(False, False), (True, False), (True, True), (False, True)])
 def test_simple_rnn_gradcheck(rng, activation, return_sequences, return_state):
-    m = dk.nn.SimpleRNN(3, 4, return_sequences=return_sequences, return_state=return_state, activation=activation,
-                        seed=1, dtype=F64)
+    m = dk.nn.SimpleRNN(
+        3, 4, return_sequences=return_sequences, return_state=return_state, activation=activation, seed=1, dtype=F64
+    )
     x, h0 = rng.standard_normal((2, 4, 3)), rng.standard_normal((2, 4))
-    gradcheck(lambda x, h0: m.forward(x, h0), m.backward, [x, h0], m.parameters(), rng,
-              what=f"SimpleRNN {activation}", input_grads={1: lambda: m.state_grad[0]})
+    gradcheck(
+        lambda x, h0: m.forward(x, h0),
+        m.backward,
+        [x, h0],
+        m.parameters(),
+        rng,
+        what=f"SimpleRNN {activation}",
+        input_grads={1: lambda: m.state_grad[0]},
+    )
 
 
 @pytest.mark.parametrize("L", [1, 2])
 @pytest.mark.parametrize("return_sequences,return_state", [(False, False), (True, True), (False, True)])
 def test_lstm_gradcheck(rng, L, return_sequences, return_state):
-    m = dk.nn.LSTM(3, 4, num_layers=L, return_sequences=return_sequences, return_state=return_state, seed=2,
-                   dtype=F64)
+    m = dk.nn.LSTM(3, 4, num_layers=L, return_sequences=return_sequences, return_state=return_state, seed=2, dtype=F64)
     x = rng.standard_normal((2, 3, 3))
     s = (2, 4) if L == 1 else (L, 2, 4)
     h0, c0 = rng.standard_normal(s), rng.standard_normal(s)
-    gradcheck(lambda x, h0, c0: m.forward(x, (h0, c0)), m.backward, [x, h0, c0], m.parameters(), rng,
-              what=f"LSTM L={L}", input_grads={1: lambda: m.state_grad[0], 2: lambda: m.state_grad[1]})
+    gradcheck(
+        lambda x, h0, c0: m.forward(x, (h0, c0)),
+        m.backward,
+        [x, h0, c0],
+        m.parameters(),
+        rng,
+        what=f"LSTM L={L}",
+        input_grads={1: lambda: m.state_grad[0], 2: lambda: m.state_grad[1]},
+    )
 
 
 def test_parameter_counts():
@@ -136,9 +153,11 @@ def test_identity_rnn_with_zero_input_keeps_state():
 
 @pytest.mark.parametrize("layer", ["rnn", "lstm1", "lstm2"])
 def test_step_api_matches_sequence(rng, layer):
-    m = {"rnn": lambda: dk.nn.SimpleRNN(3, 4, return_sequences=True, dtype=F64),
-         "lstm1": lambda: dk.nn.LSTM(3, 4, return_sequences=True, dtype=F64),
-         "lstm2": lambda: dk.nn.LSTM(3, 4, num_layers=2, return_sequences=True, dtype=F64)}[layer]()
+    m = {
+        "rnn": lambda: dk.nn.SimpleRNN(3, 4, return_sequences=True, dtype=F64),
+        "lstm1": lambda: dk.nn.LSTM(3, 4, return_sequences=True, dtype=F64),
+        "lstm2": lambda: dk.nn.LSTM(3, 4, num_layers=2, return_sequences=True, dtype=F64),
+    }[layer]()
     x = rng.standard_normal((2, 5, 3))
     dy = rng.standard_normal((2, 5, 4))
     y = m.forward(x)

@@ -2,10 +2,10 @@
 one-to-one (XOR-like circles: a plain MLP), many-to-one (sum of a sequence), one-to-many
 (generate a cyclic sequence from one class), many-to-many synchronised (running count), and
 encoder-decoder (sequence reversal, with Bahdanau and with Luong attention)."""
-import numpy as np
-import pytest
 
 import deepkern as dk
+import numpy as np
+import pytest
 from seq_checks import one_thread
 
 nn = dk.nn
@@ -25,8 +25,16 @@ def test_one_to_one_mlp_circles():
     x = rng.uniform(-1, 1, (600, 2))
     y = (np.sum(x * x, axis=1) < 0.5).astype(np.int64)  # inside/outside a circle: not linearly separable
     model = nn.Sequential([nn.Dense(2, 16), nn.Tanh(), nn.Dense(16, 2)])
-    model.fit(x[:500], y[:500], nn.SoftmaxCrossEntropy(), dk.optim.Adam(model.parameters(), lr=0.03), epochs=40,
-              batch_size=50, progress=False, seed=0)
+    model.fit(
+        x[:500],
+        y[:500],
+        nn.SoftmaxCrossEntropy(),
+        dk.optim.Adam(model.parameters(), lr=0.03),
+        epochs=40,
+        batch_size=50,
+        progress=False,
+        seed=0,
+    )
     acc = np.mean(np.argmax(model.predict(x[500:]), axis=1) == y[500:])
     assert acc >= 0.93, acc
 
@@ -37,8 +45,16 @@ def test_many_to_one_sequence_sum():
     x = rng.uniform(0, 1, (800, 6, 1)).astype(np.float32)
     y = x.sum(axis=(1, 2))[:, None]
     model = nn.Sequential([nn.LSTM(1, 16), nn.Dense(16, 1)])
-    model.fit(x[:700], y[:700], nn.MSE(), dk.optim.Adam(model.parameters(), lr=0.02), epochs=30, batch_size=50,
-              progress=False, seed=0)
+    model.fit(
+        x[:700],
+        y[:700],
+        nn.MSE(),
+        dk.optim.Adam(model.parameters(), lr=0.02),
+        epochs=30,
+        batch_size=50,
+        progress=False,
+        seed=0,
+    )
     pred = model.predict(x[700:])
     r2 = 1 - np.mean((pred - y[700:]) ** 2) / np.var(y[700:])
     assert r2 > 0.95, r2
@@ -78,8 +94,16 @@ def test_many_to_many_running_count():
     x = rng.integers(0, 2, (600, 8, 1)).astype(np.float32)
     y = np.cumsum(x, axis=1)
     model = nn.Sequential([nn.LSTM(1, 16, return_sequences=True), nn.Dense(16, 1)])
-    model.fit(x[:500], y[:500], nn.MSE(), dk.optim.Adam(model.parameters(), lr=0.02), epochs=30, batch_size=50,
-              progress=False, seed=0)
+    model.fit(
+        x[:500],
+        y[:500],
+        nn.MSE(),
+        dk.optim.Adam(model.parameters(), lr=0.02),
+        epochs=30,
+        batch_size=50,
+        progress=False,
+        seed=0,
+    )
     pred = model.predict(x[500:])
     assert np.mean(np.round(pred) == y[500:]) > 0.95
 

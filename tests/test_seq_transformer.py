@@ -1,10 +1,10 @@
 """MultiHeadAttention vs torch.nn.MultiheadAttention, LayerNorm vs torch, PositionalEncoding vs the
 formula, TransformerEncoderLayer vs torch.nn.TransformerEncoderLayer (copied weights), and
 finite-difference gradients of each (float64)."""
-import numpy as np
-import pytest
 
 import deepkern as dk
+import numpy as np
+import pytest
 from helpers import assert_close
 from reference import sinusoidal
 from seq_checks import gradcheck
@@ -23,8 +23,13 @@ def _t(a):
 
 
 # (B, Lq, Lk, dim, heads, mode): mode self / cross (key = value given) / kv (key and value differ)
-MHA_CASES = [(1, 1, 1, 2, 1, "self"), (2, 5, 5, 8, 2, "self"), (3, 4, 6, 6, 3, "cross"), (2, 3, 7, 4, 4, "kv"),
-             (1, 7, 7, 12, 3, "self")]
+MHA_CASES = [
+    (1, 1, 1, 2, 1, "self"),
+    (2, 5, 5, 8, 2, "self"),
+    (3, 4, 6, 6, 3, "cross"),
+    (2, 3, 7, 4, 4, "kv"),
+    (1, 7, 7, 12, 3, "self"),
+]
 
 
 @pytest.mark.parametrize("B,Lq,Lk,D,h,mode", MHA_CASES)
@@ -173,9 +178,14 @@ def test_encoder_layer_matches_torch(rng, B, T, D, h, ff, causal):
     (yt * torch.tensor(dy)).sum().backward()
     assert_close(m.backward(dy), xt.grad, F64, what="dx")
     tgrads = dict(tm.named_parameters())
-    ours = {"self_attn.in_proj_weight": m.self_attn.in_proj_weight, "self_attn.out_proj.weight": m.self_attn.out_proj_weight,
-            "linear1.weight": m.linear1.weight, "linear2.bias": m.linear2.bias, "norm1.weight": m.norm1.weight,
-            "norm2.bias": m.norm2.bias}
+    ours = {
+        "self_attn.in_proj_weight": m.self_attn.in_proj_weight,
+        "self_attn.out_proj.weight": m.self_attn.out_proj_weight,
+        "linear1.weight": m.linear1.weight,
+        "linear2.bias": m.linear2.bias,
+        "norm1.weight": m.norm1.weight,
+        "norm2.bias": m.norm2.bias,
+    }
     for name, p in ours.items():
         assert_close(p.grad, tgrads[name].grad, F64, what=name)
 
@@ -195,8 +205,14 @@ def test_encoder_layer_dropout_is_identity_at_inference(rng):
 
 def test_transformer_in_sequential(rng):
     """Embedding -> positional encoding -> encoder layer -> Dense: built with Sequential, summary counts."""
-    model = dk.nn.Sequential([dk.nn.Embedding(10, 8), dk.nn.PositionalEncoding(8, 20),
-                              dk.nn.TransformerEncoderLayer(8, 2, 16), dk.nn.Dense(8, 10)])
+    model = dk.nn.Sequential(
+        [
+            dk.nn.Embedding(10, 8),
+            dk.nn.PositionalEncoding(8, 20),
+            dk.nn.TransformerEncoderLayer(8, 2, 16),
+            dk.nn.Dense(8, 10),
+        ]
+    )
     y = model.forward(rng.integers(0, 10, (3, 6)))
     assert y.shape == (3, 6, 10)
     assert model.backward(np.ones_like(y)) is None  # Embedding's input has no gradient
@@ -205,10 +221,16 @@ def test_transformer_in_sequential(rng):
 BAD = [
     (lambda: dk.nn.MultiHeadAttention(6, 4), ValueError, "divisible"),
     (lambda: dk.nn.MultiHeadAttention(4, 2).forward(np.zeros((2, 3, 5))), ValueError, "query"),
-    (lambda: dk.nn.MultiHeadAttention(4, 2).forward(np.zeros((2, 3, 4)), np.zeros((2, 5, 4)), np.zeros((2, 4, 4))),
-     ValueError, "value"),
-    (lambda: dk.nn.MultiHeadAttention(4, 2).forward(np.zeros((2, 3, 4)), attn_mask=np.ones((3, 4), bool)),
-     ValueError, "attn_mask"),
+    (
+        lambda: dk.nn.MultiHeadAttention(4, 2).forward(np.zeros((2, 3, 4)), np.zeros((2, 5, 4)), np.zeros((2, 4, 4))),
+        ValueError,
+        "value",
+    ),
+    (
+        lambda: dk.nn.MultiHeadAttention(4, 2).forward(np.zeros((2, 3, 4)), attn_mask=np.ones((3, 4), bool)),
+        ValueError,
+        "attn_mask",
+    ),
     (lambda: dk.nn.LayerNorm(4).forward(np.zeros((2, 5))), ValueError, "'x'"),
     (lambda: dk.nn.LayerNorm(4, eps=0), ValueError, "eps"),
     (lambda: dk.nn.PositionalEncoding(4, 3).forward(np.zeros((1, 5, 4))), ValueError, "max_len"),
@@ -225,10 +247,17 @@ def test_bad_inputs(fn, exc, match):
 
 def test_save_load_roundtrip(rng, tmp_path):
     """Every sequence layer survives Sequential.save / load (config + weights)."""
-    model = dk.nn.Sequential([dk.nn.Embedding(20, 8), dk.nn.LSTM(8, 8, num_layers=2, return_sequences=True),
-                              dk.nn.PositionalEncoding(8, 12, kind="learned"), dk.nn.LayerNorm(8),
-                              dk.nn.TransformerEncoderLayer(8, 2, 12), dk.nn.SimpleRNN(8, 4, recurrent_init="identity"),
-                              dk.nn.Dense(4, 3)])
+    model = dk.nn.Sequential(
+        [
+            dk.nn.Embedding(20, 8),
+            dk.nn.LSTM(8, 8, num_layers=2, return_sequences=True),
+            dk.nn.PositionalEncoding(8, 12, kind="learned"),
+            dk.nn.LayerNorm(8),
+            dk.nn.TransformerEncoderLayer(8, 2, 12),
+            dk.nn.SimpleRNN(8, 4, recurrent_init="identity"),
+            dk.nn.Dense(4, 3),
+        ]
+    )
     x = rng.integers(0, 20, (3, 7))
     y = model.predict(x)
     model.save(tmp_path / "m.npz")

@@ -2,6 +2,7 @@
 atomics and grid_sync, and the bugs it must catch, each shown on a deliberately broken kernel
 (csrc/simt/testing/selftest.cpp). Marked `simt`: runs where the simulator is used (conftest.py).
 """
+
 import os
 import subprocess
 import sys
@@ -31,12 +32,17 @@ def run(sim, name, n_in, n_out, grid=1, block=32, smem=0, x=None, out=None):
 
 
 def asan_report(name, n, grid=1, block=32, smem=0):
-    code = ("import numpy as np; from deepkern import _cuda_sim as s; "
-            f"x = np.arange({n}, dtype=np.float32); y = np.zeros({n}, np.float32); "
-            f"s._simt_selftest({name!r}, {grid}, {block}, {smem}, x.ctypes.data, y.ctypes.data, {n})")
+    code = (
+        "import numpy as np; from deepkern import _cuda_sim as s; "
+        f"x = np.arange({n}, dtype=np.float32); y = np.zeros({n}, np.float32); "
+        f"s._simt_selftest({name!r}, {grid}, {block}, {smem}, x.ctypes.data, y.ctypes.data, {n})"
+    )
     # UBSan may see the access first (array bounds, object size): let it go on, so ASan reports too
-    env = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":log_path=stderr",
-               UBSAN_OPTIONS=os.environ.get("UBSAN_OPTIONS", "") + ":halt_on_error=0")
+    env = dict(
+        os.environ,
+        ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":log_path=stderr",
+        UBSAN_OPTIONS=os.environ.get("UBSAN_OPTIONS", "") + ":halt_on_error=0",
+    )
     p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode != 0, p.stderr[-2000:]
     return p.stderr
@@ -68,12 +74,18 @@ def test_missing_syncthreads_is_caught_in_reversed_and_random_order(sim, monkeyp
 
 @pytest.mark.parametrize("name", ["divergent_barrier", "mismatched_barriers"])
 def test_divergent_barrier_is_an_error_naming_thread_and_line(sim, name):
-    with pytest.raises(RuntimeError, match=r"divergent barrier.*__syncthreads.*block \(0,0,0\) thread \(\d+,0,0\) at .*selftest\.cpp:\d+"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"divergent barrier.*__syncthreads.*block \(0,0,0\) thread \(\d+,0,0\) at .*selftest\.cpp:\d+",
+    ):
         run(sim, name, 64, 64, block=64)
 
 
 def test_shuffle_mask_without_the_caller_is_an_error(sim):
-    with pytest.raises(RuntimeError, match=r"__shfl_sync: mask 0x0000ffff does not name the calling lane (1[6-9]|2\d|3[01]) .*thread \(\1,0,0\)"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"__shfl_sync: mask 0x0000ffff does not name the calling lane (1[6-9]|2\d|3[01]) .*thread \(\1,0,0\)",
+    ):
         run(sim, "shfl_mask_misses_caller", 32, 32)
 
 

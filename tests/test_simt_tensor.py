@@ -3,6 +3,7 @@ fragments are built here in numpy from the PTX ISA layouts (g = lane // 4, t = l
 results checked against numpy matmuls; ldmatrix against its definition and, fed into mma, as the
 kernels use it. Marked `simt` (simulator only, see conftest.py).
 """
+
 import numpy as np
 import pytest
 
@@ -60,8 +61,13 @@ def test_mma_m16n8k16_layout_matches_a_matmul(sim, rng, kind, code):
     c = rng.integers(-50, 51, (16, 8)).astype(np.float64)
     ab, bb = bits16(a, kind), bits16(b, kind)
     # A reg r: row g + 8*(r%2), columns 2t + 8*(r//2) + {0, 1}; B reg r: rows 2t + 8r + {0, 1}, column g
-    a_regs = np.stack([pack16(ab[G + 8 * (r % 2), 2 * T + 8 * (r // 2)], ab[G + 8 * (r % 2), 2 * T + 8 * (r // 2) + 1])
-                       for r in range(4)], axis=1)
+    a_regs = np.stack(
+        [
+            pack16(ab[G + 8 * (r % 2), 2 * T + 8 * (r // 2)], ab[G + 8 * (r % 2), 2 * T + 8 * (r // 2) + 1])
+            for r in range(4)
+        ],
+        axis=1,
+    )
     b_regs = np.stack([pack16(bb[2 * T + 8 * r, G], bb[2 * T + 8 * r + 1, G]) for r in range(2)], axis=1)
     d = run_mma(sim, a_regs, b_regs, c_fragment(c), code)
     np.testing.assert_array_equal(from_c_fragment(d), a @ b + c)
@@ -72,8 +78,13 @@ def test_mma_m16n8k16_f16_random_values(sim, rng):
     b = rng.standard_normal((16, 8)).astype(np.float16)
     c = rng.standard_normal((16, 8)).astype(np.float32)
     ab, bb = a.view(np.uint16), b.view(np.uint16)
-    a_regs = np.stack([pack16(ab[G + 8 * (r % 2), 2 * T + 8 * (r // 2)], ab[G + 8 * (r % 2), 2 * T + 8 * (r // 2) + 1])
-                       for r in range(4)], axis=1)
+    a_regs = np.stack(
+        [
+            pack16(ab[G + 8 * (r % 2), 2 * T + 8 * (r // 2)], ab[G + 8 * (r % 2), 2 * T + 8 * (r // 2) + 1])
+            for r in range(4)
+        ],
+        axis=1,
+    )
     b_regs = np.stack([pack16(bb[2 * T + 8 * r, G], bb[2 * T + 8 * r + 1, G]) for r in range(2)], axis=1)
     d = run_mma(sim, a_regs, b_regs, c_fragment(c), 0)
     want = a.astype(np.float64) @ b.astype(np.float64) + c
@@ -87,8 +98,12 @@ def tf32_round(x):
 
 
 def test_to_tf32_rounds_to_nearest_ties_away(sim, rng):
-    xs = np.concatenate([rng.standard_normal(200).astype(np.float32),
-                         np.array([1 + 2**-11, 1 + 3 * 2**-11, -(1 + 2**-11), 1 + 2**-12, 0.0, -0.0], np.float32)])
+    xs = np.concatenate(
+        [
+            rng.standard_normal(200).astype(np.float32),
+            np.array([1 + 2**-11, 1 + 3 * 2**-11, -(1 + 2**-11), 1 + 2**-12, 0.0, -0.0], np.float32),
+        ]
+    )
     got = np.array([sim._simt_to_tf32(float(x)) for x in xs], np.uint32)
     np.testing.assert_array_equal(got, tf32_round(xs))
     assert sim._simt_to_tf32(1 + 2**-11) == np.float32(1 + 2**-10).view(np.uint32)  # tie: away from zero
@@ -142,7 +157,7 @@ def test_cp_async_lands_only_at_the_wait_that_completes_its_group(sim, rng):
     sim._simt_selftest_tensor("cp_async_groups", x.ctypes.data, out.ctypes.data, 0, pred)
     first = x[:64].copy()
     for t in (0, 11):
-        first[4 * t:4 * t + 4] = 0
+        first[4 * t : 4 * t + 4] = 0
     assert np.isnan(out[:128]).all()  # before any wait: the 0xFF poison
     np.testing.assert_array_equal(out[128:192], first)
     assert np.isnan(out[192:256]).all()  # the second group is still in flight after wait<1>

@@ -1,6 +1,7 @@
 """The typed stubs shipped with the package (python/deepkern/_cpu.pyi, _cuda.pyi) name exactly the
 functions the modules have, and each stub's parameters match the binding's named arguments. The CUDA
 stub is checked against deepkern._cuda and the simulator deepkern._cuda_sim where they import."""
+
 import ast
 import importlib
 import inspect
@@ -8,7 +9,6 @@ import os
 import re
 
 import pytest
-
 from deepkern import _cpu
 
 STUB = os.path.join(os.path.dirname(_cpu.__file__), "_cpu.pyi")

@@ -24,8 +24,7 @@ inline DType float_dtype_of(const py::array& a, const char* name) {
 }
 
 inline void check_contiguous(const py::array& a, const char* name) {
-  if (!(a.flags() & py::array::c_style))
-    throw py::value_error(std::string(name) + ": expected a C-contiguous array");
+  if (!(a.flags() & py::array::c_style)) throw py::value_error(std::string(name) + ": expected a C-contiguous array");
 }
 
 // Kernels dereference T*: a misaligned one (numpy allows it) is undefined behaviour. The Python

@@ -76,27 +76,34 @@ void bwd(const AttentionParams& p, const py::array& q, const py::array& k, const
 }
 
 void register_attention(py::module_& m) {
-  m.def("attention_forward", [](py::sequence params, py::array q, py::array k, py::array v, py::array mask,
-                                py::array moff, py::array out, py::array lse) {
-    auto p = attention_params(params);
-    if (float_dtype_of(q, "q") == DType::Float32) fwd<float>(p, q, k, v, mask, moff, out, lse);
-    else fwd<double>(p, q, k, v, mask, moff, out, lse);
-  },
-  "Scaled dot-product attention forward into out and lse (log-sum-exp per query row).",
-  py::arg("params"), py::arg("q"), py::arg("k"), py::arg("v"), py::arg("mask"), py::arg("moff"), py::arg("out"),
-  py::arg("lse"));
-  m.def("attention_backward", [](py::sequence params, py::array q, py::array k, py::array v, py::array mask,
-                                 py::array moff, py::array out, py::array lse, py::array dout, py::array dq,
-                                 py::array dk, py::array dv) {
-    auto p = attention_params(params);
-    if (float_dtype_of(q, "q") == DType::Float32) bwd<float>(p, q, k, v, mask, moff, out, lse, dout, dq, dk, dv);
-    else bwd<double>(p, q, k, v, mask, moff, out, lse, dout, dq, dk, dv);
-  },
-  "Attention backward: dq, dk, dv (all written) from the forward's out and lse.",
-  py::arg("params"), py::arg("q"), py::arg("k"), py::arg("v"), py::arg("mask"), py::arg("moff"), py::arg("out"),
-  py::arg("lse"), py::arg("dout"), py::arg("dq"), py::arg("dk"), py::arg("dv"));
-  m.def("attention_isa", [](py::sequence) { return std::string(cpu::attention_isa()); },
-        "The ISA copy the attention kernels run on ('generic', 'avx2', 'avx512').", py::arg("params"));
+  m.def(
+      "attention_forward",
+      [](py::sequence params, py::array q, py::array k, py::array v, py::array mask, py::array moff, py::array out,
+         py::array lse) {
+        auto p = attention_params(params);
+        if (float_dtype_of(q, "q") == DType::Float32)
+          fwd<float>(p, q, k, v, mask, moff, out, lse);
+        else
+          fwd<double>(p, q, k, v, mask, moff, out, lse);
+      },
+      "Scaled dot-product attention forward into out and lse (log-sum-exp per query row).", py::arg("params"),
+      py::arg("q"), py::arg("k"), py::arg("v"), py::arg("mask"), py::arg("moff"), py::arg("out"), py::arg("lse"));
+  m.def(
+      "attention_backward",
+      [](py::sequence params, py::array q, py::array k, py::array v, py::array mask, py::array moff, py::array out,
+         py::array lse, py::array dout, py::array dq, py::array dk, py::array dv) {
+        auto p = attention_params(params);
+        if (float_dtype_of(q, "q") == DType::Float32)
+          bwd<float>(p, q, k, v, mask, moff, out, lse, dout, dq, dk, dv);
+        else
+          bwd<double>(p, q, k, v, mask, moff, out, lse, dout, dq, dk, dv);
+      },
+      "Attention backward: dq, dk, dv (all written) from the forward's out and lse.", py::arg("params"), py::arg("q"),
+      py::arg("k"), py::arg("v"), py::arg("mask"), py::arg("moff"), py::arg("out"), py::arg("lse"), py::arg("dout"),
+      py::arg("dq"), py::arg("dk"), py::arg("dv"));
+  m.def(
+      "attention_isa", [](py::sequence) { return std::string(cpu::attention_isa()); },
+      "The ISA copy the attention kernels run on ('generic', 'avx2', 'avx512').", py::arg("params"));
 }
 
 DK_REGISTER_BINDINGS(register_attention);

@@ -10,10 +10,11 @@ namespace {
 
 // Built by functional/conv.py's _conv_params, one key per Conv2dParams field.
 Conv2dParams conv_params(const py::dict& d) {
-  static const FieldNames names{"N", "C", "H", "W", "K", "kh", "kw", "Ho", "Wo", "sh", "sw", "ph", "pw", "dh", "dw", "G"};
+  static const FieldNames names{"N",  "C",  "H",  "W",  "K",  "kh", "kw", "Ho",
+                                "Wo", "sh", "sw", "ph", "pw", "dh", "dw", "G"};
   Conv2dParams p{};
-  int64_t* fields[] = {&p.N, &p.C, &p.H, &p.W, &p.K, &p.kh, &p.kw, &p.Ho, &p.Wo, &p.sh, &p.sw, &p.ph, &p.pw, &p.dh,
-                       &p.dw, &p.G};
+  int64_t* fields[] = {&p.N,  &p.C,  &p.H,  &p.W,  &p.K,  &p.kh, &p.kw, &p.Ho,
+                       &p.Wo, &p.sh, &p.sw, &p.ph, &p.pw, &p.dh, &p.dw, &p.G};
   read_fields(d, names, fields, "conv2d params");
   if (p.G < 1 || p.C % p.G != 0 || p.K % p.G != 0) throw py::value_error("conv2d params: G must divide C and K");
   return p;
@@ -67,15 +68,19 @@ void bwd(const Conv2dParams& p, const py::array& x, const py::array& w, const py
 void register_conv(py::module_& m) {
   m.def("conv2d_forward", [](py::dict params, py::array x, py::array w, py::object b, py::array y) {
     auto p = conv_params(params);
-    if (float_dtype_of(x, "x") == DType::Float32) fwd<float>(p, x, w, b, y);
-    else fwd<double>(p, x, w, b, y);
+    if (float_dtype_of(x, "x") == DType::Float32)
+      fwd<float>(p, x, w, b, y);
+    else
+      fwd<double>(p, x, w, b, y);
   });
-  m.def("conv2d_backward", [](py::dict params, py::array x, py::array w, py::array dy, py::object dx,
-                              py::object dw, py::object db) {
-    auto p = conv_params(params);
-    if (float_dtype_of(x, "x") == DType::Float32) bwd<float>(p, x, w, dy, dx, dw, db);
-    else bwd<double>(p, x, w, dy, dx, dw, db);
-  });
+  m.def("conv2d_backward",
+        [](py::dict params, py::array x, py::array w, py::array dy, py::object dx, py::object dw, py::object db) {
+          auto p = conv_params(params);
+          if (float_dtype_of(x, "x") == DType::Float32)
+            bwd<float>(p, x, w, dy, dx, dw, db);
+          else
+            bwd<double>(p, x, w, dy, dx, dw, db);
+        });
 }
 
 DK_REGISTER_BINDINGS(register_conv);

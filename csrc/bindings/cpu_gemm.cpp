@@ -31,15 +31,20 @@ void register_gemm(py::module_& m) {
   m.def(
       "gemm",
       [](py::array a, py::array b, py::array c, bool ta, bool tb, double alpha, double beta, bool parallel) {
-        if (float_dtype_of(c, "c") == DType::Float32) run<float>(a, b, c, ta, tb, alpha, beta, parallel);
-        else run<double>(a, b, c, ta, tb, alpha, beta, parallel);
+        if (float_dtype_of(c, "c") == DType::Float32)
+          run<float>(a, b, c, ta, tb, alpha, beta, parallel);
+        else
+          run<double>(a, b, c, ta, tb, alpha, beta, parallel);
       },
       "c = alpha * op(a) @ op(b) + beta * c (row-major; beta == 0: c is write-only).", py::arg("a"), py::arg("b"),
       py::arg("c"), py::arg("trans_a") = false, py::arg("trans_b") = false, py::arg("alpha") = 1.0,
       py::arg("beta") = 0.0, py::arg("parallel") = true);
-  m.def("gemm_kernel_name", [](const std::string& dtype) {
-    return std::string(dtype == "float64" ? cpu::gemm_kernel<double>().name : cpu::gemm_kernel<float>().name);
-  }, "The GEMM micro-kernel in use for 'float32' or 'float64', e.g. 'avx512 8x32'.", py::arg("dtype"));
+  m.def(
+      "gemm_kernel_name",
+      [](const std::string& dtype) {
+        return std::string(dtype == "float64" ? cpu::gemm_kernel<double>().name : cpu::gemm_kernel<float>().name);
+      },
+      "The GEMM micro-kernel in use for 'float32' or 'float64', e.g. 'avx512 8x32'.", py::arg("dtype"));
 }
 
 DK_REGISTER_BINDINGS(register_gemm);

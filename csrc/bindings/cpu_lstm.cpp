@@ -67,10 +67,9 @@ void fwd(const LstmParams& p, const py::array& x, const py::object& h0, const py
 }
 
 template <typename T>
-void bwd(const LstmParams& p, const py::array& xh, const py::array& w_ih, const py::array& w_hh,
-         const py::array& gates, const py::array& cs, const py::object& dy,
-         const py::object& dhT, const py::object& dcT, py::array& dx, const py::object& dh0, const py::object& dc0,
-         py::array& dw_ih, py::array& dw_hh, const py::object& db) {
+void bwd(const LstmParams& p, const py::array& xh, const py::array& w_ih, const py::array& w_hh, const py::array& gates,
+         const py::array& cs, const py::object& dy, const py::object& dhT, const py::object& dcT, py::array& dx,
+         const py::object& dh0, const py::object& dc0, py::array& dw_ih, py::array& dw_hh, const py::object& db) {
   const int64_t BH = p.B * p.H, G = p.G();
   const T* xhp = req_in<T>(xh, p.rows() * (p.I + p.H), "xh");
   const T* wip = req_in<T>(w_ih, G * p.I, "w_ih");
@@ -91,28 +90,34 @@ void bwd(const LstmParams& p, const py::array& xh, const py::array& w_ih, const 
 }
 
 void register_lstm(py::module_& m) {
-  m.def("lstm_forward", [](py::sequence params, py::array x, py::object h0, py::object c0, py::array w_ih,
-                           py::array w_hh, py::object b_ih, py::object b_hh, py::array y, py::array hT, py::array cT,
-                           py::object gates, py::object xh, py::object cs) {
-    auto p = lstm_params(params);
-    if (float_dtype_of(x, "x") == DType::Float32) fwd<float>(p, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, hT, cT, gates, xh, cs);
-    else fwd<double>(p, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, hT, cT, gates, xh, cs);
-  },
-  "LSTM over a sequence into y, hT, cT; gates, xh, cs (saved for the backward) may be None.",
-  py::arg("params"), py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
-  py::arg("b_hh"), py::arg("y"), py::arg("hT"), py::arg("cT"), py::arg("gates"), py::arg("xh"), py::arg("cs"));
-  m.def("lstm_backward", [](py::sequence params, py::array xh, py::array w_ih, py::array w_hh, py::array gates,
-                            py::array cs, py::object dy, py::object dhT, py::object dcT, py::array dx,
-                            py::object dh0, py::object dc0, py::array dw_ih, py::array dw_hh, py::object db) {
-    auto p = lstm_params(params);
-    if (float_dtype_of(xh, "xh") == DType::Float32)
-      bwd<float>(p, xh, w_ih, w_hh, gates, cs, dy, dhT, dcT, dx, dh0, dc0, dw_ih, dw_hh, db);
-    else bwd<double>(p, xh, w_ih, w_hh, gates, cs, dy, dhT, dcT, dx, dh0, dc0, dw_ih, dw_hh, db);
-  },
-  "LSTM backpropagation through time from the forward's saved xh, gates, cs; None where absent.",
-  py::arg("params"), py::arg("xh"), py::arg("w_ih"), py::arg("w_hh"), py::arg("gates"), py::arg("cs"), py::arg("dy"),
-  py::arg("dhT"), py::arg("dcT"), py::arg("dx"), py::arg("dh0"), py::arg("dc0"), py::arg("dw_ih"), py::arg("dw_hh"),
-  py::arg("db"));
+  m.def(
+      "lstm_forward",
+      [](py::sequence params, py::array x, py::object h0, py::object c0, py::array w_ih, py::array w_hh,
+         py::object b_ih, py::object b_hh, py::array y, py::array hT, py::array cT, py::object gates, py::object xh,
+         py::object cs) {
+        auto p = lstm_params(params);
+        if (float_dtype_of(x, "x") == DType::Float32)
+          fwd<float>(p, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, hT, cT, gates, xh, cs);
+        else
+          fwd<double>(p, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, hT, cT, gates, xh, cs);
+      },
+      "LSTM over a sequence into y, hT, cT; gates, xh, cs (saved for the backward) may be None.", py::arg("params"),
+      py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"), py::arg("b_hh"),
+      py::arg("y"), py::arg("hT"), py::arg("cT"), py::arg("gates"), py::arg("xh"), py::arg("cs"));
+  m.def(
+      "lstm_backward",
+      [](py::sequence params, py::array xh, py::array w_ih, py::array w_hh, py::array gates, py::array cs,
+         py::object dy, py::object dhT, py::object dcT, py::array dx, py::object dh0, py::object dc0, py::array dw_ih,
+         py::array dw_hh, py::object db) {
+        auto p = lstm_params(params);
+        if (float_dtype_of(xh, "xh") == DType::Float32)
+          bwd<float>(p, xh, w_ih, w_hh, gates, cs, dy, dhT, dcT, dx, dh0, dc0, dw_ih, dw_hh, db);
+        else
+          bwd<double>(p, xh, w_ih, w_hh, gates, cs, dy, dhT, dcT, dx, dh0, dc0, dw_ih, dw_hh, db);
+      },
+      "LSTM backpropagation through time from the forward's saved xh, gates, cs; None where absent.", py::arg("params"),
+      py::arg("xh"), py::arg("w_ih"), py::arg("w_hh"), py::arg("gates"), py::arg("cs"), py::arg("dy"), py::arg("dhT"),
+      py::arg("dcT"), py::arg("dx"), py::arg("dh0"), py::arg("dc0"), py::arg("dw_ih"), py::arg("dw_hh"), py::arg("db"));
 }
 
 DK_REGISTER_BINDINGS(register_lstm);

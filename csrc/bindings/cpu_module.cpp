@@ -9,7 +9,8 @@ PYBIND11_MODULE(_cpu, m) {
   m.doc() = "deepkern CPU kernels (C++17, OpenMP)";
   m.def("set_num_threads", &dk::cpu::set_num_threads, "Threads the CPU kernels use.", pybind11::arg("n"));
   m.def("get_num_threads", &dk::cpu::num_threads, "Threads the CPU kernels use.");
-  m.def("isa", [] { return std::string(dk::cpu::isa_name(dk::cpu::best_isa())); },
-        "The SIMD kernel family chosen for this CPU at run time.");
+  m.def(
+      "isa", [] { return std::string(dk::cpu::isa_name(dk::cpu::best_isa())); },
+      "The SIMD kernel family chosen for this CPU at run time.");
   for (auto fn : dk::bind::registry()) fn(m);
 }

@@ -8,12 +8,12 @@ namespace {
 
 // Built by functional/pooling.py's _pool_params, one key per Pool2dParams field.
 Pool2dParams pool_params(const py::dict& d) {
-  static const FieldNames names{"N", "C", "H", "W", "Ho", "Wo", "kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw",
-                                "divisor", "count_pad"};
+  static const FieldNames names{"N",  "C",  "H",  "W",  "Ho", "Wo", "kh",      "kw",
+                                "sh", "sw", "ph", "pw", "dh", "dw", "divisor", "count_pad"};
   Pool2dParams p{};
   int64_t count_pad = 1;
-  int64_t* fields[] = {&p.N, &p.C, &p.H, &p.W, &p.Ho, &p.Wo, &p.kh, &p.kw, &p.sh, &p.sw, &p.ph, &p.pw, &p.dh, &p.dw,
-                       &p.divisor, &count_pad};
+  int64_t* fields[] = {&p.N,  &p.C,  &p.H,  &p.W,  &p.Ho, &p.Wo, &p.kh,      &p.kw,
+                       &p.sh, &p.sw, &p.ph, &p.pw, &p.dh, &p.dw, &p.divisor, &count_pad};
   read_fields(d, names, fields, "pool params");
   p.count_pad = count_pad != 0;
   return p;
@@ -66,23 +66,31 @@ void avg_bwd(const Pool2dParams& p, const py::array& dy, py::array& dx) {
 void register_pooling(py::module_& m) {
   m.def("max_pool2d_forward", [](py::dict params, py::array x, py::array y, py::array idx) {
     auto p = pool_params(params);
-    if (float_dtype_of(x, "x") == DType::Float32) max_fwd<float>(p, x, y, idx);
-    else max_fwd<double>(p, x, y, idx);
+    if (float_dtype_of(x, "x") == DType::Float32)
+      max_fwd<float>(p, x, y, idx);
+    else
+      max_fwd<double>(p, x, y, idx);
   });
   m.def("max_pool2d_backward", [](py::dict params, py::array dy, py::array idx, py::array dx) {
     auto p = pool_params(params);
-    if (float_dtype_of(dy, "dy") == DType::Float32) max_bwd<float>(p, dy, idx, dx);
-    else max_bwd<double>(p, dy, idx, dx);
+    if (float_dtype_of(dy, "dy") == DType::Float32)
+      max_bwd<float>(p, dy, idx, dx);
+    else
+      max_bwd<double>(p, dy, idx, dx);
   });
   m.def("avg_pool2d_forward", [](py::dict params, py::array x, py::array y) {
     auto p = pool_params(params);
-    if (float_dtype_of(x, "x") == DType::Float32) avg_fwd<float>(p, x, y);
-    else avg_fwd<double>(p, x, y);
+    if (float_dtype_of(x, "x") == DType::Float32)
+      avg_fwd<float>(p, x, y);
+    else
+      avg_fwd<double>(p, x, y);
   });
   m.def("avg_pool2d_backward", [](py::dict params, py::array dy, py::array dx) {
     auto p = pool_params(params);
-    if (float_dtype_of(dy, "dy") == DType::Float32) avg_bwd<float>(p, dy, dx);
-    else avg_bwd<double>(p, dy, dx);
+    if (float_dtype_of(dy, "dy") == DType::Float32)
+      avg_bwd<float>(p, dy, dx);
+    else
+      avg_bwd<double>(p, dy, dx);
   });
 }
 

@@ -40,14 +40,24 @@ void backward(const py::array& dy, const py::array& active, py::array& dx) {
 }
 
 void register_relu(py::module_& m) {
-  m.def("relu_forward", [](py::array x, py::array y, py::array active) {
-    if (float_dtype_of(x, "x") == DType::Float32) forward<float>(x, y, active);
-    else forward<double>(x, y, active);
-  }, "y = max(x, 0) and the uint8 mask of active units.", py::arg("x"), py::arg("y"), py::arg("active"));
-  m.def("relu_backward", [](py::array dy, py::array active, py::array dx) {
-    if (float_dtype_of(dy, "dy") == DType::Float32) backward<float>(dy, active, dx);
-    else backward<double>(dy, active, dx);
-  }, "dx = dy where active, else 0.", py::arg("dy"), py::arg("active"), py::arg("dx"));
+  m.def(
+      "relu_forward",
+      [](py::array x, py::array y, py::array active) {
+        if (float_dtype_of(x, "x") == DType::Float32)
+          forward<float>(x, y, active);
+        else
+          forward<double>(x, y, active);
+      },
+      "y = max(x, 0) and the uint8 mask of active units.", py::arg("x"), py::arg("y"), py::arg("active"));
+  m.def(
+      "relu_backward",
+      [](py::array dy, py::array active, py::array dx) {
+        if (float_dtype_of(dy, "dy") == DType::Float32)
+          backward<float>(dy, active, dx);
+        else
+          backward<double>(dy, active, dx);
+      },
+      "dx = dy where active, else 0.", py::arg("dy"), py::arg("active"), py::arg("dx"));
 }
 
 DK_REGISTER_BINDINGS(register_relu);

@@ -46,10 +46,10 @@ void register_attention(py::module_& m) {
     const bool has_mask = p.has_mask != 0;
     py::gil_scoped_release nogil;
     cuda::attention_backward(p, static_cast<DType>(dtype), ptr<const void>(q), ptr<const void>(k), ptr<const void>(v),
-                             has_mask ? ptr<const void>(mask) : nullptr,
-                             has_mask ? ptr<const int64_t>(moff) : nullptr, ptr<const void>(out), ptr<const void>(lse),
-                             ptr<const void>(dout), ptr<void>(dq), ptr<void>(dk), ptr<void>(dv), ptr<void>(drow),
-                             dq_acc ? ptr<void>(dq_acc) : nullptr, deterministic, stream);
+                             has_mask ? ptr<const void>(mask) : nullptr, has_mask ? ptr<const int64_t>(moff) : nullptr,
+                             ptr<const void>(out), ptr<const void>(lse), ptr<const void>(dout), ptr<void>(dq),
+                             ptr<void>(dk), ptr<void>(dv), ptr<void>(drow), dq_acc ? ptr<void>(dq_acc) : nullptr,
+                             deterministic, stream);
   });
 }
 

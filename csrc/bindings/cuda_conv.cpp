@@ -37,13 +37,13 @@ P* ptr(uintptr_t a) {
 }
 
 void register_conv(py::module_& m) {
-  m.def("conv2d_forward", [](py::sequence params, int dtype, uintptr_t x, uintptr_t w, uintptr_t b, uintptr_t y,
-                             uintptr_t stream) {
-    auto c = conv_call(params);
-    py::gil_scoped_release nogil;
-    cuda::conv2d_forward(c.p, static_cast<DType>(dtype), c.tf32, ptr<const void>(x), ptr<const void>(w),
-                         ptr<const void>(b), ptr<void>(y), stream);
-  });
+  m.def("conv2d_forward",
+        [](py::sequence params, int dtype, uintptr_t x, uintptr_t w, uintptr_t b, uintptr_t y, uintptr_t stream) {
+          auto c = conv_call(params);
+          py::gil_scoped_release nogil;
+          cuda::conv2d_forward(c.p, static_cast<DType>(dtype), c.tf32, ptr<const void>(x), ptr<const void>(w),
+                               ptr<const void>(b), ptr<void>(y), stream);
+        });
   m.def("conv2d_backward_workspace", [](py::sequence params, int dtype) {
     auto c = conv_call(params);
     return cuda::conv2d_backward_workspace(c.p, static_cast<DType>(dtype), c.tf32);
@@ -56,7 +56,9 @@ void register_conv(py::module_& m) {
                           ptr<const void>(dy), ptr<void>(dx), ptr<void>(dw), ptr<void>(db), ptr<void>(ws), stream);
   });
   m.def("gemm", [](py::sequence params, int dtype, uintptr_t a, uintptr_t b, uintptr_t c, uintptr_t stream) {
-    if (py::len(params) != 11) throw py::value_error("gemm params: expected (M, N, K, lda, ldb, ldc, trans_a, trans_b, alpha, beta, allow_tf32)");
+    if (py::len(params) != 11)
+      throw py::value_error(
+          "gemm params: expected (M, N, K, lda, ldb, ldc, trans_a, trans_b, alpha, beta, allow_tf32)");
     cuda::GemmParams p{params[0].cast<int64_t>(), params[1].cast<int64_t>(), params[2].cast<int64_t>(),
                        params[3].cast<int64_t>(), params[4].cast<int64_t>(), params[5].cast<int64_t>(),
                        params[6].cast<bool>(),    params[7].cast<bool>(),    params[8].cast<double>(),

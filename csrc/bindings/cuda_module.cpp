@@ -19,7 +19,8 @@ PYBIND11_MODULE(DK_CUDA_MODULE_NAME, m) {
   const char* other = "deepkern._cuda_sim";
 #endif
   if (pybind11::module_::import("sys").attr("modules").contains(other))
-    throw pybind11::import_error(std::string("deepkern: ") + other + " is already loaded in this process; "
+    throw pybind11::import_error(std::string("deepkern: ") + other +
+                                 " is already loaded in this process; "
                                  "_cuda and _cuda_sim never load together (see DEEPKERN_CUDA_SIM)");
 #ifdef DEEPKERN_SIMT
   m.doc() = "deepkern CUDA kernels on the SIMT host simulator (host pointers; tests only)";

@@ -21,25 +21,25 @@ Pool2dParams pool_params(const py::sequence& s) {
 }
 
 void register_pooling(py::module_& m) {
-  m.def("max_pool2d_forward", [](py::sequence params, int dtype, uintptr_t x, uintptr_t y, uintptr_t idx,
-                                 uintptr_t stream) {
-    auto p = pool_params(params);
-    py::gil_scoped_release nogil;
-    cuda::max_pool2d_forward(p, static_cast<DType>(dtype), reinterpret_cast<const void*>(x),
-                             reinterpret_cast<void*>(y), reinterpret_cast<int64_t*>(idx), stream);
-  });
-  m.def("max_pool2d_backward", [](py::sequence params, int dtype, uintptr_t dy, uintptr_t idx, uintptr_t dx,
-                                  uintptr_t stream) {
-    auto p = pool_params(params);
-    py::gil_scoped_release nogil;
-    cuda::max_pool2d_backward(p, static_cast<DType>(dtype), reinterpret_cast<const void*>(dy),
-                              reinterpret_cast<const int64_t*>(idx), reinterpret_cast<void*>(dx), stream);
-  });
+  m.def("max_pool2d_forward",
+        [](py::sequence params, int dtype, uintptr_t x, uintptr_t y, uintptr_t idx, uintptr_t stream) {
+          auto p = pool_params(params);
+          py::gil_scoped_release nogil;
+          cuda::max_pool2d_forward(p, static_cast<DType>(dtype), reinterpret_cast<const void*>(x),
+                                   reinterpret_cast<void*>(y), reinterpret_cast<int64_t*>(idx), stream);
+        });
+  m.def("max_pool2d_backward",
+        [](py::sequence params, int dtype, uintptr_t dy, uintptr_t idx, uintptr_t dx, uintptr_t stream) {
+          auto p = pool_params(params);
+          py::gil_scoped_release nogil;
+          cuda::max_pool2d_backward(p, static_cast<DType>(dtype), reinterpret_cast<const void*>(dy),
+                                    reinterpret_cast<const int64_t*>(idx), reinterpret_cast<void*>(dx), stream);
+        });
   m.def("avg_pool2d_forward", [](py::sequence params, int dtype, uintptr_t x, uintptr_t y, uintptr_t stream) {
     auto p = pool_params(params);
     py::gil_scoped_release nogil;
-    cuda::avg_pool2d_forward(p, static_cast<DType>(dtype), reinterpret_cast<const void*>(x),
-                             reinterpret_cast<void*>(y), stream);
+    cuda::avg_pool2d_forward(p, static_cast<DType>(dtype), reinterpret_cast<const void*>(x), reinterpret_cast<void*>(y),
+                             stream);
   });
   m.def("avg_pool2d_backward", [](py::sequence params, int dtype, uintptr_t dy, uintptr_t dx, uintptr_t stream) {
     auto p = pool_params(params);

@@ -13,8 +13,8 @@ namespace dk {
 
 struct AttentionParams {
   int64_t BH, Lq, Lk, D, Dv;
-  int64_t causal;    // 1: query i attends keys j <= i (PyTorch's top-left alignment)
-  int64_t has_mask;  // 1: mask / mask_off are given
+  int64_t causal;      // 1: query i attends keys j <= i (PyTorch's top-left alignment)
+  int64_t has_mask;    // 1: mask / mask_off are given
   int64_t m_rs, m_cs;  // mask element strides along Lq and Lk (0 where broadcast)
   double scale;        // multiplies q.k (default 1/sqrt(D), set in Python)
 };

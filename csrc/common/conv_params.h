@@ -24,9 +24,7 @@ struct Conv2dParams {
   // Every group has one input channel (K = m*C: each channel feeds m outputs of its own).
   DK_HOST_DEVICE bool is_depthwise() const { return G > 1 && G == C; }
   // 1x1, stride 1, no padding: the input plane is already the im2col matrix.
-  DK_HOST_DEVICE bool is_pointwise() const {
-    return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
-  }
+  DK_HOST_DEVICE bool is_pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
 };
 
 }  // namespace dk

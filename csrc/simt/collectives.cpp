@@ -24,10 +24,22 @@ void shuffle(WarpOp** ops, unsigned mask, Shfl mode) {
     int j = lane;
     bool ok = false;
     switch (mode) {
-      case Shfl::Up: j = lane - b; ok = j >= max_lane; break;
-      case Shfl::Down: j = lane + b; ok = j <= max_lane; break;
-      case Shfl::Bfly: j = lane ^ (b & 0x1f); ok = j <= max_lane; break;
-      case Shfl::Idx: j = min_lane | (b & 0x1f & ~seg); ok = j <= max_lane; break;
+      case Shfl::Up:
+        j = lane - b;
+        ok = j >= max_lane;
+        break;
+      case Shfl::Down:
+        j = lane + b;
+        ok = j <= max_lane;
+        break;
+      case Shfl::Bfly:
+        j = lane ^ (b & 0x1f);
+        ok = j <= max_lane;
+        break;
+      case Shfl::Idx:
+        j = min_lane | (b & 0x1f & ~seg);
+        ok = j <= max_lane;
+        break;
     }
     if (!ok) j = lane;
     op->result = (mask >> j & 1) ? in[j] : ~uint64_t(0);
@@ -60,12 +72,24 @@ void resolve_ballot(WarpOp** ops, unsigned) {
     if (ops[l]) ops[l]->result = bits;
 }
 
-void resolve_reduce_add(WarpOp** ops, unsigned) { reduce(ops, [](uint32_t a, uint32_t b) { return a + b; }); }
-void resolve_reduce_and(WarpOp** ops, unsigned) { reduce(ops, [](uint32_t a, uint32_t b) { return a & b; }); }
-void resolve_reduce_or(WarpOp** ops, unsigned) { reduce(ops, [](uint32_t a, uint32_t b) { return a | b; }); }
-void resolve_reduce_xor(WarpOp** ops, unsigned) { reduce(ops, [](uint32_t a, uint32_t b) { return a ^ b; }); }
-void resolve_reduce_min_u(WarpOp** ops, unsigned) { reduce(ops, [](uint32_t a, uint32_t b) { return a < b ? a : b; }); }
-void resolve_reduce_max_u(WarpOp** ops, unsigned) { reduce(ops, [](uint32_t a, uint32_t b) { return a > b ? a : b; }); }
+void resolve_reduce_add(WarpOp** ops, unsigned) {
+  reduce(ops, [](uint32_t a, uint32_t b) { return a + b; });
+}
+void resolve_reduce_and(WarpOp** ops, unsigned) {
+  reduce(ops, [](uint32_t a, uint32_t b) { return a & b; });
+}
+void resolve_reduce_or(WarpOp** ops, unsigned) {
+  reduce(ops, [](uint32_t a, uint32_t b) { return a | b; });
+}
+void resolve_reduce_xor(WarpOp** ops, unsigned) {
+  reduce(ops, [](uint32_t a, uint32_t b) { return a ^ b; });
+}
+void resolve_reduce_min_u(WarpOp** ops, unsigned) {
+  reduce(ops, [](uint32_t a, uint32_t b) { return a < b ? a : b; });
+}
+void resolve_reduce_max_u(WarpOp** ops, unsigned) {
+  reduce(ops, [](uint32_t a, uint32_t b) { return a > b ? a : b; });
+}
 void resolve_reduce_min_s(WarpOp** ops, unsigned) {
   reduce(ops, [](uint32_t a, uint32_t b) { return int32_t(a) < int32_t(b) ? a : b; });
 }

@@ -137,18 +137,18 @@ void fiber_init(Fiber& f, size_t stack_bytes, void (*entry)(void*), void* arg) {
 #if defined(__x86_64__)
   // Popped by simt_switch, lowest first: control words, r15, r14, r13, r12, rbx, rbp, return address.
   s[-1] = reinterpret_cast<uint64_t>(&simt_fiber_start);
-  s[-2] = 0;                                    // rbp
-  s[-3] = 0;                                    // rbx
-  s[-4] = reinterpret_cast<uint64_t>(arg);      // r12
-  s[-5] = reinterpret_cast<uint64_t>(entry);    // r13
-  s[-6] = s[-7] = 0;                            // r14, r15
-  s[-8] = 0x1F80 | (uint64_t(0x037F) << 32);   // mxcsr, x87 control word (the defaults)
+  s[-2] = 0;                                  // rbp
+  s[-3] = 0;                                  // rbx
+  s[-4] = reinterpret_cast<uint64_t>(arg);    // r12
+  s[-5] = reinterpret_cast<uint64_t>(entry);  // r13
+  s[-6] = s[-7] = 0;                          // r14, r15
+  s[-8] = 0x1F80 | (uint64_t(0x037F) << 32);  // mxcsr, x87 control word (the defaults)
   f.sp = s - 8;
 #elif defined(__aarch64__)
   uint64_t* fr = s - 20;  // 160-byte frame: x19..x30, d8..d15
   for (int i = 0; i < 20; ++i) fr[i] = 0;
-  fr[0] = reinterpret_cast<uint64_t>(arg);      // x19
-  fr[1] = reinterpret_cast<uint64_t>(entry);    // x20
+  fr[0] = reinterpret_cast<uint64_t>(arg);                 // x19
+  fr[1] = reinterpret_cast<uint64_t>(entry);               // x20
   fr[11] = reinterpret_cast<uint64_t>(&simt_fiber_start);  // x30
   f.sp = fr;
 #else

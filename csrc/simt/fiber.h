@@ -7,11 +7,11 @@
 namespace simt {
 
 struct Fiber {
-  void* sp = nullptr;        // saved stack pointer while switched out
-  char* stack = nullptr;     // lowest usable byte (nullptr: the OS thread's own stack)
+  void* sp = nullptr;     // saved stack pointer while switched out
+  char* stack = nullptr;  // lowest usable byte (nullptr: the OS thread's own stack)
   size_t size = 0;
   void* asan_fake = nullptr;
-  void* uctx = nullptr;      // ucontext fallback only
+  void* uctx = nullptr;  // ucontext fallback only
   ~Fiber();
 };
 

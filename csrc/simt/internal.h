@@ -36,8 +36,8 @@ struct Thread {
   int line = 0;
   int bar_kind = 0, bar_pred = 0, bar_result = 0;
   WarpOp* op = nullptr;
-  std::vector<Copy> uncommitted;              // cp.async issued since the last commit
-  std::vector<std::vector<Copy>> in_flight;   // committed groups, oldest first
+  std::vector<Copy> uncommitted;             // cp.async issued since the last commit
+  std::vector<std::vector<Copy>> in_flight;  // committed groups, oldest first
 };
 
 enum class Order { Ascending, Reversed, Random };
@@ -59,9 +59,9 @@ struct Block {
   long long linear = 0;
   Thread** threads = nullptr;  // n threads, linear order
   int n = 0;
-  unsigned char* dyn = nullptr;          // dynamic shared memory (L->smem bytes, then a guard)
-  std::vector<unsigned char> dyn_owned;  // its storage (plain build)
-  std::vector<unsigned char> smem_image; // static shared memory while switched out (cooperative)
+  unsigned char* dyn = nullptr;           // dynamic shared memory (L->smem bytes, then a guard)
+  std::vector<unsigned char> dyn_owned;   // its storage (plain build)
+  std::vector<unsigned char> smem_image;  // static shared memory while switched out (cooperative)
   std::vector<int> order;
   uint64_t rng = 0;
   std::string failure;  // set by fail(): the launch ends with this message
@@ -76,7 +76,7 @@ struct Worker {
     for (Thread* t : pool) delete t;
   }
   Thread* current = nullptr;
-  Block* smem_owner = nullptr;  // whose static shared memory the section holds (cooperative)
+  Block* smem_owner = nullptr;   // whose static shared memory the section holds (cooperative)
   std::vector<size_t> redzones;  // ASan build: offsets of the red zones in the section
   Worker();
 };

@@ -81,8 +81,8 @@ inline void __syncwarp(unsigned mask = 0xffffffffu, SIMT_SITE) {
 }
 inline unsigned __activemask() { return ::simt::active_mask(); }
 
-#define SIMT_REDUCE(NAME, T, RESOLVE)                                                                    \
-  inline T NAME(unsigned mask, T value, SIMT_SITE) {                                                    \
+#define SIMT_REDUCE(NAME, T, RESOLVE)                                                                         \
+  inline T NAME(unsigned mask, T value, SIMT_SITE) {                                                          \
     return (T)::simt::collective(::simt::RESOLVE, #NAME, mask, (uint64_t)(uint32_t)value, 0, 32, file, line); \
   }
 SIMT_REDUCE(__reduce_add_sync, unsigned, resolve_reduce_add)
@@ -113,18 +113,22 @@ T atomic_update(T* p, F f) {  // compare-and-swap loop for types without a nativ
 }
 }  // namespace simt
 
-#define SIMT_INT_ATOMICS(T)                                                                                    \
-  inline T atomicAdd(T* p, T v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }                         \
-  inline T atomicSub(T* p, T v) { return __atomic_fetch_sub(p, v, __ATOMIC_SEQ_CST); }                         \
-  inline T atomicAnd(T* p, T v) { return __atomic_fetch_and(p, v, __ATOMIC_SEQ_CST); }                         \
-  inline T atomicOr(T* p, T v) { return __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST); }                           \
-  inline T atomicXor(T* p, T v) { return __atomic_fetch_xor(p, v, __ATOMIC_SEQ_CST); }                         \
-  inline T atomicExch(T* p, T v) { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }                       \
-  inline T atomicMax(T* p, T v) { return ::simt::atomic_update<T, T>(p, [v](T o) { return o > v ? o : v; }); } \
-  inline T atomicMin(T* p, T v) { return ::simt::atomic_update<T, T>(p, [v](T o) { return o < v ? o : v; }); } \
-  inline T atomicCAS(T* p, T expected, T desired) {                                                            \
-    __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);             \
-    return expected;                                                                                           \
+#define SIMT_INT_ATOMICS(T)                                                                        \
+  inline T atomicAdd(T* p, T v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }             \
+  inline T atomicSub(T* p, T v) { return __atomic_fetch_sub(p, v, __ATOMIC_SEQ_CST); }             \
+  inline T atomicAnd(T* p, T v) { return __atomic_fetch_and(p, v, __ATOMIC_SEQ_CST); }             \
+  inline T atomicOr(T* p, T v) { return __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST); }               \
+  inline T atomicXor(T* p, T v) { return __atomic_fetch_xor(p, v, __ATOMIC_SEQ_CST); }             \
+  inline T atomicExch(T* p, T v) { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }           \
+  inline T atomicMax(T* p, T v) {                                                                  \
+    return ::simt::atomic_update<T, T>(p, [v](T o) { return o > v ? o : v; });                     \
+  }                                                                                                \
+  inline T atomicMin(T* p, T v) {                                                                  \
+    return ::simt::atomic_update<T, T>(p, [v](T o) { return o < v ? o : v; });                     \
+  }                                                                                                \
+  inline T atomicCAS(T* p, T expected, T desired) {                                                \
+    __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); \
+    return expected;                                                                               \
   }
 SIMT_INT_ATOMICS(int)
 SIMT_INT_ATOMICS(unsigned)
@@ -135,13 +139,18 @@ inline unsigned short atomicCAS(unsigned short* p, unsigned short expected, unsi
   __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
   return expected;
 }
-inline float atomicAdd(float* p, float v) { return ::simt::atomic_update<float, uint32_t>(p, [v](float o) { return o + v; }); }
+inline float atomicAdd(float* p, float v) {
+  return ::simt::atomic_update<float, uint32_t>(p, [v](float o) { return o + v; });
+}
 inline double atomicAdd(double* p, double v) {
   return ::simt::atomic_update<double, uint64_t>(p, [v](double o) { return o + v; });
 }
-inline float atomicExch(float* p, float v) { return ::simt::atomic_update<float, uint32_t>(p, [v](float) { return v; }); }
+inline float atomicExch(float* p, float v) {
+  return ::simt::atomic_update<float, uint32_t>(p, [v](float) { return v; });
+}
 inline __half atomicAdd(__half* p, __half v) {
-  return ::simt::atomic_update<__half, uint16_t>(p, [v](__half o) { return __float2half_rn(__half2float(o) + __half2float(v)); });
+  return ::simt::atomic_update<__half, uint16_t>(
+      p, [v](__half o) { return __float2half_rn(__half2float(o) + __half2float(v)); });
 }
 inline __half2 atomicAdd(__half2* p, __half2 v) {  // per half atomic on the GPU; one 32-bit CAS here
   return ::simt::atomic_update<__half2, uint32_t>(p, [v](__half2 o) { return __hadd2(o, v); });
@@ -153,25 +162,64 @@ inline __nv_bfloat16 atomicAdd(__nv_bfloat16* p, __nv_bfloat16 v) {
 
 // ---- loads, bit and fast-math intrinsics ----
 template <typename T>
-inline T __ldg(const T* p) { return *p; }
-#define SIMT_LOAD(NAME) \
-  template <typename T> \
-  inline T NAME(const T* p) { return *p; }
-#define SIMT_STORE(NAME) \
-  template <typename T> \
-  inline void NAME(T* p, T v) { *p = v; }
-SIMT_LOAD(__ldca) SIMT_LOAD(__ldcg) SIMT_LOAD(__ldcs) SIMT_LOAD(__ldlu) SIMT_LOAD(__ldcv)
-SIMT_STORE(__stwb) SIMT_STORE(__stcg) SIMT_STORE(__stcs) SIMT_STORE(__stwt)
+inline T __ldg(const T* p) {
+  return *p;
+}
+#define SIMT_LOAD(NAME)       \
+  template <typename T>       \
+  inline T NAME(const T* p) { \
+    return *p;                \
+  }
+#define SIMT_STORE(NAME)        \
+  template <typename T>         \
+  inline void NAME(T* p, T v) { \
+    *p = v;                     \
+  }
+// clang-format off
+SIMT_LOAD(__ldca)
+SIMT_LOAD(__ldcg)
+SIMT_LOAD(__ldcs)
+SIMT_LOAD(__ldlu)
+SIMT_LOAD(__ldcv)
+SIMT_STORE(__stwb)
+SIMT_STORE(__stcg)
+SIMT_STORE(__stcs)
+SIMT_STORE(__stwt)
+// clang-format on
 #undef SIMT_LOAD
 #undef SIMT_STORE
 inline void __nanosleep(unsigned) {}
 inline void __trap(SIMT_SITE) { ::simt::fail("__trap() called", file, line); }
-inline int __float_as_int(float x) { int r; std::memcpy(&r, &x, 4); return r; }
-inline unsigned __float_as_uint(float x) { unsigned r; std::memcpy(&r, &x, 4); return r; }
-inline float __int_as_float(int x) { float r; std::memcpy(&r, &x, 4); return r; }
-inline float __uint_as_float(unsigned x) { float r; std::memcpy(&r, &x, 4); return r; }
-inline long long __double_as_longlong(double x) { long long r; std::memcpy(&r, &x, 8); return r; }
-inline double __longlong_as_double(long long x) { double r; std::memcpy(&r, &x, 8); return r; }
+inline int __float_as_int(float x) {
+  int r;
+  std::memcpy(&r, &x, 4);
+  return r;
+}
+inline unsigned __float_as_uint(float x) {
+  unsigned r;
+  std::memcpy(&r, &x, 4);
+  return r;
+}
+inline float __int_as_float(int x) {
+  float r;
+  std::memcpy(&r, &x, 4);
+  return r;
+}
+inline float __uint_as_float(unsigned x) {
+  float r;
+  std::memcpy(&r, &x, 4);
+  return r;
+}
+inline long long __double_as_longlong(double x) {
+  long long r;
+  std::memcpy(&r, &x, 8);
+  return r;
+}
+inline double __longlong_as_double(long long x) {
+  double r;
+  std::memcpy(&r, &x, 8);
+  return r;
+}
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
 inline int __clz(int x) { return x ? __builtin_clz((unsigned)x) : 32; }
@@ -230,26 +278,26 @@ inline std::common_type_t<A, B> min(A a, B b) {
 
 // ---- half / bfloat16 math that the CUDA headers only declare for device code ----
 // Computed in float and rounded once to the 16-bit type (round to nearest even).
-#define SIMT_H16_MATH(H, TO, FROM)                                                              \
-  inline H __hfma(H a, H b, H c) { return FROM(fmaf(TO(a), TO(b), TO(c))); }                  \
-  inline H hsqrt(H a) { return FROM(sqrtf(TO(a))); }                                         \
-  inline H hrsqrt(H a) { return FROM(1.0f / sqrtf(TO(a))); }                                 \
-  inline H hrcp(H a) { return FROM(1.0f / TO(a)); }                                          \
-  inline H hexp(H a) { return FROM(expf(TO(a))); }                                           \
-  inline H hexp2(H a) { return FROM(exp2f(TO(a))); }                                         \
-  inline H hlog(H a) { return FROM(logf(TO(a))); }                                           \
-  inline H hlog2(H a) { return FROM(log2f(TO(a))); }                                         \
-  inline H htanh(H a) { return FROM(tanhf(TO(a))); }                                         \
-  inline H hsin(H a) { return FROM(sinf(TO(a))); }                                           \
+#define SIMT_H16_MATH(H, TO, FROM)                                           \
+  inline H __hfma(H a, H b, H c) { return FROM(fmaf(TO(a), TO(b), TO(c))); } \
+  inline H hsqrt(H a) { return FROM(sqrtf(TO(a))); }                         \
+  inline H hrsqrt(H a) { return FROM(1.0f / sqrtf(TO(a))); }                 \
+  inline H hrcp(H a) { return FROM(1.0f / TO(a)); }                          \
+  inline H hexp(H a) { return FROM(expf(TO(a))); }                           \
+  inline H hexp2(H a) { return FROM(exp2f(TO(a))); }                         \
+  inline H hlog(H a) { return FROM(logf(TO(a))); }                           \
+  inline H hlog2(H a) { return FROM(log2f(TO(a))); }                         \
+  inline H htanh(H a) { return FROM(tanhf(TO(a))); }                         \
+  inline H hsin(H a) { return FROM(sinf(TO(a))); }                           \
   inline H hcos(H a) { return FROM(cosf(TO(a))); }
 SIMT_H16_MATH(__half, __half2float, __float2half_rn)
 SIMT_H16_MATH(__nv_bfloat16, __bfloat162float, __float2bfloat16_rn)
 #undef SIMT_H16_MATH
-#define SIMT_H16X2_MATH(H2, H)                                                                  \
+#define SIMT_H16X2_MATH(H2, H)                                                                     \
   inline H2 __hfma2(H2 a, H2 b, H2 c) { return H2{__hfma(a.x, b.x, c.x), __hfma(a.y, b.y, c.y)}; } \
-  inline H2 h2sqrt(H2 a) { return H2{hsqrt(a.x), hsqrt(a.y)}; }                                \
-  inline H2 h2exp(H2 a) { return H2{hexp(a.x), hexp(a.y)}; }                                   \
-  inline H2 h2log(H2 a) { return H2{hlog(a.x), hlog(a.y)}; }                                   \
+  inline H2 h2sqrt(H2 a) { return H2{hsqrt(a.x), hsqrt(a.y)}; }                                    \
+  inline H2 h2exp(H2 a) { return H2{hexp(a.x), hexp(a.y)}; }                                       \
+  inline H2 h2log(H2 a) { return H2{hlog(a.x), hlog(a.y)}; }                                       \
   inline H2 h2rcp(H2 a) { return H2{hrcp(a.x), hrcp(a.y)}; }
 SIMT_H16X2_MATH(__half2, __half)
 SIMT_H16X2_MATH(__nv_bfloat162, __nv_bfloat16)

@@ -69,9 +69,7 @@ void reorder(Block& b) {
   for (int i = b.n - 1; i > 0; --i) std::swap(b.order[i], b.order[next_random(b.rng) % (i + 1)]);
 }
 
-[[noreturn]] void raise_at(const Thread* t, const std::string& what) {
-  throw Error(report(t, what, t->file, t->line));
-}
+[[noreturn]] void raise_at(const Thread* t, const std::string& what) { throw Error(report(t, what, t->file, t->line)); }
 
 void thread_main(void* p) {
   fiber_started();
@@ -122,8 +120,15 @@ bool resolve_warps(Block& b) {
         if (!(mask >> k & 1)) continue;
         Thread* o = k < lanes ? warp[k] : nullptr;
         if (!o || o->st == St::Done)
-          raise_at(t, std::string(t->what) + " with mask 0x" + [&] { char s[16]; std::snprintf(s, 16, "%08x", mask); return std::string(s); }() +
-                          " names lane " + std::to_string(k) + (o ? ", which has exited" : ", which does not exist in this block"));
+          raise_at(
+              t, std::string(t->what) + " with mask 0x" +
+                     [&] {
+                       char s[16];
+                       std::snprintf(s, 16, "%08x", mask);
+                       return std::string(s);
+                     }() +
+                     " names lane " + std::to_string(k) +
+                     (o ? ", which has exited" : ", which does not exist in this block"));
         if (o->st != St::Warp || o->op->resolve != t->op->resolve || o->op->mask != mask ||
             (t->op->resolve != resolve_syncwarp && !same_site(o, t))) {
           complete = false;
@@ -150,7 +155,8 @@ bool resolve_warps(Block& b) {
       if (!(t->op->mask >> k & 1)) continue;
       Thread* o = b.threads[t->warp * 32 + k];
       if (o != t && !(o->st == St::Warp && same_site(o, t) && o->op->mask == t->op->mask))
-        raise_at(t, std::string(t->what) + " cannot complete: lane " + std::to_string(k) + " (" + at(o) + ") is not at it");
+        raise_at(
+            t, std::string(t->what) + " cannot complete: lane " + std::to_string(k) + " (" + at(o) + ") is not at it");
     }
   }
   Thread* first = nullptr;
@@ -184,8 +190,10 @@ Outcome run(Worker& w, Block& b) {
     for (int i = 0; i < b.n; ++i) {
       Thread* t = b.threads[i];
       if (t->st == St::Done) continue;
-      if (!first) first = t;
-      else if (t->st != first->st || !same_site(t, first)) all_same = false;
+      if (!first)
+        first = t;
+      else if (t->st != first->st || !same_site(t, first))
+        all_same = false;
     }
     if (!first) return Outcome::Done;
     if (!all_same || first->st == St::Warp) deadlock(b);
@@ -264,8 +272,10 @@ void check_guards(const Block& b) {
 #if !defined(__SANITIZE_ADDRESS__)  // there ASan reports the access itself
   for (size_t i = 0; i < kGuard; ++i)
     if (b.dyn[b.L->smem + i] != 0xFF)
-      throw Error(report(t0, "a thread wrote past the end of dynamic shared memory (" + std::to_string(b.L->smem) +
-                                 " bytes; found after the block ended)", "?", 0));
+      throw Error(report(t0,
+                         "a thread wrote past the end of dynamic shared memory (" + std::to_string(b.L->smem) +
+                             " bytes; found after the block ended)",
+                         "?", 0));
   for (int i = 0; i < 16; ++i)
     if (simt_smem_begin[i] != 0xFF || simt_smem_end[i] != 0xFF)
       throw Error(report(t0, "a thread wrote outside static shared memory (found after the block ended)", "?", 0));
@@ -366,7 +376,8 @@ void validate(const Launch& L, const void* kernel) {
   auto bad = [&](const std::string& why) { throw Error("deepkern simt: invalid launch by " + L.where + ": " + why); };
   if (g.x == 0 || g.y == 0 || g.z == 0 || threads == 0) bad("empty grid or block");
   if (g.x > 2147483647u || g.y > 65535 || g.z > 65535) bad("grid dimensions over the limits (2^31-1, 65535, 65535)");
-  if (k.x > 1024 || k.y > 1024 || k.z > 64 || threads > 1024) bad("block of more than 1024 threads or over (1024,1024,64)");
+  if (k.x > 1024 || k.y > 1024 || k.z > 64 || threads > 1024)
+    bad("block of more than 1024 threads or over (1024,1024,64)");
   size_t limit = kMaxDynamicDefault;
   {
     std::lock_guard<std::mutex> lock(g_attr_mutex);
@@ -374,7 +385,8 @@ void validate(const Launch& L, const void* kernel) {
     if (it != g_max_dynamic.end()) limit = std::max(limit, it->second);
   }
   if (L.smem > limit)
-    bad(std::to_string(L.smem) + " bytes of dynamic shared memory need set_max_dynamic_shared(kernel, bytes) first (allowed: " +
+    bad(std::to_string(L.smem) +
+        " bytes of dynamic shared memory need set_max_dynamic_shared(kernel, bytes) first (allowed: " +
         std::to_string(limit) + ")");
 }
 
@@ -410,8 +422,9 @@ size_t static_smem_size() {
     const size_t linked = size_t(__stop_simt_smem - __start_simt_smem);
     const size_t here = size_t(simt_smem_end + 16 - simt_smem_begin);
     if (linked != here)
-      throw Error("deepkern simt: the simt_smem section is not bracketed by smem_begin.cpp/smem_end.cpp "
-                  "(they must be the first and last objects linked)");
+      throw Error(
+          "deepkern simt: the simt_smem section is not bracketed by smem_begin.cpp/smem_end.cpp "
+          "(they must be the first and last objects linked)");
     return here;
   }();
   return size;
@@ -475,7 +488,8 @@ void warp_collective(WarpOp& op, const char* what, const char* file, int line) {
   if (!(op.mask >> t->lane & 1)) {
     char hex[16];
     std::snprintf(hex, sizeof hex, "0x%08x", op.mask);
-    fail(std::string(what) + ": mask " + hex + " does not name the calling lane " + std::to_string(t->lane), file, line);
+    fail(std::string(what) + ": mask " + hex + " does not name the calling lane " + std::to_string(t->lane), file,
+         line);
   }
   if (op.width < 1 || op.width > 32 || (op.width & (op.width - 1)))
     fail(std::string(what) + ": width " + std::to_string(op.width) + " is not a power of 2 in [1, 32]", file, line);
@@ -498,7 +512,8 @@ unsigned active_mask() {
 
 void set_max_dynamic_shared(const void* kernel, size_t bytes) {
   if (bytes > kMaxDynamicOptin)
-    throw Error("deepkern simt: set_max_dynamic_shared(" + std::to_string(bytes) + ") is over the 227 KiB a block can have");
+    throw Error("deepkern simt: set_max_dynamic_shared(" + std::to_string(bytes) +
+                ") is over the 227 KiB a block can have");
   std::lock_guard<std::mutex> lock(g_attr_mutex);
   g_max_dynamic[kernel] = bytes;
 }

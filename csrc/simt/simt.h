@@ -6,11 +6,12 @@
 //
 // This header defines the CUDA qualifiers first (crt/host_defines.h only defines the ones still
 // undefined), then pulls in the CUDA headers that compile under g++ (types, fp16, bf16).
+#include <math.h>
+
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <math.h>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -33,9 +34,9 @@
 #define SIMT_CAT2(a, b) a##b
 #define SIMT_CAT(a, b) SIMT_CAT2(a, b)
 #define SIMT_REDZONE_PATTERN "simt: static shared red zone ->"
-#define __shared__                                                                                   \
-  static thread_local unsigned char SIMT_CAT(simt_redzone_, __COUNTER__)[32]                         \
-      __attribute__((section("simt_smem"), aligned(16), used)) = SIMT_REDZONE_PATTERN;               \
+#define __shared__                                                                     \
+  static thread_local unsigned char SIMT_CAT(simt_redzone_, __COUNTER__)[32]           \
+      __attribute__((section("simt_smem"), aligned(16), used)) = SIMT_REDZONE_PATTERN; \
   static thread_local __attribute__((section("simt_smem"), aligned(16)))
 #else
 #define __shared__ static thread_local __attribute__((section("simt_smem"), aligned(16)))
@@ -103,7 +104,8 @@ unsigned active_mask();
 enum class MmaType { F16, BF16 };
 void mma_m16n8k16(MmaType t, float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4], const char* file,
                   int line);
-void mma_m16n8k8_tf32(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4], const char* file, int line);
+void mma_m16n8k8_tf32(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4], const char* file,
+                      int line);
 uint32_t to_tf32(float x);
 void ldmatrix(uint32_t* r, int num, bool trans, const void* row, const char* file, int line);
 void cp_async(void* smem, const void* gmem, int bytes, bool pred, const char* file = __builtin_FILE(),

@@ -64,7 +64,9 @@ void resolve_mma_16816(WarpOp** ops, unsigned) {
 void resolve_mma_1688_tf32(WarpOp** ops, unsigned) {
   mma<8>(
       ops,
-      [](double (*A)[16], const uint32_t* a, int r, int g, int t) { A[g + 8 * (r & 1)][t + 4 * (r >> 1)] = tf32_bits(a[r]); },
+      [](double (*A)[16], const uint32_t* a, int r, int g, int t) {
+        A[g + 8 * (r & 1)][t + 4 * (r >> 1)] = tf32_bits(a[r]);
+      },
       [](double (*B)[8], const uint32_t* b, int r, int g, int t) { B[t + 4 * r][g] = tf32_bits(b[r]); });
 }
 
@@ -111,7 +113,8 @@ void mma_m16n8k16(MmaType t, float d[4], const uint32_t a[4], const uint32_t b[2
     post_mma(resolve_mma_16816<bf16_bits>, "mma_m16n8k16_bf16", d, a, b, c, file, line);
 }
 
-void mma_m16n8k8_tf32(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4], const char* file, int line) {
+void mma_m16n8k8_tf32(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4], const char* file,
+                      int line) {
   post_mma(resolve_mma_1688_tf32, "mma_m16n8k8_tf32", d, a, b, c, file, line);
 }
 
@@ -129,7 +132,8 @@ void ldmatrix(uint32_t* r, int num, bool trans, const void* row, const char* fil
   if (lane < 8 * num) {  // only these lanes' addresses are read
     if (reinterpret_cast<uintptr_t>(row) % 16)
       fail("ldmatrix: row address " + hex(row) + " is not 16-byte aligned", file, line);
-    if (!in_shared(row, 16)) fail("ldmatrix: row address " + hex(row) + " is not in this block's shared memory", file, line);
+    if (!in_shared(row, 16))
+      fail("ldmatrix: row address " + hex(row) + " is not in this block's shared memory", file, line);
   }
   uint32_t out[4];
   WarpOp op{table[trans][num == 1 ? 0 : num == 2 ? 1 : 2], kFull, num, 32, 0, 0, row, out};
@@ -140,9 +144,12 @@ void ldmatrix(uint32_t* r, int num, bool trans, const void* row, const char* fil
 void cp_async(void* smem, const void* gmem, int bytes, bool pred, const char* file, int line) {
   if (reinterpret_cast<uintptr_t>(smem) % bytes || (pred && reinterpret_cast<uintptr_t>(gmem) % bytes))
     fail("cp_async_" + std::to_string(bytes) + ": addresses " + hex(smem) + " <- " + hex(gmem) + " are not " +
-             std::to_string(bytes) + "-byte aligned", file, line);
-  if (!in_shared(smem, bytes)) fail("cp_async: destination " + hex(smem) + " is not in this block's shared memory", file, line);
-  if (pred && in_shared(gmem, bytes)) fail("cp_async: source " + hex(gmem) + " is in shared memory, not global", file, line);
+             std::to_string(bytes) + "-byte aligned",
+         file, line);
+  if (!in_shared(smem, bytes))
+    fail("cp_async: destination " + hex(smem) + " is not in this block's shared memory", file, line);
+  if (pred && in_shared(gmem, bytes))
+    fail("cp_async: source " + hex(gmem) + " is in shared memory, not global", file, line);
   worker().current->uncommitted.push_back(Copy{smem, gmem, bytes, pred});
 }
 

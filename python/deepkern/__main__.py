@@ -1,5 +1,6 @@
 """`python -m deepkern`: the main job (a CNN on the digits, then Q-learning vs SARSA on the cliff);
 `python -m deepkern --selfcheck`: the backend self-check. See deepkern/demo/main.py."""
+
 import sys
 
 from . import _selfcheck

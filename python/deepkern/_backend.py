@@ -8,6 +8,7 @@ With DEEPKERN_CUDA_SIM=1 in the environment at import, cupy arrays go to deepker
 instead: the same CUDA kernels run on the SIMT host simulator, for tests with the cupy stand-in
 (tests/cupy_standin, host memory). The real _cuda is then never loaded: one process, one of the two.
 """
+
 import os
 
 import numpy as np

@@ -5,14 +5,77 @@
 # tests/test_stubs.py checks that this file names exactly the module's functions where it imports.
 from collections.abc import Sequence
 
-def attention_forward(params: Sequence[int], dtype: int, q: int, k: int, v: int, mask: int, moff: int, out: int, lse: int, stream: int, /) -> None: ...
-def attention_backward(params: Sequence[int], dtype: int, q: int, k: int, v: int, mask: int, moff: int, out: int, lse: int, dout: int, dq: int, dk: int, dv: int, drow: int, dq_acc: int, stream: int, /) -> None: ...
+def attention_forward(
+    params: Sequence[int], dtype: int, q: int, k: int, v: int, mask: int, moff: int, out: int, lse: int, stream: int, /
+) -> None: ...
+def attention_backward(
+    params: Sequence[int],
+    dtype: int,
+    q: int,
+    k: int,
+    v: int,
+    mask: int,
+    moff: int,
+    out: int,
+    lse: int,
+    dout: int,
+    dq: int,
+    dk: int,
+    dv: int,
+    drow: int,
+    dq_acc: int,
+    stream: int,
+    /,
+) -> None: ...
 def conv2d_forward(params: Sequence[int], dtype: int, x: int, w: int, b: int, y: int, stream: int, /) -> None: ...
 def conv2d_backward_workspace(params: Sequence[int], dtype: int, /) -> int: ...
-def conv2d_backward(params: Sequence[int], dtype: int, x: int, w: int, dy: int, dx: int, dw: int, db: int, ws: int, stream: int, /) -> None: ...
+def conv2d_backward(
+    params: Sequence[int], dtype: int, x: int, w: int, dy: int, dx: int, dw: int, db: int, ws: int, stream: int, /
+) -> None: ...
 def gemm(params: Sequence[int], dtype: int, a: int, b: int, c: int, stream: int, /) -> None: ...
-def lstm_forward(params: Sequence[int], dtype: int, x: int, h0: int, c0: int, w_ih: int, w_hh: int, b_ih: int, b_hh: int, y: int, hT: int, cT: int, gates: int, xh: int, cs: int, proj: int, cbuf: int, stream: int, /) -> None: ...
-def lstm_backward(params: Sequence[int], dtype: int, xh: int, w_ih: int, w_hh: int, gates: int, cs: int, dy: int, dhT: int, dcT: int, dx: int, dh0: int, dc0: int, dw_ih: int, dw_hh: int, db: int, dgates: int, dcbuf: int, stream: int, /) -> None: ...
+def lstm_forward(
+    params: Sequence[int],
+    dtype: int,
+    x: int,
+    h0: int,
+    c0: int,
+    w_ih: int,
+    w_hh: int,
+    b_ih: int,
+    b_hh: int,
+    y: int,
+    hT: int,
+    cT: int,
+    gates: int,
+    xh: int,
+    cs: int,
+    proj: int,
+    cbuf: int,
+    stream: int,
+    /,
+) -> None: ...
+def lstm_backward(
+    params: Sequence[int],
+    dtype: int,
+    xh: int,
+    w_ih: int,
+    w_hh: int,
+    gates: int,
+    cs: int,
+    dy: int,
+    dhT: int,
+    dcT: int,
+    dx: int,
+    dh0: int,
+    dc0: int,
+    dw_ih: int,
+    dw_hh: int,
+    db: int,
+    dgates: int,
+    dcbuf: int,
+    stream: int,
+    /,
+) -> None: ...
 def max_pool2d_forward(params: Sequence[int], dtype: int, x: int, y: int, idx: int, stream: int, /) -> None: ...
 def max_pool2d_backward(params: Sequence[int], dtype: int, dy: int, idx: int, dx: int, stream: int, /) -> None: ...
 def avg_pool2d_forward(params: Sequence[int], dtype: int, x: int, y: int, stream: int, /) -> None: ...

@@ -14,6 +14,7 @@ libraries that load their own OpenMP later (PyTorch bundles one) see the user's 
 unchanged. Whatever the user sets wins: OMP_WAIT_POLICY, GOMP_SPINCOUNT (libgomp) or
 KMP_BLOCKTIME (LLVM's libomp) leave deepkern's defaults out.
 """
+
 import contextlib
 import os
 

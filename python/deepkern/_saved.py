@@ -8,12 +8,12 @@ counters; numpy has none, so the ctx records a 64-bit fingerprint of each such a
 backward recomputes it (one read of the array each way) and raises RuntimeError on a change.
 Arrays the forward converted or allocated itself are private and are not checked.
 """
+
 import numbers
 
 import numpy as np
 
 from . import _cpu
-
 
 _POSITION = 0x9E3779B97F4A7C15  # the constants of csrc/cpu/fingerprint/fingerprint.cpp
 _MIX = 0xD6E8FEB86659FD93
@@ -33,7 +33,7 @@ def xp_fingerprint(xp, a):
         i = xp.arange(words, dtype=xp.uint64)
         total = int(((w ^ (i * xp.uint64(_POSITION))) * xp.uint64(_MIX)).sum(dtype=xp.uint64))
     if nbytes > 8 * words:
-        tail = bytes(int(v) for v in b[8 * words:].tolist()) + bytes(8 - (nbytes - 8 * words))
+        tail = bytes(int(v) for v in b[8 * words :].tolist()) + bytes(8 - (nbytes - 8 * words))
         total += ((int.from_bytes(tail, "little") ^ (words * _POSITION)) * _MIX) & _U64
     h = (total ^ (nbytes * _POSITION)) & _U64
     h ^= h >> 33

@@ -7,6 +7,7 @@ source checkout is at hand. On the CPU each forward is compared with a plain num
 float64 and each backward with a central finite difference of sum(y * g) along a random direction;
 on a CUDA backend each result (float32) is compared with the CPU backend's float64 result.
 """
+
 import json
 import os
 import subprocess
@@ -33,7 +34,7 @@ def _conv_ref(x, w, b, stride, pad):
     y = np.empty((N, K, Ho, Wo))
     for i in range(Ho):
         for j in range(Wo):
-            patch = xp[:, :, i * stride:i * stride + kh, j * stride:j * stride + kw]
+            patch = xp[:, :, i * stride : i * stride + kh, j * stride : j * stride + kw]
             y[:, :, i, j] = np.einsum("nchw,kchw->nk", patch, w) + b
     return y
 
@@ -68,21 +69,42 @@ def _cases(rng):
     x4 = n((2, 3, 7, 6))
     lstm_w = (n((8, 3)) * 0.5, n((8, 2)) * 0.5, n(8) * 0.1, n(8) * 0.1)
     return {
-        "conv2d": ((x4, n((4, 3, 3, 3)), n(4)),
-                   lambda x, w, b: (F.conv2d(x, w, b, stride=2, padding=1, return_ctx=True),),
-                   F.conv2d_backward, lambda x, w, b: (_conv_ref(x, w, b, 2, 1),)),
-        "max_pool2d": ((x4,), lambda x: (F.max_pool2d(x, 2, return_ctx=True),), F.max_pool2d_backward,
-                       lambda x: (x[:, :, :6, :6].reshape(2, 3, 3, 2, 3, 2).max(axis=(3, 5)),)),
-        "avg_pool2d": ((x4,), lambda x: (F.avg_pool2d(x, 2, return_ctx=True),), F.avg_pool2d_backward,
-                       lambda x: (x[:, :, :6, :6].reshape(2, 3, 3, 2, 3, 2).mean(axis=(3, 5)),)),
-        "lstm_cell": ((n((3, 3)), n((3, 2)), n((3, 2))) + lstm_w,
-                      lambda *a: (F.lstm_cell(*a, return_ctx=True),), F.lstm_cell_backward, _lstm_cell_ref),
-        "lstm": ((n((4, 3, 3)), n((3, 2)), n((3, 2))) + lstm_w,
-                 lambda *a: (F.lstm(*a, return_ctx=True),), F.lstm_backward, _lstm_ref),
+        "conv2d": (
+            (x4, n((4, 3, 3, 3)), n(4)),
+            lambda x, w, b: (F.conv2d(x, w, b, stride=2, padding=1, return_ctx=True),),
+            F.conv2d_backward,
+            lambda x, w, b: (_conv_ref(x, w, b, 2, 1),),
+        ),
+        "max_pool2d": (
+            (x4,),
+            lambda x: (F.max_pool2d(x, 2, return_ctx=True),),
+            F.max_pool2d_backward,
+            lambda x: (x[:, :, :6, :6].reshape(2, 3, 3, 2, 3, 2).max(axis=(3, 5)),),
+        ),
+        "avg_pool2d": (
+            (x4,),
+            lambda x: (F.avg_pool2d(x, 2, return_ctx=True),),
+            F.avg_pool2d_backward,
+            lambda x: (x[:, :, :6, :6].reshape(2, 3, 3, 2, 3, 2).mean(axis=(3, 5)),),
+        ),
+        "lstm_cell": (
+            (n((3, 3)), n((3, 2)), n((3, 2))) + lstm_w,
+            lambda *a: (F.lstm_cell(*a, return_ctx=True),),
+            F.lstm_cell_backward,
+            _lstm_cell_ref,
+        ),
+        "lstm": (
+            (n((4, 3, 3)), n((3, 2)), n((3, 2))) + lstm_w,
+            lambda *a: (F.lstm(*a, return_ctx=True),),
+            F.lstm_backward,
+            _lstm_ref,
+        ),
         "scaled_dot_product_attention": (
             (n((2, 5, 4)), n((2, 6, 4)), n((2, 6, 3))),
             lambda q, k, v: (F.scaled_dot_product_attention(q, k, v, is_causal=True, return_ctx=True),),
-            F.scaled_dot_product_attention_backward, lambda q, k, v: (_sdpa_ref(q, k, v, True),)),
+            F.scaled_dot_product_attention_backward,
+            lambda q, k, v: (_sdpa_ref(q, k, v, True),),
+        ),
     }
 
 
@@ -92,9 +114,9 @@ def _as_tuple(y):
 
 def _run_op(forward, backward, inputs, grads):
     """Forward, then backward with the given output gradients: (outputs, input gradients)."""
-    (out, ctx), = forward(*inputs)
+    ((out, ctx),) = forward(*inputs)
     outs = _as_tuple(out)
-    return outs, backward(ctx, *grads[:len(outs)])
+    return outs, backward(ctx, *grads[: len(outs)])
 
 
 def _check_cpu(name, case, rng):
@@ -126,8 +148,9 @@ def _check_device(name, case, xp, rng):
     dev = [xp.asarray(a.astype(np.float32)) for a in inputs]
     outs, dins = _run_op(forward, backward, dev, tuple(xp.asarray(g.astype(np.float32)) for g in grads))
     pairs = list(zip(outs, want_outs)) + [(g, w) for g, w in zip(dins, want_dins) if w is not None]
-    err = max(float(np.max(np.abs(xp.asnumpy(g).astype(np.float64) - w)) / max(1.0, np.max(np.abs(w))))
-              for g, w in pairs)
+    err = max(
+        float(np.max(np.abs(xp.asnumpy(g).astype(np.float64) - w)) / max(1.0, np.max(np.abs(w)))) for g, w in pairs
+    )
     return err < 1e-4, err
 
 
@@ -153,7 +176,7 @@ def check_backend(backend):
 def _cpu_isas():
     order = ["generic", "avx2", "avx512"]
     best = _backend._cpu.isa()
-    return order[:order.index(best) + 1] if best in order else [best]
+    return order[: order.index(best) + 1] if best in order else [best]
 
 
 def _standin_path():
@@ -167,16 +190,21 @@ def _standin_path():
 
 
 def _in_subprocess(backend, env):
-    code = ("import json, deepkern._selfcheck as s; "
-            f"print('SELFCHECK' + json.dumps(s.check_backend({backend!r})))")
+    code = f"import json, deepkern._selfcheck as s; print('SELFCHECK' + json.dumps(s.check_backend({backend!r})))"
     full_env = dict(os.environ, **env)
     full_env["PYTHONPATH"] = os.pathsep.join(
-        p for p in [env.get("PYTHONPATH"), os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                    os.environ.get("PYTHONPATH")] if p)
+        p
+        for p in [
+            env.get("PYTHONPATH"),
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            os.environ.get("PYTHONPATH"),
+        ]
+        if p
+    )
     proc = subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=600)
     for line in proc.stdout.splitlines():
         if line.startswith("SELFCHECK"):
-            return {k: tuple(v) for k, v in json.loads(line[len("SELFCHECK"):]).items()}
+            return {k: tuple(v) for k, v in json.loads(line[len("SELFCHECK") :]).items()}
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
     return {name: (False, f"process failed: {tail[0]}", 0.0) for name in _cases(np.random.default_rng(0))}
 
@@ -195,11 +223,13 @@ def _backends():
 
 def run(print_fn=print):
     backends, sim_built, standin = _backends()
-    print_fn(f"deepkern self-check: CPU {_backend._cpu.isa()} ({_backend.get_num_threads()} threads); "
-             f"CUDA module {'built' if _backend._cuda is not None else 'not built'}, "
-             f"GPU usable: {_backend.cuda_available()}; simulator "
-             + ("built" if sim_built else "not built") + ("" if standin or not sim_built else
-                                                          " (no cupy stand-in: source checkout only)"))
+    print_fn(
+        f"deepkern self-check: CPU {_backend._cpu.isa()} ({_backend.get_num_threads()} threads); "
+        f"CUDA module {'built' if _backend._cuda is not None else 'not built'}, "
+        f"GPU usable: {_backend.cuda_available()}; simulator "
+        + ("built" if sim_built else "not built")
+        + ("" if standin or not sim_built else " (no cupy stand-in: source checkout only)")
+    )
     columns = {}
     for label, (backend, env) in backends:
         columns[label] = check_backend(backend) if env is None else _in_subprocess(backend, env)

@@ -3,6 +3,7 @@
 Everything here runs before a kernel: errors are ValueError / TypeError naming the op, the
 argument, what it got and what was expected.
 """
+
 import numbers
 
 import numpy as np
@@ -140,7 +141,9 @@ def as_grad(op, ctx, name, g, expected_shape):
     g = xp.asarray(g)
     _check_dtype(op, name, g)
     if tuple(g.shape) != tuple(expected_shape):
-        raise ValueError(f"{op}: '{name}' has shape {tuple(g.shape)}; expected {tuple(expected_shape)} (the forward output's shape)")
+        raise ValueError(
+            f"{op}: '{name}' has shape {tuple(g.shape)}; expected {tuple(expected_shape)} (the forward output's shape)"
+        )
     return kernel_layout(xp, g, ctx.compute_dtype)
 
 
@@ -153,13 +156,21 @@ def int_pair(op, name, v, minimum):
     """An int or a pair of ints, each in [minimum, MAX_WINDOW_PARAM], as a tuple of two Python ints."""
     if type(v) is int and minimum <= v <= MAX_WINDOW_PARAM:  # the common case, without ABC checks
         return (v, v)
-    if type(v) is tuple and len(v) == 2 and type(v[0]) is int and type(v[1]) is int \
-            and minimum <= min(v) and max(v) <= MAX_WINDOW_PARAM:
+    if (
+        type(v) is tuple
+        and len(v) == 2
+        and type(v[0]) is int
+        and type(v[1]) is int
+        and minimum <= min(v)
+        and max(v) <= MAX_WINDOW_PARAM
+    ):
         return v
     if isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)):
         pair = (int(v), int(v))
-    elif isinstance(v, (tuple, list)) and len(v) == 2 and all(
-        isinstance(e, numbers.Integral) and not isinstance(e, (bool, np.bool_)) for e in v
+    elif (
+        isinstance(v, (tuple, list))
+        and len(v) == 2
+        and all(isinstance(e, numbers.Integral) and not isinstance(e, (bool, np.bool_)) for e in v)
     ):
         pair = (int(v[0]), int(v[1]))
     else:

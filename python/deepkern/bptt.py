@@ -39,6 +39,7 @@ Step API a model needs: ``zero_state(batch)`` -> state tuple; ``step(x_t, state)
 (y_t, new_state, cache); ``step_backward(cache, dy_t, dstate)`` -> (dx_t, dstate_prev), where
 dy_t and dstate may be None (zero) and parameter gradients accumulate.
 """
+
 import sys
 import types
 from collections import namedtuple
@@ -60,8 +61,10 @@ def detach_state(state):
 def _check(model, x, truncate, mode):
     for name in ("zero_state", "step", "step_backward"):
         if not callable(getattr(model, name, None)):
-            raise TypeError(f"bptt: 'model' must have the step API (zero_state, step, step_backward); "
-                            f"{type(model).__name__} has no {name}()")
+            raise TypeError(
+                f"bptt: 'model' must have the step API (zero_state, step, step_backward); "
+                f"{type(model).__name__} has no {name}()"
+            )
     if x.ndim != 3:
         raise ValueError(f"bptt: 'x' must be (batch, time, features), got shape {tuple(x.shape)}")
     if truncate is not None:
@@ -71,8 +74,7 @@ def _check(model, x, truncate, mode):
         raise ValueError(f"bptt: 'mode' must be 'window' or 'chunk', got {mode!r}")
 
 
-def bptt(model, x, loss_fn=None, *, dy=None, target=None, truncate=None, mode="window", initial_state=None,
-         fused=True):
+def bptt(model, x, loss_fn=None, *, dy=None, target=None, truncate=None, mode="window", initial_state=None, fused=True):
     """Run `model` over x and backpropagate through time; see the module docstring.
 
     >>> import numpy as np, deepkern as dk
@@ -90,8 +92,9 @@ def bptt(model, x, loss_fn=None, *, dy=None, target=None, truncate=None, mode="w
         loss_obj = loss_fn
         loss_fn = lambda Y: (loss_obj.forward(Y, target), loss_obj.backward())  # noqa: E731
     if (loss_fn is None) == (dy is None):
-        raise TypeError("bptt: give exactly one of 'loss_fn' (callable Y -> (loss, dY), or a Loss with "
-                        "target=) and 'dy'")
+        raise TypeError(
+            "bptt: give exactly one of 'loss_fn' (callable Y -> (loss, dY), or a Loss with target=) and 'dy'"
+        )
     model, loss_fn = _split_head(model, loss_fn)
     W = model.parameters()[0].value if model.parameters() else None
     xp = get_array_module(x if W is None else W)
@@ -168,8 +171,10 @@ def _same_device(xp, **named):
         for e in a if isinstance(a, (tuple, list)) else (a,):
             if (is_cupy_array(e) or isinstance(e, np.ndarray)) and is_cupy_array(e) != (xp is not np):
                 where = "a cupy array (GPU)" if is_cupy_array(e) else "a numpy array (CPU)"
-                raise TypeError(f"bptt: '{name}' is {where} but the model is on the {'CPU' if xp is np else 'GPU'}; "
-                                "move the model with .to('cuda'/'cpu') or pass arrays on the same device")
+                raise TypeError(
+                    f"bptt: '{name}' is {where} but the model is on the {'CPU' if xp is np else 'GPU'}; "
+                    "move the model with .to('cuda'/'cpu') or pass arrays on the same device"
+                )
 
 
 def _as_state(state, xp, dt):

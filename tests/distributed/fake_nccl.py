@@ -1,16 +1,35 @@
 """A fake cupy.cuda.nccl for the NCCL path's logic under mpiexec, on the cupy stand-in: it checks
 the arguments deepkern passes (counts, NCCL dtype codes, ops, the bootstrap's unique id) and does
 the collective with MPI on host copies. It proves nothing about real NCCL or a GPU."""
+
 import os
 
 import numpy as np
 from mpi4py import MPI
 
-_NAMES = ["NCCL_INT8", "NCCL_UINT8", "NCCL_INT32", "NCCL_UINT32", "NCCL_INT64", "NCCL_UINT64", "NCCL_FLOAT16",
-          "NCCL_FLOAT32", "NCCL_FLOAT64", "NCCL_BFLOAT16"]
-_NP = {"NCCL_INT8": "int8", "NCCL_UINT8": "uint8", "NCCL_INT32": "int32", "NCCL_UINT32": "uint32",
-       "NCCL_INT64": "int64", "NCCL_UINT64": "uint64", "NCCL_FLOAT16": "float16", "NCCL_FLOAT32": "float32",
-       "NCCL_FLOAT64": "float64"}
+_NAMES = [
+    "NCCL_INT8",
+    "NCCL_UINT8",
+    "NCCL_INT32",
+    "NCCL_UINT32",
+    "NCCL_INT64",
+    "NCCL_UINT64",
+    "NCCL_FLOAT16",
+    "NCCL_FLOAT32",
+    "NCCL_FLOAT64",
+    "NCCL_BFLOAT16",
+]
+_NP = {
+    "NCCL_INT8": "int8",
+    "NCCL_UINT8": "uint8",
+    "NCCL_INT32": "int32",
+    "NCCL_UINT32": "uint32",
+    "NCCL_INT64": "int64",
+    "NCCL_UINT64": "uint64",
+    "NCCL_FLOAT16": "float16",
+    "NCCL_FLOAT32": "float32",
+    "NCCL_FLOAT64": "float64",
+}
 
 
 class FakeNccl:

@@ -1,6 +1,7 @@
 """Run under mpiexec by tests/test_distributed.py: `python worker.py SCENARIO OUTDIR [args]`.
 Each scenario checks what it can in place (an assertion brings the job down through the abort
 hook) and rank 0 writes what the test compares with a single-process run to OUTDIR."""
+
 import os
 import sys
 import time
@@ -8,9 +9,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import dist_models as models  # noqa: E402
-
 import deepkern as dk  # noqa: E402
+import dist_models as models  # noqa: E402
 from deepkern import distributed as dist  # noqa: E402
 
 dk.set_num_threads(1)
@@ -28,8 +28,12 @@ def collectives(out):
         a = (np.arange(12).reshape(3, 4) * (r + 1) - 5).astype(dtype)
         keep = a.copy()
         everyone = [(np.arange(12).reshape(3, 4) * (q + 1) - 5).astype(dtype) for q in range(n)]
-        for op, ref in [("sum", sum(everyone)), ("max", np.maximum.reduce(everyone)),
-                        ("min", np.minimum.reduce(everyone)), ("mean", sum(everyone) / n)]:
+        for op, ref in [
+            ("sum", sum(everyone)),
+            ("max", np.maximum.reduce(everyone)),
+            ("min", np.minimum.reduce(everyone)),
+            ("mean", sum(everyone) / n),
+        ]:
             got = dist.all_reduce(a, op=op)
             assert got.shape == a.shape and (got.dtype == dtype or op == "mean"), (op, got.dtype)
             np.testing.assert_allclose(got, ref, rtol=1e-6 if dtype == np.float32 else 1e-15)
@@ -51,10 +55,13 @@ def collectives(out):
     ref = np.concatenate([np.full((3, q + 1), float(q)) for q in range(n)], axis=1)
     np.testing.assert_array_equal(cat, ref)
     # errors: the same clear exception on every rank, never a hang
-    for call, msg in [(lambda: dist.all_reduce(np.zeros(3 + r)), "rank 0 has"), (lambda: dist.all_reduce(np.zeros(3), op="prod"), "'op'"),
-                      (lambda: dist.all_reduce(np.zeros(3, dtype=bool)), "dtype bool"),
-                      (lambda: dist.broadcast(np.zeros(2), root=n), "'root'"),
-                      (lambda: dist.all_gather(np.zeros((2, 2 + r))), "same shape")]:
+    for call, msg in [
+        (lambda: dist.all_reduce(np.zeros(3 + r)), "rank 0 has"),
+        (lambda: dist.all_reduce(np.zeros(3), op="prod"), "'op'"),
+        (lambda: dist.all_reduce(np.zeros(3, dtype=bool)), "dtype bool"),
+        (lambda: dist.broadcast(np.zeros(2), root=n), "'root'"),
+        (lambda: dist.all_gather(np.zeros((2, 2 + r))), "same shape"),
+    ]:
         try:
             call()
         except (ValueError, TypeError) as e:
@@ -76,8 +83,19 @@ def train(out):
             model = models.MODELS[kind](dtype, seed=100 * r)  # broadcast makes rank 0's weights everyone's
             x, y = models.data(kind, n, dtype)
             o = models.optimizer(opt, model)
-            h = model.fit(x, y, "cross_entropy", o, epochs=epochs, batch_size=batch, seed=7, progress=(r == 0),
-                          distributed=True, validation_data=(x[:9], y[:9]), **models.fit_extras(k, o))
+            h = model.fit(
+                x,
+                y,
+                "cross_entropy",
+                o,
+                epochs=epochs,
+                batch_size=batch,
+                seed=7,
+                progress=(r == 0),
+                distributed=True,
+                validation_data=(x[:9], y[:9]),
+                **models.fit_extras(k, o),
+            )
             same_on_every_rank(models.params(model), f"case {k}")
             ev = model.evaluate(x, y, "cross_entropy", batch_size=4, distributed=True)
             tag = f"{k}_{np.dtype(dtype).name}"
@@ -106,7 +124,7 @@ def train(out):
     for _ in range(2):
         order = rng.permutation(len(x))
         for s in range(0, len(x), 6):
-            mine = dp.shard(order[s:s + 6])
+            mine = dp.shard(order[s : s + 6])
             model.zero_grad()
             if len(mine):
                 loss.forward(model.forward(x[mine]), y[mine])
@@ -157,8 +175,18 @@ def ckpt_save(out, kind, opt):
     """Two epochs with a checkpoint after each (written by rank 0 only)."""
     model = models.MODELS[kind](np.float64, seed=0)
     x, y = models.data(kind, 31)
-    model.fit(x, y, "cross_entropy", models.optimizer(opt, model), epochs=2, batch_size=8, seed=1,
-              distributed=True, progress=False, checkpoint=os.path.join(out, "ckpt.npz"))
+    model.fit(
+        x,
+        y,
+        "cross_entropy",
+        models.optimizer(opt, model),
+        epochs=2,
+        batch_size=8,
+        seed=1,
+        distributed=True,
+        progress=False,
+        checkpoint=os.path.join(out, "ckpt.npz"),
+    )
     files = sorted(f for f in os.listdir(out) if f.startswith("ckpt"))
     assert files == ["ckpt.npz"], files
 
@@ -179,8 +207,18 @@ def ckpt_resume(out, kind, opt):
 def rl_sweep(out):
     from deepkern import rl
 
-    got = rl.batch_train(rl.FrozenLake(), "q_learning", 2300, 15, gamma=0.95, epsilon=0.3, seed=5, env_seed=6,
-                         return_lengths=True, return_q=True)  # distributed=None: spread, since N > 1
+    got = rl.batch_train(
+        rl.FrozenLake(),
+        "q_learning",
+        2300,
+        15,
+        gamma=0.95,
+        epsilon=0.3,
+        seed=5,
+        env_seed=6,
+        return_lengths=True,
+        return_q=True,
+    )  # distributed=None: spread, since N > 1
     if dist.rank() == 0:
         np.savez(os.path.join(out, "rl.npz"), returns=got[0], lengths=got[1], q=got[2])
     else:
@@ -192,7 +230,6 @@ def nccl_standin(out):
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path.insert(0, os.path.join(os.path.dirname(here), "cupy_standin"))
     import cupy
-
     import deepkern._backend as backend
     from deepkern.distributed import _nccl
     from fake_nccl import FakeNccl
@@ -208,14 +245,20 @@ def nccl_standin(out):
         host = (np.arange(12).reshape(3, 4) * (r + 1) - 5).astype(dtype)
         a = cupy.asarray(host)
         everyone = [(np.arange(12).reshape(3, 4) * (q + 1) - 5).astype(dtype) for q in range(n)]
-        for op, ref in [("sum", sum(everyone)), ("max", np.maximum.reduce(everyone)),
-                        ("min", np.minimum.reduce(everyone)), ("mean", sum(everyone) / n)]:
+        for op, ref in [
+            ("sum", sum(everyone)),
+            ("max", np.maximum.reduce(everyone)),
+            ("min", np.minimum.reduce(everyone)),
+            ("mean", sum(everyone) / n),
+        ]:
             got = dist.all_reduce(a, op=op)
             assert type(got) is cupy.ndarray and got.shape == a.shape, type(got)
             np.testing.assert_allclose(got.get(), ref, rtol=1e-6)
         np.testing.assert_array_equal(a.get(), host)
         t = cupy.asarray(np.arange(8.0).reshape(2, 4) + r)[:, ::2]  # not contiguous
-        np.testing.assert_array_equal(dist.all_reduce(t).get(), n * (np.arange(8.0).reshape(2, 4)[:, ::2]) + sum(range(n)))
+        np.testing.assert_array_equal(
+            dist.all_reduce(t).get(), n * (np.arange(8.0).reshape(2, 4)[:, ::2]) + sum(range(n))
+        )
     g = _nccl.group()
     assert g.device == 0 and fake.communicators == 1
     root = n - 1
@@ -227,8 +270,10 @@ def nccl_standin(out):
     assert st.shape == (n, 2, 2) and all((st.get()[q] == q).all() for q in range(n))
     cat = dist.all_gather(cupy.asarray(np.full((3, r + 1), float(r))), axis=1)
     np.testing.assert_array_equal(cat.get(), np.concatenate([np.full((3, q + 1), float(q)) for q in range(n)], axis=1))
-    for call, msg in [(lambda: dist.all_reduce(cupy.asarray(np.zeros(2, dtype=np.complex128))), "NCCL cannot carry"),
-                      (lambda: dist.all_reduce(cupy.asarray(np.zeros(2 + r))), "rank 0 has")]:
+    for call, msg in [
+        (lambda: dist.all_reduce(cupy.asarray(np.zeros(2, dtype=np.complex128))), "NCCL cannot carry"),
+        (lambda: dist.all_reduce(cupy.asarray(np.zeros(2 + r))), "rank 0 has"),
+    ]:
         try:
             call()
         except (TypeError, ValueError) as e:
@@ -243,5 +288,13 @@ def nccl_standin(out):
 if __name__ == "__main__":
     dist.init()
     scenario, out, *args = sys.argv[1:]
-    {"collectives": collectives, "train": train, "mismatch": mismatch, "raise": raising, "ckpt_save": ckpt_save,
-     "ckpt_resume": ckpt_resume, "rl": rl_sweep, "nccl_standin": nccl_standin}[scenario](out, *args)
+    {
+        "collectives": collectives,
+        "train": train,
+        "mismatch": mismatch,
+        "raise": raising,
+        "ckpt_save": ckpt_save,
+        "ckpt_resume": ckpt_resume,
+        "rl": rl_sweep,
+        "nccl_standin": nccl_standin,
+    }[scenario](out, *args)

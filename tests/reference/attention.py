@@ -1,5 +1,6 @@
 """Scaled dot-product attention references: plain softmax(q k^T * scale + mask) v in float64,
 with the API's rule that a query row with nothing to attend to gives zeros (and zero grads)."""
+
 import numpy as np
 
 __all__ = ["sdpa_ref", "sdpa_backward_ref", "sdpa_full_ref", "sdpa_mask_grad_ref"]

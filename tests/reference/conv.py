@@ -1,5 +1,6 @@
 """conv2d reference in float64: zero-pad, then one strided slice per kernel tap (i, j); groups as
 separate convolutions over their channel slices."""
+
 import numpy as np
 
 
@@ -44,8 +45,9 @@ def conv2d_ref(x, w, b=None, s=(1, 1), p=(0, 0), d=(1, 1), groups=1):
     x = np.asarray(x, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
     Cg, Kg = x.shape[1] // groups, w.shape[0] // groups
-    y = np.concatenate([_conv_one(x[:, g * Cg:(g + 1) * Cg], w[g * Kg:(g + 1) * Kg], s, p, d)
-                        for g in range(groups)], axis=1)
+    y = np.concatenate(
+        [_conv_one(x[:, g * Cg : (g + 1) * Cg], w[g * Kg : (g + 1) * Kg], s, p, d) for g in range(groups)], axis=1
+    )
     if b is not None:
         y += np.asarray(b, dtype=np.float64)[None, :, None, None]
     return y
@@ -62,7 +64,7 @@ def _backward_one(x, w, dy, s, p, d):
             rs, cs = _tap(i, j, s, d, Ho, Wo)
             dw[:, :, i, j] = np.einsum("nkhw,nchw->kc", dy, xp[:, :, rs, cs])
             dxp[:, :, rs, cs] += np.einsum("kc,nkhw->nchw", w[:, :, i, j], dy)
-    return dxp[:, :, pt:pt + H, pl:pl + W], dw
+    return dxp[:, :, pt : pt + H, pl : pl + W], dw
 
 
 def conv2d_backward_ref(x, w, dy, has_bias, s=(1, 1), p=(0, 0), d=(1, 1), groups=1):
@@ -71,8 +73,10 @@ def conv2d_backward_ref(x, w, dy, has_bias, s=(1, 1), p=(0, 0), d=(1, 1), groups
     w = np.asarray(w, dtype=np.float64)
     dy = np.asarray(dy, dtype=np.float64)
     Cg, Kg = x.shape[1] // groups, w.shape[0] // groups
-    parts = [_backward_one(x[:, g * Cg:(g + 1) * Cg], w[g * Kg:(g + 1) * Kg], dy[:, g * Kg:(g + 1) * Kg], s, p, d)
-             for g in range(groups)]
+    parts = [
+        _backward_one(x[:, g * Cg : (g + 1) * Cg], w[g * Kg : (g + 1) * Kg], dy[:, g * Kg : (g + 1) * Kg], s, p, d)
+        for g in range(groups)
+    ]
     dx = np.concatenate([a for a, _ in parts], axis=1)
     dw = np.concatenate([b for _, b in parts], axis=0)
     db = dy.sum(axis=(0, 2, 3)) if has_bias else None

@@ -1,4 +1,5 @@
 """GRU reference in float64: PyTorch's equations, one step and one unit at a time."""
+
 import numpy as np
 
 

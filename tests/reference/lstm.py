@@ -1,4 +1,5 @@
 """LSTM references in float64: a plain Python loop over time, PyTorch's gate order i, f, g, o."""
+
 import numpy as np
 
 
@@ -24,14 +25,25 @@ def lstm_ref(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None):
     steps, ys = [], []
     for t in range(T):
         z = x[t] @ w_ih.T + h @ w_hh.T + b
-        i, f, g, o = _sigmoid(z[:, :H]), _sigmoid(z[:, H:2 * H]), np.tanh(z[:, 2 * H:3 * H]), _sigmoid(z[:, 3 * H:])
+        i, f, g, o = (
+            _sigmoid(z[:, :H]),
+            _sigmoid(z[:, H : 2 * H]),
+            np.tanh(z[:, 2 * H : 3 * H]),
+            _sigmoid(z[:, 3 * H :]),
+        )
         c_new = f * c + i * g
         h_new = o * np.tanh(c_new)
         steps.append((h, c, i, f, g, o, c_new))
         h, c = h_new, c_new
         ys.append(h)
-    cache = dict(x=x, w_ih=w_ih, w_hh=w_hh, steps=steps, has_b=(b_ih is not None, b_hh is not None),
-                 has_state=(h0 is not None, c0 is not None))
+    cache = dict(
+        x=x,
+        w_ih=w_ih,
+        w_hh=w_hh,
+        steps=steps,
+        has_b=(b_ih is not None, b_hh is not None),
+        has_state=(h0 is not None, c0 is not None),
+    )
     return np.stack(ys), h, c, cache
 
 
@@ -61,7 +73,15 @@ def lstm_backward_ref(cache, dy=None, dhT=None, dcT=None):
         dc = dc * f
     has_ih, has_hh = cache["has_b"]
     has_h0, has_c0 = cache["has_state"]
-    return dx, (dh if has_h0 else None), (dc if has_c0 else None), dw_ih, dw_hh, (db if has_ih else None), (db.copy() if has_hh else None)
+    return (
+        dx,
+        (dh if has_h0 else None),
+        (dc if has_c0 else None),
+        dw_ih,
+        dw_hh,
+        (db if has_ih else None),
+        (db.copy() if has_hh else None),
+    )
 
 
 def lstm_cell_ref(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
@@ -86,7 +106,12 @@ def lstm_proj_ref(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr):
     ys = []
     for t in range(T):
         z = x[t] @ w_ih.T + h @ w_hh.T + b
-        i, f, g, o = _sigmoid(z[:, :H]), _sigmoid(z[:, H:2 * H]), np.tanh(z[:, 2 * H:3 * H]), _sigmoid(z[:, 3 * H:])
+        i, f, g, o = (
+            _sigmoid(z[:, :H]),
+            _sigmoid(z[:, H : 2 * H]),
+            np.tanh(z[:, 2 * H : 3 * H]),
+            _sigmoid(z[:, 3 * H :]),
+        )
         c = f * c + i * g
         h = (o * np.tanh(c)) @ w_hr.T
         ys.append(h)

@@ -1,4 +1,5 @@
 """float64 reference for BatchNorm2D: one channel at a time, the formulas written out."""
+
 import numpy as np
 
 

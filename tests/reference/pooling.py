@@ -1,4 +1,5 @@
 """Pooling references, vectorised over N, C and output positions, looping over window offsets."""
+
 import numpy as np
 
 
@@ -76,7 +77,7 @@ def avg_pool2d_ref(x, k, s, p, ceil_mode=False, count_include_pad=True, divisor_
     (kh, kw), (sh, sw), (ph, pw) = k, s, p
     y = np.zeros((N, C, _out(H, kh, sh, ph, 1, ceil_mode), _out(W, kw, sw, pw, 1, ceil_mode)))
     for oh, ow, rows, cols, div in _avg_windows(x.shape, k, s, p, ceil_mode, count_include_pad, divisor_override):
-        y[:, :, oh, ow] = x[:, :, rows.start:rows.stop, cols.start:cols.stop].sum(axis=(2, 3)) / div
+        y[:, :, oh, ow] = x[:, :, rows.start : rows.stop, cols.start : cols.stop].sum(axis=(2, 3)) / div
     return y
 
 
@@ -84,7 +85,7 @@ def avg_pool2d_backward_ref(x_shape, k, s, p, dy, ceil_mode=False, count_include
     dy = np.asarray(dy, dtype=np.float64)
     dx = np.zeros(x_shape)
     for oh, ow, rows, cols, div in _avg_windows(x_shape, k, s, p, ceil_mode, count_include_pad, divisor_override):
-        dx[:, :, rows.start:rows.stop, cols.start:cols.stop] += (dy[:, :, oh, ow] / div)[:, :, None, None]
+        dx[:, :, rows.start : rows.stop, cols.start : cols.stop] += (dy[:, :, oh, ow] / div)[:, :, None, None]
     return dx
 
 

@@ -1,4 +1,5 @@
 """float64 references for the sequence layers: the formulas written out, one score at a time."""
+
 import numpy as np
 
 

@@ -6,8 +6,8 @@
 namespace dk::cpu {
 
 template <typename T>
-void attention_forward(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask,
-                       const int64_t* moff, T* out, T* lse) {
+void attention_forward(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff,
+                       T* out, T* lse) {
   using Fn = void (*)(const AttentionParams&, const T*, const T*, const T*, const T*, const int64_t*, T*, T*);
   static const Fn fn = DK_ISA_PICK(Fn, attention::forward<T>);
   fn(p, q, k, v, mask, moff, out, lse);
@@ -24,11 +24,11 @@ void attention_backward(const AttentionParams& p, const T* q, const T* k, const 
 
 const char* attention_isa() { return isa_name(best_isa()); }
 
-#define DK_INSTANTIATE_ATTENTION(T)                                                                          \
-  template void attention_forward<T>(const AttentionParams&, const T*, const T*, const T*, const T*,         \
-                                     const int64_t*, T*, T*);                                                \
-  template void attention_backward<T>(const AttentionParams&, const T*, const T*, const T*, const T*,        \
-                                      const int64_t*, const T*, const T*, const T*, T*, T*, T*);
+#define DK_INSTANTIATE_ATTENTION(T)                                                                                   \
+  template void attention_forward<T>(const AttentionParams&, const T*, const T*, const T*, const T*, const int64_t*,  \
+                                     T*, T*);                                                                         \
+  template void attention_backward<T>(const AttentionParams&, const T*, const T*, const T*, const T*, const int64_t*, \
+                                      const T*, const T*, const T*, T*, T*, T*);
 DK_INSTANTIATE_ATTENTION(float)
 DK_INSTANTIATE_ATTENTION(double)
 #undef DK_INSTANTIATE_ATTENTION

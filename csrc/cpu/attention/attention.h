@@ -10,8 +10,8 @@ namespace dk::cpu {
 // out = softmax(q k^T * scale + mask) v per head, with flash-style tiling (no Lq x Lk matrix);
 // lse = log-sum-exp of each score row (+inf for a row with nothing to attend to, whose out is 0).
 template <typename T>
-void attention_forward(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask,
-                       const int64_t* moff, T* out, T* lse);
+void attention_forward(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff,
+                       T* out, T* lse);
 
 // dq, dk, dv (all written) from the forward's out and lse, recomputing the probabilities tile by tile.
 template <typename T>

@@ -194,8 +194,8 @@ inline int attention_threads(const AttentionParams& p) {
 // St = St * scale + mask, -inf where causality forbids (key k0 + c after query q0 + r);
 // mx = the column max over the nc key rows. mask_tile: mask at (q0, k0), or null.
 template <class T>
-inline void scale_mask_max(const AttentionParams& p, T* St, int64_t nc, int64_t nr, int64_t nrp, int64_t q0,
-                           int64_t k0, const T* mask_tile, T scale, T* mx) {
+inline void scale_mask_max(const AttentionParams& p, T* St, int64_t nc, int64_t nr, int64_t nrp, int64_t q0, int64_t k0,
+                           const T* mask_tile, T scale, T* mx) {
   using V = typename Vec<T>::v;
   constexpr int L = kLanes<T>;
   const T ninf = -std::numeric_limits<T>::infinity();
@@ -372,8 +372,7 @@ inline void softmax_grad(const T* P, T* dS, int64_t nr, int64_t ncp, const T* Dr
     T* ds = dS + r * ncp;
     const T* pr = P + r * ncp;
     const T di = Drow_rows[r];
-    for (int64_t c = 0; c < ncp; c += L)
-      simd::store(ds + c, simd::load(pr + c) * (simd::load(ds + c) - di) * scale);
+    for (int64_t c = 0; c < ncp; c += L) simd::store(ds + c, simd::load(pr + c) * (simd::load(ds + c) - di) * scale);
   }
 }
 

@@ -8,15 +8,14 @@
 
 DK_ISA_DECLARE(namespace attention {
   template <class T>
-  void forward(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff,
-               T* out, T* lse);
+  void forward(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff, T* out,
+               T* lse);
   template <class T>
   void backward(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff,
                 const T* out, const T* lse, const T* dout, T* dq, T* dk, T* dv);
 })
 
-#define DK_ATTENTION_INSTANTIATE(T)                                                                        \
-  template void forward<T>(const AttentionParams&, const T*, const T*, const T*, const T*, const int64_t*, T*, \
-                           T*);                                                                            \
-  template void backward<T>(const AttentionParams&, const T*, const T*, const T*, const T*, const int64_t*,     \
-                            const T*, const T*, const T*, T*, T*, T*);
+#define DK_ATTENTION_INSTANTIATE(T)                                                                                   \
+  template void forward<T>(const AttentionParams&, const T*, const T*, const T*, const T*, const int64_t*, T*, T*);   \
+  template void backward<T>(const AttentionParams&, const T*, const T*, const T*, const T*, const int64_t*, const T*, \
+                            const T*, const T*, T*, T*, T*);

@@ -19,8 +19,10 @@ Isa detect() {
 #endif
   if (const char* cap = std::getenv("DEEPKERN_CPU_ISA")) {
     Isa limit = Isa::Avx512;
-    if (std::strcmp(cap, "generic") == 0) limit = Isa::Generic;
-    else if (std::strcmp(cap, "avx2") == 0) limit = Isa::Avx2Fma;
+    if (std::strcmp(cap, "generic") == 0)
+      limit = Isa::Generic;
+    else if (std::strcmp(cap, "avx2") == 0)
+      limit = Isa::Avx2Fma;
     if (static_cast<int>(limit) < static_cast<int>(isa)) isa = limit;
   }
   return isa;

@@ -17,15 +17,15 @@
 #endif
 
 // Declares the same entities in each per-ISA namespace (the declarations may contain commas).
-#define DK_ISA_DECLARE(...)                 \
-  namespace dk::cpu::isa_generic {          \
-  __VA_ARGS__                               \
-  }                                         \
-  namespace dk::cpu::isa_avx2 {             \
-  __VA_ARGS__                               \
-  }                                         \
-  namespace dk::cpu::isa_avx512 {           \
-  __VA_ARGS__                               \
+#define DK_ISA_DECLARE(...)        \
+  namespace dk::cpu::isa_generic { \
+  __VA_ARGS__                      \
+  }                                \
+  namespace dk::cpu::isa_avx2 {    \
+  __VA_ARGS__                      \
+  }                                \
+  namespace dk::cpu::isa_avx512 {  \
+  __VA_ARGS__                      \
   }
 
 namespace dk::cpu {

@@ -1,8 +1,8 @@
 #pragma once
 // The one SIMD vector layer of the CPU kernels: GCC/Clang vector extensions at the widest register
 // the including copy is compiled for (see isa.h), load / store / splat, the lane permutes and
-// strided loads (pooling), and the one exp (scalar or lane-wise) the activations and the softmax share. Everything is defined
-// inside DK_ISA_NAMESPACE: each per-ISA copy gets its own, compiled with its own flags.
+// strided loads (pooling), and the one exp (scalar or lane-wise) the activations and the softmax share. Everything is
+// defined inside DK_ISA_NAMESPACE: each per-ISA copy gets its own, compiled with its own flags.
 #include <cstdint>
 #include <cstring>
 #include <utility>
@@ -73,8 +73,10 @@ struct Ops {
 template <class T>
 inline T madd(T a, T b, T c) {
 #ifdef __FMA__
-  if constexpr (sizeof(T) == sizeof(float)) return __builtin_fmaf(a, b, c);
-  else return __builtin_fma(a, b, c);
+  if constexpr (sizeof(T) == sizeof(float))
+    return __builtin_fmaf(a, b, c);
+  else
+    return __builtin_fma(a, b, c);
 #else
   return a * b + c;
 #endif

@@ -25,13 +25,12 @@
 #include <cstring>
 #include <vector>
 
+#include "cpu/common/parallel.h"
 #include "cpu/conv2d/conv2d_depthwise.h"
 #include "cpu/conv2d/conv2d_im2col.h"
 #include "cpu/conv2d/conv2d_scratch.h"
 #include "cpu/conv2d/conv2d_shifted.h"
 #include "cpu/gemm/gemm.h"
-#include "cpu/common/parallel.h"
-
 
 namespace dk::cpu {
 
@@ -76,7 +75,8 @@ void im2col_group(const Conv2dParams& p, const T* x, int64_t n0, int64_t nb, int
   const int64_t pc = (oh1 - oh0) * p.Wo, ld = nb * pc;
 #pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads()) if (par)
   for (int64_t s = 0; s < nb; ++s)
-    for (int64_t c = 0; c < p.C; ++c) im2col(p, x + (n0 + s) * p.C * p.in_plane(), oh0, oh1, c, c + 1, col + s * pc, ld);
+    for (int64_t c = 0; c < p.C; ++c)
+      im2col(p, x + (n0 + s) * p.C * p.in_plane(), oh0, oh1, c, c + 1, col + s * pc, ld);
 }
 
 // Forward of one item; `par` lets the GEMM and im2col use threads.
@@ -225,7 +225,8 @@ void backward_group(const Conv2dParams& p, const Plan& pl, const T* x, const T* 
     if (nb > 1) {
       T* g = conv_thread_buffer<T>(kGatherSlot, size_t(p.K * cols));
       for (int64_t k = 0; k < p.K; ++k)
-        for (int64_t s = 0; s < nb; ++s) std::memcpy(g + k * cols + s * P, dy + ((n0 + s) * p.K + k) * P, sizeof(T) * P);
+        for (int64_t s = 0; s < nb; ++s)
+          std::memcpy(g + k * cols + s * P, dy + ((n0 + s) * p.K + k) * P, sizeof(T) * P);
       dyb = g;
       lddy = cols;
     }
@@ -252,8 +253,9 @@ bool dx_as_conv(const Conv2dParams& p) {
   // its GEMM has C output rows: with very few, most of each register tile would be padding
   if (p.C < 4) return false;
   if (p.sh != 1 || p.sw != 1 || p.ph > p.dh * (p.kh - 1) || p.pw > p.dw * (p.kw - 1)) return false;
-  const Conv2dParams q{p.N, p.K, p.Ho, p.Wo, p.C, p.kh, p.kw, p.H, p.W, 1, 1,
-                       p.dh * (p.kh - 1) - p.ph, p.dw * (p.kw - 1) - p.pw, p.dh, p.dw};
+  const Conv2dParams q{
+      p.N,  p.K, p.Ho, p.Wo, p.C, p.kh, p.kw, p.H, p.W, 1, 1, p.dh * (p.kh - 1) - p.ph, p.dw * (p.kw - 1) - p.pw,
+      p.dh, p.dw};
   return shifted_applies(q);
 }
 
@@ -264,9 +266,11 @@ void dx_by_transposed_conv(const Conv2dParams& p, const T* w, const T* dy, T* dx
     for (int64_t c = 0; c < p.C; ++c)
       for (int64_t i = 0; i < p.kh; ++i)
         for (int64_t j = 0; j < p.kw; ++j)
-          wt[((c * p.K + k) * p.kh + (p.kh - 1 - i)) * p.kw + (p.kw - 1 - j)] = w[((k * p.C + c) * p.kh + i) * p.kw + j];
-  Conv2dParams q{p.N, p.K, p.Ho, p.Wo, p.C, p.kh, p.kw, p.H, p.W, 1, 1,
-                 p.dh * (p.kh - 1) - p.ph, p.dw * (p.kw - 1) - p.pw, p.dh, p.dw};
+          wt[((c * p.K + k) * p.kh + (p.kh - 1 - i)) * p.kw + (p.kw - 1 - j)] =
+              w[((k * p.C + c) * p.kh + i) * p.kw + j];
+  Conv2dParams q{
+      p.N,  p.K, p.Ho, p.Wo, p.C, p.kh, p.kw, p.H, p.W, 1, 1, p.dh * (p.kh - 1) - p.ph, p.dw * (p.kw - 1) - p.pw,
+      p.dh, p.dw};
   conv2d_forward_shifted(q, dy, wt.data(), static_cast<const T*>(nullptr), dx);
 }
 

@@ -1,8 +1,8 @@
 // Depthwise convolution entry points: pick the kernel copy for the running CPU.
 #include "cpu/conv2d/conv2d_depthwise.h"
 
-#include "cpu/conv2d/conv2d_depthwise_isa.h"
 #include "cpu/conv2d/conv2d_depthwise_impl.h"
+#include "cpu/conv2d/conv2d_depthwise_isa.h"
 
 namespace dk::cpu::DK_DW_NS {
 DK_INSTANTIATE_DEPTHWISE_ISA(float)

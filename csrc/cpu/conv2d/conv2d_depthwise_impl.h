@@ -11,9 +11,7 @@
 // channels scattered along the row. dw: one task per output channel; the interior columns in
 // blocks whose dy vector feeds a kernel row's kw taps (vector accumulators, flushed to double
 // once per sample), the edge columns as dot products in lanes.
-#ifndef DK_DW_NS
-#error "include conv2d_depthwise_isa.h before conv2d_depthwise_impl.h"
-#endif
+#include "cpu/conv2d/conv2d_depthwise_isa.h"  // first, in its own include block: DK_DW_NS: this copy's namespace
 
 #include <cstdint>
 #include <cstring>
@@ -125,9 +123,12 @@ void dw_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y)
       for (int64_t ow = lo; ow < hi; ow += V) {
         const int64_t o = dmin(ow, hi - V);  // the last block may overlap the one before
         const int64_t col0 = o * p.sw - p.pw;
-        if (p.sw == 1) fwd_block<T, 1, V>(xc, wk, p, h0, i_lo, i_hi, col0, bias, yr + o);
-        else if (p.sw == 2) fwd_block<T, 2, V>(xc, wk, p, h0, i_lo, i_hi, col0, bias, yr + o);
-        else fwd_block<T, 0, V>(xc, wk, p, h0, i_lo, i_hi, col0, bias, yr + o);
+        if (p.sw == 1)
+          fwd_block<T, 1, V>(xc, wk, p, h0, i_lo, i_hi, col0, bias, yr + o);
+        else if (p.sw == 2)
+          fwd_block<T, 2, V>(xc, wk, p, h0, i_lo, i_hi, col0, bias, yr + o);
+        else
+          fwd_block<T, 0, V>(xc, wk, p, h0, i_lo, i_hi, col0, bias, yr + o);
       }
     }
     for (int64_t ow = 0; ow < p.Wo; ++ow) {
@@ -239,9 +240,12 @@ void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
               const int64_t lo = jr[2 * j], hi = jr[2 * j + 1];
               if (lo >= hi) continue;
               const T wv = wk[i * p.kw + j];
-              if (p.sw == 1) scatter_row<T, 1>(g, wv, lo, hi, 1, dr + off);
-              else if (p.sw == 2) scatter_row<T, 2>(g, wv, lo, hi, 2, dr + off);
-              else scatter_row<T, 0>(g, wv, lo, hi, p.sw, dr + off);
+              if (p.sw == 1)
+                scatter_row<T, 1>(g, wv, lo, hi, 1, dr + off);
+              else if (p.sw == 2)
+                scatter_row<T, 2>(g, wv, lo, hi, 2, dr + off);
+              else
+                scatter_row<T, 0>(g, wv, lo, hi, p.sw, dr + off);
             }
           }
         }
@@ -275,8 +279,10 @@ void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
           for (int64_t i = i_lo; i < i_hi; ++i) {
             const T* xr = xc + (h0 + i * p.dh) * p.W;
             if (blocked) {
-              if (p.sw == 1) dw_blocks<T, 1, V>(g, xr, p, b0, b1, vacc + i * p.kw);
-              else dw_blocks<T, 2, V>(g, xr, p, b0, b1, vacc + i * p.kw);
+              if (p.sw == 1)
+                dw_blocks<T, 1, V>(g, xr, p, b0, b1, vacc + i * p.kw);
+              else
+                dw_blocks<T, 2, V>(g, xr, p, b0, b1, vacc + i * p.kw);
             }
             for (int64_t j = 0; j < p.kw; ++j) {
               const int64_t off = j * p.dw - p.pw;
@@ -289,9 +295,12 @@ void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
                 T s = T(0);
                 if (r1 - r0 < 16)  // the few edge columns next to the blocks: no lanes to set up
                   for (int64_t o = r0; o < r1; ++o) s += g[o] * xr[off + o * p.sw];
-                else if (p.sw == 1) s = dot_row<T, 1>(g, xr + off, r0, r1, 1);
-                else if (p.sw == 2) s = dot_row<T, 2>(g, xr + off, r0, r1, 2);
-                else s = dot_row<T, 0>(g, xr + off, r0, r1, p.sw);
+                else if (p.sw == 1)
+                  s = dot_row<T, 1>(g, xr + off, r0, r1, 1);
+                else if (p.sw == 2)
+                  s = dot_row<T, 2>(g, xr + off, r0, r1, 2);
+                else
+                  s = dot_row<T, 0>(g, xr + off, r0, r1, p.sw);
                 acc[size_t(i * p.kw + j)] += double(s);
               }
             }

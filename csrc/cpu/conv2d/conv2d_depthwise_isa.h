@@ -14,6 +14,6 @@ DK_ISA_DECLARE(namespace depthwise {
   void dw_backward(const Conv2dParams&, const T*, const T*, const T*, T*, T*);
 })
 
-#define DK_INSTANTIATE_DEPTHWISE_ISA(T)                                                                   \
-  template void dw_forward<T>(const Conv2dParams&, const T*, const T*, const T*, T*);                    \
+#define DK_INSTANTIATE_DEPTHWISE_ISA(T)                                               \
+  template void dw_forward<T>(const Conv2dParams&, const T*, const T*, const T*, T*); \
   template void dw_backward<T>(const Conv2dParams&, const T*, const T*, const T*, T*, T*);

@@ -22,8 +22,7 @@ inline void valid_ow(const Conv2dParams& p, int64_t j, int64_t& lo, int64_t& hi)
 }
 
 template <typename T>
-void im2col(const Conv2dParams& p, const T* x, int64_t oh0, int64_t oh1, int64_t c0, int64_t c1, T* col,
-            int64_t ld) {
+void im2col(const Conv2dParams& p, const T* x, int64_t oh0, int64_t oh1, int64_t c0, int64_t c1, T* col, int64_t ld) {
   for (int64_t c = c0; c < c1; ++c) {
     const T* xc = x + c * p.in_plane();
     for (int64_t i = 0; i < p.kh; ++i)
@@ -40,7 +39,8 @@ void im2col(const Conv2dParams& p, const T* x, int64_t oh0, int64_t oh1, int64_t
           }
           const T* xr = xc + ih * p.W + off;
           std::fill(row, row + lo, T(0));
-          if (p.sw == 1) std::memcpy(row + lo, xr + lo, sizeof(T) * (hi - lo));
+          if (p.sw == 1)
+            std::memcpy(row + lo, xr + lo, sizeof(T) * (hi - lo));
           else
             for (int64_t ow = lo; ow < hi; ++ow) row[ow] = xr[ow * p.sw];
           std::fill(row + hi, row + p.Wo, T(0));

@@ -58,7 +58,8 @@ inline bool shifted_unfold_pays(const Conv2dParams& p, int64_t mr, int64_t nr, i
   const auto round_up = [nr](int64_t q) { return double((q + nr - 1) / nr * nr); };
   const auto copy = [](int64_t rows, int64_t elems) { return 100.0 * double(rows) + 4.0 * double(elems); };
   // phase layout: pad (every row of every used phase) + compact the kept columns into y
-  const double phase = round_up((p.Ho - 1) * wq + p.Wo) * macs + copy(p.sh * p.sw * p.C * hq, p.sh * p.sw * p.C * hq * wq) +
+  const double phase = round_up((p.Ho - 1) * wq + p.Wo) * macs +
+                       copy(p.sh * p.sw * p.C * hq, p.sh * p.sw * p.C * hq * wq) +
                        copy(p.K * p.Ho, p.K * p.out_plane());
   // unfolded: kw windows of every input row inside the padding
   const double unfolded = round_up(p.out_plane()) * macs + copy(p.C * p.kw * p.H, p.C * p.kw * p.H * p.Wo);

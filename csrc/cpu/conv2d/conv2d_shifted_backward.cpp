@@ -87,8 +87,8 @@ void conv2d_weight_grad_shifted(const Conv2dParams& p, const T* x, const T* dy, 
         s.pad(x + n * p.C * p.in_plane(), xp, p.C * t / T_, p.C * (t + 1) / T_);
         if (!s.unfold) s.spread(dy_n, dyq, p.K * t / T_, p.K * (t + 1) / T_);
       }
-      gemm_offset_rows_a<T>(true, crs, p.K, s.Q, T(1), xp, s.offs.data(), s.unfold ? dy_n : dyq, s.Q, T(1),
-                            acc.data(), p.K, threads);
+      gemm_offset_rows_a<T>(true, crs, p.K, s.Q, T(1), xp, s.offs.data(), s.unfold ? dy_n : dyq, s.Q, T(1), acc.data(),
+                            p.K, threads);
     }
   }
   // dw[k][crs] = sum over threads of dwT[crs][k]

@@ -20,8 +20,10 @@ void conv2d_forward_shifted(const Conv2dParams& p, const T* x, const T* w, const
 #pragma omp for schedule(dynamic)
       for (int64_t n = 0; n < p.N; ++n) {
         s.pad(x + n * p.C * p.in_plane(), xp, 0, p.C);
-        if (s.row_tiles()) s.run_row_tiles(xp, b, y + n * p.K * p.out_plane(), 0, s.row_tile_count());
-        else s.run(xp, b, y + n * p.K * p.out_plane(), 0, panels);
+        if (s.row_tiles())
+          s.run_row_tiles(xp, b, y + n * p.K * p.out_plane(), 0, s.row_tile_count());
+        else
+          s.run(xp, b, y + n * p.K * p.out_plane(), 0, panels);
       }
     }
     return;
@@ -47,7 +49,6 @@ void conv2d_forward_shifted(const Conv2dParams& p, const T* x, const T* w, const
 }
 
 template void conv2d_forward_shifted<float>(const Conv2dParams&, const float*, const float*, const float*, float*);
-template void conv2d_forward_shifted<double>(const Conv2dParams&, const double*, const double*, const double*,
-                                             double*);
+template void conv2d_forward_shifted<double>(const Conv2dParams&, const double*, const double*, const double*, double*);
 
 }  // namespace dk::cpu

@@ -4,22 +4,21 @@
 // (conv2d_shifted_forward.cpp) and the two gradients (conv2d_shifted_backward.cpp; dx is a
 // transposed convolution on the same machinery). Portable code: it calls the per-ISA micro-kernels
 // through GemmKernel's function pointers, so it is never compiled with ISA flags.
-#include "cpu/conv2d/conv2d_shifted.h"
-
 #include <omp.h>
 
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
+#include "cpu/common/cpu_features.h"
+#include "cpu/common/parallel.h"
 #include "cpu/conv2d/conv2d_im2col.h"
 #include "cpu/conv2d/conv2d_scratch.h"
+#include "cpu/conv2d/conv2d_shifted.h"
 #include "cpu/conv2d/conv2d_unfold.h"
-#include "cpu/common/cpu_features.h"
 #include "cpu/gemm/gemm.h"
 #include "cpu/gemm/gemm_kernels.h"
 #include "cpu/gemm/gemm_pack.h"
-#include "cpu/common/parallel.h"
 
 namespace dk::cpu::shifted_detail {
 
@@ -48,16 +47,16 @@ template <typename T>
 struct Shifted {
   const Conv2dParams& p;
   const GemmKernel<T>& kr;
-  bool unfold;            // layout of the input buffer: see shifted_unfold_pays
+  bool unfold;                              // layout of the input buffer: see shifted_unfold_pays
   bool avx512 = best_isa() == Isa::Avx512;  // row copies for the unfolded buffer
-  int64_t Hq, Wq, plane;  // one plane of the buffer; Wq is also the pitch of the q numbering
-  int64_t Q, Qp;          // output positions in phase-width numbering, rounded up to NR
-  int64_t Kp;             // output channels rounded up to MR
-  int64_t kcb;            // inner-dimension block (<= kShiftKc, blocks of equal size)
-  int64_t xlen;           // phase buffer length incl. the slack the last panel reads
+  int64_t Hq, Wq, plane;                    // one plane of the buffer; Wq is also the pitch of the q numbering
+  int64_t Q, Qp;                            // output positions in phase-width numbering, rounded up to NR
+  int64_t Kp;                               // output channels rounded up to MR
+  int64_t kcb;                              // inner-dimension block (<= kShiftKc, blocks of equal size)
+  int64_t xlen;                             // phase buffer length incl. the slack the last panel reads
   std::vector<int64_t> offs;
   std::vector<char> phase_used;  // e.g. a 1x1 stride-2 kernel reads only phase (0, 0)
-  std::vector<T> Ap;  // weights packed per kc block: block at pc*Kp, panel ir at + ir*kc
+  std::vector<T> Ap;             // weights packed per kc block: block at pc*Kp, panel ir at + ir*kc
 
   // w == nullptr: geometry only (the weight gradient needs no packed weights).
   // allow_unfold: false where the caller needs the phase layout (the strided dx scatters into it).
@@ -142,14 +141,15 @@ struct Shifted {
     for (int64_t a = 0; a < sh; ++a) {
       if (!phase_used[size_t(a)]) continue;  // never read
       // rows r with input row h = r*sh + a - ph inside [0, H)
-      const int64_t r_lo = std::max<int64_t>(0, (ph - a + sh - 1) / sh), r_hi = std::min(Hq, (H + ph - a + sh - 1) / sh);
+      const int64_t r_lo = std::max<int64_t>(0, (ph - a + sh - 1) / sh),
+                    r_hi = std::min(Hq, (H + ph - a + sh - 1) / sh);
       for (int64_t c = c0; c < c1; ++c) {
         const T* src = x_n + c * H * W;
         T* dst = xp + (a * p.C + c) * kw * pl;
         if (avx512 && r_hi > r_lo) {
           const T* row0 = src + (r_lo * sh + a - ph) * W;
           if (!isa_avx512::conv2d::unfold_rows_narrow(row0, sh * W, r_hi - r_lo, dst + r_lo * wq, wq, pl, kw, p.dw,
-                                                       p.pw, W))
+                                                      p.pw, W))
             isa_avx512::conv2d::unfold_rows(row0, sh * W, r_hi - r_lo, dst + r_lo * wq, wq, pl, kw, lo, hi, off);
           continue;
         }
@@ -189,7 +189,8 @@ struct Shifted {
             }
             const T* s = src + h * p.W + off;
             std::fill(row, row + t_lo, T(0));
-            if (p.sw == 1) std::memcpy(row + t_lo, s + t_lo, sizeof(T) * (t_hi - t_lo));
+            if (p.sw == 1)
+              std::memcpy(row + t_lo, s + t_lo, sizeof(T) * (t_hi - t_lo));
             else
               for (int64_t t = t_lo; t < t_hi; ++t) row[t] = s[t * p.sw];
             std::fill(row + t_hi, row + Wq, T(0));
@@ -207,8 +208,8 @@ struct Shifted {
       const T* ablock = Ap.data() + pc * Kp;
       for (int64_t jr = j0 * kr.nr; jr < j1 * kr.nr; jr += kr.nr)
         for (int64_t ir = 0; ir < Kp; ir += kr.mr)
-          kr.fn_shifted(kc, ablock + ir * kc, xp + jr, offs.data() + pc, yt + ir * ld + (jr - j0 * kr.nr), ld,
-                        T(1), beta);
+          kr.fn_shifted(kc, ablock + ir * kc, xp + jr, offs.data() + pc, yt + ir * ld + (jr - j0 * kr.nr), ld, T(1),
+                        beta);
     }
   }
 
@@ -228,8 +229,8 @@ struct Shifted {
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t oh = t / per_row, ow0 = t % per_row * kr.nr;
         for (int64_t ir = 0; ir < p.K; ir += kr.mr)
-          kr.fn_shifted(kc, ablock + ir * kc, xp + oh * Wq + ow0, offs.data() + pc, y_n + ir * P + oh * p.Wo + ow0,
-                        P, T(1), beta);
+          kr.fn_shifted(kc, ablock + ir * kc, xp + oh * Wq + ow0, offs.data() + pc, y_n + ir * P + oh * p.Wo + ow0, P,
+                        T(1), beta);
       }
     }
     if (b)
@@ -265,7 +266,7 @@ struct Shifted {
           }
           // the last panel: a half-width tile when half the panel is enough
           (cols <= nr / 2 ? kr.fn_shifted_half : kr.fn_shifted)(kc, ablock + ir * kc, xp + q0, offs.data() + pc, edge,
-                                                               nr, T(1), T(0));
+                                                                nr, T(1), T(0));
           for (int64_t i = 0; i < rows; ++i) {
             const T bias = b && last ? b[ir + i] : T(0);
             for (int64_t j = 0; j < cols; ++j) c[i * P + j] = edge[i * nr + j] + (pc == 0 ? T(0) : c[i * P + j]) + bias;
@@ -279,8 +280,10 @@ struct Shifted {
 
   // One sample's output panels [j0, j1), whichever layout.
   void run(const T* xp, const T* b, T* y_n, int64_t j0, int64_t j1) const {
-    if (unfold) run_inplace(xp, b, y_n, j0, j1);
-    else run_panels(xp, b, y_n, j0, j1);
+    if (unfold)
+      run_inplace(xp, b, y_n, j0, j1);
+    else
+      run_panels(xp, b, y_n, j0, j1);
   }
 
   // Panels [j0, j1) of sample y_n, a chunk of kChunkPanels at a time through a per-thread

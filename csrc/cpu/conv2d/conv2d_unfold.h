@@ -15,7 +15,7 @@ namespace dk::cpu::isa_avx512::conv2d {
 // Only called when best_isa() == Avx512 (conv2d_unfold_avx512.cpp).
 template <typename T>
 void unfold_rows(const T* src, int64_t ld_src, int64_t rows, T* dst, int64_t ld_dst, int64_t plane, int64_t kw,
-                        const int64_t* lo, const int64_t* hi, const int64_t* off);
+                 const int64_t* lo, const int64_t* hi, const int64_t* off);
 
 // The whole planes (a row phase's rows of one channel, all kw tap columns, with their padding
 // columns written as zeros) for a padded width W + 2*pw of at most two vectors: each input row
@@ -23,7 +23,7 @@ void unfold_rows(const T* src, int64_t ld_src, int64_t rows, T* dst, int64_t ld_
 // column 0's plane at the first row (pitch ld_dst = the output width); nothing past the `rows`
 // rows of each plane is written. Returns false (nothing done) when the rows are wider.
 template <typename T>
-bool unfold_rows_narrow(const T* src, int64_t ld_src, int64_t rows, T* dst, int64_t ld_dst, int64_t plane,
-                               int64_t kw, int64_t dw, int64_t pw, int64_t W);
+bool unfold_rows_narrow(const T* src, int64_t ld_src, int64_t rows, T* dst, int64_t ld_dst, int64_t plane, int64_t kw,
+                        int64_t dw, int64_t pw, int64_t W);
 
 }  // namespace dk::cpu::isa_avx512::conv2d

@@ -22,14 +22,17 @@ inline void copy_row(T* d, const T* s, int64_t n, int64_t room, Load load, Store
   if (i < n) {
     const unsigned m = (1u << (n - i)) - 1u;
     const V v = mload(m, s + i);
-    if (i + L <= room) store(d + i, v);
-    else mstore(d + i, m, v);
+    if (i + L <= room)
+      store(d + i, v);
+    else
+      mstore(d + i, m, v);
   }
 }
 
 inline void copy_row(float* d, const float* s, int64_t n, int64_t room) {
   copy_row<float, __m512, 16>(
-      d, s, n, room, [](const float* p) { return _mm512_loadu_ps(p); }, [](float* p, __m512 v) { _mm512_storeu_ps(p, v); },
+      d, s, n, room, [](const float* p) { return _mm512_loadu_ps(p); },
+      [](float* p, __m512 v) { _mm512_storeu_ps(p, v); },
       [](unsigned m, const float* p) { return _mm512_maskz_loadu_ps(__mmask16(m), p); },
       [](float* p, unsigned m, __m512 v) { _mm512_mask_storeu_ps(p, __mmask16(m), v); });
 }
@@ -48,7 +51,7 @@ inline void copy_row(double* d, const double* s, int64_t n, int64_t room) {
 // zeros onto rows not yet written; nothing is written past the last row (other threads' planes).
 template <typename T>
 void unfold_rows(const T* src, int64_t ld_src, int64_t rows, T* dst, int64_t ld_dst, int64_t plane, int64_t kw,
-                        const int64_t* lo, const int64_t* hi, const int64_t* off) {
+                 const int64_t* lo, const int64_t* hi, const int64_t* off) {
   const int64_t end = rows * ld_dst;
   for (int64_t j = 0; j < kw; ++j) {
     T* d = dst + j * plane + lo[j];
@@ -69,7 +72,10 @@ struct NarrowF32 {
   static V mload(uint32_t m, const T* p) { return _mm512_maskz_loadu_ps(__mmask16(m), p); }
   static void store(T* p, V v) { _mm512_storeu_ps(p, v); }
   static void mstore(T* p, uint32_t m, V v) { _mm512_mask_storeu_ps(p, __mmask16(m), v); }
-  static I shift_index(int64_t s) { return _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(int(s))); }
+  static I shift_index(int64_t s) {
+    return _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                            _mm512_set1_epi32(int(s)));
+  }
   static V cut(V a, I idx, V b) { return _mm512_permutex2var_ps(a, idx, b); }
   static V zero() { return _mm512_setzero_ps(); }
 };
@@ -81,7 +87,9 @@ struct NarrowF64 {
   static V mload(uint32_t m, const T* p) { return _mm512_maskz_loadu_pd(__mmask8(m), p); }
   static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
   static void mstore(T* p, uint32_t m, V v) { _mm512_mask_storeu_pd(p, __mmask8(m), v); }
-  static I shift_index(int64_t s) { return _mm512_add_epi64(_mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi64(s)); }
+  static I shift_index(int64_t s) {
+    return _mm512_add_epi64(_mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi64(s));
+  }
   static V cut(V a, I idx, V b) { return _mm512_permutex2var_pd(a, idx, b); }
   static V zero() { return _mm512_setzero_pd(); }
 };
@@ -110,17 +118,22 @@ bool narrow(const typename N::T* src, int64_t ld_src, int64_t rows, typename N::
   for (int64_t r = 0; r < rows; ++r) {
     // masked-out lanes are neither read nor faulted on, so the row may start before x's first value
     const uintptr_t row0 = reinterpret_cast<uintptr_t>(src + r * ld_src) - uintptr_t(pw) * sizeof(T);
-    const V v0 = N::mload(m0, reinterpret_cast<const T*>(row0)), v1 = N::mload(m1, reinterpret_cast<const T*>(row0) + L);
+    const V v0 = N::mload(m0, reinterpret_cast<const T*>(row0)),
+            v1 = N::mload(m1, reinterpret_cast<const T*>(row0) + L);
     const int64_t room = end - r * wo;  // values up to the plane's last row may be written
     for (int64_t j = 0; j < kw; ++j) {
       T* d = dst + j * plane + r * wo;
       const V o0 = N::cut(v0, idx[j], v1);
-      if (room >= L) N::store(d, o0);
-      else N::mstore(d, (1u << room) - 1u, o0);
+      if (room >= L)
+        N::store(d, o0);
+      else
+        N::mstore(d, (1u << room) - 1u, o0);
       if (wo > L) {
         const V o1 = N::cut(v1, idx[j], N::zero());
-        if (room >= 2 * L) N::store(d + L, o1);
-        else N::mstore(d + L, (1u << (room - L)) - 1u, o1);
+        if (room >= 2 * L)
+          N::store(d + L, o1);
+        else
+          N::mstore(d + L, (1u << (room - L)) - 1u, o1);
       }
     }
   }
@@ -131,18 +144,18 @@ bool narrow(const typename N::T* src, int64_t ld_src, int64_t rows, typename N::
 
 template <>
 bool unfold_rows_narrow<float>(const float* src, int64_t ld_src, int64_t rows, float* dst, int64_t ld_dst,
-                                      int64_t plane, int64_t kw, int64_t dw, int64_t pw, int64_t W) {
+                               int64_t plane, int64_t kw, int64_t dw, int64_t pw, int64_t W) {
   return narrow<NarrowF32>(src, ld_src, rows, dst, ld_dst, plane, kw, dw, pw, W);
 }
 template <>
 bool unfold_rows_narrow<double>(const double* src, int64_t ld_src, int64_t rows, double* dst, int64_t ld_dst,
-                                       int64_t plane, int64_t kw, int64_t dw, int64_t pw, int64_t W) {
+                                int64_t plane, int64_t kw, int64_t dw, int64_t pw, int64_t W) {
   return narrow<NarrowF64>(src, ld_src, rows, dst, ld_dst, plane, kw, dw, pw, W);
 }
 
-template void unfold_rows<float>(const float*, int64_t, int64_t, float*, int64_t, int64_t, int64_t,
-                                        const int64_t*, const int64_t*, const int64_t*);
-template void unfold_rows<double>(const double*, int64_t, int64_t, double*, int64_t, int64_t, int64_t,
-                                         const int64_t*, const int64_t*, const int64_t*);
+template void unfold_rows<float>(const float*, int64_t, int64_t, float*, int64_t, int64_t, int64_t, const int64_t*,
+                                 const int64_t*, const int64_t*);
+template void unfold_rows<double>(const double*, int64_t, int64_t, double*, int64_t, int64_t, int64_t, const int64_t*,
+                                  const int64_t*, const int64_t*);
 
 }  // namespace dk::cpu::DK_ISA_NAMESPACE::conv2d

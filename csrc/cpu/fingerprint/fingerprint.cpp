@@ -48,8 +48,7 @@ uint64_t fingerprint(const void* data, int64_t nbytes) {
     total = sum_words(p, 0, words);
   } else {
 #pragma omp parallel for num_threads(threads) reduction(+ : total) schedule(static)
-    for (int t = 0; t < threads; ++t)
-      total += sum_words(p, words * t / threads, words * (t + 1) / threads);
+    for (int t = 0; t < threads; ++t) total += sum_words(p, words * t / threads, words * (t + 1) / threads);
   }
   const int64_t tail = nbytes - 8 * words;
   if (tail > 0) {

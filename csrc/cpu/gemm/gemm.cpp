@@ -13,9 +13,9 @@
 #include <cstdlib>
 #include <memory>
 
+#include "cpu/common/parallel.h"
 #include "cpu/gemm/gemm_kernels.h"
 #include "cpu/gemm/gemm_pack.h"
-#include "cpu/common/parallel.h"
 
 namespace dk::cpu {
 
@@ -56,7 +56,8 @@ template <typename T>
 void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc) {
   for (int64_t i = 0; i < M; ++i) {
     T* c = C + i * ldc;
-    if (beta == T(0)) std::fill(c, c + N, T(0));
+    if (beta == T(0))
+      std::fill(c, c + N, T(0));
     else
       for (int64_t j = 0; j < N; ++j) c[j] *= beta;
   }
@@ -84,8 +85,10 @@ void gemm_serial(const GemmKernel<T>& kr, bool ta, bool tb, int64_t M, int64_t N
       pack_b(tb, kc, nc, tb ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, nr, Bp, kr.pack_t);
       for (int64_t ic = 0; ic < M; ic += kr.mc) {
         const int64_t mc = std::min(kr.mc, M - ic);
-        if (a_rows) pack_a(false, mc, kc, A + pc, lda, mr, Ap, kr.pack_t, a_rows + ic);
-        else pack_a(ta, mc, kc, ta ? A + pc * lda + ic : A + ic * lda + pc, lda, mr, Ap, kr.pack_t);
+        if (a_rows)
+          pack_a(false, mc, kc, A + pc, lda, mr, Ap, kr.pack_t, a_rows + ic);
+        else
+          pack_a(ta, mc, kc, ta ? A + pc * lda + ic : A + ic * lda + pc, lda, mr, Ap, kr.pack_t);
         for (int64_t ir = 0; ir < mc; ir += mr) {
           const int64_t rows = std::min<int64_t>(mr, mc - ir);
           const T* ap = Ap + ir * kc;
@@ -154,7 +157,7 @@ void gemm_impl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T al
   const int64_t m_tiles = (M + kr.mr - 1) / kr.mr, n_tiles = (N + kr.nr - 1) / kr.nr;
   // OpenMP may grant fewer threads than asked (OMP_THREAD_LIMIT, OMP_DYNAMIC, nesting), so each
   // thread walks the rectangles with the team's real size as its stride: every one gets computed.
-#pragma omp parallel num_threads(g.tm * g.tn)
+#pragma omp parallel num_threads(g.tm* g.tn)
   for (int t = omp_get_thread_num(); t < g.tm * g.tn; t += omp_get_num_threads()) {
     const int ti = t / g.tn, tj = t % g.tn;
     const int64_t m0 = std::min(M, m_tiles * ti / g.tm * kr.mr), m1 = std::min(M, m_tiles * (ti + 1) / g.tm * kr.mr);

@@ -46,10 +46,14 @@ inline void transpose8x8_store(const float* const* src, int64_t k0, float* dst, 
   __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
          t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
          t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-  __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
-         s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)),
-         s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2)),
-         s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)),
+         s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
+         s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)),
+         s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)),
+         s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)),
+         s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2)),
+         s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)),
+         s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
   _mm256_storeu_ps(dst + 0 * P, _mm256_permute2f128_ps(s0, s4, 0x20));
   _mm256_storeu_ps(dst + 1 * P, _mm256_permute2f128_ps(s1, s5, 0x20));
   _mm256_storeu_ps(dst + 2 * P, _mm256_permute2f128_ps(s2, s6, 0x20));
@@ -81,8 +85,10 @@ void pack_t_blocks(int64_t rows, int64_t kc, const T* const* src, int P, T* dst)
   const int64_t full_rows = rows / B * B, full_k = kc / B * B;
   for (int64_t r0 = 0; r0 < full_rows; r0 += B) {
     for (int64_t k0 = 0; k0 < full_k; k0 += B) {
-      if constexpr (B == 8) transpose8x8_store(src + r0, k0, dst + k0 * P + r0, P);
-      else transpose4x4_store(src + r0, k0, dst + k0 * P + r0, P);
+      if constexpr (B == 8)
+        transpose8x8_store(src + r0, k0, dst + k0 * P + r0, P);
+      else
+        transpose4x4_store(src + r0, k0, dst + k0 * P + r0, P);
     }
     for (int64_t r = r0; r < r0 + B; ++r)
       for (int64_t k = full_k; k < kc; ++k) dst[k * P + r] = src[r][k];
@@ -106,13 +112,33 @@ void pack_transposed<double>(int64_t rows, int64_t kc, const double* const* src,
 
 template <>
 GemmKernel<float> kernel_table<float>() {
-  return {6, 16, 144, 384, 512, &kernel<F32, 6>, "avx2 6x16", &pack_transposed<float>, &kernel_shifted<F32, 6>,
-          &kernel_shifted_half<F32, 6>, &kernel_rows<F32, 6, 2>, &kernel_rows<F32, 6, 1>};
+  return {6,
+          16,
+          144,
+          384,
+          512,
+          &kernel<F32, 6>,
+          "avx2 6x16",
+          &pack_transposed<float>,
+          &kernel_shifted<F32, 6>,
+          &kernel_shifted_half<F32, 6>,
+          &kernel_rows<F32, 6, 2>,
+          &kernel_rows<F32, 6, 1>};
 }
 template <>
 GemmKernel<double> kernel_table<double>() {
-  return {6, 8, 144, 256, 384, &kernel<F64, 6>, "avx2 6x8", &pack_transposed<double>, &kernel_shifted<F64, 6>,
-          &kernel_shifted_half<F64, 6>, &kernel_rows<F64, 6, 2>, &kernel_rows<F64, 6, 1>};
+  return {6,
+          8,
+          144,
+          256,
+          384,
+          &kernel<F64, 6>,
+          "avx2 6x8",
+          &pack_transposed<double>,
+          &kernel_shifted<F64, 6>,
+          &kernel_shifted_half<F64, 6>,
+          &kernel_rows<F64, 6, 2>,
+          &kernel_rows<F64, 6, 1>};
 }
 
 }  // namespace dk::cpu::DK_ISA_NAMESPACE::gemm

@@ -43,13 +43,33 @@ struct F64 {
 
 template <>
 GemmKernel<float> kernel_table<float>() {
-  return {8, 32, 128, 384, 512, &kernel<F32, 8>, "avx512 8x32", &isa_avx2::gemm::pack_transposed<float>, &kernel_shifted<F32, 8>,
-          &kernel_shifted_half<F32, 8>, &kernel_rows<F32, 8, 2>, &kernel_rows<F32, 8, 1>};
+  return {8,
+          32,
+          128,
+          384,
+          512,
+          &kernel<F32, 8>,
+          "avx512 8x32",
+          &isa_avx2::gemm::pack_transposed<float>,
+          &kernel_shifted<F32, 8>,
+          &kernel_shifted_half<F32, 8>,
+          &kernel_rows<F32, 8, 2>,
+          &kernel_rows<F32, 8, 1>};
 }
 template <>
 GemmKernel<double> kernel_table<double>() {
-  return {8, 16, 128, 256, 384, &kernel<F64, 8>, "avx512 8x16", &isa_avx2::gemm::pack_transposed<double>, &kernel_shifted<F64, 8>,
-          &kernel_shifted_half<F64, 8>, &kernel_rows<F64, 8, 2>, &kernel_rows<F64, 8, 1>};
+  return {8,
+          16,
+          128,
+          256,
+          384,
+          &kernel<F64, 8>,
+          "avx512 8x16",
+          &isa_avx2::gemm::pack_transposed<double>,
+          &kernel_shifted<F64, 8>,
+          &kernel_shifted_half<F64, 8>,
+          &kernel_rows<F64, 8, 2>,
+          &kernel_rows<F64, 8, 1>};
 }
 
 }  // namespace dk::cpu::DK_ISA_NAMESPACE::gemm

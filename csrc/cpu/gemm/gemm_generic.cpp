@@ -32,14 +32,14 @@ void kernel(int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, T alpha, T 
 }
 
 template <typename T, int MR, int NR>
-void kernel_shifted(int64_t kc, const T* Ap, const T* base, const int64_t* offs, T* C, int64_t ldc, T alpha,
-                    T beta) {
+void kernel_shifted(int64_t kc, const T* Ap, const T* base, const int64_t* offs, T* C, int64_t ldc, T alpha, T beta) {
   kernel_impl<T, MR, NR, true>(kc, Ap, base, offs, C, ldc, alpha, beta);
 }
 
 // A rows by pointer, B a packed panel NR wide (see GemmRowsKernel).
 template <typename T, int MR, int NR>
-void kernel_rows(int64_t kc, const T* const* Ar, const T* __restrict Bp, T* __restrict C, int64_t ldc, T alpha, T beta) {
+void kernel_rows(int64_t kc, const T* const* Ar, const T* __restrict Bp, T* __restrict C, int64_t ldc, T alpha,
+                 T beta) {
   T acc[MR][NR] = {};
   for (int64_t k = 0; k < kc; ++k) {
     const T* b = Bp + k * NR;
@@ -68,14 +68,32 @@ template void pack_transposed<double>(int64_t, int64_t, const double* const*, in
 
 template <>
 GemmKernel<float> kernel_table<float>() {
-  return {4, 16, 128, 256, 1024, &kernel<float, 4, 16>, "generic 4x16", &pack_transposed<float>, &kernel_shifted<float, 4, 16>,
-          &kernel_shifted<float, 4, 8>, &kernel_rows<float, 4, 16>,
+  return {4,
+          16,
+          128,
+          256,
+          1024,
+          &kernel<float, 4, 16>,
+          "generic 4x16",
+          &pack_transposed<float>,
+          &kernel_shifted<float, 4, 16>,
+          &kernel_shifted<float, 4, 8>,
+          &kernel_rows<float, 4, 16>,
           &kernel_rows<float, 4, 8>};
 }
 template <>
 GemmKernel<double> kernel_table<double>() {
-  return {4, 8, 128, 256, 512, &kernel<double, 4, 8>, "generic 4x8", &pack_transposed<double>, &kernel_shifted<double, 4, 8>,
-          &kernel_shifted<double, 4, 4>, &kernel_rows<double, 4, 8>,
+  return {4,
+          8,
+          128,
+          256,
+          512,
+          &kernel<double, 4, 8>,
+          "generic 4x8",
+          &pack_transposed<double>,
+          &kernel_shifted<double, 4, 8>,
+          &kernel_shifted<double, 4, 4>,
+          &kernel_rows<double, 4, 8>,
           &kernel_rows<double, 4, 4>};
 }
 

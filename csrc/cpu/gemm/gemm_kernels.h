@@ -23,14 +23,13 @@ template <typename T>
 using GemmMicroKernel = void (*)(int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, T alpha, T beta);
 
 // Transposing pack of one panel: dst[k*P + r] = src[r][k] for r < rows, k < kc, and 0 for
-// rows <= r < P (P <= kMaxPanel). Rows come as pointers, so A rows may sit at arbitrary offsets. Packing row-major A (or transposed B) is exactly this; a scalar loop does it at
-// about one element per cycle, which costs as much as the FMAs when M (or N) is small, so the
-// SIMD ISAs transpose 8x8 (4x4) register blocks instead.
+// rows <= r < P (P <= kMaxPanel). Rows come as pointers, so A rows may sit at arbitrary offsets. Packing row-major A
+// (or transposed B) is exactly this; a scalar loop does it at about one element per cycle, which costs as much as the
+// FMAs when M (or N) is small, so the SIMD ISAs transpose 8x8 (4x4) register blocks instead.
 constexpr int kMaxPanel = 32;
 
 template <typename T>
 using PackTransposed = void (*)(int64_t rows, int64_t kc, const T* const* src, int P, T* dst);
-
 
 // The same tile, but row k of B is read in place at base + offs[k] (NR contiguous values) instead
 // of from a packed panel: a stride-1 convolution's im2col matrix is the padded input shifted by

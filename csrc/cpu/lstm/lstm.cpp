@@ -9,11 +9,11 @@
 #include <cstring>
 #include <vector>
 
+#include "cpu/common/parallel.h"
 #include "cpu/gemm/gemm.h"
 #include "cpu/lstm/lstm_gemm.h"
 #include "cpu/lstm/lstm_pointwise.h"
 #include "cpu/lstm/lstm_workspace.h"
-#include "cpu/common/parallel.h"
 
 namespace dk::cpu {
 
@@ -129,8 +129,8 @@ void lstm_backward(const LstmParams& p, const T* xh, const T* w_ih, const T* w_h
     for (int64_t it = 0; it < split.items; ++it) {
       const int64_t b = it / split.per_row;
       const int64_t j0 = (it % split.per_row) * split.chunk, j1 = std::min(H, j0 + split.chunk);
-      pw.backward(H, j0, j1, act + b * G, cs + (t + 1) * BH + b * H, cs + t * BH + b * H, row(dy_t, b),
-                  row(dh_next, b), row(dc_next, b), dg_t + b * G, dc_prev + b * H);
+      pw.backward(H, j0, j1, act + b * G, cs + (t + 1) * BH + b * H, cs + t * BH + b * H, row(dy_t, b), row(dh_next, b),
+                  row(dc_next, b), dg_t + b * G, dc_prev + b * H);
     }
     // dh_{t-1} is dh0 at t = 0, skipped when nobody asked for it.
     T* dh_out = t > 0 ? dh_rec : dh0;
@@ -162,10 +162,10 @@ void lstm_backward(const LstmParams& p, const T* xh, const T* w_ih, const T* w_h
   }
 }
 
-#define DK_INSTANTIATE_LSTM(T)                                                                                   \
-  template void lstm_forward<T>(const LstmParams&, const T*, const T*, const T*, const T*, const T*, const T*,   \
-                                const T*, T*, T*, T*, T*, T*, T*);                                               \
-  template void lstm_backward<T>(const LstmParams&, const T*, const T*, const T*, const T*, const T*, const T*,  \
+#define DK_INSTANTIATE_LSTM(T)                                                                                  \
+  template void lstm_forward<T>(const LstmParams&, const T*, const T*, const T*, const T*, const T*, const T*,  \
+                                const T*, T*, T*, T*, T*, T*, T*);                                              \
+  template void lstm_backward<T>(const LstmParams&, const T*, const T*, const T*, const T*, const T*, const T*, \
                                  const T*, const T*, T*, T*, T*, T*, T*, T*);
 DK_INSTANTIATE_LSTM(float)
 DK_INSTANTIATE_LSTM(double)

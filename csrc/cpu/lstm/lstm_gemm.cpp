@@ -6,9 +6,9 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "cpu/common/parallel.h"
 #include "cpu/gemm/gemm_pack.h"
 #include "cpu/lstm/lstm_workspace.h"
-#include "cpu/common/parallel.h"
 
 namespace dk::cpu {
 

@@ -16,8 +16,7 @@ namespace dk::cpu {
 
 template <typename T>
 struct LstmPointwise {
-  void (*forward)(int64_t H, int64_t j0, int64_t j1, T* g, const T* rec, const T* bias, const T* c_prev, T* c,
-                  T* h);
+  void (*forward)(int64_t H, int64_t j0, int64_t j1, T* g, const T* rec, const T* bias, const T* c_prev, T* c, T* h);
   void (*backward)(int64_t H, int64_t j0, int64_t j1, const T* act, const T* c, const T* c_prev, const T* dy,
                    const T* dh_next, const T* dc_next, T* dg, T* dc_prev);
 };

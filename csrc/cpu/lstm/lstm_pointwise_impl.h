@@ -56,8 +56,8 @@ inline double act_sigmoid(double x) { return sigmoid_d(x); }
 inline double act_tanh(double x) { return std::tanh(x); }
 
 template <typename T>
-void forward_row(int64_t H, int64_t j0, int64_t j1, T* __restrict g, const T* __restrict rec,
-                 const T* __restrict bias, const T* __restrict c_prev, T* __restrict c, T* __restrict h) {
+void forward_row(int64_t H, int64_t j0, int64_t j1, T* __restrict g, const T* __restrict rec, const T* __restrict bias,
+                 const T* __restrict c_prev, T* __restrict c, T* __restrict h) {
   T* __restrict gi = g;
   T* __restrict gf = g + H;
   T* __restrict gg = g + 2 * H;

@@ -1,8 +1,8 @@
 // Pooling entry points: pick the kernel copy for the running CPU (see pooling_impl.h).
 #include "cpu/pooling/pooling.h"
 
-#include "cpu/pooling/pooling_isa.h"
 #include "cpu/pooling/pooling_impl.h"
+#include "cpu/pooling/pooling_isa.h"
 
 namespace dk::cpu::DK_POOL_NS {
 DK_INSTANTIATE_POOLING_ISA(float)
@@ -12,7 +12,7 @@ DK_INSTANTIATE_POOLING_ISA(double)
 namespace dk::cpu {
 
 // Calls the copy of pooling::fn<T> for best_isa(), picked once per T.
-#define DK_POOL_DISPATCH(fn, ...)                                          \
+#define DK_POOL_DISPATCH(fn, ...)                                                               \
   static const auto pick = DK_ISA_PICK(decltype(&isa_generic::pooling::fn<T>), pooling::fn<T>); \
   return pick(__VA_ARGS__);
 
@@ -32,9 +32,7 @@ void avg_pool2d_forward(const Pool2dParams& p, const T* x, T* y) {
 }
 
 template <typename T>
-void avg_pool2d_backward(const Pool2dParams& p, const T* dy, T* dx) {
-  DK_POOL_DISPATCH(avg_backward, p, dy, dx)
-}
+void avg_pool2d_backward(const Pool2dParams& p, const T* dy, T* dx){DK_POOL_DISPATCH(avg_backward, p, dy, dx)}
 
 #undef DK_POOL_DISPATCH
 
@@ -43,8 +41,7 @@ void avg_pool2d_backward(const Pool2dParams& p, const T* dy, T* dx) {
   template void max_pool2d_backward<T>(const Pool2dParams&, const T*, const int64_t*, T*); \
   template void avg_pool2d_forward<T>(const Pool2dParams&, const T*, T*);                  \
   template void avg_pool2d_backward<T>(const Pool2dParams&, const T*, T*);
-DK_INSTANTIATE_POOLING(float)
-DK_INSTANTIATE_POOLING(double)
+DK_INSTANTIATE_POOLING(float) DK_INSTANTIATE_POOLING(double)
 #undef DK_INSTANTIATE_POOLING
 
 }  // namespace dk::cpu

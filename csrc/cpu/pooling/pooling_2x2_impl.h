@@ -26,8 +26,8 @@ namespace dk::cpu::DK_POOL_NS {
 // Vector types are declared inside each function: GCC drops vector_size from a dependent typedef
 // that is a class member.
 // (Nor may `auto` be deduced from them: GCC 12 deduces the element type.)
-#define DK_POOL_2X2_VECTORS                                              \
-  typedef T TV __attribute__((vector_size(V * sizeof(T))));             \
+#define DK_POOL_2X2_VECTORS                                 \
+  typedef T TV __attribute__((vector_size(V * sizeof(T)))); \
   typedef int64_t IV __attribute__((vector_size(V * sizeof(int64_t))))
 
 // Integer lanes as wide as T: the lane type of a comparison of T vectors.
@@ -143,8 +143,10 @@ inline void blocks_over_row(int64_t Wo, const Block& block) {
 template <typename Block>
 inline void row_2x2(int64_t Wo, const Block& block) {
   constexpr int V = kVecBytes / 8 >= 2 ? kVecBytes / 8 : 2;
-  if (Wo >= V) blocks_over_row<V>(Wo, block);
-  else if (V >= 4 && Wo >= V / 2) blocks_over_row<(V >= 4 ? V / 2 : 2)>(Wo, block);
+  if (Wo >= V)
+    blocks_over_row<V>(Wo, block);
+  else if (V >= 4 && Wo >= V / 2)
+    blocks_over_row<(V >= 4 ? V / 2 : 2)>(Wo, block);
   else
     for (int64_t ow = 0; ow < Wo; ++ow) block.scalar(ow);
 }
@@ -156,7 +158,9 @@ struct MaxForwardRow {
   T* y;
   int64_t* idx;
   template <int V>
-  void run(int64_t col) const { max_2x2_block<T, V>(r0, r1, W, row_base, col, y, idx); }
+  void run(int64_t col) const {
+    max_2x2_block<T, V>(r0, r1, W, row_base, col, y, idx);
+  }
   void scalar(int64_t ow) const {
     const T a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
     T best = a;
@@ -176,7 +180,9 @@ struct MaxBackwardRow {
   int64_t W, row_base;
   T *r0, *r1;
   template <int V>
-  void run(int64_t col) const { max_2x2_block_backward<T, V>(g, idx, W, row_base, col, r0, r1); }
+  void run(int64_t col) const {
+    max_2x2_block_backward<T, V>(g, idx, W, row_base, col, r0, r1);
+  }
   void scalar(int64_t ow) const {
     const int64_t a = idx[ow] - row_base - 2 * ow;
     const T v = g[ow];
@@ -192,7 +198,9 @@ struct AvgForwardRow {
   const T *r0, *r1;
   T* y;
   template <int V>
-  void run(int64_t col) const { avg_2x2_block<T, V>(r0, r1, col, y); }
+  void run(int64_t col) const {
+    avg_2x2_block<T, V>(r0, r1, col, y);
+  }
   void scalar(int64_t ow) const {
     y[ow] = ((((T(0) + r0[2 * ow]) + r0[2 * ow + 1]) + r1[2 * ow]) + r1[2 * ow + 1]) * (T(1) / (T(2) * T(2)));
   }
@@ -203,7 +211,9 @@ struct AvgBackwardRow {
   const T* g;
   T *r0, *r1;
   template <int V>
-  void run(int64_t col) const { avg_2x2_block_backward<T, V>(g, col, r0, r1); }
+  void run(int64_t col) const {
+    avg_2x2_block_backward<T, V>(g, col, r0, r1);
+  }
   void scalar(int64_t ow) const { r0[2 * ow] = r0[2 * ow + 1] = r1[2 * ow] = r1[2 * ow + 1] = g[ow] * T(0.25); }
 };
 
@@ -217,7 +227,9 @@ inline bool is_2x2_stride2(const Pool2dParams& p) {
 }
 
 // The average paths divide every window by 4.
-inline bool is_avg_2x2_stride2(const Pool2dParams& p) { return is_2x2_stride2(p) && (p.divisor == 0 || p.divisor == 4); }
+inline bool is_avg_2x2_stride2(const Pool2dParams& p) {
+  return is_2x2_stride2(p) && (p.divisor == 0 || p.divisor == 4);
+}
 
 template <typename T>
 void max_forward_2x2s2(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {

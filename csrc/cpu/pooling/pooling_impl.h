@@ -12,9 +12,7 @@
 // contiguous or de-interleaving load that the compiler vectorises; others take a generic stride.
 // Windows visit (i, j) in row-major order, so ties and NaNs resolve exactly as the scalar
 // definition (and PyTorch): a value replaces the max if it is greater or NaN.
-#ifndef DK_POOL_NS
-#error "define DK_POOL_NS before including pooling_impl.h"
-#endif
+#include "cpu/pooling/pooling_isa.h"  // first, in its own include block: DK_POOL_NS: this copy's namespace
 
 #include <cstdint>
 #include <cstring>
@@ -23,8 +21,8 @@
 
 #include "common/pool_params.h"
 #include "cpu/common/parallel.h"
-#include "cpu/pooling/pooling_vec.h"
 #include "cpu/pooling/pooling_2x2_impl.h"
+#include "cpu/pooling/pooling_vec.h"
 
 namespace dk::cpu::DK_POOL_NS {
 
@@ -100,8 +98,8 @@ inline void block_columns(const Pool2dParams& p, int64_t V, int64_t& lo, int64_t
 // registers on every ISA) across the kh*kw taps, instead of one pass over the output row per
 // tap. Taps in row-major order; a value replaces the max if greater or NaN, as max_sweep.
 template <typename T, typename I, int S, int V>
-inline void max_block(const T* xp, int64_t W, int64_t hb, int64_t he, int64_t dh, int64_t kw, int64_t dw,
-                      int64_t col0, int64_t s_rt, T* y, I* pos) {
+inline void max_block(const T* xp, int64_t W, int64_t hb, int64_t he, int64_t dh, int64_t kw, int64_t dw, int64_t col0,
+                      int64_t s_rt, T* y, I* pos) {
   typedef T TV __attribute__((vector_size(V * sizeof(T))));
   typedef I IV __attribute__((vector_size(V * sizeof(I))));
   const int64_t s = S > 0 ? S : s_rt;
@@ -177,9 +175,12 @@ void max_forward_rows(const Pool2dParams& p, const T* x, T* y, int64_t* idx, int
       for (int64_t ow = b_lo; ow < b_hi; ow += V) {
         const int64_t o = imin(ow, b_hi - V);
         const int64_t col0 = o * sw - pw;
-        if (sw == 1) max_block<T, I, 1, V>(xp, p.W, hb, he, p.dh, p.kw, p.dw, col0, 1, yr + o, pc + o);
-        else if (sw == 2) max_block<T, I, 2, V>(xp, p.W, hb, he, p.dh, p.kw, p.dw, col0, 2, yr + o, pc + o);
-        else max_block<T, I, 0, V>(xp, p.W, hb, he, p.dh, p.kw, p.dw, col0, sw, yr + o, pc + o);
+        if (sw == 1)
+          max_block<T, I, 1, V>(xp, p.W, hb, he, p.dh, p.kw, p.dw, col0, 1, yr + o, pc + o);
+        else if (sw == 2)
+          max_block<T, I, 2, V>(xp, p.W, hb, he, p.dh, p.kw, p.dw, col0, 2, yr + o, pc + o);
+        else
+          max_block<T, I, 0, V>(xp, p.W, hb, he, p.dh, p.kw, p.dw, col0, sw, yr + o, pc + o);
       }
       if (b_lo < b_hi) {
         // Blocks cover the interior; the few edge columns go one at a time.
@@ -203,9 +204,12 @@ void max_forward_rows(const Pool2dParams& p, const T* x, T* y, int64_t* idx, int
             if (lo >= hi) continue;
             const T* src = xp + ih * p.W + off;
             const int64_t base = ih * p.W + off;
-            if (sw == 1) max_sweep<T, I, 1>(src, 1, lo, hi, yr, pc, base);
-            else if (sw == 2) max_sweep<T, I, 2>(src, 2, lo, hi, yr, pc, base);
-            else max_sweep<T, I, 0>(src, sw, lo, hi, yr, pc, base);
+            if (sw == 1)
+              max_sweep<T, I, 1>(src, 1, lo, hi, yr, pc, base);
+            else if (sw == 2)
+              max_sweep<T, I, 2>(src, 2, lo, hi, yr, pc, base);
+            else
+              max_sweep<T, I, 0>(src, sw, lo, hi, yr, pc, base);
           }
         }
       }
@@ -225,8 +229,7 @@ void max_forward(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
 
 template <typename T>
 void max_backward(const Pool2dParams& p, const T* dy, const int64_t* idx, T* dx) {
-  if (is_2x2_stride2(p))
-    return max_backward_2x2s2(p, dy, idx, dx);
+  if (is_2x2_stride2(p)) return max_backward_2x2s2(p, dy, idx, dx);
   const int64_t planes = p.planes();
 #pragma omp parallel for schedule(static) num_threads(num_threads()) if (pool_parallel(p))
   for (int64_t pl = 0; pl < planes; ++pl) {
@@ -271,8 +274,10 @@ inline bool avg_uniform(const Pool2dParams& p, T& inv) {
     inv = T(1) / T(p.divisor);
     return true;
   }
-  if (p.count_pad) same = (p.Ho - 1) * p.sh + p.kh <= p.H + 2 * p.ph && (p.Wo - 1) * p.sw + p.kw <= p.W + 2 * p.pw;
-  else same = p.ph == 0 && p.pw == 0 && (p.Ho - 1) * p.sh + p.kh <= p.H && (p.Wo - 1) * p.sw + p.kw <= p.W;
+  if (p.count_pad)
+    same = (p.Ho - 1) * p.sh + p.kh <= p.H + 2 * p.ph && (p.Wo - 1) * p.sw + p.kw <= p.W + 2 * p.pw;
+  else
+    same = p.ph == 0 && p.pw == 0 && (p.Ho - 1) * p.sh + p.kh <= p.H && (p.Wo - 1) * p.sw + p.kw <= p.W;
   inv = same ? T(1) / (T(p.kh) * T(p.kw)) : T(1);  // kh*kw could overflow int64
   return same;
 }
@@ -306,9 +311,12 @@ void avg_forward(const Pool2dParams& p, const T* x, T* y) {
     for (int64_t ow = b_lo; ow < b_hi; ow += V) {
       const int64_t o = imin(ow, b_hi - V);
       const int64_t col0 = o * sw - pw;
-      if (sw == 1) sum_block<T, 1, V>(xp, p.W, hb, he, p.kw, col0, 1, inv_area, yr + o);
-      else if (sw == 2) sum_block<T, 2, V>(xp, p.W, hb, he, p.kw, col0, 2, inv_area, yr + o);
-      else sum_block<T, 0, V>(xp, p.W, hb, he, p.kw, col0, sw, inv_area, yr + o);
+      if (sw == 1)
+        sum_block<T, 1, V>(xp, p.W, hb, he, p.kw, col0, 1, inv_area, yr + o);
+      else if (sw == 2)
+        sum_block<T, 2, V>(xp, p.W, hb, he, p.kw, col0, 2, inv_area, yr + o);
+      else
+        sum_block<T, 0, V>(xp, p.W, hb, he, p.kw, col0, sw, inv_area, yr + o);
     }
     // The other columns (all of them without blocks): one sweep per tap.
     for (int part = 0; part < 2; ++part) {
@@ -324,9 +332,12 @@ void avg_forward(const Pool2dParams& p, const T* x, T* y) {
           hi = imin(hi, r1);
           if (lo >= hi) continue;
           const T* src = xp + ih * p.W + off;
-          if (p.sw == 1) sum_sweep<T, 1>(src, 1, lo, hi, yr);
-          else if (p.sw == 2) sum_sweep<T, 2>(src, 2, lo, hi, yr);
-          else sum_sweep<T, 0>(src, p.sw, lo, hi, yr);
+          if (p.sw == 1)
+            sum_sweep<T, 1>(src, 1, lo, hi, yr);
+          else if (p.sw == 2)
+            sum_sweep<T, 2>(src, 2, lo, hi, yr);
+          else
+            sum_sweep<T, 0>(src, p.sw, lo, hi, yr);
         }
       }
       for (int64_t ow = r0; ow < r1; ++ow) yr[ow] *= inv_area;
@@ -368,9 +379,12 @@ void avg_backward(const Pool2dParams& p, const T* dy, T* dx) {
             hi = imin(hi, c1);
             if (lo >= hi) continue;
             T* dst = dxp + ih * p.W + off;
-            if (p.sw == 1) spread_sweep<T, 1>(g - c0, 1, lo, hi, dst);
-            else if (p.sw == 2) spread_sweep<T, 2>(g - c0, 2, lo, hi, dst);
-            else spread_sweep<T, 0>(g - c0, p.sw, lo, hi, dst);
+            if (p.sw == 1)
+              spread_sweep<T, 1>(g - c0, 1, lo, hi, dst);
+            else if (p.sw == 2)
+              spread_sweep<T, 2>(g - c0, 2, lo, hi, dst);
+            else
+              spread_sweep<T, 0>(g - c0, p.sw, lo, hi, dst);
           }
         }
       }

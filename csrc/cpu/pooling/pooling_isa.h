@@ -20,8 +20,8 @@ DK_ISA_DECLARE(namespace pooling {
   void avg_backward(const Pool2dParams&, const T*, T*);
 })
 
-#define DK_INSTANTIATE_POOLING_ISA(T)                                                             \
-  template void max_forward<T>(const Pool2dParams&, const T*, T*, int64_t*);                      \
-  template void max_backward<T>(const Pool2dParams&, const T*, const int64_t*, T*);               \
-  template void avg_forward<T>(const Pool2dParams&, const T*, T*);                                \
+#define DK_INSTANTIATE_POOLING_ISA(T)                                               \
+  template void max_forward<T>(const Pool2dParams&, const T*, T*, int64_t*);        \
+  template void max_backward<T>(const Pool2dParams&, const T*, const int64_t*, T*); \
+  template void avg_forward<T>(const Pool2dParams&, const T*, T*);                  \
   template void avg_backward<T>(const Pool2dParams&, const T*, T*);

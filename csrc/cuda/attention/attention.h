@@ -20,7 +20,6 @@ void attention_forward(const AttentionParams& p, DType dt, const void* q, const 
 // deterministic: dQ by a separate pass (no atomics, bitwise reproducible) instead of atomics.
 void attention_backward(const AttentionParams& p, DType dt, const void* q, const void* k, const void* v,
                         const void* mask, const int64_t* moff, const void* out, const void* lse, const void* dout,
-                        void* dq, void* dk, void* dv, void* drow, void* dq_acc, bool deterministic,
-                        uintptr_t stream);
+                        void* dq, void* dk, void* dv, void* drow, void* dq_acc, bool deterministic, uintptr_t stream);
 
 }  // namespace dk::cuda

@@ -27,16 +27,16 @@ constexpr size_t mma_bwd_smem() {
 template <int HD>
 __global__ void __launch_bounds__(kMmaWarps * 32)
     attn_bwd_mma_kernel(AttentionParams p, const __half* __restrict__ q, const __half* __restrict__ k,
-                        const __half* __restrict__ v, const __half* __restrict__ mask,
-                        const int64_t* __restrict__ moff, const __half* __restrict__ dout,
-                        const float* __restrict__ lse, const float* __restrict__ drow, float* __restrict__ dq_acc,
-                        __half* __restrict__ dk, __half* __restrict__ dv, int dq_atomic, float scale) {
+                        const __half* __restrict__ v, const __half* __restrict__ mask, const int64_t* __restrict__ moff,
+                        const __half* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ drow,
+                        float* __restrict__ dq_acc, __half* __restrict__ dk, __half* __restrict__ dv, int dq_atomic,
+                        float scale) {
   constexpr int LDS = HD + 8, KS = HD / 16, QN = kBwdQRows / 8, ON = HD / 8;
   DK_DYNAMIC_SHARED(__half, smem);
   __half* Ks = smem;
   __half* Vs = Ks + kMmaKeys * LDS;
-  __half* Qs = Vs + kMmaKeys * LDS;        // two buffers
-  __half* dOs = Qs + 2 * kBwdQRows * LDS;  // two buffers
+  __half* Qs = Vs + kMmaKeys * LDS;         // two buffers
+  __half* dOs = Qs + 2 * kBwdQRows * LDS;   // two buffers
   __half* dSt = dOs + 2 * kBwdQRows * LDS;  // dS^T of the current tile, [key][query]
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
@@ -208,8 +208,8 @@ void launch_bwd_mma(const AttentionParams& p, const __half* q, const __half* k, 
   set_max_dynamic_shared(kernel, smem);
   const int64_t blocks = p.BH * ((p.Lk + kMmaKeys - 1) / kMmaKeys);
   if (blocks > 0)
-    launch(kernel, dim3(unsigned(blocks)), dim3(kMmaWarps * 32), smem, stream, p, q, k, v, mask, moff, dout, lse,
-           drow, dq_acc, dk, dv, int(dq_atomic), static_cast<float>(p.scale));
+    launch(kernel, dim3(unsigned(blocks)), dim3(kMmaWarps * 32), smem, stream, p, q, k, v, mask, moff, dout, lse, drow,
+           dq_acc, dk, dv, int(dq_atomic), static_cast<float>(p.scale));
 }
 
 }  // namespace dk::cuda::attn

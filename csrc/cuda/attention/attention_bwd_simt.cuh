@@ -57,8 +57,9 @@ __global__ void attn_convert_kernel(int64_t n, const float* __restrict__ src, T*
 
 // The query tile [q0, q0 + BR) and its lse / Drow rows into shared memory.
 template <typename T, int BR, int BC, int DCH>
-__device__ __forceinline__ void load_query_tile(const AttentionParams& p, BwdTiles<typename Acc<T>::type, BR, BC, DCH>& t,
-                                                const T* q, const T* dout, const typename Acc<T>::type* lse,
+__device__ __forceinline__ void load_query_tile(const AttentionParams& p,
+                                                BwdTiles<typename Acc<T>::type, BR, BC, DCH>& t, const T* q,
+                                                const T* dout, const typename Acc<T>::type* lse,
                                                 const typename Acc<T>::type* drow, int64_t bh, int64_t q0) {
   using A = typename Acc<T>::type;
   const int nr = int(imin(BR, p.Lq - q0));
@@ -75,7 +76,8 @@ __device__ __forceinline__ void load_key_tile(const AttentionParams& p, BwdTiles
                                               const T* k, const T* v, int64_t bh, int64_t k0) {
   const int nc = int(imin(BC, p.Lk - k0));
   load_tile(t.Ks, tile_ld<typename Acc<T>::type, DCH>(), k + (bh * p.Lk + k0) * p.D, p.D, BC, nc, int(p.D), 16 * DCH);
-  load_tile(t.Vs, tile_ld<typename Acc<T>::type, DCH>(), v + (bh * p.Lk + k0) * p.Dv, p.Dv, BC, nc, int(p.Dv), 16 * DCH);
+  load_tile(t.Vs, tile_ld<typename Acc<T>::type, DCH>(), v + (bh * p.Lk + k0) * p.Dv, p.Dv, BC, nc, int(p.Dv),
+            16 * DCH);
 }
 
 // P and dS of the (query tile, key tile) pair into shared memory; zero where not visible.

@@ -26,26 +26,26 @@ inline int width_class(const AttentionParams& p) {
 
 // The tile configuration per (accumulator size, width class): BR, BC, DCH for the forward;
 // the backward uses BR = 32 where the forward has 64 (it holds Q, dO, K, V and two score tiles).
-#define DK_ATTN_TILES(CASE)                               \
-  if constexpr (sizeof(A) == 4) {                         \
-    switch (width_class(p)) {                             \
-      case 0: CASE(64, 32, 64, 4); break;                 \
-      case 1: CASE(64, 32, 64, 8); break;                 \
-      default: CASE(32, 32, 32, 16); break;               \
-    }                                                     \
-  } else {                                                \
-    switch (width_class(p)) {                             \
-      case 0: CASE(64, 32, 64, 4); break;                 \
-      case 1: CASE(32, 32, 32, 8); break;                 \
-      default: CASE(16, 16, 16, 16); break;               \
-    }                                                     \
+#define DK_ATTN_TILES(CASE)                 \
+  if constexpr (sizeof(A) == 4) {           \
+    switch (width_class(p)) {               \
+      case 0: CASE(64, 32, 64, 4); break;   \
+      case 1: CASE(64, 32, 64, 8); break;   \
+      default: CASE(32, 32, 32, 16); break; \
+    }                                       \
+  } else {                                  \
+    switch (width_class(p)) {               \
+      case 0: CASE(64, 32, 64, 4); break;   \
+      case 1: CASE(32, 32, 32, 8); break;   \
+      default: CASE(16, 16, 16, 16); break; \
+    }                                       \
   }
 
 template <typename T>
 void forward_typed(const AttentionParams& p, const void* q, const void* k, const void* v, const void* mask,
                    const int64_t* moff, void* out, void* lse, cudaStream_t s) {
   using A = typename Acc<T>::type;
-#define DK_CASE(BRF, BRB, BC, DCH)                                                                              \
+#define DK_CASE(BRF, BRB, BC, DCH)                                                                                  \
   launch_fwd_simt<T, BRF, BC, DCH>(p, static_cast<const T*>(q), static_cast<const T*>(k), static_cast<const T*>(v), \
                                    static_cast<const T*>(mask), moff, static_cast<T*>(out), static_cast<A*>(lse), s)
   DK_ATTN_TILES(DK_CASE)
@@ -57,12 +57,11 @@ void backward_typed(const AttentionParams& p, const void* q, const void* k, cons
                     const int64_t* moff, const void* out, const void* lse, const void* dout, void* dq, void* dk,
                     void* dv, void* drow, void* dq_acc, bool deterministic, cudaStream_t s) {
   using A = typename Acc<T>::type;
-#define DK_CASE(BRF, BRB, BC, DCH)                                                                                 \
-  launch_bwd_simt<T, BRB, BC, DCH>(p, static_cast<const T*>(q), static_cast<const T*>(k), static_cast<const T*>(v),    \
-                                   static_cast<const T*>(mask), moff, static_cast<const T*>(out),                   \
-                                   static_cast<const A*>(lse), static_cast<const T*>(dout), static_cast<T*>(dq),     \
-                                   static_cast<T*>(dk), static_cast<T*>(dv), static_cast<A*>(drow),                  \
-                                   static_cast<float*>(dq_acc), deterministic, s)
+#define DK_CASE(BRF, BRB, BC, DCH)                                                                                    \
+  launch_bwd_simt<T, BRB, BC, DCH>(                                                                                   \
+      p, static_cast<const T*>(q), static_cast<const T*>(k), static_cast<const T*>(v), static_cast<const T*>(mask),   \
+      moff, static_cast<const T*>(out), static_cast<const A*>(lse), static_cast<const T*>(dout), static_cast<T*>(dq), \
+      static_cast<T*>(dk), static_cast<T*>(dv), static_cast<A*>(drow), static_cast<float*>(dq_acc), deterministic, s)
   DK_ATTN_TILES(DK_CASE)
 #undef DK_CASE
 }
@@ -98,11 +97,11 @@ void backward_mma(const AttentionParams& p, const __half* q, const __half* k, co
 
 // float64 instances are compiled in attention_f64.cu, the one attention translation unit where
 // ptxas may report double-precision use.
-extern template void forward_typed<double>(const AttentionParams&, const void*, const void*, const void*,
-                                           const void*, const int64_t*, void*, void*, cudaStream_t);
-extern template void backward_typed<double>(const AttentionParams&, const void*, const void*, const void*,
-                                            const void*, const int64_t*, const void*, const void*, const void*,
-                                            void*, void*, void*, void*, void*, bool, cudaStream_t);
+extern template void forward_typed<double>(const AttentionParams&, const void*, const void*, const void*, const void*,
+                                           const int64_t*, void*, void*, cudaStream_t);
+extern template void backward_typed<double>(const AttentionParams&, const void*, const void*, const void*, const void*,
+                                            const int64_t*, const void*, const void*, const void*, void*, void*, void*,
+                                            void*, void*, bool, cudaStream_t);
 
 }  // namespace attn
 }  // namespace dk::cuda

@@ -56,9 +56,8 @@ __device__ __forceinline__ void cp_tile(__half* dst, const __half* src, int vali
 template <int HD>
 __global__ void __launch_bounds__(kMmaWarps * 32)
     attn_fwd_mma_kernel(AttentionParams p, const __half* __restrict__ q, const __half* __restrict__ k,
-                        const __half* __restrict__ v, const __half* __restrict__ mask,
-                        const int64_t* __restrict__ moff, __half* __restrict__ out, float* __restrict__ lse,
-                        float scale) {
+                        const __half* __restrict__ v, const __half* __restrict__ mask, const int64_t* __restrict__ moff,
+                        __half* __restrict__ out, float* __restrict__ lse, float scale) {
   constexpr int LDS = HD + 8, KS = HD / 16, NT = kMmaKeys / 8, ON = HD / 8;
   DK_DYNAMIC_SHARED(__half, smem);
   __half* Qs = smem;
@@ -99,7 +98,8 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
     __syncthreads();  // tile `tile` (and Q) landed for every warp; the other buffer is free
     if (tile == 0) {
 #pragma unroll
-      for (int kk = 0; kk < KS; ++kk) ldmatrix_x4(qf[kk], Qs + (warp * 16 + (mi & 1) * 8 + mr) * LDS + kk * 16 + (mi >> 1) * 8);
+      for (int kk = 0; kk < KS; ++kk)
+        ldmatrix_x4(qf[kk], Qs + (warp * 16 + (mi & 1) * 8 + mr) * LDS + kk * 16 + (mi >> 1) * 8);
     }
     if (tile + 1 < ntiles) {  // prefetch the next K/V tile into the other buffer
       const int64_t k1 = k0 + kMmaKeys;

@@ -17,12 +17,10 @@ constexpr size_t simt_fwd_smem() {
 }
 
 template <typename T, int BR, int BC, int DCH>
-__global__ void __launch_bounds__(kThreads, 1) attn_fwd_simt_kernel(AttentionParams p, const T* __restrict__ q,
-                                                                 const T* __restrict__ k, const T* __restrict__ v,
-                                                                 const T* __restrict__ mask,
-                                                                 const int64_t* __restrict__ moff, T* __restrict__ out,
-                                                                 typename Acc<T>::type* __restrict__ lse,
-                                                                 typename Acc<T>::type scale) {
+__global__ void __launch_bounds__(kThreads, 1)
+    attn_fwd_simt_kernel(AttentionParams p, const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+                         const T* __restrict__ mask, const int64_t* __restrict__ moff, T* __restrict__ out,
+                         typename Acc<T>::type* __restrict__ lse, typename Acc<T>::type scale) {
   using A = typename Acc<T>::type;
   constexpr int RI = BR / 16, CJ = BC / 16, LD = tile_ld<A, DCH>(), LP = score_ld<A, BC>();
   DK_DYNAMIC_SHARED(A, smem);

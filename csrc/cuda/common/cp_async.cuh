@@ -10,14 +10,22 @@ namespace dk::cuda {
 #if defined(DEEPKERN_SIMT)
 
 #define DK_SITE const char *file = __builtin_FILE(), int line = __builtin_LINE()
-inline void cp_async_16(void* smem, const void* gmem, bool pred = true, DK_SITE) { ::simt::cp_async(smem, gmem, 16, pred, file, line); }
-inline void cp_async_8(void* smem, const void* gmem, bool pred = true, DK_SITE) { ::simt::cp_async(smem, gmem, 8, pred, file, line); }
-inline void cp_async_4(void* smem, const void* gmem, bool pred = true, DK_SITE) { ::simt::cp_async(smem, gmem, 4, pred, file, line); }
+inline void cp_async_16(void* smem, const void* gmem, bool pred = true, DK_SITE) {
+  ::simt::cp_async(smem, gmem, 16, pred, file, line);
+}
+inline void cp_async_8(void* smem, const void* gmem, bool pred = true, DK_SITE) {
+  ::simt::cp_async(smem, gmem, 8, pred, file, line);
+}
+inline void cp_async_4(void* smem, const void* gmem, bool pred = true, DK_SITE) {
+  ::simt::cp_async(smem, gmem, 4, pred, file, line);
+}
 #undef DK_SITE
 inline void cp_async_commit() { ::simt::cp_async_commit(); }
 // Waits until at most N of this thread's committed groups are still in flight.
 template <int N>
-inline void cp_async_wait() { ::simt::cp_async_wait(N); }
+inline void cp_async_wait() {
+  ::simt::cp_async_wait(N);
+}
 
 #else
 

@@ -14,7 +14,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 // `extern __shared__` cannot be written for g++, so kernels declare dynamic shared memory with this.
-#define DK_DYNAMIC_SHARED(T, name)                                   \
+#define DK_DYNAMIC_SHARED(T, name)                                  \
   extern __shared__ __align__(16) unsigned char dk_dynamic_smem_[]; \
   T* name = reinterpret_cast<T*>(dk_dynamic_smem_)
 #endif
@@ -22,7 +22,9 @@
 namespace dk::cuda {
 #if defined(DEEPKERN_SIMT)
 // Grid-wide barrier; only in kernels started with launch_cooperative().
-inline void grid_sync(const char* file = __builtin_FILE(), int line = __builtin_LINE()) { ::simt::grid_sync(file, line); }
+inline void grid_sync(const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  ::simt::grid_sync(file, line);
+}
 #else
 }  // namespace dk::cuda
 #include <cooperative_groups.h>

@@ -66,7 +66,7 @@ void set_max_dynamic_shared(void (*kernel)(P...), size_t bytes) {
 // kernel<<<grid, block, smem_bytes, stream>>>(args...), then a launch-error check.
 template <typename... P, typename... A>
 void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem_bytes, LaunchSite site, A&&... args) {
-  kernel<<<grid, block, smem_bytes, site.stream>>>(std::forward<A>(args)...);
+  kernel<<<grid, block, smem_bytes, site.stream> > >(std::forward<A>(args)...);
   check_launch(site);
 }
 
@@ -83,8 +83,8 @@ cudaError_t launch_coop(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem
 template <typename... P, typename... A>
 void launch_cooperative(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem_bytes, LaunchSite site, A&&... args) {
   std::tuple<P...> params(std::forward<A>(args)...);
-  cudaError_t err = detail::launch_coop(kernel, grid, block, smem_bytes, site.stream, params,
-                                        std::index_sequence_for<P...>{});
+  cudaError_t err =
+      detail::launch_coop(kernel, grid, block, smem_bytes, site.stream, params, std::index_sequence_for<P...>{});
   if (err != cudaSuccess) {
     cudaGetLastError();
     throw std::runtime_error("deepkern CUDA kernel " + site.where() + " failed: " + cudaGetErrorString(err));

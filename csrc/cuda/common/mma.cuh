@@ -25,9 +25,15 @@ inline uint32_t to_tf32(float x) { return ::simt::to_tf32(x); }
 inline void ldmatrix_x1(uint32_t r[1], const void* row, DK_SITE) { ::simt::ldmatrix(r, 1, false, row, file, line); }
 inline void ldmatrix_x2(uint32_t r[2], const void* row, DK_SITE) { ::simt::ldmatrix(r, 2, false, row, file, line); }
 inline void ldmatrix_x4(uint32_t r[4], const void* row, DK_SITE) { ::simt::ldmatrix(r, 4, false, row, file, line); }
-inline void ldmatrix_x1_trans(uint32_t r[1], const void* row, DK_SITE) { ::simt::ldmatrix(r, 1, true, row, file, line); }
-inline void ldmatrix_x2_trans(uint32_t r[2], const void* row, DK_SITE) { ::simt::ldmatrix(r, 2, true, row, file, line); }
-inline void ldmatrix_x4_trans(uint32_t r[4], const void* row, DK_SITE) { ::simt::ldmatrix(r, 4, true, row, file, line); }
+inline void ldmatrix_x1_trans(uint32_t r[1], const void* row, DK_SITE) {
+  ::simt::ldmatrix(r, 1, true, row, file, line);
+}
+inline void ldmatrix_x2_trans(uint32_t r[2], const void* row, DK_SITE) {
+  ::simt::ldmatrix(r, 2, true, row, file, line);
+}
+inline void ldmatrix_x4_trans(uint32_t r[4], const void* row, DK_SITE) {
+  ::simt::ldmatrix(r, 4, true, row, file, line);
+}
 #undef DK_SITE
 
 #else
@@ -39,7 +45,8 @@ inline void ldmatrix_x4_trans(uint32_t r[4], const void* row, DK_SITE) { ::simt:
 #define DK_MMA_UNSUPPORTED
 #endif
 
-__device__ __forceinline__ void mma_m16n8k16_f16(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]) {
+__device__ __forceinline__ void mma_m16n8k16_f16(float d[4], const uint32_t a[4], const uint32_t b[2],
+                                                 const float c[4]) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};\n"
@@ -50,7 +57,8 @@ __device__ __forceinline__ void mma_m16n8k16_f16(float d[4], const uint32_t a[4]
 #endif
 }
 
-__device__ __forceinline__ void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]) {
+__device__ __forceinline__ void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2],
+                                                  const float c[4]) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};\n"
@@ -61,7 +69,8 @@ __device__ __forceinline__ void mma_m16n8k16_bf16(float d[4], const uint32_t a[4
 #endif
 }
 
-__device__ __forceinline__ void mma_m16n8k8_tf32(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]) {
+__device__ __forceinline__ void mma_m16n8k8_tf32(float d[4], const uint32_t a[4], const uint32_t b[2],
+                                                 const float c[4]) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile(
       "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};\n"
@@ -84,12 +93,12 @@ __device__ __forceinline__ uint32_t to_tf32(float x) {
 }
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-#define DK_LDMATRIX(NAME, NUM, TRANS, OUTS, ...)                                                \
-  __device__ __forceinline__ void NAME(uint32_t r[NUM], const void* row) {                      \
-    const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(row));                 \
+#define DK_LDMATRIX(NAME, NUM, TRANS, OUTS, ...)                                                  \
+  __device__ __forceinline__ void NAME(uint32_t r[NUM], const void* row) {                        \
+    const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(row));                   \
     asm volatile("ldmatrix.sync.aligned.m8n8.x" #NUM TRANS ".shared.b16 " OUTS ", [%" #NUM "];\n" \
-                 : __VA_ARGS__                                                                  \
-                 : "r"(addr));                                                                  \
+                 : __VA_ARGS__                                                                    \
+                 : "r"(addr));                                                                    \
   }
 #else
 #define DK_LDMATRIX(NAME, NUM, TRANS, OUTS, ...) \

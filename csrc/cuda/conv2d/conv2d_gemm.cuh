@@ -19,8 +19,8 @@ namespace conv {
 
 // db[k] = sum over n, q of dy[n, k, q]: one block per channel, fixed-order tree (deterministic).
 template <typename T>
-__global__ void __launch_bounds__(256) bias_grad_kernel(int64_t N, int64_t K, int64_t P, const T* __restrict__ dy,
-                                                        T* __restrict__ db) {
+__global__ void __launch_bounds__(256)
+    bias_grad_kernel(int64_t N, int64_t K, int64_t P, const T* __restrict__ dy, T* __restrict__ db) {
   using A = typename Acc<T>::type;
   __shared__ A part[256];
   const int64_t k = blockIdx.x;
@@ -73,7 +73,7 @@ void dgrad(const Conv2dParams& p, const T* w, const T* dy, T* dx, cudaStream_t s
   WeightPerChannel<T> opb{p, w};
   StoreNchwBias<T, A> epi{dx, nullptr, p.C, p.in_plane()};
   gemm::run<Math, DyGather<T>, WeightPerChannel<T>, StoreNchwBias<T, A>, false, false>(M, N, K, opa, opb, epi, nullptr,
-                                                                                        1, s);
+                                                                                       1, s);
 }
 
 template <class Math, typename T>
@@ -113,8 +113,10 @@ template <typename Fn>
 void with_math(DType dt, bool tf32, const char* op, Fn&& fn) {
   switch (dt) {
     case DType::Float32:
-      if (tf32) fn(static_cast<float*>(nullptr), static_cast<gemm::MmaTf32*>(nullptr));
-      else fn(static_cast<float*>(nullptr), static_cast<gemm::SimtF32*>(nullptr));
+      if (tf32)
+        fn(static_cast<float*>(nullptr), static_cast<gemm::MmaTf32*>(nullptr));
+      else
+        fn(static_cast<float*>(nullptr), static_cast<gemm::SimtF32*>(nullptr));
       break;
     case DType::Float64: fn(static_cast<double*>(nullptr), static_cast<gemm::SimtF64*>(nullptr)); break;
     case DType::Float16: fn(static_cast<__half*>(nullptr), static_cast<gemm::MmaF16*>(nullptr)); break;

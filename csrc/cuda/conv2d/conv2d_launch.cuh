@@ -36,7 +36,8 @@ void conv2d_backward(const Conv2dParams& p, DType dt, bool tf32, const void* x, 
     const T* dyp = static_cast<const T*>(dy);
     if (dx != nullptr) conv::dgrad<Math, T>(p, static_cast<const T*>(w), dyp, static_cast<T*>(dx), s);
     if (dw != nullptr)
-      conv::wgrad<Math, T>(p, static_cast<const T*>(x), dyp, static_cast<T*>(dw), static_cast<typename Math::Acc*>(ws), s);
+      conv::wgrad<Math, T>(p, static_cast<const T*>(x), dyp, static_cast<T*>(dw), static_cast<typename Math::Acc*>(ws),
+                           s);
     if (db != nullptr) conv::bias_grad<T>(p, dyp, static_cast<T*>(db), s);
   });
 }

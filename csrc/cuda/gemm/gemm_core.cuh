@@ -20,15 +20,15 @@
 //   Epi       __device__ void operator()(int64_t m, int64_t n, Acc v) const, called once per (m < M, n < N).
 // Split-K: gridDim.z > 1 makes each z-slice cover its own k-tiles and store raw partial sums into
 // ws[z][M][N]; splitk_reduce then sums the slices in z order (deterministic) and calls Epi.
-#include "cuda/common/device.cuh"
-#include "cuda/common/cp_async.cuh"
-#include "cuda/common/mma.cuh"
-#include "cuda/common/launch.h"
-#include "cuda/common/numeric.cuh"
-
 #include <cstring>
 #include <stdexcept>
 #include <string>
+
+#include "cuda/common/cp_async.cuh"
+#include "cuda/common/device.cuh"
+#include "cuda/common/launch.h"
+#include "cuda/common/mma.cuh"
+#include "cuda/common/numeric.cuh"
 
 namespace dk::cuda::gemm {
 
@@ -161,8 +161,10 @@ struct MmaMath {
   __device__ static int a_at(int r, int k) { return r * kLds + k; }
   __device__ static int b_at(int r, int k) { return r * kLds + k; }
   __device__ static S cvt(T v) {
-    if constexpr (kTf32) return bits_float(to_tf32(v));
-    else return v;
+    if constexpr (kTf32)
+      return bits_float(to_tf32(v));
+    else
+      return v;
   }
 
   struct Frag {
@@ -189,7 +191,8 @@ struct MmaMath {
 #pragma unroll
       for (int nj = 0; nj < NI / 2; ++nj) {
         uint32_t r[4];
-        ldmatrix_x4(r, sB + b_at(wn * WN + nj * 16 + (lane & 7) + ((lane >> 4) << 3), kk + ((lane >> 3) & 1) * (KS / 2)));
+        ldmatrix_x4(r,
+                    sB + b_at(wn * WN + nj * 16 + (lane & 7) + ((lane >> 4) << 3), kk + ((lane >> 3) & 1) * (KS / 2)));
         b[2 * nj][0] = r[0];
         b[2 * nj][1] = r[1];
         b[2 * nj + 1][0] = r[2];
@@ -210,8 +213,10 @@ struct MmaMath {
 #pragma unroll
         for (int ni = 0; ni < NI; ++ni) {
           float d[4];
-          if constexpr (kTf32) mma_m16n8k8_tf32(d, a[mi], b[ni], f.c[mi][ni]);
-          else mma_m16n8k16_f16(d, a[mi], b[ni], f.c[mi][ni]);
+          if constexpr (kTf32)
+            mma_m16n8k8_tf32(d, a[mi], b[ni], f.c[mi][ni]);
+          else
+            mma_m16n8k16_f16(d, a[mi], b[ni], f.c[mi][ni]);
 #pragma unroll
           for (int i = 0; i < 4; ++i) f.c[mi][ni][i] = d[i];
         }
@@ -228,7 +233,8 @@ struct MmaMath {
       for (int ni = 0; ni < NI; ++ni)
 #pragma unroll
         for (int i = 0; i < 4; ++i)
-          fn(wm * WM + mi * 16 + (lane >> 2) + 8 * (i >> 1), wn * WN + ni * 8 + 2 * (lane & 3) + (i & 1), f.c[mi][ni][i]);
+          fn(wm * WM + mi * 16 + (lane >> 2) + 8 * (i >> 1), wn * WN + ni * 8 + 2 * (lane & 3) + (i & 1),
+             f.c[mi][ni][i]);
   }
 };
 
@@ -284,7 +290,8 @@ struct AsyncCopy {
       const int r = c / kChunksPerRow, kc = (c % kChunksPerRow) * kVec;
       const int64_t gk = kt * Math::BK + kc;
       const bool pred = base + r < rows && gk < K;
-      const void* src = pred ? static_cast<const void*>(op.chunk(base + r, gk)) : static_cast<const void*>(op.chunk(base, 0));
+      const void* src =
+          pred ? static_cast<const void*>(op.chunk(base + r, gk)) : static_cast<const void*>(op.chunk(base, 0));
       cp_async_16(s + (IsA ? Math::a_at(r, kc) : Math::b_at(r, kc)), src, pred);
     }
   }
@@ -373,8 +380,10 @@ __global__ void __launch_bounds__(Math::kThreads, Math::min_blocks(AsyncA || Asy
   Math::for_each(acc, [&](int r, int c, typename Math::Acc v) {
     const int64_t m = m0 + r, n = n0 + c;
     if (m < sh.M && n < sh.N) {
-      if (split) slab[m * sh.N + n] = v;
-      else epi(m, n, v);
+      if (split)
+        slab[m * sh.N + n] = v;
+      else
+        epi(m, n, v);
     }
   });
 }

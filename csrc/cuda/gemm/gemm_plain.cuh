@@ -81,11 +81,15 @@ void plain_any(const GemmParams& p, const void* A, const void* B, void* C, cudaS
   const T* b = static_cast<const T*>(B);
   T* c = static_cast<T*>(C);
   if (p.trans_a) {
-    if (p.trans_b) plain<Math, T, true, true>(p, a, b, c, s);
-    else plain<Math, T, true, false>(p, a, b, c, s);
+    if (p.trans_b)
+      plain<Math, T, true, true>(p, a, b, c, s);
+    else
+      plain<Math, T, true, false>(p, a, b, c, s);
   } else {
-    if (p.trans_b) plain<Math, T, false, true>(p, a, b, c, s);
-    else plain<Math, T, false, false>(p, a, b, c, s);
+    if (p.trans_b)
+      plain<Math, T, false, true>(p, a, b, c, s);
+    else
+      plain<Math, T, false, false>(p, a, b, c, s);
   }
 }
 

@@ -20,9 +20,8 @@ void lstm_forward(const LstmParams& p, DType dt, const void* x, const void* h0, 
 
 // Backward through time from the forward's gates, xh, cs. dy, dhT, dcT may be nullptr (zeros);
 // dh0, dc0, db are written where not nullptr. Workspaces: dgates (T*B, 4H), dcbuf (2, B, H) acc.
-void lstm_backward(const LstmParams& p, DType dt, const void* xh, const void* w_ih, const void* w_hh,
-                   const void* gates, const void* cs, const void* dy, const void* dhT, const void* dcT, void* dx,
-                   void* dh0, void* dc0, void* dw_ih, void* dw_hh, void* db, void* dgates, void* dcbuf,
-                   uintptr_t stream);
+void lstm_backward(const LstmParams& p, DType dt, const void* xh, const void* w_ih, const void* w_hh, const void* gates,
+                   const void* cs, const void* dy, const void* dhT, const void* dcT, void* dx, void* dh0, void* dc0,
+                   void* dw_ih, void* dw_hh, void* db, void* dgates, void* dcbuf, uintptr_t stream);
 
 }  // namespace dk::cuda

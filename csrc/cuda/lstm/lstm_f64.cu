@@ -5,10 +5,10 @@
 namespace dk::cuda {
 
 template void lstm_forward_typed<double>(const LstmParams&, const double*, const double*, const double*, const double*,
-                                        const double*, const double*, const double*, double*, double*, double*,
-                                        double*, double*, double*, double*, double*, cudaStream_t);
+                                         const double*, const double*, const double*, double*, double*, double*,
+                                         double*, double*, double*, double*, double*, cudaStream_t);
 template void lstm_backward_typed<double>(const LstmParams&, const double*, const double*, const double*, const double*,
-                                         const double*, const double*, const double*, const double*, double*, double*,
-                                         double*, double*, double*, double*, double*, double*, cudaStream_t);
+                                          const double*, const double*, const double*, const double*, double*, double*,
+                                          double*, double*, double*, double*, double*, double*, cudaStream_t);
 
 }  // namespace dk::cuda

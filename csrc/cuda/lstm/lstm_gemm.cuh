@@ -62,13 +62,25 @@ struct SplitCols {
   }
 };
 
-template <typename T> struct MathFor;
-template <> struct MathFor<float> { using type = gemm::SimtF32; };
-template <> struct MathFor<double> { using type = gemm::SimtF64; };
-template <> struct MathFor<__half> { using type = gemm::MmaF16; };
+template <typename T>
+struct MathFor;
+template <>
+struct MathFor<float> {
+  using type = gemm::SimtF32;
+};
+template <>
+struct MathFor<double> {
+  using type = gemm::SimtF64;
+};
+template <>
+struct MathFor<__half> {
+  using type = gemm::MmaF16;
+};
 
-template <class Op> struct IsContig : std::false_type {};
-template <typename T> struct IsContig<ContigK<T>> : std::true_type {};
+template <class Op>
+struct IsContig : std::false_type {};
+template <typename T>
+struct IsContig<ContigK<T>> : std::true_type {};
 
 // C = op A x op B into the epilogue, staging k-contiguous, 16-byte aligned operands with cp.async
 // where the tensor-core math reads them (as the plain-GEMM launcher does).

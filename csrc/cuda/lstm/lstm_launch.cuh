@@ -23,9 +23,9 @@ void lstm_dispatch(DType dt, const char* op, Fn&& fn) {
 
 #define DK_LSTM_ELEM(tag) std::remove_pointer_t<decltype(tag)>
 
-void lstm_forward(const LstmParams& p, DType dt, const void* x, const void* h0, const void* c0,
-                  const void* w_ih, const void* w_hh, const void* b_ih, const void* b_hh, void* y, void* hT,
-                  void* cT, void* gates, void* xh, void* cs, void* proj, void* cbuf, uintptr_t stream) {
+void lstm_forward(const LstmParams& p, DType dt, const void* x, const void* h0, const void* c0, const void* w_ih,
+                  const void* w_hh, const void* b_ih, const void* b_hh, void* y, void* hT, void* cT, void* gates,
+                  void* xh, void* cs, void* proj, void* cbuf, uintptr_t stream) {
   lstm_dispatch(dt, "lstm_forward", [&](auto* tag) {
     using T = DK_LSTM_ELEM(tag);
     using A = typename Acc<T>::type;
@@ -37,19 +37,17 @@ void lstm_forward(const LstmParams& p, DType dt, const void* x, const void* h0, 
   });
 }
 
-void lstm_backward(const LstmParams& p, DType dt, const void* xh, const void* w_ih, const void* w_hh,
-                   const void* gates, const void* cs, const void* dy, const void* dhT, const void* dcT,
-                   void* dx, void* dh0, void* dc0, void* dw_ih, void* dw_hh, void* db, void* dgates,
-                   void* dcbuf, uintptr_t stream) {
+void lstm_backward(const LstmParams& p, DType dt, const void* xh, const void* w_ih, const void* w_hh, const void* gates,
+                   const void* cs, const void* dy, const void* dhT, const void* dcT, void* dx, void* dh0, void* dc0,
+                   void* dw_ih, void* dw_hh, void* db, void* dgates, void* dcbuf, uintptr_t stream) {
   lstm_dispatch(dt, "lstm_backward", [&](auto* tag) {
     using T = DK_LSTM_ELEM(tag);
     using A = typename Acc<T>::type;
     lstm_backward_typed<T>(p, static_cast<const T*>(xh), static_cast<const T*>(w_ih), static_cast<const T*>(w_hh),
                            static_cast<const T*>(gates), static_cast<const T*>(cs), static_cast<const T*>(dy),
                            static_cast<const T*>(dhT), static_cast<const T*>(dcT), static_cast<T*>(dx),
-                           static_cast<T*>(dh0), static_cast<T*>(dc0), static_cast<T*>(dw_ih),
-                           static_cast<T*>(dw_hh), static_cast<T*>(db), static_cast<T*>(dgates),
-                           static_cast<A*>(dcbuf), as_stream(stream));
+                           static_cast<T*>(dh0), static_cast<T*>(dc0), static_cast<T*>(dw_ih), static_cast<T*>(dw_hh),
+                           static_cast<T*>(db), static_cast<T*>(dgates), static_cast<A*>(dcbuf), as_stream(stream));
   });
 }
 

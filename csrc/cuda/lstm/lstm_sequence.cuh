@@ -75,7 +75,8 @@ void lstm_backward_typed(const LstmParams& p, const T* xh, const T* w_ih, const 
   // dh0 = dgates_0 W_hh; dx = dgates W_ih (all steps); [dW_ih | dW_hh] = dgates^T [X | H_prev] (one GEMM).
   using lstm_gemm::ContigK;
   using lstm_gemm::StridedK;
-  if (dh0) lstm_gemm::run<T>(B, H, G, ContigK<T>{dgates, G}, StridedK<T>{w_hh, H}, lstm_gemm::Store<T, A>{dh0, H}, stream);
+  if (dh0)
+    lstm_gemm::run<T>(B, H, G, ContigK<T>{dgates, G}, StridedK<T>{w_hh, H}, lstm_gemm::Store<T, A>{dh0, H}, stream);
   lstm_gemm::run<T>(TB, I, G, ContigK<T>{dgates, G}, StridedK<T>{w_ih, I}, lstm_gemm::Store<T, A>{dx, I}, stream);
   lstm_gemm::run<T>(G, XH, TB, StridedK<T>{dgates, G}, StridedK<T>{xh, XH},
                     lstm_gemm::SplitCols<T, A>{dw_ih, I, dw_hh, H, I}, stream);
@@ -83,11 +84,13 @@ void lstm_backward_typed(const LstmParams& p, const T* xh, const T* w_ih, const 
 }
 
 // float64 is instantiated only in lstm_f64.cu, the one LSTM file allowed to compute in double.
-extern template void lstm_forward_typed<double>(const LstmParams&, const double*, const double*, const double*, const double*,
-                                        const double*, const double*, const double*, double*, double*, double*,
-                                        double*, double*, double*, double*, double*, cudaStream_t);
-extern template void lstm_backward_typed<double>(const LstmParams&, const double*, const double*, const double*, const double*,
-                                         const double*, const double*, const double*, const double*, double*, double*,
-                                         double*, double*, double*, double*, double*, double*, cudaStream_t);
+extern template void lstm_forward_typed<double>(const LstmParams&, const double*, const double*, const double*,
+                                                const double*, const double*, const double*, const double*, double*,
+                                                double*, double*, double*, double*, double*, double*, double*,
+                                                cudaStream_t);
+extern template void lstm_backward_typed<double>(const LstmParams&, const double*, const double*, const double*,
+                                                 const double*, const double*, const double*, const double*,
+                                                 const double*, double*, double*, double*, double*, double*, double*,
+                                                 double*, double*, cudaStream_t);
 
 }  // namespace dk::cuda

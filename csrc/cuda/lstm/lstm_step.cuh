@@ -19,8 +19,14 @@ constexpr int kCols = 16;  // hidden units per block (x 4 gates)
 constexpr int kThreads = 256;
 constexpr int kFwdSplit = 4, kBwdSplit = 8;  // K groups per block
 // K per shared tile: float 32 / 64 (forward / backward), halved for double to stay under 48 KiB.
-template <typename A> constexpr int fwd_k_tile() { return sizeof(A) == 8 ? 16 : 32; }
-template <typename A> constexpr int bwd_k_tile() { return sizeof(A) == 8 ? 32 : 64; }
+template <typename A>
+constexpr int fwd_k_tile() {
+  return sizeof(A) == 8 ? 16 : 32;
+}
+template <typename A>
+constexpr int bwd_k_tile() {
+  return sizeof(A) == 8 ? 32 : 64;
+}
 }  // namespace lstm_step
 
 __device__ __forceinline__ float dk_sigmoid(float z) { return 1.0f / (1.0f + expf(-z)); }
@@ -32,18 +38,18 @@ __device__ __forceinline__ double dk_tanh(double z) { return tanh(z); }
 template <typename T, typename A>
 struct LstmFwdStep {
   int64_t B, H;
-  const A* proj;     // (B, 4H): x_t W_ih^T of this step (bias not yet added)
-  const T* w_hh;     // (4H, H)
-  const T* b_ih;     // (4H,) or nullptr
-  const T* b_hh;     // (4H,) or nullptr
-  const T* h_prev;   // (B, H) or nullptr (zeros)
-  const T* c_prev;   // (B, H) or nullptr (zeros)
-  T* c_out;          // (B, H)
-  T* h_out;          // (B, H): y[t]
-  T* act;            // (B, 4H) gate activations i, f, g, o, or nullptr (inference)
-  T* h_next_row;     // h_t into the next step's [x, h] row (row stride xh_stride), or nullptr
+  const A* proj;    // (B, 4H): x_t W_ih^T of this step (bias not yet added)
+  const T* w_hh;    // (4H, H)
+  const T* b_ih;    // (4H,) or nullptr
+  const T* b_hh;    // (4H,) or nullptr
+  const T* h_prev;  // (B, H) or nullptr (zeros)
+  const T* c_prev;  // (B, H) or nullptr (zeros)
+  T* c_out;         // (B, H)
+  T* h_out;         // (B, H): y[t]
+  T* act;           // (B, 4H) gate activations i, f, g, o, or nullptr (inference)
+  T* h_next_row;    // h_t into the next step's [x, h] row (row stride xh_stride), or nullptr
   int64_t xh_stride;
-  T* h_final;        // hT / cT at the last step, else nullptr
+  T* h_final;  // hT / cT at the last step, else nullptr
   T* c_final;
 };
 
@@ -139,18 +145,18 @@ __global__ void __launch_bounds__(lstm_step::kThreads) lstm_fwd_step_kernel(Lstm
 template <typename T, typename A>
 struct LstmBwdStep {
   int64_t B, H;
-  const T* dg_next;   // (B, 4H) dgates of step t+1, or nullptr at the last step
-  const T* w_hh;      // (4H, H)
-  const T* dy;        // (B, H) dy[t] or nullptr
-  const T* dh_last;   // dhT at the last step, or nullptr
-  const A* dc_next;   // (B, H) dc from step t+1 (workspace), or nullptr
-  const T* dc_last;   // dcT at the last step, or nullptr
-  const T* act;       // (B, 4H) activations of step t
-  const T* c;         // (B, H) c_t
-  const T* c_prev;    // (B, H) c_{t-1}
-  T* dg;              // (B, 4H) dgates of step t (the element type: the GEMMs' operand)
-  A* dc_prev;         // (B, H) workspace
-  T* dc0;             // (B, H) at t = 0 when requested, else nullptr
+  const T* dg_next;  // (B, 4H) dgates of step t+1, or nullptr at the last step
+  const T* w_hh;     // (4H, H)
+  const T* dy;       // (B, H) dy[t] or nullptr
+  const T* dh_last;  // dhT at the last step, or nullptr
+  const A* dc_next;  // (B, H) dc from step t+1 (workspace), or nullptr
+  const T* dc_last;  // dcT at the last step, or nullptr
+  const T* act;      // (B, 4H) activations of step t
+  const T* c;        // (B, H) c_t
+  const T* c_prev;   // (B, H) c_{t-1}
+  T* dg;             // (B, 4H) dgates of step t (the element type: the GEMMs' operand)
+  A* dc_prev;        // (B, H) workspace
+  T* dc0;            // (B, H) at t = 0 when requested, else nullptr
 };
 
 template <typename T, typename A>

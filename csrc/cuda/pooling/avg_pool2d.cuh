@@ -71,15 +71,13 @@ extern template void avg_bwd<double>(const Pool2dParams&, const void*, void*, un
 
 #ifndef DK_CUDA_F64_TU  // the entry points: pooling.cu only
 void avg_pool2d_forward(const Pool2dParams& p, DType dt, const void* x, void* y, uintptr_t stream) {
-  pool::for_dtype(dt, "avg_pool2d_forward", p.planes() * p.out_plane(), stream, [&](auto* tag, unsigned grid, cudaStream_t s) {
-    pool::avg_fwd<DK_ELEM(tag)>(p, x, y, grid, s);
-  });
+  pool::for_dtype(dt, "avg_pool2d_forward", p.planes() * p.out_plane(), stream,
+                  [&](auto* tag, unsigned grid, cudaStream_t s) { pool::avg_fwd<DK_ELEM(tag)>(p, x, y, grid, s); });
 }
 
 void avg_pool2d_backward(const Pool2dParams& p, DType dt, const void* dy, void* dx, uintptr_t stream) {
-  pool::for_dtype(dt, "avg_pool2d_backward", p.planes() * p.in_plane(), stream, [&](auto* tag, unsigned grid, cudaStream_t s) {
-    pool::avg_bwd<DK_ELEM(tag)>(p, dy, dx, grid, s);
-  });
+  pool::for_dtype(dt, "avg_pool2d_backward", p.planes() * p.in_plane(), stream,
+                  [&](auto* tag, unsigned grid, cudaStream_t s) { pool::avg_bwd<DK_ELEM(tag)>(p, dy, dx, grid, s); });
 }
 #endif
 

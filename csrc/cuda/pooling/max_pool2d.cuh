@@ -82,16 +82,16 @@ extern template void max_bwd<double>(const Pool2dParams&, const void*, const int
 
 #ifndef DK_CUDA_F64_TU  // the entry points: pooling.cu only
 void max_pool2d_forward(const Pool2dParams& p, DType dt, const void* x, void* y, int64_t* idx, uintptr_t stream) {
-  pool::for_dtype(dt, "max_pool2d_forward", p.planes() * p.out_plane(), stream, [&](auto* tag, unsigned grid, cudaStream_t s) {
-    pool::max_fwd<DK_ELEM(tag)>(p, x, y, idx, grid, s);
-  });
+  pool::for_dtype(
+      dt, "max_pool2d_forward", p.planes() * p.out_plane(), stream,
+      [&](auto* tag, unsigned grid, cudaStream_t s) { pool::max_fwd<DK_ELEM(tag)>(p, x, y, idx, grid, s); });
 }
 
 void max_pool2d_backward(const Pool2dParams& p, DType dt, const void* dy, const int64_t* idx, void* dx,
                          uintptr_t stream) {
-  pool::for_dtype(dt, "max_pool2d_backward", p.planes() * p.in_plane(), stream, [&](auto* tag, unsigned grid, cudaStream_t s) {
-    pool::max_bwd<DK_ELEM(tag)>(p, dy, idx, dx, grid, s);
-  });
+  pool::for_dtype(
+      dt, "max_pool2d_backward", p.planes() * p.in_plane(), stream,
+      [&](auto* tag, unsigned grid, cudaStream_t s) { pool::max_bwd<DK_ELEM(tag)>(p, dy, idx, dx, grid, s); });
 }
 #endif
 

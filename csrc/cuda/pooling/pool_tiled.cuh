@@ -33,7 +33,8 @@ __device__ __forceinline__ void tiled_item(const Pool2dParams& p, int64_t t, int
 }
 
 template <typename T, bool Max, int KW>
-__global__ void tiled_fwd_kernel(Pool2dParams p, const T* __restrict__ x, T* __restrict__ y, int64_t* __restrict__ idx) {
+__global__ void tiled_fwd_kernel(Pool2dParams p, const T* __restrict__ x, T* __restrict__ y,
+                                 int64_t* __restrict__ idx) {
   using A = typename Acc<T>::type;
   constexpr int V = Vec16<T>::V;
   constexpr int kw = KW, outs = V / KW;
@@ -52,8 +53,8 @@ __global__ void tiled_fwd_kernel(Pool2dParams p, const T* __restrict__ x, T* __r
     for (int64_t r = 0; r < p.kh; ++r) {
       const int64_t ih = oh * p.kh + r;
       const Vec16<T> in = *reinterpret_cast<const Vec16<T>*>(x + (plane * p.H + ih) * p.W + col);
-  #pragma unroll
-    for (int j = 0; j < outs; ++j)
+#pragma unroll
+      for (int j = 0; j < outs; ++j)
         for (int c = 0; c < kw; ++c) {
           const A v = to_acc(in.v[j * kw + c]);
           if (Max) {
@@ -99,8 +100,8 @@ __global__ void tiled_bwd_kernel(Pool2dParams p, const T* __restrict__ dy, const
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t ih = oh * p.kh + r;
       Vec16<T> out;
-  #pragma unroll
-    for (int j = 0; j < outs; ++j)
+#pragma unroll
+      for (int j = 0; j < outs; ++j)
         for (int c = 0; c < kw; ++c) {
           const int64_t me = ih * p.W + col + j * kw + c;
           const bool mine = r < p.kh && (!Max || at[j] == me);
@@ -116,9 +117,11 @@ void launch_tiled_kw(const Pool2dParams& p, unsigned grid, cudaStream_t s, const
                      const int64_t* idx_in, int64_t* idx_out) {
   if constexpr (Vec16<T>::V % KW == 0) {
     if constexpr (Forward)
-      launch(tiled_fwd_kernel<T, Max, KW>, grid, kThreads, 0, s, p, static_cast<const T*>(in), static_cast<T*>(out), idx_out);
+      launch(tiled_fwd_kernel<T, Max, KW>, grid, kThreads, 0, s, p, static_cast<const T*>(in), static_cast<T*>(out),
+             idx_out);
     else
-      launch(tiled_bwd_kernel<T, Max, KW>, grid, kThreads, 0, s, p, static_cast<const T*>(in), idx_in, static_cast<T*>(out));
+      launch(tiled_bwd_kernel<T, Max, KW>, grid, kThreads, 0, s, p, static_cast<const T*>(in), idx_in,
+             static_cast<T*>(out));
   }
 }
 

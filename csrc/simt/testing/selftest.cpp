@@ -3,17 +3,16 @@
 // tests/test_simt_core.py runs them as _simt_selftest(name, grid, block, smem, in_ptr, out_ptr, n).
 #include <pybind11/pybind11.h>
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <stdexcept>
 #include <string>
 
-#include <chrono>
-
 #include "bindings/registry.h"
-#include "simt/fiber.h"
 #include "cuda/common/device.cuh"
 #include "cuda/common/launch.h"
+#include "simt/fiber.h"
 
 namespace dk::simt_test {
 namespace {
@@ -106,7 +105,8 @@ __global__ void warp_ops(const float* in, float* out, int n) {
   const float seg = __shfl_sync(0xffffffffu, v, 3, 8);
   const int red = __reduce_add_sync(0xffffffffu, (int)v);
   const int any = __any_sync(0xffffffffu, v > 2.0f), all = __all_sync(0xffffffffu, v > -100.0f);
-  const int cnt = __syncthreads_count(v > 0.0f), band = __syncthreads_and(v > -100.0f), bor = __syncthreads_or(v > 100.0f);
+  const int cnt = __syncthreads_count(v > 0.0f), band = __syncthreads_and(v > -100.0f),
+            bor = __syncthreads_or(v > 100.0f);
   float* o = out + t * 10;
   o[0] = sum, o[1] = mx, o[2] = pre, o[3] = (float)(ballot & 0xffff), o[4] = (float)(ballot >> 16), o[5] = seg;
   o[6] = (float)red, o[7] = (float)(any + 2 * all), o[8] = (float)cnt, o[9] = (float)(band + 2 * bor);
@@ -185,11 +185,14 @@ double switch_ns(int n) {
   static simt::Fiber main_ctx, fib;
   static int left;
   left = n;
-  simt::fiber_init(fib, 64 * 1024, [](void*) {
-    simt::fiber_started();
-    while (--left > 0) simt::switch_to(fib, main_ctx);
-    simt::switch_to(fib, main_ctx, true);
-  }, nullptr);
+  simt::fiber_init(
+      fib, 64 * 1024,
+      [](void*) {
+        simt::fiber_started();
+        while (--left > 0) simt::switch_to(fib, main_ctx);
+        simt::switch_to(fib, main_ctx, true);
+      },
+      nullptr);
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < n; ++i) simt::switch_to(main_ctx, fib);
   const auto t1 = std::chrono::steady_clock::now();
@@ -198,11 +201,11 @@ double switch_ns(int n) {
 
 void register_selftest(pybind11::module_& m) {
   m.def("_simt_switch_ns", &switch_ns);
-  m.def("_simt_selftest", [](const std::string& name, unsigned grid, unsigned block, size_t smem, uintptr_t in,
-                             uintptr_t out, int n) {
-    pybind11::gil_scoped_release nogil;
-    run(name, grid, block, smem, in, out, n);
-  });
+  m.def("_simt_selftest",
+        [](const std::string& name, unsigned grid, unsigned block, size_t smem, uintptr_t in, uintptr_t out, int n) {
+          pybind11::gil_scoped_release nogil;
+          run(name, grid, block, smem, in, out, n);
+        });
 }
 
 DK_REGISTER_BINDINGS(register_selftest);

@@ -98,7 +98,8 @@ void register_selftest_tensor(pybind11::module_& m) {
     if (name == "mma_raw")
       launch(mma_raw, 1, 32, 0, nullptr, reinterpret_cast<const uint32_t*>(x), reinterpret_cast<float*>(y), arg);
     else if (name == "ldmatrix_raw")
-      launch(ldmatrix_raw, 1, 32, 0, nullptr, reinterpret_cast<const uint16_t*>(x), reinterpret_cast<uint32_t*>(y), arg);
+      launch(ldmatrix_raw, 1, 32, 0, nullptr, reinterpret_cast<const uint16_t*>(x), reinterpret_cast<uint32_t*>(y),
+             arg);
     else if (name == "ldmatrix_mma")
       launch(ldmatrix_mma, 1, 32, 0, nullptr, reinterpret_cast<const __half*>(x), reinterpret_cast<const __half*>(y),
              reinterpret_cast<float*>(z));

@@ -4,6 +4,7 @@
 - cliff:  Q-learning vs SARSA on Sutton & Barto's cliff (Example 6.6), greedy paths as text grids.
 - main:   the command line that runs both.
 """
+
 from .cliff import cliff_runs, path_grid
 from .digits import build_cnn, load_digits_split, train_cnn
 

@@ -1,4 +1,5 @@
 """Q-learning vs SARSA on the cliff (Sutton & Barto Example 6.6), and greedy paths as text grids."""
+
 import numpy as np
 
 from .. import rl

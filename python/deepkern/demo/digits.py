@@ -4,12 +4,12 @@ Used by the main job (`python -m deepkern`) and by examples/cnn_digits.py. The d
 scikit-learn (nothing is downloaded). `device="cuda"` moves the model and the data to cupy arrays;
 everything else is the same code, because every deepkern layer is array-module agnostic.
 """
+
 import time
 
 import numpy as np
 
-from .. import _backend
-from .. import nn, optim
+from .. import _backend, nn, optim
 from ..nn.training import _progress_bar
 
 
@@ -29,22 +29,38 @@ def load_digits_split(test_size=0.25, seed=0):
 def build_cnn(seed=0, channels=(16, 32), hidden=64):
     """conv3x3(1->c1)-ReLU-maxpool2 - conv3x3(c1->c2)-ReLU-maxpool2 - dense(c2*2*2 -> hidden)-ReLU - dense(10)."""
     c1, c2 = channels
-    return nn.Sequential([
-        nn.Conv2D(1, c1, 3, padding=1, seed=seed), nn.ReLU(), nn.MaxPool2D(2),
-        nn.Conv2D(c1, c2, 3, padding=1, seed=seed + 1), nn.ReLU(), nn.MaxPool2D(2),
-        nn.Flatten(), nn.Dense(c2 * 4, hidden, init="he_normal", seed=seed + 2), nn.ReLU(),
-        nn.Dense(hidden, 10, seed=seed + 3),
-    ], input_shape=(1, 8, 8))
+    return nn.Sequential(
+        [
+            nn.Conv2D(1, c1, 3, padding=1, seed=seed),
+            nn.ReLU(),
+            nn.MaxPool2D(2),
+            nn.Conv2D(c1, c2, 3, padding=1, seed=seed + 1),
+            nn.ReLU(),
+            nn.MaxPool2D(2),
+            nn.Flatten(),
+            nn.Dense(c2 * 4, hidden, init="he_normal", seed=seed + 2),
+            nn.ReLU(),
+            nn.Dense(hidden, 10, seed=seed + 3),
+        ],
+        input_shape=(1, 8, 8),
+    )
 
 
 def require_device(device):
     """'cpu' or 'cuda'; for 'cuda' a clear RuntimeError unless cupy and deepkern's CUDA module work."""
     device = nn._base.normalize_device(device)
     if device == "cuda" and not _backend.cuda_available():
-        why = ("deepkern was built without its CUDA module (no nvcc at install time)" if _backend._cuda is None
-               else "cupy is not installed" if _backend._cupy() is None else "no CUDA device is visible")
-        raise RuntimeError(f"--device cuda: {why}. Install deepkern on a machine with the CUDA toolkit "
-                           f"(DEEPKERN_CUDA=ON) and cupy (pip install 'deepkern[cuda]'), or use --device cpu.")
+        why = (
+            "deepkern was built without its CUDA module (no nvcc at install time)"
+            if _backend._cuda is None
+            else "cupy is not installed"
+            if _backend._cupy() is None
+            else "no CUDA device is visible"
+        )
+        raise RuntimeError(
+            f"--device cuda: {why}. Install deepkern on a machine with the CUDA toolkit "
+            f"(DEEPKERN_CUDA=ON) and cupy (pip install 'deepkern[cuda]'), or use --device cpu."
+        )
     return device
 
 
@@ -62,6 +78,7 @@ def train_cnn(model, data, epochs=10, batch_size=32, lr=3e-3, seed=0, device="cp
     xtr, xte, ytr, yte = data
     if device == "cuda":
         import cupy as xp
+
         model.to("cuda")
     else:
         xp = np
@@ -78,7 +95,7 @@ def train_cnn(model, data, epochs=10, batch_size=32, lr=3e-3, seed=0, device="cp
         t0 = time.perf_counter()
         total, correct = 0.0, 0
         for s in range(0, n, batch_size):
-            idx = xp.asarray(order[s:s + batch_size])
+            idx = xp.asarray(order[s : s + batch_size])
             xb, yb = xtr_d[idx], ytr_d[idx]
             model.zero_grad()
             out = model.forward(xb, training=True)
@@ -99,7 +116,9 @@ def train_cnn(model, data, epochs=10, batch_size=32, lr=3e-3, seed=0, device="cp
         hist["test_acc"].append(float((pred == yte).mean()))
         hist["epoch_time"].append(dt)
         if print_fn is not None:
-            print_fn(f"  epoch {epoch + 1:2d}/{epochs}  loss {hist['loss'][-1]:.4f}  train acc "
-                     f"{hist['train_acc'][-1]:.3f}  test acc {hist['test_acc'][-1]:.3f}  {dt:.2f} s")
+            print_fn(
+                f"  epoch {epoch + 1:2d}/{epochs}  loss {hist['loss'][-1]:.4f}  train acc "
+                f"{hist['train_acc'][-1]:.3f}  test acc {hist['test_acc'][-1]:.3f}  {dt:.2f} s"
+            )
     hist["test_pred"] = pred
     return hist

@@ -3,27 +3,41 @@ local rank, the communicator bootstrapped over MPI (rank 0's NCCL unique id is b
 
 NOT RUN ON A GPU YET: the logic (dtype/op tables, device choice, the bootstrap, shapes of the
 results) is tested with the cupy stand-in and a fake NCCL under mpiexec; real NCCL is untested."""
+
 import numpy as np
 
 from . import _runtime
 
-_DTYPES = {"float16": "NCCL_FLOAT16", "float32": "NCCL_FLOAT32", "float64": "NCCL_FLOAT64", "bfloat16": "NCCL_BFLOAT16",
-           "int8": "NCCL_INT8", "uint8": "NCCL_UINT8", "int32": "NCCL_INT32", "uint32": "NCCL_UINT32",
-           "int64": "NCCL_INT64", "uint64": "NCCL_UINT64"}
+_DTYPES = {
+    "float16": "NCCL_FLOAT16",
+    "float32": "NCCL_FLOAT32",
+    "float64": "NCCL_FLOAT64",
+    "bfloat16": "NCCL_BFLOAT16",
+    "int8": "NCCL_INT8",
+    "uint8": "NCCL_UINT8",
+    "int32": "NCCL_INT32",
+    "uint32": "NCCL_UINT32",
+    "int64": "NCCL_INT64",
+    "uint64": "NCCL_UINT64",
+}
 _OPS = {"sum": "NCCL_SUM", "mean": "NCCL_SUM", "max": "NCCL_MAX", "min": "NCCL_MIN"}
 
 
 def nccl_module():
-    hint = ("install NCCL where cupy finds it (e.g. pip install nvidia-nccl-cu13, or python -m "
-            "cupyx.tools.install_library --library nccl) or use numpy arrays")
+    hint = (
+        "install NCCL where cupy finds it (e.g. pip install nvidia-nccl-cu13, or python -m "
+        "cupyx.tools.install_library --library nccl) or use numpy arrays"
+    )
     try:
         from cupy.cuda import nccl
     except ImportError as e:
-        raise ImportError(f"deepkern.distributed: cupy arrays need NCCL through cupy.cuda.nccl, which failed to "
-                          f"import ({e}); {hint}") from None
+        raise ImportError(
+            f"deepkern.distributed: cupy arrays need NCCL through cupy.cuda.nccl, which failed to import ({e}); {hint}"
+        ) from None
     if not getattr(nccl, "available", True):
-        raise ImportError(f"deepkern.distributed: cupy was built without NCCL (cupy.cuda.nccl.available is False); "
-                          f"{hint}")
+        raise ImportError(
+            f"deepkern.distributed: cupy was built without NCCL (cupy.cuda.nccl.available is False); {hint}"
+        )
     return nccl
 
 
@@ -81,8 +95,10 @@ def _contig(cupy, a):
 def _check_device(g, a, who):
     dev = getattr(getattr(a, "device", None), "id", g.device)
     if dev != g.device:
-        raise ValueError(f"{who}: 'a' is on GPU {dev} but rank {_runtime.rank()} drives GPU {g.device} "
-                         f"(its local rank {_runtime.local_rank()}); create arrays after init() on that device")
+        raise ValueError(
+            f"{who}: 'a' is on GPU {dev} but rank {_runtime.rank()} drives GPU {g.device} "
+            f"(its local rank {_runtime.local_rank()}); create arrays after init() on that device"
+        )
 
 
 def _desc_check(comm, who, desc):
@@ -98,8 +114,9 @@ def all_reduce(a, op):
     _desc_check(_runtime._comm(), who, (tuple(a.shape), a.dtype.str))
     src = _contig(g.cupy, a)
     out = g.cupy.empty_like(src)
-    g.comm.allReduce(ptr(src), ptr(out), src.size, nccl_dtype(g.nccl, src.dtype, who), getattr(g.nccl, _OPS[op]),
-                     g.stream())
+    g.comm.allReduce(
+        ptr(src), ptr(out), src.size, nccl_dtype(g.nccl, src.dtype, who), getattr(g.nccl, _OPS[op]), g.stream()
+    )
     if op == "mean":
         out = out / _runtime.world_size()
     return out
@@ -108,8 +125,14 @@ def all_reduce(a, op):
 def all_reduce_into(buf, stream_ptr=None):
     """Sum `buf` (a contiguous cupy array) over ranks in place, on `stream_ptr` (DataParallel)."""
     g = group()
-    g.comm.allReduce(ptr(buf), ptr(buf), buf.size, nccl_dtype(g.nccl, buf.dtype, "all_reduce"), g.nccl.NCCL_SUM,
-                     g.stream() if stream_ptr is None else stream_ptr)
+    g.comm.allReduce(
+        ptr(buf),
+        ptr(buf),
+        buf.size,
+        nccl_dtype(g.nccl, buf.dtype, "all_reduce"),
+        g.nccl.NCCL_SUM,
+        g.stream() if stream_ptr is None else stream_ptr,
+    )
 
 
 def broadcast(a, root):
@@ -138,12 +161,14 @@ def all_gather(a, axis):
         axis = int(axis) % src.ndim
     descs = comm.allgather((tuple(src.shape), src.dtype.str))
     s0, d0 = descs[0]
-    rest = (lambda s: s) if axis is None else (lambda s: s[:axis] + s[axis + 1:])
+    rest = (lambda s: s) if axis is None else (lambda s: s[:axis] + s[axis + 1 :])
     for r, (shape, dt) in enumerate(descs):
         if dt != d0 or len(shape) != len(s0) or rest(shape) != rest(s0):
             along = "" if axis is None else f" (apart from axis {axis})"
-            raise ValueError(f"{who}: 'a' must have the same shape{along} and dtype on every rank, but rank 0 has "
-                             f"{s0} {np.dtype(d0)} and rank {r} has {shape} {np.dtype(dt)}")
+            raise ValueError(
+                f"{who}: 'a' must have the same shape{along} and dtype on every rank, but rank 0 has "
+                f"{s0} {np.dtype(d0)} and rank {r} has {shape} {np.dtype(dt)}"
+            )
     dt = nccl_dtype(g.nccl, src.dtype, who)
     n = len(descs)
     if axis is None:
@@ -155,7 +180,7 @@ def all_gather(a, axis):
     moved = cupy.ascontiguousarray(cupy.moveaxis(src, axis, 0))
     row = int(np.prod(moved.shape[1:], dtype=np.int64))
     block = cupy.zeros((max(lens),) + tuple(moved.shape[1:]), dtype=src.dtype)
-    block[:lens[comm.Get_rank()]] = moved
+    block[: lens[comm.Get_rank()]] = moved
     out = cupy.empty((n,) + tuple(block.shape), dtype=src.dtype)
     g.comm.allGather(ptr(block), ptr(out), max(lens) * row, dt, g.stream())
-    return cupy.moveaxis(cupy.concatenate([out[r, :lens[r]] for r in range(n)], axis=0), 0, axis)
+    return cupy.moveaxis(cupy.concatenate([out[r, : lens[r]] for r in range(n)], axis=0), 0, axis)

@@ -1,5 +1,6 @@
 """The process group: init() from an MPI launch (mpiexec / srun), rank, world size, local rank,
 barrier, and the hook that takes the whole job down when one rank raises."""
+
 import os
 import sys
 import traceback
@@ -27,8 +28,9 @@ def _import_mpi():
     except ImportError as e:
         var, n = _launch_size()
         where = f" (this process was launched as one of {n}: {var}={n})" if n else ""
-        raise ImportError(f"deepkern.distributed needs mpi4py and an MPI runtime{where}; {_INSTALL_HINT}. "
-                          f"Import failed with: {e}") from None
+        raise ImportError(
+            f"deepkern.distributed needs mpi4py and an MPI runtime{where}; {_INSTALL_HINT}. Import failed with: {e}"
+        ) from None
     return MPI
 
 
@@ -53,7 +55,8 @@ def init(abort_on_error=True):
             f"deepkern.distributed.init: the launcher started {n} processes ({var}={n}) but MPI sees a world of "
             f"{size}: this python's mpi4py is not talking to that launcher. Launch with the mpiexec of the MPI "
             f"mpi4py was built for (python -c 'import mpi4py.MPI as M; print(M.Get_library_version())'), or under "
-            f"Slurm with srun --mpi=pmi2 / --mpi=pmix (srun --mpi=list shows what the site offers).")
+            f"Slurm with srun --mpi=pmi2 / --mpi=pmix (srun --mpi=list shows what the site offers)."
+        )
     local = comm.Split_type(MPI.COMM_TYPE_SHARED, key=rank)
     _STATE.update(comm=comm, rank=rank, size=size, local_rank=local.Get_rank(), local_size=local.Get_size())
     local.Free()
@@ -115,8 +118,10 @@ def _install_abort_hook():
         r, n = _STATE["rank"], _STATE["size"]
         text = "".join(traceback.format_exception(exc_type, exc, tb))
         try:
-            sys.stderr.write(f"deepkern.distributed: rank {r} of {n} raised {exc_type.__name__}: {exc}\n"
-                             f"{text}deepkern.distributed: rank {r} calls MPI Abort to end the job\n")
+            sys.stderr.write(
+                f"deepkern.distributed: rank {r} of {n} raised {exc_type.__name__}: {exc}\n"
+                f"{text}deepkern.distributed: rank {r} calls MPI Abort to end the job\n"
+            )
             sys.stderr.flush()
             sys.stdout.flush()
         finally:

@@ -1,6 +1,7 @@
 """Checkpoints that do not depend on the number of ranks: parameters and optimizer state are the
 same on every rank in data-parallel training, so rank 0 writes one file and any number of ranks
 (or a single process) can resume from it."""
+
 import json
 import os
 
@@ -12,9 +13,18 @@ from . import _runtime
 
 
 def _optimizer_arrays(optimizer):
-    out = {"__optim__": np.array(json.dumps({"class": type(optimizer).__name__, "lr": float(optimizer.lr),
-                                              "step_count": int(getattr(optimizer, "step_count", 0)),
-                                              "n_params": len(optimizer.params)}))}
+    out = {
+        "__optim__": np.array(
+            json.dumps(
+                {
+                    "class": type(optimizer).__name__,
+                    "lr": float(optimizer.lr),
+                    "step_count": int(getattr(optimizer, "step_count", 0)),
+                    "n_params": len(optimizer.params),
+                }
+            )
+        )
+    }
     for i, st in enumerate(optimizer.state):
         for k, v in st.items():
             out[f"__optim__/{i}/{k}"] = to_numpy(v) if hasattr(v, "shape") else np.array(v)
@@ -48,9 +58,11 @@ def load_checkpoint(path, model, optimizer=None):
                 raise ValueError(f"load_checkpoint: {path!r} holds no optimizer state (saved without an optimizer)")
             info = json.loads(str(f["__optim__"]))
             if info["class"] != type(optimizer).__name__ or info["n_params"] != len(optimizer.params):
-                raise ValueError(f"load_checkpoint: {path!r} holds the state of a {info['class']} over "
-                                 f"{info['n_params']} parameters, not of this {type(optimizer).__name__} over "
-                                 f"{len(optimizer.params)}")
+                raise ValueError(
+                    f"load_checkpoint: {path!r} holds the state of a {info['class']} over "
+                    f"{info['n_params']} parameters, not of this {type(optimizer).__name__} over "
+                    f"{len(optimizer.params)}"
+                )
         state = {n: f[n] for n in f.files if not n.startswith("__")}
         model.load_state_dict(state)
         if optimizer is not None:

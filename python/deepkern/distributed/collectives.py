@@ -1,5 +1,6 @@
 """Collectives on whole arrays: all_reduce, broadcast, all_gather. numpy arrays go through MPI,
 cupy arrays through NCCL (see _nccl.py). Inputs are never modified; results are new arrays."""
+
 import numpy as np
 
 from .._backend import is_cupy_array
@@ -24,8 +25,10 @@ def mpi_type(dtype, who, name="a"):
     dtype = np.dtype(dtype)
     t = MPI._typedict.get(dtype.char) if dtype.kind in "iufc" and dtype.isnative and dtype.char != "e" else None
     if t is None:
-        raise TypeError(f"{who}: '{name}' has dtype {dtype}, which MPI cannot reduce; use float32/float64 or an "
-                        "integer dtype (native byte order)")
+        raise TypeError(
+            f"{who}: '{name}' has dtype {dtype}, which MPI cannot reduce; use float32/float64 or an "
+            "integer dtype (native byte order)"
+        )
     return t
 
 
@@ -44,8 +47,9 @@ def _same_everywhere(comm, who, desc, what):
     descs = comm.allgather(desc)
     for r, d in enumerate(descs):
         if d != descs[0]:
-            raise ValueError(f"{who}: {what} must be the same on every rank, but rank 0 has {descs[0]} and rank {r} "
-                             f"has {d}")
+            raise ValueError(
+                f"{who}: {what} must be the same on every rank, but rank 0 has {descs[0]} and rank {r} has {d}"
+            )
     return descs
 
 
@@ -117,11 +121,13 @@ def all_gather(a, axis=None):
     descs = comm.allgather((arr.shape, arr.dtype.str))
     for r, (shape, dt) in enumerate(descs):
         s0, d0 = descs[0]
-        rest = (lambda s: s) if axis is None else (lambda s: s[:axis] + s[axis + 1:])
+        rest = (lambda s: s) if axis is None else (lambda s: s[:axis] + s[axis + 1 :])
         if dt != d0 or len(shape) != len(s0) or rest(shape) != rest(s0):
             along = "" if axis is None else f" (apart from axis {axis})"
-            raise ValueError(f"{who}: 'a' must have the same shape{along} and dtype on every rank, but rank 0 has "
-                             f"{s0} {np.dtype(d0)} and rank {r} has {shape} {np.dtype(dt)}")
+            raise ValueError(
+                f"{who}: 'a' must have the same shape{along} and dtype on every rank, but rank 0 has "
+                f"{s0} {np.dtype(d0)} and rank {r} has {shape} {np.dtype(dt)}"
+            )
     t = mpi_type(arr.dtype, who)
     if axis is None:
         out = np.empty((len(descs),) + arr.shape, dtype=arr.dtype)
@@ -133,7 +139,7 @@ def all_gather(a, axis=None):
     comm.Allgatherv([moved, t], [flat, (counts, None), t])
     parts, off = [], 0
     for (shape, _), c in zip(descs, counts):
-        m = (shape[axis],) + shape[:axis] + shape[axis + 1:]
-        parts.append(flat[off:off + c].reshape(m))
+        m = (shape[axis],) + shape[:axis] + shape[axis + 1 :]
+        parts.append(flat[off : off + c].reshape(m))
         off += c
     return np.moveaxis(np.concatenate(parts, axis=0), 0, axis)

@@ -8,6 +8,7 @@ are scaled by b_r / B before the sum, so the sum is the mean gradient over the w
 gradient one process would compute (uneven shards included; a rank with no sample adds zeros).
 Parameters start equal (broadcast from rank 0) and every rank applies the same summed gradient
 with the same optimizer, so parameters and optimizer state stay identical on every rank."""
+
 import json
 import zlib
 
@@ -37,8 +38,10 @@ def model_fingerprint(model):
     """What must agree between ranks: layer types (for a container) and every parameter's name,
     shape and dtype, as a JSON-able list."""
     layers = [type(layer).__name__ for layer in getattr(model, "layers", [])]
-    params = [[n, list(map(int, p.value.shape)), str(p.value.dtype), "cuda" if is_cupy_array(p.value) else "cpu"]
-              for n, p in model.named_parameters()]
+    params = [
+        [n, list(map(int, p.value.shape)), str(p.value.dtype), "cuda" if is_cupy_array(p.value) else "cpu"]
+        for n, p in model.named_parameters()
+    ]
     return {"class": type(model).__name__, "layers": layers, "parameters": params}
 
 
@@ -52,10 +55,12 @@ def check_same_everywhere(comm, what, value):
         return
     texts = comm.allgather(text)  # only on failure: the full descriptions, to say what differs
     mine, other = json.loads(texts[0]), json.loads(texts[bad[0]])
-    raise ValueError(f"deepkern.distributed: {what} differs between ranks: rank 0 has "
-                     f"{_first_difference(mine, other)[0]} but rank {bad[0]} has {_first_difference(mine, other)[1]} "
-                     f"(ranks that differ from rank 0: {bad}); every rank must build the same model and "
-                     "call with the same arguments")
+    raise ValueError(
+        f"deepkern.distributed: {what} differs between ranks: rank 0 has "
+        f"{_first_difference(mine, other)[0]} but rank {bad[0]} has {_first_difference(mine, other)[1]} "
+        f"(ranks that differ from rank 0: {bad}); every rank must build the same model and "
+        "call with the same arguments"
+    )
 
 
 def _first_difference(a, b):
@@ -211,7 +216,7 @@ class DataParallel:
             MPI.Request.Testall(self._pending)  # lets MPI move the started reductions along
 
     def _finish(self):
-        for b in self._buckets[self._next:]:
+        for b in self._buckets[self._next :]:
             self._launch(b)
         self._next = len(self._buckets)
         if self._pending:
@@ -237,9 +242,9 @@ class DataParallel:
             else:
                 b.buf = np.empty(n, dtype=b.xp[0])
         buf, w, off = b.buf, self._w, 0
-        flags = buf[b.total:]
+        flags = buf[b.total :]
         for k, (p, n) in enumerate(zip(b.params, b.sizes)):
-            slot = buf[off:off + n]
+            slot = buf[off : off + n]
             g = p.grad
             if g is None:
                 slot.fill(0)
@@ -278,11 +283,11 @@ class DataParallel:
 
     def _unpack(self, b):
         buf, off = b.buf, 0
-        flags = buf[b.total:]
+        flags = buf[b.total :]
         has = flags.get() if b.xp[1] else flags
         for k, (p, n) in enumerate(zip(b.params, b.sizes)):
             # a parameter no rank produced a gradient for stays without one (optimizers skip it)
-            p.grad = buf[off:off + n].reshape(p.value.shape) if has[k] > 0 else None
+            p.grad = buf[off : off + n].reshape(p.value.shape) if has[k] > 0 else None
             off += n
 
     # -- agreement helpers (fit uses them) ---------------------------------------------------------

@@ -1,4 +1,5 @@
 """The functional kernels: validate, pick the backend, call one binding."""
+
 from .attention import scaled_dot_product_attention, scaled_dot_product_attention_backward
 from .conv import conv2d, conv2d_backward
 from .gru import gru, gru_backward, gru_cell, gru_cell_backward

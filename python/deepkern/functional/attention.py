@@ -13,6 +13,7 @@ separate dQ pass instead (no atomics, bitwise reproducible, about 1.5x the backw
 dropout_p > 0 and attn_mask_requires_grad=True run the composed path (attention_composed.py);
 enable_gqa repeats the K/V heads for either path and sums their gradients back.
 """
+
 import math
 import numbers
 import os
@@ -108,19 +109,25 @@ def _gqa(op, q, k, v, enable_gqa):
     if not enable_gqa:
         return 1
     if q.ndim < 3 or k.ndim < 3 or v.ndim < 3:
-        raise ValueError(f"{op}: enable_gqa needs a heads dim (..., H, L, E) in 'q', 'k' and 'v', got shapes "
-                         f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+        raise ValueError(
+            f"{op}: enable_gqa needs a heads dim (..., H, L, E) in 'q', 'k' and 'v', got shapes "
+            f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+        )
     hq, hk, hv = int(q.shape[-3]), int(k.shape[-3]), int(v.shape[-3])
     if hk != hv or hk < 1 or hq % hk:
-        raise ValueError(f"{op}: with enable_gqa the query heads ({hq}, dim -3 of 'q') must be a multiple of the "
-                         f"key/value heads ('k' has {hk}, 'v' has {hv}; they must be equal)")
+        raise ValueError(
+            f"{op}: with enable_gqa the query heads ({hq}, dim -3 of 'q') must be a multiple of the "
+            f"key/value heads ('k' has {hk}, 'v' has {hv}; they must be equal)"
+        )
     return hq // hk
 
 
 def _dropout(op, dropout_p):
     if isinstance(dropout_p, (bool, np.bool_)) or not isinstance(dropout_p, numbers.Real):
-        raise TypeError(f"{op}: 'dropout_p' must be a float in [0, 1), got {dropout_p!r} (as in PyTorch, is_causal "
-                        "comes after dropout_p: pass is_causal=...)")
+        raise TypeError(
+            f"{op}: 'dropout_p' must be a float in [0, 1), got {dropout_p!r} (as in PyTorch, is_causal "
+            "comes after dropout_p: pass is_causal=...)"
+        )
     p = float(dropout_p)
     if not 0.0 <= p < 1.0:
         raise ValueError(f"{op}: 'dropout_p' must be in [0, 1), got {dropout_p!r}")
@@ -134,15 +141,29 @@ def _extras(op, xp, q, k, v, attn_mask, dropout_p, enable_gqa, seed, attn_mask_r
     if not isinstance(attn_mask_requires_grad, (bool, np.bool_)):
         raise TypeError(f"{op}: 'attn_mask_requires_grad' must be a bool, got {attn_mask_requires_grad!r}")
     if attn_mask_requires_grad and (attn_mask is None or xp.asarray(attn_mask).dtype.kind != "f"):
-        raise TypeError(f"{op}: attn_mask_requires_grad=True needs a float (additive) 'attn_mask', got "
-                        f"{'None' if attn_mask is None else xp.asarray(attn_mask).dtype}")
+        raise TypeError(
+            f"{op}: attn_mask_requires_grad=True needs a float (additive) 'attn_mask', got "
+            f"{'None' if attn_mask is None else xp.asarray(attn_mask).dtype}"
+        )
     if seed is not None and (isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0):
         raise TypeError(f"{op}: 'seed' must be None or an int >= 0, got {seed!r}")
     return p_drop, groups
 
 
-def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
-                                 enable_gqa=False, *, seed=None, attn_mask_requires_grad=False, return_ctx=False):
+def scaled_dot_product_attention(
+    q,
+    k,
+    v,
+    attn_mask=None,
+    dropout_p=0.0,
+    is_causal=False,
+    scale=None,
+    enable_gqa=False,
+    *,
+    seed=None,
+    attn_mask_requires_grad=False,
+    return_ctx=False,
+):
     """softmax(q k^T * scale + mask) v over the last two dims; scale defaults to 1/sqrt(D).
 
     is_causal: query i attends keys j <= i (top-left aligned, as PyTorch; not with attn_mask).
@@ -166,7 +187,13 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_caus
     given_q, given_k, given_v = q, k, v
     backend, (q, k, v), out_dt, comp_dt = as_float_arrays(op, [("q", q), ("k", k), ("v", v)])
     xp = backend.xp
-    if type(dropout_p) is float and dropout_p == 0.0 and enable_gqa is False and attn_mask_requires_grad is False and seed is None:
+    if (
+        type(dropout_p) is float
+        and dropout_p == 0.0
+        and enable_gqa is False
+        and attn_mask_requires_grad is False
+        and seed is None
+    ):
         p_drop, groups = 0.0, 1  # the defaults: nothing to check
     else:
         p_drop, groups = _extras(op, xp, q, k, v, attn_mask, dropout_p, enable_gqa, seed, attn_mask_requires_grad)
@@ -174,11 +201,15 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_caus
         given_k = given_v = None  # the kernel sees expanded copies; nothing of the caller's to watch
         k, v = composed.expand_kv(xp, k, groups), composed.expand_kv(xp, v, groups)
     batch, Lq, Lk, D, Dv = _shapes(op, q, k, v)
-    if not isinstance(is_causal, (bool, np.bool_)) and not (isinstance(is_causal, numbers.Integral) and is_causal in (0, 1)):
+    if not isinstance(is_causal, (bool, np.bool_)) and not (
+        isinstance(is_causal, numbers.Integral) and is_causal in (0, 1)
+    ):
         raise TypeError(f"{op}: 'is_causal' must be a bool, got {is_causal!r}")
     is_causal = bool(is_causal)
     if attn_mask is not None and is_causal:
-        raise ValueError(f"{op}: 'attn_mask' must be None when is_causal=True (as in PyTorch); fold causality into the mask")
+        raise ValueError(
+            f"{op}: 'attn_mask' must be None when is_causal=True (as in PyTorch); fold causality into the mask"
+        )
     s = _scale(op, scale, D)
     if backend.name == "cuda" and max(D, Dv) > _CUDA_MAX_HEAD_DIM:
         raise ValueError(
@@ -203,9 +234,24 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_caus
         out, saved = composed.forward(xp, q, k, v, add, is_causal, s, p_drop, seed, np.dtype(comp_dt))
         result = to_out_dtype(out, out_dt)
         if return_ctx:
-            ctx = Context(op, backend, out_dt, comp_dt, params=params, q=q, k=k, v=v, out=out, composed=saved,
-                          q_shape=q_shape, k_shape=k_shape, v_shape=v_shape, groups=groups, scale=s,
-                          mask_shape=m_shape if attn_mask_requires_grad else None)
+            ctx = Context(
+                op,
+                backend,
+                out_dt,
+                comp_dt,
+                params=params,
+                q=q,
+                k=k,
+                v=v,
+                out=out,
+                composed=saved,
+                q_shape=q_shape,
+                k_shape=k_shape,
+                v_shape=v_shape,
+                groups=groups,
+                scale=s,
+                mask_shape=m_shape if attn_mask_requires_grad else None,
+            )
             return result, ctx
         return result
     out = backend.empty(batch + (Lq, Dv), comp_dt)
@@ -213,9 +259,25 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_caus
     backend.call("attention_forward", params, q, k, v, mask, moff, out, lse)
     result = to_out_dtype(out, out_dt)
     if return_ctx:
-        ctx = Context(op, backend, out_dt, comp_dt, params=params, q=q, k=k, v=v, mask=mask, mask_off=moff,
-                      out=out, lse=lse, q_shape=q_shape, k_shape=k_shape, v_shape=v_shape, groups=groups,
-                      composed=None)
+        ctx = Context(
+            op,
+            backend,
+            out_dt,
+            comp_dt,
+            params=params,
+            q=q,
+            k=k,
+            v=v,
+            mask=mask,
+            mask_off=moff,
+            out=out,
+            lse=lse,
+            q_shape=q_shape,
+            k_shape=k_shape,
+            v_shape=v_shape,
+            groups=groups,
+            composed=None,
+        )
         watch(ctx, q=(q, given_q), k=(k, given_k), v=(v, given_v), out=(out, result))
         return result, ctx
     return result
@@ -249,8 +311,9 @@ def scaled_dot_product_attention_backward(ctx, dout):
     groups = ctx.groups
     dmask = None
     if ctx.composed is not None:
-        dq, dk, dv, ds = composed.backward(b.xp, ctx.q, ctx.k, ctx.v, ctx.composed, dout, ctx.scale,
-                                           np.dtype(ctx.compute_dtype))
+        dq, dk, dv, ds = composed.backward(
+            b.xp, ctx.q, ctx.k, ctx.v, ctx.composed, dout, ctx.scale, np.dtype(ctx.compute_dtype)
+        )
         if ctx.mask_shape is not None:
             dmask = _unbroadcast(b.xp, ds, ctx.mask_shape).reshape(ctx.mask_shape)
     else:
@@ -263,11 +326,39 @@ def scaled_dot_product_attention_backward(ctx, dout):
             drow = b.empty((BH * Lq,), _acc_dtype(b, ctx.compute_dtype))
             atomic_f32 = not det and np.dtype(ctx.compute_dtype) == np.float16
             dq_acc = b.empty((BH * Lq * D,) if atomic_f32 else (0,), np.float32)
-            b.call("attention_backward", ctx.params + (int(det),), ctx.q, ctx.k, ctx.v, ctx.mask, ctx.mask_off,
-                   ctx.out, ctx.lse, dout, dq, dk, dv, drow, dq_acc)
+            b.call(
+                "attention_backward",
+                ctx.params + (int(det),),
+                ctx.q,
+                ctx.k,
+                ctx.v,
+                ctx.mask,
+                ctx.mask_off,
+                ctx.out,
+                ctx.lse,
+                dout,
+                dq,
+                dk,
+                dv,
+                drow,
+                dq_acc,
+            )
         else:
-            b.call("attention_backward", ctx.params, ctx.q, ctx.k, ctx.v, ctx.mask, ctx.mask_off, ctx.out, ctx.lse,
-                   dout, dq, dk, dv)
+            b.call(
+                "attention_backward",
+                ctx.params,
+                ctx.q,
+                ctx.k,
+                ctx.v,
+                ctx.mask,
+                ctx.mask_off,
+                ctx.out,
+                ctx.lse,
+                dout,
+                dq,
+                dk,
+                dv,
+            )
     dq = _unbroadcast(b.xp, dq, ctx.q_shape)
     dk = composed.reduce_kv(_unbroadcast(b.xp, dk, ctx.k_shape), groups)
     dv = composed.reduce_kv(_unbroadcast(b.xp, dv, ctx.v_shape), groups)

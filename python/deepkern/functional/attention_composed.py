@@ -11,6 +11,7 @@ Also the grouped-query helpers: K/V heads repeated for the forward, their gradie
 Batched products on numpy run the library's GEMM once per (batch, head) (bmm): numpy.matmul goes
 to OpenBLAS's own thread pool, which on a shared machine measured 100-500x slower here.
 """
+
 import numpy as np
 
 
@@ -23,8 +24,11 @@ def bmm(xp, a, b, trans_a=False, trans_b=False):
         A = a.reshape((-1,) + a.shape[-2:])
         B = b.reshape((-1,) + b.shape[-2:])
         out = [gemm(A[i], B[i], trans_a=trans_a, trans_b=trans_b) for i in range(A.shape[0])]
-        return np.stack(out).reshape(lead + out[0].shape) if out else xp.matmul(
-            xp.swapaxes(a, -1, -2) if trans_a else a, xp.swapaxes(b, -1, -2) if trans_b else b)
+        return (
+            np.stack(out).reshape(lead + out[0].shape)
+            if out
+            else xp.matmul(xp.swapaxes(a, -1, -2) if trans_a else a, xp.swapaxes(b, -1, -2) if trans_b else b)
+        )
     return xp.matmul(xp.swapaxes(a, -1, -2) if trans_a else a, xp.swapaxes(b, -1, -2) if trans_b else b)
 
 

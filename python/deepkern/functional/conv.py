@@ -1,4 +1,5 @@
 """conv2d and its backward pass (NCHW or unbatched CHW input, (K, C/groups, kh, kw) weights; PyTorch's semantics)."""
+
 import numbers
 
 import numpy as np
@@ -37,8 +38,9 @@ def _conv_params(op, x, w, b, stride, padding, dilation, groups=1):
             "(K, C/groups, kh, kw) with C = x.shape[1] divisible by groups"
         )
     if K % G != 0:
-        raise ValueError(f"{op}: 'w' has K = {K} output channels (shape {tuple(w.shape)}), not divisible by "
-                         f"'groups' = {G}")
+        raise ValueError(
+            f"{op}: 'w' has K = {K} output channels (shape {tuple(w.shape)}), not divisible by 'groups' = {G}"
+        )
     if min(C, H, W) < 1:
         raise ValueError(f"{op}: 'x' must have C, H, W >= 1, got shape {tuple(x.shape)}")
     if min(K, kh, kw) < 1:
@@ -70,8 +72,24 @@ def _conv_params(op, x, w, b, stride, padding, dilation, groups=1):
     H, W = H + extra[0], W + extra[1]
     Ho = (H + 2 * ph - eh) // sh + 1
     Wo = (W + 2 * pw - ew) // sw + 1
-    return {"N": N, "C": C, "H": H, "W": W, "K": K, "kh": kh, "kw": kw, "Ho": Ho, "Wo": Wo, "sh": sh, "sw": sw,
-            "ph": ph, "pw": pw, "dh": dh, "dw": dw, "G": G}, extra
+    return {
+        "N": N,
+        "C": C,
+        "H": H,
+        "W": W,
+        "K": K,
+        "kh": kh,
+        "kw": kw,
+        "Ho": Ho,
+        "Wo": Wo,
+        "sh": sh,
+        "sw": sw,
+        "ph": ph,
+        "pw": pw,
+        "dh": dh,
+        "dw": dw,
+        "G": G,
+    }, extra
 
 
 _LEGACY = ("N", "C", "H", "W", "K", "kh", "kw", "Ho", "Wo", "sh", "sw", "ph", "pw", "dh", "dw")
@@ -149,8 +167,19 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, out=None,
         y = out
     result = to_out_dtype(y, out_dt)
     if return_ctx:
-        ctx = Context(op, backend, out_dt, comp_dt, params=kparams, x=x, w=w, has_bias=b is not None,
-                      y_shape=user_shape, unbatched=unbatched, extra=extra)
+        ctx = Context(
+            op,
+            backend,
+            out_dt,
+            comp_dt,
+            params=kparams,
+            x=x,
+            w=w,
+            has_bias=b is not None,
+            y_shape=user_shape,
+            unbatched=unbatched,
+            extra=extra,
+        )
         watch(ctx, x=(x, given_x), w=(w, given_w))
         return result, ctx
     return result

@@ -10,6 +10,7 @@ gate math: the input projection of all T steps is one GEMM, then one (B, H) x (H
 step; the backward gathers every step's gate gradients so the weight gradients are two GEMMs.
 Unbatched inputs (x (I,) for the cell, (T, I) for the sequence, h (H,)) give unbatched outputs.
 """
+
 from .._validate import Context, as_float_arrays, as_grad, check_ctx, check_ndim, to_out_dtype
 
 
@@ -27,13 +28,17 @@ def sigmoid(xp, z):
 
 def _prepare(op, x, h, w_ih, w_hh, b_ih, b_hh, seq):
     backend, arrays, out_dt, comp_dt = as_float_arrays(
-        op, [("x", x), ("h0" if seq else "h", h), ("w_ih", w_ih), ("w_hh", w_hh), ("b_ih", b_ih), ("b_hh", b_hh)],
+        op,
+        [("x", x), ("h0" if seq else "h", h), ("w_ih", w_ih), ("w_hh", w_hh), ("b_ih", b_ih), ("b_hh", b_hh)],
         optional=("h0" if seq else "h", "b_ih", "b_hh"),
     )
     x, h, w_ih, w_hh, b_ih, b_hh = arrays
     hn = "h0" if seq else "h"
-    layout = "(seq_len, batch, input_size) or unbatched (seq_len, input_size)" if seq else \
-        "(batch, input_size) or unbatched (input_size,)"
+    layout = (
+        "(seq_len, batch, input_size) or unbatched (seq_len, input_size)"
+        if seq
+        else "(batch, input_size) or unbatched (input_size,)"
+    )
     full = 3 if seq else 2
     if x.ndim not in (full, full - 1):
         raise ValueError(f"{op}: 'x' has shape {tuple(x.shape)}; expected {layout}")
@@ -48,23 +53,31 @@ def _prepare(op, x, h, w_ih, w_hh, b_ih, b_hh, seq):
     check_ndim(op, "w_ih", w_ih, 2, "(3*hidden_size, input_size)")
     G = int(w_ih.shape[0])
     if G < 3 or G % 3:
-        raise ValueError(f"{op}: 'w_ih' has shape {tuple(w_ih.shape)}; its rows must be 3*hidden_size "
-                         "(gates r, z, n stacked), a positive multiple of 3")
+        raise ValueError(
+            f"{op}: 'w_ih' has shape {tuple(w_ih.shape)}; its rows must be 3*hidden_size "
+            "(gates r, z, n stacked), a positive multiple of 3"
+        )
     H = G // 3
     if int(w_ih.shape[1]) != I:
-        raise ValueError(f"{op}: 'w_ih' has shape {tuple(w_ih.shape)}; expected ({G}, {I}) (its columns must match "
-                         f"x's input_size {I})")
+        raise ValueError(
+            f"{op}: 'w_ih' has shape {tuple(w_ih.shape)}; expected ({G}, {I}) (its columns must match "
+            f"x's input_size {I})"
+        )
     if tuple(w_hh.shape) != (G, H):
-        raise ValueError(f"{op}: 'w_hh' has shape {tuple(w_hh.shape)}; expected ({G}, {H}) = "
-                         "(3*hidden_size, hidden_size) from w_ih's rows")
+        raise ValueError(
+            f"{op}: 'w_hh' has shape {tuple(w_hh.shape)}; expected ({G}, {H}) = "
+            "(3*hidden_size, hidden_size) from w_ih's rows"
+        )
     for name, b in (("b_ih", b_ih), ("b_hh", b_hh)):
         if b is not None and tuple(b.shape) != (G,):
             raise ValueError(f"{op}: '{name}' has shape {tuple(b.shape)}; expected ({G},) = (3*hidden_size,)")
     want = (H,) if unbatched else (B, H)
     if h is not None:
         if tuple(h.shape) != want:
-            raise ValueError(f"{op}: '{hn}' has shape {tuple(h.shape)}; expected {want} from x {tuple(x.shape)} "
-                             f"and w_hh {tuple(w_hh.shape)}")
+            raise ValueError(
+                f"{op}: '{hn}' has shape {tuple(h.shape)}; expected {want} from x {tuple(x.shape)} "
+                f"and w_hh {tuple(w_hh.shape)}"
+            )
         h = h.reshape(B, H)
     return backend, (x, h, w_ih, w_hh, b_ih, b_hh), out_dt, comp_dt, (T, B, I, H), unbatched
 
@@ -89,21 +102,37 @@ def _forward(op, backend, arrays, out_dt, comp_dt, dims, unbatched, return_ctx):
         if b_hh is not None:
             gh += b_hh
         r = sigmoid(xp, gi[t, :, :H] + gh[:, :H])
-        z = sigmoid(xp, gi[t, :, H:2 * H] + gh[:, H:2 * H])
-        n = xp.tanh(gi[t, :, 2 * H:] + r * gh[:, 2 * H:])
+        z = sigmoid(xp, gi[t, :, H : 2 * H] + gh[:, H : 2 * H])
+        n = xp.tanh(gi[t, :, 2 * H :] + r * gh[:, 2 * H :])
         h = (1 - z) * n + z * h
         hs[t + 1] = h
         if keep:
-            r_all[t], z_all[t], n_all[t], hn_all[t] = r, z, n, gh[:, 2 * H:]
+            r_all[t], z_all[t], n_all[t], hn_all[t] = r, z, n, gh[:, 2 * H :]
     y, hT = hs[1:], hs[T]
     if unbatched:
         y, hT = y[:, 0], hT[0]
     outs = (to_out_dtype(y, out_dt), to_out_dtype(hT.copy(), out_dt))
     if not return_ctx:
         return outs, None
-    ctx = Context(op, backend, out_dt, comp_dt, dims=dims, x=x, hs=hs, r=r_all, z=z_all, n=n_all, hn=hn_all,
-                  w_ih=w_ih, w_hh=w_hh, has_h0=h0 is not None, has_b_ih=b_ih is not None,
-                  has_b_hh=b_hh is not None, unbatched=unbatched)
+    ctx = Context(
+        op,
+        backend,
+        out_dt,
+        comp_dt,
+        dims=dims,
+        x=x,
+        hs=hs,
+        r=r_all,
+        z=z_all,
+        n=n_all,
+        hn=hn_all,
+        w_ih=w_ih,
+        w_hh=w_hh,
+        has_h0=h0 is not None,
+        has_b_ih=b_ih is not None,
+        has_b_hh=b_hh is not None,
+        unbatched=unbatched,
+    )
     return outs, ctx
 
 
@@ -120,8 +149,8 @@ def _backward(ctx, dy, dhT):
         dn = dh * (1 - z) * (1 - n * n)
         dz = dh * (h - n) * z * (1 - z)
         dr = dn * hn * r * (1 - r)
-        dgi[t, :, :H], dgi[t, :, H:2 * H], dgi[t, :, 2 * H:] = dr, dz, dn
-        dgh[t, :, :H], dgh[t, :, H:2 * H], dgh[t, :, 2 * H:] = dr, dz, dn * r
+        dgi[t, :, :H], dgi[t, :, H : 2 * H], dgi[t, :, 2 * H :] = dr, dz, dn
+        dgh[t, :, :H], dgh[t, :, H : 2 * H], dgh[t, :, 2 * H :] = dr, dz, dn * r
         dh = dh * z + _gemm(dgh[t], ctx.w_hh)
     dgi2, dgh2 = dgi.reshape(T * B, 3 * H), dgh.reshape(T * B, 3 * H)
     dx = _gemm(dgi2, ctx.w_ih).reshape(T, B, I)

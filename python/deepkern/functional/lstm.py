@@ -7,6 +7,7 @@ call with T = 1. The initial state may be None, meaning zeros (as in
 PyTorch); its gradient is then None too. A forward's final (hT, cT) can be passed as the
 next call's (h0, c0), which is how truncated BPTT carries the state across windows.
 """
+
 import numpy as np
 
 from .._saved import watch
@@ -30,22 +31,25 @@ def _unbatched(op, x, ndim, states):
         if s is not None:
             s = xp.asarray(s)
             if s.ndim != 1:
-                raise ValueError(f"{op}: '{name}' has shape {tuple(s.shape)}; expected (hidden_size,) for the "
-                                 f"unbatched 'x' of shape {tuple(xa.shape)}")
+                raise ValueError(
+                    f"{op}: '{name}' has shape {tuple(s.shape)}; expected (hidden_size,) for the "
+                    f"unbatched 'x' of shape {tuple(xa.shape)}"
+                )
             s = s[None]
         out.append(s)
     return True, xa[:, None] if ndim == 3 else xa[None], out
 
 
 def _squeeze(a, axis):
-    return None if a is None else a.reshape(a.shape[:axis] + a.shape[axis + 1:])
+    return None if a is None else a.reshape(a.shape[:axis] + a.shape[axis + 1 :])
 
 
 def _prepare(op, x, x_ndim, x_layout, state_names, h, c, w_ih, w_hh, b_ih, b_hh):
     """Validate and normalise the forward's arguments; returns (backend, arrays, dtypes, T, B, I, H)."""
     hn, cn = state_names
     backend, arrays, out_dt, comp_dt = as_float_arrays(
-        op, [("x", x), (hn, h), (cn, c), ("w_ih", w_ih), ("w_hh", w_hh), ("b_ih", b_ih), ("b_hh", b_hh)],
+        op,
+        [("x", x), (hn, h), (cn, c), ("w_ih", w_ih), ("w_hh", w_hh), ("b_ih", b_ih), ("b_hh", b_hh)],
         optional=(hn, cn, "b_ih", "b_hh"),
     )
     x, h, c, w_ih, w_hh, b_ih, b_hh = arrays
@@ -100,14 +104,29 @@ def _run_forward(op, backend, arrays, out_dt, comp_dt, params, return_ctx, given
     cs = backend.empty((T + 1, B, H), comp_dt) if return_ctx else None
     ws = ()
     if backend.name == "cuda":  # GPU launchers never allocate: the projection and, without a ctx, c ping-pong
-        ws = (backend.empty((T * B, 4 * H), _acc_dtype(comp_dt)), None if return_ctx else backend.empty((2, B, H), comp_dt))
+        ws = (
+            backend.empty((T * B, 4 * H), _acc_dtype(comp_dt)),
+            None if return_ctx else backend.empty((2, B, H), comp_dt),
+        )
     backend.call("lstm_forward", params, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, hT, cT, gates, xh, cs, *ws)
     outs = (to_out_dtype(y, out_dt), to_out_dtype(hT, out_dt), to_out_dtype(cT, out_dt))
     if not return_ctx:
         return outs, None
     ctx = Context(
-        op, backend, out_dt, comp_dt, params=params, xh=xh, w_ih=w_ih, w_hh=w_hh, gates=gates, cs=cs,
-        has_h0=h0 is not None, has_c0=c0 is not None, has_b_ih=b_ih is not None, has_b_hh=b_hh is not None,
+        op,
+        backend,
+        out_dt,
+        comp_dt,
+        params=params,
+        xh=xh,
+        w_ih=w_ih,
+        w_hh=w_hh,
+        gates=gates,
+        cs=cs,
+        has_h0=h0 is not None,
+        has_c0=c0 is not None,
+        has_b_ih=b_ih is not None,
+        has_b_hh=b_hh is not None,
     )
     # x, h0 and c0 are copied into xh and cs; the weights are the caller's (unless converted).
     watch(ctx, w_ih=(w_ih, given_weights[0]), w_hh=(w_hh, given_weights[1]))
@@ -135,8 +154,25 @@ def _run_backward(ctx, dy, dhT, dcT):
     ws = ()
     if be.name == "cuda":  # every step's dgates (the weight GEMMs' operand) and the dc ping-pong (accumulator type)
         ws = (be.empty((T * B, 4 * H), dt), be.empty((2, B, H), _acc_dtype(dt)))
-    be.call("lstm_backward", ctx.params, ctx.xh, ctx.w_ih, ctx.w_hh, ctx.gates, ctx.cs, dy, dhT, dcT,
-            dx, dh0, dc0, dw_ih, dw_hh, db, *ws)
+    be.call(
+        "lstm_backward",
+        ctx.params,
+        ctx.xh,
+        ctx.w_ih,
+        ctx.w_hh,
+        ctx.gates,
+        ctx.cs,
+        dy,
+        dhT,
+        dcT,
+        dx,
+        dh0,
+        dc0,
+        dw_ih,
+        dw_hh,
+        db,
+        *ws,
+    )
     # b_ih and b_hh enter the gates as a sum: both get the same gradient (separate arrays).
     db_ih = db if ctx.has_b_ih else None
     db_hh = (db.copy() if ctx.has_b_ih else db) if ctx.has_b_hh else None

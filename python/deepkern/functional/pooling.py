@@ -1,4 +1,5 @@
 """max_pool2d / avg_pool2d and their backward passes (NCHW or unbatched CHW, PyTorch's semantics)."""
+
 from .._saved import watch
 from .._validate import Context, as_float_arrays, as_grad, check_ctx, int_pair, to_out_dtype
 
@@ -39,8 +40,9 @@ def pool_options(op, ceil_mode, count_include_pad=True, divisor_override=None):
     return divisor_override
 
 
-def _pool_params(op, x, kernel_size, stride, padding, dilation=1, ceil_mode=False, count_include_pad=True,
-                 divisor_override=None):
+def _pool_params(
+    op, x, kernel_size, stride, padding, dilation=1, ceil_mode=False, count_include_pad=True, divisor_override=None
+):
     """The kernels' Pool2dParams, one key per field (csrc/common/pool_params.h)."""
     kh, kw = int_pair(op, "kernel_size", kernel_size, 1)
     sh, sw = (kh, kw) if stride is None else int_pair(op, "stride", stride, 1)
@@ -61,8 +63,24 @@ def _pool_params(op, x, kernel_size, stride, padding, dilation=1, ceil_mode=Fals
             f"{op}: 'kernel_size' {(kh, kw)} (dilated extent {(eh, ew)}) is larger than the padded input "
             f"{(H + 2 * ph, W + 2 * pw)} (x has shape {tuple(x.shape)}, padding {(ph, pw)}, dilation {(dh, dw)})"
         )
-    return {"N": N, "C": C, "H": H, "W": W, "Ho": Ho, "Wo": Wo, "kh": kh, "kw": kw, "sh": sh, "sw": sw, "ph": ph,
-            "pw": pw, "dh": dh, "dw": dw, "divisor": divisor, "count_pad": 1 if count_include_pad else 0}
+    return {
+        "N": N,
+        "C": C,
+        "H": H,
+        "W": W,
+        "Ho": Ho,
+        "Wo": Wo,
+        "kh": kh,
+        "kw": kw,
+        "sh": sh,
+        "sw": sw,
+        "ph": ph,
+        "pw": pw,
+        "dh": dh,
+        "dw": dw,
+        "divisor": divisor,
+        "count_pad": 1 if count_include_pad else 0,
+    }
 
 
 _LEGACY = ("N", "C", "H", "W", "Ho", "Wo", "kh", "kw", "sh", "sw", "ph", "pw")
@@ -75,12 +93,16 @@ def _kernel_params(op, backend, p):
         return p
     floor_h = (p["H"] + 2 * p["ph"] - p["kh"]) // p["sh"] + 1
     floor_w = (p["W"] + 2 * p["pw"] - p["kw"]) // p["sw"] + 1
-    unsupported = [name for name, on in (
-        ("dilation", (p["dh"], p["dw"]) != (1, 1)),
-        ("ceil_mode (with a window past the padded input)", (p["Ho"], p["Wo"]) != (floor_h, floor_w)),
-        ("count_include_pad=False (with padding)", not p["count_pad"] and (p["ph"] or p["pw"])),
-        ("divisor_override", p["divisor"] != 0),
-    ) if on]
+    unsupported = [
+        name
+        for name, on in (
+            ("dilation", (p["dh"], p["dw"]) != (1, 1)),
+            ("ceil_mode (with a window past the padded input)", (p["Ho"], p["Wo"]) != (floor_h, floor_w)),
+            ("count_include_pad=False (with padding)", not p["count_pad"] and (p["ph"] or p["pw"])),
+            ("divisor_override", p["divisor"] != 0),
+        )
+        if on
+    ]
     if unsupported:
         raise NotImplementedError(
             f"{op}: {', '.join(unsupported)} is CPU-only for now (no CUDA kernel); run it on numpy arrays"
@@ -88,8 +110,9 @@ def _kernel_params(op, backend, p):
     return tuple(p[k] for k in _LEGACY)
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *, return_indices=False,
-               return_ctx=False):
+def max_pool2d(
+    x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *, return_indices=False, return_ctx=False
+):
     """Max pooling over (H, W) of an NCHW batch or one CHW sample; padding is -inf; NaN propagates.
 
     Window taps are `dilation` apart; with ceil_mode the output size rounds up (PyTorch's rule).
@@ -119,8 +142,17 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     if return_indices:
         result = (result, idx_out)
     if return_ctx:
-        ctx = Context(op, backend, out_dt, comp_dt, params=kparams, x_shape=x.shape, indices=idx,
-                      unbatched=unbatched, y_shape=idx_out.shape)
+        ctx = Context(
+            op,
+            backend,
+            out_dt,
+            comp_dt,
+            params=kparams,
+            x_shape=x.shape,
+            indices=idx,
+            unbatched=unbatched,
+            y_shape=idx_out.shape,
+        )
         watch(ctx, indices=(idx, idx_out if return_indices else None))
         return result, ctx
     return result
@@ -154,8 +186,17 @@ def max_pool2d_backward(ctx, dy):
     return (_dx_out(ctx, dx),)
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-               divisor_override=None, *, return_ctx=False):
+def avg_pool2d(
+    x,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+    *,
+    return_ctx=False,
+):
     """Average pooling over (H, W) of an NCHW batch or one CHW sample.
 
     Each window's sum is divided by divisor_override if given, else by the window's size clipped
@@ -180,8 +221,9 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     y = to_out_dtype(y, out_dt)
     result = y[0] if unbatched else y
     if return_ctx:
-        return result, Context(op, backend, out_dt, comp_dt, params=kparams, x_shape=x.shape,
-                               y_shape=result.shape, unbatched=unbatched)
+        return result, Context(
+            op, backend, out_dt, comp_dt, params=kparams, x_shape=x.shape, y_shape=result.shape, unbatched=unbatched
+        )
     return result
 
 

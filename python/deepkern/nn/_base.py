@@ -32,6 +32,7 @@ The contract every layer keeps (other modules, Sequential, the optimizers and sa
 - Shapes for ``summary()``: ``output_shape(input_shape)`` (without the batch dimension) may be
   overridden; the default returns None and Sequential then learns the shapes from a forward pass.
 """
+
 import numbers
 
 import numpy as np
@@ -310,8 +311,10 @@ class Layer:
             missing = sorted(set(twin) - keys - optional)
             extra = sorted(keys - set(twin))
             if missing or extra:
-                raise ValueError(f"{where}: missing {missing}, unexpected {extra} (expected the keys of "
-                                 f"{type(self).__name__}'s PyTorch twin: {sorted(twin)})")
+                raise ValueError(
+                    f"{where}: missing {missing}, unexpected {extra} (expected the keys of "
+                    f"{type(self).__name__}'s PyTorch twin: {sorted(twin)})"
+                )
             self.load_torch_state("", {k: to_numpy(v) for k, v in state.items()})
             return
         missing = [n for n in params if n not in state]
@@ -394,8 +397,11 @@ class Layer:
     # -- serialisation ----------------------------------------------------------------------
     def get_config(self):
         args, kwargs = self._init_args
-        return {"class": type(self).__name__, "args": _jsonable(list(args)),
-                "kwargs": {k: _jsonable(v) for k, v in kwargs.items()}}
+        return {
+            "class": type(self).__name__,
+            "args": _jsonable(list(args)),
+            "kwargs": {k: _jsonable(v) for k, v in kwargs.items()},
+        }
 
     @staticmethod
     def from_config(config):

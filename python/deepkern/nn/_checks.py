@@ -1,5 +1,6 @@
 """Small argument checks for layer constructors and forward inputs (ValueError/TypeError naming
 the layer, the argument, what it got and what was expected)."""
+
 import numbers
 
 import numpy as np

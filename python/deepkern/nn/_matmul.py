@@ -6,6 +6,7 @@ shared machine made a 64x256x120 product 100x slower than one thread. cupy float
 to deepkern's CUDA GEMM (the `gemm` kernel of the CUDA module, not cuBLAS) when the module has it;
 other arrays (and a build without it) use the array module's matmul.
 """
+
 import numpy as np
 
 from .. import _backend, _cpu
@@ -29,8 +30,19 @@ def _device_gemm(a, b, trans_a, trans_b, out):
     m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
     n = b.shape[0] if trans_b else b.shape[1]
     c = be.empty((m, n), a.dtype) if out is None else out
-    params = (m, n, k, a.shape[1], b.shape[1], n, bool(trans_a), bool(trans_b), 1.0, 0.0 if out is None else 1.0,
-              get_allow_tf32())
+    params = (
+        m,
+        n,
+        k,
+        a.shape[1],
+        b.shape[1],
+        n,
+        bool(trans_a),
+        bool(trans_b),
+        1.0,
+        0.0 if out is None else 1.0,
+        get_allow_tf32(),
+    )
     be.call("gemm", params, a, b, c)
     return c
 

@@ -5,6 +5,7 @@ position); its gradient adds each padded position's gradient back to the input p
 came from: the centre as one slice, then one slice per padded row or column (a padding is at
 most the kernel's extent, so a handful).
 """
+
 MODES = ("zeros", "reflect", "replicate", "circular")
 
 
@@ -31,8 +32,11 @@ def _pad_axis(xp, x, axis, before, after, mode):
     n = x.shape[axis]
     if before == 0 and after == 0:
         return x
-    idx = [_source(i, n, mode) for i in range(-before, 0)] + list(range(n)) + \
-          [_source(i, n, mode) for i in range(n, n + after)]
+    idx = (
+        [_source(i, n, mode) for i in range(-before, 0)]
+        + list(range(n))
+        + [_source(i, n, mode) for i in range(n, n + after)]
+    )
     return xp.take(x, xp.asarray(idx), axis=axis)
 
 
@@ -47,7 +51,7 @@ def _fold_axis(xp, g, axis, before, after, mode):
         return g
     g = xp.moveaxis(g, axis, 0)
     n = g.shape[0] - before - after
-    out = g[before:before + n].copy()
+    out = g[before : before + n].copy()
     for i in range(-before, 0):
         out[_source(i, n, mode)] += g[before + i]
     for i in range(n, n + after):

@@ -1,4 +1,5 @@
 """Parameter-free elementwise layers and shape layers: ReLU, Sigmoid, Tanh, Dropout, Flatten."""
+
 import numpy as np
 
 from .. import _cpu
@@ -135,7 +136,9 @@ class Flatten(Layer):
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dy):
-        check_backward("Flatten", self._shape, dy, (self._shape[0], int(np.prod(self._shape[1:]))) if self._shape else None)
+        check_backward(
+            "Flatten", self._shape, dy, (self._shape[0], int(np.prod(self._shape[1:]))) if self._shape else None
+        )
         return dy.reshape(self._shape)
 
     def output_shape(self, input_shape):

@@ -25,6 +25,7 @@ and `attend_backward(cache, dcontext)` the three gradients, without touching the
 forward/backward cache; parameter gradients accumulate either way. `AttentionDecoder` in
 deepkern.nn.seq2seq is such a loop.
 """
+
 import numpy as np
 
 from ._base import Layer, Parameter, default_rng, xp_of
@@ -55,13 +56,17 @@ class _Attention(Layer):
         if k.ndim != 3 or k.shape[-1] != Dk or k.shape[0] != q.shape[0]:
             raise ValueError(f"{name}.forward: 'keys' has shape {tuple(k.shape)}; expected ({q.shape[0]}, S, {Dk})")
         if v.ndim != 3 or v.shape[:2] != k.shape[:2]:
-            raise ValueError(f"{name}.forward: 'values' has shape {tuple(v.shape)}; expected {tuple(k.shape[:2])} + (Dv,)")
+            raise ValueError(
+                f"{name}.forward: 'values' has shape {tuple(v.shape)}; expected {tuple(k.shape[:2])} + (Dv,)"
+            )
         m = None
         if mask is not None:
             m = xp.asarray(mask)
             if m.dtype != bool or tuple(m.shape) != tuple(k.shape[:2]):
-                raise ValueError(f"{name}.forward: 'mask' must be a bool array of shape {tuple(k.shape[:2])}, "
-                                 f"got {m.dtype} {tuple(m.shape)}")
+                raise ValueError(
+                    f"{name}.forward: 'mask' must be a bool array of shape {tuple(k.shape[:2])}, "
+                    f"got {m.dtype} {tuple(m.shape)}"
+                )
         return xp, q, k, v, m
 
     def attend(self, query, keys, values=None, mask=None):
@@ -88,7 +93,9 @@ class _Attention(Layer):
         dc = xp.asarray(dcontext, dtype=a.dtype)
         expect = (a.shape[0], v.shape[-1]) if single else (a.shape[0], a.shape[1], v.shape[-1])
         if tuple(dc.shape) != expect:
-            raise ValueError(f"{type(self).__name__}.backward: 'dcontext' has shape {tuple(dc.shape)}; expected {expect}")
+            raise ValueError(
+                f"{type(self).__name__}.backward: 'dcontext' has shape {tuple(dc.shape)}; expected {expect}"
+            )
         dc = dc[:, None, :] if single else dc
         da = dc @ v.transpose(0, 2, 1)  # (B, Tq, S)
         dv = a.transpose(0, 2, 1) @ dc  # (B, S, Dv)
@@ -187,8 +194,9 @@ class LuongAttention(_Attention):
         self.query_dim = None if query_dim is None else positive_int("LuongAttention", "query_dim", query_dim)
         self.key_dim = self.query_dim if key_dim is None else positive_int("LuongAttention", "key_dim", key_dim)
         if score == "dot" and self.key_dim != self.query_dim:
-            raise ValueError(f"LuongAttention: score='dot' needs key_dim == query_dim, got {self.key_dim} and "
-                             f"{self.query_dim}")
+            raise ValueError(
+                f"LuongAttention: score='dot' needs key_dim == query_dim, got {self.key_dim} and {self.query_dim}"
+            )
         self.score = score
         self.units = self.query_dim if units is None else positive_int("LuongAttention", "units", units)
         if score == "dot":
@@ -238,4 +246,3 @@ class LuongAttention(_Attention):
         self.weight.accumulate(xp.concatenate([gq, gk], axis=1))
         self.v.accumulate(dv)
         return dqp @ W[:, :Dq], dkp @ W[:, Dq:]
-

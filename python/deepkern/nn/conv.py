@@ -1,10 +1,11 @@
 """Conv2D: a thin layer over the kernels dk.conv2d / dk.conv2d_backward (plus padding_mode)."""
+
 import numpy as np
 
 from .. import functional as F
+from .._validate import int_pair
 from ..functional.conv import _conv2d_backward, same_padding
 from . import _padding
-from .._validate import int_pair
 from ._base import Layer, Parameter, default_rng, export_arrays, torch_key, xp_of
 from ._checks import as_input, float_dtype, positive_int
 from .init import initialize
@@ -20,8 +21,21 @@ class Conv2D(Layer):
     groups; bias; padding_mode "zeros", "reflect", "replicate" or "circular".
     K*C/groups*kh*kw + K parameters. Init 'he_normal' by default (the layer is usually followed by ReLU)."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
-                 padding_mode="zeros", init="he_normal", seed=None, dtype=np.float32):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        bias=True,
+        padding_mode="zeros",
+        init="he_normal",
+        seed=None,
+        dtype=np.float32,
+    ):
         self.in_channels = positive_int("Conv2D", "in_channels", in_channels)
         self.out_channels = positive_int("Conv2D", "out_channels", out_channels)
         self.kernel_size = int_pair("Conv2D", "kernel_size", kernel_size, 1)

@@ -1,4 +1,5 @@
 """Dense (fully connected), Embedding and OneHot layers."""
+
 import numpy as np
 
 from .._saved import Remembered, recall
@@ -98,7 +99,9 @@ def _as_indices(layer, x, n, xp):
         raise TypeError(f"{layer}.forward: 'x' must be an integer array of indices, got dtype {a.dtype}")
     a = a.astype(np.int64, copy=False)
     if a.size and (int(a.min()) < 0 or int(a.max()) >= n):
-        raise ValueError(f"{layer}.forward: indices must lie in [0, {n}), got values in [{int(a.min())}, {int(a.max())}]")
+        raise ValueError(
+            f"{layer}.forward: indices must lie in [0, {n}), got values in [{int(a.min())}, {int(a.max())}]"
+        )
     return a
 
 

@@ -3,6 +3,7 @@
 fan_in / fan_out follow PyTorch: a (out, in) matrix has fan_in = in; a (K, C, kh, kw) kernel has
 fan_in = C*kh*kw and fan_out = K*kh*kw.
 """
+
 import numpy as np
 
 

@@ -6,6 +6,7 @@ reduction) with the class axis moved last, so (B, T, C) sequence logits work dir
 MSE is PyTorch's MSELoss (mean over all elements). BinaryCrossEntropy is BCELoss on probabilities
 (logs clamped at -100 like PyTorch), or BCEWithLogitsLoss with from_logits=True.
 """
+
 import numpy as np
 
 from .._backend import get_array_module, is_cupy_array
@@ -62,7 +63,9 @@ class SoftmaxCrossEntropy(Loss):
                 raise ValueError(f"{name}: 'target' of shape {tuple(t.shape)} must hold integer class labels")
             labels = t.astype(np.int64).reshape(-1)
             if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= C):
-                raise ValueError(f"{name}: class labels must lie in [0, {C}), got [{int(labels.min())}, {int(labels.max())}]")
+                raise ValueError(
+                    f"{name}: class labels must lie in [0, {C}), got [{int(labels.min())}, {int(labels.max())}]"
+                )
             # Labels pick one log-probability per row: no dense one-hot is built.
             rows = xp.arange(labels.size)
             picked = z.reshape(-1, C)[rows, labels] - m.reshape(-1) - log_s.reshape(-1)
@@ -95,7 +98,9 @@ class MSE(Loss):
     def forward(self, pred, target):
         xp, p, t = _arrays("MSE", pred, target)
         if t.shape != p.shape:
-            raise ValueError(f"MSE: 'target' has shape {tuple(t.shape)}; expected {tuple(p.shape)} (the shape of 'pred')")
+            raise ValueError(
+                f"MSE: 'target' has shape {tuple(t.shape)}; expected {tuple(p.shape)} (the shape of 'pred')"
+            )
         d = p - t.astype(p.dtype)
         self._grad = d * (2.0 / max(d.size, 1))
         return float((d * d).mean())
@@ -113,7 +118,9 @@ class BinaryCrossEntropy(Loss):
         name = "BinaryCrossEntropy"
         xp, p, t = _arrays(name, pred, target)
         if t.shape != p.shape:
-            raise ValueError(f"{name}: 'target' has shape {tuple(t.shape)}; expected {tuple(p.shape)} (the shape of 'pred')")
+            raise ValueError(
+                f"{name}: 'target' has shape {tuple(t.shape)}; expected {tuple(p.shape)} (the shape of 'pred')"
+            )
         t = t.astype(p.dtype)
         n = max(p.size, 1)
         if self.from_logits:

@@ -18,13 +18,14 @@ LSTM's weight_hr_l{k} with proj_size; the LSTM has one bias per gate, bias_l{k} 
 the GRU PyTorch's two, bias_ih_l{k} and bias_hh_l{k} (b_hn sits inside r * (...), so they do
 not add up).
 """
+
 import numpy as np
 
 from .. import functional as F
 from ._base import Parameter, default_rng, export_arrays, torch_key, xp_of
 from ._checks import float_dtype, positive_int
 from .init import initialize
-from .recurrent import _Recurrent, _add, _contig, _np, _recurrent_init
+from .recurrent import _add, _contig, _np, _Recurrent, _recurrent_init
 
 _LSTM_NAMES = ("weight_ih", "weight_hh", "bias", "weight_hr")
 _GRU_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
@@ -35,8 +36,21 @@ class _Stacked(_Recurrent):
 
     _gates = 4
 
-    def _setup(self, input_size, hidden_size, num_layers, return_sequences, return_state, bias, batch_first,
-               dropout, bidirectional, proj_size, seed, dtype):
+    def _setup(
+        self,
+        input_size,
+        hidden_size,
+        num_layers,
+        return_sequences,
+        return_state,
+        bias,
+        batch_first,
+        dropout,
+        bidirectional,
+        proj_size,
+        seed,
+        dtype,
+    ):
         name = type(self).__name__
         self.input_size = positive_int(name, "input_size", input_size)
         self.hidden_size = positive_int(name, "hidden_size", hidden_size)
@@ -152,7 +166,8 @@ class _Stacked(_Recurrent):
             grow = (lambda a: xp.asarray(a)[None]) if unb else (lambda a: xp.asarray(a).transpose(1, 0, 2))
             if self.return_state and isinstance(dy, (tuple, list)):
                 dy = (None if dy[0] is None else grow(dy[0]),) + tuple(
-                    None if d is None else (xp.asarray(d)[..., None, :] if unb else d) for d in dy[1:])
+                    None if d is None else (xp.asarray(d)[..., None, :] if unb else d) for d in dy[1:]
+                )
             elif dy is not None:
                 dy = grow(dy)
         dY, dfinal = self._split_dy(dy, B, T, xp, dt)
@@ -211,7 +226,7 @@ class _Stacked(_Recurrent):
                 if self._D == 1:
                     dy_d = dseq
                 else:
-                    dy_d = dseq[..., d * Ho:(d + 1) * Ho]
+                    dy_d = dseq[..., d * Ho : (d + 1) * Ho]
                     dy_d = xp.ascontiguousarray(dy_d if d == 0 else dy_d[::-1])
                 dst = [None if g is None else xp.ascontiguousarray(self._per_k(g, k)) for g in dfinal]
                 dx, dstate0 = self._run_backward(layer, d, ctxs[k], dy_d, dst)
@@ -248,8 +263,10 @@ class _Stacked(_Recurrent):
 
     def _check_steppable(self):
         if self.bidirectional or self.proj_size:
-            raise ValueError(f"{type(self).__name__}.step: the step API runs one direction without projection; "
-                             "this layer has bidirectional=True or proj_size > 0 (use forward on the whole sequence)")
+            raise ValueError(
+                f"{type(self).__name__}.step: the step API runs one direction without projection; "
+                "this layer has bidirectional=True or proj_size > 0 (use forward on the whole sequence)"
+            )
 
 
 class LSTM(_Stacked):
@@ -269,12 +286,40 @@ class LSTM(_Stacked):
 
     _state_names = ("h", "c")
 
-    def __init__(self, input_size, hidden_size, num_layers=1, return_sequences=False, return_state=False,
-                 recurrent_init="orthogonal", identity_scale=1.0, forget_bias=1.0, init="glorot_uniform",
-                 seed=None, dtype=np.float32, *, bias=True, batch_first=True, dropout=0.0, bidirectional=False,
-                 proj_size=0):
-        self._setup(input_size, hidden_size, num_layers, return_sequences, return_state, bias, batch_first, dropout,
-                    bidirectional, proj_size, seed, dtype)
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        return_sequences=False,
+        return_state=False,
+        recurrent_init="orthogonal",
+        identity_scale=1.0,
+        forget_bias=1.0,
+        init="glorot_uniform",
+        seed=None,
+        dtype=np.float32,
+        *,
+        bias=True,
+        batch_first=True,
+        dropout=0.0,
+        bidirectional=False,
+        proj_size=0,
+    ):
+        self._setup(
+            input_size,
+            hidden_size,
+            num_layers,
+            return_sequences,
+            return_state,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            proj_size,
+            seed,
+            dtype,
+        )
         rng, dt, H, P = self._rng, self._dt, self.hidden_size, self.proj_size
         for layer in range(self.num_layers):
             I = self._layer_input(layer)
@@ -289,7 +334,7 @@ class LSTM(_Stacked):
                 setattr(self, "weight_hh" + n, Parameter(np.ascontiguousarray(w_hh), "weight_hh" + n))
                 if self.bias:
                     b = np.zeros(4 * H, dt)
-                    b[H:2 * H] = forget_bias
+                    b[H : 2 * H] = forget_bias
                     setattr(self, "bias" + n, Parameter(b, "bias" + n))
                 if P:
                     setattr(self, "weight_hr" + n, Parameter(initialize(init, (P, H), rng, dt), "weight_hr" + n))
@@ -351,9 +396,16 @@ class LSTM(_Stacked):
         inp, hs, cs, ctxs = x_t, [], [], []
         for layer in range(self.num_layers):
             w_ih, w_hh, b = (self._p(n, layer, 0) for n in ("weight_ih", "weight_hh", "bias"))
-            (h1, c1), ctx = F.lstm_cell(xp.ascontiguousarray(inp), xp.ascontiguousarray(self._per_k(h, layer)),
-                                          xp.ascontiguousarray(self._per_k(c, layer)), w_ih.value, w_hh.value,
-                                          None if b is None else b.value, None, return_ctx=True)
+            (h1, c1), ctx = F.lstm_cell(
+                xp.ascontiguousarray(inp),
+                xp.ascontiguousarray(self._per_k(h, layer)),
+                xp.ascontiguousarray(self._per_k(c, layer)),
+                w_ih.value,
+                w_hh.value,
+                None if b is None else b.value,
+                None,
+                return_ctx=True,
+            )
             hs.append(h1)
             cs.append(c1)
             ctxs.append(ctx)
@@ -371,7 +423,8 @@ class LSTM(_Stacked):
             dh = _add(dinp, dh_own, None)  # from the layer above (or the output) + from step t+1
             dc = None if dc_all is None else self._per_k(dc_all, layer)
             dinp, dhs[layer], dcs[layer], dw_ih, dw_hh, db, _ = F.lstm_cell_backward(
-                ctxs[layer], _contig(xp, dh), _contig(xp, dc))
+                ctxs[layer], _contig(xp, dh), _contig(xp, dc)
+            )
             self._p("weight_ih", layer, 0).accumulate(dw_ih)
             self._p("weight_hh", layer, 0).accumulate(dw_hh)
             if self.bias:
@@ -399,11 +452,37 @@ class GRU(_Stacked):
     _state_names = ("h",)
     _gates = 3
 
-    def __init__(self, input_size, hidden_size, num_layers=1, return_sequences=False, return_state=False,
-                 recurrent_init="orthogonal", init="glorot_uniform", seed=None, dtype=np.float32, *, bias=True,
-                 batch_first=True, dropout=0.0, bidirectional=False):
-        self._setup(input_size, hidden_size, num_layers, return_sequences, return_state, bias, batch_first, dropout,
-                    bidirectional, 0, seed, dtype)
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        return_sequences=False,
+        return_state=False,
+        recurrent_init="orthogonal",
+        init="glorot_uniform",
+        seed=None,
+        dtype=np.float32,
+        *,
+        bias=True,
+        batch_first=True,
+        dropout=0.0,
+        bidirectional=False,
+    ):
+        self._setup(
+            input_size,
+            hidden_size,
+            num_layers,
+            return_sequences,
+            return_state,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            0,
+            seed,
+            dtype,
+        )
         rng, dt, H = self._rng, self._dt, self.hidden_size
         for layer in range(self.num_layers):
             I = self._layer_input(layer)
@@ -411,8 +490,11 @@ class GRU(_Stacked):
                 n = f"_l{layer}{sfx}"
                 w_ih = np.concatenate([initialize(init, (H, I), rng, dt) for _ in range(3)], axis=0)
                 setattr(self, "weight_ih" + n, Parameter(np.ascontiguousarray(w_ih), "weight_ih" + n))
-                setattr(self, "weight_hh" + n, Parameter(_recurrent_init("GRU", recurrent_init, H, 3, rng, dt),
-                                                         "weight_hh" + n))
+                setattr(
+                    self,
+                    "weight_hh" + n,
+                    Parameter(_recurrent_init("GRU", recurrent_init, H, 3, rng, dt), "weight_hh" + n),
+                )
                 if self.bias:
                     setattr(self, "bias_ih" + n, Parameter(np.zeros(3 * H, dt), "bias_ih" + n))
                     setattr(self, "bias_hh" + n, Parameter(np.zeros(3 * H, dt), "bias_hh" + n))
@@ -455,8 +537,12 @@ class GRU(_Stacked):
         inp, hs, ctxs = x_t, [], []
         for layer in range(self.num_layers):
             w = [self._p(n, layer, 0) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-            h1, ctx = F.gru_cell(xp.ascontiguousarray(inp), xp.ascontiguousarray(self._per_k(h, layer)),
-                                 *(None if p is None else p.value for p in w), return_ctx=True)
+            h1, ctx = F.gru_cell(
+                xp.ascontiguousarray(inp),
+                xp.ascontiguousarray(self._per_k(h, layer)),
+                *(None if p is None else p.value for p in w),
+                return_ctx=True,
+            )
             hs.append(h1)
             ctxs.append(ctx)
             inp = h1

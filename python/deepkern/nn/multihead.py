@@ -1,6 +1,7 @@
 """Multi-head attention on deepkern's scaled-dot-product-attention, with nn.MultiheadAttention's
 arguments (dropout, bias, add_bias_kv, add_zero_attn, kdim, vdim, batch_first, key_padding_mask,
 need_weights, average_attn_weights) and PyTorch's parameter names."""
+
 import numpy as np
 
 from .. import functional as F  # dk.scaled_dot_product_attention (+ _backward)
@@ -54,8 +55,22 @@ class MultiHeadAttention(Layer):
     ((2, 4, 8), (2, 4, 6), 0.0)
     """
 
-    def __init__(self, dim, num_heads, causal=False, bias=True, seed=None, dtype=np.float32, *, dropout=0.0,
-                 add_bias_kv=False, add_zero_attn=False, kdim=None, vdim=None, batch_first=True):
+    def __init__(
+        self,
+        dim,
+        num_heads,
+        causal=False,
+        bias=True,
+        seed=None,
+        dtype=np.float32,
+        *,
+        dropout=0.0,
+        add_bias_kv=False,
+        add_zero_attn=False,
+        kdim=None,
+        vdim=None,
+        batch_first=True,
+    ):
         self.dim = positive_int(_NAME, "dim", dim)
         self.num_heads = positive_int(_NAME, "num_heads", num_heads)
         if self.dim % self.num_heads:
@@ -98,17 +113,22 @@ class MultiHeadAttention(Layer):
         """The projection weight of q (0), k (1) or v (2): a view into in_proj_weight when packed."""
         D = self.dim
         if self._packed:
-            return self.in_proj_weight.value[i * D:(i + 1) * D]
+            return self.in_proj_weight.value[i * D : (i + 1) * D]
         return (self.q_proj_weight, self.k_proj_weight, self.v_proj_weight)[i].value
 
     def _input(self, name, a, xp, dt, width, unbatched):
         a = as_input(_NAME, a, xp, dt, name)
         want = 2 if unbatched else 3
         if a.ndim != want or a.shape[-1] != width:
-            layout = "(length, {w})" if unbatched else ("(batch, length, {w})" if self.batch_first else
-                                                         "(length, batch, {w})")
-            raise ValueError(f"{_NAME}.forward: '{name}' has shape {tuple(a.shape)}; expected "
-                             f"{layout.format(w=width)}" + (" (unbatched, like the query)" if unbatched else ""))
+            layout = (
+                "(length, {w})"
+                if unbatched
+                else ("(batch, length, {w})" if self.batch_first else "(length, batch, {w})")
+            )
+            raise ValueError(
+                f"{_NAME}.forward: '{name}' has shape {tuple(a.shape)}; expected "
+                f"{layout.format(w=width)}" + (" (unbatched, like the query)" if unbatched else "")
+            )
         if unbatched:
             return a[None]
         return a if self.batch_first else a.transpose(1, 0, 2)
@@ -117,7 +137,7 @@ class MultiHeadAttention(Layer):
         B, L, W = a.shape
         y = gemm(a.reshape(B * L, W), self._w(i), trans_b=True)
         if self.in_proj_bias is not None:
-            y += self.in_proj_bias.value[i * self.dim:(i + 1) * self.dim]
+            y += self.in_proj_bias.value[i * self.dim : (i + 1) * self.dim]
         return y.reshape(B, L, self.dim)
 
     def _heads(self, xp, a):
@@ -140,11 +160,16 @@ class MultiHeadAttention(Layer):
                 m = m.reshape(B, H, Lq, Lk)  # PyTorch's (B*num_heads, Lq, Lk)
             elif m.ndim == 3:
                 m = m[:, None]
-            ok = m.ndim in (2, 4) and m.shape[-2:] == (Lq, Lk) and (
-                m.ndim == 2 or (m.shape[0] in (1, B) and m.shape[1] in (1, H)))
+            ok = (
+                m.ndim in (2, 4)
+                and m.shape[-2:] == (Lq, Lk)
+                and (m.ndim == 2 or (m.shape[0] in (1, B) and m.shape[1] in (1, H)))
+            )
             if not ok:
-                raise ValueError(f"{_NAME}.forward: 'attn_mask' has shape {tuple(np.shape(attn_mask))}; expected "
-                                 f"({Lq}, {Lk}), ({B}, {Lq}, {Lk}), ({B * H}, {Lq}, {Lk}) or ({B}, {H}, {Lq}, {Lk})")
+                raise ValueError(
+                    f"{_NAME}.forward: 'attn_mask' has shape {tuple(np.shape(attn_mask))}; expected "
+                    f"({Lq}, {Lk}), ({B}, {Lq}, {Lk}), ({B * H}, {Lq}, {Lk}) or ({B}, {H}, {Lq}, {Lk})"
+                )
             if m.ndim == 2:
                 m = m[None, None]
         if kpm is not None:
@@ -152,8 +177,10 @@ class MultiHeadAttention(Layer):
             if unbatched and p.ndim == 1:
                 p = p[None]
             if p.shape != (B, Lk):
-                raise ValueError(f"{_NAME}.forward: 'key_padding_mask' has shape {tuple(np.shape(kpm))}; expected "
-                                 f"({B}, {Lk}) = (batch, key length)" + (f" or ({Lk},) unbatched" if unbatched else ""))
+                raise ValueError(
+                    f"{_NAME}.forward: 'key_padding_mask' has shape {tuple(np.shape(kpm))}; expected "
+                    f"({B}, {Lk}) = (batch, key length)" + (f" or ({Lk},) unbatched" if unbatched else "")
+                )
             p = ~p if p.dtype == bool else p.astype(dt)  # PyTorch's True = padding -> True = may attend
             p = p[:, None, None, :]
             if m is None:
@@ -171,8 +198,18 @@ class MultiHeadAttention(Layer):
         return xp.ascontiguousarray(m)
 
     # -- forward / backward ----------------------------------------------------------------------
-    def forward(self, query, key=None, value=None, attn_mask=None, training=None, *, key_padding_mask=None,
-                need_weights=False, average_attn_weights=True):
+    def forward(
+        self,
+        query,
+        key=None,
+        value=None,
+        attn_mask=None,
+        training=None,
+        *,
+        key_padding_mask=None,
+        need_weights=False,
+        average_attn_weights=True,
+    ):
         training = self._mode(training)
         self.check_input(query, "query")
         xp, dt = xp_of(self.out_proj_weight.value), self.out_proj_weight.value.dtype
@@ -185,8 +222,10 @@ class MultiHeadAttention(Layer):
             raise ValueError(f"{_NAME}.forward: 'value' is required when vdim ({self.vdim}) != kdim ({self.kdim})")
         v_in = k_in if value is None else self._input("value", value, xp, dt, self.vdim, unbatched)
         if k_in.shape[:2] != v_in.shape[:2] or k_in.shape[0] != q_in.shape[0]:
-            raise ValueError(f"{_NAME}.forward: 'key' {tuple(k_in.shape)} and 'value' {tuple(v_in.shape)} "
-                             f"must share (batch, length), with batch {q_in.shape[0]} (shapes batch-first)")
+            raise ValueError(
+                f"{_NAME}.forward: 'key' {tuple(k_in.shape)} and 'value' {tuple(v_in.shape)} "
+                f"must share (batch, length), with batch {q_in.shape[0]} (shapes batch-first)"
+            )
         B, Lq, D = q_in.shape
         Lk = k_in.shape[1]
         qp, kp, vp = self._project(q_in, 0), self._project(k_in, 1), self._project(v_in, 2)
@@ -206,8 +245,9 @@ class MultiHeadAttention(Layer):
             causal = False
         p = self.dropout if training else 0.0
         seed = int(self._rng.integers(2**31)) if p > 0 else None
-        o, ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal, seed=seed,
-                                                return_ctx=True)
+        o, ctx = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal, seed=seed, return_ctx=True
+        )
         o = xp.ascontiguousarray(o.transpose(0, 2, 1, 3)).reshape(B * Lq, D)
         out = gemm(o, self.out_proj_weight.value, trans_b=True)
         if self.out_proj_bias is not None:
@@ -259,8 +299,11 @@ class MultiHeadAttention(Layer):
         do = gemm(d2, self.out_proj_weight.value).reshape(B, Lq, H, hd).transpose(0, 2, 1, 3)
         dq, dk, dv = F.scaled_dot_product_attention_backward(ctx, xp.ascontiguousarray(do))
         merge = lambda g: xp.ascontiguousarray(g.transpose(0, 2, 1, 3)).reshape(B, -1, D)  # noqa: E731
-        dq, dk, dv = merge(dq), merge(dk[:, :, :Lk + (self.bias_k is not None)]), \
-            merge(dv[:, :, :Lk + (self.bias_k is not None)])
+        dq, dk, dv = (
+            merge(dq),
+            merge(dk[:, :, : Lk + (self.bias_k is not None)]),
+            merge(dv[:, :, : Lk + (self.bias_k is not None)]),
+        )
         if self.bias_k is not None:
             self.bias_k.accumulate(dk[:, Lk].sum(axis=0).reshape(1, 1, D))
             self.bias_v.accumulate(dv[:, Lk].sum(axis=0).reshape(1, 1, D))
@@ -278,8 +321,9 @@ class MultiHeadAttention(Layer):
                 prm.accumulate(g)
         if self.in_proj_bias is not None:
             self.in_proj_bias.accumulate(xp.concatenate(grads_b))
-        fix = (lambda a: a[0]) if unbatched else ((lambda a: a) if self.batch_first else
-                                                  (lambda a: a.transpose(1, 0, 2)))
+        fix = (
+            (lambda a: a[0]) if unbatched else ((lambda a: a) if self.batch_first else (lambda a: a.transpose(1, 0, 2)))
+        )
         dq_in, dk_in, dv_in = dins
         if self_attn and v_is_k:
             return fix(dq_in + dk_in + dv_in)
@@ -294,10 +338,17 @@ class MultiHeadAttention(Layer):
 
     # -- PyTorch state -----------------------------------------------------------------------------
     def _torch_params(self):
-        names = (("in_proj_weight",) if self._packed else ("q_proj_weight", "k_proj_weight", "v_proj_weight"))
+        names = ("in_proj_weight",) if self._packed else ("q_proj_weight", "k_proj_weight", "v_proj_weight")
         out = {n: getattr(self, n) for n in names}
-        out.update({"in_proj_bias": self.in_proj_bias, "bias_k": self.bias_k, "bias_v": self.bias_v,
-                    "out_proj.weight": self.out_proj_weight, "out_proj.bias": self.out_proj_bias})
+        out.update(
+            {
+                "in_proj_bias": self.in_proj_bias,
+                "bias_k": self.bias_k,
+                "bias_v": self.bias_v,
+                "out_proj.weight": self.out_proj_weight,
+                "out_proj.bias": self.out_proj_bias,
+            }
+        )
         return {k: v for k, v in out.items() if v is not None}
 
     def torch_state_dict(self):

@@ -1,5 +1,6 @@
 """LayerNorm over the last axis (PyTorch's nn.LayerNorm(dim) with elementwise affine) and BatchNorm2D
 (PyTorch's nn.BatchNorm2d: per-channel batch statistics, running statistics for inference)."""
+
 import numpy as np
 
 from ._base import Layer, Parameter, export_arrays, to_numpy, xp_of
@@ -84,8 +85,7 @@ class BatchNorm2D(Layer):
 
     _buffers = ("running_mean", "running_var", "num_batches_tracked")
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
-                 dtype=np.float32):
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, dtype=np.float32):
         self.num_features = positive_int("BatchNorm2D", "num_features", num_features)
         if not float(eps) > 0:
             raise ValueError(f"BatchNorm2D: 'eps' must be > 0, got {eps!r}")
@@ -115,8 +115,11 @@ class BatchNorm2D(Layer):
             self.running_var = self.running_var.astype(dtype)
 
     def _xp(self):
-        return xp_of(self.running_mean if self.running_mean is not None else
-                     (self.weight.value if self.weight is not None else np.empty(0)))
+        return xp_of(
+            self.running_mean
+            if self.running_mean is not None
+            else (self.weight.value if self.weight is not None else np.empty(0))
+        )
 
     def forward(self, x, training=None):
         training = self._mode(training)
@@ -127,14 +130,17 @@ class BatchNorm2D(Layer):
             xp = xp_of(x)
         x = as_input("BatchNorm2D", x, xp, dt)
         if x.ndim != 4 or x.shape[1] != self.num_features:
-            raise ValueError(f"BatchNorm2D.forward: 'x' has shape {tuple(x.shape)}; expected (N, "
-                             f"{self.num_features}, H, W)")
+            raise ValueError(
+                f"BatchNorm2D.forward: 'x' has shape {tuple(x.shape)}; expected (N, {self.num_features}, H, W)"
+            )
         n = x.shape[0] * x.shape[2] * x.shape[3]
         use_batch = training or self.running_mean is None
         if use_batch:
             if n < 2 and training:
-                raise ValueError(f"BatchNorm2D.forward: 'x' of shape {tuple(x.shape)} has 1 value per channel; "
-                                 "training needs more than 1 (as in PyTorch)")
+                raise ValueError(
+                    f"BatchNorm2D.forward: 'x' of shape {tuple(x.shape)} has 1 value per channel; "
+                    "training needs more than 1 (as in PyTorch)"
+                )
             mean = x.mean(axis=(0, 2, 3))
             xc = x - mean[:, None, None]
             var = (xc * xc).mean(axis=(0, 2, 3))

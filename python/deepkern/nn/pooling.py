@@ -1,4 +1,5 @@
 """Pooling layers (NCHW, or one unbatched CHW sample) over the functional max/avg pooling kernels."""
+
 from .. import functional as F
 from .._validate import int_pair
 from ..functional.pooling import pool_options, pool_output_size
@@ -31,8 +32,10 @@ class _Pool2D(Layer):
 
     def output_shape(self, input_shape):
         C, H, W = input_shape
-        return (C,) + tuple(pool_output_size(n, k, s, p, d, self.ceil_mode) for n, k, s, p, d in
-                            zip((H, W), self.kernel_size, self.stride, self.padding, self.dilation))
+        return (C,) + tuple(
+            pool_output_size(n, k, s, p, d, self.ceil_mode)
+            for n, k, s, p, d in zip((H, W), self.kernel_size, self.stride, self.padding, self.dilation)
+        )
 
 
 class MaxPool2D(_Pool2D):
@@ -51,8 +54,16 @@ class MaxPool2D(_Pool2D):
         self.ceil_mode = ceil_mode
 
     def _call(self, x):
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
-                            return_indices=self.return_indices, return_ctx=True)
+        return F.max_pool2d(
+            x,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.ceil_mode,
+            return_indices=self.return_indices,
+            return_ctx=True,
+        )
 
 
 class AvgPool2D(_Pool2D):
@@ -61,8 +72,9 @@ class AvgPool2D(_Pool2D):
     _bwd = staticmethod(F.avg_pool2d_backward)
     dilation = (1, 1)
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-                 divisor_override=None):
+    def __init__(
+        self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None
+    ):
         self._init_window(kernel_size, stride, padding)
         self.ceil_mode = ceil_mode
         self.count_include_pad = count_include_pad
@@ -70,5 +82,13 @@ class AvgPool2D(_Pool2D):
         pool_options("AvgPool2D", ceil_mode, count_include_pad, divisor_override)
 
     def _call(self, x):
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
-                            self.divisor_override, return_ctx=True)
+        return F.avg_pool2d(
+            x,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.ceil_mode,
+            self.count_include_pad,
+            self.divisor_override,
+            return_ctx=True,
+        )

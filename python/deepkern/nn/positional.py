@@ -1,4 +1,5 @@
 """Positional encodings added to a (B, T, dim) sequence of embeddings."""
+
 import numpy as np
 
 from ._base import Layer, Parameter, default_rng, xp_of
@@ -36,8 +37,9 @@ class PositionalEncoding(Layer):
         self._dtype = dt
         if kind == "learned":
             rng = default_rng(seed)
-            self.weight = Parameter(np.ascontiguousarray(rng.normal(0.0, init_std, (self.max_len, self.dim)), dt),
-                                    "weight")
+            self.weight = Parameter(
+                np.ascontiguousarray(rng.normal(0.0, init_std, (self.max_len, self.dim)), dt), "weight"
+            )
             self.table = None
         else:
             self.table = np.ascontiguousarray(sinusoidal_table(self.max_len, self.dim), dtype=dt)

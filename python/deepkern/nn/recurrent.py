@@ -23,6 +23,7 @@ Step-wise use (what dk.bptt and attention decoders drive): ``zero_state(batch)``
 ``step(x_t, state) -> (y_t, state, cache)`` and ``step_backward(cache, dy_t, dstate) ->
 (dx_t, dstate_prev)``; states are tuples of arrays, dy_t / dstate entries may be None.
 """
+
 import numpy as np
 
 from ._base import Layer, Parameter, default_rng, export_arrays, to_numpy, xp_of
@@ -130,7 +131,9 @@ class _Recurrent(Layer):
         elif self.return_sequences:
             dY = xp.asarray(dout, dtype=dt)
             if tuple(dY.shape) != (B, T, H):
-                raise ValueError(f"{type(self).__name__}.backward: 'dy' has shape {tuple(dY.shape)}; expected {(B, T, H)}")
+                raise ValueError(
+                    f"{type(self).__name__}.backward: 'dy' has shape {tuple(dY.shape)}; expected {(B, T, H)}"
+                )
         else:
             d = xp.asarray(dout, dtype=dt)
             if tuple(d.shape) != (B, H):
@@ -164,9 +167,19 @@ class SimpleRNN(_Recurrent):
     activation='relu' this is Le et al.'s IRNN), 'glorot_uniform' or 'torch'.
     """
 
-    def __init__(self, input_size, hidden_size, return_sequences=False, return_state=False, activation="tanh",
-                 recurrent_init="orthogonal", identity_scale=1.0, init="glorot_uniform", seed=None,
-                 dtype=np.float32):
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        return_sequences=False,
+        return_state=False,
+        activation="tanh",
+        recurrent_init="orthogonal",
+        identity_scale=1.0,
+        init="glorot_uniform",
+        seed=None,
+        dtype=np.float32,
+    ):
         self.input_size = positive_int("SimpleRNN", "input_size", input_size)
         self.hidden_size = positive_int("SimpleRNN", "hidden_size", hidden_size)
         if activation not in ("tanh", "relu"):
@@ -178,8 +191,9 @@ class SimpleRNN(_Recurrent):
         rng = default_rng(seed)
         H, I = self.hidden_size, self.input_size
         self.weight_ih = Parameter(initialize(init, (H, I), rng, dt), "weight_ih")
-        self.weight_hh = Parameter(_recurrent_init("SimpleRNN", recurrent_init, H, 1, rng, dt, identity_scale),
-                                   "weight_hh")
+        self.weight_hh = Parameter(
+            _recurrent_init("SimpleRNN", recurrent_init, H, 1, rng, dt, identity_scale), "weight_hh"
+        )
         self.bias = Parameter(np.zeros(H, dt), "bias")
         self._cache = None
         self.state_grad = None
@@ -271,8 +285,9 @@ class SimpleRNN(_Recurrent):
     def torch_state_dict(self):
         """For torch.nn.RNN(input_size, hidden_size, nonlinearity=activation, batch_first=True)."""
         b = to_numpy(self.bias.value)
-        return export_arrays(weight_ih_l0=self.weight_ih, weight_hh_l0=self.weight_hh, bias_ih_l0=b,
-                             bias_hh_l0=np.zeros_like(b))
+        return export_arrays(
+            weight_ih_l0=self.weight_ih, weight_hh_l0=self.weight_hh, bias_ih_l0=b, bias_hh_l0=np.zeros_like(b)
+        )
 
     def load_torch_state(self, prefix, state):
         """From torch.nn.RNN(input_size, hidden_size, batch_first=True) (layer 0): the two biases are summed."""

@@ -13,6 +13,7 @@ A whole model, e.g. for sequence reversal or toy translation::
     dtgt, dkeys, _ = dec.backward(head.backward(dlogits))
     enc.backward((dkeys, *dec.state_grad))               # through the keys and the handed-over state
 """
+
 import numpy as np
 
 from ._base import Layer, xp_of
@@ -57,13 +58,19 @@ class AttentionDecoder(Layer):
 
     def __init__(self, cell, attention):
         if not all(callable(getattr(cell, n, None)) for n in ("zero_state", "step", "step_backward")):
-            raise TypeError(f"AttentionDecoder: 'cell' must be a SimpleRNN or LSTM (step API), got {type(cell).__name__}")
+            raise TypeError(
+                f"AttentionDecoder: 'cell' must be a SimpleRNN or LSTM (step API), got {type(cell).__name__}"
+            )
         if not isinstance(attention, (BahdanauAttention, LuongAttention)):
-            raise TypeError(f"AttentionDecoder: 'attention' must be BahdanauAttention or LuongAttention, got "
-                            f"{type(attention).__name__}")
+            raise TypeError(
+                f"AttentionDecoder: 'attention' must be BahdanauAttention or LuongAttention, got "
+                f"{type(attention).__name__}"
+            )
         if attention.query_dim is not None and attention.query_dim != cell.hidden_size:
-            raise ValueError(f"AttentionDecoder: the attention's query_dim ({attention.query_dim}) must equal the "
-                             f"cell's hidden_size ({cell.hidden_size})")
+            raise ValueError(
+                f"AttentionDecoder: the attention's query_dim ({attention.query_dim}) must equal the "
+                f"cell's hidden_size ({cell.hidden_size})"
+            )
         self.cell = cell
         self.attention = attention
         self.before = isinstance(attention, BahdanauAttention)
@@ -82,9 +89,10 @@ class AttentionDecoder(Layer):
         Dv = keys.shape[-1] if values is None else np.shape(values)[-1]
         need = (inputs.shape[-1] + Dv) if self.before else inputs.shape[-1]
         if inputs.ndim != 3 or need != self.cell.input_size:
-            raise ValueError(f"AttentionDecoder.forward: 'inputs' has shape {tuple(inputs.shape)}; the cell takes "
-                             f"input_size {self.cell.input_size}" + (f" = input_dim + value_dim ({Dv})" if self.before
-                                                                      else ""))
+            raise ValueError(
+                f"AttentionDecoder.forward: 'inputs' has shape {tuple(inputs.shape)}; the cell takes "
+                f"input_size {self.cell.input_size}" + (f" = input_dim + value_dim ({Dv})" if self.before else "")
+            )
         return xp, inputs, keys
 
     def forward(self, inputs, keys, initial_state=None, values=None, mask=None, training=True):
@@ -96,9 +104,14 @@ class AttentionDecoder(Layer):
             self.alignment = self.attention.alignment
             self._cache = ("after", B, T) if training else None
             return xp.concatenate([Hs, ctx], axis=-1)
-        state = self.cell.zero_state(B) if initial_state is None else tuple(
-            xp.asarray(s, dtype=inputs.dtype) for s in (initial_state if isinstance(initial_state, (tuple, list))
-                                                          else (initial_state,)))
+        state = (
+            self.cell.zero_state(B)
+            if initial_state is None
+            else tuple(
+                xp.asarray(s, dtype=inputs.dtype)
+                for s in (initial_state if isinstance(initial_state, (tuple, list)) else (initial_state,))
+            )
+        )
         outs, caches, aligns = [], [], []
         for t in range(T):
             ctx, acache = self.attention.attend(_top_h(state), keys, values, mask)  # score from s_{t-1}

@@ -1,12 +1,15 @@
 """Sequential: a stack of layers with forward/backward, summary, fit/evaluate/predict, npz
 save/load and loading of PyTorch state_dicts."""
+
 import json
 
 import numpy as np
 
 from .._backend import get_array_module, is_cupy_array
 from ._base import Layer, to_numpy, where_is
-from .training import fit as _fit, evaluate as _evaluate, batched_predict
+from .training import batched_predict
+from .training import evaluate as _evaluate
+from .training import fit as _fit
 
 
 class Sequential(Layer):
@@ -111,9 +114,27 @@ class Sequential(Layer):
         return list(self.layers)
 
     # -- training -----------------------------------------------------------------------------
-    def fit(self, x, y, loss, optimizer, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
-            early_stopping=None, progress="auto", shuffle=True, seed=None, scheduler=None, clip_norm=None,
-            check_finite=False, stop_on_nonfinite=True, distributed=False, checkpoint=None):
+    def fit(
+        self,
+        x,
+        y,
+        loss,
+        optimizer,
+        epochs=1,
+        batch_size=32,
+        validation_data=None,
+        validation_split=0.0,
+        early_stopping=None,
+        progress="auto",
+        shuffle=True,
+        seed=None,
+        scheduler=None,
+        clip_norm=None,
+        check_finite=False,
+        stop_on_nonfinite=True,
+        distributed=False,
+        checkpoint=None,
+    ):
         """Mini-batch training; returns (and keeps in .history) a dict of per-epoch lists:
         'loss' and, with validation, 'val_loss'; 'accuracy'/'val_accuracy' when the loss is a
         classification loss (SoftmaxCrossEntropy, BinaryCrossEntropy); 'lr' with a scheduler.
@@ -137,10 +158,27 @@ class Sequential(Layer):
         parameters to float rounding; Dropout draws differ). Progress and checkpoints on rank 0.
         checkpoint: a path written (distributed.save_checkpoint: model and optimizer state) after
         every epoch."""
-        self.history = _fit(self, x, y, loss, optimizer, epochs, batch_size, validation_data, validation_split,
-                            early_stopping, progress, shuffle, seed, scheduler, clip_norm,
-                            check_finite=check_finite, stop_on_nonfinite=stop_on_nonfinite,
-                            distributed=distributed, checkpoint=checkpoint)
+        self.history = _fit(
+            self,
+            x,
+            y,
+            loss,
+            optimizer,
+            epochs,
+            batch_size,
+            validation_data,
+            validation_split,
+            early_stopping,
+            progress,
+            shuffle,
+            seed,
+            scheduler,
+            clip_norm,
+            check_finite=check_finite,
+            stop_on_nonfinite=stop_on_nonfinite,
+            distributed=distributed,
+            checkpoint=checkpoint,
+        )
         return self.history
 
     def evaluate(self, x, y, loss, batch_size=256, distributed=False):
@@ -198,16 +236,28 @@ class Sequential(Layer):
         line = "-" * (sum(widths) + 6)
         fmt = lambda r: f"{r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]:>{widths[3]}}"  # noqa: E731
         total = self.num_params()
-        text = "\n".join([fmt(rows[0]), line, *[fmt(r) for r in rows[1:]], line,
-                          f"Total params: {total:,}", f"Trainable params: {total:,}"])
+        text = "\n".join(
+            [
+                fmt(rows[0]),
+                line,
+                *[fmt(r) for r in rows[1:]],
+                line,
+                f"Total params: {total:,}",
+                f"Trainable params: {total:,}",
+            ]
+        )
         if print_fn is not None:
             print_fn(text)
         return text
 
     # -- serialisation --------------------------------------------------------------------------
     def get_config(self):
-        return {"class": "Sequential", "args": [], "kwargs": {"input_shape": list(self.input_shape) if self.input_shape else None},
-                "layers": [layer.get_config() for layer in self.layers]}
+        return {
+            "class": "Sequential",
+            "args": [],
+            "kwargs": {"input_shape": list(self.input_shape) if self.input_shape else None},
+            "layers": [layer.get_config() for layer in self.layers],
+        }
 
     def save(self, path):
         """npz with the architecture (JSON of each layer's constructor arguments) and every parameter."""
@@ -250,8 +300,10 @@ class Sequential(Layer):
         for k, v in state.items():
             head, _, rest = str(k).partition(".")
             if not head.isdigit() or int(head) >= len(self.layers) or not rest:
-                raise ValueError(f"Sequential.load_state_dict: unexpected key {k!r}; expected '<layer index>.<name>' "
-                                 f"with an index below {len(self.layers)}")
+                raise ValueError(
+                    f"Sequential.load_state_dict: unexpected key {k!r}; expected '<layer index>.<name>' "
+                    f"with an index below {len(self.layers)}"
+                )
             parts[int(head)][rest] = v
         for i, (layer, sub) in enumerate(zip(self.layers, parts)):
             try:
@@ -281,10 +333,12 @@ class Sequential(Layer):
             try:
                 layer.load_torch_state(pre, state)
             except KeyError as e:
-                raise ValueError(f"load_torch_state_dict: {type(layer).__name__} expects key {e} in the state_dict") from None
+                raise ValueError(
+                    f"load_torch_state_dict: {type(layer).__name__} expects key {e} in the state_dict"
+                ) from None
 
     def load_torch_state(self, prefix, state):
-        sub = {k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")}
+        sub = {k[len(prefix) + 1 :]: v for k, v in state.items() if k.startswith(prefix + ".")}
         self.load_torch_state_dict(sub)
 
     def __repr__(self):
@@ -296,6 +350,9 @@ def _set_buffer(model, dotted, value):
     *path, name = dotted.split(".")
     obj = model
     for part in path:
-        obj = obj.layers[int(part)] if isinstance(obj, Sequential) and part.isdigit() else (
-            obj[int(part)] if part.isdigit() else getattr(obj, part))
+        obj = (
+            obj.layers[int(part)]
+            if isinstance(obj, Sequential) and part.isdigit()
+            else (obj[int(part)] if part.isdigit() else getattr(obj, part))
+        )
     setattr(obj, name, value)

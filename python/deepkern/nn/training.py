@@ -1,4 +1,5 @@
 """The training loop behind Sequential.fit / evaluate / predict (kept apart from the container)."""
+
 import math
 import sys
 
@@ -8,9 +9,15 @@ from .._backend import get_array_module, is_cupy_array
 from ._base import where_is
 from .losses import MSE, BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
 
-_LOSSES = {"cross_entropy": SoftmaxCrossEntropy, "softmax_cross_entropy": SoftmaxCrossEntropy,
-           "categorical_crossentropy": SoftmaxCrossEntropy, "mse": MSE, "bce": BinaryCrossEntropy,
-           "binary_cross_entropy": BinaryCrossEntropy, "binary_crossentropy": BinaryCrossEntropy}
+_LOSSES = {
+    "cross_entropy": SoftmaxCrossEntropy,
+    "softmax_cross_entropy": SoftmaxCrossEntropy,
+    "categorical_crossentropy": SoftmaxCrossEntropy,
+    "mse": MSE,
+    "bce": BinaryCrossEntropy,
+    "binary_cross_entropy": BinaryCrossEntropy,
+    "binary_crossentropy": BinaryCrossEntropy,
+}
 
 
 def resolve_loss(loss):
@@ -28,8 +35,14 @@ def resolve_loss(loss):
 def resolve_optimizer(optimizer, model):
     from .. import optim
 
-    names = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW, "rmsprop": optim.RMSProp,
-             "adagrad": optim.Adagrad, "adadelta": optim.Adadelta}
+    names = {
+        "sgd": optim.SGD,
+        "adam": optim.Adam,
+        "adamw": optim.AdamW,
+        "rmsprop": optim.RMSProp,
+        "adagrad": optim.Adagrad,
+        "adadelta": optim.Adadelta,
+    }
     if isinstance(optimizer, str):
         if optimizer.lower() not in names:
             raise ValueError(f"fit: 'optimizer' must be an optimizer or one of {sorted(names)}, got {optimizer!r}")
@@ -61,8 +74,10 @@ def _same_device(op, **named):
     (n0, a0), *rest = named.items()
     for n, a in rest:
         if _is_array(a) and _is_array(a0) and is_cupy_array(a) != is_cupy_array(a0):
-            raise TypeError(f"{op}: '{n0}' is {where_is(a0)} but '{n}' is {where_is(a)}; pass all on the model's "
-                            "device (cupy.asarray / .get())")
+            raise TypeError(
+                f"{op}: '{n0}' is {where_is(a0)} but '{n}' is {where_is(a)}; pass all on the model's "
+                "device (cupy.asarray / .get())"
+            )
 
 
 def _check_xy(x, y, what):
@@ -72,7 +87,7 @@ def _check_xy(x, y, what):
 
 def _batches(n, batch_size, order):
     for s in range(0, n, batch_size):
-        yield order[s:s + batch_size]
+        yield order[s : s + batch_size]
 
 
 def _on_terminal():
@@ -111,7 +126,7 @@ def evaluate(model, x, y, loss, batch_size=256, distributed=False):
         x, y = local_part(x), local_part(y)
     total, correct, count = 0.0, 0.0, 0
     for s in range(0, len(x), batch_size):
-        xb, yb = x[s:s + batch_size], y[s:s + batch_size]
+        xb, yb = x[s : s + batch_size], y[s : s + batch_size]
         out = model.forward(xb, training=False)
         total += loss.forward(out, yb) * len(xb)
         c = _correct(loss, out, yb)
@@ -133,7 +148,7 @@ def batched_predict(model, x, batch_size=None):
     x = xp.asarray(x)
     if batch_size is None or len(x) <= batch_size:
         return model.forward(x, training=False)
-    outs = [model.forward(x[s:s + batch_size], training=False) for s in range(0, len(x), batch_size)]
+    outs = [model.forward(x[s : s + batch_size], training=False) for s in range(0, len(x), batch_size)]
     return get_array_module(outs[0]).concatenate(outs, axis=0)
 
 
@@ -145,8 +160,10 @@ def _require_finite(xp, named):
         bad = ~xp.isfinite(a.reshape(len(a), -1)).all(axis=1)
         if bool(bad.any()):
             first = int(xp.argmax(bad))
-            raise ValueError(f"fit: '{name}' holds non-finite values (NaN or inf), first in sample {first} "
-                             f"({int(bad.sum())} samples in all); clean the data or pass check_finite=False")
+            raise ValueError(
+                f"fit: '{name}' holds non-finite values (NaN or inf), first in sample {first} "
+                f"({int(bad.sum())} samples in all); clean the data or pass check_finite=False"
+            )
 
 
 def _stop_if_nonfinite(value, epoch, epochs, batch, batches):
@@ -154,12 +171,31 @@ def _stop_if_nonfinite(value, epoch, epochs, batch, batches):
         raise FloatingPointError(
             f"fit: the loss became {value} at epoch {epoch + 1}/{epochs}, batch {batch + 1}/{batches}; the "
             "parameters are no longer meaningful (lower the learning rate, clip gradients, check the data "
-            "with check_finite=True) or pass stop_on_nonfinite=False to train on regardless")
+            "with check_finite=True) or pass stop_on_nonfinite=False to train on regardless"
+        )
 
 
-def fit(model, x, y, loss, optimizer, epochs, batch_size, validation_data, validation_split, early_stopping,
-        progress, shuffle, seed, scheduler, clip_norm, check_finite=False, stop_on_nonfinite=True,
-        distributed=False, checkpoint=None):
+def fit(
+    model,
+    x,
+    y,
+    loss,
+    optimizer,
+    epochs,
+    batch_size,
+    validation_data,
+    validation_split,
+    early_stopping,
+    progress,
+    shuffle,
+    seed,
+    scheduler,
+    clip_norm,
+    check_finite=False,
+    stop_on_nonfinite=True,
+    distributed=False,
+    checkpoint=None,
+):
     from ..optim import clip_grad_norm
 
     _check_progress(progress)
@@ -187,17 +223,30 @@ def fit(model, x, y, loss, optimizer, epochs, batch_size, validation_data, valid
         _same_device("fit", x=x, validation_x=vx, validation_y=vy)
         _check_xy(vx, vy, "validation")
     if check_finite:
-        _require_finite(xp, {"x": x, "y": y} if validation_data is None else
-                        {"x": x, "y": y, "validation x": xp.asarray(vx), "validation y": xp.asarray(vy)})
+        _require_finite(
+            xp,
+            {"x": x, "y": y}
+            if validation_data is None
+            else {"x": x, "y": y, "validation x": xp.asarray(vx), "validation y": xp.asarray(vy)},
+        )
     n = len(x)
     batches = -(-n // batch_size)
     dp = None
     if distributed:
         from ..distributed.data_parallel import DataParallel
 
-        dp = DataParallel(model, extra={"n": n, "x": [list(map(int, x.shape)), str(x.dtype)], "epochs": epochs,
-                                        "batch_size": batch_size, "optimizer": repr(optimizer), "shuffle": bool(shuffle),
-                                        "seed": int(seed) if isinstance(seed, (int, np.integer)) else repr(type(seed))})
+        dp = DataParallel(
+            model,
+            extra={
+                "n": n,
+                "x": [list(map(int, x.shape)), str(x.dtype)],
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "optimizer": repr(optimizer),
+                "shuffle": bool(shuffle),
+                "seed": int(seed) if isinstance(seed, (int, np.integer)) else repr(type(seed)),
+            },
+        )
         if seed is None and shuffle:  # the shuffle must be the same on every rank
             seed = dp.from_root(int(np.random.SeedSequence().entropy % (1 << 63)))
         progress = progress if dp.rank == 0 else False
@@ -265,8 +314,13 @@ def fit(model, x, y, loss, optimizer, epochs, batch_size, validation_data, valid
         if checkpoint is not None:
             from ..distributed.checkpoint import save_checkpoint
 
-            save_checkpoint(checkpoint, model, optimizer, epoch=epoch + 1,
-                            history={k: [float(v) for v in vs] for k, vs in history.items()})
+            save_checkpoint(
+                checkpoint,
+                model,
+                optimizer,
+                epoch=epoch + 1,
+                history={k: [float(v) for v in vs] for k, vs in history.items()},
+            )
         if early_stopping is not None:
             key = early_stopping.monitor if early_stopping.monitor in history else "loss"
             stop = early_stopping.step(history[key][-1], model)

@@ -1,4 +1,5 @@
 """The Transformer encoder block (post-norm, as in Vaswani et al. and PyTorch's default)."""
+
 import numpy as np
 
 from ._base import Layer, default_rng

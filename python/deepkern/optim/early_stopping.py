@@ -1,4 +1,5 @@
 """EarlyStopping: stop training when a monitored value has not improved for `patience` epochs."""
+
 import math
 
 

@@ -1,6 +1,7 @@
 """Optimizers with torch.optim's update rules (same defaults, same order of operations), updating
 Parameter.value in place from Parameter.grad. Parameters whose .grad is None are skipped, as in
 PyTorch. Works on numpy and cupy parameters alike (state lives beside each parameter)."""
+
 import numpy as np
 
 from .._backend import get_array_module, is_cupy_array
@@ -122,8 +123,8 @@ class Adam(Optimizer):
             vmax = st.setdefault("vmax", xp.zeros_like(w))
             xp.maximum(vmax, v, out=vmax)
             v = vmax
-        bc1 = 1 - b1 ** t
-        bc2 = 1 - b2 ** t
+        bc1 = 1 - b1**t
+        bc2 = 1 - b2**t
         denom = xp.sqrt(v) / np.sqrt(bc2) + self.eps
         w -= (self.lr / bc1) * (m / denom)
 

@@ -1,12 +1,15 @@
 """Learning-rate schedules (torch.optim.lr_scheduler's closed forms); call step() once per epoch.
 Each sets optimizer.lr; `last_epoch` counts the step() calls."""
+
 import math
 
 
 class _Schedule:
     def __init__(self, optimizer):
         if not hasattr(optimizer, "lr"):
-            raise TypeError(f"{type(self).__name__}: 'optimizer' must be a deepkern optimizer, got {type(optimizer).__name__}")
+            raise TypeError(
+                f"{type(self).__name__}: 'optimizer' must be a deepkern optimizer, got {type(optimizer).__name__}"
+            )
         self.optimizer = optimizer
         self.base_lr = float(optimizer.lr)
         self.last_epoch = 0
@@ -44,7 +47,7 @@ class ExponentialLR(_Schedule):
         self.gamma = float(gamma)
 
     def get_lr(self):
-        return self.base_lr * self.gamma ** self.last_epoch
+        return self.base_lr * self.gamma**self.last_epoch
 
 
 class CosineAnnealingLR(_Schedule):

@@ -3,6 +3,7 @@ BLOCK_RUNS, block b draws from np.random.SeedSequence(seed).spawn(n_blocks)[b] (
 for env_seed), the ranks take contiguous ranges of blocks, and rank 0 gathers the results in
 block order. So the result depends on the seeds and the number of runs, not on the number of
 ranks (1, 2 or 512 ranks give the same arrays)."""
+
 import numpy as np
 
 BLOCK_RUNS = 1000
@@ -19,7 +20,9 @@ def _entropy(comm, seed, who, name):
     elif isinstance(seed, np.random.Generator):
         value = int(seed.integers(0, 1 << 63)) if comm.Get_rank() == 0 else None
     else:
-        raise TypeError(f"{who}: argument '{name}' must be None, an int, a SeedSequence or a numpy Generator, got {seed!r}")
+        raise TypeError(
+            f"{who}: argument '{name}' must be None, an int, a SeedSequence or a numpy Generator, got {seed!r}"
+        )
     return comm.bcast(value, root=0)
 
 
@@ -57,8 +60,9 @@ def distributed_batch_train(run_block, runs, seed, env_seed, tails):
     a_seqs = np.random.SeedSequence(a_ent).spawn(n_blocks)
     e_seqs = np.random.SeedSequence(e_ent).spawn(n_blocks)
     lo, hi = bounds(n_blocks, comm.Get_rank(), comm.Get_size())
-    parts = [run_block(sizes[b], np.random.default_rng(a_seqs[b]), np.random.default_rng(e_seqs[b]))
-             for b in range(lo, hi)]
+    parts = [
+        run_block(sizes[b], np.random.default_rng(a_seqs[b]), np.random.default_rng(e_seqs[b])) for b in range(lo, hi)
+    ]
     out = []
     for k, (tail, dtype) in enumerate(tails):
         # a rank without blocks (more ranks than blocks) adds no rows

@@ -12,8 +12,12 @@ class _Outcomes:
         self.lists = []
         for sa in range(SA):
             n = int(n_outcomes[sa])
-            self.lists.append([(float(cum[k, sa]), int(nxt[k * SA + sa]), float(rew[k * SA + sa]),
-                                bool(term[k * SA + sa])) for k in range(min(n, K))])
+            self.lists.append(
+                [
+                    (float(cum[k, sa]), int(nxt[k * SA + sa]), float(rew[k * SA + sa]), bool(term[k * SA + sa]))
+                    for k in range(min(n, K))
+                ]
+            )
 
     def sample(self, sa, u):
         outs = self.lists[sa]
@@ -32,9 +36,17 @@ def finish_runs(b, st, model_lists, start_sampler):
     on_policy = cls.needs_next_action
     for j in range(state["ids"].size):
         rid, row0 = int(state["ids"][j]), int(state["base"][j])
-        agent = cls(S, A, hp["alpha"], hp["gamma"], float(state["eps"][j]), seed=agent_rng,
-                    epsilon_decay=hp["epsilon_decay"], epsilon_min=hp["epsilon_min"])
-        agent.q = qT[:, row0:row0 + S].T  # a view: updates land in the batch's table
+        agent = cls(
+            S,
+            A,
+            hp["alpha"],
+            hp["gamma"],
+            float(state["eps"][j]),
+            seed=agent_rng,
+            epsilon_decay=hp["epsilon_decay"],
+            epsilon_min=hp["epsilon_min"],
+        )
+        agent.q = qT[:, row0 : row0 + S].T  # a view: updates land in the batch's table
         act, update = agent.act, agent.update
         s, a = int(state["s"][j]), int(state["a"][j])
         t, G, ep = int(state["t"][j]), float(state["G"][j]), int(state["ep"][j])

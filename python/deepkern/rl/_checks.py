@@ -1,5 +1,6 @@
 """Argument checks shared by deepkern.rl: every error names the function, the argument, what it
 got and what was expected (ValueError for a bad value, TypeError for a bad type)."""
+
 import numbers
 
 import numpy as np

@@ -9,6 +9,7 @@ The training loop drives all three uniformly (see rl.train):
     on-policy (SARSA, needs_next_action=True):  a' = act(s'), then update(s, a, r, s', terminated, a')
     otherwise:                                 update(s, a, r, s', terminated), then act(s') next step
 """
+
 import numpy as np
 
 from ._checks import check_index, check_int, check_real, make_rng
@@ -29,8 +30,19 @@ class TabularAgent:
 
     needs_next_action = False
 
-    def __init__(self, n_states, n_actions, alpha=0.5, gamma=1.0, epsilon=0.1, seed=None, *,
-                 epsilon_decay=1.0, epsilon_min=0.0, initial_q=0.0):
+    def __init__(
+        self,
+        n_states,
+        n_actions,
+        alpha=0.5,
+        gamma=1.0,
+        epsilon=0.1,
+        seed=None,
+        *,
+        epsilon_decay=1.0,
+        epsilon_min=0.0,
+        initial_q=0.0,
+    ):
         name = type(self).__name__
         self.n_states = check_int(name, "n_states", n_states, low=1)
         self.n_actions = check_int(name, "n_actions", n_actions, low=1)
@@ -40,7 +52,9 @@ class TabularAgent:
         self.epsilon_decay = check_real(name, "epsilon_decay", epsilon_decay, 0.0, 1.0, low_open=True)
         self.epsilon_min = check_real(name, "epsilon_min", epsilon_min, 0.0, 1.0)
         if self.epsilon_min > self.epsilon:
-            raise ValueError(f"{name}: argument 'epsilon_min' ({self.epsilon_min}) must not exceed 'epsilon' ({self.epsilon})")
+            raise ValueError(
+                f"{name}: argument 'epsilon_min' ({self.epsilon_min}) must not exceed 'epsilon' ({self.epsilon})"
+            )
         self.initial_q = check_real(name, "initial_q", initial_q, -np.inf, np.inf)
         self.rng = make_rng(name, seed)
         self.q = np.full((self.n_states, self.n_actions), self.initial_q, dtype=np.float64)
@@ -102,8 +116,10 @@ class TabularAgent:
             terminated, a_next = a_next, terminated
         if not _is_flag(terminated):
             if self.needs_next_action and a_next is None:
-                raise TypeError(f"{name}: argument 'terminated' got {terminated!r}; pass terminated as a bool and "
-                                "the next action as a_next (or in the order s, a, r, s_next, a_next, terminated)")
+                raise TypeError(
+                    f"{name}: argument 'terminated' got {terminated!r}; pass terminated as a bool and "
+                    "the next action as a_next (or in the order s, a, r, s_next, a_next, terminated)"
+                )
             if terminated not in (0, 1):
                 raise TypeError(f"{name}: argument 'terminated' must be a bool, got {terminated!r}")
         s = check_index(name, "state", s, self.n_states)
@@ -116,8 +132,10 @@ class TabularAgent:
         return float(delta)
 
     def __repr__(self):
-        return (f"{type(self).__name__}(n_states={self.n_states}, n_actions={self.n_actions}, alpha={self.alpha}, "
-                f"gamma={self.gamma}, epsilon={self.epsilon})")
+        return (
+            f"{type(self).__name__}(n_states={self.n_states}, n_actions={self.n_actions}, alpha={self.alpha}, "
+            f"gamma={self.gamma}, epsilon={self.epsilon})"
+        )
 
 
 class QLearning(TabularAgent):
@@ -134,7 +152,9 @@ class SARSA(TabularAgent):
 
     def _next_value(self, s_next, a_next):
         if a_next is None:
-            raise ValueError("SARSA.update: argument 'a_next' (the next action taken) is required unless terminated=True")
+            raise ValueError(
+                "SARSA.update: argument 'a_next' (the next action taken) is required unless terminated=True"
+            )
         a_next = check_index("SARSA.update", "a_next", a_next, self.n_actions)
         return self.q[s_next, a_next]
 
@@ -149,5 +169,12 @@ class ExpectedSARSA(TabularAgent):
         return self.epsilon * (row.sum() / self.n_actions) + (1.0 - self.epsilon) * row.max()
 
 
-AGENTS = {"q_learning": QLearning, "qlearning": QLearning, "q-learning": QLearning, "sarsa": SARSA,
-          "expected_sarsa": ExpectedSARSA, "expectedsarsa": ExpectedSARSA, "expected-sarsa": ExpectedSARSA}
+AGENTS = {
+    "q_learning": QLearning,
+    "qlearning": QLearning,
+    "q-learning": QLearning,
+    "sarsa": SARSA,
+    "expected_sarsa": ExpectedSARSA,
+    "expectedsarsa": ExpectedSARSA,
+    "expected-sarsa": ExpectedSARSA,
+}

@@ -12,11 +12,12 @@ sequential agent and environment, so with runs=1:
 With runs > 1 the draws of different runs interleave, so the runs are independent and
 identically distributed, but run r is not the sequential run of any particular seed.
 """
+
 import numpy as np
 
-from ._checks import check_int, check_optional_steps, check_real, make_rng
 from ._batch_tail import _Outcomes, finish_runs
-from .agents import AGENTS, ExpectedSARSA, QLearning, SARSA
+from ._checks import check_int, check_optional_steps, check_real, make_rng
+from .agents import AGENTS, SARSA, ExpectedSARSA, QLearning
 from .model import tabular_model
 
 
@@ -24,8 +25,10 @@ def _agent_class(agent):
     if isinstance(agent, str):
         cls = AGENTS.get(agent.lower())
         if cls is None:
-            raise ValueError(f"batch_train: argument 'agent' must be one of 'q_learning', 'sarsa', 'expected_sarsa' "
-                             f"(or the class), got {agent!r}")
+            raise ValueError(
+                f"batch_train: argument 'agent' must be one of 'q_learning', 'sarsa', 'expected_sarsa' "
+                f"(or the class), got {agent!r}"
+            )
         return cls
     if agent in (QLearning, SARSA, ExpectedSARSA):
         return agent
@@ -77,21 +80,38 @@ def _tie_tables(A):
     if A > 8:
         return None
     if A not in _TABLES:
-        codes = np.arange(2 ** A)
+        codes = np.arange(2**A)
         bits = (codes[:, None] >> np.arange(A)) & 1  # (2^A, A)
         first = np.where(bits.any(1), np.argmax(bits, axis=1), 0).astype(np.int64)
         count = bits.sum(1).astype(np.int64)
-        kth = np.zeros((2 ** A, A), dtype=np.int64)
-        for c in range(2 ** A):
+        kth = np.zeros((2**A, A), dtype=np.int64)
+        for c in range(2**A):
             on = np.flatnonzero(bits[c])
             kth[c, : on.size] = on
         _TABLES[A] = ((1 << np.arange(A, dtype=np.uint8))[:, None].astype(np.uint8), first, count, kth.reshape(-1))
     return _TABLES[A]
 
 
-def batch_train(env, agent, runs, episodes, *, alpha=0.5, gamma=1.0, epsilon=0.1, epsilon_decay=1.0,
-                epsilon_min=0.0, initial_q=0.0, max_steps=None, seed=None, env_seed=None,
-                return_lengths=False, return_q=False, sequential_below=8, distributed=None):
+def batch_train(
+    env,
+    agent,
+    runs,
+    episodes,
+    *,
+    alpha=0.5,
+    gamma=1.0,
+    epsilon=0.1,
+    epsilon_decay=1.0,
+    epsilon_min=0.0,
+    initial_q=0.0,
+    max_steps=None,
+    seed=None,
+    env_seed=None,
+    return_lengths=False,
+    return_q=False,
+    sequential_below=8,
+    distributed=None,
+):
     """Train `runs` independent agents for `episodes` episodes each -> returns, shape (runs, episodes).
 
     env: an environment with a model P and a start distribution (any deepkern env, or a Gymnasium
@@ -125,7 +145,11 @@ def batch_train(env, agent, runs, episodes, *, alpha=0.5, gamma=1.0, epsilon=0.1
     initial_q = check_real("batch_train", "initial_q", initial_q, -np.inf, np.inf)
     max_steps = check_optional_steps("batch_train", "max_steps", max_steps)
     sequential_below = check_int("batch_train", "sequential_below", sequential_below, low=0)
-    if callable(env) and getattr(env, "P", None) is None and getattr(getattr(env, "unwrapped", None), "P", None) is None:
+    if (
+        callable(env)
+        and getattr(env, "P", None) is None
+        and getattr(getattr(env, "unwrapped", None), "P", None) is None
+    ):
         env = env()
     model = tabular_model(env, "batch_train")
     if model.initial_state_distrib is None:
@@ -135,16 +159,42 @@ def batch_train(env, agent, runs, episodes, *, alpha=0.5, gamma=1.0, epsilon=0.1
 
         distributed = dist.is_initialized() and dist.world_size() > 1
     if distributed:
-        return _spread(env, cls, runs, episodes, model, seed, env_seed, return_lengths, return_q,
-                       dict(alpha=alpha, gamma=gamma, epsilon=epsilon, epsilon_decay=epsilon_decay,
-                            epsilon_min=epsilon_min, initial_q=initial_q, max_steps=max_steps,
-                            sequential_below=sequential_below))
+        return _spread(
+            env,
+            cls,
+            runs,
+            episodes,
+            model,
+            seed,
+            env_seed,
+            return_lengths,
+            return_q,
+            dict(
+                alpha=alpha,
+                gamma=gamma,
+                epsilon=epsilon,
+                epsilon_decay=epsilon_decay,
+                epsilon_min=epsilon_min,
+                initial_q=initial_q,
+                max_steps=max_steps,
+                sequential_below=sequential_below,
+            ),
+        )
     limits = [v for v in (max_steps, model.time_limit) if v is not None]
     limit = min(limits) if limits else None
     agent_rng, env_rng = make_rng("batch_train", seed), make_rng("batch_train", env_seed)
 
-    b = _Batch(model, cls, runs, episodes, limit, initial_q, agent_rng, env_rng,
-               dict(alpha=alpha, gamma=gamma, epsilon_decay=epsilon_decay, epsilon_min=epsilon_min))
+    b = _Batch(
+        model,
+        cls,
+        runs,
+        episodes,
+        limit,
+        initial_q,
+        agent_rng,
+        env_rng,
+        dict(alpha=alpha, gamma=gamma, epsilon_decay=epsilon_decay, epsilon_min=epsilon_min),
+    )
     st = _Runs(runs if episodes > 0 else 0, b.S, epsilon)
     _reset(b, st, np.arange(st.n))
     st.row = st.base + st.s
@@ -173,8 +223,18 @@ def _spread(env, cls, runs, episodes, model, seed, env_seed, return_lengths, ret
     from ._batch_dist import distributed_batch_train
 
     def run_block(n, agent_rng, env_rng):
-        return batch_train(env, cls, n, episodes, seed=agent_rng, env_seed=env_rng, return_lengths=True,
-                           return_q=True, distributed=False, **kw)
+        return batch_train(
+            env,
+            cls,
+            n,
+            episodes,
+            seed=agent_rng,
+            env_seed=env_rng,
+            return_lengths=True,
+            return_q=True,
+            distributed=False,
+            **kw,
+        )
 
     S, A = model.prob.shape[:2]
     tails = [((episodes,), np.float64), ((episodes,), np.int64), ((S, A), np.float64)]

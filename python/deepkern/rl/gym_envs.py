@@ -6,6 +6,7 @@ not), so ``gymnasium.make("deepkern/CliffWalking-v0")`` works after ``import dee
 plugin entry points; registration on import is its documented way.) The classes here subclass
 deepkern's own and gymnasium.Env: same P, same seeding, same trajectories, Gymnasium's spaces.
 """
+
 from . import envs as _envs
 
 NAMES = ("GridWorld", "CliffWalking", "WindyGridworld", "FrozenLake")

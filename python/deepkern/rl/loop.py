@@ -4,6 +4,7 @@ These work with any environment that has Gymnasium's API (deepkern's own or gymn
 reset(seed=...) -> (obs, info), step(a) -> (obs, reward, terminated, truncated, info), and
 observation_space.n / action_space.n for the checks.
 """
+
 import numpy as np
 
 from ._checks import check_int, check_optional_steps, check_real
@@ -42,8 +43,10 @@ def train(env, agent, episodes, max_steps=None, *, seed=None, return_lengths=Fal
     n_states, n_actions = _space_n(env, "observation_space"), _space_n(env, "action_space")
     q = getattr(agent, "q", None)
     if q is not None and np.shape(q) != (n_states, n_actions):
-        raise ValueError(f"train: argument 'agent' has a Q table of shape {np.shape(q)}, but env has "
-                         f"{n_states} states and {n_actions} actions")
+        raise ValueError(
+            f"train: argument 'agent' has a Q table of shape {np.shape(q)}, but env has "
+            f"{n_states} states and {n_actions} actions"
+        )
     on_policy = bool(getattr(agent, "needs_next_action", False))
     end_episode = getattr(agent, "end_episode", None)
     act, update = agent.act, agent.update
@@ -83,8 +86,10 @@ def _policy_fn(policy, n_states, n_actions):
         return policy
     p = np.asarray(policy)
     if p.ndim != 1 or p.shape[0] != n_states:
-        raise ValueError(f"rollout: argument 'policy' must be a callable or an int array of length {n_states} "
-                         f"(one action per state), got shape {p.shape}")
+        raise ValueError(
+            f"rollout: argument 'policy' must be a callable or an int array of length {n_states} "
+            f"(one action per state), got shape {p.shape}"
+        )
     if p.dtype.kind not in "iu":
         raise TypeError(f"rollout: argument 'policy' must hold integer actions, got dtype {p.dtype}")
     if p.size and (p.min() < 0 or p.max() >= n_actions):

@@ -4,6 +4,7 @@ Planning (value/policy iteration) and the batch trainer work on these arrays ins
 nested lists. Any environment with `P` works: deepkern's, or Gymnasium's toy-text ones (found
 through wrappers via `.unwrapped`).
 """
+
 from dataclasses import dataclass
 
 import numpy as np

@@ -4,6 +4,7 @@
 A transition flagged terminated does not bootstrap (its value is its reward), so the value of a
 terminal state itself never matters; absorbing terminal states come out with V = 0.
 """
+
 import numpy as np
 
 from ._checks import check_int, check_real
@@ -21,7 +22,9 @@ def _policy_matrix(policy, n_states, n_actions, where):
     p = np.asarray(policy)
     if p.ndim == 1:
         if p.shape[0] != n_states:
-            raise ValueError(f"{where}: argument 'policy' must have one action per state ({n_states}), got shape {p.shape}")
+            raise ValueError(
+                f"{where}: argument 'policy' must have one action per state ({n_states}), got shape {p.shape}"
+            )
         if p.dtype.kind not in "iu":
             raise TypeError(f"{where}: argument 'policy' must hold integer actions, got dtype {p.dtype}")
         if p.min() < 0 or p.max() >= n_actions:
@@ -30,8 +33,10 @@ def _policy_matrix(policy, n_states, n_actions, where):
         m[np.arange(n_states), p] = 1.0
         return m
     if p.shape != (n_states, n_actions):
-        raise ValueError(f"{where}: argument 'policy' must be ({n_states},) actions or ({n_states}, {n_actions}) "
-                         f"probabilities, got shape {p.shape}")
+        raise ValueError(
+            f"{where}: argument 'policy' must be ({n_states},) actions or ({n_states}, {n_actions}) "
+            f"probabilities, got shape {p.shape}"
+        )
     p = p.astype(np.float64)
     if (p < 0).any() or not np.allclose(p.sum(1), 1.0):
         raise ValueError(f"{where}: argument 'policy' rows must be probabilities summing to 1")
@@ -51,8 +56,10 @@ def _evaluate(model, pi, gamma, where):
     except np.linalg.LinAlgError:
         V = None
     if V is None or not np.all(np.isfinite(V)) or not np.allclose((np.eye(S) - gamma * P_pi) @ V, r_pi, atol=1e-6):
-        raise ValueError(f"{where}: the policy never terminates from some state, so with gamma={gamma} its values "
-                         "are unbounded; use gamma < 1")
+        raise ValueError(
+            f"{where}: the policy never terminates from some state, so with gamma={gamma} its values "
+            "are unbounded; use gamma < 1"
+        )
     return V
 
 
@@ -96,8 +103,10 @@ def value_iteration(env, gamma=0.99, theta=1e-10, max_iterations=100_000):
         if delta < theta:
             break
     else:
-        raise RuntimeError(f"value_iteration: no convergence to theta={theta} in {max_iterations} sweeps "
-                           f"(gamma={gamma}); with gamma=1 some state may never reach a terminal state")
+        raise RuntimeError(
+            f"value_iteration: no convergence to theta={theta} in {max_iterations} sweeps "
+            f"(gamma={gamma}); with gamma=1 some state may never reach a terminal state"
+        )
     return V, _greedy(expected_q(model, V, gamma), max(1e-9, 10 * theta))
 
 
@@ -120,7 +129,9 @@ def policy_iteration(env, gamma=0.99, theta=None, max_iterations=1000, initial_p
     max_iterations = check_int("policy_iteration", "max_iterations", max_iterations, low=1)
     model = tabular_model(env, "policy_iteration")
     S, A = model.n_states, model.n_actions
-    pi = np.full((S, A), 1.0 / A) if initial_policy is None else _policy_matrix(initial_policy, S, A, "policy_iteration")
+    pi = (
+        np.full((S, A), 1.0 / A) if initial_policy is None else _policy_matrix(initial_policy, S, A, "policy_iteration")
+    )
     V = _evaluate(model, pi, gamma, "policy_iteration")
     policy = None
     for _ in range(max_iterations):

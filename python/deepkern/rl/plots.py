@@ -3,6 +3,7 @@
 matplotlib is an optional extra (pip install deepkern[plot]); it is imported only inside the
 plotting functions, with the non-interactive Agg backend when nothing else was chosen.
 """
+
 import numpy as np
 
 from ._checks import check_int
@@ -41,8 +42,9 @@ def _save(fig, path):
         fig.savefig(path, dpi=100, bbox_inches="tight")
 
 
-def plot_learning_curves(curves, window=10, path=None, ax=None, ylim=None, title=None,
-                         ylabel="Sum of rewards during episode"):
+def plot_learning_curves(
+    curves, window=10, path=None, ax=None, ylim=None, title=None, ylabel="Sum of rewards during episode"
+):
     """curves: {label: returns} with returns (episodes,) or (runs, episodes) -> the Figure.
     Each curve is smoothed with smooth(returns, window); saved to `path` (PNG) when given."""
     if not isinstance(curves, dict) or not curves:
@@ -79,8 +81,7 @@ def _grid_shape(env, shape, n, where):
     return shape
 
 
-def plot_policy(policy, env=None, shape=None, action_deltas=None, path=None, ax=None, values=None, title=None,
-                skip=()):
+def plot_policy(policy, env=None, shape=None, action_deltas=None, path=None, ax=None, values=None, title=None, skip=()):
     """The greedy policy as an arrow per cell (policy: one action per state, state = row*cols+col).
     The grid shape and the arrows' directions (d_row, d_col per action) come from env when it has
     them (deepkern's grid envs; Gymnasium's FrozenLake / CliffWalking), else from shape /
@@ -88,7 +89,9 @@ def plot_policy(policy, env=None, shape=None, action_deltas=None, path=None, ax=
     background. skip: states to leave without an arrow (terminal cells, walls)."""
     p = np.asarray(policy)
     if p.ndim != 1 or p.dtype.kind not in "iu":
-        raise ValueError(f"plot_policy: argument 'policy' must be a 1-D int array (one action per state), got {p.dtype} {p.shape}")
+        raise ValueError(
+            f"plot_policy: argument 'policy' must be a 1-D int array (one action per state), got {p.dtype} {p.shape}"
+        )
     shape = _grid_shape(env, shape, p.size, "plot_policy")
     if action_deltas is None:
         base = getattr(env, "unwrapped", env)
@@ -110,8 +113,17 @@ def plot_policy(policy, env=None, shape=None, action_deltas=None, path=None, ax=
     keep = ~np.isin(np.arange(p.size), np.asarray(list(skip), dtype=np.int64))
     d = deltas[p]
     # imshow puts row 0 on top (y grows downward), so d_row maps to +y in data coordinates.
-    ax.quiver(cols[keep], rows[keep], d[keep, 1], d[keep, 0], angles="xy", scale_units="xy", scale=1.6,
-              pivot="middle", color="tab:red" if values is not None else "black")
+    ax.quiver(
+        cols[keep],
+        rows[keep],
+        d[keep, 1],
+        d[keep, 0],
+        angles="xy",
+        scale_units="xy",
+        scale=1.6,
+        pivot="middle",
+        color="tab:red" if values is not None else "black",
+    )
     ax.set_xticks(np.arange(-0.5, shape[1], 1), minor=True)
     ax.set_yticks(np.arange(-0.5, shape[0], 1), minor=True)
     ax.grid(which="minor", color="grey", linewidth=0.5)
@@ -136,8 +148,15 @@ def plot_values(values, env=None, shape=None, path=None, ax=None, title=None, an
     if annotate:
         for s, val in enumerate(v):
             r, c = divmod(s, shape[1])
-            ax.text(c, r, f"{val:.2g}" if abs(val) < 100 else f"{val:.0f}", ha="center", va="center", fontsize=7,
-                    color="white")
+            ax.text(
+                c,
+                r,
+                f"{val:.2g}" if abs(val) < 100 else f"{val:.0f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white",
+            )
     ax.set_xticks([])
     ax.set_yticks([])
     if title:

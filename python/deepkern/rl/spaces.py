@@ -1,4 +1,5 @@
 """A tiny stand-in for gymnasium.spaces.Discrete: the environments need `n` and `sample()` only."""
+
 import numpy as np
 
 from ._checks import check_int, make_rng

@@ -33,13 +33,15 @@ Deliberately stricter than cupy in one place: a few real cupy functions (e.g. ``
 to accept a numpy array; here every module function except the conversions rejects one, because a
 numpy array reaching a cupy function on deepkern's device path is a bug either way.
 """
+
 import sys
 
 import numpy as _np
 from numpy.lib.mixins import NDArrayOperatorsMixin as _OperatorsMixin
 
-_CONVERSION_ERROR = ("Implicit conversion to a NumPy array is not allowed. "
-                     "Please use `.get()` to construct a NumPy array explicitly.")
+_CONVERSION_ERROR = (
+    "Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct a NumPy array explicitly."
+)
 _COMPARISONS = {"greater", "greater_equal", "less", "less_equal", "equal", "not_equal"}
 _PY_SCALARS = (bool, int, float, complex)
 
@@ -237,6 +239,7 @@ class ndarray(_OperatorsMixin):
 
 # -- module functions ---------------------------------------------------------------------------
 
+
 def asarray(a, dtype=None, order=None, *, blocking=False):
     """Host -> device (a copy), or `a` itself when it is already a stand-in array of that dtype."""
     if isinstance(a, ndarray):
@@ -277,8 +280,9 @@ def _like(fn):
     return like
 
 
-zeros_like, ones_like, empty_like, full_like = (_like(f) for f in (_np.zeros_like, _np.ones_like,
-                                                                    _np.empty_like, _np.full_like))
+zeros_like, ones_like, empty_like, full_like = (
+    _like(f) for f in (_np.zeros_like, _np.ones_like, _np.empty_like, _np.full_like)
+)
 
 
 class _Ufunc:

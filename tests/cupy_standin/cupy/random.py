@@ -3,6 +3,7 @@
 Numbers come from numpy's RandomState (MT19937), not cuRAND: a seed gives different numbers here
 than on a GPU. Like cupy, the samplers take a dtype (float32/float64) and return device arrays.
 """
+
 import numpy as _np
 
 from . import ndarray as _ndarray

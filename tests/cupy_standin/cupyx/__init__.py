@@ -1,6 +1,6 @@
 """cupyx for the cupy stand-in (see ../cupy/__init__.py): scatter_add only (what deepkern uses)."""
-import numpy as _np
 
+import numpy as _np
 from cupy import _index, ndarray
 
 # cupy's scatter with an integer-array index runs on atomicAdd, which exists for these types only

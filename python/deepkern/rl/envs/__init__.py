@@ -1,4 +1,5 @@
 """Tabular environments with Gymnasium's API and toy-text's transition model P[s][a]."""
+
 from .base import GridEnv, TabularEnv
 from .cliff_walking import CliffWalking
 from .frozen_lake import FrozenLake

@@ -6,6 +6,7 @@ call, the first outcome whose cumulative probability exceeds it), and reset(seed
 numpy.random.default_rng(s) as Gymnasium does. So a deepkern environment and its Gymnasium
 counterpart, seeded alike, produce the same trajectories; rl.batch_train relies on the same rule.
 """
+
 import numpy as np
 
 from .._checks import check_index, check_optional_steps, make_rng
@@ -30,7 +31,9 @@ class TabularEnv:
         n_states, n_actions = len(P), len(P[0])
         isd = np.asarray(initial_state_distrib, dtype=np.float64)
         if isd.shape != (n_states,) or (isd < 0).any() or not np.isclose(isd.sum(), 1.0):
-            raise ValueError(f"{name}: 'initial_state_distrib' must be {n_states} non-negative probabilities summing to 1")
+            raise ValueError(
+                f"{name}: 'initial_state_distrib' must be {n_states} non-negative probabilities summing to 1"
+            )
         self.initial_state_distrib = isd
         self._isd_cum = np.cumsum(isd)
         self._isd_last = int(np.flatnonzero(isd > 0)[-1])

@@ -1,5 +1,6 @@
 """CliffWalking: Sutton & Barto Example 6.6, numbered and ordered exactly as Gymnasium's
 CliffWalking-v1 (its P is entry-for-entry the same)."""
+
 import numpy as np
 
 from .base import GridEnv, move

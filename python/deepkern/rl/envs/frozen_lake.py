@@ -1,4 +1,5 @@
 """FrozenLake: Gymnasium's FrozenLake-v1 model (same maps, numbering, action order, slip rule)."""
+
 import numpy as np
 
 from .._checks import check_real
@@ -47,7 +48,11 @@ class FrozenLake(GridEnv):
                 if grid[cell] in "GH":
                     P[s][a] = [(1.0, s, 0.0, True)]
                     continue
-                dirs = [((a - 1) % 4, fail), (a, self.success_rate), ((a + 1) % 4, fail)] if self.is_slippery else [(a, 1.0)]
+                dirs = (
+                    [((a - 1) % 4, fail), (a, self.success_rate), ((a + 1) % 4, fail)]
+                    if self.is_slippery
+                    else [(a, 1.0)]
+                )
                 outs = []
                 for b, p in dirs:
                     nxt = move(shape, cell, self.action_deltas[b])

@@ -1,4 +1,5 @@
 """GridWorld: a configurable grid (size, walls, per-cell rewards, terminal cells, slip)."""
+
 import numbers
 
 import numpy as np
@@ -38,8 +39,19 @@ class GridWorld(GridEnv):
     bottom-right, -1 per step. Example 4.1 itself: GridWorld(terminals=[(0, 0), (3, 3)], start=None).
     """
 
-    def __init__(self, shape=(4, 4), start=(0, 0), terminals=None, walls=(), rewards=None,
-                 step_reward=-1.0, slip=0.0, max_episode_steps=None, *, size=None):
+    def __init__(
+        self,
+        shape=(4, 4),
+        start=(0, 0),
+        terminals=None,
+        walls=(),
+        rewards=None,
+        step_reward=-1.0,
+        slip=0.0,
+        max_episode_steps=None,
+        *,
+        size=None,
+    ):
         if size is not None:
             shape = size
         if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):

@@ -1,4 +1,5 @@
 """WindyGridworld: Sutton & Barto Example 6.5 (and Exercises 6.9 / 6.10 as options)."""
+
 import numpy as np
 
 from .base import GridEnv
@@ -25,7 +26,8 @@ class WindyGridworld(GridEnv):
         self.stochastic_wind = bool(stochastic_wind)
         self.action_deltas = KING_DELTAS if self.king_moves else KING_DELTAS[:4]
         self.action_names = ("up", "right", "down", "left", "up-right", "down-right", "down-left", "up-left")[
-            : len(self.action_deltas)]
+            : len(self.action_deltas)
+        ]
         self.start_state, self.goal_state = 30, 37
         P = {}
         for s in range(rows * cols):
@@ -34,7 +36,9 @@ class WindyGridworld(GridEnv):
                 P[s] = {a: [(1.0, s, 0.0, True)] for a in range(len(self.action_deltas))}
                 continue
             w = self.WIND[c]
-            pushes = [(1.0, w)] if (w == 0 or not self.stochastic_wind) else [(1 / 3, w - 1), (1 / 3, w), (1 / 3, w + 1)]
+            pushes = (
+                [(1.0, w)] if (w == 0 or not self.stochastic_wind) else [(1 / 3, w - 1), (1 / 3, w), (1 / 3, w + 1)]
+            )
             P[s] = {}
             for a, (dr, dc) in enumerate(self.action_deltas):
                 outs = []
