@@ -66,7 +66,10 @@ void set_max_dynamic_shared(void (*kernel)(P...), size_t bytes) {
 // kernel<<<grid, block, smem_bytes, stream>>>(args...), then a launch-error check.
 template <typename... P, typename... A>
 void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem_bytes, LaunchSite site, A&&... args) {
-  kernel<<<grid, block, smem_bytes, site.stream> > >(std::forward<A>(args)...);
+  // clang-format reads .h as C++ and would split the launch chevrons
+  // clang-format off
+  kernel<<<grid, block, smem_bytes, site.stream>>>(std::forward<A>(args)...);
+  // clang-format on
   check_launch(site);
 }
 
