@@ -7,38 +7,13 @@
 #include "cuda/common/launch.h"
 #include "cuda/common/numeric.cuh"
 #include "cuda/gemm/gemm_core.cuh"
+#include "cuda/gemm/gemm_operands.cuh"
 
 namespace dk::cuda::lstm_gemm {
 
-// Operand views for the core (its OpA/OpB contract). gemm_plain.cuh has the same two, but that file
-// also defines the plain launcher, so it cannot be included by a second translation unit.
-// Element (r, k) at a[r*ld + k]: rows contiguous in k (cp.async-able).
-template <typename T_>
-struct ContigK {
-  using T = T_;
-  const T* a;
-  int64_t ld;
-  struct Row {
-    const T* p;
-  };
-  __device__ Row row(int64_t r) const { return Row{a + r * ld}; }
-  __device__ T load(const Row& r, int64_t k) const { return r.p[k]; }
-  __device__ const T* chunk(int64_t r, int64_t k) const { return a + r * ld + k; }
-};
-
-// Element (r, k) at a[r + k*ld] (a transposed row-major matrix).
-template <typename T_>
-struct StridedK {
-  using T = T_;
-  const T* a;
-  int64_t ld;
-  struct Row {
-    const T* p;
-  };
-  __device__ Row row(int64_t r) const { return Row{a + r}; }
-  __device__ T load(const Row& r, int64_t k) const { return r.p[k * ld]; }
-  __device__ const T* chunk(int64_t, int64_t) const { return a; }  // never staged with cp.async
-};
+// Operand views of the core (cuda/gemm/gemm_operands.cuh).
+using gemm::ContigK;
+using gemm::StridedK;
 
 template <typename TC, typename Acc>
 struct Store {

@@ -232,55 +232,33 @@ def scaled_dot_product_attention(
         m_shape = None if attn_mask is None else tuple(xp.asarray(attn_mask).shape)
         add = None if attn_mask is None else mask  # (1.., Lq, Lk)-broadcastable, at the mask's own size
         out, saved = composed.forward(xp, q, k, v, add, is_causal, s, p_drop, seed, np.dtype(comp_dt))
-        result = to_out_dtype(out, out_dt)
-        if return_ctx:
-            ctx = Context(
-                op,
-                backend,
-                out_dt,
-                comp_dt,
-                params=params,
-                q=q,
-                k=k,
-                v=v,
-                out=out,
-                composed=saved,
-                q_shape=q_shape,
-                k_shape=k_shape,
-                v_shape=v_shape,
-                groups=groups,
-                scale=s,
-                mask_shape=m_shape if attn_mask_requires_grad else None,
-            )
-            return result, ctx
-        return result
-    out = backend.empty(batch + (Lq, Dv), comp_dt)
-    lse = backend.empty(batch + (Lq,), _acc_dtype(backend, comp_dt))
-    backend.call("attention_forward", params, q, k, v, mask, moff, out, lse)
+        saved_for_backward = dict(composed=saved, scale=s, mask_shape=m_shape if attn_mask_requires_grad else None)
+    else:
+        out = backend.empty(batch + (Lq, Dv), comp_dt)
+        lse = backend.empty(batch + (Lq,), _acc_dtype(backend, comp_dt))
+        backend.call("attention_forward", params, q, k, v, mask, moff, out, lse)
+        saved_for_backward = dict(composed=None, mask=mask, mask_off=moff, lse=lse)
     result = to_out_dtype(out, out_dt)
-    if return_ctx:
-        ctx = Context(
-            op,
-            backend,
-            out_dt,
-            comp_dt,
-            params=params,
-            q=q,
-            k=k,
-            v=v,
-            mask=mask,
-            mask_off=moff,
-            out=out,
-            lse=lse,
-            q_shape=q_shape,
-            k_shape=k_shape,
-            v_shape=v_shape,
-            groups=groups,
-            composed=None,
-        )
-        watch(ctx, q=(q, given_q), k=(k, given_k), v=(v, given_v), out=(out, result))
-        return result, ctx
-    return result
+    if not return_ctx:
+        return result
+    ctx = Context(
+        op,
+        backend,
+        out_dt,
+        comp_dt,
+        params=params,
+        q=q,
+        k=k,
+        v=v,
+        out=out,
+        q_shape=q_shape,
+        k_shape=k_shape,
+        v_shape=v_shape,
+        groups=groups,
+        **saved_for_backward,
+    )
+    watch(ctx, q=(q, given_q), k=(k, given_k), v=(v, given_v), out=(out, result))
+    return result, ctx
 
 
 def _unbroadcast(xp, g, shape):
