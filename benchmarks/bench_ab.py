@@ -4,16 +4,28 @@ for comparing two builds of deepkern on the same machine, run alternately, e.g.
     for i in 1 2 3; do PYTHONPATH=/tmp/old python benchmarks/bench_ab.py; PYTHONPATH=python python benchmarks/bench_ab.py; done
 
 Best of 7 per case. Results of the per-ISA / SIMD-layer refactor: benchmarks/results/arch.md.
+deepkern alone (no peer): `--mode` (benchmarks/harness.py) is accepted and has no effect; the
+machine line goes to stderr so stdout stays one JSON line.
 """
 
+import argparse
 import json
+import os
+import sys
 import time
 
 import deepkern as dk
 import numpy as np
 from deepkern import _cpu
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+ap = argparse.ArgumentParser()
+harness.add_args(ap)
+harness.apply_args(ap.parse_args())
 dk.set_num_threads(1)
+print(harness.machine_description(), file=sys.stderr)
 rng = np.random.default_rng(0)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import deepkern as dk  # noqa: E402
+import harness  # noqa: E402
 from harness import Case, run_cases, torch_threads  # noqa: E402
 
 THREADS = 2
@@ -196,7 +197,9 @@ def main():
         help="cuda: float16/float32 B=4 H=16 N=4096 vs PyTorch's flash/cuDNN/efficient SDPA on the GPU",
     )
     ap.add_argument("--json", default=None, help="where the results go (default benchmarks/out/attention[_cuda].json)")
+    harness.add_args(ap)
     args = ap.parse_args()
+    harness.apply_args(args)
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
     if args.device == "cuda":
         from attention_cuda_cases import run

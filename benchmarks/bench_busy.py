@@ -24,6 +24,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
 from harness import machine_description  # noqa: E402
 
 WORKLOADS = {
@@ -100,7 +101,11 @@ def main():
     ap.add_argument("--json", default=None)
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
     ap.add_argument("--workloads", nargs="*", default=list(WORKLOADS))
+    harness.add_args(ap)
     args = ap.parse_args()
+    harness.apply_args(args)
+    if args.mode != "interleaved":
+        print("note: --mode has no effect here (each workload runs alone in its own process)")
     print(f"busy-machine benchmark on {machine_description()}; {os.cpu_count()} cores; median of {args.repeats}")
     print(f"{'workload':12s} {'threading':26s} {'quiet s':>9s} {'busy s':>9s} {'busy/quiet':>11s}")
     rows = []

@@ -15,6 +15,9 @@ import os
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
 ap = argparse.ArgumentParser()
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--set", default="all", choices=["main", "lenet", "resnet", "groups", "all"])
@@ -22,7 +25,9 @@ ap.add_argument("--repeats", type=int, default=15)
 ap.add_argument("--cpu-time", action="store_true", help="time with process CPU time (use with --threads 1)")
 ap.add_argument("--json", default=None)
 ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cuda: deepkern vs PyTorch + cuDNN on the GPU")
+harness.add_args(ap)
 args = ap.parse_args()
+harness.apply_args(args)
 if args.device == "cuda":
     sys.path.insert(0, os.path.dirname(__file__))
     import conv_cuda_cases
@@ -34,7 +39,6 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 import deepkern as dk  # noqa: E402
-import harness  # noqa: E402
 from deepkern import _cpu  # noqa: E402
 from harness import Case, run_cases, torch_threads  # noqa: E402
 

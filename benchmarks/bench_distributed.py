@@ -31,6 +31,9 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -231,7 +234,11 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--json", default=os.path.join(HERE, "out", "distributed.json"))
+    harness.add_args(ap)
     args = ap.parse_args()
+    harness.apply_args(args)
+    if args.mode != "interleaved":
+        print("note: --mode has no effect here (each workload runs alone in its own process)")
     if args.worker:
         return worker(args)
     mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")

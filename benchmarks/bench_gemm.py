@@ -11,12 +11,17 @@ import argparse
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
 ap = argparse.ArgumentParser()
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--sizes", type=int, nargs="*", default=[256, 512, 1024, 2048])
 ap.add_argument("--cpu-time", action="store_true", help="time with process CPU time (use with --threads 1)")
 ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "out", "gemm.json"))
+harness.add_args(ap)
 args = ap.parse_args()
+harness.apply_args(args)
 os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
 os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
@@ -24,7 +29,6 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 import deepkern as dk  # noqa: E402
-import harness  # noqa: E402
 from deepkern import _cpu  # noqa: E402
 from harness import Case, run_cases  # noqa: E402
 

@@ -22,12 +22,12 @@ of n), and the GEMM rate measured the same way; the 2-thread floor uses twice th
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import deepkern as dk  # noqa: E402
+import harness  # noqa: E402
 from deepkern import _cpu  # noqa: E402
 from harness import Case, run_cases, torch_threads  # noqa: E402
 
@@ -37,19 +37,9 @@ def lstm_flops(T, B, I, H):
     return fwd, 3 * fwd
 
 
-def cpu_time_interleaved(fn_a, fn_b, repeats=9, warmup=2):
-    """Best process CPU seconds of fn_a and fn_b, called alternately (for 1-thread runs, where
-    CPU time is the work done and does not grow when the scheduler takes the core away)."""
-    for _ in range(warmup):
-        fn_a()
-        fn_b()
-    ta, tb = [], []
-    for _ in range(repeats):
-        for fn, ts in ((fn_a, ta), (fn_b, tb)):
-            t0 = time.process_time()
-            fn()
-            ts.append(time.process_time() - t0)
-    return min(ta), min(tb)
+def cpu_time_interleaved(fn_a, fn_b, repeats=9, warmup=2, mode="interleaved"):
+    """Best process CPU seconds of fn_a and fn_b (harness.cpu_time_pair; interleaved by default)."""
+    return harness.cpu_time_pair(fn_a, fn_b, repeats, warmup, mode=mode)
 
 
 def gemm_rate(torch, M=2048, N=1024, K=256):
@@ -112,7 +102,9 @@ def main():
     ap.add_argument("--json", default=None)
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--quick", action="store_true", help="cuda: float32 LSTM cases and the training steps only")
+    harness.add_args(ap)
     args = ap.parse_args()
+    harness.apply_args(args)
     if args.device == "cuda":
         import bench_lstm_cuda
 
@@ -136,15 +128,18 @@ def main():
             f"{fwd / peak / 1e6:.1f} / {fwd / (args.threads * peak) / 1e6:.1f} ms"
         )
 
-    print("\n== lstm, CPU float32, 1 thread each, process CPU time (best of 9, interleaved)")
-    print(f"{'op':14s} {'shape':24s} {'deepkern ms':>12s} {'torch ms':>10s} {'speedup':>8s} {'% of GEMM rate':>15s}")
-    for size in SIZES:
-        for c in cases(torch, *size):
-            t_dk, t_peer = cpu_time_interleaved(c.deepkern, c.peer)
-            print(
-                f"{c.op:14s} {c.shape:24s} {t_dk * 1e3:12.2f} {t_peer * 1e3:10.2f} {t_peer / t_dk:7.2f}x "
-                f"{100 * c.flops / t_dk / 1e9 / peak:14.1f}%"
-            )
+    for mode in harness.modes():
+        print(f"\n== lstm, CPU float32, 1 thread each, process CPU time (best of 9) [{mode}]")
+        print(f"   ({harness.machine_description()})")
+        hdr = f"{'op':14s} {'shape':24s} {'deepkern ms':>12s} {'torch ms':>10s} {'speedup':>8s} {'% of GEMM rate':>15s}"
+        print(hdr)
+        for size in SIZES:
+            for c in cases(torch, *size):
+                t_dk, t_peer = cpu_time_interleaved(c.deepkern, c.peer, mode=mode)
+                print(
+                    f"{c.op:14s} {c.shape:24s} {t_dk * 1e3:12.2f} {t_peer * 1e3:10.2f} {t_peer / t_dk:7.2f}x "
+                    f"{100 * c.flops / t_dk / 1e9 / peak:14.1f}%"
+                )
 
     torch.set_num_threads(args.threads)
     dk.set_num_threads(args.threads)
@@ -157,7 +152,7 @@ def main():
     )
     for r in rows:
         print(
-            f"  {r['op']:14s} {r['shape']:24s} {100 * r['gflop_per_s'] / (args.threads * peak):5.1f}% of "
+            f"  {r['op']:14s} {r['shape']:24s} [{r['mode']}] {100 * r['gflop_per_s'] / (args.threads * peak):5.1f}% of "
             f"{args.threads} x the 1-thread GEMM rate"
         )
 

@@ -25,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import deepkern as dk  # noqa: E402
+import harness  # noqa: E402
 from harness import Case, run_cases, torch_threads  # noqa: E402
 
 THREADS = 2
@@ -89,7 +90,9 @@ def main():
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--blas-threads", type=int, default=None, help="also time deepkern with numpy's BLAS capped")
     ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "out", "lstm_lm.json"))
+    harness.add_args(ap)
     args = ap.parse_args()
+    harness.apply_args(args)
     dk.set_num_threads(THREADS)
     rng = np.random.default_rng(0)
     configs = [(32, 35, 2000, 256, 256), (20, 20, 1000, 128, 128)]

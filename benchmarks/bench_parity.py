@@ -14,22 +14,12 @@ bench_attention.py.
 import argparse
 import json
 import os
-import time
+import sys
 
 import numpy as np
 
-
-def interleaved(fa, fb, repeats, warmup=2):
-    for _ in range(warmup):
-        fa()
-        fb()
-    ta, tb = [], []
-    for _ in range(repeats):
-        for fn, ts in ((fa, ta), (fb, tb)):
-            t0 = time.process_time()
-            fn()
-            ts.append(time.process_time() - t0)
-    return min(ta), min(tb)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 
 
 def cases(torch, dk, rng):
@@ -123,7 +113,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--json", default=None)
+    harness.add_args(ap)
     args = ap.parse_args()
+    harness.apply_args(args)
     import deepkern as dk
     import torch
 
@@ -131,15 +123,24 @@ def main():
     dk.set_num_threads(1)
     rng = np.random.default_rng(0)
     rows = []
-    print(f"{'op':32} {'shape':24} {'deepkern ms':>12} {'torch ms':>10} {'ratio':>7}")
-    for name, shape, ours, theirs in cases(torch, dk, rng):
-        a, b = interleaved(ours, theirs, args.repeats)
-        rows.append(dict(op=name, shape=shape, deepkern_ms=a * 1e3, torch_ms=b * 1e3, ratio=a / b))
-        print(f"{name:32} {shape:24} {a * 1e3:12.2f} {b * 1e3:10.2f} {a / b:7.2f}")
+    all_cases = list(cases(torch, dk, rng))
+    for mode in harness.modes():
+        print(
+            f"\n== parity paths, 1 thread, CPU time, best of {args.repeats} [{mode}]  ({harness.machine_description()})"
+        )
+        print(f"{'op':32} {'shape':24} {'deepkern ms':>12} {'torch ms':>10} {'ratio':>7}")
+        for name, shape, ours, theirs in all_cases:
+            a, b = harness.cpu_time_pair(ours, theirs, args.repeats, mode=mode)
+            rows.append(dict(op=name, shape=shape, mode=mode, deepkern_ms=a * 1e3, torch_ms=b * 1e3, ratio=a / b))
+            print(f"{name:32} {shape:24} {a * 1e3:12.2f} {b * 1e3:10.2f} {a / b:7.2f}")
     if args.json:
         os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
         with open(args.json, "w") as f:
-            json.dump(dict(threads=1, timer="process_time, best of n", rows=rows), f, indent=1)
+            json.dump(
+                dict(machine=harness.machine_description(), threads=1, timer="process_time, best of n", rows=rows),
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

@@ -221,7 +221,9 @@ def main():
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--cpu-time", action="store_true", help="time with process CPU time (use with --threads 1)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cuda: the GPU cases only")
+    harness.add_args(ap)
     args = ap.parse_args()
+    harness.apply_args(args)
     if args.device == "cuda":
         sys.exit(gpu_main(args))
     if args.cpu_time:  # the harness's clock, swapped for CPU time of this process
@@ -243,7 +245,7 @@ def main():
         title="pooling, CPU",
     )
     for r in rows:
-        print(f"  {r['op']:40s} {100 * r['gb_per_s'] / bw:5.1f}% of copy bandwidth")
+        print(f"  {r['op']:40s} [{r['mode']}] {100 * r['gb_per_s'] / bw:5.1f}% of copy bandwidth")
     run_cases(
         extra_cpu_cases(torch, rng),
         json_path=args.json.replace(".json", "_extra.json"),

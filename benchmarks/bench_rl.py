@@ -21,6 +21,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 from deepkern import rl  # noqa: E402
 from harness import machine_description, time_interleaved  # noqa: E402
 
@@ -51,17 +52,10 @@ def sequential(make, kind, runs, episodes, kw, seed0=0):
     return steps
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=1000)
-    ap.add_argument("--seq-runs", type=int, default=40)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--full", action="store_true", help="also time all R runs sequentially for the first case")
-    ap.add_argument("--sweep", action="store_true", help="batch throughput against R (CliffWalking, Q-learning)")
-    ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "out", "rl.json"))
-    args = ap.parse_args()
+def table(args, mode):
+    """The batch vs sequential table in one timing mode; returns its rows."""
     R, n_seq = args.runs, args.seq_runs
-    print(f"== rl.batch_train (R={R}) vs R x rl.train  ({machine_description()})")
+    print(f"== rl.batch_train (R={R}) vs R x rl.train [{mode}]  ({machine_description()})")
     hdr = (
         f"{'env':24s} {'agent':15s} {'episodes':>8s} {'batch s':>8s} {'seq s (R runs)':>15s} {'speedup':>8s} "
         f"{'batch Msteps/s':>14s} {'seq Msteps/s':>12s}"
@@ -80,13 +74,14 @@ def main():
         def run_seq():
             info["seq_steps"] = sequential(make, kind, n_seq, episodes, kw)
 
-        t_batch, t_seq = time_interleaved(run_batch, run_seq, repeats=args.repeats, warmup=1)
+        t_batch, t_seq = harness.time_pair(run_batch, run_seq, repeats=args.repeats, warmup=1, mode=mode)
         t_seq_R = t_seq * R / n_seq
         seq_rate = info["seq_steps"] / t_seq / 1e6
         batch_rate = info["batch_steps"] / t_batch / 1e6
         row = dict(
             env=label,
             agent=kind,
+            mode=mode,
             episodes=episodes,
             runs=R,
             seq_runs_timed=n_seq,
@@ -101,6 +96,24 @@ def main():
             f"{label:24s} {kind:15s} {episodes:8d} {t_batch:8.3f} {t_seq_R:15.2f} {row['speedup']:7.1f}x "
             f"{batch_rate:14.2f} {seq_rate:12.3f}"
         )
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=1000)
+    ap.add_argument("--seq-runs", type=int, default=40)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--full", action="store_true", help="also time all R runs sequentially for the first case")
+    ap.add_argument("--sweep", action="store_true", help="batch throughput against R (CliffWalking, Q-learning)")
+    ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "out", "rl.json"))
+    harness.add_args(ap)
+    args = ap.parse_args()
+    harness.apply_args(args)
+    R = args.runs
+    rows = []
+    for mode in harness.each_mode():
+        rows += table(args, mode)
     if args.full:
         label, make, kind, episodes, kw = CASES[0]
         t0 = time.perf_counter()

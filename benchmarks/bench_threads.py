@@ -27,6 +27,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import deepkern as dk  # noqa: E402
+import harness  # noqa: E402
 from deepkern import _cpu  # noqa: E402
 from harness import machine_description, time_interleaved  # noqa: E402
 
@@ -114,13 +115,30 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", default=None)
     ap.add_argument("--repeats", type=int, default=10)
+    harness.add_args(ap)
     args = ap.parse_args()
+    harness.apply_args(args)
     rng = np.random.default_rng(0)
     work = workloads(rng)
     n0 = dk.get_num_threads()
     rows = []
 
-    print(f"== OpenMP speedup, set_num_threads 1 vs 2  ({machine_description()}; load average {os.getloadavg()})")
+    for mode in harness.each_mode():
+        omp_table(work, args.repeats, mode, rows)
+    gil_tables(work, args.repeats, rows)
+    dk.set_num_threads(n0)
+    print(f"load average after: {os.getloadavg()}")
+
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine_description(), "rows": rows}, f, indent=1)
+
+
+def omp_table(work, repeats, mode, rows):
+    print(
+        f"== OpenMP speedup, set_num_threads 1 vs 2 [{mode}]  ({machine_description()}; load average {os.getloadavg()})"
+    )
     hdr = f"{'op':24s} {'shape':28s} {'1 thr ms':>9s} {'2 thr ms':>9s} {'speedup':>8s}"
     print(hdr + "\n" + "-" * len(hdr))
     for name, shape, fn in work:
@@ -132,18 +150,29 @@ def main():
 
             return call
 
-        t1, t2 = time_interleaved(at(1), at(2), repeats=args.repeats, warmup=2)
+        t1, t2 = harness.time_pair(at(1), at(2), repeats=repeats, warmup=2, mode=mode)
         rows.append(
-            dict(kind="omp_speedup", op=name, shape=shape, ms_1thread=t1 * 1e3, ms_2threads=t2 * 1e3, speedup=t1 / t2)
+            dict(
+                kind="omp_speedup",
+                op=name,
+                shape=shape,
+                mode=mode,
+                ms_1thread=t1 * 1e3,
+                ms_2threads=t2 * 1e3,
+                speedup=t1 / t2,
+            )
         )
         print(f"{name:24s} {shape:28s} {t1 * 1e3:9.2f} {t2 * 1e3:9.2f} {t1 / t2:7.2f}x")
+
+
+def gil_tables(work, repeats, rows):
 
     print("\n== GIL release: 2 Python threads x 1 call (1 OpenMP thread each) vs 1 call")
     hdr = f"{'op':24s} {'1 call ms':>10s} {'2 thr ms':>9s} {'ratio':>6s}  (1.0 = fully overlapped, 2.0 = serialised)"
     print(hdr + "\n" + "-" * len(hdr))
     dk.set_num_threads(1)
     for name, _shape, fn in [*work, ("pure-Python loop (control)", "", python_loop)]:
-        t1, t2, r = overlap_ratio(fn, max(5, args.repeats // 2))
+        t1, t2, r = overlap_ratio(fn, max(5, repeats // 2))
         rows.append(dict(kind="gil_overlap", op=name, ms_one_call=t1 * 1e3, ms_two_threads=t2 * 1e3, ratio=r))
         print(f"{name:24s} {t1 * 1e3:10.2f} {t2 * 1e3:9.2f} {r:6.2f}")
     print("\n== GIL release, load-proof: main-thread Python iterations per ms while the call runs elsewhere")
@@ -158,13 +187,6 @@ def main():
         rate, ms = statistics.median([main_thread_progress(fn) for _ in range(3)])
         rows.append(dict(kind="gil_progress", op=name, ms=ms, iters_per_ms=rate, idle_iters_per_ms=idle))
         print(f"{name:28s} {ms:9.1f} {rate:10.0f}")
-    dk.set_num_threads(n0)
-    print(f"load average after: {os.getloadavg()}")
-
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump({"machine": machine_description(), "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import deepkern as dk  # noqa: E402
+import harness  # noqa: E402
 from harness import Case, run_cases, torch_threads  # noqa: E402
 
 nn = dk.nn
@@ -67,7 +68,9 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=50)
     ap.add_argument("--json", default=None)
+    harness.add_args(ap)
     args = ap.parse_args()
+    harness.apply_args(args)
     torch = torch_threads(args.threads)
     dk.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -4,8 +4,14 @@
     run_cases([Case("max_pool2d fwd+bwd", "32x64x64x64 f32", dk_fn, torch_fn, bytes=..., flops=...)],
               json_path="out/pooling.json")
 
-Each case's two functions run interleaved (dk, peer, dk, peer, ...) after warm-up, so drift in
-the machine's state (frequency, other load) hits both alike; the figure is the median.
+Two ways to time a pair (`--mode`, which every bench_*.py script takes through add_args/apply_args):
+- interleaved (the default, as training runs): dk, peer, dk, peer, ... one call per sample after
+  warm-up, so drift in the machine's state hits both alike and each library's allocations churn
+  the allocator and page tables the other one sees;
+- blocks: all of deepkern's calls, then all of the peer's (each library alone in a quiet process:
+  its freed buffers are still in the allocator's hands on the next call).
+`--mode both` prints one table per mode. The figure is the median. Every table's title line states
+the machine: CPU model, the ISA path deepkern picked, logical CPUs, threads of each library.
 """
 
 import json
@@ -37,6 +43,73 @@ def _time_once(fn, sync=None):
     return time.perf_counter() - t0
 
 
+MODES = ("interleaved", "blocks")
+_mode = ["interleaved"]  # the modes apply_args chose; each_mode() walks them
+
+
+def add_args(ap):
+    """The timing options every benchmark script shares (argparse parser)."""
+    ap.add_argument(
+        "--mode",
+        default="interleaved",
+        choices=MODES + ("both",),
+        help="interleaved: dk, peer, dk, ... per call (as training runs); blocks: each library alone; both",
+    )
+
+
+def apply_args(args):
+    _mode[:] = list(MODES) if args.mode == "both" else [args.mode]
+
+
+def modes():
+    return list(_mode)
+
+
+def each_mode():
+    """Yields each chosen mode, making it the one time_pair uses meanwhile."""
+    chosen = list(_mode)
+    try:
+        for m in chosen:
+            _mode[:] = [m]
+            yield m
+    finally:
+        _mode[:] = chosen
+
+
+def time_pair(fn_a, fn_b, repeats=20, warmup=3, min_time=0.0, sync=None, mode=None):
+    """Median seconds of fn_a and fn_b (fn_b may be None) in `mode` (default: the first chosen)."""
+    mode = mode or _mode[0]
+    if mode == "interleaved" or fn_b is None:
+        return time_interleaved(fn_a, fn_b, repeats, warmup, min_time, sync)
+    if mode != "blocks":
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    ta, _ = time_interleaved(fn_a, None, repeats, warmup, min_time, sync)
+    tb, _ = time_interleaved(fn_b, None, repeats, warmup, min_time, sync)
+    return ta, tb
+
+
+def cpu_time_pair(fn_a, fn_b, repeats=9, warmup=2, mode=None):
+    """Best process CPU seconds of fn_a and fn_b in `mode` (for 1-thread runs, where CPU time is
+    the work done and does not grow when the scheduler takes the core away)."""
+    mode = mode or _mode[0]
+
+    def best(fns):
+        for _ in range(warmup):
+            for fn in fns:
+                fn()
+        ts = [[] for _ in fns]
+        for _ in range(repeats):
+            for fn, t in zip(fns, ts):
+                t0 = time.process_time()
+                fn()
+                t.append(time.process_time() - t0)
+        return [min(t) for t in ts]
+
+    if mode == "interleaved":
+        return tuple(best([fn_a, fn_b]))
+    return best([fn_a])[0], best([fn_b])[0]
+
+
 def time_interleaved(fn_a, fn_b, repeats=20, warmup=3, min_time=0.0, sync=None):
     """Median seconds of fn_a and fn_b (fn_b may be None), called alternately."""
     for _ in range(warmup):
@@ -54,6 +127,23 @@ def time_interleaved(fn_a, fn_b, repeats=20, warmup=3, min_time=0.0, sync=None):
     return statistics.median(ta), (statistics.median(tb) if tb else None)
 
 
+def _threads():
+    """deepkern's ISA path and thread count, and torch's threads when torch is loaded."""
+    import sys
+
+    parts = []
+    dk = sys.modules.get("deepkern")
+    if dk is not None:
+        try:
+            parts.append(f"deepkern ISA {dk._cpu.isa()}, {dk.get_num_threads()} dk threads")
+        except Exception:  # pragma: no cover - a build without the CPU module
+            pass
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        parts.append(f"{torch.get_num_threads()} torch threads")
+    return ", ".join(parts)
+
+
 def machine_description():
     cpu = platform.processor() or platform.machine()
     try:
@@ -64,18 +154,31 @@ def machine_description():
                     break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
+    desc = f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
+    extra = _threads()
+    return f"{desc}; {extra}" if extra else desc
 
 
 def run_cases(cases, json_path=None, repeats=20, warmup=3, title="", sync=None):
+    """One table per chosen mode (apply_args); rows carry their mode; the JSON holds them all."""
+    rows = []
+    for mode in modes():
+        rows += _run_table(cases, repeats, warmup, f"{title} [{mode}]" if title else f"[{mode}]", sync, mode)
+    if json_path:
+        os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
+        with open(json_path, "w") as f:
+            json.dump({"machine": machine_description(), "title": title, "modes": modes(), "rows": rows}, f, indent=1)
+    return rows
+
+
+def _run_table(cases, repeats, warmup, title, sync, mode):
     rows = []
     hdr = f"{'op':32s} {'shape':28s} {'deepkern ms':>12s} {'peer ms':>10s} {'speedup':>8s} {'GB/s':>8s} {'GFLOP/s':>9s}"
-    if title:
-        print(f"\n== {title}  ({machine_description()})")
+    print(f"\n== {title}  ({machine_description()})")
     print(hdr)
     print("-" * len(hdr))
     for c in cases:
-        t_dk, t_peer = time_interleaved(c.deepkern, c.peer, repeats=repeats, warmup=warmup, sync=sync)
+        t_dk, t_peer = time_pair(c.deepkern, c.peer, repeats=repeats, warmup=warmup, sync=sync, mode=mode)
         speedup = (t_peer / t_dk) if t_peer else None
         gbs = c.bytes / t_dk / 1e9 if c.bytes else None
         gfs = c.flops / t_dk / 1e9 if c.flops else None
@@ -88,6 +191,7 @@ def run_cases(cases, json_path=None, repeats=20, warmup=3, title="", sync=None):
             speedup=speedup,
             gb_per_s=gbs,
             gflop_per_s=gfs,
+            mode=mode,
             peer_gflop_per_s=(c.flops / t_peer / 1e9 if (c.flops and t_peer) else None),
             **c.extra,
         )
@@ -97,10 +201,6 @@ def run_cases(cases, json_path=None, repeats=20, warmup=3, title="", sync=None):
             f"{c.op:32s} {c.shape:28s} {t_dk * 1e3:12.3f} {fmt(row['peer_ms'], '%10.3f'):>10s} "
             f"{fmt(speedup, '%7.2fx'):>8s} {fmt(gbs, '%8.1f'):>8s} {fmt(gfs, '%9.1f'):>9s}"
         )
-    if json_path:
-        os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
-        with open(json_path, "w") as f:
-            json.dump({"machine": machine_description(), "title": title, "rows": rows}, f, indent=1)
     return rows
 
 
