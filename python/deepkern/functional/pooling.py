@@ -1,7 +1,8 @@
 """max_pool2d / avg_pool2d and their backward passes (NCHW or unbatched CHW, PyTorch's semantics)."""
 
+from .._out import finish, kernel_buffer
 from .._saved import watch
-from .._validate import Context, as_float_arrays, as_grad, check_ctx, int_pair, to_out_dtype
+from .._validate import Context, as_float_arrays, as_grad, check_ctx, int_pair
 
 
 def pool_output_size(n, k, s, p, d, ceil_mode):
@@ -111,7 +112,16 @@ def _kernel_params(op, backend, p):
 
 
 def max_pool2d(
-    x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *, return_indices=False, return_ctx=False
+    x,
+    kernel_size,
+    stride=None,
+    padding=0,
+    dilation=1,
+    ceil_mode=False,
+    *,
+    return_indices=False,
+    return_ctx=False,
+    out=None,
 ):
     """Max pooling over (H, W) of an NCHW batch or one CHW sample; padding is -inf; NaN propagates.
 
@@ -120,6 +130,8 @@ def max_pool2d(
     return_indices, plus a ctx for max_pool2d_backward when return_ctx.
 
     dtypes: float32 or float64 on numpy (float16 too on cupy); y has x's dtype, indices are int64.
+    out: an array to write y into and return (y's shape and dtype, C-contiguous, not overlapping x),
+    e.g. reused from the previous step so no large buffer is allocated anew.
 
     >>> import numpy as np, deepkern as dk
     >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
@@ -127,18 +139,23 @@ def max_pool2d(
     >>> y[0, 0].tolist(), idx[0, 0].tolist()
     ([[5.0, 7.0], [13.0, 15.0]], [[5, 7], [13, 15]])
     """
+    return _max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, return_ctx, out, None)
+
+
+def _max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, return_ctx, out, idx_buf):
+    """max_pool2d; idx_buf: a (N, C, Ho, Wo) int64 array for the indices (nn.MaxPool2D's reused one)."""
     op = "max_pool2d"
     backend, (x,), out_dt, comp_dt = as_float_arrays(op, [("x", x)])
     x, unbatched = batched(op, x)
     params = _pool_params(op, x, kernel_size, stride, padding, dilation, ceil_mode)
     kparams = _kernel_params(op, backend, params)
     shape = (params["N"], params["C"], params["Ho"], params["Wo"])
-    y = backend.empty(shape, comp_dt)
-    idx = backend.empty(shape, "int64")
+    res_shape = shape[1:] if unbatched else shape
+    y, direct = kernel_buffer(op, backend, out, res_shape, shape, out_dt, comp_dt, [("x", x)])
+    idx = backend.empty(shape, "int64") if idx_buf is None else idx_buf
     backend.call("max_pool2d_forward", kparams, x, y, idx)
-    y = to_out_dtype(y, out_dt)
     idx_out = idx[0] if unbatched else idx
-    result = y[0] if unbatched else y
+    result = finish(out, y, direct, res_shape, out_dt)
     if return_indices:
         result = (result, idx_out)
     if return_ctx:
@@ -163,13 +180,17 @@ def _grad4(op, ctx, dy):
     return dy[None] if ctx.unbatched else dy
 
 
-def _dx_out(ctx, dx):
-    dx = to_out_dtype(dx, ctx.out_dtype)
-    return dx[0] if ctx.unbatched else dx
+def _dx_shape(ctx):
+    return tuple(ctx.x_shape[1:]) if ctx.unbatched else tuple(ctx.x_shape)
 
 
-def max_pool2d_backward(ctx, dy):
+def _dx_buffer(op, ctx, out, sources):
+    return kernel_buffer(op, ctx.backend, out, _dx_shape(ctx), ctx.x_shape, ctx.out_dtype, ctx.compute_dtype, sources)
+
+
+def max_pool2d_backward(ctx, dy, *, out=None):
     """(dx,): each output's gradient goes to the input unit that was its max in the forward.
+    out: an array to write dx into (x's shape and dtype, C-contiguous, not overlapping dy).
 
     >>> import numpy as np, deepkern as dk
     >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
@@ -181,9 +202,9 @@ def max_pool2d_backward(ctx, dy):
     op = "max_pool2d_backward"
     check_ctx(op, ctx, "max_pool2d")
     dy = _grad4(op, ctx, dy)
-    dx = ctx.backend.empty(ctx.x_shape, ctx.compute_dtype)
+    dx, direct = _dx_buffer(op, ctx, out, [("dy", dy), ("indices", ctx.indices)])
     ctx.backend.call("max_pool2d_backward", ctx.params, dy, ctx.indices, dx)
-    return (_dx_out(ctx, dx),)
+    return (finish(out, dx, direct, _dx_shape(ctx), ctx.out_dtype),)
 
 
 def avg_pool2d(
@@ -196,6 +217,7 @@ def avg_pool2d(
     divisor_override=None,
     *,
     return_ctx=False,
+    out=None,
 ):
     """Average pooling over (H, W) of an NCHW batch or one CHW sample.
 
@@ -203,7 +225,7 @@ def avg_pool2d(
     to the padded input (count_include_pad=True, PyTorch's default) or to the input itself.
 
     dtypes: float32 or float64 on numpy (float16 too on cupy); y has x's dtype. With return_ctx=True
-    returns (y, ctx) for avg_pool2d_backward.
+    returns (y, ctx) for avg_pool2d_backward. out: as max_pool2d's.
 
     >>> import numpy as np, deepkern as dk
     >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
@@ -216,10 +238,10 @@ def avg_pool2d(
     params = _pool_params(op, x, kernel_size, stride, padding, 1, ceil_mode, count_include_pad, divisor_override)
     kparams = _kernel_params(op, backend, params)
     shape = (params["N"], params["C"], params["Ho"], params["Wo"])
-    y = backend.empty(shape, comp_dt)
+    res_shape = shape[1:] if unbatched else shape
+    y, direct = kernel_buffer(op, backend, out, res_shape, shape, out_dt, comp_dt, [("x", x)])
     backend.call("avg_pool2d_forward", kparams, x, y)
-    y = to_out_dtype(y, out_dt)
-    result = y[0] if unbatched else y
+    result = finish(out, y, direct, res_shape, out_dt)
     if return_ctx:
         return result, Context(
             op, backend, out_dt, comp_dt, params=kparams, x_shape=x.shape, y_shape=result.shape, unbatched=unbatched
@@ -227,8 +249,9 @@ def avg_pool2d(
     return result
 
 
-def avg_pool2d_backward(ctx, dy):
+def avg_pool2d_backward(ctx, dy, *, out=None):
     """(dx,): each output's gradient is spread evenly over its window, divided as in the forward.
+    out: as max_pool2d_backward's.
 
     >>> import numpy as np, deepkern as dk
     >>> y, ctx = dk.avg_pool2d(np.zeros((1, 1, 2, 2)), 2, return_ctx=True)
@@ -238,6 +261,6 @@ def avg_pool2d_backward(ctx, dy):
     op = "avg_pool2d_backward"
     check_ctx(op, ctx, "avg_pool2d")
     dy = _grad4(op, ctx, dy)
-    dx = ctx.backend.empty(ctx.x_shape, ctx.compute_dtype)
+    dx, direct = _dx_buffer(op, ctx, out, [("dy", dy)])
     ctx.backend.call("avg_pool2d_backward", ctx.params, dy, dx)
-    return (_dx_out(ctx, dx),)
+    return (finish(out, dx, direct, _dx_shape(ctx), ctx.out_dtype),)

@@ -1,9 +1,16 @@
-"""Pooling layers (NCHW, or one unbatched CHW sample) over the functional max/avg pooling kernels."""
+"""Pooling layers (NCHW, or one unbatched CHW sample) over the functional max/avg pooling kernels.
+They write y, the max indices and dx into buffers kept from the previous step when no one holds
+those any more (nn/_workspace.py), so a training step allocates none of them anew."""
 
 from .. import functional as F
+from .._backend import get_array_module
 from .._validate import int_pair
+from ..functional import pooling as FP
 from ..functional.pooling import pool_options, pool_output_size
 from ._base import Layer
+from ._workspace import Workspace
+
+_FLOATS = ("float32", "float64")
 
 
 class _Pool2D(Layer):
@@ -16,11 +23,13 @@ class _Pool2D(Layer):
         self.stride = self.kernel_size if stride is None else int_pair(name, "stride", stride, 1)
         self.padding = int_pair(name, "padding", padding, 0)
         self._ctx = None
+        self._ws = Workspace()
 
     def _call(self, x):
         raise NotImplementedError
 
     def forward(self, x, training=True):
+        self._ctx = None  # the previous step's indices are then free for reuse
         out, ctx = self._call(x)
         self._ctx = ctx if training else None
         return out
@@ -28,7 +37,34 @@ class _Pool2D(Layer):
     def backward(self, dy):
         if self._ctx is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward(x, training=True)")
-        return type(self)._bwd(self._ctx, dy)[0]
+        ctx = self._ctx
+        dx = self._ws.get("dx", ctx.backend.xp, FP._dx_shape(ctx), ctx.out_dtype)
+        return type(self)._bwd(ctx, dy, out=dx)[0]
+
+    def _out_shapes(self, x):
+        """(y's shape, the indices' batched shape) when x is a ready float array whose result the
+        workspace can hold; None otherwise (the functional op then checks x and allocates)."""
+        if getattr(x, "ndim", 0) not in (3, 4) or str(getattr(x, "dtype", "")) not in _FLOATS:
+            return None
+        if not x.flags.c_contiguous:
+            return None
+        try:
+            shape = self.output_shape(tuple(x.shape[-3:]))
+        except (TypeError, ValueError):
+            return None
+        if min(shape) < 1:
+            return None
+        if x.ndim == 3:
+            return shape, (1,) + shape
+        return (x.shape[0],) + shape, (x.shape[0],) + shape
+
+    def _buffers(self, x, with_indices):
+        shapes = self._out_shapes(x)
+        if shapes is None:
+            return None, None
+        xp = get_array_module(x)
+        y = self._ws.get("y", xp, shapes[0], x.dtype)
+        return y, (self._ws.get("indices", xp, shapes[1], "int64") if with_indices else None)
 
     def output_shape(self, input_shape):
         C, H, W = input_shape
@@ -54,15 +90,18 @@ class MaxPool2D(_Pool2D):
         self.ceil_mode = ceil_mode
 
     def _call(self, x):
-        return F.max_pool2d(
+        y, idx = self._buffers(x, not self.return_indices)  # returned indices are the caller's: fresh
+        return FP._max_pool2d(
             x,
             self.kernel_size,
             self.stride,
             self.padding,
             self.dilation,
             self.ceil_mode,
-            return_indices=self.return_indices,
-            return_ctx=True,
+            self.return_indices,
+            True,
+            y,
+            idx,
         )
 
 
@@ -82,6 +121,7 @@ class AvgPool2D(_Pool2D):
         pool_options("AvgPool2D", ceil_mode, count_include_pad, divisor_override)
 
     def _call(self, x):
+        y, _ = self._buffers(x, False)
         return F.avg_pool2d(
             x,
             self.kernel_size,
@@ -91,4 +131,5 @@ class AvgPool2D(_Pool2D):
             self.count_include_pad,
             self.divisor_override,
             return_ctx=True,
+            out=y,
         )
