@@ -3,6 +3,7 @@
     python benchmarks/bench_pooling.py [--threads 2] [--json benchmarks/out/pooling.json]
     python benchmarks/bench_pooling.py --threads 1 --cpu-time   # per-process CPU time: robust on a loaded machine
     python benchmarks/bench_pooling.py --device cuda [--json out.json]   # the GPU cases only (gpu_harness.py)
+    python benchmarks/bench_pooling.py --mode both [--no-hugepage]   # interleaved and quiet blocks; as with THP off
 
 CPU: 32x64x64x64 float32, 2x2 windows (stride 2), against torch CPU at the same thread count and
 against this machine's copy bandwidth (a numpy copy of a large array, bytes read + written).
@@ -32,6 +33,14 @@ def copy_bandwidth_gbs(nbytes=256 << 20, repeats=10):
         np.copyto(b, a)
         ts.append(time.perf_counter() - t0)
     return 2 * nbytes / np.median(ts) / 1e9
+
+
+def thp_setting():
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return f.read().split("[", 1)[1].split("]", 1)[0]
+    except (OSError, IndexError):
+        return "unknown"
 
 
 def pool_cases(x, dy, torch, device_label, to_torch):
@@ -64,6 +73,30 @@ def pool_cases(x, dy, torch, device_label, to_torch):
         y.backward(dyt)
         xg.grad = None
 
+    y_buf = np.empty(dy.shape, x.dtype)
+    dx_buf = np.empty_like(x)
+
+    def dk_max_fb_out():  # the functional ops writing into buffers kept from the last call
+        _, ctx = dk.max_pool2d(x, 2, return_ctx=True, out=y_buf)
+        dk.max_pool2d_backward(ctx, dy, out=dx_buf)
+
+    max_layer, avg_layer = dk.nn.MaxPool2D(2), dk.nn.AvgPool2D(2)
+    t_max, t_avg = torch.nn.MaxPool2d(2), torch.nn.AvgPool2d(2)
+
+    def dk_layer_fb(layer):
+        def step():  # a layer keeps its y / indices / dx buffers from step to step
+            layer.forward(x)
+            layer.backward(dy)
+
+        return step
+
+    def torch_layer_fb(module):
+        def step():
+            module(xg).backward(dyt)
+            xg.grad = None
+
+        return step
+
     shape = "x".join(map(str, x.shape)) + f" {x.dtype.name[:1]}{8 * e}"
     return [
         Case(
@@ -74,6 +107,14 @@ def pool_cases(x, dy, torch, device_label, to_torch):
             bytes=fwd_bytes,
         ),
         Case(f"max_pool2d 2x2 fwd+bwd [{device_label}]", shape, dk_max_fb, torch_max_fb, bytes=fwd_bytes + bwd_bytes),
+        Case("max_pool2d 2x2 fwd+bwd, out= [cpu]", shape, dk_max_fb_out, torch_max_fb, bytes=fwd_bytes + bwd_bytes),
+        Case(
+            "nn.MaxPool2D 2x2 fwd+bwd [cpu]",
+            shape,
+            dk_layer_fb(max_layer),
+            torch_layer_fb(t_max),
+            bytes=fwd_bytes + bwd_bytes,
+        ),
         Case(
             f"avg_pool2d 2x2 fwd [{device_label}]",
             shape,
@@ -82,6 +123,7 @@ def pool_cases(x, dy, torch, device_label, to_torch):
             bytes=n * e * 1.25,
         ),
         Case(f"avg_pool2d 2x2 fwd+bwd [{device_label}]", shape, dk_avg_fb, torch_avg_fb, bytes=n * e * 2.5),
+        Case("nn.AvgPool2D 2x2 fwd+bwd [cpu]", shape, dk_layer_fb(avg_layer), torch_layer_fb(t_avg), bytes=n * e * 2.5),
         Case(
             f"max_pool2d 3x3 s2 p1 fwd [{device_label}]",
             shape,
@@ -221,9 +263,17 @@ def main():
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--cpu-time", action="store_true", help="time with process CPU time (use with --threads 1)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cuda: the GPU cases only")
+    ap.add_argument(
+        "--no-hugepage",
+        action="store_true",
+        help="turn off numpy's huge-page advice for big arrays (as where THP is 'never'): every page of a "
+        "fresh result then faults",
+    )
     harness.add_args(ap)
     args = ap.parse_args()
     harness.apply_args(args)
+    if args.no_hugepage:
+        np._core.multiarray._set_madvise_hugepage(False)
     if args.device == "cuda":
         sys.exit(gpu_main(args))
     if args.cpu_time:  # the harness's clock, swapped for CPU time of this process
@@ -236,7 +286,8 @@ def main():
     bw = copy_bandwidth_gbs()
     print(
         f"CPU copy bandwidth (numpy copy, read + write): {bw:.1f} GB/s; deepkern ISA {dk._cpu.isa()}, "
-        f"{args.threads} threads for both"
+        f"{args.threads} threads for both; THP {thp_setting()}, numpy huge-page advice "
+        f"{'off' if args.no_hugepage else 'on'}"
     )
     rows = run_cases(
         pool_cases(x, dy, torch, "cpu", torch.from_numpy),

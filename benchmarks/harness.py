@@ -11,12 +11,15 @@ Two ways to time a pair (`--mode`, which every bench_*.py script takes through a
 - blocks: all of deepkern's calls, then all of the peer's (each library alone in a quiet process:
   its freed buffers are still in the allocator's hands on the next call).
 `--mode both` prints one table per mode. The figure is the median. Every table's title line states
-the machine: CPU model, the ISA path deepkern picked, logical CPUs, threads of each library.
+the machine: CPU model, the ISA path deepkern picked, logical CPUs, threads of each library. The
+"flt" columns are each library's median minor page faults per call (getrusage ru_minflt): the
+first touches of fresh memory, which a big newly allocated result costs on every call.
 """
 
 import json
 import os
 import platform
+import resource
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -171,14 +174,40 @@ def run_cases(cases, json_path=None, repeats=20, warmup=3, title="", sync=None):
     return rows
 
 
+def _minflt():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _counted(fn, faults):
+    """fn, appending each call's minor page faults (first touches of fresh memory) to `faults`."""
+    if fn is None:
+        return None
+
+    def call():
+        f0 = _minflt()
+        r = fn()
+        faults.append(_minflt() - f0)
+        return r
+
+    return call
+
+
 def _run_table(cases, repeats, warmup, title, sync, mode):
     rows = []
-    hdr = f"{'op':32s} {'shape':28s} {'deepkern ms':>12s} {'peer ms':>10s} {'speedup':>8s} {'GB/s':>8s} {'GFLOP/s':>9s}"
+    hdr = (
+        f"{'op':32s} {'shape':28s} {'deepkern ms':>12s} {'peer ms':>10s} {'speedup':>8s} {'GB/s':>8s} {'GFLOP/s':>9s}"
+        f" {'dk flt':>7s} {'peer flt':>8s}"
+    )
     print(f"\n== {title}  ({machine_description()})")
     print(hdr)
     print("-" * len(hdr))
     for c in cases:
-        t_dk, t_peer = time_pair(c.deepkern, c.peer, repeats=repeats, warmup=warmup, sync=sync, mode=mode)
+        f_dk, f_peer = [], []
+        t_dk, t_peer = time_pair(
+            _counted(c.deepkern, f_dk), _counted(c.peer, f_peer), repeats=repeats, warmup=warmup, sync=sync, mode=mode
+        )
+        flt_dk = statistics.median(f_dk[warmup:] or f_dk)
+        flt_peer = statistics.median(f_peer[warmup:] or f_peer) if f_peer else None
         speedup = (t_peer / t_dk) if t_peer else None
         gbs = c.bytes / t_dk / 1e9 if c.bytes else None
         gfs = c.flops / t_dk / 1e9 if c.flops else None
@@ -192,6 +221,8 @@ def _run_table(cases, repeats, warmup, title, sync, mode):
             gb_per_s=gbs,
             gflop_per_s=gfs,
             mode=mode,
+            minflt_per_call=flt_dk,
+            peer_minflt_per_call=flt_peer,
             peer_gflop_per_s=(c.flops / t_peer / 1e9 if (c.flops and t_peer) else None),
             **c.extra,
         )
@@ -200,6 +231,7 @@ def _run_table(cases, repeats, warmup, title, sync, mode):
         print(
             f"{c.op:32s} {c.shape:28s} {t_dk * 1e3:12.3f} {fmt(row['peer_ms'], '%10.3f'):>10s} "
             f"{fmt(speedup, '%7.2fx'):>8s} {fmt(gbs, '%8.1f'):>8s} {fmt(gfs, '%9.1f'):>9s}"
+            f" {flt_dk:7.0f} {fmt(flt_peer, '%8.0f'):>8s}"
         )
     return rows
 
