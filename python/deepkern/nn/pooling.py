@@ -2,6 +2,8 @@
 They write y, the max indices and dx into buffers kept from the previous step when no one holds
 those any more (nn/_workspace.py), so a training step allocates none of them anew."""
 
+import numpy as np
+
 from .. import functional as F
 from .._backend import get_array_module
 from .._validate import int_pair
@@ -10,7 +12,7 @@ from ..functional.pooling import pool_options, pool_output_size
 from ._base import Layer
 from ._workspace import Workspace
 
-_FLOATS = ("float32", "float64")
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 class _Pool2D(Layer):
@@ -44,7 +46,7 @@ class _Pool2D(Layer):
     def _out_shapes(self, x):
         """(y's shape, the indices' batched shape) when x is a ready float array whose result the
         workspace can hold; None otherwise (the functional op then checks x and allocates)."""
-        if getattr(x, "ndim", 0) not in (3, 4) or str(getattr(x, "dtype", "")) not in _FLOATS:
+        if getattr(x, "ndim", 0) not in (3, 4) or getattr(x, "dtype", None) not in _FLOATS:
             return None
         if not x.flags.c_contiguous:
             return None

@@ -66,6 +66,16 @@ class Optimizer:
         return f"{type(self).__name__}(lr={self.lr}, {len(self.params)} parameters)"
 
 
+def _scratch(opt, name, n, dtype):
+    """A flat scratch array of at least n elements of dtype, kept on the optimizer (shared by its
+    parameters: one of the largest parameter's size)."""
+    buf = opt.__dict__.get(name)
+    if buf is None or buf.size < n or buf.dtype != dtype:
+        buf = np.empty(max(n, 0 if buf is None or buf.dtype != dtype else buf.size), dtype)
+        opt.__dict__[name] = buf
+    return buf[:n]
+
+
 class SGD(Optimizer):
     """torch.optim.SGD: g += wd*w; buf = g (first step) else momentum*buf + (1-dampening)*g;
     g = g + momentum*buf (Nesterov) or buf; w -= lr*g."""
@@ -116,17 +126,41 @@ class Adam(Optimizer):
         st["t"] += 1
         t, m, v = st["t"], st["m"], st["v"]
         m *= b1
-        m += (1 - b1) * g
         v *= b2
-        v += (1 - b2) * g * g
+        if xp is np:
+            tg = _scratch(self, "_tmp_g", g.size, g.dtype).reshape(g.shape)
+            np.multiply(g, 1 - b1, out=tg)
+            m += tg
+            np.multiply(g, 1 - b2, out=tg)
+            tg *= g
+            v += tg
+        else:
+            m += (1 - b1) * g
+            v += (1 - b2) * g * g
         if self.amsgrad:
             vmax = st.setdefault("vmax", xp.zeros_like(w))
             xp.maximum(vmax, v, out=vmax)
             v = vmax
         bc1 = 1 - b1**t
         bc2 = 1 - b2**t
+        if xp is np:  # the same operations in the same order, into scratch buffers (no temporaries)
+            self._update_numpy(w, m, v, bc1, bc2)
+            return
         denom = xp.sqrt(v) / np.sqrt(bc2) + self.eps
         w -= (self.lr / bc1) * (m / denom)
+
+    def _update_numpy(self, w, m, v, bc1, bc2):
+        """w -= (lr / bc1) * (m / (sqrt(v) / sqrt(bc2) + eps)), with numpy's types as the one-line
+        form has them (the division by the float64 scalar makes the denominator float64)."""
+        n = w.size
+        tw = _scratch(self, "_tmp_w", n, w.dtype).reshape(w.shape)
+        t64 = _scratch(self, "_tmp_64", n, np.float64).reshape(w.shape)
+        np.sqrt(v, out=tw)
+        np.divide(tw, np.sqrt(bc2), out=t64)
+        t64 += self.eps
+        np.divide(m, t64, out=t64)
+        t64 *= self.lr / bc1
+        w -= t64
 
 
 class AdamW(Adam):
