@@ -1,4 +1,4 @@
-"""Pooling's out= buffers (checks, aliasing, identical results) and the pooling layers' reuse of
+"""Pooling's out= buffers (checks, aliasing, identical results) and the pooling and ReLU layers' reuse of
 their output/gradient buffers across steps (never overwriting an array the caller still holds)."""
 
 import deepkern as dk
@@ -168,3 +168,23 @@ def test_layer_returned_indices_are_fresh_each_call(rng):
     _, i2 = layer.forward(-x)
     assert i1 is not i2
     np.testing.assert_array_equal(i1, i1_val)
+
+
+def test_relu_reuses_free_buffers_and_keeps_held_ones(rng):
+    relu = dk.nn.ReLU()
+    x1 = rng.standard_normal((3, 5, 7)).astype(np.float32)
+    x2 = rng.standard_normal((3, 5, 7)).astype(np.float32)
+    dy = rng.standard_normal((3, 5, 7)).astype(np.float32)
+    y, dx = relu.forward(x1), relu.backward(dy)
+    ids = (id(y), id(dx))
+    del y, dx
+    y, dx = relu.forward(x1), relu.backward(dy)
+    assert (id(y), id(dx)) == ids  # nothing held: the same buffers again
+    held_y, held_dx = y, dx
+    del y, dx
+    y2, dx2 = relu.forward(x2), relu.backward(-dy)
+    assert y2 is not held_y and dx2 is not held_dx
+    np.testing.assert_array_equal(held_y, np.maximum(x1, 0))
+    np.testing.assert_array_equal(held_dx, np.where(x1 > 0, dy, 0))
+    np.testing.assert_array_equal(y2, np.maximum(x2, 0))
+    np.testing.assert_array_equal(dx2, np.where(x2 > 0, -dy, 0))

@@ -7,6 +7,7 @@ from .._saved import Remembered, recall
 from .._validate import kernel_layout
 from ._base import Layer, default_rng, xp_of
 from ._checks import check_backward
+from ._workspace import Workspace
 
 
 def _float(x):
@@ -23,17 +24,21 @@ class _Elementwise(Layer):
 class ReLU(_Elementwise):
     """max(x, 0) with PyTorch's semantics: NaN passes through, -inf gives 0; the gradient is
     exactly 0 where x <= 0 (also where dy is inf or NaN) and dy elsewhere (x > 0 or NaN). numpy float32/float64 run
-    one C++ pass each way (deepkern._cpu.relu_*); other arrays (cupy, float16) use array ops."""
+    one C++ pass each way (deepkern._cpu.relu_*); other arrays (cupy, float16) use array ops.
+    The numpy path writes y, the mask and dx into buffers of an earlier step that nothing else
+    holds any more (nn/_workspace.py): no large buffer is allocated anew each training step."""
 
     def __init__(self):
         self._mask = None
+        self._ws = Workspace()
 
     def forward(self, x, training=True):
         x = _float(x)
         if isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64):
             x = kernel_layout(np, x)  # (np.ascontiguousarray would turn a 0-d x into shape (1,))
-            y = np.empty_like(x)
-            active = np.empty(x.shape, np.bool_)
+            self._mask = None  # the previous step's mask is then free for reuse
+            y = self._ws.get("y", np, x.shape, x.dtype)
+            active = self._ws.get("mask", np, x.shape, np.bool_)
             _cpu.relu_forward(x, y, active)
         else:
             xp = xp_of(x)
@@ -47,7 +52,7 @@ class ReLU(_Elementwise):
         check_backward("ReLU", mask, dy, mask.shape if mask is not None else None)
         if isinstance(mask, np.ndarray) and isinstance(dy, np.ndarray) and dy.dtype in (np.float32, np.float64):
             dy = kernel_layout(np, dy)
-            dx = np.empty_like(dy)
+            dx = self._ws.get("dx", np, dy.shape, dy.dtype)
             _cpu.relu_backward(dy, mask, dx)
             return dx
         xp = xp_of(mask)
