@@ -60,7 +60,7 @@ class _Pool2D(Layer):
             return shape, (1,) + shape
         return (x.shape[0],) + shape, (x.shape[0],) + shape
 
-    def _buffers(self, x, with_indices):
+    def _reused_buffers(self, x, with_indices):
         shapes = self._out_shapes(x)
         if shapes is None:
             return None, None
@@ -92,7 +92,7 @@ class MaxPool2D(_Pool2D):
         self.ceil_mode = ceil_mode
 
     def _call(self, x):
-        y, idx = self._buffers(x, not self.return_indices)  # returned indices are the caller's: fresh
+        y, idx = self._reused_buffers(x, not self.return_indices)  # returned indices are the caller's: fresh
         return FP._max_pool2d(
             x,
             self.kernel_size,
@@ -123,7 +123,7 @@ class AvgPool2D(_Pool2D):
         pool_options("AvgPool2D", ceil_mode, count_include_pad, divisor_override)
 
     def _call(self, x):
-        y, _ = self._buffers(x, False)
+        y, _ = self._reused_buffers(x, False)
         return F.avg_pool2d(
             x,
             self.kernel_size,
