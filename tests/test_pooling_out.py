@@ -188,3 +188,33 @@ def test_relu_reuses_free_buffers_and_keeps_held_ones(rng):
     np.testing.assert_array_equal(held_dx, np.where(x1 > 0, dy, 0))
     np.testing.assert_array_equal(y2, np.maximum(x2, 0))
     np.testing.assert_array_equal(dx2, np.where(x2 > 0, -dy, 0))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_gpu_out_and_layer_reuse(kind, dtype, rng):
+    cp = pytest.importorskip("cupy")
+    x = cp.asarray(rng.standard_normal((2, 3, 8, 10)).astype(dtype))
+    fwd = dk.max_pool2d if kind == "max" else dk.avg_pool2d
+    bwd = dk.max_pool2d_backward if kind == "max" else dk.avg_pool2d_backward
+    y_ref, ctx = fwd(x, 2, return_ctx=True)
+    dy = cp.ones_like(y_ref)
+    (dx_ref,) = bwd(ctx, dy)
+    out, dx_out = cp.empty_like(y_ref), cp.empty_like(x)
+    y, ctx = fwd(x, 2, return_ctx=True, out=out)
+    (dx,) = bwd(ctx, dy, out=dx_out)
+    assert y is out and dx is dx_out
+    np.testing.assert_array_equal(cp.asnumpy(y), cp.asnumpy(y_ref))
+    np.testing.assert_array_equal(cp.asnumpy(dx), cp.asnumpy(dx_ref))
+    with pytest.raises(TypeError, match="'out' must be a cupy array"):
+        fwd(x, 2, out=np.empty(y_ref.shape, dtype))
+    with pytest.raises(ValueError, match="'out' overlaps the input 'x'"):
+        fwd(x, 2, out=x.reshape(-1)[: y_ref.size].reshape(y_ref.shape))
+    layer = (dk.nn.MaxPool2D if kind == "max" else dk.nn.AvgPool2D)(2)
+    for _ in range(3):
+        yl = layer.forward(x)
+        dxl = layer.backward(dy)
+        np.testing.assert_array_equal(cp.asnumpy(yl), cp.asnumpy(y_ref))
+        np.testing.assert_array_equal(cp.asnumpy(dxl), cp.asnumpy(dx_ref))
+        del yl, dxl
