@@ -124,7 +124,9 @@ def memory_rows(Ns=(1024, 2048, 4096, 8192), D=64):
             )
             row[f"{which}_peak_growth_mib"] = int(r.stdout.strip()) / 1024 if r.returncode == 0 else None
         rows.append(row)
-    print("\n== peak RSS growth of one forward+backward, B=1 H=1 D=64 float32 (fresh process each)")
+    print(
+        f"\n== peak RSS growth of one forward+backward, B=1 H=1 D=64 float32 (fresh process each)  ({harness.machine_description()})"
+    )
     print(
         f"{'N':>6s} {'deepkern MiB':>13s} {'torch MiB':>10s} {'q,k,v,dO,out,grads MiB':>23s} {'one NxN f32 MiB':>16s}"
     )
@@ -148,7 +150,9 @@ def cpu_time_rows(
     rng = np.random.default_rng(1)
     dk.set_num_threads(1)
     rows = []
-    print("\n== deepkern on 1 thread, CPU time per call (robust to a loaded machine)")
+    print(
+        f"\n== deepkern on 1 thread, CPU time per call (robust to a loaded machine)  ({harness.machine_description()})"
+    )
     print(f"{'shape':28s} {'fwd ms':>8s} {'fwd GF/s':>9s} {'bwd ms':>8s} {'bwd GF/s':>9s}")
     try:
         for B, H, N, D, causal in shapes:

@@ -240,6 +240,7 @@ def split(cases, repeats=3):
         total, kern = best
         k = sum(kern.values())
         print(f"\n== {c.op} ({c.shape}), deepkern, CPU time, best of {repeats}: {total * 1e3:.1f} ms")
+        print(f"   ({harness.machine_description()})")
         print(
             f"  native kernels {k * 1e3:8.1f} ms ({100 * k / total:4.1f}%)   Python + numpy {(total - k) * 1e3:8.1f} ms"
         )

@@ -167,7 +167,7 @@ def omp_table(work, repeats, mode, rows):
 
 def gil_tables(work, repeats, rows):
 
-    print("\n== GIL release: 2 Python threads x 1 call (1 OpenMP thread each) vs 1 call")
+    print(f"\n== GIL release: 2 Python threads x 1 call (1 OpenMP thread each) vs 1 call  ({machine_description()})")
     hdr = f"{'op':24s} {'1 call ms':>10s} {'2 thr ms':>9s} {'ratio':>6s}  (1.0 = fully overlapped, 2.0 = serialised)"
     print(hdr + "\n" + "-" * len(hdr))
     dk.set_num_threads(1)
@@ -175,7 +175,9 @@ def gil_tables(work, repeats, rows):
         t1, t2, r = overlap_ratio(fn, max(5, repeats // 2))
         rows.append(dict(kind="gil_overlap", op=name, ms_one_call=t1 * 1e3, ms_two_threads=t2 * 1e3, ratio=r))
         print(f"{name:24s} {t1 * 1e3:10.2f} {t2 * 1e3:9.2f} {r:6.2f}")
-    print("\n== GIL release, load-proof: main-thread Python iterations per ms while the call runs elsewhere")
+    print(
+        f"\n== GIL release, load-proof: main-thread Python iterations per ms while the call runs elsewhere  ({machine_description()})"
+    )
     hdr = f"{'op':28s} {'call ms':>9s} {'iters/ms':>10s}  (~0 = GIL held during the call)"
     print(hdr + "\n" + "-" * len(hdr))
     idle, _ = main_thread_progress(lambda: time.sleep(0.05))
