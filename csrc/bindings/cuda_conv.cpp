@@ -24,7 +24,7 @@ struct ConvCall {
 
 // functional/conv.py's _conv_params dict (one key per Conv2dParams field) plus allow_tf32.
 ConvCall conv_call(const py::dict& d) {
-  static const FieldNames names{"N",  "C",  "H",  "W",  "K",  "kh", "kw", "Ho", "Wo",
+  static const FieldNames names{"N",  "C",  "H",  "W",  "K",  "kh", "kw", "Ho",        "Wo",
                                 "sh", "sw", "ph", "pw", "dh", "dw", "G",  "allow_tf32"};
   ConvCall c{Conv2dParams{}, false};
   int64_t tf32 = 0;

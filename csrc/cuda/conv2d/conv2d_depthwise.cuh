@@ -140,8 +140,7 @@ void depthwise_dgrad(const Conv2dParams& p, const T* w, const T* dy, T* dx, cuda
 template <typename T>
 void depthwise_wgrad(const Conv2dParams& p, const T* x, const T* dy, T* dwt, cudaStream_t st) {
   const int64_t weights = p.K * p.kh * p.kw;
-  if (weights > 0)
-    launch(dw_wgrad_kernel<T>, dim3(unsigned(weights)), dim3(kDwThreads), 0, st, DwShape(p), x, dy, dwt);
+  if (weights > 0) launch(dw_wgrad_kernel<T>, dim3(unsigned(weights)), dim3(kDwThreads), 0, st, DwShape(p), x, dy, dwt);
 }
 
 // float64 instances live in conv2d_f64.cu only (docs/CUDA_STATIC.md, "float64").

@@ -97,8 +97,7 @@ void wgrad(const Conv2dParams& p, const T* x, const T* dy, T* dw, typename Math:
       return;
     }
   }
-  gemm::run<Math, DyRows<T>, Im2colCols<T>, StoreRows<T, A>, false, false>(M, N, K, opa, opb, epi, ws, splits, s,
-                                                                           p.G);
+  gemm::run<Math, DyRows<T>, Im2colCols<T>, StoreRows<T, A>, false, false>(M, N, K, opa, opb, epi, ws, splits, s, p.G);
 }
 
 template <typename T>

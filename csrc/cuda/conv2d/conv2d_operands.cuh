@@ -47,7 +47,13 @@ struct Im2colRows {
   FastDiv P, Wo, RS, KW;
   int64_t group_step;  // C/G*H*W
   Im2colRows(const Conv2dParams& p_, const T* x_)
-      : p(p_), x(x_), P(p_.Ho * p_.Wo), Wo(p_.Wo), RS(p_.kh * p_.kw), KW(p_.kw), group_step(p_.C / p_.G * p_.H * p_.W) {}
+      : p(p_),
+        x(x_),
+        P(p_.Ho * p_.Wo),
+        Wo(p_.Wo),
+        RS(p_.kh * p_.kw),
+        KW(p_.kw),
+        group_step(p_.C / p_.G * p_.H * p_.W) {}
   __device__ Im2colRows group(int g) const {
     Im2colRows o = *this;
     o.x += g * group_step;
@@ -195,7 +201,13 @@ struct Im2colCols {
   FastDiv RS, KW, P, Wo;
   int64_t group_step;  // C/G*H*W
   Im2colCols(const Conv2dParams& p_, const T* x_)
-      : p(p_), x(x_), RS(p_.kh * p_.kw), KW(p_.kw), P(p_.Ho * p_.Wo), Wo(p_.Wo), group_step(p_.C / p_.G * p_.H * p_.W) {}
+      : p(p_),
+        x(x_),
+        RS(p_.kh * p_.kw),
+        KW(p_.kw),
+        P(p_.Ho * p_.Wo),
+        Wo(p_.Wo),
+        group_step(p_.C / p_.G * p_.H * p_.W) {}
   __device__ Im2colCols group(int g) const {
     Im2colCols o = *this;
     o.x += g * group_step;
