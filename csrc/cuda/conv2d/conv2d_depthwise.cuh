@@ -50,9 +50,11 @@ __global__ void __launch_bounds__(kDwThreads)
     const T* wk = w + k * p.kh * p.kw;
     const int64_t ih0 = oh * p.sh - p.ph, iw0 = ow * p.sw - p.pw;
     A acc = A(0);
+#pragma unroll 1
     for (int64_t r = 0; r < p.kh; ++r) {
       const int64_t ih = ih0 + r * p.dh;
       if (ih < 0 || ih >= p.H) continue;
+#pragma unroll 1
       for (int64_t t = 0; t < p.kw; ++t) {
         const int64_t iw = iw0 + t * p.dw;
         if (iw < 0 || iw >= p.W) continue;
@@ -75,15 +77,18 @@ __global__ void __launch_bounds__(kDwThreads)
     const int64_t nc = s.HW.div(i), q = i - nc * s.HW.d, h = s.W.div(q), wi = q - h * p.W;
     const int64_t n = s.C.div(nc), c = nc - n * p.C;
     A acc = A(0);
+#pragma unroll 1
     for (int64_t j = 0; j < s.mult; ++j) {
       const int64_t k = c * s.mult + j;
       const T* dyk = dy + (n * p.K + k) * s.P.d;
       const T* wk = w + k * p.kh * p.kw;
+#pragma unroll 1
       for (int64_t r = 0; r < p.kh; ++r) {
         const int64_t uh = h + p.ph - r * p.dh;
         if (uh < 0) continue;
         const int64_t oh = s.SH.div(uh);
         if (oh * p.sh != uh || oh >= p.Ho) continue;
+#pragma unroll 1
         for (int64_t t = 0; t < p.kw; ++t) {
           const int64_t uw = wi + p.pw - t * p.dw;
           if (uw < 0) continue;

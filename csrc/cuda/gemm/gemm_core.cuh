@@ -349,10 +349,13 @@ template <class Math, class OpA, class OpB, class Epi, bool AsyncA, bool AsyncB>
 __global__ void __launch_bounds__(Math::kThreads, Math::min_blocks(AsyncA || AsyncB))
     gemm_kernel(GemmShape sh, OpA a_all, OpB b_all, Epi epi_all, typename Math::Acc* ws) {
   using S = typename Math::S;
-  const int group = int(blockIdx.z) / sh.splits, split = int(blockIdx.z) - group * sh.splits;
+  // Ungrouped instances (the plain GEMMs) compile to the code without groups; grouped ones shift the
+  // epilogue only after the mainloop, so its pointers are not held in registers across it.
+  constexpr bool kGrouped = HasGroup<OpA>::value || HasGroup<OpB>::value || HasGroup<Epi>::value;
+  const int group = kGrouped ? int(blockIdx.z) / sh.splits : 0;
+  const int split = kGrouped ? int(blockIdx.z) - group * sh.splits : int(blockIdx.z);
   const OpA a = in_group(a_all, group);
   const OpB b = in_group(b_all, group);
-  const Epi epi = in_group(epi_all, group);
   constexpr int ST = Math::kStages;
   DK_DYNAMIC_SHARED(S, smem);
   S* sA = smem;
@@ -399,7 +402,8 @@ __global__ void __launch_bounds__(Math::kThreads, Math::min_blocks(AsyncA || Asy
   }
   cp_async_wait<0>();
 
-  const bool to_ws = sh.splits > 1;
+  const bool to_ws = kGrouped ? sh.splits > 1 : gridDim.z > 1;
+  const Epi epi = in_group(epi_all, kGrouped ? int(blockIdx.z) / sh.splits : 0);
   typename Math::Acc* slab = ws + int64_t(blockIdx.z) * sh.M * sh.N;
   Math::for_each(acc, [&](int r, int c, typename Math::Acc v) {
     const int64_t m = m0 + r, n = n0 + c;
