@@ -235,9 +235,10 @@ template <typename T, typename A>
 struct StoreNchwBias {
   T* y;
   const T* b;
-  int64_t planes;        // K (or C for dx)
-  int64_t group_planes;  // K/G (or C/G)
-  FastDiv plane;         // Ho*Wo (or H*W)
+  int64_t planes;                          // K (or C for dx)
+  int64_t group_planes;                    // K/G (or C/G)
+  FastDiv plane;                           // Ho*Wo (or H*W)
+  static constexpr bool kNoSplitK = true;  // forward and dgrad reduce over C*kh*kw / K*kh*kw unsplit
   StoreNchwBias(T* y_, const T* b_, int64_t planes_, int64_t group_planes_, int64_t plane_)
       : y(y_), b(b_), planes(planes_), group_planes(group_planes_), plane(plane_) {}
   __device__ StoreNchwBias group(int g) const {

@@ -56,6 +56,23 @@ struct HasGroup : std::false_type {};
 template <class Op>
 struct HasGroup<Op, std::void_t<decltype(std::declval<const Op&>().group(0))>> : std::true_type {};
 
+// An epilogue may declare `static constexpr bool kNoSplitK = true` (conv forward and dgrad): its GEMMs
+// never split k, so a grouped block's group is blockIdx.z itself (no division, nothing extra held in
+// registers across the mainloop) and run() never splits them.
+template <class Epi, class = void>
+struct NoSplitK : std::false_type {};
+template <class Epi>
+struct NoSplitK<Epi, std::enable_if_t<Epi::kNoSplitK>> : std::true_type {};
+
+// The group of this block of a grouped launch (gridDim.z = groups * splits).
+template <class Epi>
+__device__ __forceinline__ int group_of_block(int splits) {
+  if constexpr (NoSplitK<Epi>::value)
+    return int(blockIdx.z);
+  else
+    return int(blockIdx.z) / splits;
+}
+
 // The view of group g (the op itself when it is ungrouped).
 template <class Op>
 __device__ __forceinline__ Op in_group(const Op& op, int g) {
@@ -352,7 +369,7 @@ __global__ void __launch_bounds__(Math::kThreads, Math::min_blocks(AsyncA || Asy
   // Ungrouped instances (the plain GEMMs) compile to the code without groups; grouped ones shift the
   // epilogue only after the mainloop, so its pointers are not held in registers across it.
   constexpr bool kGrouped = HasGroup<OpA>::value || HasGroup<OpB>::value || HasGroup<Epi>::value;
-  const int group = kGrouped ? int(blockIdx.z) / sh.splits : 0;
+  const int group = kGrouped ? group_of_block<Epi>(sh.splits) : 0;
   const int split = kGrouped ? int(blockIdx.z) - group * sh.splits : int(blockIdx.z);
   const OpA a = in_group(a_all, group);
   const OpB b = in_group(b_all, group);
@@ -403,7 +420,7 @@ __global__ void __launch_bounds__(Math::kThreads, Math::min_blocks(AsyncA || Asy
   cp_async_wait<0>();
 
   const bool to_ws = kGrouped ? sh.splits > 1 : gridDim.z > 1;
-  const Epi epi = in_group(epi_all, kGrouped ? int(blockIdx.z) / sh.splits : 0);
+  const Epi epi = in_group(epi_all, kGrouped ? group_of_block<Epi>(sh.splits) : 0);
   typename Math::Acc* slab = ws + int64_t(blockIdx.z) * sh.M * sh.N;
   Math::for_each(acc, [&](int r, int c, typename Math::Acc v) {
     const int64_t m = m0 + r, n = n0 + c;
@@ -450,7 +467,7 @@ void run(int64_t M, int64_t N, int64_t K, const OpA& a, const OpB& b, const Epi&
          int splits, cudaStream_t stream, int64_t groups = 1) {
   if (M <= 0 || N <= 0 || groups <= 0) return;
   const int64_t k_tiles = (K + Math::BK - 1) / Math::BK;
-  if (ws == nullptr || k_tiles < 2) splits = 1;
+  if (ws == nullptr || k_tiles < 2 || NoSplitK<Epi>::value) splits = 1;
   int64_t per = splits > 1 ? (k_tiles + splits - 1) / splits : k_tiles;
   if (per < 1) per = 1;
   if (splits > 1) splits = int((k_tiles + per - 1) / per);
