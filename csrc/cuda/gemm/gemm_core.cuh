@@ -73,13 +73,14 @@ __device__ __forceinline__ int group_of_block(int splits) {
     return int(blockIdx.z) / splits;
 }
 
-// The view of group g (the op itself when it is ungrouped).
+// The view of group g: a shifted copy, or a reference to the op itself when it is ungrouped (so the
+// ungrouped instances read their kernel parameters exactly as without groups).
 template <class Op>
-__device__ __forceinline__ Op in_group(const Op& op, int g) {
+__device__ __forceinline__ decltype(auto) in_group(const Op& op, int g) {
   if constexpr (HasGroup<Op>::value)
     return op.group(g);
   else
-    return op;
+    return (op);
 }
 
 // ------------------------------------------------------------------ exact math (FFMA / DFMA)
@@ -371,8 +372,8 @@ __global__ void __launch_bounds__(Math::kThreads, Math::min_blocks(AsyncA || Asy
   constexpr bool kGrouped = HasGroup<OpA>::value || HasGroup<OpB>::value || HasGroup<Epi>::value;
   const int group = kGrouped ? group_of_block<Epi>(sh.splits) : 0;
   const int split = kGrouped ? int(blockIdx.z) - group * sh.splits : int(blockIdx.z);
-  const OpA a = in_group(a_all, group);
-  const OpB b = in_group(b_all, group);
+  const auto& a = in_group(a_all, group);
+  const auto& b = in_group(b_all, group);
   constexpr int ST = Math::kStages;
   DK_DYNAMIC_SHARED(S, smem);
   S* sA = smem;
@@ -420,7 +421,7 @@ __global__ void __launch_bounds__(Math::kThreads, Math::min_blocks(AsyncA || Asy
   cp_async_wait<0>();
 
   const bool to_ws = kGrouped ? sh.splits > 1 : gridDim.z > 1;
-  const Epi epi = in_group(epi_all, kGrouped ? group_of_block<Epi>(sh.splits) : 0);
+  const auto& epi = in_group(epi_all, kGrouped ? group_of_block<Epi>(sh.splits) : 0);
   typename Math::Acc* slab = ws + int64_t(blockIdx.z) * sh.M * sh.N;
   Math::for_each(acc, [&](int r, int c, typename Math::Acc v) {
     const int64_t m = m0 + r, n = n0 + c;
