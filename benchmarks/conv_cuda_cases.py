@@ -4,6 +4,8 @@ PyTorch + cuDNN on the same cupy/torch device buffers, timed with CUDA events (g
   float32 forward and forward+backward   vs cuDNN float32 (torch.backends.cudnn.allow_tf32 = False)
   TF32 forward and forward+backward      vs cuDNN TF32 (dk.set_allow_tf32(True) / cudnn.allow_tf32 = True)
   float16 forward (NCHW at deepkern's API) vs cuDNN float16 channels-last (and NCHW, as another peer)
+  grouped 3x3 (N=32 C=K=256 28x28, groups 32: ResNeXt's) float32 fwd, fwd+bwd, float16 fwd
+  depthwise 3x3 (N=32 C=K=256 56x56, groups = C: MobileNet's) float32 fwd, fwd+bwd, float16 fwd
 Floors and targets: benchmarks/results/cuda_conv.md. speedup = torch time / deepkern time.
 """
 
@@ -121,6 +123,8 @@ def run(args):
             extra={"rel_err_vs_torch": err16},
         )
     )
+    cases += _grouped_cases(dk, cp, torch, rng, "grouped", 32, 256, 256, 28, 28, 32)
+    cases += _grouped_cases(dk, cp, torch, rng, "depthwise", 32, 256, 256, 56, 56, 256)
     dk.set_allow_tf32(False)
     for c in cases:
         if "rel_err_vs_torch" in c.extra:
@@ -129,6 +133,75 @@ def run(args):
     dk.set_allow_tf32(False)
     cudnn.allow_tf32 = True
     return 0
+
+
+def _grouped_cases(dk, cp, torch, rng, label, N, C, K, H, W, G):
+    """float32 forward, forward+backward and float16 forward of a 3x3 pad 1 conv with G groups, exact
+    float32 on both sides (cuDNN TF32 off). The depthwise ones are memory-bound: bytes reported too."""
+    from gpu_harness import GpuCase
+
+    F, cudnn = torch.nn.functional, torch.backends.cudnn
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    w = (rng.standard_normal((K, C // G, 3, 3)) / np.sqrt(C // G * 9)).astype(np.float32)
+    b = rng.standard_normal(K).astype(np.float32)
+    dy = rng.standard_normal((N, K, H, W)).astype(np.float32)
+    flops = 2.0 * N * K * (C // G) * 9 * H * W
+    shape = f"{N}x{C}x{H}x{W} k{K} 3x3 p1 g{G}"
+    cases = []
+    for dtype, name in ((np.float32, "float32"), (np.float16, "float16")):
+        xd, wd, bd, dyd = (cp.asarray(a.astype(dtype)) for a in (x, w, b, dy))
+        tx, tw, tb, tdy = (torch.as_tensor(a, device="cuda") for a in (xd, wd, bd, dyd))
+        txg, twg, tbg = (t.clone().requires_grad_(True) for t in (tx, tw, tb))
+        nbytes = (x.size + dy.size) * np.dtype(dtype).itemsize  # x read, y written
+
+        def dk_fwd(xd=xd, wd=wd, bd=bd):
+            dk.set_allow_tf32(False)
+            return dk.conv2d(xd, wd, bd, 1, 1, 1, G)
+
+        def dk_fb(xd=xd, wd=wd, bd=bd, dyd=dyd):
+            dk.set_allow_tf32(False)
+            _, ctx = dk.conv2d(xd, wd, bd, 1, 1, 1, G, return_ctx=True)
+            return dk.conv2d_backward(ctx, dyd)
+
+        def th_fwd(tx=tx, tw=tw, tb=tb):
+            cudnn.allow_tf32 = False
+            with torch.no_grad():
+                return F.conv2d(tx, tw, tb, 1, 1, 1, G)
+
+        def th_fb(txg=txg, twg=twg, tbg=tbg, tdy=tdy):
+            cudnn.allow_tf32 = False
+            txg.grad = twg.grad = tbg.grad = None
+            F.conv2d(txg, twg, tbg, 1, 1, 1, G).backward(tdy)
+
+        ceiling = "copy" if G == C else ("fp32" if dtype == np.float32 else "tc_fp16")
+        err = _rel_err(cp, dk_fwd(), th_fwd())
+        cases.append(
+            GpuCase(
+                f"conv2d {label} {name} fwd",
+                shape,
+                dk_fwd,
+                th_fwd,
+                bytes=nbytes,
+                flops=flops,
+                ceiling=ceiling,
+                peer_name="torch+cudnn",
+                extra={"rel_err_vs_torch": err},
+            )
+        )
+        if dtype == np.float32:
+            cases.append(
+                GpuCase(
+                    f"conv2d {label} {name} fwd+bwd",
+                    shape,
+                    dk_fb,
+                    th_fb,
+                    bytes=3 * nbytes,
+                    flops=3 * flops,
+                    ceiling=ceiling,
+                    peer_name="torch+cudnn",
+                )
+            )
+    return cases
 
 
 def _rel_err(cp, a, t):

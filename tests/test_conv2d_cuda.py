@@ -77,9 +77,10 @@ def tf32_off():
 
 
 def _unpack(case):
-    N, C, H, W, K, kh, kw, s, p, d, bias = case
+    N, C, H, W, K, kh, kw, s, p, d, bias = case[:11]
+    G = case[11] if len(case) > 11 else 1
     pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
-    return (N, C, H, W), (K, C, kh, kw), pair(s), pair(p), pair(d), bias
+    return (N, C, H, W), (K, C // G, kh, kw), pair(s), pair(p), pair(d), bias, G
 
 
 def _inputs(rng, xs, ws, bias, dt, y_shape_of):
@@ -91,29 +92,29 @@ def _inputs(rng, xs, ws, bias, dt, y_shape_of):
 
 
 def _check(cp, rng, case, kind):
-    xs, ws, s, p, d, bias = _unpack(case)
+    xs, ws, s, p, d, bias, G = _unpack(case)
     dt = np.float32 if kind == "tf32" else np.dtype(kind).type
     dk.set_allow_tf32(kind == "tf32")
-    x, w, b, dy = _inputs(rng, xs, ws, bias, dt, lambda x, w: conv2d_ref(x, w, None, s, p, d).shape)
+    x, w, b, dy = _inputs(rng, xs, ws, bias, dt, lambda x, w: conv2d_ref(x, w, None, s, p, d, G).shape)
     xg, wg, dyg = cp.asarray(x), cp.asarray(w), cp.asarray(dy)
     bg = None if b is None else cp.asarray(b)
     before = [a.copy() for a in (xg, wg, dyg)]
 
-    y, ctx = dk.conv2d(xg, wg, bg, s, p, d, return_ctx=True)
+    y, ctx = dk.conv2d(xg, wg, bg, s, p, d, G, return_ctx=True)
     dx, dw, db = dk.conv2d_backward(ctx, dyg)
-    what = f"x{xs} w{ws} s{s} p{p} d{d} bias={bias} {kind}"
+    what = f"x{xs} w{ws} s{s} p{p} d{d} groups={G} bias={bias} {kind}"
     assert isinstance(y, cp.ndarray) and y.dtype == dt and isinstance(dx, cp.ndarray) and dw.dtype == dt
     assert (db is None) == (b is None)
     for a, a0 in zip((xg, wg, dyg), before):
         assert bool((a == a0).all()), "an input was modified"
 
-    ref_y = conv2d_ref(x, w, b, s, p, d)
-    refs = conv2d_backward_ref(x, w, dy, bias, s, p, d)
+    ref_y = conv2d_ref(x, w, b, s, p, d, G)
+    refs = conv2d_backward_ref(x, w, dy, bias, s, p, d, G)
     got = [("y", y, ref_y)] + [(n, g, r) for n, g, r in zip(("dx", "dw", "db"), (dx, dw, db), refs) if r is not None]
     if kind == "tf32":
         absb = None if b is None else np.abs(b)
-        absrefs = [conv2d_ref(np.abs(x), np.abs(w), absb, s, p, d)]
-        absrefs += [r for r in conv2d_backward_ref(np.abs(x), np.abs(w), np.abs(dy), bias, s, p, d) if r is not None]
+        absrefs = [conv2d_ref(np.abs(x), np.abs(w), absb, s, p, d, G)]
+        absrefs += [r for r in conv2d_backward_ref(np.abs(x), np.abs(w), np.abs(dy), bias, s, p, d, G) if r is not None]
     for i, (name, g, r) in enumerate(got):
         if kind == "float16":
             assert_rel_norm(g, r, 1e-2, what=f"{name} {what}")
@@ -122,7 +123,7 @@ def _check(cp, rng, case, kind):
         else:
             assert_close(g, r, dtype=dt, what=f"{name} {what}")
     if kind in ("float32", "float64"):  # the CPU backend on the same inputs
-        y_cpu, ctx_cpu = dk.conv2d(x, w, b, s, p, d, return_ctx=True)
+        y_cpu, ctx_cpu = dk.conv2d(x, w, b, s, p, d, G, return_ctx=True)
         assert_close(y, y_cpu, dtype=dt, what=f"y vs cpu {what}")
         for name, g, c in zip(("dx", "dw", "db"), (dx, dw, db), dk.conv2d_backward(ctx_cpu, dy)):
             if c is not None:
@@ -145,11 +146,108 @@ def test_conv2d_cuda_split_k_weight_gradient(cp, rng, case, kind, tf32_off):
 # the bias gradient) that tools/gpu_check.sh also runs under compute-sanitizer.
 @pytest.mark.sanitize
 @pytest.mark.parametrize(
-    "case", [(4, 8, 16, 16, 4, 3, 3, 1, 1, 1, True), (1, 3, 5, 6, 2, 3, 3, 2, 1, 1, True)], ids=["split_k", "stride2"]
+    "case",
+    [
+        (4, 8, 16, 16, 4, 3, 3, 1, 1, 1, True),
+        (1, 3, 5, 6, 2, 3, 3, 2, 1, 1, True),
+        (1, 4, 5, 6, 6, 3, 3, 2, 1, 1, True, 2),
+        (1, 3, 5, 6, 6, 3, 3, 2, 1, 1, True, 3),
+    ],
+    ids=["split_k", "stride2", "groups2", "depthwise"],
 )
 @pytest.mark.parametrize("kind", DTYPES)
 def test_conv2d_cuda_sanitize_small(cp, rng, case, kind, tf32_off):
     _check(cp, rng, case, kind)
+
+
+# Grouped (the GEMM core, one launch for all groups) and depthwise (groups == C: the direct kernels).
+# (N, C, H, W, K, kh, kw, stride, padding, dilation, bias, groups)
+GROUP_CASES = [
+    (2, 4, 7, 6, 6, 3, 3, 1, 1, 1, True, 2),  # groups 2, 3x3 pad 1
+    (1, 8, 5, 7, 4, 3, 2, (2, 1), (1, 0), (1, 2), True, 4),  # groups 4, one output per group, rectangular
+    (2, 16, 5, 5, 6, 1, 1, 1, 0, 1, False, 2),  # 1x1, C/G*kh*kw = 8: cp.async weight rows per group
+    (1, 6, 5, 4, 9, 3, 3, 1, 1, 1, True, 3),  # C/G = 2, K/G = 3
+    (1, 4, 4, 5, 260, 3, 3, 1, 1, 1, True, 2),  # K/G = 130: two output-channel tiles per group
+    (1, 3, 9, 8, 3, 3, 3, 1, 1, 1, True, 3),  # depthwise
+    (2, 6, 6, 5, 6, 3, 3, 2, 1, 1, True, 6),  # depthwise stride 2
+    (1, 3, 9, 8, 6, 5, 5, 2, 2, 1, False, 3),  # depthwise, multiplier 2, 5x5
+    (2, 5, 7, 7, 15, 3, 2, (1, 2), (1, 1), (2, 1), True, 5),  # multiplier 3, dilation, rectangular
+    (1, 4, 3, 3, 4, 3, 3, 1, 0, 1, True, 4),  # depthwise, single output pixel
+    (1, 2, 1, 1, 2, 1, 1, 1, 0, 1, True, 2),  # everything 1 per group
+]
+
+# Grouped weight gradient long enough to be split (split-K per group + the grouped reduction).
+GROUP_SPLIT_CASES = [(4, 8, 16, 16, 8, 3, 3, 1, 1, 1, True, 2)]
+
+
+@pytest.mark.parametrize("case", GROUP_CASES)
+@pytest.mark.parametrize("kind", DTYPES)
+def test_conv2d_cuda_groups(cp, rng, case, kind, tf32_off):
+    _check(cp, rng, case, kind)
+
+
+@pytest.mark.parametrize("case", GROUP_SPLIT_CASES)
+@pytest.mark.parametrize("kind", DTYPES)
+def test_conv2d_cuda_groups_split_k_weight_gradient(cp, rng, case, kind, tf32_off):
+    from deepkern import _backend
+
+    xs, ws, s, p, d, bias, G = _unpack(case)
+    params, _ = dk.functional.conv._conv_params("t", np.empty(xs), np.empty(ws), None, s, p, d, G)
+    dt = np.float32 if kind == "tf32" else np.dtype(kind).type
+    n = _backend.backend_for(cp).query(
+        "conv2d_backward_workspace",
+        {**params, "allow_tf32": int(kind == "tf32")},
+        _backend._DTYPE_CODES[np.dtype(dt).name],
+    )
+    assert n > 0, "the case no longer splits the weight gradient"
+    _check(cp, rng, case, kind)
+
+
+def test_conv2d_cuda_groups_bad_input(cp):
+    x = cp.zeros((1, 6, 5, 5), cp.float32)
+    with pytest.raises(ValueError, match="'groups'"):
+        dk.conv2d(x, cp.zeros((4, 3, 3, 3), cp.float32), groups=4)  # C = 6 not divisible by 4
+    with pytest.raises(ValueError, match="'groups' = 2"):
+        dk.conv2d(x, cp.zeros((3, 3, 3, 3), cp.float32), groups=2)  # K = 3 not divisible by 2
+    with pytest.raises(ValueError, match="'groups'"):
+        dk.conv2d(x, cp.zeros((6, 1, 3, 3), cp.float32), groups=0)
+
+
+def test_conv2d_cuda_binding_takes_named_arguments(cp, rng):
+    """The binding's arguments by name, None for the absent bias; a missing params field names it."""
+    from deepkern import _backend
+
+    mod = _backend._cuda
+    x = cp.asarray(rng.standard_normal((1, 2, 4, 4)).astype(np.float32))
+    w = cp.asarray(rng.standard_normal((2, 1, 3, 3)).astype(np.float32))
+    params, _ = dk.functional.conv._conv_params("t", x, w, None, 1, 1, 1, 2)
+    y = cp.full((1, 2, 4, 4), np.nan, cp.float32)
+    stream = cp.cuda.get_current_stream().ptr
+    kw = dict(dtype=_backend._DTYPE_CODES["float32"], x=x.data.ptr, w=w.data.ptr, b=None, y=y.data.ptr, stream=stream)
+    mod.conv2d_forward(params={**params, "allow_tf32": 0}, **kw)
+    assert_close(y, conv2d_ref(x.get(), w.get(), None, (1, 1), (1, 1), (1, 1), 2), np.float32)
+    with pytest.raises(ValueError, match="allow_tf32"):
+        mod.conv2d_forward(params=params, **kw)
+    assert "allow_tf32" in mod.conv2d_forward.__doc__
+
+
+def _random_group_case(rng):
+    N, Cg, Kg, G = (int(v) for v in rng.integers(1, 4, 4))
+    if rng.integers(0, 2):
+        Cg, G = 1, G + 1  # depthwise (with multiplier Kg)
+    kh, kw = (int(v) for v in rng.integers(1, 4, 2))
+    s = tuple(int(v) for v in rng.integers(1, 3, 2))
+    d = tuple(int(v) for v in rng.integers(1, 3, 2))
+    p = (int(rng.integers(0, kh)), int(rng.integers(0, kw)))
+    H = int(rng.integers(max(1, d[0] * (kh - 1) + 1 - 2 * p[0]), 8))
+    W = int(rng.integers(max(1, d[1] * (kw - 1) + 1 - 2 * p[1]), 8))
+    return (N, Cg * G, H, W, Kg * G, kh, kw, s, p, d, bool(rng.integers(0, 2)), G)
+
+
+@pytest.mark.parametrize("kind", DTYPES)
+def test_conv2d_cuda_groups_random_shapes(cp, rng, kind, tf32_off):
+    for _ in range(4):
+        _check(cp, rng, _random_group_case(rng), kind)
 
 
 def _random_case(rng):

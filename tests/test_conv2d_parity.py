@@ -287,15 +287,20 @@ class _CudaLike:
     name = "cuda"
 
 
-def test_cuda_refuses_groups():
-    """groups > 1 is CPU-only for now; groups=1 (and padding='same'/'valid', unbatched input, which
-    are resolved in Python) reach the CUDA side as its fifteen ungrouped fields."""
-    from deepkern.functional.conv import _conv_params, _kernel_params
+class _CpuLike:
+    name = "cpu"
+
+
+def test_cuda_gets_the_params_dict_with_groups():
+    """The CUDA binding takes the CPU's params dict (groups included; padding='same'/'valid' and
+    unbatched input are resolved in Python) plus whether float32 may use TF32."""
+    from deepkern.functional.conv import _conv_params, _with_tf32
 
     x = np.zeros((2, 4, 7, 7), np.float32)
     p, extra = _conv_params("conv2d", x, np.zeros((6, 4, 2, 2), np.float32), None, 1, "same", 1, 1)
     assert extra == (1, 1)
-    assert _kernel_params("conv2d", _CudaLike(), p) == (2, 4, 8, 8, 6, 2, 2, 7, 7, 1, 1, 0, 0, 1, 1)
+    fields = ("N", "C", "H", "W", "K", "kh", "kw", "Ho", "Wo", "sh", "sw", "ph", "pw", "dh", "dw", "G")
+    assert tuple(p[k] for k in fields) == (2, 4, 8, 8, 6, 2, 2, 7, 7, 1, 1, 0, 0, 1, 1, 1)
     p, _ = _conv_params("conv2d", x, np.zeros((4, 1, 3, 3), np.float32), None, 1, 1, 1, 4)
-    with pytest.raises(NotImplementedError, match="conv2d: groups=4 is CPU-only for now"):
-        _kernel_params("conv2d", _CudaLike(), p)
+    assert _with_tf32(_CudaLike(), p, np.float32) == {**p, "G": 4, "allow_tf32": 0}
+    assert _with_tf32(_CpuLike(), p, np.float32) is p

@@ -1,14 +1,13 @@
-// Bindings for conv2d and the plain GEMM on the GPU: device pointers (0 = absent), a dtype code and
-// a stream in; launch without the GIL.
-//   conv2d_forward(params16, dtype, x, w, b, y, stream)       params16 = the 15 conv params + allow_tf32
-//   conv2d_backward_workspace(params16, dtype) -> accumulators the backward needs (0: none)
-//   conv2d_backward(params16, dtype, x, w, dy, dx, dw, db, ws, stream)
-//   gemm(params, dtype, A, B, C, stream)   params = (M, N, K, lda, ldb, ldc, trans_a, trans_b, alpha, beta, allow_tf32)
+// Bindings for conv2d and the plain GEMM on the GPU: a params dict (the CPU bindings' parser), a dtype
+// code, device pointers (None or 0 for an absent optional array) and a stream in; launch without the GIL.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cstdint>
-#include <vector>
+#include <optional>
+#include <string>
 
+#include "bindings/cpu_arrays.h"
 #include "bindings/registry.h"
 #include "cuda/conv2d/conv2d.h"
 #include "cuda/gemm/gemm.h"
@@ -23,50 +22,91 @@ struct ConvCall {
   bool tf32;
 };
 
-ConvCall conv_call(const py::sequence& s) {
-  if (py::len(s) != 16) throw py::value_error("conv2d params: expected 15 ints and allow_tf32");
-  std::vector<int64_t> v(16);
-  for (size_t i = 0; i < 16; ++i) v[i] = s[i].cast<int64_t>();
-  return {Conv2dParams{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14]},
-          v[15] != 0};
+// functional/conv.py's _conv_params dict (one key per Conv2dParams field) plus allow_tf32.
+ConvCall conv_call(const py::dict& d) {
+  static const FieldNames names{"N",  "C",  "H",  "W",  "K",  "kh", "kw", "Ho",        "Wo",
+                                "sh", "sw", "ph", "pw", "dh", "dw", "G",  "allow_tf32"};
+  ConvCall c{Conv2dParams{}, false};
+  int64_t tf32 = 0;
+  Conv2dParams& p = c.p;
+  int64_t* fields[] = {&p.N,  &p.C,  &p.H,  &p.W,  &p.K,  &p.kh, &p.kw, &p.Ho, &p.Wo,
+                       &p.sh, &p.sw, &p.ph, &p.pw, &p.dh, &p.dw, &p.G,  &tf32};
+  read_fields(d, names, fields, "conv2d params");
+  if (p.G < 1 || p.C % p.G != 0 || p.K % p.G != 0) throw py::value_error("conv2d params: G must divide C and K");
+  c.tf32 = tf32 != 0;
+  return c;
 }
 
 template <typename P>
-P* ptr(uintptr_t a) {
+P* required(uintptr_t a, const char* name) {
+  if (a == 0) throw py::value_error(std::string(name) + ": expected a device pointer, got 0");
   return reinterpret_cast<P*>(a);
 }
 
+template <typename P>
+P* optional(const std::optional<uintptr_t>& a) {
+  return a ? reinterpret_cast<P*>(*a) : nullptr;
+}
+
 void register_conv(py::module_& m) {
-  m.def("conv2d_forward",
-        [](py::sequence params, int dtype, uintptr_t x, uintptr_t w, uintptr_t b, uintptr_t y, uintptr_t stream) {
-          auto c = conv_call(params);
-          py::gil_scoped_release nogil;
-          cuda::conv2d_forward(c.p, static_cast<DType>(dtype), c.tf32, ptr<const void>(x), ptr<const void>(w),
-                               ptr<const void>(b), ptr<void>(y), stream);
-        });
-  m.def("conv2d_backward_workspace", [](py::sequence params, int dtype) {
-    auto c = conv_call(params);
-    return cuda::conv2d_backward_workspace(c.p, static_cast<DType>(dtype), c.tf32);
-  });
-  m.def("conv2d_backward", [](py::sequence params, int dtype, uintptr_t x, uintptr_t w, uintptr_t dy, uintptr_t dx,
-                              uintptr_t dw, uintptr_t db, uintptr_t ws, uintptr_t stream) {
-    auto c = conv_call(params);
-    py::gil_scoped_release nogil;
-    cuda::conv2d_backward(c.p, static_cast<DType>(dtype), c.tf32, ptr<const void>(x), ptr<const void>(w),
-                          ptr<const void>(dy), ptr<void>(dx), ptr<void>(dw), ptr<void>(db), ptr<void>(ws), stream);
-  });
-  m.def("gemm", [](py::sequence params, int dtype, uintptr_t a, uintptr_t b, uintptr_t c, uintptr_t stream) {
-    if (py::len(params) != 11)
-      throw py::value_error(
-          "gemm params: expected (M, N, K, lda, ldb, ldc, trans_a, trans_b, alpha, beta, allow_tf32)");
-    cuda::GemmParams p{params[0].cast<int64_t>(), params[1].cast<int64_t>(), params[2].cast<int64_t>(),
-                       params[3].cast<int64_t>(), params[4].cast<int64_t>(), params[5].cast<int64_t>(),
-                       params[6].cast<bool>(),    params[7].cast<bool>(),    params[8].cast<double>(),
-                       params[9].cast<double>()};
-    const bool tf32 = params[10].cast<bool>();
-    py::gil_scoped_release nogil;
-    cuda::gemm_plain(p, static_cast<DType>(dtype), tf32, ptr<const void>(a), ptr<const void>(b), ptr<void>(c), stream);
-  });
+  m.def(
+      "conv2d_forward",
+      [](const py::dict& params, int dtype, uintptr_t x, uintptr_t w, std::optional<uintptr_t> b, uintptr_t y,
+         uintptr_t stream) {
+        auto c = conv_call(params);
+        auto xp = required<const void>(x, "x");
+        auto wp = required<const void>(w, "w");
+        auto yp = required<void>(y, "y");
+        py::gil_scoped_release nogil;
+        cuda::conv2d_forward(c.p, static_cast<DType>(dtype), c.tf32, xp, wp, optional<const void>(b), yp, stream);
+      },
+      py::arg("params"), py::arg("dtype"), py::arg("x"), py::arg("w"), py::arg("b"), py::arg("y"), py::arg("stream"),
+      "y = conv2d(x, w) + b on the GPU (groups included). params: the conv2d params dict (N, C, H, W, K, kh, kw,\n"
+      "Ho, Wo, sh, sw, ph, pw, dh, dw, G) plus allow_tf32; b None (or 0) for no bias.");
+  m.def(
+      "conv2d_backward_workspace",
+      [](const py::dict& params, int dtype) {
+        auto c = conv_call(params);
+        return cuda::conv2d_backward_workspace(c.p, static_cast<DType>(dtype), c.tf32);
+      },
+      py::arg("params"), py::arg("dtype"),
+      "Accumulators (float32; float64 for float64) that conv2d_backward's split-K weight gradient needs; 0: none.");
+  m.def(
+      "conv2d_backward",
+      [](const py::dict& params, int dtype, uintptr_t x, uintptr_t w, uintptr_t dy, std::optional<uintptr_t> dx,
+         std::optional<uintptr_t> dw, std::optional<uintptr_t> db, std::optional<uintptr_t> ws, uintptr_t stream) {
+        auto c = conv_call(params);
+        auto xp = required<const void>(x, "x");
+        auto wp = required<const void>(w, "w");
+        auto dyp = required<const void>(dy, "dy");
+        py::gil_scoped_release nogil;
+        cuda::conv2d_backward(c.p, static_cast<DType>(dtype), c.tf32, xp, wp, dyp, optional<void>(dx),
+                              optional<void>(dw), optional<void>(db), optional<void>(ws), stream);
+      },
+      py::arg("params"), py::arg("dtype"), py::arg("x"), py::arg("w"), py::arg("dy"), py::arg("dx"), py::arg("dw"),
+      py::arg("db"), py::arg("ws"), py::arg("stream"),
+      "dx, dw, db of conv2d on the GPU into the given buffers (None or 0: not computed); ws: the\n"
+      "conv2d_backward_workspace accumulators, or None when that is 0.");
+  m.def(
+      "gemm",
+      [](const py::sequence& params, int dtype, uintptr_t a, uintptr_t b, uintptr_t c, uintptr_t stream) {
+        if (py::len(params) != 11)
+          throw py::value_error(
+              "gemm params: expected (M, N, K, lda, ldb, ldc, trans_a, trans_b, alpha, beta, allow_tf32)");
+        cuda::GemmParams p{params[0].cast<int64_t>(), params[1].cast<int64_t>(), params[2].cast<int64_t>(),
+                           params[3].cast<int64_t>(), params[4].cast<int64_t>(), params[5].cast<int64_t>(),
+                           params[6].cast<bool>(),    params[7].cast<bool>(),    params[8].cast<double>(),
+                           params[9].cast<double>()};
+        const bool tf32 = params[10].cast<bool>();
+        auto ap = required<const void>(a, "a");
+        auto bp = required<const void>(b, "b");
+        auto cp = required<void>(c, "c");
+        py::gil_scoped_release nogil;
+        cuda::gemm_plain(p, static_cast<DType>(dtype), tf32, ap, bp, cp, stream);
+      },
+      py::arg("params"), py::arg("dtype"), py::arg("a"), py::arg("b"), py::arg("c"), py::arg("stream"),
+      "C = alpha * op(A) @ op(B) + beta * C on the GPU; params = (M, N, K, lda, ldb, ldc, trans_a, trans_b,\n"
+      "alpha, beta, allow_tf32).");
 }
 
 DK_REGISTER_BINDINGS(register_conv);

@@ -1,9 +1,10 @@
 # Typed stub of deepkern._cuda, the CUDA kernels (csrc/bindings/cuda_*.cpp); the simulator module
 # deepkern._cuda_sim has the same API. Arrays travel as device pointers (int, cupy's data.ptr; 0 for an
 # absent optional array), with the dtype code of csrc/common/dtype.h and the cupy stream's pointer;
-# outputs are written in place. `params` is the op's parameter sequence (csrc/common/*_params.h).
+# outputs are written in place. `params` is the op's parameter sequence (csrc/common/*_params.h); conv2d's
+# is a dict, one key per Conv2dParams field plus allow_tf32, and its optional arrays may be None.
 # tests/test_stubs.py checks that this file names exactly the module's functions where it imports.
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 def attention_forward(
     params: Sequence[int], dtype: int, q: int, k: int, v: int, mask: int, moff: int, out: int, lse: int, stream: int, /
@@ -27,12 +28,23 @@ def attention_backward(
     stream: int,
     /,
 ) -> None: ...
-def conv2d_forward(params: Sequence[int], dtype: int, x: int, w: int, b: int, y: int, stream: int, /) -> None: ...
-def conv2d_backward_workspace(params: Sequence[int], dtype: int, /) -> int: ...
-def conv2d_backward(
-    params: Sequence[int], dtype: int, x: int, w: int, dy: int, dx: int, dw: int, db: int, ws: int, stream: int, /
+def conv2d_forward(
+    params: Mapping[str, int], dtype: int, x: int, w: int, b: int | None, y: int, stream: int
 ) -> None: ...
-def gemm(params: Sequence[int], dtype: int, a: int, b: int, c: int, stream: int, /) -> None: ...
+def conv2d_backward_workspace(params: Mapping[str, int], dtype: int) -> int: ...
+def conv2d_backward(
+    params: Mapping[str, int],
+    dtype: int,
+    x: int,
+    w: int,
+    dy: int,
+    dx: int | None,
+    dw: int | None,
+    db: int | None,
+    ws: int | None,
+    stream: int,
+) -> None: ...
+def gemm(params: Sequence[float], dtype: int, a: int, b: int, c: int, stream: int) -> None: ...
 def lstm_forward(
     params: Sequence[int],
     dtype: int,

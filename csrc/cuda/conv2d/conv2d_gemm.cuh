@@ -3,6 +3,9 @@
 // GEMM core with the conv operand views of conv2d_operands.cuh; db is a per-channel reduction.
 // float32 runs exact FFMA unless tf32 (the user's allow_tf32) picks the m16n8k8 tensor-core math;
 // float16 runs m16n8k16 with float accumulation; float64 runs DFMA. Floors: benchmarks/results/cuda_conv.md.
+// Groups: the G per-group GEMMs (same M, N, k) go in one launch as grid z (gemm_core.cuh), each block
+// shifting the operand views to its group: one launch whatever G (not G launches of a few blocks each),
+// and the same kernel instances as G = 1 (the shift is a pointer offset per block, no new templates).
 #include <stdexcept>
 #include <string>
 
@@ -43,7 +46,7 @@ inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 
 template <class Math>
 int wgrad_splits(const Conv2dParams& p) {
   const int64_t crs = p.crs();
-  const int64_t tiles = ((p.K + Math::BM - 1) / Math::BM) * ((crs + Math::BN - 1) / Math::BN);
+  const int64_t tiles = p.G * ((p.K / p.G + Math::BM - 1) / Math::BM) * ((crs + Math::BN - 1) / Math::BN);
   const int64_t k_tiles = (p.N * p.out_plane() + Math::BK - 1) / Math::BK;
   return gemm::split_count(tiles, k_tiles);
 }
@@ -51,47 +54,50 @@ int wgrad_splits(const Conv2dParams& p) {
 template <class Math, typename T>
 void forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y, cudaStream_t s) {
   using A = typename Math::Acc;
-  const int64_t M = p.N * p.out_plane(), N = p.K, K = p.crs();
+  const int64_t M = p.N * p.out_plane(), N = p.K / p.G, K = p.crs();
   Im2colRows<T> opa{p, x};
-  RowsK<T> opb{w, K};
-  StoreNchwBias<T, A> epi{y, b, p.K, p.out_plane()};
+  RowsK<T> opb{w, K, N * K};
+  StoreNchwBias<T, A> epi{y, b, p.K, N, p.out_plane()};
   constexpr int vec = 16 / sizeof(T);
   if constexpr (Math::kKMajor) {
     if (K % vec == 0 && aligned16(w)) {
-      gemm::run<Math, Im2colRows<T>, RowsK<T>, StoreNchwBias<T, A>, false, true>(M, N, K, opa, opb, epi, nullptr, 1, s);
+      gemm::run<Math, Im2colRows<T>, RowsK<T>, StoreNchwBias<T, A>, false, true>(M, N, K, opa, opb, epi, nullptr, 1, s,
+                                                                                 p.G);
       return;
     }
   }
-  gemm::run<Math, Im2colRows<T>, RowsK<T>, StoreNchwBias<T, A>, false, false>(M, N, K, opa, opb, epi, nullptr, 1, s);
+  gemm::run<Math, Im2colRows<T>, RowsK<T>, StoreNchwBias<T, A>, false, false>(M, N, K, opa, opb, epi, nullptr, 1, s,
+                                                                              p.G);
 }
 
 template <class Math, typename T>
 void dgrad(const Conv2dParams& p, const T* w, const T* dy, T* dx, cudaStream_t s) {
   using A = typename Math::Acc;
-  const int64_t M = p.N * p.in_plane(), N = p.C, K = p.K * p.kh * p.kw;
+  const int64_t M = p.N * p.in_plane(), N = p.C / p.G, K = p.K / p.G * p.kh * p.kw;
   DyGather<T> opa{p, dy};
   WeightPerChannel<T> opb{p, w};
-  StoreNchwBias<T, A> epi{dx, nullptr, p.C, p.in_plane()};
+  StoreNchwBias<T, A> epi{dx, nullptr, p.C, N, p.in_plane()};
   gemm::run<Math, DyGather<T>, WeightPerChannel<T>, StoreNchwBias<T, A>, false, false>(M, N, K, opa, opb, epi, nullptr,
-                                                                                       1, s);
+                                                                                       1, s, p.G);
 }
 
 template <class Math, typename T>
 void wgrad(const Conv2dParams& p, const T* x, const T* dy, T* dw, typename Math::Acc* ws, cudaStream_t s) {
   using A = typename Math::Acc;
-  const int64_t M = p.K, N = p.crs(), K = p.N * p.out_plane();
+  const int64_t M = p.K / p.G, N = p.crs(), K = p.N * p.out_plane();
   DyRows<T> opa{p, dy};
   Im2colCols<T> opb{p, x};
-  StoreRows<T, A> epi{dw, N};
+  StoreRows<T, A> epi{dw, N, M * N};
   const int splits = wgrad_splits<Math>(p);
   constexpr int vec = 16 / sizeof(T);
   if constexpr (Math::kKMajor) {
     if (p.out_plane() % vec == 0 && aligned16(dy)) {
-      gemm::run<Math, DyRows<T>, Im2colCols<T>, StoreRows<T, A>, true, false>(M, N, K, opa, opb, epi, ws, splits, s);
+      gemm::run<Math, DyRows<T>, Im2colCols<T>, StoreRows<T, A>, true, false>(M, N, K, opa, opb, epi, ws, splits, s,
+                                                                              p.G);
       return;
     }
   }
-  gemm::run<Math, DyRows<T>, Im2colCols<T>, StoreRows<T, A>, false, false>(M, N, K, opa, opb, epi, ws, splits, s);
+  gemm::run<Math, DyRows<T>, Im2colCols<T>, StoreRows<T, A>, false, false>(M, N, K, opa, opb, epi, ws, splits, s, p.G);
 }
 
 template <typename T>

@@ -4,6 +4,8 @@
 //   forward: M = N*Ho*Wo, N = K, k = C*kh*kw   A = im2col(x), B = w (K rows of C*kh*kw)
 //   dgrad:   M = N*H*W,   N = C, k = K*kh*kw   A = dy gathered through the stride, B = w viewed per c
 //   wgrad:   M = K,       N = C*kh*kw, k = N*Ho*Wo   A = dy (K rows, per image contiguous), B = im2col(x)^T
+// With groups G each pass is G GEMMs of the same shape (C, K above read C/G, K/G) in one launch; every
+// view below has `group(g)`, itself with its base pointer moved to group g's channels (gemm_core.cuh).
 #include "common/conv_params.h"
 #include "cuda/common/device.cuh"
 #include "cuda/common/numeric.cuh"
@@ -43,8 +45,20 @@ struct Im2colRows {
   Conv2dParams p;
   const T* x;
   FastDiv P, Wo, RS, KW;
+  int64_t group_step;  // C/G*H*W
   Im2colRows(const Conv2dParams& p_, const T* x_)
-      : p(p_), x(x_), P(p_.Ho * p_.Wo), Wo(p_.Wo), RS(p_.kh * p_.kw), KW(p_.kw) {}
+      : p(p_),
+        x(x_),
+        P(p_.Ho * p_.Wo),
+        Wo(p_.Wo),
+        RS(p_.kh * p_.kw),
+        KW(p_.kw),
+        group_step(p_.C / p_.G * p_.H * p_.W) {}
+  __device__ Im2colRows group(int g) const {
+    Im2colRows o = *this;
+    o.x += g * group_step;
+    return o;
+  }
   struct Row {
     const T* xn;
     int64_t ih0, iw0;
@@ -69,6 +83,8 @@ struct RowsK {
   using T = T_;
   const T* a;
   int64_t ld;
+  int64_t group_step = 0;  // elements between groups' rows
+  __device__ RowsK group(int g) const { return RowsK{a + g * group_step, ld, group_step}; }
   struct Row {
     const T* p;
   };
@@ -85,8 +101,22 @@ struct DyGather {
   Conv2dParams p;
   const T* dy;
   FastDiv HW, W, RS, KW, SH, SW;
+  int64_t group_step;  // K/G*Ho*Wo
   DyGather(const Conv2dParams& p_, const T* dy_)
-      : p(p_), dy(dy_), HW(p_.H * p_.W), W(p_.W), RS(p_.kh * p_.kw), KW(p_.kw), SH(p_.sh), SW(p_.sw) {}
+      : p(p_),
+        dy(dy_),
+        HW(p_.H * p_.W),
+        W(p_.W),
+        RS(p_.kh * p_.kw),
+        KW(p_.kw),
+        SH(p_.sh),
+        SW(p_.sw),
+        group_step(p_.K / p_.G * p_.Ho * p_.Wo) {}
+  __device__ DyGather group(int g) const {
+    DyGather o = *this;
+    o.dy += g * group_step;
+    return o;
+  }
   struct Row {
     const T* dyn;
     int64_t th, tw;  // h + ph, w + pw
@@ -106,21 +136,28 @@ struct DyGather {
   __device__ const T* chunk(int64_t, int64_t) const { return dy; }  // never async
 };
 
-// Dgrad B: row c, k = (ko, r, s) -> w[ko, c, r, s].
+// Dgrad B: row c, k = (ko, r, s) -> w[ko, c, r, s] (w is (K, C/G, kh, kw)).
 template <typename T_>
 struct WeightPerChannel {
   using T = T_;
-  Conv2dParams p;
   const T* w;
+  int64_t ko_step;     // C/G*kh*kw
+  int64_t group_step;  // K/G*C/G*kh*kw
   FastDiv RS;
-  WeightPerChannel(const Conv2dParams& p_, const T* w_) : p(p_), w(w_), RS(p_.kh * p_.kw) {}
+  WeightPerChannel(const Conv2dParams& p_, const T* w_)
+      : w(w_), ko_step(p_.crs()), group_step(p_.K / p_.G * p_.crs()), RS(p_.kh * p_.kw) {}
+  __device__ WeightPerChannel group(int g) const {
+    WeightPerChannel o = *this;
+    o.w += g * group_step;
+    return o;
+  }
   struct Row {
     const T* wc;
   };
   __device__ Row row(int64_t c) const { return Row{w + c * RS.d}; }
   __device__ T load(const Row& r, int64_t k) const {
     const int64_t ko = RS.div(k), rs = k - ko * RS.d;
-    return r.wc[ko * p.C * RS.d + rs];
+    return r.wc[ko * ko_step + rs];
   }
   __device__ const T* chunk(int64_t, int64_t) const { return w; }  // never async
 };
@@ -133,7 +170,14 @@ struct DyRows {
   Conv2dParams p;
   const T* dy;
   FastDiv P;
-  DyRows(const Conv2dParams& p_, const T* dy_) : p(p_), dy(dy_), P(p_.Ho * p_.Wo) {}
+  int64_t group_step;  // K/G*Ho*Wo
+  DyRows(const Conv2dParams& p_, const T* dy_)
+      : p(p_), dy(dy_), P(p_.Ho * p_.Wo), group_step(p_.K / p_.G * p_.Ho * p_.Wo) {}
+  __device__ DyRows group(int g) const {
+    DyRows o = *this;
+    o.dy += g * group_step;
+    return o;
+  }
   struct Row {
     const T* dyk;
   };
@@ -155,8 +199,20 @@ struct Im2colCols {
   Conv2dParams p;
   const T* x;
   FastDiv RS, KW, P, Wo;
+  int64_t group_step;  // C/G*H*W
   Im2colCols(const Conv2dParams& p_, const T* x_)
-      : p(p_), x(x_), RS(p_.kh * p_.kw), KW(p_.kw), P(p_.Ho * p_.Wo), Wo(p_.Wo) {}
+      : p(p_),
+        x(x_),
+        RS(p_.kh * p_.kw),
+        KW(p_.kw),
+        P(p_.Ho * p_.Wo),
+        Wo(p_.Wo),
+        group_step(p_.C / p_.G * p_.H * p_.W) {}
+  __device__ Im2colCols group(int g) const {
+    Im2colCols o = *this;
+    o.x += g * group_step;
+    return o;
+  }
   struct Row {
     const T* xc;
     int64_t hoff, woff;
@@ -174,14 +230,23 @@ struct Im2colCols {
   __device__ const T* chunk(int64_t, int64_t) const { return x; }  // never async
 };
 
-// Epilogue of the forward: y[n, k, q] = acc + b[k] (b may be null).
+// Epilogue of the forward: y[n, k, q] = acc + b[k] (b may be null); group g's k start at g*group_planes.
 template <typename T, typename A>
 struct StoreNchwBias {
   T* y;
   const T* b;
-  int64_t planes;  // K (or C for dx)
-  FastDiv plane;   // Ho*Wo (or H*W)
-  StoreNchwBias(T* y_, const T* b_, int64_t planes_, int64_t plane_) : y(y_), b(b_), planes(planes_), plane(plane_) {}
+  int64_t planes;                          // K (or C for dx)
+  int64_t group_planes;                    // K/G (or C/G)
+  FastDiv plane;                           // Ho*Wo (or H*W)
+  static constexpr bool kNoSplitK = true;  // forward and dgrad reduce over C*kh*kw / K*kh*kw unsplit
+  StoreNchwBias(T* y_, const T* b_, int64_t planes_, int64_t group_planes_, int64_t plane_)
+      : y(y_), b(b_), planes(planes_), group_planes(group_planes_), plane(plane_) {}
+  __device__ StoreNchwBias group(int g) const {
+    StoreNchwBias o = *this;
+    o.y += g * group_planes * plane.d;
+    if (b != nullptr) o.b += g * group_planes;
+    return o;
+  }
   __device__ void operator()(int64_t m, int64_t k, A v) const {
     const int64_t n = plane.div(m), q = m - n * plane.d;
     if (b != nullptr) v += to_acc(b[k]);
@@ -189,11 +254,14 @@ struct StoreNchwBias {
   }
 };
 
-// Epilogue of a row-major result: out[m*ld + n] = acc (dw, with ld = C*kh*kw).
+// Epilogue of a row-major result: out[m*ld + n] = acc (dw, with ld = C/G*kh*kw; group g's rows from
+// g*group_step elements on).
 template <typename T, typename A>
 struct StoreRows {
   T* out;
   int64_t ld;
+  int64_t group_step = 0;
+  __device__ StoreRows group(int g) const { return StoreRows{out + g * group_step, ld, group_step}; }
   __device__ void operator()(int64_t m, int64_t n, A v) const { out[m * ld + n] = from_acc<T>(v); }
 };
 

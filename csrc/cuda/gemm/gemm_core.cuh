@@ -20,9 +20,14 @@
 //   Epi       __device__ void operator()(int64_t m, int64_t n, Acc v) const, called once per (m < M, n < N).
 // Split-K: gridDim.z > 1 makes each z-slice cover its own k-tiles and store raw partial sums into
 // ws[z][M][N]; splitk_reduce then sums the slices in z order (deterministic) and calls Epi.
+// Groups (grouped convolution): G independent GEMMs of the same shape in one launch, gridDim.z =
+// G * splits, slice z on group z / splits. An OpA/OpB/Epi with `Op group(int g) const` is shifted to
+// group g's data by it (one pointer offset per block); one without it (the plain GEMMs) is ungrouped.
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "cuda/common/cp_async.cuh"
 #include "cuda/common/device.cuh"
@@ -43,7 +48,40 @@ __device__ __forceinline__ float bits_float(uint32_t u) {
 struct GemmShape {
   int64_t M, N, K;
   int64_t k_tiles_per_split;  // k-tiles each gridDim.z slice covers
+  int splits;                 // gridDim.z = groups * splits
 };
+
+template <class Op, class = void>
+struct HasGroup : std::false_type {};
+template <class Op>
+struct HasGroup<Op, std::void_t<decltype(std::declval<const Op&>().group(0))>> : std::true_type {};
+
+// An epilogue may declare `static constexpr bool kNoSplitK = true` (conv forward and dgrad): its GEMMs
+// never split k, so a grouped block's group is blockIdx.z itself (no division, nothing extra held in
+// registers across the mainloop) and run() never splits them.
+template <class Epi, class = void>
+struct NoSplitK : std::false_type {};
+template <class Epi>
+struct NoSplitK<Epi, std::enable_if_t<Epi::kNoSplitK>> : std::true_type {};
+
+// The group of this block of a grouped launch (gridDim.z = groups * splits).
+template <class Epi>
+__device__ __forceinline__ int group_of_block(int splits) {
+  if constexpr (NoSplitK<Epi>::value)
+    return int(blockIdx.z);
+  else
+    return int(blockIdx.z) / splits;
+}
+
+// The view of group g: a shifted copy, or a reference to the op itself when it is ungrouped (so the
+// ungrouped instances read their kernel parameters exactly as without groups).
+template <class Op>
+__device__ __forceinline__ decltype(auto) in_group(const Op& op, int g) {
+  if constexpr (HasGroup<Op>::value)
+    return op.group(g);
+  else
+    return (op);
+}
 
 // ------------------------------------------------------------------ exact math (FFMA / DFMA)
 // Block tile BM x BN x BK; thread (ty, tx) owns rows {ty*TM/2 + i, BM/2 + ty*TM/2 + i} and the same
@@ -327,8 +365,15 @@ constexpr size_t smem_bytes() {
 // one commit group per step keeps cp_async_wait<kStages - 2> pointing at tile kt.
 template <class Math, class OpA, class OpB, class Epi, bool AsyncA, bool AsyncB>
 __global__ void __launch_bounds__(Math::kThreads, Math::min_blocks(AsyncA || AsyncB))
-    gemm_kernel(GemmShape sh, OpA a, OpB b, Epi epi, typename Math::Acc* ws) {
+    gemm_kernel(GemmShape sh, OpA a_all, OpB b_all, Epi epi_all, typename Math::Acc* ws) {
   using S = typename Math::S;
+  // Ungrouped instances (the plain GEMMs) compile to the code without groups; grouped ones shift the
+  // epilogue only after the mainloop, so its pointers are not held in registers across it.
+  constexpr bool kGrouped = HasGroup<OpA>::value || HasGroup<OpB>::value || HasGroup<Epi>::value;
+  const int group = kGrouped ? group_of_block<Epi>(sh.splits) : 0;
+  const int split = kGrouped ? int(blockIdx.z) - group * sh.splits : int(blockIdx.z);
+  const auto& a = in_group(a_all, group);
+  const auto& b = in_group(b_all, group);
   constexpr int ST = Math::kStages;
   DK_DYNAMIC_SHARED(S, smem);
   S* sA = smem;
@@ -336,7 +381,7 @@ __global__ void __launch_bounds__(Math::kThreads, Math::min_blocks(AsyncA || Asy
 
   const int64_t m0 = int64_t(blockIdx.x) * Math::BM, n0 = int64_t(blockIdx.y) * Math::BN;
   const int64_t k_tiles = (sh.K + Math::BK - 1) / Math::BK;
-  const int64_t kt0 = int64_t(blockIdx.z) * sh.k_tiles_per_split;
+  const int64_t kt0 = int64_t(split) * sh.k_tiles_per_split;
   const int64_t kt1 = k_tiles < kt0 + sh.k_tiles_per_split ? k_tiles : kt0 + sh.k_tiles_per_split;
 
   Stager<Math, OpA, Math::BM, true, AsyncA> stA(a, m0, sh.M);
@@ -375,12 +420,13 @@ __global__ void __launch_bounds__(Math::kThreads, Math::min_blocks(AsyncA || Asy
   }
   cp_async_wait<0>();
 
-  const bool split = gridDim.z > 1;
+  const bool to_ws = kGrouped ? sh.splits > 1 : gridDim.z > 1;
+  const auto& epi = in_group(epi_all, kGrouped ? group_of_block<Epi>(sh.splits) : 0);
   typename Math::Acc* slab = ws + int64_t(blockIdx.z) * sh.M * sh.N;
   Math::for_each(acc, [&](int r, int c, typename Math::Acc v) {
     const int64_t m = m0 + r, n = n0 + c;
     if (m < sh.M && n < sh.N) {
-      if (split)
+      if (to_ws)
         slab[m * sh.N + n] = v;
       else
         epi(m, n, v);
@@ -388,14 +434,17 @@ __global__ void __launch_bounds__(Math::kThreads, Math::min_blocks(AsyncA || Asy
   });
 }
 
-// Sums the split-K slices in z order and hands each (m, n) to the epilogue.
+// Sums the split-K slices of each group in z order and hands each (m, n) to the group's epilogue.
 template <class AccT, class Epi>
-__global__ void splitk_reduce(int64_t M, int64_t N, int splits, const AccT* __restrict__ ws, Epi epi) {
+__global__ void splitk_reduce(int64_t M, int64_t N, int splits, int groups, const AccT* __restrict__ ws, Epi epi) {
   const int64_t total = M * N;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    AccT s = ws[i];
-    for (int z = 1; z < splits; ++z) s += ws[int64_t(z) * total + i];
-    epi(i / N, i % N, s);
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total * groups;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t g = i / total, e = i - g * total;
+    const AccT* src = ws + g * splits * total + e;
+    AccT s = src[0];
+    for (int z = 1; z < splits; ++z) s += src[int64_t(z) * total];
+    in_group(epi, int(g))(e / N, e % N, s);
   }
 }
 
@@ -412,30 +461,30 @@ inline int split_count(int64_t tiles, int64_t k_tiles) {
 
 namespace dk::cuda::gemm {
 
-// Host side: launches one GEMM (and its split-K reduction when splits > 1; ws then holds
-// splits * M * N accumulators). Nothing is launched for an empty output.
+// Host side: launches one GEMM per group, all in one grid (and their split-K reduction when splits > 1;
+// ws then holds groups * splits * M * N accumulators). Nothing is launched for an empty output.
 template <class Math, class OpA, class OpB, class Epi, bool AsyncA, bool AsyncB>
 void run(int64_t M, int64_t N, int64_t K, const OpA& a, const OpB& b, const Epi& epi, typename Math::Acc* ws,
-         int splits, cudaStream_t stream) {
-  if (M <= 0 || N <= 0) return;
+         int splits, cudaStream_t stream, int64_t groups = 1) {
+  if (M <= 0 || N <= 0 || groups <= 0) return;
   const int64_t k_tiles = (K + Math::BK - 1) / Math::BK;
-  if (ws == nullptr || k_tiles < 2) splits = 1;
+  if (ws == nullptr || k_tiles < 2 || NoSplitK<Epi>::value) splits = 1;
   int64_t per = splits > 1 ? (k_tiles + splits - 1) / splits : k_tiles;
   if (per < 1) per = 1;
   if (splits > 1) splits = int((k_tiles + per - 1) / per);
   const int64_t gx = (M + Math::BM - 1) / Math::BM, gy = (N + Math::BN - 1) / Math::BN;
-  if (gx > 2147483647LL || gy > 65535 || splits > 65535)
+  if (gx > 2147483647LL || gy > 65535 || groups * splits > 65535)
     throw std::invalid_argument("deepkern gemm: problem too large for one launch (M " + std::to_string(M) + ", N " +
-                                std::to_string(N) + ")");
-  GemmShape sh{M, N, K, per};
+                                std::to_string(N) + ", groups " + std::to_string(groups) + ")");
+  GemmShape sh{M, N, K, per, splits};
   auto kernel = gemm_kernel<Math, OpA, OpB, Epi, AsyncA, AsyncB>;
   constexpr size_t smem = smem_bytes<Math>();
   if (smem > 48 * 1024) set_max_dynamic_shared(kernel, smem);
-  launch(kernel, dim3(unsigned(gx), unsigned(gy), unsigned(splits)), dim3(Math::kThreads), smem, stream, sh, a, b, epi,
-         ws);
+  launch(kernel, dim3(unsigned(gx), unsigned(gy), unsigned(groups * splits)), dim3(Math::kThreads), smem, stream, sh, a,
+         b, epi, ws);
   if (splits > 1)
-    launch(splitk_reduce<typename Math::Acc, Epi>, dim3(grid_for(M * N, 256)), dim3(256), 0, stream, M, N, splits,
-           static_cast<const typename Math::Acc*>(ws), epi);
+    launch(splitk_reduce<typename Math::Acc, Epi>, dim3(grid_for(M * N * groups, 256)), dim3(256), 0, stream, M, N,
+           splits, int(groups), static_cast<const typename Math::Acc*>(ws), epi);
 }
 
 // The configurations every GEMM user instantiates: exact float32 / float64 and the tensor-core ones.

@@ -92,24 +92,11 @@ def _conv_params(op, x, w, b, stride, padding, dilation, groups=1):
     }, extra
 
 
-_LEGACY = ("N", "C", "H", "W", "K", "kh", "kw", "Ho", "Wo", "sh", "sw", "ph", "pw", "dh", "dw")
-
-
-def _kernel_params(op, backend, p):
-    """What the backend's binding takes: the dict on the CPU; the CUDA side takes the fifteen
-    ungrouped fields (groups > 1 is CPU-only for now)."""
-    if backend.name == "cpu":
-        return p
-    if p["G"] != 1:
-        raise NotImplementedError(f"{op}: groups={p['G']} is CPU-only for now (no CUDA kernel); run it on numpy arrays")
-    return tuple(p[k] for k in _LEGACY)
-
-
 def _with_tf32(backend, params, dtype):
     """The CUDA kernels also take whether float32 may run on TF32 tensor cores (read at each call)."""
     if backend.name != "cuda":
         return params
-    return params + (int(np.dtype(dtype) == np.float32 and get_allow_tf32()),)
+    return {**params, "allow_tf32": int(np.dtype(dtype) == np.float32 and get_allow_tf32())}
 
 
 def _check_out(op, out, backend, shape, dtype):
@@ -153,13 +140,12 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, out=None,
     params, extra = _conv_params(op, x, w, b, stride, padding, dilation, groups)
     if extra != (0, 0):  # padding='same', even kernel: the extra zeros after, explicitly
         x = backend.xp.pad(x, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))
-    kparams = _kernel_params(op, backend, params)
     shape = (params["N"], params["K"], params["Ho"], params["Wo"])
     user_shape = shape[1:] if unbatched else shape
     if out is not None:
         _check_out(op, out, backend, user_shape, out_dt)
     y = (out[None] if unbatched else out) if (out is not None and out_dt == comp_dt) else backend.empty(shape, comp_dt)
-    backend.call("conv2d_forward", _with_tf32(backend, kparams, comp_dt), x, w, b, y)
+    backend.call("conv2d_forward", _with_tf32(backend, params, comp_dt), x, w, b, y)
     if unbatched:
         y = y[0]
     if out is not None and y is not out:
@@ -172,7 +158,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, out=None,
             backend,
             out_dt,
             comp_dt,
-            params=kparams,
+            params=params,
             x=x,
             w=w,
             has_bias=b is not None,
