@@ -66,6 +66,17 @@ inline bool shifted_unfold_pays(const Conv2dParams& p, int64_t mr, int64_t nr, i
   return unfolded < phase;
 }
 
+// Threads the shifted paths use with nt available: all of them when the call has enough work.
+inline int shifted_workers(const Conv2dParams& p, int nt) {
+  return nt > 1 && 2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs()) > 2e6 ? nt : 1;
+}
+
+// The weight gradient: whole samples per thread, each reading its im2col rows in place, unless
+// there are fewer samples than threads, when the threads split one threaded GEMM per sample.
+inline bool shifted_dw_threaded_gemm(const Conv2dParams& p, int nt) {
+  return shifted_workers(p, nt) > 1 && p.N < nt;
+}
+
 // y = conv(x, w) + b (b may be null).
 template <typename T>
 void conv2d_forward_shifted(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y);
