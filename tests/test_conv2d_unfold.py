@@ -42,7 +42,7 @@ def _plan(xs, ws, s, p, d, dt, threads=1):
     """The paths the C++ takes: {'fwd': 'unfold'|'phase'|'im2col'|..., 'dx': ..., 'dw': 'rows'|'gemm'|'im2col',
     'half': last forward panel half-width, 'edge_rows': K % MR != 0, 'dw_half': the weight gradient's
     last panel of K is half width, 'dw_edge': C*kh*kw % MR != 0}."""
-    (N, C, H, W), (K, _, kh, kw) = xs, ws
+    (_, C, H, W), (K, _, kh, kw) = xs, ws
     mr, nr = _tile(dt)
     Ho, Wo = _out(H, kh, s[0], p[0], d[0]), _out(W, kw, s[1], p[1], d[1])
     cpp = _cpp_plan(xs, ws, s, p, d, dt, threads)

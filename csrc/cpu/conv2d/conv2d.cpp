@@ -1,4 +1,6 @@
-// conv2d lowered to GEMM. Three lowerings, chosen per shape (and per gradient):
+// conv2d lowered to GEMM. Four lowerings, chosen per shape (and per gradient; conv2d_plan names them):
+//  * Winograd F(4x4, 3x3) (conv2d_winograd.h) for stride-1 3x3 with enough channels: forward,
+//    and dx as a transposed convolution; finite inputs only.
 //  * shifted GEMM (conv2d_shifted_plan.h), the default for strides <= 8: no im2col matrix at all.
 //    Forward; dw (K >= 16, finite x); dx as a transposed convolution (stride 1, C >= 4) or as
 //    w^T dy added back contiguously in the phase-split space (other strides); finite w for dx.
@@ -337,9 +339,8 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
     conv2d_input_grad_shifted(p, w, dy, dx);
     dx = nullptr;  // done
   }
-  // For any K: the transposed weight-gradient GEMM has K columns, so a small K pads its tile
-  // (6 of 16 columns at K = 6), but it reads x in place; im2col + GEMM writes, packs and reads an
-  // im2col matrix instead, which measured 1.3-2.6x slower for K = 2..15 (LeNet's first layer, K = 6).
+  // For any K, small K too (its tile is padded, but x is read in place: benchmarks/results/conv.md,
+  // "Why the conv2d rules").
   if (dw && shifted_applies(p) && all_finite(x, p.N * p.C * p.in_plane())) {
     conv2d_weight_grad_shifted(p, x, dy, dw);
     dw = nullptr;  // done

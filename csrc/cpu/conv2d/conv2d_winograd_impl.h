@@ -68,8 +68,7 @@ struct Tf<T, 4> {  // interpolation points 0, +-1, +-2, infinity
   static void data(const T* d, int64_t si, T* v, int64_t so) {
 #pragma omp simd
     for (int l = 0; l < L; ++l) {
-      const T d0 = d[l], d1 = d[si + l], d2 = d[2 * si + l], d3 = d[3 * si + l], d4 = d[4 * si + l],
-              d5 = d[5 * si + l];
+      const T d0 = d[l], d1 = d[si + l], d2 = d[2 * si + l], d3 = d[3 * si + l], d4 = d[4 * si + l], d5 = d[5 * si + l];
       const T a = d4 - T(4) * d2, b = d3 - T(4) * d1, c = d4 - d2, e = T(2) * (d3 - d1);
       v[l] = T(4) * d0 - T(5) * d2 + d4;
       v[so + l] = a + b;
