@@ -11,10 +11,10 @@ namespace dk::cpu {
 
 // Whether Winograd runs a convolution (x and w finite besides). float32 sums over more than
 // 64 channels stay direct: F(4x4, 3x3) rounds more than the direct sum, the more so the more
-// channels it sums (its worst error reaches 0.6 of the tests' float32 tolerance at 64, 0.84 at 128). Cost in multiply-adds: the 36 GEMMs (channels rounded to 16) plus the
-// transforms (1000 per tile and input channel, 350 per output channel), against 9 per output
-// and channel pair directly, with a 1.3x margin for the direct GEMM's better rate. The
-// measurements behind both: benchmarks/results/conv.md, "Winograd".
+// channels it sums (its worst error reaches 0.6 of the tests' float32 tolerance at 64, 0.84 at 128). Cost in
+// multiply-adds: the 36 GEMMs (channels rounded to 16) plus the transforms (1000 per tile and input channel, 350 per
+// output channel), against 9 per output and channel pair directly, with a 1.3x margin for the direct GEMM's better
+// rate. The measurements behind both: benchmarks/results/conv.md, "Winograd".
 inline bool winograd_pays(const Conv2dParams& p, int64_t elem_bytes) {
   if (p.G != 1 || p.kh != 3 || p.kw != 3 || p.sh != 1 || p.sw != 1 || p.dh != 1 || p.dw != 1) return false;
   if (elem_bytes == 4 && p.C > 64) return false;
