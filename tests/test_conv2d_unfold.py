@@ -4,10 +4,8 @@ kernel (full and half width, partial row panels) and the threaded GEMM it falls 
 layout switch itself. Each shape is checked against the float64 reference
 (forward, dx, dw, db) and, for a subset, torch.
 
-Which path a shape takes is decided in C++ (csrc/cpu/conv2d/conv2d_shifted.h: shifted_applies,
-shifted_unfold_pays; conv2d_shifted_backward.cpp: conv2d_weight_grad_shifted; conv2d.cpp: dx_as_conv). `_plan` below mirrors
-those rules for the running ISA's register tile, so the tests can assert that their shapes really
-cover both sides of every switch: if the C++ rules change, change `_plan` with them."""
+Which path a shape takes is the C++'s own answer (_cpu.conv2d_plan, from the predicates the passes
+test), so the tests can assert that their shapes really cover both sides of every switch."""
 
 import re
 
@@ -16,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from deepkern import _cpu
+from deepkern.functional.conv import _conv_params
 from helpers import assert_close
 from reference import conv2d_backward_ref, conv2d_ref
 
@@ -29,74 +28,35 @@ def _out(n, k, s, p, d):
     return (n + 2 * p - d * (k - 1) - 1) // s + 1
 
 
-def _up(v, m):
-    return (v + m - 1) // m * m
+def _cpp_plan(xs, ws, s, p, d, dt, threads=1):
+    params, _ = _conv_params("conv2d", np.empty(xs, dt), np.empty(ws, dt), None, s, p, d)
+    return _cpu.conv2d_plan(params, np.dtype(dt).name, threads)
 
 
-def _shifted_applies(C, H, W, K, kh, kw, s, p, d):
-    Ho, Wo = _out(H, kh, s[0], p[0], d[0]), _out(W, kw, s[1], p[1], d[1])
-    if kh == kw == 1 and s == (1, 1) and p == (0, 0):
-        return False
-    if s[0] > 8 or s[1] > 8:
-        return False
-    wq = -(-(W + 2 * p[1]) // s[1])
-    return (Ho - 1) * wq + Wo + 32 <= 2 * Ho * Wo
-
-
-def _unfolds(C, H, W, K, kh, kw, s, p, d, mr, nr, elem_bytes=4, workers=1):
-    Ho, Wo = _out(H, kh, s[0], p[0], d[0]), _out(W, kw, s[1], p[1], d[1])
-    if Wo % nr == 0 and K % mr == 0:
-        return False
-    if s[1] != 1:
-        return False
-    hq, wq = -(-(H + 2 * p[0]) // s[0]), -(-(W + 2 * p[1]) // s[1])
-    if kw * Wo > 8 * s[1] * wq or kw > 64:
-        return False
-    if workers > 1 and s[0] * C * kw * hq * Wo * elem_bytes > 1 << 20:
-        return False
-    macs = _up(K, mr) * C * kh * kw
-
-    def copy(rows, elems):
-        return 100.0 * rows + 4.0 * elems
-
-    phase = (
-        _up((Ho - 1) * wq + Wo, nr) * macs
-        + copy(s[0] * s[1] * C * hq, s[0] * s[1] * C * hq * wq)
-        + copy(K * Ho, K * Ho * Wo)
-    )
-    unfolded = _up(Ho * Wo, nr) * macs + copy(C * kw * H, C * kw * H * Wo)
-    return unfolded < phase
+# the C++ names -> this file's: the shifted GEMM's phase layout, unfolded, im2col (+ winograd)
+_FWD = {"shifted": "phase", "unfolded": "unfold", "shifted_scatter": "phase"}
+_DW = {"shifted_rows": "rows", "shifted_gemm": "gemm"}
 
 
 def _plan(xs, ws, s, p, d, dt, threads=1):
-    """The paths the C++ takes: {'fwd': 'unfold'|'phase'|'im2col', 'dx': ..., 'dw': 'rows'|'gemm'|'im2col',
+    """The paths the C++ takes: {'fwd': 'unfold'|'phase'|'im2col'|..., 'dx': ..., 'dw': 'rows'|'gemm'|'im2col',
     'half': last forward panel half-width, 'edge_rows': K % MR != 0, 'dw_half': the weight gradient's
     last panel of K is half width, 'dw_edge': C*kh*kw % MR != 0}."""
-    (N, C, H, W), (K, _, kh, kw) = xs, ws
+    (_, C, H, W), (K, _, kh, kw) = xs, ws
     mr, nr = _tile(dt)
     Ho, Wo = _out(H, kh, s[0], p[0], d[0]), _out(W, kw, s[1], p[1], d[1])
+    cpp = _cpp_plan(xs, ws, s, p, d, dt, threads)
     plan = {
-        "fwd": "im2col",
-        "dx": "im2col",
-        "dw": "im2col",
+        "fwd": _FWD.get(cpp["forward"], cpp["forward"]),
+        "dx": _FWD.get(cpp["dx"], cpp["dx"]),
+        "dw": _DW.get(cpp["dw"], cpp["dw"]),
         "half": False,
         "edge_rows": K % mr != 0,
         "dw_half": 0 < K % nr <= nr // 2,
         "dw_edge": (C * kh * kw) % mr != 0,
     }
-    eb = np.dtype(dt).itemsize
-    big = threads > 1 and 2.0 * N * K * Ho * Wo * C * kh * kw > 2e6  # the C++ "threads" test
-    workers = threads if big else 1
-    if _shifted_applies(C, H, W, K, kh, kw, s, p, d):
-        plan["fwd"] = "unfold" if _unfolds(C, H, W, K, kh, kw, s, p, d, mr, nr, eb, workers) else "phase"
-        if plan["fwd"] == "unfold":
-            plan["half"] = 0 < (Ho * Wo) % nr <= nr // 2
-        plan["dw"] = "gemm" if big and N < threads else "rows"
-    tp = (d[0] * (kh - 1) - p[0], d[1] * (kw - 1) - p[1])
-    if C >= 4 and s == (1, 1) and tp[0] >= 0 and tp[1] >= 0 and _shifted_applies(K, Ho, Wo, C, kh, kw, (1, 1), tp, d):
-        plan["dx"] = "unfold" if _unfolds(K, Ho, Wo, C, kh, kw, (1, 1), tp, d, mr, nr, eb, workers) else "phase"
-    elif plan["fwd"] != "im2col":
-        plan["dx"] = "phase"  # strided dx: w^T dy scattered back in the phase layout
+    if plan["fwd"] == "unfold":
+        plan["half"] = 0 < (Ho * Wo) % nr <= nr // 2
     return plan
 
 
@@ -181,16 +141,16 @@ def test_shapes_cover_every_path():
 def _boundary_shapes(dt):
     """Square images of growing size where the forward layout switches from one side to the
     other: both neighbours of every switch (C, K, kernel and padding from a few families)."""
-    mr, nr = _tile(dt)
     out = []
     for C, K, k, p in [(6, 16, 5, 0), (4, 16, 3, 1), (3, 12, 5, 2), (8, 24, 3, 0)]:
         prev = None
         for n in range(k, 48):
             xs, ws = (1, C, n, n), (K, C, k, k)
-            if not _shifted_applies(C, n, n, K, k, k, (1, 1), (p, p), (1, 1)):
+            fwd = _plan(xs, ws, (1, 1), (p, p), (1, 1), dt)["fwd"]
+            if fwd not in ("unfold", "phase"):
                 prev = None
                 continue
-            cur = _unfolds(C, n, n, K, k, k, (1, 1), (p, p), (1, 1), mr, nr)
+            cur = fwd == "unfold"
             if prev is not None and cur != prev[1]:
                 out += [(prev[0], ws, (1, 1), (p, p), (1, 1)), (xs, ws, (1, 1), (p, p), (1, 1))]
             prev = (xs, cur)

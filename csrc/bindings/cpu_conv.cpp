@@ -1,9 +1,17 @@
 // Bindings for conv2d on the CPU: arrays in, kernel runs without the GIL.
 //   conv2d_forward(params, x, w, b or None, y)
 //   conv2d_backward(params, x, w, dy, dx or None, dw or None, db or None)
+//   conv2d_plan(params, dtype, threads) -> {"forward", "dx", "dw"}: the lowering each pass takes
 #include "bindings/cpu_arrays.h"
 #include "bindings/registry.h"
 #include "cpu/conv2d/conv2d.h"
+
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <string>
+
+#include "cpu/common/parallel.h"
 
 namespace dk::bind {
 namespace {
@@ -83,7 +91,35 @@ void register_conv(py::module_& m) {
         });
 }
 
+void register_conv_plan(py::module_& m) {
+  m.def(
+      "conv2d_plan",
+      [](py::dict params, const std::string& dtype, std::optional<int> threads) {
+        const Conv2dParams p = conv_params(params);
+        const int nt = threads ? *threads : cpu::num_threads();
+        if (nt < 1) throw py::value_error("conv2d_plan: threads must be >= 1, got " + std::to_string(nt));
+        cpu::Conv2dPlan r;
+        if (dtype == "float32")
+          r = cpu::conv2d_plan<float>(p, nt);
+        else if (dtype == "float64")
+          r = cpu::conv2d_plan<double>(p, nt);
+        else
+          throw py::value_error("conv2d_plan: dtype must be 'float32' or 'float64', got '" + dtype + "'");
+        py::dict d;
+        d["forward"] = r.forward;
+        d["dx"] = r.dx;
+        d["dw"] = r.dw;
+        return d;
+      },
+      py::arg("params"), py::arg("dtype") = "float32", py::arg("threads") = py::none(),
+      "The lowering each pass of conv2d takes for these params (finite inputs), as a dict with keys\n"
+      "forward, dx, dw: 'winograd', 'shifted', 'unfolded', 'shifted_scatter' (dx), 'shifted_rows' /\n"
+      "'shifted_gemm' (dw), 'im2col', 'pointwise' or 'depthwise'. threads: the count to plan for\n"
+      "(default: the current one).");
+}
+
 DK_REGISTER_BINDINGS(register_conv);
+DK_REGISTER_BINDINGS(register_conv_plan);
 
 }  // namespace
 }  // namespace dk::bind

@@ -3,7 +3,7 @@
 # functional layer; every function writes its outputs in place and returns None unless stated.
 # `params` is the op's parameter sequence (csrc/common/*_params.h). Optional arrays are None.
 # tests/test_stubs.py checks that this file names exactly the module's functions.
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Optional
 
 import numpy as np
@@ -38,6 +38,10 @@ def conv2d_backward(
     db: Optional[np.ndarray],
     /,
 ) -> None: ...
+def conv2d_plan(params: Mapping[str, int], dtype: str = "float32", threads: Optional[int] = None) -> dict[str, str]:
+    """The lowering each pass takes (keys forward, dx, dw), e.g. 'winograd', 'shifted', 'im2col'."""
+    ...
+
 def max_pool2d_forward(params: Sequence[int], x: np.ndarray, y: np.ndarray, indices: np.ndarray, /) -> None: ...
 def max_pool2d_backward(params: Sequence[int], dy: np.ndarray, indices: np.ndarray, dx: np.ndarray, /) -> None: ...
 def avg_pool2d_forward(params: Sequence[int], x: np.ndarray, y: np.ndarray, /) -> None: ...

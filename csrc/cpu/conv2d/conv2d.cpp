@@ -1,4 +1,6 @@
-// conv2d lowered to GEMM. Three lowerings, chosen per shape (and per gradient):
+// conv2d lowered to GEMM. Four lowerings, chosen per shape (and per gradient; conv2d_plan names them):
+//  * Winograd F(4x4, 3x3) (conv2d_winograd.h) for stride-1 3x3 with enough channels: forward,
+//    and dx as a transposed convolution; finite inputs only.
 //  * shifted GEMM (conv2d_shifted_plan.h), the default for strides <= 8: no im2col matrix at all.
 //    Forward; dw (K >= 16, finite x); dx as a transposed convolution (stride 1, C >= 4) or as
 //    w^T dy added back contiguously in the phase-split space (other strides); finite w for dx.
@@ -30,7 +32,9 @@
 #include "cpu/conv2d/conv2d_im2col.h"
 #include "cpu/conv2d/conv2d_scratch.h"
 #include "cpu/conv2d/conv2d_shifted.h"
+#include "cpu/conv2d/conv2d_winograd.h"
 #include "cpu/gemm/gemm.h"
+#include "cpu/gemm/gemm_kernels.h"
 
 namespace dk::cpu {
 
@@ -136,6 +140,41 @@ void copy_channels(const T* src, int64_t cs, int64_t c0, int64_t cn, int64_t N, 
     std::memcpy(dst + (n * cd + d0) * plane, src + (n * cs + c0) * plane, sizeof(T) * size_t(cn * plane));
 }
 
+// sum of v[0, n) in kLanes independent partial sums: a single running sum is one add per
+// latency (4 cycles) because the compiler may not reorder float adds; lanes vectorise.
+constexpr int kLanes = 16;
+template <typename T>
+T sum_lanes(const T* v, int64_t n) {
+  T acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) acc[l] += v[i + l];
+  for (; i < n; ++i) acc[0] += v[i];
+  T s = T(0);
+  for (int l = 0; l < kLanes; ++l) s += acc[l];
+  return s;
+}
+
+// True when x holds no Inf/NaN. The shifted weight gradient multiplies dropped columns' inputs by
+// zero, which turns an Inf there into NaN; with non-finite inputs the im2col path is used instead.
+template <typename T>
+bool all_finite(const T* x, int64_t n) {
+  constexpr int64_t kBlock = 4096;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  T acc = T(0);
+#pragma omp parallel for reduction(+ : acc) schedule(static) num_threads(num_threads()) if (n > (1 << 18))
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t i0 = b * kBlock, m = std::min(kBlock, n - i0);
+    T zeros[kLanes] = {};  // 0 * finite = 0, 0 * Inf = NaN, NaN stays
+    int64_t i = 0;
+    for (; i + kLanes <= m; i += kLanes)
+      for (int l = 0; l < kLanes; ++l) zeros[l] += x[i0 + i + l] * T(0);
+    for (; i < m; ++i) zeros[0] += x[i0 + i] * T(0);
+    for (int l = 0; l < kLanes; ++l) acc += zeros[l];
+  }
+  return acc == T(0);
+}
+
 }  // namespace
 
 template <typename T>
@@ -150,6 +189,10 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T
       conv2d_forward(q, xg.data(), w + g * q.K * q.crs(), b ? b + g * q.K : b, yg.data());
       copy_channels(yg.data(), q.K, 0, q.K, p.N, p.out_plane(), y, p.K, g * q.K);
     }
+    return;
+  }
+  if (winograd_pays(p, sizeof(T)) && all_finite(x, p.N * p.C * p.in_plane()) && all_finite(w, p.K * p.crs())) {
+    conv2d_forward_winograd(p, x, w, b, y);
     return;
   }
   if (shifted_applies(p)) {
@@ -174,21 +217,6 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T
 }
 
 namespace {
-
-// sum of v[0, n) in kLanes independent partial sums: a single running sum is one add per
-// latency (4 cycles) because the compiler may not reorder float adds; lanes vectorise.
-constexpr int kLanes = 16;
-template <typename T>
-T sum_lanes(const T* v, int64_t n) {
-  T acc[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) acc[l] += v[i + l];
-  for (; i < n; ++i) acc[0] += v[i];
-  T s = T(0);
-  for (int l = 0; l < kLanes; ++l) s += acc[l];
-  return s;
-}
 
 // db[k] = sum of dy over batch and positions (per row in lanes, then accumulated in double).
 template <typename T>
@@ -249,14 +277,16 @@ void backward_group(const Conv2dParams& p, const Plan& pl, const T* x, const T* 
 // For stride 1, dx is itself a stride-1 convolution: of dy, padded by (dilated extent - 1 -
 // padding), with the weights flipped in (i, j) and transposed to (C, K, kh, kw). That runs on
 // the shifted GEMM with no col2im. Needs padding <= dilated extent - 1 on both axes.
+Conv2dParams dx_conv_params(const Conv2dParams& p) {
+  return {p.N,  p.K, p.Ho, p.Wo, p.C, p.kh, p.kw, p.H, p.W, 1, 1, p.dh * (p.kh - 1) - p.ph, p.dw * (p.kw - 1) - p.pw,
+          p.dh, p.dw};
+}
+
 bool dx_as_conv(const Conv2dParams& p) {
   // its GEMM has C output rows: with very few, most of each register tile would be padding
   if (p.C < 4) return false;
   if (p.sh != 1 || p.sw != 1 || p.ph > p.dh * (p.kh - 1) || p.pw > p.dw * (p.kw - 1)) return false;
-  const Conv2dParams q{
-      p.N,  p.K, p.Ho, p.Wo, p.C, p.kh, p.kw, p.H, p.W, 1, 1, p.dh * (p.kh - 1) - p.ph, p.dw * (p.kw - 1) - p.pw,
-      p.dh, p.dw};
-  return shifted_applies(q);
+  return shifted_applies(dx_conv_params(p));
 }
 
 template <typename T>
@@ -268,30 +298,11 @@ void dx_by_transposed_conv(const Conv2dParams& p, const T* w, const T* dy, T* dx
         for (int64_t j = 0; j < p.kw; ++j)
           wt[((c * p.K + k) * p.kh + (p.kh - 1 - i)) * p.kw + (p.kw - 1 - j)] =
               w[((k * p.C + c) * p.kh + i) * p.kw + j];
-  Conv2dParams q{
-      p.N,  p.K, p.Ho, p.Wo, p.C, p.kh, p.kw, p.H, p.W, 1, 1, p.dh * (p.kh - 1) - p.ph, p.dw * (p.kw - 1) - p.pw,
-      p.dh, p.dw};
-  conv2d_forward_shifted(q, dy, wt.data(), static_cast<const T*>(nullptr), dx);
-}
-
-// True when x holds no Inf/NaN. The shifted weight gradient multiplies dropped columns' inputs by
-// zero, which turns an Inf there into NaN; with non-finite inputs the im2col path is used instead.
-template <typename T>
-bool all_finite(const T* x, int64_t n) {
-  constexpr int64_t kBlock = 4096;
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
-  T acc = T(0);
-#pragma omp parallel for reduction(+ : acc) schedule(static) num_threads(num_threads()) if (n > (1 << 18))
-  for (int64_t b = 0; b < blocks; ++b) {
-    const int64_t i0 = b * kBlock, m = std::min(kBlock, n - i0);
-    T zeros[kLanes] = {};  // 0 * finite = 0, 0 * Inf = NaN, NaN stays
-    int64_t i = 0;
-    for (; i + kLanes <= m; i += kLanes)
-      for (int l = 0; l < kLanes; ++l) zeros[l] += x[i0 + i + l] * T(0);
-    for (; i < m; ++i) zeros[0] += x[i0 + i] * T(0);
-    for (int l = 0; l < kLanes; ++l) acc += zeros[l];
-  }
-  return acc == T(0);
+  const Conv2dParams q = dx_conv_params(p);
+  if (winograd_pays(q, sizeof(T)) && all_finite(dy, q.N * q.C * q.in_plane()))
+    conv2d_forward_winograd(q, dy, wt.data(), static_cast<const T*>(nullptr), dx);
+  else
+    conv2d_forward_shifted(q, dy, wt.data(), static_cast<const T*>(nullptr), dx);
 }
 
 }  // namespace
@@ -328,9 +339,8 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
     conv2d_input_grad_shifted(p, w, dy, dx);
     dx = nullptr;  // done
   }
-  // For any K: the transposed weight-gradient GEMM has K columns, so a small K pads its tile
-  // (6 of 16 columns at K = 6), but it reads x in place; im2col + GEMM writes, packs and reads an
-  // im2col matrix instead, which measured 1.3-2.6x slower for K = 2..15 (LeNet's first layer, K = 6).
+  // For any K, small K too (its tile is padded, but x is read in place: benchmarks/results/conv.md,
+  // "Why the conv2d rules").
   if (dw && shifted_applies(p) && all_finite(x, p.N * p.C * p.in_plane())) {
     conv2d_weight_grad_shifted(p, x, dy, dw);
     dw = nullptr;  // done
@@ -367,6 +377,35 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
       backward_group(p, pl, x, w, dy, dx, dw, g * pl.nb, std::min(pl.nb, p.N - g * pl.nb), par);
   }
 }
+
+// The lowering of each pass, from the same predicates the passes above and the shifted paths
+// test (finite inputs assumed: non-finite x, w or dy send Winograd and the shifted dw/dx to im2col).
+template <typename T>
+Conv2dPlan conv2d_plan(const Conv2dParams& p, int nt) {
+  if (p.is_depthwise()) return {"depthwise", "depthwise", "depthwise"};
+  if (p.G > 1) return conv2d_plan<T>(group_params(p), nt);  // each group in turn
+  Conv2dPlan r{"im2col", "im2col", "im2col"};
+  const auto layout = [&](const Conv2dParams& q) {
+    const GemmKernel<T>& kr = gemm_kernel<T>();
+    return shifted_unfold_pays(q, kr.mr, kr.nr, sizeof(T), shifted_workers(q, nt)) ? "unfolded" : "shifted";
+  };
+  if (p.N > 0 && make_plan(p).direct) r = {"pointwise", "pointwise", "pointwise"};
+  if (winograd_pays(p, sizeof(T)))
+    r.forward = "winograd";
+  else if (shifted_applies(p))
+    r.forward = layout(p);
+  if (dx_as_conv(p)) {
+    const Conv2dParams q = dx_conv_params(p);
+    r.dx = winograd_pays(q, sizeof(T)) ? "winograd" : layout(q);
+  } else if (shifted_applies(p)) {
+    r.dx = "shifted_scatter";
+  }
+  if (shifted_applies(p)) r.dw = shifted_dw_threaded_gemm(p, nt) ? "shifted_gemm" : "shifted_rows";
+  return r;
+}
+
+template Conv2dPlan conv2d_plan<float>(const Conv2dParams&, int);
+template Conv2dPlan conv2d_plan<double>(const Conv2dParams&, int);
 
 template void conv2d_forward<float>(const Conv2dParams&, const float*, const float*, const float*, float*);
 template void conv2d_forward<double>(const Conv2dParams&, const double*, const double*, const double*, double*);

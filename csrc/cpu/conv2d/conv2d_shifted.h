@@ -17,7 +17,7 @@ inline int64_t shifted_phase_size(int64_t padded, int64_t stride) { return (padd
 
 // Used unless the padded-width columns it computes and drops would more than double the work
 // (tiny outputs: im2col is cheaper there), or the convolution is a plain GEMM already
-// (1x1, stride 1, no padding). Measured: 5x5 on 14x14 (Wq 14 vs Wo 10) still wins 2x.
+// (1x1, stride 1, no padding). Measurements: benchmarks/results/conv.md, "Why the conv2d rules".
 inline bool shifted_applies(const Conv2dParams& p) {
   if (p.is_pointwise()) return false;
   // sh*sw phase images: a few are fine (1x1 stride 2 uses one of four), but validated strides go
@@ -35,20 +35,15 @@ inline bool shifted_applies(const Conv2dParams& p) {
 // [r][ow] = xpad[c][r*sh + a][ow + j*dw] (column stride 1 only). Then q = oh*Wo + ow is y's own numbering: nothing is
 // dropped (only the last panel is rounded up to NR) and tiles write y in place, but building the
 // buffer copies kw times the input instead of once. Chosen by a cost model in multiply-adds
-// (the GEMM's: computed columns x padded output channels x C*kh*kw), with copies priced from
-// measurements (lenet / resnet shapes, AVX-512): 4 per element plus 100 per row copied, as short
-// rows (10-30 values) cost mostly their per-row overhead. Whole row tiles (Wo a multiple of NR,
-// K of MR) already drop nothing, so they keep the cheaper phase buffer.
-// With several threads, an unfolded buffer larger than a core's L2 (1 MiB here) lost: resnet 3x3
-// on 56x56 (2.5 MB) was 4-7% slower unfolded on 2 threads, though 4% faster on one. The size is
-// the proxy, not the cause: building it in L2-sized bands of rows was slower still, and perf put
-// the loss in the micro-kernel itself (unfolded, a block's kw taps sit in kw planes, so it touches
-// ~kw times the cache lines; results/conv.md, "banded"). `workers`: threads that will run.
+// (the GEMM's: computed columns x padded output channels x C*kh*kw), copies priced at 4 per
+// element plus 100 per row. Whole row tiles (Wo a multiple of NR, K of MR) drop nothing and keep
+// the phase buffer; column strides keep it too; with several threads so does a buffer over 1 MiB.
+// `workers`: threads that will run. The measurements behind each rule: benchmarks/results/conv.md,
+// "Why the conv2d rules".
 inline bool shifted_unfold_pays(const Conv2dParams& p, int64_t mr, int64_t nr, int64_t elem_bytes = 4,
                                 int workers = 1) {
   if (p.Wo % nr == 0 && p.K % mr == 0) return false;
-  // Column strides: the row copies would go element by element; measured slower unfolded on the
-  // resnet stem (7x7/2, 7%) and the 1x1/2 downsample (5%), so strided columns keep the phases.
+  // column strides: the row copies would go element by element
   if (p.sw != 1) return false;
   const int64_t hq = shifted_phase_size(p.H + 2 * p.ph, p.sh), wq = shifted_phase_size(p.W + 2 * p.pw, p.sw);
   // the unfolded buffer is kw times the input: keep it within 8 phase buffers
@@ -65,6 +60,15 @@ inline bool shifted_unfold_pays(const Conv2dParams& p, int64_t mr, int64_t nr, i
   const double unfolded = round_up(p.out_plane()) * macs + copy(p.C * p.kw * p.H, p.C * p.kw * p.H * p.Wo);
   return unfolded < phase;
 }
+
+// Threads the shifted paths use with nt available: all of them when the call has enough work.
+inline int shifted_workers(const Conv2dParams& p, int nt) {
+  return nt > 1 && 2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs()) > 2e6 ? nt : 1;
+}
+
+// The weight gradient: whole samples per thread, each reading its im2col rows in place, unless
+// there are fewer samples than threads, when the threads split one threaded GEMM per sample.
+inline bool shifted_dw_threaded_gemm(const Conv2dParams& p, int nt) { return shifted_workers(p, nt) > 1 && p.N < nt; }
 
 // y = conv(x, w) + b (b may be null).
 template <typename T>

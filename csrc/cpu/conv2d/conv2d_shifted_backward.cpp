@@ -57,11 +57,11 @@ template <typename T>
 void conv2d_weight_grad_shifted(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
   const Shifted<T> s(p, static_cast<const T*>(nullptr));
   const int nt = num_threads();
-  const bool threads = nt > 1 && 2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs()) > 2e6;
+  const bool threads = shifted_workers(p, nt) > 1;
   const int64_t crs = p.crs(), wsize = crs * p.K;
   const int used = threads ? nt : 1;
   std::vector<T> acc(size_t(used) * size_t(wsize), T(0));  // dwT per thread
-  if (!threads || p.N >= nt) {
+  if (!shifted_dw_threaded_gemm(p, nt)) {
 #pragma omp parallel num_threads(nt) if (threads)
     {
       T* mine = acc.data() + size_t(omp_get_thread_num()) * size_t(wsize);

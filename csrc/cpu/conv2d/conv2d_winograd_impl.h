@@ -1,0 +1,257 @@
+#pragma once
+// Winograd F(m x m, 3 x 3) forward (conv2d_winograd.h), written once and compiled per ISA
+// (conv2d_winograd_isa.h). Channels are the vector lanes: the input goes to a zero-padded
+// channels-last buffer, so every transform is L-lane loops over channels (or output channels)
+// that the compiler vectorises for the file's ISA, and the GEMMs read their rows in place:
+//   U[xi] (Cp x Kp) = G g G^T,  V[xi] (tiles x Cp) = B^T d B,  M[xi] = V[xi] U[xi],  y = A^T M A.
+// Cp, Kp: C, K rounded up to L with zeros. Work items: bands of tile rows of one sample.
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "common/conv_params.h"
+#include "cpu/common/parallel.h"
+#include "cpu/conv2d/conv2d_winograd_isa.h"
+#include "cpu/gemm/gemm_kernels.h"
+
+namespace dk::cpu::DK_WG_NS {
+
+constexpr int L = 16;  // lanes of one transform step (channels)
+
+inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// dst[j*ld + i] = src[i*ls + j] for an 8 x 8 block, in registers (3 rounds of two-source shuffles).
+template <typename T>
+inline void transpose8(const T* src, int64_t ls, T* dst, int64_t ld) {
+  typedef T V __attribute__((vector_size(8 * sizeof(T))));
+  V r[8], t[8], u[8];
+  for (int i = 0; i < 8; ++i) std::memcpy(&r[i], src + i * ls, sizeof(V));
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+    t[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+  }
+  for (int i = 0; i < 8; i += 4)
+    for (int h = 0; h < 2; ++h) {
+      u[i + 2 * h] = __builtin_shufflevector(t[i + h], t[i + h + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+      u[i + 2 * h + 1] = __builtin_shufflevector(t[i + h], t[i + h + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+  for (int j = 0; j < 4; ++j) {
+    const V lo = __builtin_shufflevector(u[j], u[j + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+    const V hi = __builtin_shufflevector(u[j], u[j + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+    std::memcpy(dst + j * ld, &lo, sizeof(V));
+    std::memcpy(dst + (j + 4) * ld, &hi, sizeof(V));
+  }
+}
+
+// dst[j*ld + i] = src[i*ls + j] for i < rows, j < cols: 8 x 8 blocks in registers, the edges one by one.
+template <typename T>
+void transpose(const T* src, int64_t ls, int64_t rows, int64_t cols, T* dst, int64_t ld) {
+  const int64_t r8 = rows / 8 * 8, c8 = cols / 8 * 8;
+  for (int64_t i = 0; i < r8; i += 8) {
+    for (int64_t j = 0; j < c8; j += 8) transpose8(src + i * ls + j, ls, dst + j * ld + i, ld);
+    for (int64_t j = c8; j < cols; ++j)
+      for (int64_t ii = i; ii < i + 8; ++ii) dst[j * ld + ii] = src[ii * ls + j];
+  }
+  for (int64_t i = r8; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) dst[j * ld + i] = src[i * ls + j];
+}
+
+// 1-D transforms on L lanes: element k of the input at in + k*si, element i of the output at out + i*so.
+template <typename T, int M>
+struct Tf;
+
+template <typename T>
+struct Tf<T, 4> {  // interpolation points 0, +-1, +-2, infinity
+  static constexpr int A = 6;
+  static void data(const T* d, int64_t si, T* v, int64_t so) {
+#pragma omp simd
+    for (int l = 0; l < L; ++l) {
+      const T d0 = d[l], d1 = d[si + l], d2 = d[2 * si + l], d3 = d[3 * si + l], d4 = d[4 * si + l], d5 = d[5 * si + l];
+      const T a = d4 - T(4) * d2, b = d3 - T(4) * d1, c = d4 - d2, e = T(2) * (d3 - d1);
+      v[l] = T(4) * d0 - T(5) * d2 + d4;
+      v[so + l] = a + b;
+      v[2 * so + l] = a - b;
+      v[3 * so + l] = c + e;
+      v[4 * so + l] = c - e;
+      v[5 * so + l] = T(4) * d1 - T(5) * d3 + d5;
+    }
+  }
+  static void filter(const T* g, int64_t si, T* u, int64_t so) {
+#pragma omp simd
+    for (int l = 0; l < L; ++l) {
+      const T g0 = g[l], g1 = g[si + l], g2 = g[2 * si + l];
+      const T s = g0 + g2, q = g0 / T(24) + g2 / T(6);
+      u[l] = g0 / T(4);
+      u[so + l] = -(s + g1) / T(6);
+      u[2 * so + l] = -(s - g1) / T(6);
+      u[3 * so + l] = q + g1 / T(12);
+      u[4 * so + l] = q - g1 / T(12);
+      u[5 * so + l] = g2;
+    }
+  }
+  static void output(const T* m, int64_t si, T* o, int64_t so) {
+#pragma omp simd
+    for (int l = 0; l < L; ++l) {
+      const T m1 = m[si + l], m2 = m[2 * si + l], m3 = m[3 * si + l], m4 = m[4 * si + l];
+      const T s12 = m1 + m2, d12 = m1 - m2, s34 = m3 + m4, d34 = m3 - m4;
+      o[l] = m[l] + s12 + s34;
+      o[so + l] = d12 + T(2) * d34;
+      o[2 * so + l] = s12 + T(4) * s34;
+      o[3 * so + l] = d12 + T(8) * d34 + m[5 * si + l];
+    }
+  }
+};
+
+template <typename T, int M>
+struct Winograd {
+  static constexpr int A = Tf<T, M>::A;
+  const Conv2dParams& p;
+  int64_t Cp, Kp, th_n, tw_n, wp, rows_t, bands;
+  const GemmKernel<T>& kr;
+  std::vector<T> U;     // [A*A][Kp / NR][Cp][NR]: packed B panels of the micro-kernel
+  std::vector<T> bias;  // [Kp], zeros past K (or all zeros)
+
+  Winograd(const Conv2dParams& p_, const T* w, const T* b) : p(p_), kr(gemm_kernel<T>()) {
+    Cp = round_up(p.C, L);
+    Kp = round_up(p.K, std::max<int64_t>(L, kr.nr));
+    th_n = (p.Ho + M - 1) / M;
+    tw_n = (p.Wo + M - 1) / M;
+    wp = tw_n * M + 2;
+    // ~96 tiles per item: V and M of one item stay near L2
+    set_rows((96 + tw_n - 1) / tw_n);
+    transform_weights(w);
+    bias.assign(size_t(Kp), T(0));
+    if (b) std::copy(b, b + p.K, bias.begin());
+  }
+
+  void set_rows(int64_t r) {
+    rows_t = std::clamp<int64_t>(r, 1, th_n);
+    bands = (th_n + rows_t - 1) / rows_t;
+  }
+
+  void transform_weights(const T* w) {
+    const int64_t K = p.K, C = p.C;
+    std::vector<T> wt(size_t(9 * Kp), T(0));  // one channel's taps, k fastest
+    U.assign(size_t(A * A * Cp * Kp), T(0));
+    T t[A * 3 * L], u[A * A * L];
+    for (int64_t c = 0; c < C; ++c) {
+      for (int64_t k = 0; k < K; ++k)
+        for (int r = 0; r < 9; ++r) wt[size_t(r * Kp + k)] = w[(k * C + c) * 9 + r];
+      for (int64_t k0 = 0; k0 < Kp; k0 += L) {
+        for (int j = 0; j < 3; ++j) Tf<T, M>::filter(wt.data() + j * Kp + k0, 3 * Kp, t + j * L, 3 * L);
+        for (int i = 0; i < A; ++i) Tf<T, M>::filter(t + i * 3 * L, L, u + i * A * L, L);
+        for (int xi = 0; xi < A * A; ++xi)
+          for (int l = 0; l < L; ++l) {
+            const int64_t k = k0 + l;
+            U[size_t(((xi * (Kp / kr.nr) + k / kr.nr) * Cp + c) * kr.nr + k % kr.nr)] = u[xi * L + l];
+          }
+      }
+    }
+  }
+
+  struct Scratch {
+    std::vector<T> xt, V, Mx, ob;
+  };
+
+  // Item: sample n, tile rows [r0, r1).
+  void run_item(int64_t n, int64_t r0, int64_t r1, const T* x, T* y, Scratch& s) const {
+    const int64_t C = p.C, H = p.H, W = p.W, K = p.K;
+    const int64_t hb = (r1 - r0) * M + 2, tiles = (r1 - r0) * tw_n, wt_ = tw_n * M;
+    s.xt.assign(size_t(hb * wp * Cp), T(0));
+    // one line between the A*A matrices, so that their rows do not all map to the same cache sets
+    const int64_t sv = tiles * Cp + L, sm = tiles * Kp + L;
+    s.V.resize(size_t(A * A * sv));
+    s.Mx.resize(size_t(A * A * sm));
+    s.ob.resize(size_t((r1 - r0) * M * wt_ * Kp));
+    // channels-last, zero-padded rows of the band
+    const T* xn = x + n * C * H * W;
+    for (int64_t r = 0; r < hb; ++r) {
+      const int64_t h = r0 * M + r - p.ph;
+      if (h < 0 || h >= H) continue;
+      const int64_t wn = std::min(W, wp - p.pw);
+      if (wn > 0) transpose(xn + h * W, H * W, C, wn, s.xt.data() + (r * wp + p.pw) * Cp, Cp);
+    }
+    // input transform
+    T t[A * A * L], v[A * A * L];
+    for (int64_t tr = 0; tr < r1 - r0; ++tr)
+      for (int64_t tw = 0; tw < tw_n; ++tw) {
+        const int64_t tile = tr * tw_n + tw;
+        const T* org = s.xt.data() + (tr * M * wp + tw * M) * Cp;
+        for (int64_t c0 = 0; c0 < Cp; c0 += L) {
+          for (int j = 0; j < A; ++j) Tf<T, M>::data(org + j * Cp + c0, wp * Cp, t + j * L, A * L);
+          for (int i = 0; i < A; ++i) Tf<T, M>::data(t + i * A * L, L, v + i * A * L, L);
+          for (int xi = 0; xi < A * A; ++xi)
+            std::memcpy(s.V.data() + xi * sv + tile * Cp + c0, v + xi * L, sizeof(T) * L);
+        }
+      }
+    // M[xi] = V[xi] U[xi]: MR tiles x NR output channels per micro-kernel call, V's rows read in
+    // place, U packed once per call. Tiles past the last (up to MR - 1) read the last tile's row.
+    const int mr = kr.mr, nr = kr.nr;
+    const T* rows[kMaxPanel];
+    T* mx = s.Mx.data();
+    for (int xi = 0; xi < A * A; ++xi)
+      for (int64_t j = 0; j < Kp / nr; ++j) {
+        const T* up = U.data() + (xi * (Kp / nr) + j) * Cp * nr;
+        for (int64_t i0 = 0; i0 < tiles; i0 += mr) {
+          for (int i = 0; i < mr; ++i) rows[i] = s.V.data() + xi * sv + std::min(i0 + i, tiles - 1) * Cp;
+          if (i0 + mr <= tiles) {
+            kr.fn_rows(Cp, rows, up, mx + xi * sm + i0 * Kp + j * nr, Kp, T(1), T(0));
+          } else {
+            T tmp[kMaxPanel * kMaxPanel];
+            kr.fn_rows(Cp, rows, up, tmp, nr, T(1), T(0));
+            for (int64_t i = 0; i < tiles - i0; ++i)
+              std::memcpy(mx + xi * sm + (i0 + i) * Kp + j * nr, tmp + i * nr, sizeof(T) * nr);
+          }
+        }
+      }
+    // output transform into channels-last rows, then to y
+    T o[M * A * L], q[M * M * L];
+    for (int64_t tr = 0; tr < r1 - r0; ++tr)
+      for (int64_t tw = 0; tw < tw_n; ++tw) {
+        const int64_t tile = tr * tw_n + tw;
+        T* dst = s.ob.data() + (tr * M * wt_ + tw * M) * Kp;
+        for (int64_t k0 = 0; k0 < Kp; k0 += L) {
+          const T* m = s.Mx.data() + tile * Kp + k0;
+          for (int j = 0; j < A; ++j) Tf<T, M>::output(m + j * sm, A * sm, o + j * L, A * L);
+          for (int i = 0; i < M; ++i) Tf<T, M>::output(o + i * A * L, L, q + i * M * L, L);
+          const T* bk = bias.data() + k0;
+          for (int i = 0; i < M * M; ++i)
+#pragma omp simd
+            for (int l = 0; l < L; ++l) q[i * L + l] += bk[l];
+          for (int i = 0; i < M; ++i)
+            for (int j = 0; j < M; ++j) std::memcpy(dst + (i * wt_ + j) * Kp + k0, q + (i * M + j) * L, sizeof(T) * L);
+        }
+      }
+    const int64_t oh0 = r0 * M, oh1 = std::min(p.Ho, r1 * M);
+    // 8 output planes at a time: planes are often a multiple of 4 KiB apart, and stores to many
+    // of them at once would compete for the same L1 sets
+    for (int64_t k0 = 0; k0 < K; k0 += 8)
+      for (int64_t oh = oh0; oh < oh1; ++oh)
+        transpose(s.ob.data() + (oh - oh0) * wt_ * Kp + k0, Kp, p.Wo, std::min<int64_t>(8, K - k0),
+                  y + (n * K + k0) * p.Ho * p.Wo + oh * p.Wo, p.Ho * p.Wo);
+  }
+};
+
+template <typename T, int M>
+void forward_m(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
+  const int nt = num_threads();
+  const bool threads = nt > 1 && 2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs()) > 2e6;
+  Winograd<T, M> wg(p, w, b);
+  if (threads && p.N * wg.bands < nt) wg.set_rows((wg.th_n * p.N + nt - 1) / nt);
+  const int64_t items = p.N * wg.bands;
+  static thread_local typename Winograd<T, M>::Scratch scratch;
+#pragma omp parallel for schedule(dynamic) num_threads(nt) if (threads && items > 1)
+  for (int64_t it = 0; it < items; ++it) {
+    const int64_t n = it / wg.bands, r0 = it % wg.bands * wg.rows_t;
+    wg.run_item(n, r0, std::min(wg.th_n, r0 + wg.rows_t), x, y, scratch);
+  }
+}
+
+template <typename T>
+void forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
+  forward_m<T, 4>(p, x, w, b, y);
+}
+
+}  // namespace dk::cpu::DK_WG_NS
