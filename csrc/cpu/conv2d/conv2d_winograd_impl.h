@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "common/conv_params.h"
 #include "cpu/common/parallel.h"
@@ -21,6 +20,36 @@ namespace dk::cpu::DK_WG_NS {
 constexpr int L = 16;  // lanes of one transform step (channels)
 
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// A growable array, not std::vector<T>: a std:: template instantiated in an ISA-flagged
+// translation unit is a weak symbol the linker may pick for every other user of the type,
+// putting AVX-512 code on the portable path (tools/check_isa_objects.sh).
+template <class T>
+class Buf {
+ public:
+  Buf() = default;
+  Buf(const Buf&) = delete;
+  Buf& operator=(const Buf&) = delete;
+  ~Buf() { delete[] p_; }
+  T* get(int64_t n) {  // at least n elements, contents unspecified
+    if (n > n_) {
+      delete[] p_;
+      p_ = new T[size_t(n)];
+      n_ = n;
+    }
+    return p_;
+  }
+  T* zeros(int64_t n) {
+    T* p = get(n);
+    std::memset(p, 0, sizeof(T) * size_t(n));
+    return p;
+  }
+  T* data() const { return p_; }
+
+ private:
+  T* p_ = nullptr;
+  int64_t n_ = 0;
+};
 
 // dst[j*ld + i] = src[i*ls + j] for an 8 x 8 block, in registers (3 rounds of two-source shuffles).
 template <typename T>
@@ -110,8 +139,8 @@ struct Winograd {
   const Conv2dParams& p;
   int64_t Cp, Kp, th_n, tw_n, wp, rows_t, bands;
   const GemmKernel<T>& kr;
-  std::vector<T> U;     // [A*A][Kp / NR][Cp][NR]: packed B panels of the micro-kernel
-  std::vector<T> bias;  // [Kp], zeros past K (or all zeros)
+  Buf<T> U;     // [A*A][Kp / NR][Cp][NR]: packed B panels of the micro-kernel
+  Buf<T> bias;  // [Kp], zeros past K (or all zeros)
 
   Winograd(const Conv2dParams& p_, const T* w, const T* b) : p(p_), kr(gemm_kernel<T>()) {
     Cp = round_up(p.C, L);
@@ -122,8 +151,8 @@ struct Winograd {
     // ~96 tiles per item: V and M of one item stay near L2
     set_rows((96 + tw_n - 1) / tw_n);
     transform_weights(w);
-    bias.assign(size_t(Kp), T(0));
-    if (b) std::copy(b, b + p.K, bias.begin());
+    T* bp = bias.zeros(Kp);
+    for (int64_t k = 0; b && k < p.K; ++k) bp[k] = b[k];
   }
 
   void set_rows(int64_t r) {
@@ -133,38 +162,39 @@ struct Winograd {
 
   void transform_weights(const T* w) {
     const int64_t K = p.K, C = p.C;
-    std::vector<T> wt(size_t(9 * Kp), T(0));  // one channel's taps, k fastest
-    U.assign(size_t(A * A * Cp * Kp), T(0));
+    Buf<T> wt_buf;
+    T* wt = wt_buf.zeros(9 * Kp);  // one channel's taps, k fastest
+    T* u_all = U.zeros(A * A * Cp * Kp);
     T t[A * 3 * L], u[A * A * L];
     for (int64_t c = 0; c < C; ++c) {
       for (int64_t k = 0; k < K; ++k)
-        for (int r = 0; r < 9; ++r) wt[size_t(r * Kp + k)] = w[(k * C + c) * 9 + r];
+        for (int r = 0; r < 9; ++r) wt[r * Kp + k] = w[(k * C + c) * 9 + r];
       for (int64_t k0 = 0; k0 < Kp; k0 += L) {
-        for (int j = 0; j < 3; ++j) Tf<T, M>::filter(wt.data() + j * Kp + k0, 3 * Kp, t + j * L, 3 * L);
+        for (int j = 0; j < 3; ++j) Tf<T, M>::filter(wt + j * Kp + k0, 3 * Kp, t + j * L, 3 * L);
         for (int i = 0; i < A; ++i) Tf<T, M>::filter(t + i * 3 * L, L, u + i * A * L, L);
         for (int xi = 0; xi < A * A; ++xi)
           for (int l = 0; l < L; ++l) {
             const int64_t k = k0 + l;
-            U[size_t(((xi * (Kp / kr.nr) + k / kr.nr) * Cp + c) * kr.nr + k % kr.nr)] = u[xi * L + l];
+            u_all[((xi * (Kp / kr.nr) + k / kr.nr) * Cp + c) * kr.nr + k % kr.nr] = u[xi * L + l];
           }
       }
     }
   }
 
   struct Scratch {
-    std::vector<T> xt, V, Mx, ob;
+    Buf<T> xt, V, Mx, ob;
   };
 
   // Item: sample n, tile rows [r0, r1).
   void run_item(int64_t n, int64_t r0, int64_t r1, const T* x, T* y, Scratch& s) const {
     const int64_t C = p.C, H = p.H, W = p.W, K = p.K;
     const int64_t hb = (r1 - r0) * M + 2, tiles = (r1 - r0) * tw_n, wt_ = tw_n * M;
-    s.xt.assign(size_t(hb * wp * Cp), T(0));
+    s.xt.zeros(hb * wp * Cp);
     // one line between the A*A matrices, so that their rows do not all map to the same cache sets
     const int64_t sv = tiles * Cp + L, sm = tiles * Kp + L;
-    s.V.resize(size_t(A * A * sv));
-    s.Mx.resize(size_t(A * A * sm));
-    s.ob.resize(size_t((r1 - r0) * M * wt_ * Kp));
+    s.V.get(A * A * sv);
+    s.Mx.get(A * A * sm);
+    s.ob.get((r1 - r0) * M * wt_ * Kp);
     // channels-last, zero-padded rows of the band
     const T* xn = x + n * C * H * W;
     for (int64_t r = 0; r < hb; ++r) {
