@@ -226,8 +226,20 @@ def scaled_dot_product_attention(
     if attn_mask is not None:
         mask, moff, m_rs, m_cs = _mask_layout(op, xp, attn_mask, batch, Lq, Lk, comp_dt)
     else:
-        mask, moff, m_rs, m_cs = xp.empty(0, comp_dt), xp.empty(0, np.int64), 0, 0
-    params = (BH, Lq, Lk, D, Dv, int(bool(is_causal)), int(attn_mask is not None), m_rs, m_cs, s)
+        mask, moff, m_rs, m_cs = None, None, 0, 0
+    # The kernels' AttentionParams (csrc/common/attention_params.h), one key per field.
+    params = {
+        "BH": BH,
+        "Lq": Lq,
+        "Lk": Lk,
+        "D": D,
+        "Dv": Dv,
+        "causal": int(is_causal),
+        "has_mask": int(attn_mask is not None),
+        "m_rs": m_rs,
+        "m_cs": m_cs,
+        "scale": s,
+    }
     if p_drop > 0 or attn_mask_requires_grad:
         m_shape = None if attn_mask is None else tuple(xp.asarray(attn_mask).shape)
         add = None if attn_mask is None else mask  # (1.., Lq, Lk)-broadcastable, at the mask's own size
@@ -300,13 +312,13 @@ def scaled_dot_product_attention_backward(ctx, dout):
         dv = b.empty(ctx.v.shape, ctx.compute_dtype)
         if b.name == "cuda":
             det = _deterministic()
-            BH, Lq, D = ctx.params[0], ctx.params[1], ctx.params[3]
+            BH, Lq, D = ctx.params["BH"], ctx.params["Lq"], ctx.params["D"]
             drow = b.empty((BH * Lq,), _acc_dtype(b, ctx.compute_dtype))
             atomic_f32 = not det and np.dtype(ctx.compute_dtype) == np.float16
-            dq_acc = b.empty((BH * Lq * D,) if atomic_f32 else (0,), np.float32)
+            dq_acc = b.empty((BH * Lq * D,), np.float32) if atomic_f32 else None
             b.call(
                 "attention_backward",
-                ctx.params + (int(det),),
+                {**ctx.params, "deterministic": int(det)},
                 ctx.q,
                 ctx.k,
                 ctx.v,
