@@ -8,6 +8,7 @@
 namespace dk::bind {
 namespace {
 
+// The four marshalling bodies share a shape (sizes, pointers, GIL, kernel); each names its own arrays.
 template <typename T>
 void max_fwd(const Pool2dParams& p, const py::array& x, py::array& y, py::array& idx) {
   check_size(x, p.planes() * p.in_plane(), "x");

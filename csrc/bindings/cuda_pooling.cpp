@@ -14,6 +14,7 @@ namespace {
 
 namespace py = pybind11;
 
+// The four entries share a shape (params, pointers, GIL, launcher); each names its own arrays.
 void register_pooling(py::module_& m) {
   m.def(
       "max_pool2d_forward",
