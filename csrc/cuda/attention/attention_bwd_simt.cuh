@@ -145,6 +145,7 @@ __device__ __forceinline__ void add_ds_k(A (&gq)[BR / 16][DCH], const BwdTiles<A
 template <typename A, int RI, int DCH, typename Put>
 __device__ __forceinline__ void for_dq_elements(const AttentionParams& p, const A (&gq)[RI][DCH], int64_t bh,
                                                 int64_t q0, int tr, int tc, Put put) {
+  const int D = int(p.D);
 #pragma unroll
   for (int a = 0; a < RI; ++a) {
     const int64_t i = q0 + tr + 16 * a;
@@ -152,7 +153,7 @@ __device__ __forceinline__ void for_dq_elements(const AttentionParams& p, const 
 #pragma unroll
     for (int j = 0; j < DCH; ++j) {
       const int d = tc + 16 * j;
-      if (d < p.D) put((bh * p.Lq + i) * p.D + d, gq[a][j]);
+      if (d < D) put((bh * p.Lq + i) * D + d, gq[a][j]);
     }
   }
 }

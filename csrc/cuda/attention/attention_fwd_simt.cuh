@@ -16,108 +16,16 @@ constexpr size_t simt_fwd_smem() {
   return sizeof(A) * (size_t(BR + 2 * BC) * tile_ld<A, DCH>() + size_t(BR) * score_ld<A, BC>());
 }
 
-// S = Q K^T for the key tile at k0 (keys a row may not see: -inf), then the online-softmax step of
-// each owned row: the running max m and sum l updated, O rescaled to the new max, P = exp(S - m)
-// into shared memory.
-template <int BR, int BC, int DCH, typename T, typename A>
-__device__ __forceinline__ void softmax_step(const AttentionParams& p, const A* Qs, const A* Ks, A* Ps, const T* mask,
-                                             int64_t mo, int64_t q0, int64_t k0, A scale, int tr, int tc,
-                                             A (&m)[BR / 16], A (&l)[BR / 16], A (&o)[BR / 16][DCH]) {
-  constexpr int RI = BR / 16, CJ = BC / 16, LD = tile_ld<A, DCH>(), LP = score_ld<A, BC>();
-  A s[RI][CJ];
-#pragma unroll
-  for (int a = 0; a < RI; ++a)
-#pragma unroll
-    for (int b = 0; b < CJ; ++b) s[a][b] = A(0);
-  tile_dot<A, RI, CJ, LD>(s, Qs, Ks, int(p.D), tr, tc);
-
-#pragma unroll
-  for (int a = 0; a < RI; ++a) {
-    const int64_t i = q0 + tr + 16 * a;
-    A mx = ninf<A>();
-#pragma unroll
-    for (int b = 0; b < CJ; ++b) {
-      const int64_t j = k0 + tc + 16 * b;
-      s[a][b] = visible(p, i, j) ? masked_score(p, s[a][b], scale, mask, mo, i, j) : ninf<A>();
-      mx = s[a][b] > mx ? s[a][b] : mx;
-    }
-    mx = half_warp_max(mx);
-    const A mn = mx > m[a] ? mx : m[a];
-    const A ms = mn == ninf<A>() ? A(0) : mn;  // nothing seen yet: exp(-inf - 0) = 0
-    const A alpha = acc_exp(m[a] - ms);
-    A rs = A(0);
-#pragma unroll
-    for (int b = 0; b < CJ; ++b) {
-      const A e = acc_exp(s[a][b] - ms);
-      rs += e;
-      Ps[(tr + 16 * a) * LP + tc + 16 * b] = e;
-    }
-    rs = half_warp_sum(rs);
-    l[a] = l[a] * alpha + rs;
-    m[a] = mn;
-#pragma unroll
-    for (int j = 0; j < DCH; ++j) o[a][j] *= alpha;
-  }
-}
-
-// O += P V over the tile's nc keys (keys past nc have P = 0 and zero V rows); float reads 4 P
-// columns at a time.
-template <int BR, int BC, int DCH, typename A>
-__device__ __forceinline__ void add_pv(const A* Ps, const A* Vs, int nc, int tr, int tc, A (&o)[BR / 16][DCH]) {
-  constexpr int RI = BR / 16, LD = tile_ld<A, DCH>(), LP = score_ld<A, BC>();
-  constexpr int CS = sizeof(A) == 4 ? 4 : 1;
-  for (int c0 = 0; c0 < nc; c0 += CS) {
-    A pa[RI][CS];
-#pragma unroll
-    for (int a = 0; a < RI; ++a) {
-      if constexpr (CS == 4) {
-        const float4 v4 = *reinterpret_cast<const float4*>(Ps + (tr + 16 * a) * LP + c0);
-        pa[a][0] = v4.x, pa[a][1] = v4.y, pa[a][2] = v4.z, pa[a][3] = v4.w;
-      } else {
-        pa[a][0] = Ps[(tr + 16 * a) * LP + c0];
-      }
-    }
-#pragma unroll
-    for (int cc = 0; cc < CS; ++cc)
-#pragma unroll
-      for (int j = 0; j < DCH; ++j) {
-        const A vv = Vs[(c0 + cc) * LD + tc + 16 * j];
-#pragma unroll
-        for (int a = 0; a < RI; ++a) o[a][j] += pa[a][cc] * vv;
-      }
-  }
-}
-
-// out = O / l and lse = m + log l for the owned rows (a row with nothing to attend to: 0 and +inf).
-template <int BR, int DCH, typename T, typename A>
-__device__ __forceinline__ void store_out_lse(const AttentionParams& p, T* out, A* lse, int64_t bh, int64_t q0, int tr,
-                                              int tc, const A (&m)[BR / 16], const A (&l)[BR / 16],
-                                              const A (&o)[BR / 16][DCH]) {
-  constexpr int RI = BR / 16;
-  const int Dv = int(p.Dv);
-#pragma unroll
-  for (int a = 0; a < RI; ++a) {
-    const int64_t i = q0 + tr + 16 * a;
-    if (i >= p.Lq) continue;
-    const bool empty = l[a] == A(0);  // nothing to attend to (a NaN l is not empty: NaN propagates)
-    const A inv = empty ? A(0) : A(1) / l[a];
-    T* orow = out + (bh * p.Lq + i) * Dv;
-#pragma unroll
-    for (int j = 0; j < DCH; ++j) {
-      const int e = tc + 16 * j;
-      if (e < Dv) orow[e] = from_acc<T>(empty ? A(0) : o[a][j] * inv);
-    }
-    if (tc == 0) lse[bh * p.Lq + i] = empty ? -ninf<A>() : m[a] + acc_log(l[a]);
-  }
-}
-
+// One body of ~110 lines, its steps marked (S = Q K^T, online softmax, O += P V, out and lse): split
+// into inline steps it computes the same, but nvcc schedules it differently (SASS compared), which
+// only a GPU measurement could clear.
 template <typename T, int BR, int BC, int DCH>
 __global__ void __launch_bounds__(kThreads, 1)
     attn_fwd_simt_kernel(AttentionParams p, const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                          const T* __restrict__ mask, const int64_t* __restrict__ moff, T* __restrict__ out,
                          typename Acc<T>::type* __restrict__ lse, typename Acc<T>::type scale) {
   using A = typename Acc<T>::type;
-  constexpr int RI = BR / 16, LD = tile_ld<A, DCH>();
+  constexpr int RI = BR / 16, CJ = BC / 16, LD = tile_ld<A, DCH>(), LP = score_ld<A, BC>();
   DK_DYNAMIC_SHARED(A, smem);
   A* Qs = smem;
   A* Ks = Qs + BR * LD;
@@ -151,11 +59,81 @@ __global__ void __launch_bounds__(kThreads, 1)
     load_tile(Ks, LD, k + (bh * p.Lk + k0) * D, D, BC, nc, D, 16 * DCH);
     load_tile(Vs, LD, v + (bh * p.Lk + k0) * Dv, Dv, BC, nc, Dv, 16 * DCH);
     __syncthreads();
-    softmax_step<BR, BC, DCH>(p, Qs, Ks, Ps, mask, mo, q0, k0, scale, tr, tc, m, l, o);
+
+    A s[RI][CJ];
+#pragma unroll
+    for (int a = 0; a < RI; ++a)
+#pragma unroll
+      for (int b = 0; b < CJ; ++b) s[a][b] = A(0);
+    tile_dot<A, RI, CJ, LD>(s, Qs, Ks, D, tr, tc);
+
+#pragma unroll
+    for (int a = 0; a < RI; ++a) {
+      const int64_t i = q0 + tr + 16 * a;
+      A mx = ninf<A>();
+#pragma unroll
+      for (int b = 0; b < CJ; ++b) {
+        const int64_t j = k0 + tc + 16 * b;
+        s[a][b] = visible(p, i, j) ? masked_score(p, s[a][b], scale, mask, mo, i, j) : ninf<A>();
+        mx = s[a][b] > mx ? s[a][b] : mx;
+      }
+      mx = half_warp_max(mx);
+      const A mn = mx > m[a] ? mx : m[a];
+      const A ms = mn == ninf<A>() ? A(0) : mn;  // nothing seen yet: exp(-inf - 0) = 0
+      const A alpha = acc_exp(m[a] - ms);
+      A rs = A(0);
+#pragma unroll
+      for (int b = 0; b < CJ; ++b) {
+        const A e = acc_exp(s[a][b] - ms);
+        rs += e;
+        Ps[(tr + 16 * a) * LP + tc + 16 * b] = e;
+      }
+      rs = half_warp_sum(rs);
+      l[a] = l[a] * alpha + rs;
+      m[a] = mn;
+#pragma unroll
+      for (int j = 0; j < DCH; ++j) o[a][j] *= alpha;
+    }
     __syncthreads();
-    add_pv<BR, BC, DCH>(Ps, Vs, nc, tr, tc, o);
+
+    // O += P V (keys past nc have P = 0 and zero V rows); float reads 4 P columns at a time
+    constexpr int CS = sizeof(A) == 4 ? 4 : 1;
+    for (int c0 = 0; c0 < nc; c0 += CS) {
+      A pa[RI][CS];
+#pragma unroll
+      for (int a = 0; a < RI; ++a) {
+        if constexpr (CS == 4) {
+          const float4 v4 = *reinterpret_cast<const float4*>(Ps + (tr + 16 * a) * LP + c0);
+          pa[a][0] = v4.x, pa[a][1] = v4.y, pa[a][2] = v4.z, pa[a][3] = v4.w;
+        } else {
+          pa[a][0] = Ps[(tr + 16 * a) * LP + c0];
+        }
+      }
+#pragma unroll
+      for (int cc = 0; cc < CS; ++cc)
+#pragma unroll
+        for (int j = 0; j < DCH; ++j) {
+          const A vv = Vs[(c0 + cc) * LD + tc + 16 * j];
+#pragma unroll
+          for (int a = 0; a < RI; ++a) o[a][j] += pa[a][cc] * vv;
+        }
+    }
   }
-  store_out_lse<BR, DCH>(p, out, lse, bh, q0, tr, tc, m, l, o);
+
+#pragma unroll
+  for (int a = 0; a < RI; ++a) {
+    const int64_t i = q0 + tr + 16 * a;
+    if (i >= p.Lq) continue;
+    const bool empty = l[a] == A(0);  // nothing to attend to (a NaN l is not empty: NaN propagates)
+    const A inv = empty ? A(0) : A(1) / l[a];
+    T* orow = out + (bh * p.Lq + i) * Dv;
+#pragma unroll
+    for (int j = 0; j < DCH; ++j) {
+      const int e = tc + 16 * j;
+      if (e < Dv) orow[e] = from_acc<T>(empty ? A(0) : o[a][j] * inv);
+    }
+    if (tc == 0) lse[bh * p.Lq + i] = empty ? -ninf<A>() : m[a] + acc_log(l[a]);
+  }
 }
 
 template <typename T, int BR, int BC, int DCH>
