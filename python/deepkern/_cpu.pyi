@@ -2,7 +2,8 @@
 # numpy arrays of the op's dtype (float32 or float64; int64 indices, uint8 masks), allocated by the
 # functional layer; every function writes its outputs in place and returns None unless stated.
 # `params` is the op's params dict, one key per field of its struct in csrc/common/*_params.h (read
-# by name in csrc/bindings/fields.h; conv2d's binding still takes it positionally). Optional arrays are None.
+# by name in csrc/bindings/fields.h; conv2d's arguments have no names yet, so its stub is positional
+# and still says Sequence). Optional arrays are None.
 # tests/test_stubs.py checks that this file names exactly the module's functions.
 from collections.abc import Mapping, Sequence
 from typing import Optional, Union
