@@ -1,3 +1,6 @@
+"""pytest set-up for every test: outputs poisoned (DEEPKERN_POISON=1), the cuda tests on a real GPU,
+the SIMT simulator with the cupy stand-in or skipped, and a per-test seeded rng fixture."""
+
 import glob
 import importlib.util
 import os

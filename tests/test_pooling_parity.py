@@ -272,15 +272,18 @@ class _CudaLike:
 
 
 def test_cuda_refuses_what_its_kernels_lack_and_takes_the_rest():
-    """The CUDA pooling kernels take the twelve original fields; dilation, ceil_mode windows past the
+    """The CUDA pooling kernels read the twelve original fields; dilation, ceil_mode windows past the
     padded input, count_include_pad=False with padding and divisor_override are CPU-only for now."""
     from deepkern.functional.pooling import _kernel_params, _pool_params
 
+    cuda_fields = ("N", "C", "H", "W", "Ho", "Wo", "kh", "kw", "sh", "sw", "ph", "pw")
     x = np.zeros((2, 3, 9, 9), np.float32)
     ok = _pool_params("max_pool2d", x, 3, 2, 1, 1, True)  # ceil_mode that adds no window: same as floor
-    assert _kernel_params("max_pool2d", _CudaLike(), ok) == (2, 3, 9, 9, 5, 5, 3, 3, 2, 2, 1, 1)
+    kp = _kernel_params("max_pool2d", _CudaLike(), ok)
+    assert tuple(kp[f] for f in cuda_fields) == (2, 3, 9, 9, 5, 5, 3, 3, 2, 2, 1, 1)
     ok = _pool_params("avg_pool2d", x, 3, 3, 0, 1, False, False)  # count_include_pad=False without padding
-    assert _kernel_params("avg_pool2d", _CudaLike(), ok)[4:6] == (3, 3)
+    kp = _kernel_params("avg_pool2d", _CudaLike(), ok)
+    assert (kp["Ho"], kp["Wo"]) == (3, 3)
     for op, args, what in [
         ("max_pool2d", (3, 2, 1, 2, False), "dilation"),
         ("max_pool2d", (2, 2, 0, 1, True), "ceil_mode"),

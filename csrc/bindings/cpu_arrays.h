@@ -6,11 +6,10 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
-#include <initializer_list>
 #include <stdexcept>
 #include <string>
-#include <vector>
 
+#include "bindings/fields.h"
 #include "common/dtype.h"
 
 namespace dk::bind {
@@ -60,38 +59,37 @@ inline void check_size(const py::array& a, int64_t expected, const char* name) {
                           std::to_string(a.size()));
 }
 
-inline std::vector<int64_t> int_params(const py::sequence& s, size_t n, const char* what) {
-  if (py::len(s) != n) throw py::value_error(std::string(what) + ": expected " + std::to_string(n) + " ints");
-  std::vector<int64_t> v(n);
-  for (size_t i = 0; i < n; ++i) v[i] = s[i].cast<int64_t>();
-  return v;
+// An array of exactly n elements, as a kernel pointer (in: read-only; out: written).
+template <typename T>
+const T* sized_in(const py::array& a, int64_t n, const char* name) {
+  check_size(a, n, name);
+  return in_ptr<T>(a, name);
 }
 
-// The fields of a params dict (the Python layer builds one dict per call, one key per field of the
-// params struct). Keys are interned once per call site, so each lookup is a pointer-hash probe.
-struct FieldNames {
-  std::vector<const char*> names;
-  std::vector<PyObject*> keys;  // interned, immortal for the module's lifetime
-  FieldNames(std::initializer_list<const char*> ns) : names(ns) {
-    for (const char* n : names) keys.push_back(PyUnicode_InternFromString(n));
-  }
-};
+template <typename T>
+T* sized_out(py::array& a, int64_t n, const char* name) {
+  check_size(a, n, name);
+  return out_ptr<T>(a, name);
+}
 
-// out[i] = d[names[i]]; a missing or non-integer field is a ValueError naming it.
-inline void read_fields(const py::dict& d, const FieldNames& f, int64_t* const* out, const char* what) {
-  for (size_t i = 0; i < f.keys.size(); ++i) {
-    PyObject* v = PyDict_GetItemWithError(d.ptr(), f.keys[i]);  // borrowed
-    if (!v) {
-      PyErr_Clear();
-      throw py::value_error(std::string(what) + ": missing field '" + f.names[i] + "'");
-    }
-    const long long r = PyLong_Check(v) ? PyLong_AsLongLong(v) : -1;
-    if (!PyLong_Check(v) || (r == -1 && PyErr_Occurred())) {
-      PyErr_Clear();
-      throw py::value_error(std::string(what) + ": field '" + f.names[i] + "' must be an int in int64's range");
-    }
-    *out[i] = int64_t(r);
-  }
+// An optional array: None is the kernel's nullptr; otherwise a numpy array (never converted, so the
+// pointer stays valid while the caller holds the array), checked as by sized_in / sized_out.
+inline py::array given_array(const py::object& o, const char* name) {
+  if (!py::isinstance<py::array>(o)) throw py::type_error(std::string(name) + ": expected a numpy array or None");
+  return py::reinterpret_borrow<py::array>(o);
+}
+
+template <typename T>
+const T* optional_in(const py::object& o, int64_t n, const char* name) {
+  if (o.is_none()) return nullptr;
+  return sized_in<T>(given_array(o, name), n, name);
+}
+
+template <typename T>
+T* optional_out(const py::object& o, int64_t n, const char* name) {
+  if (o.is_none()) return nullptr;
+  auto a = given_array(o, name);
+  return sized_out<T>(a, n, name);
 }
 
 }  // namespace dk::bind

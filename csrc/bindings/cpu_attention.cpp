@@ -1,6 +1,6 @@
-// Bindings for scaled dot-product attention on the CPU: arrays in, kernel runs without the GIL.
-// params = (BH, Lq, Lk, D, Dv, causal, has_mask, m_rs, m_cs, scale). Without a mask, `mask` and
-// `mask_off` are empty arrays of the right dtypes.
+// Bindings for scaled dot-product attention on the CPU: a params dict (bindings/attention_fields.h)
+// and arrays in, kernel runs without the GIL. Without a mask (has_mask 0), mask and mask_off are None.
+#include "bindings/attention_fields.h"
 #include "bindings/cpu_arrays.h"
 #include "bindings/registry.h"
 #include "cpu/attention/attention.h"
@@ -8,35 +8,29 @@
 namespace dk::bind {
 namespace {
 
-AttentionParams attention_params(const py::sequence& s) {
-  if (py::len(s) != 10) throw py::value_error("attention params: expected 9 ints and a float");
-  AttentionParams p{};
-  int64_t* f[] = {&p.BH, &p.Lq, &p.Lk, &p.D, &p.Dv, &p.causal, &p.has_mask, &p.m_rs, &p.m_cs};
-  for (size_t i = 0; i < 9; ++i) *f[i] = s[i].cast<int64_t>();
-  p.scale = s[9].cast<double>();
-  return p;
-}
-
-// The mask pointers, checked only when a mask is given: every (b, i, j) it can address lies inside.
+// The mask pointers (null without a mask), checked: every (b, i, j) the mask can address lies inside.
 template <typename T>
-void mask_ptrs(const AttentionParams& p, const py::array& mask, const py::array& moff, const T** mp,
+void mask_ptrs(const AttentionParams& p, const py::object& mask, const py::object& moff, const T** mp,
                const int64_t** op) {
   *mp = nullptr;
   *op = nullptr;
+  if (mask.is_none() != moff.is_none() || mask.is_none() == (p.has_mask != 0))
+    throw py::value_error("attention: mask and mask_off must both be given exactly when params has_mask is 1");
   if (!p.has_mask) return;
-  check_size(moff, p.BH, "mask_off");
-  *mp = in_ptr<T>(mask, "attn_mask");
-  *op = in_ptr<int64_t>(moff, "mask_off");
+  const py::array m = given_array(mask, "attn_mask"), o = given_array(moff, "mask_off");
+  check_size(o, p.BH, "mask_off");
+  *mp = in_ptr<T>(m, "attn_mask");
+  *op = in_ptr<int64_t>(o, "mask_off");
   const int64_t last = (p.Lq > 0 ? (p.Lq - 1) * p.m_rs : 0) + (p.Lk > 0 ? (p.Lk - 1) * p.m_cs : 0);
   for (int64_t b = 0; b < p.BH; ++b) {
-    if ((*op)[b] < 0 || (p.Lq > 0 && p.Lk > 0 && (*op)[b] + last >= static_cast<int64_t>(mask.size())))
+    if ((*op)[b] < 0 || (p.Lq > 0 && p.Lk > 0 && (*op)[b] + last >= static_cast<int64_t>(m.size())))
       throw py::value_error("attn_mask: offsets/strides address elements outside the mask");
   }
 }
 
 template <typename T>
-void fwd(const AttentionParams& p, const py::array& q, const py::array& k, const py::array& v, const py::array& mask,
-         const py::array& moff, py::array& out, py::array& lse) {
+void fwd(const AttentionParams& p, const py::array& q, const py::array& k, const py::array& v, const py::object& mask,
+         const py::object& moff, py::array& out, py::array& lse) {
   check_size(q, p.BH * p.Lq * p.D, "q");
   check_size(k, p.BH * p.Lk * p.D, "k");
   check_size(v, p.BH * p.Lk * p.Dv, "v");
@@ -53,8 +47,8 @@ void fwd(const AttentionParams& p, const py::array& q, const py::array& k, const
 }
 
 template <typename T>
-void bwd(const AttentionParams& p, const py::array& q, const py::array& k, const py::array& v, const py::array& mask,
-         const py::array& moff, const py::array& out, const py::array& lse, const py::array& dout, py::array& dq,
+void bwd(const AttentionParams& p, const py::array& q, const py::array& k, const py::array& v, const py::object& mask,
+         const py::object& moff, const py::array& out, const py::array& lse, const py::array& dout, py::array& dq,
          py::array& dk, py::array& dv) {
   check_size(q, p.BH * p.Lq * p.D, "q");
   check_size(k, p.BH * p.Lk * p.D, "k");
@@ -78,32 +72,34 @@ void bwd(const AttentionParams& p, const py::array& q, const py::array& k, const
 void register_attention(py::module_& m) {
   m.def(
       "attention_forward",
-      [](py::sequence params, py::array q, py::array k, py::array v, py::array mask, py::array moff, py::array out,
+      [](py::dict params, py::array q, py::array k, py::array v, py::object mask, py::object mask_off, py::array out,
          py::array lse) {
         auto p = attention_params(params);
         if (float_dtype_of(q, "q") == DType::Float32)
-          fwd<float>(p, q, k, v, mask, moff, out, lse);
+          fwd<float>(p, q, k, v, mask, mask_off, out, lse);
         else
-          fwd<double>(p, q, k, v, mask, moff, out, lse);
+          fwd<double>(p, q, k, v, mask, mask_off, out, lse);
       },
       "Scaled dot-product attention forward into out and lse (log-sum-exp per query row).", py::arg("params"),
-      py::arg("q"), py::arg("k"), py::arg("v"), py::arg("mask"), py::arg("moff"), py::arg("out"), py::arg("lse"));
+      py::arg("q"), py::arg("k"), py::arg("v"), py::arg("mask"), py::arg("mask_off"), py::arg("out"), py::arg("lse"));
   m.def(
       "attention_backward",
-      [](py::sequence params, py::array q, py::array k, py::array v, py::array mask, py::array moff, py::array out,
+      [](py::dict params, py::array q, py::array k, py::array v, py::object mask, py::object mask_off, py::array out,
          py::array lse, py::array dout, py::array dq, py::array dk, py::array dv) {
         auto p = attention_params(params);
         if (float_dtype_of(q, "q") == DType::Float32)
-          bwd<float>(p, q, k, v, mask, moff, out, lse, dout, dq, dk, dv);
+          bwd<float>(p, q, k, v, mask, mask_off, out, lse, dout, dq, dk, dv);
         else
-          bwd<double>(p, q, k, v, mask, moff, out, lse, dout, dq, dk, dv);
+          bwd<double>(p, q, k, v, mask, mask_off, out, lse, dout, dq, dk, dv);
       },
       "Attention backward: dq, dk, dv (all written) from the forward's out and lse.", py::arg("params"), py::arg("q"),
-      py::arg("k"), py::arg("v"), py::arg("mask"), py::arg("moff"), py::arg("out"), py::arg("lse"), py::arg("dout"),
+      py::arg("k"), py::arg("v"), py::arg("mask"), py::arg("mask_off"), py::arg("out"), py::arg("lse"), py::arg("dout"),
       py::arg("dq"), py::arg("dk"), py::arg("dv"));
   m.def(
-      "attention_isa", [](py::sequence) { return std::string(cpu::attention_isa()); },
-      "The ISA copy the attention kernels run on ('generic', 'avx2', 'avx512').", py::arg("params"));
+      "attention_isa", [](const py::object&) { return std::string(cpu::attention_isa()); },
+      "The ISA copy the attention kernels run on ('generic', 'avx2', 'avx512'); one per process, so params "
+      "(any value) does not change it.",
+      py::arg("params") = py::none());
 }
 
 DK_REGISTER_BINDINGS(register_attention);

@@ -1,65 +1,31 @@
-// Bindings for the LSTM sequence kernels (a cell is T = 1): arrays in, kernel runs without the GIL.
-// Optional arrays arrive as None and become nullptr.
+// Bindings for the LSTM sequence kernels (a cell is T = 1): a params dict (bindings/lstm_fields.h)
+// and arrays in, kernel runs without the GIL. Optional arrays arrive as None and become nullptr.
 #include "bindings/cpu_arrays.h"
+#include "bindings/lstm_fields.h"
 #include "bindings/registry.h"
 #include "cpu/lstm/lstm.h"
 
 namespace dk::bind {
 namespace {
 
-LstmParams lstm_params(const py::sequence& s) {
-  auto v = int_params(s, 4, "lstm params");
-  for (auto d : v)
-    if (d < 1) throw py::value_error("lstm params: every size must be >= 1");
-  return LstmParams{v[0], v[1], v[2], v[3]};
-}
-
-template <typename T>
-const T* opt_in(const py::object& o, int64_t n, const char* name) {
-  if (o.is_none()) return nullptr;
-  py::array a = o.cast<py::array>();
-  check_size(a, n, name);
-  return in_ptr<T>(a, name);
-}
-
-template <typename T>
-T* opt_out(const py::object& o, int64_t n, const char* name) {
-  if (o.is_none()) return nullptr;
-  py::array a = o.cast<py::array>();
-  check_size(a, n, name);
-  return out_ptr<T>(a, name);
-}
-
-template <typename T>
-const T* req_in(const py::array& a, int64_t n, const char* name) {
-  check_size(a, n, name);
-  return in_ptr<T>(a, name);
-}
-
-template <typename T>
-T* req_out(py::array& a, int64_t n, const char* name) {
-  check_size(a, n, name);
-  return out_ptr<T>(a, name);
-}
-
 template <typename T>
 void fwd(const LstmParams& p, const py::array& x, const py::object& h0, const py::object& c0, const py::array& w_ih,
          const py::array& w_hh, const py::object& b_ih, const py::object& b_hh, py::array& y, py::array& hT,
          py::array& cT, const py::object& gates, const py::object& xh, const py::object& cs) {
   const int64_t BH = p.B * p.H, G = p.G();
-  const T* xp = req_in<T>(x, p.rows() * p.I, "x");
-  const T* h0p = opt_in<T>(h0, BH, "h0");
-  const T* c0p = opt_in<T>(c0, BH, "c0");
-  const T* wip = req_in<T>(w_ih, G * p.I, "w_ih");
-  const T* whp = req_in<T>(w_hh, G * p.H, "w_hh");
-  const T* bip = opt_in<T>(b_ih, G, "b_ih");
-  const T* bhp = opt_in<T>(b_hh, G, "b_hh");
-  T* yp = req_out<T>(y, p.T * BH, "y");
-  T* hTp = req_out<T>(hT, BH, "hT");
-  T* cTp = req_out<T>(cT, BH, "cT");
-  T* gp = opt_out<T>(gates, p.rows() * G, "gates");
-  T* xhp = opt_out<T>(xh, p.rows() * (p.I + p.H), "xh");
-  T* csp = opt_out<T>(cs, (p.T + 1) * BH, "cs");
+  const T* xp = sized_in<T>(x, p.rows() * p.I, "x");
+  const T* h0p = optional_in<T>(h0, BH, "h0");
+  const T* c0p = optional_in<T>(c0, BH, "c0");
+  const T* wip = sized_in<T>(w_ih, G * p.I, "w_ih");
+  const T* whp = sized_in<T>(w_hh, G * p.H, "w_hh");
+  const T* bip = optional_in<T>(b_ih, G, "b_ih");
+  const T* bhp = optional_in<T>(b_hh, G, "b_hh");
+  T* yp = sized_out<T>(y, p.T * BH, "y");
+  T* hTp = sized_out<T>(hT, BH, "hT");
+  T* cTp = sized_out<T>(cT, BH, "cT");
+  T* gp = optional_out<T>(gates, p.rows() * G, "gates");
+  T* xhp = optional_out<T>(xh, p.rows() * (p.I + p.H), "xh");
+  T* csp = optional_out<T>(cs, (p.T + 1) * BH, "cs");
   if ((xhp == nullptr) != (csp == nullptr) || (xhp != nullptr && gp == nullptr))
     throw py::value_error("lstm_forward: a context needs gates, xh and cs");
   py::gil_scoped_release nogil;
@@ -71,20 +37,20 @@ void bwd(const LstmParams& p, const py::array& xh, const py::array& w_ih, const 
          const py::array& cs, const py::object& dy, const py::object& dhT, const py::object& dcT, py::array& dx,
          const py::object& dh0, const py::object& dc0, py::array& dw_ih, py::array& dw_hh, const py::object& db) {
   const int64_t BH = p.B * p.H, G = p.G();
-  const T* xhp = req_in<T>(xh, p.rows() * (p.I + p.H), "xh");
-  const T* wip = req_in<T>(w_ih, G * p.I, "w_ih");
-  const T* whp = req_in<T>(w_hh, G * p.H, "w_hh");
-  const T* gp = req_in<T>(gates, p.rows() * G, "gates");
-  const T* csp = req_in<T>(cs, (p.T + 1) * BH, "cs");
-  const T* dyp = opt_in<T>(dy, p.T * BH, "dy");
-  const T* dhTp = opt_in<T>(dhT, BH, "dhT");
-  const T* dcTp = opt_in<T>(dcT, BH, "dcT");
-  T* dxp = req_out<T>(dx, p.rows() * p.I, "dx");
-  T* dh0p = opt_out<T>(dh0, BH, "dh0");
-  T* dc0p = opt_out<T>(dc0, BH, "dc0");
-  T* dwip = req_out<T>(dw_ih, G * p.I, "dw_ih");
-  T* dwhp = req_out<T>(dw_hh, G * p.H, "dw_hh");
-  T* dbp = opt_out<T>(db, G, "db");
+  const T* xhp = sized_in<T>(xh, p.rows() * (p.I + p.H), "xh");
+  const T* wip = sized_in<T>(w_ih, G * p.I, "w_ih");
+  const T* whp = sized_in<T>(w_hh, G * p.H, "w_hh");
+  const T* gp = sized_in<T>(gates, p.rows() * G, "gates");
+  const T* csp = sized_in<T>(cs, (p.T + 1) * BH, "cs");
+  const T* dyp = optional_in<T>(dy, p.T * BH, "dy");
+  const T* dhTp = optional_in<T>(dhT, BH, "dhT");
+  const T* dcTp = optional_in<T>(dcT, BH, "dcT");
+  T* dxp = sized_out<T>(dx, p.rows() * p.I, "dx");
+  T* dh0p = optional_out<T>(dh0, BH, "dh0");
+  T* dc0p = optional_out<T>(dc0, BH, "dc0");
+  T* dwip = sized_out<T>(dw_ih, G * p.I, "dw_ih");
+  T* dwhp = sized_out<T>(dw_hh, G * p.H, "dw_hh");
+  T* dbp = optional_out<T>(db, G, "db");
   py::gil_scoped_release nogil;
   cpu::lstm_backward<T>(p, xhp, wip, whp, gp, csp, dyp, dhTp, dcTp, dxp, dh0p, dc0p, dwip, dwhp, dbp);
 }
@@ -92,9 +58,8 @@ void bwd(const LstmParams& p, const py::array& xh, const py::array& w_ih, const 
 void register_lstm(py::module_& m) {
   m.def(
       "lstm_forward",
-      [](py::sequence params, py::array x, py::object h0, py::object c0, py::array w_ih, py::array w_hh,
-         py::object b_ih, py::object b_hh, py::array y, py::array hT, py::array cT, py::object gates, py::object xh,
-         py::object cs) {
+      [](py::dict params, py::array x, py::object h0, py::object c0, py::array w_ih, py::array w_hh, py::object b_ih,
+         py::object b_hh, py::array y, py::array hT, py::array cT, py::object gates, py::object xh, py::object cs) {
         auto p = lstm_params(params);
         if (float_dtype_of(x, "x") == DType::Float32)
           fwd<float>(p, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, hT, cT, gates, xh, cs);
@@ -106,9 +71,9 @@ void register_lstm(py::module_& m) {
       py::arg("y"), py::arg("hT"), py::arg("cT"), py::arg("gates"), py::arg("xh"), py::arg("cs"));
   m.def(
       "lstm_backward",
-      [](py::sequence params, py::array xh, py::array w_ih, py::array w_hh, py::array gates, py::array cs,
-         py::object dy, py::object dhT, py::object dcT, py::array dx, py::object dh0, py::object dc0, py::array dw_ih,
-         py::array dw_hh, py::object db) {
+      [](py::dict params, py::array xh, py::array w_ih, py::array w_hh, py::array gates, py::array cs, py::object dy,
+         py::object dhT, py::object dcT, py::array dx, py::object dh0, py::object dc0, py::array dw_ih, py::array dw_hh,
+         py::object db) {
         auto p = lstm_params(params);
         if (float_dtype_of(xh, "xh") == DType::Float32)
           bwd<float>(p, xh, w_ih, w_hh, gates, cs, dy, dhT, dcT, dx, dh0, dc0, dw_ih, dw_hh, db);

@@ -1,24 +1,14 @@
-// Bindings for max/avg pooling on the CPU: arrays in, kernel runs without the GIL.
+// Bindings for max/avg pooling on the CPU: a params dict (bindings/pool_fields.h) and arrays in,
+// kernel runs without the GIL.
 #include "bindings/cpu_arrays.h"
+#include "bindings/pool_fields.h"
 #include "bindings/registry.h"
 #include "cpu/pooling/pooling.h"
 
 namespace dk::bind {
 namespace {
 
-// Built by functional/pooling.py's _pool_params, one key per Pool2dParams field.
-Pool2dParams pool_params(const py::dict& d) {
-  static const FieldNames names{"N",  "C",  "H",  "W",  "Ho", "Wo", "kh",      "kw",
-                                "sh", "sw", "ph", "pw", "dh", "dw", "divisor", "count_pad"};
-  Pool2dParams p{};
-  int64_t count_pad = 1;
-  int64_t* fields[] = {&p.N,  &p.C,  &p.H,  &p.W,  &p.Ho, &p.Wo, &p.kh,      &p.kw,
-                       &p.sh, &p.sw, &p.ph, &p.pw, &p.dh, &p.dw, &p.divisor, &count_pad};
-  read_fields(d, names, fields, "pool params");
-  p.count_pad = count_pad != 0;
-  return p;
-}
-
+// The four marshalling bodies share a shape (sizes, pointers, GIL, kernel); each names its own arrays.
 template <typename T>
 void max_fwd(const Pool2dParams& p, const py::array& x, py::array& y, py::array& idx) {
   check_size(x, p.planes() * p.in_plane(), "x");
@@ -64,34 +54,50 @@ void avg_bwd(const Pool2dParams& p, const py::array& dy, py::array& dx) {
 }
 
 void register_pooling(py::module_& m) {
-  m.def("max_pool2d_forward", [](py::dict params, py::array x, py::array y, py::array idx) {
-    auto p = pool_params(params);
-    if (float_dtype_of(x, "x") == DType::Float32)
-      max_fwd<float>(p, x, y, idx);
-    else
-      max_fwd<double>(p, x, y, idx);
-  });
-  m.def("max_pool2d_backward", [](py::dict params, py::array dy, py::array idx, py::array dx) {
-    auto p = pool_params(params);
-    if (float_dtype_of(dy, "dy") == DType::Float32)
-      max_bwd<float>(p, dy, idx, dx);
-    else
-      max_bwd<double>(p, dy, idx, dx);
-  });
-  m.def("avg_pool2d_forward", [](py::dict params, py::array x, py::array y) {
-    auto p = pool_params(params);
-    if (float_dtype_of(x, "x") == DType::Float32)
-      avg_fwd<float>(p, x, y);
-    else
-      avg_fwd<double>(p, x, y);
-  });
-  m.def("avg_pool2d_backward", [](py::dict params, py::array dy, py::array dx) {
-    auto p = pool_params(params);
-    if (float_dtype_of(dy, "dy") == DType::Float32)
-      avg_bwd<float>(p, dy, dx);
-    else
-      avg_bwd<double>(p, dy, dx);
-  });
+  m.def(
+      "max_pool2d_forward",
+      [](py::dict params, py::array x, py::array y, py::array indices) {
+        auto p = pool_params(params);
+        if (float_dtype_of(x, "x") == DType::Float32)
+          max_fwd<float>(p, x, y, indices);
+        else
+          max_fwd<double>(p, x, y, indices);
+      },
+      "Max pooling into y and the int64 argmax indices (flat positions in each input plane).", py::arg("params"),
+      py::arg("x"), py::arg("y"), py::arg("indices"));
+  m.def(
+      "max_pool2d_backward",
+      [](py::dict params, py::array dy, py::array indices, py::array dx) {
+        auto p = pool_params(params);
+        if (float_dtype_of(dy, "dy") == DType::Float32)
+          max_bwd<float>(p, dy, indices, dx);
+        else
+          max_bwd<double>(p, dy, indices, dx);
+      },
+      "dx (all written): each dy element added at its forward argmax.", py::arg("params"), py::arg("dy"),
+      py::arg("indices"), py::arg("dx"));
+  m.def(
+      "avg_pool2d_forward",
+      [](py::dict params, py::array x, py::array y) {
+        auto p = pool_params(params);
+        if (float_dtype_of(x, "x") == DType::Float32)
+          avg_fwd<float>(p, x, y);
+        else
+          avg_fwd<double>(p, x, y);
+      },
+      "Average pooling into y (divisor: params' divisor, or the window clipped as count_pad says).", py::arg("params"),
+      py::arg("x"), py::arg("y"));
+  m.def(
+      "avg_pool2d_backward",
+      [](py::dict params, py::array dy, py::array dx) {
+        auto p = pool_params(params);
+        if (float_dtype_of(dy, "dy") == DType::Float32)
+          avg_bwd<float>(p, dy, dx);
+        else
+          avg_bwd<double>(p, dy, dx);
+      },
+      "dx (all written): each dy element spread over its window, divided as in the forward.", py::arg("params"),
+      py::arg("dy"), py::arg("dx"));
 }
 
 DK_REGISTER_BINDINGS(register_pooling);

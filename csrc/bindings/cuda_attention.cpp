@@ -1,11 +1,14 @@
-// Bindings for scaled dot-product attention on the GPU: pointers and a stream in, launch without the GIL.
-// params = (BH, Lq, Lk, D, Dv, causal, has_mask, m_rs, m_cs, scale[, deterministic]). Without a mask,
-// `mask` and `mask_off` are ignored. Backward workspace: drow (BH*Lq accumulator-typed) and dq_acc
-// (BH*Lq*D float32, used for float16 data with atomic dQ accumulation).
+// Bindings for scaled dot-product attention on the GPU: a params dict (bindings/attention_fields.h),
+// a dtype code, device pointers and a stream in; launch without the GIL. Without a mask (has_mask 0),
+// mask and mask_off are None. Backward workspace: drow (BH*Lq accumulator-typed) and dq_acc
+// (BH*Lq*D float32 for float16 data with atomic dQ accumulation, else None); the backward's params
+// also carry `deterministic` (1: dQ by a separate pass, no atomics).
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
 
+#include "bindings/attention_fields.h"
+#include "bindings/cuda_pointers.h"
 #include "bindings/registry.h"
 #include "cuda/attention/attention.h"
 
@@ -14,43 +17,55 @@ namespace {
 
 namespace py = pybind11;
 
-AttentionParams cuda_attention_params(const py::sequence& s, size_t n) {
-  if (py::len(s) != n) throw py::value_error("attention params: expected " + std::to_string(n) + " entries");
-  AttentionParams p{};
-  int64_t* f[] = {&p.BH, &p.Lq, &p.Lk, &p.D, &p.Dv, &p.causal, &p.has_mask, &p.m_rs, &p.m_cs};
-  for (size_t i = 0; i < 9; ++i) *f[i] = s[i].cast<int64_t>();
-  p.scale = s[9].cast<double>();
+AttentionParams checked_params(const py::dict& d, const OptionalPtr& mask, const OptionalPtr& mask_off) {
+  const AttentionParams p = attention_params(d);
+  if (mask.has_value() != mask_off.has_value() || mask.has_value() != (p.has_mask != 0))
+    throw py::value_error("attention: mask and mask_off must both be given exactly when params has_mask is 1");
   return p;
 }
 
-template <typename P>
-P* ptr(uintptr_t a) {
-  return reinterpret_cast<P*>(a);
+bool deterministic(const py::dict& d) {
+  static const FieldNames names{"deterministic"};
+  int64_t det = 0;
+  int64_t* fields[] = {&det};
+  read_fields(d, names, fields, "attention params");
+  return det != 0;
 }
 
 void register_attention(py::module_& m) {
-  m.def("attention_forward", [](py::sequence params, int dtype, uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t mask,
-                                uintptr_t moff, uintptr_t out, uintptr_t lse, uintptr_t stream) {
-    const AttentionParams p = cuda_attention_params(params, 10);
-    const bool has_mask = p.has_mask != 0;
-    py::gil_scoped_release nogil;
-    cuda::attention_forward(p, static_cast<DType>(dtype), ptr<const void>(q), ptr<const void>(k), ptr<const void>(v),
-                            has_mask ? ptr<const void>(mask) : nullptr, has_mask ? ptr<const int64_t>(moff) : nullptr,
-                            ptr<void>(out), ptr<void>(lse), stream);
-  });
-  m.def("attention_backward", [](py::sequence params, int dtype, uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t mask,
-                                 uintptr_t moff, uintptr_t out, uintptr_t lse, uintptr_t dout, uintptr_t dq,
-                                 uintptr_t dk, uintptr_t dv, uintptr_t drow, uintptr_t dq_acc, uintptr_t stream) {
-    const AttentionParams p = cuda_attention_params(params, 11);
-    const bool deterministic = py::cast<int64_t>(params[10]) != 0;
-    const bool has_mask = p.has_mask != 0;
-    py::gil_scoped_release nogil;
-    cuda::attention_backward(p, static_cast<DType>(dtype), ptr<const void>(q), ptr<const void>(k), ptr<const void>(v),
-                             has_mask ? ptr<const void>(mask) : nullptr, has_mask ? ptr<const int64_t>(moff) : nullptr,
-                             ptr<const void>(out), ptr<const void>(lse), ptr<const void>(dout), ptr<void>(dq),
-                             ptr<void>(dk), ptr<void>(dv), ptr<void>(drow), dq_acc ? ptr<void>(dq_acc) : nullptr,
-                             deterministic, stream);
-  });
+  m.def(
+      "attention_forward",
+      [](py::dict params, int dtype, uintptr_t q, uintptr_t k, uintptr_t v, OptionalPtr mask, OptionalPtr mask_off,
+         uintptr_t out, uintptr_t lse, uintptr_t stream) {
+        const AttentionParams p = checked_params(params, mask, mask_off);
+        py::gil_scoped_release nogil;
+        cuda::attention_forward(p, static_cast<DType>(dtype), device_ptr<const void>(q), device_ptr<const void>(k),
+                                device_ptr<const void>(v), device_ptr<const void>(mask),
+                                device_ptr<const int64_t>(mask_off), device_ptr<void>(out), device_ptr<void>(lse),
+                                stream);
+      },
+      "Scaled dot-product attention forward into out and lse (log-sum-exp per query row).", py::arg("params"),
+      py::arg("dtype"), py::arg("q"), py::arg("k"), py::arg("v"), py::arg("mask"), py::arg("mask_off"), py::arg("out"),
+      py::arg("lse"), py::arg("stream"));
+  m.def(
+      "attention_backward",
+      [](py::dict params, int dtype, uintptr_t q, uintptr_t k, uintptr_t v, OptionalPtr mask, OptionalPtr mask_off,
+         uintptr_t out, uintptr_t lse, uintptr_t dout, uintptr_t dq, uintptr_t dk, uintptr_t dv, uintptr_t drow,
+         OptionalPtr dq_acc, uintptr_t stream) {
+        const AttentionParams p = checked_params(params, mask, mask_off);
+        const bool det = deterministic(params);
+        py::gil_scoped_release nogil;
+        cuda::attention_backward(p, static_cast<DType>(dtype), device_ptr<const void>(q), device_ptr<const void>(k),
+                                 device_ptr<const void>(v), device_ptr<const void>(mask),
+                                 device_ptr<const int64_t>(mask_off), device_ptr<const void>(out),
+                                 device_ptr<const void>(lse), device_ptr<const void>(dout), device_ptr<void>(dq),
+                                 device_ptr<void>(dk), device_ptr<void>(dv), device_ptr<void>(drow),
+                                 device_ptr<void>(dq_acc), det, stream);
+      },
+      "Attention backward: dq, dk, dv (all written) from the forward's out and lse; drow and dq_acc are workspace.",
+      py::arg("params"), py::arg("dtype"), py::arg("q"), py::arg("k"), py::arg("v"), py::arg("mask"),
+      py::arg("mask_off"), py::arg("out"), py::arg("lse"), py::arg("dout"), py::arg("dq"), py::arg("dk"), py::arg("dv"),
+      py::arg("drow"), py::arg("dq_acc"), py::arg("stream"));
 }
 
 DK_REGISTER_BINDINGS(register_attention);

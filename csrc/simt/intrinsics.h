@@ -190,36 +190,22 @@ SIMT_STORE(__stwt)
 #undef SIMT_STORE
 inline void __nanosleep(unsigned) {}
 inline void __trap(SIMT_SITE) { ::simt::fail("__trap() called", file, line); }
-inline int __float_as_int(float x) {
-  int r;
-  std::memcpy(&r, &x, 4);
+// The reinterpreting casts: one bit copy, same size both sides.
+namespace simt {
+template <typename To, typename From>
+inline To bits_as(From x) {
+  static_assert(sizeof(To) == sizeof(From), "a bit cast keeps the size");
+  To r;
+  std::memcpy(&r, &x, sizeof r);
   return r;
 }
-inline unsigned __float_as_uint(float x) {
-  unsigned r;
-  std::memcpy(&r, &x, 4);
-  return r;
-}
-inline float __int_as_float(int x) {
-  float r;
-  std::memcpy(&r, &x, 4);
-  return r;
-}
-inline float __uint_as_float(unsigned x) {
-  float r;
-  std::memcpy(&r, &x, 4);
-  return r;
-}
-inline long long __double_as_longlong(double x) {
-  long long r;
-  std::memcpy(&r, &x, 8);
-  return r;
-}
-inline double __longlong_as_double(long long x) {
-  double r;
-  std::memcpy(&r, &x, 8);
-  return r;
-}
+}  // namespace simt
+inline int __float_as_int(float x) { return ::simt::bits_as<int>(x); }
+inline unsigned __float_as_uint(float x) { return ::simt::bits_as<unsigned>(x); }
+inline float __int_as_float(int x) { return ::simt::bits_as<float>(x); }
+inline float __uint_as_float(unsigned x) { return ::simt::bits_as<float>(x); }
+inline long long __double_as_longlong(double x) { return ::simt::bits_as<long long>(x); }
+inline double __longlong_as_double(long long x) { return ::simt::bits_as<double>(x); }
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
 inline int __clz(int x) { return x ? __builtin_clz((unsigned)x) : 32; }

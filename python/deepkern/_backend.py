@@ -2,7 +2,9 @@
 
 The functional ops call `backend_for(xp).call(name, params, *arrays)`; this module hides the
 two calling conventions (numpy arrays for the CPU binding; device pointers, a dtype code and
-cupy's current stream for the CUDA binding).
+cupy's current stream for the CUDA binding). `params` is the op's params dict, one key per field
+of its struct in csrc/common/*_params.h, read by name in csrc/bindings/fields.h; an absent
+optional array is None on both sides.
 
 With DEEPKERN_CUDA_SIM=1 in the environment at import, cupy arrays go to deepkern._cuda_sim
 instead: the same CUDA kernels run on the SIMT host simulator, for tests with the cupy stand-in
@@ -132,6 +134,11 @@ class _CpuBackend:
         return getattr(_cpu, fn)(params, *arrays)
 
 
+# CUDA bindings that still take 0 rather than None for an absent array (csrc/bindings/cuda_conv.cpp,
+# cuda_lstm.cpp); a binding leaves this set when it takes None, as every other one does.
+_ZERO_FOR_ABSENT = frozenset({"conv2d_forward", "conv2d_backward", "gemm", "lstm_forward", "lstm_backward"})
+
+
 class _CudaBackend:
     name = "cuda"
 
@@ -163,8 +170,9 @@ class _CudaBackend:
         code = _DTYPE_CODES[np.dtype(arrays[0].dtype).name]
         with arrays[0].device:
             stream = cp.cuda.get_current_stream().ptr
-            # None (an absent optional array) goes to the kernel as a null pointer
-            return kernel(params, code, *[0 if a is None else a.data.ptr for a in arrays], stream)
+            # None (an absent optional array) crosses as None; the kernel sees a null pointer
+            absent = 0 if fn in _ZERO_FOR_ABSENT else None
+            return kernel(params, code, *[absent if a is None else a.data.ptr for a in arrays], stream)
 
     def query(self, fn, *args):
         """A host-side question to the CUDA module (e.g. a workspace size); launches nothing."""

@@ -1,10 +1,12 @@
 # Typed stub of deepkern._cpu, the OpenMP kernels (csrc/bindings/cpu_*.cpp). Arrays are C-contiguous
 # numpy arrays of the op's dtype (float32 or float64; int64 indices, uint8 masks), allocated by the
 # functional layer; every function writes its outputs in place and returns None unless stated.
-# `params` is the op's parameter sequence (csrc/common/*_params.h). Optional arrays are None.
+# `params` is the op's params dict, one key per field of its struct in csrc/common/*_params.h (read
+# by name in csrc/bindings/fields.h; conv2d's arguments have no names yet, so its stub is positional
+# and still says Sequence). Optional arrays are None.
 # tests/test_stubs.py checks that this file names exactly the module's functions.
 from collections.abc import Mapping, Sequence
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 
@@ -42,12 +44,12 @@ def conv2d_plan(params: Mapping[str, int], dtype: str = "float32", threads: Opti
     """The lowering each pass takes (keys forward, dx, dw), e.g. 'winograd', 'shifted', 'im2col'."""
     ...
 
-def max_pool2d_forward(params: Sequence[int], x: np.ndarray, y: np.ndarray, indices: np.ndarray, /) -> None: ...
-def max_pool2d_backward(params: Sequence[int], dy: np.ndarray, indices: np.ndarray, dx: np.ndarray, /) -> None: ...
-def avg_pool2d_forward(params: Sequence[int], x: np.ndarray, y: np.ndarray, /) -> None: ...
-def avg_pool2d_backward(params: Sequence[int], dy: np.ndarray, dx: np.ndarray, /) -> None: ...
+def max_pool2d_forward(params: Mapping[str, int], x: np.ndarray, y: np.ndarray, indices: np.ndarray) -> None: ...
+def max_pool2d_backward(params: Mapping[str, int], dy: np.ndarray, indices: np.ndarray, dx: np.ndarray) -> None: ...
+def avg_pool2d_forward(params: Mapping[str, int], x: np.ndarray, y: np.ndarray) -> None: ...
+def avg_pool2d_backward(params: Mapping[str, int], dy: np.ndarray, dx: np.ndarray) -> None: ...
 def lstm_forward(
-    params: Sequence[int],
+    params: Mapping[str, int],
     x: np.ndarray,
     h0: Optional[np.ndarray],
     c0: Optional[np.ndarray],
@@ -63,7 +65,7 @@ def lstm_forward(
     cs: Optional[np.ndarray],
 ) -> None: ...
 def lstm_backward(
-    params: Sequence[int],
+    params: Mapping[str, int],
     xh: np.ndarray,
     w_ih: np.ndarray,
     w_hh: np.ndarray,
@@ -80,22 +82,22 @@ def lstm_backward(
     db: Optional[np.ndarray],
 ) -> None: ...
 def attention_forward(
-    params: Sequence[float],
+    params: Mapping[str, Union[int, float]],
     q: np.ndarray,
     k: np.ndarray,
     v: np.ndarray,
-    mask: np.ndarray,
-    moff: np.ndarray,
+    mask: Optional[np.ndarray],
+    mask_off: Optional[np.ndarray],
     out: np.ndarray,
     lse: np.ndarray,
 ) -> None: ...
 def attention_backward(
-    params: Sequence[float],
+    params: Mapping[str, Union[int, float]],
     q: np.ndarray,
     k: np.ndarray,
     v: np.ndarray,
-    mask: np.ndarray,
-    moff: np.ndarray,
+    mask: Optional[np.ndarray],
+    mask_off: Optional[np.ndarray],
     out: np.ndarray,
     lse: np.ndarray,
     dout: np.ndarray,
@@ -103,4 +105,4 @@ def attention_backward(
     dk: np.ndarray,
     dv: np.ndarray,
 ) -> None: ...
-def attention_isa(params: Sequence[float]) -> str: ...
+def attention_isa(params: object = None) -> str: ...

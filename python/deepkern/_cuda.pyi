@@ -1,22 +1,33 @@
 # Typed stub of deepkern._cuda, the CUDA kernels (csrc/bindings/cuda_*.cpp); the simulator module
-# deepkern._cuda_sim has the same API. Arrays travel as device pointers (int, cupy's data.ptr; 0 for an
-# absent optional array), with the dtype code of csrc/common/dtype.h and the cupy stream's pointer;
-# outputs are written in place. `params` is the op's parameter sequence (csrc/common/*_params.h); conv2d's
-# is a dict, one key per Conv2dParams field plus allow_tf32, and its optional arrays may be None.
+# deepkern._cuda_sim has the same API. Arrays travel as device pointers (int, cupy's data.ptr; None for
+# an absent optional array, 0 where conv2d, gemm and lstm still take it), with the dtype code of
+# csrc/common/dtype.h and the cupy stream's pointer; outputs are written in place. `params` is the op's
+# params dict, one key per field of its struct in csrc/common/*_params.h (conv2d, gemm and lstm still
+# take a sequence).
 # tests/test_stubs.py checks that this file names exactly the module's functions where it imports.
 from collections.abc import Mapping, Sequence
+from typing import Optional, Union
 
 def attention_forward(
-    params: Sequence[int], dtype: int, q: int, k: int, v: int, mask: int, moff: int, out: int, lse: int, stream: int, /
-) -> None: ...
-def attention_backward(
-    params: Sequence[int],
+    params: Mapping[str, Union[int, float]],
     dtype: int,
     q: int,
     k: int,
     v: int,
-    mask: int,
-    moff: int,
+    mask: Optional[int],
+    mask_off: Optional[int],
+    out: int,
+    lse: int,
+    stream: int,
+) -> None: ...
+def attention_backward(
+    params: Mapping[str, Union[int, float]],
+    dtype: int,
+    q: int,
+    k: int,
+    v: int,
+    mask: Optional[int],
+    mask_off: Optional[int],
     out: int,
     lse: int,
     dout: int,
@@ -24,9 +35,8 @@ def attention_backward(
     dk: int,
     dv: int,
     drow: int,
-    dq_acc: int,
+    dq_acc: Optional[int],
     stream: int,
-    /,
 ) -> None: ...
 def conv2d_forward(
     params: Mapping[str, int], dtype: int, x: int, w: int, b: int | None, y: int, stream: int
@@ -88,7 +98,7 @@ def lstm_backward(
     stream: int,
     /,
 ) -> None: ...
-def max_pool2d_forward(params: Sequence[int], dtype: int, x: int, y: int, idx: int, stream: int, /) -> None: ...
-def max_pool2d_backward(params: Sequence[int], dtype: int, dy: int, idx: int, dx: int, stream: int, /) -> None: ...
-def avg_pool2d_forward(params: Sequence[int], dtype: int, x: int, y: int, stream: int, /) -> None: ...
-def avg_pool2d_backward(params: Sequence[int], dtype: int, dy: int, dx: int, stream: int, /) -> None: ...
+def max_pool2d_forward(params: Mapping[str, int], dtype: int, x: int, y: int, indices: int, stream: int) -> None: ...
+def max_pool2d_backward(params: Mapping[str, int], dtype: int, dy: int, indices: int, dx: int, stream: int) -> None: ...
+def avg_pool2d_forward(params: Mapping[str, int], dtype: int, x: int, y: int, stream: int) -> None: ...
+def avg_pool2d_backward(params: Mapping[str, int], dtype: int, dy: int, dx: int, stream: int) -> None: ...

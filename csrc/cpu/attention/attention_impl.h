@@ -380,6 +380,8 @@ inline void softmax_grad(const T* P, T* dS, int64_t nr, int64_t ncp, const T* Dr
 // FlashAttention-2: one work item = one head x a set of key tiles. Per key tile, for each query
 // tile: P = exp(S - lse), dV += P^T dO, dP = dO V^T, dS = P (dP - Drow) scale, dK += dS^T Q,
 // dQ += dS K.
+// (~90 lines, kept whole: its steps are named helpers; the loop nest, the scratch tiles and the
+// five tile GEMMs read best in one place.)
 template <class T>
 void backward_tiles(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff,
                     const T* out, const T* lse, const T* dout, T* dq, T* dk, T* dv) {

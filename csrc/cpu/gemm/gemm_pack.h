@@ -33,6 +33,7 @@ void pack_a(bool trans, int64_t mc, int64_t kc, const T* A, int64_t lda, int mr,
 }
 
 // Rows [0, kc) and columns [0, nc) of op(B), where B already points at the block's origin.
+// pack_a's twin for B: panels run along columns instead of rows, so the two transposes swap.
 template <typename T>
 void pack_b(bool trans, int64_t kc, int64_t nc, const T* B, int64_t ldb, int nr, T* Bp, PackTransposed<T> pack_t) {
   for (int64_t j0 = 0; j0 < nc; j0 += nr, Bp += nr * kc) {

@@ -360,6 +360,7 @@ void avg_backward(const Pool2dParams& p, const T* dy, T* dx) {
     T* dxp = dx + pl * p.in_plane();
     std::memset(dxp, 0, sizeof(T) * p.in_plane());
     const T* dyp = dy + pl * p.out_plane();
+    // (The tap loop below mirrors the forward's: the same interior ranges, a scatter for its gather.)
     T g[256];  // one output row's scaled gradient, in chunks of 256 columns
     for (int64_t oh = 0; oh < p.Ho; ++oh) {
       const int64_t h0 = oh * p.sh - p.ph;

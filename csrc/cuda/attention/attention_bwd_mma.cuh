@@ -24,6 +24,9 @@ constexpr size_t mma_bwd_smem() {
   return sizeof(__half) * (size_t(2 * kMmaKeys + 4 * kBwdQRows) * (HD + 8) + size_t(kMmaKeys) * kBwdDsLd);
 }
 
+// One body of ~170 lines, its phases marked: the dK and dV accumulators and the S^T / dP^T
+// fragments live in registers across the whole query loop, and splitting it could move nvcc's
+// register allocation (the static check pins registers and spills), which only a GPU can measure.
 template <int HD>
 __global__ void __launch_bounds__(kMmaWarps * 32)
     attn_bwd_mma_kernel(AttentionParams p, const __half* __restrict__ q, const __half* __restrict__ k,

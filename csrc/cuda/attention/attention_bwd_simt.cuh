@@ -115,6 +115,49 @@ __device__ __forceinline__ void probs_and_dscores(const AttentionParams& p,
   }
 }
 
+template <typename A, int R, int C>
+__device__ __forceinline__ void zero_regs(A (&g)[R][C]) {
+#pragma unroll
+  for (int a = 0; a < R; ++a)
+#pragma unroll
+    for (int j = 0; j < C; ++j) g[a][j] = A(0);
+}
+
+// gq[rows tr + 16a, columns tc + 16j] += dS K over the nc keys of the tile in shared memory.
+template <typename A, int BR, int BC, int DCH>
+__device__ __forceinline__ void add_ds_k(A (&gq)[BR / 16][DCH], const BwdTiles<A, BR, BC, DCH>& t, int nc, int tr,
+                                         int tc) {
+  constexpr int RI = BR / 16, LD = tile_ld<A, DCH>(), LP = score_ld<A, BC>();
+  for (int c = 0; c < nc; ++c) {
+    A sa[RI];
+#pragma unroll
+    for (int a = 0; a < RI; ++a) sa[a] = t.dSs[(tr + 16 * a) * LP + c];
+#pragma unroll
+    for (int j = 0; j < DCH; ++j) {
+      const A kv = t.Ks[c * LD + tc + 16 * j];
+#pragma unroll
+      for (int a = 0; a < RI; ++a) gq[a][j] += sa[a] * kv;
+    }
+  }
+}
+
+// put(offset of dQ[bh, i, d], gq[a][j]) for every row i = q0 + tr + 16a < Lq and column d = tc + 16j < D.
+template <typename A, int RI, int DCH, typename Put>
+__device__ __forceinline__ void for_dq_elements(const AttentionParams& p, const A (&gq)[RI][DCH], int64_t bh,
+                                                int64_t q0, int tr, int tc, Put put) {
+  const int D = int(p.D);
+#pragma unroll
+  for (int a = 0; a < RI; ++a) {
+    const int64_t i = q0 + tr + 16 * a;
+    if (i >= p.Lq) continue;
+#pragma unroll
+    for (int j = 0; j < DCH; ++j) {
+      const int d = tc + 16 * j;
+      if (d < D) put((bh * p.Lq + i) * D + d, gq[a][j]);
+    }
+  }
+}
+
 template <typename T, int BR, int BC, int DCH>
 __global__ void __launch_bounds__(kThreads, 1)
     attn_bwd_simt_kernel(AttentionParams p, const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
@@ -135,10 +178,8 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   load_key_tile<T, BR, BC, DCH>(p, t, k, v, bh, k0);
   A gk[RK][DCH], gv[RK][DCH];
-#pragma unroll
-  for (int a = 0; a < RK; ++a)
-#pragma unroll
-    for (int j = 0; j < DCH; ++j) gk[a][j] = gv[a][j] = A(0);
+  zero_regs(gk);
+  zero_regs(gv);
 
   // causal: query rows below k0 see none of these keys, so their tiles are skipped
   for (int64_t q0 = p.causal ? (k0 / BR) * BR : 0; q0 < p.Lq; q0 += BR) {
@@ -164,33 +205,11 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
       }
     }
-    if (dq_atomic) {  // dQ[rows tr + 16a, columns tc + 16j] += dS K
+    if (dq_atomic) {  // this key tile's share of dQ = dS K, added with atomics
       A gq[RI][DCH];
-#pragma unroll
-      for (int a = 0; a < RI; ++a)
-#pragma unroll
-        for (int j = 0; j < DCH; ++j) gq[a][j] = A(0);
-      for (int c = 0; c < nc; ++c) {
-        A sa[RI];
-#pragma unroll
-        for (int a = 0; a < RI; ++a) sa[a] = t.dSs[(tr + 16 * a) * LP + c];
-#pragma unroll
-        for (int j = 0; j < DCH; ++j) {
-          const A kv = t.Ks[c * LD + tc + 16 * j];
-#pragma unroll
-          for (int a = 0; a < RI; ++a) gq[a][j] += sa[a] * kv;
-        }
-      }
-#pragma unroll
-      for (int a = 0; a < RI; ++a) {
-        const int64_t i = q0 + tr + 16 * a;
-        if (i >= p.Lq) continue;
-#pragma unroll
-        for (int j = 0; j < DCH; ++j) {
-          const int d = tc + 16 * j;
-          if (d < D) atomicAdd(dq_acc + (bh * p.Lq + i) * D + d, gq[a][j]);
-        }
-      }
+      zero_regs(gq);
+      add_ds_k(gq, t, nc, tr, tc);
+      for_dq_elements(p, gq, bh, q0, tr, tc, [&](int64_t at, A g) { atomicAdd(dq_acc + at, g); });
     }
   }
 #pragma unroll
@@ -207,7 +226,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
 }
 
-// The deterministic dQ pass: one block per head x BR query rows, key tiles in order.
+// The deterministic dQ pass: one block per head x BR query rows, key tiles in order (its prologue is
+// the key kernel's with the roles of the tiles swapped).
 template <typename T, int BR, int BC, int DCH>
 __global__ void __launch_bounds__(kThreads, 1)
     attn_bwd_dq_simt_kernel(AttentionParams p, const T* __restrict__ q, const T* __restrict__ k,
@@ -216,21 +236,17 @@ __global__ void __launch_bounds__(kThreads, 1)
                             const typename Acc<T>::type* __restrict__ drow, T* __restrict__ dq,
                             typename Acc<T>::type scale) {
   using A = typename Acc<T>::type;
-  constexpr int RI = BR / 16, LD = tile_ld<A, DCH>(), LP = score_ld<A, BC>();
+  constexpr int RI = BR / 16;
   DK_DYNAMIC_SHARED(A, smem);
   BwdTiles<A, BR, BC, DCH> t(smem);
   const int tr = threadIdx.x >> 4, tc = threadIdx.x & 15;
   const int64_t nqb = (p.Lq + BR - 1) / BR;
   const int64_t bh = blockIdx.x / nqb, q0 = (blockIdx.x % nqb) * BR;
   const int64_t mo = p.has_mask ? moff[bh] : 0;
-  const int D = int(p.D);
 
   load_query_tile<T, BR, BC, DCH>(p, t, q, dout, lse, drow, bh, q0);
   A gq[RI][DCH];
-#pragma unroll
-  for (int a = 0; a < RI; ++a)
-#pragma unroll
-    for (int j = 0; j < DCH; ++j) gq[a][j] = A(0);
+  zero_regs(gq);
   const int64_t kend = p.causal ? imin(p.Lk, q0 + BR) : p.Lk;
   for (int64_t k0 = 0; k0 < kend; k0 += BC) {
     __syncthreads();
@@ -238,29 +254,30 @@ __global__ void __launch_bounds__(kThreads, 1)
     __syncthreads();
     probs_and_dscores<T, BR, BC, DCH>(p, t, mask, mo, q0, k0, scale);
     __syncthreads();
-    const int nc = int(imin(BC, p.Lk - k0));
-    for (int c = 0; c < nc; ++c) {
-      A sa[RI];
-#pragma unroll
-      for (int a = 0; a < RI; ++a) sa[a] = t.dSs[(tr + 16 * a) * LP + c];
-#pragma unroll
-      for (int j = 0; j < DCH; ++j) {
-        const A kv = t.Ks[c * LD + tc + 16 * j];
-#pragma unroll
-        for (int a = 0; a < RI; ++a) gq[a][j] += sa[a] * kv;
-      }
-    }
+    add_ds_k(gq, t, int(imin(BC, p.Lk - k0)), tr, tc);
   }
-#pragma unroll
-  for (int a = 0; a < RI; ++a) {
-    const int64_t i = q0 + tr + 16 * a;
-    if (i >= p.Lq) continue;
-#pragma unroll
-    for (int j = 0; j < DCH; ++j) {
-      const int d = tc + 16 * j;
-      if (d < D) dq[(bh * p.Lq + i) * D + d] = from_acc<T>(gq[a][j]);
-    }
-  }
+  for_dq_elements(p, gq, bh, q0, tr, tc, [&](int64_t at, A g) { dq[at] = from_acc<T>(g); });
+}
+
+// The deterministic dQ pass over every query tile (also run after the tensor-core dK/dV kernel).
+template <typename T, int BR, int BC, int DCH>
+void launch_dq_pass(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff,
+                    const T* dout, const typename Acc<T>::type* lse, const typename Acc<T>::type* drow, T* dq,
+                    cudaStream_t stream) {
+  using A = typename Acc<T>::type;
+  const size_t smem = simt_bwd_smem<A, BR, BC, DCH>();
+  auto dq_kernel = attn_bwd_dq_simt_kernel<T, BR, BC, DCH>;
+  set_max_dynamic_shared(dq_kernel, smem);
+  const int64_t qblocks = p.BH * ((p.Lq + BR - 1) / BR);
+  if (qblocks > 0)
+    launch(dq_kernel, dim3(unsigned(qblocks)), dim3(kThreads), smem, stream, p, q, k, v, mask, moff, dout, lse, drow,
+           dq, static_cast<A>(p.scale));
+}
+
+// dQ in the data type from the float atomics' sum (n elements).
+template <typename T>
+void launch_dq_convert(int64_t n, const float* dq_acc, T* dq, cudaStream_t stream) {
+  if (n > 0) launch(attn_convert_kernel<T>, dim3(grid_for(n, kThreads)), dim3(kThreads), 0, stream, n, dq_acc, dq);
 }
 
 // Drow, then dK/dV (and dQ by atomics unless deterministic), then the dQ pass or the conversion.
@@ -289,17 +306,9 @@ void launch_bwd_simt(const AttentionParams& p, const T* q, const T* k, const T* 
   if (kblocks > 0)
     launch(kernel, dim3(unsigned(kblocks)), dim3(kThreads), smem, stream, p, q, k, v, mask, moff, dout, lse,
            static_cast<const A*>(drow), acc, dk, dv, int(!deterministic), static_cast<A>(p.scale));
-  const int64_t qblocks = p.BH * ((p.Lq + BR - 1) / BR);
-  if (deterministic && qblocks > 0) {
-    auto dq_kernel = attn_bwd_dq_simt_kernel<T, BR, BC, DCH>;
-    set_max_dynamic_shared(dq_kernel, smem);
-    launch(dq_kernel, dim3(unsigned(qblocks)), dim3(kThreads), smem, stream, p, q, k, v, mask, moff, dout, lse,
-           static_cast<const A*>(drow), dq, static_cast<A>(p.scale));
-  }
-  if constexpr (!std::is_same<A, T>::value) {  // the float atomics' sum into the data type
-    if (!deterministic && rows * p.D > 0)
-      launch(attn_convert_kernel<T>, dim3(grid_for(rows * p.D, kThreads)), dim3(kThreads), 0, stream, rows * p.D,
-             static_cast<const float*>(dq_acc), dq);
+  if (deterministic) launch_dq_pass<T, BR, BC, DCH>(p, q, k, v, mask, moff, dout, lse, drow, dq, stream);
+  if constexpr (!std::is_same<A, T>::value) {
+    if (!deterministic) launch_dq_convert<T>(rows * p.D, dq_acc, dq, stream);
   }
 }
 

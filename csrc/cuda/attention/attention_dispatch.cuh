@@ -79,20 +79,10 @@ void backward_mma(const AttentionParams& p, const __half* q, const __half* k, co
   if (!deterministic && cudaMemsetAsync(dq_acc, 0, sizeof(float) * size_t(n), s) != cudaSuccess)
     throw std::runtime_error("deepkern attention_backward: cudaMemsetAsync failed");
   launch_bwd_mma<HD>(p, q, k, v, mask, moff, dout, lse, drow, dq_acc, dk, dv, !deterministic, s);
-  if (!deterministic) {
-    if (n > 0)
-      launch(attn_convert_kernel<__half>, dim3(grid_for(n, kThreads)), dim3(kThreads), 0, s, n,
-             static_cast<const float*>(dq_acc), dq);
-    return;
-  }
-  constexpr int BR = 32, BC = 64, DCH = HD / 16;
-  const size_t smem = simt_bwd_smem<float, BR, BC, DCH>();
-  auto dq_kernel = attn_bwd_dq_simt_kernel<__half, BR, BC, DCH>;
-  set_max_dynamic_shared(dq_kernel, smem);
-  const int64_t qblocks = p.BH * ((p.Lq + BR - 1) / BR);
-  if (qblocks > 0)
-    launch(dq_kernel, dim3(unsigned(qblocks)), dim3(kThreads), smem, s, p, q, k, v, mask, moff, dout, lse,
-           static_cast<const float*>(drow), dq, static_cast<float>(p.scale));
+  if (deterministic)
+    launch_dq_pass<__half, 32, 64, HD / 16>(p, q, k, v, mask, moff, dout, lse, drow, dq, s);
+  else
+    launch_dq_convert<__half>(n, dq_acc, dq, s);
 }
 
 // float64 instances are compiled in attention_f64.cu, the one attention translation unit where

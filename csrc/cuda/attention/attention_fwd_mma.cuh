@@ -53,6 +53,9 @@ __device__ __forceinline__ void cp_tile(__half* dst, const __half* src, int vali
   }
 }
 
+// One body of ~150 lines, its phases marked: the Q fragments, the S and O accumulators and the
+// softmax state live in registers across the whole key loop, and splitting it could move nvcc's
+// register allocation (the static check pins registers and spills), which only a GPU can measure.
 template <int HD>
 __global__ void __launch_bounds__(kMmaWarps * 32)
     attn_fwd_mma_kernel(AttentionParams p, const __half* __restrict__ q, const __half* __restrict__ k,

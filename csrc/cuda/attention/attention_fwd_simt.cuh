@@ -16,6 +16,9 @@ constexpr size_t simt_fwd_smem() {
   return sizeof(A) * (size_t(BR + 2 * BC) * tile_ld<A, DCH>() + size_t(BR) * score_ld<A, BC>());
 }
 
+// One body of ~110 lines, its steps marked (S = Q K^T, online softmax, O += P V, out and lse): split
+// into inline steps it computes the same, but nvcc schedules it differently (SASS compared), which
+// only a GPU measurement could clear.
 template <typename T, int BR, int BC, int DCH>
 __global__ void __launch_bounds__(kThreads, 1)
     attn_fwd_simt_kernel(AttentionParams p, const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,

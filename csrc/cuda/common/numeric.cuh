@@ -27,6 +27,7 @@ __device__ __forceinline__ float to_acc<__nv_bfloat16>(__nv_bfloat16 v) {
   return __bfloat162float(v);
 }
 
+// The inverse of to_acc, specialised the same way (round to nearest for the 16-bit types).
 template <typename T>
 __device__ __forceinline__ T from_acc(typename Acc<T>::type v) {
   return static_cast<T>(v);

@@ -20,6 +20,7 @@ struct StridedK {
 };
 
 // Element (r, k) at a[r*ld + k].
+// (The same OpA contract as StridedK; only the addressing differs.)
 template <typename T_>
 struct ContigK {
   using T = T_;

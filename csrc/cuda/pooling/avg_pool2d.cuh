@@ -15,18 +15,16 @@ __global__ void avg_fwd_kernel(Pool2dParams p, const T* __restrict__ x, T* __res
   const int64_t total = p.planes() * p.out_plane();
   const A inv_area = A(1) / (A(p.kh) * A(p.kw));
   for (int64_t o = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; o < total; o += (int64_t)gridDim.x * blockDim.x) {
-    const int64_t ow = o % p.Wo, oh = (o / p.Wo) % p.Ho, plane = o / p.out_plane();
-    const T* xp = x + plane * p.in_plane();
-    const int64_t h0 = oh * p.sh - p.ph, w0 = ow * p.sw - p.pw;
-    const int64_t hb = max(h0, (int64_t)0), he = min(h0 + p.kh, p.H);
-    const int64_t wb = max(w0, (int64_t)0), we = min(w0 + p.kw, p.W);
+    const Window win = clipped_window(p, o);
+    const T* xp = x + win.plane * p.in_plane();
     A sum = 0;
-    for (int64_t ih = hb; ih < he; ++ih)
-      for (int64_t iw = wb; iw < we; ++iw) sum += to_acc(xp[ih * p.W + iw]);
+    for (int64_t ih = win.hb; ih < win.he; ++ih)
+      for (int64_t iw = win.wb; iw < win.we; ++iw) sum += to_acc(xp[ih * p.W + iw]);
     y[o] = from_acc<T>(sum * inv_area);
   }
 }
 
+// One thread per input element: the forward's prologue over the other index space.
 template <typename T>
 __global__ void avg_bwd_kernel(Pool2dParams p, const T* __restrict__ dy, T* __restrict__ dx) {
   using A = typename Acc<T>::type;

@@ -14,15 +14,12 @@ __global__ void max_fwd_kernel(Pool2dParams p, const T* __restrict__ x, T* __res
   using A = typename Acc<T>::type;
   const int64_t total = p.planes() * p.out_plane();
   for (int64_t o = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; o < total; o += (int64_t)gridDim.x * blockDim.x) {
-    const int64_t ow = o % p.Wo, oh = (o / p.Wo) % p.Ho, plane = o / p.out_plane();
-    const T* xp = x + plane * p.in_plane();
-    const int64_t h0 = oh * p.sh - p.ph, w0 = ow * p.sw - p.pw;
-    const int64_t hb = max(h0, (int64_t)0), he = min(h0 + p.kh, p.H);
-    const int64_t wb = max(w0, (int64_t)0), we = min(w0 + p.kw, p.W);
+    const Window win = clipped_window(p, o);
+    const T* xp = x + win.plane * p.in_plane();
     A best = -INFINITY;
-    int64_t best_at = hb * p.W + wb;
-    for (int64_t ih = hb; ih < he; ++ih)
-      for (int64_t iw = wb; iw < we; ++iw) {
+    int64_t best_at = win.hb * p.W + win.wb;
+    for (int64_t ih = win.hb; ih < win.he; ++ih)
+      for (int64_t iw = win.wb; iw < win.we; ++iw) {
         const A v = to_acc(xp[ih * p.W + iw]);
         if (v > best || isnan(v)) {  // as PyTorch: a NaN replaces the max, the last NaN wins
           best = v;

@@ -1,5 +1,6 @@
 #pragma once
-// Shared by the pooling kernels: the covering-window range and the dtype dispatch of a launch.
+// Shared by the pooling kernels: the clipped window, the covering-window range and the dtype
+// dispatch of a launch.
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -13,6 +14,17 @@
 namespace dk::cuda::pool {
 
 constexpr int kThreads = 256;
+
+// The input window of output element o (flat over planes x Ho x Wo), clipped to the input:
+// rows [hb, he) and columns [wb, we) of input plane `plane`.
+struct Window {
+  int64_t plane, hb, he, wb, we;
+};
+__device__ __forceinline__ Window clipped_window(const Pool2dParams& p, int64_t o) {
+  const int64_t ow = o % p.Wo, oh = (o / p.Wo) % p.Ho;
+  const int64_t h0 = oh * p.sh - p.ph, w0 = ow * p.sw - p.pw;
+  return {o / p.out_plane(), max(h0, (int64_t)0), min(h0 + p.kh, p.H), max(w0, (int64_t)0), min(w0 + p.kw, p.W)};
+}
 
 // Output positions o along one axis whose window [o*s - pad, o*s - pad + k) covers i.
 __device__ __forceinline__ void covering(int64_t i, int64_t s, int64_t pad, int64_t k, int64_t out, int64_t& lo,

@@ -76,6 +76,7 @@ __global__ void tiled_fwd_kernel(Pool2dParams p, const T* __restrict__ x, T* __r
   }
 }
 
+// The forward's grid-stride prologue again (the index math is tiled_item's); the bodies differ.
 template <typename T, bool Max, int KW>
 __global__ void tiled_bwd_kernel(Pool2dParams p, const T* __restrict__ dy, const int64_t* __restrict__ idx,
                                  T* __restrict__ dx) {

@@ -75,6 +75,27 @@ def _scale(op, scale, D):
     return s
 
 
+def _causal(op, is_causal, attn_mask):
+    """is_causal as a bool; it excludes attn_mask (PyTorch's rule)."""
+    if not isinstance(is_causal, (bool, np.bool_)) and not (
+        isinstance(is_causal, numbers.Integral) and is_causal in (0, 1)
+    ):
+        raise TypeError(f"{op}: 'is_causal' must be a bool, got {is_causal!r}")
+    is_causal = bool(is_causal)
+    if attn_mask is not None and is_causal:
+        raise ValueError(
+            f"{op}: 'attn_mask' must be None when is_causal=True (as in PyTorch); fold causality into the mask"
+        )
+    return is_causal
+
+
+def _at_batch(xp, a, batch):
+    """a (..., L, E) with the broadcast leading dims `batch`, contiguous (a itself when it has them)."""
+    if tuple(a.shape[:-2]) == batch:
+        return a
+    return xp.ascontiguousarray(xp.broadcast_to(a, batch + tuple(a.shape[-2:])))
+
+
 def _mask_layout(op, xp, mask, batch, Lq, Lk, dtype):
     """The additive mask in `dtype` at its own (unbroadcast) size, its Lq/Lk element strides and
     one element offset per flattened batch entry."""
@@ -201,33 +222,31 @@ def scaled_dot_product_attention(
         given_k = given_v = None  # the kernel sees expanded copies; nothing of the caller's to watch
         k, v = composed.expand_kv(xp, k, groups), composed.expand_kv(xp, v, groups)
     batch, Lq, Lk, D, Dv = _shapes(op, q, k, v)
-    if not isinstance(is_causal, (bool, np.bool_)) and not (
-        isinstance(is_causal, numbers.Integral) and is_causal in (0, 1)
-    ):
-        raise TypeError(f"{op}: 'is_causal' must be a bool, got {is_causal!r}")
-    is_causal = bool(is_causal)
-    if attn_mask is not None and is_causal:
-        raise ValueError(
-            f"{op}: 'attn_mask' must be None when is_causal=True (as in PyTorch); fold causality into the mask"
-        )
+    is_causal = _causal(op, is_causal, attn_mask)
     s = _scale(op, scale, D)
     if backend.name == "cuda" and max(D, Dv) > _CUDA_MAX_HEAD_DIM:
         raise ValueError(
             f"{op}: on the GPU the head dims of 'q'/'k' (D={D}) and 'v' (Dv={Dv}) must be at most {_CUDA_MAX_HEAD_DIM}"
         )
     q_shape, k_shape, v_shape = tuple(q.shape), tuple(k.shape), tuple(v.shape)
-    if q_shape[:-2] != batch:
-        q = xp.ascontiguousarray(xp.broadcast_to(q, batch + (Lq, D)))
-    if k_shape[:-2] != batch:
-        k = xp.ascontiguousarray(xp.broadcast_to(k, batch + (Lk, D)))
-    if v_shape[:-2] != batch:
-        v = xp.ascontiguousarray(xp.broadcast_to(v, batch + (Lk, Dv)))
-    BH = int(np.prod(batch, dtype=np.int64))
+    q, k, v = (_at_batch(xp, a, batch) for a in (q, k, v))
     if attn_mask is not None:
         mask, moff, m_rs, m_cs = _mask_layout(op, xp, attn_mask, batch, Lq, Lk, comp_dt)
     else:
-        mask, moff, m_rs, m_cs = xp.empty(0, comp_dt), xp.empty(0, np.int64), 0, 0
-    params = (BH, Lq, Lk, D, Dv, int(bool(is_causal)), int(attn_mask is not None), m_rs, m_cs, s)
+        mask, moff, m_rs, m_cs = None, None, 0, 0
+    # The kernels' AttentionParams (csrc/common/attention_params.h), one key per field.
+    params = {
+        "BH": int(np.prod(batch, dtype=np.int64)),
+        "Lq": Lq,
+        "Lk": Lk,
+        "D": D,
+        "Dv": Dv,
+        "causal": int(is_causal),
+        "has_mask": int(attn_mask is not None),
+        "m_rs": m_rs,
+        "m_cs": m_cs,
+        "scale": s,
+    }
     if p_drop > 0 or attn_mask_requires_grad:
         m_shape = None if attn_mask is None else tuple(xp.asarray(attn_mask).shape)
         add = None if attn_mask is None else mask  # (1.., Lq, Lk)-broadcastable, at the mask's own size
@@ -298,45 +317,30 @@ def scaled_dot_product_attention_backward(ctx, dout):
         dq = b.empty(ctx.q.shape, ctx.compute_dtype)
         dk = b.empty(ctx.k.shape, ctx.compute_dtype)
         dv = b.empty(ctx.v.shape, ctx.compute_dtype)
+        params, workspace = ctx.params, ()
         if b.name == "cuda":
             det = _deterministic()
-            BH, Lq, D = ctx.params[0], ctx.params[1], ctx.params[3]
+            BH, Lq, D = ctx.params["BH"], ctx.params["Lq"], ctx.params["D"]
             drow = b.empty((BH * Lq,), _acc_dtype(b, ctx.compute_dtype))
             atomic_f32 = not det and np.dtype(ctx.compute_dtype) == np.float16
-            dq_acc = b.empty((BH * Lq * D,) if atomic_f32 else (0,), np.float32)
-            b.call(
-                "attention_backward",
-                ctx.params + (int(det),),
-                ctx.q,
-                ctx.k,
-                ctx.v,
-                ctx.mask,
-                ctx.mask_off,
-                ctx.out,
-                ctx.lse,
-                dout,
-                dq,
-                dk,
-                dv,
-                drow,
-                dq_acc,
-            )
-        else:
-            b.call(
-                "attention_backward",
-                ctx.params,
-                ctx.q,
-                ctx.k,
-                ctx.v,
-                ctx.mask,
-                ctx.mask_off,
-                ctx.out,
-                ctx.lse,
-                dout,
-                dq,
-                dk,
-                dv,
-            )
+            dq_acc = b.empty((BH * Lq * D,), np.float32) if atomic_f32 else None
+            params, workspace = {**ctx.params, "deterministic": int(det)}, (drow, dq_acc)
+        b.call(
+            "attention_backward",
+            params,
+            ctx.q,
+            ctx.k,
+            ctx.v,
+            ctx.mask,
+            ctx.mask_off,
+            ctx.out,
+            ctx.lse,
+            dout,
+            dq,
+            dk,
+            dv,
+            *workspace,
+        )
     dq = _unbroadcast(b.xp, dq, ctx.q_shape)
     dk = composed.reduce_kv(_unbroadcast(b.xp, dk, ctx.k_shape), groups)
     dv = composed.reduce_kv(_unbroadcast(b.xp, dv, ctx.v_shape), groups)

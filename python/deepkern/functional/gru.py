@@ -12,6 +12,7 @@ Unbatched inputs (x (I,) for the cell, (T, I) for the sequence, h (H,)) give unb
 """
 
 from .._validate import Context, as_float_arrays, as_grad, check_ctx, check_ndim, to_out_dtype
+from . import _gates
 
 
 def _gemm(a, b, trans_a=False, trans_b=False):
@@ -51,26 +52,7 @@ def _prepare(op, x, h, w_ih, w_hh, b_ih, b_hh, seq):
     if min(T, B, I) < 1:
         raise ValueError(f"{op}: 'x' has shape {tuple(x.shape)}; every dimension of {layout} must be >= 1")
     check_ndim(op, "w_ih", w_ih, 2, "(3*hidden_size, input_size)")
-    G = int(w_ih.shape[0])
-    if G < 3 or G % 3:
-        raise ValueError(
-            f"{op}: 'w_ih' has shape {tuple(w_ih.shape)}; its rows must be 3*hidden_size "
-            "(gates r, z, n stacked), a positive multiple of 3"
-        )
-    H = G // 3
-    if int(w_ih.shape[1]) != I:
-        raise ValueError(
-            f"{op}: 'w_ih' has shape {tuple(w_ih.shape)}; expected ({G}, {I}) (its columns must match "
-            f"x's input_size {I})"
-        )
-    if tuple(w_hh.shape) != (G, H):
-        raise ValueError(
-            f"{op}: 'w_hh' has shape {tuple(w_hh.shape)}; expected ({G}, {H}) = "
-            "(3*hidden_size, hidden_size) from w_ih's rows"
-        )
-    for name, b in (("b_ih", b_ih), ("b_hh", b_hh)):
-        if b is not None and tuple(b.shape) != (G,):
-            raise ValueError(f"{op}: '{name}' has shape {tuple(b.shape)}; expected ({G},) = (3*hidden_size,)")
+    H = _gates.hidden_size(op, w_ih, w_hh, b_ih, b_hh, I, "r, z, n")
     want = (H,) if unbatched else (B, H)
     if h is not None:
         if tuple(h.shape) != want:

@@ -12,7 +12,7 @@ import numpy as np
 
 from .._saved import watch
 from .._validate import Context, array_module_of, as_float_arrays, as_grad, check_ctx, check_ndim, to_out_dtype
-from . import lstm_proj
+from . import _gates, lstm_proj
 
 
 def _unbatched(op, x, ndim, states):
@@ -45,7 +45,7 @@ def _squeeze(a, axis):
 
 
 def _prepare(op, x, x_ndim, x_layout, state_names, h, c, w_ih, w_hh, b_ih, b_hh):
-    """Validate and normalise the forward's arguments; returns (backend, arrays, dtypes, T, B, I, H)."""
+    """Validate and normalise the forward's arguments; returns (backend, arrays, dtypes, params dict)."""
     hn, cn = state_names
     backend, arrays, out_dt, comp_dt = as_float_arrays(
         op,
@@ -62,38 +62,30 @@ def _prepare(op, x, x_ndim, x_layout, state_names, h, c, w_ih, w_hh, b_ih, b_hh)
         T, B, I = x.shape
     if min(T, B, I) < 1:
         raise ValueError(f"{op}: 'x' has shape {tuple(x.shape)}; every dimension of {x_layout} must be >= 1")
-    G = int(w_ih.shape[0])
-    if G < 4 or G % 4:
-        raise ValueError(
-            f"{op}: 'w_ih' has shape {tuple(w_ih.shape)}; its rows must be 4*hidden_size "
-            "(gates i, f, g, o stacked), a positive multiple of 4"
-        )
-    H = G // 4
-    if int(w_ih.shape[1]) != I:
-        raise ValueError(
-            f"{op}: 'w_ih' has shape {tuple(w_ih.shape)}; expected ({G}, {I}) (its columns must match "
-            f"x's input_size {I})"
-        )
-    if tuple(w_hh.shape) != (G, H):
-        raise ValueError(
-            f"{op}: 'w_hh' has shape {tuple(w_hh.shape)}; expected ({G}, {H}) = (4*hidden_size, hidden_size) "
-            f"from w_ih's {G} rows"
-        )
-    for name, b in (("b_ih", b_ih), ("b_hh", b_hh)):
-        if b is not None and tuple(b.shape) != (G,):
-            raise ValueError(f"{op}: '{name}' has shape {tuple(b.shape)}; expected ({G},) = (4*hidden_size,)")
+    H = _gates.hidden_size(op, w_ih, w_hh, b_ih, b_hh, I, "i, f, g, o")
     for name, s in ((hn, h), (cn, c)):
         if s is not None and tuple(s.shape) != (B, H):
             raise ValueError(
                 f"{op}: '{name}' has shape {tuple(s.shape)}; expected ({B}, {H}) = (batch, hidden_size) "
                 f"from x {tuple(x.shape)} and w_hh {tuple(w_hh.shape)}"
             )
-    return backend, (x, h, c, w_ih, w_hh, b_ih, b_hh), out_dt, comp_dt, (T, B, I, H)
+    return backend, (x, h, c, w_ih, w_hh, b_ih, b_hh), out_dt, comp_dt, {"T": T, "B": B, "I": I, "H": H}
+
+
+def _dims(p):
+    """(T, B, I, H) of the kernels' LstmParams dict (csrc/common/lstm_params.h, one key per field)."""
+    return p["T"], p["B"], p["I"], p["H"]
+
+
+def _kernel_params(backend, p):
+    """The params for the backend's binding: the dict; csrc/bindings/cuda_lstm.cpp still takes the
+    four fields in order."""
+    return p if backend.name == "cpu" else _dims(p)
 
 
 def _run_forward(op, backend, arrays, out_dt, comp_dt, params, return_ctx, given_weights):
     x, h0, c0, w_ih, w_hh, b_ih, b_hh = arrays
-    T, B, I, H = params
+    T, B, I, H = _dims(params)
     y = backend.empty((T, B, H), comp_dt)
     hT = backend.empty((B, H), comp_dt)
     cT = backend.empty((B, H), comp_dt)
@@ -108,7 +100,24 @@ def _run_forward(op, backend, arrays, out_dt, comp_dt, params, return_ctx, given
             backend.empty((T * B, 4 * H), _acc_dtype(comp_dt)),
             None if return_ctx else backend.empty((2, B, H), comp_dt),
         )
-    backend.call("lstm_forward", params, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, hT, cT, gates, xh, cs, *ws)
+    backend.call(
+        "lstm_forward",
+        _kernel_params(backend, params),
+        x,
+        h0,
+        c0,
+        w_ih,
+        w_hh,
+        b_ih,
+        b_hh,
+        y,
+        hT,
+        cT,
+        gates,
+        xh,
+        cs,
+        *ws,
+    )
     outs = (to_out_dtype(y, out_dt), to_out_dtype(hT, out_dt), to_out_dtype(cT, out_dt))
     if not return_ctx:
         return outs, None
@@ -143,7 +152,7 @@ def _optional_grad(op, ctx, name, g, shape):
 
 
 def _run_backward(ctx, dy, dhT, dcT):
-    T, B, I, H = ctx.params
+    T, B, I, H = _dims(ctx.params)
     be, dt = ctx.backend, ctx.compute_dtype
     dx = be.empty((T, B, I), dt)
     dh0 = be.empty((B, H), dt) if ctx.has_h0 else None
@@ -156,7 +165,7 @@ def _run_backward(ctx, dy, dhT, dcT):
         ws = (be.empty((T * B, 4 * H), dt), be.empty((2, B, H), _acc_dtype(dt)))
     be.call(
         "lstm_backward",
-        ctx.params,
+        _kernel_params(be, ctx.params),
         ctx.xh,
         ctx.w_ih,
         ctx.w_hh,
@@ -225,7 +234,7 @@ def lstm_cell_backward(ctx, dh1, dc1):
     """
     op = "lstm_cell_backward"
     check_ctx(op, ctx, "lstm_cell")
-    _, B, I, H = ctx.params
+    _, B, I, H = _dims(ctx.params)
     unb = getattr(ctx, "unbatched", False)
     state = (H,) if unb else (B, H)
     dh1 = _optional_grad(op, ctx, "dh1", dh1, state)
@@ -292,7 +301,7 @@ def lstm_backward(ctx, dy, dhT=None, dcT=None):
     op = "lstm_backward"
     check_ctx(op, ctx, "lstm")
     proj = getattr(ctx, "proj", False)
-    T, B, I, H = ctx.dims[:4] if proj else ctx.params
+    T, B, I, H = ctx.dims[:4] if proj else _dims(ctx.params)
     P = ctx.dims[4] if proj else H
     unb = getattr(ctx, "unbatched", False)
     lead = () if unb else (B,)

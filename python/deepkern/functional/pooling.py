@@ -84,12 +84,9 @@ def _pool_params(
     }
 
 
-_LEGACY = ("N", "C", "H", "W", "Ho", "Wo", "kh", "kw", "sh", "sw", "ph", "pw")
-
-
 def _kernel_params(op, backend, p):
-    """What the backend's binding takes: the dict on the CPU; the CUDA kernels take the twelve
-    fields they support, and refuse the others (CPU-only for now)."""
+    """The params dict for the backend's binding: the CUDA kernels refuse the options they lack
+    (CPU-only for now)."""
     if backend.name == "cpu":
         return p
     floor_h = (p["H"] + 2 * p["ph"] - p["kh"]) // p["sh"] + 1
@@ -108,7 +105,7 @@ def _kernel_params(op, backend, p):
         raise NotImplementedError(
             f"{op}: {', '.join(unsupported)} is CPU-only for now (no CUDA kernel); run it on numpy arrays"
         )
-    return tuple(p[k] for k in _LEGACY)
+    return p
 
 
 def max_pool2d(

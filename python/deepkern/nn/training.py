@@ -175,35 +175,8 @@ def _stop_if_nonfinite(value, epoch, epochs, batch, batches):
         )
 
 
-def fit(
-    model,
-    x,
-    y,
-    loss,
-    optimizer,
-    epochs,
-    batch_size,
-    validation_data,
-    validation_split,
-    early_stopping,
-    progress,
-    shuffle,
-    seed,
-    scheduler,
-    clip_norm,
-    check_finite=False,
-    stop_on_nonfinite=True,
-    distributed=False,
-    checkpoint=None,
-):
-    from ..optim import clip_grad_norm
-
-    _check_progress(progress)
-    loss = resolve_loss(loss)
-    optimizer = resolve_optimizer(optimizer, model)
-    if int(epochs) < 1 or int(batch_size) < 1:
-        raise ValueError(f"fit: 'epochs' and 'batch_size' must be >= 1, got {epochs!r}, {batch_size!r}")
-    epochs, batch_size = int(epochs), int(batch_size)
+def _training_data(x, y, validation_data, validation_split, check_finite):
+    """fit's data, checked: (xp, x, y, validation_data), the validation split taken off the end of x, y."""
     _same_device("fit", x=x, y=y)
     xp = get_array_module(x, y)
     x, y = xp.asarray(x), xp.asarray(y)
@@ -229,46 +202,59 @@ def fit(
             if validation_data is None
             else {"x": x, "y": y, "validation x": xp.asarray(vx), "validation y": xp.asarray(vy)},
         )
-    n = len(x)
-    batches = -(-n // batch_size)
-    dp = None
-    if distributed:
-        from ..distributed.data_parallel import DataParallel
+    return xp, x, y, validation_data
 
-        dp = DataParallel(
-            model,
-            extra={
-                "n": n,
-                "x": [list(map(int, x.shape)), str(x.dtype)],
-                "epochs": epochs,
-                "batch_size": batch_size,
-                "optimizer": repr(optimizer),
-                "shuffle": bool(shuffle),
-                "seed": int(seed) if isinstance(seed, (int, np.integer)) else repr(type(seed)),
-            },
-        )
-        if seed is None and shuffle:  # the shuffle must be the same on every rank
-            seed = dp.from_root(int(np.random.SeedSequence().entropy % (1 << 63)))
-        progress = progress if dp.rank == 0 else False
-    rng = np.random.default_rng(seed)
-    history = {"loss": []}
-    if early_stopping is not None:
-        early_stopping.reset()
-    for epoch in range(epochs):
-        order = rng.permutation(n) if shuffle else np.arange(n)
-        order_x = order if xp is np else xp.asarray(order)
+
+def _data_parallel(model, x, epochs, batch_size, optimizer, shuffle, seed, progress):
+    """fit(distributed=True): the DataParallel wrapper, the seed every rank shuffles with and
+    whether this rank shows progress -> (dp, seed, progress)."""
+    from ..distributed.data_parallel import DataParallel
+
+    dp = DataParallel(
+        model,
+        extra={
+            "n": len(x),
+            "x": [list(map(int, x.shape)), str(x.dtype)],
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "optimizer": repr(optimizer),
+            "shuffle": bool(shuffle),
+            "seed": int(seed) if isinstance(seed, (int, np.integer)) else repr(type(seed)),
+        },
+    )
+    if seed is None and shuffle:  # the shuffle must be the same on every rank
+        seed = dp.from_root(int(np.random.SeedSequence().entropy % (1 << 63)))
+    return dp, seed, progress if dp.rank == 0 else False
+
+
+class _Step:
+    """What every batch of fit uses: the model, loss, optimizer and options, and the epoch's sums."""
+
+    def __init__(self, model, loss, optimizer, dp, clip_norm, stop_on_nonfinite, epochs, batches):
+        self.model, self.loss, self.optimizer, self.dp = model, loss, optimizer, dp
+        self.clip_norm, self.stop_on_nonfinite = clip_norm, stop_on_nonfinite
+        self.epochs, self.batches = epochs, batches
+
+    def update(self):
+        """Clip (if asked) and apply the gradients."""
+        from ..optim import clip_grad_norm
+
+        if self.clip_norm is not None:
+            clip_grad_norm(self.model.parameters(), self.clip_norm)
+        self.optimizer.step()
+
+    def epoch(self, x, y, order, batch_size, bar, epoch):
+        """One pass over the batches of `order` -> (loss sum, correct, counted) on this rank."""
+        model, loss, dp = self.model, self.loss, self.dp
         total, correct, count = 0.0, 0.0, 0
-        bar = _progress_bar(progress, n, f"epoch {epoch + 1}/{epochs}")
-        for b, idx in enumerate(_batches(n, batch_size, order_x)):
+        for b, idx in enumerate(_batches(len(order), batch_size, order)):
             if dp is not None:  # this rank's share of the global batch idx
                 step = len(idx)
                 idx = dp.shard(idx)
                 if len(idx) == 0:  # fewer samples than ranks: take part in the reduction with nothing
                     model.zero_grad()
                     dp.sync_gradients()
-                    if clip_norm is not None:
-                        clip_grad_norm(model.parameters(), clip_norm)
-                    optimizer.step()
+                    self.update()
                     if bar is not None:
                         bar.update(step)
                     continue
@@ -276,15 +262,13 @@ def fit(
             model.zero_grad()
             out = model.forward(xb, training=True)
             value = loss.forward(out, yb)
-            if stop_on_nonfinite:
-                _stop_if_nonfinite(float(value), epoch, epochs, b, batches)
+            if self.stop_on_nonfinite:
+                _stop_if_nonfinite(float(value), epoch, self.epochs, b, self.batches)
             if dp is None:
                 model._backward_for_training(loss.backward())  # the input's gradient is not used
             else:
                 dp.backward(loss.backward())
-            if clip_norm is not None:
-                clip_grad_norm(model.parameters(), clip_norm)
-            optimizer.step()
+            self.update()
             total += value * len(idx)
             c = _correct(loss, out, yb)
             if c is not None:
@@ -293,6 +277,75 @@ def fit(
             if bar is not None:
                 bar.update(len(idx) if dp is None else step)
                 bar.set_postfix(loss=f"{value:.4f}")
+        return total, correct, count
+
+
+def _record(history, model, optimizer, validation_data, loss, batch_size, dp, scheduler):
+    """The end of an epoch: validation metrics, and the learning rate before the scheduler steps."""
+    if validation_data is not None:
+        vx, vy = validation_data
+        res = evaluate(model, vx, vy, loss, batch_size=max(batch_size, 256), distributed=dp is not None)
+        history.setdefault("val_loss", []).append(res["loss"])
+        if "accuracy" in res:
+            history.setdefault("val_accuracy", []).append(res["accuracy"])
+    if scheduler is not None:
+        history.setdefault("lr", []).append(float(optimizer.lr))
+        scheduler.step()
+
+
+def _should_stop(early_stopping, history, model, dp):
+    """early_stopping's decision on this epoch's monitored value (rank 0's, for every rank)."""
+    if early_stopping is None:
+        return False
+    key = early_stopping.monitor if early_stopping.monitor in history else "loss"
+    stop = early_stopping.step(history[key][-1], model)
+    if dp is not None:
+        stop = dp.from_root(stop)  # one decision for every rank
+    return stop
+
+
+def fit(
+    model,
+    x,
+    y,
+    loss,
+    optimizer,
+    epochs,
+    batch_size,
+    validation_data,
+    validation_split,
+    early_stopping,
+    progress,
+    shuffle,
+    seed,
+    scheduler,
+    clip_norm,
+    check_finite=False,
+    stop_on_nonfinite=True,
+    distributed=False,
+    checkpoint=None,
+):
+    _check_progress(progress)
+    loss = resolve_loss(loss)
+    optimizer = resolve_optimizer(optimizer, model)
+    if int(epochs) < 1 or int(batch_size) < 1:
+        raise ValueError(f"fit: 'epochs' and 'batch_size' must be >= 1, got {epochs!r}, {batch_size!r}")
+    epochs, batch_size = int(epochs), int(batch_size)
+    xp, x, y, validation_data = _training_data(x, y, validation_data, validation_split, check_finite)
+    n = len(x)
+    dp = None
+    if distributed:
+        dp, seed, progress = _data_parallel(model, x, epochs, batch_size, optimizer, shuffle, seed, progress)
+    rng = np.random.default_rng(seed)
+    steps = _Step(model, loss, optimizer, dp, clip_norm, stop_on_nonfinite, epochs, -(-n // batch_size))
+    history = {"loss": []}
+    if early_stopping is not None:
+        early_stopping.reset()
+    for epoch in range(epochs):
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        order_x = order if xp is np else xp.asarray(order)
+        bar = _progress_bar(progress, n, f"epoch {epoch + 1}/{epochs}")
+        total, correct, count = steps.epoch(x, y, order_x, batch_size, bar, epoch)
         if bar is not None:
             bar.close()
         if dp is not None:
@@ -300,14 +353,7 @@ def fit(
         history["loss"].append(total / max(n, 1))
         if count:
             history.setdefault("accuracy", []).append(correct / count)
-        if validation_data is not None:
-            res = evaluate(model, vx, vy, loss, batch_size=max(batch_size, 256), distributed=dp is not None)
-            history.setdefault("val_loss", []).append(res["loss"])
-            if "accuracy" in res:
-                history.setdefault("val_accuracy", []).append(res["accuracy"])
-        if scheduler is not None:
-            history.setdefault("lr", []).append(float(optimizer.lr))
-            scheduler.step()
+        _record(history, model, optimizer, validation_data, loss, batch_size, dp, scheduler)
         if progress:  # one line per epoch, with or without a bar ('auto' included)
             msg = " ".join(f"{k}={v[-1]:.4f}" for k, v in history.items())
             print(f"epoch {epoch + 1}/{epochs}: {msg}")
@@ -321,13 +367,8 @@ def fit(
                 epoch=epoch + 1,
                 history={k: [float(v) for v in vs] for k, vs in history.items()},
             )
-        if early_stopping is not None:
-            key = early_stopping.monitor if early_stopping.monitor in history else "loss"
-            stop = early_stopping.step(history[key][-1], model)
-            if dp is not None:
-                stop = dp.from_root(stop)  # one decision for every rank
-            if stop:
-                break
+        if _should_stop(early_stopping, history, model, dp):
+            break
     if early_stopping is not None:
         early_stopping.restore(model)
     return history

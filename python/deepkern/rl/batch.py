@@ -158,29 +158,26 @@ def batch_train(
         from .. import distributed as dist
 
         distributed = dist.is_initialized() and dist.world_size() > 1
+    kw = dict(
+        alpha=alpha,
+        gamma=gamma,
+        epsilon=epsilon,
+        epsilon_decay=epsilon_decay,
+        epsilon_min=epsilon_min,
+        initial_q=initial_q,
+        max_steps=max_steps,
+        sequential_below=sequential_below,
+    )
     if distributed:
-        return _spread(
-            env,
-            cls,
-            runs,
-            episodes,
-            model,
-            seed,
-            env_seed,
-            return_lengths,
-            return_q,
-            dict(
-                alpha=alpha,
-                gamma=gamma,
-                epsilon=epsilon,
-                epsilon_decay=epsilon_decay,
-                epsilon_min=epsilon_min,
-                initial_q=initial_q,
-                max_steps=max_steps,
-                sequential_below=sequential_below,
-            ),
-        )
-    limits = [v for v in (max_steps, model.time_limit) if v is not None]
+        return _spread(env, cls, runs, episodes, model, seed, env_seed, return_lengths, return_q, kw)
+    return _train_here(model, cls, runs, episodes, seed, env_seed, return_lengths, return_q, kw)
+
+
+def _train_here(model, cls, runs, episodes, seed, env_seed, return_lengths, return_q, kw):
+    """batch_train in this process, on checked arguments (kw: the options, as for _spread): every
+    run stepped in lock-step (the on-policy or off-policy step over the one _Runs state) until all
+    have finished."""
+    limits = [v for v in (kw["max_steps"], model.time_limit) if v is not None]
     limit = min(limits) if limits else None
     agent_rng, env_rng = make_rng("batch_train", seed), make_rng("batch_train", env_seed)
 
@@ -190,17 +187,17 @@ def batch_train(
         runs,
         episodes,
         limit,
-        initial_q,
+        kw["initial_q"],
         agent_rng,
         env_rng,
-        dict(alpha=alpha, gamma=gamma, epsilon_decay=epsilon_decay, epsilon_min=epsilon_min),
+        {k: kw[k] for k in ("alpha", "gamma", "epsilon_decay", "epsilon_min")},
     )
-    st = _Runs(runs if episodes > 0 else 0, b.S, epsilon)
+    st = _Runs(runs if episodes > 0 else 0, b.S, kw["epsilon"])
     _reset(b, st, np.arange(st.n))
     st.row = st.base + st.s
     step = _on_policy_step if b.on_policy else _off_policy_step
     while st.n:
-        if st.n < sequential_below:
+        if st.n < kw["sequential_below"]:
             _finish_one_by_one(b, st)
             break
         e = step(b, st)
