@@ -1,6 +1,7 @@
 """LSTM over a whole sequence, deepkern vs torch.nn.LSTM, side by side in one process.
 
     python benchmarks/bench_lstm.py [--threads 2] [--json benchmarks/out/lstm.json] [--repeats 15]
+    python benchmarks/bench_lstm.py --threads 1 --cpu-time [--repeats 9] [--size 0]   (A/B on a loaded machine)
     python benchmarks/bench_lstm.py --device cuda [--quick]   (the GPU benchmark: bench_lstm_cuda.py)
 
 Float32 on the CPU, both libraries at the same thread count. "fwd+bwd" is a training step's
@@ -112,6 +113,10 @@ def main():
     ap.add_argument("--json", default=None)
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--quick", action="store_true", help="cuda: float32 LSTM cases and the training steps only")
+    ap.add_argument(
+        "--cpu-time", action="store_true", help="only the 1-thread process-CPU-time table (best of --repeats, default 9)"
+    )
+    ap.add_argument("--size", type=int, action="append", help="index into SIZES (repeatable; default all)")
     args = ap.parse_args()
     if args.device == "cuda":
         import bench_lstm_cuda
@@ -119,6 +124,8 @@ def main():
         args.repeats = args.repeats or 20
         return bench_lstm_cuda.main(args)
     args.json = args.json or os.path.join(os.path.dirname(__file__), "out", "lstm.json")
+    sizes = [SIZES[i] for i in args.size] if args.size else SIZES
+    cpu_repeats = (args.repeats or 9) if args.cpu_time else 9
     args.repeats = args.repeats or 15
     torch = torch_threads(1)
     dk.set_num_threads(1)
@@ -136,19 +143,21 @@ def main():
             f"{fwd / peak / 1e6:.1f} / {fwd / (args.threads * peak) / 1e6:.1f} ms"
         )
 
-    print("\n== lstm, CPU float32, 1 thread each, process CPU time (best of 9, interleaved)")
+    print(f"\n== lstm, CPU float32, 1 thread each, process CPU time (best of {cpu_repeats}, interleaved)")
     print(f"{'op':14s} {'shape':24s} {'deepkern ms':>12s} {'torch ms':>10s} {'speedup':>8s} {'% of GEMM rate':>15s}")
-    for size in SIZES:
+    for size in sizes:
         for c in cases(torch, *size):
-            t_dk, t_peer = cpu_time_interleaved(c.deepkern, c.peer)
+            t_dk, t_peer = cpu_time_interleaved(c.deepkern, c.peer, repeats=cpu_repeats)
             print(
                 f"{c.op:14s} {c.shape:24s} {t_dk * 1e3:12.2f} {t_peer * 1e3:10.2f} {t_peer / t_dk:7.2f}x "
                 f"{100 * c.flops / t_dk / 1e9 / peak:14.1f}%"
             )
 
+    if args.cpu_time:
+        return 0
     torch.set_num_threads(args.threads)
     dk.set_num_threads(args.threads)
-    all_cases = [c for size in SIZES for c in cases(torch, *size)]
+    all_cases = [c for size in sizes for c in cases(torch, *size)]
     rows = run_cases(
         all_cases,
         json_path=args.json,
