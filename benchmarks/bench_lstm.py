@@ -114,7 +114,9 @@ def main():
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--quick", action="store_true", help="cuda: float32 LSTM cases and the training steps only")
     ap.add_argument(
-        "--cpu-time", action="store_true", help="only the 1-thread process-CPU-time table (best of --repeats, default 9)"
+        "--cpu-time",
+        action="store_true",
+        help="only the 1-thread process-CPU-time table (best of --repeats, default 9)",
     )
     ap.add_argument("--size", type=int, action="append", help="index into SIZES (repeatable; default all)")
     args = ap.parse_args()
