@@ -5,8 +5,6 @@
 // cheaper than one (T*B x 4H) x (4H x I) GEMM afterwards, which re-packs all of dgates.
 #include "cpu/lstm/lstm.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -118,10 +116,6 @@ void lstm_backward(const LstmParams& p, const T* xh, const T* w_ih, const T* w_h
   RecurrentGemm<T> rec(false, G, B, {{w_ih, I, I}, {w_hh, H, H}});
   const int nt = step_threads(B, H);
   const StepSplit split(B, H, nt);
-  // db: each thread sums the dgates it writes (still in L1) into its own row, added up in thread
-  // order after the loop (deterministic for a given thread count; no pass over all of dgates).
-  T* db_part = db ? lstm_workspace<T>(LstmSlot::DbPart, int64_t(nt) * G) : nullptr;
-  if (db_part) std::fill(db_part, db_part + int64_t(nt) * G, T(0));
 #pragma omp parallel num_threads(nt) if (nt > 1)
   for (int64_t t = p.T - 1; t >= 0; --t) {
     const bool last = t == p.T - 1;
@@ -136,8 +130,7 @@ void lstm_backward(const LstmParams& p, const T* xh, const T* w_ih, const T* w_h
       const int64_t b = it / split.per_row;
       const int64_t j0 = (it % split.per_row) * split.chunk, j1 = std::min(H, j0 + split.chunk);
       pw.backward(H, j0, j1, act + b * G, cs + (t + 1) * BH + b * H, cs + t * BH + b * H, row(dy_t, b), row(dh_next, b),
-                  row(dc_next, b), dg_t + b * G, dc_prev + b * H,
-                  db_part ? db_part + omp_get_thread_num() * G : nullptr);
+                  row(dc_next, b), dg_t + b * G, dc_prev + b * H);
     }
     // dh_{t-1} is dh0 at t = 0, skipped when nobody asked for it.
     T* dh_out = t > 0 ? dh_rec : dh0;
@@ -154,9 +147,18 @@ void lstm_backward(const LstmParams& p, const T* xh, const T* w_ih, const T* w_h
   }
 
   if (db) {
-    std::memcpy(db, db_part, sizeof(T) * G);
-    for (int th = 1; th < nt; ++th)
-      for (int64_t k = 0; k < G; ++k) db[k] += db_part[th * G + k];
+    // Column sums of dgates: each thread owns a block of columns and walks all rows.
+    const int64_t blk = 64, nblk = (G + blk - 1) / blk;
+#pragma omp parallel for schedule(static) num_threads(num_threads()) if (TB * G >= 65536)
+    for (int64_t cb = 0; cb < nblk; ++cb) {
+      const int64_t k0 = cb * blk, k1 = std::min(G, k0 + blk);
+      T acc[64] = {};
+      for (int64_t r = 0; r < TB; ++r) {
+        const T* src = dgates + r * G;
+        for (int64_t k = k0; k < k1; ++k) acc[k - k0] += src[k];
+      }
+      for (int64_t k = k0; k < k1; ++k) db[k] = acc[k - k0];
+    }
   }
 }
 

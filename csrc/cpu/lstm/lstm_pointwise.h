@@ -7,8 +7,7 @@
 // overwritten with the activations i, f, g, o of g + rec + bias. c = f*c_prev + i*g, h = o*tanh(c).
 // Backward: act (4H) are the saved activations, c / c_prev the cell states of the step; the
 // incoming gradients are dh = dy + dh_next and dc_next. Writes the pre-activation gradients
-// dg (4H) and dc_prev = dc * f, and where db is not nullptr adds dg to it (4H: the caller's
-// per-thread bias-gradient sums, so no pass over all of dgates is needed afterwards).
+// dg (4H) and dc_prev = dc * f.
 #include <cstdint>
 
 #include "cpu/common/isa.h"
@@ -19,7 +18,7 @@ template <typename T>
 struct LstmPointwise {
   void (*forward)(int64_t H, int64_t j0, int64_t j1, T* g, const T* rec, const T* bias, const T* c_prev, T* c, T* h);
   void (*backward)(int64_t H, int64_t j0, int64_t j1, const T* act, const T* c, const T* c_prev, const T* dy,
-                   const T* dh_next, const T* dc_next, T* dg, T* dc_prev, T* db);
+                   const T* dh_next, const T* dc_next, T* dg, T* dc_prev);
 };
 
 // The best implementation for this CPU (float32: vectorised activations per ISA; float64: libm).

@@ -83,11 +83,10 @@ void forward_row(int64_t H, int64_t j0, int64_t j1, T* __restrict g, const T* __
   }
 }
 
-// db (when given) is summed in the same loop, from values still in registers.
-template <typename T, bool kDb>
-inline void backward_cols(int64_t H, int64_t j0, int64_t j1, const T* __restrict act, const T* __restrict c,
-                          const T* __restrict c_prev, const T* __restrict dy, const T* __restrict dh_next,
-                          const T* __restrict dc_next, T* __restrict dg, T* __restrict dc_prev, T* __restrict db) {
+template <typename T>
+void backward_row(int64_t H, int64_t j0, int64_t j1, const T* __restrict act, const T* __restrict c,
+                  const T* __restrict c_prev, const T* __restrict dy, const T* __restrict dh_next,
+                  const T* __restrict dc_next, T* __restrict dg, T* __restrict dc_prev) {
   const T* __restrict ai = act;
   const T* __restrict af = act + H;
   const T* __restrict ag = act + 2 * H;
@@ -96,40 +95,17 @@ inline void backward_cols(int64_t H, int64_t j0, int64_t j1, const T* __restrict
   T* __restrict df = dg + H;
   T* __restrict dgc = dg + 2 * H;
   T* __restrict dout = dg + 3 * H;
-  T* __restrict bi = db;
-  T* __restrict bf = db + H;
-  T* __restrict bg = db + 2 * H;
-  T* __restrict bo = db + 3 * H;
   for (int64_t j = j0; j < j1; ++j) {
     const T i = ai[j], f = af[j], gc = ag[j], o = ao[j];
     const T tc = act_tanh(c[j]);
     const T dh = dy[j] + dh_next[j];
     const T dc = dc_next[j] + dh * o * (T(1) - tc * tc);
-    const T vi = dc * gc * i * (T(1) - i);
-    const T vf = dc * c_prev[j] * f * (T(1) - f);
-    const T vg = dc * i * (T(1) - gc * gc);
-    const T vo = dh * tc * o * (T(1) - o);
-    di[j] = vi;
-    df[j] = vf;
-    dgc[j] = vg;
-    dout[j] = vo;
+    di[j] = dc * gc * i * (T(1) - i);
+    df[j] = dc * c_prev[j] * f * (T(1) - f);
+    dgc[j] = dc * i * (T(1) - gc * gc);
+    dout[j] = dh * tc * o * (T(1) - o);
     dc_prev[j] = dc * f;
-    if (kDb) {
-      bi[j] += vi;
-      bf[j] += vf;
-      bg[j] += vg;
-      bo[j] += vo;
-    }
   }
-}
-
-template <typename T>
-void backward_row(int64_t H, int64_t j0, int64_t j1, const T* act, const T* c, const T* c_prev, const T* dy,
-                  const T* dh_next, const T* dc_next, T* dg, T* dc_prev, T* db) {
-  if (db != nullptr)
-    backward_cols<T, true>(H, j0, j1, act, c, c_prev, dy, dh_next, dc_next, dg, dc_prev, db);
-  else
-    backward_cols<T, false>(H, j0, j1, act, c, c_prev, dy, dh_next, dc_next, dg, dc_prev, db);
 }
 
 const LstmPointwise<float>& pointwise_f32() {
