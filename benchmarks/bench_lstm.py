@@ -1,6 +1,7 @@
 """LSTM over a whole sequence, deepkern vs torch.nn.LSTM, side by side in one process.
 
     python benchmarks/bench_lstm.py [--threads 2] [--json benchmarks/out/lstm.json] [--repeats 15]
+    python benchmarks/bench_lstm.py --threads 1 --cpu-time [--repeats 9] [--size 0]   (A/B on a loaded machine)
     python benchmarks/bench_lstm.py --device cuda [--quick]   (the GPU benchmark: bench_lstm_cuda.py)
 
 Float32 on the CPU, both libraries at the same thread count. "fwd+bwd" is a training step's
@@ -103,6 +104,12 @@ def main():
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--quick", action="store_true", help="cuda: float32 LSTM cases and the training steps only")
     harness.add_args(ap)
+    ap.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="only the 1-thread process-CPU-time table (best of --repeats, default 9)",
+    )
+    ap.add_argument("--size", type=int, action="append", help="index into SIZES (repeatable; default all)")
     args = ap.parse_args()
     harness.apply_args(args)
     if args.device == "cuda":
@@ -111,6 +118,8 @@ def main():
         args.repeats = args.repeats or 20
         return bench_lstm_cuda.main(args)
     args.json = args.json or os.path.join(os.path.dirname(__file__), "out", "lstm.json")
+    sizes = [SIZES[i] for i in args.size] if args.size else SIZES
+    cpu_repeats = (args.repeats or 9) if args.cpu_time else 9
     args.repeats = args.repeats or 15
     torch = torch_threads(1)
     dk.set_num_threads(1)
@@ -129,21 +138,23 @@ def main():
         )
 
     for mode in harness.modes():
-        print(f"\n== lstm, CPU float32, 1 thread each, process CPU time (best of 9) [{mode}]")
+        print(f"\n== lstm, CPU float32, 1 thread each, process CPU time (best of {cpu_repeats}) [{mode}]")
         print(f"   ({harness.machine_description()})")
         hdr = f"{'op':14s} {'shape':24s} {'deepkern ms':>12s} {'torch ms':>10s} {'speedup':>8s} {'% of GEMM rate':>15s}"
         print(hdr)
-        for size in SIZES:
+        for size in sizes:
             for c in cases(torch, *size):
-                t_dk, t_peer = cpu_time_interleaved(c.deepkern, c.peer, mode=mode)
+                t_dk, t_peer = cpu_time_interleaved(c.deepkern, c.peer, repeats=cpu_repeats, mode=mode)
                 print(
                     f"{c.op:14s} {c.shape:24s} {t_dk * 1e3:12.2f} {t_peer * 1e3:10.2f} {t_peer / t_dk:7.2f}x "
                     f"{100 * c.flops / t_dk / 1e9 / peak:14.1f}%"
                 )
 
+    if args.cpu_time:
+        return 0
     torch.set_num_threads(args.threads)
     dk.set_num_threads(args.threads)
-    all_cases = [c for size in SIZES for c in cases(torch, *size)]
+    all_cases = [c for size in sizes for c in cases(torch, *size)]
     rows = run_cases(
         all_cases,
         json_path=args.json,

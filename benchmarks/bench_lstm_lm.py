@@ -1,6 +1,7 @@
 """One training step of a 2-layer LSTM language model: deepkern vs PyTorch (CPU), same process.
 
     PYTHONPATH=python python3 benchmarks/bench_lstm_lm.py [--quick] [--json PATH]
+    PYTHONPATH=python python3 benchmarks/bench_lstm_lm.py --threads 1 --cpu-time [--repeats 9]   (A/B when loaded)
 
 Model: Embedding(V, E) -> LSTM(E, H, num_layers=2, return_sequences) -> Dense(H, V) -> softmax
 cross-entropy over every position; one step = zero_grad, forward, loss, backward, SGD update.
@@ -85,14 +86,22 @@ def make_case(B, T, V, E, H, rng, lr=0.1, blas_threads=None):
 
 
 def main():
+    global THREADS
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="only the first configuration")
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--blas-threads", type=int, default=None, help="also time deepkern with numpy's BLAS capped")
     ap.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "out", "lstm_lm.json"))
+    ap.add_argument("--threads", type=int, default=THREADS)
+    ap.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="process CPU time, best of --repeats, interleaved (use with --threads 1)",
+    )
     harness.add_args(ap)
     args = ap.parse_args()
     harness.apply_args(args)
+    THREADS = args.threads
     dk.set_num_threads(THREADS)
     rng = np.random.default_rng(0)
     configs = [(32, 35, 2000, 256, 256), (20, 20, 1000, 128, 128)]
@@ -101,6 +110,18 @@ def main():
     cases = [make_case(*c, rng) for c in configs]
     if args.blas_threads is not None:
         cases += [make_case(*c, rng, blas_threads=args.blas_threads) for c in configs]
+    if args.cpu_time:
+        from bench_lstm import cpu_time_interleaved
+
+        print(
+            f"== LSTM LM train step, {THREADS} thread(s) each, process CPU time (best of {args.repeats}, interleaved)"
+        )
+        for c in cases:
+            t_dk, t_peer = cpu_time_interleaved(c.deepkern, c.peer, repeats=args.repeats)
+            print(
+                f"{c.op:36s} {c.shape:28s} deepkern {t_dk * 1e3:8.2f} ms  torch {t_peer * 1e3:8.2f} ms  {t_peer / t_dk:5.2f}x"
+            )
+        return
     run_cases(
         cases,
         json_path=args.json,
