@@ -181,7 +181,7 @@ inline void scores_row(const AttentionParams& p, T* s, int64_t i, int64_t k0, in
 // Threads for one call (threads_for: small problems run on the calling thread).
 inline int attention_threads(const AttentionParams& p) {
   const double macs = double(p.BH) * double(p.Lq) * double(p.Lk) * double(p.D + p.Dv);
-  return threads_for(Work::of_flops(2.0 * macs));
+  return threads_for_flops(2.0 * macs);
 }
 
 // ------------------------------------------------------------------ forward steps

@@ -42,7 +42,10 @@ inline int threads_for(Work w) {
   return us >= parallel_min_us() ? num_threads() : 1;
 }
 
+inline int threads_for_flops(double flops) { return threads_for(Work::of_flops(flops)); }
+inline int threads_for_bytes(double bytes) { return threads_for(Work::of_bytes(bytes)); }
+
 // Memory-bound work over `elements` float values (read plus written): whether it is worth a region.
-inline bool worth_threads(int64_t elements) { return threads_for(Work::of_bytes(4.0 * double(elements))) > 1; }
+inline bool worth_threads(int64_t elements) { return threads_for_bytes(4.0 * double(elements)) > 1; }
 
 }  // namespace dk::cpu

@@ -62,7 +62,7 @@ struct Shifted {
   // allow_unfold: false where the caller needs the phase layout (the strided dx scatters into it).
   Shifted(const Conv2dParams& p_, const T* w, bool allow_unfold = true) : p(p_), kr(gemm_kernel<T>()) {
     Hq = shifted_phase_size(p.H + 2 * p.ph, p.sh);
-    const bool threads = threads_for(Work::of_flops(2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs()))) > 1;
+    const bool threads = threads_for_flops(2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs())) > 1;
     unfold = allow_unfold && shifted_unfold_pays(p, kr.mr, kr.nr, sizeof(T), threads ? num_threads() : 1);
     Wq = unfold ? p.Wo : shifted_phase_size(p.W + 2 * p.pw, p.sw);
     plane = Hq * Wq;
