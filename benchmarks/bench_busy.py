@@ -13,9 +13,9 @@ The table gives seconds (median of repeats) and busy/quiet ratios; the target is
 for the default, and the default losing <= 5% on the quiet machine.
 
 Then a quiet check of single kernels at the benchmark tables' sizes, small to large (`kernels`,
-2 threads, median wall microseconds): the default against every region threaded, and, with
---baseline, against another build of deepkern (its python/ folder, e.g. the previous release), so
-the small-work threshold's quiet cost is measured, not assumed.
+2 threads, median wall microseconds): the default against every region threaded and against one
+thread, and, with --baseline, against another build of deepkern (its python/ folder, e.g. the
+previous release), so the small-work threshold's quiet cost is measured, not assumed.
 """
 
 import argparse
@@ -63,8 +63,8 @@ rng = np.random.default_rng(0)
 f = lambda *s: rng.standard_normal(s).astype(np.float32)
 cases = {}
 for n in (64, 128, 256, 512, 1024):
-    a, b = f(n, n), f(n, n)
-    cases[f"gemm {n}^3"] = lambda a=a, b=b: dk.nn.gemm(a, b)
+    a, b, c = f(n, n), f(n, n), f(n, n)
+    cases[f"gemm {n}^3"] = lambda a=a, b=b, c=c: dk._cpu.gemm(a, b, c)
 for name, xs, ws in [("conv lenet1", (64, 1, 28, 28), (6, 1, 5, 5)), ("conv lenet2", (64, 6, 12, 12), (16, 6, 5, 5)),
                      ("conv 32x32 c32", (16, 32, 32, 32), (32, 32, 3, 3)), ("conv 56x56 c64", (8, 64, 56, 56), (64, 64, 3, 3))]:
     x, w = f(*xs), f(*ws)
@@ -76,7 +76,7 @@ for name, xs in [("maxpool 64x6x24x24", (64, 6, 24, 24)), ("maxpool 64x16x8x8", 
     cases[name] = lambda x=x: dk.max_pool2d(x, 2)
 for T, B, I, H in [(20, 32, 1, 32), (32, 16, 128, 256), (64, 64, 256, 512)]:
     x, wi, wh = f(T, B, I), f(4 * H, I) * 0.1, f(4 * H, H) * 0.1
-    y, hT, cT, ctx = dk.lstm(x, None, None, wi, wh, return_ctx=True); dy = f(*y.shape)
+    (y, hT, cT), ctx = dk.lstm(x, None, None, wi, wh, return_ctx=True); dy = f(*y.shape)
     cases[f"lstm T{T} B{B} H{H} fwd"] = lambda x=x, wi=wi, wh=wh: dk.lstm(x, None, None, wi, wh)
     cases[f"lstm T{T} B{B} H{H} bwd"] = lambda ctx=ctx, dy=dy: dk.lstm_backward(ctx, dy)
 for B, L, D in [(4, 32, 32), (8, 128, 64), (8, 512, 64)]:
@@ -142,12 +142,14 @@ def measure(workload, variant, busy, repeats, baseline=None):
 
 
 def kernels_table(variants, repeats, baseline):
-    """Quiet, 2 threads: each kernel's median wall time per variant (runs alternate, median of repeats)."""
+    """Quiet, 2 threads (unless the variant says 1): each kernel's median wall time per variant (runs
+    alternate, median of repeats). Below the threshold "default" runs on one thread and "every
+    region threaded" on two: the pair is the 1-vs-2-thread comparison the threshold rests on."""
     runs = {v: [] for v in variants}
     for _ in range(repeats):
         for v in variants:
             env, path = ({}, baseline) if v == BASELINE else (VARIANTS[v], None)
-            runs[v].append(_run(WORKLOADS["kernels"], {**env, "OMP_NUM_THREADS": "2"}, path))
+            runs[v].append(_run(WORKLOADS["kernels"], {"OMP_NUM_THREADS": "2", **env}, path))
     med = {v: {k: statistics.median(r[k] for r in runs[v]) for k in runs[v][0]} for v in variants}
     ref = variants[0]
     print(f"\nquiet kernels, 2 threads, median us of {repeats} alternating runs (ratio to '{ref}' in brackets)")
@@ -181,7 +183,7 @@ def main():
             print(f"{workload:12s} {variant:28s} {quiet:9.3f} {busy:9.3f} {busy / quiet:11.2f}", flush=True)
     kernels = None
     if not args.no_kernels:
-        kv = ["default", "every region threaded"] + ([BASELINE] if args.baseline else [])
+        kv = ["default", "every region threaded", "1 thread"] + ([BASELINE] if args.baseline else [])
         kernels = kernels_table(kv, max(3, args.repeats), args.baseline)
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
