@@ -33,11 +33,10 @@ struct StepSplit {
 };
 
 // Threads for the time loop: the whole loop must pay for the region (threads_for), and each step
-// (GEMM multiply-adds + pointwise elements) for its two barriers, which a spinning team passes in
-// about a microsecond: under 2.5e5 per step, one thread.
-int step_threads(int64_t B, int64_t H, int64_t T) {
+// (GEMM multiply-adds + pointwise elements) for its two barriers: under 2.5e5 per step, one thread.
+int step_threads(int64_t B, int64_t H, int64_t steps) {
   const double work = double(B) * double(H) * (4.0 * double(H) + 64.0);
-  return work >= 2.5e5 ? threads_for_flops(2.0 * work * double(T)) : 1;
+  return work >= 2.5e5 ? threads_for_flops(2.0 * work * double(steps)) : 1;
 }
 
 }  // namespace
