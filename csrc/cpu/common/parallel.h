@@ -21,10 +21,10 @@ struct Work {
 
 // One core of the reference machine (2-vCPU AMD EPYC, AVX-512), 1 thread, CPU time per call
 // (benchmarks/results/parallel_min.md): GEMM and conv near the threshold run 18-144 GFLOP/s,
-// streaming kernels (ReLU, pooling, copies into fresh arrays) 3.5-15 GB/s. Memory takes the low end
-// and arithmetic the middle, so an estimate errs towards "long enough for threads".
+// streaming kernels (ReLU, pooling) 3.5 GB/s into fresh pages to 15 GB/s in cache. Both take the
+// middle of their range (at the low end, 3.5 GB/s, a 39 us ReLU was estimated at 168 us, threaded).
 constexpr double kFlopsPerUs = 40e3;
-constexpr double kBytesPerUs = 3.5e3;
+constexpr double kBytesPerUs = 7e3;
 
 // Microseconds of one core's work below which a kernel runs on the calling thread, with no parallel
 // region: waking a sleeping OpenMP worker (deepkern bounds the spin, python/deepkern/_openmp_env.py)
