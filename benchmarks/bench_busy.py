@@ -153,7 +153,7 @@ def kernels_table(variants, repeats, baseline):
     med = {v: {k: statistics.median(r[k] for r in runs[v]) for k in runs[v][0]} for v in variants}
     ref = variants[0]
     print(f"\nquiet kernels, 2 threads, median us of {repeats} alternating runs (ratio to '{ref}' in brackets)")
-    print(f"{'kernel':28s} " + " ".join(f"{v[:22]:>30s}" for v in variants))
+    print(f"{'kernel':28s} " + " ".join(f"{v[:28]:>30s}" for v in variants))
     for k in med[ref]:
         cells = [f"{med[v][k]:10.1f} ({med[v][k] / med[ref][k]:5.2f})" for v in variants]
         print(f"{k:28s} " + " ".join(f"{c:>30s}" for c in cells), flush=True)
