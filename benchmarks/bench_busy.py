@@ -146,8 +146,8 @@ def kernels_table(variants, repeats, baseline):
     alternate, median of repeats). Below the threshold "default" runs on one thread and "every
     region threaded" on two: the pair is the 1-vs-2-thread comparison the threshold rests on."""
     runs = {v: [] for v in variants}
-    for _ in range(repeats):
-        for v in variants:
+    for r in range(repeats):
+        for v in variants[r % len(variants) :] + variants[: r % len(variants)]:  # rotated: no variant always first
             env, path = ({}, baseline) if v == BASELINE else (VARIANTS[v], None)
             runs[v].append(_run(WORKLOADS["kernels"], {"OMP_NUM_THREADS": "2", **env}, path))
     med = {v: {k: statistics.median(r[k] for r in runs[v]) for k in runs[v][0]} for v in variants}
