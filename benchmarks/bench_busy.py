@@ -1,17 +1,21 @@
 """A shared machine: small training jobs with one other process keeping one core busy.
 
-    python benchmarks/bench_busy.py [--repeats 5] [--json benchmarks/out/busy.json]
+    python benchmarks/bench_busy.py [--repeats 5] [--baseline OTHER/python] [--json benchmarks/out/busy.json]
 
 Two workloads, each timed in a fresh process (OpenMP reads its settings once, at start):
 - a small LSTM `fit`: LSTM(1 -> 32) + Dense(32 -> 1) on 2,048 sequences of 20 steps, MSE, Adam,
   batch 32, 8 epochs;
 - 60 LeNet training steps (batch 64, as benchmarks/bench_training.py).
 Each is run quiet and with a busy neighbour (a process spinning on one core for the whole run),
-under the library's default threading (a bounded spin, python/deepkern/_openmp_env.py) and under
-the variants one could choose instead (libgomp's own spin, OMP_WAIT_POLICY=PASSIVE, an unbounded
-spin OMP_WAIT_POLICY=ACTIVE, one thread). The table gives
-seconds (median of repeats) and busy/quiet ratios; the target is busy/quiet <= 1.5 for the
-default, and the default losing <= 5% to the best variant on the quiet machine.
+under the library's default threading (small kernels on the calling thread, csrc/cpu/common/parallel.h;
+a bounded spin, python/deepkern/_openmp_env.py) and under the variants one could choose instead.
+The table gives seconds (median of repeats) and busy/quiet ratios; the target is busy/quiet <= 1.5
+for the default, and the default losing <= 5% on the quiet machine.
+
+Then a quiet check of single kernels at the benchmark tables' sizes, small to large (`kernels`,
+2 threads, median wall microseconds): the default against every region threaded and against one
+thread, and, with --baseline, against another build of deepkern (its python/ folder, e.g. the
+previous release), so the small-work threshold's quiet cost is measured, not assumed.
 """
 
 import argparse
@@ -54,15 +58,53 @@ import time; t0 = time.perf_counter()
 for _ in range(60): m.train_step(x, y, loss, opt)
 print("SECONDS", time.perf_counter() - t0)
 """,
+    "kernels": """
+import json, time, numpy as np, deepkern as dk
+rng = np.random.default_rng(0)
+f = lambda *s: rng.standard_normal(s).astype(np.float32)
+cases = {}
+for n in (64, 128, 256, 512, 1024):
+    a, b, c = f(n, n), f(n, n), f(n, n)
+    cases[f"gemm {n}^3"] = lambda a=a, b=b, c=c: dk._cpu.gemm(a, b, c)
+for name, xs, ws in [("conv lenet1", (64, 1, 28, 28), (6, 1, 5, 5)), ("conv lenet2", (64, 6, 12, 12), (16, 6, 5, 5)),
+                     ("conv 32x32 c32", (16, 32, 32, 32), (32, 32, 3, 3)), ("conv 56x56 c64", (8, 64, 56, 56), (64, 64, 3, 3))]:
+    x, w = f(*xs), f(*ws)
+    y, ctx = dk.conv2d(x, w, padding=0, return_ctx=True); dy = f(*y.shape)
+    cases[name + " fwd"] = lambda x=x, w=w: dk.conv2d(x, w)
+    cases[name + " bwd"] = lambda ctx=ctx, dy=dy: dk.conv2d_backward(ctx, dy)
+for name, xs in [("maxpool 64x6x24x24", (64, 6, 24, 24)), ("maxpool 64x16x8x8", (64, 16, 8, 8)), ("maxpool 32x64x56x56", (32, 64, 56, 56))]:
+    x = f(*xs)
+    cases[name] = lambda x=x: dk.max_pool2d(x, 2)
+for T, B, I, H in [(20, 32, 1, 32), (32, 16, 128, 256), (64, 64, 256, 512)]:
+    x, wi, wh = f(T, B, I), f(4 * H, I) * 0.1, f(4 * H, H) * 0.1
+    (y, hT, cT), ctx = dk.lstm(x, None, None, wi, wh, return_ctx=True); dy = f(*y.shape)
+    cases[f"lstm T{T} B{B} H{H} fwd"] = lambda x=x, wi=wi, wh=wh: dk.lstm(x, None, None, wi, wh)
+    cases[f"lstm T{T} B{B} H{H} bwd"] = lambda ctx=ctx, dy=dy: dk.lstm_backward(ctx, dy)
+for B, L, D in [(4, 32, 32), (8, 128, 64), (8, 512, 64)]:
+    q, k, v = f(B, 4, L, D), f(B, 4, L, D), f(B, 4, L, D)
+    cases[f"attention B{B} L{L} D{D}"] = lambda q=q, k=k, v=v: dk.scaled_dot_product_attention(q, k, v)
+out = {}
+for name, fn in cases.items():
+    fn()
+    reps = []
+    t_end = time.perf_counter() + 0.25
+    while len(reps) < 5 or (time.perf_counter() < t_end and len(reps) < 200):
+        t0 = time.perf_counter(); fn(); reps.append(time.perf_counter() - t0)
+    out[name] = float(np.median(reps)) * 1e6
+print("JSON", json.dumps(out))
+""",
 }
 
 VARIANTS = {
-    "default (bounded spin)": {},
-    "libgomp's own (spin 300k)": {"GOMP_SPINCOUNT": "300000"},
+    "default": {},
+    "every region threaded": {"DEEPKERN_PARALLEL_MIN_US": "0"},
+    "default, spin 10k": {"GOMP_SPINCOUNT": "10000"},
+    "default, libgomp spin 300k": {"GOMP_SPINCOUNT": "300000"},
     "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
-    "OMP_WAIT_POLICY=ACTIVE": {"OMP_WAIT_POLICY": "ACTIVE"},
     "1 thread": {"OMP_NUM_THREADS": "1"},
 }
+BASELINE = "baseline build (default)"
+_CLEAR = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "DEEPKERN_PARALLEL_MIN_US", "KMP_BLOCKTIME")
 
 
 def _spin(stop):
@@ -70,29 +112,53 @@ def _spin(stop):
         pass
 
 
-def _run(code, env_extra):
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")}
+def _run(code, env_extra, pythonpath=None):
+    env = {k: v for k, v in os.environ.items() if k not in _CLEAR}
     env.update(env_extra)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     for line in out.stdout.splitlines():
         if line.startswith("SECONDS"):
             return float(line.split()[1])
+        if line.startswith("JSON"):
+            return json.loads(line[4:])
     raise RuntimeError(f"workload failed: {out.stderr.strip()[-400:]}")
 
 
-def measure(workload, variant, busy, repeats):
+def measure(workload, variant, busy, repeats, baseline=None):
     stop = multiprocessing.Event()
     neighbour = None
     if busy:
         neighbour = multiprocessing.Process(target=_spin, args=(stop,), daemon=True)
         neighbour.start()
         time.sleep(0.2)
+    env, path = ({}, baseline) if variant == BASELINE else (VARIANTS[variant], None)
     try:
-        return statistics.median(_run(WORKLOADS[workload], VARIANTS[variant]) for _ in range(repeats))
+        return statistics.median(_run(WORKLOADS[workload], env, path) for _ in range(repeats))
     finally:
         if neighbour is not None:
             stop.set()
             neighbour.join()
+
+
+def kernels_table(variants, repeats, baseline):
+    """Quiet, 2 threads (unless the variant says 1): each kernel's median wall time per variant (runs
+    alternate, median of repeats). Below the threshold "default" runs on one thread and "every
+    region threaded" on two: the pair is the 1-vs-2-thread comparison the threshold rests on."""
+    runs = {v: [] for v in variants}
+    for r in range(repeats):
+        for v in variants[r % len(variants) :] + variants[: r % len(variants)]:  # rotated: no variant always first
+            env, path = ({}, baseline) if v == BASELINE else (VARIANTS[v], None)
+            runs[v].append(_run(WORKLOADS["kernels"], {"OMP_NUM_THREADS": "2", **env}, path))
+    med = {v: {k: statistics.median(r[k] for r in runs[v]) for k in runs[v][0]} for v in variants}
+    ref = variants[0]
+    print(f"\nquiet kernels, 2 threads, median us of {repeats} alternating runs (ratio to '{ref}' in brackets)")
+    print(f"{'kernel':28s} " + " ".join(f"{v[:28]:>30s}" for v in variants))
+    for k in med[ref]:
+        cells = [f"{med[v][k]:10.1f} ({med[v][k] / med[ref][k]:5.2f})" for v in variants]
+        print(f"{k:28s} " + " ".join(f"{c:>30s}" for c in cells), flush=True)
+    return med
 
 
 def main():
@@ -101,24 +167,33 @@ def main():
     ap.add_argument("--json", default=None)
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
     ap.add_argument("--workloads", nargs="*", default=list(WORKLOADS))
+    ap.add_argument(
+        "--baseline", default=None, help="python/ folder of another deepkern build, run as one more variant"
+    )
+    ap.add_argument("--no-kernels", action="store_true", help="skip the quiet single-kernel table")
     harness.add_args(ap)
     args = ap.parse_args()
     harness.apply_args(args)
     if args.mode != "interleaved":
         print("note: --mode has no effect here (each workload runs alone in its own process)")
+    variants = list(args.variants) + ([BASELINE] if args.baseline else [])
     print(f"busy-machine benchmark on {machine_description()}; {os.cpu_count()} cores; median of {args.repeats}")
-    print(f"{'workload':12s} {'threading':26s} {'quiet s':>9s} {'busy s':>9s} {'busy/quiet':>11s}")
+    print(f"{'workload':12s} {'threading':28s} {'quiet s':>9s} {'busy s':>9s} {'busy/quiet':>11s}")
     rows = []
     for workload in args.workloads:
-        for variant in args.variants:
-            quiet = measure(workload, variant, False, args.repeats)
-            busy = measure(workload, variant, True, args.repeats)
+        for variant in variants:
+            quiet = measure(workload, variant, False, args.repeats, args.baseline)
+            busy = measure(workload, variant, True, args.repeats, args.baseline)
             rows.append({"workload": workload, "variant": variant, "quiet_s": quiet, "busy_s": busy})
-            print(f"{workload:12s} {variant:26s} {quiet:9.3f} {busy:9.3f} {busy / quiet:11.2f}", flush=True)
+            print(f"{workload:12s} {variant:28s} {quiet:9.3f} {busy:9.3f} {busy / quiet:11.2f}", flush=True)
+    kernels = None
+    if not args.no_kernels:
+        kv = ["default", "every region threaded", "1 thread"] + ([BASELINE] if args.baseline else [])
+        kernels = kernels_table(kv, max(3, args.repeats), args.baseline)
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
-            json.dump({"machine": machine_description(), "rows": rows}, f, indent=1)
+            json.dump({"machine": machine_description(), "rows": rows, "kernels": kernels}, f, indent=1)
 
 
 if __name__ == "__main__":

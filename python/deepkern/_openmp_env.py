@@ -4,9 +4,11 @@ Between two parallel regions an OpenMP worker spins, waiting for the next one: G
 about 300,000 times (milliseconds) before it sleeps. On a machine where another process holds a
 core, that spinning takes the core from the thread that has work, and small kernels (an LSTM step,
 a LeNet layer) run many times slower (benchmarks/bench_busy.py; figures in benchmarks/RESULTS.md).
-A short spin keeps most of the quick hand-over between back-to-back regions on a quiet machine and
-lets the workers sleep soon on a busy one. It is a trade-off, measured in benchmarks/RESULTS.md:
-on small training jobs it costs 20-30% on a quiet machine and saves 2-3x on a busy one.
+A short spin keeps the quick hand-over between back-to-back regions (the phases of one kernel) on a
+quiet machine and lets the workers sleep soon on a busy one. What it costs, a sleeping worker's
+wake-up (tens of microseconds on a VM), is paid only by kernels big enough to start a region at all:
+smaller ones run on the calling thread (threads_for in csrc/cpu/common/parallel.h). Measurements:
+benchmarks/RESULTS.md, "Busy machine".
 
 The OpenMP runtime reads these settings once, when it is loaded, so deepkern sets them only
 around the import of deepkern._cpu and restores the environment afterwards: child processes and

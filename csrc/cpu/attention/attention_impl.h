@@ -178,12 +178,10 @@ inline void scores_row(const AttentionParams& p, T* s, int64_t i, int64_t k0, in
   for (int64_t c = valid; c < ncp; ++c) s[c] = ninf;
 }
 
-// Threads for one call: tiny problems (under 2^16 multiply-adds, a few microseconds) run on the
-// calling thread, because starting a parallel region costs as much, and far more when other
-// processes hold the cores.
+// Threads for one call (threads_for: small problems run on the calling thread).
 inline int attention_threads(const AttentionParams& p) {
   const double macs = double(p.BH) * double(p.Lq) * double(p.Lk) * double(p.D + p.Dv);
-  return macs < 65536.0 ? 1 : num_threads();
+  return threads_for_flops(2.0 * macs);
 }
 
 // ------------------------------------------------------------------ forward steps

@@ -1,7 +1,8 @@
-// The process-wide thread count of the CPU kernels (parallel.h).
+// The process-wide thread count of the CPU kernels and the small-work threshold (parallel.h).
 #include "cpu/common/parallel.h"
 
 #include <atomic>
+#include <cstdlib>
 
 namespace dk::cpu {
 
@@ -10,10 +11,25 @@ std::atomic<int>& thread_setting() {
   static std::atomic<int> n{omp_get_max_threads()};
   return n;
 }
+
+constexpr double kDefaultParallelMinUs = 100.0;
+
+double read_parallel_min_us() {
+  const char* s = std::getenv("DEEPKERN_PARALLEL_MIN_US");
+  if (s == nullptr || *s == '\0') return kDefaultParallelMinUs;
+  char* end = nullptr;
+  const double v = std::strtod(s, &end);
+  return (end != s && v >= 0.0) ? v : kDefaultParallelMinUs;
+}
 }  // namespace
 
 int num_threads() { return thread_setting().load(std::memory_order_relaxed); }
 
 void set_num_threads(int n) { thread_setting().store(n < 1 ? 1 : n, std::memory_order_relaxed); }
+
+double parallel_min_us() {
+  static const double v = read_parallel_min_us();
+  return v;
+}
 
 }  // namespace dk::cpu

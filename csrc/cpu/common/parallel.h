@@ -1,6 +1,7 @@
 #pragma once
-// The thread count every CPU kernel uses (dk.set_num_threads). A process-wide value
-// rather than omp_set_num_threads, which only affects the calling thread.
+// The thread count every CPU kernel uses (dk.set_num_threads), and when a kernel starts a parallel
+// region at all (threads_for). A process-wide count rather than omp_set_num_threads, which only
+// affects the calling thread.
 #include <omp.h>
 
 #include <cstdint>
@@ -10,9 +11,41 @@ namespace dk::cpu {
 int num_threads();
 void set_num_threads(int n);
 
-// Whether memory-bound work over `elements` values (read plus written) pays for a parallel
-// region: starting one costs microseconds, more when other processes hold the cores, while
-// 2^15 floats take about 5 us on one core.
-inline bool worth_threads(int64_t elements) { return elements >= (int64_t(1) << 15); }
+// How much work a call does, as one core would take it: floating-point operations (a multiply-add
+// is 2) and bytes moved through memory (read plus written, fresh output pages included).
+struct Work {
+  double flops = 0.0, bytes = 0.0;
+  static Work of_flops(double f) { return {f, 0.0}; }
+  static Work of_bytes(double b) { return {0.0, b}; }
+};
+
+// One core of the reference machine (2-vCPU AMD EPYC, AVX-512), 1 thread, CPU time per call
+// (benchmarks/results/parallel_min.md): GEMM and conv near the threshold run 18-144 GFLOP/s,
+// streaming kernels (ReLU, pooling) 3.5 GB/s into fresh pages to 15 GB/s in cache. Both take the
+// middle of their range (at the low end, 3.5 GB/s, a 39 us ReLU was estimated at 168 us, threaded).
+constexpr double kFlopsPerUs = 40e3;
+constexpr double kBytesPerUs = 7e3;
+
+// Microseconds of one core's work below which a kernel runs on the calling thread, with no parallel
+// region: waking a sleeping OpenMP worker (deepkern bounds the spin, python/deepkern/_openmp_env.py)
+// takes tens of microseconds on these VMs (about 40 us quiet; 65-70 us loaded), and far longer when
+// another process holds the other core. A region pays for itself only when half the work saves
+// clearly more than that wake: 100 us, 2.5x the quiet wake. DEEPKERN_PARALLEL_MIN_US overrides it (read once;
+// 0 = every region threaded, for measurements).
+double parallel_min_us();
+
+// Threads for one call: all of num_threads() when `w` takes at least parallel_min_us() on one
+// core, else 1. A region started with 1 thread wakes nobody; the result of a kernel whose
+// reduction order does not depend on the thread count is the same either way.
+inline int threads_for(Work w) {
+  const double us = w.flops / kFlopsPerUs + w.bytes / kBytesPerUs;
+  return us >= parallel_min_us() ? num_threads() : 1;
+}
+
+inline int threads_for_flops(double flops) { return threads_for(Work::of_flops(flops)); }
+inline int threads_for_bytes(double bytes) { return threads_for(Work::of_bytes(bytes)); }
+
+// Memory-bound work over `elements` float values (read plus written): whether it is worth a region.
+inline bool worth_threads(int64_t elements) { return threads_for_bytes(4.0 * double(elements)) > 1; }
 
 }  // namespace dk::cpu

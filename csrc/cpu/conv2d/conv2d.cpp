@@ -43,9 +43,8 @@ namespace {
 constexpr int64_t kColBudget = int64_t(1) << 18;  // elements of one column matrix
 constexpr int64_t kMinCols = 256;                 // below this, group samples into one GEMM
 
-// Below this many flops, threads cost more than they save.
 bool worth_threads(const Conv2dParams& p) {
-  return 2.0 * double(p.N) * double(p.K) * double(p.out_plane()) * double(p.crs()) > 2e6 && num_threads() > 1;
+  return threads_for_flops(2.0 * double(p.N) * double(p.K) * double(p.out_plane()) * double(p.crs())) > 1;
 }
 
 // How the im2col path cuts the work: groups of nb samples (nb > 1 only with whole images), or
@@ -135,7 +134,7 @@ Conv2dParams group_params(const Conv2dParams& p) {
 template <typename T>
 void copy_channels(const T* src, int64_t cs, int64_t c0, int64_t cn, int64_t N, int64_t plane, T* dst, int64_t cd,
                    int64_t d0) {
-#pragma omp parallel for schedule(static) num_threads(num_threads()) if (N * cn * plane > (1 << 16))
+#pragma omp parallel for schedule(static) num_threads(threads_for_bytes(2.0 * sizeof(T) * double(N * cn * plane)))
   for (int64_t n = 0; n < N; ++n)
     std::memcpy(dst + (n * cd + d0) * plane, src + (n * cs + c0) * plane, sizeof(T) * size_t(cn * plane));
 }
@@ -162,7 +161,7 @@ bool all_finite(const T* x, int64_t n) {
   constexpr int64_t kBlock = 4096;
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   T acc = T(0);
-#pragma omp parallel for reduction(+ : acc) schedule(static) num_threads(num_threads()) if (n > (1 << 18))
+#pragma omp parallel for reduction(+ : acc) schedule(static) num_threads(threads_for_bytes(sizeof(T) * double(n)))
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t i0 = b * kBlock, m = std::min(kBlock, n - i0);
     T zeros[kLanes] = {};  // 0 * finite = 0, 0 * Inf = NaN, NaN stays
@@ -222,7 +221,7 @@ namespace {
 template <typename T>
 void bias_grad(const Conv2dParams& p, const T* dy, T* db) {
   const int64_t P = p.out_plane();
-#pragma omp parallel for schedule(static) num_threads(num_threads()) if (p.N * p.K * P > (1 << 15))
+#pragma omp parallel for schedule(static) num_threads(threads_for_bytes(sizeof(T) * double(p.N * p.K * P)))
   for (int64_t k = 0; k < p.K; ++k) {
     double s = 0.0;
     for (int64_t n = 0; n < p.N; ++n) s += double(sum_lanes(dy + (n * p.K + k) * P, P));

@@ -7,6 +7,7 @@
 // whole register tiles, when tiles follow the rows and write y in place, or the input is
 // "unfolded" (see shifted_unfold_pays). Strides: see below.
 #include "common/conv_params.h"
+#include "cpu/common/parallel.h"
 
 namespace dk::cpu {
 
@@ -63,7 +64,7 @@ inline bool shifted_unfold_pays(const Conv2dParams& p, int64_t mr, int64_t nr, i
 
 // Threads the shifted paths use with nt available: all of them when the call has enough work.
 inline int shifted_workers(const Conv2dParams& p, int nt) {
-  return nt > 1 && 2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs()) > 2e6 ? nt : 1;
+  return nt > 1 && threads_for_flops(2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs())) > 1 ? nt : 1;
 }
 
 // The weight gradient: whole samples per thread, each reading its im2col rows in place, unless

@@ -143,7 +143,7 @@ template <typename T>
 void conv2d_input_grad_shifted(const Conv2dParams& p, const T* w, const T* dy, T* dx) {
   const Shifted<T> s(p, static_cast<const T*>(nullptr), false);  // col2im needs the phase layout
   const int nt = num_threads();
-  const bool threads = nt > 1 && 2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs()) > 2e6;
+  const bool threads = threads_for_flops(2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs())) > 1;
   if (threads && p.N >= nt) {
 #pragma omp parallel for schedule(dynamic) num_threads(nt)
     for (int64_t n = 0; n < p.N; ++n)

@@ -267,7 +267,7 @@ struct Winograd {
 template <typename T, int M>
 void forward_m(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
   const int nt = num_threads();
-  const bool threads = nt > 1 && 2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs()) > 2e6;
+  const bool threads = nt > 1 && threads_for_flops(2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs())) > 1;
   Winograd<T, M> wg(p, w, b);
   if (threads && p.N * wg.bands < nt) wg.set_rows((wg.th_n * p.N + nt - 1) / nt);
   const int64_t items = p.N * wg.bands;

@@ -140,14 +140,12 @@ void gemm_impl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T al
   if (M <= 0 || N <= 0) return;
   const bool go_parallel = parallel && !omp_in_parallel();
   if (K <= 0 || alpha == T(0)) {
-#pragma omp parallel for schedule(static) num_threads(num_threads()) if (go_parallel && M * N > (1 << 16))
+#pragma omp parallel for schedule(static) num_threads(go_parallel ? threads_for_bytes(2.0 * sizeof(T) * M * N) : 1)
     for (int64_t i = 0; i < M; ++i) scale_c(int64_t(1), N, beta, C + i * ldc, ldc);
     return;
   }
   const GemmKernel<T>& kr = gemm_kernel<T>();
-  // Below ~2 MFLOP a second thread costs more to wake than it saves.
-  int threads = go_parallel ? num_threads() : 1;
-  if (double(M) * double(N) * double(K) < 1e6) threads = 1;
+  const int threads = go_parallel ? threads_for_flops(2.0 * double(M) * double(N) * double(K)) : 1;
   const Grid g = threads > 1 ? choose_grid(threads, M, N, kr.mr, kr.nr) : Grid{1, 1};
   if (g.tm * g.tn == 1) {
     gemm_serial(kr, trans_a, trans_b, M, N, K, alpha, A, lda, a_rows, B, ldb, beta, C, ldc);
