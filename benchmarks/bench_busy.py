@@ -166,7 +166,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json", default=None)
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
-    ap.add_argument("--workloads", nargs="*", default=list(WORKLOADS))
+    ap.add_argument("--workloads", nargs="*", default=["lstm_fit", "lenet_steps"])
     ap.add_argument(
         "--baseline", default=None, help="python/ folder of another deepkern build, run as one more variant"
     )
