@@ -32,4 +32,13 @@ double parallel_min_us() {
   return v;
 }
 
+int threads_for(Work w) {
+  const double us = w.flops / kFlopsPerUs + w.bytes / kBytesPerUs;
+  return us >= parallel_min_us() ? num_threads() : 1;
+}
+
+int threads_for_flops(double flops) { return threads_for(Work::of_flops(flops)); }
+int threads_for_bytes(double bytes) { return threads_for(Work::of_bytes(bytes)); }
+bool worth_threads(int64_t elements) { return threads_for_bytes(4.0 * double(elements)) > 1; }
+
 }  // namespace dk::cpu

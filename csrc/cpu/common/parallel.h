@@ -37,15 +37,13 @@ double parallel_min_us();
 // Threads for one call: all of num_threads() when `w` takes at least parallel_min_us() on one
 // core, else 1. A region started with 1 thread wakes nobody; the result of a kernel whose
 // reduction order does not depend on the thread count is the same either way.
-inline int threads_for(Work w) {
-  const double us = w.flops / kFlopsPerUs + w.bytes / kBytesPerUs;
-  return us >= parallel_min_us() ? num_threads() : 1;
-}
-
-inline int threads_for_flops(double flops) { return threads_for(Work::of_flops(flops)); }
-inline int threads_for_bytes(double bytes) { return threads_for(Work::of_bytes(bytes)); }
+// Defined in parallel.cpp, not inline: the per-ISA objects call these, and an inline copy
+// compiled there with AVX flags could be the one the linker keeps (tools/check_isa_objects.sh).
+int threads_for(Work w);
+int threads_for_flops(double flops);
+int threads_for_bytes(double bytes);
 
 // Memory-bound work over `elements` float values (read plus written): whether it is worth a region.
-inline bool worth_threads(int64_t elements) { return threads_for_bytes(4.0 * double(elements)) > 1; }
+bool worth_threads(int64_t elements);
 
 }  // namespace dk::cpu
