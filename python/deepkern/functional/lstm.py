@@ -8,11 +8,23 @@ PyTorch); its gradient is then None too. A forward's final (hT, cT) can be passe
 next call's (h0, c0), which is how truncated BPTT carries the state across windows.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .._saved import watch
 from .._validate import Context, array_module_of, as_float_arrays, as_grad, check_ctx, check_ndim, to_out_dtype
 from . import lstm_proj
+
+
+class LstmShape(NamedTuple):
+    """The sizes of an LSTM call (a cell is T = 1), as the kernels' LstmParams; the CUDA binding
+    reads them by name."""
+
+    T: int
+    B: int
+    I: int  # noqa: E741 (the input size, as in the equations)
+    H: int
 
 
 def _unbatched(op, x, ndim, states):
@@ -88,7 +100,7 @@ def _prepare(op, x, x_ndim, x_layout, state_names, h, c, w_ih, w_hh, b_ih, b_hh)
                 f"{op}: '{name}' has shape {tuple(s.shape)}; expected ({B}, {H}) = (batch, hidden_size) "
                 f"from x {tuple(x.shape)} and w_hh {tuple(w_hh.shape)}"
             )
-    return backend, (x, h, c, w_ih, w_hh, b_ih, b_hh), out_dt, comp_dt, (T, B, I, H)
+    return backend, (x, h, c, w_ih, w_hh, b_ih, b_hh), out_dt, comp_dt, LstmShape(T, B, I, H)
 
 
 def _run_forward(op, backend, arrays, out_dt, comp_dt, params, return_ctx, given_weights):
