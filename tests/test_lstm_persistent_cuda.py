@@ -29,7 +29,7 @@ CASES = [
     (2, 5, 33, 37, "both", True, "state"),
     (3, 67, 4, 5, "hh", True, "all"),
 ]
-CODES = {np.float32: 1, np.float16: 2}
+CODES = {np.float32: 0, np.float64: 1, np.float16: 2}  # csrc/common/dtype.h
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def test_fit_rule_and_forcing(cp, monkeypatch):
     assert not big["fits"] and not big["persistent"] and "shared memory" in big["why"], big
     wide = mod.lstm_path(LstmShape(2, 2, 8, 2048), CODES[np.float16], True)  # 512 blocks, too many
     assert not wide["fits"] and "co-resident" in wide["why"], wide
-    assert not mod.lstm_path(LstmShape(2, 2, 8, 8), 0)["persistent"]  # float64: per-step only
+    assert not mod.lstm_path(LstmShape(2, 2, 8, 8), CODES[np.float64])["persistent"]  # float64: per-step only
     monkeypatch.setenv("DEEPKERN_LSTM_PERSISTENT", "1")
     with pytest.raises(RuntimeError, match="DEEPKERN_LSTM_PERSISTENT=1 but the persistent kernel does not fit"):
         mod.lstm_path(LstmShape(2, 2, 8, 4096), CODES[np.float32])

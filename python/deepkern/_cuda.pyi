@@ -1,9 +1,17 @@
 # Typed stub of deepkern._cuda, the CUDA kernels (csrc/bindings/cuda_*.cpp); the simulator module
 # deepkern._cuda_sim has the same API. Arrays travel as device pointers (int, cupy's data.ptr; 0 for an
-# absent optional array), with the dtype code of csrc/common/dtype.h and the cupy stream's pointer;
-# outputs are written in place. `params` is the op's parameter sequence (csrc/common/*_params.h).
+# absent optional array, or None where the binding has named arguments), with the dtype code of
+# csrc/common/dtype.h and the cupy stream's pointer; outputs are written in place. `params` is the
+# op's parameter sequence (csrc/common/*_params.h), or a named tuple read by field name (LSTM).
 # tests/test_stubs.py checks that this file names exactly the module's functions where it imports.
 from collections.abc import Sequence
+from typing import Protocol
+
+class _LstmShape(Protocol):  # deepkern.functional.lstm.LstmShape, read by field name
+    T: int
+    B: int
+    I: int  # noqa: E741
+    H: int
 
 def attention_forward(
     params: Sequence[int], dtype: int, q: int, k: int, v: int, mask: int, moff: int, out: int, lse: int, stream: int, /
@@ -34,48 +42,47 @@ def conv2d_backward(
 ) -> None: ...
 def gemm(params: Sequence[int], dtype: int, a: int, b: int, c: int, stream: int, /) -> None: ...
 def lstm_forward(
-    params: Sequence[int],
+    params: _LstmShape,
     dtype: int,
     x: int,
-    h0: int,
-    c0: int,
+    h0: int | None,
+    c0: int | None,
     w_ih: int,
     w_hh: int,
-    b_ih: int,
-    b_hh: int,
+    b_ih: int | None,
+    b_hh: int | None,
     y: int,
     hT: int,
     cT: int,
-    gates: int,
-    xh: int,
-    cs: int,
+    gates: int | None,
+    xh: int | None,
+    cs: int | None,
     proj: int,
-    cbuf: int,
+    cbuf: int | None,
     stream: int,
-    /,
 ) -> None: ...
 def lstm_backward(
-    params: Sequence[int],
+    params: _LstmShape,
     dtype: int,
     xh: int,
     w_ih: int,
     w_hh: int,
     gates: int,
     cs: int,
-    dy: int,
-    dhT: int,
-    dcT: int,
+    dy: int | None,
+    dhT: int | None,
+    dcT: int | None,
     dx: int,
-    dh0: int,
-    dc0: int,
+    dh0: int | None,
+    dc0: int | None,
     dw_ih: int,
     dw_hh: int,
-    db: int,
+    db: int | None,
     dgates: int,
     dcbuf: int,
     stream: int,
-    /,
 ) -> None: ...
+def lstm_path(params: _LstmShape, dtype: int, backward: bool = False) -> dict[str, bool | int | str]: ...
 def max_pool2d_forward(params: Sequence[int], dtype: int, x: int, y: int, idx: int, stream: int, /) -> None: ...
 def max_pool2d_backward(params: Sequence[int], dtype: int, dy: int, idx: int, dx: int, stream: int, /) -> None: ...
 def avg_pool2d_forward(params: Sequence[int], dtype: int, x: int, y: int, stream: int, /) -> None: ...
