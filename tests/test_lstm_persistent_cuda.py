@@ -159,7 +159,7 @@ def test_binding_names_and_required_arrays(cp):
             params=LstmShape(1, 1, 1, 1), dtype=1, x=0, h0=None, c0=None, w_ih=1, w_hh=1, b_ih=None,
             b_hh=None, y=1, hT=1, cT=1, gates=None, xh=None, cs=None, proj=1, cbuf=1, stream=0,
         )  # fmt: skip
-    with pytest.raises(ValueError, match="missing field 'H'"):
+    with pytest.raises(ValueError, match="missing field 'T'"):
         mod.lstm_path((1, 1, 1, 1), 1)
 
 

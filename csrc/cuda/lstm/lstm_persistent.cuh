@@ -32,7 +32,7 @@ inline unsigned blocks(int64_t H) { return unsigned((H + kU - 1) / kU); }
 
 template <typename T, typename A>
 struct LstmFwdSeq {
-  int64_t T, B, H;
+  int64_t steps, B, H;
   const A* proj;  // (T, B, 4H): x W_ih^T, no bias
   const T* w_hh;  // (4H, H)
   const T* b_ih;  // (4H,) or nullptr
@@ -71,11 +71,11 @@ __global__ void __launch_bounds__(lstm_persist::kThreads) lstm_fwd_persistent_ke
     if (j < H && s.b_hh) bias[g] += to_acc(s.b_hh[g * H + j]);
   }
   __syncthreads();
-  for (int64_t t = 0; t < s.T; ++t) {
+  for (int64_t t = 0; t < s.steps; ++t) {
     const T* hp = t == 0 ? s.h0 : s.y + (t - 1) * BH;
     const T* cp = t == 0 ? s.c0 : (s.cs ? s.cs + t * BH : s.cbuf + ((t - 1) % 2) * BH);
     T* c_out = s.cs ? s.cs + (t + 1) * BH : s.cbuf + (t % 2) * BH;
-    const bool last = t == s.T - 1;
+    const bool last = t == s.steps - 1;
     for (int64_t b0 = 0; b0 < B; b0 += kRows) {
       A acc[4] = {A(0), A(0), A(0), A(0)};
       if (hp != nullptr) {  // uniform over the grid
@@ -127,7 +127,7 @@ __global__ void __launch_bounds__(lstm_persist::kThreads) lstm_fwd_persistent_ke
 
 template <typename T, typename A>
 struct LstmBwdSeq {
-  int64_t T, B, H;
+  int64_t steps, B, H;
   const T* w_hh;   // (4H, H)
   const T* gates;  // (T, B, 4H) activations
   const T* cs;     // (T+1, B, H)
@@ -152,8 +152,8 @@ __global__ void __launch_bounds__(lstm_persist::kThreads) lstm_bwd_persistent_ke
     wsm[e] = (k < G && jj < H) ? s.w_hh[k * H + jj] : from_acc<T>(A(0));
   }
   __syncthreads();
-  for (int64_t t = s.T - 1; t >= 0; --t) {
-    const bool last = t == s.T - 1;
+  for (int64_t t = s.steps - 1; t >= 0; --t) {
+    const bool last = t == s.steps - 1;
     const T* dgn = last ? nullptr : s.dgates + (t + 1) * B * G;
     for (int64_t b0 = 0; b0 < B; b0 += kRows) {
       A acc = A(0);
