@@ -17,7 +17,7 @@ constexpr int kU = 4;  // hidden units per block
 constexpr int kThreads = 256;
 constexpr int kRows = kThreads / kU;  // batch rows per pass: thread (row r, unit u) = (tid / kU, tid % kU)
 constexpr int kKT = 32;               // K tile of the h / dgates operand staged in shared memory
-inline int64_t round_k(int64_t k) { return (k + kKT - 1) / kKT * kKT; }
+__host__ __device__ inline int64_t round_k(int64_t k) { return (k + kKT - 1) / kKT * kKT; }
 // Dynamic shared memory: the W_hh slice in the element type, K padded to whole tiles with zeros.
 template <typename T>
 size_t fwd_smem(int64_t H) {
