@@ -37,7 +37,7 @@ LstmPersistentPlan lstm_fwd_persistent_plan(int64_t H) {
   using A = typename Acc<T>::type;
   using namespace lstm_persist;
   return lstm_persistent_plan(lstm_fwd_persistent_kernel<T, A>, blocks(H), kThreads, fwd_smem<T>(H),
-                              sizeof(A) * kRows * (kKT + 1));
+                              fwd_static_smem<A>());
 }
 
 template <typename T>
@@ -45,7 +45,7 @@ LstmPersistentPlan lstm_bwd_persistent_plan(int64_t H) {
   using A = typename Acc<T>::type;
   using namespace lstm_persist;
   return lstm_persistent_plan(lstm_bwd_persistent_kernel<T, A>, blocks(H), kThreads, bwd_smem<T>(H),
-                              sizeof(A) * kRows * (kKT + 1));
+                              bwd_static_smem<A>());
 }
 
 template <typename T>
