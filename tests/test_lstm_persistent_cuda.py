@@ -202,7 +202,9 @@ def _sim_subprocess(script, order):
     env = dict(os.environ, DEEPKERN_SIM_ORDER=order)
     inherited = [os.path.abspath(d) for d in env.get("PYTHONPATH", "").split(os.pathsep) if d]
     env["PYTHONPATH"] = os.pathsep.join([os.path.join(here, "cupy_standin"), here] + inherited)
-    return subprocess.run([sys.executable, "-c", script], env=env, cwd=here, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=here, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.parametrize("order", ["reversed", "random:5"])

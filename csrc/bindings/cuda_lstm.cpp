@@ -23,7 +23,8 @@ LstmParams lstm_params(const py::object& s) {
   const char* names[4] = {"T", "B", "I", "H"};
   for (int i = 0; i < 4; ++i) {
     if (!py::hasattr(s, names[i]))
-      throw py::value_error(std::string("lstm params: missing field '") + names[i] + "' (expected LstmShape(T, B, I, H))");
+      throw py::value_error(std::string("lstm params: missing field '") + names[i] +
+                            "' (expected LstmShape(T, B, I, H))");
     v[i] = s.attr(names[i]).cast<int64_t>();
     if (v[i] < 1) throw py::value_error(std::string("lstm params: '") + names[i] + "' must be >= 1");
   }
@@ -64,8 +65,8 @@ persistent path (1 raises RuntimeError where the persistent kernel does not fit)
 void register_lstm(py::module_& m) {
   m.def(
       "lstm_forward",
-      [](py::object params, int dtype, Ptr x, OptPtr h0, OptPtr c0, Ptr w_ih, Ptr w_hh, OptPtr b_ih, OptPtr b_hh,
-         Ptr y, Ptr hT, Ptr cT, OptPtr gates, OptPtr xh, OptPtr cs, Ptr proj, OptPtr cbuf, uintptr_t stream) {
+      [](py::object params, int dtype, Ptr x, OptPtr h0, OptPtr c0, Ptr w_ih, Ptr w_hh, OptPtr b_ih, OptPtr b_hh, Ptr y,
+         Ptr hT, Ptr cT, OptPtr gates, OptPtr xh, OptPtr cs, Ptr proj, OptPtr cbuf, uintptr_t stream) {
         const LstmParams p = lstm_params(params);
         const char* op = "lstm_forward";
         const void* xp = req<const void>(x, op, "x");
@@ -90,9 +91,8 @@ void register_lstm(py::module_& m) {
       py::arg("stream"));
   m.def(
       "lstm_backward",
-      [](py::object params, int dtype, Ptr xh, Ptr w_ih, Ptr w_hh, Ptr gates, Ptr cs, OptPtr dy, OptPtr dhT,
-         OptPtr dcT, Ptr dx, OptPtr dh0, OptPtr dc0, Ptr dw_ih, Ptr dw_hh, OptPtr db, Ptr dgates, Ptr dcbuf,
-         uintptr_t stream) {
+      [](py::object params, int dtype, Ptr xh, Ptr w_ih, Ptr w_hh, Ptr gates, Ptr cs, OptPtr dy, OptPtr dhT, OptPtr dcT,
+         Ptr dx, OptPtr dh0, OptPtr dc0, Ptr dw_ih, Ptr dw_hh, OptPtr db, Ptr dgates, Ptr dcbuf, uintptr_t stream) {
         const LstmParams p = lstm_params(params);
         const char* op = "lstm_backward";
         const void* xhp = req<const void>(xh, op, "xh");

@@ -78,9 +78,8 @@ void launch(bool cooperative, void (*kernel)(P...), dim3 grid, dim3 block, size_
             A&&... args) {
   if (capturing()) {  // a graph node: the kernel and copies of its arguments, launched at replay
     auto params = std::make_shared<std::tuple<std::decay_t<P>...>>(std::forward<A>(args)...);
-    record_launch([=] {
-      std::apply([&](auto&... v) { launch(cooperative, kernel, grid, block, smem, where, v...); }, *params);
-    });
+    record_launch(
+        [=] { std::apply([&](auto&... v) { launch(cooperative, kernel, grid, block, smem, where, v...); }, *params); });
     return;
   }
   struct Args {

@@ -15,6 +15,8 @@ namespace dk::cuda {
 namespace lstm_persist {
 constexpr int kU = 4;  // hidden units per block
 constexpr int kThreads = 256;
+// Two blocks per SM at least: a register budget of 128 (without it ptxas capped these at 64 and spilt).
+constexpr int kMinBlocks = 2;
 constexpr int kRows = 64;  // batch rows per pass; pointwise thread (row, unit) = (tid / kU, tid % kU)
 // Forward: K (= H) in 32-wide shared tiles split over 4 thread groups, each thread 4 rows x 4 gates
 // of one unit. Backward: K (= 4H) in 64-wide tiles split over 16 groups, each thread 4 rows x 4
@@ -77,13 +79,14 @@ struct LstmFwdSeq {
 };
 
 template <typename T, typename A>
-__global__ void __launch_bounds__(lstm_persist::kThreads) lstm_fwd_persistent_kernel(LstmFwdSeq<T, A> s) {
+__global__ void __launch_bounds__(lstm_persist::kThreads, lstm_persist::kMinBlocks)
+    lstm_fwd_persistent_kernel(LstmFwdSeq<T, A> s) {
   using namespace lstm_persist;
   constexpr int KQ = kFwdKT / kFwdSplit;
   DK_DYNAMIC_SHARED(T, wsm);  // wsm[(k * kU + u) * 4 + g] = W_hh[g*H + j0 + u, k]
   __shared__ A hs[kRows][kFwdKT + 1];
   __shared__ A red[kFwdSplit][kRows][kU][4];
-  const int tid = threadIdx.x, u = tid % kU, r = tid / kU;  // pointwise: row r, unit u
+  const int tid = threadIdx.x, u = tid % kU, r = tid / kU;                               // pointwise: row r, unit u
   const int q = tid / (kThreads / kFwdSplit), rg = (tid % (kThreads / kFwdSplit)) / kU;  // GEMM: rows rg + 16m
   const int64_t H = s.H, G = 4 * H, B = s.B, BH = B * H, Kp = round_up(H, kFwdKT);
   const int64_t j0 = int64_t(blockIdx.x) * kU, j = j0 + u;
@@ -191,7 +194,8 @@ struct LstmBwdSeq {
 };
 
 template <typename T, typename A>
-__global__ void __launch_bounds__(lstm_persist::kThreads) lstm_bwd_persistent_kernel(LstmBwdSeq<T, A> s) {
+__global__ void __launch_bounds__(lstm_persist::kThreads, lstm_persist::kMinBlocks)
+    lstm_bwd_persistent_kernel(LstmBwdSeq<T, A> s) {
   using namespace lstm_persist;
   constexpr int KQ = kBwdKT / kBwdSplit;
   DK_DYNAMIC_SHARED(T, wsm);  // wsm[k * kU + u] = W_hh[k, j0 + u], k < 4H
@@ -199,7 +203,7 @@ __global__ void __launch_bounds__(lstm_persist::kThreads) lstm_bwd_persistent_ke
   __shared__ A ds[kRows][kBwdKT + 2];
   __shared__ A red[kBwdSplit][kRows][kU];
   const int tid = threadIdx.x, u = tid % kU, r = tid / kU;  // pointwise: row r, unit u
-  const int q = tid / 16, rg = tid % 16;                     // GEMM: K group q (k = q + 16i), rows rg + 16m
+  const int q = tid / 16, rg = tid % 16;                    // GEMM: K group q (k = q + 16i), rows rg + 16m
   const int64_t H = s.H, G = 4 * H, B = s.B, BH = B * H, Kp = round_up(G, kBwdKT);
   const int64_t j0 = int64_t(blockIdx.x) * kU, j = j0 + u;
   for (int64_t e = tid; e < Kp * kU; e += kThreads) {

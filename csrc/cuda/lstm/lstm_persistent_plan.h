@@ -82,8 +82,8 @@ inline bool lstm_use_persistent(const LstmPersistentPlan& plan, const char* op) 
     case LstmPath::Auto: return plan.fits;
     case LstmPath::Persistent:
       if (!plan.fits)
-        throw std::runtime_error(std::string(op) + ": DEEPKERN_LSTM_PERSISTENT=1 but the persistent kernel does not fit: " +
-                                 plan.why);
+        throw std::runtime_error(std::string(op) +
+                                 ": DEEPKERN_LSTM_PERSISTENT=1 but the persistent kernel does not fit: " + plan.why);
       return true;
   }
   return false;

@@ -94,10 +94,10 @@ void lstm_forward_typed(const LstmParams& p, const T* x, const T* h0, const T* c
     }
   };
   auto u = [](const void* q) { return reinterpret_cast<uintptr_t>(q); };
-  lstm_fwd_graphs().run({p.T, B, I, H, int64_t(sizeof(T))},
-                        {u(proj), u(w_hh), u(b_ih), u(b_hh), u(h0), u(c0), u(y), u(gates), u(xh), u(cs), u(cbuf),
-                         u(hT), u(cT)},
-                        stream, steps);
+  lstm_fwd_graphs().run(
+      {p.T, B, I, H, int64_t(sizeof(T))},
+      {u(proj), u(w_hh), u(b_ih), u(b_hh), u(h0), u(c0), u(y), u(gates), u(xh), u(cs), u(cbuf), u(hT), u(cT)}, stream,
+      steps);
 }
 
 template <typename T>
