@@ -132,10 +132,11 @@ def lstm_cases(cp, torch, GpuCase, T, B, I, H, dtype):
     fwd, total = lstm_flops(T, B, I, H)
     tag = "f16" if dtype == np.float16 else "f32"
     from deepkern import _backend  # the recurrence the automatic choice takes, and why
+    from deepkern.functional.lstm import LstmShape
 
     code = _backend._DTYPE_CODES[np.dtype(dtype).name]
     for backward in (False, True):
-        plan = _backend._cuda.lstm_path(dk.functional.lstm.LstmShape(T, B, I, H), code, backward)
+        plan = _backend._cuda.lstm_path(LstmShape(T, B, I, H), code, backward)
         print(f"  {'backward' if backward else 'forward'} recurrence T{T} B{B} I{I} H{H} {tag}: {plan}")
     shape = f"T{T} B{B} I{I} H{H} {tag}"
     ceiling = "tc_fp16" if dtype == np.float16 else "fp32"
