@@ -8,6 +8,9 @@ Cases (speedup = torch time / deepkern time; CUDA-event medians, benchmarks/gpu_
   and with TF32 off, and the forward against a Python loop over torch.nn.LSTMCell. Goals: >= 1.0x
   cuDNN both ways, >= 4x the LSTMCell loop (floors: benchmarks/results/cuda_lstm.md).
 - the same in float16 (float accumulation) against cuDNN float16;
+- each recurrence of deepkern forced in turn (DEEPKERN_LSTM_PERSISTENT, DEEPKERN_CUDA_GRAPHS):
+  the persistent cooperative kernel, the per-step launches replayed as a CUDA graph, and the
+  per-step launches issued one by one, each against cuDNN (the rows "lstm fwd [persistent]", ...);
 - one training step (zero_grad, forward, loss, backward, SGD) of the main job's digits CNN (batch 32)
   and of a 2-layer LSTM language model (B32 T35 V2000 E256 H256) against the same models in PyTorch.
 Everything that needs no device (inputs, the twin models, the FLOP counts) is built first; where
@@ -26,6 +29,11 @@ import deepkern as dk  # noqa: E402
 TARGET = (256, 64, 512, 512)  # T, B, I, H
 
 
+
+def lstm_params(T, B, I, H):  # noqa: E741
+    """The LstmParams dict the CUDA binding reads by field name."""
+    return {"T": T, "B": B, "I": I, "H": H}
+
 def lstm_flops(T, B, I, H):
     fwd = 2.0 * T * B * (I + H) * 4 * H
     return fwd, 3 * fwd
@@ -38,6 +46,32 @@ def _lstm_inputs(T, B, I, H, dtype, seed=0):
     w = [rng.uniform(-k, k, s).astype(dtype) for s in ((4 * H, I), (4 * H, H), (4 * H,), (4 * H,))]
     dy = rng.standard_normal((T, B, H)).astype(dtype)
     return x, h0, c0, w, dy
+
+
+# deepkern's recurrences, each forced (the plain "lstm fwd" rows run the automatic choice).
+PATHS = {
+    "persistent": {"DEEPKERN_LSTM_PERSISTENT": "1"},
+    "per-step, graph": {"DEEPKERN_LSTM_PERSISTENT": "0", "DEEPKERN_CUDA_GRAPHS": "1"},
+    "per-step, no graph": {"DEEPKERN_LSTM_PERSISTENT": "0", "DEEPKERN_CUDA_GRAPHS": "0"},
+}
+
+
+def _with_env(env, fn):
+    """fn with the environment variables set for the call (the CUDA module reads them per call)."""
+
+    def run():
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            return fn()
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    return run
 
 
 def lstm_cases(cp, torch, GpuCase, T, B, I, H, dtype):
@@ -102,6 +136,12 @@ def lstm_cases(cp, torch, GpuCase, T, B, I, H, dtype):
 
     fwd, total = lstm_flops(T, B, I, H)
     tag = "f16" if dtype == np.float16 else "f32"
+    from deepkern import _backend  # the recurrence the automatic choice takes, and why
+    
+    code = _backend._DTYPE_CODES[np.dtype(dtype).name]
+    for backward in (False, True):
+        plan = _backend._cuda.lstm_path(lstm_params(T, B, I, H), code, backward)
+        print(f"  {'backward' if backward else 'forward'} recurrence T{T} B{B} I{I} H{H} {tag}: {plan}")
     shape = f"T{T} B{B} I{I} H{H} {tag}"
     ceiling = "tc_fp16" if dtype == np.float16 else "fp32"
     others_f = {"LSTMCell loop": cell_loop}
@@ -109,7 +149,15 @@ def lstm_cases(cp, torch, GpuCase, T, B, I, H, dtype):
     if dtype == np.float32:
         others_f["cudnn no-tf32"] = no_tf32(torch_fwd)
         others_fb["cudnn no-tf32"] = no_tf32(torch_fb)
-    return [
+    variants = []
+    for path, env in PATHS.items():
+        variants += [
+            GpuCase(f"lstm fwd [{path}]", shape, _with_env(env, dk_fwd), torch_fwd, flops=fwd, ceiling=ceiling,
+                    peer_name="cudnn"),
+            GpuCase(f"lstm fwd+bwd [{path}]", shape, _with_env(env, dk_fb), torch_fb, flops=total,
+                    ceiling=ceiling, peer_name="cudnn"),
+        ]  # fmt: skip
+    return variants + [
         GpuCase(
             "lstm fwd", shape, dk_fwd, torch_fwd, flops=fwd, ceiling=ceiling, peer_name="cudnn", other_peers=others_f
         ),

@@ -2,6 +2,7 @@
 //   conv2d_forward(params, x, w, b or None, y)
 //   conv2d_backward(params, x, w, dy, dx or None, dw or None, db or None)
 //   conv2d_plan(params, dtype, threads) -> {"forward", "dx", "dw"}: the lowering each pass takes
+#include "bindings/conv_fields.h"
 #include "bindings/cpu_arrays.h"
 #include "bindings/registry.h"
 #include "cpu/conv2d/conv2d.h"
@@ -16,34 +17,6 @@
 namespace dk::bind {
 namespace {
 
-// Built by functional/conv.py's _conv_params, one key per Conv2dParams field.
-Conv2dParams conv_params(const py::dict& d) {
-  static const FieldNames names{"N",  "C",  "H",  "W",  "K",  "kh", "kw", "Ho",
-                                "Wo", "sh", "sw", "ph", "pw", "dh", "dw", "G"};
-  Conv2dParams p{};
-  int64_t* fields[] = {&p.N,  &p.C,  &p.H,  &p.W,  &p.K,  &p.kh, &p.kw, &p.Ho,
-                       &p.Wo, &p.sh, &p.sw, &p.ph, &p.pw, &p.dh, &p.dw, &p.G};
-  read_fields(d, names, fields, "conv2d params");
-  if (p.G < 1 || p.C % p.G != 0 || p.K % p.G != 0) throw py::value_error("conv2d params: G must divide C and K");
-  return p;
-}
-
-template <typename T>
-const T* opt_in(const py::object& o, int64_t n, const char* name) {
-  if (o.is_none()) return nullptr;
-  auto a = o.cast<py::array>();
-  check_size(a, n, name);
-  return in_ptr<T>(a, name);
-}
-
-template <typename T>
-T* opt_out(const py::object& o, int64_t n, const char* name) {
-  if (o.is_none()) return nullptr;
-  auto a = o.cast<py::array>();
-  check_size(a, n, name);
-  return out_ptr<T>(a, name);
-}
-
 template <typename T>
 void fwd(const Conv2dParams& p, const py::array& x, const py::array& w, const py::object& b, py::array& y) {
   check_size(x, p.N * p.C * p.in_plane(), "x");
@@ -51,7 +24,7 @@ void fwd(const Conv2dParams& p, const py::array& x, const py::array& w, const py
   check_size(y, p.N * p.K * p.out_plane(), "y");
   const T* xp = in_ptr<T>(x, "x");
   const T* wp = in_ptr<T>(w, "w");
-  const T* bp = opt_in<T>(b, p.K, "b");
+  const T* bp = optional_in<T>(b, p.K, "b");
   T* yp = out_ptr<T>(y, "y");
   py::gil_scoped_release nogil;
   cpu::conv2d_forward<T>(p, xp, wp, bp, yp);
@@ -66,29 +39,38 @@ void bwd(const Conv2dParams& p, const py::array& x, const py::array& w, const py
   const T* xp = in_ptr<T>(x, "x");
   const T* wp = in_ptr<T>(w, "w");
   const T* dyp = in_ptr<T>(dy, "dy");
-  T* dxp = opt_out<T>(dx, p.N * p.C * p.in_plane(), "dx");
-  T* dwp = opt_out<T>(dw, p.K * p.crs(), "dw");
-  T* dbp = opt_out<T>(db, p.K, "db");
+  T* dxp = optional_out<T>(dx, p.N * p.C * p.in_plane(), "dx");
+  T* dwp = optional_out<T>(dw, p.K * p.crs(), "dw");
+  T* dbp = optional_out<T>(db, p.K, "db");
   py::gil_scoped_release nogil;
   cpu::conv2d_backward<T>(p, xp, wp, dyp, dxp, dwp, dbp);
 }
 
 void register_conv(py::module_& m) {
-  m.def("conv2d_forward", [](py::dict params, py::array x, py::array w, py::object b, py::array y) {
-    auto p = conv_params(params);
-    if (float_dtype_of(x, "x") == DType::Float32)
-      fwd<float>(p, x, w, b, y);
-    else
-      fwd<double>(p, x, w, b, y);
-  });
-  m.def("conv2d_backward",
-        [](py::dict params, py::array x, py::array w, py::array dy, py::object dx, py::object dw, py::object db) {
-          auto p = conv_params(params);
-          if (float_dtype_of(x, "x") == DType::Float32)
-            bwd<float>(p, x, w, dy, dx, dw, db);
-          else
-            bwd<double>(p, x, w, dy, dx, dw, db);
-        });
+  m.def(
+      "conv2d_forward",
+      [](py::dict params, py::array x, py::array w, py::object b, py::array y) {
+        auto p = conv_params(params);
+        if (float_dtype_of(x, "x") == DType::Float32)
+          fwd<float>(p, x, w, b, y);
+        else
+          fwd<double>(p, x, w, b, y);
+      },
+      py::arg("params"), py::arg("x"), py::arg("w"), py::arg("b").none(true), py::arg("y"),
+      "y (N, K, Ho, Wo) = conv2d(x (N, C, H, W), w (K, C/G, kh, kw)) + b (K,) or None. params: the\n"
+      "Conv2dParams dict (functional/conv.py's _conv_params); arrays C-contiguous float32 or float64.");
+  m.def(
+      "conv2d_backward",
+      [](py::dict params, py::array x, py::array w, py::array dy, py::object dx, py::object dw, py::object db) {
+        auto p = conv_params(params);
+        if (float_dtype_of(x, "x") == DType::Float32)
+          bwd<float>(p, x, w, dy, dx, dw, db);
+        else
+          bwd<double>(p, x, w, dy, dx, dw, db);
+      },
+      py::arg("params"), py::arg("x"), py::arg("w"), py::arg("dy"), py::arg("dx").none(true),
+      py::arg("dw").none(true), py::arg("db").none(true),
+      "Writes dx (N, C, H, W), dw (K, C/G, kh, kw) and db (K,) of sum(y * dy), each skipped where None.");
 }
 
 void register_conv_plan(py::module_& m) {

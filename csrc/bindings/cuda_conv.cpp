@@ -7,7 +7,8 @@
 #include <optional>
 #include <string>
 
-#include "bindings/cpu_arrays.h"
+#include "bindings/conv_fields.h"
+#include "bindings/cuda_pointers.h"
 #include "bindings/registry.h"
 #include "cuda/conv2d/conv2d.h"
 #include "cuda/gemm/gemm.h"
@@ -22,30 +23,13 @@ struct ConvCall {
   bool tf32;
 };
 
-// functional/conv.py's _conv_params dict (one key per Conv2dParams field) plus allow_tf32.
+// functional/conv.py's _conv_params dict plus allow_tf32 (0 or 1).
 ConvCall conv_call(const py::dict& d) {
-  static const FieldNames names{"N",  "C",  "H",  "W",  "K",  "kh", "kw", "Ho",        "Wo",
-                                "sh", "sw", "ph", "pw", "dh", "dw", "G",  "allow_tf32"};
-  ConvCall c{Conv2dParams{}, false};
+  static const FieldNames tf32_name{"allow_tf32"};
   int64_t tf32 = 0;
-  Conv2dParams& p = c.p;
-  int64_t* fields[] = {&p.N,  &p.C,  &p.H,  &p.W,  &p.K,  &p.kh, &p.kw, &p.Ho, &p.Wo,
-                       &p.sh, &p.sw, &p.ph, &p.pw, &p.dh, &p.dw, &p.G,  &tf32};
-  read_fields(d, names, fields, "conv2d params");
-  if (p.G < 1 || p.C % p.G != 0 || p.K % p.G != 0) throw py::value_error("conv2d params: G must divide C and K");
-  c.tf32 = tf32 != 0;
-  return c;
-}
-
-template <typename P>
-P* required(uintptr_t a, const char* name) {
-  if (a == 0) throw py::value_error(std::string(name) + ": expected a device pointer, got 0");
-  return reinterpret_cast<P*>(a);
-}
-
-template <typename P>
-P* optional(const std::optional<uintptr_t>& a) {
-  return a ? reinterpret_cast<P*>(*a) : nullptr;
+  int64_t* fields[] = {&tf32};
+  read_fields(d, tf32_name, fields, "conv2d params");
+  return ConvCall{conv_params(d), tf32 != 0};
 }
 
 void register_conv(py::module_& m) {
@@ -54,11 +38,11 @@ void register_conv(py::module_& m) {
       [](const py::dict& params, int dtype, uintptr_t x, uintptr_t w, std::optional<uintptr_t> b, uintptr_t y,
          uintptr_t stream) {
         auto c = conv_call(params);
-        auto xp = required<const void>(x, "x");
-        auto wp = required<const void>(w, "w");
-        auto yp = required<void>(y, "y");
+        auto xp = required_ptr<const void>(x, "conv2d_forward", "x");
+        auto wp = required_ptr<const void>(w, "conv2d_forward", "w");
+        auto yp = required_ptr<void>(y, "conv2d_forward", "y");
         py::gil_scoped_release nogil;
-        cuda::conv2d_forward(c.p, static_cast<DType>(dtype), c.tf32, xp, wp, optional<const void>(b), yp, stream);
+        cuda::conv2d_forward(c.p, static_cast<DType>(dtype), c.tf32, xp, wp, device_ptr<const void>(b), yp, stream);
       },
       py::arg("params"), py::arg("dtype"), py::arg("x"), py::arg("w"), py::arg("b"), py::arg("y"), py::arg("stream"),
       "y = conv2d(x, w) + b on the GPU (groups included). params: the conv2d params dict (N, C, H, W, K, kh, kw,\n"
@@ -76,12 +60,12 @@ void register_conv(py::module_& m) {
       [](const py::dict& params, int dtype, uintptr_t x, uintptr_t w, uintptr_t dy, std::optional<uintptr_t> dx,
          std::optional<uintptr_t> dw, std::optional<uintptr_t> db, std::optional<uintptr_t> ws, uintptr_t stream) {
         auto c = conv_call(params);
-        auto xp = required<const void>(x, "x");
-        auto wp = required<const void>(w, "w");
-        auto dyp = required<const void>(dy, "dy");
+        auto xp = required_ptr<const void>(x, "conv2d_backward", "x");
+        auto wp = required_ptr<const void>(w, "conv2d_backward", "w");
+        auto dyp = required_ptr<const void>(dy, "conv2d_backward", "dy");
         py::gil_scoped_release nogil;
-        cuda::conv2d_backward(c.p, static_cast<DType>(dtype), c.tf32, xp, wp, dyp, optional<void>(dx),
-                              optional<void>(dw), optional<void>(db), optional<void>(ws), stream);
+        cuda::conv2d_backward(c.p, static_cast<DType>(dtype), c.tf32, xp, wp, dyp, device_ptr<void>(dx),
+                              device_ptr<void>(dw), device_ptr<void>(db), device_ptr<void>(ws), stream);
       },
       py::arg("params"), py::arg("dtype"), py::arg("x"), py::arg("w"), py::arg("dy"), py::arg("dx"), py::arg("dw"),
       py::arg("db"), py::arg("ws"), py::arg("stream"),
@@ -98,9 +82,9 @@ void register_conv(py::module_& m) {
                            params[6].cast<bool>(),    params[7].cast<bool>(),    params[8].cast<double>(),
                            params[9].cast<double>()};
         const bool tf32 = params[10].cast<bool>();
-        auto ap = required<const void>(a, "a");
-        auto bp = required<const void>(b, "b");
-        auto cp = required<void>(c, "c");
+        auto ap = required_ptr<const void>(a, "gemm", "a");
+        auto bp = required_ptr<const void>(b, "gemm", "b");
+        auto cp = required_ptr<void>(c, "gemm", "c");
         py::gil_scoped_release nogil;
         cuda::gemm_plain(p, static_cast<DType>(dtype), tf32, ap, bp, cp, stream);
       },

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 
 namespace dk::bind {
 
@@ -13,6 +14,13 @@ using OptionalPtr = std::optional<uintptr_t>;
 
 template <typename P>
 P* device_ptr(uintptr_t a) {
+  return reinterpret_cast<P*>(a);
+}
+
+// A required array: 0 (a null pointer) is a ValueError naming the op and the argument.
+template <typename P>
+P* required_ptr(uintptr_t a, const char* op, const char* name) {
+  if (a == 0) throw pybind11::value_error(std::string(op) + ": '" + name + "' is required (got a null pointer)");
   return reinterpret_cast<P*>(a);
 }
 

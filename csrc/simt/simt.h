@@ -12,6 +12,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -66,10 +68,20 @@ void launch_erased(bool cooperative, const void* kernel, dim3 grid, dim3 block, 
                    Body body, void* args);
 void set_max_dynamic_shared(const void* kernel, size_t bytes);
 
+// Stream capture (graphs.cpp): while this OS thread captures, launches are recorded, not run.
+bool capturing();
+void record_launch(std::function<void()> launch);
+
 // Each simulated thread calls the kernel with its own copy of the by-value parameters, as on a GPU.
 template <typename... P, typename... A>
 void launch(bool cooperative, void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, const std::string& where,
             A&&... args) {
+  if (capturing()) {  // a graph node: the kernel and copies of its arguments, launched at replay
+    auto params = std::make_shared<std::tuple<std::decay_t<P>...>>(std::forward<A>(args)...);
+    record_launch(
+        [=] { std::apply([&](auto&... v) { launch(cooperative, kernel, grid, block, smem, where, v...); }, *params); });
+    return;
+  }
   struct Args {
     void (*kernel)(P...);
     std::tuple<std::decay_t<P>...> params;

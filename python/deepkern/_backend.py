@@ -134,11 +134,6 @@ class _CpuBackend:
         return getattr(_cpu, fn)(params, *arrays)
 
 
-# CUDA bindings that still take 0 rather than None for an absent array (csrc/bindings/cuda_conv.cpp,
-# cuda_lstm.cpp); a binding leaves this set when it takes None, as every other one does.
-_ZERO_FOR_ABSENT = frozenset({"conv2d_forward", "conv2d_backward", "gemm", "lstm_forward", "lstm_backward"})
-
-
 class _CudaBackend:
     name = "cuda"
 
@@ -171,8 +166,7 @@ class _CudaBackend:
         with arrays[0].device:
             stream = cp.cuda.get_current_stream().ptr
             # None (an absent optional array) crosses as None; the kernel sees a null pointer
-            absent = 0 if fn in _ZERO_FOR_ABSENT else None
-            return kernel(params, code, *[absent if a is None else a.data.ptr for a in arrays], stream)
+            return kernel(params, code, *[None if a is None else a.data.ptr for a in arrays], stream)
 
     def query(self, fn, *args):
         """A host-side question to the CUDA module (e.g. a workspace size); launches nothing."""

@@ -1,9 +1,9 @@
 # Typed stub of deepkern._cuda, the CUDA kernels (csrc/bindings/cuda_*.cpp); the simulator module
 # deepkern._cuda_sim has the same API. Arrays travel as device pointers (int, cupy's data.ptr; None for
-# an absent optional array, 0 where conv2d, gemm and lstm still take it), with the dtype code of
-# csrc/common/dtype.h and the cupy stream's pointer; outputs are written in place. `params` is the op's
-# params dict, one key per field of its struct in csrc/common/*_params.h (conv2d, gemm and lstm still
-# take a sequence).
+# an absent optional array), with the dtype code of csrc/common/dtype.h and the cupy stream's pointer;
+# outputs are written in place. `params` is the op's params dict, one key per field of its struct in
+# csrc/common/*_params.h, read by name in csrc/bindings/*_fields.h (conv2d's adds allow_tf32; gemm
+# still takes its sequence).
 # tests/test_stubs.py checks that this file names exactly the module's functions where it imports.
 from collections.abc import Mapping, Sequence
 from typing import Optional, Union
@@ -56,48 +56,47 @@ def conv2d_backward(
 ) -> None: ...
 def gemm(params: Sequence[float], dtype: int, a: int, b: int, c: int, stream: int) -> None: ...
 def lstm_forward(
-    params: Sequence[int],
+    params: Mapping[str, int],
     dtype: int,
     x: int,
-    h0: int,
-    c0: int,
+    h0: int | None,
+    c0: int | None,
     w_ih: int,
     w_hh: int,
-    b_ih: int,
-    b_hh: int,
+    b_ih: int | None,
+    b_hh: int | None,
     y: int,
     hT: int,
     cT: int,
-    gates: int,
-    xh: int,
-    cs: int,
+    gates: int | None,
+    xh: int | None,
+    cs: int | None,
     proj: int,
-    cbuf: int,
+    cbuf: int | None,
     stream: int,
-    /,
 ) -> None: ...
 def lstm_backward(
-    params: Sequence[int],
+    params: Mapping[str, int],
     dtype: int,
     xh: int,
     w_ih: int,
     w_hh: int,
     gates: int,
     cs: int,
-    dy: int,
-    dhT: int,
-    dcT: int,
+    dy: int | None,
+    dhT: int | None,
+    dcT: int | None,
     dx: int,
-    dh0: int,
-    dc0: int,
+    dh0: int | None,
+    dc0: int | None,
     dw_ih: int,
     dw_hh: int,
-    db: int,
+    db: int | None,
     dgates: int,
     dcbuf: int,
     stream: int,
-    /,
 ) -> None: ...
+def lstm_path(params: Mapping[str, int], dtype: int, backward: bool = False) -> dict[str, bool | int | str]: ...
 def max_pool2d_forward(params: Mapping[str, int], dtype: int, x: int, y: int, indices: int, stream: int) -> None: ...
 def max_pool2d_backward(params: Mapping[str, int], dtype: int, dy: int, indices: int, dx: int, stream: int) -> None: ...
 def avg_pool2d_forward(params: Mapping[str, int], dtype: int, x: int, y: int, stream: int) -> None: ...

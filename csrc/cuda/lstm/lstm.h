@@ -3,7 +3,9 @@
 // nvcc). Pointers are device pointers, nullptr for absent optional arrays; the Python layer
 // allocates every output and workspace. Arrays of the element type dt unless marked "acc":
 // those are float for float16/float32 and double for float64.
+#include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "common/dtype.h"
 #include "common/lstm_params.h"
@@ -23,5 +25,18 @@ void lstm_forward(const LstmParams& p, DType dt, const void* x, const void* h0, 
 void lstm_backward(const LstmParams& p, DType dt, const void* xh, const void* w_ih, const void* w_hh, const void* gates,
                    const void* cs, const void* dy, const void* dhT, const void* dcT, void* dx, void* dh0, void* dc0,
                    void* dw_ih, void* dw_hh, void* db, void* dgates, void* dcbuf, uintptr_t stream);
+
+// The recurrence a call with these shapes would run, and why: the persistent kernel's fit
+// (lstm_persistent_plan.h) and the choice after DEEPKERN_LSTM_PERSISTENT (std::runtime_error
+// where =1 forces a kernel that does not fit). float64 has no persistent kernel.
+struct LstmPathInfo {
+  bool persistent = false;  // the choice
+  bool fits = false;
+  unsigned blocks = 0;
+  int blocks_per_sm = 0, sms = 0;
+  size_t smem = 0;
+  std::string why;
+};
+LstmPathInfo lstm_path(const LstmParams& p, DType dt, bool backward);
 
 }  // namespace dk::cuda

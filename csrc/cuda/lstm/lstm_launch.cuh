@@ -51,6 +51,27 @@ void lstm_backward(const LstmParams& p, DType dt, const void* xh, const void* w_
   });
 }
 
+LstmPathInfo lstm_path(const LstmParams& p, DType dt, bool backward) {
+  LstmPathInfo info;
+  lstm_dispatch(dt, "lstm_path", [&](auto* tag) {
+    using T = DK_LSTM_ELEM(tag);
+    if constexpr (lstm_has_persistent<T>()) {
+      const LstmPersistentPlan plan = backward ? lstm_bwd_persistent_plan<T>(p.H) : lstm_fwd_persistent_plan<T>(p.H);
+      info.fits = plan.fits;
+      info.blocks = plan.blocks;
+      info.blocks_per_sm = plan.blocks_per_sm;
+      info.sms = plan.sms;
+      info.smem = plan.smem;
+      info.why = plan.why;
+      info.persistent = lstm_use_persistent(plan, backward ? "lstm_backward" : "lstm_forward");
+    } else {
+      info.why = "float64 has no persistent kernel";
+      (void)lstm_path_from_env();  // a bad override is an error for every dtype
+    }
+  });
+  return info;
+}
+
 #undef DK_LSTM_ELEM
 
 }  // namespace dk::cuda

@@ -8,6 +8,7 @@ PyTorch); its gradient is then None too. A forward's final (hT, cT) can be passe
 next call's (h0, c0), which is how truncated BPTT carries the state across windows.
 """
 
+
 import numpy as np
 
 from .._saved import watch
@@ -77,10 +78,6 @@ def _dims(p):
     return p["T"], p["B"], p["I"], p["H"]
 
 
-def _kernel_params(backend, p):
-    """The params for the backend's binding: the dict; csrc/bindings/cuda_lstm.cpp still takes the
-    four fields in order."""
-    return p if backend.name == "cpu" else _dims(p)
 
 
 def _run_forward(op, backend, arrays, out_dt, comp_dt, params, return_ctx, given_weights):
@@ -102,7 +99,7 @@ def _run_forward(op, backend, arrays, out_dt, comp_dt, params, return_ctx, given
         )
     backend.call(
         "lstm_forward",
-        _kernel_params(backend, params),
+        params,
         x,
         h0,
         c0,
@@ -165,7 +162,7 @@ def _run_backward(ctx, dy, dhT, dcT):
         ws = (be.empty((T * B, 4 * H), dt), be.empty((2, B, H), _acc_dtype(dt)))
     be.call(
         "lstm_backward",
-        _kernel_params(be, ctx.params),
+        ctx.params,
         ctx.xh,
         ctx.w_ih,
         ctx.w_hh,
