@@ -29,10 +29,10 @@ import deepkern as dk  # noqa: E402
 TARGET = (256, 64, 512, 512)  # T, B, I, H
 
 
-
 def lstm_params(T, B, I, H):  # noqa: E741
     """The LstmParams dict the CUDA binding reads by field name."""
     return {"T": T, "B": B, "I": I, "H": H}
+
 
 def lstm_flops(T, B, I, H):
     fwd = 2.0 * T * B * (I + H) * 4 * H
@@ -137,7 +137,7 @@ def lstm_cases(cp, torch, GpuCase, T, B, I, H, dtype):
     fwd, total = lstm_flops(T, B, I, H)
     tag = "f16" if dtype == np.float16 else "f32"
     from deepkern import _backend  # the recurrence the automatic choice takes, and why
-    
+
     code = _backend._DTYPE_CODES[np.dtype(dtype).name]
     for backward in (False, True):
         plan = _backend._cuda.lstm_path(lstm_params(T, B, I, H), code, backward)

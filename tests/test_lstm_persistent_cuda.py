@@ -32,10 +32,10 @@ CODES = {np.float32: 0, np.float64: 1, np.float16: 2}  # csrc/common/dtype.h
 
 
 @pytest.fixture(scope="module")
-
 def lstm_params(T, B, I, H):  # noqa: E741
     """The LstmParams dict the CUDA binding reads by field name."""
     return {"T": T, "B": B, "I": I, "H": H}
+
 
 def cp():
     return pytest.importorskip("cupy")

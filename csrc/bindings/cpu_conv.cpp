@@ -68,8 +68,8 @@ void register_conv(py::module_& m) {
         else
           bwd<double>(p, x, w, dy, dx, dw, db);
       },
-      py::arg("params"), py::arg("x"), py::arg("w"), py::arg("dy"), py::arg("dx").none(true),
-      py::arg("dw").none(true), py::arg("db").none(true),
+      py::arg("params"), py::arg("x"), py::arg("w"), py::arg("dy"), py::arg("dx").none(true), py::arg("dw").none(true),
+      py::arg("db").none(true),
       "Writes dx (N, C, H, W), dw (K, C/G, kh, kw) and db (K,) of sum(y * dy), each skipped where None.");
 }
 

@@ -53,13 +53,15 @@ void register_lstm(py::module_& m) {
         void* hp = required_ptr<void>(hT, op, "hT");
         void* cp = required_ptr<void>(cT, op, "cT");
         void* pp = required_ptr<void>(proj, op, "proj");
-        void *g = device_ptr<void>(gates), *xhp = device_ptr<void>(xh), *csp = device_ptr<void>(cs), *cb = device_ptr<void>(cbuf);
+        void *g = device_ptr<void>(gates), *xhp = device_ptr<void>(xh), *csp = device_ptr<void>(cs),
+             *cb = device_ptr<void>(cbuf);
         if ((xhp == nullptr) != (csp == nullptr) || (xhp != nullptr && g == nullptr))
           throw py::value_error("lstm_forward: a context needs gates, xh and cs (all three or none)");
         if (!csp && !cb) throw py::value_error("lstm_forward: 'cbuf' is required when 'cs' is None");
         py::gil_scoped_release nogil;
-        cuda::lstm_forward(p, static_cast<DType>(dtype), xp, device_ptr<const void>(h0), device_ptr<const void>(c0), wi, wh,
-                           device_ptr<const void>(b_ih), device_ptr<const void>(b_hh), yp, hp, cp, g, xhp, csp, pp, cb, stream);
+        cuda::lstm_forward(p, static_cast<DType>(dtype), xp, device_ptr<const void>(h0), device_ptr<const void>(c0), wi,
+                           wh, device_ptr<const void>(b_ih), device_ptr<const void>(b_hh), yp, hp, cp, g, xhp, csp, pp,
+                           cb, stream);
       },
       kForwardDoc, py::arg("params"), py::arg("dtype"), py::arg("x"), py::arg("h0").none(true),
       py::arg("c0").none(true), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih").none(true),
@@ -84,8 +86,8 @@ void register_lstm(py::module_& m) {
         void* dcb = required_ptr<void>(dcbuf, op, "dcbuf");
         py::gil_scoped_release nogil;
         cuda::lstm_backward(p, static_cast<DType>(dtype), xhp, wi, wh, g, csp, device_ptr<const void>(dy),
-                            device_ptr<const void>(dhT), device_ptr<const void>(dcT), dxp, device_ptr<void>(dh0), device_ptr<void>(dc0), dwi, dwh,
-                            device_ptr<void>(db), dg, dcb, stream);
+                            device_ptr<const void>(dhT), device_ptr<const void>(dcT), dxp, device_ptr<void>(dh0),
+                            device_ptr<void>(dc0), dwi, dwh, device_ptr<void>(db), dg, dcb, stream);
       },
       kBackwardDoc, py::arg("params"), py::arg("dtype"), py::arg("xh"), py::arg("w_ih"), py::arg("w_hh"),
       py::arg("gates"), py::arg("cs"), py::arg("dy").none(true), py::arg("dhT").none(true), py::arg("dcT").none(true),

@@ -2,10 +2,9 @@
 # numpy arrays of the op's dtype (float32 or float64; int64 indices, uint8 masks), allocated by the
 # functional layer; every function writes its outputs in place and returns None unless stated.
 # `params` is the op's params dict, one key per field of its struct in csrc/common/*_params.h (read
-# by name in csrc/bindings/fields.h; conv2d's arguments have no names yet, so its stub is positional
-# and still says Sequence). Optional arrays are None.
+# by name in csrc/bindings/*_fields.h). Optional arrays are None.
 # tests/test_stubs.py checks that this file names exactly the module's functions.
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Optional, Union
 
 import numpy as np
@@ -28,17 +27,16 @@ def gemm_kernel_name(dtype: str) -> str: ...
 def relu_forward(x: np.ndarray, y: np.ndarray, active: np.ndarray) -> None: ...
 def relu_backward(dy: np.ndarray, active: np.ndarray, dx: np.ndarray) -> None: ...
 def conv2d_forward(
-    params: Sequence[int], x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], y: np.ndarray, /
+    params: Mapping[str, int], x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], y: np.ndarray
 ) -> None: ...
 def conv2d_backward(
-    params: Sequence[int],
+    params: Mapping[str, int],
     x: np.ndarray,
     w: np.ndarray,
     dy: np.ndarray,
     dx: Optional[np.ndarray],
     dw: Optional[np.ndarray],
     db: Optional[np.ndarray],
-    /,
 ) -> None: ...
 def conv2d_plan(params: Mapping[str, int], dtype: str = "float32", threads: Optional[int] = None) -> dict[str, str]:
     """The lowering each pass takes (keys forward, dx, dw), e.g. 'winograd', 'shifted', 'im2col'."""

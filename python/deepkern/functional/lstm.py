@@ -8,7 +8,6 @@ PyTorch); its gradient is then None too. A forward's final (hT, cT) can be passe
 next call's (h0, c0), which is how truncated BPTT carries the state across windows.
 """
 
-
 import numpy as np
 
 from .._saved import watch
@@ -76,8 +75,6 @@ def _prepare(op, x, x_ndim, x_layout, state_names, h, c, w_ih, w_hh, b_ih, b_hh)
 def _dims(p):
     """(T, B, I, H) of the kernels' LstmParams dict (csrc/common/lstm_params.h, one key per field)."""
     return p["T"], p["B"], p["I"], p["H"]
-
-
 
 
 def _run_forward(op, backend, arrays, out_dt, comp_dt, params, return_ctx, given_weights):
