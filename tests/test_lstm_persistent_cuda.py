@@ -31,12 +31,12 @@ CASES = [
 CODES = {np.float32: 0, np.float64: 1, np.float16: 2}  # csrc/common/dtype.h
 
 
-@pytest.fixture(scope="module")
 def lstm_params(T, B, I, H):  # noqa: E741
     """The LstmParams dict the CUDA binding reads by field name."""
     return {"T": T, "B": B, "I": I, "H": H}
 
 
+@pytest.fixture(scope="module")
 def cp():
     return pytest.importorskip("cupy")
 
@@ -164,7 +164,7 @@ def test_binding_names_and_required_arrays(cp):
             b_hh=None, y=1, hT=1, cT=1, gates=None, xh=None, cs=None, proj=1, cbuf=1, stream=0,
         )  # fmt: skip
     with pytest.raises(ValueError, match="missing field 'T'"):
-        mod.lstm_path((1, 1, 1, 1), 1)
+        mod.lstm_path({"B": 1, "I": 1, "H": 1}, 1)
 
 
 _ORDER_SCRIPT = r"""
