@@ -316,19 +316,19 @@ def _gemm(cp, a, b, c, trans_a, trans_b, alpha, beta, tf32=False):
 
     M, K = (a.shape[1], a.shape[0]) if trans_a else a.shape
     N = b.shape[0] if trans_b else b.shape[1]
-    params = (
-        M,
-        N,
-        K,
-        a.strides[0] // a.itemsize,
-        b.strides[0] // b.itemsize,
-        c.strides[0] // c.itemsize,
-        trans_a,
-        trans_b,
-        alpha,
-        beta,
-        tf32,
-    )
+    params = {
+        "M": M,
+        "N": N,
+        "K": K,
+        "lda": a.strides[0] // a.itemsize,
+        "ldb": b.strides[0] // b.itemsize,
+        "ldc": c.strides[0] // c.itemsize,
+        "trans_a": int(trans_a),
+        "trans_b": int(trans_b),
+        "alpha": alpha,
+        "beta": beta,
+        "allow_tf32": int(tf32),
+    }
     _backend.backend_for(cp).call("gemm", params, a, b, c)
 
 

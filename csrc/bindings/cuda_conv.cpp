@@ -32,6 +32,24 @@ ConvCall conv_call(const py::dict& d) {
   return ConvCall{conv_params(d), tf32 != 0};
 }
 
+struct GemmCall {
+  cuda::GemmParams p;
+  bool tf32;
+};
+
+// nn/_matmul.py's dict: one key per GemmParams field plus allow_tf32.
+GemmCall gemm_call(const py::dict& d) {
+  static const FieldNames ints{"M", "N", "K", "lda", "ldb", "ldc", "trans_a", "trans_b", "allow_tf32"};
+  static const FieldNames reals{"alpha", "beta"};
+  int64_t M, N, K, lda, ldb, ldc, ta, tb, tf32;
+  double alpha, beta;
+  int64_t* int_fields[] = {&M, &N, &K, &lda, &ldb, &ldc, &ta, &tb, &tf32};
+  double* real_fields[] = {&alpha, &beta};
+  read_fields(d, ints, int_fields, "gemm params");
+  read_fields(d, reals, real_fields, "gemm params");
+  return GemmCall{cuda::GemmParams{M, N, K, lda, ldb, ldc, ta != 0, tb != 0, alpha, beta}, tf32 != 0};
+}
+
 void register_conv(py::module_& m) {
   m.def(
       "conv2d_forward",
@@ -73,24 +91,17 @@ void register_conv(py::module_& m) {
       "conv2d_backward_workspace accumulators, or None when that is 0.");
   m.def(
       "gemm",
-      [](const py::sequence& params, int dtype, uintptr_t a, uintptr_t b, uintptr_t c, uintptr_t stream) {
-        if (py::len(params) != 11)
-          throw py::value_error(
-              "gemm params: expected (M, N, K, lda, ldb, ldc, trans_a, trans_b, alpha, beta, allow_tf32)");
-        cuda::GemmParams p{params[0].cast<int64_t>(), params[1].cast<int64_t>(), params[2].cast<int64_t>(),
-                           params[3].cast<int64_t>(), params[4].cast<int64_t>(), params[5].cast<int64_t>(),
-                           params[6].cast<bool>(),    params[7].cast<bool>(),    params[8].cast<double>(),
-                           params[9].cast<double>()};
-        const bool tf32 = params[10].cast<bool>();
+      [](const py::dict& params, int dtype, uintptr_t a, uintptr_t b, uintptr_t c, uintptr_t stream) {
+        const GemmCall g = gemm_call(params);
         auto ap = required_ptr<const void>(a, "gemm", "a");
         auto bp = required_ptr<const void>(b, "gemm", "b");
         auto cp = required_ptr<void>(c, "gemm", "c");
         py::gil_scoped_release nogil;
-        cuda::gemm_plain(p, static_cast<DType>(dtype), tf32, ap, bp, cp, stream);
+        cuda::gemm_plain(g.p, static_cast<DType>(dtype), g.tf32, ap, bp, cp, stream);
       },
       py::arg("params"), py::arg("dtype"), py::arg("a"), py::arg("b"), py::arg("c"), py::arg("stream"),
-      "C = alpha * op(A) @ op(B) + beta * C on the GPU; params = (M, N, K, lda, ldb, ldc, trans_a, trans_b,\n"
-      "alpha, beta, allow_tf32).");
+      "C = alpha * op(A) @ op(B) + beta * C on the GPU; params: dict with the GemmParams fields M, N, K,\n"
+      "lda, ldb, ldc, trans_a, trans_b (ints), alpha, beta (reals) and allow_tf32 (0 or 1).");
 }
 
 DK_REGISTER_BINDINGS(register_conv);

@@ -2,10 +2,9 @@
 # deepkern._cuda_sim has the same API. Arrays travel as device pointers (int, cupy's data.ptr; None for
 # an absent optional array), with the dtype code of csrc/common/dtype.h and the cupy stream's pointer;
 # outputs are written in place. `params` is the op's params dict, one key per field of its struct in
-# csrc/common/*_params.h, read by name in csrc/bindings/*_fields.h (conv2d's adds allow_tf32; gemm
-# still takes its sequence).
+# csrc/common/*_params.h, read by name (csrc/bindings/fields.h); conv2d's and gemm's add allow_tf32.
 # tests/test_stubs.py checks that this file names exactly the module's functions where it imports.
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Optional, Union
 
 def attention_forward(
@@ -54,7 +53,7 @@ def conv2d_backward(
     ws: int | None,
     stream: int,
 ) -> None: ...
-def gemm(params: Sequence[float], dtype: int, a: int, b: int, c: int, stream: int) -> None: ...
+def gemm(params: Mapping[str, Union[int, float]], dtype: int, a: int, b: int, c: int, stream: int) -> None: ...
 def lstm_forward(
     params: Mapping[str, int],
     dtype: int,

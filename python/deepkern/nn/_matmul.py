@@ -30,19 +30,19 @@ def _device_gemm(a, b, trans_a, trans_b, out):
     m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
     n = b.shape[0] if trans_b else b.shape[1]
     c = be.empty((m, n), a.dtype) if out is None else out
-    params = (
-        m,
-        n,
-        k,
-        a.shape[1],
-        b.shape[1],
-        n,
-        bool(trans_a),
-        bool(trans_b),
-        1.0,
-        0.0 if out is None else 1.0,
-        get_allow_tf32(),
-    )
+    params = {
+        "M": m,
+        "N": n,
+        "K": k,
+        "lda": a.shape[1],
+        "ldb": b.shape[1],
+        "ldc": n,
+        "trans_a": int(bool(trans_a)),
+        "trans_b": int(bool(trans_b)),
+        "alpha": 1.0,
+        "beta": 0.0 if out is None else 1.0,
+        "allow_tf32": int(get_allow_tf32()),
+    }
     be.call("gemm", params, a, b, c)
     return c
 
