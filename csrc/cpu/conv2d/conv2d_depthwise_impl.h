@@ -194,6 +194,8 @@ inline void dw_blocks(const T* g, const T* xr, const Conv2dParams& p, int64_t b0
 
 constexpr int64_t kMaxBlockedTaps = 64;  // vector accumulators on the stack (4 KiB at 64 bytes each)
 
+// Over 80 lines: dx (a forward on dy, or the scatter) and then dw, both over the per-tap live-column
+// table built once at the top; each part is its own commented region below.
 template <typename T>
 void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* dx, T* dw) {
   const int64_t m = p.K / p.C, taps = p.kh * p.kw;

@@ -53,6 +53,9 @@ struct LstmFwdStep {
   T* c_final;
 };
 
+// Over 80 lines, kept whole as the step's algorithm in order (recurrent GEMM tile, gates, cell
+// update, stores), as the attention kernels are: a device-function split would hide the shared
+// memory and register budget that ptxas must see at once (csrc/cuda/kernels.toml checks it).
 template <typename T, typename A>
 __global__ void __launch_bounds__(lstm_step::kThreads) lstm_fwd_step_kernel(LstmFwdStep<T, A> s) {
   using namespace lstm_step;
