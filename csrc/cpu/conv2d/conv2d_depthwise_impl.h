@@ -26,6 +26,12 @@
 
 namespace dk::cpu::DK_DW_NS {
 
+#if defined(__GNUC__) && !defined(__clang__)
+#define DK_DW_NO_VECTORIZE __attribute__((optimize("no-tree-vectorize")))
+#else
+#define DK_DW_NO_VECTORIZE
+#endif
+
 constexpr int kDwVecBytes = kVecBytes;
 
 inline int64_t dmin(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -51,21 +57,49 @@ inline bool dw_parallel(const Conv2dParams& p) {
   return worth_threads(p.N * (p.C * p.in_plane() + p.K * p.out_plane()) * 4);
 }
 
-// V outputs at columns col0, col0 + s, ...: sum over rows [i_lo, i_hi) and all kw taps.
-template <typename T, int S, int V>
-inline void fwd_block(const T* xc, const T* wk, const Conv2dParams& p, int64_t h0, int64_t i_lo, int64_t i_hi,
-                      int64_t col0, T bias, T* y) {
+// U blocks of V outputs each, block u at columns col[u], col[u] + s, ...: sum over rows
+// [i_lo, i_hi) and all kw taps. The U sums are independent chains of FMAs (one block alone waits
+// on each FMA's latency); every output still adds its taps in (i, j) order.
+template <typename T, int S, int V, int U>
+inline void fwd_blocks(const T* xc, const T* wk, const Conv2dParams& p, int64_t h0, int64_t i_lo, int64_t i_hi,
+                       const int64_t* col, T bias, T* const* y) {
   typedef T TV __attribute__((vector_size(V * sizeof(T))));
   const int64_t s = S > 0 ? S : p.sw;
-  TV acc;
-  for (int v = 0; v < V; ++v) acc[v] = bias;
+  TV acc[U];
+  for (int u = 0; u < U; ++u)
+    for (int v = 0; v < V; ++v) acc[u][v] = bias;
   for (int64_t i = i_lo; i < i_hi; ++i) {
-    const T* xr = xc + (h0 + i * p.dh) * p.W + col0;
+    const T* xr = xc + (h0 + i * p.dh) * p.W;
     for (int64_t j = 0; j < p.kw; ++j) {
-      acc += wk[i * p.kw + j] * load_strided<TV, T, S, V>(xr + j * p.dw, s);
+      const T wv = wk[i * p.kw + j];
+      for (int u = 0; u < U; ++u) acc[u] += wv * load_strided<TV, T, S, V>(xr + col[u] + j * p.dw, s);
     }
   }
-  std::memcpy(y, &acc, sizeof acc);
+  for (int u = 0; u < U; ++u) std::memcpy(y[u], &acc[u], sizeof acc[u]);
+}
+
+// The nb blocks of one output row starting at output columns ob[0..nb), in groups of up to 4.
+template <typename T, int S, int V>
+inline void fwd_row_blocks(const T* xc, const T* wk, const Conv2dParams& p, int64_t h0, int64_t i_lo, int64_t i_hi,
+                           const int64_t* ob, int64_t nb, T bias, T* yr) {
+  constexpr int U = 4;
+  for (int64_t b0 = 0; b0 < nb; b0 += U) {
+    int64_t col[U];
+    T* yo[U];
+    const int n = int(dmin(U, nb - b0));
+    for (int u = 0; u < n; ++u) {
+      col[u] = ob[b0 + u] * p.sw - p.pw;
+      yo[u] = yr + ob[b0 + u];
+    }
+    if (n == 4)
+      fwd_blocks<T, S, V, 4>(xc, wk, p, h0, i_lo, i_hi, col, bias, yo);
+    else if (n == 3)
+      fwd_blocks<T, S, V, 3>(xc, wk, p, h0, i_lo, i_hi, col, bias, yo);
+    else if (n == 2)
+      fwd_blocks<T, S, V, 2>(xc, wk, p, h0, i_lo, i_hi, col, bias, yo);
+    else
+      fwd_blocks<T, S, V, 1>(xc, wk, p, h0, i_lo, i_hi, col, bias, yo);
+  }
 }
 
 template <typename T>
@@ -94,59 +128,78 @@ void fwd_row_padded(const Conv2dParams& p, const T* xc, const T* wk, T bias, int
   }
 }
 
+// The edge columns of one output row, ed[3e..3e+3) = (column, first live tap, end of live taps).
+// Scalar on purpose: the few taps per column are too few for the compiler's in-order vector
+// reduction, whose setup cost more than the taps themselves.
+template <typename T>
+DK_DW_NO_VECTORIZE void fwd_edges(const Conv2dParams& p, const T* xc, const T* wk, T bias, int64_t h0, int64_t i_lo,
+                                  int64_t i_hi, const int64_t* ed, int64_t ne, T* yr) {
+  for (int64_t e = 0; e < ne; ++e) {
+    const int64_t ow = ed[3 * e], j_lo = ed[3 * e + 1], j_hi = ed[3 * e + 2];
+    const int64_t c0 = ow * p.sw - p.pw;
+    T acc = bias;
+    for (int64_t i = i_lo; i < i_hi; ++i) {
+      const T* xr = xc + (h0 + i * p.dh) * p.W + c0;
+      for (int64_t j = j_lo; j < j_hi; ++j) acc += wk[i * p.kw + j] * xr[j * p.dw];
+    }
+    yr[ow] = acc;
+  }
+}
+
+// Over 80 lines: the per-call column tables, then one task per (plane, chunk of rows).
 template <typename T>
 void dw_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
   constexpr int V = kDwVecBytes / sizeof(T);
-  const int64_t m = p.K / p.C, rows = p.N * p.K * p.Ho, taps = p.kh * p.kw;
+  const int64_t m = p.K / p.C, planes = p.N * p.K, taps = p.kh * p.kw;
   // columns whose windows lie wholly inside the row
   const int64_t last = p.W - 1 - (p.kw - 1) * p.dw + p.pw;
   const int64_t in_lo = dmin(cdiv(p.pw, p.sw), p.Wo), in_hi = last < 0 ? 0 : dmin(last / p.sw + 1, p.Wo);
   const bool blocks = in_hi - in_lo >= V;
+  const int64_t lo = blocks ? in_lo : 0, hi = blocks ? in_hi : 0;  // the block columns
+  // Per-call tables (the same for every row; per row their divisions cost more than the row's
+  // multiply-adds): the blocks' first columns (the last block may overlap the one before), and each
+  // edge column's live taps [j_lo, j_hi). new[], not std::vector: no std:: template in an ISA copy.
+  const int64_t nb = blocks ? cdiv(hi - lo, V) : 0, ne = p.Wo - (hi - lo);
+  int64_t* ob = new int64_t[size_t(nb + 3 * ne + 1)];
+  int64_t* ed = ob + nb;  // (ow, j_lo, j_hi) per edge column
+  for (int64_t t = 0; t < nb; ++t) ob[t] = dmin(lo + t * V, hi - V);
+  for (int64_t ow = 0, e = 0; ow < p.Wo; ++ow) {
+    if (ow >= lo && ow < hi) continue;
+    ed[3 * e] = ow;
+    tap_range(ow * p.sw - p.pw, p.kw, p.dw, p.W, ed[3 * e + 1], ed[3 * e + 2]);
+    ++e;
+  }
+  // rows split into chunks only when there are too few planes to keep the threads busy
+  const int64_t want = 4 * int64_t(num_threads());
+  const int64_t chunks = planes >= want ? 1 : dmin(p.Ho, cdiv(want, planes));
+  const int64_t rows_per = cdiv(p.Ho, chunks);
 #pragma omp parallel for schedule(static) num_threads(num_threads()) if (dw_parallel(p))
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t oh = r % p.Ho, nk = r / p.Ho, k = nk % p.K, n = nk / p.K;
+  for (int64_t task = 0; task < planes * chunks; ++task) {
+    const int64_t nk = task / chunks, k = nk % p.K, n = nk / p.K;
+    const int64_t oh0 = (task % chunks) * rows_per, oh1 = dmin(oh0 + rows_per, p.Ho);
     const T* xc = x + (n * p.C + k / m) * p.in_plane();
     const T* wk = w + k * taps;
     const T bias = b ? b[k] : T(0);
-    T* yr = y + r * p.Wo;
-    const int64_t h0 = oh * p.sh - p.ph;
-    if (!finite_taps(wk, taps)) {
-      fwd_row_padded(p, xc, wk, bias, h0, yr);
-      continue;
-    }
-    int64_t i_lo, i_hi;
-    tap_range(h0, p.kh, p.dh, p.H, i_lo, i_hi);
-    int64_t lo = 0, hi = 0;  // the block columns
-    if (blocks) {
-      lo = in_lo;
-      hi = in_hi;
-      for (int64_t ow = lo; ow < hi; ow += V) {
-        const int64_t o = dmin(ow, hi - V);  // the last block may overlap the one before
-        const int64_t col0 = o * p.sw - p.pw;
-        if (p.sw == 1)
-          fwd_block<T, 1, V>(xc, wk, p, h0, i_lo, i_hi, col0, bias, yr + o);
-        else if (p.sw == 2)
-          fwd_block<T, 2, V>(xc, wk, p, h0, i_lo, i_hi, col0, bias, yr + o);
-        else
-          fwd_block<T, 0, V>(xc, wk, p, h0, i_lo, i_hi, col0, bias, yr + o);
-      }
-    }
-    for (int64_t ow = 0; ow < p.Wo; ++ow) {
-      if (ow == lo && hi > lo) {
-        ow = hi - 1;
+    const bool finite = finite_taps(wk, taps);
+    for (int64_t oh = oh0; oh < oh1; ++oh) {
+      T* yr = y + (nk * p.Ho + oh) * p.Wo;
+      const int64_t h0 = oh * p.sh - p.ph;
+      if (!finite) {
+        fwd_row_padded(p, xc, wk, bias, h0, yr);
         continue;
       }
-      const int64_t c0 = ow * p.sw - p.pw;
-      int64_t j_lo, j_hi;
-      tap_range(c0, p.kw, p.dw, p.W, j_lo, j_hi);
-      T acc = bias;
-      for (int64_t i = i_lo; i < i_hi; ++i) {
-        const T* xr = xc + (h0 + i * p.dh) * p.W + c0;
-        for (int64_t j = j_lo; j < j_hi; ++j) acc += wk[i * p.kw + j] * xr[j * p.dw];
-      }
-      yr[ow] = acc;
+      int64_t i_lo = 0, i_hi = p.kh;
+      if (h0 < 0 || h0 + (p.kh - 1) * p.dh >= p.H) tap_range(h0, p.kh, p.dh, p.H, i_lo, i_hi);
+      if (p.sw == 1)
+        fwd_row_blocks<T, 1, V>(xc, wk, p, h0, i_lo, i_hi, ob, nb, bias, yr);
+      else if (p.sw == 2)
+        fwd_row_blocks<T, 2, V>(xc, wk, p, h0, i_lo, i_hi, ob, nb, bias, yr);
+      else
+        fwd_row_blocks<T, 0, V>(xc, wk, p, h0, i_lo, i_hi, ob, nb, bias, yr);
+      fwd_edges(p, xc, wk, bias, h0, i_lo, i_hi, ed, ne, yr);
     }
   }
+  delete[] ob;
 }
 
 template <typename T, int S>
