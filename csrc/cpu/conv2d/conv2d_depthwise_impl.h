@@ -109,95 +109,88 @@ inline bool finite_taps(const T* wk, int64_t taps) {
   return z == T(0);
 }
 
-// One output row with every tap, padding read as 0: a non-finite weight times a padding zero is
-// NaN in the true sum (and in the GEMM paths), which the clipped loops below would skip.
+// Output columns [0, Wo) of one row on a padded input (every tap live), one at a time: rows
+// narrower than one vector block.
 template <typename T>
-void fwd_row_padded(const Conv2dParams& p, const T* xc, const T* wk, T bias, int64_t h0, T* yr) {
+DK_DW_NO_VECTORIZE void fwd_row_scalar(const Conv2dParams& p, const T* xr, int64_t Wp, const T* wk, T bias, T* yr) {
   for (int64_t ow = 0; ow < p.Wo; ++ow) {
-    const int64_t c0 = ow * p.sw - p.pw;
     T acc = bias;
-    for (int64_t i = 0; i < p.kh; ++i) {
-      const int64_t ih = h0 + i * p.dh;
-      for (int64_t j = 0; j < p.kw; ++j) {
-        const int64_t iw = c0 + j * p.dw;
-        const T v = (ih >= 0 && ih < p.H && iw >= 0 && iw < p.W) ? xc[ih * p.W + iw] : T(0);
-        acc += wk[i * p.kw + j] * v;
-      }
-    }
+    for (int64_t i = 0; i < p.kh; ++i)
+      for (int64_t j = 0; j < p.kw; ++j) acc += wk[i * p.kw + j] * xr[i * p.dh * Wp + ow * p.sw + j * p.dw];
     yr[ow] = acc;
   }
 }
 
-// The edge columns of one output row, ed[3e..3e+3) = (column, first live tap, end of live taps).
-// Scalar on purpose: the few taps per column are too few for the compiler's in-order vector
-// reduction, whose setup cost more than the taps themselves.
-template <typename T>
-DK_DW_NO_VECTORIZE void fwd_edges(const Conv2dParams& p, const T* xc, const T* wk, T bias, int64_t h0, int64_t i_lo,
-                                  int64_t i_hi, const int64_t* ed, int64_t ne, T* yr) {
-  for (int64_t e = 0; e < ne; ++e) {
-    const int64_t ow = ed[3 * e], j_lo = ed[3 * e + 1], j_hi = ed[3 * e + 2];
-    const int64_t c0 = ow * p.sw - p.pw;
-    T acc = bias;
-    for (int64_t i = i_lo; i < i_hi; ++i) {
-      const T* xr = xc + (h0 + i * p.dh) * p.W + c0;
-      for (int64_t j = j_lo; j < j_hi; ++j) acc += wk[i * p.kw + j] * xr[j * p.dw];
-    }
-    yr[ow] = acc;
-  }
-}
-
-// Over 80 lines: the per-call column tables, then one task per (plane, chunk of rows).
+// Over 80 lines: the per-call block table and row chunks, then one task per (plane, chunk of rows).
+// Each task first copies its input rows into a zero-padded buffer (when there is padding), so
+// every output column goes in vector blocks with all kh*kw taps: no edge columns, no clipped
+// tap ranges. The padding zeros are added like the true sum adds them (a non-finite weight
+// times a padding zero is NaN there too); the live taps keep their (i, j) order.
 template <typename T>
 void dw_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
   constexpr int V = kDwVecBytes / sizeof(T);
   const int64_t m = p.K / p.C, planes = p.N * p.K, taps = p.kh * p.kw;
-  // columns whose windows lie wholly inside the row
-  const int64_t last = p.W - 1 - (p.kw - 1) * p.dw + p.pw;
-  const int64_t in_lo = dmin(cdiv(p.pw, p.sw), p.Wo), in_hi = last < 0 ? 0 : dmin(last / p.sw + 1, p.Wo);
-  const bool blocks = in_hi - in_lo >= V;
-  const int64_t lo = blocks ? in_lo : 0, hi = blocks ? in_hi : 0;  // the block columns
-  // Per-call tables (the same for every row; per row their divisions cost more than the row's
-  // multiply-adds): the blocks' first columns (the last block may overlap the one before), and each
-  // edge column's live taps [j_lo, j_hi). new[], not std::vector: no std:: template in an ISA copy.
-  const int64_t nb = blocks ? cdiv(hi - lo, V) : 0, ne = p.Wo - (hi - lo);
-  int64_t* ob = new int64_t[size_t(nb + 3 * ne + 1)];
-  int64_t* ed = ob + nb;  // (ow, j_lo, j_hi) per edge column
-  for (int64_t t = 0; t < nb; ++t) ob[t] = dmin(lo + t * V, hi - V);
-  for (int64_t ow = 0, e = 0; ow < p.Wo; ++ow) {
-    if (ow >= lo && ow < hi) continue;
-    ed[3 * e] = ow;
-    tap_range(ow * p.sw - p.pw, p.kw, p.dw, p.W, ed[3 * e + 1], ed[3 * e + 2]);
-    ++e;
-  }
-  // rows split into chunks only when there are too few planes to keep the threads busy
+  const bool pad = p.ph > 0 || p.pw > 0;
+  const int64_t Wp = p.W + 2 * p.pw;  // buffer row length
+  // the blocks' first output columns (the last may overlap the one before); none when Wo < V.
+  // new[], not std::vector: no std:: template in an ISA copy
+  const int64_t nb = p.Wo >= V ? cdiv(p.Wo, V) : 0;
+  int64_t* ob = new int64_t[size_t(nb + 1)];
+  for (int64_t t = 0; t < nb; ++t) ob[t] = dmin(t * V, p.Wo - V);
+  // rows in chunks: enough tasks for the threads, and a chunk's padded input rows in ~128 KiB
   const int64_t want = 4 * int64_t(num_threads());
-  const int64_t chunks = planes >= want ? 1 : dmin(p.Ho, cdiv(want, planes));
-  const int64_t rows_per = cdiv(p.Ho, chunks);
-#pragma omp parallel for schedule(static) num_threads(num_threads()) if (dw_parallel(p))
-  for (int64_t task = 0; task < planes * chunks; ++task) {
-    const int64_t nk = task / chunks, k = nk % p.K, n = nk / p.K;
-    const int64_t oh0 = (task % chunks) * rows_per, oh1 = dmin(oh0 + rows_per, p.Ho);
-    const T* xc = x + (n * p.C + k / m) * p.in_plane();
-    const T* wk = w + k * taps;
-    const T bias = b ? b[k] : T(0);
-    const bool finite = finite_taps(wk, taps);
-    for (int64_t oh = oh0; oh < oh1; ++oh) {
-      T* yr = y + (nk * p.Ho + oh) * p.Wo;
-      const int64_t h0 = oh * p.sh - p.ph;
-      if (!finite) {
-        fwd_row_padded(p, xc, wk, bias, h0, yr);
-        continue;
+  int64_t rows_per = planes >= want ? p.Ho : cdiv(p.Ho, dmin(p.Ho, cdiv(want, planes)));
+  const int64_t span = (p.kh - 1) * p.dh + 1;
+  while (pad && rows_per > 1 && ((rows_per - 1) * p.sh + span) * Wp * int64_t(sizeof(T)) > (int64_t(1) << 17))
+    rows_per = cdiv(rows_per, 2);
+  const int64_t chunks = cdiv(p.Ho, rows_per);
+  const int64_t buf_rows = pad ? (rows_per - 1) * p.sh + span : 0;
+#pragma omp parallel num_threads(num_threads()) if (dw_parallel(p))
+  {
+    T* buf = pad ? new T[size_t(buf_rows * Wp)] : nullptr;
+#pragma omp for schedule(static)
+    for (int64_t task = 0; task < planes * chunks; ++task) {
+      const int64_t nk = task / chunks, k = nk % p.K, n = nk / p.K;
+      const int64_t oh0 = (task % chunks) * rows_per, oh1 = dmin(oh0 + rows_per, p.Ho);
+      const T* xc = x + (n * p.C + k / m) * p.in_plane();
+      const T* wk = w + k * taps;
+      const T bias = b ? b[k] : T(0);
+      // the input as read by output row oh: rows from src + (oh - oh0) * sh * ld, ld apart
+      const T* src = xc + (oh0 * p.sh) * p.W;
+      int64_t ld = p.W;
+      if (pad) {
+        const int64_t r0 = oh0 * p.sh - p.ph, nr = (oh1 - 1 - oh0) * p.sh + span;
+        for (int64_t r = 0; r < nr; ++r) {
+          T* dst = buf + r * Wp;
+          const int64_t ih = r0 + r;
+          if (ih < 0 || ih >= p.H) {
+            std::memset(dst, 0, sizeof(T) * size_t(Wp));
+            continue;
+          }
+          std::memset(dst, 0, sizeof(T) * size_t(p.pw));
+          std::memcpy(dst + p.pw, xc + ih * p.W, sizeof(T) * size_t(p.W));
+          std::memset(dst + p.pw + p.W, 0, sizeof(T) * size_t(p.pw));
+        }
+        src = buf;
+        ld = Wp;
       }
-      int64_t i_lo = 0, i_hi = p.kh;
-      if (h0 < 0 || h0 + (p.kh - 1) * p.dh >= p.H) tap_range(h0, p.kh, p.dh, p.H, i_lo, i_hi);
-      if (p.sw == 1)
-        fwd_row_blocks<T, 1, V>(xc, wk, p, h0, i_lo, i_hi, ob, nb, bias, yr);
-      else if (p.sw == 2)
-        fwd_row_blocks<T, 2, V>(xc, wk, p, h0, i_lo, i_hi, ob, nb, bias, yr);
-      else
-        fwd_row_blocks<T, 0, V>(xc, wk, p, h0, i_lo, i_hi, ob, nb, bias, yr);
-      fwd_edges(p, xc, wk, bias, h0, i_lo, i_hi, ed, ne, yr);
+      Conv2dParams q = p;  // the padded geometry the blocks read
+      q.W = ld;
+      q.pw = 0;
+      for (int64_t oh = oh0; oh < oh1; ++oh) {
+        T* yr = y + (nk * p.Ho + oh) * p.Wo;
+        const T* xr = src + (oh - oh0) * p.sh * ld;
+        if (nb == 0)
+          fwd_row_scalar(p, xr, ld, wk, bias, yr);
+        else if (p.sw == 1)
+          fwd_row_blocks<T, 1, V>(xr, wk, q, 0, 0, p.kh, ob, nb, bias, yr);
+        else if (p.sw == 2)
+          fwd_row_blocks<T, 2, V>(xr, wk, q, 0, 0, p.kh, ob, nb, bias, yr);
+        else
+          fwd_row_blocks<T, 0, V>(xr, wk, q, 0, 0, p.kh, ob, nb, bias, yr);
+      }
     }
+    delete[] buf;
   }
   delete[] ob;
 }
