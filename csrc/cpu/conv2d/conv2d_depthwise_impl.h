@@ -267,38 +267,59 @@ void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
     dx = nullptr;  // done
   }
   if (dx) {
-#pragma omp parallel for schedule(static) num_threads(num_threads()) if (dw_parallel(p))
-    for (int64_t pl = 0; pl < p.N * p.C; ++pl) {
-      const int64_t n = pl / p.C, c = pl % p.C;
-      T* dxp = dx + pl * p.in_plane();
-      std::memset(dxp, 0, sizeof(T) * p.in_plane());
-      for (int64_t q = 0; q < m; ++q) {
-        const int64_t k = c * m + q;
-        const T* wk = w + k * taps;
-        const T* dyk = dy + (n * p.K + k) * p.out_plane();
-        for (int64_t oh = 0; oh < p.Ho; ++oh) {
-          const int64_t h0 = oh * p.sh - p.ph;
-          int64_t i_lo, i_hi;
-          tap_range(h0, p.kh, p.dh, p.H, i_lo, i_hi);
-          const T* g = dyk + oh * p.Wo;
-          for (int64_t i = i_lo; i < i_hi; ++i) {
-            T* dr = dxp + (h0 + i * p.dh) * p.W;
-            for (int64_t j = 0; j < p.kw; ++j) {
-              const int64_t off = j * p.dw - p.pw;
-              const int64_t lo = jr[2 * j], hi = jr[2 * j + 1];
-              if (lo >= hi) continue;
-              const T wv = wk[i * p.kw + j];
-              if (p.sw == 1)
-                scatter_row<T, 1>(g, wv, lo, hi, 1, dr + off);
-              else if (p.sw == 2)
-                scatter_row<T, 2>(g, wv, lo, hi, 2, dr + off);
-              else
-                scatter_row<T, 0>(g, wv, lo, hi, p.sw, dr + off);
+    // For sw > 1 each plane's sums go to a phase-major buffer first (row ih, phase iw % sw, index
+    // iw / sw): a tap's outputs then land on consecutive elements (a vector FMA, not one strided
+    // store each), and one pass per row interleaves the phases into dx. Same sums, same order.
+    const int64_t sw = p.sw, Wq = cdiv(p.W, sw) + 1;
+    int64_t* jb = new int64_t[size_t(p.kw)];  // tap j's first element in a buffer row
+    for (int64_t j = 0; j < p.kw; ++j) {
+      const int64_t off = j * p.dw - p.pw;
+      jb[j] = (off - fdiv(off, sw) * sw) * Wq + fdiv(off, sw);
+    }
+#pragma omp parallel num_threads(num_threads()) if (dw_parallel(p))
+    {
+      T* pb = sw > 1 ? new T[size_t(p.H * sw * Wq)] : nullptr;
+#pragma omp for schedule(static)
+      for (int64_t pl = 0; pl < p.N * p.C; ++pl) {
+        const int64_t n = pl / p.C, c = pl % p.C;
+        T* dxp = dx + pl * p.in_plane();
+        T* acc = sw > 1 ? pb : dxp;
+        const int64_t ld = sw > 1 ? sw * Wq : p.W;
+        std::memset(acc, 0, sizeof(T) * size_t(p.H * ld));
+        for (int64_t q = 0; q < m; ++q) {
+          const int64_t k = c * m + q;
+          const T* wk = w + k * taps;
+          const T* dyk = dy + (n * p.K + k) * p.out_plane();
+          for (int64_t oh = 0; oh < p.Ho; ++oh) {
+            const int64_t h0 = oh * p.sh - p.ph;
+            int64_t i_lo, i_hi;
+            tap_range(h0, p.kh, p.dh, p.H, i_lo, i_hi);
+            const T* g = dyk + oh * p.Wo;
+            for (int64_t i = i_lo; i < i_hi; ++i) {
+              T* dr = acc + (h0 + i * p.dh) * ld;
+              for (int64_t j = 0; j < p.kw; ++j) {
+                const int64_t lo = jr[2 * j], hi = jr[2 * j + 1];
+                if (lo >= hi) continue;
+                const T wv = wk[i * p.kw + j];
+                if (sw == 1)
+                  scatter_row<T, 1>(g, wv, lo, hi, 1, dr + j * p.dw - p.pw);
+                else
+                  scatter_row<T, 1>(g, wv, lo, hi, 1, dr + jb[j]);
+              }
             }
           }
         }
+        if (sw > 1)
+          for (int64_t ih = 0; ih < p.H; ++ih)
+            for (int64_t ph = 0; ph < sw; ++ph) {
+              const T* src = pb + ih * ld + ph * Wq;
+              T* dst = dxp + ih * p.W;
+              for (int64_t t = 0; t * sw + ph < p.W; ++t) dst[t * sw + ph] = src[t];
+            }
       }
+      delete[] pb;
     }
+    delete[] jb;
   }
   if (dw) {
     constexpr int V = kDwVecBytes / sizeof(T);
