@@ -309,7 +309,19 @@ void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
             }
           }
         }
-        if (sw > 1)
+        if (sw == 2)  // a two-stream interleave the compiler vectorises
+          for (int64_t ih = 0; ih < p.H; ++ih) {
+            const T* ev = pb + ih * ld;
+            const T* od = ev + Wq;
+            T* dst = dxp + ih * p.W;
+            const int64_t half = p.W / 2;
+            for (int64_t t = 0; t < half; ++t) {
+              dst[2 * t] = ev[t];
+              dst[2 * t + 1] = od[t];
+            }
+            if (p.W % 2) dst[p.W - 1] = ev[half];
+          }
+        else if (sw > 2)
           for (int64_t ih = 0; ih < p.H; ++ih)
             for (int64_t ph = 0; ph < sw; ++ph) {
               const T* src = pb + ih * ld + ph * Wq;
