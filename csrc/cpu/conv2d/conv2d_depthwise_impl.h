@@ -34,6 +34,18 @@ namespace dk::cpu::DK_DW_NS {
 
 constexpr int kDwVecBytes = kVecBytes;
 
+// The unsigned integer as wide as T (no std:: template in an ISA copy).
+template <int Bytes>
+struct UintOf;
+template <>
+struct UintOf<4> {
+  typedef uint32_t type;
+};
+template <>
+struct UintOf<8> {
+  typedef uint64_t type;
+};
+
 inline int64_t dmin(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t dmax(int64_t a, int64_t b) { return a > b ? a : b; }
 inline int64_t cdiv(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
@@ -224,15 +236,21 @@ inline bool dx_as_forward(const Conv2dParams& p) {
 // the row): each dy vector is loaded once and multiplied into the kw taps of kernel row i,
 // whose sums stay in vector accumulators (flushed to double once per sample by the caller).
 // The last block ends at b1 and overlaps the one before: its lanes already counted are zeroed.
-template <typename T, int S, int V, typename TV>
-inline void dw_blocks(const T* g, const T* xr, const Conv2dParams& p, int64_t b0, int64_t b1, TV* acc) {
+// keep: all-ones in the lanes of the last block that are new, zero in those already counted (a
+// bitwise AND: multiplying by 0 would turn an Inf or NaN dy into NaN).
+template <typename T, int S, int V, typename TV, typename UV>
+inline void dw_blocks(const T* g, const T* xr, const Conv2dParams& p, int64_t b0, int64_t b1, UV keep, TV* acc) {
   const int64_t s = S > 0 ? S : p.sw;
   for (int64_t o = b0; o < b1; o += V) {
     const int64_t at = o + V <= b1 ? o : b1 - V;
     TV gv;
     std::memcpy(&gv, g + at, sizeof gv);
-    if (at != o)
-      for (int v = 0; v < V; ++v) gv[v] = at + v < o ? T(0) : gv[v];
+    if (at != o) {
+      UV bits;
+      std::memcpy(&bits, &gv, sizeof bits);
+      bits &= keep;
+      std::memcpy(&gv, &bits, sizeof gv);
+    }
     const T* src = xr + at * s - p.pw;
     for (int64_t j = 0; j < p.kw; ++j) acc[j] += gv * load_strided<TV, T, S, V>(src + j * p.dw, s);
   }
@@ -341,6 +359,11 @@ void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
     const int64_t in_lo = dmin(cdiv(p.pw, p.sw), p.Wo), in_hi = last < 0 ? 0 : dmin(last / p.sw + 1, p.Wo);
     const bool blocked = taps <= kMaxBlockedTaps && p.sw <= 2 && in_hi - in_lo >= V;
     const int64_t b0 = blocked ? in_lo : 0, b1 = blocked ? in_hi : 0;
+    typedef typename UintOf<sizeof(T)>::type U;
+    typedef U UV __attribute__((vector_size(V * sizeof(T))));
+    UV keep;  // the last block's lanes past the full blocks (see dw_blocks)
+    const int64_t shift = blocked ? (V - (b1 - b0) % V) % V : 0;
+    for (int v = 0; v < V; ++v) keep[v] = v < shift ? U(0) : ~U(0);
 #pragma omp parallel for schedule(static) num_threads(num_threads()) if (dw_parallel(p))
     for (int64_t k = 0; k < p.K; ++k) {
       // rows summed in T lanes, samples added in double (new[], not std::vector: no std:: template may be
@@ -361,9 +384,9 @@ void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
             const T* xr = xc + (h0 + i * p.dh) * p.W;
             if (blocked) {
               if (p.sw == 1)
-                dw_blocks<T, 1, V>(g, xr, p, b0, b1, vacc + i * p.kw);
+                dw_blocks<T, 1, V>(g, xr, p, b0, b1, keep, vacc + i * p.kw);
               else
-                dw_blocks<T, 2, V>(g, xr, p, b0, b1, vacc + i * p.kw);
+                dw_blocks<T, 2, V>(g, xr, p, b0, b1, keep, vacc + i * p.kw);
             }
             for (int64_t j = 0; j < p.kw; ++j) {
               const int64_t off = j * p.dw - p.pw;
