@@ -4,11 +4,12 @@
 // conv2d_depthwise_isa.h, which sets DK_DW_NS inside the copy's DK_ISA_NAMESPACE.
 //
 // No GEMM: a depthwise layer does kh*kw multiply-adds per output, too few to pack for. Forward:
-// one task per output row; the columns whose windows lie inside the row go in vector blocks of V
-// outputs that keep their sums in a register across all kh*kw taps (one load + one FMA per tap
-// and V outputs), the edge columns one at a time. dx: for stride 1 and K = C the same forward on
-// dy with flipped weights; otherwise one task per input plane, each tap of each of its m output
-// channels scattered along the row. dw: one task per output channel; the interior columns in
+// one task per (plane, chunk of rows), its input rows first copied into a zero-padded buffer; every
+// output column then goes in vector blocks of V outputs that keep their sums in registers across
+// all kh*kw taps (4 blocks per pass: independent FMA chains). dx: for stride 1 and K = C the same
+// forward on dy with flipped weights; otherwise one task per input plane, each tap of each of its m
+// output channels scattered along the row (for stride > 1 into a phase-major buffer, so the scatter
+// is contiguous). dw: one task per output channel; the interior columns in
 // blocks whose dy vector feeds a kernel row's kw taps (vector accumulators, flushed to double
 // once per sample), the edge columns as dot products in lanes.
 #include "cpu/conv2d/conv2d_depthwise_isa.h"  // first, in its own include block: DK_DW_NS: this copy's namespace
