@@ -4,11 +4,12 @@
 // conv2d_depthwise_isa.h, which sets DK_DW_NS inside the copy's DK_ISA_NAMESPACE.
 //
 // No GEMM: a depthwise layer does kh*kw multiply-adds per output, too few to pack for. Forward:
-// one task per output row; the columns whose windows lie inside the row go in vector blocks of V
-// outputs that keep their sums in a register across all kh*kw taps (one load + one FMA per tap
-// and V outputs), the edge columns one at a time. dx: for stride 1 and K = C the same forward on
-// dy with flipped weights; otherwise one task per input plane, each tap of each of its m output
-// channels scattered along the row. dw: one task per output channel; the interior columns in
+// one task per (plane, chunk of rows), its input rows first copied into a zero-padded buffer; every
+// output column then goes in vector blocks of V outputs that keep their sums in registers across
+// all kh*kw taps (4 blocks per pass: independent FMA chains). dx: for stride 1 and K = C the same
+// forward on dy with flipped weights; otherwise one task per input plane, each tap of each of its m
+// output channels scattered along the row (for stride > 1 into a phase-major buffer, so the scatter
+// is contiguous). dw: one task per output channel; the interior columns in
 // blocks whose dy vector feeds a kernel row's kw taps (vector accumulators, flushed to double
 // once per sample), the edge columns as dot products in lanes.
 #include "cpu/conv2d/conv2d_depthwise_isa.h"  // first, in its own include block: DK_DW_NS: this copy's namespace
@@ -26,7 +27,25 @@
 
 namespace dk::cpu::DK_DW_NS {
 
+#if defined(__GNUC__) && !defined(__clang__)
+#define DK_DW_NO_VECTORIZE __attribute__((optimize("no-tree-vectorize")))
+#else
+#define DK_DW_NO_VECTORIZE
+#endif
+
 constexpr int kDwVecBytes = kVecBytes;
+
+// The unsigned integer as wide as T (no std:: template in an ISA copy).
+template <int Bytes>
+struct UintOf;
+template <>
+struct UintOf<4> {
+  typedef uint32_t type;
+};
+template <>
+struct UintOf<8> {
+  typedef uint64_t type;
+};
 
 inline int64_t dmin(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t dmax(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -51,21 +70,49 @@ inline bool dw_parallel(const Conv2dParams& p) {
   return worth_threads(p.N * (p.C * p.in_plane() + p.K * p.out_plane()) * 4);
 }
 
-// V outputs at columns col0, col0 + s, ...: sum over rows [i_lo, i_hi) and all kw taps.
-template <typename T, int S, int V>
-inline void fwd_block(const T* xc, const T* wk, const Conv2dParams& p, int64_t h0, int64_t i_lo, int64_t i_hi,
-                      int64_t col0, T bias, T* y) {
+// U blocks of V outputs each, block u at columns col[u], col[u] + s, ...: sum over rows
+// [i_lo, i_hi) and all kw taps. The U sums are independent chains of FMAs (one block alone waits
+// on each FMA's latency); every output still adds its taps in (i, j) order.
+template <typename T, int S, int V, int U>
+inline void fwd_blocks(const T* xc, const T* wk, const Conv2dParams& p, int64_t h0, int64_t i_lo, int64_t i_hi,
+                       const int64_t* col, T bias, T* const* y) {
   typedef T TV __attribute__((vector_size(V * sizeof(T))));
   const int64_t s = S > 0 ? S : p.sw;
-  TV acc;
-  for (int v = 0; v < V; ++v) acc[v] = bias;
+  TV acc[U];
+  for (int u = 0; u < U; ++u)
+    for (int v = 0; v < V; ++v) acc[u][v] = bias;
   for (int64_t i = i_lo; i < i_hi; ++i) {
-    const T* xr = xc + (h0 + i * p.dh) * p.W + col0;
+    const T* xr = xc + (h0 + i * p.dh) * p.W;
     for (int64_t j = 0; j < p.kw; ++j) {
-      acc += wk[i * p.kw + j] * load_strided<TV, T, S, V>(xr + j * p.dw, s);
+      const T wv = wk[i * p.kw + j];
+      for (int u = 0; u < U; ++u) acc[u] += wv * load_strided<TV, T, S, V>(xr + col[u] + j * p.dw, s);
     }
   }
-  std::memcpy(y, &acc, sizeof acc);
+  for (int u = 0; u < U; ++u) std::memcpy(y[u], &acc[u], sizeof acc[u]);
+}
+
+// The nb blocks of one output row starting at output columns ob[0..nb), in groups of up to 4.
+template <typename T, int S, int V>
+inline void fwd_row_blocks(const T* xc, const T* wk, const Conv2dParams& p, int64_t h0, int64_t i_lo, int64_t i_hi,
+                           const int64_t* ob, int64_t nb, T bias, T* yr) {
+  constexpr int U = 4;
+  for (int64_t b0 = 0; b0 < nb; b0 += U) {
+    int64_t col[U];
+    T* yo[U];
+    const int n = int(dmin(U, nb - b0));
+    for (int u = 0; u < n; ++u) {
+      col[u] = ob[b0 + u] * p.sw - p.pw;
+      yo[u] = yr + ob[b0 + u];
+    }
+    if (n == 4)
+      fwd_blocks<T, S, V, 4>(xc, wk, p, h0, i_lo, i_hi, col, bias, yo);
+    else if (n == 3)
+      fwd_blocks<T, S, V, 3>(xc, wk, p, h0, i_lo, i_hi, col, bias, yo);
+    else if (n == 2)
+      fwd_blocks<T, S, V, 2>(xc, wk, p, h0, i_lo, i_hi, col, bias, yo);
+    else
+      fwd_blocks<T, S, V, 1>(xc, wk, p, h0, i_lo, i_hi, col, bias, yo);
+  }
 }
 
 template <typename T>
@@ -75,78 +122,90 @@ inline bool finite_taps(const T* wk, int64_t taps) {
   return z == T(0);
 }
 
-// One output row with every tap, padding read as 0: a non-finite weight times a padding zero is
-// NaN in the true sum (and in the GEMM paths), which the clipped loops below would skip.
+// Output columns [0, Wo) of one row on a padded input (every tap live), one at a time: rows
+// narrower than one vector block.
 template <typename T>
-void fwd_row_padded(const Conv2dParams& p, const T* xc, const T* wk, T bias, int64_t h0, T* yr) {
+DK_DW_NO_VECTORIZE void fwd_row_scalar(const Conv2dParams& p, const T* xr, int64_t Wp, const T* wk, T bias, T* yr) {
   for (int64_t ow = 0; ow < p.Wo; ++ow) {
-    const int64_t c0 = ow * p.sw - p.pw;
     T acc = bias;
-    for (int64_t i = 0; i < p.kh; ++i) {
-      const int64_t ih = h0 + i * p.dh;
-      for (int64_t j = 0; j < p.kw; ++j) {
-        const int64_t iw = c0 + j * p.dw;
-        const T v = (ih >= 0 && ih < p.H && iw >= 0 && iw < p.W) ? xc[ih * p.W + iw] : T(0);
-        acc += wk[i * p.kw + j] * v;
-      }
-    }
+    for (int64_t i = 0; i < p.kh; ++i)
+      for (int64_t j = 0; j < p.kw; ++j) acc += wk[i * p.kw + j] * xr[i * p.dh * Wp + ow * p.sw + j * p.dw];
     yr[ow] = acc;
   }
 }
 
+// Over 80 lines: the per-call block table and row chunks, then one task per (plane, chunk of rows).
+// Each task first copies its input rows into a zero-padded buffer (when there is padding), so
+// every output column goes in vector blocks with all kh*kw taps: no edge columns, no clipped
+// tap ranges. The padding zeros are added like the true sum adds them (a non-finite weight
+// times a padding zero is NaN there too); the live taps keep their (i, j) order.
 template <typename T>
 void dw_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
   constexpr int V = kDwVecBytes / sizeof(T);
-  const int64_t m = p.K / p.C, rows = p.N * p.K * p.Ho, taps = p.kh * p.kw;
-  // columns whose windows lie wholly inside the row
-  const int64_t last = p.W - 1 - (p.kw - 1) * p.dw + p.pw;
-  const int64_t in_lo = dmin(cdiv(p.pw, p.sw), p.Wo), in_hi = last < 0 ? 0 : dmin(last / p.sw + 1, p.Wo);
-  const bool blocks = in_hi - in_lo >= V;
-#pragma omp parallel for schedule(static) num_threads(num_threads()) if (dw_parallel(p))
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t oh = r % p.Ho, nk = r / p.Ho, k = nk % p.K, n = nk / p.K;
-    const T* xc = x + (n * p.C + k / m) * p.in_plane();
-    const T* wk = w + k * taps;
-    const T bias = b ? b[k] : T(0);
-    T* yr = y + r * p.Wo;
-    const int64_t h0 = oh * p.sh - p.ph;
-    if (!finite_taps(wk, taps)) {
-      fwd_row_padded(p, xc, wk, bias, h0, yr);
-      continue;
-    }
-    int64_t i_lo, i_hi;
-    tap_range(h0, p.kh, p.dh, p.H, i_lo, i_hi);
-    int64_t lo = 0, hi = 0;  // the block columns
-    if (blocks) {
-      lo = in_lo;
-      hi = in_hi;
-      for (int64_t ow = lo; ow < hi; ow += V) {
-        const int64_t o = dmin(ow, hi - V);  // the last block may overlap the one before
-        const int64_t col0 = o * p.sw - p.pw;
-        if (p.sw == 1)
-          fwd_block<T, 1, V>(xc, wk, p, h0, i_lo, i_hi, col0, bias, yr + o);
+  const int64_t m = p.K / p.C, planes = p.N * p.K, taps = p.kh * p.kw;
+  const bool pad = p.ph > 0 || p.pw > 0;
+  const int64_t Wp = p.W + 2 * p.pw;  // buffer row length
+  // the blocks' first output columns (the last may overlap the one before); none when Wo < V.
+  // new[], not std::vector: no std:: template in an ISA copy
+  const int64_t nb = p.Wo >= V ? cdiv(p.Wo, V) : 0;
+  int64_t* ob = new int64_t[size_t(nb + 1)];
+  for (int64_t t = 0; t < nb; ++t) ob[t] = dmin(t * V, p.Wo - V);
+  // rows in chunks: enough tasks for the threads, and a chunk's padded input rows in ~128 KiB
+  const int64_t want = 4 * int64_t(num_threads());
+  int64_t rows_per = planes >= want ? p.Ho : cdiv(p.Ho, dmin(p.Ho, cdiv(want, planes)));
+  const int64_t span = (p.kh - 1) * p.dh + 1;
+  while (pad && rows_per > 1 && ((rows_per - 1) * p.sh + span) * Wp * int64_t(sizeof(T)) > (int64_t(1) << 17))
+    rows_per = cdiv(rows_per, 2);
+  const int64_t chunks = cdiv(p.Ho, rows_per);
+  const int64_t buf_rows = pad ? (rows_per - 1) * p.sh + span : 0;
+#pragma omp parallel num_threads(num_threads()) if (dw_parallel(p))
+  {
+    T* buf = pad ? new T[size_t(buf_rows * Wp)] : nullptr;
+#pragma omp for schedule(static)
+    for (int64_t task = 0; task < planes * chunks; ++task) {
+      const int64_t nk = task / chunks, k = nk % p.K, n = nk / p.K;
+      const int64_t oh0 = (task % chunks) * rows_per, oh1 = dmin(oh0 + rows_per, p.Ho);
+      const T* xc = x + (n * p.C + k / m) * p.in_plane();
+      const T* wk = w + k * taps;
+      const T bias = b ? b[k] : T(0);
+      // the input as read by output row oh: rows from src + (oh - oh0) * sh * ld, ld apart
+      const T* src = xc + (oh0 * p.sh) * p.W;
+      int64_t ld = p.W;
+      if (pad) {
+        const int64_t r0 = oh0 * p.sh - p.ph, nr = (oh1 - 1 - oh0) * p.sh + span;
+        for (int64_t r = 0; r < nr; ++r) {
+          T* dst = buf + r * Wp;
+          const int64_t ih = r0 + r;
+          if (ih < 0 || ih >= p.H) {
+            std::memset(dst, 0, sizeof(T) * size_t(Wp));
+            continue;
+          }
+          std::memset(dst, 0, sizeof(T) * size_t(p.pw));
+          std::memcpy(dst + p.pw, xc + ih * p.W, sizeof(T) * size_t(p.W));
+          std::memset(dst + p.pw + p.W, 0, sizeof(T) * size_t(p.pw));
+        }
+        src = buf;
+        ld = Wp;
+      }
+      Conv2dParams q = p;  // the padded geometry the blocks read
+      q.W = ld;
+      q.pw = 0;
+      for (int64_t oh = oh0; oh < oh1; ++oh) {
+        T* yr = y + (nk * p.Ho + oh) * p.Wo;
+        const T* xr = src + (oh - oh0) * p.sh * ld;
+        if (nb == 0)
+          fwd_row_scalar(p, xr, ld, wk, bias, yr);
+        else if (p.sw == 1)
+          fwd_row_blocks<T, 1, V>(xr, wk, q, 0, 0, p.kh, ob, nb, bias, yr);
         else if (p.sw == 2)
-          fwd_block<T, 2, V>(xc, wk, p, h0, i_lo, i_hi, col0, bias, yr + o);
+          fwd_row_blocks<T, 2, V>(xr, wk, q, 0, 0, p.kh, ob, nb, bias, yr);
         else
-          fwd_block<T, 0, V>(xc, wk, p, h0, i_lo, i_hi, col0, bias, yr + o);
+          fwd_row_blocks<T, 0, V>(xr, wk, q, 0, 0, p.kh, ob, nb, bias, yr);
       }
     }
-    for (int64_t ow = 0; ow < p.Wo; ++ow) {
-      if (ow == lo && hi > lo) {
-        ow = hi - 1;
-        continue;
-      }
-      const int64_t c0 = ow * p.sw - p.pw;
-      int64_t j_lo, j_hi;
-      tap_range(c0, p.kw, p.dw, p.W, j_lo, j_hi);
-      T acc = bias;
-      for (int64_t i = i_lo; i < i_hi; ++i) {
-        const T* xr = xc + (h0 + i * p.dh) * p.W + c0;
-        for (int64_t j = j_lo; j < j_hi; ++j) acc += wk[i * p.kw + j] * xr[j * p.dw];
-      }
-      yr[ow] = acc;
-    }
+    delete[] buf;
   }
+  delete[] ob;
 }
 
 template <typename T, int S>
@@ -178,15 +237,21 @@ inline bool dx_as_forward(const Conv2dParams& p) {
 // the row): each dy vector is loaded once and multiplied into the kw taps of kernel row i,
 // whose sums stay in vector accumulators (flushed to double once per sample by the caller).
 // The last block ends at b1 and overlaps the one before: its lanes already counted are zeroed.
-template <typename T, int S, int V, typename TV>
-inline void dw_blocks(const T* g, const T* xr, const Conv2dParams& p, int64_t b0, int64_t b1, TV* acc) {
+// keep: all-ones in the lanes of the last block that are new, zero in those already counted (a
+// bitwise AND: multiplying by 0 would turn an Inf or NaN dy into NaN).
+template <typename T, int S, int V, typename TV, typename UV>
+inline void dw_blocks(const T* g, const T* xr, const Conv2dParams& p, int64_t b0, int64_t b1, UV keep, TV* acc) {
   const int64_t s = S > 0 ? S : p.sw;
   for (int64_t o = b0; o < b1; o += V) {
     const int64_t at = o + V <= b1 ? o : b1 - V;
     TV gv;
     std::memcpy(&gv, g + at, sizeof gv);
-    if (at != o)
-      for (int v = 0; v < V; ++v) gv[v] = at + v < o ? T(0) : gv[v];
+    if (at != o) {
+      UV bits;
+      std::memcpy(&bits, &gv, sizeof bits);
+      bits &= keep;
+      std::memcpy(&gv, &bits, sizeof gv);
+    }
     const T* src = xr + at * s - p.pw;
     for (int64_t j = 0; j < p.kw; ++j) acc[j] += gv * load_strided<TV, T, S, V>(src + j * p.dw, s);
   }
@@ -221,38 +286,71 @@ void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
     dx = nullptr;  // done
   }
   if (dx) {
-#pragma omp parallel for schedule(static) num_threads(num_threads()) if (dw_parallel(p))
-    for (int64_t pl = 0; pl < p.N * p.C; ++pl) {
-      const int64_t n = pl / p.C, c = pl % p.C;
-      T* dxp = dx + pl * p.in_plane();
-      std::memset(dxp, 0, sizeof(T) * p.in_plane());
-      for (int64_t q = 0; q < m; ++q) {
-        const int64_t k = c * m + q;
-        const T* wk = w + k * taps;
-        const T* dyk = dy + (n * p.K + k) * p.out_plane();
-        for (int64_t oh = 0; oh < p.Ho; ++oh) {
-          const int64_t h0 = oh * p.sh - p.ph;
-          int64_t i_lo, i_hi;
-          tap_range(h0, p.kh, p.dh, p.H, i_lo, i_hi);
-          const T* g = dyk + oh * p.Wo;
-          for (int64_t i = i_lo; i < i_hi; ++i) {
-            T* dr = dxp + (h0 + i * p.dh) * p.W;
-            for (int64_t j = 0; j < p.kw; ++j) {
-              const int64_t off = j * p.dw - p.pw;
-              const int64_t lo = jr[2 * j], hi = jr[2 * j + 1];
-              if (lo >= hi) continue;
-              const T wv = wk[i * p.kw + j];
-              if (p.sw == 1)
-                scatter_row<T, 1>(g, wv, lo, hi, 1, dr + off);
-              else if (p.sw == 2)
-                scatter_row<T, 2>(g, wv, lo, hi, 2, dr + off);
-              else
-                scatter_row<T, 0>(g, wv, lo, hi, p.sw, dr + off);
+    // For sw > 1 each plane's sums go to a phase-major buffer first (row ih, phase iw % sw, index
+    // iw / sw): a tap's outputs then land on consecutive elements (a vector FMA, not one strided
+    // store each), and one pass per row interleaves the phases into dx. Same sums, same order.
+    const int64_t sw = p.sw, Wq = cdiv(p.W, sw) + 1;
+    int64_t* jb = new int64_t[size_t(p.kw)];  // tap j's first element in a buffer row
+    for (int64_t j = 0; j < p.kw; ++j) {
+      const int64_t off = j * p.dw - p.pw;
+      jb[j] = (off - fdiv(off, sw) * sw) * Wq + fdiv(off, sw);
+    }
+#pragma omp parallel num_threads(num_threads()) if (dw_parallel(p))
+    {
+      T* pb = sw > 1 ? new T[size_t(p.H * sw * Wq)] : nullptr;
+#pragma omp for schedule(static)
+      for (int64_t pl = 0; pl < p.N * p.C; ++pl) {
+        const int64_t n = pl / p.C, c = pl % p.C;
+        T* dxp = dx + pl * p.in_plane();
+        T* acc = sw > 1 ? pb : dxp;
+        const int64_t ld = sw > 1 ? sw * Wq : p.W;
+        std::memset(acc, 0, sizeof(T) * size_t(p.H * ld));
+        for (int64_t q = 0; q < m; ++q) {
+          const int64_t k = c * m + q;
+          const T* wk = w + k * taps;
+          const T* dyk = dy + (n * p.K + k) * p.out_plane();
+          for (int64_t oh = 0; oh < p.Ho; ++oh) {
+            const int64_t h0 = oh * p.sh - p.ph;
+            int64_t i_lo, i_hi;
+            tap_range(h0, p.kh, p.dh, p.H, i_lo, i_hi);
+            const T* g = dyk + oh * p.Wo;
+            for (int64_t i = i_lo; i < i_hi; ++i) {
+              T* dr = acc + (h0 + i * p.dh) * ld;
+              for (int64_t j = 0; j < p.kw; ++j) {
+                const int64_t lo = jr[2 * j], hi = jr[2 * j + 1];
+                if (lo >= hi) continue;
+                const T wv = wk[i * p.kw + j];
+                if (sw == 1)
+                  scatter_row<T, 1>(g, wv, lo, hi, 1, dr + j * p.dw - p.pw);
+                else
+                  scatter_row<T, 1>(g, wv, lo, hi, 1, dr + jb[j]);
+              }
             }
           }
         }
+        if (sw == 2)  // a two-stream interleave the compiler vectorises
+          for (int64_t ih = 0; ih < p.H; ++ih) {
+            const T* ev = pb + ih * ld;
+            const T* od = ev + Wq;
+            T* dst = dxp + ih * p.W;
+            const int64_t half = p.W / 2;
+            for (int64_t t = 0; t < half; ++t) {
+              dst[2 * t] = ev[t];
+              dst[2 * t + 1] = od[t];
+            }
+            if (p.W % 2) dst[p.W - 1] = ev[half];
+          }
+        else if (sw > 2)
+          for (int64_t ih = 0; ih < p.H; ++ih)
+            for (int64_t ph = 0; ph < sw; ++ph) {
+              const T* src = pb + ih * ld + ph * Wq;
+              T* dst = dxp + ih * p.W;
+              for (int64_t t = 0; t * sw + ph < p.W; ++t) dst[t * sw + ph] = src[t];
+            }
       }
+      delete[] pb;
     }
+    delete[] jb;
   }
   if (dw) {
     constexpr int V = kDwVecBytes / sizeof(T);
@@ -262,6 +360,11 @@ void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
     const int64_t in_lo = dmin(cdiv(p.pw, p.sw), p.Wo), in_hi = last < 0 ? 0 : dmin(last / p.sw + 1, p.Wo);
     const bool blocked = taps <= kMaxBlockedTaps && p.sw <= 2 && in_hi - in_lo >= V;
     const int64_t b0 = blocked ? in_lo : 0, b1 = blocked ? in_hi : 0;
+    typedef typename UintOf<sizeof(T)>::type U;
+    typedef U UV __attribute__((vector_size(V * sizeof(T))));
+    UV keep;  // the last block's lanes past the full blocks (see dw_blocks)
+    const int64_t shift = blocked ? (V - (b1 - b0) % V) % V : 0;
+    for (int v = 0; v < V; ++v) keep[v] = v < shift ? U(0) : ~U(0);
 #pragma omp parallel for schedule(static) num_threads(num_threads()) if (dw_parallel(p))
     for (int64_t k = 0; k < p.K; ++k) {
       // rows summed in T lanes, samples added in double (new[], not std::vector: no std:: template may be
@@ -282,9 +385,9 @@ void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
             const T* xr = xc + (h0 + i * p.dh) * p.W;
             if (blocked) {
               if (p.sw == 1)
-                dw_blocks<T, 1, V>(g, xr, p, b0, b1, vacc + i * p.kw);
+                dw_blocks<T, 1, V>(g, xr, p, b0, b1, keep, vacc + i * p.kw);
               else
-                dw_blocks<T, 2, V>(g, xr, p, b0, b1, vacc + i * p.kw);
+                dw_blocks<T, 2, V>(g, xr, p, b0, b1, keep, vacc + i * p.kw);
             }
             for (int64_t j = 0; j < p.kw; ++j) {
               const int64_t off = j * p.dw - p.pw;
