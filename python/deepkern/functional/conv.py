@@ -4,10 +4,11 @@ import numbers
 
 import numpy as np
 
-from .._backend import _DTYPE_CODES, is_cupy_array
+from .._backend import _DTYPE_CODES
+from .._out import check_out, finish, kernel_buffer
 from .._precision import get_allow_tf32
 from .._saved import watch
-from .._validate import Context, as_float_arrays, as_grad, check_ctx, check_ndim, int_pair, to_out_dtype
+from .._validate import Context, as_float_arrays, as_grad, check_ctx, check_ndim, int_pair
 from .pooling import batched
 
 
@@ -99,20 +100,6 @@ def _with_tf32(backend, params, dtype):
     return {**params, "allow_tf32": int(np.dtype(dtype) == np.float32 and get_allow_tf32())}
 
 
-def _check_out(op, out, backend, shape, dtype):
-    if is_cupy_array(out) != (backend.name == "cuda") or not hasattr(out, "shape"):
-        where = "the GPU" if backend.name == "cuda" else "the CPU (a numpy array)"
-        raise TypeError(f"{op}: 'out' is a {type(out).__name__}; expected an array on {where}")
-    if tuple(out.shape) != tuple(shape):
-        raise ValueError(f"{op}: 'out' has shape {tuple(out.shape)}; expected {tuple(shape)}")
-    if out.dtype != dtype:
-        raise TypeError(f"{op}: 'out' has dtype {out.dtype}; expected {dtype} (the result dtype)")
-    if not out.flags.c_contiguous:
-        raise ValueError(f"{op}: 'out' must be C-contiguous")
-    if not out.flags.writeable:
-        raise ValueError(f"{op}: 'out' is read-only")
-
-
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, out=None, return_ctx=False):
     """2-D convolution (cross-correlation, as PyTorch's conv2d) of an NCHW batch or one CHW sample.
 
@@ -120,7 +107,9 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, out=None,
     (K, Ho, Wo)) with Ho = (H + 2*ph - dh*(kh-1) - 1) // sh + 1 (likewise Wo). padding may be
     "valid" (0) or "same" (Ho = H; stride 1; an odd d*(k-1) pads one more after than before, as
     PyTorch). groups splits the channels: group g's outputs see only its C/groups inputs
-    (groups = C: depthwise). `out`, if given, receives y and is returned.
+    (groups = C: depthwise). out: an array to write y into and return (y's shape and dtype,
+    C-contiguous, writeable, sharing no memory with x, w or b; on the inputs' device), e.g. the
+    previous step's y, so that no large buffer is allocated anew.
     On cupy arrays float32 is exact unless dk.set_allow_tf32(True) (TF32 tensor cores); float16 runs on
     tensor cores with float32 accumulation.
 
@@ -134,7 +123,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, out=None,
     ((2, 4, 5, 5), 27.0, 12.0)
     """
     op = "conv2d"
-    given_x, given_w = x, w
+    given_x, given_w, given_b = x, w, b
     backend, (x, w, b), out_dt, comp_dt = as_float_arrays(op, [("x", x), ("w", w), ("b", b)], optional=("b",))
     x, unbatched = batched(op, x)
     params, extra = _conv_params(op, x, w, b, stride, padding, dilation, groups)
@@ -142,16 +131,10 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, out=None,
         x = backend.xp.pad(x, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))
     shape = (params["N"], params["K"], params["Ho"], params["Wo"])
     user_shape = shape[1:] if unbatched else shape
-    if out is not None:
-        _check_out(op, out, backend, user_shape, out_dt)
-    y = (out[None] if unbatched else out) if (out is not None and out_dt == comp_dt) else backend.empty(shape, comp_dt)
+    sources = [("x", x), ("x", given_x), ("w", w), ("w", given_w), ("b", b), ("b", given_b)]
+    y, direct = kernel_buffer(op, backend, out, user_shape, shape, out_dt, comp_dt, sources)
     backend.call("conv2d_forward", _with_tf32(backend, params, comp_dt), x, w, b, y)
-    if unbatched:
-        y = y[0]
-    if out is not None and y is not out:
-        out[...] = y
-        y = out
-    result = to_out_dtype(y, out_dt)
+    result = finish(out, y, direct, user_shape, out_dt)
     if return_ctx:
         ctx = Context(
             op,
@@ -184,18 +167,37 @@ def conv2d_backward(ctx, dy):
     return _conv2d_backward(ctx, dy, input_grad=True)
 
 
-def _conv2d_backward(ctx, dy, input_grad):
+def _conv2d_backward(ctx, dy, input_grad, outs=None):
     """conv2d_backward; with input_grad=False dx is not computed (None): the nn layers use this
-    when nothing consumes the gradient of the model's input (the first layer in training)."""
+    when nothing consumes the gradient of the model's input (the first layer in training).
+    outs: {"dx": array, "dw": array, "db": array}, any subset, buffers to write those gradients into
+    and return (checked as conv2d's out; nn.Conv2D passes the ones it reuses across steps)."""
     op = "conv2d_backward"
     check_ctx(op, ctx, "conv2d")
     dy = as_grad(op, ctx, "dy", dy, ctx.y_shape)
     if ctx.unbatched:
         dy = dy[None]
-    be, dt = ctx.backend, ctx.compute_dtype
-    dx = be.empty(ctx.x.shape, dt) if input_grad else None
-    dw = be.empty(ctx.w.shape, dt)
-    db = be.empty((ctx.w.shape[0],), dt) if ctx.has_bias else None
+    outs = outs or {}
+    be, dt, out_dt = ctx.backend, ctx.compute_dtype, ctx.out_dtype
+    sources = [("dy", dy), ("x", ctx.x), ("w", ctx.w)]
+    dx_shape = ctx.x.shape[1:] if ctx.unbatched else ctx.x.shape
+    trimmed = ctx.extra != (0, 0)  # padding='same' with an even kernel: dx has the explicit zeros' rows too
+    if trimmed:
+        dx_shape = dx_shape[:-2] + (dx_shape[-2] - ctx.extra[0], dx_shape[-1] - ctx.extra[1])
+    bufs = {}
+    for name, shape, kshape, wanted in (
+        ("dx", dx_shape, ctx.x.shape, input_grad),
+        ("dw", ctx.w.shape, ctx.w.shape, True),
+        ("db", (ctx.w.shape[0],), (ctx.w.shape[0],), ctx.has_bias),
+    ):
+        out = outs.get(name) if wanted else None
+        if name == "dx" and trimmed and out is not None:  # the kernel's dx is larger: copied into out below
+            check_out(op, be, out, shape, out_dt, sources, "dx out")
+            bufs[name] = (out, be.empty(kshape, dt), False)
+        elif wanted:
+            buf, direct = kernel_buffer(op, be, out, shape, kshape, out_dt, dt, sources, f"{name} out")
+            bufs[name] = (out, buf, direct)
+    dx, dw, db = (bufs[n][1] if n in bufs else None for n in ("dx", "dw", "db"))
     params = _with_tf32(be, ctx.params, dt)
     if be.name == "cuda":  # split-K weight gradient: the partial sums' workspace, sized by the kernel's rule
         n = be.query("conv2d_backward_workspace", params, _DTYPE_CODES[np.dtype(dt).name])
@@ -204,8 +206,12 @@ def _conv2d_backward(ctx, dy, input_grad):
     else:
         be.call("conv2d_backward", params, ctx.x, ctx.w, dy, dx, dw, db)
     if dx is not None:
-        if ctx.extra != (0, 0):  # the explicit zeros of padding='same' are not an input
-            H, W = ctx.x.shape[2] - ctx.extra[0], ctx.x.shape[3] - ctx.extra[1]
-            dx = be.xp.ascontiguousarray(dx[:, :, :H, :W])
-        dx = to_out_dtype(dx[0] if ctx.unbatched else dx, ctx.out_dtype)
-    return (dx, to_out_dtype(dw, ctx.out_dtype), None if db is None else to_out_dtype(db, ctx.out_dtype))
+        out, _, direct = bufs["dx"]
+        if trimmed:
+            dx = dx[:, :, : dx_shape[-2], : dx_shape[-1]]
+            dx = be.xp.ascontiguousarray(dx) if out is None else dx
+        dx = finish(out, dx, direct, dx_shape, out_dt)
+    dw = finish(bufs["dw"][0], dw, bufs["dw"][2], ctx.w.shape, out_dt)
+    if db is not None:
+        db = finish(bufs["db"][0], db, bufs["db"][2], (ctx.w.shape[0],), out_dt)
+    return dx, dw, db

@@ -142,13 +142,14 @@ def max_pool2d(
 def _max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, return_ctx, out, idx_buf):
     """max_pool2d; idx_buf: a (N, C, Ho, Wo) int64 array for the indices (nn.MaxPool2D's reused one)."""
     op = "max_pool2d"
+    given_x = x
     backend, (x,), out_dt, comp_dt = as_float_arrays(op, [("x", x)])
     x, unbatched = batched(op, x)
     params = _pool_params(op, x, kernel_size, stride, padding, dilation, ceil_mode)
     kparams = _kernel_params(op, backend, params)
     shape = (params["N"], params["C"], params["Ho"], params["Wo"])
     res_shape = shape[1:] if unbatched else shape
-    y, direct = kernel_buffer(op, backend, out, res_shape, shape, out_dt, comp_dt, [("x", x)])
+    y, direct = kernel_buffer(op, backend, out, res_shape, shape, out_dt, comp_dt, [("x", x), ("x", given_x)])
     idx = backend.empty(shape, "int64") if idx_buf is None else idx_buf
     backend.call("max_pool2d_forward", kparams, x, y, idx)
     idx_out = idx[0] if unbatched else idx
@@ -230,13 +231,14 @@ def avg_pool2d(
     [[2.5, 4.5], [10.5, 12.5]]
     """
     op = "avg_pool2d"
+    given_x = x
     backend, (x,), out_dt, comp_dt = as_float_arrays(op, [("x", x)])
     x, unbatched = batched(op, x)
     params = _pool_params(op, x, kernel_size, stride, padding, 1, ceil_mode, count_include_pad, divisor_override)
     kparams = _kernel_params(op, backend, params)
     shape = (params["N"], params["C"], params["Ho"], params["Wo"])
     res_shape = shape[1:] if unbatched else shape
-    y, direct = kernel_buffer(op, backend, out, res_shape, shape, out_dt, comp_dt, [("x", x)])
+    y, direct = kernel_buffer(op, backend, out, res_shape, shape, out_dt, comp_dt, [("x", x), ("x", given_x)])
     backend.call("avg_pool2d_forward", kparams, x, y)
     result = finish(out, y, direct, res_shape, out_dt)
     if return_ctx:
