@@ -1,4 +1,6 @@
-"""Conv2D: a thin layer over the kernels dk.conv2d / dk.conv2d_backward (plus padding_mode)."""
+"""Conv2D: a thin layer over the kernels dk.conv2d / dk.conv2d_backward (plus padding_mode).
+It writes y, dx, dw and db into buffers kept from an earlier step when no one holds those any
+more (nn/_workspace.py), so a training step allocates none of them anew."""
 
 import numpy as np
 
@@ -8,6 +10,7 @@ from ..functional.conv import _conv2d_backward, same_padding
 from . import _padding
 from ._base import Layer, Parameter, default_rng, export_arrays, torch_key, xp_of
 from ._checks import as_input, float_dtype, positive_int
+from ._workspace import Workspace
 from .init import initialize
 
 
@@ -61,6 +64,7 @@ class Conv2D(Layer):
         self.weight = Parameter(initialize(init, shape, default_rng(seed), dt), "weight")
         self.bias = Parameter(np.zeros(self.out_channels, dt), "bias") if bias else None
         self._ctx = None
+        self._ws = Workspace()
 
     _input_grad_skippable = True  # backward honours _input_grad_unused (see Layer)
 
@@ -75,14 +79,31 @@ class Conv2D(Layer):
                 f"or ({self.in_channels}, H, W)"
             )
         b = None if self.bias is None else self.bias.value
+        self._ctx = None  # what the previous step saved is then free for reuse
         padding, self._pads = self.padding, None
         if self.padding_mode != "zeros" and self.padding != "valid":
             self._pads = self._mode_pads()
             _padding.check_pads("Conv2D.forward", self.padding_mode, self._pads, x.shape[-2], x.shape[-1])
             x, padding = _padding.pad(xp, x, self._pads, self.padding_mode), 0
-        y, ctx = F.conv2d(x, W, b, self.stride, padding, self.dilation, self.groups, return_ctx=True)
+        shape = self._y_shape(x.shape, padding)
+        out = None if shape is None else self._ws.get("y", xp, shape, x.dtype)
+        y, ctx = F.conv2d(x, W, b, self.stride, padding, self.dilation, self.groups, return_ctx=True, out=out)
         self._ctx = ctx if training else None
+        self._x_shape = tuple(x.shape)
         return y
+
+    def _y_shape(self, x_shape, padding):
+        """y's shape for an input of x_shape (3 or 4 dims), or None when the kernel would refuse
+        it (F.conv2d then raises its own error)."""
+        if padding == "same":
+            spatial = x_shape[-2:]
+        else:
+            (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
+            ph, pw = (0, 0) if padding == "valid" else int_pair("Conv2D", "padding", padding, 0)
+            spatial = (_conv_out(x_shape[-2], kh, sh, ph, dh), _conv_out(x_shape[-1], kw, sw, pw, dw))
+        if min(spatial) < 1:
+            return None
+        return tuple(x_shape[:-3]) + (self.out_channels,) + tuple(spatial)
 
     def _mode_pads(self):
         """((top, bottom), (left, right)) as PyTorch pads for a padding_mode other than zeros."""
@@ -93,7 +114,14 @@ class Conv2D(Layer):
     def backward(self, dy):
         if self._ctx is None:
             raise RuntimeError("Conv2D.backward called before forward(x, training=True)")
-        dx, dw, db = _conv2d_backward(self._ctx, dy, input_grad=not self._input_grad_unused)
+        ctx, xp = self._ctx, xp_of(self.weight.value)
+        input_grad = not self._input_grad_unused
+        outs = {"dw": self._ws.get("dw", xp, self.weight.value.shape, ctx.out_dtype)}
+        if input_grad:
+            outs["dx"] = self._ws.get("dx", xp, self._x_shape, ctx.out_dtype)
+        if self.bias is not None:
+            outs["db"] = self._ws.get("db", xp, self.bias.value.shape, ctx.out_dtype)
+        dx, dw, db = _conv2d_backward(ctx, dy, input_grad, outs)
         if dx is not None and self._pads is not None:
             dx = _padding.pad_backward(xp_of(dx), dx, self._pads, self.padding_mode)
         self.weight.accumulate(dw)
