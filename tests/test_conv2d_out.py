@@ -114,7 +114,11 @@ def _read_only():
 
 
 BAD_OUT = [
-    (lambda: np.empty((2, 4, 6, 5), np.float32), ValueError, r"'out' has shape \(2, 4, 6, 5\); expected \(2, 4, 6, 6\)"),
+    (
+        lambda: np.empty((2, 4, 6, 5), np.float32),
+        ValueError,
+        r"'out' has shape \(2, 4, 6, 5\); expected \(2, 4, 6, 6\)",
+    ),
     (lambda: np.empty(Y_SHAPE[1:], np.float32), ValueError, "'out' has shape"),
     (lambda: np.empty(Y_SHAPE, np.float64), ValueError, "'out' has dtype float64; expected float32"),
     (lambda: np.empty(Y_SHAPE, np.float64), TypeError, "'out' has dtype float64; expected float32"),
@@ -288,7 +292,9 @@ def test_model_with_reused_buffers_trains_exactly_as_with_fresh_ones(rng):
         np.testing.assert_array_equal(a.value, b.value)
     np.testing.assert_array_equal(x, x0)
     assert ids[2] == ids[3] == ids[4]  # steady state: the same buffers step after step
-    assert all(len(fresh_layer._ws._bufs.get("y", [])) == 0 for fresh_layer in fresh.layers if hasattr(fresh_layer, "_ws"))
+    assert all(
+        len(fresh_layer._ws._bufs.get("y", [])) == 0 for fresh_layer in fresh.layers if hasattr(fresh_layer, "_ws")
+    )
 
 
 # -- the CUDA path (real GPU, or the SIMT simulator with the cupy stand-in) -------------------------
