@@ -124,8 +124,8 @@ def main():
         warmup=5,
         title=f"training step, {args.threads} threads, {clock} (deepkern vs torch {torch.__version__})",
     )
-    print("\nminor page faults per step, 10 interleaved steps after the table's (the median above hides a")
-    print("pattern that alternates between steps):")
+    print("\nminor page faults per step: 10 steps of each library in a row, after the table (the median above")
+    print("can hide a pattern that alternates between steps):")
     for c in cases:
         for name, fn in (("deepkern", c.deepkern), ("torch", c.peer)):
             faults = fault_profile(fn)
