@@ -454,7 +454,12 @@ class Conv2dSpec(OpSpec):
                 TypeError,
                 rf"{op}: 'out' has dtype",
             ),
-            ("out_list", lambda kw: {**kw, "out": [[0.0]]}, TypeError, rf"{op}: 'out' is a list"),
+            (
+                "out_list",
+                lambda kw: {**kw, "out": [[0.0]]},
+                TypeError,
+                rf"{op}: 'out' must be a numpy array \(CPU\) like the inputs, got list",
+            ),
             (
                 "out_strided",
                 lambda kw: {**kw, "out": np.empty((2, 4, 4, 18), np.float32)[..., ::2]},
