@@ -218,3 +218,15 @@ def test_gpu_out_and_layer_reuse(kind, dtype, rng):
         np.testing.assert_array_equal(cp.asnumpy(yl), cp.asnumpy(y_ref))
         np.testing.assert_array_equal(cp.asnumpy(dxl), cp.asnumpy(dx_ref))
         del yl, dxl
+
+
+def test_out_overlapping_an_input_that_was_copied_is_rejected(rng):
+    """x given as a strided view is copied before the kernel; out must still not share its memory."""
+    base = rng.standard_normal((2, 3, 8, 16)).astype(np.float32)
+    x = base[..., ::2]
+    x0 = x.copy()
+    out = base.reshape(-1)[: 2 * 3 * 4 * 4].reshape(2, 3, 4, 4)
+    for fn in (dk.max_pool2d, dk.avg_pool2d):
+        with pytest.raises(ValueError, match="'out' overlaps the input 'x'"):
+            fn(x, 2, out=out)
+    np.testing.assert_array_equal(x, x0)
