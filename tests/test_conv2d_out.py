@@ -351,3 +351,17 @@ def test_gpu_out_grad_buffers_and_layer_reuse(bias, rng):
             held, held_val = yl, cp.asnumpy(yl).copy()
         del yl, dxl
     np.testing.assert_array_equal(cp.asnumpy(held), held_val)
+
+
+def test_conv_layer_unbatched_input_and_new_shapes(rng):
+    """A CHW sample, then batches of other sizes: each step's results are the functional op's."""
+    layer = dk.nn.Conv2D(3, 2, (2, 3), stride=(1, 2), padding=(1, 0), seed=0)
+    for shape in [(3, 7, 9), (3, 7, 9), (4, 3, 7, 9), (1, 3, 7, 9), (4, 3, 7, 9)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        y = layer.forward(x)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        dx = layer.backward(dy)
+        ref, ctx = dk.conv2d(x, layer.weight.value, layer.bias.value, (1, 2), (1, 0), return_ctx=True)
+        np.testing.assert_array_equal(y, ref)
+        np.testing.assert_array_equal(dx, dk.conv2d_backward(ctx, dy)[0])
+        del y, dx
