@@ -13,9 +13,11 @@ The table gives seconds (median of repeats) and busy/quiet ratios; the target is
 for the default, and the default losing <= 5% on the quiet machine.
 
 Then a quiet check of single kernels at the benchmark tables' sizes, small to large (`kernels`,
-2 threads, median wall microseconds): the default against every region threaded and against one
+2 threads, median wall microseconds), each called back to back ("blocks") and round-robin after the
+other kernels ("interleaved", as the ops of a training step follow each other): the default against
+the busy-machine detection switched off (DEEPKERN_CONTENTION=off), every region threaded and one
 thread, and, with --baseline, against another build of deepkern (its python/ folder, e.g. the
-previous release), so the small-work threshold's quiet cost is measured, not assumed.
+previous release), so the quiet cost of both mechanisms is measured, not assumed.
 """
 
 import argparse
@@ -84,19 +86,26 @@ for B, L, D in [(4, 32, 32), (8, 128, 64), (8, 512, 64)]:
     q, k, v = f(B, 4, L, D), f(B, 4, L, D), f(B, 4, L, D)
     cases[f"attention B{B} L{L} D{D}"] = lambda q=q, k=k, v=v: dk.scaled_dot_product_attention(q, k, v)
 out = {}
-for name, fn in cases.items():
+for name, fn in cases.items():  # blocks: one kernel called back to back
     fn()
     reps = []
     t_end = time.perf_counter() + 0.25
     while len(reps) < 5 or (time.perf_counter() < t_end and len(reps) < 200):
         t0 = time.perf_counter(); fn(); reps.append(time.perf_counter() - t0)
-    out[name] = float(np.median(reps)) * 1e6
+    out[name + " [blocks]"] = float(np.median(reps)) * 1e6
+reps = {name: [] for name in cases}
+for _ in range(15):  # interleaved: each call follows another kernel's, as the ops of a training step do
+    for name, fn in cases.items():
+        t0 = time.perf_counter(); fn(); reps[name].append(time.perf_counter() - t0)
+for name, r in reps.items():
+    out[name + " [interleaved]"] = float(np.median(r)) * 1e6
 print("JSON", json.dumps(out))
 """,
 }
 
 VARIANTS = {
     "default": {},
+    "contention detection off": {"DEEPKERN_CONTENTION": "off"},
     "every region threaded": {"DEEPKERN_PARALLEL_MIN_US": "0"},
     "default, spin 10k": {"GOMP_SPINCOUNT": "10000"},
     "default, libgomp spin 300k": {"GOMP_SPINCOUNT": "300000"},
@@ -104,7 +113,14 @@ VARIANTS = {
     "1 thread": {"OMP_NUM_THREADS": "1"},
 }
 BASELINE = "baseline build (default)"
-_CLEAR = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "DEEPKERN_PARALLEL_MIN_US", "KMP_BLOCKTIME")
+_CLEAR = (
+    "DEEPKERN_CONTENTION",
+    "OMP_WAIT_POLICY",
+    "GOMP_SPINCOUNT",
+    "OMP_NUM_THREADS",
+    "DEEPKERN_PARALLEL_MIN_US",
+    "KMP_BLOCKTIME",
+)
 
 
 def _spin(stop):
@@ -188,7 +204,9 @@ def main():
             print(f"{workload:12s} {variant:28s} {quiet:9.3f} {busy:9.3f} {busy / quiet:11.2f}", flush=True)
     kernels = None
     if not args.no_kernels:
-        kv = ["default", "every region threaded", "1 thread"] + ([BASELINE] if args.baseline else [])
+        kv = ["default", "contention detection off", "every region threaded", "1 thread"] + (
+            [BASELINE] if args.baseline else []
+        )
         kernels = kernels_table(kv, max(3, args.repeats), args.baseline)
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
