@@ -15,8 +15,8 @@ namespace {
 
 // One chunk; AMS (amsgrad) as a template flag so both loops stay branch-free and vectorise.
 template <typename T, bool AMS>
-void adam_chunk(T* __restrict w, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict vmax,
-                int64_t n, const AdamStep& s) {
+void adam_chunk(T* __restrict w, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict vmax, int64_t n,
+                const AdamStep& s) {
   const T b1 = T(s.b1), c1 = T(1.0 - s.b1), b2 = T(s.b2), c2 = T(1.0 - s.b2);
   const double lr_bc1 = s.lr_bc1, sqrt_bc2 = s.sqrt_bc2, eps = s.eps;
   for (int64_t i = 0; i < n; ++i) {

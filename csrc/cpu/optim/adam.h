@@ -10,9 +10,9 @@
 namespace dk::cpu {
 
 struct AdamStep {
-  double b1, b2;      // betas
-  double lr_bc1;      // lr / (1 - b1^t)
-  double sqrt_bc2;    // sqrt(1 - b2^t)
+  double b1, b2;    // betas
+  double lr_bc1;    // lr / (1 - b1^t)
+  double sqrt_bc2;  // sqrt(1 - b2^t)
   double eps;
 };
 
