@@ -24,6 +24,19 @@ def gemm(
     parallel: bool = True,
 ) -> None: ...
 def gemm_kernel_name(dtype: str) -> str: ...
+def adam_update(
+    w: np.ndarray,
+    g: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    vmax: Optional[np.ndarray],
+    b1: float,
+    b2: float,
+    lr_bc1: float,
+    sqrt_bc2: float,
+    eps: float,
+) -> None: ...
+def softmax_xent(z: np.ndarray, labels: np.ndarray, probs: np.ndarray, grad: np.ndarray, n_total: int) -> float: ...
 def relu_forward(x: np.ndarray, y: np.ndarray, active: np.ndarray) -> None: ...
 def relu_backward(dy: np.ndarray, active: np.ndarray, dx: np.ndarray) -> None: ...
 def conv2d_forward(
