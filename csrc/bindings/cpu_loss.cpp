@@ -17,7 +17,8 @@ double xent(const py::array& z, const py::array& labels, py::array& probs, py::a
   check_size(labels, n, "labels");
   const auto* lp = static_cast<const int64_t*>(labels.data());
   for (int64_t r = 0; r < n; ++r)  // the caller checked them; this keeps a wrong call from writing out of bounds
-    if (lp[r] < 0 || lp[r] >= C) throw py::value_error("labels: expected class labels in [0, " + std::to_string(C) + ")");
+    if (lp[r] < 0 || lp[r] >= C)
+      throw py::value_error("labels: expected class labels in [0, " + std::to_string(C) + ")");
   T* pp = sized_out<T>(probs, n * C, "probs");
   T* gp = sized_out<T>(grad, n * C, "grad");
   if (n_total < 1) throw py::value_error("n_total: expected at least 1");

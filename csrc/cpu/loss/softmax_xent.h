@@ -22,6 +22,6 @@ using SoftmaxXentRows = double (*)(const T* z, const int64_t* labels, int64_t r0
 }  // namespace dk::cpu
 
 DK_ISA_DECLARE(namespace loss {
-  double softmax_xent_rows_f32(const float* z, const int64_t* labels, int64_t r0, int64_t r1, int64_t C,
-                               float n_total, float* probs, float* grad);
+  double softmax_xent_rows_f32(const float* z, const int64_t* labels, int64_t r0, int64_t r1, int64_t C, float n_total,
+                               float* probs, float* grad);
 })

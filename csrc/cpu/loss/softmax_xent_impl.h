@@ -50,8 +50,8 @@ inline float exp_sum(const float* z, int64_t C, float m, float* e) {
   return s;
 }
 
-double softmax_xent_rows_f32(const float* z, const int64_t* labels, int64_t r0, int64_t r1, int64_t C,
-                             float n_total, float* probs, float* grad) {
+double softmax_xent_rows_f32(const float* z, const int64_t* labels, int64_t r0, int64_t r1, int64_t C, float n_total,
+                             float* probs, float* grad) {
   double loss = 0.0;
   for (int64_t r = r0; r < r1; ++r) {
     const float* zr = z + r * C;
