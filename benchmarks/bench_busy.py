@@ -35,7 +35,7 @@ from harness import machine_description  # noqa: E402
 
 WORKLOADS = {
     "lstm_fit": """
-import numpy as np, deepkern as dk
+import json, numpy as np, deepkern as dk
 rng = np.random.default_rng(0)
 x = rng.standard_normal((2048, 20, 1)).astype(np.float32)
 y = x.sum(axis=1) * 0.1
@@ -45,9 +45,10 @@ m.fit(x[:32], y[:32], dk.nn.MSE(), dk.optim.Adam(m.parameters(), lr=1e-2), epoch
 import time; t0 = time.perf_counter()
 m.fit(x, y, dk.nn.MSE(), dk.optim.Adam(m.parameters(), lr=1e-2), epochs=8, batch_size=32, progress=False)
 print("SECONDS", time.perf_counter() - t0)
+print("STATE", json.dumps(getattr(dk._cpu, "_contention", dict)()))
 """,
     "lenet_steps": """
-import numpy as np, deepkern as dk
+import json, numpy as np, deepkern as dk
 nn = dk.nn
 nn.manual_seed(0)
 m = nn.Sequential([nn.Conv2D(1, 6, 5), nn.ReLU(), nn.MaxPool2D(2), nn.Conv2D(6, 16, 5), nn.ReLU(), nn.MaxPool2D(2),
@@ -59,6 +60,7 @@ for _ in range(3): m.train_step(x, y, loss, opt)
 import time; t0 = time.perf_counter()
 for _ in range(60): m.train_step(x, y, loss, opt)
 print("SECONDS", time.perf_counter() - t0)
+print("STATE", json.dumps(getattr(dk._cpu, "_contention", dict)()))
 """,
     "kernels": """
 import json, time, numpy as np, deepkern as dk
@@ -135,11 +137,19 @@ def _run(code, env_extra, pythonpath=None):
         env["PYTHONPATH"] = pythonpath
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     for line in out.stdout.splitlines():
+        if line.startswith("STATE"):  # the busy-machine detector's counts (csrc/cpu/common/contention.cpp)
+            state = json.loads(line[5:])
+            if state.get("windows"):
+                DETECTOR.append(state["busy_windows"] / state["windows"])
+    for line in out.stdout.splitlines():
         if line.startswith("SECONDS"):
             return float(line.split()[1])
         if line.startswith("JSON"):
             return json.loads(line[4:])
     raise RuntimeError(f"workload failed: {out.stderr.strip()[-400:]}")
+
+
+DETECTOR = []  # per run: the share of the detector's 10 ms windows that left regions on one thread
 
 
 def measure(workload, variant, busy, repeats, baseline=None):
@@ -194,14 +204,30 @@ def main():
         print("note: --mode has no effect here (each workload runs alone in its own process)")
     variants = list(args.variants) + ([BASELINE] if args.baseline else [])
     print(f"busy-machine benchmark on {machine_description()}; {os.cpu_count()} cores; median of {args.repeats}")
-    print(f"{'workload':12s} {'threading':28s} {'quiet s':>9s} {'busy s':>9s} {'busy/quiet':>11s}")
+    print(
+        f"{'workload':12s} {'threading':28s} {'quiet s':>9s} {'busy s':>9s} {'busy/quiet':>11s}"
+        "   one-thread windows quiet / busy"
+    )
     rows = []
     for workload in args.workloads:
         for variant in variants:
+            DETECTOR.clear()
             quiet = measure(workload, variant, False, args.repeats, args.baseline)
+            dq = statistics.median(DETECTOR) if DETECTOR else None
+            DETECTOR.clear()
             busy = measure(workload, variant, True, args.repeats, args.baseline)
-            rows.append({"workload": workload, "variant": variant, "quiet_s": quiet, "busy_s": busy})
-            print(f"{workload:12s} {variant:28s} {quiet:9.3f} {busy:9.3f} {busy / quiet:11.2f}", flush=True)
+            db = statistics.median(DETECTOR) if DETECTOR else None
+            rows.append(
+                {
+                    "workload": workload,
+                    "variant": variant,
+                    "quiet_s": quiet,
+                    "busy_s": busy,
+                    "one_thread_windows": [dq, db],
+                }
+            )
+            det = f"{dq:.2f} / {db:.2f}" if dq is not None and db is not None else "-"
+            print(f"{workload:12s} {variant:28s} {quiet:9.3f} {busy:9.3f} {busy / quiet:11.2f}   {det}", flush=True)
     kernels = None
     if not args.no_kernels:
         kv = ["default", "contention detection off", "every region threaded", "1 thread"] + (

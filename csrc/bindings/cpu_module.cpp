@@ -34,6 +34,8 @@ PYBIND11_MODULE(_cpu, m) {
         d["available"] = s.available;
         d["busy"] = s.busy;
         d["share"] = s.share;
+        d["windows"] = s.windows;
+        d["busy_windows"] = s.busy_windows;
         return d;
       },
       "The calling thread's view of the machine: mode, busy, last waiting share (tests, benchmarks).");

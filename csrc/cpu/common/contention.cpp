@@ -59,6 +59,7 @@ struct Monitor {
   bool busy = false, testing = false;
   int64_t hold_until = 0, hold = kHoldMinNs;
   double share = 0.0;
+  int64_t windows = 0, busy_windows = 0;  // readings taken, and how many left the thread in busy mode
 
   ~Monitor() {
     if (fd >= 0) close(fd);
@@ -91,6 +92,7 @@ struct Monitor {
     wait_last = w;
     if (span > kStaleNs) return;  // idle time would dilute the share: start a new window
     share = double(dw) / double(span);
+    ++windows;
     const bool waiting = share > kBusyShare;
     if (busy) {
       if (waiting) {
@@ -108,6 +110,7 @@ struct Monitor {
       testing = false;
       hold = kHoldMinNs;
     }
+    busy_windows += busy ? 1 : 0;
   }
 };
 
@@ -125,7 +128,7 @@ ContentionMode contention_mode() { return static_cast<ContentionMode>(mode_setti
 ContentionState contention_state() {
   Monitor& m = monitor();
   if (m.fd == -2) m.waited();
-  return {contention_mode(), m.fd >= 0, m.busy, m.share};
+  return {contention_mode(), m.fd >= 0, m.busy, m.share, m.windows, m.busy_windows};
 }
 
 int team(int logical) {
