@@ -34,8 +34,7 @@ void register_embedding(py::module_& m) {
         else
           scatter<double>(g, idx, rows);
       },
-      "g[idx[i]] += rows[i] for i in order (repeated indices add up).", py::arg("g"), py::arg("idx"),
-      py::arg("rows"));
+      "g[idx[i]] += rows[i] for i in order (repeated indices add up).", py::arg("g"), py::arg("idx"), py::arg("rows"));
 }
 
 DK_REGISTER_BINDINGS(register_embedding);

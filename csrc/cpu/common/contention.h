@@ -8,9 +8,9 @@ enum class ContentionMode { Auto = 0, Off = 1, Force = 2 };
 
 struct ContentionState {
   ContentionMode mode;
-  bool available;  // the scheduler's per-thread statistics can be read
-  bool busy;       // regions run on the calling thread alone (auto mode)
-  double share;    // the last window's share of wall time spent runnable but waiting
+  bool available;                 // the scheduler's per-thread statistics can be read
+  bool busy;                      // regions run on the calling thread alone (auto mode)
+  double share;                   // the last window's share of wall time spent runnable but waiting
   int64_t windows, busy_windows;  // the calling thread's readings so far, and those that left it busy
 };
 
