@@ -13,9 +13,11 @@ The table gives seconds (median of repeats) and busy/quiet ratios; the target is
 for the default, and the default losing <= 5% on the quiet machine.
 
 Then a quiet check of single kernels at the benchmark tables' sizes, small to large (`kernels`,
-2 threads, median wall microseconds): the default against every region threaded and against one
+2 threads, median wall microseconds), each called back to back ("blocks") and round-robin after the
+other kernels ("interleaved", as the ops of a training step follow each other): the default against
+the busy-machine detection switched off (DEEPKERN_CONTENTION=off), every region threaded and one
 thread, and, with --baseline, against another build of deepkern (its python/ folder, e.g. the
-previous release), so the small-work threshold's quiet cost is measured, not assumed.
+previous release), so the quiet cost of both mechanisms is measured, not assumed.
 """
 
 import argparse
@@ -33,7 +35,7 @@ from harness import machine_description  # noqa: E402
 
 WORKLOADS = {
     "lstm_fit": """
-import numpy as np, deepkern as dk
+import json, numpy as np, deepkern as dk
 rng = np.random.default_rng(0)
 x = rng.standard_normal((2048, 20, 1)).astype(np.float32)
 y = x.sum(axis=1) * 0.1
@@ -43,9 +45,10 @@ m.fit(x[:32], y[:32], dk.nn.MSE(), dk.optim.Adam(m.parameters(), lr=1e-2), epoch
 import time; t0 = time.perf_counter()
 m.fit(x, y, dk.nn.MSE(), dk.optim.Adam(m.parameters(), lr=1e-2), epochs=8, batch_size=32, progress=False)
 print("SECONDS", time.perf_counter() - t0)
+print("STATE", json.dumps(getattr(dk._cpu, "_contention", dict)()))
 """,
     "lenet_steps": """
-import numpy as np, deepkern as dk
+import json, numpy as np, deepkern as dk
 nn = dk.nn
 nn.manual_seed(0)
 m = nn.Sequential([nn.Conv2D(1, 6, 5), nn.ReLU(), nn.MaxPool2D(2), nn.Conv2D(6, 16, 5), nn.ReLU(), nn.MaxPool2D(2),
@@ -57,6 +60,7 @@ for _ in range(3): m.train_step(x, y, loss, opt)
 import time; t0 = time.perf_counter()
 for _ in range(60): m.train_step(x, y, loss, opt)
 print("SECONDS", time.perf_counter() - t0)
+print("STATE", json.dumps(getattr(dk._cpu, "_contention", dict)()))
 """,
     "kernels": """
 import json, time, numpy as np, deepkern as dk
@@ -84,19 +88,26 @@ for B, L, D in [(4, 32, 32), (8, 128, 64), (8, 512, 64)]:
     q, k, v = f(B, 4, L, D), f(B, 4, L, D), f(B, 4, L, D)
     cases[f"attention B{B} L{L} D{D}"] = lambda q=q, k=k, v=v: dk.scaled_dot_product_attention(q, k, v)
 out = {}
-for name, fn in cases.items():
+for name, fn in cases.items():  # blocks: one kernel called back to back
     fn()
     reps = []
     t_end = time.perf_counter() + 0.25
     while len(reps) < 5 or (time.perf_counter() < t_end and len(reps) < 200):
         t0 = time.perf_counter(); fn(); reps.append(time.perf_counter() - t0)
-    out[name] = float(np.median(reps)) * 1e6
+    out[name + " [blocks]"] = float(np.median(reps)) * 1e6
+reps = {name: [] for name in cases}
+for _ in range(15):  # interleaved: each call follows another kernel's, as the ops of a training step do
+    for name, fn in cases.items():
+        t0 = time.perf_counter(); fn(); reps[name].append(time.perf_counter() - t0)
+for name, r in reps.items():
+    out[name + " [interleaved]"] = float(np.median(r)) * 1e6
 print("JSON", json.dumps(out))
 """,
 }
 
 VARIANTS = {
     "default": {},
+    "contention detection off": {"DEEPKERN_CONTENTION": "off"},
     "every region threaded": {"DEEPKERN_PARALLEL_MIN_US": "0"},
     "default, spin 10k": {"GOMP_SPINCOUNT": "10000"},
     "default, libgomp spin 300k": {"GOMP_SPINCOUNT": "300000"},
@@ -104,7 +115,14 @@ VARIANTS = {
     "1 thread": {"OMP_NUM_THREADS": "1"},
 }
 BASELINE = "baseline build (default)"
-_CLEAR = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS", "DEEPKERN_PARALLEL_MIN_US", "KMP_BLOCKTIME")
+_CLEAR = (
+    "DEEPKERN_CONTENTION",
+    "OMP_WAIT_POLICY",
+    "GOMP_SPINCOUNT",
+    "OMP_NUM_THREADS",
+    "DEEPKERN_PARALLEL_MIN_US",
+    "KMP_BLOCKTIME",
+)
 
 
 def _spin(stop):
@@ -119,11 +137,19 @@ def _run(code, env_extra, pythonpath=None):
         env["PYTHONPATH"] = pythonpath
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     for line in out.stdout.splitlines():
+        if line.startswith("STATE"):  # the busy-machine detector's counts (csrc/cpu/common/contention.cpp)
+            state = json.loads(line[5:])
+            if state.get("windows"):
+                DETECTOR.append(state["busy_windows"] / state["windows"])
+    for line in out.stdout.splitlines():
         if line.startswith("SECONDS"):
             return float(line.split()[1])
         if line.startswith("JSON"):
             return json.loads(line[4:])
     raise RuntimeError(f"workload failed: {out.stderr.strip()[-400:]}")
+
+
+DETECTOR = []  # per run: the share of the detector's 10 ms windows that left regions on one thread
 
 
 def measure(workload, variant, busy, repeats, baseline=None):
@@ -178,17 +204,35 @@ def main():
         print("note: --mode has no effect here (each workload runs alone in its own process)")
     variants = list(args.variants) + ([BASELINE] if args.baseline else [])
     print(f"busy-machine benchmark on {machine_description()}; {os.cpu_count()} cores; median of {args.repeats}")
-    print(f"{'workload':12s} {'threading':28s} {'quiet s':>9s} {'busy s':>9s} {'busy/quiet':>11s}")
+    print(
+        f"{'workload':12s} {'threading':28s} {'quiet s':>9s} {'busy s':>9s} {'busy/quiet':>11s}"
+        "   one-thread windows quiet / busy"
+    )
     rows = []
     for workload in args.workloads:
         for variant in variants:
+            DETECTOR.clear()
             quiet = measure(workload, variant, False, args.repeats, args.baseline)
+            dq = statistics.median(DETECTOR) if DETECTOR else None
+            DETECTOR.clear()
             busy = measure(workload, variant, True, args.repeats, args.baseline)
-            rows.append({"workload": workload, "variant": variant, "quiet_s": quiet, "busy_s": busy})
-            print(f"{workload:12s} {variant:28s} {quiet:9.3f} {busy:9.3f} {busy / quiet:11.2f}", flush=True)
+            db = statistics.median(DETECTOR) if DETECTOR else None
+            rows.append(
+                {
+                    "workload": workload,
+                    "variant": variant,
+                    "quiet_s": quiet,
+                    "busy_s": busy,
+                    "one_thread_windows": [dq, db],
+                }
+            )
+            det = f"{dq:.2f} / {db:.2f}" if dq is not None and db is not None else "-"
+            print(f"{workload:12s} {variant:28s} {quiet:9.3f} {busy:9.3f} {busy / quiet:11.2f}   {det}", flush=True)
     kernels = None
     if not args.no_kernels:
-        kv = ["default", "every region threaded", "1 thread"] + ([BASELINE] if args.baseline else [])
+        kv = ["default", "contention detection off", "every region threaded", "1 thread"] + (
+            [BASELINE] if args.baseline else []
+        )
         kernels = kernels_table(kv, max(3, args.repeats), args.baseline)
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

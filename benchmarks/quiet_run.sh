@@ -3,7 +3,8 @@
 # (interleaved and blocks), wall clock, plus the end-to-end epochs; each script's output goes to
 # OUT/<name>.txt (and its JSON to OUT/<name>.json).
 # Usage: benchmarks/quiet_run.sh [OUT] [names...]   (default OUT benchmarks/out/quiet; names: all of
-#        pooling pooling_nohp epochs epochs2 training lstm_lm conv lstm attention)
+#        pooling pooling_nohp epochs epochs2 training lstm_lm conv lstm attention; and busy: the
+#        busy-machine table, conv_noteams: the conv table with DEEPKERN_CONTENTION=off)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-benchmarks/out/quiet}
@@ -28,6 +29,10 @@ for n in "${names[@]}"; do
     lstm_lm) run lstm_lm benchmarks/bench_lstm_lm.py --mode both --json "$out/lstm_lm.json" ;;
     conv) run conv benchmarks/bench_conv.py --mode both --json "$out/conv.json" ;;
     lstm) run lstm benchmarks/bench_lstm.py --mode both --json "$out/lstm.json" ;;
+    busy) run busy benchmarks/bench_busy.py --repeats 5 --variants default "contention detection off" \
+      "OMP_WAIT_POLICY=PASSIVE" "1 thread" --json "$out/busy.json" ;;
+    conv_noteams) DEEPKERN_CONTENTION=off run conv_noteams benchmarks/bench_conv.py --mode both \
+      --json "$out/conv_noteams.json" ;;
     attention) run attention benchmarks/bench_attention.py --mode both --no-memory --no-cpu-time --json "$out/attention.json" ;;
     *) echo "quiet_run.sh: unknown table '$n'" >&2 ;;
   esac

@@ -272,3 +272,32 @@ def test_inference_forward_keeps_no_cache():
     layer.forward(np.zeros((4, 3)), training=False)
     with pytest.raises(RuntimeError, match="before forward"):
         layer.backward(np.zeros((4, 2)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_embedding_grad_adds_in_order_like_add_at(dtype, rng):
+    """The C++ scatter-add (csrc/cpu/embedding/scatter_add.h) sums repeated indices left to right:
+    bit for bit np.add.at, for float32 too (where the summation order shows in the last bits)."""
+    layer = nn.Embedding(50, 33, seed=0, dtype=dtype)
+    idx = rng.integers(0, 50, (16, 40))
+    idx[:, :10] = 3  # one row gathers 160 terms
+    layer.forward(idx)
+    dy = rng.standard_normal((16, 40, 33)).astype(dtype)
+    dy0 = dy.copy()
+    layer.backward(dy)
+    ref = np.zeros((50, 33), dtype)
+    np.add.at(ref, idx.reshape(-1), dy.reshape(-1, 33))
+    np.testing.assert_array_equal(layer.weight.grad, ref)
+    np.testing.assert_array_equal(dy, dy0)
+
+
+def test_scatter_add_kernel_guards_its_indices():
+    from deepkern import _cpu
+
+    g = np.zeros((4, 2), np.float32)
+    with pytest.raises(ValueError, match=r"idx: expected row indices in \[0, 4\)"):
+        _cpu.scatter_add_rows(g, np.array([0, 4]), np.ones((2, 2), np.float32))
+    with pytest.raises(ValueError, match="rows: expected 2 columns"):
+        _cpu.scatter_add_rows(g, np.array([0]), np.ones((1, 3), np.float32))
+    with pytest.raises(TypeError, match="rows: dtype"):
+        _cpu.scatter_add_rows(g, np.array([0]), np.ones((1, 2), np.float64))

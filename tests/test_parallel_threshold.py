@@ -104,3 +104,62 @@ def test_results_do_not_depend_on_the_threshold(tmp_path):
                 scale = max(1.0, float(np.abs(a).max(initial=0.0)))
                 assert np.abs(a.astype(np.float64) - b).max(initial=0.0) <= tol * scale, f"{key} at {value}"
     assert checked_bitwise > 0
+
+
+def test_shrunk_teams_give_the_same_bits(tmp_path):
+    """On a busy machine a region's team shrinks to the calling thread (team(), csrc/cpu/common/
+    contention.cpp) while the work keeps its split into `logical` slots: every op, thread-count
+    invariant or not, gives the same bits with teams forced to 1 as with full teams, with every
+    region threaded so the split reductions (conv dw, attention dq, GEMM rectangles) are exercised."""
+    files = {}
+    for mode in ("off", "force"):
+        path = tmp_path / f"out_{mode}.npz"
+        code = _RUN_ALL.replace("sys.argv[1]", repr(str(path)))
+        assert int(_in_subprocess(code, DEEPKERN_PARALLEL_MIN_US="0", DEEPKERN_CONTENTION=mode)) > 0
+        files[mode] = np.load(path)
+    ref, got = files["off"], files["force"]
+    assert set(got.files) == set(ref.files) and len(ref.files) > 20
+    for key in ref.files:
+        a, b = ref[key], got[key]
+        assert not np.isnan(a).any(), key
+        assert a.dtype == b.dtype and a.shape == b.shape, key
+        assert np.array_equal(a.view(np.uint8), b.view(np.uint8)), f"{key}: bits differ with teams of 1"
+
+
+def test_contention_modes():
+    state = _cpu._contention()
+    assert state["mode"] in ("auto", "off", "force")
+    before = state["mode"]
+    try:
+        _cpu._set_contention("force")
+        assert _cpu._team(4) == 1 and _cpu._team(1) == 1
+        _cpu._set_contention("off")
+        assert _cpu._team(4) == 4
+        _cpu._set_contention("auto")
+        assert _cpu._team(3) in (1, 3)
+        with pytest.raises(ValueError, match="mode must be"):
+            _cpu._set_contention("sometimes")
+    finally:
+        _cpu._set_contention(before)
+
+
+@pytest.mark.parametrize("value,want", [("off", "off"), ("force", "force"), ("auto", "auto"), ("", "auto")])
+def test_contention_environment(value, want):
+    got = _in_subprocess("from deepkern import _cpu; print(_cpu._contention()['mode'])", DEEPKERN_CONTENTION=value)
+    assert got == want
+
+
+def test_bad_contention_environment_warns():
+    code = "import warnings; warnings.simplefilter('error'); import deepkern"
+    full = {**os.environ, "DEEPKERN_CONTENTION": "maybe", "PYTHONPATH": os.pathsep.join([HERE, *sys.path])}
+    r = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0 and "DEEPKERN_CONTENTION" in r.stderr and "'maybe'" in r.stderr
+
+
+def test_busy_detection_reads_the_scheduler():
+    """On Linux the calling thread's run-queue wait is readable; the share is a fraction of time."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the scheduler's per-thread statistics are a Linux file")
+    state = _cpu._contention()
+    assert state["available"] is True
+    assert 0.0 <= state["share"] <= 1.5

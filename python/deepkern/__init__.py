@@ -6,7 +6,7 @@ numpy arrays in, numpy arrays out (CPU); cupy arrays in, cupy arrays out (GPU).
 from ._openmp_env import bounded_spin as _bounded_spin
 
 with _bounded_spin():  # OpenMP reads its wait policy once, when deepkern._cpu loads it
-    from . import _cpu  # noqa: F401
+    from . import _cpu  # noqa: F401  (it reads DEEPKERN_CONTENTION too; bounded_spin warns on a bad one)
 from . import (  # noqa: E402,F401
     bptt,  # noqa: E402,F401  (callable: dk.bptt(model, x, loss_fn, truncate=k))
     distributed,  # noqa: E402,F401  (mpi4py is imported only by distributed.init())

@@ -34,6 +34,7 @@ def defaults(environ):
 
 @contextlib.contextmanager
 def bounded_spin():
+    warn_on_bad_contention(os.environ)
     added = defaults(os.environ)
     os.environ.update(added)
     try:
@@ -41,3 +42,20 @@ def bounded_spin():
     finally:
         for k in added:
             os.environ.pop(k, None)
+
+
+CONTENTION_MODES = ("auto", "off", "force", "0", "1")
+
+
+def warn_on_bad_contention(environ):
+    """DEEPKERN_CONTENTION picks how parallel regions react to an oversubscribed machine: auto (the
+    default: a thread that waits for a core runs its regions alone for a while,
+    csrc/cpu/common/contention.cpp), off (always full teams) or force (always alone). An unknown
+    value is treated as auto, and said so."""
+    value = environ.get("DEEPKERN_CONTENTION", "")
+    if value and value not in CONTENTION_MODES:
+        import warnings
+
+        warnings.warn(
+            f"DEEPKERN_CONTENTION={value!r} is not one of auto, off, force; using auto", RuntimeWarning, stacklevel=4
+        )

@@ -280,7 +280,7 @@ void forward_tiles(const AttentionParams& p, const T* q, const T* k, const T* v,
   const T scale = T(p.scale);
   const bool v_direct = Dv == Dvp;  // V tiles are used in place unless rows need padding
 
-#pragma omp parallel num_threads(attention_threads(p))
+#pragma omp parallel num_threads(team(attention_threads(p)))
   {
     Scratch<T> QT(D * kBr + L), Vp(v_direct ? 0 : kBc * Dvp + L), St(kBc * kBr), O(kBr * Dvp + L);
     Scratch<T> m(kBr), l(kBr), alpha(kBr), msafe(kBr), mx(kBr);
@@ -399,7 +399,7 @@ void backward_tiles(const AttentionParams& p, const T* q, const T* k, const T* v
   Scratch<T> dq_extra((split - 1) * BH * Lq * D);
   const int64_t qsize = BH * Lq * D;
 
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(team(nt))
   {
     row_dots(dout, out, BH * Lq, Dv, Drow.data());
 #pragma omp for schedule(static)

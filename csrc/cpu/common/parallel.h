@@ -43,6 +43,13 @@ int threads_for(Work w);
 int threads_for_flops(double flops);
 int threads_for_bytes(double bytes);
 
+// The team a parallel region of `logical` threads starts: `logical`, or 1 while the calling thread
+// finds the machine oversubscribed (another process holding our cores). Every region's
+// num_threads clause goes through it. Only the team shrinks: how a kernel splits its work (slots,
+// partial sums, GEMM rectangles) follows `logical`, so results are bitwise the same either way.
+// How the machine is judged: contention.cpp. DEEPKERN_CONTENTION=auto (default) | off | force.
+int team(int logical);
+
 // Memory-bound work over `elements` float values (read plus written): whether it is worth a region.
 bool worth_threads(int64_t elements);
 

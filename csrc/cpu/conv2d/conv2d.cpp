@@ -76,7 +76,7 @@ template <typename T>
 void im2col_group(const Conv2dParams& p, const T* x, int64_t n0, int64_t nb, int64_t oh0, int64_t oh1, T* col,
                   bool par) {
   const int64_t pc = (oh1 - oh0) * p.Wo, ld = nb * pc;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads()) if (par)
+#pragma omp parallel for collapse(2) schedule(static) num_threads(team(num_threads())) if (par)
   for (int64_t s = 0; s < nb; ++s)
     for (int64_t c = 0; c < p.C; ++c)
       im2col(p, x + (n0 + s) * p.C * p.in_plane(), oh0, oh1, c, c + 1, col + s * pc, ld);
@@ -134,7 +134,7 @@ Conv2dParams group_params(const Conv2dParams& p) {
 template <typename T>
 void copy_channels(const T* src, int64_t cs, int64_t c0, int64_t cn, int64_t N, int64_t plane, T* dst, int64_t cd,
                    int64_t d0) {
-#pragma omp parallel for schedule(static) num_threads(threads_for_bytes(2.0 * sizeof(T) * double(N * cn * plane)))
+#pragma omp parallel for schedule(static) num_threads(team(threads_for_bytes(2.0 * sizeof(T) * double(N * cn * plane))))
   for (int64_t n = 0; n < N; ++n)
     std::memcpy(dst + (n * cd + d0) * plane, src + (n * cs + c0) * plane, sizeof(T) * size_t(cn * plane));
 }
@@ -161,7 +161,7 @@ bool all_finite(const T* x, int64_t n) {
   constexpr int64_t kBlock = 4096;
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   T acc = T(0);
-#pragma omp parallel for reduction(+ : acc) schedule(static) num_threads(threads_for_bytes(sizeof(T) * double(n)))
+#pragma omp parallel for reduction(+ : acc) schedule(static) num_threads(team(threads_for_bytes(sizeof(T) * double(n))))
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t i0 = b * kBlock, m = std::min(kBlock, n - i0);
     T zeros[kLanes] = {};  // 0 * finite = 0, 0 * Inf = NaN, NaN stays
@@ -208,7 +208,7 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T
     forward_item(p, pl, x, w, b, y, n0, nb, oh0, std::min(p.Ho, oh0 + pl.rows), par);
   };
   if (worth_threads(p) && items >= nt) {
-#pragma omp parallel for schedule(dynamic) num_threads(nt)
+#pragma omp parallel for schedule(dynamic) num_threads(team(nt))
     for (int64_t it = 0; it < items; ++it) item(it, false);
   } else {
     for (int64_t it = 0; it < items; ++it) item(it, worth_threads(p));
@@ -221,7 +221,7 @@ namespace {
 template <typename T>
 void bias_grad(const Conv2dParams& p, const T* dy, T* db) {
   const int64_t P = p.out_plane();
-#pragma omp parallel for schedule(static) num_threads(threads_for_bytes(sizeof(T) * double(p.N * p.K * P)))
+#pragma omp parallel for schedule(static) num_threads(team(threads_for_bytes(sizeof(T) * double(p.N * p.K * P))))
   for (int64_t k = 0; k < p.K; ++k) {
     double s = 0.0;
     for (int64_t n = 0; n < p.N; ++n) s += double(sum_lanes(dy + (n * p.K + k) * P, P));
@@ -265,7 +265,7 @@ void backward_group(const Conv2dParams& p, const Plan& pl, const T* x, const T* 
     if (dx) {
       T* dcol = conv_thread_buffer<T>(kDcolSlot, size_t(CRS * cols));
       gemm<T>(true, false, CRS, cols, p.K, T(1), w, CRS, dyb, lddy, T(0), dcol, cols, par);
-#pragma omp parallel for collapse(2) schedule(static) num_threads(num_threads()) if (par)
+#pragma omp parallel for collapse(2) schedule(static) num_threads(team(num_threads())) if (par)
       for (int64_t s = 0; s < nb; ++s)
         for (int64_t c = 0; c < p.C; ++c)
           col2im_add(p, dcol + s * pc, oh0, oh1, c, c + 1, dx + (n0 + s) * p.C * p.in_plane(), cols);
@@ -350,16 +350,19 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
   const int64_t wsize = p.K * p.crs();
   const int nt = num_threads();
   if (worth_threads(p) && groups >= nt) {
-    // Groups across threads; each thread sums its dw into a private copy, reduced at the end.
+    // Sample groups in nt slots, each slot summing its dw into a private copy, reduced at the end.
+    // Slots, not threads, own the copies: which samples sum where must depend neither on timing nor
+    // on the team's size (it shrinks on a busy machine: team() in parallel.h), or dw is not bitwise
+    // reproducible run to run.
     std::vector<T> acc(dw ? size_t(nt) * size_t(wsize) : 0, T(0));
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(team(nt))
     {
-      T* mine = dw ? acc.data() + size_t(omp_get_thread_num()) * size_t(wsize) : nullptr;
-      // static, not dynamic: which samples sum into which private dw must not depend on timing,
-      // or the float sums regroup and dw is not bitwise reproducible run to run.
-#pragma omp for schedule(static)
-      for (int64_t g = 0; g < groups; ++g)
-        backward_group(p, pl, x, w, dy, dx, mine, g * pl.nb, std::min(pl.nb, p.N - g * pl.nb), false);
+#pragma omp for schedule(dynamic)
+      for (int slot = 0; slot < nt; ++slot) {
+        T* mine = dw ? acc.data() + size_t(slot) * size_t(wsize) : nullptr;
+        for (int64_t g = groups * slot / nt; g < groups * (slot + 1) / nt; ++g)
+          backward_group(p, pl, x, w, dy, dx, mine, g * pl.nb, std::min(pl.nb, p.N - g * pl.nb), false);
+      }
       if (dw) {
 #pragma omp for schedule(static)
         for (int64_t e = 0; e < wsize; ++e) {

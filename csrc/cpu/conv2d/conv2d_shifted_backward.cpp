@@ -62,14 +62,14 @@ void conv2d_weight_grad_shifted(const Conv2dParams& p, const T* x, const T* dy, 
   const int used = threads ? nt : 1;
   std::vector<T> acc(size_t(used) * size_t(wsize), T(0));  // dwT per thread
   if (!shifted_dw_threaded_gemm(p, nt)) {
-#pragma omp parallel num_threads(nt) if (threads)
-    {
-      T* mine = acc.data() + size_t(omp_get_thread_num()) * size_t(wsize);
+    // A slot, not a thread, owns a private dw and its run of samples, so the sums are the same
+    // however many threads the team gets (it shrinks on a busy machine: team() in parallel.h).
+#pragma omp parallel for schedule(dynamic) num_threads(team(used)) if (threads)
+    for (int slot = 0; slot < used; ++slot) {
+      T* mine = acc.data() + size_t(slot) * size_t(wsize);
       T* xp = s.input_buffer();
       T* dyq = s.unfold ? nullptr : conv_thread_buffer<T>(kOutSlot, size_t(p.K * s.Q));
-      // static: each thread's private dw must get the same samples every run (bitwise reproducible).
-#pragma omp for schedule(static)
-      for (int64_t n = 0; n < p.N; ++n) {
+      for (int64_t n = p.N * slot / used; n < p.N * (slot + 1) / used; ++n) {
         const T* dy_n = dy + n * p.K * p.out_plane();
         s.pad(x + n * p.C * p.in_plane(), xp, 0, p.C);
         if (!s.unfold) s.spread(dy_n, dyq, 0, p.K);  // unfolded: dy_n already is in q numbering
@@ -81,7 +81,7 @@ void conv2d_weight_grad_shifted(const Conv2dParams& p, const T* x, const T* dy, 
     T* dyq = s.unfold ? nullptr : conv_thread_buffer<T>(kOutSlot, size_t(p.K * s.Q));
     for (int64_t n = 0; n < p.N; ++n) {
       const T* dy_n = dy + n * p.K * p.out_plane();
-#pragma omp parallel num_threads(used)
+#pragma omp parallel num_threads(team(used))
       {
         const int t = omp_get_thread_num(), T_ = omp_get_num_threads();
         s.pad(x + n * p.C * p.in_plane(), xp, p.C * t / T_, p.C * (t + 1) / T_);
@@ -92,7 +92,7 @@ void conv2d_weight_grad_shifted(const Conv2dParams& p, const T* x, const T* dy, 
     }
   }
   // dw[k][crs] = sum over threads of dwT[crs][k]
-#pragma omp parallel for schedule(static) num_threads(used) if (threads)
+#pragma omp parallel for schedule(static) num_threads(team(used)) if (threads)
   for (int64_t k = 0; k < p.K; ++k)
     for (int64_t r = 0; r < crs; ++r) {
       T v = T(0);
@@ -114,7 +114,7 @@ void input_grad_sample(const Shifted<T>& s, const T* w, const T* dy_n, T* dx_n, 
   T* dyq = conv_thread_buffer<T>(kOutSlot, size_t(p.K * s.Q));
   T* dcol = conv_thread_buffer<T>(kColSlot, size_t(crs * std::min(qc_max, s.Q)));
   const int nt = par ? num_threads() : 1;
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(team(nt))
   {
     const int t = omp_get_thread_num(), T_ = omp_get_num_threads();
     std::fill(gp + s.xlen * t / T_, gp + s.xlen * (t + 1) / T_, T(0));
@@ -124,7 +124,7 @@ void input_grad_sample(const Shifted<T>& s, const T* w, const T* dy_n, T* dx_n, 
     const int64_t qc = std::min(qc_max, s.Q - q0);
     gemm<T>(true, false, crs, qc, p.K, T(1), w, crs, dyq + q0, s.Q, T(0), dcol, qc, par);
     // rows of one channel stay inside that channel's planes, so channels never collide
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(team(nt))
     for (int64_t c = 0; c < p.C; ++c)
       for (int64_t r = c * rows_per_c; r < (c + 1) * rows_per_c; ++r) {
         T* dst = gp + s.offs[r] + q0;
@@ -132,7 +132,7 @@ void input_grad_sample(const Shifted<T>& s, const T* w, const T* dy_n, T* dx_n, 
         for (int64_t q = 0; q < qc; ++q) dst[q] += src[q];
       }
   }
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(team(nt))
   {
     const int t = omp_get_thread_num(), T_ = omp_get_num_threads();
     s.unpad(gp, dx_n, p.C * t / T_, p.C * (t + 1) / T_);
@@ -145,7 +145,7 @@ void conv2d_input_grad_shifted(const Conv2dParams& p, const T* w, const T* dy, T
   const int nt = num_threads();
   const bool threads = threads_for_flops(2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs())) > 1;
   if (threads && p.N >= nt) {
-#pragma omp parallel for schedule(dynamic) num_threads(nt)
+#pragma omp parallel for schedule(dynamic) num_threads(team(nt))
     for (int64_t n = 0; n < p.N; ++n)
       input_grad_sample(s, w, dy + n * p.K * p.out_plane(), dx + n * p.C * p.in_plane(), false);
     return;

@@ -14,7 +14,7 @@ void conv2d_forward_shifted(const Conv2dParams& p, const T* x, const T* w, const
   if (!threads || p.N >= nt) {
     // Whole samples per thread, each with its own padded input and output buffers. (One
     // thread: a plain loop, not a parallel region per sample, which costs a few us each.)
-#pragma omp parallel num_threads(nt) if (threads)
+#pragma omp parallel num_threads(team(nt)) if (threads)
     {
       T* xp = s.input_buffer();
 #pragma omp for schedule(dynamic)
@@ -33,7 +33,7 @@ void conv2d_forward_shifted(const Conv2dParams& p, const T* x, const T* w, const
   for (int64_t n = 0; n < p.N; ++n) {
     const T* x_n = x + n * p.C * p.in_plane();
     T* y_n = y + n * p.K * p.out_plane();
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(team(nt))
     {
       const int t = omp_get_thread_num(), T_ = omp_get_num_threads();
       s.pad(x_n, xp, p.C * t / T_, p.C * (t + 1) / T_);

@@ -272,7 +272,7 @@ void forward_m(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) 
   if (threads && p.N * wg.bands < nt) wg.set_rows((wg.th_n * p.N + nt - 1) / nt);
   const int64_t items = p.N * wg.bands;
   static thread_local typename Winograd<T, M>::Scratch scratch;
-#pragma omp parallel for schedule(dynamic) num_threads(nt) if (threads && items > 1)
+#pragma omp parallel for schedule(dynamic) num_threads(team(nt)) if (threads && items > 1)
   for (int64_t it = 0; it < items; ++it) {
     const int64_t n = it / wg.bands, r0 = it % wg.bands * wg.rows_t;
     wg.run_item(n, r0, std::min(wg.th_n, r0 + wg.rows_t), x, y, scratch);

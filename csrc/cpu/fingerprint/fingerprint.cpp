@@ -47,7 +47,7 @@ uint64_t fingerprint(const void* data, int64_t nbytes) {
   if (threads == 1) {
     total = sum_words(p, 0, words);
   } else {
-#pragma omp parallel for num_threads(threads) reduction(+ : total) schedule(static)
+#pragma omp parallel for num_threads(team(threads)) reduction(+ : total) schedule(static)
     for (int t = 0; t < threads; ++t) total += sum_words(p, words * t / threads, words * (t + 1) / threads);
   }
   const int64_t tail = nbytes - 8 * words;

@@ -140,7 +140,8 @@ void gemm_impl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T al
   if (M <= 0 || N <= 0) return;
   const bool go_parallel = parallel && !omp_in_parallel();
   if (K <= 0 || alpha == T(0)) {
-#pragma omp parallel for schedule(static) num_threads(go_parallel ? threads_for_bytes(2.0 * sizeof(T) * M * N) : 1)
+#pragma omp parallel for schedule(static) \
+    num_threads(team(go_parallel ? threads_for_bytes(2.0 * sizeof(T) * M * N) : 1))
     for (int64_t i = 0; i < M; ++i) scale_c(int64_t(1), N, beta, C + i * ldc, ldc);
     return;
   }
@@ -155,7 +156,7 @@ void gemm_impl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T al
   const int64_t m_tiles = (M + kr.mr - 1) / kr.mr, n_tiles = (N + kr.nr - 1) / kr.nr;
   // OpenMP may grant fewer threads than asked (OMP_THREAD_LIMIT, OMP_DYNAMIC, nesting), so each
   // thread walks the rectangles with the team's real size as its stride: every one gets computed.
-#pragma omp parallel num_threads(g.tm* g.tn)
+#pragma omp parallel num_threads(team(g.tm* g.tn))
   for (int t = omp_get_thread_num(); t < g.tm * g.tn; t += omp_get_num_threads()) {
     const int ti = t / g.tn, tj = t % g.tn;
     const int64_t m0 = std::min(M, m_tiles * ti / g.tm * kr.mr), m1 = std::min(M, m_tiles * (ti + 1) / g.tm * kr.mr);

@@ -56,7 +56,7 @@ void lstm_forward(const LstmParams& p, const T* x, const T* h0, const T* c0, con
   for (int64_t k = 0; k < G; ++k) bias[k] = (b_ih ? b_ih[k] : T(0)) + (b_hh ? b_hh[k] : T(0));
   if (save) {
     // xh row r = [x_r, h entering that step]: the operand of the backward's one dW GEMM.
-#pragma omp parallel for schedule(static) num_threads(threads_for_bytes(2.0 * sizeof(T) * double(p.rows() * I)))
+#pragma omp parallel for schedule(static) num_threads(team(threads_for_bytes(2.0 * sizeof(T) * double(p.rows() * I))))
     for (int64_t r = 0; r < p.rows(); ++r) std::memcpy(xh + r * XH, x + r * I, sizeof(T) * I);
     for (int64_t b = 0; b < B; ++b)
       for (int64_t j = 0; j < H; ++j) xh[b * XH + I + j] = h0 ? h0[b * H + j] : T(0);
@@ -74,7 +74,7 @@ void lstm_forward(const LstmParams& p, const T* x, const T* h0, const T* c0, con
   RecurrentGemm<T> rec(true, H, B, {{w_hh, H, G}});
   const int nt = step_threads(B, H, p.T);
   const StepSplit split(B, H, nt);
-#pragma omp parallel num_threads(nt) if (nt > 1)
+#pragma omp parallel num_threads(team(nt)) if (nt > 1)
   for (int64_t t = 0; t < p.T; ++t) {
     T* g_t = gates + t * B * G;
     const T* h_prev = t == 0 ? h0 : y + (t - 1) * BH;
@@ -116,7 +116,7 @@ void lstm_backward(const LstmParams& p, const T* xh, const T* w_ih, const T* w_h
   RecurrentGemm<T> rec(false, G, B, {{w_ih, I, I}, {w_hh, H, H}});
   const int nt = step_threads(B, H, p.T);
   const StepSplit split(B, H, nt);
-#pragma omp parallel num_threads(nt) if (nt > 1)
+#pragma omp parallel num_threads(team(nt)) if (nt > 1)
   for (int64_t t = p.T - 1; t >= 0; --t) {
     const bool last = t == p.T - 1;
     const T* act = gates + t * B * G;
@@ -140,7 +140,7 @@ void lstm_backward(const LstmParams& p, const T* xh, const T* w_ih, const T* w_h
   // [dW_ih | dW_hh] = dgates^T [X | H_prev]: one GEMM over all T*B rows, then split.
   T* dw = lstm_workspace<T>(LstmSlot::DW, G * XH);
   gemm<T>(true, false, G, XH, TB, T(1), dgates, G, xh, XH, T(0), dw, XH);
-#pragma omp parallel for schedule(static) num_threads(threads_for_bytes(2.0 * sizeof(T) * double(G * XH)))
+#pragma omp parallel for schedule(static) num_threads(team(threads_for_bytes(2.0 * sizeof(T) * double(G * XH))))
   for (int64_t r = 0; r < G; ++r) {
     std::memcpy(dw_ih + r * I, dw + r * XH, sizeof(T) * I);
     std::memcpy(dw_hh + r * H, dw + r * XH + I, sizeof(T) * H);
@@ -149,7 +149,7 @@ void lstm_backward(const LstmParams& p, const T* xh, const T* w_ih, const T* w_h
   if (db) {
     // Column sums of dgates: each thread owns a block of columns and walks all rows.
     const int64_t blk = 64, nblk = (G + blk - 1) / blk;
-#pragma omp parallel for schedule(static) num_threads(threads_for_bytes(sizeof(T) * double(TB * G)))
+#pragma omp parallel for schedule(static) num_threads(team(threads_for_bytes(sizeof(T) * double(TB * G))))
     for (int64_t cb = 0; cb < nblk; ++cb) {
       const int64_t k0 = cb * blk, k1 = std::min(G, k0 + blk);
       T acc[64] = {};

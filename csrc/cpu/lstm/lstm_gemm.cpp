@@ -30,7 +30,8 @@ RecurrentGemm<T>::RecurrentGemm(bool trans, int64_t K, int64_t M, std::initializ
     n_panels_[p] = (w.N + kr_.nr - 1) / kr_.nr;
     T* wp = wp_[p] = lstm_workspace<T>(p == 0 ? LstmSlot::PackW0 : LstmSlot::PackW1, n_panels_[p] * kr_.nr * K);
     const int64_t np = n_panels_[p];
-#pragma omp parallel for collapse(2) schedule(static) num_threads(par ? threads_for_bytes(2 * sizeof(T) * w.N * K) : 1)
+#pragma omp parallel for collapse(2) schedule(static) \
+    num_threads(team(par ? threads_for_bytes(2 * sizeof(T) * w.N * K) : 1))
     for (int64_t b = 0; b < nblk; ++b)
       for (int64_t j = 0; j < np; ++j) {
         const int64_t p0 = b * kr_.kc, kc = std::min(kr_.kc, K - p0);

@@ -16,7 +16,7 @@ constexpr int64_t kChunk = int64_t(1) << 14;
 template <typename T>
 void relu_forward(const T* x, T* y, uint8_t* active, int64_t n) {
   const int64_t chunks = (n + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static) num_threads(threads_for_bytes(double(n) * (2 * sizeof(T) + 1)))
+#pragma omp parallel for schedule(static) num_threads(team(threads_for_bytes(double(n) * (2 * sizeof(T) + 1))))
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t end = c * kChunk + kChunk < n ? c * kChunk + kChunk : n;
     for (int64_t i = c * kChunk; i < end; ++i) {
@@ -30,7 +30,7 @@ void relu_forward(const T* x, T* y, uint8_t* active, int64_t n) {
 template <typename T>
 void relu_backward(const T* dy, const uint8_t* active, T* dx, int64_t n) {
   const int64_t chunks = (n + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static) num_threads(threads_for_bytes(double(n) * (2 * sizeof(T) + 1)))
+#pragma omp parallel for schedule(static) num_threads(team(threads_for_bytes(double(n) * (2 * sizeof(T) + 1))))
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t end = c * kChunk + kChunk < n ? c * kChunk + kChunk : n;
     // A select by bit mask (all ones or zero), not `active ? dy : 0`: on random activity that

@@ -9,6 +9,7 @@ MSE is PyTorch's MSELoss (mean over all elements). BinaryCrossEntropy is BCELoss
 
 import numpy as np
 
+from .. import _cpu
 from .._backend import get_array_module, is_cupy_array
 from ._base import where_is
 
@@ -51,21 +52,24 @@ class SoftmaxCrossEntropy(Loss):
         if z.ndim < 1:
             raise ValueError(f"{name}: 'pred' must be logits of shape (..., C), got shape {tuple(z.shape)}")
         C = z.shape[-1]
+        n = max(int(np.prod(z.shape[:-1])), 1)
+        if t.shape == z.shape[:-1] and xp is np and z.dtype in (np.float32, np.float64) and z.size:
+            labels = _labels(name, xp, t, C)
+            # one fused pass in C++ (csrc/cpu/loss/softmax_xent.h): the same quantities as below
+            zc = np.ascontiguousarray(z).reshape(-1, C)
+            probs, grad = np.empty_like(zc), np.empty_like(zc)
+            loss = _cpu.softmax_xent(zc, labels, probs, grad, n) / n
+            self._grad = grad.reshape(z.shape)
+            self.probs = probs.reshape(z.shape)
+            return loss
         m = z.max(axis=-1, keepdims=True)
         probs = z - m
         xp.exp(probs, out=probs)
         s = probs.sum(axis=-1, keepdims=True)
         probs /= s
         log_s = xp.log(s)
-        n = max(int(np.prod(z.shape[:-1])), 1)
         if t.shape == z.shape[:-1]:
-            if t.dtype.kind == "f" and not bool((t == xp.round(t)).all()):
-                raise ValueError(f"{name}: 'target' of shape {tuple(t.shape)} must hold integer class labels")
-            labels = t.astype(np.int64).reshape(-1)
-            if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= C):
-                raise ValueError(
-                    f"{name}: class labels must lie in [0, {C}), got [{int(labels.min())}, {int(labels.max())}]"
-                )
+            labels = _labels(name, xp, t, C)
             # Labels pick one log-probability per row: no dense one-hot is built.
             rows = xp.arange(labels.size)
             picked = z.reshape(-1, C)[rows, labels] - m.reshape(-1) - log_s.reshape(-1)
@@ -87,6 +91,16 @@ class SoftmaxCrossEntropy(Loss):
             )
         self.probs = probs
         return loss
+
+
+def _labels(name, xp, t, C):
+    """Integer class labels as a flat int64 array, checked to lie in [0, C)."""
+    if t.dtype.kind == "f" and not bool((t == xp.round(t)).all()):
+        raise ValueError(f"{name}: 'target' of shape {tuple(t.shape)} must hold integer class labels")
+    labels = xp.ascontiguousarray(t.astype(np.int64, copy=False).reshape(-1))
+    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= C):
+        raise ValueError(f"{name}: class labels must lie in [0, {C}), got [{int(labels.min())}, {int(labels.max())}]")
+    return labels
 
 
 class MSE(Loss):

@@ -4,6 +4,7 @@ PyTorch. Works on numpy and cupy parameters alike (state lives beside each param
 
 import numpy as np
 
+from .. import _cpu
 from .._backend import get_array_module, is_cupy_array
 
 
@@ -66,16 +67,6 @@ class Optimizer:
         return f"{type(self).__name__}(lr={self.lr}, {len(self.params)} parameters)"
 
 
-def _scratch(opt, name, n, dtype):
-    """A flat scratch array of at least n elements of dtype, kept on the optimizer (shared by its
-    parameters: one of the largest parameter's size)."""
-    buf = opt.__dict__.get(name)
-    if buf is None or buf.size < n or buf.dtype != dtype:
-        buf = np.empty(max(n, 0 if buf is None or buf.dtype != dtype else buf.size), dtype)
-        opt.__dict__[name] = buf
-    return buf[:n]
-
-
 class SGD(Optimizer):
     """torch.optim.SGD: g += wd*w; buf = g (first step) else momentum*buf + (1-dampening)*g;
     g = g + momentum*buf (Nesterov) or buf; w -= lr*g."""
@@ -125,42 +116,30 @@ class Adam(Optimizer):
             st["m"], st["v"], st["t"] = xp.zeros_like(w), xp.zeros_like(w), 0
         st["t"] += 1
         t, m, v = st["t"], st["m"], st["v"]
-        m *= b1
-        v *= b2
-        if xp is np:
-            tg = _scratch(self, "_tmp_g", g.size, g.dtype).reshape(g.shape)
-            np.multiply(g, 1 - b1, out=tg)
-            m += tg
-            np.multiply(g, 1 - b2, out=tg)
-            tg *= g
-            v += tg
-        else:
-            m += (1 - b1) * g
-            v += (1 - b2) * g * g
-        if self.amsgrad:
-            vmax = st.setdefault("vmax", xp.zeros_like(w))
-            xp.maximum(vmax, v, out=vmax)
-            v = vmax
+        vmax = st.setdefault("vmax", xp.zeros_like(w)) if self.amsgrad else None
         bc1 = 1 - b1**t
         bc2 = 1 - b2**t
-        if xp is np:  # the same operations in the same order, into scratch buffers (no temporaries)
-            self._update_numpy(w, m, v, bc1, bc2)
+        if xp is np and _fused_adam_applies(w, g, m, v, vmax):
+            # one pass in C++, the same float operations as the array form below (bit-identical)
+            _cpu.adam_update(w, g, m, v, vmax, b1, b2, self.lr / bc1, float(np.sqrt(bc2)), self.eps)
             return
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * g * g
+        if self.amsgrad:
+            xp.maximum(vmax, v, out=vmax)
+            v = vmax
         denom = xp.sqrt(v) / np.sqrt(bc2) + self.eps
         w -= (self.lr / bc1) * (m / denom)
 
-    def _update_numpy(self, w, m, v, bc1, bc2):
-        """w -= (lr / bc1) * (m / (sqrt(v) / sqrt(bc2) + eps)), with numpy's types as the one-line
-        form has them (the division by the float64 scalar makes the denominator float64)."""
-        n = w.size
-        tw = _scratch(self, "_tmp_w", n, w.dtype).reshape(w.shape)
-        t64 = _scratch(self, "_tmp_64", n, np.float64).reshape(w.shape)
-        np.sqrt(v, out=tw)
-        np.divide(tw, np.sqrt(bc2), out=t64)
-        t64 += self.eps
-        np.divide(m, t64, out=t64)
-        t64 *= self.lr / bc1
-        w -= t64
+
+def _fused_adam_applies(w, *arrays):
+    """The C++ step takes C-contiguous float32/float64 arrays of one dtype (parameters and their
+    state always are, unless a user built a parameter from a strided view or in another dtype)."""
+    if w.dtype not in (np.float32, np.float64) or not w.flags.c_contiguous or not w.flags.writeable:
+        return False
+    return all(a is None or (a.dtype == w.dtype and a.flags.c_contiguous) for a in arrays)
 
 
 class AdamW(Adam):

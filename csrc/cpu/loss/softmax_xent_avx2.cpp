@@ -1,0 +1,3 @@
+// float32 softmax cross-entropy rows compiled for AVX2 (called only when best_isa() allows it):
+// softmax_xent_impl.h in this copy's namespace.
+#include "cpu/loss/softmax_xent_impl.h"
