@@ -29,9 +29,15 @@ void merge2(const T* __restrict even, const T* __restrict odd, int64_t n, T* __r
   if (n & 1) dst[n - 1] = even[h];
 }
 
-#define DK_PHASE_ROWS_INSTANTIATE(T)                  \
-  template void split2<T>(const T*, int64_t, T*, T*); \
-  template void merge2<T>(const T*, const T*, int64_t, T*);
+template <typename T>
+void accumulate(const T* __restrict src, int64_t n, T* __restrict dst) {
+  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+}
+
+#define DK_PHASE_ROWS_INSTANTIATE(T)                        \
+  template void split2<T>(const T*, int64_t, T*, T*);       \
+  template void merge2<T>(const T*, const T*, int64_t, T*); \
+  template void accumulate<T>(const T*, int64_t, T*);
 DK_PHASE_ROWS_INSTANTIATE(float)
 DK_PHASE_ROWS_INSTANTIATE(double)
 #undef DK_PHASE_ROWS_INSTANTIATE

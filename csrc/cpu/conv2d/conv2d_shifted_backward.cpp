@@ -127,9 +127,7 @@ void input_grad_sample(const Shifted<T>& s, const T* w, const T* dy_n, T* dx_n, 
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t c = 0; c < p.C; ++c)
       for (int64_t r = c * rows_per_c; r < (c + 1) * rows_per_c; ++r) {
-        T* dst = gp + s.offs[r] + q0;
-        const T* src = dcol + r * qc;
-        for (int64_t q = 0; q < qc; ++q) dst[q] += src[q];
+        s.rows_isa.accumulate(dcol + r * qc, qc, gp + s.offs[r] + q0);
       }
   }
 #pragma omp parallel num_threads(nt)
