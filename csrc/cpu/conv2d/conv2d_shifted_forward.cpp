@@ -17,19 +17,13 @@ void conv2d_forward_shifted(const Conv2dParams& p, const T* x, const T* w, const
 #pragma omp parallel num_threads(nt) if (threads)
     {
       T* xp = s.input_buffer();
-      shifted_detail::InputPrefetch<T> pf;
-      const int64_t ahead = threads ? nt : 1;  // this thread's likely next sample
 #pragma omp for schedule(dynamic)
       for (int64_t n = 0; n < p.N; ++n) {
         s.pad(x + n * p.C * p.in_plane(), xp, 0, p.C);
-        if (n + ahead < p.N)
-          s.prefetch(pf, x + (n + ahead) * p.C * p.in_plane());
-        else
-          pf.stop();
         if (s.row_tiles())
-          s.run_row_tiles(xp, y + n * p.K * p.out_plane(), 0, s.row_tile_count(), &pf);
+          s.run_row_tiles(xp, y + n * p.K * p.out_plane(), 0, s.row_tile_count());
         else
-          s.run(xp, y + n * p.K * p.out_plane(), 0, panels, &pf);
+          s.run(xp, y + n * p.K * p.out_plane(), 0, panels);
       }
     }
     return;

@@ -14,7 +14,6 @@
 #include "cpu/common/parallel.h"
 #include "cpu/conv2d/conv2d_im2col.h"
 #include "cpu/conv2d/conv2d_phase_rows.h"
-#include "cpu/conv2d/conv2d_prefetch.h"
 #include "cpu/conv2d/conv2d_scratch.h"
 #include "cpu/conv2d/conv2d_shifted.h"
 #include "cpu/conv2d/conv2d_unfold.h"
@@ -62,8 +61,6 @@ struct Shifted {
   std::vector<int64_t> offs;
   std::vector<char> phase_used;  // e.g. a 1x1 stride-2 kernel reads only phase (0, 0)
   std::vector<T> Ap;             // weights packed per kc block: block at pc*Kp, panel ir at + ir*kc
-  std::vector<char> rows_read;   // input rows pad() reads (e.g. the even ones for 1x1 stride 2)
-  int64_t rows_read_count = 0;
 
   // w == nullptr: geometry only (the weight gradient needs no packed weights).
   // allow_unfold: false where the caller needs the phase layout (the strided dx scatters into it).
@@ -105,13 +102,6 @@ struct Shifted {
           offs[(c * p.kh + i) * p.kw + j] = o;
           max_off = std::max(max_off, o);
         }
-    rows_read.assign(size_t(p.H), 0);
-    for (int64_t h = 0; h < p.H; ++h) {
-      const int64_t a = (h + p.ph) % p.sh;
-      for (int64_t bb = 0; bb < (unfold ? 1 : p.sw); ++bb)
-        rows_read[size_t(h)] |= phase_used[size_t(a * (unfold ? 1 : p.sw) + bb)];
-      rows_read_count += rows_read[size_t(h)];
-    }
     // + NR: a row's partial last tile (row_tiles()) reads up to NR - 1 columns past Q
     xlen = std::max(buffer_planes() * plane, max_off + Qp + kr.nr);
     if (!w) return;
@@ -273,13 +263,12 @@ struct Shifted {
 
   // yt[:, q - j0*NR] for NR-panels [j0, j1) of q (q < Q); yt has leading dimension ld. A last
   // panel with at most NR/2 columns left is computed half width.
-  void gemm_panels(const T* xp, T* yt, int64_t ld, int64_t j0, int64_t j1, InputPrefetch<T>* pf) const {
+  void gemm_panels(const T* xp, T* yt, int64_t ld, int64_t j0, int64_t j1) const {
     for (int64_t pc = 0; pc < kin; pc += kcb) {
       const int64_t kc = std::min(kcb, kin - pc);
       const T beta = pc == 0 ? T(0) : T(1);
       const T* ablock = Ap.data() + pc * Kp;
       for (int64_t jr = j0 * kr.nr; jr < j1 * kr.nr; jr += kr.nr) {
-        if (pf) pf->step();
         const GemmShiftedKernel<T> fn = Q - jr <= kr.nr / 2 ? kr.fn_shifted_half : kr.fn_shifted;
         for (int64_t ir = 0; ir < Kp; ir += kr.mr)
           fn(kc, ablock + ir * kc, xp + jr, offs.data() + pc, yt + ir * ld + (jr - j0 * kr.nr), ld, T(1), beta);
@@ -297,7 +286,7 @@ struct Shifted {
 
   // Row tiles [t0, t1) (tile t: output row t / tiles_per_row(), columns (t % tiles_per_row()) * NR
   // + [0, NR), the row's last tile possibly partial: NR/2 wide in place, or through a local tile).
-  void run_row_tiles(const T* xp, T* y_n, int64_t t0, int64_t t1, InputPrefetch<T>* pf = nullptr) const {
+  void run_row_tiles(const T* xp, T* y_n, int64_t t0, int64_t t1) const {
     const int64_t per_row = tiles_per_row(), P = p.out_plane(), nr = kr.nr, mr = kr.mr;
     alignas(64) T edge[kMaxPanel * kMaxPanel];
     for (int64_t pc = 0; pc < kin; pc += kcb) {
@@ -308,7 +297,6 @@ struct Shifted {
         const int64_t oh = t / per_row, ow0 = t % per_row * nr, cols = std::min(nr, p.Wo - ow0);
         const T* xq = xp + oh * Wq + ow0;
         T* yq = y_n + oh * p.Wo + ow0;
-        if (pf) pf->step();
         for (int64_t ir = 0; ir < p.K; ir += mr) {
           if (cols == nr || cols == nr / 2) {
             (cols == nr ? kr.fn_shifted : kr.fn_shifted_half)(kc, ablock + ir * kc, xq, offs.data() + pc, yq + ir * P,
@@ -331,7 +319,7 @@ struct Shifted {
   // Unfolded layout (or Wq == Wo): q = oh*Wo + ow is y_n's own numbering, so NR-panels [j0, j1) write y_n in
   // place, a chunk of kChunkPanels at a time (it stays in L2 across the kc blocks). Only tiles
   // past the last output position or channel go through a local tile.
-  void run_inplace(const T* xp, T* y_n, int64_t j0, int64_t j1, InputPrefetch<T>* pf) const {
+  void run_inplace(const T* xp, T* y_n, int64_t j0, int64_t j1) const {
     const int64_t P = p.out_plane(), mr = kr.mr, nr = kr.nr;
     alignas(64) T edge[kMaxPanel * kMaxPanel];
     for (int64_t c0 = j0; c0 < j1; c0 += kChunkPanels) {
@@ -354,37 +342,28 @@ struct Shifted {
             for (int64_t j = 0; j < cols; ++j) c[i * P + j] = edge[i * nr + j] + (pc == 0 ? T(0) : c[i * P + j]);
         };
         for (int64_t q0 = c0 * nr; q0 < c1 * nr; q0 += nr) {
-          if (pf) pf->step();
           for (int64_t ir = 0; ir < Kp; ir += mr) tile(q0, ir);
         }
       }
     }
   }
 
-  // Starts prefetching sample x_n's rows (those pad() reads) over one sample's run: steps() =
-  // kc blocks x tiles or panels, the calls of pf.step() in the run loops.
-  void prefetch(InputPrefetch<T>& pf, const T* x_n) const {
-    const int64_t blocks = (kin + kcb - 1) / kcb;
-    const int64_t steps = blocks * (row_tiles() ? row_tile_count() : Qp / kr.nr);
-    pf.start(x_n, p.C, p.H, p.W, rows_read.data(), rows_read_count, steps);
-  }
-
   // One sample's output panels [j0, j1), whichever layout.
-  void run(const T* xp, T* y_n, int64_t j0, int64_t j1, InputPrefetch<T>* pf = nullptr) const {
+  void run(const T* xp, T* y_n, int64_t j0, int64_t j1) const {
     if (y_numbered())
-      run_inplace(xp, y_n, j0, j1, pf);
+      run_inplace(xp, y_n, j0, j1);
     else
-      run_panels(xp, y_n, j0, j1, pf);
+      run_panels(xp, y_n, j0, j1);
   }
 
   // Panels [j0, j1) of sample y_n, a chunk of kChunkPanels at a time through a per-thread
   // buffer that stays in L2: GEMM, then the kept columns to y_n.
-  void run_panels(const T* xp, T* y_n, int64_t j0, int64_t j1, InputPrefetch<T>* pf) const {
+  void run_panels(const T* xp, T* y_n, int64_t j0, int64_t j1) const {
     const int64_t ld = kChunkPanels * kr.nr;
     T* yt = conv_thread_buffer<T>(kOutSlot, size_t(Kp * ld));
     for (int64_t c0 = j0; c0 < j1; c0 += kChunkPanels) {
       const int64_t c1 = std::min(j1, c0 + kChunkPanels);
-      gemm_panels(xp, yt, ld, c0, c1, pf);
+      gemm_panels(xp, yt, ld, c0, c1);
       compact(yt, ld, c0 * kr.nr, std::min(Q, c1 * kr.nr), y_n);
     }
   }
