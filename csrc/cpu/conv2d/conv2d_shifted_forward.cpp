@@ -17,13 +17,16 @@ void conv2d_forward_shifted(const Conv2dParams& p, const T* x, const T* w, const
 #pragma omp parallel num_threads(nt) if (threads)
     {
       T* xp = s.input_buffer();
+      const bool lazy = s.lazy_pad();
 #pragma omp for schedule(dynamic)
       for (int64_t n = 0; n < p.N; ++n) {
-        s.pad(x + n * p.C * p.in_plane(), xp, 0, p.C);
+        const T* x_n = x + n * p.C * p.in_plane();
+        shifted_detail::LazyPad<T> lp{x_n, xp};
+        if (!lazy) s.pad(x_n, xp, 0, p.C);
         if (s.row_tiles())
-          s.run_row_tiles(xp, y + n * p.K * p.out_plane(), 0, s.row_tile_count());
+          s.run_row_tiles(xp, y + n * p.K * p.out_plane(), 0, s.row_tile_count(), lazy ? &lp : nullptr);
         else
-          s.run(xp, y + n * p.K * p.out_plane(), 0, panels);
+          s.run(xp, y + n * p.K * p.out_plane(), 0, panels, lazy ? &lp : nullptr);
       }
     }
     return;

@@ -44,6 +44,15 @@ inline void copy_short(T* dst, const T* src, int64_t n) {
   if (i < n) std::memcpy(dst + n - B, src + n - B, 32);
 }
 
+// A sample whose phase buffer the GEMM loops fill as they go (Shifted::lazy_pad): channels
+// [0, done) are in xp.
+template <typename T>
+struct LazyPad {
+  const T* x_n;
+  T* xp;
+  int64_t done = 0;
+};
+
 template <typename T>
 struct Shifted {
   const Conv2dParams& p;
@@ -147,6 +156,20 @@ struct Shifted {
     }
     pad_phases(x_n, xp, c0, c1);
     if (c1 == p.C) std::fill(xp + buffer_planes() * plane, xp + (ones_off >= 0 ? ones_off : xlen), T(0));
+  }
+
+  // The phase layout with several kc blocks: each block's channels are copied into the buffer
+  // just before the block's first use (pad_for_block), so the kernel reads them from L2 (the
+  // whole buffer can exceed L2: 1.7 MB for resnet's 3x3/2 on 128 channels).
+  bool lazy_pad() const { return !unfold && kin > kcb; }
+
+  // With lp: pad the channels kc block [pc, pc_end) reads that are not in the buffer yet.
+  void pad_for_block(LazyPad<T>* lp, int64_t pc_end) const {
+    if (!lp) return;
+    const int64_t c1 = std::min(p.C, (std::min(pc_end, p.crs()) - 1) / (p.kh * p.kw) + 1);
+    if (c1 <= lp->done) return;
+    pad(lp->x_n, lp->xp, lp->done, c1);
+    lp->done = c1;
   }
 
   // Unfolded: plane (a, c, j) holds, at (r, ow), xpad[c][r*sh + a][ow + j*dw]: the input row
@@ -263,9 +286,10 @@ struct Shifted {
 
   // yt[:, q - j0*NR] for NR-panels [j0, j1) of q (q < Q); yt has leading dimension ld. A last
   // panel with at most NR/2 columns left is computed half width.
-  void gemm_panels(const T* xp, T* yt, int64_t ld, int64_t j0, int64_t j1) const {
+  void gemm_panels(const T* xp, T* yt, int64_t ld, int64_t j0, int64_t j1, LazyPad<T>* lp) const {
     for (int64_t pc = 0; pc < kin; pc += kcb) {
       const int64_t kc = std::min(kcb, kin - pc);
+      pad_for_block(lp, pc + kc);
       const T beta = pc == 0 ? T(0) : T(1);
       const T* ablock = Ap.data() + pc * Kp;
       for (int64_t jr = j0 * kr.nr; jr < j1 * kr.nr; jr += kr.nr) {
@@ -286,11 +310,12 @@ struct Shifted {
 
   // Row tiles [t0, t1) (tile t: output row t / tiles_per_row(), columns (t % tiles_per_row()) * NR
   // + [0, NR), the row's last tile possibly partial: NR/2 wide in place, or through a local tile).
-  void run_row_tiles(const T* xp, T* y_n, int64_t t0, int64_t t1) const {
+  void run_row_tiles(const T* xp, T* y_n, int64_t t0, int64_t t1, LazyPad<T>* lp = nullptr) const {
     const int64_t per_row = tiles_per_row(), P = p.out_plane(), nr = kr.nr, mr = kr.mr;
     alignas(64) T edge[kMaxPanel * kMaxPanel];
     for (int64_t pc = 0; pc < kin; pc += kcb) {
       const int64_t kc = std::min(kcb, kin - pc);
+      pad_for_block(lp, pc + kc);
       const T beta = pc == 0 ? T(0) : T(1);
       const T* ablock = Ap.data() + pc * Kp;
       for (int64_t t = t0; t < t1; ++t) {
@@ -319,13 +344,14 @@ struct Shifted {
   // Unfolded layout (or Wq == Wo): q = oh*Wo + ow is y_n's own numbering, so NR-panels [j0, j1) write y_n in
   // place, a chunk of kChunkPanels at a time (it stays in L2 across the kc blocks). Only tiles
   // past the last output position or channel go through a local tile.
-  void run_inplace(const T* xp, T* y_n, int64_t j0, int64_t j1) const {
+  void run_inplace(const T* xp, T* y_n, int64_t j0, int64_t j1, LazyPad<T>* lp) const {
     const int64_t P = p.out_plane(), mr = kr.mr, nr = kr.nr;
     alignas(64) T edge[kMaxPanel * kMaxPanel];
     for (int64_t c0 = j0; c0 < j1; c0 += kChunkPanels) {
       const int64_t c1 = std::min(j1, c0 + kChunkPanels);
       for (int64_t pc = 0; pc < kin; pc += kcb) {
         const int64_t kc = std::min(kcb, kin - pc);
+        pad_for_block(lp, pc + kc);
         const T beta = pc == 0 ? T(0) : T(1);
         const T* ablock = Ap.data() + pc * Kp;
         auto tile = [&](int64_t q0, int64_t ir) {
@@ -349,21 +375,21 @@ struct Shifted {
   }
 
   // One sample's output panels [j0, j1), whichever layout.
-  void run(const T* xp, T* y_n, int64_t j0, int64_t j1) const {
+  void run(const T* xp, T* y_n, int64_t j0, int64_t j1, LazyPad<T>* lp = nullptr) const {
     if (y_numbered())
-      run_inplace(xp, y_n, j0, j1);
+      run_inplace(xp, y_n, j0, j1, lp);
     else
-      run_panels(xp, y_n, j0, j1);
+      run_panels(xp, y_n, j0, j1, lp);
   }
 
   // Panels [j0, j1) of sample y_n, a chunk of kChunkPanels at a time through a per-thread
   // buffer that stays in L2: GEMM, then the kept columns to y_n.
-  void run_panels(const T* xp, T* y_n, int64_t j0, int64_t j1) const {
+  void run_panels(const T* xp, T* y_n, int64_t j0, int64_t j1, LazyPad<T>* lp) const {
     const int64_t ld = kChunkPanels * kr.nr;
     T* yt = conv_thread_buffer<T>(kOutSlot, size_t(Kp * ld));
     for (int64_t c0 = j0; c0 < j1; c0 += kChunkPanels) {
       const int64_t c1 = std::min(j1, c0 + kChunkPanels);
-      gemm_panels(xp, yt, ld, c0, c1);
+      gemm_panels(xp, yt, ld, c0, c1, lp);
       compact(yt, ld, c0 * kr.nr, std::min(Q, c1 * kr.nr), y_n);
     }
   }
