@@ -34,30 +34,31 @@ def _cpp_forward(xs, ws, s, p, d, dt, threads=1):
 
 def _expected_forward(xs, ws, s, p, d, dt):
     """The phase layout's tiling for a shape the shifted GEMM takes with column stride > 1 or a 1x1
-    kernel (never unfolded): whole row tiles ("shifted"), rows with a partial last tile when that
-    computes no more columns than the phase width, in place when that width is the output width."""
+    kernel (never unfolded): whole row tiles ("shifted"), rows with a partial last tile (or K's last
+    panel partial) when that computes no more columns than the phase width, in place when that width
+    is the output width."""
     (_, _, H, W), (K, _, kh, kw) = xs, ws
     mr, nr = _tile(dt)
     Ho, Wo = _out(H, kh, s[0], p[0], d[0]), _out(W, kw, s[1], p[1], d[1])
     Wq = -(-(W + 2 * p[1]) // s[1])
     if (Ho - 1) * Wq + Wo + 32 > 2 * Ho * Wo:  # shifted_applies: small outputs take im2col
         return "im2col"
-    if K % mr == 0:
-        if Wo % nr == 0:
-            return "shifted"
-        rem = Wo % nr
-        if s[1] > 1 and Wq != Wo and Wo - rem + (nr // 2 if rem <= nr // 2 else nr) <= Wq:
-            return "shifted_rowtiles"
+    if Wo % nr == 0 and K % mr == 0:
+        return "shifted"
+    rem = Wo % nr
+    if s[1] > 1 and Wq != Wo and Wo - rem + (0 if rem == 0 else nr // 2 if rem <= nr // 2 else nr) <= Wq:
+        return "shifted_rowtiles"
     return "shifted_inplace" if Wq == Wo else "shifted"
 
 
-# (x shape, w shape, stride, padding, dilation). K = 24 is a multiple of every kernel's MR (8, 6, 4).
+# (x shape, w shape, stride, padding, dilation). K = 24 is a multiple of every kernel's MR (8, 6, 4), K = 19 of none.
 SHAPES = [
     ((2, 3, 33, 95), (24, 3, 7, 7), (2, 2), (3, 3), (1, 1)),  # stem-like: Wo = 48 (half last tile at NR 32)
     ((1, 1, 19, 41), (24, 1, 7, 7), (2, 2), (3, 3), (1, 1)),  # Wo = 21: partial tiles at NR 16 / 32
     ((2, 2, 13, 61), (24, 2, 3, 3), (2, 2), (1, 1), (4, 4)),  # Wo = 28, Wq = 32: a partial tile via the edge
     ((1, 3, 9, 93), (24, 3, 3, 3), (2, 2), (1, 1), (1, 11)),  # Wo = 37, Wq = 48: less than half a tile left
     ((2, 5, 17, 19), (24, 5, 3, 3), (2, 2), (1, 1), (1, 1)),  # odd sizes, 3x3/2: panels on the phase width
+    ((2, 3, 21, 95), (19, 3, 7, 7), (2, 2), (3, 3), (1, 1)),  # stem-like, K = 19: row tiles with edge rows
     ((2, 4, 15, 16), (19, 4, 3, 3), (2, 2), (2, 3), (1, 1)),  # K = 19: edge rows, paddings 2 / 3
     ((1, 40, 11, 13), (24, 40, 3, 3), (2, 2), (1, 1), (1, 1)),  # 360 taps: two kc blocks, lazy fill
     ((2, 29, 15, 17), (19, 29, 3, 3), (2, 2), (0, 0), (1, 1)),  # 261 taps + bias, no padding
@@ -122,26 +123,28 @@ def test_strided_shapes_two_threads(rng, case):
 def test_shapes_cover_every_tiling():
     """For this machine's kernels, the shapes take each tiling, and the row tiles end with a
     half-width tile written in place, a partial one through the edge tile, and one of less than half
-    (via the half-width kernel and the edge tile), for float32 or float64."""
+    (via the half-width kernel and the edge tile), for float32 or float64; some row-tiled shape has
+    K's last panel partial (edge rows)."""
     lasts = set()
     for dt in (np.float32, np.float64):
-        _, nr = _tile(dt)
+        mr, nr = _tile(dt)
         seen = {_cpp_forward(*c, dt) for c in SHAPES}
         assert seen == {"shifted_rowtiles", "shifted_inplace", "shifted"}, (dt, seen)
-        for c in SHAPES:
-            if _cpp_forward(*c, dt) == "shifted_rowtiles":
-                rem = _out(c[0][3], c[1][3], c[2][1], c[3][1], c[4][1]) % nr
-                lasts.add("half" if rem == nr // 2 else "less" if rem < nr // 2 else "more")
-    assert lasts == {"half", "less", "more"}, lasts
+        rowtiles = [c for c in SHAPES if _cpp_forward(*c, dt) == "shifted_rowtiles"]
+        assert any(c[1][0] % mr for c in rowtiles), "no row-tiled shape with a partial panel of K"
+        for c in rowtiles:
+            rem = _out(c[0][3], c[1][3], c[2][1], c[3][1], c[4][1]) % nr
+            lasts.add("whole" if rem == 0 else "half" if rem == nr // 2 else "less" if rem < nr // 2 else "more")
+    assert {"half", "less", "more"} <= lasts, lasts
 
 
 def test_plan_names_the_resnet_strided_layers():
-    """resnet's stem takes partial row tiles and its 1x1/2 downsample writes in place (float32, the
-    AVX-512 8x32 and AVX2 6x16 kernels alike: 112 = 3.5 x 32 = 7 x 16)."""
+    """resnet's stem takes row tiles and its 1x1/2 downsample writes in place (float32, the AVX-512
+    8x32, AVX2 6x16 and portable 4x16 kernels alike: Wo = 112 = 3.5 x 32 = 7 x 16, K = 64)."""
     stem = ((8, 3, 224, 224), (64, 3, 7, 7), (2, 2), (3, 3), (1, 1))
     down = ((8, 256, 56, 56), (512, 256, 1, 1), (2, 2), (0, 0), (1, 1))
-    _, nr = _tile(np.float32)
-    assert _cpp_forward(*stem, np.float32) == ("shifted" if 112 % nr == 0 else "shifted_rowtiles")
+    mr, nr = _tile(np.float32)
+    assert _cpp_forward(*stem, np.float32) == ("shifted" if 112 % nr == 0 and 64 % mr == 0 else "shifted_rowtiles")
     assert _cpp_forward(*down, np.float32) == "shifted_inplace"
     assert _cpp_forward(*down, np.float32, threads=2) == "shifted_inplace"
 

@@ -69,12 +69,12 @@ inline bool shifted_phase_inplace(const Conv2dParams& p) { return shifted_phase_
 // Phase layout with tiles that follow the output rows and write y in place: whole rows of NR-wide
 // tiles, or, for column strides, rows whose last tile is partial (NR/2 wide when that is enough)
 // when that computes no more columns per row than the padded phase width (stem 7x7/2: 112 of 115)
-// and so saves the dropped columns and the compaction pass. Needs K a multiple of MR.
+// and so saves the dropped columns and the compaction pass; for column strides a last partial
+// panel of K goes through the edge tile too (AVX2's MR = 6 against K = 64).
 inline bool shifted_row_tiles(const Conv2dParams& p, int64_t mr, int64_t nr) {
-  if (p.K % mr != 0) return false;
-  if (p.Wo % nr == 0) return true;
+  if (p.Wo % nr == 0 && p.K % mr == 0) return true;
   if (p.sw == 1 || shifted_phase_inplace(p)) return false;
-  const int64_t rem = p.Wo % nr, cols = p.Wo - rem + (rem <= nr / 2 ? nr / 2 : nr);
+  const int64_t rem = p.Wo % nr, cols = p.Wo - rem + (rem == 0 ? 0 : rem <= nr / 2 ? nr / 2 : nr);
   return cols <= shifted_phase_size(p.W + 2 * p.pw, p.sw);
 }
 
@@ -84,7 +84,7 @@ inline bool shifted_row_tiles(const Conv2dParams& p, int64_t mr, int64_t nr) {
 inline const char* shifted_forward_layout(const Conv2dParams& p, int64_t mr, int64_t nr, int64_t elem_bytes,
                                           int workers) {
   if (shifted_unfold_pays(p, mr, nr, elem_bytes, workers)) return "unfolded";
-  if (shifted_row_tiles(p, mr, nr)) return p.Wo % nr == 0 ? "shifted" : "shifted_rowtiles";
+  if (shifted_row_tiles(p, mr, nr)) return p.Wo % nr == 0 && p.K % mr == 0 ? "shifted" : "shifted_rowtiles";
   return shifted_phase_inplace(p) ? "shifted_inplace" : "shifted";
 }
 

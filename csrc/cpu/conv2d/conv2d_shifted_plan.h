@@ -303,7 +303,7 @@ struct Shifted {
   // When every output row is a whole number of NR-wide tiles (and K of MR-high ones), tiles can
   // follow the output rows: the kernel then writes y_n in place and no column is computed and
   // dropped (e.g. 32x32 outputs: saves the 34/32 padded width and the compaction pass).
-  // Column strides may end each row with a partial tile (shifted_row_tiles).
+  // Column strides may end each row with a partial tile and K with a partial panel (shifted_row_tiles).
   bool row_tiles() const { return !unfold && shifted_row_tiles(p, kr.mr, kr.nr); }
   int64_t tiles_per_row() const { return (p.Wo + kr.nr - 1) / kr.nr; }
   int64_t row_tile_count() const { return p.Ho * tiles_per_row(); }
@@ -323,14 +323,15 @@ struct Shifted {
         const T* xq = xp + oh * Wq + ow0;
         T* yq = y_n + oh * p.Wo + ow0;
         for (int64_t ir = 0; ir < p.K; ir += mr) {
-          if (cols == nr || cols == nr / 2) {
+          const int64_t rows = std::min(mr, p.K - ir);
+          if (rows == mr && (cols == nr || cols == nr / 2)) {
             (cols == nr ? kr.fn_shifted : kr.fn_shifted_half)(kc, ablock + ir * kc, xq, offs.data() + pc, yq + ir * P,
                                                               P, T(1), beta);
             continue;
           }
-          (cols < nr / 2 ? kr.fn_shifted_half : kr.fn_shifted)(kc, ablock + ir * kc, xq, offs.data() + pc, edge, nr,
-                                                               T(1), T(0));
-          for (int64_t i = 0; i < mr; ++i)
+          (cols <= nr / 2 ? kr.fn_shifted_half : kr.fn_shifted)(kc, ablock + ir * kc, xq, offs.data() + pc, edge, nr,
+                                                                T(1), T(0));
+          for (int64_t i = 0; i < rows; ++i)
             for (int64_t j = 0; j < cols; ++j)
               yq[(ir + i) * P + j] = edge[i * nr + j] + (pc == 0 ? T(0) : yq[(ir + i) * P + j]);
         }
