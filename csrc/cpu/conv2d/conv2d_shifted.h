@@ -4,8 +4,10 @@
 // c*Hp*Wp + i*dh*Wp + j*dw onwards. The micro-kernel reads those rows in place
 // (GemmKernel::fn_shifted), so neither an im2col matrix nor a packed B panel is ever built.
 // Columns with ow >= Wo are computed and dropped (Wp/Wo - 1 extra work), unless the output rows are
-// whole register tiles, when tiles follow the rows and write y in place, or the input is
-// "unfolded" (see shifted_unfold_pays). Strides: see below.
+// whole register tiles, when tiles follow the rows and write y in place (for column strides also
+// rows ending in a partial tile: shifted_row_tiles), the padded width already is the output width
+// (shifted_phase_inplace), or the input is "unfolded" (see shifted_unfold_pays). Strides: see below.
+// The bias is one more GEMM tap (weight b[k]) reading a row of ones.
 #include "common/conv_params.h"
 #include "cpu/common/parallel.h"
 
