@@ -3,7 +3,7 @@ its inverse in dx, rows of tiles with a partial last tile ("shifted_rowtiles"), 
 when the phase width is the output width ("shifted_inplace": 1x1 kernels), the phase buffer filled one
 kc block at a time (C*kh*kw > 256), and the bias added by the GEMM as one more tap. Each shape is checked
 against the float64 reference (forward, dx, dw, db) and torch, odd sizes, N = 1, C = 1 / 3, K not a
-multiple of the tile, strides 2 and 3, dilations, paddings 0..3; which path a shape takes is the C++'s
+multiple of the tile, strides 2 and 3, dilations, paddings 0..3, several output chunks (K = 520); which path a shape takes is the C++'s
 own answer (_cpu.conv2d_plan), mirrored here so the shapes provably cover every branch."""
 
 import re
@@ -63,13 +63,17 @@ SHAPES = [
     ((1, 40, 11, 13), (24, 40, 3, 3), (2, 2), (1, 1), (1, 1)),  # 360 taps: two kc blocks, lazy fill
     ((2, 29, 15, 17), (19, 29, 3, 3), (2, 2), (0, 0), (1, 1)),  # 261 taps + bias, no padding
     ((2, 16, 14, 14), (40, 16, 1, 1), (2, 2), (0, 0), (1, 1)),  # 1x1/2 downsample: in place
-    ((1, 256, 21, 23), (33, 256, 1, 1), (2, 2), (0, 0), (1, 1)),  # 256 taps + bias in one block, odd H / W
+    ((1, 256, 21, 23), (33, 256, 1, 1), (2, 2), (0, 0), (1, 1)),  # 256 taps + bias: 2 blocks, odd H / W
+    ((1, 130, 34, 34), (520, 130, 1, 1), (2, 2), (0, 0), (1, 1)),  # K = 520: output chunks of 7 panels
     ((2, 6, 13, 15), (24, 6, 1, 1), (2, 2), (1, 1), (1, 1)),  # 1x1/2 with padding: in place
     ((2, 5, 24, 23), (17, 5, 1, 1), (3, 3), (2, 2), (1, 1)),  # 1x1/3
     ((2, 3, 31, 47), (24, 3, 5, 5), (3, 3), (2, 1), (1, 2)),  # stride 3 (no split), dilation mix
     ((1, 1, 25, 44), (24, 1, 3, 3), (2, 3), (0, 2), (2, 1)),  # C = 1, mixed strides: Wq = Wo = 16
     ((2, 4, 21, 18), (24, 4, 4, 2), (2, 2), (3, 1), (1, 3)),  # even kernel, padding 3
 ]
+
+STEM, PARTIAL_TILE, BLOCKS, DOWNSAMPLE = SHAPES[0], SHAPES[2], SHAPES[7], SHAPES[9]
+assert BLOCKS[1][1] * 9 > 256 and DOWNSAMPLE[1][2:] == (1, 1)  # the picks are what their names say
 
 
 def _check(rng, xs, ws, s, p, d, dt, bias=True, threads=1):
@@ -107,12 +111,12 @@ def test_strided_shapes_vs_reference_and_torch(rng, case, dt):
     _check(rng, *case, dt, bias=True)
 
 
-@pytest.mark.parametrize("case", SHAPES[:3] + SHAPES[6:9])
+@pytest.mark.parametrize("case", SHAPES[:3] + [BLOCKS, DOWNSAMPLE, SHAPES[10]])
 def test_strided_shapes_without_bias(rng, case):
     _check(rng, *case, np.float32, bias=False)
 
 
-@pytest.mark.parametrize("case", [SHAPES[0], SHAPES[2], SHAPES[4], SHAPES[6], SHAPES[8]])
+@pytest.mark.parametrize("case", [STEM, PARTIAL_TILE, SHAPES[4], BLOCKS, DOWNSAMPLE, SHAPES[11]])
 def test_strided_shapes_two_threads(rng, case):
     """N >= threads: whole samples per thread; N = 1: the threads split one sample's tiles."""
     _check(rng, *case, np.float32, threads=2)
@@ -149,7 +153,7 @@ def test_plan_names_the_resnet_strided_layers():
     assert _cpp_forward(*down, np.float32, threads=2) == "shifted_inplace"
 
 
-@pytest.mark.parametrize("case", [SHAPES[1], SHAPES[4], SHAPES[8]])
+@pytest.mark.parametrize("case", [SHAPES[1], SHAPES[4], DOWNSAMPLE])
 def test_strided_finite_differences(rng, case):
     xs, ws, s, p, d = case
     xs = (1, min(xs[1], 2), xs[2], xs[3])
@@ -166,7 +170,7 @@ def test_strided_finite_differences(rng, case):
     assert_close(db, numeric_grad(lambda v: dk.conv2d(x, w, v, s, p, d), b, dy), **tol, what="db")
 
 
-@pytest.mark.parametrize("case", [SHAPES[0], SHAPES[2], SHAPES[4], SHAPES[8]])
+@pytest.mark.parametrize("case", [STEM, PARTIAL_TILE, SHAPES[4], DOWNSAMPLE])
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
 def test_strided_nonfinite_match_torch(rng, case, dt):
     """NaN / Inf in x (in columns and rows that stride 2 reads and skips, next to the padding) and an
