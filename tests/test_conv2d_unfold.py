@@ -34,7 +34,13 @@ def _cpp_plan(xs, ws, s, p, d, dt, threads=1):
 
 
 # the C++ names -> this file's: the shifted GEMM's phase layout, unfolded, im2col (+ winograd)
-_FWD = {"shifted": "phase", "unfolded": "unfold", "shifted_scatter": "phase"}
+_FWD = {
+    "shifted": "phase",
+    "shifted_rowtiles": "phase",
+    "shifted_inplace": "phase",
+    "unfolded": "unfold",
+    "shifted_scatter": "phase",
+}
 _DW = {"shifted_rows": "rows", "shifted_gemm": "gemm"}
 
 

@@ -389,7 +389,7 @@ Conv2dPlan conv2d_plan(const Conv2dParams& p, int nt) {
   Conv2dPlan r{"im2col", "im2col", "im2col"};
   const auto layout = [&](const Conv2dParams& q) {
     const GemmKernel<T>& kr = gemm_kernel<T>();
-    return shifted_unfold_pays(q, kr.mr, kr.nr, sizeof(T), shifted_workers(q, nt)) ? "unfolded" : "shifted";
+    return shifted_forward_layout(q, kr.mr, kr.nr, sizeof(T), shifted_workers(q, nt));
   };
   if (p.N > 0 && make_plan(p).direct) r = {"pointwise", "pointwise", "pointwise"};
   if (winograd_pays(p, sizeof(T)))

@@ -4,8 +4,10 @@
 // c*Hp*Wp + i*dh*Wp + j*dw onwards. The micro-kernel reads those rows in place
 // (GemmKernel::fn_shifted), so neither an im2col matrix nor a packed B panel is ever built.
 // Columns with ow >= Wo are computed and dropped (Wp/Wo - 1 extra work), unless the output rows are
-// whole register tiles, when tiles follow the rows and write y in place, or the input is
-// "unfolded" (see shifted_unfold_pays). Strides: see below.
+// whole register tiles, when tiles follow the rows and write y in place (for column strides also
+// rows ending in a partial tile: shifted_row_tiles), the padded width already is the output width
+// (shifted_phase_inplace), or the input is "unfolded" (see shifted_unfold_pays). Strides: see below.
+// The bias is one more GEMM tap (weight b[k]) reading a row of ones.
 #include "common/conv_params.h"
 #include "cpu/common/parallel.h"
 
@@ -60,6 +62,32 @@ inline bool shifted_unfold_pays(const Conv2dParams& p, int64_t mr, int64_t nr, i
   // unfolded: kw windows of every input row inside the padding
   const double unfolded = round_up(p.out_plane()) * macs + copy(p.C * p.kw * p.H, p.C * p.kw * p.H * p.Wo);
   return unfolded < phase;
+}
+
+// Phase layout whose padded phase width is the output width (any 1x1 kernel, e.g. the 1x1
+// stride-2 downsample): q = oh*Wq + ow already is y's numbering, so tiles write y in place.
+inline bool shifted_phase_inplace(const Conv2dParams& p) { return shifted_phase_size(p.W + 2 * p.pw, p.sw) == p.Wo; }
+
+// Phase layout with tiles that follow the output rows and write y in place: whole rows of NR-wide
+// tiles, or, for column strides, rows whose last tile is partial (NR/2 wide when that is enough)
+// when that computes no more columns per row than the padded phase width (stem 7x7/2: 112 of 115)
+// and so saves the dropped columns and the compaction pass; for column strides a last partial
+// panel of K goes through the edge tile too (AVX2's MR = 6 against K = 64).
+inline bool shifted_row_tiles(const Conv2dParams& p, int64_t mr, int64_t nr) {
+  if (p.Wo % nr == 0 && p.K % mr == 0) return true;
+  if (p.sw == 1 || shifted_phase_inplace(p)) return false;
+  const int64_t rem = p.Wo % nr, cols = p.Wo - rem + (rem == 0 ? 0 : rem <= nr / 2 ? nr / 2 : nr);
+  return cols <= shifted_phase_size(p.W + 2 * p.pw, p.sw);
+}
+
+// The forward's tiling, as conv2d_plan reports it: "unfolded" (shifted_unfold_pays), and for the
+// phase layout "shifted_rowtiles", "shifted_inplace" or "shifted" (panels on the phase width, kept
+// columns compacted into y).
+inline const char* shifted_forward_layout(const Conv2dParams& p, int64_t mr, int64_t nr, int64_t elem_bytes,
+                                          int workers) {
+  if (shifted_unfold_pays(p, mr, nr, elem_bytes, workers)) return "unfolded";
+  if (shifted_row_tiles(p, mr, nr)) return p.Wo % nr == 0 && p.K % mr == 0 ? "shifted" : "shifted_rowtiles";
+  return shifted_phase_inplace(p) ? "shifted_inplace" : "shifted";
 }
 
 // Threads the shifted paths use with nt available: all of them when the call has enough work.

@@ -68,27 +68,27 @@ void conv2d_weight_grad_shifted(const Conv2dParams& p, const T* x, const T* dy, 
     for (int slot = 0; slot < used; ++slot) {
       T* mine = acc.data() + size_t(slot) * size_t(wsize);
       T* xp = s.input_buffer();
-      T* dyq = s.unfold ? nullptr : conv_thread_buffer<T>(kOutSlot, size_t(p.K * s.Q));
+      T* dyq = s.y_numbered() ? nullptr : conv_thread_buffer<T>(kOutSlot, size_t(p.K * s.Q));
       for (int64_t n = p.N * slot / used; n < p.N * (slot + 1) / used; ++n) {
         const T* dy_n = dy + n * p.K * p.out_plane();
         s.pad(x + n * p.C * p.in_plane(), xp, 0, p.C);
-        if (!s.unfold) s.spread(dy_n, dyq, 0, p.K);  // unfolded: dy_n already is in q numbering
-        dw_rows_sample(s, xp, s.unfold ? dy_n : dyq, mine);
+        if (!s.y_numbered()) s.spread(dy_n, dyq, 0, p.K);  // dy_n already is in q numbering
+        dw_rows_sample(s, xp, s.y_numbered() ? dy_n : dyq, mine);
       }
     }
   } else {
     T* xp = s.input_buffer();
-    T* dyq = s.unfold ? nullptr : conv_thread_buffer<T>(kOutSlot, size_t(p.K * s.Q));
+    T* dyq = s.y_numbered() ? nullptr : conv_thread_buffer<T>(kOutSlot, size_t(p.K * s.Q));
     for (int64_t n = 0; n < p.N; ++n) {
       const T* dy_n = dy + n * p.K * p.out_plane();
 #pragma omp parallel num_threads(team(used))
       {
         const int t = omp_get_thread_num(), T_ = omp_get_num_threads();
         s.pad(x + n * p.C * p.in_plane(), xp, p.C * t / T_, p.C * (t + 1) / T_);
-        if (!s.unfold) s.spread(dy_n, dyq, p.K * t / T_, p.K * (t + 1) / T_);
+        if (!s.y_numbered()) s.spread(dy_n, dyq, p.K * t / T_, p.K * (t + 1) / T_);
       }
-      gemm_offset_rows_a<T>(true, crs, p.K, s.Q, T(1), xp, s.offs.data(), s.unfold ? dy_n : dyq, s.Q, T(1), acc.data(),
-                            p.K, threads);
+      gemm_offset_rows_a<T>(true, crs, p.K, s.Q, T(1), xp, s.offs.data(), s.y_numbered() ? dy_n : dyq, s.Q, T(1),
+                            acc.data(), p.K, threads);
     }
   }
   // dw[k][crs] = sum over threads of dwT[crs][k]
@@ -127,9 +127,7 @@ void input_grad_sample(const Shifted<T>& s, const T* w, const T* dy_n, T* dx_n, 
 #pragma omp parallel for schedule(static) num_threads(team(nt))
     for (int64_t c = 0; c < p.C; ++c)
       for (int64_t r = c * rows_per_c; r < (c + 1) * rows_per_c; ++r) {
-        T* dst = gp + s.offs[r] + q0;
-        const T* src = dcol + r * qc;
-        for (int64_t q = 0; q < qc; ++q) dst[q] += src[q];
+        s.rows_isa.accumulate(dcol + r * qc, qc, gp + s.offs[r] + q0);
       }
   }
 #pragma omp parallel num_threads(team(nt))

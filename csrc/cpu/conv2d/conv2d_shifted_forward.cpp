@@ -7,7 +7,7 @@ using shifted_detail::Shifted;
 
 template <typename T>
 void conv2d_forward_shifted(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
-  const Shifted<T> s(p, w);
+  const Shifted<T> s(p, w, true, b);  // the bias is a tap of the GEMM
   const int nt = num_threads();
   const bool threads = threads_for_flops(2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs())) > 1;
   const int64_t panels = s.Qp / s.kr.nr;
@@ -17,13 +17,16 @@ void conv2d_forward_shifted(const Conv2dParams& p, const T* x, const T* w, const
 #pragma omp parallel num_threads(team(nt)) if (threads)
     {
       T* xp = s.input_buffer();
+      const bool lazy = s.lazy_pad();
 #pragma omp for schedule(dynamic)
       for (int64_t n = 0; n < p.N; ++n) {
-        s.pad(x + n * p.C * p.in_plane(), xp, 0, p.C);
+        const T* x_n = x + n * p.C * p.in_plane();
+        shifted_detail::LazyPad<T> lp{x_n, xp};
+        if (!lazy) s.pad(x_n, xp, 0, p.C);
         if (s.row_tiles())
-          s.run_row_tiles(xp, b, y + n * p.K * p.out_plane(), 0, s.row_tile_count());
+          s.run_row_tiles(xp, y + n * p.K * p.out_plane(), 0, s.row_tile_count(), lazy ? &lp : nullptr);
         else
-          s.run(xp, b, y + n * p.K * p.out_plane(), 0, panels);
+          s.run(xp, y + n * p.K * p.out_plane(), 0, panels, lazy ? &lp : nullptr);
       }
     }
     return;
@@ -40,9 +43,9 @@ void conv2d_forward_shifted(const Conv2dParams& p, const T* x, const T* w, const
 #pragma omp barrier
       if (s.row_tiles()) {
         const int64_t tiles = s.row_tile_count();
-        s.run_row_tiles(xp, b, y_n, tiles * t / T_, tiles * (t + 1) / T_);
+        s.run_row_tiles(xp, y_n, tiles * t / T_, tiles * (t + 1) / T_);
       } else {
-        s.run(xp, b, y_n, panels * t / T_, panels * (t + 1) / T_);
+        s.run(xp, y_n, panels * t / T_, panels * (t + 1) / T_);
       }
     }
   }

@@ -13,6 +13,7 @@
 #include "cpu/common/cpu_features.h"
 #include "cpu/common/parallel.h"
 #include "cpu/conv2d/conv2d_im2col.h"
+#include "cpu/conv2d/conv2d_phase_rows.h"
 #include "cpu/conv2d/conv2d_scratch.h"
 #include "cpu/conv2d/conv2d_shifted.h"
 #include "cpu/conv2d/conv2d_unfold.h"
@@ -27,6 +28,13 @@ namespace dk::cpu::shifted_detail {
 inline constexpr int64_t kShiftKc = 256;
 // Output panels per chunk: the chunk's GEMM result (Kp x 32 panels x NR) is compacted while in L2.
 inline constexpr int64_t kChunkPanels = 32;
+// The phase layout written in place (Wq == Wo, 1x1 kernels such as the 1x1/2 downsample): blocks of
+// about 128 taps (filled lazily, so a block's buffer part is in L2 when read), and chunks whose
+// output (Kp x chunk x NR, revisited once per block) fits kInplaceChunkBytes. resnet's 1x1/2
+// 256 -> 512: 2 blocks of 128 and chunks of 8 panels, ~5% less CPU time than 1 block of 256 and
+// chunks of 32 (in-process A/B); the stem (one block of 148, row tiles) lost 13% in 2 blocks.
+inline constexpr int64_t kInplaceKc = 128;
+inline constexpr int64_t kInplaceChunkBytes = int64_t(1) << 19;
 
 // dst[0, n) = src[0, n) for the short rows of small images: whole 32-byte blocks by fixed-size
 // copies, which compile to a few moves (a memcpy call per 10-float row costs more than the copy),
@@ -43,24 +51,40 @@ inline void copy_short(T* dst, const T* src, int64_t n) {
   if (i < n) std::memcpy(dst + n - B, src + n - B, 32);
 }
 
+// A sample whose phase buffer the GEMM loops fill as they go (Shifted::lazy_pad): channels
+// [0, done) are in xp.
+template <typename T>
+struct LazyPad {
+  const T* x_n;
+  T* xp;
+  int64_t done = 0;
+};
+
 template <typename T>
 struct Shifted {
   const Conv2dParams& p;
   const GemmKernel<T>& kr;
-  bool unfold;                              // layout of the input buffer: see shifted_unfold_pays
-  bool avx512 = best_isa() == Isa::Avx512;  // row copies for the unfolded buffer
-  int64_t Hq, Wq, plane;                    // one plane of the buffer; Wq is also the pitch of the q numbering
-  int64_t Q, Qp;                            // output positions in phase-width numbering, rounded up to NR
-  int64_t Kp;                               // output channels rounded up to MR
-  int64_t kcb;                              // inner-dimension block (<= kShiftKc, blocks of equal size)
-  int64_t xlen;                             // phase buffer length incl. the slack the last panel reads
+  bool unfold;                                         // layout of the input buffer: see shifted_unfold_pays
+  bool avx512 = best_isa() == Isa::Avx512;             // row copies for the unfolded buffer
+  const PhaseRows<T>& rows_isa = PhaseRows<T>::get();  // stride-2 row splits and merges
+  int64_t Hq, Wq, plane;         // one plane of the buffer; Wq is also the pitch of the q numbering
+  int64_t Q, Qp;                 // output positions in phase-width numbering, rounded up to NR
+  int64_t Kp;                    // output channels rounded up to MR
+  int64_t kin;                   // inner dimension: C*kh*kw, + 1 for the bias tap
+  int64_t kcb;                   // inner-dimension block (about kShiftKc, blocks of equal size)
+  int64_t chunk = kChunkPanels;  // run_inplace's panels per chunk
+  int64_t ones_off = -1;         // the bias tap's row of ones in the input buffer (-1: none)
+  int64_t xlen;                  // phase buffer length incl. the slack the last panel reads
   std::vector<int64_t> offs;
   std::vector<char> phase_used;  // e.g. a 1x1 stride-2 kernel reads only phase (0, 0)
   std::vector<T> Ap;             // weights packed per kc block: block at pc*Kp, panel ir at + ir*kc
 
   // w == nullptr: geometry only (the weight gradient needs no packed weights).
   // allow_unfold: false where the caller needs the phase layout (the strided dx scatters into it).
-  Shifted(const Conv2dParams& p_, const T* w, bool allow_unfold = true) : p(p_), kr(gemm_kernel<T>()) {
+  // bias: added by the GEMM itself, as one more tap (weight b[k]) reading a row of ones, so no
+  // pass over y (which, for large outputs, has left L1/L2 or even waits on its stores to drain).
+  Shifted(const Conv2dParams& p_, const T* w, bool allow_unfold = true, const T* bias = nullptr)
+      : p(p_), kr(gemm_kernel<T>()) {
     Hq = shifted_phase_size(p.H + 2 * p.ph, p.sh);
     unfold = allow_unfold && shifted_unfold_pays(p, kr.mr, kr.nr, sizeof(T), shifted_workers(p, num_threads()));
     Wq = unfold ? p.Wo : shifted_phase_size(p.W + 2 * p.pw, p.sw);
@@ -69,10 +93,16 @@ struct Shifted {
     Qp = (Q + kr.nr - 1) / kr.nr * kr.nr;
     Kp = (p.K + kr.mr - 1) / kr.mr * kr.mr;
     const int64_t crs = p.crs();
+    kin = crs + (w && bias ? 1 : 0);
     // equal blocks: a short last block would pay the tile's load/store for few multiply-adds
-    const int64_t blocks = (crs + kShiftKc - 1) / kShiftKc;
-    kcb = std::max<int64_t>(1, (crs + blocks - 1) / blocks);
-    offs.resize(crs);
+    // (counted without the bias tap: 256 taps + bias stay one block)
+    const bool inplace_phase = !unfold && Wq == p.Wo;
+    const int64_t kc_target = inplace_phase ? kInplaceKc : kShiftKc;
+    const int64_t blocks = (crs + kc_target - 1) / kc_target;
+    if (inplace_phase)
+      chunk = std::clamp<int64_t>(kInplaceChunkBytes / (Kp * kr.nr * int64_t(sizeof(T))), 1, kChunkPanels);
+    kcb = std::max<int64_t>(1, (kin + blocks - 1) / blocks);
+    offs.resize(kin);
     phase_used.assign(size_t(p.sh * p.sw), 0);
     int64_t max_off = 0;
     for (int64_t c = 0; c < p.C; ++c)
@@ -93,12 +123,25 @@ struct Shifted {
           offs[(c * p.kh + i) * p.kw + j] = o;
           max_off = std::max(max_off, o);
         }
-    xlen = std::max(buffer_planes() * plane, max_off + Qp);
+    // + NR: a row's partial last tile (row_tiles()) reads up to NR - 1 columns past Q
+    xlen = std::max(buffer_planes() * plane, max_off + Qp + kr.nr);
     if (!w) return;
-    Ap.resize(size_t(Kp * crs));
-    for (int64_t pc = 0; pc < crs; pc += kcb) {
-      const int64_t kc = std::min(kcb, crs - pc);
-      pack_a(false, p.K, kc, w + pc, crs, kr.mr, Ap.data() + pc * Kp, kr.pack_t);
+    const T* a = w;
+    std::vector<T> wb;  // [w | b], K x (C*kh*kw + 1)
+    if (kin > crs) {
+      ones_off = offs[size_t(crs)] = xlen;
+      xlen += Qp + kr.nr;
+      wb.resize(size_t(p.K * kin));
+      for (int64_t k = 0; k < p.K; ++k) {
+        std::copy(w + k * crs, w + (k + 1) * crs, wb.begin() + k * kin);
+        wb[size_t(k * kin + crs)] = bias[k];
+      }
+      a = wb.data();
+    }
+    Ap.resize(size_t(Kp * kin));
+    for (int64_t pc = 0; pc < kin; pc += kcb) {
+      const int64_t kc = std::min(kcb, kin - pc);
+      pack_a(false, p.K, kc, a + pc, kin, kr.mr, Ap.data() + pc * Kp, kr.pack_t);
     }
   }
 
@@ -112,6 +155,7 @@ struct Shifted {
   T* input_buffer(bool clear = true) const {
     T* xp = conv_thread_buffer<T>(kPadSlot, size_t(xlen));
     if (unfold && clear) std::fill(xp, xp + xlen, T(0));
+    if (ones_off >= 0) std::fill(xp + ones_off, xp + xlen, T(1));
     return xp;
   }
 
@@ -123,7 +167,21 @@ struct Shifted {
       return;
     }
     pad_phases(x_n, xp, c0, c1);
-    if (c1 == p.C) std::fill(xp + buffer_planes() * plane, xp + xlen, T(0));
+    if (c1 == p.C) std::fill(xp + buffer_planes() * plane, xp + (ones_off >= 0 ? ones_off : xlen), T(0));
+  }
+
+  // The phase layout with several kc blocks: each block's channels are copied into the buffer
+  // just before the block's first use (pad_for_block), so the kernel reads them from L2 (the
+  // whole buffer can exceed L2: 1.7 MB for resnet's 3x3/2 on 128 channels).
+  bool lazy_pad() const { return !unfold && kin > kcb; }
+
+  // With lp: pad the channels kc block [pc, pc_end) reads that are not in the buffer yet.
+  void pad_for_block(LazyPad<T>* lp, int64_t pc_end) const {
+    if (!lp) return;
+    const int64_t c1 = std::min(p.C, (std::min(pc_end, p.crs()) - 1) / (p.kh * p.kw) + 1);
+    if (c1 <= lp->done) return;
+    pad(lp->x_n, lp->xp, lp->done, c1);
+    lp->done = c1;
   }
 
   // Unfolded: plane (a, c, j) holds, at (r, ow), xpad[c][r*sh + a][ow + j*dw]: the input row
@@ -166,6 +224,10 @@ struct Shifted {
   // Channels [c0, c1) of x_n into the zero-padded phase planes: phase (a, b) holds
   // xpad[r*sh + a][t*sw + b] at (r, t).
   void pad_phases(const T* x_n, T* xp, int64_t c0, int64_t c1) const {
+    if (p.sw == 2) {
+      pad_phases2(x_n, xp, c0, c1);
+      return;
+    }
     for (int64_t a = 0; a < p.sh; ++a)
       for (int64_t bb = 0; bb < p.sw; ++bb) {
         const int64_t phase = a * p.sw + bb;
@@ -198,102 +260,150 @@ struct Shifted {
       }
   }
 
-  // yt[:, q - j0*NR] for NR-panels [j0, j1) of q; yt has leading dimension ld.
-  void gemm_panels(const T* xp, T* yt, int64_t ld, int64_t j0, int64_t j1) const {
-    const int64_t crs = p.crs();
-    for (int64_t pc = 0; pc < crs; pc += kcb) {
-      const int64_t kc = std::min(kcb, crs - pc);
+  // pad_phases for column stride 2: each input row is read once and split into its even and odd
+  // columns (per-ISA vector permutes) instead of two strided scalar passes.
+  void pad_phases2(const T* x_n, T* xp, int64_t c0, int64_t c1) const {
+    // x column w lands in column phase (w + pw) % 2 at phase column (w + pw) / 2
+    const int64_t be = p.pw % 2, bo = 1 - be, te = p.pw / 2, to = (p.pw + 1) / 2;
+    const int64_t ne = (p.W + 1) / 2, no = p.W / 2;
+    for (int64_t a = 0; a < p.sh; ++a) {
+      const bool use_e = phase_used[size_t(a * 2 + be)], use_o = phase_used[size_t(a * 2 + bo)];
+      if (!use_e && !use_o) continue;
+      for (int64_t c = c0; c < c1; ++c) {
+        T* de = xp + ((a * 2 + be) * p.C + c) * plane;
+        T* dd = xp + ((a * 2 + bo) * p.C + c) * plane;
+        const T* src = x_n + c * p.in_plane();
+        for (int64_t r = 0; r < Hq; ++r) {
+          T* re = de + r * Wq;
+          T* ro = dd + r * Wq;
+          const int64_t h = r * p.sh + a - p.ph;
+          if (h < 0 || h >= p.H) {
+            if (use_e) std::fill(re, re + Wq, T(0));
+            if (use_o) std::fill(ro, ro + Wq, T(0));
+            continue;
+          }
+          rows_isa.split2(src + h * p.W, p.W, re + te, use_o ? ro + to : nullptr);
+          if (use_e) {
+            std::fill(re, re + te, T(0));
+            std::fill(re + te + ne, re + Wq, T(0));
+          }
+          if (use_o) {
+            std::fill(ro, ro + to, T(0));
+            std::fill(ro + to + no, ro + Wq, T(0));
+          }
+        }
+      }
+    }
+  }
+
+  // yt[:, q - j0*NR] for NR-panels [j0, j1) of q (q < Q); yt has leading dimension ld. A last
+  // panel with at most NR/2 columns left is computed half width.
+  void gemm_panels(const T* xp, T* yt, int64_t ld, int64_t j0, int64_t j1, LazyPad<T>* lp) const {
+    for (int64_t pc = 0; pc < kin; pc += kcb) {
+      const int64_t kc = std::min(kcb, kin - pc);
+      pad_for_block(lp, pc + kc);
       const T beta = pc == 0 ? T(0) : T(1);
       const T* ablock = Ap.data() + pc * Kp;
-      for (int64_t jr = j0 * kr.nr; jr < j1 * kr.nr; jr += kr.nr)
+      for (int64_t jr = j0 * kr.nr; jr < j1 * kr.nr; jr += kr.nr) {
+        const GemmShiftedKernel<T> fn = Q - jr <= kr.nr / 2 ? kr.fn_shifted_half : kr.fn_shifted;
         for (int64_t ir = 0; ir < Kp; ir += kr.mr)
-          kr.fn_shifted(kc, ablock + ir * kc, xp + jr, offs.data() + pc, yt + ir * ld + (jr - j0 * kr.nr), ld, T(1),
-                        beta);
+          fn(kc, ablock + ir * kc, xp + jr, offs.data() + pc, yt + ir * ld + (jr - j0 * kr.nr), ld, T(1), beta);
+      }
     }
   }
 
   // When every output row is a whole number of NR-wide tiles (and K of MR-high ones), tiles can
   // follow the output rows: the kernel then writes y_n in place and no column is computed and
   // dropped (e.g. 32x32 outputs: saves the 34/32 padded width and the compaction pass).
-  bool row_tiles() const { return !unfold && p.Wo % kr.nr == 0 && p.K % kr.mr == 0; }
-  int64_t row_tile_count() const { return p.Ho * (p.Wo / kr.nr); }
+  // Column strides may end each row with a partial tile and K with a partial panel (shifted_row_tiles).
+  bool row_tiles() const { return !unfold && shifted_row_tiles(p, kr.mr, kr.nr); }
+  int64_t tiles_per_row() const { return (p.Wo + kr.nr - 1) / kr.nr; }
+  int64_t row_tile_count() const { return p.Ho * tiles_per_row(); }
 
-  // Row tiles [t0, t1) (tile t: output row t / (Wo/NR), columns (t % (Wo/NR)) * NR + [0, NR)).
-  void run_row_tiles(const T* xp, const T* b, T* y_n, int64_t t0, int64_t t1) const {
-    const int64_t crs = p.crs(), per_row = p.Wo / kr.nr, P = p.out_plane();
-    for (int64_t pc = 0; pc < crs; pc += kcb) {
-      const int64_t kc = std::min(kcb, crs - pc);
+  // Row tiles [t0, t1) (tile t: output row t / tiles_per_row(), columns (t % tiles_per_row()) * NR
+  // + [0, NR), the row's last tile possibly partial: NR/2 wide in place, or through a local tile).
+  void run_row_tiles(const T* xp, T* y_n, int64_t t0, int64_t t1, LazyPad<T>* lp = nullptr) const {
+    const int64_t per_row = tiles_per_row(), P = p.out_plane(), nr = kr.nr, mr = kr.mr;
+    alignas(64) T edge[kMaxPanel * kMaxPanel];
+    for (int64_t pc = 0; pc < kin; pc += kcb) {
+      const int64_t kc = std::min(kcb, kin - pc);
+      pad_for_block(lp, pc + kc);
       const T beta = pc == 0 ? T(0) : T(1);
       const T* ablock = Ap.data() + pc * Kp;
       for (int64_t t = t0; t < t1; ++t) {
-        const int64_t oh = t / per_row, ow0 = t % per_row * kr.nr;
-        for (int64_t ir = 0; ir < p.K; ir += kr.mr)
-          kr.fn_shifted(kc, ablock + ir * kc, xp + oh * Wq + ow0, offs.data() + pc, y_n + ir * P + oh * p.Wo + ow0, P,
-                        T(1), beta);
+        const int64_t oh = t / per_row, ow0 = t % per_row * nr, cols = std::min(nr, p.Wo - ow0);
+        const T* xq = xp + oh * Wq + ow0;
+        T* yq = y_n + oh * p.Wo + ow0;
+        for (int64_t ir = 0; ir < p.K; ir += mr) {
+          const int64_t rows = std::min(mr, p.K - ir);
+          if (rows == mr && (cols == nr || cols == nr / 2)) {
+            (cols == nr ? kr.fn_shifted : kr.fn_shifted_half)(kc, ablock + ir * kc, xq, offs.data() + pc, yq + ir * P,
+                                                              P, T(1), beta);
+            continue;
+          }
+          (cols <= nr / 2 ? kr.fn_shifted_half : kr.fn_shifted)(kc, ablock + ir * kc, xq, offs.data() + pc, edge, nr,
+                                                                T(1), T(0));
+          for (int64_t i = 0; i < rows; ++i)
+            for (int64_t j = 0; j < cols; ++j)
+              yq[(ir + i) * P + j] = edge[i * nr + j] + (pc == 0 ? T(0) : yq[(ir + i) * P + j]);
+        }
       }
     }
-    if (b)
-      for (int64_t k = 0; k < p.K; ++k)
-        for (int64_t t = t0; t < t1; ++t) {
-          T* row = y_n + k * P + t * kr.nr;  // tiles are consecutive NR-runs of the (Ho, Wo) plane
-          for (int64_t j = 0; j < kr.nr; ++j) row[j] += b[k];
-        }
   }
 
-  // Unfolded layout: q = oh*Wo + ow is y_n's own numbering, so NR-panels [j0, j1) write y_n in
+  // q is y's own numbering: the unfolded layout, or the phase layout when Wq == Wo.
+  bool y_numbered() const { return unfold || Wq == p.Wo; }
+
+  // Unfolded layout (or Wq == Wo): q = oh*Wo + ow is y_n's own numbering, so NR-panels [j0, j1) write y_n in
   // place, a chunk of kChunkPanels at a time (it stays in L2 across the kc blocks). Only tiles
   // past the last output position or channel go through a local tile.
-  void run_inplace(const T* xp, const T* b, T* y_n, int64_t j0, int64_t j1) const {
-    const int64_t crs = p.crs(), P = p.out_plane(), mr = kr.mr, nr = kr.nr;
+  void run_inplace(const T* xp, T* y_n, int64_t j0, int64_t j1, LazyPad<T>* lp) const {
+    const int64_t P = p.out_plane(), mr = kr.mr, nr = kr.nr;
     alignas(64) T edge[kMaxPanel * kMaxPanel];
-    for (int64_t c0 = j0; c0 < j1; c0 += kChunkPanels) {
-      const int64_t c1 = std::min(j1, c0 + kChunkPanels);
-      for (int64_t pc = 0; pc < crs; pc += kcb) {
-        const int64_t kc = std::min(kcb, crs - pc);
+    for (int64_t c0 = j0; c0 < j1; c0 += chunk) {
+      const int64_t c1 = std::min(j1, c0 + chunk);
+      for (int64_t pc = 0; pc < kin; pc += kcb) {
+        const int64_t kc = std::min(kcb, kin - pc);
+        pad_for_block(lp, pc + kc);
         const T beta = pc == 0 ? T(0) : T(1);
         const T* ablock = Ap.data() + pc * Kp;
-        const bool last = pc + kc >= crs;
         auto tile = [&](int64_t q0, int64_t ir) {
           const int64_t cols = std::min(nr, P - q0), rows = std::min(mr, p.K - ir);
           T* c = y_n + ir * P + q0;
           if (rows == mr && cols == nr) {
             kr.fn_shifted(kc, ablock + ir * kc, xp + q0, offs.data() + pc, c, P, T(1), beta);
-            if (b && last)  // the bias while the tile is still in L1
-              for (int64_t i = 0; i < rows; ++i)
-                for (int64_t j = 0; j < nr; ++j) c[i * P + j] += b[ir + i];
             return;
           }
           // the last panel: a half-width tile when half the panel is enough
           (cols <= nr / 2 ? kr.fn_shifted_half : kr.fn_shifted)(kc, ablock + ir * kc, xp + q0, offs.data() + pc, edge,
                                                                 nr, T(1), T(0));
-          for (int64_t i = 0; i < rows; ++i) {
-            const T bias = b && last ? b[ir + i] : T(0);
-            for (int64_t j = 0; j < cols; ++j) c[i * P + j] = edge[i * nr + j] + (pc == 0 ? T(0) : c[i * P + j]) + bias;
-          }
+          for (int64_t i = 0; i < rows; ++i)
+            for (int64_t j = 0; j < cols; ++j) c[i * P + j] = edge[i * nr + j] + (pc == 0 ? T(0) : c[i * P + j]);
         };
-        for (int64_t q0 = c0 * nr; q0 < c1 * nr; q0 += nr)
+        for (int64_t q0 = c0 * nr; q0 < c1 * nr; q0 += nr) {
           for (int64_t ir = 0; ir < Kp; ir += mr) tile(q0, ir);
+        }
       }
     }
   }
 
   // One sample's output panels [j0, j1), whichever layout.
-  void run(const T* xp, const T* b, T* y_n, int64_t j0, int64_t j1) const {
-    if (unfold)
-      run_inplace(xp, b, y_n, j0, j1);
+  void run(const T* xp, T* y_n, int64_t j0, int64_t j1, LazyPad<T>* lp = nullptr) const {
+    if (y_numbered())
+      run_inplace(xp, y_n, j0, j1, lp);
     else
-      run_panels(xp, b, y_n, j0, j1);
+      run_panels(xp, y_n, j0, j1, lp);
   }
 
   // Panels [j0, j1) of sample y_n, a chunk of kChunkPanels at a time through a per-thread
-  // buffer that stays in L2: GEMM, then the kept columns (+ bias) to y_n.
-  void run_panels(const T* xp, const T* b, T* y_n, int64_t j0, int64_t j1) const {
+  // buffer that stays in L2: GEMM, then the kept columns to y_n.
+  void run_panels(const T* xp, T* y_n, int64_t j0, int64_t j1, LazyPad<T>* lp) const {
     const int64_t ld = kChunkPanels * kr.nr;
     T* yt = conv_thread_buffer<T>(kOutSlot, size_t(Kp * ld));
     for (int64_t c0 = j0; c0 < j1; c0 += kChunkPanels) {
       const int64_t c1 = std::min(j1, c0 + kChunkPanels);
-      gemm_panels(xp, yt, ld, c0, c1);
-      compact(yt, ld, c0 * kr.nr, std::min(Q, c1 * kr.nr), b, y_n);
+      gemm_panels(xp, yt, ld, c0, c1, lp);
+      compact(yt, ld, c0 * kr.nr, std::min(Q, c1 * kr.nr), y_n);
     }
   }
 
@@ -319,6 +429,12 @@ struct Shifted {
           std::memcpy(dst, gp + (a * p.C + c) * plane + r * Wq + p.pw, sizeof(T) * p.W);
           continue;
         }
+        if (p.sw == 2) {  // x column w is phase column (w + pw) / 2 of column phase (w + pw) % 2
+          const int64_t be = p.pw % 2, bo = 1 - be;
+          rows_isa.merge2(gp + ((a * 2 + be) * p.C + c) * plane + r * Wq + p.pw / 2,
+                          gp + ((a * 2 + bo) * p.C + c) * plane + r * Wq + (p.pw + 1) / 2, p.W, dst);
+          continue;
+        }
         for (int64_t b = 0; b < p.sw; ++b) {  // columns w = t*sw + b - pw of phase b
           const T* src = gp + ((a * p.sw + b) * p.C + c) * plane + r * Wq;
           const int64_t off = b - p.pw;
@@ -328,15 +444,14 @@ struct Shifted {
       }
   }
 
-  // y_n[k][oh][ow] = yt[k][q - q0] (+ b[k]) for the kept q = oh*Wq + ow (ow < Wo) in [q0, q1).
-  void compact(const T* yt, int64_t ld, int64_t q0, int64_t q1, const T* b, T* y_n) const {
+  // y_n[k][oh][ow] = yt[k][q - q0] for the kept q = oh*Wq + ow (ow < Wo) in [q0, q1).
+  void compact(const T* yt, int64_t ld, int64_t q0, int64_t q1, T* y_n) const {
     for (int64_t k = 0; k < p.K; ++k) {
-      const T bk = b ? b[k] : T(0);
       for (int64_t oh = q0 / Wq; oh <= (q1 - 1) / Wq && oh < p.Ho; ++oh) {
         const int64_t lo = std::max<int64_t>(0, q0 - oh * Wq), hi = std::min(p.Wo, q1 - oh * Wq);
         const T* src = yt + k * ld + oh * Wq - q0;
         T* dst = y_n + (k * p.Ho + oh) * p.Wo;
-        for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow] + bk;
+        if (hi > lo) std::memcpy(dst + lo, src + lo, sizeof(T) * size_t(hi - lo));
       }
     }
   }

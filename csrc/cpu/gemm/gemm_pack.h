@@ -4,6 +4,7 @@
 // Partial panels are zero-padded so the micro-kernel always runs a full tile.
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "cpu/gemm/gemm_kernels.h"
 
@@ -16,7 +17,18 @@ void pack_a(bool trans, int64_t mc, int64_t kc, const T* A, int64_t lda, int mr,
             const int64_t* a_rows = nullptr) {
   for (int64_t i0 = 0; i0 < mc; i0 += mr, Ap += mr * kc) {
     const int64_t rows = mc - i0 < mr ? mc - i0 : mr;
-    if (trans) {  // op(A)[i][k] = A[k*lda + i]: each k gives `rows` contiguous values
+    if (trans && rows == mr && (mr == 8 || mr == 6 || mr == 4)) {
+      // whole panels of the kernels' MR: fixed-size copies, which compile to a few vector moves
+      const auto panel = [&](auto n) {
+        for (int64_t k = 0; k < kc; ++k) std::memcpy(Ap + k * n, A + k * lda + i0, sizeof(T) * n);
+      };
+      if (mr == 8)
+        panel(std::integral_constant<int, 8>());
+      else if (mr == 6)
+        panel(std::integral_constant<int, 6>());
+      else
+        panel(std::integral_constant<int, 4>());
+    } else if (trans) {  // op(A)[i][k] = A[k*lda + i]: each k gives `rows` contiguous values
       for (int64_t k = 0; k < kc; ++k) {
         const T* src = A + k * lda + i0;
         T* dst = Ap + k * mr;
