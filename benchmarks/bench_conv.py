@@ -22,6 +22,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--set", default="all", choices=["main", "lenet", "resnet", "groups", "all"])
 ap.add_argument("--repeats", type=int, default=15)
+ap.add_argument("--only", default=None, help="run only the cases whose name contains this (e.g. '5x5')")
 ap.add_argument("--cpu-time", action="store_true", help="time with process CPU time (use with --threads 1)")
 ap.add_argument("--json", default=None)
 ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cuda: deepkern vs PyTorch + cuDNN on the GPU")
@@ -124,8 +125,11 @@ print(
     f"measured GEMM peak (1024^3 float32): {peak:.1f} GFLOP/s"
 )
 for s in chosen:
+    cases = [c for c in sets[s]() if args.only is None or args.only in c.op]
+    if not cases:
+        continue
     rows = run_cases(
-        sets[s](),
+        cases,
         json_path=args.json and args.json.replace(".json", f"_{s}.json"),
         repeats=args.repeats,
         title=f"conv2d {s} (float32)",
