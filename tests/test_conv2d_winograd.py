@@ -122,6 +122,31 @@ def test_winograd_where_it_pays(threads):
     assert _plan((1, 64, 7, 7), (64, 64, 3, 3), 1, np.float64, threads)["forward"] != "winograd"
 
 
+def test_winograd_dw_choice(rng):
+    """The weight gradient takes Winograd (F(3x3, 4x4) / F(5x5, 2x2) on the forward's tiles) where it
+    pays, except float32 5x5 (its output transform rounds too much); it is checked against the
+    reference on shapes that take it."""
+    assert _plan((8, 64, 32, 32), (64, 64, 3, 3), 1, np.float32)["dw"] == "winograd"
+    assert _plan((8, 64, 32, 32), (64, 64, 3, 3), 1, np.float64)["dw"] == "winograd"
+    assert _plan((8, 32, 28, 28), (32, 32, 5, 5), 2, np.float32)["dw"] != "winograd"
+    assert _plan((8, 32, 28, 28), (32, 32, 5, 5), 2, np.float64)["dw"] == "winograd"
+    for xs, ws in (
+        ((64, 1, 32, 32), (6, 1, 5, 5)),
+        ((64, 6, 14, 14), (16, 6, 5, 5)),
+        ((8, 16, 32, 32), (16, 16, 3, 3)),
+    ):
+        assert _plan(xs, ws, 0, np.float64)["dw"] != "winograd", (xs, ws)
+    for xs, ws, p, dt in (
+        ((6, 64, 19, 22), (40, 64, 3, 3), 0, np.float32),  # Ho = 17: a last tile row mostly outside
+        ((6, 64, 19, 22), (40, 64, 3, 3), 0, np.float64),
+        ((2, 32, 21, 18), (48, 32, 3, 3), 2, np.float32),
+        ((2, 57, 22, 19), (93, 57, 5, 5), 2, np.float64),  # odd C, K, Wo
+        ((8, 64, 15, 17), (48, 64, 5, 5), 1, np.float64),
+    ):
+        assert _plan(xs, ws, p, dt)["dw"] == "winograd", (xs, ws, p)
+        _check(rng, xs, ws, p, dt, bias=False, vs_torch=dt == np.float32)
+
+
 @pytest.mark.parametrize("k", [3, 5])
 def test_winograd_random_shapes(rng, k):
     taken = 0
@@ -146,6 +171,8 @@ def test_winograd_threads(rng, threads, N, k):
     """N = 1: the threads split the sample's bands of tile rows; N = 3: whole samples."""
     xs, ws = (N, 48, 30, 26), (40, 48, k, k)
     assert _plan(xs, ws, k // 2, np.float32, threads)["forward"] == "winograd"
+    if k == 3:  # the threads sum their parts of dw
+        assert _plan(xs, ws, 0, np.float64, threads)["dw"] == "winograd"
     old = dk.get_num_threads()
     try:
         dk.set_num_threads(threads)
@@ -178,12 +205,17 @@ def test_winograd_finite_differences(rng, case):
             assert_close(np.array([g[i]]), np.array([num]), rtol=1e-6, atol=1e-8, what=f"{name}{i}")
 
 
-@pytest.mark.parametrize("case", FD_SHAPES)
+# (x shape, w shape, padding) that take Winograd forward, dx and dw in float64
+NONFINITE_SHAPES = [((3, 48, 30, 26), (40, 48, 3, 3), 1), ((2, 57, 22, 19), (93, 57, 5, 5), 2)]
+
+
+@pytest.mark.parametrize("case", NONFINITE_SHAPES)
 @pytest.mark.parametrize("where", ["x", "w", "dy", "x nan", "w nan"])
 def test_winograd_nonfinite_matches_torch(rng, case, where):
     """An Inf or NaN in x, w or dy: NaN / Inf exactly where torch has them (the passes leave Winograd)."""
     xs, ws, p = case
     assert _plan(xs, ws, p, np.float64)["forward"] == "winograd"
+    assert _plan(xs, ws, p, np.float64)["dw"] == "winograd"
     x, w = rng.standard_normal(xs), rng.standard_normal(ws)
     bad = np.nan if "nan" in where else np.inf
     if where.startswith("x"):
@@ -194,12 +226,13 @@ def test_winograd_nonfinite_matches_torch(rng, case, where):
     dy = rng.standard_normal(y.shape)
     if where == "dy":
         dy[0, 4, 6, 6] = np.inf
-    dx, _, _ = dk.conv2d_backward(ctx, dy)
-    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w)
+    dx, dw, _ = dk.conv2d_backward(ctx, dy)
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
     ty = torch.nn.functional.conv2d(tx, tw, padding=p)
     ty.backward(torch.tensor(dy))
-    assert not (np.isfinite(ty.detach().numpy()).all() and np.isfinite(tx.grad.numpy()).all())  # it reaches one
-    for name, got, want in (("y", y, ty.detach().numpy()), ("dx", dx, tx.grad.numpy())):
+    want_all = (ty.detach().numpy(), tx.grad.numpy(), tw.grad.numpy())
+    assert not all(np.isfinite(a).all() for a in want_all)  # the bad value reaches some output
+    for name, got, want in zip(("y", "dx", "dw"), (y, dx, dw), want_all):
         fin = np.isfinite(want)
         assert np.array_equal(np.isfinite(got), fin) and np.array_equal(np.isnan(got), np.isnan(want)), name
         assert_close(np.where(fin, got, 0.0), np.where(fin, want, 0.0), what=name)

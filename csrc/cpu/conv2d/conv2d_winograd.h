@@ -26,6 +26,13 @@ inline int64_t winograd_band_rows(int64_t tile_rows, int64_t tile_cols) {
 // Whether Winograd runs a convolution (x and w finite besides): conv2d_winograd.cpp.
 bool winograd_pays(const Conv2dParams& p, int64_t elem_bytes);
 
+// Whether the weight gradient runs on Winograd (x and dy finite besides): conv2d_winograd.cpp.
+bool winograd_dw_pays(const Conv2dParams& p, int64_t elem_bytes);
+
+// dw = the weight gradient of sum(y * dy) (overwritten), for winograd_tile(p) > 0; x and dy finite.
+template <typename T>
+void conv2d_weight_grad_winograd(const Conv2dParams& p, const T* x, const T* dy, T* dw);
+
 // y = conv(x, w) + b (b may be null), for winograd_tile(p) > 0.
 // x and w finite (the transforms add inputs, so one Inf would smear NaN over its tile).
 template <typename T>

@@ -182,7 +182,8 @@ struct Winograd {
   Buf<T> U;     // [A*A][panels][Cp][width]: packed B panels of the micro-kernel (panel(), width())
   Buf<T> bias;  // [Kp], zeros past K (or all zeros)
 
-  Winograd(const Conv2dParams& p_, const T* w, const T* b) : p(p_), kr(gemm_kernel<T>()) {
+  // The tiling only; prepare() adds the forward's transformed weights and bias.
+  explicit Winograd(const Conv2dParams& p_) : p(p_), kr(gemm_kernel<T>()) {
     Cp = round_up(p.C, L);
     // L at a time; the last panel of the GEMM may be the micro-kernel's half width (nr <= 2L)
     Kp = round_up(p.K, std::max<int64_t>(L, kr.nr / 2));
@@ -190,6 +191,9 @@ struct Winograd {
     tw_n = (p.Wo + M - 1) / M;
     wp = tw_n * M + R - 1;
     set_rows(winograd_band_rows(th_n, tw_n));
+  }
+
+  void prepare(const T* w, const T* b) {
     transform_weights(w);
     T* bp = bias.zeros(Kp);
     for (int64_t k = 0; b && k < p.K; ++k) bp[k] = b[k];
@@ -232,16 +236,30 @@ struct Winograd {
     Buf<T> xt, V, Mx, ob;
   };
 
-  // Item: sample n, tile rows [r0, r1).
-  void run_item(int64_t n, int64_t r0, int64_t r1, const T* x, T* y, Scratch& s) const {
-    const int64_t C = p.C, H = p.H, W = p.W, K = p.K;
-    const int64_t hb = (r1 - r0) * M + R - 1, tiles = (r1 - r0) * tw_n, wt_ = tw_n * M;
+  // v[xi][L] to L / P whole panels of P lanes each: panel q of xi at dst + xi * sx + q * sp.
+  template <int P>
+  static void to_panels(const T* v, T* dst, int64_t sp, int64_t sx) {
+    for (int xi = 0; xi < A * A; ++xi)
+      for (int q = 0; q < L / P; ++q) std::memcpy(dst + xi * sx + q * sp, v + xi * L + q * P, sizeof(T) * P);
+  }
+
+  // One line between the A*A matrices of an item, so that their rows do not all map to the same
+  // cache sets: V[xi] at xi * ld(Cp), M[xi] at xi * ld(Kp).
+  int64_t ld(int64_t tiles, int64_t width) const { return tiles * width + L; }
+
+  // V of the item (sample n, tile rows [r0, r1)) into s.V, through the channels-last band s.xt.
+  // mr = 0: V[xi] is tiles x Cp at xi * ld(tiles, Cp) (the forward's GEMM reads its rows in place);
+  // mr > 0: V[xi]^T as packed micro-kernel A panels (mr channels by tiles each; Cz = Cp rounded up
+  // to mr, the rows past Cp zero) at xi * ld(tiles, Cz), for the weight gradient's GEMM.
+  void input_transform(int64_t n, int64_t r0, int64_t r1, const T* x, Scratch& s, int mr = 0) const {
+    const int64_t C = p.C, H = p.H, W = p.W;
+    const int64_t hb = (r1 - r0) * M + R - 1, tiles = (r1 - r0) * tw_n;
+    const int64_t Cz = mr ? round_up(Cp, mr) : Cp, sv = ld(tiles, Cz);
     s.xt.zeros(hb * wp * Cp);
-    // one line between the A*A matrices, so that their rows do not all map to the same cache sets
-    const int64_t sv = tiles * Cp + L, sm = tiles * Kp + L;
-    s.V.get(A * A * sv);
-    s.Mx.get(A * A * sm);
-    s.ob.get((r1 - r0) * M * wt_ * Kp);
+    if (Cz > Cp)
+      s.V.zeros(A * A * sv);
+    else
+      s.V.get(A * A * sv);
     // channels-last, zero-padded rows of the band
     const T* xn = x + n * C * H * W;
     for (int64_t r = 0; r < hb; ++r) {
@@ -251,17 +269,41 @@ struct Winograd {
       if (wn > 0) transpose(xn + h * W, H * W, C, wn, s.xt.data() + (r * wp + p.pw) * Cp, Cp);
     }
     // input transform
-    T t[A * A * L];
+    T t[A * A * L], v[A * A * L];
     for (int64_t tr = 0; tr < r1 - r0; ++tr)
       for (int64_t tw = 0; tw < tw_n; ++tw) {
         const int64_t tile = tr * tw_n + tw;
         const T* org = s.xt.data() + (tr * M * wp + tw * M) * Cp;
         for (int64_t c0 = 0; c0 < Cp; c0 += L) {
           for (int j = 0; j < A; ++j) Tf<T, M>::data(org + j * Cp + c0, wp * Cp, t + j * L, A * L);
-          T* vt = s.V.data() + tile * Cp + c0;
-          for (int i = 0; i < A; ++i) Tf<T, M>::data(t + i * A * L, L, vt + i * A * sv, sv);
+          if (mr == 0) {
+            T* vt = s.V.data() + tile * Cp + c0;
+            for (int i = 0; i < A; ++i) Tf<T, M>::data(t + i * A * L, L, vt + i * A * sv, sv);
+            continue;
+          }
+          for (int i = 0; i < A; ++i) Tf<T, M>::data(t + i * A * L, L, v + i * A * L, L);
+          if (mr == 8) {
+            to_panels<8>(v, s.V.data() + (c0 / 8 * tiles + tile) * 8, tiles * 8, sv);
+            continue;
+          }
+          for (int64_t c = c0; c < c0 + L;) {  // runs of lanes within one panel
+            const int64_t run = std::min<int64_t>(c0 + L, (c / mr + 1) * mr) - c;
+            T* dst = s.V.data() + (c / mr * tiles + tile) * mr + c % mr;
+            for (int xi = 0; xi < A * A; ++xi)
+              std::memcpy(dst + xi * sv, v + xi * L + (c - c0), sizeof(T) * size_t(run));
+            c += run;
+          }
         }
       }
+  }
+
+  // Forward item: sample n, tile rows [r0, r1).
+  void run_item(int64_t n, int64_t r0, int64_t r1, const T* x, T* y, Scratch& s) const {
+    const int64_t K = p.K, tiles = (r1 - r0) * tw_n, wt_ = tw_n * M;
+    const int64_t sv = ld(tiles, Cp), sm = ld(tiles, Kp);
+    input_transform(n, r0, r1, x, s);
+    s.Mx.get(A * A * sm);
+    s.ob.get((r1 - r0) * M * wt_ * Kp);
     // M[xi] = V[xi] U[xi]: MR tiles x NR output channels per micro-kernel call, V's rows read in
     // place, U packed once per call. Tiles past the last (up to MR - 1) read the last tile's row.
     const int mr = kr.mr, nr = kr.nr;
@@ -316,7 +358,8 @@ template <typename T, int M>
 void forward_m(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
   const int nt = num_threads();
   const bool threads = nt > 1 && threads_for_flops(2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs())) > 1;
-  Winograd<T, M> wg(p, w, b);
+  Winograd<T, M> wg(p);
+  wg.prepare(w, b);
   if (threads && p.N * wg.bands < nt) wg.set_rows((wg.th_n * p.N + nt - 1) / nt);
   const int64_t items = p.N * wg.bands;
   static thread_local typename Winograd<T, M>::Scratch scratch;
