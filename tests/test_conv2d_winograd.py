@@ -123,13 +123,11 @@ def test_winograd_where_it_pays(threads):
 
 
 def test_winograd_dw_choice(rng):
-    """The weight gradient takes Winograd (F(3x3, 4x4) / F(5x5, 2x2) on the forward's tiles) where it
-    pays, except float32 5x5 (its output transform rounds too much); it is checked against the
-    reference on shapes that take it."""
-    assert _plan((8, 64, 32, 32), (64, 64, 3, 3), 1, np.float32)["dw"] == "winograd"
-    assert _plan((8, 64, 32, 32), (64, 64, 3, 3), 1, np.float64)["dw"] == "winograd"
-    assert _plan((8, 32, 28, 28), (32, 32, 5, 5), 2, np.float32)["dw"] != "winograd"
-    assert _plan((8, 32, 28, 28), (32, 32, 5, 5), 2, np.float64)["dw"] == "winograd"
+    """The weight gradient takes Winograd (F(3x3, 4x4) on the forward's tiles; 5x5 as four shifted 3x3
+    blocks) where it pays; it is checked against the reference on shapes that take it."""
+    for dt in (np.float32, np.float64):
+        assert _plan((8, 64, 32, 32), (64, 64, 3, 3), 1, dt)["dw"] == "winograd"
+        assert _plan((8, 32, 28, 28), (32, 32, 5, 5), 2, dt)["dw"] == "winograd"
     for xs, ws in (
         ((64, 1, 32, 32), (6, 1, 5, 5)),
         ((64, 6, 14, 14), (16, 6, 5, 5)),
@@ -140,8 +138,11 @@ def test_winograd_dw_choice(rng):
         ((6, 64, 19, 22), (40, 64, 3, 3), 0, np.float32),  # Ho = 17: a last tile row mostly outside
         ((6, 64, 19, 22), (40, 64, 3, 3), 0, np.float64),
         ((2, 32, 21, 18), (48, 32, 3, 3), 2, np.float32),
-        ((2, 57, 22, 19), (93, 57, 5, 5), 2, np.float64),  # odd C, K, Wo
-        ((8, 64, 15, 17), (48, 64, 5, 5), 1, np.float64),
+        ((4, 57, 22, 19), (93, 57, 5, 5), 2, np.float32),  # odd C, K, Wo
+        ((4, 57, 22, 19), (93, 57, 5, 5), 2, np.float64),
+        ((8, 64, 15, 17), (48, 64, 5, 5), 1, np.float32),  # padding 1: the shifted blocks read past it
+        ((4, 64, 21, 23), (48, 64, 5, 5), 0, np.float32),  # no padding: Ho = 17, Wo = 19
+        ((4, 64, 21, 23), (48, 64, 5, 5), 0, np.float64),
     ):
         assert _plan(xs, ws, p, dt)["dw"] == "winograd", (xs, ws, p)
         _check(rng, xs, ws, p, dt, bias=False, vs_torch=dt == np.float32)
@@ -206,7 +207,7 @@ def test_winograd_finite_differences(rng, case):
 
 
 # (x shape, w shape, padding) that take Winograd forward, dx and dw in float64
-NONFINITE_SHAPES = [((3, 48, 30, 26), (40, 48, 3, 3), 1), ((2, 57, 22, 19), (93, 57, 5, 5), 2)]
+NONFINITE_SHAPES = [((3, 48, 30, 26), (40, 48, 3, 3), 1), ((4, 57, 22, 19), (93, 57, 5, 5), 2)]
 
 
 @pytest.mark.parametrize("case", NONFINITE_SHAPES)

@@ -23,22 +23,18 @@ static int64_t f32_channels(int m) { return m == 4 ? 64 : 128; }
 // output channel, and, once per call (not per sample), 1500 per channel pair for the weights.
 // Against kh*kw per output and channel pair directly, with a 1.1x margin (the direct path runs
 // near the GEMM's peak on the shapes where the choice is close; small ones it runs slower).
-// The weight gradient: the same 36 GEMMs (summing over the tiles, so no row rounding), the input
-// and dy transforms (700 per tile and input or output channel: fitted as above to 16 shapes' dw
-// alone, conv.md "Winograd weight gradient") and per call the sum of the threads' products and the
-// output transform (1500 per channel pair),
-// against kh*kw per output and channel pair directly, with the same margin. float32 5x5 stays
-// direct: F(5x5, 2x2)'s output transform (taps up to 16 at the point 2) leaves its worst error at
-// 0.58-0.63 of the tests' tolerance on every shape measured, whatever the batch or channel count
-// (3x3: 0.18-0.33), above what the forward's limits accept (conv.md, "Winograd weight gradient").
+// The weight gradient (F(3x3, 4x4) on 4x4 dy blocks; 5x5 as four shifted 3x3 blocks sharing dy's
+// transform): per block the 36 GEMMs (summing over the tiles, so no row rounding) and the input
+// transform, once the dy transform (700 per tile and input or output channel: fitted as above to 16
+// shapes' dw alone, conv.md "Weight gradient"), and per call and block the sum of the threads'
+// products and the output transform (1500 per channel pair); against kh*kw per output and channel
+// pair directly, with the same margin.
 bool winograd_dw_pays(const Conv2dParams& p, int64_t elem_bytes) {
-  const int m = winograd_tile(p);
-  if (m == 0) return false;
-  if (elem_bytes == 4 && m == 2) return false;
+  if (winograd_tile(p) == 0) return false;
   const auto up = [](int64_t v, int64_t q) { return (v + q - 1) / q * q; };
-  const double tiles = double(p.N) * double((p.Ho + m - 1) / m) * double((p.Wo + m - 1) / m);
+  const double blocks = p.kh == 5 ? 4.0 : 1.0, tiles = double(p.N) * double((p.Ho + 3) / 4) * double((p.Wo + 3) / 4);
   const double c = double(up(p.C, 16)), k = double(up(p.K, 16));
-  const double wino = tiles * (36.0 * c * k + 700.0 * c + 700.0 * k) + 1500.0 * c * k;
+  const double wino = tiles * (blocks * (36.0 * c * k + 700.0 * c) + 700.0 * k) + blocks * 1500.0 * c * k;
   const double direct = double(p.kh * p.kw) * double(p.N) * double(p.out_plane()) * double(p.C) * double(p.K);
   return 1.1 * wino < direct;
 }

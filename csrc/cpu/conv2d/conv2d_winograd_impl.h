@@ -251,7 +251,9 @@ struct Winograd {
   // mr = 0: V[xi] is tiles x Cp at xi * ld(tiles, Cp) (the forward's GEMM reads its rows in place);
   // mr > 0: V[xi]^T as packed micro-kernel A panels (mr channels by tiles each; Cz = Cp rounded up
   // to mr, the rows past Cp zero) at xi * ld(tiles, Cz), for the weight gradient's GEMM.
-  void input_transform(int64_t n, int64_t r0, int64_t r1, const T* x, Scratch& s, int mr = 0) const {
+  // (bi, bj): read x that many rows and columns further on (the weight gradient's shifted blocks).
+  void input_transform(int64_t n, int64_t r0, int64_t r1, const T* x, Scratch& s, int mr = 0, int bi = 0,
+                       int bj = 0) const {
     const int64_t C = p.C, H = p.H, W = p.W;
     const int64_t hb = (r1 - r0) * M + R - 1, tiles = (r1 - r0) * tw_n;
     const int64_t Cz = mr ? round_up(Cp, mr) : Cp, sv = ld(tiles, Cz);
@@ -263,10 +265,12 @@ struct Winograd {
     // channels-last, zero-padded rows of the band
     const T* xn = x + n * C * H * W;
     for (int64_t r = 0; r < hb; ++r) {
-      const int64_t h = r0 * M + r - p.ph;
+      const int64_t h = r0 * M + r - p.ph + bi;
       if (h < 0 || h >= H) continue;
-      const int64_t wn = std::min(W, wp - p.pw);
-      if (wn > 0) transpose(xn + h * W, H * W, C, wn, s.xt.data() + (r * wp + p.pw) * Cp, Cp);
+      // shifted past the padding: the copy starts inside the row
+      const int64_t w0 = std::max<int64_t>(0, bj - p.pw), d0 = std::max<int64_t>(0, p.pw - bj);
+      const int64_t wn = std::min(W - w0, wp - d0);
+      if (wn > 0) transpose(xn + h * W + w0, H * W, C, wn, s.xt.data() + (r * wp + d0) * Cp, Cp);
     }
     // input transform
     T t[A * A * L], v[A * A * L];
