@@ -3,9 +3,9 @@
 // ISA with the forward (conv2d_winograd_impl.h). dw[k,c] = sum over n and output positions of
 // dy[n,k,o] x[n,c,o + tap]: per 4x4 block of dy (the forward's F(4x4, 3x3) output tile) and the 6x6
 // x tile under it, this is F(3x3, 4x4) with dy as the filter, on the forward's points (5x5: four
-// shifted 3x3 blocks, dw_blocks below). So V (B^T d B) is the
-// forward's input transform, E = G' e G'^T transforms the dy block, the 36 products are summed over
-// every tile of the batch as GEMMs Z[xi] (C x K) += V[xi]^T E[xi], and A'^T Z A' runs once per call.
+// shifted 3x3 blocks, dw_blocks below). So V (B^T d B) is the forward's input transform,
+// E = G' e G'^T transforms the dy block, the 36 products are summed over every tile of the batch as
+// GEMMs Z[xi] (C x K) += V[xi]^T E[xi], and A'^T Z A' runs once per call.
 #include "cpu/conv2d/conv2d_winograd_impl.h"
 
 namespace dk::cpu::DK_WG_NS {
