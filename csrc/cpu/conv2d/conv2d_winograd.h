@@ -4,8 +4,8 @@
 // (G g G^T) as 36 GEMMs, and transformed back (A^T M A). F(4x4, 3x3) for 3x3: 36 multiply-adds
 // per 16 outputs and channel pair instead of 144; F(2x2, 5x5) for 5x5 (same 6x6 input tiles):
 // 36 per 4 instead of 100. The weight gradient: F(3x3, 4x4) with dy as the filter on the same tiles
-// (5x5 as four shifted 3x3 blocks), 9 multiply-adds per output and channel pair instead of 9 or 25
-// (conv2d_winograd_dw_impl.h). Measurements: benchmarks/results/conv.md, "Winograd".
+// (5x5 as four shifted 3x3 blocks), 2.25 (3x3) or 9 (5x5) multiply-adds per output and channel pair
+// instead of 9 or 25 (conv2d_winograd_dw_impl.h). Measurements: benchmarks/results/conv.md, "Winograd".
 #include <cstdint>
 
 #include "common/conv_params.h"
