@@ -1,6 +1,6 @@
 // conv2d lowered to GEMM. Four lowerings, chosen per shape (and per gradient; conv2d_plan names them):
-//  * Winograd F(4x4, 3x3) (conv2d_winograd.h) for stride-1 3x3 with enough channels: forward,
-//    and dx as a transposed convolution; finite inputs only.
+//  * Winograd F(4x4, 3x3) / F(2x2, 5x5) (conv2d_winograd.h) for stride-1 3x3 / 5x5 with enough
+//    channels: forward, dx as a transposed convolution, and dw; finite inputs only.
 //  * shifted GEMM (conv2d_shifted_plan.h), the default for strides <= 8: no im2col matrix at all.
 //    Forward; dw (K >= 16, finite x); dx as a transposed convolution (stride 1, C >= 4) or as
 //    w^T dy added back contiguously in the phase-split space (other strides); finite w for dx.
@@ -340,6 +340,11 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
   }
   // For any K, small K too (its tile is padded, but x is read in place: benchmarks/results/conv.md,
   // "Why the conv2d rules").
+  if (dw && winograd_dw_pays(p, sizeof(T)) && all_finite(x, p.N * p.C * p.in_plane()) &&
+      all_finite(dy, p.N * p.K * p.out_plane())) {
+    conv2d_weight_grad_winograd(p, x, dy, dw);
+    dw = nullptr;  // done
+  }
   if (dw && shifted_applies(p) && all_finite(x, p.N * p.C * p.in_plane())) {
     conv2d_weight_grad_shifted(p, x, dy, dw);
     dw = nullptr;  // done
@@ -403,6 +408,7 @@ Conv2dPlan conv2d_plan(const Conv2dParams& p, int nt) {
     r.dx = "shifted_scatter";
   }
   if (shifted_applies(p)) r.dw = shifted_dw_threaded_gemm(p, nt) ? "shifted_gemm" : "shifted_rows";
+  if (winograd_dw_pays(p, sizeof(T))) r.dw = "winograd";
   return r;
 }
 

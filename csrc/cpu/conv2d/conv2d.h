@@ -19,7 +19,7 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
 // The lowering each pass takes for this shape and element type with nt threads (finite inputs):
 // forward "winograd" | "shifted" | "unfolded" | "im2col" | "pointwise" | "depthwise";
 // dx the same names or "shifted_scatter" (strided: w^T dy added back in the phase layout);
-// dw "shifted_rows" | "shifted_gemm" | "im2col" | "pointwise" | "depthwise". G > 1 (not
+// dw "winograd" | "shifted_rows" | "shifted_gemm" | "im2col" | "pointwise" | "depthwise". G > 1 (not
 // depthwise): each group's. For tests and benchmarks; the passes decide for themselves.
 struct Conv2dPlan {
   const char *forward, *dx, *dw;

@@ -1,31 +1,41 @@
 #pragma once
-// Winograd minimal filtering F(4x4, 3x3) for stride-1, undilated 3x3 convolutions: the input
-// in overlapping 6x6 tiles, each transformed (B^T d B), multiplied channel-wise with the
-// transformed weights (G g G^T) as 36 GEMMs, and transformed back (A^T M A): 36 multiply-adds
-// per 16 outputs and channel pair instead of 144. Measurements: benchmarks/results/conv.md.
+// Winograd minimal filtering for stride-1, undilated convolutions: the input in overlapping 6x6
+// tiles, each transformed (B^T d B), multiplied channel-wise with the transformed weights
+// (G g G^T) as 36 GEMMs, and transformed back (A^T M A). F(4x4, 3x3) for 3x3: 36 multiply-adds
+// per 16 outputs and channel pair instead of 144; F(2x2, 5x5) for 5x5 (same 6x6 input tiles):
+// 36 per 4 instead of 100. The weight gradient: F(3x3, 4x4) with dy as the filter on the same tiles
+// (5x5 as four shifted 3x3 blocks), 2.25 (3x3) or 9 (5x5) multiply-adds per output and channel pair
+// instead of 9 or 25 (conv2d_winograd_dw_impl.h). Measurements: benchmarks/results/conv.md, "Winograd".
 #include <cstdint>
 
 #include "common/conv_params.h"
 
 namespace dk::cpu {
 
-// Whether Winograd runs a convolution (x and w finite besides). float32 sums over more than
-// 64 channels stay direct: F(4x4, 3x3) rounds more than the direct sum, the more so the more
-// channels it sums (its worst error reaches 0.6 of the tests' float32 tolerance at 64, 0.84 at 128). Cost in
-// multiply-adds: the 36 GEMMs (channels rounded to 16) plus the transforms (1000 per tile and input channel, 350 per
-// output channel), against 9 per output and channel pair directly, with a 1.3x margin for the direct GEMM's better
-// rate. The measurements behind both: benchmarks/results/conv.md, "Winograd".
-inline bool winograd_pays(const Conv2dParams& p, int64_t elem_bytes) {
-  if (p.G != 1 || p.kh != 3 || p.kw != 3 || p.sh != 1 || p.sw != 1 || p.dh != 1 || p.dw != 1) return false;
-  if (elem_bytes == 4 && p.C > 64) return false;
-  const auto up16 = [](int64_t v) { return double((v + 15) / 16 * 16); };
-  const double tiles = double((p.Ho + 3) / 4) * double((p.Wo + 3) / 4);
-  const double wino = tiles * (36.0 * up16(p.C) * up16(p.K) + 1000.0 * up16(p.C) + 350.0 * up16(p.K));
-  const double direct = 9.0 * double(p.out_plane()) * double(p.C) * double(p.K);
-  return 1.3 * wino < direct;
+// Output tile of the Winograd kernel for this convolution: 4 (3x3), 2 (5x5), or 0 (none).
+inline int winograd_tile(const Conv2dParams& p) {
+  if (p.G != 1 || p.kh != p.kw || p.sh != 1 || p.sw != 1 || p.dh != 1 || p.dw != 1) return 0;
+  return p.kh == 3 ? 4 : p.kh == 5 ? 2 : 0;
 }
 
-// y = conv(x, w) + b (b may be null), for kh = kw = 3, stride 1, dilation 1, G = 1.
+// Tile rows per work item (one sample's band): ~96 tiles, so that the item's transformed input
+// and products (36 matrices each) stay near L2.
+inline int64_t winograd_band_rows(int64_t tile_rows, int64_t tile_cols) {
+  const int64_t r = (96 + tile_cols - 1) / tile_cols;
+  return r < 1 ? 1 : r > tile_rows ? tile_rows : r;
+}
+
+// Whether Winograd runs a convolution (x and w finite besides): conv2d_winograd.cpp.
+bool winograd_pays(const Conv2dParams& p, int64_t elem_bytes);
+
+// Whether the weight gradient runs on Winograd (x and dy finite besides): conv2d_winograd.cpp.
+bool winograd_dw_pays(const Conv2dParams& p, int64_t elem_bytes);
+
+// dw = the weight gradient of sum(y * dy) (overwritten), for winograd_tile(p) > 0; x and dy finite.
+template <typename T>
+void conv2d_weight_grad_winograd(const Conv2dParams& p, const T* x, const T* dy, T* dw);
+
+// y = conv(x, w) + b (b may be null), for winograd_tile(p) > 0.
 // x and w finite (the transforms add inputs, so one Inf would smear NaN over its tile).
 template <typename T>
 void conv2d_forward_winograd(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y);

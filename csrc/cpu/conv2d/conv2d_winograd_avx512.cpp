@@ -1,5 +1,5 @@
 // Winograd conv2d kernels compiled for avx512 (called only when the CPU reports it).
-#include "cpu/conv2d/conv2d_winograd_impl.h"
+#include "cpu/conv2d/conv2d_winograd_dw_impl.h"
 
 namespace dk::cpu::DK_WG_NS {
 DK_INSTANTIATE_WINOGRAD_ISA(float)
