@@ -8,6 +8,7 @@
 //  * im2col + GEMM (here): small outputs, where the shifted GEMM's dropped columns would cost
 //    more, strides > 8, few output channels for dw, and non-finite x (dw) or w (dx), where the
 //    shifted paths' products with padding zeros (0 * Inf = NaN) would differ from the true sum.
+//    Whole small images lower through zero-padded planes instead of row by row (conv2d_plane.h).
 // im2col + GEMM, with col[CRS, cols] the column matrix of a group of samples or a band of rows:
 //   forward:  y[K, cols] = w[K, CRS] * col                                    (+ b per row)
 //   backward: dw[K, CRS] += dy[K, cols] * col^T;  dcol = w^T * dy,  dx = col2im(dcol)
@@ -25,11 +26,13 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "cpu/common/parallel.h"
 #include "cpu/conv2d/conv2d_depthwise.h"
 #include "cpu/conv2d/conv2d_im2col.h"
+#include "cpu/conv2d/conv2d_plane.h"
 #include "cpu/conv2d/conv2d_scratch.h"
 #include "cpu/conv2d/conv2d_shifted.h"
 #include "cpu/conv2d/conv2d_winograd.h"
@@ -400,6 +403,10 @@ Conv2dPlan conv2d_plan(const Conv2dParams& p, int nt) {
     r.dx = "shifted_scatter";
   }
   if (shifted_applies(p)) r.dw = shifted_dw_threaded_gemm(p, nt) ? "shifted_gemm" : "shifted_rows";
+  // im2col of whole small images goes through padded planes (conv2d_plane.h)
+  if (p.N > 0 && !make_plan(p).direct && plane_lowering_applies(p, 0, std::min(p.Ho, make_plan(p).rows)))
+    for (const char** pass : {&r.forward, &r.dx, &r.dw})
+      if (std::string(*pass) == "im2col") *pass = "im2col_planes";
   return r;
 }
 
