@@ -93,16 +93,23 @@ def test_main_job_shapes_take_planes():
         for xs, ws in [((32, 16, 4, 4), (32, 16, 3, 3)), ((3, 6, 5, 5), (16, 6, 3, 3)), ((1, 1, 3, 7), (2, 1, 3, 3))]:
             plan = _plan(xs, ws, (1, 1), (1, 1), (1, 1), dt)
             assert plan["dx"] == "im2col_planes" and plan["dw"] == "im2col_planes", (xs, ws, plan)
+    # the first convolution (C = 1, 8x8): dx by planes rather than the phase scatter; wider images keep
+    # the scatter
+    for dt in (np.float32, np.float64):
+        assert _plan((32, 1, 8, 8), (16, 1, 3, 3), (1, 1), (1, 1), (1, 1), dt)["dx"] == "im2col_planes"
+        assert _plan((2, 3, 20, 20), (8, 3, 3, 3), (1, 1), (1, 1), (1, 1), dt)["dx"] == "shifted_scatter"
     # wide outputs keep the row-wise lowering (stride 9: im2col)
     plan = _plan((1, 2, 200, 200), (3, 2, 3, 3), (9, 9), (1, 1), (1, 1), np.float32)
     assert plan["dw"] == "im2col", plan
 
 
-def test_planes_main_job_shape(rng):
-    x = rng.standard_normal((32, 16, 4, 4)).astype(np.float32)
-    w = rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
-    b = rng.standard_normal(32).astype(np.float32)
-    _check(x, w, b, (1, 1), (1, 1), (1, 1), rng=rng)
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_planes_main_job_shapes(rng, dt):
+    for xs, ws in [((32, 16, 4, 4), (32, 16, 3, 3)), ((32, 1, 8, 8), (16, 1, 3, 3))]:
+        x = rng.standard_normal(xs).astype(dt)
+        w = rng.standard_normal(ws).astype(dt)
+        b = rng.standard_normal(ws[0]).astype(dt)
+        _check(x, w, b, (1, 1), (1, 1), (1, 1), rng=rng)
 
 
 def test_planes_unreached_input_cells_get_zero(rng):

@@ -291,6 +291,14 @@ bool dx_as_conv(const Conv2dParams& p) {
   return shifted_applies(dx_conv_params(p));
 }
 
+// Small stride-1 images that dx_as_conv declines (C < 4): im2col through padded planes beats the
+// phase scatter's passes per sample (benchmarks/results/training.md, "conv1's dx").
+bool dx_by_planes(const Conv2dParams& p) {
+  if (p.sh != 1 || p.sw != 1 || p.N == 0) return false;
+  const Plan pl = make_plan(p);
+  return !pl.direct && plane_lowering_applies(p, 0, std::min(p.Ho, pl.rows));
+}
+
 template <typename T>
 void dx_by_transposed_conv(const Conv2dParams& p, const T* w, const T* dy, T* dx) {
   std::vector<T> wt(size_t(p.K * p.crs()));
@@ -337,7 +345,7 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
   if (dx && w_finite && dx_as_conv(p)) {
     dx_by_transposed_conv(p, w, dy, dx);
     dx = nullptr;  // done
-  } else if (dx && w_finite && shifted_applies(p)) {
+  } else if (dx && w_finite && shifted_applies(p) && !dx_by_planes(p)) {
     conv2d_input_grad_shifted(p, w, dy, dx);
     dx = nullptr;  // done
   }
@@ -399,7 +407,7 @@ Conv2dPlan conv2d_plan(const Conv2dParams& p, int nt) {
   if (dx_as_conv(p)) {
     const Conv2dParams q = dx_conv_params(p);
     r.dx = winograd_pays(q, sizeof(T)) ? "winograd" : layout(q);
-  } else if (shifted_applies(p)) {
+  } else if (shifted_applies(p) && !dx_by_planes(p)) {
     r.dx = "shifted_scatter";
   }
   if (shifted_applies(p)) r.dw = shifted_dw_threaded_gemm(p, nt) ? "shifted_gemm" : "shifted_rows";
