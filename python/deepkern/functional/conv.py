@@ -24,36 +24,7 @@ def same_padding(k, d):
     return total // 2, total - total // 2
 
 
-_PARAMS_CACHE = {}  # (op, shapes, geometry) -> (params, extra), for the arguments a training loop repeats
-_PARAMS_CACHE_MAX = 256
-
-
-def _plain(v):
-    """v when it is an int, a str or a tuple of ints (exact types: a bool or a float equal to an int
-    must still reach the checks), else None."""
-    if type(v) is int or type(v) is str or (type(v) is tuple and all(type(e) is int for e in v)):
-        return v
-    return None
-
-
 def _conv_params(op, x, w, b, stride, padding, dilation, groups=1):
-    """_conv_params_checked, remembered for plain geometry arguments: the result depends only on
-    the shapes and these, and only valid combinations are remembered (a bad one raises each time).
-    Each call gets its own copy of the params dict."""
-    geometry = (_plain(stride), _plain(padding), _plain(dilation), _plain(groups))
-    if None in geometry or getattr(x, "ndim", 0) != 4 or getattr(w, "ndim", 0) != 4:
-        return _conv_params_checked(op, x, w, b, stride, padding, dilation, groups)
-    key = (op, x.shape, w.shape, None if b is None else b.shape, geometry)
-    hit = _PARAMS_CACHE.get(key)
-    if hit is None:
-        hit = _conv_params_checked(op, x, w, b, stride, padding, dilation, groups)
-        if len(_PARAMS_CACHE) >= _PARAMS_CACHE_MAX:
-            _PARAMS_CACHE.clear()
-        _PARAMS_CACHE[key] = hit
-    return dict(hit[0]), hit[1]
-
-
-def _conv_params_checked(op, x, w, b, stride, padding, dilation, groups=1):
     """The kernels' Conv2dParams, one key per field (csrc/common/conv_params.h), and the extra
     zero rows / columns (bottom, right) that padding='same' needs beyond the symmetric padding."""
     check_ndim(op, "w", w, 4, "(K, C/groups, kh, kw)")
