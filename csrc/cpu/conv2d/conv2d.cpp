@@ -292,7 +292,7 @@ bool dx_as_conv(const Conv2dParams& p) {
 }
 
 // Small stride-1 images that dx_as_conv declines (C < 4): im2col through padded planes beats the
-// phase scatter's passes per sample (benchmarks/results/training.md, "conv1's dx").
+// phase scatter's passes per sample (benchmarks/results/training.md, the digits CNN epoch).
 bool dx_by_planes(const Conv2dParams& p) {
   if (p.sh != 1 || p.sw != 1 || p.N == 0) return false;
   const Plan pl = make_plan(p);
