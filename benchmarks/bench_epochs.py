@@ -120,7 +120,7 @@ def cnn_case(torch, batch=32):
         dm.zero_grad()
         out = dm.forward(xb, training=True)
         loss.forward(out, yb)
-        dm.backward(loss.backward())
+        dm.backward(loss.backward(), input_grad=False)  # as train_cnn (torch: x needs no grad)
         dopt.step()
 
     def torch_step(xb, yb):

@@ -143,7 +143,7 @@ def test_wide_rows_with_ties_nan_and_inf_match_torch(stride, dtype, rng):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_2x2_stride2_every_row_width(dtype, rng):
-    """The 2x2/s2 path blocks output rows by register width (scalar, half and full blocks, an
+    """The 2x2/s2 path blocks output rows by register width (scalar, 2-wide, half and full blocks, an
     overlapping last block): every width from 1 to 20 output columns, odd input sizes, ties and
     NaNs, forward values and indices and both backward passes against PyTorch."""
     for W in range(2, 42):

@@ -49,7 +49,8 @@ def _cupy():
 
 
 def is_cupy_array(a):
-    return type(a).__module__.split(".")[0] == "cupy"
+    t = type(a)
+    return t is not np.ndarray and t.__module__.split(".")[0] == "cupy"  # numpy first: the common case
 
 
 def get_array_module(*arrays):

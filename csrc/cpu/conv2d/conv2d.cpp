@@ -8,6 +8,7 @@
 //  * im2col + GEMM (here): small outputs, where the shifted GEMM's dropped columns would cost
 //    more, strides > 8, few output channels for dw, and non-finite x (dw) or w (dx), where the
 //    shifted paths' products with padding zeros (0 * Inf = NaN) would differ from the true sum.
+//    Whole small images lower through zero-padded planes instead of row by row (conv2d_plane.h).
 // im2col + GEMM, with col[CRS, cols] the column matrix of a group of samples or a band of rows:
 //   forward:  y[K, cols] = w[K, CRS] * col                                    (+ b per row)
 //   backward: dw[K, CRS] += dy[K, cols] * col^T;  dcol = w^T * dy,  dx = col2im(dcol)
@@ -25,11 +26,13 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "cpu/common/parallel.h"
 #include "cpu/conv2d/conv2d_depthwise.h"
 #include "cpu/conv2d/conv2d_im2col.h"
+#include "cpu/conv2d/conv2d_plane.h"
 #include "cpu/conv2d/conv2d_scratch.h"
 #include "cpu/conv2d/conv2d_shifted.h"
 #include "cpu/conv2d/conv2d_winograd.h"
@@ -288,6 +291,14 @@ bool dx_as_conv(const Conv2dParams& p) {
   return shifted_applies(dx_conv_params(p));
 }
 
+// Small stride-1 images that dx_as_conv declines (C < 4): im2col through padded planes beats the
+// phase scatter's passes per sample (benchmarks/results/training.md, the digits CNN epoch).
+bool dx_by_planes(const Conv2dParams& p) {
+  if (p.sh != 1 || p.sw != 1 || p.N == 0) return false;
+  const Plan pl = make_plan(p);
+  return !pl.direct && plane_lowering_applies(p, 0, std::min(p.Ho, pl.rows));
+}
+
 template <typename T>
 void dx_by_transposed_conv(const Conv2dParams& p, const T* w, const T* dy, T* dx) {
   std::vector<T> wt(size_t(p.K * p.crs()));
@@ -334,7 +345,7 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
   if (dx && w_finite && dx_as_conv(p)) {
     dx_by_transposed_conv(p, w, dy, dx);
     dx = nullptr;  // done
-  } else if (dx && w_finite && shifted_applies(p)) {
+  } else if (dx && w_finite && shifted_applies(p) && !dx_by_planes(p)) {
     conv2d_input_grad_shifted(p, w, dy, dx);
     dx = nullptr;  // done
   }
@@ -404,11 +415,15 @@ Conv2dPlan conv2d_plan(const Conv2dParams& p, int nt) {
   if (dx_as_conv(p)) {
     const Conv2dParams q = dx_conv_params(p);
     r.dx = winograd_pays(q, sizeof(T)) ? "winograd" : layout(q);
-  } else if (shifted_applies(p)) {
+  } else if (shifted_applies(p) && !dx_by_planes(p)) {
     r.dx = "shifted_scatter";
   }
   if (shifted_applies(p)) r.dw = shifted_dw_threaded_gemm(p, nt) ? "shifted_gemm" : "shifted_rows";
   if (winograd_dw_pays(p, sizeof(T))) r.dw = "winograd";
+  // im2col of whole small images goes through padded planes (conv2d_plane.h)
+  if (p.N > 0 && !make_plan(p).direct && plane_lowering_applies(p, 0, std::min(p.Ho, make_plan(p).rows)))
+    for (const char** pass : {&r.forward, &r.dx, &r.dw})
+      if (std::string(*pass) == "im2col") *pass = "im2col_planes";
   return r;
 }
 

@@ -4,11 +4,13 @@
 // Row r = (c*kh + i)*kw + j of the column matrix holds, for every output position p in the
 // band, the input value the kernel tap (i, j) of channel c sees there (0 in the padding).
 // col has leading dimension ld >= (oh1 - oh0) * Wo (larger when several samples share a matrix).
+// Whole small images go through a padded copy of each plane instead (conv2d_plane.h).
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 
 #include "common/conv_params.h"
+#include "cpu/conv2d/conv2d_plane.h"
 
 namespace dk::cpu {
 
@@ -23,6 +25,14 @@ inline void valid_ow(const Conv2dParams& p, int64_t j, int64_t& lo, int64_t& hi)
 
 template <typename T>
 void im2col(const Conv2dParams& p, const T* x, int64_t oh0, int64_t oh1, int64_t c0, int64_t c1, T* col, int64_t ld) {
+  if (plane_lowering_applies(p, oh0, oh1)) {
+    alignas(64) T pad[kPlaneMax];
+    for (int64_t c = c0; c < c1; ++c) {
+      pad_plane(p, x + c * p.in_plane(), pad);
+      im2col_plane(p, pad, col + c * p.kh * p.kw * ld, ld);
+    }
+    return;
+  }
   for (int64_t c = c0; c < c1; ++c) {
     const T* xc = x + c * p.in_plane();
     for (int64_t i = 0; i < p.kh; ++i)
@@ -53,6 +63,11 @@ void im2col(const Conv2dParams& p, const T* x, int64_t oh0, int64_t oh1, int64_t
 template <typename T>
 void col2im_add(const Conv2dParams& p, const T* col, int64_t oh0, int64_t oh1, int64_t c0, int64_t c1, T* dx,
                 int64_t ld) {
+  if (plane_lowering_applies(p, oh0, oh1)) {
+    alignas(64) T acc[kPlaneMax];
+    for (int64_t c = c0; c < c1; ++c) col2im_plane(p, col + c * p.kh * p.kw * ld, ld, acc, dx + c * p.in_plane());
+    return;
+  }
   for (int64_t c = c0; c < c1; ++c) {
     T* dc = dx + c * p.in_plane();
     for (int64_t i = 0; i < p.kh; ++i)

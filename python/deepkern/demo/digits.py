@@ -100,7 +100,7 @@ def train_cnn(model, data, epochs=10, batch_size=32, lr=3e-3, seed=0, device="cp
             model.zero_grad()
             out = model.forward(xb, training=True)
             total += loss.forward(out, yb) * len(idx)
-            model.backward(loss.backward())
+            model.backward(loss.backward(), input_grad=False)  # nothing needs d(loss)/d(images)
             opt.step()
             correct += int((out.argmax(axis=1) == yb).sum())
             if bar is not None:

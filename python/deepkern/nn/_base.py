@@ -156,6 +156,10 @@ class Parameter:
         return f"Parameter({self.name or '?'}, shape={tuple(self.value.shape)}, dtype={self.value.dtype})"
 
 
+# attribute types that hold no Parameter: zero_grad (every training step) skips them unexamined
+_NO_PARAMS = frozenset((int, float, str, bool, type(None), np.ndarray, np.dtype))
+
+
 def _clear_grads(v):
     if isinstance(v, Parameter):
         v.grad = None
@@ -163,7 +167,8 @@ def _clear_grads(v):
         v.zero_grad()
     elif isinstance(v, (list, tuple)):
         for e in v:
-            _clear_grads(e)
+            if type(e) not in _NO_PARAMS:
+                _clear_grads(e)
 
 
 def _jsonable(v):
@@ -280,7 +285,7 @@ class Layer:
     def zero_grad(self):
         # walks attributes directly (this runs every training step; parameters() builds names)
         for k, v in self.__dict__.items():
-            if not k.startswith("_init"):
+            if type(v) not in _NO_PARAMS and not k.startswith("_init"):
                 _clear_grads(v)
 
     def torch_state_dict(self):

@@ -29,7 +29,7 @@ class Workspace:
 
     def get(self, name, xp, shape, dtype):
         """A C-contiguous xp array of `shape` and `dtype`: a kept one nobody else holds, else a new one."""
-        shape = tuple(int(n) for n in shape)
+        shape = tuple(map(int, shape))
         bufs = self._bufs.setdefault(name, [])
         for i in range(len(bufs)):
             if (

@@ -1,5 +1,7 @@
 """Parameter-free elementwise layers and shape layers: ReLU, Sigmoid, Tanh, Dropout, Flatten."""
 
+import math
+
 import numpy as np
 
 from .. import _cpu
@@ -142,7 +144,7 @@ class Flatten(Layer):
 
     def backward(self, dy):
         check_backward(
-            "Flatten", self._shape, dy, (self._shape[0], int(np.prod(self._shape[1:]))) if self._shape else None
+            "Flatten", self._shape, dy, (self._shape[0], math.prod(self._shape[1:])) if self._shape else None
         )
         return dy.reshape(self._shape)
 

@@ -68,6 +68,9 @@ class Conv2D(Layer):
 
     _input_grad_skippable = True  # backward honours _input_grad_unused (see Layer)
 
+    def _first_param(self):  # check_input's device reference, without walking the attributes
+        return self.weight
+
     def forward(self, x, training=True):
         self.check_input(x)
         W = self.weight.value
