@@ -4,7 +4,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "cpu/common/parallel.h"
 #include "cpu/gemm/gemm_kernels.h"
@@ -30,21 +29,14 @@ void LstmWeightGrad<T>::stash(const T* dg_t, int64_t B, int64_t row0, T* db_acc)
     const int64_t g0 = i * mr, cols = std::min<int64_t>(mr, G_ - g0);
     T* dst = panels_ + (i * rows_ + row0) * mr;
     T sum[kMaxPanel] = {};
-    if (cols == 8 && mr == 8) {
-      // The common panel as one 8-wide vector (generic vector extension, so it is SIMD at any ISA):
-      // the scalar loop this replaces was left unvectorised and cost as much as the pointwise step.
-      using V8 = T __attribute__((vector_size(8 * sizeof(T))));
-      V8 s8{};
-      for (int64_t b = 0; b < B; ++b, dst += 8) {
-        V8 v;
-        std::memcpy(&v, dg_t + b * G_ + g0, sizeof(V8));
-        std::memcpy(dst, &v, sizeof(V8));
-        s8 += v;
-      }
-      std::memcpy(sum, &s8, sizeof(V8));
-    } else {
-      for (int64_t b = 0; b < B; ++b, dst += mr) {
-        const T* src = dg_t + b * G_ + g0;
+    for (int64_t b = 0; b < B; ++b, dst += mr) {
+      const T* src = dg_t + b * G_ + g0;
+      if (cols == 8) {  // the common AVX-512 / AVX2-float panel: a fixed count the compiler unrolls
+        for (int c = 0; c < 8; ++c) {
+          dst[c] = src[c];
+          sum[c] += src[c];
+        }
+      } else {
         int64_t c = 0;
         for (; c < cols; ++c) {
           dst[c] = src[c];
