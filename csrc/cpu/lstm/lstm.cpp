@@ -11,7 +11,6 @@
 
 #include "cpu/common/parallel.h"
 #include "cpu/gemm/gemm.h"
-#include "cpu/lstm/lstm_dw.h"
 #include "cpu/lstm/lstm_gemm.h"
 #include "cpu/lstm/lstm_pointwise.h"
 #include "cpu/lstm/lstm_workspace.h"
@@ -105,11 +104,8 @@ void lstm_backward(const LstmParams& p, const T* xh, const T* w_ih, const T* w_h
   const int64_t B = p.B, H = p.H, G = p.G(), BH = B * H, TB = p.rows(), I = p.I, XH = p.I + p.H;
   const LstmPointwise<T>& pw = lstm_pointwise<T>();
 
-  // dgates_t of the current step (row-major, for the recurrent GEMM); every step's dgates is also
-  // stashed in the weight-gradient GEMM's packed layout (lstm_dw.h), with db's column sums.
-  T* dg_t = lstm_workspace<T>(LstmSlot::Rec, B * G);
-  LstmWeightGrad<T> dwg(G, TB);
-  std::vector<T> db_acc(db ? G : 0, T(0));
+  // dgates of every step, kept so the weight gradients are single GEMMs over all T*B rows.
+  T* dgates = lstm_workspace<T>(LstmSlot::DGates, TB * G);
   T* state = lstm_workspace<T>(LstmSlot::State, 3 * BH);
   T* dh_rec = state;       // dL/dh_t arriving through the recurrence (from step t+1)
   T* dc_buf = state + BH;  // dL/dc, ping-pong between steps
@@ -124,6 +120,7 @@ void lstm_backward(const LstmParams& p, const T* xh, const T* w_ih, const T* w_h
   for (int64_t t = p.T - 1; t >= 0; --t) {
     const bool last = t == p.T - 1;
     const T* act = gates + t * B * G;
+    T* dg_t = dgates + t * B * G;
     const T* dy_t = dy ? dy + t * BH : nullptr;
     const T* dh_next = last ? dhT : dh_rec;
     const T* dc_next = last ? dcT : dc_buf + ((t + 1) % 2) * BH;
@@ -135,7 +132,6 @@ void lstm_backward(const LstmParams& p, const T* xh, const T* w_ih, const T* w_h
       pw.backward(H, j0, j1, act + b * G, cs + (t + 1) * BH + b * H, cs + t * BH + b * H, row(dy_t, b), row(dh_next, b),
                   row(dc_next, b), dg_t + b * G, dc_prev + b * H);
     }
-    dwg.stash(dg_t, B, t * B, db ? db_acc.data() : nullptr);  // nowait: step() starts with a barrier'd loop
     // dh_{t-1} is dh0 at t = 0, skipped when nobody asked for it.
     T* dh_out = t > 0 ? dh_rec : dh0;
     rec.step(dg_t, G, T(0), {dx + t * B * I, I}, {dh_out, H});
@@ -143,13 +139,27 @@ void lstm_backward(const LstmParams& p, const T* xh, const T* w_ih, const T* w_h
 
   // [dW_ih | dW_hh] = dgates^T [X | H_prev]: one GEMM over all T*B rows, then split.
   T* dw = lstm_workspace<T>(LstmSlot::DW, G * XH);
-  dwg.gemm(xh, XH, dw, XH);
+  gemm<T>(true, false, G, XH, TB, T(1), dgates, G, xh, XH, T(0), dw, XH);
 #pragma omp parallel for schedule(static) num_threads(threads_for_bytes(2.0 * sizeof(T) * double(G * XH)))
   for (int64_t r = 0; r < G; ++r) {
     std::memcpy(dw_ih + r * I, dw + r * XH, sizeof(T) * I);
     std::memcpy(dw_hh + r * H, dw + r * XH + I, sizeof(T) * H);
   }
-  if (db) std::copy(db_acc.begin(), db_acc.end(), db);
+
+  if (db) {
+    // Column sums of dgates: each thread owns a block of columns and walks all rows.
+    const int64_t blk = 64, nblk = (G + blk - 1) / blk;
+#pragma omp parallel for schedule(static) num_threads(threads_for_bytes(sizeof(T) * double(TB * G)))
+    for (int64_t cb = 0; cb < nblk; ++cb) {
+      const int64_t k0 = cb * blk, k1 = std::min(G, k0 + blk);
+      T acc[64] = {};
+      for (int64_t r = 0; r < TB; ++r) {
+        const T* src = dgates + r * G;
+        for (int64_t k = k0; k < k1; ++k) acc[k - k0] += src[k];
+      }
+      for (int64_t k = k0; k < k1; ++k) db[k] = acc[k - k0];
+    }
+  }
 }
 
 #define DK_INSTANTIATE_LSTM(T)                                                                                  \
