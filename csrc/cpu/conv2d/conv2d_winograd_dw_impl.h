@@ -113,7 +113,7 @@ void weight_grad(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
   Buf<T> zbuf;
   T* Z = zbuf.zeros(parts * za);  // one set of Z per thread, summed in thread order (reproducible)
   static thread_local typename Winograd<T, M>::Scratch scratch;
-#pragma omp parallel num_threads(parts) if (parts > 1)
+#pragma omp parallel num_threads(team(parts)) if (parts > 1)
   {
     T* mine = Z + omp_get_thread_num() * za;
     // static: which items sum into which Z must not depend on timing (bitwise reproducible dw)
