@@ -111,16 +111,19 @@ void weight_grad(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
   const int64_t Kz = round_up(p.K, std::max<int64_t>(L, wg.kr.nr)), zs = A * A * Cz * Kz, za = blocks * zs;
   const int parts = threads && items > 1 ? int(std::min<int64_t>(nt, items)) : 1;
   Buf<T> zbuf;
-  T* Z = zbuf.zeros(parts * za);  // one set of Z per thread, summed in thread order (reproducible)
+  T* Z = zbuf.zeros(parts * za);  // one set of Z per slot, summed in slot order (reproducible)
   static thread_local typename Winograd<T, M>::Scratch scratch;
 #pragma omp parallel num_threads(team(parts)) if (parts > 1)
   {
-    T* mine = Z + omp_get_thread_num() * za;
-    // static: which items sum into which Z must not depend on timing (bitwise reproducible dw)
-#pragma omp for schedule(static)
-    for (int64_t it = 0; it < items; ++it) {
-      const int64_t n = it / wg.bands, r0 = it % wg.bands * wg.rows_t;
-      dw_item(wg, blocks, n, r0, std::min(wg.th_n, r0 + wg.rows_t), x, dy, mine, zs, scratch);
+    // A slot, not a thread, owns each Z and a fixed run of items: which items sum into which Z
+    // depends neither on timing nor on the team's size (it shrinks on a busy machine, parallel.h).
+#pragma omp for schedule(dynamic)
+    for (int slot = 0; slot < parts; ++slot) {
+      T* mine = Z + slot * za;
+      for (int64_t it = items * slot / parts; it < items * (slot + 1) / parts; ++it) {
+        const int64_t n = it / wg.bands, r0 = it % wg.bands * wg.rows_t;
+        dw_item(wg, blocks, n, r0, std::min(wg.th_n, r0 + wg.rows_t), x, dy, mine, zs, scratch);
+      }
     }
 #pragma omp for schedule(static)
     for (int64_t e = 0; e < za; ++e)
