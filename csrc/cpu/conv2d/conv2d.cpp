@@ -33,6 +33,7 @@
 #include "cpu/conv2d/conv2d_scratch.h"
 #include "cpu/conv2d/conv2d_shifted.h"
 #include "cpu/conv2d/conv2d_winograd.h"
+#include "cpu/conv2d/conv2d_winograd_grouped.h"
 #include "cpu/gemm/gemm.h"
 #include "cpu/gemm/gemm_kernels.h"
 
@@ -180,6 +181,11 @@ template <typename T>
 void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
   if (p.N == 0) return;  // an empty batch has no output (and the plans divide by N)
   if (p.is_depthwise()) return conv2d_depthwise_forward(p, x, w, b, y);
+  if (p.G > 1 && winograd_grouped_pays(p, sizeof(T)) && all_finite(x, p.N * p.C * p.in_plane()) &&
+      all_finite(w, p.K * p.crs())) {
+    conv2d_forward_winograd_grouped(p, x, w, b, y);
+    return;
+  }
   if (p.G > 1) {
     const Conv2dParams q = group_params(p);
     std::vector<T> xg(size_t(p.N * q.C * p.in_plane())), yg(size_t(p.N * q.K * p.out_plane()));
@@ -315,6 +321,13 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
   }
   if (db) bias_grad(p, dy, db);
   if (p.is_depthwise()) return conv2d_depthwise_backward(p, x, w, dy, dx, dw);
+  // grouped dx by Winograd (finite w and dy: its transforms add them up)
+  if (p.G > 1 && dx && winograd_grouped_pays(winograd_grouped_dx_params(p), sizeof(T)) &&
+      all_finite(w, p.K * p.crs()) && all_finite(dy, p.N * p.K * p.out_plane())) {
+    conv2d_input_grad_winograd_grouped(p, w, dy, dx);
+    dx = nullptr;  // done
+    if (!dw) return;
+  }
   if (p.G > 1) {
     const Conv2dParams q = group_params(p);
     std::vector<T> xg(size_t(p.N * q.C * p.in_plane())), dyg(size_t(p.N * q.K * p.out_plane()));
@@ -382,7 +395,12 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
 template <typename T>
 Conv2dPlan conv2d_plan(const Conv2dParams& p, int nt) {
   if (p.is_depthwise()) return {"depthwise", "depthwise", "depthwise"};
-  if (p.G > 1) return conv2d_plan<T>(group_params(p), nt);  // each group in turn
+  if (p.G > 1) {  // each group in turn, or all at once by the grouped Winograd
+    Conv2dPlan r = conv2d_plan<T>(group_params(p), nt);
+    if (winograd_grouped_pays(p, sizeof(T))) r.forward = "winograd";
+    if (winograd_grouped_pays(winograd_grouped_dx_params(p), sizeof(T))) r.dx = "winograd";
+    return r;
+  }
   Conv2dPlan r{"im2col", "im2col", "im2col"};
   const auto layout = [&](const Conv2dParams& q) {
     const GemmKernel<T>& kr = gemm_kernel<T>();
