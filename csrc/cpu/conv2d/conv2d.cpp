@@ -328,12 +328,21 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
     dx = nullptr;  // done
     if (!dw) return;
   }
+  // grouped dw on the shifted GEMM, each group's channels read in place (finite x, as below)
+  if (p.G > 1 && dw && shifted_applies(group_params(p)) && all_finite(x, p.N * p.C * p.in_plane())) {
+    const Conv2dParams q = group_params(p);
+    for (int64_t g = 0; g < p.G; ++g)
+      conv2d_weight_grad_shifted(q, x + g * q.C * p.in_plane(), dy + g * q.K * p.out_plane(), dw + g * q.K * q.crs(),
+                                 p.C * p.in_plane(), p.K * p.out_plane());
+    dw = nullptr;  // done
+    if (!dx) return;
+  }
   if (p.G > 1) {
     const Conv2dParams q = group_params(p);
     std::vector<T> xg(size_t(p.N * q.C * p.in_plane())), dyg(size_t(p.N * q.K * p.out_plane()));
     std::vector<T> dxg(dx ? xg.size() : 0);
     for (int64_t g = 0; g < p.G; ++g) {
-      copy_channels(x, p.C, g * q.C, q.C, p.N, p.in_plane(), xg.data(), q.C, 0);
+      if (dw) copy_channels(x, p.C, g * q.C, q.C, p.N, p.in_plane(), xg.data(), q.C, 0);  // dx needs no x
       copy_channels(dy, p.K, g * q.K, q.K, p.N, p.out_plane(), dyg.data(), q.K, 0);
       conv2d_backward(q, xg.data(), w + g * q.K * q.crs(), dyg.data(), dx ? dxg.data() : nullptr,
                       dw ? dw + g * q.K * q.crs() : nullptr, static_cast<T*>(nullptr));

@@ -17,6 +17,21 @@ DK_ISA_DECLARE(namespace winograd {
 
 namespace dk::cpu::DK_WG_NS {
 
+// transpose (conv2d_winograd_impl.h) with the ragged edges as 8 x 8 blocks overlapping the last
+// full ones (values rewritten, not changed) where the matrix has 8 rows or columns: a group's
+// planes are often 28 or 14 wide, whose edge columns one by one cost as much as the rest.
+template <typename T>
+void transpose_blocks(const T* src, int64_t ls, int64_t rows, int64_t cols, T* dst, int64_t ld) {
+  if (rows < 8 || cols < 8) return transpose(src, ls, rows, cols, dst, ld);
+  for (int64_t i0 = 0; i0 < rows; i0 += 8) {
+    const int64_t i = std::min(i0, rows - 8);
+    for (int64_t j0 = 0; j0 < cols; j0 += 8) {
+      const int64_t j = std::min(j0, cols - 8);
+      transpose8(src + i * ls + j, ls, dst + j * ld + i, ld);
+    }
+  }
+}
+
 template <typename T>
 struct GroupedWinograd {
   static constexpr int M = 4, A = 6;
@@ -80,7 +95,8 @@ struct GroupedWinograd {
   void run_item(int64_t n, int64_t r0, int64_t r1, int64_t g, const T* x, T* y, Scratch& s) const {
     const int64_t H = p.H, W = p.W, P = p.Ho * p.Wo;
     const int64_t hb = (r1 - r0) * M + 2, tiles = (r1 - r0) * tw_n, wt_ = tw_n * M;
-    T* xt = s.xt.zeros(hb * wp * Cgp);
+    // zeros where nothing is copied (padding), all of it when channels are padded too
+    T* xt = Cg == Cgp ? s.xt.get(hb * wp * Cgp) : s.xt.zeros(hb * wp * Cgp);
     // one line between the A*A matrices, so that their rows do not all map to the same cache sets
     const int64_t sv = tiles * Cgp + L, sm = tiles * Kgp + L;
     T* V = s.V.get(A * A * sv);
@@ -89,10 +105,14 @@ struct GroupedWinograd {
     // the group's channels, channels-last, zero-padded rows of the band
     const T* xg = x + (n * p.C + g * Cg) * H * W;
     for (int64_t r = 0; r < hb; ++r) {
-      const int64_t h = r0 * M + r - p.ph;
-      if (h < 0 || h >= H) continue;
-      const int64_t wn = std::min(W, wp - p.pw);
-      if (wn > 0) transpose(xg + h * W, H * W, Cg, wn, xt + (r * wp + p.pw) * Cgp, Cgp);
+      const int64_t h = r0 * M + r - p.ph, pw = std::min(p.pw, wp);
+      const int64_t wn = h < 0 || h >= H ? 0 : std::max<int64_t>(0, std::min(W, wp - pw));
+      T* row = xt + r * wp * Cgp;
+      if (Cg == Cgp) {
+        std::memset(row, 0, sizeof(T) * size_t((wn ? pw : wp) * Cgp));
+        if (wn) std::memset(row + (pw + wn) * Cgp, 0, sizeof(T) * size_t((wp - pw - wn) * Cgp));
+      }
+      if (wn) transpose_blocks(xg + h * W, H * W, Cg, wn, row + pw * Cgp, Cgp);
     }
     // input transform, rows straight into V
     T t[A * A * L];
@@ -121,11 +141,21 @@ struct GroupedWinograd {
           for (int i = 0; i < mr; ++i) rows[i] = V + xi * sv + std::min(i0 + i, tiles - 1) * Cgp;
           if (i0 + mr <= tiles) {
             fn(Cgp, rows, up, mx + i0 * Kgp, Kgp, T(1), T(0));
-          } else {
-            T tmp[kMaxPanel * kMaxPanel];
-            fn(Cgp, rows, up, tmp, width, T(1), T(0));
-            for (int64_t i = 0; i < tiles - i0; ++i)
-              std::memcpy(mx + (i0 + i) * Kgp, tmp + i * width, sizeof(T) * size_t(width));
+            continue;
+          }
+          // the last few tiles one by one (a full call would compute mr rows, e.g. 8 for 1 of 49)
+          for (int64_t i = i0; i < tiles; ++i) {
+            const T* v = V + xi * sv + i * Cgp;
+            typedef T Vec __attribute__((vector_size(L * sizeof(T))));
+            for (int64_t l0 = 0; l0 < width; l0 += L) {
+              Vec acc[4] = {}, u;  // 4 chains: one would wait on each add (Cgp is a multiple of 16)
+              for (int64_t c = 0; c < Cgp; ++c) {
+                std::memcpy(&u, up + c * width + l0, sizeof(Vec));
+                acc[c % 4] += v[c] * u;
+              }
+              const Vec sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+              std::memcpy(mx + i * Kgp + l0, &sum, sizeof(Vec));
+            }
           }
         }
       }
@@ -155,7 +185,7 @@ struct GroupedWinograd {
     // 8 output planes at a time (planes a multiple of 4 KiB apart compete for L1 sets)
     for (int64_t k0 = 0; k0 < Kg; k0 += 8)
       for (int64_t oh = oh0; oh < oh1; ++oh)
-        transpose(ob + (oh - oh0) * wt_ * Kgp + k0, Kgp, p.Wo, std::min<int64_t>(8, Kg - k0), yg + k0 * P + oh * p.Wo,
+        transpose_blocks(ob + (oh - oh0) * wt_ * Kgp + k0, Kgp, p.Wo, std::min<int64_t>(8, Kg - k0), yg + k0 * P + oh * p.Wo,
                   P);
   }
 };
