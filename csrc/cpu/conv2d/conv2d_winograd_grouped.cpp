@@ -61,8 +61,8 @@ void conv2d_input_grad_winograd_grouped(const Conv2dParams& p, const T* w, const
 
 template void conv2d_forward_winograd_grouped<float>(const Conv2dParams&, const float*, const float*, const float*,
                                                      float*);
-template void conv2d_forward_winograd_grouped<double>(const Conv2dParams&, const double*, const double*,
-                                                      const double*, double*);
+template void conv2d_forward_winograd_grouped<double>(const Conv2dParams&, const double*, const double*, const double*,
+                                                      double*);
 template void conv2d_input_grad_winograd_grouped<float>(const Conv2dParams&, const float*, const float*, float*);
 template void conv2d_input_grad_winograd_grouped<double>(const Conv2dParams&, const double*, const double*, double*);
 

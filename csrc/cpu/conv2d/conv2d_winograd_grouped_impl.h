@@ -185,8 +185,8 @@ struct GroupedWinograd {
     // 8 output planes at a time (planes a multiple of 4 KiB apart compete for L1 sets)
     for (int64_t k0 = 0; k0 < Kg; k0 += 8)
       for (int64_t oh = oh0; oh < oh1; ++oh)
-        transpose_blocks(ob + (oh - oh0) * wt_ * Kgp + k0, Kgp, p.Wo, std::min<int64_t>(8, Kg - k0), yg + k0 * P + oh * p.Wo,
-                  P);
+        transpose_blocks(ob + (oh - oh0) * wt_ * Kgp + k0, Kgp, p.Wo, std::min<int64_t>(8, Kg - k0),
+                         yg + k0 * P + oh * p.Wo, P);
   }
 };
 
