@@ -328,7 +328,14 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
     dx = nullptr;  // done
     if (!dw) return;
   }
-  // grouped dw on the shifted GEMM, each group's channels read in place (finite x, as below)
+  // grouped dw by Winograd (finite x and dy), else on the shifted GEMM, each group's channels read
+  // in place (finite x, as below)
+  if (p.G > 1 && dw && winograd_grouped_dw_pays<T>(p) && all_finite(x, p.N * p.C * p.in_plane()) &&
+      all_finite(dy, p.N * p.K * p.out_plane())) {
+    conv2d_weight_grad_winograd_grouped(p, x, dy, dw);
+    dw = nullptr;  // done
+    if (!dx) return;
+  }
   if (p.G > 1 && dw && shifted_applies(group_params(p)) && all_finite(x, p.N * p.C * p.in_plane())) {
     const Conv2dParams q = group_params(p);
     for (int64_t g = 0; g < p.G; ++g)
@@ -408,6 +415,7 @@ Conv2dPlan conv2d_plan(const Conv2dParams& p, int nt) {
     Conv2dPlan r = conv2d_plan<T>(group_params(p), nt);
     if (winograd_grouped_pays(p, sizeof(T))) r.forward = "winograd";
     if (winograd_grouped_pays(winograd_grouped_dx_params(p), sizeof(T))) r.dx = "winograd";
+    if (winograd_grouped_dw_pays<T>(p)) r.dw = "winograd";
     return r;
   }
   Conv2dPlan r{"im2col", "im2col", "im2col"};

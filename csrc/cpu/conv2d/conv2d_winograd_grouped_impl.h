@@ -10,10 +10,13 @@
 DK_ISA_DECLARE(namespace winograd {
   template <typename T>
   void forward_grouped(const Conv2dParams&, const T*, const T*, const T*, T*);
+  template <typename T>
+  void weight_grad_grouped(const Conv2dParams&, const T*, const T*, T*);
 })
 
-#define DK_INSTANTIATE_WINOGRAD_GROUPED_ISA(T) \
-  template void forward_grouped<T>(const Conv2dParams&, const T*, const T*, const T*, T*);
+#define DK_INSTANTIATE_WINOGRAD_GROUPED_ISA(T)                                            \
+  template void forward_grouped<T>(const Conv2dParams&, const T*, const T*, const T*, T*); \
+  template void weight_grad_grouped<T>(const Conv2dParams&, const T*, const T*, T*);
 
 namespace dk::cpu::DK_WG_NS {
 
@@ -56,6 +59,7 @@ struct GroupedWinograd {
     wp = tw_n * M + 2;
     // ~96 tiles per item, as conv2d_winograd_impl.h
     set_rows((96 + tw_n - 1) / tw_n);
+    if (!w) return;  // the weight gradient (GroupedWinogradDw) uses the tiles only
     transform_weights(w);
     T* bp = bias.zeros(p.G * Kgp);
     for (int64_t g = 0; b && g < p.G; ++g)
@@ -91,18 +95,16 @@ struct GroupedWinograd {
       }
   }
 
-  // Item: sample n, tile rows [r0, r1), group g.
-  void run_item(int64_t n, int64_t r0, int64_t r1, int64_t g, const T* x, T* y, Scratch& s) const {
-    const int64_t H = p.H, W = p.W, P = p.Ho * p.Wo;
-    const int64_t hb = (r1 - r0) * M + 2, tiles = (r1 - r0) * tw_n, wt_ = tw_n * M;
+  // V[xi] (tiles x Cgp, rows sv apart) = B^T d B for the tiles of sample n, tile rows [r0, r1),
+  // group g: the group's channels go channels-last into zero-padded rows first.
+  T* input_stage(int64_t n, int64_t r0, int64_t r1, int64_t g, const T* x, Scratch& s, int64_t& sv) const {
+    const int64_t H = p.H, W = p.W;
+    const int64_t hb = (r1 - r0) * M + 2, tiles = (r1 - r0) * tw_n;
     // zeros where nothing is copied (padding), all of it when channels are padded too
     T* xt = Cg == Cgp ? s.xt.get(hb * wp * Cgp) : s.xt.zeros(hb * wp * Cgp);
     // one line between the A*A matrices, so that their rows do not all map to the same cache sets
-    const int64_t sv = tiles * Cgp + L, sm = tiles * Kgp + L;
+    sv = tiles * Cgp + L;
     T* V = s.V.get(A * A * sv);
-    T* Mx = s.Mx.get(A * A * sm);
-    T* ob = s.ob.get((r1 - r0) * M * wt_ * Kgp);
-    // the group's channels, channels-last, zero-padded rows of the band
     const T* xg = x + (n * p.C + g * Cg) * H * W;
     for (int64_t r = 0; r < hb; ++r) {
       const int64_t h = r0 * M + r - p.ph, pw = std::min(p.pw, wp);
@@ -114,7 +116,6 @@ struct GroupedWinograd {
       }
       if (wn) transpose_blocks(xg + h * W, H * W, Cg, wn, row + pw * Cgp, Cgp);
     }
-    // input transform, rows straight into V
     T t[A * A * L];
     for (int64_t tr = 0; tr < r1 - r0; ++tr)
       for (int64_t tw = 0; tw < tw_n; ++tw) {
@@ -125,6 +126,17 @@ struct GroupedWinograd {
           for (int i = 0; i < A; ++i) Tf4::data(t + i * A * L, L, V + i * A * sv + tile * Cgp + c0, sv);
         }
       }
+    return V;
+  }
+
+  // Item: sample n, tile rows [r0, r1), group g.
+  void run_item(int64_t n, int64_t r0, int64_t r1, int64_t g, const T* x, T* y, Scratch& s) const {
+    const int64_t P = p.Ho * p.Wo, tiles = (r1 - r0) * tw_n, wt_ = tw_n * M;
+    int64_t sv;
+    const T* V = input_stage(n, r0, r1, g, x, s, sv);
+    const int64_t sm = tiles * Kgp + L;
+    T* Mx = s.Mx.get(A * A * sm);
+    T* ob = s.ob.get((r1 - r0) * M * wt_ * Kgp);
     // M[xi] = V[xi] U[xi]: MR tiles x (NR or NR/2) output channels per micro-kernel call. Tiles
     // past the last (up to MR - 1) read the last tile's row.
     const int mr = kr.mr;
@@ -203,6 +215,153 @@ void forward_grouped(const Conv2dParams& p, const T* x, const T* w, const T* b, 
     const int64_t g = it % p.G, nb = it / p.G, n = nb / wg.bands, r0 = nb % wg.bands * wg.rows_t;
     wg.run_item(n, r0, std::min(wg.th_n, r0 + wg.rows_t), g, x, y, scratch);
   }
+}
+
+
+// Weight gradient, F(3x3, 4x4): each 4x4 tile of dy (the "filter") correlated with the 6x6 input tile
+// the forward reads gives that tile's 3x3 share of dw, so with D = G' d G'^T (G' 6x4 from the same
+// points) and V = B^T x B as in the forward, dw[k, c] = A'^T (sum over tiles of D[k] V[c]) A' (A' 3x6):
+// per group and xi the GEMM M[xi] (Kgp x Cgp) += D[xi]^T V[xi] over the tiles, 36 products per 9
+// outputs instead of 16 * 9. Each item's sums (its own tiles, in T) are added in double into its
+// thread's M, threads take items statically and are summed in order: bitwise repeatable, and the
+// rounding does not grow with the batch. V's rows are one B panel: Cgp = NR or NR/2.
+template <typename T>
+struct TfDw {  // r = 4 taps to 6 points (G'), 6 points to m = 3 outputs (A'^T)
+  static void filter(const T* d, int64_t si, T* u, int64_t so) {
+#pragma omp simd
+    for (int l = 0; l < L; ++l) {
+      const T d0 = d[l], d1 = d[si + l], d2 = d[2 * si + l], d3 = d[3 * si + l];
+      const T e1 = d0 + d2, o1 = d1 + d3, e2 = d0 + T(4) * d2, o2 = T(2) * d1 + T(8) * d3;
+      u[l] = d0 / T(4);
+      u[so + l] = -(e1 + o1) / T(6);
+      u[2 * so + l] = -(e1 - o1) / T(6);
+      u[3 * so + l] = (e2 + o2) / T(24);
+      u[4 * so + l] = (e2 - o2) / T(24);
+      u[5 * so + l] = d3;
+    }
+  }
+};
+
+template <typename T>
+struct GroupedWinogradDw {
+  static constexpr int A = 6;
+  GroupedWinograd<T> tiles_;  // geometry and the input transform (no weights)
+  const Conv2dParams& p;
+  int64_t Cg, Kg, Cgp, Kgp;
+
+  struct Scratch {
+    typename GroupedWinograd<T>::Scratch in;
+    Buf<T> dyt, D, Dt, Mi;
+  };
+
+  explicit GroupedWinogradDw(const Conv2dParams& p_)
+      : tiles_(p_, static_cast<const T*>(nullptr), static_cast<const T*>(nullptr)), p(p_) {
+    Cg = tiles_.Cg;
+    Kg = tiles_.Kg;
+    Cgp = tiles_.Cgp;
+    Kgp = round_up(Kg, L);
+  }
+
+  int64_t m_size() const { return A * A * Kgp * Cgp; }
+
+  // acc[g][xi][k][c] += this item's sums
+  void run_item(int64_t n, int64_t r0, int64_t r1, int64_t g, const T* x, const T* dy, double* acc,
+                Scratch& s) const {
+    const GemmKernel<T>& kr = tiles_.kr;
+    const int64_t tw_n = tiles_.tw_n, wt_ = tw_n * 4, tiles = (r1 - r0) * tw_n, P = p.Ho * p.Wo;
+    int64_t sv;
+    const T* V = tiles_.input_stage(n, r0, r1, g, x, s.in, sv);
+    // dy of the group, channels-last, zeros past Ho, Wo and Kg
+    T* dyt = s.dyt.zeros((r1 - r0) * 4 * wt_ * Kgp);
+    const T* dyg = dy + (n * p.K + g * Kg) * P;
+    for (int64_t oh = r0 * 4; oh < std::min(p.Ho, r1 * 4); ++oh)
+      transpose_blocks(dyg + oh * p.Wo, P, Kg, p.Wo, dyt + (oh - r0 * 4) * wt_ * Kgp, Kgp);
+    // D[xi] (tiles x Kgp), then transposed to Dt[xi] (Kgp x tiles): the GEMM's A rows
+    const int64_t sd = tiles * Kgp + L, ldt = tiles + L;
+    T* D = s.D.get(A * A * sd);
+    T* Dt = s.Dt.get(A * A * Kgp * ldt);
+    T t[A * 4 * L];
+    for (int64_t tr = 0; tr < r1 - r0; ++tr)
+      for (int64_t tw = 0; tw < tw_n; ++tw) {
+        const int64_t tile = tr * tw_n + tw;
+        const T* org = dyt + (tr * 4 * wt_ + tw * 4) * Kgp;
+        for (int64_t k0 = 0; k0 < Kgp; k0 += L) {
+          for (int j = 0; j < 4; ++j) TfDw<T>::filter(org + j * Kgp + k0, wt_ * Kgp, t + j * L, 4 * L);
+          for (int i = 0; i < A; ++i) TfDw<T>::filter(t + i * 4 * L, L, D + i * A * sd + tile * Kgp + k0, sd);
+        }
+      }
+    for (int xi = 0; xi < A * A; ++xi) transpose_blocks(D + xi * sd, Kgp, tiles, Kgp, Dt + xi * Kgp * ldt, ldt);
+    // Mi[xi] = Dt[xi] V[xi] (Kgp x Cgp), MR rows of k per call; then into acc in double
+    const int64_t mr = kr.mr;
+    const auto fn = Cgp == kr.nr ? kr.fn_rows : kr.fn_rows_half;
+    T* Mi = s.Mi.get(A * A * Kgp * Cgp + kMaxPanel * kMaxPanel);
+    const T* rows[kMaxPanel];
+    for (int xi = 0; xi < A * A; ++xi)
+      for (int64_t k0 = 0; k0 < Kgp; k0 += mr) {
+        for (int64_t i = 0; i < mr; ++i) rows[i] = Dt + xi * Kgp * ldt + std::min(k0 + i, Kgp - 1) * ldt;
+        T* c = Mi + (xi * Kgp + k0) * Cgp;
+        if (k0 + mr <= Kgp) {
+          fn(tiles, rows, V + xi * sv, c, Cgp, T(1), T(0));
+        } else {
+          T tmp[kMaxPanel * kMaxPanel];
+          fn(tiles, rows, V + xi * sv, tmp, Cgp, T(1), T(0));
+          std::memcpy(c, tmp, sizeof(T) * size_t((Kgp - k0) * Cgp));
+        }
+      }
+    double* ag = acc + g * m_size();
+#pragma omp simd
+    for (int64_t i = 0; i < m_size(); ++i) ag[i] += double(Mi[i]);
+  }
+
+  // dw[g*Kg + k][c] = A'^T M[g][.][k][c] A'
+  void finish(const double* m, T* dw) const {
+    for (int64_t g = 0; g < p.G; ++g)
+      for (int64_t k = 0; k < Kg; ++k)
+        for (int64_t c = 0; c < Cg; ++c) {
+          const auto at = [&](int i, int j) { return m[((g * A * A + i * A + j) * Kgp + k) * Cgp + c]; };
+          double o[3][A];
+          for (int j = 0; j < A; ++j) {
+            const double m1 = at(1, j), m2 = at(2, j), m3 = at(3, j), m4 = at(4, j);
+            o[0][j] = at(0, j) + (m1 + m2) + (m3 + m4);
+            o[1][j] = (m1 - m2) + 2.0 * (m3 - m4);
+            o[2][j] = (m1 + m2) + 4.0 * (m3 + m4) + at(5, j);
+          }
+          T* out = dw + ((g * Kg + k) * Cg + c) * 9;
+          for (int i = 0; i < 3; ++i) {
+            const double* r = o[i];
+            out[i * 3] = T(r[0] + (r[1] + r[2]) + (r[3] + r[4]));
+            out[i * 3 + 1] = T((r[1] - r[2]) + 2.0 * (r[3] - r[4]));
+            out[i * 3 + 2] = T((r[1] + r[2]) + 4.0 * (r[3] + r[4]) + r[5]);
+          }
+        }
+  }
+};
+
+template <typename T>
+void weight_grad_grouped(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
+  const int nt = num_threads();
+  const bool threads = nt > 1 && threads_for_flops(2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs())) > 1;
+  GroupedWinogradDw<T> wd(p);
+  GroupedWinograd<T>& tg = wd.tiles_;
+  if (threads && p.N * p.G * tg.bands < nt) tg.set_rows((tg.th_n * p.N * p.G + nt - 1) / nt);
+  const int64_t items = p.N * tg.bands * p.G, msz = p.G * wd.m_size();
+  const int used = threads && items > 1 ? nt : 1;
+  Buf<double> acc_buf;
+  double* acc = acc_buf.zeros(used * msz);
+  static thread_local typename GroupedWinogradDw<T>::Scratch scratch;
+  // static: each thread's sums must hold the same items every run (bitwise repeatable)
+#pragma omp parallel num_threads(used) if (used > 1)
+  {
+    double* mine = acc + omp_get_thread_num() * msz;
+#pragma omp for schedule(static)
+    for (int64_t it = 0; it < items; ++it) {
+      const int64_t g = it % p.G, nb = it / p.G, n = nb / tg.bands, r0 = nb % tg.bands * tg.rows_t;
+      wd.run_item(n, r0, std::min(tg.th_n, r0 + tg.rows_t), g, x, dy, mine, scratch);
+    }
+  }
+  for (int t = 1; t < used; ++t)
+    for (int64_t i = 0; i < msz; ++i) acc[i] += acc[t * msz + i];
+  wd.finish(acc, dw);
 }
 
 }  // namespace dk::cpu::DK_WG_NS
