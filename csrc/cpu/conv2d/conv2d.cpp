@@ -321,28 +321,34 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
   }
   if (db) bias_grad(p, dy, db);
   if (p.is_depthwise()) return conv2d_depthwise_backward(p, x, w, dy, dx, dw);
-  // grouped dx by Winograd (finite w and dy: its transforms add them up)
-  if (p.G > 1 && dx && winograd_grouped_pays(winograd_grouped_dx_params(p), sizeof(T)) &&
-      all_finite(w, p.K * p.crs()) && all_finite(dy, p.N * p.K * p.out_plane())) {
-    conv2d_input_grad_winograd_grouped(p, w, dy, dx);
-    dx = nullptr;  // done
-    if (!dw) return;
-  }
-  // grouped dw by Winograd (finite x and dy), else on the shifted GEMM, each group's channels read
-  // in place (finite x, as below)
-  if (p.G > 1 && dw && winograd_grouped_dw_pays<T>(p) && all_finite(x, p.N * p.C * p.in_plane()) &&
-      all_finite(dy, p.N * p.K * p.out_plane())) {
-    conv2d_weight_grad_winograd_grouped(p, x, dy, dw);
-    dw = nullptr;  // done
-    if (!dx) return;
-  }
-  if (p.G > 1 && dw && shifted_applies(group_params(p)) && all_finite(x, p.N * p.C * p.in_plane())) {
+  if (p.G > 1) {  // grouped: Winograd or group views where they apply, each input checked once
     const Conv2dParams q = group_params(p);
-    for (int64_t g = 0; g < p.G; ++g)
-      conv2d_weight_grad_shifted(q, x + g * q.C * p.in_plane(), dy + g * q.K * p.out_plane(), dw + g * q.K * q.crs(),
-                                 p.C * p.in_plane(), p.K * p.out_plane());
-    dw = nullptr;  // done
-    if (!dx) return;
+    int x_ok = -1, dy_ok = -1;  // unknown, false, true
+    const auto x_finite = [&] {
+      if (x_ok < 0) x_ok = all_finite(x, p.N * p.C * p.in_plane()) ? 1 : 0;
+      return x_ok == 1;
+    };
+    const auto dy_finite = [&] {
+      if (dy_ok < 0) dy_ok = all_finite(dy, p.N * p.K * p.out_plane()) ? 1 : 0;
+      return dy_ok == 1;
+    };
+    // dx by Winograd (finite w and dy: its transforms add them up)
+    if (dx && winograd_grouped_pays(winograd_grouped_dx_params(p), sizeof(T)) && all_finite(w, p.K * p.crs()) &&
+        dy_finite()) {
+      conv2d_input_grad_winograd_grouped(p, w, dy, dx);
+      dx = nullptr;  // done
+    }
+    // dw by Winograd (finite x and dy), else on the shifted GEMM over group views (finite x, as below)
+    if (dw && winograd_grouped_dw_pays<T>(p) && x_finite() && dy_finite()) {
+      conv2d_weight_grad_winograd_grouped(p, x, dy, dw);
+      dw = nullptr;  // done
+    } else if (dw && shifted_applies(q) && x_finite()) {
+      for (int64_t g = 0; g < p.G; ++g)
+        conv2d_weight_grad_shifted(q, x + g * q.C * p.in_plane(), dy + g * q.K * p.out_plane(), dw + g * q.K * q.crs(),
+                                   p.C * p.in_plane(), p.K * p.out_plane());
+      dw = nullptr;  // done
+    }
+    if (!dx && !dw) return;
   }
   if (p.G > 1) {
     const Conv2dParams q = group_params(p);

@@ -78,8 +78,7 @@ template void conv2d_forward_winograd_grouped<double>(const Conv2dParams&, const
 template bool winograd_grouped_dw_pays<float>(const Conv2dParams&);
 template bool winograd_grouped_dw_pays<double>(const Conv2dParams&);
 template void conv2d_weight_grad_winograd_grouped<float>(const Conv2dParams&, const float*, const float*, float*);
-template void conv2d_weight_grad_winograd_grouped<double>(const Conv2dParams&, const double*, const double*,
-                                                          double*);
+template void conv2d_weight_grad_winograd_grouped<double>(const Conv2dParams&, const double*, const double*, double*);
 template void conv2d_input_grad_winograd_grouped<float>(const Conv2dParams&, const float*, const float*, float*);
 template void conv2d_input_grad_winograd_grouped<double>(const Conv2dParams&, const double*, const double*, double*);
 

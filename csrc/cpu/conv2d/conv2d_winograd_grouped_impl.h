@@ -14,7 +14,7 @@ DK_ISA_DECLARE(namespace winograd {
   void weight_grad_grouped(const Conv2dParams&, const T*, const T*, T*);
 })
 
-#define DK_INSTANTIATE_WINOGRAD_GROUPED_ISA(T)                                            \
+#define DK_INSTANTIATE_WINOGRAD_GROUPED_ISA(T)                                             \
   template void forward_grouped<T>(const Conv2dParams&, const T*, const T*, const T*, T*); \
   template void weight_grad_grouped<T>(const Conv2dParams&, const T*, const T*, T*);
 
@@ -217,7 +217,6 @@ void forward_grouped(const Conv2dParams& p, const T* x, const T* w, const T* b, 
   }
 }
 
-
 // Weight gradient, F(3x3, 4x4): each 4x4 tile of dy (the "filter") correlated with the 6x6 input tile
 // the forward reads gives that tile's 3x3 share of dw, so with D = G' d G'^T (G' 6x4 from the same
 // points) and V = B^T x B as in the forward, dw[k, c] = A'^T (sum over tiles of D[k] V[c]) A' (A' 3x6):
@@ -251,7 +250,8 @@ struct GroupedWinogradDw {
 
   struct Scratch {
     typename GroupedWinograd<T>::Scratch in;
-    Buf<T> dyt, D, Dt, Mi;
+    Buf<T> dyt, D, Mi;
+    Buf<int64_t> offs;
   };
 
   explicit GroupedWinogradDw(const Conv2dParams& p_)
@@ -265,8 +265,7 @@ struct GroupedWinogradDw {
   int64_t m_size() const { return A * A * Kgp * Cgp; }
 
   // acc[g][xi][k][c] += this item's sums
-  void run_item(int64_t n, int64_t r0, int64_t r1, int64_t g, const T* x, const T* dy, double* acc,
-                Scratch& s) const {
+  void run_item(int64_t n, int64_t r0, int64_t r1, int64_t g, const T* x, const T* dy, double* acc, Scratch& s) const {
     const GemmKernel<T>& kr = tiles_.kr;
     const int64_t tw_n = tiles_.tw_n, wt_ = tw_n * 4, tiles = (r1 - r0) * tw_n, P = p.Ho * p.Wo;
     int64_t sv;
@@ -276,35 +275,47 @@ struct GroupedWinogradDw {
     const T* dyg = dy + (n * p.K + g * Kg) * P;
     for (int64_t oh = r0 * 4; oh < std::min(p.Ho, r1 * 4); ++oh)
       transpose_blocks(dyg + oh * p.Wo, P, Kg, p.Wo, dyt + (oh - r0 * 4) * wt_ * Kgp, Kgp);
-    // D[xi] (tiles x Kgp), then transposed to Dt[xi] (Kgp x tiles): the GEMM's A rows
-    const int64_t sd = tiles * Kgp + L, ldt = tiles + L;
+    // D[xi] straight into the micro-kernel's packed A panels: MR output channels per panel,
+    // [panel][tile][MR] (zeros past Kgp), so the GEMM packs nothing; V's rows are B, by offset.
+    const int64_t mr = kr.mr, kmr = round_up(Kgp, mr), sd = kmr * tiles + L;
     T* D = s.D.get(A * A * sd);
-    T* Dt = s.Dt.get(A * A * Kgp * ldt);
-    T t[A * 4 * L];
+    if (kmr != Kgp) std::memset(D, 0, sizeof(T) * size_t(A * A * sd));
+    T t[A * 4 * L], u[A * A * L];
     for (int64_t tr = 0; tr < r1 - r0; ++tr)
       for (int64_t tw = 0; tw < tw_n; ++tw) {
         const int64_t tile = tr * tw_n + tw;
         const T* org = dyt + (tr * 4 * wt_ + tw * 4) * Kgp;
         for (int64_t k0 = 0; k0 < Kgp; k0 += L) {
           for (int j = 0; j < 4; ++j) TfDw<T>::filter(org + j * Kgp + k0, wt_ * Kgp, t + j * L, 4 * L);
-          for (int i = 0; i < A; ++i) TfDw<T>::filter(t + i * 4 * L, L, D + i * A * sd + tile * Kgp + k0, sd);
+          for (int i = 0; i < A; ++i) TfDw<T>::filter(t + i * 4 * L, L, u + i * A * L, L);
+          T* d = D + (k0 / mr * tiles + tile) * mr;
+          if (mr == 8) {  // a constant size: a libc call per 8 values would cost more than the copy
+            for (int xi = 0; xi < A * A; ++xi)
+              for (int64_t l = 0; l < L; l += 8)
+                std::memcpy(d + xi * sd + l / 8 * tiles * 8, u + xi * L + l, sizeof(T) * 8);
+          } else {
+            for (int xi = 0; xi < A * A; ++xi)
+              for (int l = 0; l < L; ++l) {
+                const int64_t k = k0 + l;
+                D[xi * sd + (k / mr * tiles + tile) * mr + k % mr] = u[xi * L + l];
+              }
+          }
         }
       }
-    for (int xi = 0; xi < A * A; ++xi) transpose_blocks(D + xi * sd, Kgp, tiles, Kgp, Dt + xi * Kgp * ldt, ldt);
-    // Mi[xi] = Dt[xi] V[xi] (Kgp x Cgp), MR rows of k per call; then into acc in double
-    const int64_t mr = kr.mr;
-    const auto fn = Cgp == kr.nr ? kr.fn_rows : kr.fn_rows_half;
-    T* Mi = s.Mi.get(A * A * Kgp * Cgp + kMaxPanel * kMaxPanel);
-    const T* rows[kMaxPanel];
+    // Mi[xi] = D[xi]^T V[xi] (Kgp x Cgp), MR rows of k per call; then into acc in double
+    const auto fn = Cgp == kr.nr ? kr.fn_shifted : kr.fn_shifted_half;
+    int64_t* offs = s.offs.get(tiles);
+    for (int64_t i = 0; i < tiles; ++i) offs[i] = i * Cgp;
+    T* Mi = s.Mi.get(A * A * Kgp * Cgp);
     for (int xi = 0; xi < A * A; ++xi)
       for (int64_t k0 = 0; k0 < Kgp; k0 += mr) {
-        for (int64_t i = 0; i < mr; ++i) rows[i] = Dt + xi * Kgp * ldt + std::min(k0 + i, Kgp - 1) * ldt;
+        const T* ap = D + xi * sd + k0 * tiles;
         T* c = Mi + (xi * Kgp + k0) * Cgp;
         if (k0 + mr <= Kgp) {
-          fn(tiles, rows, V + xi * sv, c, Cgp, T(1), T(0));
+          fn(tiles, ap, V + xi * sv, offs, c, Cgp, T(1), T(0));
         } else {
           T tmp[kMaxPanel * kMaxPanel];
-          fn(tiles, rows, V + xi * sv, tmp, Cgp, T(1), T(0));
+          fn(tiles, ap, V + xi * sv, offs, tmp, Cgp, T(1), T(0));
           std::memcpy(c, tmp, sizeof(T) * size_t((Kgp - k0) * Cgp));
         }
       }
