@@ -95,7 +95,8 @@ void register_conv_plan(py::module_& m) {
       },
       py::arg("params"), py::arg("dtype") = "float32", py::arg("threads") = py::none(),
       "The lowering each pass of conv2d takes for these params (finite inputs), as a dict with keys\n"
-      "forward, dx, dw: 'winograd', 'shifted', 'unfolded', 'shifted_scatter' (dx), 'shifted_rows' /\n"
+      "forward, dx, dw: 'winograd' (dw: grouped only), 'shifted', 'unfolded', 'shifted_scatter' (dx), 'shifted_rows' "
+      "/\n"
       "'shifted_gemm' (dw), 'im2col', 'pointwise' or 'depthwise'. threads: the count to plan for\n"
       "(default: the current one).");
 }

@@ -1,6 +1,7 @@
 // conv2d lowered to GEMM. Four lowerings, chosen per shape (and per gradient; conv2d_plan names them):
 //  * Winograd F(4x4, 3x3) (conv2d_winograd.h) for stride-1 3x3 with enough channels: forward,
-//    and dx as a transposed convolution; finite inputs only.
+//    and dx as a transposed convolution; finite inputs only. Grouped (1 < G < C): forward, dx and
+//    dw (F(3x3, 4x4)) per group, in place (conv2d_winograd_grouped.h).
 //  * shifted GEMM (conv2d_shifted_plan.h), the default for strides <= 8: no im2col matrix at all.
 //    Forward; dw (K >= 16, finite x); dx as a transposed convolution (stride 1, C >= 4) or as
 //    w^T dy added back contiguously in the phase-split space (other strides); finite w for dx.
@@ -120,9 +121,11 @@ void forward_item(const Conv2dParams& p, const Plan& pl, const T* x, const T* w,
     }
 }
 
-// Groups other than depthwise: each group is an ordinary convolution of its C/G channels, run on
-// the paths above over gathered copies of its channels (the GEMM lowerings take whole NCHW
-// batches). One group's params:
+// Groups other than depthwise: stride-1 3x3 groups with enough channels take the grouped Winograd
+// (conv2d_winograd_grouped.h: all passes, channels read in place); otherwise dw runs on the
+// shifted GEMM over group views, and the forward and dx treat each group as an ordinary
+// convolution of its C/G channels over gathered copies (those lowerings take whole NCHW batches).
+// One group's params:
 Conv2dParams group_params(const Conv2dParams& p) {
   Conv2dParams q = p;
   q.C = p.C / p.G;
