@@ -175,3 +175,52 @@ def test_grouped_nonfinite_matches_torch(rng, where, dt):
         fin = np.isfinite(want)
         assert np.array_equal(np.isfinite(got), fin) and np.array_equal(np.isnan(got), np.isnan(want)), name
         assert_close(np.where(fin, got, 0.0), np.where(fin, want, 0.0), dtype=dt, what=name)
+
+
+_ISA_SCRIPT = r"""
+import sys
+import numpy as np
+import deepkern as dk
+sys.path.insert(0, {tests!r})
+from reference import conv2d_ref, conv2d_backward_ref
+rng = np.random.default_rng(5)
+# (x, w, padding, groups, stride): 16 and 32 channels per group (one or two B panels, a half panel on
+# AVX-512 float), 35 and 30 tiles (remainders of 2-5 tiles for MR = 4, 6, 8); and a depthwise stride-2 case
+cases = [((1, 64, 20, 28), (96, 32, 3, 3), 1, 2, 1), ((2, 32, 18, 27), (64, 16, 3, 3), 1, 2, 1),
+         ((1, 48, 21, 17), (48, 16, 3, 3), 1, 3, 1), ((2, 6, 11, 37), (6, 1, 3, 3), 1, 6, 2)]
+for dt in (np.float32, np.float64):
+    tol = 2e-4 if dt == np.float32 else 1e-10
+    for xs, ws, p, g, s in cases:
+        x, w, b = rng.standard_normal(xs).astype(dt), rng.standard_normal(ws).astype(dt), rng.standard_normal(ws[0])
+        y, ctx = dk.conv2d(x, w, b.astype(dt), s, p, 1, g, return_ctx=True)
+        dy = rng.standard_normal(y.shape).astype(dt)
+        got = [y, *dk.conv2d_backward(ctx, dy)]
+        pp, ss = (p, p), (s, s)
+        want = [conv2d_ref(x, w, b.astype(dt), ss, pp, (1, 1), g), *conv2d_backward_ref(x, w, dy, True, ss, pp, (1, 1), g)]
+        for got_, r in zip(got, want):
+            err = np.abs(got_ - r).max() / max(1.0, np.abs(r).max())
+            assert err < tol, (dt, xs, ws, p, g, err)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
+def test_grouped_each_isa_kernel(isa):
+    """The grouped Winograd passes and the depthwise stride-2 dx on each ISA copy, in its own process
+    (panel widths differ: 32 / 16 floats, 16 / 8 doubles)."""
+    import os
+    import subprocess
+    import sys
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(dk.__file__)))
+    env = dict(
+        os.environ,
+        DEEPKERN_CPU_ISA=isa,
+        OMP_NUM_THREADS="2",
+        PYTHONPATH=os.pathsep.join([pkg_root, os.environ.get("PYTHONPATH", "")]),
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", _ISA_SCRIPT.format(tests=tests)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

@@ -160,6 +160,14 @@ struct GroupedWinograd {
             const T* v = V + xi * sv + i * Cgp;
             typedef T Vec __attribute__((vector_size(L * sizeof(T))));
             for (int64_t l0 = 0; l0 < width; l0 += L) {
+              if (width - l0 < L) {  // a panel narrower than L (nr = 8): lane by lane
+                for (int64_t l = l0; l < width; ++l) {
+                  T a = T(0);
+                  for (int64_t c = 0; c < Cgp; ++c) a += v[c] * up[c * width + l];
+                  mx[i * Kgp + l] = a;
+                }
+                continue;
+              }
               Vec acc[4] = {}, u;  // 4 chains: one would wait on each add (Cgp is a multiple of 16)
               for (int64_t c = 0; c < Cgp; ++c) {
                 std::memcpy(&u, up + c * width + l0, sizeof(Vec));
