@@ -4,7 +4,9 @@
 // tile rows, group): the group's Cg channels go channels-last into a zero-padded buffer straight
 // from x, and its 36 GEMMs are [tiles x Cgp] x [Cgp x Kgp] on the micro-kernel's row-pointer form,
 // on the half-width tile for the last nr/2 columns (Kg = 16 with 32-wide float tiles: no padding).
-// Cgp, Kgp: Cg rounded to L, Kg to L and to half a panel, with zeros.
+// Cgp, Kgp: Cg rounded to L, Kg to L and to half a panel, with zeros. The weight gradient (below)
+// reuses the input tiles. Floor written against: the 36 GEMMs at the micro-kernel's rate plus x and
+// y through memory once (benchmarks/results/conv.md, "Grouped 3x3").
 #include "cpu/conv2d/conv2d_winograd_impl.h"
 
 DK_ISA_DECLARE(namespace winograd {
