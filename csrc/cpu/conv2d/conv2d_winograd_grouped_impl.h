@@ -51,7 +51,7 @@ struct GroupedWinograd {
     Buf<T> xt, V, Mx, ob;
   };
 
-  GroupedWinograd(const Conv2dParams& p_, const T* w, const T* b) : p(p_), kr(gemm_kernel<T>()) {
+  GroupedWinograd(const Conv2dParams& p_, const T* w, const T* b, bool par = false) : p(p_), kr(gemm_kernel<T>()) {
     Cg = p.C / p.G;
     Kg = p.K / p.G;
     Cgp = round_up(Cg, L);
@@ -62,7 +62,7 @@ struct GroupedWinograd {
     // ~96 tiles per item, as conv2d_winograd_impl.h
     set_rows((96 + tw_n - 1) / tw_n);
     if (!w) return;  // the weight gradient (GroupedWinogradDw) uses the tiles only
-    transform_weights(w);
+    transform_weights(w, par);
     T* bp = bias.zeros(p.G * Kgp);
     for (int64_t g = 0; b && g < p.G; ++g)
       for (int64_t k = 0; k < Kg; ++k) bp[g * Kgp + k] = b[g * Kg + k];
@@ -75,26 +75,34 @@ struct GroupedWinograd {
 
   int64_t u_size() const { return A * A * Cgp * Kgp; }
 
-  void transform_weights(const T* w) {
+  // U from w, per call (groups split over the threads when `par`): each channel's taps gathered k
+  // fastest, transformed L output channels at a time, scattered into the panels.
+  void transform_weights(const T* w, bool par) {
     const int64_t nr = kr.nr;
-    Buf<T> wt_buf;
-    T* wt = wt_buf.zeros(9 * Kgp);  // one channel's taps, k fastest (zeros past Kg stay)
     T* u_all = U.zeros(p.G * u_size());
-    T t[A * 3 * L], u[A * A * L];
-    for (int64_t g = 0; g < p.G; ++g)
+#pragma omp parallel for schedule(static) num_threads(num_threads()) if (par && p.G > 1)
+    for (int64_t g = 0; g < p.G; ++g) {
+      Buf<T> wt_buf;
+      T* wt = wt_buf.zeros(9 * Kgp);  // one channel's taps, k fastest (zeros past Kg stay)
+      T t[A * 3 * L], u[A * A * L];
+      int64_t off[L];  // lane l of a k0 block: its place in a panel row, less c's
       for (int64_t c = 0; c < Cg; ++c) {
         for (int64_t k = 0; k < Kg; ++k)
           for (int r = 0; r < 9; ++r) wt[r * Kgp + k] = w[((g * Kg + k) * Cg + c) * 9 + r];
         for (int64_t k0 = 0; k0 < Kgp; k0 += L) {
           for (int j = 0; j < 3; ++j) Tf4::filter(wt + j * Kgp + k0, 3 * Kgp, t + j * L, 3 * L);
           for (int i = 0; i < A; ++i) Tf4::filter(t + i * 3 * L, L, u + i * A * L, L);
-          for (int xi = 0; xi < A * A; ++xi)
-            for (int l = 0; l < L; ++l) {
-              const int64_t k = k0 + l, j0 = k / nr * nr, width = std::min(nr, Kgp - j0);
-              u_all[g * u_size() + (xi * Kgp + j0) * Cgp + c * width + (k - j0)] = u[xi * L + l];
-            }
+          for (int l = 0; l < L; ++l) {
+            const int64_t k = k0 + l, j0 = k / nr * nr, width = std::min(nr, Kgp - j0);
+            off[l] = j0 * Cgp + c * width + (k - j0);
+          }
+          for (int xi = 0; xi < A * A; ++xi) {
+            T* ux = u_all + g * u_size() + xi * Kgp * Cgp;
+            for (int l = 0; l < L; ++l) ux[off[l]] = u[xi * L + l];
+          }
         }
       }
+    }
   }
 
   // V[xi] (tiles x Cgp, rows sv apart) = B^T d B for the tiles of sample n, tile rows [r0, r1),
@@ -216,7 +224,7 @@ template <typename T>
 void forward_grouped(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
   const int nt = num_threads();
   const bool threads = nt > 1 && threads_for_flops(2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs())) > 1;
-  GroupedWinograd<T> wg(p, w, b);
+  GroupedWinograd<T> wg(p, w, b, threads);
   if (threads && p.N * p.G * wg.bands < nt) wg.set_rows((wg.th_n * p.N * p.G + nt - 1) / nt);
   const int64_t items = p.N * wg.bands * p.G;
   static thread_local typename GroupedWinograd<T>::Scratch scratch;
