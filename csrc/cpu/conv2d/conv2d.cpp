@@ -1,6 +1,7 @@
 // conv2d lowered to GEMM. Four lowerings, chosen per shape (and per gradient; conv2d_plan names them):
 //  * Winograd F(4x4, 3x3) / F(2x2, 5x5) (conv2d_winograd.h) for stride-1 3x3 / 5x5 with enough
-//    channels: forward, dx as a transposed convolution, and dw; finite inputs only.
+//    channels: forward, dx as a transposed convolution, and dw; finite inputs only. Grouped
+//    (1 < G < C) 3x3: forward, dx and dw per group, in place (conv2d_winograd_grouped.h).
 //  * shifted GEMM (conv2d_shifted_plan.h), the default for strides <= 8: no im2col matrix at all.
 //    Forward; dw (K >= 16, finite x); dx as a transposed convolution (stride 1, C >= 4) or as
 //    w^T dy added back contiguously in the phase-split space (other strides); finite w for dx.
@@ -36,6 +37,7 @@
 #include "cpu/conv2d/conv2d_scratch.h"
 #include "cpu/conv2d/conv2d_shifted.h"
 #include "cpu/conv2d/conv2d_winograd.h"
+#include "cpu/conv2d/conv2d_winograd_grouped.h"
 #include "cpu/gemm/gemm.h"
 #include "cpu/gemm/gemm_kernels.h"
 
@@ -122,9 +124,11 @@ void forward_item(const Conv2dParams& p, const Plan& pl, const T* x, const T* w,
     }
 }
 
-// Groups other than depthwise: each group is an ordinary convolution of its C/G channels, run on
-// the paths above over gathered copies of its channels (the GEMM lowerings take whole NCHW
-// batches). One group's params:
+// Groups other than depthwise: stride-1 3x3 groups with enough channels take the grouped Winograd
+// (conv2d_winograd_grouped.h: all passes, channels read in place); otherwise dw runs on the
+// shifted GEMM over group views, and the forward and dx treat each group as an ordinary
+// convolution of its C/G channels over gathered copies (those lowerings take whole NCHW batches).
+// One group's params:
 Conv2dParams group_params(const Conv2dParams& p) {
   Conv2dParams q = p;
   q.C = p.C / p.G;
@@ -183,6 +187,11 @@ template <typename T>
 void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
   if (p.N == 0) return;  // an empty batch has no output (and the plans divide by N)
   if (p.is_depthwise()) return conv2d_depthwise_forward(p, x, w, b, y);
+  if (p.G > 1 && winograd_grouped_pays(p, sizeof(T)) && all_finite(x, p.N * p.C * p.in_plane()) &&
+      all_finite(w, p.K * p.crs())) {
+    conv2d_forward_winograd_grouped(p, x, w, b, y);
+    return;
+  }
   if (p.G > 1) {
     const Conv2dParams q = group_params(p);
     std::vector<T> xg(size_t(p.N * q.C * p.in_plane())), yg(size_t(p.N * q.K * p.out_plane()));
@@ -326,12 +335,41 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
   }
   if (db) bias_grad(p, dy, db);
   if (p.is_depthwise()) return conv2d_depthwise_backward(p, x, w, dy, dx, dw);
+  if (p.G > 1) {  // grouped: Winograd or group views where they apply, each input checked once
+    const Conv2dParams q = group_params(p);
+    int x_ok = -1, dy_ok = -1;  // unknown, false, true
+    const auto x_finite = [&] {
+      if (x_ok < 0) x_ok = all_finite(x, p.N * p.C * p.in_plane()) ? 1 : 0;
+      return x_ok == 1;
+    };
+    const auto dy_finite = [&] {
+      if (dy_ok < 0) dy_ok = all_finite(dy, p.N * p.K * p.out_plane()) ? 1 : 0;
+      return dy_ok == 1;
+    };
+    // dx by Winograd (finite w and dy: its transforms add them up)
+    if (dx && winograd_grouped_pays(winograd_grouped_dx_params(p), sizeof(T)) && all_finite(w, p.K * p.crs()) &&
+        dy_finite()) {
+      conv2d_input_grad_winograd_grouped(p, w, dy, dx);
+      dx = nullptr;  // done
+    }
+    // dw by Winograd (finite x and dy), else on the shifted GEMM over group views (finite x, as below)
+    if (dw && winograd_grouped_dw_pays<T>(p) && x_finite() && dy_finite()) {
+      conv2d_weight_grad_winograd_grouped(p, x, dy, dw);
+      dw = nullptr;  // done
+    } else if (dw && shifted_applies(q) && x_finite()) {
+      for (int64_t g = 0; g < p.G; ++g)
+        conv2d_weight_grad_shifted(q, x + g * q.C * p.in_plane(), dy + g * q.K * p.out_plane(), dw + g * q.K * q.crs(),
+                                   p.C * p.in_plane(), p.K * p.out_plane());
+      dw = nullptr;  // done
+    }
+    if (!dx && !dw) return;
+  }
   if (p.G > 1) {
     const Conv2dParams q = group_params(p);
     std::vector<T> xg(size_t(p.N * q.C * p.in_plane())), dyg(size_t(p.N * q.K * p.out_plane()));
     std::vector<T> dxg(dx ? xg.size() : 0);
     for (int64_t g = 0; g < p.G; ++g) {
-      copy_channels(x, p.C, g * q.C, q.C, p.N, p.in_plane(), xg.data(), q.C, 0);
+      if (dw) copy_channels(x, p.C, g * q.C, q.C, p.N, p.in_plane(), xg.data(), q.C, 0);  // dx needs no x
       copy_channels(dy, p.K, g * q.K, q.K, p.N, p.out_plane(), dyg.data(), q.K, 0);
       conv2d_backward(q, xg.data(), w + g * q.K * q.crs(), dyg.data(), dx ? dxg.data() : nullptr,
                       dw ? dw + g * q.K * q.crs() : nullptr, static_cast<T*>(nullptr));
@@ -401,7 +439,13 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
 template <typename T>
 Conv2dPlan conv2d_plan(const Conv2dParams& p, int nt) {
   if (p.is_depthwise()) return {"depthwise", "depthwise", "depthwise"};
-  if (p.G > 1) return conv2d_plan<T>(group_params(p), nt);  // each group in turn
+  if (p.G > 1) {  // each group in turn, or all at once by the grouped Winograd
+    Conv2dPlan r = conv2d_plan<T>(group_params(p), nt);
+    if (winograd_grouped_pays(p, sizeof(T))) r.forward = "winograd";
+    if (winograd_grouped_pays(winograd_grouped_dx_params(p), sizeof(T))) r.dx = "winograd";
+    if (winograd_grouped_dw_pays<T>(p)) r.dw = "winograd";
+    return r;
+  }
   Conv2dPlan r{"im2col", "im2col", "im2col"};
   const auto layout = [&](const Conv2dParams& q) {
     const GemmKernel<T>& kr = gemm_kernel<T>();

@@ -233,12 +233,99 @@ inline bool dx_as_forward(const Conv2dParams& p) {
   return p.K == p.C && p.sh == 1 && p.sw == 1 && p.ph <= p.dh * (p.kh - 1) && p.pw <= p.dw * (p.kw - 1);
 }
 
+// dx for column stride 2, one output per channel, finite w: gathered, not scattered. Input column
+// iw = 2t + a (phase a) gets tap j of kernel row i exactly when a = (j*dw + pw) mod 2, from dy column
+// t + (a + pw - j*dw) / 2: per phase a shifted contiguous read of the dy row. So each vector of V
+// columns of a phase sums its live taps in registers and the two phases are interleaved into dx once:
+// no read-modify-write of a buffer per tap. dy is copied per plane into zero-padded rows (the shifts
+// reach past both ends; padding zeros times finite weights add nothing). Taps in (i, j) order.
+constexpr int64_t kMaxGatherTaps = 64;  // kh * kw at most: the per-row tap tables live on the stack
+inline bool dx_gathers(const Conv2dParams& p) { return p.K == p.C && p.sw == 2 && p.kh * p.kw <= kMaxGatherTaps; }
+
+template <typename T>
+void dx_gather_s2(const Conv2dParams& p, const T* w, const T* dy, T* dx) {
+  constexpr int V = kDwVecBytes / sizeof(T);
+  typedef T TV __attribute__((vector_size(V * sizeof(T))));
+  const int64_t half = cdiv(p.W, 2), nblk = cdiv(half, V), taps = p.kh * p.kw;
+  int64_t smin = 0, smax = 0;
+  for (int64_t j = 0; j < p.kw; ++j) {
+    const int64_t a = (j * p.dw + p.pw) & 1, sh = (a + p.pw - j * p.dw) / 2;
+    smin = dmin(smin, sh);
+    smax = dmax(smax, sh);
+  }
+  const int64_t lpad = -smin, wrow = lpad + dmax(p.Wo, nblk * V + smax) + 1;
+#pragma omp parallel num_threads(team(num_threads())) if (dw_parallel(p))
+  {
+    T* buf = new T[size_t(p.Ho * wrow)];  // new[], not std::vector: no std:: template in an ISA copy
+    std::memset(buf, 0, sizeof(T) * size_t(p.Ho * wrow));
+    const T* rows[kMaxGatherTaps];
+    int64_t ri[kMaxGatherTaps];
+    const T* s0[kMaxGatherTaps];  // per phase: each live tap's dy row (shifted) and weight
+    const T* s1[kMaxGatherTaps];
+    T w0[kMaxGatherTaps], w1[kMaxGatherTaps];
+#pragma omp for schedule(static)
+    for (int64_t pl = 0; pl < p.N * p.C; ++pl) {
+      const T* wk = w + (pl % p.C) * taps;
+      for (int64_t oh = 0; oh < p.Ho; ++oh)
+        std::memcpy(buf + oh * wrow + lpad, dy + pl * p.out_plane() + oh * p.Wo, sizeof(T) * size_t(p.Wo));
+      for (int64_t ih = 0; ih < p.H; ++ih) {
+        int64_t nr = 0;  // the kernel rows that reach this input row, and their dy rows
+        for (int64_t i = 0; i < p.kh; ++i) {
+          const int64_t q = ih + p.ph - i * p.dh;
+          if (q < 0 || q % p.sh != 0 || q / p.sh >= p.Ho) continue;
+          rows[nr] = buf + q / p.sh * wrow + lpad;
+          ri[nr++] = i;
+        }
+        // the live taps of each phase in (i, j) order: weight and dy row (shift included)
+        int64_t n0 = 0, n1 = 0;
+        for (int64_t r = 0; r < nr; ++r)
+          for (int64_t j = 0; j < p.kw; ++j) {
+            const int64_t a = (j * p.dw + p.pw) & 1;
+            const T* src = rows[r] + (a + p.pw - j * p.dw) / 2;
+            if (a == 0) {
+              w0[n0] = wk[ri[r] * p.kw + j];
+              s0[n0++] = src;
+            } else {
+              w1[n1] = wk[ri[r] * p.kw + j];
+              s1[n1++] = src;
+            }
+          }
+        T* out = dx + pl * p.in_plane() + ih * p.W;
+        for (int64_t b = 0; b < nblk; ++b) {
+          // the last block overlaps the one before (same values again) rather than going element-wise
+          const int64_t t0 = dmax(0, dmin(b * V, half - V));
+          TV e = TV{}, o = TV{}, d;
+          for (int64_t k = 0; k < n0; ++k) {
+            std::memcpy(&d, s0[k] + t0, sizeof d);
+            e += w0[k] * d;
+          }
+          for (int64_t k = 0; k < n1; ++k) {
+            std::memcpy(&d, s1[k] + t0, sizeof d);
+            o += w1[k] * d;
+          }
+          const TV lo = permute2<ZipLo, V>(e, o), hi = permute2<ZipHi, V>(e, o);
+          if (2 * (t0 + V) <= p.W) {
+            std::memcpy(out + 2 * t0, &lo, sizeof lo);
+            std::memcpy(out + 2 * t0 + V, &hi, sizeof hi);
+          } else {
+            T z[2 * V];
+            std::memcpy(z, &lo, sizeof lo);
+            std::memcpy(z + V, &hi, sizeof hi);
+            std::memcpy(out + 2 * t0, z, sizeof(T) * size_t(p.W - 2 * t0));
+          }
+        }
+      }
+    }
+    delete[] buf;
+  }
+}
+
 // The weight gradient of output channel k over the columns [b0, b1) (at least V, windows inside
 // the row): each dy vector is loaded once and multiplied into the kw taps of kernel row i,
 // whose sums stay in vector accumulators (flushed to double once per sample by the caller).
 // The last block ends at b1 and overlaps the one before: its lanes already counted are zeroed.
-// keep: all-ones in the lanes of the last block that are new, zero in those already counted (a
-// bitwise AND: multiplying by 0 would turn an Inf or NaN dy into NaN).
+// keep: all-ones in the lanes of the last block that are new, zero in those already counted, ANDed
+// onto the products (zeroing dy there instead would make 0 * Inf = NaN from an Inf in x).
 template <typename T, int S, int V, typename TV, typename UV>
 inline void dw_blocks(const T* g, const T* xr, const Conv2dParams& p, int64_t b0, int64_t b1, UV keep, TV* acc) {
   const int64_t s = S > 0 ? S : p.sw;
@@ -246,14 +333,20 @@ inline void dw_blocks(const T* g, const T* xr, const Conv2dParams& p, int64_t b0
     const int64_t at = o + V <= b1 ? o : b1 - V;
     TV gv;
     std::memcpy(&gv, g + at, sizeof gv);
-    if (at != o) {
-      UV bits;
-      std::memcpy(&bits, &gv, sizeof bits);
-      bits &= keep;
-      std::memcpy(&gv, &bits, sizeof gv);
-    }
     const T* src = xr + at * s - p.pw;
-    for (int64_t j = 0; j < p.kw; ++j) acc[j] += gv * load_strided<TV, T, S, V>(src + j * p.dw, s);
+    if (at == o) {
+      for (int64_t j = 0; j < p.kw; ++j) acc[j] += gv * load_strided<TV, T, S, V>(src + j * p.dw, s);
+      continue;
+    }
+    for (int64_t j = 0; j < p.kw; ++j) {
+      const TV prod = gv * load_strided<TV, T, S, V>(src + j * p.dw, s);
+      UV bits;
+      std::memcpy(&bits, &prod, sizeof bits);
+      bits &= keep;
+      TV kept;
+      std::memcpy(&kept, &bits, sizeof kept);
+      acc[j] += kept;
+    }
   }
 }
 
@@ -283,6 +376,10 @@ void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
     q.pw = p.dw * (p.kw - 1) - p.pw;
     dw_forward<T>(q, dy, wf, static_cast<const T*>(nullptr), dx);
     delete[] wf;
+    dx = nullptr;  // done
+  }
+  if (dx && dx_gathers(p) && finite_taps(w, p.K * taps)) {
+    dx_gather_s2<T>(p, w, dy, dx);
     dx = nullptr;  // done
   }
   if (dx) {

@@ -108,8 +108,10 @@ void conv2d_forward_shifted(const Conv2dParams& p, const T* x, const T* w, const
 template <typename T>
 void conv2d_input_grad_shifted(const Conv2dParams& p, const T* w, const T* dy, T* dx);
 
-// dw (K, C, kh, kw) of sum(y * dy), overwritten; same applicability as the forward.
+// dw (K, C, kh, kw) of sum(y * dy), overwritten; same applicability as the forward. x_ns, dy_ns:
+// elements from one sample to the next when not C*H*W and K*Ho*Wo (one group of a grouped conv, in place).
 template <typename T>
-void conv2d_weight_grad_shifted(const Conv2dParams& p, const T* x, const T* dy, T* dw);
+void conv2d_weight_grad_shifted(const Conv2dParams& p, const T* x, const T* dy, T* dw, int64_t x_ns = 0,
+                                int64_t dy_ns = 0);
 
 }  // namespace dk::cpu

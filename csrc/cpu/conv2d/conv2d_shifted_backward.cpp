@@ -54,7 +54,9 @@ void dw_rows_sample(const Shifted<T>& s, const T* xp, const T* dyq, T* dwT) {
 // Dropped columns (phase layout) have dy = 0, so their inputs must be finite (0 * Inf = NaN):
 // the caller checks x first.
 template <typename T>
-void conv2d_weight_grad_shifted(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
+void conv2d_weight_grad_shifted(const Conv2dParams& p, const T* x, const T* dy, T* dw, int64_t x_ns, int64_t dy_ns) {
+  if (x_ns == 0) x_ns = p.C * p.in_plane();
+  if (dy_ns == 0) dy_ns = p.K * p.out_plane();
   const Shifted<T> s(p, static_cast<const T*>(nullptr));
   const int nt = num_threads();
   const bool threads = shifted_workers(p, nt) > 1;
@@ -70,8 +72,8 @@ void conv2d_weight_grad_shifted(const Conv2dParams& p, const T* x, const T* dy, 
       T* xp = s.input_buffer();
       T* dyq = s.y_numbered() ? nullptr : conv_thread_buffer<T>(kOutSlot, size_t(p.K * s.Q));
       for (int64_t n = p.N * slot / used; n < p.N * (slot + 1) / used; ++n) {
-        const T* dy_n = dy + n * p.K * p.out_plane();
-        s.pad(x + n * p.C * p.in_plane(), xp, 0, p.C);
+        const T* dy_n = dy + n * dy_ns;
+        s.pad(x + n * x_ns, xp, 0, p.C);
         if (!s.y_numbered()) s.spread(dy_n, dyq, 0, p.K);  // dy_n already is in q numbering
         dw_rows_sample(s, xp, s.y_numbered() ? dy_n : dyq, mine);
       }
@@ -80,11 +82,11 @@ void conv2d_weight_grad_shifted(const Conv2dParams& p, const T* x, const T* dy, 
     T* xp = s.input_buffer();
     T* dyq = s.y_numbered() ? nullptr : conv_thread_buffer<T>(kOutSlot, size_t(p.K * s.Q));
     for (int64_t n = 0; n < p.N; ++n) {
-      const T* dy_n = dy + n * p.K * p.out_plane();
+      const T* dy_n = dy + n * dy_ns;
 #pragma omp parallel num_threads(team(used))
       {
         const int t = omp_get_thread_num(), T_ = omp_get_num_threads();
-        s.pad(x + n * p.C * p.in_plane(), xp, p.C * t / T_, p.C * (t + 1) / T_);
+        s.pad(x + n * x_ns, xp, p.C * t / T_, p.C * (t + 1) / T_);
         if (!s.y_numbered()) s.spread(dy_n, dyq, p.K * t / T_, p.K * (t + 1) / T_);
       }
       gemm_offset_rows_a<T>(true, crs, p.K, s.Q, T(1), xp, s.offs.data(), s.y_numbered() ? dy_n : dyq, s.Q, T(1),
@@ -154,7 +156,9 @@ void conv2d_input_grad_shifted(const Conv2dParams& p, const T* w, const T* dy, T
 
 template void conv2d_input_grad_shifted<float>(const Conv2dParams&, const float*, const float*, float*);
 template void conv2d_input_grad_shifted<double>(const Conv2dParams&, const double*, const double*, double*);
-template void conv2d_weight_grad_shifted<float>(const Conv2dParams&, const float*, const float*, float*);
-template void conv2d_weight_grad_shifted<double>(const Conv2dParams&, const double*, const double*, double*);
+template void conv2d_weight_grad_shifted<float>(const Conv2dParams&, const float*, const float*, float*, int64_t,
+                                                int64_t);
+template void conv2d_weight_grad_shifted<double>(const Conv2dParams&, const double*, const double*, double*, int64_t,
+                                                 int64_t);
 
 }  // namespace dk::cpu
