@@ -163,3 +163,55 @@ def test_busy_detection_reads_the_scheduler():
     state = _cpu._contention()
     assert state["available"] is True
     assert 0.0 <= state["share"] <= 1.5
+
+
+_CONV_CASES = """
+import sys, numpy as np, deepkern as dk
+from deepkern import _cpu
+import deepkern.functional.conv as C
+dk.set_num_threads(2)
+cases = [  # (x shape, w shape, stride, padding, groups): each names the lowering it takes in its comment
+    ((4, 32, 24, 24), (32, 32, 3, 3), 1, 1, 1),  # Winograd 3x3: forward, dx, dw
+    ((4, 32, 20, 20), (32, 32, 5, 5), 1, 2, 1),  # Winograd 5x5
+    ((4, 16, 21, 21), (16, 16, 3, 3), 2, 1, 1),  # shifted stride 2, per-slot dw rows
+    ((2, 3, 40, 40), (16, 3, 7, 7), 2, 3, 1),  # the stem's column strides
+    ((4, 32, 16, 16), (64, 32, 1, 1), 2, 0, 1),  # 1x1 stride 2, tiles in place
+    ((1, 32, 24, 24), (32, 32, 3, 3), 2, 1, 1),  # one sample: dw on the threaded GEMM
+    ((2, 128, 28, 28), (128, 16, 3, 3), 1, 1, 8),  # grouped: Winograd per group
+    ((4, 64, 28, 28), (64, 8, 3, 3), 1, 1, 8),  # grouped: shifted
+    ((4, 16, 20, 20), (16, 1, 3, 3), 2, 1, 16),  # depthwise
+    ((8, 16, 4, 4), (32, 16, 3, 3), 1, 1, 1),  # im2col of whole small planes
+    ((8, 16, 12, 12), (32, 16, 3, 3), 1, 1, 1),  # unfolded
+]
+out, plans = {}, set()
+for i, (xs, ws, s, p, g) in enumerate(cases):
+    rng = np.random.default_rng(i)
+    x, w, b = rng.standard_normal(xs).astype(np.float32), rng.standard_normal(ws).astype(np.float32), rng.standard_normal(ws[0]).astype(np.float32)
+    params, _ = C._conv_params("conv2d", x, w, None, s, p, 1, g)
+    plans.update(_cpu.conv2d_plan(params, "float32", 2).values())
+    y, ctx = dk.conv2d(x, w, b, stride=s, padding=p, groups=g, return_ctx=True)
+    dx, dw, db = dk.conv2d_backward(ctx, rng.standard_normal(y.shape).astype(np.float32))
+    out.update({f"{i}/y": y, f"{i}/dx": dx, f"{i}/dw": dw, f"{i}/db": db})
+np.savez(sys.argv[1], **out)
+print(",".join(sorted(plans)))
+"""
+
+
+def test_conv_lowerings_give_the_same_bits_with_teams_of_one(tmp_path):
+    """Every conv2d lowering (Winograd 3x3/5x5/grouped, shifted with its stride-2 and in-place
+    variants, depthwise, im2col planes, unfolded) gives the same bits with teams forced to 1 as
+    with full teams, every region threaded: their split reductions follow logical slots."""
+    files, plans = {}, None
+    for mode in ("off", "force"):
+        path = tmp_path / f"conv_{mode}.npz"
+        plans = _in_subprocess(
+            _CONV_CASES.replace("sys.argv[1]", repr(str(path))), DEEPKERN_PARALLEL_MIN_US="0", DEEPKERN_CONTENTION=mode
+        )
+        files[mode] = np.load(path)
+    assert {"winograd", "shifted", "shifted_rows", "shifted_gemm", "depthwise", "im2col_planes"} <= set(
+        plans.split(",")
+    ), plans
+    for key in files["off"].files:
+        a, b = files["off"][key], files["force"][key]
+        assert np.isfinite(a).all(), key
+        assert np.array_equal(a.view(np.uint8), b.view(np.uint8)), f"{key}: bits differ with teams of 1"
