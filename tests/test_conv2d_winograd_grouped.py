@@ -76,7 +76,10 @@ def test_grouped_winograd_choice():
     assert _plan((2, 32, 16, 16), (32, 1, 3, 3), 1, 32, np.float32)["forward"] == "depthwise"
     assert _plan((2, 64, 16, 16), (64, 32, 3, 3), 1, 2, np.float32, s=2)["forward"] != "winograd"
     assert _plan((2, 64, 16, 16), (64, 32, 3, 3), 2, 2, np.float32, d=2)["forward"] != "winograd"
-    assert _plan((2, 64, 16, 16), (64, 32, 5, 5), 2, 2, np.float32)["forward"] != "winograd"
+    # 5x5 groups are not the grouped kernel's (3x3 only): each group runs on its own, where 32
+    # channels per group take the F(2x2, 5x5) path of an ordinary convolution
+    assert _plan((2, 32, 16, 16), (32, 32, 5, 5), 2, 1, np.float32)["forward"] == "winograd"  # one group alone
+    assert _plan((2, 64, 16, 16), (64, 32, 5, 5), 2, 2, np.float32)["forward"] == "winograd"
     assert _plan((2, 160, 16, 16), (64, 80, 3, 3), 1, 2, np.float32)["forward"] != "winograd"
     assert _plan((2, 160, 16, 16), (64, 80, 3, 3), 1, 2, np.float64)["forward"] == "winograd"
     plan = _plan((2, 64, 16, 16), (64, 32, 3, 3), 3, 2, np.float64)
