@@ -109,6 +109,8 @@ VARIANTS = {
     "default": {},
     "contention detection off": {"DEEPKERN_CONTENTION": "off"},
     "every region threaded": {"DEEPKERN_PARALLEL_MIN_US": "0"},
+    "threshold 50 us": {"DEEPKERN_PARALLEL_MIN_US": "50"},
+    "threshold 25 us": {"DEEPKERN_PARALLEL_MIN_US": "25"},
     "default, spin 10k": {"GOMP_SPINCOUNT": "10000"},
     "default, libgomp spin 300k": {"GOMP_SPINCOUNT": "300000"},
     "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
@@ -197,6 +199,7 @@ def main():
         "--baseline", default=None, help="python/ folder of another deepkern build, run as one more variant"
     )
     ap.add_argument("--no-kernels", action="store_true", help="skip the quiet single-kernel table")
+    ap.add_argument("--kernel-variants", nargs="*", default=None, help="variants of the kernel table")
     harness.add_args(ap)
     args = ap.parse_args()
     harness.apply_args(args)
@@ -230,9 +233,8 @@ def main():
             print(f"{workload:12s} {variant:28s} {quiet:9.3f} {busy:9.3f} {busy / quiet:11.2f}   {det}", flush=True)
     kernels = None
     if not args.no_kernels:
-        kv = ["default", "contention detection off", "every region threaded", "1 thread"] + (
-            [BASELINE] if args.baseline else []
-        )
+        kv = args.kernel_variants or ["default", "contention detection off", "every region threaded", "1 thread"]
+        kv = kv + ([BASELINE] if args.baseline else [])
         kernels = kernels_table(kv, max(3, args.repeats), args.baseline)
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
