@@ -215,3 +215,29 @@ def test_conv_lowerings_give_the_same_bits_with_teams_of_one(tmp_path):
         a, b = files["off"][key], files["force"][key]
         assert np.isfinite(a).all(), key
         assert np.array_equal(a.view(np.uint8), b.view(np.uint8)), f"{key}: bits differ with teams of 1"
+
+
+def test_every_parallel_region_asks_team():
+    """Every `#pragma omp parallel` of the CPU kernels sizes its team through team() (parallel.h):
+    a region that does not would keep full teams on a busy machine."""
+    root = os.path.join(HERE, "..", "csrc", "cpu")
+    if not os.path.isdir(root):
+        pytest.skip("the C++ sources are not next to the tests (installed copy)")
+    missing, regions = [], 0
+    for folder, _, files in os.walk(root):
+        for name in files:
+            if not name.endswith((".h", ".cpp")):
+                continue
+            path = os.path.join(folder, name)
+            lines = open(path, encoding="utf-8").read().split("\n")
+            for i, line in enumerate(lines):
+                if line.lstrip().startswith("#pragma omp parallel"):
+                    regions += 1
+                    pragma = line
+                    while pragma.rstrip().endswith("\\"):  # continued on the next line (clang-format)
+                        i += 1
+                        pragma = pragma.rstrip()[:-1] + lines[i]
+                    if "num_threads(team(" not in pragma.replace(" ", ""):
+                        missing.append(f"{os.path.relpath(path, root)}:{i + 1}")
+    assert regions > 30
+    assert not missing, f"regions without team(): {missing}"
