@@ -27,6 +27,7 @@ def spin(stop):
 def run(cond):
     import deepkern as dk
     import torch
+    from bench_training import build
     from deepkern import _cpu
 
     torch.set_num_threads(2)
@@ -38,27 +39,11 @@ def run(cond):
     x, w = f(8, 128, 56, 56), f(128, 128, 3, 3)
     tx, tw = torch.tensor(x), torch.tensor(w)
     a, b, c = f(512, 512), f(512, 512), f(512, 512)
-    nn = dk.nn
-    m = nn.Sequential(
-        [
-            nn.Conv2D(1, 6, 5),
-            nn.ReLU(),
-            nn.MaxPool2D(2),
-            nn.Conv2D(6, 16, 5),
-            nn.ReLU(),
-            nn.MaxPool2D(2),
-            nn.Flatten(),
-            nn.Dense(256, 120),
-            nn.ReLU(),
-            nn.Dense(120, 84),
-            nn.ReLU(),
-            nn.Dense(84, 10),
-        ]
-    )
+    _, m = build(torch)  # LeNet, as bench_training.py and bench_busy.py time it
     lx = rng.random((64, 1, 28, 28), dtype=np.float32)
     ly = rng.integers(0, 10, 64)
     opt = dk.optim.SGD(m, lr=0.01, momentum=0.9)
-    loss = nn.SoftmaxCrossEntropy()
+    loss = dk.nn.SoftmaxCrossEntropy()
     fns = {
         "gemm512 blocks": lambda: _cpu.gemm(a, b, c),
         "conv s2 blocks": lambda: dk.conv2d(x, w, stride=2, padding=1),

@@ -10,38 +10,6 @@
 
 namespace dk::cpu::DK_WG_NS {
 
-// G' (M -> 6) and A'^T (6 -> R) on L lanes: the Toom-Cook rule of Tf (G'[k][j] = a_k^j / N_k,
-// A'^T[i][k] = a_k^i, infinity: the last tap / the last output) for r = M = 4 and m = R = 3.
-template <typename T, int M>
-struct DwTf;
-
-template <typename T>
-struct DwTf<T, 4> {  // 3x3: 4x4 dy blocks, 3x3 taps
-  static void dy(const T* e, int64_t si, T* u, int64_t so) {
-#pragma omp simd
-    for (int l = 0; l < L; ++l) {
-      const T e0 = e[l], e1 = e[si + l], e2 = e[2 * si + l], e3 = e[3 * si + l];
-      const T ev1 = e0 + e2, od1 = e1 + e3, ev2 = e0 + T(4) * e2, od2 = T(2) * e1 + T(8) * e3;
-      u[l] = e0 / T(4);
-      u[so + l] = -(ev1 + od1) / T(6);
-      u[2 * so + l] = -(ev1 - od1) / T(6);
-      u[3 * so + l] = (ev2 + od2) / T(24);
-      u[4 * so + l] = (ev2 - od2) / T(24);
-      u[5 * so + l] = e3;
-    }
-  }
-  static void out(const T* m, int64_t si, T* o, int64_t so) {
-#pragma omp simd
-    for (int l = 0; l < L; ++l) {
-      const T m1 = m[si + l], m2 = m[2 * si + l], m3 = m[3 * si + l], m4 = m[4 * si + l];
-      const T s12 = m1 + m2, d12 = m1 - m2, s34 = m3 + m4, d34 = m3 - m4;
-      o[l] = m[l] + s12 + s34;
-      o[so + l] = d12 + T(2) * d34;
-      o[2 * so + l] = s12 + T(4) * s34 + m[5 * si + l];
-    }
-  }
-};
-
 // The 3x3 blocks of a kh x kw kernel: 1 (3x3) or 4 (5x5: taps shifted by 0 or 3 rows and columns,
 // those past 5 dropped). Each block is F(3x3, 4x4) on x read that far on; they share dy's transform.
 // Same 9 multiplies per output and channel pair as F(5x5, 2x2) would take, but F(3x3, 4x4)'s

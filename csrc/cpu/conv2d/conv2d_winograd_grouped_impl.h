@@ -241,24 +241,8 @@ void forward_grouped(const Conv2dParams& p, const T* x, const T* w, const T* b, 
 // per group and xi the GEMM M[xi] (Kgp x Cgp) += D[xi]^T V[xi] over the tiles, 36 products per 9
 // outputs instead of 16 * 9. Each item's sums (its own tiles, in T) are added in double into its
 // thread's M, threads take items statically and are summed in order: bitwise repeatable, and the
-// rounding does not grow with the batch. V's rows are one B panel: Cgp = NR or NR/2.
-template <typename T>
-struct TfDw {  // r = 4 taps to 6 points (G'), 6 points to m = 3 outputs (A'^T)
-  static void filter(const T* d, int64_t si, T* u, int64_t so) {
-#pragma omp simd
-    for (int l = 0; l < L; ++l) {
-      const T d0 = d[l], d1 = d[si + l], d2 = d[2 * si + l], d3 = d[3 * si + l];
-      const T e1 = d0 + d2, o1 = d1 + d3, e2 = d0 + T(4) * d2, o2 = T(2) * d1 + T(8) * d3;
-      u[l] = d0 / T(4);
-      u[so + l] = -(e1 + o1) / T(6);
-      u[2 * so + l] = -(e1 - o1) / T(6);
-      u[3 * so + l] = (e2 + o2) / T(24);
-      u[4 * so + l] = (e2 - o2) / T(24);
-      u[5 * so + l] = d3;
-    }
-  }
-};
-
+// rounding does not grow with the batch. V's rows are one B panel: Cgp = NR or NR/2. G' is the
+// ungrouped weight gradient's (DwTf<T, 4>::dy, conv2d_winograd_impl.h).
 template <typename T>
 struct GroupedWinogradDw {
   static constexpr int A = 6;
@@ -304,8 +288,8 @@ struct GroupedWinogradDw {
         const int64_t tile = tr * tw_n + tw;
         const T* org = dyt + (tr * 4 * wt_ + tw * 4) * Kgp;
         for (int64_t k0 = 0; k0 < Kgp; k0 += L) {
-          for (int j = 0; j < 4; ++j) TfDw<T>::filter(org + j * Kgp + k0, wt_ * Kgp, t + j * L, 4 * L);
-          for (int i = 0; i < A; ++i) TfDw<T>::filter(t + i * 4 * L, L, u + i * A * L, L);
+          for (int j = 0; j < 4; ++j) DwTf<T, 4>::dy(org + j * Kgp + k0, wt_ * Kgp, t + j * L, 4 * L);
+          for (int i = 0; i < A; ++i) DwTf<T, 4>::dy(t + i * 4 * L, L, u + i * A * L, L);
           T* d = D + (k0 / mr * tiles + tile) * mr;
           if (mr == 8) {  // a constant size: a libc call per 8 values would cost more than the copy
             for (int xi = 0; xi < A * A; ++xi)

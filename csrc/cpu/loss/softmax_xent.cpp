@@ -1,9 +1,8 @@
 // Softmax cross-entropy (softmax_xent.h): rows in fixed blocks across threads, float32 on the
-// per-ISA rows (softmax_xent_impl.h), float64 on libm (the double path serves gradient checks).
+// per-ISA rows (softmax_xent_impl.h), float64 on the same rows with libm's exp (gradient checks).
 #include "cpu/loss/softmax_xent.h"
 
 #include <algorithm>
-#include <cmath>
 #include <vector>
 
 #include "cpu/common/parallel.h"
@@ -12,28 +11,6 @@
 namespace dk::cpu {
 
 namespace {
-
-double rows_f64(const double* z, const int64_t* labels, int64_t r0, int64_t r1, int64_t C, double n_total,
-                double* probs, double* grad) {
-  double loss = 0.0;
-  for (int64_t r = r0; r < r1; ++r) {
-    const double* zr = z + r * C;
-    double* pr = probs + r * C;
-    double* gr = grad + r * C;
-    double m = -INFINITY;
-    for (int64_t j = 0; j < C; ++j) m = zr[j] > m ? zr[j] : m;
-    double s = 0.0;
-    for (int64_t j = 0; j < C; ++j) s += (pr[j] = std::exp(zr[j] - m));
-    for (int64_t j = 0; j < C; ++j) {
-      pr[j] = pr[j] / s;
-      gr[j] = pr[j] / n_total;
-    }
-    const int64_t y = labels[r];
-    gr[y] = (pr[y] - 1.0) / n_total;
-    loss += std::log(s) - (zr[y] - m);
-  }
-  return loss;
-}
 
 template <typename T>
 SoftmaxXentRows<T> rows_kernel();
@@ -46,7 +23,7 @@ SoftmaxXentRows<float> rows_kernel<float>() {
 
 template <>
 SoftmaxXentRows<double> rows_kernel<double>() {
-  return &rows_f64;
+  return &isa_generic::loss::xent_rows<double>;
 }
 
 constexpr int64_t kBlockElems = int64_t(1) << 14;  // logits per block of rows

@@ -116,7 +116,9 @@ class Adam(Optimizer):
             st["m"], st["v"], st["t"] = xp.zeros_like(w), xp.zeros_like(w), 0
         st["t"] += 1
         t, m, v = st["t"], st["m"], st["v"]
-        vmax = st.setdefault("vmax", xp.zeros_like(w)) if self.amsgrad else None
+        if self.amsgrad and "vmax" not in st:
+            st["vmax"] = xp.zeros_like(w)
+        vmax = st["vmax"] if self.amsgrad else None
         bc1 = 1 - b1**t
         bc2 = 1 - b2**t
         if xp is np and _fused_adam_applies(w, g, m, v, vmax):
