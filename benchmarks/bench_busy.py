@@ -124,6 +124,9 @@ _CLEAR = (
     "OMP_NUM_THREADS",
     "DEEPKERN_PARALLEL_MIN_US",
     "KMP_BLOCKTIME",
+    "DEEPKERN_CONTENTION_SHARE",
+    "DEEPKERN_CONTENTION_WINDOW_US",
+    "DEEPKERN_CONTENTION_STRIKES",
 )
 
 
@@ -200,9 +203,21 @@ def main():
     )
     ap.add_argument("--no-kernels", action="store_true", help="skip the quiet single-kernel table")
     ap.add_argument("--kernel-variants", nargs="*", default=None, help="variants of the kernel table")
+    ap.add_argument(
+        "--env",
+        nargs="*",
+        default=[],
+        metavar="NAME=VAR=VALUE[,VAR=VALUE]",
+        help="extra variants given as environment settings, e.g. 'window 5 ms=DEEPKERN_CONTENTION_WINDOW_US=5000'",
+    )
     harness.add_args(ap)
     args = ap.parse_args()
     harness.apply_args(args)
+    for spec in args.env:
+        name, _, settings = spec.partition("=")
+        VARIANTS[name] = dict(kv.split("=", 1) for kv in settings.split(","))
+        if name not in args.variants:
+            args.variants.append(name)
     if args.mode != "interleaved":
         print("note: --mode has no effect here (each workload runs alone in its own process)")
     variants = list(args.variants) + ([BASELINE] if args.baseline else [])

@@ -51,15 +51,27 @@ ContentionMode mode_from_env() {
   return ContentionMode::Auto;  // the Python package validates the variable and says so
 }
 
-// DEEPKERN_CONTENTION_SHARE overrides kBusyShare (read once; for measurements: above 1 never shrinks).
+// A positive number from the environment, or `fallback` (read once by the callers below).
+double env_positive(const char* name, double fallback) {
+  const char* s = std::getenv(name);
+  if (s == nullptr || *s == '\0') return fallback;
+  char* end = nullptr;
+  const double x = std::strtod(s, &end);
+  return (end != s && x > 0.0) ? x : fallback;
+}
+
+// For measurements (benchmarks/contention_trace.py), the rule's three numbers can be overridden:
+// DEEPKERN_CONTENTION_SHARE (above 1 never shrinks), _WINDOW_US and _STRIKES.
 double busy_share() {
-  static const double v = [] {
-    const char* s = std::getenv("DEEPKERN_CONTENTION_SHARE");
-    if (s == nullptr || *s == '\0') return kBusyShare;
-    char* end = nullptr;
-    const double x = std::strtod(s, &end);
-    return (end != s && x > 0.0) ? x : kBusyShare;
-  }();
+  static const double v = env_positive("DEEPKERN_CONTENTION_SHARE", kBusyShare);
+  return v;
+}
+int64_t window_ns() {
+  static const int64_t v = int64_t(env_positive("DEEPKERN_CONTENTION_WINDOW_US", kWindowNs / 1e3) * 1e3);
+  return v;
+}
+int strikes_needed() {
+  static const int v = int(env_positive("DEEPKERN_CONTENTION_STRIKES", kStrikes));
   return v;
 }
 
@@ -119,7 +131,7 @@ struct Monitor {
         busy = false;  // test one window with full teams
         testing = true;
       }
-    } else if (waiting && (testing || strikes >= kStrikes)) {
+    } else if (waiting && (testing || strikes >= strikes_needed())) {
       hold = testing ? (2 * hold < kHoldMaxNs ? 2 * hold : kHoldMaxNs) : kHoldMinNs;
       busy = true;
       testing = false;
@@ -159,7 +171,7 @@ int team(int logical) {
   Monitor& m = monitor();
   if (m.fd == -1) return logical;
   const int64_t now = now_ns();
-  if (now - m.t_last >= kWindowNs) m.update(now);
+  if (now - m.t_last >= window_ns()) m.update(now);
   return m.busy ? 1 : logical;
 }
 
