@@ -5,7 +5,9 @@
 Two workloads, each timed in a fresh process (OpenMP reads its settings once, at start):
 - a small LSTM `fit`: LSTM(1 -> 32) + Dense(32 -> 1) on 2,048 sequences of 20 steps, MSE, Adam,
   batch 32, 8 epochs;
-- 60 LeNet training steps (batch 64, as benchmarks/bench_training.py).
+- 60 LeNet training steps (batch 64, as benchmarks/bench_training.py), right after 3 warm-up steps
+  (`lenet_steps`: a job that has just started pays the busy-machine detector's first decision,
+  10-50 ms) and after 0.4 s of steps (`lenet_steady`: a training loop already running).
 Each is run quiet and with a busy neighbour (a process spinning on one core for the whole run),
 under the library's default threading (small kernels on the calling thread, csrc/cpu/common/parallel.h;
 a bounded spin, python/deepkern/_openmp_env.py) and under the variants one could choose instead.
@@ -58,6 +60,22 @@ x = rng.random((64, 1, 28, 28), dtype=np.float32); y = rng.integers(0, 10, 64)
 opt = dk.optim.SGD(m, lr=0.01, momentum=0.9); loss = nn.SoftmaxCrossEntropy()
 for _ in range(3): m.train_step(x, y, loss, opt)
 import time; t0 = time.perf_counter()
+for _ in range(60): m.train_step(x, y, loss, opt)
+print("SECONDS", time.perf_counter() - t0)
+print("STATE", json.dumps(getattr(dk._cpu, "_contention", dict)()))
+""",
+    "lenet_steady": """
+import json, numpy as np, deepkern as dk
+nn = dk.nn
+nn.manual_seed(0)
+m = nn.Sequential([nn.Conv2D(1, 6, 5), nn.ReLU(), nn.MaxPool2D(2), nn.Conv2D(6, 16, 5), nn.ReLU(), nn.MaxPool2D(2),
+                   nn.Flatten(), nn.Dense(256, 120), nn.ReLU(), nn.Dense(120, 84), nn.ReLU(), nn.Dense(84, 10)])
+rng = np.random.default_rng(0)
+x = rng.random((64, 1, 28, 28), dtype=np.float32); y = rng.integers(0, 10, 64)
+opt = dk.optim.SGD(m, lr=0.01, momentum=0.9); loss = nn.SoftmaxCrossEntropy()
+import time; t_warm = time.perf_counter() + 0.4
+while time.perf_counter() < t_warm: m.train_step(x, y, loss, opt)  # a loop already running: the detector has settled
+t0 = time.perf_counter()
 for _ in range(60): m.train_step(x, y, loss, opt)
 print("SECONDS", time.perf_counter() - t0)
 print("STATE", json.dumps(getattr(dk._cpu, "_contention", dict)()))
@@ -197,7 +215,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json", default=None)
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
-    ap.add_argument("--workloads", nargs="*", default=["lstm_fit", "lenet_steps"])
+    ap.add_argument("--workloads", nargs="*", default=["lstm_fit", "lenet_steps", "lenet_steady"])
     ap.add_argument(
         "--baseline", default=None, help="python/ folder of another deepkern build, run as one more variant"
     )
