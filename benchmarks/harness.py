@@ -143,7 +143,11 @@ def _threads():
             pass
     torch = sys.modules.get("torch")
     if torch is not None:
-        parts.append(f"{torch.get_num_threads()} torch threads")
+        try:
+            cap = torch.backends.cpu.get_cpu_capability()  # ATen's vector path (ATEN_CPU_CAPABILITY caps it)
+        except Exception:  # pragma: no cover - an older torch
+            cap = "?"
+        parts.append(f"{torch.get_num_threads()} torch threads (ATen {cap})")
     return ", ".join(parts)
 
 

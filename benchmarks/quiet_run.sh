@@ -4,7 +4,9 @@
 # OUT/<name>.txt (and its JSON to OUT/<name>.json).
 # Usage: benchmarks/quiet_run.sh [OUT] [names...]   (default OUT benchmarks/out/quiet; names: all of
 #        pooling pooling_nohp epochs epochs2 training lstm_lm conv lstm attention; and busy: the
-#        busy-machine table, conv_noteams: the conv table with DEEPKERN_CONTENTION=off)
+#        busy-machine table, conv_noteams: the conv table with DEEPKERN_CONTENTION=off; conv_avx2,
+#        lstm_avx2, attention_avx2: both libraries held to AVX2+FMA, the stand-in for a machine without
+#        AVX-512: DEEPKERN_CPU_ISA=avx2, and ATEN_CPU_CAPABILITY / ONEDNN_MAX_CPU_ISA for PyTorch)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-benchmarks/out/quiet}
@@ -33,6 +35,12 @@ for n in "${names[@]}"; do
       "OMP_WAIT_POLICY=PASSIVE" "1 thread" --json "$out/busy.json" ;;
     conv_noteams) DEEPKERN_CONTENTION=off run conv_noteams benchmarks/bench_conv.py --mode both \
       --json "$out/conv_noteams.json" ;;
+    conv_avx2 | lstm_avx2 | attention_avx2)
+      table=${n%_avx2}
+      extra=()
+      [ "$table" = attention ] && extra=(--no-memory --no-cpu-time)
+      DEEPKERN_CPU_ISA=avx2 ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 \
+        run "$n" "benchmarks/bench_$table.py" --mode both "${extra[@]}" --json "$out/$n.json" ;;
     attention) run attention benchmarks/bench_attention.py --mode both --no-memory --no-cpu-time --json "$out/attention.json" ;;
     *) echo "quiet_run.sh: unknown table '$n'" >&2 ;;
   esac
