@@ -149,12 +149,12 @@ struct Shifted {
   // channel) otherwise.
   int64_t buffer_planes() const { return unfold ? p.sh * p.C * p.kw : p.sh * p.sw * p.C; }
 
-  // This thread's input buffer for the call. Unfolded, the padding zeros sit at the same places
-  // for every sample, so the buffer is cleared once here and pad() copies only input values.
+  // This thread's input buffer for the call. Unfolded (column stride 1), the padding zeros sit at the
+  // same places for every sample, so the buffer is cleared once here and pad() copies only input values.
   // (Threads sharing one buffer: the first clears it before the others start.)
   T* input_buffer(bool clear = true) const {
     T* xp = conv_thread_buffer<T>(kPadSlot, size_t(xlen));
-    if (unfold && clear) std::fill(xp, xp + xlen, T(0));
+    if (unfold && p.sw == 1 && clear) std::fill(xp, xp + xlen, T(0));
     if (ones_off >= 0) std::fill(xp + ones_off, xp + xlen, T(1));
     return xp;
   }
@@ -162,18 +162,21 @@ struct Shifted {
   // The buffer for channels [c0, c1) of x_n, in the chosen layout (from input_buffer()). The
   // phase layout's slack past the planes is cleared by whoever has c1 == C.
   void pad(const T* x_n, T* xp, int64_t c0, int64_t c1) const {
-    if (unfold) {
+    if (unfold && p.sw == 1) {
       unfold_rows(x_n, xp, c0, c1);
       return;
     }
-    pad_phases(x_n, xp, c0, c1);
+    if (unfold)
+      unfold_rows2(x_n, xp, c0, c1);
+    else
+      pad_phases(x_n, xp, c0, c1);
     if (c1 == p.C) std::fill(xp + buffer_planes() * plane, xp + (ones_off >= 0 ? ones_off : xlen), T(0));
   }
 
   // The phase layout with several kc blocks: each block's channels are copied into the buffer
   // just before the block's first use (pad_for_block), so the kernel reads them from L2 (the
   // whole buffer can exceed L2: 1.7 MB for resnet's 3x3/2 on 128 channels).
-  bool lazy_pad() const { return !unfold && kin > kcb; }
+  bool lazy_pad() const { return (!unfold || p.sw == 2) && kin > kcb; }
 
   // With lp: pad the channels kc block [pc, pc_end) reads that are not in the buffer yet.
   void pad_for_block(LazyPad<T>* lp, int64_t pc_end) const {
@@ -182,6 +185,36 @@ struct Shifted {
     if (c1 <= lp->done) return;
     pad(lp->x_n, lp->xp, lp->done, c1);
     lp->done = c1;
+  }
+
+  // Unfolded, column stride 2 (shifted_unfold2_fits): whole planes, padding rows and columns
+  // included, so nothing needs clearing first (input_buffer).
+  void unfold_rows2(const T* x_n, T* xp, int64_t c0, int64_t c1) const {
+    const int64_t sh = p.sh, ph = p.ph, H = p.H, W = p.W, kw = p.kw, wq = Wq, pl = plane;
+    for (int64_t a = 0; a < sh; ++a) {
+      if (!phase_used[size_t(a)]) continue;  // never read
+      const int64_t r_lo = std::min(Hq, std::max<int64_t>(0, (ph - a + sh - 1) / sh)),
+                    r_hi = std::max(r_lo, std::min(Hq, (H + ph - a + sh - 1) / sh));
+      for (int64_t c = c0; c < c1; ++c) {
+        const T* src = x_n + c * H * W;
+        T* dst = xp + (a * p.C + c) * kw * pl;
+        for (int64_t j = 0; j < kw; ++j) {
+          std::fill(dst + j * pl, dst + j * pl + r_lo * wq, T(0));
+          std::fill(dst + j * pl + r_hi * wq, dst + (j + 1) * pl, T(0));
+        }
+        if (r_hi == r_lo) continue;
+        const T* row0 = src + (r_lo * sh + a - ph) * W;
+        if (avx512 && isa_avx512::conv2d::unfold_rows_narrow2(row0, sh * W, r_hi - r_lo, dst + r_lo * wq, wq, pl, kw,
+                                                              p.dw, p.pw, W))
+          continue;
+        for (int64_t r = r_lo; r < r_hi; ++r)  // not taken where shifted_unfold2_fits holds
+          for (int64_t j = 0; j < kw; ++j)
+            for (int64_t ow = 0; ow < wq; ++ow) {
+              const int64_t iw = 2 * ow + j * p.dw - p.pw;
+              dst[j * pl + r * wq + ow] = iw >= 0 && iw < W ? src[(r * sh + a - ph) * W + iw] : T(0);
+            }
+      }
+    }
   }
 
   // Unfolded: plane (a, c, j) holds, at (r, ow), xpad[c][r*sh + a][ow + j*dw]: the input row
