@@ -102,13 +102,15 @@ SHAPES = [
     ((1, 1, 25, 44), (24, 1, 3, 3), (2, 3), (0, 2), (2, 1)),  # C = 1, mixed strides: Wq = Wo = 16
     ((2, 4, 21, 18), (24, 4, 4, 2), (2, 2), (3, 1), (1, 3)),  # even kernel, padding 3
     # column stride 2 unfolded on AVX-512 (elsewhere the phase layout): float64 at N = 1, odd sizes
-    # without padding, a row in all four vectors and two kc blocks filled lazily (float32), dilation 2,
+    # without padding, a row in all four vectors and two kc blocks in a ring of slots (float32), dilation 2,
     # a 5x5 window with padding 2, N = 1 with padding 1
     ((1, 13, 28, 28), (19, 13, 3, 3), (2, 2), (1, 1), (1, 1)),
     ((2, 30, 9, 49), (21, 30, 3, 3), (2, 2), (0, 0), (1, 1)),
     ((1, 6, 19, 25), (13, 6, 3, 3), (2, 2), (1, 1), (2, 2)),
     ((2, 4, 15, 21), (9, 4, 5, 5), (2, 2), (2, 2), (1, 1)),
     ((1, 3, 9, 21), (9, 3, 3, 3), (2, 2), (1, 1), (1, 1)),
+    # 577 taps: three kc blocks whose channels cycle through a ring of 23 buffer slots (both dtypes)
+    ((2, 64, 13, 25), (10, 64, 3, 3), (2, 2), (1, 1), (1, 1)),
 ]
 
 STEM, PARTIAL_TILE, BLOCKS, DOWNSAMPLE, UNFOLD2 = SHAPES[0], SHAPES[2], SHAPES[7], SHAPES[9], SHAPES[18]
@@ -155,7 +157,9 @@ def test_strided_shapes_without_bias(rng, case):
     _check(rng, *case, np.float32, bias=False)
 
 
-@pytest.mark.parametrize("case", [STEM, PARTIAL_TILE, SHAPES[4], BLOCKS, DOWNSAMPLE, SHAPES[11], UNFOLD2, SHAPES[21]])
+@pytest.mark.parametrize(
+    "case", [STEM, PARTIAL_TILE, SHAPES[4], BLOCKS, DOWNSAMPLE, SHAPES[11], UNFOLD2, SHAPES[21], SHAPES[22]]
+)
 def test_strided_shapes_two_threads(rng, case):
     """N >= threads: whole samples per thread; N = 1: the threads split one sample's tiles."""
     _check(rng, *case, np.float32, threads=2)
