@@ -111,6 +111,9 @@ SHAPES = [
     ((1, 3, 9, 21), (9, 3, 3, 3), (2, 2), (1, 1), (1, 1)),
     # 577 taps: three kc blocks whose channels cycle through a ring of 23 buffer slots (both dtypes)
     ((2, 64, 13, 25), (10, 64, 3, 3), (2, 2), (1, 1), (1, 1)),
+    # row strides 1 and 3 with column stride 2, unfolded (one and three row phases)
+    ((1, 4, 10, 23), (11, 4, 3, 3), (1, 2), (1, 1), (1, 1)),
+    ((1, 4, 9, 41), (11, 4, 3, 3), (3, 2), (0, 1), (1, 1)),
 ]
 
 STEM, PARTIAL_TILE, BLOCKS, DOWNSAMPLE, UNFOLD2 = SHAPES[0], SHAPES[2], SHAPES[7], SHAPES[9], SHAPES[18]
