@@ -1,10 +1,12 @@
 """conv2d's strided shifted-GEMM paths: the per-ISA even/odd split of input rows (column stride 2) and
-its inverse in dx, rows of tiles with a partial last tile ("shifted_rowtiles"), tiles written in place
-when the phase width is the output width ("shifted_inplace": 1x1 kernels), the phase buffer filled one
-kc block at a time (C*kh*kw > 256), and the bias added by the GEMM as one more tap. Each shape is checked
-against the float64 reference (forward, dx, dw, db) and torch, odd sizes, N = 1, C = 1 / 3, K not a
-multiple of the tile, strides 2 and 3, dilations, paddings 0..3, several output chunks (K = 520); which path a shape takes is the C++'s
-own answer (_cpu.conv2d_plan), mirrored here so the shapes provably cover every branch."""
+its inverse in dx, the unfolded buffer for column stride 2 (AVX-512: each input row cut into its tap
+columns' windows in registers, tiles written in place), rows of tiles with a partial last tile
+("shifted_rowtiles"), tiles written in place when the phase width is the output width
+("shifted_inplace": 1x1 kernels), the phase buffer filled one kc block at a time (C*kh*kw > 256), and
+the bias added by the GEMM as one more tap. Each shape is checked against the float64 reference
+(forward, dx, dw, db) and torch, odd sizes, N = 1, C = 1 / 3, K not a multiple of the tile, strides 2
+and 3, dilations, paddings 0..3, several output chunks (K = 520); which path a shape takes is the
+C++'s own answer (_cpu.conv2d_plan), mirrored here so the shapes provably cover every branch."""
 
 import re
 
@@ -32,11 +34,38 @@ def _cpp_forward(xs, ws, s, p, d, dt, threads=1):
     return _cpu.conv2d_plan(params, np.dtype(dt).name, threads)["forward"]
 
 
+def _avx512():
+    return _cpu.gemm_kernel_name("float32").startswith("avx512")
+
+
+def _unfold2_pays(xs, ws, s, p, d, dt, Ho, Wo, Wq):
+    """shifted_unfold_pays for column stride 2 (after the row-tile and in-place checks): AVX-512 with
+    a padded row of at most 4 vectors and an output row of at most 2, and the cost model's verdict."""
+    (_, C, H, W), (K, _, kh, kw) = xs, ws
+    mr, nr = _tile(dt)
+    L = 64 // np.dtype(dt).itemsize
+    if not (s[1] == 2 and _avx512() and W + 2 * p[1] <= 4 * L and Wo <= 2 * L and (kw - 1) * d[1] // 2 < L):
+        return False
+    Hq = -(-(H + 2 * p[0]) // s[0])
+    if kw * Wo > 8 * s[1] * Wq:
+        return False
+    macs = -(-K // mr) * mr * C * kh * kw
+
+    def ru(q):
+        return -(-q // nr) * nr
+
+    def copy(rows, elems):
+        return 100 * rows + 4 * elems
+
+    phase = ru((Ho - 1) * Wq + Wo) * macs + copy(s[0] * 2 * C * Hq, s[0] * 2 * C * Hq * Wq) + copy(K * Ho, K * Ho * Wo)
+    return ru(Ho * Wo) * macs + copy(C * kw * H, C * kw * H * Wo) < phase
+
+
 def _expected_forward(xs, ws, s, p, d, dt):
-    """The phase layout's tiling for a shape the shifted GEMM takes with column stride > 1 or a 1x1
-    kernel (never unfolded): whole row tiles ("shifted"), rows with a partial last tile (or K's last
-    panel partial) when that computes no more columns than the phase width, in place when that width
-    is the output width."""
+    """The tiling for a shape the shifted GEMM takes with column stride > 1 or a 1x1 kernel: whole
+    row tiles ("shifted"), rows with a partial last tile (or K's last panel partial) when that
+    computes no more columns than the phase width, in place when that width is the output width,
+    else unfolded where column stride 2 may be (_unfold2_pays) or panels on the phase width."""
     (_, _, H, W), (K, _, kh, kw) = xs, ws
     mr, nr = _tile(dt)
     Ho, Wo = _out(H, kh, s[0], p[0], d[0]), _out(W, kw, s[1], p[1], d[1])
@@ -48,7 +77,9 @@ def _expected_forward(xs, ws, s, p, d, dt):
     rem = Wo % nr
     if s[1] > 1 and Wq != Wo and Wo - rem + (0 if rem == 0 else nr // 2 if rem <= nr // 2 else nr) <= Wq:
         return "shifted_rowtiles"
-    return "shifted_inplace" if Wq == Wo else "shifted"
+    if Wq == Wo:
+        return "shifted_inplace"
+    return "unfolded" if _unfold2_pays(xs, ws, s, p, d, dt, Ho, Wo, Wq) else "shifted"
 
 
 # (x shape, w shape, stride, padding, dilation). K = 24 is a multiple of every kernel's MR (8, 6, 4), K = 19 of none.
@@ -70,9 +101,22 @@ SHAPES = [
     ((2, 3, 31, 47), (24, 3, 5, 5), (3, 3), (2, 1), (1, 2)),  # stride 3 (no split), dilation mix
     ((1, 1, 25, 44), (24, 1, 3, 3), (2, 3), (0, 2), (2, 1)),  # C = 1, mixed strides: Wq = Wo = 16
     ((2, 4, 21, 18), (24, 4, 4, 2), (2, 2), (3, 1), (1, 3)),  # even kernel, padding 3
+    # column stride 2 unfolded on AVX-512 (elsewhere the phase layout): float64 at N = 1, odd sizes
+    # without padding, a row in all four vectors and two kc blocks in a ring of slots (float32), dilation 2,
+    # a 5x5 window with padding 2, N = 1 with padding 1
+    ((1, 13, 28, 28), (19, 13, 3, 3), (2, 2), (1, 1), (1, 1)),
+    ((2, 30, 9, 49), (21, 30, 3, 3), (2, 2), (0, 0), (1, 1)),
+    ((1, 6, 19, 25), (13, 6, 3, 3), (2, 2), (1, 1), (2, 2)),
+    ((2, 4, 15, 21), (9, 4, 5, 5), (2, 2), (2, 2), (1, 1)),
+    ((1, 3, 9, 21), (9, 3, 3, 3), (2, 2), (1, 1), (1, 1)),
+    # 577 taps: three kc blocks whose channels cycle through a ring of 23 buffer slots (both dtypes)
+    ((2, 64, 13, 25), (10, 64, 3, 3), (2, 2), (1, 1), (1, 1)),
+    # row strides 1 and 3 with column stride 2, unfolded (one and three row phases)
+    ((1, 4, 10, 23), (11, 4, 3, 3), (1, 2), (1, 1), (1, 1)),
+    ((1, 4, 9, 41), (11, 4, 3, 3), (3, 2), (0, 1), (1, 1)),
 ]
 
-STEM, PARTIAL_TILE, BLOCKS, DOWNSAMPLE = SHAPES[0], SHAPES[2], SHAPES[7], SHAPES[9]
+STEM, PARTIAL_TILE, BLOCKS, DOWNSAMPLE, UNFOLD2 = SHAPES[0], SHAPES[2], SHAPES[7], SHAPES[9], SHAPES[18]
 assert BLOCKS[1][1] * 9 > 256 and DOWNSAMPLE[1][2:] == (1, 1)  # the picks are what their names say
 
 
@@ -111,12 +155,14 @@ def test_strided_shapes_vs_reference_and_torch(rng, case, dt):
     _check(rng, *case, dt, bias=True)
 
 
-@pytest.mark.parametrize("case", SHAPES[:3] + [BLOCKS, DOWNSAMPLE, SHAPES[10]])
+@pytest.mark.parametrize("case", SHAPES[:3] + [BLOCKS, DOWNSAMPLE, SHAPES[10], UNFOLD2])
 def test_strided_shapes_without_bias(rng, case):
     _check(rng, *case, np.float32, bias=False)
 
 
-@pytest.mark.parametrize("case", [STEM, PARTIAL_TILE, SHAPES[4], BLOCKS, DOWNSAMPLE, SHAPES[11]])
+@pytest.mark.parametrize(
+    "case", [STEM, PARTIAL_TILE, SHAPES[4], BLOCKS, DOWNSAMPLE, SHAPES[11], UNFOLD2, SHAPES[21], SHAPES[22]]
+)
 def test_strided_shapes_two_threads(rng, case):
     """N >= threads: whole samples per thread; N = 1: the threads split one sample's tiles."""
     _check(rng, *case, np.float32, threads=2)
@@ -133,7 +179,8 @@ def test_shapes_cover_every_tiling():
     for dt in (np.float32, np.float64):
         mr, nr = _tile(dt)
         seen = {_cpp_forward(*c, dt) for c in SHAPES}
-        assert seen == {"shifted_rowtiles", "shifted_inplace", "shifted"}, (dt, seen)
+        want = {"shifted_rowtiles", "shifted_inplace", "shifted"} | ({"unfolded"} if _avx512() else set())
+        assert seen == want, (dt, seen)
         rowtiles = [c for c in SHAPES if _cpp_forward(*c, dt) == "shifted_rowtiles"]
         assert any(c[1][0] % mr for c in rowtiles), "no row-tiled shape with a partial panel of K"
         for c in rowtiles:
@@ -143,14 +190,19 @@ def test_shapes_cover_every_tiling():
 
 
 def test_plan_names_the_resnet_strided_layers():
-    """resnet's stem takes row tiles and its 1x1/2 downsample writes in place (float32, the AVX-512
-    8x32, AVX2 6x16 and portable 4x16 kernels alike: Wo = 112 = 3.5 x 32 = 7 x 16, K = 64)."""
+    """resnet's stem takes row tiles, its 1x1/2 downsample writes in place (float32, the AVX-512
+    8x32, AVX2 6x16 and portable 4x16 kernels alike: Wo = 112 = 3.5 x 32 = 7 x 16, K = 64), and
+    its 3x3/2 on 56x56 is unfolded where AVX-512 can cut the rows."""
     stem = ((8, 3, 224, 224), (64, 3, 7, 7), (2, 2), (3, 3), (1, 1))
     down = ((8, 256, 56, 56), (512, 256, 1, 1), (2, 2), (0, 0), (1, 1))
     mr, nr = _tile(np.float32)
     assert _cpp_forward(*stem, np.float32) == ("shifted" if 112 % nr == 0 and 64 % mr == 0 else "shifted_rowtiles")
     assert _cpp_forward(*down, np.float32) == "shifted_inplace"
     assert _cpp_forward(*down, np.float32, threads=2) == "shifted_inplace"
+    # the 3x3/2 (56x56 -> 28x28): unfolded on AVX-512 at any thread count, else on the phase width
+    mid = ((8, 128, 56, 56), (128, 128, 3, 3), (2, 2), (1, 1), (1, 1))
+    for threads in (1, 2):
+        assert _cpp_forward(*mid, np.float32, threads=threads) == ("unfolded" if _avx512() else "shifted")
 
 
 @pytest.mark.parametrize("case", [SHAPES[1], SHAPES[4], DOWNSAMPLE])
@@ -170,7 +222,7 @@ def test_strided_finite_differences(rng, case):
     assert_close(db, numeric_grad(lambda v: dk.conv2d(x, w, v, s, p, d), b, dy), **tol, what="db")
 
 
-@pytest.mark.parametrize("case", [STEM, PARTIAL_TILE, SHAPES[4], DOWNSAMPLE])
+@pytest.mark.parametrize("case", [STEM, PARTIAL_TILE, SHAPES[4], DOWNSAMPLE, UNFOLD2])
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
 def test_strided_nonfinite_match_torch(rng, case, dt):
     """NaN / Inf in x (in columns and rows that stride 2 reads and skips, next to the padding) and an

@@ -9,6 +9,7 @@
 // (shifted_phase_inplace), or the input is "unfolded" (see shifted_unfold_pays). Strides: see below.
 // The bias is one more GEMM tap (weight b[k]) reading a row of ones.
 #include "common/conv_params.h"
+#include "cpu/common/cpu_features.h"
 #include "cpu/common/parallel.h"
 
 namespace dk::cpu {
@@ -31,27 +32,44 @@ inline bool shifted_applies(const Conv2dParams& p) {
   return q <= 2 * p.Ho * p.Wo;
 }
 
+// Column stride 2 can be unfolded too where AVX-512 cuts each input row into its tap columns' windows
+// in registers (conv2d_unfold.h, unfold_rows_narrow2): a padded row of at most 4 vectors, an output
+// row of at most 2. It then copies 1.5x the input (3x3: the even columns twice) instead of splitting
+// it once, but drops no column and writes y in place (resnet's 3x3/2: 784 columns for 811 on the
+// phase width, no compaction). Measurements: benchmarks/results/conv.md, "Stride 2 unfolded".
+inline bool shifted_unfold2_fits(const Conv2dParams& p, int64_t elem_bytes) {
+  const int64_t L = 64 / elem_bytes;
+  return p.sw == 2 && best_isa() == Isa::Avx512 && p.W + 2 * p.pw <= 4 * L && p.Wo <= 2 * L && p.kw <= 64 &&
+         (p.kw - 1) * p.dw / 2 < L;
+}
+inline bool shifted_row_tiles(const Conv2dParams& p, int64_t mr, int64_t nr);
+inline bool shifted_phase_inplace(const Conv2dParams& p);
+
 // The input buffer's layout. By default the padded input split into stride phases (above), with
 // output positions numbered q = oh*Wq + ow on the padded phase width Wq: Wq - Wo of every Wq
 // columns are computed and dropped, and the kept ones compacted into y. "Unfolded", plane
-// (row phase, c, j) holds for each input row the kw tap columns already shifted, at the output width:
-// [r][ow] = xpad[c][r*sh + a][ow + j*dw] (column stride 1 only). Then q = oh*Wo + ow is y's own numbering: nothing is
-// dropped (only the last panel is rounded up to NR) and tiles write y in place, but building the
-// buffer copies kw times the input instead of once. Chosen by a cost model in multiply-adds
-// (the GEMM's: computed columns x padded output channels x C*kh*kw), copies priced at 4 per
-// element plus 100 per row. Whole row tiles (Wo a multiple of NR, K of MR) drop nothing and keep
-// the phase buffer; column strides keep it too; with several threads so does a buffer over 1 MiB.
-// `workers`: threads that will run. The measurements behind each rule: benchmarks/results/conv.md,
-// "Why the conv2d rules".
+// (row phase, c, j) holds for each input row the kw tap columns already shifted, at the output
+// width: [r][ow] = xpad[c][r*sh + a][ow*sw + j*dw] (column stride 1, or 2 where
+// shifted_unfold2_fits). Then q = oh*Wo + ow is y's own numbering: nothing is dropped (only the
+// last panel is rounded up to NR) and tiles write y in place, but building the buffer copies kw
+// times the input (kw/2 at stride 2) instead of once. Chosen by a cost model in multiply-adds (the
+// GEMM's: computed columns x padded output channels x C*kh*kw), copies priced at 4 per element
+// plus 100 per row. Whole row tiles (Wo a multiple of NR, K of MR) drop nothing and keep the phase
+// buffer; other column strides keep it too, and so do stride-2 shapes that take row tiles or write
+// in place on the phase layout already; at stride 1 with several threads so does a buffer over
+// 1 MiB. `workers`: threads that will run. The measurements behind each rule:
+// benchmarks/results/conv.md, "Why the conv2d rules" and "Stride 2 unfolded".
 inline bool shifted_unfold_pays(const Conv2dParams& p, int64_t mr, int64_t nr, int64_t elem_bytes = 4,
                                 int workers = 1) {
   if (p.Wo % nr == 0 && p.K % mr == 0) return false;
-  // column strides: the row copies would go element by element
-  if (p.sw != 1) return false;
+  const bool stride2 = shifted_unfold2_fits(p, elem_bytes);
+  // other column strides: the row copies would go element by element
+  if (p.sw != 1 && !stride2) return false;
+  if (stride2 && (shifted_row_tiles(p, mr, nr) || shifted_phase_inplace(p))) return false;
   const int64_t hq = shifted_phase_size(p.H + 2 * p.ph, p.sh), wq = shifted_phase_size(p.W + 2 * p.pw, p.sw);
   // the unfolded buffer is kw times the input: keep it within 8 phase buffers
   if (p.kw * p.Wo > 8 * p.sw * wq || p.kw > 64) return false;
-  if (workers > 1 && p.sh * p.C * p.kw * hq * p.Wo * elem_bytes > (int64_t(1) << 20)) return false;
+  if (workers > 1 && !stride2 && p.sh * p.C * p.kw * hq * p.Wo * elem_bytes > (int64_t(1) << 20)) return false;
   const double macs = double((p.K + mr - 1) / mr * mr) * double(p.crs());
   const auto round_up = [nr](int64_t q) { return double((q + nr - 1) / nr * nr); };
   const auto copy = [](int64_t rows, int64_t elems) { return 100.0 * double(rows) + 4.0 * double(elems); };

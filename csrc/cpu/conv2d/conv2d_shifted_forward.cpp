@@ -7,9 +7,9 @@ using shifted_detail::Shifted;
 
 template <typename T>
 void conv2d_forward_shifted(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
-  const Shifted<T> s(p, w, true, b);  // the bias is a tap of the GEMM
   const int nt = num_threads();
   const bool threads = threads_for_flops(2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs())) > 1;
+  const Shifted<T> s(p, w, true, b, !threads || p.N >= nt);  // the bias is a tap of the GEMM
   const int64_t panels = s.Qp / s.kr.nr;
   if (!threads || p.N >= nt) {
     // Whole samples per thread, each with its own padded input and output buffers. (One

@@ -74,6 +74,7 @@ struct Shifted {
   int64_t kcb;                   // inner-dimension block (about kShiftKc, blocks of equal size)
   int64_t chunk = kChunkPanels;  // run_inplace's panels per chunk
   int64_t ones_off = -1;         // the bias tap's row of ones in the input buffer (-1: none)
+  int64_t slots;                 // channels the unfolded buffer holds: C, or a ring of fewer (constructor)
   int64_t xlen;                  // phase buffer length incl. the slack the last panel reads
   std::vector<int64_t> offs;
   std::vector<char> phase_used;  // e.g. a 1x1 stride-2 kernel reads only phase (0, 0)
@@ -83,7 +84,8 @@ struct Shifted {
   // allow_unfold: false where the caller needs the phase layout (the strided dx scatters into it).
   // bias: added by the GEMM itself, as one more tap (weight b[k]) reading a row of ones, so no
   // pass over y (which, for large outputs, has left L1/L2 or even waits on its stores to drain).
-  Shifted(const Conv2dParams& p_, const T* w, bool allow_unfold = true, const T* bias = nullptr)
+  // lazy: the caller fills the buffer with LazyPad, one sample at a time per thread (slots).
+  Shifted(const Conv2dParams& p_, const T* w, bool allow_unfold = true, const T* bias = nullptr, bool lazy = false)
       : p(p_), kr(gemm_kernel<T>()) {
     Hq = shifted_phase_size(p.H + 2 * p.ph, p.sh);
     unfold = allow_unfold && shifted_unfold_pays(p, kr.mr, kr.nr, sizeof(T), shifted_workers(p, num_threads()));
@@ -102,6 +104,15 @@ struct Shifted {
     if (inplace_phase)
       chunk = std::clamp<int64_t>(kInplaceChunkBytes / (Kp * kr.nr * int64_t(sizeof(T))), 1, kChunkPanels);
     kcb = std::max<int64_t>(1, (kin + blocks - 1) / blocks);
+    slots = p.C;
+    // Filled lazily, the stride-2 unfolded buffer needs only the channels of one kc block at a
+    // time: channel c goes to slot c % slots, so the buffer (resnet's 3x3/2: 0.5 MB instead of 2.5)
+    // stays in L2 from one block and sample to the next instead of being written back and re-read
+    // from memory. The tiles then run block by block over all panels (one chunk).
+    if (lazy && unfold && p.sw == 2 && kin > kcb) {
+      slots = std::min(p.C, (kcb + p.kh * p.kw - 1) / (p.kh * p.kw) + 1);
+      chunk = (Qp + kr.nr - 1) / kr.nr;
+    }
     offs.resize(kin);
     phase_used.assign(size_t(p.sh * p.sw), 0);
     int64_t max_off = 0;
@@ -113,7 +124,7 @@ struct Shifted {
           int64_t o;
           if (unfold) {
             const int64_t a = i * p.dh % p.sh;
-            o = ((a * p.C + c) * p.kw + j) * plane + (i * p.dh / p.sh) * Wq;
+            o = ((a * slots + c % slots) * p.kw + j) * plane + (i * p.dh / p.sh) * Wq;
             phase_used[size_t(a)] = 1;
           } else {
             const int64_t phase = (i * p.dh % p.sh) * p.sw + (j * p.dw % p.sw);
@@ -147,14 +158,14 @@ struct Shifted {
 
   // Planes in the buffer: (row phase, channel, tap column) unfolded, (row phase, column phase,
   // channel) otherwise.
-  int64_t buffer_planes() const { return unfold ? p.sh * p.C * p.kw : p.sh * p.sw * p.C; }
+  int64_t buffer_planes() const { return unfold ? p.sh * slots * p.kw : p.sh * p.sw * p.C; }
 
-  // This thread's input buffer for the call. Unfolded, the padding zeros sit at the same places
-  // for every sample, so the buffer is cleared once here and pad() copies only input values.
+  // This thread's input buffer for the call. Unfolded (column stride 1), the padding zeros sit at the
+  // same places for every sample, so the buffer is cleared once here and pad() copies only input values.
   // (Threads sharing one buffer: the first clears it before the others start.)
   T* input_buffer(bool clear = true) const {
     T* xp = conv_thread_buffer<T>(kPadSlot, size_t(xlen));
-    if (unfold && clear) std::fill(xp, xp + xlen, T(0));
+    if (unfold && p.sw == 1 && clear) std::fill(xp, xp + xlen, T(0));
     if (ones_off >= 0) std::fill(xp + ones_off, xp + xlen, T(1));
     return xp;
   }
@@ -162,18 +173,21 @@ struct Shifted {
   // The buffer for channels [c0, c1) of x_n, in the chosen layout (from input_buffer()). The
   // phase layout's slack past the planes is cleared by whoever has c1 == C.
   void pad(const T* x_n, T* xp, int64_t c0, int64_t c1) const {
-    if (unfold) {
+    if (unfold && p.sw == 1) {
       unfold_rows(x_n, xp, c0, c1);
       return;
     }
-    pad_phases(x_n, xp, c0, c1);
+    if (unfold)
+      unfold_rows2(x_n, xp, c0, c1);
+    else
+      pad_phases(x_n, xp, c0, c1);
     if (c1 == p.C) std::fill(xp + buffer_planes() * plane, xp + (ones_off >= 0 ? ones_off : xlen), T(0));
   }
 
   // The phase layout with several kc blocks: each block's channels are copied into the buffer
   // just before the block's first use (pad_for_block), so the kernel reads them from L2 (the
   // whole buffer can exceed L2: 1.7 MB for resnet's 3x3/2 on 128 channels).
-  bool lazy_pad() const { return !unfold && kin > kcb; }
+  bool lazy_pad() const { return (!unfold || p.sw == 2) && kin > kcb; }
 
   // With lp: pad the channels kc block [pc, pc_end) reads that are not in the buffer yet.
   void pad_for_block(LazyPad<T>* lp, int64_t pc_end) const {
@@ -182,6 +196,36 @@ struct Shifted {
     if (c1 <= lp->done) return;
     pad(lp->x_n, lp->xp, lp->done, c1);
     lp->done = c1;
+  }
+
+  // Unfolded, column stride 2 (shifted_unfold2_fits): whole planes, padding rows and columns
+  // included, so nothing needs clearing first (input_buffer).
+  void unfold_rows2(const T* x_n, T* xp, int64_t c0, int64_t c1) const {
+    const int64_t sh = p.sh, ph = p.ph, H = p.H, W = p.W, kw = p.kw, wq = Wq, pl = plane;
+    for (int64_t a = 0; a < sh; ++a) {
+      if (!phase_used[size_t(a)]) continue;  // never read
+      const int64_t r_lo = std::min(Hq, std::max<int64_t>(0, (ph - a + sh - 1) / sh)),
+                    r_hi = std::max(r_lo, std::min(Hq, (H + ph - a + sh - 1) / sh));
+      for (int64_t c = c0; c < c1; ++c) {
+        const T* src = x_n + c * H * W;
+        T* dst = xp + (a * slots + c % slots) * kw * pl;
+        for (int64_t j = 0; j < kw; ++j) {
+          std::fill(dst + j * pl, dst + j * pl + r_lo * wq, T(0));
+          std::fill(dst + j * pl + r_hi * wq, dst + (j + 1) * pl, T(0));
+        }
+        if (r_hi == r_lo) continue;
+        const T* row0 = src + (r_lo * sh + a - ph) * W;
+        if (avx512 && isa_avx512::conv2d::unfold_rows_narrow2(row0, sh * W, r_hi - r_lo, dst + r_lo * wq, wq, pl, kw,
+                                                              p.dw, p.pw, W))
+          continue;
+        for (int64_t r = r_lo; r < r_hi; ++r)  // not taken where shifted_unfold2_fits holds
+          for (int64_t j = 0; j < kw; ++j)
+            for (int64_t ow = 0; ow < wq; ++ow) {
+              const int64_t iw = 2 * ow + j * p.dw - p.pw;
+              dst[j * pl + r * wq + ow] = iw >= 0 && iw < W ? src[(r * sh + a - ph) * W + iw] : T(0);
+            }
+      }
+    }
   }
 
   // Unfolded: plane (a, c, j) holds, at (r, ow), xpad[c][r*sh + a][ow + j*dw]: the input row

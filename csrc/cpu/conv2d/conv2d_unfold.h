@@ -26,4 +26,13 @@ template <typename T>
 bool unfold_rows_narrow(const T* src, int64_t ld_src, int64_t rows, T* dst, int64_t ld_dst, int64_t plane, int64_t kw,
                         int64_t dw, int64_t pw, int64_t W);
 
+// unfold_rows_narrow for column stride 2 (conv2d_shifted.h, shifted_unfold2_fits): plane j holds
+// xpad[2*ow + j*dw]. The padded row (at most four vectors) is split into its even and odd lanes by
+// permutes, and each tap column's window cut from one of the two. All of each plane's `rows` rows
+// are written, zeros included. Returns false (nothing done) when the row is wider than four vectors,
+// the output wider than two, or a window starts past the first vector of its half.
+template <typename T>
+bool unfold_rows_narrow2(const T* src, int64_t ld_src, int64_t rows, T* dst, int64_t ld_dst, int64_t plane, int64_t kw,
+                         int64_t dw, int64_t pw, int64_t W);
+
 }  // namespace dk::cpu::isa_avx512::conv2d

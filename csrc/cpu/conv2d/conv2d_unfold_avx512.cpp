@@ -78,6 +78,11 @@ struct NarrowF32 {
   }
   static V cut(V a, I idx, V b) { return _mm512_permutex2var_ps(a, idx, b); }
   static V zero() { return _mm512_setzero_ps(); }
+  // lanes 2i + parity of the pair (a, b)
+  static I deal_index(int parity) {
+    return _mm512_add_epi32(_mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0),
+                            _mm512_set1_epi32(parity));
+  }
 };
 struct NarrowF64 {
   using T = double;
@@ -92,6 +97,9 @@ struct NarrowF64 {
   }
   static V cut(V a, I idx, V b) { return _mm512_permutex2var_pd(a, idx, b); }
   static V zero() { return _mm512_setzero_pd(); }
+  static I deal_index(int parity) {
+    return _mm512_add_epi64(_mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0), _mm512_set1_epi64(parity));
+  }
 };
 
 // Lanes [lo, hi) of the vector that starts at lane `first` of a row.
@@ -140,7 +148,62 @@ bool narrow(const typename N::T* src, int64_t ld_src, int64_t rows, typename N::
   return true;
 }
 
+// Column stride 2: the padded row in four vectors, dealt into its even lanes (e0, e1) and odd lanes
+// (o0, o1); tap column j's window starts at lane (j*dw) / 2 of the half of parity (j*dw) % 2.
+template <typename N>
+bool narrow2(const typename N::T* src, int64_t ld_src, int64_t rows, typename N::T* dst, int64_t ld_dst, int64_t plane,
+             int64_t kw, int64_t dw, int64_t pw, int64_t W) {
+  using T = typename N::T;
+  using V = typename N::V;
+  constexpr int L = N::L;
+  const int64_t wo = ld_dst;
+  if (W + 2 * pw > 4 * L || wo > 2 * L || kw > 64 || (kw - 1) * dw / 2 >= L) return false;
+  uint32_t m[4];
+  for (int v = 0; v < 4; ++v) m[v] = lane_mask(v * L, pw, pw + W, L);
+  typename N::I idx[64];
+  for (int64_t j = 0; j < kw; ++j) idx[j] = N::shift_index(j * dw / 2);
+  const typename N::I even = N::deal_index(0), odd = N::deal_index(1);
+  const int64_t end = rows * wo;
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* row0 =
+        reinterpret_cast<const T*>(reinterpret_cast<uintptr_t>(src + r * ld_src) - uintptr_t(pw) * sizeof(T));
+    const V v0 = N::mload(m[0], row0), v1 = N::mload(m[1], row0 + L), v2 = N::mload(m[2], row0 + 2 * L),
+            v3 = N::mload(m[3], row0 + 3 * L);
+    const V e0 = N::cut(v0, even, v1), e1 = N::cut(v2, even, v3), o0 = N::cut(v0, odd, v1), o1 = N::cut(v2, odd, v3);
+    const int64_t room = end - r * wo;
+    for (int64_t j = 0; j < kw; ++j) {
+      const bool par = (j * dw) & 1;
+      const V h0 = par ? o0 : e0, h1 = par ? o1 : e1;
+      T* d = dst + j * plane + r * wo;
+      const V w0 = N::cut(h0, idx[j], h1);
+      if (room >= L)
+        N::store(d, w0);
+      else
+        N::mstore(d, (1u << room) - 1u, w0);
+      if (wo > L) {
+        const V w1 = N::cut(h1, idx[j], N::zero());
+        if (room >= 2 * L)
+          N::store(d + L, w1);
+        else
+          N::mstore(d + L, (1u << (room - L)) - 1u, w1);
+      }
+    }
+  }
+  return true;
+}
+
 }  // namespace
+
+template <>
+bool unfold_rows_narrow2<float>(const float* src, int64_t ld_src, int64_t rows, float* dst, int64_t ld_dst,
+                                int64_t plane, int64_t kw, int64_t dw, int64_t pw, int64_t W) {
+  return narrow2<NarrowF32>(src, ld_src, rows, dst, ld_dst, plane, kw, dw, pw, W);
+}
+template <>
+bool unfold_rows_narrow2<double>(const double* src, int64_t ld_src, int64_t rows, double* dst, int64_t ld_dst,
+                                 int64_t plane, int64_t kw, int64_t dw, int64_t pw, int64_t W) {
+  return narrow2<NarrowF64>(src, ld_src, rows, dst, ld_dst, plane, kw, dw, pw, W);
+}
 
 template <>
 bool unfold_rows_narrow<float>(const float* src, int64_t ld_src, int64_t rows, float* dst, int64_t ld_dst,
