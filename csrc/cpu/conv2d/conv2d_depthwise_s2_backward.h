@@ -31,7 +31,7 @@ void s2_copy_dy(const Conv2dParams& p, const S2Geom& g, const T* dy, T* dp, T* t
 // kernel rows of row phase A: A = 1: row i = 1 (dy row d0); A = 0: i = 0 (d0), i = 2 (d1 = the row above).
 // B = 1: tap j = 1 at dy column u + s; B = 0: j = 0 at u + s, j = 2 at u + s - 1. In (i, j) order.
 template <typename T, int V, int A, int B, typename TV>
-inline TV s2_dx_phase(const T* d0, const T* d1, const T* wk, int64_t at) {
+inline TV s2_dx_phase(const T* d0, const T* d1, const TV* wk, int64_t at) {
   TV acc = TV{}, v;
   for (int r = 0; r < (A == 0 ? 2 : 1); ++r) {
     const int i = A == 1 ? 1 : 2 * r;
@@ -52,9 +52,9 @@ inline TV s2_dx_phase(const T* d0, const T* d1, const T* wk, int64_t at) {
 // dx row ih (padded row of phase A, dy rows d0 / d1) for odd (PO = 1) or even pw: even columns 2u are
 // padded phase PO at dy offset sb = pw / 2, odd columns phase 1 - PO at sb + PO. Whole 2V-column
 // stores may run into the next rows of the plane (rewritten after); not past the plane.
-template <typename T, int V, int A, int PO>
-void s2_dx_row(const Conv2dParams& p, const S2Geom& g, const T* d0, const T* d1, const T* wk, int64_t ih, T* dx) {
-  typedef T TV __attribute__((vector_size(V * sizeof(T))));
+template <typename T, int V, int A, int PO, typename TV>
+inline void s2_dx_row(const Conv2dParams& p, const S2Geom& g, const T* d0, const T* d1, const TV* wk, int64_t ih,
+                      T* dx) {
   const int64_t sb = p.pw / 2, room = p.in_plane() - ih * p.W;
   T* out = dx + ih * p.W;
   for (int64_t b = 0; b < g.nx; ++b) {
@@ -75,15 +75,22 @@ void s2_dx_row(const Conv2dParams& p, const S2Geom& g, const T* d0, const T* d1,
 }
 
 template <typename T, int V>
-void s2_dx_plane(const Conv2dParams& p, const S2Geom& g, const T* dp, const T* wk, T* dx) {
+void s2_dx_plane(const Conv2dParams& p, const S2Geom& g, const T* dp, const T* w, T* dx) {
+  typedef T TV __attribute__((vector_size(V * sizeof(T))));
+  TV wk[9];  // the weights as vectors, here: dx's stores could alias w as far as the compiler knows
+  for (int t = 0; t < 9; ++t) wk[t] = TV{} + w[t];
   for (int64_t ih = 0; ih < p.H; ++ih) {
     const int64_t r = ih + p.ph, t = r / 2;
     const T* d0 = dp + (t + 1) * g.Ld + 1;  // dy row t (row Ho and row -1 are zeros)
     const T* d1 = d0 - g.Ld;
-    if (r % 2 == 0)
-      (p.pw % 2 ? s2_dx_row<T, V, 0, 1> : s2_dx_row<T, V, 0, 0>)(p, g, d0, d1, wk, ih, dx);
+    if (r % 2 == 0 && p.pw % 2)
+      s2_dx_row<T, V, 0, 1>(p, g, d0, d1, wk, ih, dx);
+    else if (r % 2 == 0)
+      s2_dx_row<T, V, 0, 0>(p, g, d0, d1, wk, ih, dx);
+    else if (p.pw % 2)
+      s2_dx_row<T, V, 1, 1>(p, g, d0, d1, wk, ih, dx);
     else
-      (p.pw % 2 ? s2_dx_row<T, V, 1, 1> : s2_dx_row<T, V, 1, 0>)(p, g, d0, d1, wk, ih, dx);
+      s2_dx_row<T, V, 1, 0>(p, g, d0, d1, wk, ih, dx);
   }
 }
 
@@ -151,7 +158,7 @@ void s2_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
     T* xb = dw ? new T[size_t(g.rows * 2 * g.Lp)]() : nullptr;
     T* dp = new T[size_t((p.Ho + 2) * g.Ld + V)]();
     T* tmp = new T[size_t(2 * V * (g.np + g.nv))]();
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, dw_chunk(p.C))
     for (int64_t c = 0; c < p.C; ++c) {
       const T* wk = w + 9 * c;
       const bool w_ok = finite_taps(wk, 9);
