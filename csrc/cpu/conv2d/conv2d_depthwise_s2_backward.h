@@ -1,7 +1,7 @@
 #pragma once
 // The backward of the depthwise 3x3 stride-2 phase kernels (conv2d_depthwise_s2_impl.h: geometry,
-// split rows, the scheme): dx gathered per row and column phase, dw from the split input, one task per
-// channel over the samples in order (so the sums do not depend on the team).
+// split rows, the scheme): dx gathered per row and column phase, dw from the split input; one task
+// per plane, its dw sums in its own slot (so the sums do not depend on the team).
 #include "cpu/conv2d/conv2d_depthwise_common.h"
 
 namespace dk::cpu::DK_DW_NS {
@@ -147,49 +147,52 @@ DK_DW_NO_VECTORIZE void s2_plane_exact(const Conv2dParams& p, const T* x, const 
     }
 }
 
-// dx and / or dw (either may be null) for K = C.
+// dx and / or dw (either may be null) for K = C. Planes in memory order (x, dy and dx stream on), each
+// plane's dw sums into its own slot of `sums`; a second pass adds the samples in order per channel.
 template <typename T>
 void s2_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* dx, T* dw) {
   constexpr int V = kDwVecBytes / sizeof(T);
   const S2Geom g = s2_geom<V>(p);
+  const int64_t planes = p.N * p.C;
+  double* sums = dw ? new double[size_t(9 * planes)] : nullptr;  // new[]: no std:: template in an ISA copy
 #pragma omp parallel num_threads(team(num_threads())) if (dw_parallel(p))
   {
-    // new[], not std::vector: no std:: template in an ISA copy; zeroed once: padding stays zero
+    // zeroed once: the padding stays zero
     T* xb = dw ? new T[size_t(g.rows * 2 * g.Lp)]() : nullptr;
     T* dp = new T[size_t((p.Ho + 2) * g.Ld + V)]();
     T* tmp = new T[size_t(2 * V * (g.np + g.nv))]();
-#pragma omp for schedule(dynamic, dw_chunk(p.C))
-    for (int64_t c = 0; c < p.C; ++c) {
-      const T* wk = w + 9 * c;
-      const bool w_ok = finite_taps(wk, 9);
-      double acc[9] = {}, s[9];
-      for (int64_t n = 0; n < p.N; ++n) {
-        const int64_t pl = n * p.C + c;
-        const T* xp = x + pl * p.in_plane();
-        const T* dyp = dy + pl * p.out_plane();
-        T* dxp = dx ? dx + pl * p.in_plane() : nullptr;
-        s2_copy_dy<T, V>(p, g, dyp, dp, tmp);
-        if (dxp) {
-          if (w_ok)
-            s2_dx_plane<T, V>(p, g, dp, wk, dxp);
-          else
-            s2_plane_exact<T>(p, xp, wk, dyp, dxp, nullptr);
-        }
-        if (!dw) continue;
-        s2_split_plane<T, V>(p, g, xp, xb, tmp);
-        s2_dw_plane<T, V>(p, g, xb, dp, s);
-        bool ok = true;
-        for (int t = 0; t < 9; ++t) ok = ok && __builtin_isfinite(s[t]);
-        if (!ok) s2_plane_exact<T>(p, xp, wk, dyp, nullptr, s);
-        for (int t = 0; t < 9; ++t) acc[t] += s[t];
+#pragma omp for schedule(dynamic, dw_chunk(planes))
+    for (int64_t pl = 0; pl < planes; ++pl) {
+      const T* wk = w + 9 * (pl % p.C);
+      const T* xp = x + pl * p.in_plane();
+      const T* dyp = dy + pl * p.out_plane();
+      s2_copy_dy<T, V>(p, g, dyp, dp, tmp);
+      if (dx) {
+        if (finite_taps(wk, 9))
+          s2_dx_plane<T, V>(p, g, dp, wk, dx + pl * p.in_plane());
+        else
+          s2_plane_exact<T>(p, xp, wk, dyp, dx + pl * p.in_plane(), nullptr);
       }
-      if (dw)
-        for (int t = 0; t < 9; ++t) dw[9 * c + t] = T(acc[t]);
+      if (!dw) continue;
+      double* s = sums + 9 * pl;
+      s2_split_plane<T, V>(p, g, xp, xb, tmp);
+      s2_dw_plane<T, V>(p, g, xb, dp, s);
+      bool ok = true;
+      for (int t = 0; t < 9; ++t) ok = ok && __builtin_isfinite(s[t]);
+      if (!ok) s2_plane_exact<T>(p, xp, wk, dyp, nullptr, s);
     }
     delete[] tmp;
     delete[] dp;
     delete[] xb;
   }
+  if (!dw) return;
+  for (int64_t c = 0; c < p.C; ++c)
+    for (int t = 0; t < 9; ++t) {
+      double acc = 0.0;
+      for (int64_t n = 0; n < p.N; ++n) acc += sums[9 * (n * p.C + c) + t];
+      dw[9 * c + t] = T(acc);
+    }
+  delete[] sums;
 }
 
 }  // namespace dk::cpu::DK_DW_NS
