@@ -63,12 +63,6 @@ inline bool finite_taps(const T* wk, int64_t taps) {
   return z == T(0);
 }
 
-// The chunk of a dynamic schedule over `tasks` independent tasks: ~16 per thread, so a thread slowed
-// by another process (a shared core) hands its share to the other instead of holding the region up
-// (a static split waits for the slow half). Each task writes its own outputs: the results do not
-// depend on which thread takes it.
-inline int64_t dw_chunk(int64_t tasks) { return dmax(1, tasks / (16 * int64_t(num_threads()))); }
-
 inline bool dw_parallel(const Conv2dParams& p) {
   return worth_threads(p.N * (p.C * p.in_plane() + p.K * p.out_plane()) * 4);
 }

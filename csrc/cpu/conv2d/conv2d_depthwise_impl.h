@@ -104,7 +104,7 @@ void dw_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y)
 #pragma omp parallel num_threads(team(num_threads())) if (dw_parallel(p))
   {
     T* buf = pad ? new T[size_t(buf_rows * Wp)] : nullptr;
-#pragma omp for schedule(dynamic, dw_chunk(planes* chunks))
+#pragma omp for schedule(static)
     for (int64_t task = 0; task < planes * chunks; ++task) {
       const int64_t nk = task / chunks, k = nk % p.K, n = nk / p.K;
       const int64_t oh0 = (task % chunks) * rows_per, oh1 = dmin(oh0 + rows_per, p.Ho);
@@ -206,7 +206,7 @@ void dx_gather_s2(const Conv2dParams& p, const T* w, const T* dy, T* dx) {
     const T* s0[kMaxGatherTaps];  // per phase: each live tap's dy row (shifted) and weight
     const T* s1[kMaxGatherTaps];
     T w0[kMaxGatherTaps], w1[kMaxGatherTaps];
-#pragma omp for schedule(dynamic, dw_chunk(p.N* p.C))
+#pragma omp for schedule(static)
     for (int64_t pl = 0; pl < p.N * p.C; ++pl) {
       const T* wk = w + (pl % p.C) * taps;
       for (int64_t oh = 0; oh < p.Ho; ++oh)
@@ -339,7 +339,7 @@ void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
 #pragma omp parallel num_threads(team(num_threads())) if (dw_parallel(p))
     {
       T* pb = sw > 1 ? new T[size_t(p.H * sw * Wq)] : nullptr;
-#pragma omp for schedule(dynamic, dw_chunk(p.N* p.C))
+#pragma omp for schedule(static)
       for (int64_t pl = 0; pl < p.N * p.C; ++pl) {
         const int64_t n = pl / p.C, c = pl % p.C;
         T* dxp = dx + pl * p.in_plane();
@@ -406,7 +406,7 @@ void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
     UV keep;  // the last block's lanes past the full blocks (see dw_blocks)
     const int64_t shift = blocked ? (V - (b1 - b0) % V) % V : 0;
     for (int v = 0; v < V; ++v) keep[v] = v < shift ? U(0) : ~U(0);
-#pragma omp parallel for schedule(dynamic, dw_chunk(p.K)) num_threads(team(num_threads())) if (dw_parallel(p))
+#pragma omp parallel for schedule(static) num_threads(team(num_threads())) if (dw_parallel(p))
     for (int64_t k = 0; k < p.K; ++k) {
       // rows summed in T lanes, samples added in double (new[], not std::vector: no std:: template may be
       // instantiated in an ISA copy)

@@ -161,7 +161,7 @@ void s2_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
     T* xb = dw ? new T[size_t(g.rows * 2 * g.Lp)]() : nullptr;
     T* dp = new T[size_t((p.Ho + 2) * g.Ld + V)]();
     T* tmp = new T[size_t(2 * V * (g.np + g.nv))]();
-#pragma omp for schedule(dynamic, dw_chunk(planes))
+#pragma omp for schedule(static)
     for (int64_t pl = 0; pl < planes; ++pl) {
       const T* wk = w + 9 * (pl % p.C);
       const T* xp = x + pl * p.in_plane();

@@ -170,7 +170,7 @@ void s2_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y)
     // new[], not std::vector: no std:: template in an ISA copy; zeroed once: padding stays zero
     T* xb = new T[size_t(g.rows * 2 * g.Lp)]();
     T* tmp = new T[size_t(2 * V * g.np)]();
-#pragma omp for schedule(dynamic, dw_chunk(p.N* p.C))
+#pragma omp for schedule(static)
     for (int64_t pl = 0; pl < p.N * p.C; ++pl) {
       s2_split_plane<T, V>(p, g, x + pl * p.in_plane(), xb, tmp);
       const int64_t n = pl / p.C, c = pl % p.C;
