@@ -11,7 +11,8 @@
 // output channels scattered along the row (for stride > 1 into a phase-major buffer, so the scatter
 // is contiguous). dw: one task per output channel; the interior columns in
 // blocks whose dy vector feeds a kernel row's kw taps (vector accumulators, flushed to double
-// once per sample), the edge columns as dot products in lanes.
+// once per sample), the edge columns as dot products in lanes. 3x3 stride 2 (dilation 1, padding <= 2)
+// goes to the phase kernels instead (conv2d_depthwise_s2_impl.h).
 #include "cpu/conv2d/conv2d_depthwise_isa.h"  // first, in its own include block: DK_DW_NS: this copy's namespace
 
 #include "cpu/conv2d/conv2d_depthwise_common.h"
