@@ -11,64 +11,14 @@
 // output channels scattered along the row (for stride > 1 into a phase-major buffer, so the scatter
 // is contiguous). dw: one task per output channel; the interior columns in
 // blocks whose dy vector feeds a kernel row's kw taps (vector accumulators, flushed to double
-// once per sample), the edge columns as dot products in lanes.
+// once per sample), the edge columns as dot products in lanes. 3x3 stride 2 (dilation 1, padding <= 2)
+// goes to the phase kernels instead (conv2d_depthwise_s2_impl.h).
 #include "cpu/conv2d/conv2d_depthwise_isa.h"  // first, in its own include block: DK_DW_NS: this copy's namespace
 
-#include <cstdint>
-#include <cstring>
-
-#include "common/conv_params.h"
-#include "cpu/common/parallel.h"
-
-// The pooling kernels' vector layer (register width, strided loads), instantiated in this copy's namespace.
-#define DK_POOL_NS DK_DW_NS
-#include "cpu/pooling/pooling_vec.h"
-#undef DK_POOL_NS
+#include "cpu/conv2d/conv2d_depthwise_common.h"
+#include "cpu/conv2d/conv2d_depthwise_s2_impl.h"
 
 namespace dk::cpu::DK_DW_NS {
-
-#if defined(__GNUC__) && !defined(__clang__)
-#define DK_DW_NO_VECTORIZE __attribute__((optimize("no-tree-vectorize")))
-#else
-#define DK_DW_NO_VECTORIZE
-#endif
-
-constexpr int kDwVecBytes = kVecBytes;
-
-// The unsigned integer as wide as T (no std:: template in an ISA copy).
-template <int Bytes>
-struct UintOf;
-template <>
-struct UintOf<4> {
-  typedef uint32_t type;
-};
-template <>
-struct UintOf<8> {
-  typedef uint64_t type;
-};
-
-inline int64_t dmin(int64_t a, int64_t b) { return a < b ? a : b; }
-inline int64_t dmax(int64_t a, int64_t b) { return a > b ? a : b; }
-inline int64_t cdiv(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
-inline int64_t fdiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-
-// Taps i of a window starting at s0 with k taps d apart that land inside [0, n): [i_lo, i_hi).
-inline void tap_range(int64_t s0, int64_t k, int64_t d, int64_t n, int64_t& i_lo, int64_t& i_hi) {
-  i_lo = s0 >= 0 ? 0 : cdiv(-s0, d);
-  i_hi = dmin(k, fdiv(n - 1 - s0, d) + 1);
-  if (i_hi < i_lo) i_hi = i_lo;
-}
-
-// Output columns [lo, hi) whose input column ow*s + off lies in [0, W).
-inline void live_ow(int64_t off, int64_t s, int64_t W, int64_t Wo, int64_t& lo, int64_t& hi) {
-  lo = off >= 0 ? 0 : cdiv(-off, s);
-  hi = W - 1 - off < 0 ? 0 : dmin((W - 1 - off) / s + 1, Wo);
-  if (lo > hi) lo = hi;
-}
-
-inline bool dw_parallel(const Conv2dParams& p) {
-  return worth_threads(p.N * (p.C * p.in_plane() + p.K * p.out_plane()) * 4);
-}
 
 // U blocks of V outputs each, block u at columns col[u], col[u] + s, ...: sum over rows
 // [i_lo, i_hi) and all kw taps. The U sums are independent chains of FMAs (one block alone waits
@@ -115,13 +65,6 @@ inline void fwd_row_blocks(const T* xc, const T* wk, const Conv2dParams& p, int6
   }
 }
 
-template <typename T>
-inline bool finite_taps(const T* wk, int64_t taps) {
-  T z = T(0);
-  for (int64_t t = 0; t < taps; ++t) z += wk[t] - wk[t];  // NaN once any is Inf or NaN
-  return z == T(0);
-}
-
 // Output columns [0, Wo) of one row on a padded input (every tap live), one at a time: rows
 // narrower than one vector block.
 template <typename T>
@@ -141,6 +84,7 @@ DK_DW_NO_VECTORIZE void fwd_row_scalar(const Conv2dParams& p, const T* xr, int64
 // times a padding zero is NaN there too); the live taps keep their (i, j) order.
 template <typename T>
 void dw_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
+  if (s2_phase_applies(p)) return s2_forward<T>(p, x, w, b, y);
   constexpr int V = kDwVecBytes / sizeof(T);
   const int64_t m = p.K / p.C, planes = p.N * p.K, taps = p.kh * p.kw;
   const bool pad = p.ph > 0 || p.pw > 0;
@@ -356,6 +300,7 @@ constexpr int64_t kMaxBlockedTaps = 64;  // vector accumulators on the stack (4 
 // table built once at the top; each part is its own commented region below.
 template <typename T>
 void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* dx, T* dw) {
+  if (p.K == p.C && s2_phase_applies(p)) return s2_backward<T>(p, x, w, dy, dx, dw);
   const int64_t m = p.K / p.C, taps = p.kh * p.kw;
   // Each tap column j's live output columns [jr[2j], jr[2j+1]): the same for every row, and two
   // integer divisions each (computed per row and tap they cost more than the multiply-adds).
