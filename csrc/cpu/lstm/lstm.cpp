@@ -3,6 +3,7 @@
 // GEMMs with pre-packed weights (lstm_gemm.h) and the fused pointwise step (lstm_pointwise.h).
 // dx_t is computed in the loop, beside dh_{t-1}, from the same packed dgates_t: measured
 // cheaper than one (T*B x 4H) x (4H x I) GEMM afterwards, which re-packs all of dgates.
+// The weight and bias gradients come after the loop from one LSTM-specific GEMM.
 #include "cpu/lstm/lstm.h"
 
 #include <algorithm>
@@ -101,7 +102,7 @@ void lstm_forward(const LstmParams& p, const T* x, const T* h0, const T* c0, con
 template <typename T>
 void lstm_backward(const LstmParams& p, const T* xh, const T* w_ih, const T* w_hh, const T* gates, const T* cs,
                    const T* dy, const T* dhT, const T* dcT, T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db) {
-  const int64_t B = p.B, H = p.H, G = p.G(), BH = B * H, TB = p.rows(), I = p.I, XH = p.I + p.H;
+  const int64_t B = p.B, H = p.H, G = p.G(), BH = B * H, TB = p.rows(), I = p.I;
   const LstmPointwise<T>& pw = lstm_pointwise<T>();
 
   // dgates of every step, kept so the weight gradients are single GEMMs over all T*B rows.
@@ -137,29 +138,8 @@ void lstm_backward(const LstmParams& p, const T* xh, const T* w_ih, const T* w_h
     rec.step(dg_t, G, T(0), {dx + t * B * I, I}, {dh_out, H});
   }
 
-  // [dW_ih | dW_hh] = dgates^T [X | H_prev]: one GEMM over all T*B rows, then split.
-  T* dw = lstm_workspace<T>(LstmSlot::DW, G * XH);
-  gemm<T>(true, false, G, XH, TB, T(1), dgates, G, xh, XH, T(0), dw, XH);
-#pragma omp parallel for schedule(static) num_threads(team(threads_for_bytes(2.0 * sizeof(T) * double(G * XH))))
-  for (int64_t r = 0; r < G; ++r) {
-    std::memcpy(dw_ih + r * I, dw + r * XH, sizeof(T) * I);
-    std::memcpy(dw_hh + r * H, dw + r * XH + I, sizeof(T) * H);
-  }
-
-  if (db) {
-    // Column sums of dgates: each thread owns a block of columns and walks all rows.
-    const int64_t blk = 64, nblk = (G + blk - 1) / blk;
-#pragma omp parallel for schedule(static) num_threads(team(threads_for_bytes(sizeof(T) * double(TB * G))))
-    for (int64_t cb = 0; cb < nblk; ++cb) {
-      const int64_t k0 = cb * blk, k1 = std::min(G, k0 + blk);
-      T acc[64] = {};
-      for (int64_t r = 0; r < TB; ++r) {
-        const T* src = dgates + r * G;
-        for (int64_t k = k0; k < k1; ++k) acc[k - k0] += src[k];
-      }
-      for (int64_t k = k0; k < k1; ++k) db[k] = acc[k - k0];
-    }
-  }
+  // [dW_ih | dW_hh] = dgates^T [X | H_prev] and db: one GEMM over all T*B rows (lstm_gemm.h).
+  lstm_weight_grad<T>(TB, G, I, H, dgates, xh, dw_ih, dw_hh, db);
 }
 
 #define DK_INSTANTIATE_LSTM(T)                                                                                  \

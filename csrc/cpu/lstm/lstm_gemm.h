@@ -48,4 +48,18 @@ class RecurrentGemm {
   T* ap_ = nullptr;
 };
 
+// The backward's weight and bias gradients over all T*B rows, from dgates (TB x G, G = 4H) and
+// xh (TB x (I + H), row r = [x_r, h entering that step]):
+//   [dw_ih | dw_hh] = dgates^T xh  (written straight into dw_ih (G x I) and dw_hh (G x H)),
+//   db = column sums of dgates (skipped when db is nullptr).
+// A packed GEMM like dk::cpu::gemm's (same micro-kernel, same K blocks) with three LSTM-specific
+// changes: no G x (I + H) buffer to split afterwards, db summed while dgates^T is packed (every
+// element passes through registers there anyway), and the strided rows of dgates that the
+// transposing pack reads, and the C tiles that each K block re-reads, prefetched ahead.
+// Threads own contiguous runs of gate rows; every value is summed in the same order whatever the
+// team size (K blocks in order; db over k in order).
+template <typename T>
+void lstm_weight_grad(int64_t TB, int64_t G, int64_t I, int64_t H, const T* dgates, const T* xh, T* dw_ih, T* dw_hh,
+                      T* db);
+
 }  // namespace dk::cpu
