@@ -45,19 +45,36 @@ RecurrentGemm<T>::RecurrentGemm(bool trans, int64_t K, int64_t M, std::initializ
 
 template <typename T>
 void RecurrentGemm<T>::step(const T* A, int64_t lda, T beta, Out out0, Out out1) {
-  const int mr = kr_.mr, nr = kr_.nr;
+  const int mr = kr_.mr;
   const int64_t nblk = (K_ + kr_.kc - 1) / kr_.kc;
-  const Out outs[kMaxParts] = {out0, out1};
-  T* ap = ap_;
   // 1. Pack A once for all parts, shared by the threads (each packs some (K block, row panel)).
 #pragma omp for collapse(2) schedule(static)
   for (int64_t b = 0; b < nblk; ++b)
     for (int64_t i = 0; i < m_panels_; ++i) {
       const int64_t p0 = b * kr_.kc, kc = std::min(kr_.kc, K_ - p0);
       const int64_t i0 = i * mr, rows = std::min<int64_t>(mr, M_ - i0);
-      pack_a(false, rows, kc, A + i0 * lda + p0, lda, mr, ap + p0 * m_panels_ * mr + i * kc * mr, kr_.pack_t);
+      pack_a(false, rows, kc, A + i0 * lda + p0, lda, mr, ap_ + p0 * m_panels_ * mr + i * kc * mr, kr_.pack_t);
     }
-  // 2. Tiles over the column panels of all parts; threads own contiguous runs of panels, so a
+  tiles(beta, out0, out1);
+}
+
+template <typename T>
+void RecurrentGemm<T>::pack_panel(const T* A, int64_t lda, int64_t i) {
+  const int mr = kr_.mr;
+  const int64_t i0 = i * mr, rows = std::min<int64_t>(mr, M_ - i0);
+  for (int64_t p0 = 0; p0 < K_; p0 += kr_.kc) {
+    const int64_t kc = std::min(kr_.kc, K_ - p0);
+    pack_a(false, rows, kc, A + i0 * lda + p0, lda, mr, ap_ + p0 * m_panels_ * mr + i * kc * mr, kr_.pack_t);
+  }
+}
+
+template <typename T>
+void RecurrentGemm<T>::tiles(T beta, Out out0, Out out1) {
+  const int mr = kr_.mr, nr = kr_.nr;
+  const int64_t nblk = (K_ + kr_.kc - 1) / kr_.kc;
+  const Out outs[kMaxParts] = {out0, out1};
+  const T* ap = ap_;
+  // Tiles over the column panels of all parts; threads own contiguous runs of panels, so a
   // thread's W panels stay in its cache from step to step.
   const int64_t total = n_panels_[0] + (parts_ > 1 ? n_panels_[1] : 0);
 #pragma omp for collapse(2) schedule(static)

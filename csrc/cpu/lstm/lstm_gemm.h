@@ -37,6 +37,15 @@ class RecurrentGemm {
   // C_p = A * op(W_p) + beta * C_p for A (M x K, lda); beta == 0: C_p is not read.
   void step(const T* A, int64_t lda, T beta, Out out0, Out out1 = {nullptr, 0});
 
+  // step() in two halves, for callers that produce A a row panel at a time (the time loops pack
+  // each panel of the next step's A right after computing its rows, while they are in cache, and
+  // save the barrier between packing and the tiles): pack_panel packs rows [i * mr, i * mr + mr)
+  // of A (all K; one thread, no worksharing); tiles() then runs the tiles on the packed A.
+  void pack_panel(const T* A, int64_t lda, int64_t i);
+  void tiles(T beta, Out out0, Out out1 = {nullptr, 0});
+  int64_t m_panels() const { return m_panels_; }
+  int mr() const { return kr_.mr; }
+
  private:
   const GemmKernel<T>& kr_;
   int64_t K_, M_, m_panels_;
