@@ -384,10 +384,50 @@ def test_backward_is_repeatable_and_thread_count_independent(rng):
         assert_close(a, b, np.float64)
 
 
+# (T, B, I, H, bias, state given): the weight-gradient GEMM's blocks (lstm_weight_grad in
+# csrc/cpu/lstm/lstm_gemm.cpp): T*B over more than one K block (384 rows), 4H over several row
+# blocks and not a multiple of 8 (a short last row panel), I + H over more than one column block
+# (512), micro-tiles straddling the dw_ih | dw_hh boundary (I not a multiple of the tile width).
+WEIGHT_GRAD_CASES = [
+    (13, 31, 300, 70, "both", True),
+    (9, 45, 500, 45, "ih", False),
+    (5, 80, 40, 33, "none", True),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", WEIGHT_GRAD_CASES)
+def test_weight_grads_over_many_blocks_match_reference_at_any_thread_count(case, dtype, rng):
+    T, B, I, H, bias, with_state = case
+    x = rng.standard_normal((T, B, I)).astype(dtype)
+    h0 = rng.standard_normal((B, H)).astype(dtype) if with_state else None
+    c0 = rng.standard_normal((B, H)).astype(dtype) if with_state else None
+    w = _weights(rng, I, H, bias, dtype)
+    dy = rng.standard_normal((T, B, H)).astype(dtype)
+    _, ctx = dk.lstm(x, h0, c0, *w, return_ctx=True)
+    grads = dk.lstm_backward(ctx, dy)
+    _, _, _, cache = lstm_ref(x, h0, c0, *w)
+    for name, g, r in zip(GRAD_NAMES, grads, lstm_backward_ref(cache, dy)):
+        assert (g is None) == (r is None), name
+        if g is not None:
+            assert_close(g, r, dtype, what=f"{case} {name} vs reference")
+    n = dk.get_num_threads()
+    try:
+        dk.set_num_threads(1)
+        _, ctx1 = dk.lstm(x, h0, c0, *w, return_ctx=True)
+        grads1 = dk.lstm_backward(ctx1, dy)
+    finally:
+        dk.set_num_threads(n)
+    for name, a, b in zip(GRAD_NAMES, grads, grads1):
+        if a is not None:
+            assert np.array_equal(a.view(np.uint8), b.view(np.uint8)), f"{case} {name}: bits differ at 1 thread"
+
+
 @pytest.mark.parametrize("isa", ["generic", "avx2"])
 def test_float32_kernels_of_every_isa(isa, tmp_path):
     """The float32 pointwise kernels are compiled per ISA; run the narrower ones in a child
-    process (the ISA is chosen once per process) against the float64 reference."""
+    process (the ISA is chosen once per process) against the float64 reference. The second
+    shape spans several blocks of the weight-gradient GEMM, whose packing follows each ISA's tile."""
     script = tmp_path / "check.py"
     script.write_text(
         "import numpy as np, deepkern as dk, sys\n"
@@ -395,18 +435,18 @@ def test_float32_kernels_of_every_isa(isa, tmp_path):
         "from helpers import assert_close\n"
         "from reference import lstm_ref, lstm_backward_ref\n"
         "rng = np.random.default_rng(5)\n"
-        "T, B, I, H = 4, 3, 5, 37\n"
-        "x = rng.standard_normal((T, B, I)).astype(np.float32) * 3\n"
-        "w = [rng.uniform(-1, 1, s).astype(np.float32) for s in ((4*H, I), (4*H, H), (4*H,), (4*H,))]\n"
-        "h0 = rng.standard_normal((B, H)).astype(np.float32)\n"
-        "dy = rng.standard_normal((T, B, H)).astype(np.float32)\n"
-        "(y, hT, cT), ctx = dk.lstm(x, h0, None, *w, return_ctx=True)\n"
-        "g = dk.lstm_backward(ctx, dy)\n"
-        "ry, rh, rc, cache = lstm_ref(x, h0, None, *w)\n"
-        "assert_close(y, ry, np.float32); assert_close(cT, rc, np.float32)\n"
-        "for a, r in zip(g, lstm_backward_ref(cache, dy)):\n"
-        "    assert (a is None) == (r is None)\n"
-        "    if a is not None: assert_close(a, r, np.float32)\n"
+        "for T, B, I, H in ((4, 3, 5, 37), (9, 45, 40, 37)):\n"
+        "    x = rng.standard_normal((T, B, I)).astype(np.float32) * 3\n"
+        "    w = [rng.uniform(-1, 1, s).astype(np.float32) for s in ((4*H, I), (4*H, H), (4*H,), (4*H,))]\n"
+        "    h0 = rng.standard_normal((B, H)).astype(np.float32)\n"
+        "    dy = rng.standard_normal((T, B, H)).astype(np.float32)\n"
+        "    (y, hT, cT), ctx = dk.lstm(x, h0, None, *w, return_ctx=True)\n"
+        "    g = dk.lstm_backward(ctx, dy)\n"
+        "    ry, rh, rc, cache = lstm_ref(x, h0, None, *w)\n"
+        "    assert_close(y, ry, np.float32); assert_close(cT, rc, np.float32)\n"
+        "    for a, r in zip(g, lstm_backward_ref(cache, dy)):\n"
+        "        assert (a is None) == (r is None)\n"
+        "        if a is not None: assert_close(a, r, np.float32)\n"
         "print(dk._cpu.isa())\n" % os.path.dirname(os.path.abspath(__file__))
     )
     env = dict(os.environ, DEEPKERN_CPU_ISA=isa, DEEPKERN_POISON="1")

@@ -3,6 +3,7 @@
 // GEMMs with pre-packed weights (lstm_gemm.h) and the fused pointwise step (lstm_pointwise.h).
 // dx_t is computed in the loop, beside dh_{t-1}, from the same packed dgates_t: measured
 // cheaper than one (T*B x 4H) x (4H x I) GEMM afterwards, which re-packs all of dgates.
+// The weight and bias gradients come after the loop from one LSTM-specific GEMM.
 #include "cpu/lstm/lstm.h"
 
 #include <algorithm>
@@ -70,28 +71,42 @@ void lstm_forward(const LstmParams& p, const T* x, const T* h0, const T* c0, con
   // once) into a small buffer that stays in cache, a barrier, the fused pointwise update (which
   // adds that buffer to the projection streaming from memory), a barrier. (Accumulating into
   // the projection inside the GEMM instead made every tile wait on strided cache misses.)
+  // With whole rows per work item (by_panel), each item is one row panel of the GEMM's A: its
+  // pointwise rows, then that panel of the next step's A packed while in cache, so the GEMM
+  // needs no packing pass and no barrier of its own (2 barriers per step instead of 3).
   T* rec_buf = lstm_workspace<T>(LstmSlot::Rec, B * G);
   RecurrentGemm<T> rec(true, H, B, {{w_hh, H, G}});
   const int nt = step_threads(B, H, p.T);
   const StepSplit split(B, H, nt);
+  const bool by_panel = split.per_row == 1;
+  const int64_t items = by_panel ? rec.m_panels() : split.items, mr = rec.mr();
 #pragma omp parallel num_threads(team(nt)) if (nt > 1)
   for (int64_t t = 0; t < p.T; ++t) {
     T* g_t = gates + t * B * G;
     const T* h_prev = t == 0 ? h0 : y + (t - 1) * BH;
-    if (h_prev) rec.step(h_prev, H, T(0), {rec_buf, G});
+    if (h_prev) {
+      if (by_panel && t > 0)
+        rec.tiles(T(0), {rec_buf, G});  // h_prev was packed panel by panel in the previous step
+      else
+        rec.step(h_prev, H, T(0), {rec_buf, G});
+    }
 
     const T* c_prev = t == 0 ? c0 : (save ? cs + t * BH : cbuf + ((t - 1) % 2) * BH);
     T* c_out = save ? cs + (t + 1) * BH : (t == p.T - 1 ? cT : cbuf + (t % 2) * BH);
     T* h_out = y + t * BH;
     T* h_keep = (save && t + 1 < p.T) ? xh + (t + 1) * B * XH + I : nullptr;
 #pragma omp for schedule(static)
-    for (int64_t it = 0; it < split.items; ++it) {
-      const int64_t b = it / split.per_row;
-      const int64_t j0 = (it % split.per_row) * split.chunk, j1 = std::min(H, j0 + split.chunk);
-      const T* cp = c_prev ? c_prev + b * H : zeros.data();
-      const T* r = h_prev ? rec_buf + b * G : zeros.data();
-      pw.forward(H, j0, j1, g_t + b * G, r, bias.data(), cp, c_out + b * H, h_out + b * H);
-      if (h_keep) std::memcpy(h_keep + b * XH + j0, h_out + b * H + j0, sizeof(T) * (j1 - j0));
+    for (int64_t it = 0; it < items; ++it) {
+      const int64_t b0 = by_panel ? it * mr : it / split.per_row, b1 = by_panel ? std::min(B, b0 + mr) : b0 + 1;
+      const int64_t j0 = by_panel ? 0 : (it % split.per_row) * split.chunk;
+      const int64_t j1 = by_panel ? H : std::min(H, j0 + split.chunk);
+      for (int64_t b = b0; b < b1; ++b) {
+        const T* cp = c_prev ? c_prev + b * H : zeros.data();
+        const T* r = h_prev ? rec_buf + b * G : zeros.data();
+        pw.forward(H, j0, j1, g_t + b * G, r, bias.data(), cp, c_out + b * H, h_out + b * H);
+        if (h_keep) std::memcpy(h_keep + b * XH + j0, h_out + b * H + j0, sizeof(T) * (j1 - j0));
+      }
+      if (by_panel && t + 1 < p.T) rec.pack_panel(h_out, H, it);  // the next step's A, while in cache
     }
   }
   std::memcpy(hT, y + (p.T - 1) * BH, sizeof(T) * BH);
@@ -101,7 +116,7 @@ void lstm_forward(const LstmParams& p, const T* x, const T* h0, const T* c0, con
 template <typename T>
 void lstm_backward(const LstmParams& p, const T* xh, const T* w_ih, const T* w_hh, const T* gates, const T* cs,
                    const T* dy, const T* dhT, const T* dcT, T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db) {
-  const int64_t B = p.B, H = p.H, G = p.G(), BH = B * H, TB = p.rows(), I = p.I, XH = p.I + p.H;
+  const int64_t B = p.B, H = p.H, G = p.G(), BH = B * H, TB = p.rows(), I = p.I;
   const LstmPointwise<T>& pw = lstm_pointwise<T>();
 
   // dgates of every step, kept so the weight gradients are single GEMMs over all T*B rows.
@@ -116,6 +131,9 @@ void lstm_backward(const LstmParams& p, const T* xh, const T* w_ih, const T* w_h
   RecurrentGemm<T> rec(false, G, B, {{w_ih, I, I}, {w_hh, H, H}});
   const int nt = step_threads(B, H, p.T);
   const StepSplit split(B, H, nt);
+  // Row panels as work items when rows are whole (as in the forward): 2 barriers per step.
+  const bool by_panel = split.per_row == 1;
+  const int64_t items = by_panel ? rec.m_panels() : split.items, mr = rec.mr();
 #pragma omp parallel num_threads(team(nt)) if (nt > 1)
   for (int64_t t = p.T - 1; t >= 0; --t) {
     const bool last = t == p.T - 1;
@@ -126,40 +144,25 @@ void lstm_backward(const LstmParams& p, const T* xh, const T* w_ih, const T* w_h
     const T* dc_next = last ? dcT : dc_buf + ((t + 1) % 2) * BH;
     T* dc_prev = (t == 0 && dc0) ? dc0 : dc_buf + (t % 2) * BH;
 #pragma omp for schedule(static)
-    for (int64_t it = 0; it < split.items; ++it) {
-      const int64_t b = it / split.per_row;
-      const int64_t j0 = (it % split.per_row) * split.chunk, j1 = std::min(H, j0 + split.chunk);
-      pw.backward(H, j0, j1, act + b * G, cs + (t + 1) * BH + b * H, cs + t * BH + b * H, row(dy_t, b), row(dh_next, b),
-                  row(dc_next, b), dg_t + b * G, dc_prev + b * H);
+    for (int64_t it = 0; it < items; ++it) {
+      const int64_t b0 = by_panel ? it * mr : it / split.per_row, b1 = by_panel ? std::min(B, b0 + mr) : b0 + 1;
+      const int64_t j0 = by_panel ? 0 : (it % split.per_row) * split.chunk;
+      const int64_t j1 = by_panel ? H : std::min(H, j0 + split.chunk);
+      for (int64_t b = b0; b < b1; ++b)
+        pw.backward(H, j0, j1, act + b * G, cs + (t + 1) * BH + b * H, cs + t * BH + b * H, row(dy_t, b),
+                    row(dh_next, b), row(dc_next, b), dg_t + b * G, dc_prev + b * H);
+      if (by_panel) rec.pack_panel(dg_t, G, it);  // this step's A, while in cache
     }
     // dh_{t-1} is dh0 at t = 0, skipped when nobody asked for it.
     T* dh_out = t > 0 ? dh_rec : dh0;
-    rec.step(dg_t, G, T(0), {dx + t * B * I, I}, {dh_out, H});
+    if (by_panel)
+      rec.tiles(T(0), {dx + t * B * I, I}, {dh_out, H});
+    else
+      rec.step(dg_t, G, T(0), {dx + t * B * I, I}, {dh_out, H});
   }
 
-  // [dW_ih | dW_hh] = dgates^T [X | H_prev]: one GEMM over all T*B rows, then split.
-  T* dw = lstm_workspace<T>(LstmSlot::DW, G * XH);
-  gemm<T>(true, false, G, XH, TB, T(1), dgates, G, xh, XH, T(0), dw, XH);
-#pragma omp parallel for schedule(static) num_threads(team(threads_for_bytes(2.0 * sizeof(T) * double(G * XH))))
-  for (int64_t r = 0; r < G; ++r) {
-    std::memcpy(dw_ih + r * I, dw + r * XH, sizeof(T) * I);
-    std::memcpy(dw_hh + r * H, dw + r * XH + I, sizeof(T) * H);
-  }
-
-  if (db) {
-    // Column sums of dgates: each thread owns a block of columns and walks all rows.
-    const int64_t blk = 64, nblk = (G + blk - 1) / blk;
-#pragma omp parallel for schedule(static) num_threads(team(threads_for_bytes(sizeof(T) * double(TB * G))))
-    for (int64_t cb = 0; cb < nblk; ++cb) {
-      const int64_t k0 = cb * blk, k1 = std::min(G, k0 + blk);
-      T acc[64] = {};
-      for (int64_t r = 0; r < TB; ++r) {
-        const T* src = dgates + r * G;
-        for (int64_t k = k0; k < k1; ++k) acc[k - k0] += src[k];
-      }
-      for (int64_t k = k0; k < k1; ++k) db[k] = acc[k - k0];
-    }
-  }
+  // [dW_ih | dW_hh] = dgates^T [X | H_prev] and db: one GEMM over all T*B rows (lstm_gemm.h).
+  lstm_weight_grad<T>(TB, G, I, H, dgates, xh, dw_ih, dw_hh, db);
 }
 
 #define DK_INSTANTIATE_LSTM(T)                                                                                  \

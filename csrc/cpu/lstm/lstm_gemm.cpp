@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 
 #include "cpu/common/parallel.h"
@@ -44,19 +45,36 @@ RecurrentGemm<T>::RecurrentGemm(bool trans, int64_t K, int64_t M, std::initializ
 
 template <typename T>
 void RecurrentGemm<T>::step(const T* A, int64_t lda, T beta, Out out0, Out out1) {
-  const int mr = kr_.mr, nr = kr_.nr;
+  const int mr = kr_.mr;
   const int64_t nblk = (K_ + kr_.kc - 1) / kr_.kc;
-  const Out outs[kMaxParts] = {out0, out1};
-  T* ap = ap_;
   // 1. Pack A once for all parts, shared by the threads (each packs some (K block, row panel)).
 #pragma omp for collapse(2) schedule(static)
   for (int64_t b = 0; b < nblk; ++b)
     for (int64_t i = 0; i < m_panels_; ++i) {
       const int64_t p0 = b * kr_.kc, kc = std::min(kr_.kc, K_ - p0);
       const int64_t i0 = i * mr, rows = std::min<int64_t>(mr, M_ - i0);
-      pack_a(false, rows, kc, A + i0 * lda + p0, lda, mr, ap + p0 * m_panels_ * mr + i * kc * mr, kr_.pack_t);
+      pack_a(false, rows, kc, A + i0 * lda + p0, lda, mr, ap_ + p0 * m_panels_ * mr + i * kc * mr, kr_.pack_t);
     }
-  // 2. Tiles over the column panels of all parts; threads own contiguous runs of panels, so a
+  tiles(beta, out0, out1);
+}
+
+template <typename T>
+void RecurrentGemm<T>::pack_panel(const T* A, int64_t lda, int64_t i) {
+  const int mr = kr_.mr;
+  const int64_t i0 = i * mr, rows = std::min<int64_t>(mr, M_ - i0);
+  for (int64_t p0 = 0; p0 < K_; p0 += kr_.kc) {
+    const int64_t kc = std::min(kr_.kc, K_ - p0);
+    pack_a(false, rows, kc, A + i0 * lda + p0, lda, mr, ap_ + p0 * m_panels_ * mr + i * kc * mr, kr_.pack_t);
+  }
+}
+
+template <typename T>
+void RecurrentGemm<T>::tiles(T beta, Out out0, Out out1) {
+  const int mr = kr_.mr, nr = kr_.nr;
+  const int64_t nblk = (K_ + kr_.kc - 1) / kr_.kc;
+  const Out outs[kMaxParts] = {out0, out1};
+  const T* ap = ap_;
+  // Tiles over the column panels of all parts; threads own contiguous runs of panels, so a
   // thread's W panels stay in its cache from step to step.
   const int64_t total = n_panels_[0] + (parts_ > 1 ? n_panels_[1] : 0);
 #pragma omp for collapse(2) schedule(static)
@@ -92,5 +110,117 @@ void RecurrentGemm<T>::step(const T* A, int64_t lda, T beta, Out out0, Out out1)
 
 template class RecurrentGemm<float>;
 template class RecurrentGemm<double>;
+
+namespace {
+
+// Rows [0, kc) of dgates from column ic on (src = dgates + pc * G + ic) as mc columns of op(A) =
+// dgates^T: panels of MR gate rows, k-major (gemm_pack.h's layout). Walks dgates row by row, so
+// each row's mc values are read contiguously (the rows are G values apart: 4 KiB at H = 256, a
+// stride the hardware prefetchers do not follow, hence the software prefetch kAhead rows on;
+// rows_left rows exist from src on).
+// db (when not nullptr, pointing at column ic) gets each row added, in row order.
+constexpr int64_t kAhead = 8;
+
+template <typename T, int MR>
+void pack_dgates_t(int64_t mc, int64_t kc, const T* src, int64_t G, int64_t rows_left, T* Ap, T* db) {
+  const int64_t full = mc / MR, rest = mc % MR;
+  for (int64_t k = 0; k < kc; ++k) {
+    const T* s = src + k * G;
+    if (k + kAhead < rows_left) {
+      const char* pf = reinterpret_cast<const char*>(s + kAhead * G);
+      for (int64_t l = 0; l < mc * int64_t(sizeof(T)); l += 64) __builtin_prefetch(pf + l);
+    }
+    T* d = Ap + k * MR;
+    for (int64_t p = 0; p < full; ++p) std::memcpy(d + p * kc * MR, s + p * MR, sizeof(T) * MR);
+    if (rest) {
+      T* dr = d + full * kc * MR;
+      for (int64_t i = 0; i < MR; ++i) dr[i] = i < rest ? s[full * MR + i] : T(0);
+    }
+    if (db)
+      for (int64_t i = 0; i < mc; ++i) db[i] += s[i];
+  }
+}
+
+template <typename T>
+void pack_dgates_t(int mr, int64_t mc, int64_t kc, const T* src, int64_t G, int64_t rows_left, T* Ap, T* db) {
+  switch (mr) {
+    case 8: return pack_dgates_t<T, 8>(mc, kc, src, G, rows_left, Ap, db);
+    case 6: return pack_dgates_t<T, 6>(mc, kc, src, G, rows_left, Ap, db);
+    default: return pack_dgates_t<T, 4>(mc, kc, src, G, rows_left, Ap, db);
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void lstm_weight_grad(int64_t TB, int64_t G, int64_t I, int64_t H, const T* dgates, const T* xh, T* dw_ih, T* dw_hh,
+                      T* db) {
+  const GemmKernel<T>& kr = gemm_kernel<T>();
+  const int mr = kr.mr, nr = kr.nr;
+  const int64_t N = I + H, m_panels = (G + mr - 1) / mr;
+  if (mr != 8 && mr != 6 && mr != 4) throw std::logic_error("lstm_weight_grad: unexpected micro-kernel MR");
+  // Slots own contiguous runs of whole row panels; a slot's rows are computed alone.
+  const int slots =
+      static_cast<int>(std::min<int64_t>(m_panels, threads_for_flops(2.0 * double(G) * double(N) * double(TB))));
+  // C (column n of the [dw_ih | dw_hh] row m): where it lives.
+  auto c_at = [&](int64_t m, int64_t n) { return n < I ? dw_ih + m * I + n : dw_hh + m * H + (n - I); };
+#pragma omp parallel num_threads(team(slots)) if (slots > 1)
+  for (int s = omp_get_thread_num(); s < slots; s += omp_get_num_threads()) {
+    const int64_t m0 = std::min<int64_t>(G, m_panels * s / slots * mr);
+    const int64_t m1 = std::min<int64_t>(G, m_panels * (s + 1) / slots * mr);
+    if (m1 <= m0) continue;
+    const int64_t kc_max = std::min(kr.kc, TB), mc_max = std::min(kr.mc, (m1 - m0 + mr - 1) / mr * mr);
+    const int64_t nc_max = std::min(kr.nc, (N + nr - 1) / nr * nr);
+    T* Ap = lstm_workspace<T>(LstmSlot::PackA, mc_max * kc_max);
+    T* Bp = lstm_workspace<T>(LstmSlot::PackW0, nc_max * kc_max);
+    alignas(64) T edge[16 * 32];
+    if (db)
+      for (int64_t m = m0; m < m1; ++m) db[m] = T(0);
+    for (int64_t jc = 0; jc < N; jc += kr.nc) {
+      const int64_t nc = std::min(kr.nc, N - jc);
+      for (int64_t pc = 0; pc < TB; pc += kr.kc) {
+        const int64_t kc = std::min(kr.kc, TB - pc);
+        const T beta = pc == 0 ? T(0) : T(1);
+        pack_b(false, kc, nc, xh + pc * N + jc, N, nr, Bp, kr.pack_t);
+        for (int64_t ic = m0; ic < m1; ic += kr.mc) {
+          const int64_t mc = std::min(kr.mc, m1 - ic);
+          pack_dgates_t(mr, mc, kc, dgates + pc * G + ic, G, TB - pc, Ap, db && jc == 0 ? db + ic : nullptr);
+          for (int64_t ir = 0; ir < mc; ir += mr) {
+            const int64_t rows = std::min<int64_t>(mr, mc - ir), m = ic + ir;
+            for (int64_t jr = 0; jr < nc; jr += nr) {
+              const int64_t cols = std::min<int64_t>(nr, nc - jr), n = jc + jr;
+              // The next tile's C rows, which every K block after the first reads back: the 8
+              // rows are I or H values apart, out of reach of the hardware prefetchers.
+              const int64_t pm = jr + nr < nc ? m : m + mr, pn = jr + nr < nc ? n + nr : jc;
+              const int64_t prows = std::min<int64_t>(mr, ic + mc - pm);
+              for (int64_t r = 0; r < prows; ++r) {
+                const char* pc_row = reinterpret_cast<const char*>(c_at(pm + r, pn));
+                for (int64_t l = 0; l < int64_t(sizeof(T)) * nr; l += 64) __builtin_prefetch(pc_row + l, 1);
+              }
+              const T* ap = Ap + ir * kc;
+              const T* bp = Bp + jr * kc;
+              const bool one_part = n + cols <= I || n >= I;
+              if (rows == mr && cols == nr && one_part) {
+                kr.fn(kc, ap, bp, c_at(m, n), n < I ? I : H, T(1), beta);
+              } else {
+                kr.fn(kc, ap, bp, edge, nr, T(1), T(0));
+                for (int64_t r = 0; r < rows; ++r)
+                  for (int64_t q = 0; q < cols; ++q) {
+                    T& out = *c_at(m + r, n + q);
+                    out = edge[r * nr + q] + (beta == T(0) ? T(0) : beta * out);
+                  }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+template void lstm_weight_grad<float>(int64_t, int64_t, int64_t, int64_t, const float*, const float*, float*, float*,
+                                      float*);
+template void lstm_weight_grad<double>(int64_t, int64_t, int64_t, int64_t, const double*, const double*, double*,
+                                       double*, double*);
 
 }  // namespace dk::cpu

@@ -37,6 +37,15 @@ class RecurrentGemm {
   // C_p = A * op(W_p) + beta * C_p for A (M x K, lda); beta == 0: C_p is not read.
   void step(const T* A, int64_t lda, T beta, Out out0, Out out1 = {nullptr, 0});
 
+  // step() in two halves, for callers that produce A a row panel at a time (the time loops pack
+  // each panel of the next step's A right after computing its rows, while they are in cache, and
+  // save the barrier between packing and the tiles): pack_panel packs rows [i * mr, i * mr + mr)
+  // of A (all K; one thread, no worksharing); tiles() then runs the tiles on the packed A.
+  void pack_panel(const T* A, int64_t lda, int64_t i);
+  void tiles(T beta, Out out0, Out out1 = {nullptr, 0});
+  int64_t m_panels() const { return m_panels_; }
+  int mr() const { return kr_.mr; }
+
  private:
   const GemmKernel<T>& kr_;
   int64_t K_, M_, m_panels_;
@@ -47,5 +56,19 @@ class RecurrentGemm {
   T* wp_[kMaxParts] = {};
   T* ap_ = nullptr;
 };
+
+// The backward's weight and bias gradients over all T*B rows, from dgates (TB x G, G = 4H) and
+// xh (TB x (I + H), row r = [x_r, h entering that step]):
+//   [dw_ih | dw_hh] = dgates^T xh  (written straight into dw_ih (G x I) and dw_hh (G x H)),
+//   db = column sums of dgates (skipped when db is nullptr).
+// A packed GEMM like dk::cpu::gemm's (same micro-kernel, same K blocks) with three LSTM-specific
+// changes: no G x (I + H) buffer to split afterwards, db summed while dgates^T is packed (every
+// element passes through registers there anyway), and the strided rows of dgates that the
+// transposing pack reads, and the C tiles that each K block re-reads, prefetched ahead.
+// Threads own contiguous runs of gate rows; every value is summed in the same order whatever the
+// team size (K blocks in order; db over k in order).
+template <typename T>
+void lstm_weight_grad(int64_t TB, int64_t G, int64_t I, int64_t H, const T* dgates, const T* xh, T* dw_ih, T* dw_hh,
+                      T* db);
 
 }  // namespace dk::cpu

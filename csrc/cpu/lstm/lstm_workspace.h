@@ -9,7 +9,7 @@
 
 namespace dk::cpu {
 
-enum class LstmSlot : int { Gates, DGates, DW, State, Rec, PackA, PackW0, PackW1, Count };
+enum class LstmSlot : int { Gates, DGates, State, Rec, PackA, PackW0, PackW1, Count };
 
 // At least `count` elements of T, 64-byte aligned, contents unspecified.
 void* lstm_workspace_bytes(LstmSlot slot, size_t bytes);
