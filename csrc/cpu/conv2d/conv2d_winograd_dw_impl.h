@@ -90,11 +90,12 @@ void dw_item(const Winograd<T, M>& wg, int blocks, int64_t r0, int64_t r1, const
 }
 
 // Accumulation: the micro-kernel sums each Z in T, item after item of a slot; for float32 a slot's
-// sum is cut into runs of kRunTiles tiles per group, each added into a float64 sum (the slots then
-// summed and A'^T Z A' taken in float64 too). Summed in float32 over a whole slot the error grew with
-// the batch: 0.64 of the tests' float32 tolerance at 4096 tiles, 1.5 at 16384; in runs of 1024 it
-// stayed at 0.26-0.34, and a float64 add per item (0.14-0.26) cost 4-11% of dw on every shape
-// (conv.md, "One Winograd weight gradient"). A slot of at most one run never touches float64.
+// sum is cut into runs of at least kRunTiles tiles per group (whole items), each added into a float64
+// sum (the slots then summed and A'^T Z A' taken in float64 too). Summed in float32 over a whole slot
+// the error grew with the batch: 0.64 of the tests' float32 tolerance at 4096 tiles, 1.5 at 16384;
+// in runs of 1024 it stays at 0.23-0.35, and a float64 add per item (0.14-0.32) cost 4-11% of dw on
+// every shape (benchmarks/results/conv.md, "One Winograd weight gradient"). A slot of at most one
+// run never touches float64.
 constexpr int64_t kRunTiles = 1024;
 
 // dw[g*Kg + k, c, block taps] = A'^T Z_gb[., c, k] A' (Z in float or, after runs, double), L output

@@ -88,9 +88,9 @@ void transpose(const T* src, int64_t ls, int64_t rows, int64_t cols, T* dst, int
     for (int64_t j = 0; j < cols; ++j) dst[j * ld + i] = src[i * ls + j];
 }
 
-// transpose with the ragged edges as 8 x 8 blocks overlapping the last
-// full ones (values rewritten, not changed) where the matrix has 8 rows or columns: a group's
-// planes are often 28 or 14 wide, whose edge columns one by one cost as much as the rest.
+// transpose with the ragged edges as 8 x 8 blocks overlapping the last full ones (values rewritten,
+// not changed) where the matrix has 8 rows or columns: planes are often 28 or 14 wide, whose edge
+// columns one by one cost as much as the rest.
 template <typename T>
 void transpose_blocks(const T* src, int64_t ls, int64_t rows, int64_t cols, T* dst, int64_t ld) {
   if (rows < 8 || cols < 8) return transpose(src, ls, rows, cols, dst, ld);
