@@ -29,10 +29,10 @@ struct DwScratch {
 
 // Z_b[xi] += V_b[xi]^T E[xi] for one item (tile rows [r0, r1) of the channels of wg.p, x's from xg on
 // and dy's from dyg on: one sample, or one group of it) and every block b; Z_b is [A*A][Cz][Kz] at
-// Z + b * zs (in T, added to). V and E are written as the micro-kernel's packed panels (A: mr channels, B: nr output
-// channels, by tiles; the last B panel nr/2 wide where Kz rounds to half a panel: 16 output channels
-// per group with 32-wide float tiles), so the GEMMs run the micro-kernel on them with kc = tiles and
-// no packing.
+// Z + b * zs, in T. V and E are written as the micro-kernel's packed panels (A: mr channels, B: nr
+// output channels, by tiles; the last B panel nr/2 wide where Kz rounds to half a panel: 16 output
+// channels per group with 32-wide float tiles), so the GEMMs run the micro-kernel on them with
+// kc = tiles and no packing.
 template <typename T, int M>
 void dw_item(const Winograd<T, M>& wg, int blocks, int64_t r0, int64_t r1, const T* xg, const T* dyg, T* Z, int64_t zs,
              DwScratch<T, M>& s) {
