@@ -185,6 +185,27 @@ def test_winograd_threads(rng, threads, N, k):
         dk.set_num_threads(old)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("case", [((40, 16, 32, 32), (16, 16, 3, 3), 1), ((48, 32, 28, 28), (32, 16, 3, 3), 2)])
+def test_winograd_dw_long_sums(rng, threads, case):
+    """More than 1024 tiles per slot and group: float32 dw sums in runs added in float64
+    (conv2d_winograd_dw_impl.h), ungrouped and grouped, at 1 and 2 threads."""
+    xs, ws, G = case
+    x, w = rng.standard_normal(xs).astype(np.float32), rng.standard_normal(ws).astype(np.float32)
+    params, _ = _conv_params("conv2d", x, w, None, 1, 1, 1, G)
+    assert _cpu.conv2d_plan(params, "float32", threads)["dw"] == "winograd"
+    old = dk.get_num_threads()
+    try:
+        dk.set_num_threads(threads)
+        y, ctx = dk.conv2d(x, w, None, 1, 1, 1, G, return_ctx=True)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        _, dw, _ = dk.conv2d_backward(ctx, dy)
+    finally:
+        dk.set_num_threads(old)
+    want = conv2d_backward_ref(x, w, dy, False, (1, 1), (1, 1), (1, 1), G)[1]
+    assert_close(dw, want, dtype=np.float32, what=f"dw x{xs} w{ws} g{G} threads {threads}")
+
+
 # (x shape, w shape, padding) that take Winograd forward and dx in float64
 FD_SHAPES = [((1, 48, 30, 26), (40, 48, 3, 3), 1), ((1, 64, 17, 16), (64, 64, 5, 5), 2)]
 

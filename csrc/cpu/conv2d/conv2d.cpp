@@ -1,7 +1,8 @@
 // conv2d lowered to GEMM. Four lowerings, chosen per shape (and per gradient; conv2d_plan names them):
 //  * Winograd F(4x4, 3x3) / F(2x2, 5x5) (conv2d_winograd.h) for stride-1 3x3 / 5x5 with enough
 //    channels: forward, dx as a transposed convolution, and dw; finite inputs only. Grouped
-//    (1 < G < C) 3x3: forward, dx and dw per group, in place (conv2d_winograd_grouped.h).
+//    (1 < G < C) 3x3: forward and dx per group, in place (conv2d_winograd_grouped.h), and dw by the
+//    same weight gradient, groups as its outer dimension.
 //  * shifted GEMM (conv2d_shifted_plan.h), the default for strides <= 8: no im2col matrix at all.
 //    Forward; dw (K >= 16, finite x); dx as a transposed convolution (stride 1, C >= 4) or as
 //    w^T dy added back contiguously in the phase-split space (other strides); finite w for dx.
@@ -125,7 +126,8 @@ void forward_item(const Conv2dParams& p, const Plan& pl, const T* x, const T* w,
 }
 
 // Groups other than depthwise: stride-1 3x3 groups with enough channels take the grouped Winograd
-// (conv2d_winograd_grouped.h: all passes, channels read in place); otherwise dw runs on the
+// (conv2d_winograd_grouped.h: forward and dx, channels read in place; dw: the Winograd weight
+// gradient of conv2d_winograd.h, groups as its outer dimension); otherwise dw runs on the
 // shifted GEMM over group views, and the forward and dx treat each group as an ordinary
 // convolution of its C/G channels over gathered copies (those lowerings take whole NCHW batches).
 // One group's params:
@@ -354,7 +356,7 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
     }
     // dw by Winograd (finite x and dy), else on the shifted GEMM over group views (finite x, as below)
     if (dw && winograd_grouped_dw_pays<T>(p) && x_finite() && dy_finite()) {
-      conv2d_weight_grad_winograd_grouped(p, x, dy, dw);
+      conv2d_weight_grad_winograd(p, x, dy, dw);
       dw = nullptr;  // done
     } else if (dw && shifted_applies(q) && x_finite()) {
       for (int64_t g = 0; g < p.G; ++g)

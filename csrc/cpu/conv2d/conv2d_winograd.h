@@ -31,7 +31,8 @@ bool winograd_pays(const Conv2dParams& p, int64_t elem_bytes);
 // Whether the weight gradient runs on Winograd (x and dy finite besides): conv2d_winograd.cpp.
 bool winograd_dw_pays(const Conv2dParams& p, int64_t elem_bytes);
 
-// dw = the weight gradient of sum(y * dy) (overwritten), for winograd_tile(p) > 0; x and dy finite.
+// dw = the weight gradient of sum(y * dy) (overwritten), for winograd_tile(p) > 0 or, grouped, for
+// winograd_grouped_dw_pays (conv2d_winograd_grouped.h): groups as an outer dimension; x and dy finite.
 template <typename T>
 void conv2d_weight_grad_winograd(const Conv2dParams& p, const T* x, const T* dy, T* dw);
 

@@ -41,13 +41,6 @@ bool winograd_grouped_dw_pays(const Conv2dParams& p) {
   return winograd_grouped_pays(p, sizeof(T)) && (cgp == nr || 2 * cgp == nr);
 }
 
-template <typename T>
-void conv2d_weight_grad_winograd_grouped(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
-  using Fn = void (*)(const Conv2dParams&, const T*, const T*, T*);
-  static const Fn fn = DK_ISA_PICK(Fn, winograd::weight_grad_grouped<T>);
-  fn(p, x, dy, dw);
-}
-
 Conv2dParams winograd_grouped_dx_params(const Conv2dParams& p) {
   Conv2dParams q{p.N, p.K, p.Ho, p.Wo, p.C, p.kh, p.kw, p.H, p.W, 1, 1, 0, 0, 1, 1, 0};
   if (p.kh != 3 || p.kw != 3 || p.sh != 1 || p.sw != 1 || p.dh != 1 || p.dw != 1 || p.ph > 2 || p.pw > 2) return q;
@@ -77,8 +70,6 @@ template void conv2d_forward_winograd_grouped<double>(const Conv2dParams&, const
                                                       double*);
 template bool winograd_grouped_dw_pays<float>(const Conv2dParams&);
 template bool winograd_grouped_dw_pays<double>(const Conv2dParams&);
-template void conv2d_weight_grad_winograd_grouped<float>(const Conv2dParams&, const float*, const float*, float*);
-template void conv2d_weight_grad_winograd_grouped<double>(const Conv2dParams&, const double*, const double*, double*);
 template void conv2d_input_grad_winograd_grouped<float>(const Conv2dParams&, const float*, const float*, float*);
 template void conv2d_input_grad_winograd_grouped<double>(const Conv2dParams&, const double*, const double*, double*);
 

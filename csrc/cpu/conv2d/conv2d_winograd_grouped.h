@@ -2,8 +2,8 @@
 // Winograd F(4x4, 3x3) for grouped stride-1 3x3 convolutions (1 < G < C, not depthwise): the
 // transforms of conv2d_winograd.h with each group's GEMMs [tiles x C/G] x [C/G x K/G] run on its own
 // channels read in place (no gathered copies), all groups in one parallel loop. Also dx of such a
-// convolution, as the grouped convolution of dy with each group's flipped, transposed weights, and
-// dw by F(3x3, 4x4) (dy's 4x4 tiles as the filter).
+// convolution, as the grouped convolution of dy with each group's flipped, transposed weights. dw is
+// the ungrouped weight gradient's (conv2d_winograd.h), groups as its outer dimension.
 #include <cstdint>
 
 #include "common/conv_params.h"
@@ -22,14 +22,11 @@ void conv2d_forward_winograd_grouped(const Conv2dParams& p, const T* x, const T*
 // params with G = 0 when dx is not one.
 Conv2dParams winograd_grouped_dx_params(const Conv2dParams& p);
 
-// Whether dw of this grouped convolution runs as Winograd F(3x3, 4x4) (x and dy finite besides):
-// the forward's tiles, and C/G rounded to 16 filling one GEMM panel (GemmKernel::nr or nr/2).
+// Whether dw of this grouped convolution runs as Winograd F(3x3, 4x4) (conv2d_weight_grad_winograd;
+// x and dy finite besides): where the forward does, and C/G rounded to 16 fills one GEMM panel
+// (GemmKernel::nr or nr/2), the shapes it was measured on (conv.md, "Grouped 3x3").
 template <typename T>
 bool winograd_grouped_dw_pays(const Conv2dParams& p);
-
-// dw (K, C/G, 3, 3) of a convolution whose winograd_grouped_dw_pays, overwritten.
-template <typename T>
-void conv2d_weight_grad_winograd_grouped(const Conv2dParams& p, const T* x, const T* dy, T* dw);
 
 // dx of a convolution whose winograd_grouped_dx_params pays.
 template <typename T>

@@ -4,38 +4,21 @@
 // tile rows, group): the group's Cg channels go channels-last into a zero-padded buffer straight
 // from x, and its 36 GEMMs are [tiles x Cgp] x [Cgp x Kgp] on the micro-kernel's row-pointer form,
 // on the half-width tile for the last nr/2 columns (Kg = 16 with 32-wide float tiles: no padding).
-// Cgp, Kgp: Cg rounded to L, Kg to L and to half a panel, with zeros. The weight gradient (below)
-// reuses the input tiles. Floor written against: the 36 GEMMs at the micro-kernel's rate plus x and
-// y through memory once (benchmarks/results/conv.md, "Grouped 3x3").
+// Cgp, Kgp: Cg rounded to L, Kg to L and to half a panel, with zeros. Floor written against: the 36
+// GEMMs at the micro-kernel's rate plus x and y through memory once (benchmarks/results/conv.md,
+// "Grouped 3x3"). The weight gradient of these convolutions is conv2d_winograd_dw_impl.h's, groups
+// as its outer dimension.
 #include "cpu/conv2d/conv2d_winograd_impl.h"
 
 DK_ISA_DECLARE(namespace winograd {
   template <typename T>
   void forward_grouped(const Conv2dParams&, const T*, const T*, const T*, T*);
-  template <typename T>
-  void weight_grad_grouped(const Conv2dParams&, const T*, const T*, T*);
 })
 
-#define DK_INSTANTIATE_WINOGRAD_GROUPED_ISA(T)                                             \
-  template void forward_grouped<T>(const Conv2dParams&, const T*, const T*, const T*, T*); \
-  template void weight_grad_grouped<T>(const Conv2dParams&, const T*, const T*, T*);
+#define DK_INSTANTIATE_WINOGRAD_GROUPED_ISA(T) \
+  template void forward_grouped<T>(const Conv2dParams&, const T*, const T*, const T*, T*);
 
 namespace dk::cpu::DK_WG_NS {
-
-// transpose (conv2d_winograd_impl.h) with the ragged edges as 8 x 8 blocks overlapping the last
-// full ones (values rewritten, not changed) where the matrix has 8 rows or columns: a group's
-// planes are often 28 or 14 wide, whose edge columns one by one cost as much as the rest.
-template <typename T>
-void transpose_blocks(const T* src, int64_t ls, int64_t rows, int64_t cols, T* dst, int64_t ld) {
-  if (rows < 8 || cols < 8) return transpose(src, ls, rows, cols, dst, ld);
-  for (int64_t i0 = 0; i0 < rows; i0 += 8) {
-    const int64_t i = std::min(i0, rows - 8);
-    for (int64_t j0 = 0; j0 < cols; j0 += 8) {
-      const int64_t j = std::min(j0, cols - 8);
-      transpose8(src + i * ls + j, ls, dst + j * ld + i, ld);
-    }
-  }
-}
 
 template <typename T>
 struct GroupedWinograd {
@@ -51,7 +34,7 @@ struct GroupedWinograd {
     Buf<T> xt, V, Mx, ob;
   };
 
-  GroupedWinograd(const Conv2dParams& p_, const T* w, const T* b, bool par = false) : p(p_), kr(gemm_kernel<T>()) {
+  GroupedWinograd(const Conv2dParams& p_, const T* w, const T* b, bool par) : p(p_), kr(gemm_kernel<T>()) {
     Cg = p.C / p.G;
     Kg = p.K / p.G;
     Cgp = round_up(Cg, L);
@@ -61,7 +44,6 @@ struct GroupedWinograd {
     wp = tw_n * M + 2;
     // ~96 tiles per item, as conv2d_winograd_impl.h
     set_rows((96 + tw_n - 1) / tw_n);
-    if (!w) return;  // the weight gradient (GroupedWinogradDw) uses the tiles only
     transform_weights(w, par);
     T* bp = bias.zeros(p.G * Kgp);
     for (int64_t g = 0; b && g < p.G; ++g)
@@ -233,148 +215,6 @@ void forward_grouped(const Conv2dParams& p, const T* x, const T* w, const T* b, 
     const int64_t g = it % p.G, nb = it / p.G, n = nb / wg.bands, r0 = nb % wg.bands * wg.rows_t;
     wg.run_item(n, r0, std::min(wg.th_n, r0 + wg.rows_t), g, x, y, scratch);
   }
-}
-
-// Weight gradient, F(3x3, 4x4): each 4x4 tile of dy (the "filter") correlated with the 6x6 input tile
-// the forward reads gives that tile's 3x3 share of dw, so with D = G' d G'^T (G' 6x4 from the same
-// points) and V = B^T x B as in the forward, dw[k, c] = A'^T (sum over tiles of D[k] V[c]) A' (A' 3x6):
-// per group and xi the GEMM M[xi] (Kgp x Cgp) += D[xi]^T V[xi] over the tiles, 36 products per 9
-// outputs instead of 16 * 9. Each item's sums (its own tiles, in T) are added in double into its
-// thread's M, threads take items statically and are summed in order: bitwise repeatable, and the
-// rounding does not grow with the batch. V's rows are one B panel: Cgp = NR or NR/2. G' is the
-// ungrouped weight gradient's (DwTf<T, 4>::dy, conv2d_winograd_impl.h).
-template <typename T>
-struct GroupedWinogradDw {
-  static constexpr int A = 6;
-  GroupedWinograd<T> tiles_;  // geometry and the input transform (no weights)
-  const Conv2dParams& p;
-  int64_t Cg, Kg, Cgp, Kgp;
-
-  struct Scratch {
-    typename GroupedWinograd<T>::Scratch in;
-    Buf<T> dyt, D, Mi;
-    Buf<int64_t> offs;
-  };
-
-  explicit GroupedWinogradDw(const Conv2dParams& p_)
-      : tiles_(p_, static_cast<const T*>(nullptr), static_cast<const T*>(nullptr)), p(p_) {
-    Cg = tiles_.Cg;
-    Kg = tiles_.Kg;
-    Cgp = tiles_.Cgp;
-    Kgp = round_up(Kg, L);
-  }
-
-  int64_t m_size() const { return A * A * Kgp * Cgp; }
-
-  // acc[g][xi][k][c] += this item's sums
-  void run_item(int64_t n, int64_t r0, int64_t r1, int64_t g, const T* x, const T* dy, double* acc, Scratch& s) const {
-    const GemmKernel<T>& kr = tiles_.kr;
-    const int64_t tw_n = tiles_.tw_n, wt_ = tw_n * 4, tiles = (r1 - r0) * tw_n, P = p.Ho * p.Wo;
-    int64_t sv;
-    const T* V = tiles_.input_stage(n, r0, r1, g, x, s.in, sv);
-    // dy of the group, channels-last, zeros past Ho, Wo and Kg
-    T* dyt = s.dyt.zeros((r1 - r0) * 4 * wt_ * Kgp);
-    const T* dyg = dy + (n * p.K + g * Kg) * P;
-    for (int64_t oh = r0 * 4; oh < std::min(p.Ho, r1 * 4); ++oh)
-      transpose_blocks(dyg + oh * p.Wo, P, Kg, p.Wo, dyt + (oh - r0 * 4) * wt_ * Kgp, Kgp);
-    // D[xi] straight into the micro-kernel's packed A panels: MR output channels per panel,
-    // [panel][tile][MR] (zeros past Kgp), so the GEMM packs nothing; V's rows are B, by offset.
-    const int64_t mr = kr.mr, kmr = round_up(Kgp, mr), sd = kmr * tiles + L;
-    T* D = s.D.get(A * A * sd);
-    if (kmr != Kgp) std::memset(D, 0, sizeof(T) * size_t(A * A * sd));
-    T t[A * 4 * L], u[A * A * L];
-    for (int64_t tr = 0; tr < r1 - r0; ++tr)
-      for (int64_t tw = 0; tw < tw_n; ++tw) {
-        const int64_t tile = tr * tw_n + tw;
-        const T* org = dyt + (tr * 4 * wt_ + tw * 4) * Kgp;
-        for (int64_t k0 = 0; k0 < Kgp; k0 += L) {
-          for (int j = 0; j < 4; ++j) DwTf<T, 4>::dy(org + j * Kgp + k0, wt_ * Kgp, t + j * L, 4 * L);
-          for (int i = 0; i < A; ++i) DwTf<T, 4>::dy(t + i * 4 * L, L, u + i * A * L, L);
-          T* d = D + (k0 / mr * tiles + tile) * mr;
-          if (mr == 8) {  // a constant size: a libc call per 8 values would cost more than the copy
-            for (int xi = 0; xi < A * A; ++xi)
-              for (int64_t l = 0; l < L; l += 8)
-                std::memcpy(d + xi * sd + l / 8 * tiles * 8, u + xi * L + l, sizeof(T) * 8);
-          } else {
-            for (int xi = 0; xi < A * A; ++xi)
-              for (int l = 0; l < L; ++l) {
-                const int64_t k = k0 + l;
-                D[xi * sd + (k / mr * tiles + tile) * mr + k % mr] = u[xi * L + l];
-              }
-          }
-        }
-      }
-    // Mi[xi] = D[xi]^T V[xi] (Kgp x Cgp), MR rows of k per call; then into acc in double
-    const auto fn = Cgp == kr.nr ? kr.fn_shifted : kr.fn_shifted_half;
-    int64_t* offs = s.offs.get(tiles);
-    for (int64_t i = 0; i < tiles; ++i) offs[i] = i * Cgp;
-    T* Mi = s.Mi.get(A * A * Kgp * Cgp);
-    for (int xi = 0; xi < A * A; ++xi)
-      for (int64_t k0 = 0; k0 < Kgp; k0 += mr) {
-        const T* ap = D + xi * sd + k0 * tiles;
-        T* c = Mi + (xi * Kgp + k0) * Cgp;
-        if (k0 + mr <= Kgp) {
-          fn(tiles, ap, V + xi * sv, offs, c, Cgp, T(1), T(0));
-        } else {
-          T tmp[kMaxPanel * kMaxPanel];
-          fn(tiles, ap, V + xi * sv, offs, tmp, Cgp, T(1), T(0));
-          std::memcpy(c, tmp, sizeof(T) * size_t((Kgp - k0) * Cgp));
-        }
-      }
-    double* ag = acc + g * m_size();
-#pragma omp simd
-    for (int64_t i = 0; i < m_size(); ++i) ag[i] += double(Mi[i]);
-  }
-
-  // dw[g*Kg + k][c] = A'^T M[g][.][k][c] A'
-  void finish(const double* m, T* dw) const {
-    for (int64_t g = 0; g < p.G; ++g)
-      for (int64_t k = 0; k < Kg; ++k)
-        for (int64_t c = 0; c < Cg; ++c) {
-          const auto at = [&](int i, int j) { return m[((g * A * A + i * A + j) * Kgp + k) * Cgp + c]; };
-          double o[3][A];
-          for (int j = 0; j < A; ++j) {
-            const double m1 = at(1, j), m2 = at(2, j), m3 = at(3, j), m4 = at(4, j);
-            o[0][j] = at(0, j) + (m1 + m2) + (m3 + m4);
-            o[1][j] = (m1 - m2) + 2.0 * (m3 - m4);
-            o[2][j] = (m1 + m2) + 4.0 * (m3 + m4) + at(5, j);
-          }
-          T* out = dw + ((g * Kg + k) * Cg + c) * 9;
-          for (int i = 0; i < 3; ++i) {
-            const double* r = o[i];
-            out[i * 3] = T(r[0] + (r[1] + r[2]) + (r[3] + r[4]));
-            out[i * 3 + 1] = T((r[1] - r[2]) + 2.0 * (r[3] - r[4]));
-            out[i * 3 + 2] = T((r[1] + r[2]) + 4.0 * (r[3] + r[4]) + r[5]);
-          }
-        }
-  }
-};
-
-template <typename T>
-void weight_grad_grouped(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
-  const int nt = num_threads();
-  const bool threads = nt > 1 && threads_for_flops(2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs())) > 1;
-  GroupedWinogradDw<T> wd(p);
-  GroupedWinograd<T>& tg = wd.tiles_;
-  if (threads && p.N * p.G * tg.bands < nt) tg.set_rows((tg.th_n * p.N * p.G + nt - 1) / nt);
-  const int64_t items = p.N * tg.bands * p.G, msz = p.G * wd.m_size();
-  const int used = threads && items > 1 ? nt : 1;
-  Buf<double> acc_buf;
-  double* acc = acc_buf.zeros(used * msz);
-  static thread_local typename GroupedWinogradDw<T>::Scratch scratch;
-  // A slot, not a thread, owns each sum and a fixed run of items: the same items every run and on
-  // any team size (it shrinks on a busy machine, parallel.h), so dw is bitwise repeatable.
-#pragma omp parallel for schedule(dynamic) num_threads(team(used)) if (used > 1)
-  for (int slot = 0; slot < used; ++slot) {
-    double* mine = acc + slot * msz;
-    for (int64_t it = items * slot / used; it < items * (slot + 1) / used; ++it) {
-      const int64_t g = it % p.G, nb = it / p.G, n = nb / tg.bands, r0 = nb % tg.bands * tg.rows_t;
-      wd.run_item(n, r0, std::min(tg.th_n, r0 + tg.rows_t), g, x, dy, mine, scratch);
-    }
-  }
-  for (int t = 1; t < used; ++t)
-    for (int64_t i = 0; i < msz; ++i) acc[i] += acc[t * msz + i];
-  wd.finish(acc, dw);
 }
 
 }  // namespace dk::cpu::DK_WG_NS

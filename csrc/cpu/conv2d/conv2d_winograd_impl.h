@@ -88,6 +88,21 @@ void transpose(const T* src, int64_t ls, int64_t rows, int64_t cols, T* dst, int
     for (int64_t j = 0; j < cols; ++j) dst[j * ld + i] = src[i * ls + j];
 }
 
+// transpose with the ragged edges as 8 x 8 blocks overlapping the last full ones (values rewritten,
+// not changed) where the matrix has 8 rows or columns: planes are often 28 or 14 wide, whose edge
+// columns one by one cost as much as the rest.
+template <typename T>
+void transpose_blocks(const T* src, int64_t ls, int64_t rows, int64_t cols, T* dst, int64_t ld) {
+  if (rows < 8 || cols < 8) return transpose(src, ls, rows, cols, dst, ld);
+  for (int64_t i0 = 0; i0 < rows; i0 += 8) {
+    const int64_t i = std::min(i0, rows - 8);
+    for (int64_t j0 = 0; j0 < cols; j0 += 8) {
+      const int64_t j = std::min(j0, cols - 8);
+      transpose8(src + i * ls + j, ls, dst + j * ld + i, ld);
+    }
+  }
+}
+
 // 1-D transforms on L lanes: element k of the input at in + k*si, element i of the output at out + i*so.
 // Both tiles interpolate at the points a = 0, 1, -1, 2, -2 and infinity, so A = 6 inputs per tile and
 // one data transform B^T (row k: the coefficients of M(x) / (x - a_k), M(x) = x (x^2 - 1)(x^2 - 4);
@@ -173,9 +188,9 @@ struct Tf<T, 2> : DataTf<T> {  // F(2, 5): 36 multiply-adds per 4 outputs and ch
   }
 };
 
-// The weight gradient's transforms (conv2d_winograd_dw_impl.h, and per group
-// conv2d_winograd_grouped_impl.h): G' (M -> 6) and A'^T (6 -> R) on L lanes: the Toom-Cook rule of Tf (G'[k][j] = a_k^j
-// / N_k, A'^T[i][k] = a_k^i, infinity: the last tap / the last output) for r = M = 4 and m = R = 3.
+// The weight gradient's transforms (conv2d_winograd_dw_impl.h): G' (M -> 6) and A'^T (6 -> R) on L
+// lanes: the Toom-Cook rule of Tf (G'[k][j] = a_k^j / N_k, A'^T[i][k] = a_k^i, infinity: the last tap
+// / the last output) for r = M = 4 and m = R = 3.
 template <typename T, int M>
 struct DwTf;
 
@@ -280,13 +295,13 @@ struct Winograd {
   // cache sets: V[xi] at xi * ld(Cp), M[xi] at xi * ld(Kp).
   int64_t ld(int64_t tiles, int64_t width) const { return tiles * width + L; }
 
-  // V of the item (sample n, tile rows [r0, r1)) into s.V, through the channels-last band s.xt.
+  // V of the item (tile rows [r0, r1) of the C channels from xn on, planes H*W apart: one sample, or
+  // one group of a sample) into s.V, through the channels-last band s.xt.
   // mr = 0: V[xi] is tiles x Cp at xi * ld(tiles, Cp) (the forward's GEMM reads its rows in place);
   // mr > 0: V[xi]^T as packed micro-kernel A panels (mr channels by tiles each; Cz = Cp rounded up
   // to mr, the rows past Cp zero) at xi * ld(tiles, Cz), for the weight gradient's GEMM.
   // (bi, bj): read x that many rows and columns further on (the weight gradient's shifted blocks).
-  void input_transform(int64_t n, int64_t r0, int64_t r1, const T* x, Scratch& s, int mr = 0, int bi = 0,
-                       int bj = 0) const {
+  void input_transform(const T* xn, int64_t r0, int64_t r1, Scratch& s, int mr = 0, int bi = 0, int bj = 0) const {
     const int64_t C = p.C, H = p.H, W = p.W;
     const int64_t hb = (r1 - r0) * M + R - 1, tiles = (r1 - r0) * tw_n;
     const int64_t Cz = mr ? round_up(Cp, mr) : Cp, sv = ld(tiles, Cz);
@@ -296,7 +311,6 @@ struct Winograd {
     else
       s.V.get(A * A * sv);
     // channels-last, zero-padded rows of the band
-    const T* xn = x + n * C * H * W;
     for (int64_t r = 0; r < hb; ++r) {
       const int64_t h = r0 * M + r - p.ph + bi;
       if (h < 0 || h >= H) continue;
@@ -338,7 +352,7 @@ struct Winograd {
   void run_item(int64_t n, int64_t r0, int64_t r1, const T* x, T* y, Scratch& s) const {
     const int64_t K = p.K, tiles = (r1 - r0) * tw_n, wt_ = tw_n * M;
     const int64_t sv = ld(tiles, Cp), sm = ld(tiles, Kp);
-    input_transform(n, r0, r1, x, s);
+    input_transform(x + n * p.C * p.H * p.W, r0, r1, s);
     s.Mx.get(A * A * sm);
     s.ob.get((r1 - r0) * M * wt_ * Kp);
     // M[xi] = V[xi] U[xi]: MR tiles x NR output channels per micro-kernel call, V's rows read in
