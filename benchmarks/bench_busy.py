@@ -7,7 +7,7 @@ Two workloads, each timed in a fresh process (OpenMP reads its settings once, at
   batch 32, 8 epochs;
 - 60 LeNet training steps (batch 64, as benchmarks/bench_training.py), right after 3 warm-up steps
   (`lenet_steps`: a job that has just started pays the busy-machine detector's first decision,
-  10-50 ms) and after 0.4 s of steps (`lenet_steady`: a training loop already running).
+  10-30 ms) and after 0.4 s of steps (`lenet_steady`: a training loop already running).
 Each is run quiet and with a busy neighbour (a process spinning on one core for the whole run),
 under the library's default threading (small kernels on the calling thread, csrc/cpu/common/parallel.h;
 a bounded spin, python/deepkern/_openmp_env.py) and under the variants one could choose instead.
@@ -172,7 +172,7 @@ def _run(code, env_extra, pythonpath=None):
     raise RuntimeError(f"workload failed: {out.stderr.strip()[-400:]}")
 
 
-DETECTOR = []  # per run: the share of the detector's 10 ms windows that left regions on one thread
+DETECTOR = []  # per run: the share of the detector's windows that left regions on one thread
 
 
 def measure(workload, variant, busy, repeats, baseline=None):

@@ -1,4 +1,4 @@
-"""How long the calling thread waits for a core, per 10 ms window, quiet and with a busy neighbour:
+"""How long the calling thread waits for a core, per detector window (5 ms), quiet and with a busy neighbour:
 the measurement behind the busy-machine threshold (csrc/cpu/common/contention.cpp, kBusyShare).
 
     python benchmarks/contention_shares.py quiet

@@ -152,15 +152,25 @@ def _threads():
 
 
 def machine_description():
+    """CPU model with its family/model numbers (a VM may name only "AMD EPYC": family 25 is Zen 3/4,
+    26 is Zen 5, with very different vector throughput), logical CPUs, OS, and the libraries' threads."""
     cpu = platform.processor() or platform.machine()
+    info = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "cpu family", "model") and key not in info:
+                    info[key] = value.strip()
+                if not line.strip():
+                    break  # the first processor's block is enough
     except OSError:
         pass
+    if "model name" in info:
+        cpu = info["model name"]
+        if "cpu family" in info:
+            cpu += f" (family {info['cpu family']} model {info.get('model', '?')})"
     desc = f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
     extra = _threads()
     return f"{desc}; {extra}" if extra else desc

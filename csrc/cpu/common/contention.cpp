@@ -27,12 +27,15 @@ namespace dk::cpu {
 
 namespace {
 
-constexpr int64_t kWindowNs = 10'000'000;  // 10 ms between readings
-constexpr int64_t kStaleNs = 200'000'000;  // a gap longer than this (no calls) only restarts the count
 // Measured (benchmarks/RESULTS.md, "Busy machine"): with another process spinning on one of two
 // cores, 80-100% of the windows wait more than 20% (median 0.32-0.49) while the regions run full
 // teams; on the quiet machine 97-100% wait nothing, and 1-3% spike above 20% alone (a wake-up
-// placed on a busy core). Hence 20%, twice in a row.
+// placed on a busy core). Hence 20%, twice in a row. The window: replaying recorded LeNet traces
+// (benchmarks/contention_trace.py), 5 ms windows decide in 11 ms (median; 10 ms windows: 21 ms) with
+// no false start on the quiet traces, and a job that has just started runs its first regions on a
+// busy machine at full teams until the decision.
+constexpr int64_t kWindowNs = 5'000'000;   // 5 ms between readings
+constexpr int64_t kStaleNs = 200'000'000;  // a gap longer than this (no calls) only restarts the count
 constexpr double kBusyShare = 0.20;            // runnable-but-waiting share of a window that means busy
 constexpr int kStrikes = 2;                    // windows in a row above it before regions shrink
 constexpr int64_t kHoldMinNs = 100'000'000;    // first hold in busy mode
