@@ -35,6 +35,27 @@ sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 from harness import machine_description  # noqa: E402
 
+_LENET = """
+import json, numpy as np, deepkern as dk
+nn = dk.nn
+nn.manual_seed(0)
+m = nn.Sequential([nn.Conv2D(1, 6, 5), nn.ReLU(), nn.MaxPool2D(2), nn.Conv2D(6, 16, 5), nn.ReLU(), nn.MaxPool2D(2),
+                   nn.Flatten(), nn.Dense(256, 120), nn.ReLU(), nn.Dense(120, 84), nn.ReLU(), nn.Dense(84, 10)])
+rng = np.random.default_rng(0)
+x = rng.random((64, 1, 28, 28), dtype=np.float32); y = rng.integers(0, 10, 64)
+opt = dk.optim.SGD(m, lr=0.01, momentum=0.9); loss = nn.SoftmaxCrossEntropy()
+{warmup}
+t0 = time.perf_counter()
+for _ in range(60): m.train_step(x, y, loss, opt)
+print("SECONDS", time.perf_counter() - t0)
+print("STATE", json.dumps(getattr(dk._cpu, "_contention", dict)()))
+"""
+_WARMUP_STEPS = "import time\nfor _ in range(3): m.train_step(x, y, loss, opt)"
+# a loop already running: the detector has settled
+_WARMUP_LOOP = (
+    "import time\nt_warm = time.perf_counter() + 0.4\nwhile time.perf_counter() < t_warm: m.train_step(x, y, loss, opt)"
+)
+
 WORKLOADS = {
     "lstm_fit": """
 import json, numpy as np, deepkern as dk
@@ -49,37 +70,8 @@ m.fit(x, y, dk.nn.MSE(), dk.optim.Adam(m.parameters(), lr=1e-2), epochs=8, batch
 print("SECONDS", time.perf_counter() - t0)
 print("STATE", json.dumps(getattr(dk._cpu, "_contention", dict)()))
 """,
-    "lenet_steps": """
-import json, numpy as np, deepkern as dk
-nn = dk.nn
-nn.manual_seed(0)
-m = nn.Sequential([nn.Conv2D(1, 6, 5), nn.ReLU(), nn.MaxPool2D(2), nn.Conv2D(6, 16, 5), nn.ReLU(), nn.MaxPool2D(2),
-                   nn.Flatten(), nn.Dense(256, 120), nn.ReLU(), nn.Dense(120, 84), nn.ReLU(), nn.Dense(84, 10)])
-rng = np.random.default_rng(0)
-x = rng.random((64, 1, 28, 28), dtype=np.float32); y = rng.integers(0, 10, 64)
-opt = dk.optim.SGD(m, lr=0.01, momentum=0.9); loss = nn.SoftmaxCrossEntropy()
-for _ in range(3): m.train_step(x, y, loss, opt)
-import time; t0 = time.perf_counter()
-for _ in range(60): m.train_step(x, y, loss, opt)
-print("SECONDS", time.perf_counter() - t0)
-print("STATE", json.dumps(getattr(dk._cpu, "_contention", dict)()))
-""",
-    "lenet_steady": """
-import json, numpy as np, deepkern as dk
-nn = dk.nn
-nn.manual_seed(0)
-m = nn.Sequential([nn.Conv2D(1, 6, 5), nn.ReLU(), nn.MaxPool2D(2), nn.Conv2D(6, 16, 5), nn.ReLU(), nn.MaxPool2D(2),
-                   nn.Flatten(), nn.Dense(256, 120), nn.ReLU(), nn.Dense(120, 84), nn.ReLU(), nn.Dense(84, 10)])
-rng = np.random.default_rng(0)
-x = rng.random((64, 1, 28, 28), dtype=np.float32); y = rng.integers(0, 10, 64)
-opt = dk.optim.SGD(m, lr=0.01, momentum=0.9); loss = nn.SoftmaxCrossEntropy()
-import time; t_warm = time.perf_counter() + 0.4
-while time.perf_counter() < t_warm: m.train_step(x, y, loss, opt)  # a loop already running: the detector has settled
-t0 = time.perf_counter()
-for _ in range(60): m.train_step(x, y, loss, opt)
-print("SECONDS", time.perf_counter() - t0)
-print("STATE", json.dumps(getattr(dk._cpu, "_contention", dict)()))
-""",
+    "lenet_steps": _LENET.format(warmup=_WARMUP_STEPS),
+    "lenet_steady": _LENET.format(warmup=_WARMUP_LOOP),
     "kernels": """
 import json, time, numpy as np, deepkern as dk
 rng = np.random.default_rng(0)

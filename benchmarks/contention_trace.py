@@ -45,24 +45,11 @@ def record(cond, out, seconds):
         neighbour = multiprocessing.Process(target=spin, args=(stop,), daemon=True)
         neighbour.start()
         time.sleep(0.2)
+    import torch
+    from bench_training import build
+
+    _, m = build(torch)  # LeNet, as bench_training.py, bench_busy.py and contention_shares.py time it
     nn = dk.nn
-    nn.manual_seed(0)
-    m = nn.Sequential(
-        [
-            nn.Conv2D(1, 6, 5),
-            nn.ReLU(),
-            nn.MaxPool2D(2),
-            nn.Conv2D(6, 16, 5),
-            nn.ReLU(),
-            nn.MaxPool2D(2),
-            nn.Flatten(),
-            nn.Dense(256, 120),
-            nn.ReLU(),
-            nn.Dense(120, 84),
-            nn.ReLU(),
-            nn.Dense(84, 10),
-        ]
-    )
     rng = np.random.default_rng(0)
     x = rng.random((64, 1, 28, 28), dtype=np.float32)
     y = rng.integers(0, 10, 64)
