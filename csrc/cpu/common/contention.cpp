@@ -34,8 +34,8 @@ namespace {
 // (benchmarks/contention_trace.py), 5 ms windows decide in 11 ms (median; 10 ms windows: 21 ms) with
 // no false start on the quiet traces, and a job that has just started runs its first regions on a
 // busy machine at full teams until the decision.
-constexpr int64_t kWindowNs = 5'000'000;   // 5 ms between readings
-constexpr int64_t kStaleNs = 200'000'000;  // a gap longer than this (no calls) only restarts the count
+constexpr int64_t kWindowNs = 5'000'000;       // 5 ms between readings
+constexpr int64_t kStaleNs = 200'000'000;      // a gap longer than this (no calls) only restarts the count
 constexpr double kBusyShare = 0.20;            // runnable-but-waiting share of a window that means busy
 constexpr int kStrikes = 2;                    // windows in a row above it before regions shrink
 constexpr int64_t kHoldMinNs = 100'000'000;    // first hold in busy mode
