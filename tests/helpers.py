@@ -1,4 +1,9 @@
-"""Shared test helpers: tolerances from DESIGN.md, NaN-strict comparisons, finite differences."""
+"""Shared test helpers: tolerances from DESIGN.md, NaN-strict comparisons, finite differences, and
+running a script on one ISA copy of the CPU kernels."""
+
+import os
+import subprocess
+import sys
 
 import numpy as np
 
@@ -66,3 +71,23 @@ def numeric_grad(f, x, dy, eps=1e-6):
         flat[i] = old
         gf[i] = (fp - fm) / (2 * eps)
     return g
+
+
+def run_with_isa(isa, code):
+    """`python -c code` in a fresh interpreter with DEEPKERN_CPU_ISA=isa (read once per process; a CPU
+    without the ISA runs a lower copy), 2 OpenMP threads, this deepkern first on the path. code is a
+    str.format template: `{tests!r}` becomes this folder (for its helpers and references), other
+    braces are doubled. Returns the CompletedProcess."""
+    import deepkern
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(deepkern.__file__)))
+    env = dict(
+        os.environ,
+        DEEPKERN_CPU_ISA=isa,
+        OMP_NUM_THREADS="2",
+        PYTHONPATH=os.pathsep.join([pkg_root, os.environ.get("PYTHONPATH", "")]),
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code.format(tests=tests)], env=env, capture_output=True, text=True, timeout=120
+    )

@@ -5,7 +5,7 @@ import deepkern as dk
 import numpy as np
 import pytest
 import torch
-from helpers import assert_close, numeric_grad
+from helpers import assert_close, numeric_grad, run_with_isa
 from reference import conv2d_backward_ref, conv2d_ref
 
 # (N, C, H, W, K, kh, kw, stride, padding, dilation, bias): hand-picked odd cases.
@@ -294,21 +294,8 @@ print("ok")
 @pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
 def test_conv2d_each_isa_kernel(isa):
     """Each micro-kernel family (incl. the shifted-GEMM kernel) in its own process."""
-    import os
-    import subprocess
-    import sys
 
-    tests = os.path.dirname(os.path.abspath(__file__))
-    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(dk.__file__)))
-    env = dict(
-        os.environ,
-        DEEPKERN_CPU_ISA=isa,
-        OMP_NUM_THREADS="2",
-        PYTHONPATH=os.pathsep.join([pkg_root, os.environ.get("PYTHONPATH", "")]),
-    )
-    r = subprocess.run(
-        [sys.executable, "-c", _ISA_SCRIPT.format(tests=tests)], env=env, capture_output=True, text=True, timeout=120
-    )
+    r = run_with_isa(isa, _ISA_SCRIPT)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
 

@@ -4,10 +4,6 @@ block and not a multiple of it, padding 0, 1, 2 (also different per axis), one s
 against the float64 reference and torch; Inf / NaN in x (also in columns no output reads), dy and w
 as torch has them; dx or dw alone; each ISA copy."""
 
-import os
-import subprocess
-import sys
-
 import deepkern as dk
 import numpy as np
 import pytest
@@ -15,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from deepkern import _cpu
 from deepkern.functional.conv import _conv2d_backward
-from helpers import assert_close
+from helpers import assert_close, run_with_isa
 from reference import conv2d_backward_ref, conv2d_ref
 
 # (x shape, padding (ph, pw), channel multiplier)
@@ -173,15 +169,5 @@ print("ok")
 @pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
 def test_depthwise_s2_each_isa(isa):
     """Each ISA copy in its own process (DEEPKERN_CPU_ISA caps the copy; a CPU without it runs a lower one)."""
-    tests = os.path.dirname(os.path.abspath(__file__))
-    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(dk.__file__)))
-    env = dict(
-        os.environ,
-        DEEPKERN_CPU_ISA=isa,
-        OMP_NUM_THREADS="2",
-        PYTHONPATH=os.pathsep.join([pkg_root, os.environ.get("PYTHONPATH", "")]),
-    )
-    r = subprocess.run(
-        [sys.executable, "-c", _ISA_SCRIPT.format(tests=tests)], env=env, capture_output=True, text=True, timeout=120
-    )
+    r = run_with_isa(isa, _ISA_SCRIPT)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

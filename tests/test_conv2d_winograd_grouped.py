@@ -11,7 +11,7 @@ import pytest
 import torch
 from deepkern import _cpu
 from deepkern.functional.conv import _conv_params
-from helpers import assert_close
+from helpers import assert_close, run_with_isa
 from reference import conv2d_backward_ref, conv2d_ref
 
 
@@ -211,19 +211,6 @@ print("ok")
 def test_grouped_each_isa_kernel(isa):
     """The grouped Winograd passes and the depthwise stride-2 dx on each ISA copy, in its own process
     (panel widths differ: 32 / 16 floats, 16 / 8 doubles)."""
-    import os
-    import subprocess
-    import sys
 
-    tests = os.path.dirname(os.path.abspath(__file__))
-    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(dk.__file__)))
-    env = dict(
-        os.environ,
-        DEEPKERN_CPU_ISA=isa,
-        OMP_NUM_THREADS="2",
-        PYTHONPATH=os.pathsep.join([pkg_root, os.environ.get("PYTHONPATH", "")]),
-    )
-    r = subprocess.run(
-        [sys.executable, "-c", _ISA_SCRIPT.format(tests=tests)], env=env, capture_output=True, text=True, timeout=120
-    )
+    r = run_with_isa(isa, _ISA_SCRIPT)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

@@ -63,6 +63,22 @@ inline bool finite_taps(const T* wk, int64_t taps) {
   return z == T(0);
 }
 
+// Interleaves e (even columns) and o (odd columns) into 2V values at dst: whole vectors when `room`
+// values may be written there, else only the first `count` (the row's last, partial block).
+template <typename T, int V, typename TV>
+inline void store_zipped(T* dst, TV e, TV o, int64_t room, int64_t count) {
+  const TV lo = permute2<ZipLo, V>(e, o), hi = permute2<ZipHi, V>(e, o);
+  if (room >= 2 * V) {
+    std::memcpy(dst, &lo, sizeof lo);
+    std::memcpy(dst + V, &hi, sizeof hi);
+  } else {
+    T z[2 * V];
+    std::memcpy(z, &lo, sizeof lo);
+    std::memcpy(z + V, &hi, sizeof hi);
+    std::memcpy(dst, z, sizeof(T) * size_t(count));
+  }
+}
+
 inline bool dw_parallel(const Conv2dParams& p) {
   return worth_threads(p.N * (p.C * p.in_plane() + p.K * p.out_plane()) * 4);
 }

@@ -247,16 +247,7 @@ void dx_gather_s2(const Conv2dParams& p, const T* w, const T* dy, T* dx) {
             std::memcpy(&d, s1[k] + t0, sizeof d);
             o += w1[k] * d;
           }
-          const TV lo = permute2<ZipLo, V>(e, o), hi = permute2<ZipHi, V>(e, o);
-          if (2 * (t0 + V) <= p.W) {
-            std::memcpy(out + 2 * t0, &lo, sizeof lo);
-            std::memcpy(out + 2 * t0 + V, &hi, sizeof hi);
-          } else {
-            T z[2 * V];
-            std::memcpy(z, &lo, sizeof lo);
-            std::memcpy(z + V, &hi, sizeof hi);
-            std::memcpy(out + 2 * t0, z, sizeof(T) * size_t(p.W - 2 * t0));
-          }
+          store_zipped<T, V>(out + 2 * t0, e, o, p.W - 2 * t0, p.W - 2 * t0);
         }
       }
     }

@@ -61,16 +61,7 @@ inline void s2_dx_row(const Conv2dParams& p, const S2Geom& g, const T* d0, const
     const int64_t u0 = b * V;
     const TV e = s2_dx_phase<T, V, A, PO, TV>(d0, d1, wk, u0 + sb);
     const TV o = s2_dx_phase<T, V, A, 1 - PO, TV>(d0, d1, wk, u0 + sb + PO);
-    const TV lo = permute2<ZipLo, V>(e, o), hi = permute2<ZipHi, V>(e, o);
-    if (2 * u0 + 2 * V <= room) {
-      std::memcpy(out + 2 * u0, &lo, sizeof lo);
-      std::memcpy(out + 2 * u0 + V, &hi, sizeof hi);
-    } else {
-      T z[2 * V];
-      std::memcpy(z, &lo, sizeof lo);
-      std::memcpy(z + V, &hi, sizeof hi);
-      std::memcpy(out + 2 * u0, z, sizeof(T) * size_t(p.W - 2 * u0));
-    }
+    store_zipped<T, V>(out + 2 * u0, e, o, room - 2 * u0, p.W - 2 * u0);
   }
 }
 
