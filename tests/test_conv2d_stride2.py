@@ -2,7 +2,7 @@
 its inverse in dx, the unfolded buffer for column stride 2 (AVX-512: each input row cut into its tap
 columns' windows in registers, tiles written in place), rows of tiles with a partial last tile
 ("shifted_rowtiles"), tiles written in place when the phase width is the output width
-("shifted_inplace": 1x1 kernels), the phase buffer filled one kc block at a time (C*kh*kw > 256), and
+("shifted_inplace": 1x1 kernels on small outputs; larger ones: test_conv2d_pointwise_gather.py), the phase buffer filled one kc block at a time (C*kh*kw > 256), and
 the bias added by the GEMM as one more tap. Each shape is checked against the float64 reference
 (forward, dx, dw, db) and torch, odd sizes, N = 1, C = 1 / 3, K not a multiple of the tile, strides 2
 and 3, dilations, paddings 0..3, several output chunks (K = 520); which path a shape takes is the
@@ -70,6 +70,8 @@ def _expected_forward(xs, ws, s, p, d, dt):
     mr, nr = _tile(dt)
     Ho, Wo = _out(H, kh, s[0], p[0], d[0]), _out(W, kw, s[1], p[1], d[1])
     Wq = -(-(W + 2 * p[1]) // s[1])
+    if kh == kw == 1 and Ho * Wo >= 256:  # 1x1 on large outputs: gather + GEMM (test_conv2d_pointwise_gather.py)
+        return "pointwise_gather"
     if (Ho - 1) * Wq + Wo + 32 > 2 * Ho * Wo:  # shifted_applies: small outputs take im2col
         return "im2col"
     if Wo % nr == 0 and K % mr == 0:
@@ -95,7 +97,7 @@ SHAPES = [
     ((2, 29, 15, 17), (19, 29, 3, 3), (2, 2), (0, 0), (1, 1)),  # 261 taps + bias, no padding
     ((2, 16, 14, 14), (40, 16, 1, 1), (2, 2), (0, 0), (1, 1)),  # 1x1/2 downsample: in place
     ((1, 256, 21, 23), (33, 256, 1, 1), (2, 2), (0, 0), (1, 1)),  # 256 taps + bias: 2 blocks, odd H / W
-    ((1, 130, 34, 34), (520, 130, 1, 1), (2, 2), (0, 0), (1, 1)),  # K = 520: output chunks of 7 panels
+    ((1, 130, 26, 37), (520, 130, 1, 1), (2, 2), (0, 0), (1, 1)),  # K = 520: 247 outputs in 2 chunks of panels
     ((2, 6, 13, 15), (24, 6, 1, 1), (2, 2), (1, 1), (1, 1)),  # 1x1/2 with padding: in place
     ((2, 5, 24, 23), (17, 5, 1, 1), (3, 3), (2, 2), (1, 1)),  # 1x1/3
     ((2, 3, 31, 47), (24, 3, 5, 5), (3, 3), (2, 1), (1, 2)),  # stride 3 (no split), dilation mix
@@ -190,15 +192,15 @@ def test_shapes_cover_every_tiling():
 
 
 def test_plan_names_the_resnet_strided_layers():
-    """resnet's stem takes row tiles, its 1x1/2 downsample writes in place (float32, the AVX-512
-    8x32, AVX2 6x16 and portable 4x16 kernels alike: Wo = 112 = 3.5 x 32 = 7 x 16, K = 64), and
+    """resnet's stem takes row tiles (float32, the AVX-512 8x32, AVX2 6x16 and portable 4x16 kernels
+    alike: Wo = 112 = 3.5 x 32 = 7 x 16, K = 64), its 1x1/2 downsample gather + GEMM, and
     its 3x3/2 on 56x56 is unfolded where AVX-512 can cut the rows."""
     stem = ((8, 3, 224, 224), (64, 3, 7, 7), (2, 2), (3, 3), (1, 1))
     down = ((8, 256, 56, 56), (512, 256, 1, 1), (2, 2), (0, 0), (1, 1))
     mr, nr = _tile(np.float32)
     assert _cpp_forward(*stem, np.float32) == ("shifted" if 112 % nr == 0 and 64 % mr == 0 else "shifted_rowtiles")
-    assert _cpp_forward(*down, np.float32) == "shifted_inplace"
-    assert _cpp_forward(*down, np.float32, threads=2) == "shifted_inplace"
+    assert _cpp_forward(*down, np.float32) == "pointwise_gather"
+    assert _cpp_forward(*down, np.float32, threads=2) == "pointwise_gather"
     # the 3x3/2 (56x56 -> 28x28): unfolded on AVX-512 at any thread count, else on the phase width
     mid = ((8, 128, 56, 56), (128, 128, 3, 3), (2, 2), (1, 1), (1, 1))
     for threads in (1, 2):

@@ -7,6 +7,8 @@
 //    Forward; dw (K >= 16, finite x); dx as a transposed convolution (stride 1, C >= 4) or as
 //    w^T dy added back contiguously in the phase-split space (other strides); finite w for dx.
 //  * 1x1, stride 1, no padding: x_n already is the column matrix, dx_n = w^T dy_n.
+//  * 1x1 with a stride or padding, forward on outputs of >= 256 positions: x gathered at the
+//    strided positions, then the packed GEMM (conv2d_pointwise_gather.h).
 //  * im2col + GEMM (here): small outputs, where the shifted GEMM's dropped columns would cost
 //    more, strides > 8, few output channels for dw, and non-finite x (dw) or w (dx), where the
 //    shifted paths' products with padding zeros (0 * Inf = NaN) would differ from the true sum.
@@ -35,6 +37,7 @@
 #include "cpu/conv2d/conv2d_depthwise.h"
 #include "cpu/conv2d/conv2d_im2col.h"
 #include "cpu/conv2d/conv2d_plane.h"
+#include "cpu/conv2d/conv2d_pointwise_gather.h"
 #include "cpu/conv2d/conv2d_scratch.h"
 #include "cpu/conv2d/conv2d_shifted.h"
 #include "cpu/conv2d/conv2d_winograd.h"
@@ -206,6 +209,10 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T
   }
   if (winograd_pays(p, sizeof(T)) && all_finite(x, p.N * p.C * p.in_plane()) && all_finite(w, p.K * p.crs())) {
     conv2d_forward_winograd(p, x, w, b, y);
+    return;
+  }
+  if (pointwise_gather_applies(p)) {
+    conv2d_forward_pointwise_gather(p, x, w, b, y);
     return;
   }
   if (shifted_applies(p)) {
@@ -456,6 +463,8 @@ Conv2dPlan conv2d_plan(const Conv2dParams& p, int nt) {
   if (p.N > 0 && make_plan(p).direct) r = {"pointwise", "pointwise", "pointwise"};
   if (winograd_pays(p, sizeof(T)))
     r.forward = "winograd";
+  else if (pointwise_gather_applies(p))
+    r.forward = "pointwise_gather";
   else if (shifted_applies(p))
     r.forward = layout(p);
   if (dx_as_conv(p)) {

@@ -28,7 +28,8 @@ namespace dk::cpu::shifted_detail {
 inline constexpr int64_t kShiftKc = 256;
 // Output panels per chunk: the chunk's GEMM result (Kp x 32 panels x NR) is compacted while in L2.
 inline constexpr int64_t kChunkPanels = 32;
-// The phase layout written in place (Wq == Wo, 1x1 kernels such as the 1x1/2 downsample): blocks of
+// The phase layout written in place (Wq == Wo: 1x1 kernels on outputs too small for the gather + GEMM of
+// conv2d_pointwise_gather.h, which the resnet 1x1/2 downsample measured below now takes): blocks of
 // about 128 taps (filled lazily, so a block's buffer part is in L2 when read), and chunks whose
 // output (Kp x chunk x NR, revisited once per block) fits kInplaceChunkBytes. resnet's 1x1/2
 // 256 -> 512: 2 blocks of 128 and chunks of 8 panels, ~5% less CPU time than 1 block of 256 and
