@@ -109,27 +109,40 @@ inline void micro_cv(int cv, int64_t K, const T* A, int64_t a_rs, int64_t a_ks, 
   }
 }
 
+// Columns of B one register block covers.
 template <class T>
-void tile_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B, int64_t ldb, T* C,
-               int64_t ldc, int mode, const T* rs = nullptr) {
+constexpr int kPanel = kMCV * kLanes<T>;
+
+// As above, with B's column blocks of kPanel columns bps elements apart (row pitch ldb within
+// a block): bps = kPanel is a plain row-major B, bps = K * ldb a B packed block by block.
+template <class T>
+void tile_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B, int64_t ldb,
+               int64_t bps, T* C, int64_t ldc, int mode, const T* rs) {
   constexpr int L = kLanes<T>;
-  for (int64_t n0 = 0; n0 < N; n0 += kMCV * L) {
+  for (int64_t n0 = 0, pj = 0; n0 < N; n0 += kPanel<T>, ++pj) {
     const int cv = int(std::min<int64_t>(kMCV, (N - n0) / L));
+    const T* b = B + pj * bps;
     for (int64_t m0 = 0; m0 < M; m0 += kMR) {
       const int r = int(std::min<int64_t>(kMR, M - m0));
       const T* a = A + m0 * a_rs;
       T* c = C + m0 * ldc + n0;
       const T* s = rs ? rs + m0 : nullptr;
       switch (r) {
-        case 1: micro_cv<T, 1>(cv, K, a, a_rs, a_ks, B + n0, ldb, c, ldc, mode, s); break;
-        case 2: micro_cv<T, 2>(cv, K, a, a_rs, a_ks, B + n0, ldb, c, ldc, mode, s); break;
-        case 3: micro_cv<T, 3>(cv, K, a, a_rs, a_ks, B + n0, ldb, c, ldc, mode, s); break;
-        case 4: micro_cv<T, 4>(cv, K, a, a_rs, a_ks, B + n0, ldb, c, ldc, mode, s); break;
-        case 5: micro_cv<T, 5>(cv, K, a, a_rs, a_ks, B + n0, ldb, c, ldc, mode, s); break;
-        default: micro_cv<T, 6>(cv, K, a, a_rs, a_ks, B + n0, ldb, c, ldc, mode, s); break;
+        case 1: micro_cv<T, 1>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s); break;
+        case 2: micro_cv<T, 2>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s); break;
+        case 3: micro_cv<T, 3>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s); break;
+        case 4: micro_cv<T, 4>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s); break;
+        case 5: micro_cv<T, 5>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s); break;
+        default: micro_cv<T, 6>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s); break;
       }
     }
   }
+}
+
+template <class T>
+void tile_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B, int64_t ldb, T* C,
+               int64_t ldc, int mode, const T* rs = nullptr) {
+  tile_gemm<T>(M, N, K, A, a_rs, a_ks, B, ldb, kPanel<T>, C, ldc, mode, rs);
 }
 
 // ------------------------------------------------------------------ helpers
@@ -155,6 +168,39 @@ void pack_rows(const T* src, int64_t rows, int64_t cols, int64_t ldd, T* dst) {
   for (int64_t r = 0; r < rows; ++r) {
     std::memcpy(dst + r * ldd, src + r * cols, sizeof(T) * cols);
     for (int64_t c = cols; c < ldd; ++c) dst[r * ldd + c] = T(0);
+  }
+}
+
+// Packed B operands (tile_gemm with bps = K * kPanel): column block j of a K x N operand is K rows
+// of kPanel columns, contiguous, so a register block's B reads one stream with no cache-set
+// conflicts (a plain B with a power-of-two pitch maps its rows to few L1 sets).
+
+// The transpose of nc rows of length D (row stride ld), zero columns from nc up to ncp.
+template <class T>
+void pack_transposed_panels(const T* src, int64_t ld, int64_t nc, int64_t ncp, int64_t D, T* dst) {
+  constexpr int W = kPanel<T>;
+  for (int64_t c = 0; c < ncp; ++c) {
+    T* col = dst + (c / W) * D * W + c % W;
+    if (c < nc) {
+      const T* row = src + c * ld;
+      for (int64_t d = 0; d < D; ++d) col[d * W] = row[d];
+    } else {
+      for (int64_t d = 0; d < D; ++d) col[d * W] = T(0);
+    }
+  }
+}
+
+// rows x cols (row stride cols), zero columns from cols up to colsp.
+template <class T>
+void pack_rows_panels(const T* src, int64_t rows, int64_t cols, int64_t colsp, T* dst) {
+  constexpr int W = kPanel<T>;
+  for (int64_t j0 = 0; j0 < colsp; j0 += W) {
+    T* panel = dst + j0 * rows;
+    const int64_t w = std::min<int64_t>(W, colsp - j0), real = std::clamp<int64_t>(cols - j0, 0, w);
+    for (int64_t r = 0; r < rows; ++r) {
+      std::memcpy(panel + r * W, src + r * cols + j0, sizeof(T) * real);
+      for (int64_t e = real; e < w; ++e) panel[r * W + e] = T(0);
+    }
   }
 }
 
@@ -267,52 +313,82 @@ inline void normalise_rows(const T* O, int64_t ldo, const T* m, const T* l, int6
 }
 
 // ------------------------------------------------------------------ forward
-// One work item = one head x Br query rows: for each key tile, S = K Q^T, scale and mask,
+// Query tiles sharing one pass over K and V: a key tile, read from L3 once, then serves every
+// query tile of the group from L2. At most kGroup, and no more than keeps the group's Q^T and O
+// tiles within kGroupBytes (half a small L2); fewer when there would be too few work items to
+// share among the threads. The grouping only orders the work: each row's arithmetic is the
+// same whatever the group (and the thread count).
+constexpr int64_t kGroup = 4;
+constexpr int64_t kGroupBytes = 256 * 1024;
+
+template <class T>
+int64_t forward_group(const AttentionParams& p, int64_t nqb, int nt) {
+  const int64_t tile_bytes = kBr * (round_up(p.D, kPanel<T>) + round_up(p.Dv, kLanes<T>)) * int64_t(sizeof(T));
+  int64_t g = std::max<int64_t>(1, std::min({kGroup, nqb, kGroupBytes / tile_bytes}));
+  while (g > 1 && p.BH * ((nqb + g - 1) / g) < 4 * nt) --g;
+  return g;
+}
+
+// One work item = one head x a group of up to G query tiles of Br rows. For each key tile (its
+// V packed once), for each query tile of the group that sees it: S = K Q^T, scale and mask,
 // online softmax, O = diag(alpha) O + P V; then O / l.
 template <class T>
 void forward_tiles(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff,
                    T* out, T* lse) {
-  constexpr int L = kLanes<T>;
+  constexpr int L = kLanes<T>, W = kPanel<T>;
   const int64_t Lq = p.Lq, Lk = p.Lk, D = p.D, Dv = p.Dv;
-  const int64_t Dvp = round_up(Dv, L);
+  const int64_t Dvp = round_up(Dv, L), qt_size = D * round_up(kBr, W), o_size = kBr * Dvp;
   const int64_t nqb = (Lq + kBr - 1) / kBr;
-  const int64_t items = p.BH * nqb;
+  const int nt = attention_threads(p);
+  const int64_t G = forward_group<T>(p, nqb, nt), ngb = (nqb + G - 1) / G;
   const T scale = T(p.scale);
-  const bool v_direct = Dv == Dvp;  // V tiles are used in place unless rows need padding
+  const T ninf = -std::numeric_limits<T>::infinity();
 
-#pragma omp parallel num_threads(team(attention_threads(p)))
+#pragma omp parallel num_threads(team(nt))
   {
-    Scratch<T> QT(D * kBr + L), Vp(v_direct ? 0 : kBc * Dvp + L), St(kBc * kBr), O(kBr * Dvp + L);
-    Scratch<T> m(kBr), l(kBr), alpha(kBr), msafe(kBr), mx(kBr);
-    const SoftmaxState<T> state{m.data(), l.data(), alpha.data(), msafe.data(), mx.data()};
+    Scratch<T> QT(G * qt_size), O(G * o_size), Vp(kBc * round_up(Dvp, W)), St(kBc * kBr);
+    Scratch<T> m(G * kBr), l(G * kBr), alpha(kBr), msafe(kBr), mx(kBr);
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t it = 0; it < items; ++it) {
-      const int64_t bh = it / nqb;
-      int64_t qb = it % nqb;
-      if (p.causal) qb = nqb - 1 - qb;  // the longest (lowest) rows first balances the dynamic schedule
-      const int64_t q0 = qb * kBr, nr = std::min(kBr, Lq - q0), nrp = round_up(nr, L);
-      pack_transposed(q + (bh * Lq + q0) * D, D, nr, nrp, D, QT.data());
+    for (int64_t it = 0; it < p.BH * ngb; ++it) {
+      const int64_t bh = it / ngb;
+      int64_t gb = it % ngb;
+      if (p.causal) gb = ngb - 1 - gb;  // the longest (lowest) rows first balances the dynamic schedule
+      const int64_t qb0 = gb * G, ng = std::min(G, nqb - qb0);
       const T* Kb = k + bh * Lk * D;
       const T* Vb = v + bh * Lk * Dv;
-      const int64_t kend = p.causal ? std::min(Lk, q0 + nr) : Lk;  // tiles past the diagonal are skipped
-      std::fill(m.begin(), m.end(), -std::numeric_limits<T>::infinity());
-      std::fill(l.begin(), l.end(), T(0));
-      for (int64_t k0 = 0; k0 < kend; k0 += kBc) {
-        const int64_t nc = std::min(kBc, kend - k0);
-        tile_gemm<T>(nc, nrp, D, Kb + k0 * D, D, 1, QT.data(), nrp, St.data(), nrp, 0);  // St = K Q^T
-        const T* mask_tile = p.has_mask ? mask + moff[bh] + q0 * p.m_rs + k0 * p.m_cs : nullptr;
-        scale_mask_max(p, St.data(), nc, nr, nrp, q0, k0, mask_tile, scale, mx.data());
-        online_softmax(state, St.data(), nc, nrp);
-        const T* Vt = Vb + k0 * Dv;
-        if (!v_direct) {
-          pack_rows(Vt, nc, Dv, Dvp, Vp.data());
-          Vt = Vp.data();
-        }
-        // O = diag(alpha) O + P V with P = St^T (the first tile overwrites O)
-        tile_gemm<T>(nr, Dvp, nc, St.data(), 1, nrp, Vt, v_direct ? Dv : Dvp, O.data(), Dvp, k0 == 0 ? 0 : 2,
-                     alpha.data());
+      for (int64_t g = 0; g < ng; ++g) {
+        const int64_t q0 = (qb0 + g) * kBr, nr = std::min(kBr, Lq - q0);
+        pack_transposed_panels(q + (bh * Lq + q0) * D, D, nr, round_up(nr, L), D, QT.data() + g * qt_size);
       }
-      normalise_rows(O.data(), Dvp, m.data(), l.data(), nr, Dv, out + (bh * Lq + q0) * Dv, lse + bh * Lq + q0);
+      std::fill(m.begin(), m.end(), ninf);
+      std::fill(l.begin(), l.end(), T(0));
+      // causal: each query tile stops at its diagonal; the group at its last tile's
+      const int64_t q_end = std::min(Lq, (qb0 + ng) * kBr);
+      const int64_t kend = p.causal ? std::min(Lk, q_end) : Lk;
+      for (int64_t k0 = 0; k0 < kend; k0 += kBc) {
+        const int64_t nc_pack = std::min(kBc, kend - k0);
+        pack_rows_panels(Vb + k0 * Dv, nc_pack, Dv, Dvp, Vp.data());
+        for (int64_t g = 0; g < ng; ++g) {
+          const int64_t q0 = (qb0 + g) * kBr, nr = std::min(kBr, Lq - q0), nrp = round_up(nr, L);
+          const int64_t kend_g = p.causal ? std::min(Lk, q0 + nr) : Lk;
+          if (k0 >= kend_g) continue;
+          const int64_t nc = std::min(kBc, kend_g - k0);
+          const SoftmaxState<T> state{m.data() + g * kBr, l.data() + g * kBr, alpha.data(), msafe.data(), mx.data()};
+          tile_gemm<T>(nc, nrp, D, Kb + k0 * D, D, 1, QT.data() + g * qt_size, W, D * W, St.data(), nrp, 0,
+                       nullptr);  // St = K Q^T
+          const T* mask_tile = p.has_mask ? mask + moff[bh] + q0 * p.m_rs + k0 * p.m_cs : nullptr;
+          scale_mask_max(p, St.data(), nc, nr, nrp, q0, k0, mask_tile, scale, mx.data());
+          online_softmax(state, St.data(), nc, nrp);
+          // O = diag(alpha) O + P V with P = St^T (the first tile overwrites O)
+          tile_gemm<T>(nr, Dvp, nc, St.data(), 1, nrp, Vp.data(), W, nc_pack * W, O.data() + g * o_size, Dvp,
+                       k0 == 0 ? 0 : 2, alpha.data());
+        }
+      }
+      for (int64_t g = 0; g < ng; ++g) {
+        const int64_t q0 = (qb0 + g) * kBr, nr = std::min(kBr, Lq - q0);
+        normalise_rows(O.data() + g * o_size, Dvp, m.data() + g * kBr, l.data() + g * kBr, nr, Dv,
+                       out + (bh * Lq + q0) * Dv, lse + bh * Lq + q0);
+      }
     }
   }
 }
