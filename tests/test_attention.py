@@ -103,21 +103,25 @@ def test_random_shapes(rng, dtype):
 
 
 # Enough heads and query tiles that the forward shares each key tile among a group of query
-# tiles (several groups per head, the last one partial; the last tile partial too).
+# tiles (several groups per head, the last one partial; the last tile partial too), and the
+# backward each query tile among a group of key tiles; one head with many key tiles, which the
+# backward also splits into interleaved sets, each taken a group at a time.
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("causal", [False, True])
-def test_query_tile_groups(rng, dtype, causal):
-    q, k, v = _qkv(rng, (2, 4), 300, 230, 20, 13, dtype)
+@pytest.mark.parametrize("shape", [((2, 4), 300, 230, 20, 13), ((), 200, 700, 12, 9)], ids=str)
+def test_tile_groups(rng, dtype, causal, shape):
+    batch, Lq, Lk, D, Dv = shape
+    q, k, v = _qkv(rng, batch, Lq, Lk, D, Dv, dtype)
     out, grads, dout = _run(q, k, v, causal=causal, rng=rng)
     _check_ref(q, k, v, out, grads, dout, causal=causal)
     _check_torch(q, k, v, out, grads, dout, causal=causal)
     if not causal:
-        mask = rng.standard_normal((2, 1, 300, 230)).astype(dtype)
+        mask = rng.standard_normal(batch[:1] + (1,) * (len(batch) > 1) + (Lq, Lk)).astype(dtype)
         mask[rng.random(mask.shape) < 0.2] = -np.inf
         mask[..., 0] = 0.0
-        mask[1, 0, 290] = -np.inf  # an empty row in the group's partial last tile
+        mask[..., Lq - 10, :] = -np.inf  # an empty row in the last, partial query tile
         out, grads, dout = _run(q, k, v, mask, rng=rng)
-        assert np.all(out[1, :, 290] == 0) and np.all(grads[0][1, :, 290] == 0)
+        assert np.all(out[..., Lq - 10, :] == 0) and np.all(grads[0][..., Lq - 10, :] == 0)
         _check_ref(q, k, v, out, grads, dout, mask=mask)
 
 
@@ -294,7 +298,8 @@ from helpers import assert_close
 rng = np.random.default_rng(1)
 for dt in (np.float64, np.float32):
     for (B, Lq, Lk, D, Dv, causal) in [(2, 70, 90, 13, 21, True), (2, 33, 130, 64, 64, False),
-                                       (8, 300, 230, 20, 13, True), (8, 300, 230, 20, 13, False)]:
+                                       (8, 300, 230, 20, 13, True), (8, 300, 230, 20, 13, False),
+                                       (1, 200, 700, 12, 9, True)]:
         q, k, v = (rng.standard_normal((B, L, E)).astype(dt) for L, E in ((Lq, D), (Lk, D), (Lk, Dv)))
         mask = rng.standard_normal((Lq, Lk)).astype(dt) if not causal else None
         out, ctx = dk.scaled_dot_product_attention(q, k, v, mask, is_causal=causal, return_ctx=True)

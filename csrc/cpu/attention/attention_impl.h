@@ -451,10 +451,24 @@ inline void softmax_grad(const T* P, T* dS, int64_t nr, int64_t ncp, const T* Dr
 }
 
 // ------------------------------------------------------------------ backward
-// FlashAttention-2: one work item = one head x a set of key tiles. Per key tile, for each query
-// tile: P = exp(S - lse), dV += P^T dO, dP = dO V^T, dS = P (dP - Drow) scale, dK += dS^T Q,
+// Key tiles of one set sharing one pass over the query tiles (Q, dO and the dQ rows read once
+// per group): at most kGroup, and no more than keeps the group's packed K, V and dK, dV
+// accumulators within kBackwardGroupBytes. Each dQ row still sums its key tiles in ascending
+// order: the grouping only orders the work.
+constexpr int64_t kBackwardGroupBytes = 384 * 1024;
+
+template <class T>
+int64_t backward_group(const AttentionParams& p, int64_t nkb) {
+  const int64_t Dp = round_up(p.D, kLanes<T>), Dvp = round_up(p.Dv, kLanes<T>);
+  const int64_t tile_bytes = kBc * (3 * Dp + 2 * Dvp) * int64_t(sizeof(T));
+  return std::max<int64_t>(1, std::min({kGroup, nkb, kBackwardGroupBytes / tile_bytes}));
+}
+
+// FlashAttention-2: one work item = one head x a set of key tiles, taken a group at a time.
+// For each query tile (its dQ rows in a tile buffer meanwhile), for each key tile of the group
+// it sees: P = exp(S - lse), dV += P^T dO, dP = dO V^T, dS = P (dP - Drow) scale, dK += dS^T Q,
 // dQ += dS K.
-// (~90 lines, kept whole: its steps are named helpers; the loop nest, the scratch tiles and the
+// (~100 lines, kept whole: its steps are named helpers; the loop nest, the scratch tiles and the
 // five tile GEMMs read best in one place.)
 template <class T>
 void backward_tiles(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff,
@@ -465,6 +479,8 @@ void backward_tiles(const AttentionParams& p, const T* q, const T* k, const T* v
   const int64_t nqb = (Lq + kBr - 1) / kBr, nkb = (Lk + kBc - 1) / kBc;
   const T scale = T(p.scale);
   const int nt = attention_threads(p);
+  const int64_t G = backward_group<T>(p, nkb);
+  const int64_t kt_size = D * kBc + L, vt_size = Dv * kBc + L, kp_size = kBc * Dp + L, dv_size = kBc * Dvp + L;
 
   // Key tiles of one head are split into `split` interleaved sets when there are too few heads
   // to keep every thread busy; each set accumulates dQ into its own buffer (set 0 into dq),
@@ -483,7 +499,7 @@ void backward_tiles(const AttentionParams& p, const T* q, const T* k, const T* v
 #pragma omp for schedule(static)
     for (int64_t j = 0; j < (split - 1) * qsize; ++j) dq_extra[j] = T(0);
 
-    Scratch<T> KT(D * kBc + L), VT(Dv * kBc + L), Kp(kBc * Dp + L), dKa(kBc * Dp + L), dVa(kBc * Dvp + L);
+    Scratch<T> KT(G * kt_size), VT(G * vt_size), Kp(G * kp_size), dKa(G * kp_size), dVa(G * dv_size);
     Scratch<T> S(kBr * kBc), dS(kBr * kBc), Qp(kBr * Dp + L), dOp(kBr * Dvp + L), dQt(kBr * Dp + L);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < BH * split; ++it) {
@@ -492,41 +508,44 @@ void backward_tiles(const AttentionParams& p, const T* q, const T* k, const T* v
       const T* Kb = k + bh * Lk * D;
       const T* Vb = v + bh * Lk * Dv;
       const T* mask_head = p.has_mask ? mask + moff[bh] : nullptr;
-      for (int64_t kb = set; kb < nkb; kb += split) {
-        const int64_t k0 = kb * kBc, nc = std::min(kBc, Lk - k0), ncp = round_up(nc, L);
-        pack_transposed(Kb + k0 * D, D, nc, ncp, D, KT.data());
-        pack_transposed(Vb + k0 * Dv, Dv, nc, ncp, Dv, VT.data());
-        pack_rows(Kb + k0 * D, nc, D, Dp, Kp.data());
+      for (int64_t kb0 = set; kb0 < nkb; kb0 += G * split) {
+        const int64_t ng = std::min<int64_t>(G, (nkb - kb0 + split - 1) / split);
+        for (int64_t g = 0; g < ng; ++g) {
+          const int64_t k0 = (kb0 + g * split) * kBc, nc = std::min(kBc, Lk - k0), ncp = round_up(nc, L);
+          pack_transposed(Kb + k0 * D, D, nc, ncp, D, KT.data() + g * kt_size);
+          pack_transposed(Vb + k0 * Dv, Dv, nc, ncp, Dv, VT.data() + g * vt_size);
+          pack_rows(Kb + k0 * D, nc, D, Dp, Kp.data() + g * kp_size);
+        }
         std::fill(dKa.begin(), dKa.end(), T(0));
         std::fill(dVa.begin(), dVa.end(), T(0));
-        // causal: query rows below k0 attend none of these keys, so their tiles are skipped
-        for (int64_t qb = p.causal ? k0 / kBr : 0; qb < nqb; ++qb) {
+        // causal: query rows below k0 attend none of a tile's keys, so their tiles are skipped
+        for (int64_t qb = p.causal ? kb0 * kBc / kBr : 0; qb < nqb; ++qb) {
           const int64_t q0 = qb * kBr, nr = std::min(kBr, Lq - q0);
           const T* Q = q + (bh * Lq + q0) * D;
           const T* dO = dout + (bh * Lq + q0) * Dv;
           int64_t lddo, ldq;
-          tile_gemm<T>(nr, ncp, D, Q, D, 1, KT.data(), ncp, S.data(), ncp, 0);  // S = Q K^T
-          probabilities(p, S.data(), nr, ncp, nc, q0, k0, mask_head, lse + bh * Lq + q0, scale);
           const T* dOb = padded_rows(dO, nr, Dv, Dvp, dOp.data(), lddo);
-          tile_gemm<T>(nc, Dvp, nr, S.data(), 1, ncp, dOb, lddo, dVa.data(), Dvp, 1);  // dV += P^T dO
-          tile_gemm<T>(nr, ncp, Dv, dO, Dv, 1, VT.data(), ncp, dS.data(), ncp, 0);     // dP = dO V^T
-          softmax_grad(S.data(), dS.data(), nr, ncp, Drow.data() + bh * Lq + q0, scale);
           const T* Qb = padded_rows(Q, nr, D, Dp, Qp.data(), ldq);
-          tile_gemm<T>(nc, Dp, nr, dS.data(), 1, ncp, Qb, ldq, dKa.data(), Dp, 1);  // dK += dS^T Q
-          if (D == Dp) {  // dQ += dS K straight into the rows of dq
-            tile_gemm<T>(nr, Dp, nc, dS.data(), ncp, 1, Kp.data(), Dp, dqb + q0 * D, D, 1);
-          } else {  // padded columns: through a tile buffer
-            tile_gemm<T>(nr, Dp, nc, dS.data(), ncp, 1, Kp.data(), Dp, dQt.data(), Dp, 0);
-            for (int64_t r = 0; r < nr; ++r) {
-              T* dst = dqb + (q0 + r) * D;
-              const T* src = dQt.data() + r * Dp;
-              for (int64_t d = 0; d < D; ++d) dst[d] += src[d];
-            }
+          for (int64_t r = 0; r < nr; ++r) std::memcpy(dQt.data() + r * Dp, dqb + (q0 + r) * D, sizeof(T) * D);
+          for (int64_t g = 0; g < ng; ++g) {
+            const int64_t k0 = (kb0 + g * split) * kBc, nc = std::min(kBc, Lk - k0), ncp = round_up(nc, L);
+            if (p.causal && qb < k0 / kBr) continue;
+            tile_gemm<T>(nr, ncp, D, Q, D, 1, KT.data() + g * kt_size, ncp, S.data(), ncp, 0);  // S = Q K^T
+            probabilities(p, S.data(), nr, ncp, nc, q0, k0, mask_head, lse + bh * Lq + q0, scale);
+            tile_gemm<T>(nc, Dvp, nr, S.data(), 1, ncp, dOb, lddo, dVa.data() + g * dv_size, Dvp, 1);  // dV += P^T dO
+            tile_gemm<T>(nr, ncp, Dv, dO, Dv, 1, VT.data() + g * vt_size, ncp, dS.data(), ncp, 0);     // dP = dO V^T
+            softmax_grad(S.data(), dS.data(), nr, ncp, Drow.data() + bh * Lq + q0, scale);
+            tile_gemm<T>(nc, Dp, nr, dS.data(), 1, ncp, Qb, ldq, dKa.data() + g * kp_size, Dp, 1);  // dK += dS^T Q
+            tile_gemm<T>(nr, Dp, nc, dS.data(), ncp, 1, Kp.data() + g * kp_size, Dp, dQt.data(), Dp, 1);  // dQ += dS K
           }
+          for (int64_t r = 0; r < nr; ++r) std::memcpy(dqb + (q0 + r) * D, dQt.data() + r * Dp, sizeof(T) * D);
         }
-        for (int64_t c = 0; c < nc; ++c) {
-          std::memcpy(dk + (bh * Lk + k0 + c) * D, dKa.data() + c * Dp, sizeof(T) * D);
-          std::memcpy(dv + (bh * Lk + k0 + c) * Dv, dVa.data() + c * Dvp, sizeof(T) * Dv);
+        for (int64_t g = 0; g < ng; ++g) {
+          const int64_t k0 = (kb0 + g * split) * kBc, nc = std::min(kBc, Lk - k0);
+          for (int64_t c = 0; c < nc; ++c) {
+            std::memcpy(dk + (bh * Lk + k0 + c) * D, dKa.data() + g * kp_size + c * Dp, sizeof(T) * D);
+            std::memcpy(dv + (bh * Lk + k0 + c) * Dv, dVa.data() + g * dv_size + c * Dvp, sizeof(T) * Dv);
+          }
         }
       }
     }
