@@ -114,7 +114,7 @@ template <class T>
 constexpr int kPanel = kMCV * kLanes<T>;
 
 // As above, with B's column blocks of kPanel columns bps elements apart (row pitch ldb within
-// a block): bps = kPanel is a plain row-major B, bps = K * ldb a B packed block by block.
+// a block): bps = kPanel is a plain row-major B; ldb = kPanel, bps = K * kPanel a packed B.
 template <class T>
 void tile_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B, int64_t ldb,
                int64_t bps, T* C, int64_t ldc, int mode, const T* rs) {
@@ -171,9 +171,9 @@ void pack_rows(const T* src, int64_t rows, int64_t cols, int64_t ldd, T* dst) {
   }
 }
 
-// Packed B operands (tile_gemm with bps = K * kPanel): column block j of a K x N operand is K rows
-// of kPanel columns, contiguous, so a register block's B reads one stream with no cache-set
-// conflicts (a plain B with a power-of-two pitch maps its rows to few L1 sets).
+// Packed B operands (tile_gemm with ldb = kPanel, bps = K * kPanel): column block j of a K x N
+// operand is K rows of kPanel columns, contiguous, so a register block's B is one stream; the
+// copy also pads the columns to whole vectors.
 
 // The transpose of nc rows of length D (row stride ld), zero columns from nc up to ncp.
 template <class T>
@@ -323,7 +323,7 @@ constexpr int64_t kGroupBytes = 256 * 1024;
 
 template <class T>
 int64_t forward_group(const AttentionParams& p, int64_t nqb, int nt) {
-  const int64_t tile_bytes = kBr * (round_up(p.D, kPanel<T>) + round_up(p.Dv, kLanes<T>)) * int64_t(sizeof(T));
+  const int64_t tile_bytes = (p.D * round_up(kBr, kPanel<T>) + kBr * round_up(p.Dv, kLanes<T>)) * int64_t(sizeof(T));
   int64_t g = std::max<int64_t>(1, std::min({kGroup, nqb, kGroupBytes / tile_bytes}));
   while (g > 1 && p.BH * ((nqb + g - 1) / g) < 4 * nt) --g;
   return g;
