@@ -102,6 +102,29 @@ def test_random_shapes(rng, dtype):
         _check_torch(q, k, v, out, grads, dout, causal=causal, scale=scale, what=what)
 
 
+# Enough heads and query tiles that the forward shares each key tile among a group of query
+# tiles (several groups per head, the last one partial; the last tile partial too), and the
+# backward each query tile among a group of key tiles; one head with many key tiles, which the
+# backward also splits into interleaved sets, each taken a group at a time.
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("shape", [((2, 4), 300, 230, 20, 13), ((), 200, 700, 12, 9)], ids=str)
+def test_tile_groups(rng, dtype, causal, shape):
+    batch, Lq, Lk, D, Dv = shape
+    q, k, v = _qkv(rng, batch, Lq, Lk, D, Dv, dtype)
+    out, grads, dout = _run(q, k, v, causal=causal, rng=rng)
+    _check_ref(q, k, v, out, grads, dout, causal=causal)
+    _check_torch(q, k, v, out, grads, dout, causal=causal)
+    if not causal:
+        mask = rng.standard_normal(batch[:1] + (1,) * (len(batch) > 1) + (Lq, Lk)).astype(dtype)
+        mask[rng.random(mask.shape) < 0.2] = -np.inf
+        mask[..., 0] = 0.0
+        mask[..., Lq - 10, :] = -np.inf  # an empty row in the last, partial query tile
+        out, grads, dout = _run(q, k, v, mask, rng=rng)
+        assert np.all(out[..., Lq - 10, :] == 0) and np.all(grads[0][..., Lq - 10, :] == 0)
+        _check_ref(q, k, v, out, grads, dout, mask=mask)
+
+
 # (batch, Lq, Lk, mask shape): masks broadcast over batch, heads, rows or columns.
 MASKS = [
     ((2, 3), 10, 12, (10, 12)),
@@ -274,8 +297,10 @@ from reference import sdpa_ref, sdpa_backward_ref
 from helpers import assert_close
 rng = np.random.default_rng(1)
 for dt in (np.float64, np.float32):
-    for (Lq, Lk, D, Dv, causal) in [(70, 90, 13, 21, True), (33, 130, 64, 64, False)]:
-        q, k, v = (rng.standard_normal((2, L, E)).astype(dt) for L, E in ((Lq, D), (Lk, D), (Lk, Dv)))
+    for (B, Lq, Lk, D, Dv, causal) in [(2, 70, 90, 13, 21, True), (2, 33, 130, 64, 64, False),
+                                       (8, 300, 230, 20, 13, True), (8, 300, 230, 20, 13, False),
+                                       (1, 200, 700, 12, 9, True)]:
+        q, k, v = (rng.standard_normal((B, L, E)).astype(dt) for L, E in ((Lq, D), (Lk, D), (Lk, Dv)))
         mask = rng.standard_normal((Lq, Lk)).astype(dt) if not causal else None
         out, ctx = dk.scaled_dot_product_attention(q, k, v, mask, is_causal=causal, return_ctx=True)
         dout = rng.standard_normal(out.shape).astype(dt)

@@ -109,27 +109,40 @@ inline void micro_cv(int cv, int64_t K, const T* A, int64_t a_rs, int64_t a_ks, 
   }
 }
 
+// Columns of B one register block covers.
 template <class T>
-void tile_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B, int64_t ldb, T* C,
-               int64_t ldc, int mode, const T* rs = nullptr) {
+constexpr int kPanel = kMCV * kLanes<T>;
+
+// As above, with B's column blocks of kPanel columns bps elements apart (row pitch ldb within
+// a block): bps = kPanel is a plain row-major B; ldb = kPanel, bps = K * kPanel a packed B.
+template <class T>
+void tile_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B, int64_t ldb,
+               int64_t bps, T* C, int64_t ldc, int mode, const T* rs) {
   constexpr int L = kLanes<T>;
-  for (int64_t n0 = 0; n0 < N; n0 += kMCV * L) {
+  for (int64_t n0 = 0, pj = 0; n0 < N; n0 += kPanel<T>, ++pj) {
     const int cv = int(std::min<int64_t>(kMCV, (N - n0) / L));
+    const T* b = B + pj * bps;
     for (int64_t m0 = 0; m0 < M; m0 += kMR) {
       const int r = int(std::min<int64_t>(kMR, M - m0));
       const T* a = A + m0 * a_rs;
       T* c = C + m0 * ldc + n0;
       const T* s = rs ? rs + m0 : nullptr;
       switch (r) {
-        case 1: micro_cv<T, 1>(cv, K, a, a_rs, a_ks, B + n0, ldb, c, ldc, mode, s); break;
-        case 2: micro_cv<T, 2>(cv, K, a, a_rs, a_ks, B + n0, ldb, c, ldc, mode, s); break;
-        case 3: micro_cv<T, 3>(cv, K, a, a_rs, a_ks, B + n0, ldb, c, ldc, mode, s); break;
-        case 4: micro_cv<T, 4>(cv, K, a, a_rs, a_ks, B + n0, ldb, c, ldc, mode, s); break;
-        case 5: micro_cv<T, 5>(cv, K, a, a_rs, a_ks, B + n0, ldb, c, ldc, mode, s); break;
-        default: micro_cv<T, 6>(cv, K, a, a_rs, a_ks, B + n0, ldb, c, ldc, mode, s); break;
+        case 1: micro_cv<T, 1>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s); break;
+        case 2: micro_cv<T, 2>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s); break;
+        case 3: micro_cv<T, 3>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s); break;
+        case 4: micro_cv<T, 4>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s); break;
+        case 5: micro_cv<T, 5>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s); break;
+        default: micro_cv<T, 6>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s); break;
       }
     }
   }
+}
+
+template <class T>
+void tile_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B, int64_t ldb, T* C,
+               int64_t ldc, int mode, const T* rs = nullptr) {
+  tile_gemm<T>(M, N, K, A, a_rs, a_ks, B, ldb, kPanel<T>, C, ldc, mode, rs);
 }
 
 // ------------------------------------------------------------------ helpers
@@ -155,6 +168,39 @@ void pack_rows(const T* src, int64_t rows, int64_t cols, int64_t ldd, T* dst) {
   for (int64_t r = 0; r < rows; ++r) {
     std::memcpy(dst + r * ldd, src + r * cols, sizeof(T) * cols);
     for (int64_t c = cols; c < ldd; ++c) dst[r * ldd + c] = T(0);
+  }
+}
+
+// Packed B operands (tile_gemm with ldb = kPanel, bps = K * kPanel): column block j of a K x N
+// operand is K rows of kPanel columns, contiguous, so a register block's B is one stream; the
+// copy also pads the columns to whole vectors.
+
+// The transpose of nc rows of length D (row stride ld), zero columns from nc up to ncp.
+template <class T>
+void pack_transposed_panels(const T* src, int64_t ld, int64_t nc, int64_t ncp, int64_t D, T* dst) {
+  constexpr int W = kPanel<T>;
+  for (int64_t c = 0; c < ncp; ++c) {
+    T* col = dst + (c / W) * D * W + c % W;
+    if (c < nc) {
+      const T* row = src + c * ld;
+      for (int64_t d = 0; d < D; ++d) col[d * W] = row[d];
+    } else {
+      for (int64_t d = 0; d < D; ++d) col[d * W] = T(0);
+    }
+  }
+}
+
+// rows x cols (row stride cols), zero columns from cols up to colsp.
+template <class T>
+void pack_rows_panels(const T* src, int64_t rows, int64_t cols, int64_t colsp, T* dst) {
+  constexpr int W = kPanel<T>;
+  for (int64_t j0 = 0; j0 < colsp; j0 += W) {
+    T* panel = dst + j0 * rows;
+    const int64_t w = std::min<int64_t>(W, colsp - j0), real = std::clamp<int64_t>(cols - j0, 0, w);
+    for (int64_t r = 0; r < rows; ++r) {
+      std::memcpy(panel + r * W, src + r * cols + j0, sizeof(T) * real);
+      for (int64_t e = real; e < w; ++e) panel[r * W + e] = T(0);
+    }
   }
 }
 
@@ -267,52 +313,82 @@ inline void normalise_rows(const T* O, int64_t ldo, const T* m, const T* l, int6
 }
 
 // ------------------------------------------------------------------ forward
-// One work item = one head x Br query rows: for each key tile, S = K Q^T, scale and mask,
+// Query tiles sharing one pass over K and V: a key tile, read from L3 once, then serves every
+// query tile of the group from L2. At most kGroup, and no more than keeps the group's Q^T and O
+// tiles within kGroupBytes (half a small L2); fewer when there would be too few work items to
+// share among the threads. The grouping only orders the work: each row's arithmetic is the
+// same whatever the group (and the thread count).
+constexpr int64_t kGroup = 4;
+constexpr int64_t kGroupBytes = 256 * 1024;
+
+template <class T>
+int64_t forward_group(const AttentionParams& p, int64_t nqb, int nt) {
+  const int64_t tile_bytes = (p.D * round_up(kBr, kPanel<T>) + kBr * round_up(p.Dv, kLanes<T>)) * int64_t(sizeof(T));
+  int64_t g = std::max<int64_t>(1, std::min({kGroup, nqb, kGroupBytes / tile_bytes}));
+  while (g > 1 && p.BH * ((nqb + g - 1) / g) < 4 * nt) --g;
+  return g;
+}
+
+// One work item = one head x a group of up to G query tiles of Br rows. For each key tile (its
+// V packed once), for each query tile of the group that sees it: S = K Q^T, scale and mask,
 // online softmax, O = diag(alpha) O + P V; then O / l.
 template <class T>
 void forward_tiles(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff,
                    T* out, T* lse) {
-  constexpr int L = kLanes<T>;
+  constexpr int L = kLanes<T>, W = kPanel<T>;
   const int64_t Lq = p.Lq, Lk = p.Lk, D = p.D, Dv = p.Dv;
-  const int64_t Dvp = round_up(Dv, L);
+  const int64_t Dvp = round_up(Dv, L), qt_size = D * round_up(kBr, W), o_size = kBr * Dvp;
   const int64_t nqb = (Lq + kBr - 1) / kBr;
-  const int64_t items = p.BH * nqb;
+  const int nt = attention_threads(p);
+  const int64_t G = forward_group<T>(p, nqb, nt), ngb = (nqb + G - 1) / G;
   const T scale = T(p.scale);
-  const bool v_direct = Dv == Dvp;  // V tiles are used in place unless rows need padding
+  const T ninf = -std::numeric_limits<T>::infinity();
 
-#pragma omp parallel num_threads(team(attention_threads(p)))
+#pragma omp parallel num_threads(team(nt))
   {
-    Scratch<T> QT(D * kBr + L), Vp(v_direct ? 0 : kBc * Dvp + L), St(kBc * kBr), O(kBr * Dvp + L);
-    Scratch<T> m(kBr), l(kBr), alpha(kBr), msafe(kBr), mx(kBr);
-    const SoftmaxState<T> state{m.data(), l.data(), alpha.data(), msafe.data(), mx.data()};
+    Scratch<T> QT(G * qt_size), O(G * o_size), Vp(kBc * round_up(Dvp, W)), St(kBc * kBr);
+    Scratch<T> m(G * kBr), l(G * kBr), alpha(kBr), msafe(kBr), mx(kBr);
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t it = 0; it < items; ++it) {
-      const int64_t bh = it / nqb;
-      int64_t qb = it % nqb;
-      if (p.causal) qb = nqb - 1 - qb;  // the longest (lowest) rows first balances the dynamic schedule
-      const int64_t q0 = qb * kBr, nr = std::min(kBr, Lq - q0), nrp = round_up(nr, L);
-      pack_transposed(q + (bh * Lq + q0) * D, D, nr, nrp, D, QT.data());
+    for (int64_t it = 0; it < p.BH * ngb; ++it) {
+      const int64_t bh = it / ngb;
+      int64_t gb = it % ngb;
+      if (p.causal) gb = ngb - 1 - gb;  // the longest (lowest) rows first balances the dynamic schedule
+      const int64_t qb0 = gb * G, ng = std::min(G, nqb - qb0);
       const T* Kb = k + bh * Lk * D;
       const T* Vb = v + bh * Lk * Dv;
-      const int64_t kend = p.causal ? std::min(Lk, q0 + nr) : Lk;  // tiles past the diagonal are skipped
-      std::fill(m.begin(), m.end(), -std::numeric_limits<T>::infinity());
-      std::fill(l.begin(), l.end(), T(0));
-      for (int64_t k0 = 0; k0 < kend; k0 += kBc) {
-        const int64_t nc = std::min(kBc, kend - k0);
-        tile_gemm<T>(nc, nrp, D, Kb + k0 * D, D, 1, QT.data(), nrp, St.data(), nrp, 0);  // St = K Q^T
-        const T* mask_tile = p.has_mask ? mask + moff[bh] + q0 * p.m_rs + k0 * p.m_cs : nullptr;
-        scale_mask_max(p, St.data(), nc, nr, nrp, q0, k0, mask_tile, scale, mx.data());
-        online_softmax(state, St.data(), nc, nrp);
-        const T* Vt = Vb + k0 * Dv;
-        if (!v_direct) {
-          pack_rows(Vt, nc, Dv, Dvp, Vp.data());
-          Vt = Vp.data();
-        }
-        // O = diag(alpha) O + P V with P = St^T (the first tile overwrites O)
-        tile_gemm<T>(nr, Dvp, nc, St.data(), 1, nrp, Vt, v_direct ? Dv : Dvp, O.data(), Dvp, k0 == 0 ? 0 : 2,
-                     alpha.data());
+      for (int64_t g = 0; g < ng; ++g) {
+        const int64_t q0 = (qb0 + g) * kBr, nr = std::min(kBr, Lq - q0);
+        pack_transposed_panels(q + (bh * Lq + q0) * D, D, nr, round_up(nr, L), D, QT.data() + g * qt_size);
       }
-      normalise_rows(O.data(), Dvp, m.data(), l.data(), nr, Dv, out + (bh * Lq + q0) * Dv, lse + bh * Lq + q0);
+      std::fill(m.begin(), m.end(), ninf);
+      std::fill(l.begin(), l.end(), T(0));
+      // causal: each query tile stops at its diagonal; the group at its last tile's
+      const int64_t q_end = std::min(Lq, (qb0 + ng) * kBr);
+      const int64_t kend = p.causal ? std::min(Lk, q_end) : Lk;
+      for (int64_t k0 = 0; k0 < kend; k0 += kBc) {
+        const int64_t nc_pack = std::min(kBc, kend - k0);
+        pack_rows_panels(Vb + k0 * Dv, nc_pack, Dv, Dvp, Vp.data());
+        for (int64_t g = 0; g < ng; ++g) {
+          const int64_t q0 = (qb0 + g) * kBr, nr = std::min(kBr, Lq - q0), nrp = round_up(nr, L);
+          const int64_t kend_g = p.causal ? std::min(Lk, q0 + nr) : Lk;
+          if (k0 >= kend_g) continue;
+          const int64_t nc = std::min(kBc, kend_g - k0);
+          const SoftmaxState<T> state{m.data() + g * kBr, l.data() + g * kBr, alpha.data(), msafe.data(), mx.data()};
+          tile_gemm<T>(nc, nrp, D, Kb + k0 * D, D, 1, QT.data() + g * qt_size, W, D * W, St.data(), nrp, 0,
+                       nullptr);  // St = K Q^T
+          const T* mask_tile = p.has_mask ? mask + moff[bh] + q0 * p.m_rs + k0 * p.m_cs : nullptr;
+          scale_mask_max(p, St.data(), nc, nr, nrp, q0, k0, mask_tile, scale, mx.data());
+          online_softmax(state, St.data(), nc, nrp);
+          // O = diag(alpha) O + P V with P = St^T (the first tile overwrites O)
+          tile_gemm<T>(nr, Dvp, nc, St.data(), 1, nrp, Vp.data(), W, nc_pack * W, O.data() + g * o_size, Dvp,
+                       k0 == 0 ? 0 : 2, alpha.data());
+        }
+      }
+      for (int64_t g = 0; g < ng; ++g) {
+        const int64_t q0 = (qb0 + g) * kBr, nr = std::min(kBr, Lq - q0);
+        normalise_rows(O.data() + g * o_size, Dvp, m.data() + g * kBr, l.data() + g * kBr, nr, Dv,
+                       out + (bh * Lq + q0) * Dv, lse + bh * Lq + q0);
+      }
     }
   }
 }
@@ -375,10 +451,24 @@ inline void softmax_grad(const T* P, T* dS, int64_t nr, int64_t ncp, const T* Dr
 }
 
 // ------------------------------------------------------------------ backward
-// FlashAttention-2: one work item = one head x a set of key tiles. Per key tile, for each query
-// tile: P = exp(S - lse), dV += P^T dO, dP = dO V^T, dS = P (dP - Drow) scale, dK += dS^T Q,
+// Key tiles of one set sharing one pass over the query tiles (Q, dO and the dQ rows read once
+// per group): at most kGroup, and no more than keeps the group's packed K, V and dK, dV
+// accumulators within kBackwardGroupBytes. Each dQ row still sums its key tiles in ascending
+// order: the grouping only orders the work.
+constexpr int64_t kBackwardGroupBytes = 384 * 1024;
+
+template <class T>
+int64_t backward_group(const AttentionParams& p, int64_t nkb) {
+  const int64_t Dp = round_up(p.D, kLanes<T>), Dvp = round_up(p.Dv, kLanes<T>);
+  const int64_t tile_bytes = kBc * (3 * Dp + 2 * Dvp) * int64_t(sizeof(T));
+  return std::max<int64_t>(1, std::min({kGroup, nkb, kBackwardGroupBytes / tile_bytes}));
+}
+
+// FlashAttention-2: one work item = one head x a set of key tiles, taken a group at a time.
+// For each query tile (its dQ rows in a tile buffer meanwhile), for each key tile of the group
+// it sees: P = exp(S - lse), dV += P^T dO, dP = dO V^T, dS = P (dP - Drow) scale, dK += dS^T Q,
 // dQ += dS K.
-// (~90 lines, kept whole: its steps are named helpers; the loop nest, the scratch tiles and the
+// (~100 lines, kept whole: its steps are named helpers; the loop nest, the scratch tiles and the
 // five tile GEMMs read best in one place.)
 template <class T>
 void backward_tiles(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff,
@@ -389,6 +479,8 @@ void backward_tiles(const AttentionParams& p, const T* q, const T* k, const T* v
   const int64_t nqb = (Lq + kBr - 1) / kBr, nkb = (Lk + kBc - 1) / kBc;
   const T scale = T(p.scale);
   const int nt = attention_threads(p);
+  const int64_t G = backward_group<T>(p, nkb);
+  const int64_t kt_size = D * kBc + L, vt_size = Dv * kBc + L, kp_size = kBc * Dp + L, dv_size = kBc * Dvp + L;
 
   // Key tiles of one head are split into `split` interleaved sets when there are too few heads
   // to keep every thread busy; each set accumulates dQ into its own buffer (set 0 into dq),
@@ -407,7 +499,7 @@ void backward_tiles(const AttentionParams& p, const T* q, const T* k, const T* v
 #pragma omp for schedule(static)
     for (int64_t j = 0; j < (split - 1) * qsize; ++j) dq_extra[j] = T(0);
 
-    Scratch<T> KT(D * kBc + L), VT(Dv * kBc + L), Kp(kBc * Dp + L), dKa(kBc * Dp + L), dVa(kBc * Dvp + L);
+    Scratch<T> KT(G * kt_size), VT(G * vt_size), Kp(G * kp_size), dKa(G * kp_size), dVa(G * dv_size);
     Scratch<T> S(kBr * kBc), dS(kBr * kBc), Qp(kBr * Dp + L), dOp(kBr * Dvp + L), dQt(kBr * Dp + L);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < BH * split; ++it) {
@@ -416,41 +508,44 @@ void backward_tiles(const AttentionParams& p, const T* q, const T* k, const T* v
       const T* Kb = k + bh * Lk * D;
       const T* Vb = v + bh * Lk * Dv;
       const T* mask_head = p.has_mask ? mask + moff[bh] : nullptr;
-      for (int64_t kb = set; kb < nkb; kb += split) {
-        const int64_t k0 = kb * kBc, nc = std::min(kBc, Lk - k0), ncp = round_up(nc, L);
-        pack_transposed(Kb + k0 * D, D, nc, ncp, D, KT.data());
-        pack_transposed(Vb + k0 * Dv, Dv, nc, ncp, Dv, VT.data());
-        pack_rows(Kb + k0 * D, nc, D, Dp, Kp.data());
+      for (int64_t kb0 = set; kb0 < nkb; kb0 += G * split) {
+        const int64_t ng = std::min<int64_t>(G, (nkb - kb0 + split - 1) / split);
+        for (int64_t g = 0; g < ng; ++g) {
+          const int64_t k0 = (kb0 + g * split) * kBc, nc = std::min(kBc, Lk - k0), ncp = round_up(nc, L);
+          pack_transposed(Kb + k0 * D, D, nc, ncp, D, KT.data() + g * kt_size);
+          pack_transposed(Vb + k0 * Dv, Dv, nc, ncp, Dv, VT.data() + g * vt_size);
+          pack_rows(Kb + k0 * D, nc, D, Dp, Kp.data() + g * kp_size);
+        }
         std::fill(dKa.begin(), dKa.end(), T(0));
         std::fill(dVa.begin(), dVa.end(), T(0));
-        // causal: query rows below k0 attend none of these keys, so their tiles are skipped
-        for (int64_t qb = p.causal ? k0 / kBr : 0; qb < nqb; ++qb) {
+        // causal: query rows below k0 attend none of a tile's keys, so their tiles are skipped
+        for (int64_t qb = p.causal ? kb0 * kBc / kBr : 0; qb < nqb; ++qb) {
           const int64_t q0 = qb * kBr, nr = std::min(kBr, Lq - q0);
           const T* Q = q + (bh * Lq + q0) * D;
           const T* dO = dout + (bh * Lq + q0) * Dv;
           int64_t lddo, ldq;
-          tile_gemm<T>(nr, ncp, D, Q, D, 1, KT.data(), ncp, S.data(), ncp, 0);  // S = Q K^T
-          probabilities(p, S.data(), nr, ncp, nc, q0, k0, mask_head, lse + bh * Lq + q0, scale);
           const T* dOb = padded_rows(dO, nr, Dv, Dvp, dOp.data(), lddo);
-          tile_gemm<T>(nc, Dvp, nr, S.data(), 1, ncp, dOb, lddo, dVa.data(), Dvp, 1);  // dV += P^T dO
-          tile_gemm<T>(nr, ncp, Dv, dO, Dv, 1, VT.data(), ncp, dS.data(), ncp, 0);     // dP = dO V^T
-          softmax_grad(S.data(), dS.data(), nr, ncp, Drow.data() + bh * Lq + q0, scale);
           const T* Qb = padded_rows(Q, nr, D, Dp, Qp.data(), ldq);
-          tile_gemm<T>(nc, Dp, nr, dS.data(), 1, ncp, Qb, ldq, dKa.data(), Dp, 1);  // dK += dS^T Q
-          if (D == Dp) {  // dQ += dS K straight into the rows of dq
-            tile_gemm<T>(nr, Dp, nc, dS.data(), ncp, 1, Kp.data(), Dp, dqb + q0 * D, D, 1);
-          } else {  // padded columns: through a tile buffer
-            tile_gemm<T>(nr, Dp, nc, dS.data(), ncp, 1, Kp.data(), Dp, dQt.data(), Dp, 0);
-            for (int64_t r = 0; r < nr; ++r) {
-              T* dst = dqb + (q0 + r) * D;
-              const T* src = dQt.data() + r * Dp;
-              for (int64_t d = 0; d < D; ++d) dst[d] += src[d];
-            }
+          for (int64_t r = 0; r < nr; ++r) std::memcpy(dQt.data() + r * Dp, dqb + (q0 + r) * D, sizeof(T) * D);
+          for (int64_t g = 0; g < ng; ++g) {
+            const int64_t k0 = (kb0 + g * split) * kBc, nc = std::min(kBc, Lk - k0), ncp = round_up(nc, L);
+            if (p.causal && qb < k0 / kBr) continue;
+            tile_gemm<T>(nr, ncp, D, Q, D, 1, KT.data() + g * kt_size, ncp, S.data(), ncp, 0);  // S = Q K^T
+            probabilities(p, S.data(), nr, ncp, nc, q0, k0, mask_head, lse + bh * Lq + q0, scale);
+            tile_gemm<T>(nc, Dvp, nr, S.data(), 1, ncp, dOb, lddo, dVa.data() + g * dv_size, Dvp, 1);  // dV += P^T dO
+            tile_gemm<T>(nr, ncp, Dv, dO, Dv, 1, VT.data() + g * vt_size, ncp, dS.data(), ncp, 0);     // dP = dO V^T
+            softmax_grad(S.data(), dS.data(), nr, ncp, Drow.data() + bh * Lq + q0, scale);
+            tile_gemm<T>(nc, Dp, nr, dS.data(), 1, ncp, Qb, ldq, dKa.data() + g * kp_size, Dp, 1);  // dK += dS^T Q
+            tile_gemm<T>(nr, Dp, nc, dS.data(), ncp, 1, Kp.data() + g * kp_size, Dp, dQt.data(), Dp, 1);  // dQ += dS K
           }
+          for (int64_t r = 0; r < nr; ++r) std::memcpy(dqb + (q0 + r) * D, dQt.data() + r * Dp, sizeof(T) * D);
         }
-        for (int64_t c = 0; c < nc; ++c) {
-          std::memcpy(dk + (bh * Lk + k0 + c) * D, dKa.data() + c * Dp, sizeof(T) * D);
-          std::memcpy(dv + (bh * Lk + k0 + c) * Dv, dVa.data() + c * Dvp, sizeof(T) * Dv);
+        for (int64_t g = 0; g < ng; ++g) {
+          const int64_t k0 = (kb0 + g * split) * kBc, nc = std::min(kBc, Lk - k0);
+          for (int64_t c = 0; c < nc; ++c) {
+            std::memcpy(dk + (bh * Lk + k0 + c) * D, dKa.data() + g * kp_size + c * Dp, sizeof(T) * D);
+            std::memcpy(dv + (bh * Lk + k0 + c) * Dv, dVa.data() + g * dv_size + c * Dvp, sizeof(T) * Dv);
+          }
         }
       }
     }
