@@ -8,6 +8,7 @@ import deepkern as dk
 import numpy as np
 import pytest
 import torch
+from deepkern import _cpu
 from helpers import assert_close, numeric_grad
 from reference import lstm_backward_ref, lstm_cell_backward_ref, lstm_cell_ref, lstm_ref
 
@@ -384,6 +385,52 @@ def test_backward_is_repeatable_and_thread_count_independent(rng):
         assert_close(a, b, np.float64)
 
 
+# (T, B, I, H, state given, which upstream grads): batches whose recurrent-GEMM row panels split
+# evenly between 2 threads, so that each thread carries its rows through every step alone
+# (split_by_rows in csrc/cpu/lstm/lstm.cpp): 2 or 6 panels of the AVX2 tile's 6 rows (B = 11, 12,
+# 32; ragged last panels at 11 and 32), 4 of the generic tile's 4 rows (B = 16), T = 1, odd I and H;
+# each step's work is above the time loop's threshold for threads (step_threads).
+ROW_SPLIT_CASES = [
+    (8, 12, 9, 70, True, "all"),
+    (5, 32, 20, 67, False, "y"),
+    (5, 16, 3, 80, True, "state"),
+    (5, 11, 6, 96, True, "all"),
+    (1, 12, 5, 300, True, "all"),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ROW_SPLIT_CASES)
+def test_rows_split_between_threads_match_reference_and_one_thread(case, dtype, rng):
+    T, B, I, H, with_state, which = case
+    x = rng.standard_normal((T, B, I)).astype(dtype)
+    h0 = rng.standard_normal((B, H)).astype(dtype) if with_state else None
+    c0 = rng.standard_normal((B, H)).astype(dtype) if with_state else None
+    w = _weights(rng, I, H, "both", dtype)
+    up = _upstream(rng, T, B, H, which, dtype)
+
+    def run(threads):
+        dk.set_num_threads(threads)
+        out, ctx = dk.lstm(x, h0, c0, *w, return_ctx=True)
+        return list(out) + list(dk.lstm(x, h0, c0, *w)) + list(dk.lstm_backward(ctx, *up))
+
+    n, mode = dk.get_num_threads(), _cpu._contention()["mode"]
+    try:
+        _cpu._set_contention("off")  # full teams even on a loaded machine
+        two, one = run(2), run(1)
+    finally:
+        dk.set_num_threads(n)
+        _cpu._set_contention(mode)
+    ry, rh, rc, cache = lstm_ref(x, h0, c0, *w)
+    want = [ry, rh, rc, ry, rh, rc, *lstm_backward_ref(cache, *up)]
+    names = ["y", "hT", "cT", "y (inference)", "hT (inference)", "cT (inference)", *GRAD_NAMES]
+    for name, a, b, r in zip(names, two, one, want):
+        assert (a is None) == (r is None), name
+        if a is not None:
+            assert_close(a, r, dtype, what=f"{case} {name} vs reference")
+            assert np.array_equal(a.view(np.uint8), b.view(np.uint8)), f"{case} {name}: bits differ at 1 thread"
+
+
 # (T, B, I, H, bias, state given): the weight-gradient GEMM's blocks (lstm_weight_grad in
 # csrc/cpu/lstm/lstm_gemm.cpp): T*B over more than one K block (384 rows), 4H over several row
 # blocks and not a multiple of 8 (a short last row panel), I + H over more than one column block
@@ -427,7 +474,8 @@ def test_weight_grads_over_many_blocks_match_reference_at_any_thread_count(case,
 def test_float32_kernels_of_every_isa(isa, tmp_path):
     """The float32 pointwise kernels are compiled per ISA; run the narrower ones in a child
     process (the ISA is chosen once per process) against the float64 reference. The second
-    shape spans several blocks of the weight-gradient GEMM, whose packing follows each ISA's tile."""
+    shape spans several blocks of the weight-gradient GEMM, whose packing follows each ISA's tile;
+    the last two split the batch's row panels between threads for one tile height or the other."""
     script = tmp_path / "check.py"
     script.write_text(
         "import numpy as np, deepkern as dk, sys\n"
@@ -435,7 +483,7 @@ def test_float32_kernels_of_every_isa(isa, tmp_path):
         "from helpers import assert_close\n"
         "from reference import lstm_ref, lstm_backward_ref\n"
         "rng = np.random.default_rng(5)\n"
-        "for T, B, I, H in ((4, 3, 5, 37), (9, 45, 40, 37)):\n"
+        "for T, B, I, H in ((4, 3, 5, 37), (9, 45, 40, 37), (8, 12, 7, 70), (8, 16, 7, 70)):\n"
         "    x = rng.standard_normal((T, B, I)).astype(np.float32) * 3\n"
         "    w = [rng.uniform(-1, 1, s).astype(np.float32) for s in ((4*H, I), (4*H, H), (4*H,), (4*H,))]\n"
         "    h0 = rng.standard_normal((B, H)).astype(np.float32)\n"
@@ -449,7 +497,7 @@ def test_float32_kernels_of_every_isa(isa, tmp_path):
         "        if a is not None: assert_close(a, r, np.float32)\n"
         "print(dk._cpu.isa())\n" % os.path.dirname(os.path.abspath(__file__))
     )
-    env = dict(os.environ, DEEPKERN_CPU_ISA=isa, DEEPKERN_POISON="1")
+    env = dict(os.environ, DEEPKERN_CPU_ISA=isa, DEEPKERN_POISON="1", DEEPKERN_CONTENTION="off")
     r = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() in (isa, "generic")

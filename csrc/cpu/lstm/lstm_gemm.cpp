@@ -70,42 +70,53 @@ void RecurrentGemm<T>::pack_panel(const T* A, int64_t lda, int64_t i) {
 
 template <typename T>
 void RecurrentGemm<T>::tiles(T beta, Out out0, Out out1) {
-  const int mr = kr_.mr, nr = kr_.nr;
-  const int64_t nblk = (K_ + kr_.kc - 1) / kr_.kc;
   const Out outs[kMaxParts] = {out0, out1};
-  const T* ap = ap_;
   // Tiles over the column panels of all parts; threads own contiguous runs of panels, so a
   // thread's W panels stay in its cache from step to step.
   const int64_t total = n_panels_[0] + (parts_ > 1 ? n_panels_[1] : 0);
 #pragma omp for collapse(2) schedule(static)
   for (int64_t jg = 0; jg < total; ++jg)
-    for (int64_t i = 0; i < m_panels_; ++i) {
-      const int part = jg < n_panels_[0] ? 0 : 1;
-      const Out& o = outs[part];
-      if (o.C == nullptr) continue;
-      const int64_t j = part == 0 ? jg : jg - n_panels_[0], np = n_panels_[part];
-      const int64_t i0 = i * mr, j0 = j * nr;
-      const int64_t rows = std::min<int64_t>(mr, M_ - i0), cols = std::min<int64_t>(nr, n_[part] - j0);
-      T* c = o.C + i0 * o.ldc + j0;
-      alignas(64) T edge[16 * 32];
-      const bool full = rows == mr && cols == nr;
-      for (int64_t b = 0; b < nblk; ++b) {
-        const int64_t p0 = b * kr_.kc, kc = std::min(kr_.kc, K_ - p0);
-        const T* a = ap + p0 * m_panels_ * mr + i * kc * mr;
-        const T* w = wp_[part] + p0 * np * nr + j * kc * nr;
-        const T bb = b == 0 ? beta : T(1);
-        if (full) {
-          kr_.fn(kc, a, w, c, o.ldc, T(1), bb);
-        } else {
-          kr_.fn(kc, a, w, edge, nr, T(1), T(0));
-          for (int64_t r = 0; r < rows; ++r)
-            for (int64_t q = 0; q < cols; ++q) {
-              T& out = c[r * o.ldc + q];
-              out = edge[r * nr + q] + (bb == T(0) ? T(0) : bb * out);
-            }
+    for (int64_t i = 0; i < m_panels_; ++i) tile(jg, i, beta, outs);
+}
+
+template <typename T>
+void RecurrentGemm<T>::tiles_rows(int64_t i0, int64_t i1, T beta, Out out0, Out out1) {
+  const Out outs[kMaxParts] = {out0, out1};
+  const int64_t total = n_panels_[0] + (parts_ > 1 ? n_panels_[1] : 0);
+  for (int64_t jg = 0; jg < total; ++jg)
+    for (int64_t i = i0; i < i1; ++i) tile(jg, i, beta, outs);
+}
+
+// One mr x nr tile of C: row panel i, column panel jg counted over all parts.
+template <typename T>
+void RecurrentGemm<T>::tile(int64_t jg, int64_t i, T beta, const Out* outs) {
+  const int mr = kr_.mr, nr = kr_.nr;
+  const int64_t nblk = (K_ + kr_.kc - 1) / kr_.kc;
+  const int part = jg < n_panels_[0] ? 0 : 1;
+  const Out& o = outs[part];
+  if (o.C == nullptr) return;
+  const int64_t j = part == 0 ? jg : jg - n_panels_[0], np = n_panels_[part];
+  const int64_t i0 = i * mr, j0 = j * nr;
+  const int64_t rows = std::min<int64_t>(mr, M_ - i0), cols = std::min<int64_t>(nr, n_[part] - j0);
+  T* c = o.C + i0 * o.ldc + j0;
+  alignas(64) T edge[16 * 32];
+  const bool full = rows == mr && cols == nr;
+  for (int64_t b = 0; b < nblk; ++b) {
+    const int64_t p0 = b * kr_.kc, kc = std::min(kr_.kc, K_ - p0);
+    const T* a = ap_ + p0 * m_panels_ * mr + i * kc * mr;
+    const T* w = wp_[part] + p0 * np * nr + j * kc * nr;
+    const T bb = b == 0 ? beta : T(1);
+    if (full) {
+      kr_.fn(kc, a, w, c, o.ldc, T(1), bb);
+    } else {
+      kr_.fn(kc, a, w, edge, nr, T(1), T(0));
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t q = 0; q < cols; ++q) {
+          T& out = c[r * o.ldc + q];
+          out = edge[r * nr + q] + (bb == T(0) ? T(0) : bb * out);
         }
-      }
     }
+  }
 }
 
 template class RecurrentGemm<float>;

@@ -43,10 +43,16 @@ class RecurrentGemm {
   // of A (all K; one thread, no worksharing); tiles() then runs the tiles on the packed A.
   void pack_panel(const T* A, int64_t lda, int64_t i);
   void tiles(T beta, Out out0, Out out1 = {nullptr, 0});
+  // The tiles of row panels [i0, i1) only (all columns), on the calling thread: no worksharing,
+  // no barrier. Rows of an LSTM step depend on the same rows of the step before only, so a
+  // thread that owns some row panels can run them through every step on its own.
+  void tiles_rows(int64_t i0, int64_t i1, T beta, Out out0, Out out1 = {nullptr, 0});
   int64_t m_panels() const { return m_panels_; }
   int mr() const { return kr_.mr; }
 
  private:
+  void tile(int64_t jg, int64_t i, T beta, const Out* outs);
+
   const GemmKernel<T>& kr_;
   int64_t K_, M_, m_panels_;
   int parts_ = 0;
