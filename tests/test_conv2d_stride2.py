@@ -16,7 +16,7 @@ import pytest
 import torch
 from deepkern import _cpu
 from deepkern.functional.conv import _conv_params
-from helpers import assert_close, numeric_grad
+from helpers import assert_close, numeric_grad, run_with_isa
 from reference import conv2d_backward_ref, conv2d_ref
 
 
@@ -263,3 +263,45 @@ def test_strided_inputs_untouched(rng):
     dk.conv2d_backward(ctx, np.ones_like(y))
     for a, c in zip((x, w, b), copies):
         assert np.array_equal(a, c)
+
+
+_BANDS_SCRIPT = r"""
+import os, sys
+os.environ["DEEPKERN_PARALLEL_MIN_US"] = "0"  # every region threaded, so small shapes take the bands
+os.environ["DEEPKERN_CONTENTION"] = "off"  # both threads run even on a busy machine
+import numpy as np
+import deepkern as dk
+from deepkern import _cpu
+from deepkern.functional.conv import _conv_params
+sys.path.insert(0, {tests!r})
+from reference import conv2d_ref
+rng = np.random.default_rng(5)
+# row tiles with Ho >= 32 on N >= 2 samples: bands of output rows per sample (K = 19: edge rows;
+# Wo = 31: a partial last tile; dilation 4)
+cases = [((3, 3, 67, 95), (19, 3, 7, 7), (2, 2), (3, 3), (1, 1)), ((2, 3, 70, 61), (24, 3, 7, 7), (2, 2), (3, 3), (1, 1)),
+         ((2, 2, 80, 61), (24, 2, 3, 3), (2, 2), (1, 1), (4, 4))]
+for dt in (np.float32, np.float64):
+    tol = 2e-4 if dt == np.float32 else 1e-10
+    for xs, ws, s, p, d in cases:
+        params, _ = _conv_params("conv2d", np.empty(xs, dt), np.empty(ws, dt), None, s, p, d)
+        assert _cpu.conv2d_plan(params, np.dtype(dt).name, 2)["forward"] == "shifted_rowtiles", (xs, ws)
+        x, w, b = (rng.standard_normal(a).astype(dt) for a in (xs, ws, ws[0]))
+        r = conv2d_ref(x, w, b, s, p, d)
+        ys = []
+        for t in (1, 2):
+            dk.set_num_threads(t)
+            y = dk.conv2d(x, w, b, s, p, d, out=np.full(r.shape, np.nan, dt))
+            err = np.abs(y - r).max() / max(1.0, np.abs(r).max())
+            assert not np.isnan(y).any() and err < tol, (dt, xs, ws, t, err)
+            ys.append(y)
+        assert np.array_equal(ys[0], ys[1]), (dt, xs, ws)  # bands change the split, not the sums
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
+def test_row_bands_each_isa(isa):
+    """Two threads on a few row-tiled samples split them into bands of output rows, each band padding
+    only the phase rows it reads: same bits as one thread, in every ISA's kernels."""
+    r = run_with_isa(isa, _BANDS_SCRIPT)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

@@ -5,6 +5,18 @@ namespace dk::cpu {
 
 using shifted_detail::Shifted;
 
+namespace {
+
+// Bands of output rows per sample: at least kItemsPerThread work items per thread, bands of at
+// least kMinBandRows rows (a band pads (kh - 1) * dh / sh + 1 phase rows more than it computes).
+int64_t row_bands(int64_t N, int64_t Ho, int nt) {
+  constexpr int64_t kItemsPerThread = 16, kMinBandRows = 16;
+  const int64_t want = (kItemsPerThread * nt + N - 1) / N;
+  return std::clamp<int64_t>(std::min(want, Ho / kMinBandRows), 1, Ho);
+}
+
+}  // namespace
+
 template <typename T>
 void conv2d_forward_shifted(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
   const int nt = num_threads();
@@ -14,13 +26,25 @@ void conv2d_forward_shifted(const Conv2dParams& p, const T* x, const T* w, const
   if (!threads || p.N >= nt) {
     // Whole samples per thread, each with its own padded input and output buffers. (One
     // thread: a plain loop, not a parallel region per sample, which costs a few us each.)
+    // Row tiles on few samples per thread go by bands of output rows (each pads only the rows it
+    // reads), so that a thread slowed by another process leaves less of the work at the end.
+    const int64_t bands = threads && s.row_tiles() && !s.lazy_pad() ? row_bands(p.N, p.Ho, nt) : 1;
 #pragma omp parallel num_threads(team(nt)) if (threads)
     {
       T* xp = s.input_buffer();
       const bool lazy = s.lazy_pad();
 #pragma omp for schedule(dynamic)
-      for (int64_t n = 0; n < p.N; ++n) {
+      for (int64_t item = 0; item < p.N * bands; ++item) {
+        const int64_t n = item / bands, band = item % bands;
         const T* x_n = x + n * p.C * p.in_plane();
+        if (bands > 1) {
+          const int64_t oh0 = p.Ho * band / bands, oh1 = p.Ho * (band + 1) / bands;
+          int64_t r0, r1;
+          s.row_band_rows(oh0, oh1, r0, r1);
+          s.pad(x_n, xp, 0, p.C, r0, r1);
+          s.run_row_tiles(xp, y + n * p.K * p.out_plane(), oh0 * s.tiles_per_row(), oh1 * s.tiles_per_row());
+          continue;
+        }
         shifted_detail::LazyPad<T> lp{x_n, xp};
         if (!lazy) s.pad(x_n, xp, 0, p.C);
         if (s.row_tiles())

@@ -172,8 +172,9 @@ struct Shifted {
   }
 
   // The buffer for channels [c0, c1) of x_n, in the chosen layout (from input_buffer()). The
-  // phase layout's slack past the planes is cleared by whoever has c1 == C.
-  void pad(const T* x_n, T* xp, int64_t c0, int64_t c1) const {
+  // phase layout's slack past the planes is cleared by whoever has c1 == C. [r0, r1): the phase
+  // layout's rows to fill (row_band_rows); -1: all of them.
+  void pad(const T* x_n, T* xp, int64_t c0, int64_t c1, int64_t r0 = 0, int64_t r1 = -1) const {
     if (unfold && p.sw == 1) {
       unfold_rows(x_n, xp, c0, c1);
       return;
@@ -181,7 +182,7 @@ struct Shifted {
     if (unfold)
       unfold_rows2(x_n, xp, c0, c1);
     else
-      pad_phases(x_n, xp, c0, c1);
+      pad_phases(x_n, xp, c0, c1, r0, r1 < 0 ? Hq : r1);
     if (c1 == p.C) std::fill(xp + buffer_planes() * plane, xp + (ones_off >= 0 ? ones_off : xlen), T(0));
   }
 
@@ -268,9 +269,9 @@ struct Shifted {
 
   // Channels [c0, c1) of x_n into the zero-padded phase planes: phase (a, b) holds
   // xpad[r*sh + a][t*sw + b] at (r, t).
-  void pad_phases(const T* x_n, T* xp, int64_t c0, int64_t c1) const {
+  void pad_phases(const T* x_n, T* xp, int64_t c0, int64_t c1, int64_t r0, int64_t r1) const {
     if (p.sw == 2) {
-      pad_phases2(x_n, xp, c0, c1);
+      pad_phases2(x_n, xp, c0, c1, r0, r1);
       return;
     }
     for (int64_t a = 0; a < p.sh; ++a)
@@ -286,7 +287,7 @@ struct Shifted {
         for (int64_t c = c0; c < c1; ++c) {
           T* dst = xp + (phase * p.C + c) * plane;
           const T* src = x_n + c * p.in_plane();
-          for (int64_t r = 0; r < Hq; ++r) {
+          for (int64_t r = r0; r < r1; ++r) {
             T* row = dst + r * Wq;
             const int64_t h = r * p.sh + a - p.ph;
             if (h < 0 || h >= p.H) {
@@ -307,7 +308,7 @@ struct Shifted {
 
   // pad_phases for column stride 2: each input row is read once and split into its even and odd
   // columns (per-ISA vector permutes) instead of two strided scalar passes.
-  void pad_phases2(const T* x_n, T* xp, int64_t c0, int64_t c1) const {
+  void pad_phases2(const T* x_n, T* xp, int64_t c0, int64_t c1, int64_t r0, int64_t r1) const {
     // x column w lands in column phase (w + pw) % 2 at phase column (w + pw) / 2
     const int64_t be = p.pw % 2, bo = 1 - be, te = p.pw / 2, to = (p.pw + 1) / 2;
     const int64_t ne = (p.W + 1) / 2, no = p.W / 2;
@@ -318,7 +319,7 @@ struct Shifted {
         T* de = xp + ((a * 2 + be) * p.C + c) * plane;
         T* dd = xp + ((a * 2 + bo) * p.C + c) * plane;
         const T* src = x_n + c * p.in_plane();
-        for (int64_t r = 0; r < Hq; ++r) {
+        for (int64_t r = r0; r < r1; ++r) {
           T* re = de + r * Wq;
           T* ro = dd + r * Wq;
           const int64_t h = r * p.sh + a - p.ph;
@@ -364,6 +365,14 @@ struct Shifted {
   bool row_tiles() const { return !unfold && shifted_row_tiles(p, kr.mr, kr.nr); }
   int64_t tiles_per_row() const { return (p.Wo + kr.nr - 1) / kr.nr; }
   int64_t row_tile_count() const { return p.Ho * tiles_per_row(); }
+
+  // The phase rows [r0, r1) that output rows [oh0, oh1) read through row tiles: tap row i reads
+  // phase row oh + i*dh/sh, and a row's partial last tile may run past the row's end into the next
+  // one (columns of the tile that are dropped).
+  void row_band_rows(int64_t oh0, int64_t oh1, int64_t& r0, int64_t& r1) const {
+    r0 = oh0;
+    r1 = std::min(Hq, oh1 + (p.kh - 1) * p.dh / p.sh + 1);
+  }
 
   // Row tiles [t0, t1) (tile t: output row t / tiles_per_row(), columns (t % tiles_per_row()) * NR
   // + [0, NR), the row's last tile possibly partial: NR/2 wide in place, or through a local tile).
