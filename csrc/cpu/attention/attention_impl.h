@@ -63,10 +63,11 @@ using Vec = simd::Vec<T>;
 // ------------------------------------------------------------------ tile GEMM
 // C[M x N] (op)= A[M x K] * B[K x N] on small tiles. A is read as scalars A[m*a_rs + k*a_ks]
 // (so a transposed A costs nothing), B and C are row-major with N a multiple of the lane count
-// (callers pad). mode 0: C = AB; 1: C += AB; 2: C = diag(rs) C + AB.
+// (callers pad). mode 0: C = AB; 1: C += AB; 2: C = diag(rs) C + AB; 3: C = C * (AB - rs) * f
+// elementwise, rs per row (the softmax gradient, with C holding P on entry).
 template <class T, int R, int CV>
 inline void micro(int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B, int64_t ldb, T* C, int64_t ldc,
-                  int mode, const T* rs) {
+                  int mode, const T* rs, T f) {
   using V = typename Vec<T>::v;
   constexpr int L = kLanes<T>;
   V c[R][CV];
@@ -74,7 +75,7 @@ inline void micro(int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B,
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
     for (int j = 0; j < CV; ++j) {
-      if (mode == 0) {
+      if (mode == 0 || mode == 3) {
         c[r][j] = V{};
       } else {
         c[r][j] = simd::load(C + r * ldc + j * L);
@@ -92,6 +93,12 @@ inline void micro(int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B,
       for (int j = 0; j < CV; ++j) c[r][j] += a * b[j];
     }
   }
+  if (mode == 3) {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+      for (int j = 0; j < CV; ++j) c[r][j] = simd::load(C + r * ldc + j * L) * (c[r][j] - rs[r]) * f;
+  }
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
@@ -100,12 +107,12 @@ inline void micro(int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B,
 
 template <class T, int R>
 inline void micro_cv(int cv, int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B, int64_t ldb, T* C,
-                     int64_t ldc, int mode, const T* rs) {
+                     int64_t ldc, int mode, const T* rs, T f) {
   switch (cv) {
-    case 1: micro<T, R, 1>(K, A, a_rs, a_ks, B, ldb, C, ldc, mode, rs); break;
-    case 2: micro<T, R, 2>(K, A, a_rs, a_ks, B, ldb, C, ldc, mode, rs); break;
-    case 3: micro<T, R, 3>(K, A, a_rs, a_ks, B, ldb, C, ldc, mode, rs); break;
-    default: micro<T, R, 4>(K, A, a_rs, a_ks, B, ldb, C, ldc, mode, rs); break;
+    case 1: micro<T, R, 1>(K, A, a_rs, a_ks, B, ldb, C, ldc, mode, rs, f); break;
+    case 2: micro<T, R, 2>(K, A, a_rs, a_ks, B, ldb, C, ldc, mode, rs, f); break;
+    case 3: micro<T, R, 3>(K, A, a_rs, a_ks, B, ldb, C, ldc, mode, rs, f); break;
+    default: micro<T, R, 4>(K, A, a_rs, a_ks, B, ldb, C, ldc, mode, rs, f); break;
   }
 }
 
@@ -117,7 +124,7 @@ constexpr int kPanel = kMCV * kLanes<T>;
 // a block): bps = kPanel is a plain row-major B; ldb = kPanel, bps = K * kPanel a packed B.
 template <class T>
 void tile_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B, int64_t ldb,
-               int64_t bps, T* C, int64_t ldc, int mode, const T* rs) {
+               int64_t bps, T* C, int64_t ldc, int mode, const T* rs, T f = T(1)) {
   constexpr int L = kLanes<T>;
   for (int64_t n0 = 0, pj = 0; n0 < N; n0 += kPanel<T>, ++pj) {
     const int cv = int(std::min<int64_t>(kMCV, (N - n0) / L));
@@ -128,12 +135,12 @@ void tile_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_
       T* c = C + m0 * ldc + n0;
       const T* s = rs ? rs + m0 : nullptr;
       switch (r) {
-        case 1: micro_cv<T, 1>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s); break;
-        case 2: micro_cv<T, 2>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s); break;
-        case 3: micro_cv<T, 3>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s); break;
-        case 4: micro_cv<T, 4>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s); break;
-        case 5: micro_cv<T, 5>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s); break;
-        default: micro_cv<T, 6>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s); break;
+        case 1: micro_cv<T, 1>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s, f); break;
+        case 2: micro_cv<T, 2>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s, f); break;
+        case 3: micro_cv<T, 3>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s, f); break;
+        case 4: micro_cv<T, 4>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s, f); break;
+        case 5: micro_cv<T, 5>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s, f); break;
+        default: micro_cv<T, 6>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s, f); break;
       }
     }
   }
@@ -405,18 +412,6 @@ inline void probabilities(const AttentionParams& p, T* S, int64_t nr, int64_t nc
   }
 }
 
-// dS = P (dP - Drow) * scale, in place over dP.
-template <class T>
-inline void softmax_grad(const T* P, T* dS, int64_t nr, int64_t ncp, const T* Drow_rows, T scale) {
-  constexpr int L = kLanes<T>;
-  for (int64_t r = 0; r < nr; ++r) {
-    T* ds = dS + r * ncp;
-    const T* pr = P + r * ncp;
-    const T di = Drow_rows[r];
-    for (int64_t c = 0; c < ncp; c += L) simd::store(ds + c, simd::load(pr + c) * (simd::load(ds + c) - di) * scale);
-  }
-}
-
 // ------------------------------------------------------------------ backward
 // Key tiles of one set sharing one pass over the query tiles (Q, dO and the dQ rows read once
 // per group): at most kGroup, and no more than keeps the group's packed K, V and dK, dV
@@ -470,7 +465,7 @@ void backward_tiles(const AttentionParams& p, const T* q, const T* k, const T* v
     for (int64_t j = 0; j < (split - 1) * qsize; ++j) dq_extra[j] = T(0);
 
     Scratch<T> KT(G * kt_size), VT(G * vt_size), Kp(G * kp_size), dKa(G * dk_size), dVa(G * dv_size);
-    Scratch<T> S(kBr * kBc), dS(kBr * kBc), Qp(kBr * round_up(Dp, W)), dOp(kBr * round_up(Dvp, W));
+    Scratch<T> S(kBr * kBc), Qp(kBr * round_up(Dp, W)), dOp(kBr * round_up(Dvp, W));
     Scratch<T> dQt(kBr * Dp + L);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < BH * split; ++it) {
@@ -504,12 +499,12 @@ void backward_tiles(const AttentionParams& p, const T* q, const T* k, const T* v
             tile_gemm<T>(nr, ncp, D, Q, D, 1, KTg, W, D * W, S.data(), ncp, 0, nullptr);  // S = Q K^T
             probabilities(p, S.data(), nr, ncp, nc, q0, k0, mask_head, lse + bh * Lq + q0, scale);
             tile_gemm<T>(nc, Dvp, nr, S.data(), 1, ncp, dOp.data(), W, nr * W, dVa.data() + g * dv_size, Dvp, 1,
-                         nullptr);                                                             // dV += P^T dO
-            tile_gemm<T>(nr, ncp, Dv, dO, Dv, 1, VTg, W, Dv * W, dS.data(), ncp, 0, nullptr);  // dP = dO V^T
-            softmax_grad(S.data(), dS.data(), nr, ncp, Drow.data() + bh * Lq + q0, scale);
-            tile_gemm<T>(nc, Dp, nr, dS.data(), 1, ncp, Qp.data(), W, nr * W, dKa.data() + g * dk_size, Dp, 1,
-                         nullptr);                                                                    // dK += dS^T Q
-            tile_gemm<T>(nr, Dp, nc, dS.data(), ncp, 1, Kpg, W, nc * W, dQt.data(), Dp, 1, nullptr);  // dQ += dS K
+                         nullptr);  // dV += P^T dO
+            // dS = P (dO V^T - Drow) scale, over P in place
+            tile_gemm<T>(nr, ncp, Dv, dO, Dv, 1, VTg, W, Dv * W, S.data(), ncp, 3, Drow.data() + bh * Lq + q0, scale);
+            tile_gemm<T>(nc, Dp, nr, S.data(), 1, ncp, Qp.data(), W, nr * W, dKa.data() + g * dk_size, Dp, 1,
+                         nullptr);                                                                   // dK += dS^T Q
+            tile_gemm<T>(nr, Dp, nc, S.data(), ncp, 1, Kpg, W, nc * W, dQt.data(), Dp, 1, nullptr);  // dQ += dS K
           }
           for (int64_t r = 0; r < nr; ++r) std::memcpy(dqb + (q0 + r) * D, dQt.data() + r * Dp, sizeof(T) * D);
         }
