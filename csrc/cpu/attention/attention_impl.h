@@ -63,10 +63,11 @@ using Vec = simd::Vec<T>;
 // ------------------------------------------------------------------ tile GEMM
 // C[M x N] (op)= A[M x K] * B[K x N] on small tiles. A is read as scalars A[m*a_rs + k*a_ks]
 // (so a transposed A costs nothing), B and C are row-major with N a multiple of the lane count
-// (callers pad). mode 0: C = AB; 1: C += AB; 2: C = diag(rs) C + AB.
+// (callers pad). mode 0: C = AB; 1: C += AB; 2: C = diag(rs) C + AB; 3: C = C * (AB - rs) * f
+// elementwise, rs per row (the softmax gradient, with C holding P on entry).
 template <class T, int R, int CV>
 inline void micro(int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B, int64_t ldb, T* C, int64_t ldc,
-                  int mode, const T* rs) {
+                  int mode, const T* rs, T f) {
   using V = typename Vec<T>::v;
   constexpr int L = kLanes<T>;
   V c[R][CV];
@@ -74,7 +75,7 @@ inline void micro(int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B,
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
     for (int j = 0; j < CV; ++j) {
-      if (mode == 0) {
+      if (mode == 0 || mode == 3) {
         c[r][j] = V{};
       } else {
         c[r][j] = simd::load(C + r * ldc + j * L);
@@ -92,6 +93,12 @@ inline void micro(int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B,
       for (int j = 0; j < CV; ++j) c[r][j] += a * b[j];
     }
   }
+  if (mode == 3) {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+      for (int j = 0; j < CV; ++j) c[r][j] = simd::load(C + r * ldc + j * L) * (c[r][j] - rs[r]) * f;
+  }
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
@@ -100,12 +107,12 @@ inline void micro(int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B,
 
 template <class T, int R>
 inline void micro_cv(int cv, int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B, int64_t ldb, T* C,
-                     int64_t ldc, int mode, const T* rs) {
+                     int64_t ldc, int mode, const T* rs, T f) {
   switch (cv) {
-    case 1: micro<T, R, 1>(K, A, a_rs, a_ks, B, ldb, C, ldc, mode, rs); break;
-    case 2: micro<T, R, 2>(K, A, a_rs, a_ks, B, ldb, C, ldc, mode, rs); break;
-    case 3: micro<T, R, 3>(K, A, a_rs, a_ks, B, ldb, C, ldc, mode, rs); break;
-    default: micro<T, R, 4>(K, A, a_rs, a_ks, B, ldb, C, ldc, mode, rs); break;
+    case 1: micro<T, R, 1>(K, A, a_rs, a_ks, B, ldb, C, ldc, mode, rs, f); break;
+    case 2: micro<T, R, 2>(K, A, a_rs, a_ks, B, ldb, C, ldc, mode, rs, f); break;
+    case 3: micro<T, R, 3>(K, A, a_rs, a_ks, B, ldb, C, ldc, mode, rs, f); break;
+    default: micro<T, R, 4>(K, A, a_rs, a_ks, B, ldb, C, ldc, mode, rs, f); break;
   }
 }
 
@@ -117,7 +124,7 @@ constexpr int kPanel = kMCV * kLanes<T>;
 // a block): bps = kPanel is a plain row-major B; ldb = kPanel, bps = K * kPanel a packed B.
 template <class T>
 void tile_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B, int64_t ldb,
-               int64_t bps, T* C, int64_t ldc, int mode, const T* rs) {
+               int64_t bps, T* C, int64_t ldc, int mode, const T* rs, T f = T(1)) {
   constexpr int L = kLanes<T>;
   for (int64_t n0 = 0, pj = 0; n0 < N; n0 += kPanel<T>, ++pj) {
     const int cv = int(std::min<int64_t>(kMCV, (N - n0) / L));
@@ -128,12 +135,12 @@ void tile_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_
       T* c = C + m0 * ldc + n0;
       const T* s = rs ? rs + m0 : nullptr;
       switch (r) {
-        case 1: micro_cv<T, 1>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s); break;
-        case 2: micro_cv<T, 2>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s); break;
-        case 3: micro_cv<T, 3>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s); break;
-        case 4: micro_cv<T, 4>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s); break;
-        case 5: micro_cv<T, 5>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s); break;
-        default: micro_cv<T, 6>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s); break;
+        case 1: micro_cv<T, 1>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s, f); break;
+        case 2: micro_cv<T, 2>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s, f); break;
+        case 3: micro_cv<T, 3>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s, f); break;
+        case 4: micro_cv<T, 4>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s, f); break;
+        case 5: micro_cv<T, 5>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s, f); break;
+        default: micro_cv<T, 6>(cv, K, a, a_rs, a_ks, b, ldb, c, ldc, mode, s, f); break;
       }
     }
   }
@@ -150,26 +157,6 @@ constexpr int64_t kBr = 64;  // query rows per tile
 constexpr int64_t kBc = 64;  // keys per tile
 
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
-
-// The transpose of nc rows of length D (row stride ld) as D x ncp, zero columns beyond nc.
-template <class T>
-void pack_transposed(const T* src, int64_t ld, int64_t nc, int64_t ncp, int64_t D, T* dst) {
-  for (int64_t c = 0; c < nc; ++c) {
-    const T* row = src + c * ld;
-    for (int64_t d = 0; d < D; ++d) dst[d * ncp + c] = row[d];
-  }
-  for (int64_t d = 0; d < D; ++d)
-    for (int64_t c = nc; c < ncp; ++c) dst[d * ncp + c] = T(0);
-}
-
-// rows x cols copied into a rows x ldd buffer, zero columns beyond cols.
-template <class T>
-void pack_rows(const T* src, int64_t rows, int64_t cols, int64_t ldd, T* dst) {
-  for (int64_t r = 0; r < rows; ++r) {
-    std::memcpy(dst + r * ldd, src + r * cols, sizeof(T) * cols);
-    for (int64_t c = cols; c < ldd; ++c) dst[r * ldd + c] = T(0);
-  }
-}
 
 // Packed B operands (tile_gemm with ldb = kPanel, bps = K * kPanel): column block j of a K x N
 // operand is K rows of kPanel columns, contiguous, so a register block's B is one stream; the
@@ -409,19 +396,6 @@ inline void row_dots(const T* dout, const T* out, int64_t rows, int64_t Dv, T* D
   }
 }
 
-// The nr x cols rows at src as a tile GEMM operand: in place when cols is already a whole number
-// of vectors, else copied into buf with zero columns up to colsp. Sets ld to the operand's pitch.
-template <class T>
-inline const T* padded_rows(const T* src, int64_t nr, int64_t cols, int64_t colsp, T* buf, int64_t& ld) {
-  if (cols == colsp) {
-    ld = cols;
-    return src;
-  }
-  pack_rows(src, nr, cols, colsp, buf);
-  ld = colsp;
-  return buf;
-}
-
 // P = exp(S - lse) row by row, S the raw scores of query rows q0.. against keys k0.. (scaled,
 // masked and causally cut here). mask_head: this head's mask, or null.
 template <class T>
@@ -435,18 +409,6 @@ inline void probabilities(const AttentionParams& p, T* S, int64_t nr, int64_t nc
     scores_row(p, s, i, k0, nc, ncp, scale, mrow);
     const T l_i = lse_rows[r];
     for (int64_t c = 0; c < ncp; c += L) simd::store(s + c, simd::exp(simd::load(s + c) - l_i));
-  }
-}
-
-// dS = P (dP - Drow) * scale, in place over dP.
-template <class T>
-inline void softmax_grad(const T* P, T* dS, int64_t nr, int64_t ncp, const T* Drow_rows, T scale) {
-  constexpr int L = kLanes<T>;
-  for (int64_t r = 0; r < nr; ++r) {
-    T* ds = dS + r * ncp;
-    const T* pr = P + r * ncp;
-    const T di = Drow_rows[r];
-    for (int64_t c = 0; c < ncp; c += L) simd::store(ds + c, simd::load(pr + c) * (simd::load(ds + c) - di) * scale);
   }
 }
 
@@ -473,14 +435,17 @@ int64_t backward_group(const AttentionParams& p, int64_t nkb) {
 template <class T>
 void backward_tiles(const AttentionParams& p, const T* q, const T* k, const T* v, const T* mask, const int64_t* moff,
                     const T* out, const T* lse, const T* dout, T* dq, T* dk, T* dv) {
-  constexpr int L = kLanes<T>;
+  constexpr int L = kLanes<T>, W = kPanel<T>;
   const int64_t BH = p.BH, Lq = p.Lq, Lk = p.Lk, D = p.D, Dv = p.Dv;
   const int64_t Dp = round_up(D, L), Dvp = round_up(Dv, L);
   const int64_t nqb = (Lq + kBr - 1) / kBr, nkb = (Lk + kBc - 1) / kBc;
   const T scale = T(p.scale);
   const int nt = attention_threads(p);
   const int64_t G = backward_group<T>(p, nkb);
-  const int64_t kt_size = D * kBc + L, vt_size = Dv * kBc + L, kp_size = kBc * Dp + L, dv_size = kBc * Dvp + L;
+  // Every B operand is packed in kPanel-wide column panels (one contiguous stream per register
+  // block): K^T, V^T and K once per key tile of the group, Q and dO once per query tile.
+  const int64_t kt_size = D * kBc, vt_size = Dv * kBc, kp_size = kBc * round_up(Dp, W);
+  const int64_t dk_size = kBc * Dp + L, dv_size = kBc * Dvp + L;
 
   // Key tiles of one head are split into `split` interleaved sets when there are too few heads
   // to keep every thread busy; each set accumulates dQ into its own buffer (set 0 into dq),
@@ -499,8 +464,9 @@ void backward_tiles(const AttentionParams& p, const T* q, const T* k, const T* v
 #pragma omp for schedule(static)
     for (int64_t j = 0; j < (split - 1) * qsize; ++j) dq_extra[j] = T(0);
 
-    Scratch<T> KT(G * kt_size), VT(G * vt_size), Kp(G * kp_size), dKa(G * kp_size), dVa(G * dv_size);
-    Scratch<T> S(kBr * kBc), dS(kBr * kBc), Qp(kBr * Dp + L), dOp(kBr * Dvp + L), dQt(kBr * Dp + L);
+    Scratch<T> KT(G * kt_size), VT(G * vt_size), Kp(G * kp_size), dKa(G * dk_size), dVa(G * dv_size);
+    Scratch<T> S(kBr * kBc), Qp(kBr * round_up(Dp, W)), dOp(kBr * round_up(Dvp, W));
+    Scratch<T> dQt(kBr * Dp + L);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < BH * split; ++it) {
       const int64_t bh = it / split, set = it % split;
@@ -512,9 +478,9 @@ void backward_tiles(const AttentionParams& p, const T* q, const T* k, const T* v
         const int64_t ng = std::min<int64_t>(G, (nkb - kb0 + split - 1) / split);
         for (int64_t g = 0; g < ng; ++g) {
           const int64_t k0 = (kb0 + g * split) * kBc, nc = std::min(kBc, Lk - k0), ncp = round_up(nc, L);
-          pack_transposed(Kb + k0 * D, D, nc, ncp, D, KT.data() + g * kt_size);
-          pack_transposed(Vb + k0 * Dv, Dv, nc, ncp, Dv, VT.data() + g * vt_size);
-          pack_rows(Kb + k0 * D, nc, D, Dp, Kp.data() + g * kp_size);
+          pack_transposed_panels(Kb + k0 * D, D, nc, ncp, D, KT.data() + g * kt_size);
+          pack_transposed_panels(Vb + k0 * Dv, Dv, nc, ncp, Dv, VT.data() + g * vt_size);
+          pack_rows_panels(Kb + k0 * D, nc, D, Dp, Kp.data() + g * kp_size);
         }
         std::fill(dKa.begin(), dKa.end(), T(0));
         std::fill(dVa.begin(), dVa.end(), T(0));
@@ -523,27 +489,29 @@ void backward_tiles(const AttentionParams& p, const T* q, const T* k, const T* v
           const int64_t q0 = qb * kBr, nr = std::min(kBr, Lq - q0);
           const T* Q = q + (bh * Lq + q0) * D;
           const T* dO = dout + (bh * Lq + q0) * Dv;
-          int64_t lddo, ldq;
-          const T* dOb = padded_rows(dO, nr, Dv, Dvp, dOp.data(), lddo);
-          const T* Qb = padded_rows(Q, nr, D, Dp, Qp.data(), ldq);
+          pack_rows_panels(dO, nr, Dv, Dvp, dOp.data());
+          pack_rows_panels(Q, nr, D, Dp, Qp.data());
           for (int64_t r = 0; r < nr; ++r) std::memcpy(dQt.data() + r * Dp, dqb + (q0 + r) * D, sizeof(T) * D);
           for (int64_t g = 0; g < ng; ++g) {
             const int64_t k0 = (kb0 + g * split) * kBc, nc = std::min(kBc, Lk - k0), ncp = round_up(nc, L);
             if (p.causal && qb < k0 / kBr) continue;
-            tile_gemm<T>(nr, ncp, D, Q, D, 1, KT.data() + g * kt_size, ncp, S.data(), ncp, 0);  // S = Q K^T
+            const T *KTg = KT.data() + g * kt_size, *VTg = VT.data() + g * vt_size, *Kpg = Kp.data() + g * kp_size;
+            tile_gemm<T>(nr, ncp, D, Q, D, 1, KTg, W, D * W, S.data(), ncp, 0, nullptr);  // S = Q K^T
             probabilities(p, S.data(), nr, ncp, nc, q0, k0, mask_head, lse + bh * Lq + q0, scale);
-            tile_gemm<T>(nc, Dvp, nr, S.data(), 1, ncp, dOb, lddo, dVa.data() + g * dv_size, Dvp, 1);  // dV += P^T dO
-            tile_gemm<T>(nr, ncp, Dv, dO, Dv, 1, VT.data() + g * vt_size, ncp, dS.data(), ncp, 0);     // dP = dO V^T
-            softmax_grad(S.data(), dS.data(), nr, ncp, Drow.data() + bh * Lq + q0, scale);
-            tile_gemm<T>(nc, Dp, nr, dS.data(), 1, ncp, Qb, ldq, dKa.data() + g * kp_size, Dp, 1);  // dK += dS^T Q
-            tile_gemm<T>(nr, Dp, nc, dS.data(), ncp, 1, Kp.data() + g * kp_size, Dp, dQt.data(), Dp, 1);  // dQ += dS K
+            tile_gemm<T>(nc, Dvp, nr, S.data(), 1, ncp, dOp.data(), W, nr * W, dVa.data() + g * dv_size, Dvp, 1,
+                         nullptr);  // dV += P^T dO
+            // dS = P (dO V^T - Drow) scale, over P in place
+            tile_gemm<T>(nr, ncp, Dv, dO, Dv, 1, VTg, W, Dv * W, S.data(), ncp, 3, Drow.data() + bh * Lq + q0, scale);
+            tile_gemm<T>(nc, Dp, nr, S.data(), 1, ncp, Qp.data(), W, nr * W, dKa.data() + g * dk_size, Dp, 1,
+                         nullptr);                                                                   // dK += dS^T Q
+            tile_gemm<T>(nr, Dp, nc, S.data(), ncp, 1, Kpg, W, nc * W, dQt.data(), Dp, 1, nullptr);  // dQ += dS K
           }
           for (int64_t r = 0; r < nr; ++r) std::memcpy(dqb + (q0 + r) * D, dQt.data() + r * Dp, sizeof(T) * D);
         }
         for (int64_t g = 0; g < ng; ++g) {
           const int64_t k0 = (kb0 + g * split) * kBc, nc = std::min(kBc, Lk - k0);
           for (int64_t c = 0; c < nc; ++c) {
-            std::memcpy(dk + (bh * Lk + k0 + c) * D, dKa.data() + g * kp_size + c * Dp, sizeof(T) * D);
+            std::memcpy(dk + (bh * Lk + k0 + c) * D, dKa.data() + g * dk_size + c * Dp, sizeof(T) * D);
             std::memcpy(dv + (bh * Lk + k0 + c) * Dv, dVa.data() + g * dv_size + c * Dvp, sizeof(T) * Dv);
           }
         }
