@@ -120,7 +120,7 @@ inline void micro_cv(int cv, int64_t K, const T* A, int64_t a_rs, int64_t a_ks, 
 template <class T>
 constexpr int kPanel = kMCV * kLanes<T>;
 
-// As above, with B's column blocks of kPanel columns bps elements apart (row pitch ldb within
+// C (op)= A B over a tile (micro's modes), B's column blocks of kPanel columns bps elements apart (row pitch ldb within
 // a block): bps = kPanel is a plain row-major B; ldb = kPanel, bps = K * kPanel a packed B.
 template <class T>
 void tile_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B, int64_t ldb,
@@ -144,12 +144,6 @@ void tile_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_
       }
     }
   }
-}
-
-template <class T>
-void tile_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_t a_ks, const T* B, int64_t ldb, T* C,
-               int64_t ldc, int mode, const T* rs = nullptr) {
-  tile_gemm<T>(M, N, K, A, a_rs, a_ks, B, ldb, kPanel<T>, C, ldc, mode, rs);
 }
 
 // ------------------------------------------------------------------ helpers
