@@ -241,3 +241,70 @@ def test_every_parallel_region_asks_team():
                         missing.append(f"{os.path.relpath(path, root)}:{i + 1}")
     assert regions > 30
     assert not missing, f"regions without team(): {missing}"
+
+
+def test_warm_threshold_is_below_the_parallel_one():
+    """Modest calls (between the two thresholds) split their work over every thread; smaller ones stay whole."""
+    assert 0 < _cpu._warm_min_us() < _cpu._parallel_min_us()
+
+
+@pytest.mark.parametrize("value,want", [("0", 0.0), ("40", 40.0), ("", None), ("junk", None)])
+def test_warm_environment_override(value, want):
+    got = float(
+        _in_subprocess("from deepkern import _cpu; print(_cpu._warm_min_us())", DEEPKERN_PARALLEL_WARM_US=value)
+    )
+    assert got == (want if want is not None else _cpu._warm_min_us())
+
+
+def _modest_gemm():
+    """Operands of a GEMM just above the warm threshold (the tests below check that it counts as modest)."""
+    n = 4 + next(n for n in range(8, 400) if _cpu._threads_for(2.0 * n**3, 0.0) > 1)
+    rng = np.random.default_rng(5)
+    return [rng.standard_normal((n, n)).astype(np.float32) for _ in range(2)]
+
+
+def test_modest_calls_after_a_pause_run_alone(threads):
+    """A modest call that finds the workers asleep (no team region, no call, for a millisecond) runs on
+    the calling thread alone, and gives the bits it gives with a team."""
+    import time
+
+    threads(2)
+    a, b = _modest_gemm()
+    before = _cpu._contention()["mode"]
+    _cpu._set_contention("off")
+    try:
+        ref = np.zeros((a.shape[0], b.shape[1]), np.float32)
+        _cpu.gemm(a, b, ref)
+        c0 = _cpu._warm_counts()
+        for _ in range(20):
+            time.sleep(0.002)
+            c = np.zeros_like(ref)
+            _cpu.gemm(a, b, c)
+            assert np.array_equal(c.view(np.uint8), ref.view(np.uint8))
+        c1 = _cpu._warm_counts()
+        assert c1["modest_calls"] - c0["modest_calls"] == 20
+        assert c1["with_team"] == c0["with_team"]
+    finally:
+        _cpu._set_contention(before)
+
+
+def test_modest_calls_back_to_back_run_teams(threads):
+    """A loop of modest calls, each right after the last, runs teams (the first wake-up is repaid by
+    the next calls), with the same bits as the calls that ran alone."""
+    threads(2)
+    a, b = _modest_gemm()
+    before = _cpu._contention()["mode"]
+    _cpu._set_contention("off")
+    try:
+        ref = np.zeros((a.shape[0], b.shape[1]), np.float32)
+        _cpu.gemm(a, b, ref)
+        c = np.zeros_like(ref)
+        c0 = _cpu._warm_counts()
+        for _ in range(200):
+            _cpu.gemm(a, b, c)
+        c1 = _cpu._warm_counts()
+        assert c1["modest_calls"] - c0["modest_calls"] == 200
+        assert c1["with_team"] - c0["with_team"] > 0
+        assert np.array_equal(c.view(np.uint8), ref.view(np.uint8))
+    finally:
+        _cpu._set_contention(before)

@@ -11,10 +11,18 @@
 
 #include "bindings/fields.h"
 #include "common/dtype.h"
+#include "cpu/common/parallel.h"
 
 namespace dk::bind {
 
 namespace py = pybind11;
+
+// One CPU kernel call: the GIL released for its length, and its start and end marked for the
+// thread team's warm rule (cpu::CallScope, csrc/cpu/common/parallel.h).
+struct KernelCall {
+  py::gil_scoped_release nogil;
+  cpu::CallScope scope;
+};
 
 inline DType float_dtype_of(const py::array& a, const char* name) {
   if (a.dtype().is(py::dtype::of<float>())) return DType::Float32;

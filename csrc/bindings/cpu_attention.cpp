@@ -42,7 +42,7 @@ void fwd(const AttentionParams& p, const py::array& q, const py::array& k, const
   mask_ptrs<T>(p, mask, moff, &mp, &op);
   T* outp = out_ptr<T>(out, "out");
   T* lsep = out_ptr<T>(lse, "lse");
-  py::gil_scoped_release nogil;
+  KernelCall call;
   cpu::attention_forward<T>(p, qp, kp, vp, mp, op, outp, lsep);
 }
 
@@ -65,7 +65,7 @@ void bwd(const AttentionParams& p, const py::array& q, const py::array& k, const
   const int64_t* op;
   mask_ptrs<T>(p, mask, moff, &mp, &op);
   T *dqp = out_ptr<T>(dq, "dq"), *dkp = out_ptr<T>(dk, "dk"), *dvp = out_ptr<T>(dv, "dv");
-  py::gil_scoped_release nogil;
+  KernelCall call;
   cpu::attention_backward<T>(p, qp, kp, vp, mp, op, outp, lsep, dop, dqp, dkp, dvp);
 }
 

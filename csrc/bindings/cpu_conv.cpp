@@ -26,7 +26,7 @@ void fwd(const Conv2dParams& p, const py::array& x, const py::array& w, const py
   const T* wp = in_ptr<T>(w, "w");
   const T* bp = optional_in<T>(b, p.K, "b");
   T* yp = out_ptr<T>(y, "y");
-  py::gil_scoped_release nogil;
+  KernelCall call;
   cpu::conv2d_forward<T>(p, xp, wp, bp, yp);
 }
 
@@ -42,7 +42,7 @@ void bwd(const Conv2dParams& p, const py::array& x, const py::array& w, const py
   T* dxp = optional_out<T>(dx, p.N * p.C * p.in_plane(), "dx");
   T* dwp = optional_out<T>(dw, p.K * p.crs(), "dw");
   T* dbp = optional_out<T>(db, p.K, "db");
-  py::gil_scoped_release nogil;
+  KernelCall call;
   cpu::conv2d_backward<T>(p, xp, wp, dyp, dxp, dwp, dbp);
 }
 

@@ -21,7 +21,7 @@ void scatter(py::array& g, const py::array& idx, const py::array& rows) {
     if (ip[i] < 0 || ip[i] >= V) throw py::value_error("idx: expected row indices in [0, " + std::to_string(V) + ")");
   T* gp = out_ptr<T>(g, "g");
   const T* rp = in_ptr<T>(rows, "rows");
-  py::gil_scoped_release nogil;
+  KernelCall call;
   cpu::scatter_add_rows<T>(gp, ip, rp, n, dim);
 }
 

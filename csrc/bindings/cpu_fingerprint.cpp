@@ -10,7 +10,7 @@ uint64_t fingerprint(const py::array& a) {
   check_contiguous(a, "a");
   const void* p = a.data();
   const int64_t nbytes = static_cast<int64_t>(a.nbytes());
-  py::gil_scoped_release nogil;
+  KernelCall call;
   return cpu::fingerprint(p, nbytes);
 }
 

@@ -23,7 +23,7 @@ void run(const py::array& a, const py::array& b, py::array& c, bool ta, bool tb,
   T* cp = out_ptr<T>(c, "c");
   const int64_t lda = std::max<int64_t>(1, a.shape(1)), ldb = std::max<int64_t>(1, b.shape(1));
   const int64_t ldc = std::max<int64_t>(1, N);
-  py::gil_scoped_release nogil;
+  KernelCall call;
   cpu::gemm<T>(ta, tb, M, N, K, T(alpha), ap, lda, bp, ldb, T(beta), cp, ldc, parallel);
 }
 

@@ -22,7 +22,7 @@ double xent(const py::array& z, const py::array& labels, py::array& probs, py::a
   T* pp = sized_out<T>(probs, n * C, "probs");
   T* gp = sized_out<T>(grad, n * C, "grad");
   if (n_total < 1) throw py::value_error("n_total: expected at least 1");
-  py::gil_scoped_release nogil;
+  KernelCall call;
   return cpu::softmax_xent<T>(zp, lp, n, C, n_total, pp, gp);
 }
 

@@ -28,7 +28,7 @@ void fwd(const LstmParams& p, const py::array& x, const py::object& h0, const py
   T* csp = optional_out<T>(cs, (p.T + 1) * BH, "cs");
   if ((xhp == nullptr) != (csp == nullptr) || (xhp != nullptr && gp == nullptr))
     throw py::value_error("lstm_forward: a context needs gates, xh and cs");
-  py::gil_scoped_release nogil;
+  KernelCall call;
   cpu::lstm_forward<T>(p, xp, h0p, c0p, wip, whp, bip, bhp, yp, hTp, cTp, gp, xhp, csp);
 }
 
@@ -51,7 +51,7 @@ void bwd(const LstmParams& p, const py::array& xh, const py::array& w_ih, const 
   T* dwip = sized_out<T>(dw_ih, G * p.I, "dw_ih");
   T* dwhp = sized_out<T>(dw_hh, G * p.H, "dw_hh");
   T* dbp = optional_out<T>(db, G, "db");
-  py::gil_scoped_release nogil;
+  KernelCall call;
   cpu::lstm_backward<T>(p, xhp, wip, whp, gp, csp, dyp, dhTp, dcTp, dxp, dh0p, dc0p, dwip, dwhp, dbp);
 }
 

@@ -5,6 +5,7 @@
 #include "cpu/common/contention.h"
 #include "cpu/common/cpu_features.h"
 #include "cpu/common/parallel.h"
+#include "cpu/common/warm_team.h"
 
 PYBIND11_MODULE(_cpu, m) {
   m.doc() = "deepkern CPU kernels (C++17, OpenMP)";
@@ -39,6 +40,17 @@ PYBIND11_MODULE(_cpu, m) {
         return d;
       },
       "The calling thread's view of the machine: mode, busy, last waiting share (tests, benchmarks).");
+  m.def(
+      "_warm_counts",
+      [] {
+        const auto c = dk::cpu::warm::counts();
+        pybind11::dict d;
+        d["modest_calls"] = c.modest_calls;
+        d["with_team"] = c.with_team;
+        return d;
+      },
+      "The calling thread's modest calls (between the warm and the parallel thresholds) and how many ran a team.");
+  m.def("_warm_min_us", &dk::cpu::warm_min_us, "One core's microseconds from which a call may run a team when warm.");
   m.def("_team", &dk::cpu::team, "The team a region of `logical` threads would start now (tests).",
         pybind11::arg("logical"));
   m.def(

@@ -16,7 +16,7 @@ void adam(py::array& w, const py::array& g, py::array& m, py::array& v, const py
   T* mp = sized_out<T>(m, n, "m");
   T* vp = sized_out<T>(v, n, "v");
   T* vmp = optional_out<T>(vmax, n, "vmax");
-  py::gil_scoped_release nogil;
+  KernelCall call;
   cpu::adam_update<T>(wp, gp, mp, vp, vmp, n, s);
 }
 

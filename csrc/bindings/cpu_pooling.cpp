@@ -17,7 +17,7 @@ void max_fwd(const Pool2dParams& p, const py::array& x, py::array& y, py::array&
   const T* xp = in_ptr<T>(x, "x");
   T* yp = out_ptr<T>(y, "y");
   int64_t* ip = out_ptr<int64_t>(idx, "indices");
-  py::gil_scoped_release nogil;
+  KernelCall call;
   cpu::max_pool2d_forward<T>(p, xp, yp, ip);
 }
 
@@ -29,7 +29,7 @@ void max_bwd(const Pool2dParams& p, const py::array& dy, const py::array& idx, p
   const T* dyp = in_ptr<T>(dy, "dy");
   const int64_t* ip = in_ptr<int64_t>(idx, "indices");
   T* dxp = out_ptr<T>(dx, "dx");
-  py::gil_scoped_release nogil;
+  KernelCall call;
   cpu::max_pool2d_backward<T>(p, dyp, ip, dxp);
 }
 
@@ -39,7 +39,7 @@ void avg_fwd(const Pool2dParams& p, const py::array& x, py::array& y) {
   check_size(y, p.planes() * p.out_plane(), "y");
   const T* xp = in_ptr<T>(x, "x");
   T* yp = out_ptr<T>(y, "y");
-  py::gil_scoped_release nogil;
+  KernelCall call;
   cpu::avg_pool2d_forward<T>(p, xp, yp);
 }
 
@@ -49,7 +49,7 @@ void avg_bwd(const Pool2dParams& p, const py::array& dy, py::array& dx) {
   check_size(dx, p.planes() * p.in_plane(), "dx");
   const T* dyp = in_ptr<T>(dy, "dy");
   T* dxp = out_ptr<T>(dx, "dx");
-  py::gil_scoped_release nogil;
+  KernelCall call;
   cpu::avg_pool2d_backward<T>(p, dyp, dxp);
 }
 

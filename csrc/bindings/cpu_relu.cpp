@@ -24,7 +24,7 @@ void forward(const py::array& x, py::array& y, py::array& active) {
   const T* xp = in_ptr<T>(x, "x");
   T* yp = out_ptr<T>(y, "y");
   auto* ap = static_cast<uint8_t*>(active.mutable_data());
-  py::gil_scoped_release nogil;
+  KernelCall call;
   cpu::relu_forward<T>(xp, yp, ap, n);
 }
 
@@ -35,7 +35,7 @@ void backward(const py::array& dy, const py::array& active, py::array& dx) {
   const uint8_t* ap = mask_in(active, n);
   const T* dyp = in_ptr<T>(dy, "dy");
   T* dxp = out_ptr<T>(dx, "dx");
-  py::gil_scoped_release nogil;
+  KernelCall call;
   cpu::relu_backward<T>(dyp, ap, dxp, n);
 }
 

@@ -22,6 +22,7 @@
 
 #include "cpu/common/contention.h"
 #include "cpu/common/parallel.h"
+#include "cpu/common/warm_team.h"
 
 namespace dk::cpu {
 
@@ -164,8 +165,9 @@ ContentionState contention_state() {
   return {contention_mode(), m.fd >= 0, m.busy, m.share, m.windows, m.busy_windows};
 }
 
-int team(int logical) {
-  if (logical <= 1) return logical;
+namespace {
+// The contention rule alone: `logical`, or 1 while the calling thread finds the machine busy.
+int contention_team(int logical) {
   switch (contention_mode()) {
     case ContentionMode::Off: return logical;
     case ContentionMode::Force: return 1;
@@ -176,6 +178,14 @@ int team(int logical) {
   const int64_t now = now_ns();
   if (now - m.t_last >= window_ns()) m.update(now);
   return m.busy ? 1 : logical;
+}
+}  // namespace
+
+int team(int logical) {
+  if (logical <= 1) return logical;
+  if (contention_team(logical) == 1 || warm::region_stays_alone()) return 1;
+  warm::note_team_region();
+  return logical;
 }
 
 }  // namespace dk::cpu

@@ -34,9 +34,16 @@ constexpr double kBytesPerUs = 7e3;
 // 0 = every region threaded, for measurements).
 double parallel_min_us();
 
-// Threads for one call: all of num_threads() when `w` takes at least parallel_min_us() on one
-// core, else 1. A region started with 1 thread wakes nobody; the result of a kernel whose
-// reduction order does not depend on the thread count is the same either way.
+// Microseconds of one core's work from which a call splits its work over every thread even below
+// parallel_min_us(): such a modest call runs its regions with a team only while a worker is likely
+// still spinning from the last region, or in a loop of back-to-back calls (warm_team.cpp), and on
+// the calling thread alone otherwise. 25 us: half of it saves more than a warm region's ~7 us.
+// DEEPKERN_PARALLEL_WARM_US overrides it (read once; at or above parallel_min_us() it is off).
+double warm_min_us();
+
+// Threads for one call: all of num_threads() when `w` takes at least warm_min_us() on one core,
+// else 1. A region started with 1 thread wakes nobody; the result of a kernel whose reduction
+// order does not depend on the thread count is the same either way.
 // Defined in parallel.cpp, not inline: the per-ISA objects call these, and an inline copy
 // compiled there with AVX flags could be the one the linker keeps (tools/check_isa_objects.sh).
 int threads_for(Work w);
@@ -44,11 +51,22 @@ int threads_for_flops(double flops);
 int threads_for_bytes(double bytes);
 
 // The team a parallel region of `logical` threads starts: `logical`, or 1 while the calling thread
-// finds the machine oversubscribed (another process holding our cores). Every region's
-// num_threads clause goes through it. Only the team shrinks: how a kernel splits its work (slots,
-// partial sums, GEMM rectangles) follows `logical`, so results are bitwise the same either way.
+// finds the machine oversubscribed (another process holding our cores), or in a modest call whose
+// worker has gone to sleep (warm_min_us() above). Every region's num_threads clause goes through
+// it. Only the team shrinks: how a kernel splits its work (slots, partial sums, GEMM rectangles)
+// follows `logical`, so results are bitwise the same either way.
 // How the machine is judged: contention.cpp. DEEPKERN_CONTENTION=auto (default) | off | force.
 int team(int logical);
+
+// One op called from Python (the bindings open one around each kernel call): its start and end
+// are what the warm rule reads. Nested scopes count as one call.
+class CallScope {
+ public:
+  CallScope();
+  ~CallScope();
+  CallScope(const CallScope&) = delete;
+  CallScope& operator=(const CallScope&) = delete;
+};
 
 // Memory-bound work over `elements` float values (read plus written): whether it is worth a region.
 bool worth_threads(int64_t elements);

@@ -221,8 +221,12 @@ struct AvgBackwardRow {
   void scalar(int64_t ow) const { r0[2 * ow] = r0[2 * ow + 1] = r1[2 * ow] = r1[2 * ow + 1] = g[ow] * T(0.25); }
 };
 
-// Whether a pooling call has enough memory traffic to be worth a parallel region.
-inline bool pool_parallel(const Pool2dParams& p) { return worth_threads(p.planes() * (p.in_plane() + p.out_plane())); }
+// Threads for a pooling call, by its memory traffic. Each output is computed alone, so the split
+// does not change results. Called in the num_threads clause itself, not in an `if` clause, so that
+// the verdict (threads_for) comes before team() reads it.
+inline int pool_threads(const Pool2dParams& p) {
+  return threads_for_bytes(4.0 * double(p.planes() * (p.in_plane() + p.out_plane())));
+}
 
 // (Windows tile the plane: no dilation, and no ceil_mode window running past the input.)
 inline bool is_2x2_stride2(const Pool2dParams& p) {
@@ -238,7 +242,7 @@ inline bool is_avg_2x2_stride2(const Pool2dParams& p) {
 template <typename T>
 void max_forward_2x2s2(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
   const int64_t rows = p.planes() * p.Ho, W = p.W, Ho = p.Ho, Wo = p.Wo, in_plane = p.in_plane();
-#pragma omp parallel for schedule(static) num_threads(team(num_threads())) if (pool_parallel(p))
+#pragma omp parallel for schedule(static) num_threads(team(pool_threads(p)))
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t oh = r % Ho;
     const T* r0 = x + (r / Ho) * in_plane + 2 * oh * W;
@@ -249,7 +253,7 @@ void max_forward_2x2s2(const Pool2dParams& p, const T* x, T* y, int64_t* idx) {
 template <typename T>
 void avg_forward_2x2s2(const Pool2dParams& p, const T* x, T* y) {
   const int64_t rows = p.planes() * p.Ho, W = p.W, Ho = p.Ho, Wo = p.Wo, in_plane = p.in_plane();
-#pragma omp parallel for schedule(static) num_threads(team(num_threads())) if (pool_parallel(p))
+#pragma omp parallel for schedule(static) num_threads(team(pool_threads(p)))
   for (int64_t r = 0; r < rows; ++r) {
     const T* r0 = x + (r / Ho) * in_plane + 2 * (r % Ho) * W;
     row_2x2(Wo, AvgForwardRow<T>{r0, r0 + W, y + r * Wo});
@@ -267,7 +271,7 @@ inline void zero_uncovered(T* dxp, int64_t H, int64_t W, int64_t Ho) {
 template <typename T>
 void max_backward_2x2s2(const Pool2dParams& p, const T* dy, const int64_t* idx, T* dx) {
   const int64_t planes = p.planes(), W = p.W, H = p.H, Ho = p.Ho, Wo = p.Wo;
-#pragma omp parallel for schedule(static) num_threads(team(num_threads())) if (pool_parallel(p))
+#pragma omp parallel for schedule(static) num_threads(team(pool_threads(p)))
   for (int64_t pl = 0; pl < planes; ++pl) {
     T* dxp = dx + pl * H * W;
     for (int64_t oh = 0; oh < Ho; ++oh) {
@@ -282,7 +286,7 @@ void max_backward_2x2s2(const Pool2dParams& p, const T* dy, const int64_t* idx, 
 template <typename T>
 void avg_backward_2x2s2(const Pool2dParams& p, const T* dy, T* dx) {
   const int64_t planes = p.planes(), W = p.W, H = p.H, Ho = p.Ho, Wo = p.Wo;
-#pragma omp parallel for schedule(static) num_threads(team(num_threads())) if (pool_parallel(p))
+#pragma omp parallel for schedule(static) num_threads(team(pool_threads(p)))
   for (int64_t pl = 0; pl < planes; ++pl) {
     T* dxp = dx + pl * H * W;
     for (int64_t oh = 0; oh < Ho; ++oh) {

@@ -156,7 +156,7 @@ void max_forward_rows(const Pool2dParams& p, const T* x, T* y, int64_t* idx, int
   const int64_t sw = p.sw, pw = p.pw;
   int64_t in_lo, in_hi;
   block_columns(p, V, in_lo, in_hi);
-#pragma omp parallel for schedule(static) num_threads(team(num_threads())) if (pool_parallel(p))
+#pragma omp parallel for schedule(static) num_threads(team(pool_threads(p)))
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t plane = r / p.Ho, oh = r % p.Ho;
     const T* xp = x + plane * p.in_plane();
@@ -231,7 +231,7 @@ template <typename T>
 void max_backward(const Pool2dParams& p, const T* dy, const int64_t* idx, T* dx) {
   if (is_2x2_stride2(p)) return max_backward_2x2s2(p, dy, idx, dx);
   const int64_t planes = p.planes();
-#pragma omp parallel for schedule(static) num_threads(team(num_threads())) if (pool_parallel(p))
+#pragma omp parallel for schedule(static) num_threads(team(pool_threads(p)))
   for (int64_t pl = 0; pl < planes; ++pl) {
     T* dxp = dx + pl * p.in_plane();
     std::memset(dxp, 0, sizeof(T) * p.in_plane());
@@ -301,7 +301,7 @@ void avg_forward(const Pool2dParams& p, const T* x, T* y) {
   const int64_t sw = p.sw, pw = p.pw;
   int64_t b_lo, b_hi;  // as max_forward_rows: vector blocks over [b_lo, b_hi)
   block_columns(p, V, b_lo, b_hi);
-#pragma omp parallel for schedule(static) num_threads(team(num_threads())) if (pool_parallel(p))
+#pragma omp parallel for schedule(static) num_threads(team(pool_threads(p)))
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t plane = r / p.Ho, oh = r % p.Ho;
     const T* xp = x + plane * p.in_plane();
@@ -355,7 +355,7 @@ void avg_backward(const Pool2dParams& p, const T* dy, T* dx) {
   const int64_t planes = p.planes();
   T inv_area;
   const bool uniform = avg_uniform(p, inv_area);
-#pragma omp parallel for schedule(static) num_threads(team(num_threads())) if (pool_parallel(p))
+#pragma omp parallel for schedule(static) num_threads(team(pool_threads(p)))
   for (int64_t pl = 0; pl < planes; ++pl) {
     T* dxp = dx + pl * p.in_plane();
     std::memset(dxp, 0, sizeof(T) * p.in_plane());
