@@ -54,6 +54,8 @@ def _shapes(op, q, k, v):
         )
     if D < 1:
         raise ValueError(f"{op}: 'q' must have an embedding size >= 1, got shape {tuple(q.shape)}")
+    if q.shape[:-2] == k.shape[:-2] == v.shape[:-2]:  # the common case, without numpy's general rule
+        return tuple(int(s) for s in q.shape[:-2]), Lq, Lk, D, int(v.shape[-1])
     try:
         batch = tuple(int(s) for s in np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2]))
     except ValueError:
@@ -236,7 +238,7 @@ def scaled_dot_product_attention(
         mask, moff, m_rs, m_cs = None, None, 0, 0
     # The kernels' AttentionParams (csrc/common/attention_params.h), one key per field.
     params = {
-        "BH": int(np.prod(batch, dtype=np.int64)),
+        "BH": math.prod(batch),
         "Lq": Lq,
         "Lk": Lk,
         "D": D,
