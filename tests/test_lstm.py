@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from deepkern import _cpu
-from helpers import assert_close, numeric_grad
+from helpers import assert_close, numeric_grad, run_with_isa
 from reference import lstm_backward_ref, lstm_cell_backward_ref, lstm_cell_ref, lstm_ref
 
 GRAD_NAMES = ("dx", "dh0", "dc0", "dw_ih", "dw_hh", "db_ih", "db_hh")
@@ -387,15 +387,21 @@ def test_backward_is_repeatable_and_thread_count_independent(rng):
 
 # (T, B, I, H, state given, which upstream grads): batches whose recurrent-GEMM row panels split
 # evenly between 2 threads, so that each thread carries its rows through every step alone
-# (split_by_rows in csrc/cpu/lstm/lstm.cpp): 2 or 6 panels of the AVX2 tile's 6 rows (B = 11, 12,
-# 32; ragged last panels at 11 and 32), 4 of the generic tile's 4 rows (B = 16), T = 1, odd I and H;
-# each step's work is above the time loop's threshold for threads (step_threads).
+# (split_by_rows in csrc/cpu/lstm/lstm.cpp): 2 panels of the AVX2 tile's 6 rows (B = 11, 12;
+# ragged at 11), 4-row panels where those split better (panel_rows in lstm_gemm.cpp: B = 5, 8, 16,
+# 32 with either tile), T = 1, odd I and H; each step's work is above the time loop's threshold for
+# threads (step_threads). B = 17 (3 or 5 panels) and B = 64 with long steps keep the per-step
+# split by columns.
 ROW_SPLIT_CASES = [
     (8, 12, 9, 70, True, "all"),
     (5, 32, 20, 67, False, "y"),
     (5, 16, 3, 80, True, "state"),
     (5, 11, 6, 96, True, "all"),
     (1, 12, 5, 300, True, "all"),
+    (4, 8, 9, 127, True, "all"),
+    (3, 5, 6, 127, False, "y_h"),
+    (4, 17, 5, 67, True, "all"),
+    (1, 64, 5, 256, True, "all"),
 ]
 
 
@@ -468,6 +474,59 @@ def test_weight_grads_over_many_blocks_match_reference_at_any_thread_count(case,
     for name, a, b in zip(GRAD_NAMES, grads, grads1):
         if a is not None:
             assert np.array_equal(a.view(np.uint8), b.view(np.uint8)), f"{case} {name}: bits differ at 1 thread"
+
+
+# Every ISA's copy of the time loops with the batch rows split between 2 threads, 4-row panels
+# included (generic: always; AVX2: B = 5, 8, 16, 32), against 1 thread bit for bit and the float64
+# reference, with NaN in one batch row at a panel boundary: it must reach that row's outputs and
+# gradients and no other row's dx, dh0, dc0 or y.
+_ROWS_ISA_SCRIPT = """
+import os, sys
+os.environ["DEEPKERN_POISON"] = "1"
+import numpy as np, deepkern as dk
+sys.path.insert(0, {tests!r})
+from helpers import assert_close
+from reference import lstm_ref, lstm_backward_ref
+dk._cpu._set_contention("off")
+rng = np.random.default_rng(7)
+for T, B, I, H in ((3, 5, 6, 127), (4, 8, 9, 127), (5, 16, 3, 80), (3, 17, 4, 67), (3, 32, 7, 45)):
+    for dt in (np.float32, np.float64):
+        k = 1 / np.sqrt(H)
+        w = [rng.uniform(-k, k, s).astype(dt) for s in ((4 * H, I), (4 * H, H), (4 * H,), (4 * H,))]
+        x = rng.standard_normal((T, B, I)).astype(dt)
+        h0, c0 = (rng.standard_normal((B, H)).astype(dt) for _ in range(2))
+        dy, dhT, dcT = rng.standard_normal((T, B, H)).astype(dt), *(rng.standard_normal((B, H)).astype(dt) for _ in range(2))
+        for nan_row in (None, 4):
+            xs = x.copy()
+            if nan_row is not None:
+                xs[1, nan_row, 2] = np.nan
+            res = []
+            for nt in (2, 1):
+                dk.set_num_threads(nt)
+                out, ctx = dk.lstm(xs, h0, c0, *w, return_ctx=True)
+                res.append(list(out) + list(dk.lstm(xs, h0, c0, *w)) + list(dk.lstm_backward(ctx, dy, dhT, dcT)))
+            for a, b in zip(*res):
+                assert np.array_equal(a.view(np.uint8), b.view(np.uint8)), (T, B, dt, nan_row)
+            y, _, _, _, _, _, dx, dh0, dc0 = res[0][:9]
+            if nan_row is None:
+                ry, rh, rc, cache = lstm_ref(xs, h0, c0, *w)
+                want = [ry, rh, rc, ry, rh, rc, *lstm_backward_ref(cache, dy, dhT, dcT)]
+                for a, r in zip(res[0], want):
+                    assert_close(a, r, dt, what=str((T, B, I, H, dt)))
+            else:
+                rest = [b for b in range(B) if b != nan_row]
+                assert np.isnan(y[1:, nan_row]).all() and np.isfinite(y[:, rest]).all()
+                for g in (dx, dh0, dc0):
+                    assert np.isnan(g[..., nan_row, :]).any() and np.isfinite(g[..., rest, :]).all()
+print(dk._cpu.isa())
+"""
+
+
+@pytest.mark.parametrize("isa", ["generic", "avx2"])
+def test_rows_split_between_threads_on_every_isa(isa):
+    r = run_with_isa(isa, _ROWS_ISA_SCRIPT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() in (isa, "generic")
 
 
 @pytest.mark.parametrize("isa", ["generic", "avx2"])

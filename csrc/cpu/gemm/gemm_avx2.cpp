@@ -123,7 +123,8 @@ GemmKernel<float> kernel_table<float>() {
           &kernel_shifted<F32, 6>,
           &kernel_shifted_half<F32, 6>,
           &kernel_rows<F32, 6, 2>,
-          &kernel_rows<F32, 6, 1>};
+          &kernel_rows<F32, 6, 1>,
+          &kernel<F32, 4>};
 }
 template <>
 GemmKernel<double> kernel_table<double>() {
@@ -138,7 +139,8 @@ GemmKernel<double> kernel_table<double>() {
           &kernel_shifted<F64, 6>,
           &kernel_shifted_half<F64, 6>,
           &kernel_rows<F64, 6, 2>,
-          &kernel_rows<F64, 6, 1>};
+          &kernel_rows<F64, 6, 1>,
+          &kernel<F64, 4>};
 }
 
 }  // namespace dk::cpu::DK_ISA_NAMESPACE::gemm

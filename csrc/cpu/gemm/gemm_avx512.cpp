@@ -54,7 +54,8 @@ GemmKernel<float> kernel_table<float>() {
           &kernel_shifted<F32, 8>,
           &kernel_shifted_half<F32, 8>,
           &kernel_rows<F32, 8, 2>,
-          &kernel_rows<F32, 8, 1>};
+          &kernel_rows<F32, 8, 1>,
+          &kernel<F32, 4>};
 }
 template <>
 GemmKernel<double> kernel_table<double>() {
@@ -69,7 +70,8 @@ GemmKernel<double> kernel_table<double>() {
           &kernel_shifted<F64, 8>,
           &kernel_shifted_half<F64, 8>,
           &kernel_rows<F64, 8, 2>,
-          &kernel_rows<F64, 8, 1>};
+          &kernel_rows<F64, 8, 1>,
+          &kernel<F64, 4>};
 }
 
 }  // namespace dk::cpu::DK_ISA_NAMESPACE::gemm

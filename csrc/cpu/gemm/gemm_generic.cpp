@@ -79,7 +79,8 @@ GemmKernel<float> kernel_table<float>() {
           &kernel_shifted<float, 4, 16>,
           &kernel_shifted<float, 4, 8>,
           &kernel_rows<float, 4, 16>,
-          &kernel_rows<float, 4, 8>};
+          &kernel_rows<float, 4, 8>,
+          &kernel<float, 4, 16>};
 }
 template <>
 GemmKernel<double> kernel_table<double>() {
@@ -94,7 +95,8 @@ GemmKernel<double> kernel_table<double>() {
           &kernel_shifted<double, 4, 8>,
           &kernel_shifted<double, 4, 4>,
           &kernel_rows<double, 4, 8>,
-          &kernel_rows<double, 4, 4>};
+          &kernel_rows<double, 4, 4>,
+          &kernel<double, 4, 8>};
 }
 
 }  // namespace dk::cpu::DK_ISA_NAMESPACE::gemm

@@ -56,6 +56,9 @@ struct GemmKernel {
   GemmShiftedKernel<T> fn_shifted_half;
   // A rows by pointer (a convolution's weight gradient reads im2col rows in place): full and half width
   GemmRowsKernel<T> fn_rows, fn_rows_half;
+  // fn with 4-row panels (packed with MR = 4): a caller whose M splits into 4-row panels more
+  // evenly than into MR-row ones (the LSTM's batch rows between threads, lstm_gemm.h).
+  GemmMicroKernel<T> fn_mr4;
 };
 
 // The kernel for best_isa() (DEEPKERN_CPU_ISA caps it), chosen once.

@@ -50,8 +50,9 @@ int step_threads(int64_t B, int64_t H, int64_t steps) {
 // weights every step (from L3 where they do not fit its L2), which costs less than the two
 // per-step barriers and the cross-core traffic of splitting each step by columns (measured on a
 // 2-core Zen 3: split by columns, each thread's pointwise phase took 1.3-1.7x half the 1-thread
-// time). Uneven splits (3 panels on 2 threads, say) keep the per-step split, which balances the
-// tiles.
+// time). RecurrentGemm picks its panel height for this (4-row panels where the kernel's MR rows
+// split unevenly: B = 16 on 2 AVX2 threads); uneven splits that remain (B = 17, or long steps)
+// keep the per-step split, which balances the tiles.
 bool split_by_rows(int64_t panels, int threads) { return threads > 1 && panels % threads == 0; }
 
 // The row panels [i0, i1) thread th of nth owns when split by rows.
@@ -96,8 +97,8 @@ void lstm_forward(const LstmParams& p, const T* x, const T* h0, const T* c0, con
   // needs no packing pass and no barrier of its own (2 barriers per step instead of 3); and when
   // the panels split evenly between the threads, none (split_by_rows).
   T* rec_buf = lstm_workspace<T>(LstmSlot::Rec, B * G);
-  RecurrentGemm<T> rec(true, H, B, {{w_hh, H, G}});
   const int nt = step_threads(B, H, p.T);
+  RecurrentGemm<T> rec(true, H, B, {{w_hh, H, G}}, nt);
   const StepSplit split(B, H, nt);
   const bool by_panel = split.per_row == 1;
   const int64_t items = by_panel ? rec.m_panels() : split.items, mr = rec.mr();
@@ -164,8 +165,8 @@ void lstm_backward(const LstmParams& p, const T* xh, const T* w_ih, const T* w_h
   auto row = [&](const T* base, int64_t b) { return base ? base + b * H : zeros.data(); };
 
   // Per step, [dx_t | dh_{t-1}] = dgates_t [W_ih | W_hh]: one packed dgates_t for both.
-  RecurrentGemm<T> rec(false, G, B, {{w_ih, I, I}, {w_hh, H, H}});
   const int nt = step_threads(B, H, p.T);
+  RecurrentGemm<T> rec(false, G, B, {{w_ih, I, I}, {w_hh, H, H}}, nt);
   const StepSplit split(B, H, nt);
   // Row panels as work items when rows are whole (as in the forward): 2 barriers per step, or
   // none when the panels split evenly by rows (split_by_rows).

@@ -17,12 +17,39 @@ namespace dk::cpu {
 // of kc; block [p0, p0 + kc) holds all panels of that block one after another (panel i at
 // i * kc * width), starting at p0 * panels * width. Any (K block, panel) is addressable directly.
 
+namespace {
+
+// Rows per panel of A: the kernel's MR, or 4 where 4-row panels let the threads split the rows
+// between them evenly (RecurrentGemm::tiles_rows) and MR-row ones do not, or do with more padded
+// rows for each thread (M = 8 on 2 threads: 6 + 2 against 4 + 4; M = 32: 3 x 6 against 4 x 4).
+// An uneven MR split keeps the time loop's per-step split by columns, whose costs (two barriers,
+// gates read across cores: tens of microseconds a step) matter only on short steps (M = 16 on
+// 2 threads: 3 panels of 6 rows, 2 + 2 of 4); on long ones the 4-row kernel's extra loads of W
+// cost as much (2 threads, Zen 3: T32 B64 I=H=512 fwd+bwd 2-6% slower split by 4-row panels).
+// Every output element is the same sum over k in the same order whatever the panel height, so
+// the choice, which depends on the thread count, does not change a bit of the result.
+constexpr double kShortStep = 3.2e7;  // FLOPs of one step's GEMM: about half a millisecond of a core
+
+int panel_rows(int mr, int64_t M, int64_t K, int64_t N, int threads) {
+  if (threads <= 1 || mr == 4) return mr;
+  const auto panels = [&](int r) { return (M + r - 1) / r; };
+  if (panels(4) % threads != 0) return mr;
+  if (panels(mr) % threads == 0) return panels(4) / threads * 4 < panels(mr) / threads * mr ? 4 : mr;
+  return 2.0 * double(M) * double(K) * double(N) < kShortStep ? 4 : mr;
+}
+
+}  // namespace
+
 template <typename T>
-RecurrentGemm<T>::RecurrentGemm(bool trans, int64_t K, int64_t M, std::initializer_list<Weight> parts)
+RecurrentGemm<T>::RecurrentGemm(bool trans, int64_t K, int64_t M, std::initializer_list<Weight> parts, int threads)
     : kr_(gemm_kernel<T>()), K_(K), M_(M) {
   if (parts.size() < 1 || parts.size() > kMaxParts) throw std::invalid_argument("RecurrentGemm: 1 or 2 parts");
-  m_panels_ = (M + kr_.mr - 1) / kr_.mr;
-  ap_ = lstm_workspace<T>(LstmSlot::PackA, m_panels_ * kr_.mr * K);
+  int64_t n_all = 0;
+  for (const Weight& w : parts) n_all += w.N;
+  mr_ = panel_rows(kr_.mr, M, K, n_all, threads);
+  fn_ = mr_ == kr_.mr ? kr_.fn : kr_.fn_mr4;
+  m_panels_ = (M + mr_ - 1) / mr_;
+  ap_ = lstm_workspace<T>(LstmSlot::PackA, m_panels_ * mr_ * K);
   const int64_t nblk = (K + kr_.kc - 1) / kr_.kc;
   const bool par = !omp_in_parallel();
   for (const Weight& w : parts) {
@@ -45,7 +72,7 @@ RecurrentGemm<T>::RecurrentGemm(bool trans, int64_t K, int64_t M, std::initializ
 
 template <typename T>
 void RecurrentGemm<T>::step(const T* A, int64_t lda, T beta, Out out0, Out out1) {
-  const int mr = kr_.mr;
+  const int mr = mr_;
   const int64_t nblk = (K_ + kr_.kc - 1) / kr_.kc;
   // 1. Pack A once for all parts, shared by the threads (each packs some (K block, row panel)).
 #pragma omp for collapse(2) schedule(static)
@@ -60,7 +87,7 @@ void RecurrentGemm<T>::step(const T* A, int64_t lda, T beta, Out out0, Out out1)
 
 template <typename T>
 void RecurrentGemm<T>::pack_panel(const T* A, int64_t lda, int64_t i) {
-  const int mr = kr_.mr;
+  const int mr = mr_;
   const int64_t i0 = i * mr, rows = std::min<int64_t>(mr, M_ - i0);
   for (int64_t p0 = 0; p0 < K_; p0 += kr_.kc) {
     const int64_t kc = std::min(kr_.kc, K_ - p0);
@@ -90,7 +117,7 @@ void RecurrentGemm<T>::tiles_rows(int64_t i0, int64_t i1, T beta, Out out0, Out 
 // One mr x nr tile of C: row panel i, column panel jg counted over all parts.
 template <typename T>
 void RecurrentGemm<T>::tile(int64_t jg, int64_t i, T beta, const Out* outs) {
-  const int mr = kr_.mr, nr = kr_.nr;
+  const int mr = mr_, nr = kr_.nr;
   const int64_t nblk = (K_ + kr_.kc - 1) / kr_.kc;
   const int part = jg < n_panels_[0] ? 0 : 1;
   const Out& o = outs[part];
@@ -107,9 +134,9 @@ void RecurrentGemm<T>::tile(int64_t jg, int64_t i, T beta, const Out* outs) {
     const T* w = wp_[part] + p0 * np * nr + j * kc * nr;
     const T bb = b == 0 ? beta : T(1);
     if (full) {
-      kr_.fn(kc, a, w, c, o.ldc, T(1), bb);
+      fn_(kc, a, w, c, o.ldc, T(1), bb);
     } else {
-      kr_.fn(kc, a, w, edge, nr, T(1), T(0));
+      fn_(kc, a, w, edge, nr, T(1), T(0));
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t q = 0; q < cols; ++q) {
           T& out = c[r * o.ldc + q];

@@ -30,9 +30,10 @@ class RecurrentGemm {
     int64_t ldc;
   };
 
-  // M is the number of rows of A (the batch). Packs every W (in parallel when not already
-  // inside a parallel region).
-  RecurrentGemm(bool trans, int64_t K, int64_t M, std::initializer_list<Weight> parts);
+  // M is the number of rows of A (the batch); `threads` the threads that will split its row
+  // panels between them (tiles_rows), which picks the panel height (panel_rows). Packs every W
+  // (in parallel when not already inside a parallel region).
+  RecurrentGemm(bool trans, int64_t K, int64_t M, std::initializer_list<Weight> parts, int threads = 1);
 
   // C_p = A * op(W_p) + beta * C_p for A (M x K, lda); beta == 0: C_p is not read.
   void step(const T* A, int64_t lda, T beta, Out out0, Out out1 = {nullptr, 0});
@@ -48,12 +49,14 @@ class RecurrentGemm {
   // thread that owns some row panels can run them through every step on its own.
   void tiles_rows(int64_t i0, int64_t i1, T beta, Out out0, Out out1 = {nullptr, 0});
   int64_t m_panels() const { return m_panels_; }
-  int mr() const { return kr_.mr; }
+  int mr() const { return mr_; }
 
  private:
   void tile(int64_t jg, int64_t i, T beta, const Out* outs);
 
   const GemmKernel<T>& kr_;
+  int mr_;                 // rows per A panel: kr_.mr, or 4 (panel_rows)
+  GemmMicroKernel<T> fn_;  // the micro-kernel for mr_ rows
   int64_t K_, M_, m_panels_;
   int parts_ = 0;
   int64_t n_[kMaxParts] = {}, n_panels_[kMaxParts] = {};
