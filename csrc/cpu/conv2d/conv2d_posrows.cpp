@@ -25,6 +25,9 @@ using posrows::kMR;
 
 constexpr int64_t kKc = 256;              // taps per block (whole channels)
 constexpr int64_t kBandBytes = 96 << 10;  // a band's tile buffer: positions x padded channels
+// With few samples per thread, bands get smaller until each thread has this many items, so that
+// the last item (the one thread still running while the others wait) is short.
+constexpr int64_t kItemsPerWorker = 4;
 
 struct Plan {
   int64_t cb, blocks;      // input channels per block, blocks
@@ -35,7 +38,7 @@ struct Plan {
 };
 
 template <typename T>
-Plan make_plan(const Conv2dParams& p, int64_t nr) {
+Plan make_plan(const Conv2dParams& p, int64_t nr, int workers) {
   Plan pl{};
   pl.taps = p.kh * p.kw;
   pl.blocks = (p.C * pl.taps + kKc - 1) / kKc;
@@ -45,7 +48,8 @@ Plan make_plan(const Conv2dParams& p, int64_t nr) {
   pl.Kp = (p.K + nr - 1) / nr * nr;
   pl.panels = pl.Kp / nr;
   const int64_t positions = kBandBytes / (pl.Kp * int64_t(sizeof(T)));
-  const int64_t r = std::clamp<int64_t>(positions / p.Wo, 1, p.Ho);
+  int64_t r = std::clamp<int64_t>(positions / p.Wo, 1, p.Ho);
+  if (workers > 1) r = std::min(r, std::max<int64_t>(1, p.Ho / ((kItemsPerWorker * workers + p.N - 1) / p.N)));
   pl.bands = (p.Ho + r - 1) / r;
   pl.rows = (p.Ho + pl.bands - 1) / pl.bands;
   pl.Wp = p.W + 2 * p.pw;
@@ -63,19 +67,25 @@ bool posrows_applies(const Conv2dParams& p) {
 template <typename T>
 void conv2d_forward_posrows(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
   const posrows::Kernel<T>& kr = posrows::Kernel<T>::get();
-  const Plan pl = make_plan<T>(p, kr.nr);
+  const int nt = num_threads();
+  const bool threads = threads_for_flops(2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs())) > 1;
+  const Plan pl = make_plan<T>(p, kr.nr, threads ? nt : 1);
   const int64_t nr = pl.nr, crs = p.crs(), P = p.out_plane();
-  // weights: block (channels [c0, c1)) at c0*taps*Kp, its panel jr at + jr*kc*NR, [k][NR]
+  // weights: block (channels [c0, c1)) at c0*taps*Kp, its panel jr at + jr*kc*NR, [k][NR]; read
+  // along w's rows (a panel's kc x NR values stay in L1 while its NR rows are scattered into it)
   std::vector<T> wp(size_t(crs * pl.Kp));
   for (int64_t c0 = 0; c0 < p.C; c0 += pl.cb) {
     const int64_t kc = (std::min(p.C, c0 + pl.cb) - c0) * pl.taps;
     T* blk = wp.data() + c0 * pl.taps * pl.Kp;
-    for (int64_t jr = 0; jr < pl.panels; ++jr)
-      for (int64_t k = 0; k < kc; ++k)
-        for (int64_t j = 0; j < nr; ++j) {
-          const int64_t ch = jr * nr + j;
-          blk[(jr * kc + k) * nr + j] = ch < p.K ? w[ch * crs + c0 * pl.taps + k] : T(0);
-        }
+    for (int64_t ch = 0; ch < pl.Kp; ++ch) {
+      T* dst = blk + ch / nr * kc * nr + ch % nr;
+      if (ch >= p.K) {
+        for (int64_t k = 0; k < kc; ++k) dst[k * nr] = T(0);
+        continue;
+      }
+      const T* src = w + ch * crs + c0 * pl.taps;
+      for (int64_t k = 0; k < kc; ++k) dst[k * nr] = src[k];
+    }
   }
   // tap (local channel, i, j) of a block, relative to a position's first input value
   std::vector<int64_t> offs(size_t(pl.cb * pl.taps));
@@ -85,9 +95,7 @@ void conv2d_forward_posrows(const Conv2dParams& p, const T* x, const T* w, const
         offs[size_t((c * p.kh + i) * p.kw + j)] = (c * pl.band_rows + i * p.dh) * pl.Wp + j * p.dw;
   const int64_t tiles_max = (pl.rows * p.Wo + kMR - 1) / kMR;
   const int64_t items = p.N * pl.bands;
-  const int nt = num_threads();
-  const bool threads = threads_for_flops(2.0 * double(p.N * p.K) * double(P * crs)) > 1 && items > 1;
-#pragma omp parallel num_threads(team(nt)) if (threads)
+#pragma omp parallel num_threads(team(nt)) if (threads && items > 1)
   {
     T* buf = conv_thread_buffer<T>(kPadSlot, size_t(pl.cb * pl.band_rows * pl.Wp));
     T* acc = conv_thread_buffer<T>(kOutSlot, size_t(tiles_max * pl.panels * kMR * nr));
