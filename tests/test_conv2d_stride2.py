@@ -61,6 +61,11 @@ def _unfold2_pays(xs, ws, s, p, d, dt, Ho, Wo, Wq):
     return ru(Ho * Wo) * macs + copy(C * kw * H, C * kw * H * Wo) < phase
 
 
+def _posrows(xs, ws, s):
+    """posrows_applies (conv2d_posrows.h): stride 2 both ways, C and K >= 16, not 1x1, not AVX-512."""
+    return not _avx512() and tuple(s) == (2, 2) and xs[1] >= 16 and ws[0] >= 16 and ws[2] * ws[3] > 1
+
+
 def _expected_forward(xs, ws, s, p, d, dt):
     """The tiling for a shape the shifted GEMM takes with column stride > 1 or a 1x1 kernel: whole
     row tiles ("shifted"), rows with a partial last tile (or K's last panel partial) when that
@@ -72,6 +77,8 @@ def _expected_forward(xs, ws, s, p, d, dt):
     Wq = -(-(W + 2 * p[1]) // s[1])
     if kh == kw == 1 and Ho * Wo >= 256:  # 1x1 on large outputs: gather + GEMM (test_conv2d_pointwise_gather.py)
         return "pointwise_gather"
+    if _posrows(xs, ws, s):  # output positions as the GEMM's rows (test_conv2d_posrows.py)
+        return "posrows"
     if (Ho - 1) * Wq + Wo + 32 > 2 * Ho * Wo:  # shifted_applies: small outputs take im2col
         return "im2col"
     if Wo % nr == 0 and K % mr == 0:
@@ -181,7 +188,7 @@ def test_shapes_cover_every_tiling():
     for dt in (np.float32, np.float64):
         mr, nr = _tile(dt)
         seen = {_cpp_forward(*c, dt) for c in SHAPES}
-        want = {"shifted_rowtiles", "shifted_inplace", "shifted"} | ({"unfolded"} if _avx512() else set())
+        want = {"shifted_rowtiles", "shifted_inplace", "shifted"} | ({"unfolded"} if _avx512() else {"posrows"})
         assert seen == want, (dt, seen)
         rowtiles = [c for c in SHAPES if _cpp_forward(*c, dt) == "shifted_rowtiles"]
         assert any(c[1][0] % mr for c in rowtiles), "no row-tiled shape with a partial panel of K"
@@ -194,17 +201,17 @@ def test_shapes_cover_every_tiling():
 def test_plan_names_the_resnet_strided_layers():
     """resnet's stem takes row tiles (float32, the AVX-512 8x32, AVX2 6x16 and portable 4x16 kernels
     alike: Wo = 112 = 3.5 x 32 = 7 x 16, K = 64), its 1x1/2 downsample gather + GEMM, and
-    its 3x3/2 on 56x56 is unfolded where AVX-512 can cut the rows."""
+    its 3x3/2 on 56x56 is unfolded where AVX-512 can cut the rows, elsewhere has positions as rows."""
     stem = ((8, 3, 224, 224), (64, 3, 7, 7), (2, 2), (3, 3), (1, 1))
     down = ((8, 256, 56, 56), (512, 256, 1, 1), (2, 2), (0, 0), (1, 1))
     mr, nr = _tile(np.float32)
     assert _cpp_forward(*stem, np.float32) == ("shifted" if 112 % nr == 0 and 64 % mr == 0 else "shifted_rowtiles")
     assert _cpp_forward(*down, np.float32) == "pointwise_gather"
     assert _cpp_forward(*down, np.float32, threads=2) == "pointwise_gather"
-    # the 3x3/2 (56x56 -> 28x28): unfolded on AVX-512 at any thread count, else on the phase width
+    # the 3x3/2 (56x56 -> 28x28): unfolded on AVX-512 at any thread count, else positions as rows
     mid = ((8, 128, 56, 56), (128, 128, 3, 3), (2, 2), (1, 1), (1, 1))
     for threads in (1, 2):
-        assert _cpp_forward(*mid, np.float32, threads=threads) == ("unfolded" if _avx512() else "shifted")
+        assert _cpp_forward(*mid, np.float32, threads=threads) == ("unfolded" if _avx512() else "posrows")
 
 
 @pytest.mark.parametrize("case", [SHAPES[1], SHAPES[4], DOWNSAMPLE])

@@ -1,8 +1,10 @@
-// conv2d lowered to GEMM. Four lowerings, chosen per shape (and per gradient; conv2d_plan names them):
+// conv2d lowered to GEMM. The lowerings, chosen per shape (and per gradient; conv2d_plan names them):
 //  * Winograd F(4x4, 3x3) / F(2x2, 5x5) (conv2d_winograd.h) for stride-1 3x3 / 5x5 with enough
 //    channels: forward, dx as a transposed convolution, and dw; finite inputs only. Grouped
 //    (1 < G < C) 3x3: forward and dx per group, in place (conv2d_winograd_grouped.h), and dw by the
 //    same weight gradient, groups as its outer dimension.
+//  * positions as rows (conv2d_posrows.h): the forward of stride-2 convolutions with C, K >= 16
+//    (not on AVX-512): output positions as the GEMM's rows, broadcast from padded input rows.
 //  * shifted GEMM (conv2d_shifted_plan.h), the default for strides <= 8: no im2col matrix at all.
 //    Forward; dw (K >= 16, finite x); dx as a transposed convolution (stride 1, C >= 4) or as
 //    w^T dy added back contiguously in the phase-split space (other strides); finite w for dx.
@@ -38,6 +40,7 @@
 #include "cpu/conv2d/conv2d_im2col.h"
 #include "cpu/conv2d/conv2d_plane.h"
 #include "cpu/conv2d/conv2d_pointwise_gather.h"
+#include "cpu/conv2d/conv2d_posrows.h"
 #include "cpu/conv2d/conv2d_scratch.h"
 #include "cpu/conv2d/conv2d_shifted.h"
 #include "cpu/conv2d/conv2d_winograd.h"
@@ -213,6 +216,10 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T
   }
   if (pointwise_gather_applies(p)) {
     conv2d_forward_pointwise_gather(p, x, w, b, y);
+    return;
+  }
+  if (posrows_applies(p)) {
+    conv2d_forward_posrows(p, x, w, b, y);
     return;
   }
   if (shifted_applies(p)) {
@@ -465,6 +472,8 @@ Conv2dPlan conv2d_plan(const Conv2dParams& p, int nt) {
     r.forward = "winograd";
   else if (pointwise_gather_applies(p))
     r.forward = "pointwise_gather";
+  else if (posrows_applies(p))
+    r.forward = "posrows";
   else if (shifted_applies(p))
     r.forward = layout(p);
   if (dx_as_conv(p)) {

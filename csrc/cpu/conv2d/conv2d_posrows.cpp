@@ -1,0 +1,153 @@
+// Positions-as-rows convolution (conv2d_posrows.h). Work items are bands of output rows of one
+// sample. Per item: for each block of input channels (about kKc taps), copy the band's input rows of
+// those channels zero-padded (they then stay in L2), then for each NR-wide panel of output channels
+// (its packed weights stay in L1) run every MR-position tile of the band, accumulating into a
+// per-band tile buffer; the last block's tiles go to y transposed, plus the bias.
+// Every output is summed by one tile in a fixed order: results do not depend on the thread count.
+#include "cpu/conv2d/conv2d_posrows.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "cpu/common/cpu_features.h"
+#include "cpu/common/parallel.h"
+#include "cpu/conv2d/conv2d_posrows_kernel.h"
+#include "cpu/conv2d/conv2d_scratch.h"
+
+namespace dk::cpu {
+
+namespace {
+
+using posrows::kMR;
+
+constexpr int64_t kKc = 256;              // taps per block (whole channels)
+constexpr int64_t kBandBytes = 96 << 10;  // a band's tile buffer: positions x padded channels
+// With few samples per thread, bands get smaller until each thread has this many items, so that
+// the last item (the one thread still running while the others wait) is short.
+constexpr int64_t kItemsPerWorker = 4;
+
+struct Plan {
+  int64_t cb, blocks;      // input channels per block, blocks
+  int64_t rows, bands;     // output rows per band, bands per sample
+  int64_t Wp, band_rows;   // padded row width, input rows a band reads
+  int64_t nr, Kp, panels;  // output channels rounded up to NR-wide panels
+  int64_t taps;            // kh * kw
+};
+
+template <typename T>
+Plan make_plan(const Conv2dParams& p, int64_t nr, int workers) {
+  Plan pl{};
+  pl.taps = p.kh * p.kw;
+  pl.blocks = (p.C * pl.taps + kKc - 1) / kKc;
+  pl.cb = (p.C + pl.blocks - 1) / pl.blocks;
+  pl.blocks = (p.C + pl.cb - 1) / pl.cb;
+  pl.nr = nr;
+  pl.Kp = (p.K + nr - 1) / nr * nr;
+  pl.panels = pl.Kp / nr;
+  const int64_t positions = kBandBytes / (pl.Kp * int64_t(sizeof(T)));
+  int64_t r = std::clamp<int64_t>(positions / p.Wo, 1, p.Ho);
+  if (workers > 1) r = std::min(r, std::max<int64_t>(1, p.Ho / ((kItemsPerWorker * workers + p.N - 1) / p.N)));
+  pl.bands = (p.Ho + r - 1) / r;
+  pl.rows = (p.Ho + pl.bands - 1) / pl.bands;
+  pl.Wp = p.W + 2 * p.pw;
+  pl.band_rows = (pl.rows - 1) * p.sh + (p.kh - 1) * p.dh + 1;
+  return pl;
+}
+
+}  // namespace
+
+bool posrows_applies(const Conv2dParams& p) {
+  if (best_isa() == Isa::Avx512) return false;
+  return p.G == 1 && p.sh == 2 && p.sw == 2 && p.C >= 16 && p.K >= 16 && p.kh * p.kw > 1;
+}
+
+template <typename T>
+void conv2d_forward_posrows(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y) {
+  const posrows::Kernel<T>& kr = posrows::Kernel<T>::get();
+  const int nt = num_threads();
+  const bool threads = threads_for_flops(2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs())) > 1;
+  const Plan pl = make_plan<T>(p, kr.nr, threads ? nt : 1);
+  const int64_t nr = pl.nr, crs = p.crs(), P = p.out_plane();
+  // weights: block (channels [c0, c1)) at c0*taps*Kp, its panel jr at + jr*kc*NR, [k][NR]; read
+  // along w's rows (a panel's kc x NR values stay in L1 while its NR rows are scattered into it)
+  std::vector<T> wp(size_t(crs * pl.Kp));
+  for (int64_t c0 = 0; c0 < p.C; c0 += pl.cb) {
+    const int64_t kc = (std::min(p.C, c0 + pl.cb) - c0) * pl.taps;
+    T* blk = wp.data() + c0 * pl.taps * pl.Kp;
+    for (int64_t ch = 0; ch < pl.Kp; ++ch) {
+      T* dst = blk + ch / nr * kc * nr + ch % nr;
+      if (ch >= p.K) {
+        for (int64_t k = 0; k < kc; ++k) dst[k * nr] = T(0);
+        continue;
+      }
+      const T* src = w + ch * crs + c0 * pl.taps;
+      for (int64_t k = 0; k < kc; ++k) dst[k * nr] = src[k];
+    }
+  }
+  // tap (local channel, i, j) of a block, relative to a position's first input value
+  std::vector<int64_t> offs(size_t(pl.cb * pl.taps));
+  for (int64_t c = 0; c < pl.cb; ++c)
+    for (int64_t i = 0; i < p.kh; ++i)
+      for (int64_t j = 0; j < p.kw; ++j)
+        offs[size_t((c * p.kh + i) * p.kw + j)] = (c * pl.band_rows + i * p.dh) * pl.Wp + j * p.dw;
+  const int64_t tiles_max = (pl.rows * p.Wo + kMR - 1) / kMR;
+  const int64_t items = p.N * pl.bands;
+#pragma omp parallel num_threads(team(nt)) if (threads && items > 1)
+  {
+    T* buf = conv_thread_buffer<T>(kPadSlot, size_t(pl.cb * pl.band_rows * pl.Wp));
+    T* acc = conv_thread_buffer<T>(kOutSlot, size_t(tiles_max * pl.panels * kMR * nr));
+    std::vector<const T*> ptrs(size_t(tiles_max * kMR));
+#pragma omp for schedule(dynamic)
+    for (int64_t item = 0; item < items; ++item) {
+      const int64_t n = item / pl.bands, oh0 = item % pl.bands * pl.rows;
+      const int64_t oh1 = std::min(p.Ho, oh0 + pl.rows), pos = (oh1 - oh0) * p.Wo, tiles = (pos + kMR - 1) / kMR;
+      for (int64_t q = 0; q < tiles * kMR; ++q) {  // a last partial tile repeats the band's last position
+        const int64_t qq = std::min(q, pos - 1);
+        ptrs[size_t(q)] = buf + qq / p.Wo * p.sh * pl.Wp + qq % p.Wo * p.sw;
+      }
+      const T* x_n = x + n * p.C * p.in_plane();
+      T* y_n = y + n * p.K * P + oh0 * p.Wo;
+      const int64_t h0 = oh0 * p.sh - p.ph;  // input row of the band's first buffer row
+      for (int64_t c0 = 0; c0 < p.C; c0 += pl.cb) {
+        const int64_t c1 = std::min(p.C, c0 + pl.cb), kc = (c1 - c0) * pl.taps;
+        const bool first = c0 == 0, last = c1 == p.C;
+        for (int64_t c = c0; c < c1; ++c)
+          for (int64_t r = 0; r < pl.band_rows; ++r) {
+            T* row = buf + ((c - c0) * pl.band_rows + r) * pl.Wp;
+            const int64_t h = h0 + r;
+            if (h < 0 || h >= p.H) {
+              std::fill(row, row + pl.Wp, T(0));
+              continue;
+            }
+            std::fill(row, row + p.pw, T(0));
+            std::memcpy(row + p.pw, x_n + (c * p.H + h) * p.W, sizeof(T) * size_t(p.W));
+            std::fill(row + p.pw + p.W, row + pl.Wp, T(0));
+          }
+        const T* wblk = wp.data() + c0 * pl.taps * pl.Kp;
+        for (int64_t jr = 0; jr < pl.panels; ++jr) {
+          const T* wpanel = wblk + jr * kc * nr;
+          for (int64_t t = 0; t < tiles; ++t) {
+            T* ct = acc + (t * pl.panels + jr) * kMR * nr;
+            kr.fn(kc, wpanel, ptrs.data() + t * kMR, offs.data(), ct, first);
+            if (!last) continue;
+            const int64_t m = std::min<int64_t>(kMR, pos - t * kMR), chs = std::min(nr, p.K - jr * nr);
+            for (int64_t j = 0; j < chs; ++j) {
+              const int64_t ch = jr * nr + j;
+              const T bk = b ? b[ch] : T(0);
+              T* dst = y_n + ch * P + t * kMR;
+              for (int64_t i = 0; i < m; ++i) dst[i] = ct[i * nr + j] + bk;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+template void conv2d_forward_posrows<float>(const Conv2dParams&, const float*, const float*, const float*, float*);
+template void conv2d_forward_posrows<double>(const Conv2dParams&, const double*, const double*, const double*, double*);
+
+}  // namespace dk::cpu

@@ -1,0 +1,21 @@
+#pragma once
+// Stride-2 convolutions as a GEMM with the output positions as its rows and the output channels as
+// its columns: y^T[positions, K] = col[positions, C*kh*kw] * w^T. A tile's MR positions each
+// broadcast their input values from their own place in a zero-padded copy of the input rows, so the
+// stride costs nothing: no phase split, no columns computed and dropped, no compaction, and K
+// (resnet's 64 .. 512) fills whole NR-wide panels where as GEMM rows it rounds up to MR = 6.
+// The tiles are transposed into y as they finish. Measurements: benchmarks/results/conv.md,
+// "Stride 2, positions as rows".
+#include "common/conv_params.h"
+
+namespace dk::cpu {
+
+// Stride 2 on both axes with enough channels (C >= 16, K >= 16), not 1x1, except on AVX-512, where
+// the shifted GEMM's unfolded layout takes these shapes (conv2d_shifted.h).
+bool posrows_applies(const Conv2dParams& p);
+
+// y = conv(x, w) + b (b may be null); G == 1.
+template <typename T>
+void conv2d_forward_posrows(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y);
+
+}  // namespace dk::cpu
