@@ -36,12 +36,14 @@ inline constexpr int64_t kChunkPanels = 32;
 // chunks of 32 (in-process A/B); the stem (one block of 148, row tiles) lost 13% in 2 blocks.
 inline constexpr int64_t kInplaceKc = 128;
 inline constexpr int64_t kInplaceChunkBytes = int64_t(1) << 19;
-// Row tiles run in groups of this many, each MR-row panel of the weights over the whole group before
-// the next panel: the stores then go to MR output channel planes at a time. Tile by tile, every tile
-// stored into all K planes (K pages apart), which cost the stem 7x7/2 (K = 64) ~15% of its CPU time;
-// the same tile order storing into a small buffer was as fast as the groups, so it is the stores,
-// not the weights' reuse. Groups of 4 to 56 tiles measured alike.
-inline constexpr int64_t kRowTileGroup = 8;
+// Tiles that write y in place (row tiles, run_inplace) run in groups of this many, each MR-row panel
+// of the weights over the whole group before the next panel: the stores then go to MR output channel
+// planes at a time. Tile by tile, every tile stored into all K planes (K pages apart), which cost the
+// stem 7x7/2 (K = 64) ~15% of its CPU time and unfolded 7x7 stride 1 convolutions ~20-25%; the same
+// tile order storing into a small buffer was as fast as the groups, so it is the stores, not the
+// weights' reuse. Groups of 4 to 56 tiles measured alike. (run_panels' tiles store into an L2 buffer
+// with short rows: grouping them measured no gain.)
+inline constexpr int64_t kTileGroup = 8;
 
 // dst[0, n) = src[0, n) for the short rows of small images: whole 32-byte blocks by fixed-size
 // copies, which compile to a few moves (a memcpy call per 10-float row costs more than the copy),
@@ -390,8 +392,8 @@ struct Shifted {
       pad_for_block(lp, pc + kc);
       const T beta = pc == 0 ? T(0) : T(1);
       const T* ablock = Ap.data() + pc * Kp;
-      for (int64_t g0 = t0; g0 < t1; g0 += kRowTileGroup) {
-        const int64_t g1 = std::min(t1, g0 + kRowTileGroup);
+      for (int64_t g0 = t0; g0 < t1; g0 += kTileGroup) {
+        const int64_t g1 = std::min(t1, g0 + kTileGroup);
         for (int64_t ir = 0; ir < p.K; ir += mr) {
           const int64_t rows = std::min(mr, p.K - ir);
           for (int64_t t = g0; t < g1; ++t) {
@@ -443,8 +445,10 @@ struct Shifted {
           for (int64_t i = 0; i < rows; ++i)
             for (int64_t j = 0; j < cols; ++j) c[i * P + j] = edge[i * nr + j] + (pc == 0 ? T(0) : c[i * P + j]);
         };
-        for (int64_t q0 = c0 * nr; q0 < c1 * nr; q0 += nr) {
-          for (int64_t ir = 0; ir < Kp; ir += mr) tile(q0, ir);
+        for (int64_t g0 = c0; g0 < c1; g0 += kTileGroup) {
+          const int64_t g1 = std::min(c1, g0 + kTileGroup);
+          for (int64_t ir = 0; ir < Kp; ir += mr)
+            for (int64_t q0 = g0 * nr; q0 < g1 * nr; q0 += nr) tile(q0, ir);
         }
       }
     }
