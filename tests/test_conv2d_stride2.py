@@ -312,3 +312,51 @@ def test_row_bands_each_isa(isa):
     only the phase rows it reads: same bits as one thread, in every ISA's kernels."""
     r = run_with_isa(isa, _BANDS_SCRIPT)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+_GROUPS_SCRIPT = r"""
+import os, sys
+os.environ["DEEPKERN_PARALLEL_MIN_US"] = "0"
+os.environ["DEEPKERN_CONTENTION"] = "off"
+import numpy as np
+import deepkern as dk
+from deepkern import _cpu
+from deepkern.functional.conv import _conv_params
+sys.path.insert(0, {tests!r})
+from reference import conv2d_ref
+rng = np.random.default_rng(7)
+# row tiles run in groups of tiles that cross output rows: 294 taps (two kc blocks, the edge rows of K = 19
+# accumulated), N = 1 at 2 threads (each thread's tile range starts inside a group and a row), Wo = 21
+# (a half tile inside every group), N = 3
+cases = [((1, 6, 40, 80), (19, 6, 7, 7)), ((3, 3, 45, 41), (24, 3, 7, 7)), ((2, 3, 27, 45), (13, 3, 5, 5))]
+for dt in (np.float32, np.float64):
+    tol = 2e-4 if dt == np.float32 else 1e-10
+    for xs, ws in cases:
+        s, p, d = (2, 2), (ws[2] // 2, ws[3] // 2), (1, 1)
+        params, _ = _conv_params("conv2d", np.empty(xs, dt), np.empty(ws, dt), None, s, p, d)
+        assert _cpu.conv2d_plan(params, np.dtype(dt).name, 2)["forward"] == "shifted_rowtiles", (xs, ws)
+        x, w, b = (rng.standard_normal(a).astype(dt) for a in (xs, ws, ws[0]))
+        x[-1, 0, xs[2] // 2, 3] = np.nan
+        r = conv2d_ref(x, w, b, s, p, d)
+        nan = np.isnan(r)
+        assert nan.any() and not nan.all()
+        ys = []
+        for t in (1, 2):
+            dk.set_num_threads(t)
+            y = dk.conv2d(x, w, b, s, p, d, out=np.full(r.shape, np.nan, dt))
+            assert np.array_equal(np.isnan(y), nan), (dt, xs, ws, t)
+            err = np.abs(y[~nan] - r[~nan]).max() / max(1.0, np.abs(r[~nan]).max())
+            assert err < tol, (dt, xs, ws, t, err)
+            ys.append(y)
+        assert np.array_equal(ys[0], ys[1], equal_nan=True), (dt, xs, ws)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
+def test_row_tile_groups_each_isa(isa):
+    """Row tiles go by groups, each weight panel over the whole group: groups that cross rows, start
+    mid-row (a thread's share of one sample), hold half tiles, and run in two kc blocks; a NaN input
+    spreads to exactly its windows; same bits at 1 and 2 threads, in every ISA's kernels."""
+    r = run_with_isa(isa, _GROUPS_SCRIPT)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

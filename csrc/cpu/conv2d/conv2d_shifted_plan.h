@@ -36,6 +36,15 @@ inline constexpr int64_t kChunkPanels = 32;
 // chunks of 32 (in-process A/B); the stem (one block of 148, row tiles) lost 13% in 2 blocks.
 inline constexpr int64_t kInplaceKc = 128;
 inline constexpr int64_t kInplaceChunkBytes = int64_t(1) << 19;
+// Tiles that write y in place (row tiles, run_inplace) run in groups of this many, each MR-row panel
+// of the weights over the whole group before the next panel: the stores then go to MR output channel
+// planes at a time. Tile by tile, every tile stored into all K planes (K pages apart), which cost the
+// stem 7x7/2 (K = 64) ~15% of its CPU time and an unfolded 7x7 on 3 channels ~10-17%; the same
+// tile order storing into a small buffer was as fast as the groups, so it is the stores (K streams of
+// store misses at once), not the weights' reuse. Groups of 4 to 56 tiles measured alike. run_inplace
+// groups only its first kc block: later blocks store into the chunk while it is in L2. (run_panels'
+// tiles store into an L2 buffer: grouping them measured no gain.)
+inline constexpr int64_t kTileGroup = 8;
 
 // dst[0, n) = src[0, n) for the short rows of small images: whole 32-byte blocks by fixed-size
 // copies, which compile to a few moves (a memcpy call per 10-float row costs more than the copy),
@@ -384,22 +393,25 @@ struct Shifted {
       pad_for_block(lp, pc + kc);
       const T beta = pc == 0 ? T(0) : T(1);
       const T* ablock = Ap.data() + pc * Kp;
-      for (int64_t t = t0; t < t1; ++t) {
-        const int64_t oh = t / per_row, ow0 = t % per_row * nr, cols = std::min(nr, p.Wo - ow0);
-        const T* xq = xp + oh * Wq + ow0;
-        T* yq = y_n + oh * p.Wo + ow0;
+      for (int64_t g0 = t0; g0 < t1; g0 += kTileGroup) {
+        const int64_t g1 = std::min(t1, g0 + kTileGroup);
         for (int64_t ir = 0; ir < p.K; ir += mr) {
           const int64_t rows = std::min(mr, p.K - ir);
-          if (rows == mr && (cols == nr || cols == nr / 2)) {
-            (cols == nr ? kr.fn_shifted : kr.fn_shifted_half)(kc, ablock + ir * kc, xq, offs.data() + pc, yq + ir * P,
-                                                              P, T(1), beta);
-            continue;
+          for (int64_t t = g0; t < g1; ++t) {
+            const int64_t oh = t / per_row, ow0 = t % per_row * nr, cols = std::min(nr, p.Wo - ow0);
+            const T* xq = xp + oh * Wq + ow0;
+            T* yq = y_n + oh * p.Wo + ow0;
+            if (rows == mr && (cols == nr || cols == nr / 2)) {
+              (cols == nr ? kr.fn_shifted : kr.fn_shifted_half)(kc, ablock + ir * kc, xq, offs.data() + pc, yq + ir * P,
+                                                                P, T(1), beta);
+              continue;
+            }
+            (cols <= nr / 2 ? kr.fn_shifted_half : kr.fn_shifted)(kc, ablock + ir * kc, xq, offs.data() + pc, edge, nr,
+                                                                  T(1), T(0));
+            for (int64_t i = 0; i < rows; ++i)
+              for (int64_t j = 0; j < cols; ++j)
+                yq[(ir + i) * P + j] = edge[i * nr + j] + (pc == 0 ? T(0) : yq[(ir + i) * P + j]);
           }
-          (cols <= nr / 2 ? kr.fn_shifted_half : kr.fn_shifted)(kc, ablock + ir * kc, xq, offs.data() + pc, edge, nr,
-                                                                T(1), T(0));
-          for (int64_t i = 0; i < rows; ++i)
-            for (int64_t j = 0; j < cols; ++j)
-              yq[(ir + i) * P + j] = edge[i * nr + j] + (pc == 0 ? T(0) : yq[(ir + i) * P + j]);
         }
       }
     }
@@ -434,8 +446,13 @@ struct Shifted {
           for (int64_t i = 0; i < rows; ++i)
             for (int64_t j = 0; j < cols; ++j) c[i * P + j] = edge[i * nr + j] + (pc == 0 ? T(0) : c[i * P + j]);
         };
-        for (int64_t q0 = c0 * nr; q0 < c1 * nr; q0 += nr) {
-          for (int64_t ir = 0; ir < Kp; ir += mr) tile(q0, ir);
+        // the first block's stores miss (groups); later blocks find the chunk in L2 and reuse each
+        // tile's input rows from L1 across the panels (tile by tile)
+        const int64_t group = pc == 0 ? kTileGroup : 1;
+        for (int64_t g0 = c0; g0 < c1; g0 += group) {
+          const int64_t g1 = std::min(c1, g0 + group);
+          for (int64_t ir = 0; ir < Kp; ir += mr)
+            for (int64_t q0 = g0 * nr; q0 < g1 * nr; q0 += nr) tile(q0, ir);
         }
       }
     }
