@@ -105,10 +105,13 @@ def test_random_shapes(rng, dtype):
 # Enough heads and query tiles that the forward shares each key tile among a group of query
 # tiles (several groups per head, the last one partial; the last tile partial too), and the
 # backward each query tile among a group of key tiles; one head with many key tiles, which the
-# backward also splits into interleaved sets, each taken a group at a time.
+# backward also splits into interleaved sets, each taken a group at a time; wide heads (D 128)
+# whose ten key tiles make a full backward group and a partial one.
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("causal", [False, True])
-@pytest.mark.parametrize("shape", [((2, 4), 300, 230, 20, 13), ((), 200, 700, 12, 9)], ids=str)
+@pytest.mark.parametrize(
+    "shape", [((2, 4), 300, 230, 20, 13), ((), 200, 700, 12, 9), ((2, 2), 130, 600, 128, 33)], ids=str
+)
 def test_tile_groups(rng, dtype, causal, shape):
     batch, Lq, Lk, D, Dv = shape
     q, k, v = _qkv(rng, batch, Lq, Lk, D, Dv, dtype)
@@ -299,7 +302,7 @@ rng = np.random.default_rng(1)
 for dt in (np.float64, np.float32):
     for (B, Lq, Lk, D, Dv, causal) in [(2, 70, 90, 13, 21, True), (2, 33, 130, 64, 64, False),
                                        (8, 300, 230, 20, 13, True), (8, 300, 230, 20, 13, False),
-                                       (1, 200, 700, 12, 9, True)]:
+                                       (1, 200, 700, 12, 9, True), (4, 130, 600, 128, 33, True)]:
         q, k, v = (rng.standard_normal((B, L, E)).astype(dt) for L, E in ((Lq, D), (Lk, D), (Lk, Dv)))
         mask = rng.standard_normal((Lq, Lk)).astype(dt) if not causal else None
         out, ctx = dk.scaled_dot_product_attention(q, k, v, mask, is_causal=causal, return_ctx=True)

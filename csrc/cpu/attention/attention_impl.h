@@ -407,17 +407,20 @@ inline void probabilities(const AttentionParams& p, T* S, int64_t nr, int64_t nc
 }
 
 // ------------------------------------------------------------------ backward
-// Key tiles of one set sharing one pass over the query tiles (Q, dO and the dQ rows read once
-// per group): at most kGroup, and no more than keeps the group's packed K, V and dK, dV
-// accumulators within kBackwardGroupBytes. Each dQ row still sums its key tiles in ascending
-// order: the grouping only orders the work.
-constexpr int64_t kBackwardGroupBytes = 384 * 1024;
+// Key tiles of one set sharing one pass over the query tiles (Q, dO and the dQ rows read, packed
+// and written once per group): at most kBackwardGroup, and no more than keeps the group's packed
+// K, V and dK, dV accumulators within kBackwardGroupBytes. That is more than L2 holds, on purpose:
+// the per-pass costs (streaming Q, dO and dQ, packing them) outweigh reading the group's tiles
+// from L3 (benchmarks/results/attention.md: 8 tiles of D 128 beat 2 and 4). Each dQ row still sums
+// its key tiles in ascending order: the grouping only orders the work.
+constexpr int64_t kBackwardGroup = 8;
+constexpr int64_t kBackwardGroupBytes = 1280 * 1024;
 
 template <class T>
 int64_t backward_group(const AttentionParams& p, int64_t nkb) {
   const int64_t Dp = round_up(p.D, kLanes<T>), Dvp = round_up(p.Dv, kLanes<T>);
   const int64_t tile_bytes = kBc * (3 * Dp + 2 * Dvp) * int64_t(sizeof(T));
-  return std::max<int64_t>(1, std::min({kGroup, nkb, kBackwardGroupBytes / tile_bytes}));
+  return std::max<int64_t>(1, std::min({kBackwardGroup, nkb, kBackwardGroupBytes / tile_bytes}));
 }
 
 // FlashAttention-2: one work item = one head x a set of key tiles, taken a group at a time.
