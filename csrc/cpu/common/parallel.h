@@ -36,7 +36,7 @@ double parallel_min_us();
 
 // Microseconds of one core's work from which a call splits its work over every thread even below
 // parallel_min_us(): such a modest call runs its regions with a team only while a worker is likely
-// still spinning from the last region, or in a loop of back-to-back calls (warm_team.cpp), and on
+// still awake from the last region, or in a loop of back-to-back calls (warm_team.cpp), and on
 // the calling thread alone otherwise. 25 us: half of it saves more than a warm region's ~7 us.
 // DEEPKERN_PARALLEL_WARM_US overrides it (read once; at or above parallel_min_us() it is off).
 double warm_min_us();

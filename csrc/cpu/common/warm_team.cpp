@@ -1,17 +1,19 @@
 // The warm rule (warm_team.h) and CallScope (parallel.h): when a modest call may wake a worker.
 //
-// Why: waking a sleeping OpenMP worker costs 30-70 us on these VMs, but a region within ~20 us of the
-// last one costs ~7 us (the worker still spins: deepkern bounds libgomp's spin to 1000 rounds,
-// python/deepkern/_openmp_env.py). A call of 25-100 us of one core's work gains from a second
-// thread only in the second case, so it looks at when the last region with a team ended.
+// Why: a region that starts soon after the last one is cheap, one that finds the worker asleep pays
+// a wake-up (benchmarks/region_wake.py). How soon is "soon" depends on the machine, VM idle handling
+// included: on the Zen 4 VM a region 20 us after the last cost ~7 us and one 40 us after it 30-70 us;
+// on the Zen 3 VM the cost stayed flat (~15 us for a 64^3 GEMM) up to 160 us and tripled at 320 us.
+// A call of 25-100 us of one core's work gains from a second thread only while the region is cheap.
 // How: CallScope marks each Python-facing call's start and end. A call that ran a team records its
 // end (process-wide: the workers are shared); a modest call runs a team if that end is under
-// kSpinNs ago, or if the last kTightCalls calls each started within kSpinNs of the previous one's
-// end (a loop of small calls, where the first wake-up warms the worker for the rest).
+// kWarmWindowNs ago, or if the last kTightCalls calls each started within kWarmWindowNs of the previous
+// one's end (a loop of small calls, where the first wake-up warms the worker for the rest).
 #include "cpu/common/warm_team.h"
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 
 #include "cpu/common/parallel.h"
 
@@ -19,10 +21,22 @@ namespace dk::cpu {
 
 namespace {
 
-// Measured on the Zen 4 and Zen 3 VMs (benchmarks/RESULTS.md, "Busy machine"): a region 20 us after
-// the last costs the same as back to back, 40 us after it costs a wake-up. 15 us leaves a margin.
-constexpr int64_t kSpinNs = 15'000;
+// 60 us: inside the Zen 3 VM's cheap range, and past the Zen 4 VM's (where a modest call 40-60 us
+// after a team pays one wake-up, as every call did before the thread cap, which measured faster there
+// on these kernels on a quiet machine). A training loop's Python between two ops is often 20-50 us.
+// Quiet and busy figures for 15 and 60 us: benchmarks/RESULTS.md, "Busy machine".
+constexpr int64_t kWarmWindowNs = 60'000;
 constexpr int kTightCalls = 3;
+
+// DEEPKERN_WARM_WINDOW_US overrides the window, for measurements (read once).
+int64_t window_ns() {
+  static const int64_t v = [] {
+    const char* s = std::getenv("DEEPKERN_WARM_WINDOW_US");
+    const double us = (s != nullptr && *s != '\0') ? std::strtod(s, nullptr) : 0.0;
+    return us > 0.0 ? int64_t(us * 1e3) : kWarmWindowNs;
+  }();
+  return v;
+}
 
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -38,7 +52,7 @@ struct CallState {
   bool warm = false;      // decided once per call, at its first modest region
   bool decided = false;
   int64_t start_ns = 0, last_end_ns = 0;
-  int tight = 0;  // calls in a row that started within kSpinNs of the previous one's end
+  int tight = 0;  // calls in a row that started within kWarmWindowNs of the previous one's end
   warm::Counts counts;
 };
 
@@ -59,7 +73,7 @@ bool region_stays_alone() {
   if (!s.decided) {
     s.decided = true;
     const int64_t since_team = s.start_ns - g_team_end_ns.load(std::memory_order_relaxed);
-    s.warm = since_team < kSpinNs || s.tight >= kTightCalls;
+    s.warm = since_team < window_ns() || s.tight >= kTightCalls;
   }
   return !s.warm;
 }
@@ -74,7 +88,7 @@ CallScope::CallScope() {
   CallState& s = state();
   if (s.depth++ > 0) return;
   s.start_ns = now_ns();
-  s.tight = (s.start_ns - s.last_end_ns < kSpinNs) ? s.tight + 1 : 0;
+  s.tight = (s.start_ns - s.last_end_ns < window_ns()) ? s.tight + 1 : 0;
   s.modest = s.ran_team = s.warm = s.decided = false;
 }
 

@@ -2,7 +2,7 @@
 // The warm rule behind threads_for and team() (parallel.h): a call of modest size (between
 // warm_min_us() and parallel_min_us() of one core's work) splits its work logically over every
 // thread, but its regions run on the calling thread alone unless an OpenMP worker is probably still
-// spinning from the last region, or calls come back to back (a tight loop, where one wake-up is
+// awake from the last region, or calls come back to back (a tight loop, where one wake-up is
 // repaid by the next calls). Results follow the logical split, so they are the same either way.
 #include <cstdint>
 
