@@ -70,6 +70,8 @@ void mark_modest_call(bool modest) { state().modest = modest; }
 bool region_stays_alone() {
   CallState& s = state();
   if (s.depth == 0 || !s.modest) return false;
+  s.modest = false;  // the verdict covers the region that follows it, not a later one of other work
+  if (s.ran_team) return false;  // a region of this call just had a team: the worker is awake
   if (!s.decided) {
     s.decided = true;
     const int64_t since_team = s.start_ns - g_team_end_ns.load(std::memory_order_relaxed);

@@ -8,7 +8,8 @@
 
 namespace dk::cpu::warm {
 
-// threads_for's verdict on the current call: true when it is of modest size.
+// threads_for's verdict on the work it was asked about: true when it is of modest size. It covers
+// the next region the calling thread starts (team() reads and clears it).
 void mark_modest_call(bool modest);
 
 // team(): whether this region should run on the calling thread alone (a modest call, a cold worker).
