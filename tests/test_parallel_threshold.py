@@ -256,55 +256,53 @@ def test_warm_environment_override(value, want):
     assert got == (want if want is not None else _cpu._warm_min_us())
 
 
-def _modest_gemm():
-    """Operands of a GEMM just above the warm threshold (the tests below check that it counts as modest)."""
+@pytest.fixture
+def modest_gemm(threads):
+    """Operands of a GEMM just above the warm threshold (the tests check that it counts as modest),
+    its result, and a fresh output; 2 threads, contention detection off (only the warm rule decides)."""
+    threads(2)
     n = 4 + next(n for n in range(8, 400) if _cpu._threads_for(2.0 * n**3, 0.0) > 1)
     rng = np.random.default_rng(5)
-    return [rng.standard_normal((n, n)).astype(np.float32) for _ in range(2)]
+    a, b = (rng.standard_normal((n, n)).astype(np.float32) for _ in range(2))
+    before = _cpu._contention()["mode"]
+    _cpu._set_contention("off")
+    try:
+        ref = np.zeros((n, n), np.float32)
+        _cpu.gemm(a, b, ref)
+        yield a, b, ref, np.zeros_like(ref)
+    finally:
+        _cpu._set_contention(before)
 
 
-def test_modest_calls_after_a_pause_run_alone(threads):
+def _same_bits(x, y):
+    return np.array_equal(x.view(np.uint8), y.view(np.uint8))
+
+
+def test_modest_calls_after_a_pause_run_alone(modest_gemm):
     """A modest call that finds the workers asleep (no team region, no call, for a millisecond) runs on
     the calling thread alone, and gives the bits it gives with a team."""
     import time
 
-    threads(2)
-    a, b = _modest_gemm()
-    before = _cpu._contention()["mode"]
-    _cpu._set_contention("off")
-    try:
-        ref = np.zeros((a.shape[0], b.shape[1]), np.float32)
-        _cpu.gemm(a, b, ref)
-        c0 = _cpu._warm_counts()
-        for _ in range(20):
-            time.sleep(0.002)
-            c = np.zeros_like(ref)
-            _cpu.gemm(a, b, c)
-            assert np.array_equal(c.view(np.uint8), ref.view(np.uint8))
-        c1 = _cpu._warm_counts()
-        assert c1["modest_calls"] - c0["modest_calls"] == 20
-        assert c1["with_team"] == c0["with_team"]
-    finally:
-        _cpu._set_contention(before)
+    a, b, ref, c = modest_gemm
+    c0 = _cpu._warm_counts()
+    for _ in range(20):
+        time.sleep(0.002)
+        c[:] = np.nan
+        _cpu.gemm(a, b, c)
+        assert _same_bits(c, ref)
+    c1 = _cpu._warm_counts()
+    assert c1["modest_calls"] - c0["modest_calls"] == 20
+    assert c1["with_team"] == c0["with_team"]
 
 
-def test_modest_calls_back_to_back_run_teams(threads):
+def test_modest_calls_back_to_back_run_teams(modest_gemm):
     """A loop of modest calls, each right after the last, runs teams (the first wake-up is repaid by
     the next calls), with the same bits as the calls that ran alone."""
-    threads(2)
-    a, b = _modest_gemm()
-    before = _cpu._contention()["mode"]
-    _cpu._set_contention("off")
-    try:
-        ref = np.zeros((a.shape[0], b.shape[1]), np.float32)
-        _cpu.gemm(a, b, ref)
-        c = np.zeros_like(ref)
-        c0 = _cpu._warm_counts()
-        for _ in range(200):
-            _cpu.gemm(a, b, c)
-        c1 = _cpu._warm_counts()
-        assert c1["modest_calls"] - c0["modest_calls"] == 200
-        assert c1["with_team"] - c0["with_team"] > 0
-        assert np.array_equal(c.view(np.uint8), ref.view(np.uint8))
-    finally:
-        _cpu._set_contention(before)
+    a, b, ref, c = modest_gemm
+    c0 = _cpu._warm_counts()
+    for _ in range(200):
+        _cpu.gemm(a, b, c)
+    c1 = _cpu._warm_counts()
+    assert c1["modest_calls"] - c0["modest_calls"] == 200
+    assert c1["with_team"] - c0["with_team"] > 0
+    assert _same_bits(c, ref)
