@@ -70,7 +70,7 @@ void mark_modest_call(bool modest) { state().modest = modest; }
 bool region_stays_alone() {
   CallState& s = state();
   if (s.depth == 0 || !s.modest) return false;
-  s.modest = false;  // the verdict covers the region that follows it, not a later one of other work
+  s.modest = false;              // the verdict covers the region that follows it, not a later one of other work
   if (s.ran_team) return false;  // a region of this call just had a team: the worker is awake
   if (!s.decided) {
     s.decided = true;
