@@ -16,10 +16,10 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
 
+#include "cpu/common/clock.h"
 #include "cpu/common/contention.h"
 #include "cpu/common/parallel.h"
 #include "cpu/common/warm_team.h"
@@ -41,11 +41,6 @@ constexpr double kBusyShare = 0.20;            // runnable-but-waiting share of 
 constexpr int kStrikes = 2;                    // windows in a row above it before regions shrink
 constexpr int64_t kHoldMinNs = 100'000'000;    // first hold in busy mode
 constexpr int64_t kHoldMaxNs = 1'600'000'000;  // longest hold between tests
-
-int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 ContentionMode mode_from_env() {
   const char* s = std::getenv("DEEPKERN_CONTENTION");

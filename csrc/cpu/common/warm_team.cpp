@@ -12,9 +12,9 @@
 #include "cpu/common/warm_team.h"
 
 #include <atomic>
-#include <chrono>
 #include <cstdlib>
 
+#include "cpu/common/clock.h"
 #include "cpu/common/parallel.h"
 
 namespace dk::cpu {
@@ -38,16 +38,11 @@ int64_t window_ns() {
   return v;
 }
 
-int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 std::atomic<int64_t> g_team_end_ns{0};  // when the last call that ran a team returned
 
 struct CallState {
   int depth = 0;          // CallScopes open on this thread
-  bool modest = false;    // threads_for judged the current call modest
+  bool modest = false;    // threads_for's modest verdict, for the next region (team() clears it)
   bool ran_team = false;  // a region of the current call had a team
   bool warm = false;      // decided once per call, at its first modest region
   bool decided = false;
@@ -103,7 +98,6 @@ CallScope::~CallScope() {
     s.counts.with_team += s.warm ? 1 : 0;
   }
   if (s.ran_team) g_team_end_ns.store(s.last_end_ns, std::memory_order_relaxed);
-  s.modest = false;
 }
 
 }  // namespace dk::cpu
