@@ -326,9 +326,13 @@ sys.path.insert(0, {tests!r})
 from reference import conv2d_ref
 rng = np.random.default_rng(7)
 # row tiles run in groups of tiles that cross output rows: 294 taps (two kc blocks, the edge rows of K = 19
-# accumulated), N = 1 at 2 threads (each thread's tile range starts inside a group and a row), Wo = 21
-# (a half tile inside every group), N = 3
-cases = [((1, 6, 40, 80), (19, 6, 7, 7)), ((3, 3, 45, 41), (24, 3, 7, 7)), ((2, 3, 27, 45), (13, 3, 5, 5))]
+# accumulated), N = 1 at 2 threads (each thread's tile range starts inside a group and a row), a half tile
+# inside every group, N = 3. Row tiles need the columns the last tile computes within the padded phase
+# width, so the widths follow NR (32 on AVX-512, else 16 or less): Wo = 47 fits every NR, and the half
+# tiles are Wo = 21 and 23 at NR 16, Wo = 45 and 46 at NR 32.
+wide = _cpu.isa() == "avx512"
+cases = [((1, 6, 40, 93), (19, 6, 7, 7)), ((3, 3, 45, 89 if wide else 41), (24, 3, 7, 7)),
+         ((2, 3, 27, 91 if wide else 45), (13, 3, 5, 5))]
 for dt in (np.float32, np.float64):
     tol = 2e-4 if dt == np.float32 else 1e-10
     for xs, ws in cases:
