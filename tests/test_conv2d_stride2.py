@@ -62,8 +62,8 @@ def _unfold2_pays(xs, ws, s, p, d, dt, Ho, Wo, Wq):
 
 
 def _posrows(xs, ws, s):
-    """posrows_applies (conv2d_posrows.h): stride 2 both ways, C and K >= 16, not 1x1, not AVX-512."""
-    return not _avx512() and tuple(s) == (2, 2) and xs[1] >= 16 and ws[0] >= 16 and ws[2] * ws[3] > 1
+    """posrows_applies (conv2d_posrows.h): stride 2 both ways, C and K >= 16, not 1x1."""
+    return tuple(s) == (2, 2) and xs[1] >= 16 and ws[0] >= 16 and ws[2] * ws[3] > 1
 
 
 def _expected_forward(xs, ws, s, p, d, dt):
@@ -110,8 +110,8 @@ SHAPES = [
     ((2, 3, 31, 47), (24, 3, 5, 5), (3, 3), (2, 1), (1, 2)),  # stride 3 (no split), dilation mix
     ((1, 1, 25, 44), (24, 1, 3, 3), (2, 3), (0, 2), (2, 1)),  # C = 1, mixed strides: Wq = Wo = 16
     ((2, 4, 21, 18), (24, 4, 4, 2), (2, 2), (3, 1), (1, 3)),  # even kernel, padding 3
-    # column stride 2 unfolded on AVX-512 (elsewhere the phase layout): float64 at N = 1, odd sizes
-    # without padding, a row in all four vectors and two kc blocks in a ring of slots (float32), dilation 2,
+    # column stride 2 unfolded on AVX-512 (elsewhere the phase layout; C, K >= 16 take positions as
+    # rows): float64 at N = 1, odd sizes without padding (C = 30: positions as rows), a row in all four vectors and two kc blocks in a ring of slots (float32), dilation 2,
     # a 5x5 window with padding 2, N = 1 with padding 1
     ((1, 13, 28, 28), (19, 13, 3, 3), (2, 2), (1, 1), (1, 1)),
     ((2, 30, 9, 49), (21, 30, 3, 3), (2, 2), (0, 0), (1, 1)),
@@ -188,7 +188,7 @@ def test_shapes_cover_every_tiling():
     for dt in (np.float32, np.float64):
         mr, nr = _tile(dt)
         seen = {_cpp_forward(*c, dt) for c in SHAPES}
-        want = {"shifted_rowtiles", "shifted_inplace", "shifted"} | ({"unfolded"} if _avx512() else {"posrows"})
+        want = {"shifted_rowtiles", "shifted_inplace", "shifted", "posrows"} | ({"unfolded"} if _avx512() else set())
         assert seen == want, (dt, seen)
         rowtiles = [c for c in SHAPES if _cpp_forward(*c, dt) == "shifted_rowtiles"]
         assert any(c[1][0] % mr for c in rowtiles), "no row-tiled shape with a partial panel of K"
@@ -201,17 +201,17 @@ def test_shapes_cover_every_tiling():
 def test_plan_names_the_resnet_strided_layers():
     """resnet's stem takes row tiles (float32, the AVX-512 8x32, AVX2 6x16 and portable 4x16 kernels
     alike: Wo = 112 = 3.5 x 32 = 7 x 16, K = 64), its 1x1/2 downsample gather + GEMM, and
-    its 3x3/2 on 56x56 is unfolded where AVX-512 can cut the rows, elsewhere has positions as rows."""
+    its 3x3/2 on 56x56 has positions as rows (every ISA)."""
     stem = ((8, 3, 224, 224), (64, 3, 7, 7), (2, 2), (3, 3), (1, 1))
     down = ((8, 256, 56, 56), (512, 256, 1, 1), (2, 2), (0, 0), (1, 1))
     mr, nr = _tile(np.float32)
     assert _cpp_forward(*stem, np.float32) == ("shifted" if 112 % nr == 0 and 64 % mr == 0 else "shifted_rowtiles")
     assert _cpp_forward(*down, np.float32) == "pointwise_gather"
     assert _cpp_forward(*down, np.float32, threads=2) == "pointwise_gather"
-    # the 3x3/2 (56x56 -> 28x28): unfolded on AVX-512 at any thread count, else positions as rows
+    # the 3x3/2 (56x56 -> 28x28): positions as rows at any thread count
     mid = ((8, 128, 56, 56), (128, 128, 3, 3), (2, 2), (1, 1), (1, 1))
     for threads in (1, 2):
-        assert _cpp_forward(*mid, np.float32, threads=threads) == ("unfolded" if _avx512() else "posrows")
+        assert _cpp_forward(*mid, np.float32, threads=threads) == "posrows"
 
 
 @pytest.mark.parametrize("case", [SHAPES[1], SHAPES[4], DOWNSAMPLE])

@@ -3,8 +3,8 @@
 //    channels: forward, dx as a transposed convolution, and dw; finite inputs only. Grouped
 //    (1 < G < C) 3x3: forward and dx per group, in place (conv2d_winograd_grouped.h), and dw by the
 //    same weight gradient, groups as its outer dimension.
-//  * positions as rows (conv2d_posrows.h): the forward of stride-2 convolutions with C, K >= 16
-//    (not on AVX-512): output positions as the GEMM's rows, broadcast from padded input rows.
+//  * positions as rows (conv2d_posrows.h): the forward of stride-2 convolutions with C, K >= 16:
+//    output positions as the GEMM's rows, broadcast from padded input rows.
 //  * shifted GEMM (conv2d_shifted_plan.h), the default for strides <= 8: no im2col matrix at all.
 //    Forward; dw (K >= 16, finite x); dx as a transposed convolution (stride 1, C >= 4) or as
 //    w^T dy added back contiguously in the phase-split space (other strides); finite w for dx.

@@ -12,7 +12,6 @@
 #include <cstring>
 #include <vector>
 
-#include "cpu/common/cpu_features.h"
 #include "cpu/common/parallel.h"
 #include "cpu/conv2d/conv2d_posrows_kernel.h"
 #include "cpu/conv2d/conv2d_scratch.h"
@@ -20,8 +19,6 @@
 namespace dk::cpu {
 
 namespace {
-
-using posrows::kMR;
 
 constexpr int64_t kKc = 256;              // taps per block (whole channels)
 constexpr int64_t kBandBytes = 96 << 10;  // a band's tile buffer: positions x padded channels
@@ -60,7 +57,6 @@ Plan make_plan(const Conv2dParams& p, int64_t nr, int workers) {
 }  // namespace
 
 bool posrows_applies(const Conv2dParams& p) {
-  if (best_isa() == Isa::Avx512) return false;
   return p.G == 1 && p.sh == 2 && p.sw == 2 && p.C >= 16 && p.K >= 16 && p.kh * p.kw > 1;
 }
 
@@ -70,7 +66,7 @@ void conv2d_forward_posrows(const Conv2dParams& p, const T* x, const T* w, const
   const int nt = num_threads();
   const bool threads = threads_for_flops(2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs())) > 1;
   const Plan pl = make_plan<T>(p, kr.nr, threads ? nt : 1);
-  const int64_t nr = pl.nr, crs = p.crs(), P = p.out_plane();
+  const int64_t nr = pl.nr, mr = kr.mr, crs = p.crs(), P = p.out_plane();
   // weights: block (channels [c0, c1)) at c0*taps*Kp, its panel jr at + jr*kc*NR, [k][NR]; read
   // along w's rows (a panel's kc x NR values stay in L1 while its NR rows are scattered into it)
   std::vector<T> wp(size_t(crs * pl.Kp));
@@ -93,18 +89,18 @@ void conv2d_forward_posrows(const Conv2dParams& p, const T* x, const T* w, const
     for (int64_t i = 0; i < p.kh; ++i)
       for (int64_t j = 0; j < p.kw; ++j)
         offs[size_t((c * p.kh + i) * p.kw + j)] = (c * pl.band_rows + i * p.dh) * pl.Wp + j * p.dw;
-  const int64_t tiles_max = (pl.rows * p.Wo + kMR - 1) / kMR;
+  const int64_t tiles_max = (pl.rows * p.Wo + mr - 1) / mr;
   const int64_t items = p.N * pl.bands;
 #pragma omp parallel num_threads(team(nt)) if (threads && items > 1)
   {
     T* buf = conv_thread_buffer<T>(kPadSlot, size_t(pl.cb * pl.band_rows * pl.Wp));
-    T* acc = conv_thread_buffer<T>(kOutSlot, size_t(tiles_max * pl.panels * kMR * nr));
-    std::vector<const T*> ptrs(size_t(tiles_max * kMR));
+    T* acc = conv_thread_buffer<T>(kOutSlot, size_t(tiles_max * pl.panels * mr * nr));
+    std::vector<const T*> ptrs(size_t(tiles_max * mr));
 #pragma omp for schedule(dynamic)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t n = item / pl.bands, oh0 = item % pl.bands * pl.rows;
-      const int64_t oh1 = std::min(p.Ho, oh0 + pl.rows), pos = (oh1 - oh0) * p.Wo, tiles = (pos + kMR - 1) / kMR;
-      for (int64_t q = 0; q < tiles * kMR; ++q) {  // a last partial tile repeats the band's last position
+      const int64_t oh1 = std::min(p.Ho, oh0 + pl.rows), pos = (oh1 - oh0) * p.Wo, tiles = (pos + mr - 1) / mr;
+      for (int64_t q = 0; q < tiles * mr; ++q) {  // a last partial tile repeats the band's last position
         const int64_t qq = std::min(q, pos - 1);
         ptrs[size_t(q)] = buf + qq / p.Wo * p.sh * pl.Wp + qq % p.Wo * p.sw;
       }
@@ -130,14 +126,14 @@ void conv2d_forward_posrows(const Conv2dParams& p, const T* x, const T* w, const
         for (int64_t jr = 0; jr < pl.panels; ++jr) {
           const T* wpanel = wblk + jr * kc * nr;
           for (int64_t t = 0; t < tiles; ++t) {
-            T* ct = acc + (t * pl.panels + jr) * kMR * nr;
-            kr.fn(kc, wpanel, ptrs.data() + t * kMR, offs.data(), ct, first);
+            T* ct = acc + (t * pl.panels + jr) * mr * nr;
+            kr.fn(kc, wpanel, ptrs.data() + t * mr, offs.data(), ct, first);
             if (!last) continue;
-            const int64_t m = std::min<int64_t>(kMR, pos - t * kMR), chs = std::min(nr, p.K - jr * nr);
+            const int64_t m = std::min<int64_t>(mr, pos - t * mr), chs = std::min(nr, p.K - jr * nr);
             for (int64_t j = 0; j < chs; ++j) {
               const int64_t ch = jr * nr + j;
               const T bk = b ? b[ch] : T(0);
-              T* dst = y_n + ch * P + t * kMR;
+              T* dst = y_n + ch * P + t * mr;
               for (int64_t i = 0; i < m; ++i) dst[i] = ct[i * nr + j] + bk;
             }
           }

@@ -10,8 +10,7 @@
 
 namespace dk::cpu {
 
-// Stride 2 on both axes with enough channels (C >= 16, K >= 16), not 1x1, except on AVX-512, where
-// the shifted GEMM's unfolded layout takes these shapes (conv2d_shifted.h).
+// Stride 2 on both axes with enough channels (C >= 16, K >= 16), not 1x1.
 bool posrows_applies(const Conv2dParams& p);
 
 // y = conv(x, w) + b (b may be null); G == 1.

@@ -1,7 +1,7 @@
 #pragma once
 // The micro-kernel of the positions-as-rows convolution (conv2d_posrows.h), compiled per ISA
 // (conv2d_posrows_kernel{,_avx2,_avx512}.cpp): a tile of MR output positions (the rows) by NR output
-// channels (the columns, NR = two SIMD vectors), summed over kc taps.
+// channels (the columns, NR = two SIMD vectors), summed over kc taps; MR is per ISA (tile_mr).
 #include <cstdint>
 
 #include "cpu/common/isa.h"
@@ -15,19 +15,20 @@ DK_ISA_DECLARE(namespace posrows {
   // This copy's tile: MR x NR.
   template <typename T>
   int tile_nr();
+  template <typename T>
+  int tile_mr();
 })
 
 namespace dk::cpu::posrows {
-
-inline constexpr int kMR = 6;  // positions per tile: 2*MR accumulators of the 16 (AVX2) vector registers
 
 template <typename T>
 struct Kernel {
   using Fn = void (*)(int64_t, const T*, const T* const*, const int64_t*, T*, bool);
   Fn fn;
-  int nr;
+  int nr, mr;
   static const Kernel& get() {
-    static const Kernel k{DK_ISA_PICK(Fn, posrows::tile<T>), DK_ISA_PICK(int (*)(), posrows::tile_nr<T>)()};
+    static const Kernel k{DK_ISA_PICK(Fn, posrows::tile<T>), DK_ISA_PICK(int (*)(), posrows::tile_nr<T>)(),
+                          DK_ISA_PICK(int (*)(), posrows::tile_mr<T>)()};
     return k;
   }
 };
