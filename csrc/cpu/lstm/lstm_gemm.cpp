@@ -38,11 +38,19 @@ int panel_rows(int mr, int64_t M, int64_t K, int64_t N, int threads) {
   return 2.0 * double(M) * double(K) * double(N) < kShortStep ? 4 : mr;
 }
 
+// K block of the packed weights: the kernel's kc, capped so one W panel's block (kc x nr) takes
+// at most 32 KiB and stays in L1 while the tiles below it (all row panels of that column panel)
+// stream their A blocks past it: the loops run K block, column panel, row panel. With the
+// AVX-512 kernel's 32 float columns, kc = 384 made a 48 KiB block that filled the 48 KiB L1 by
+// itself, and each tile re-read its W panel from L2 (T32 B64 I=H=512: the recurrent GEMM ran at
+// ~65% of the GEMM rate). AVX2's 16 columns keep kc (24 KiB).
+int64_t rec_kc(int64_t kc, int nr, size_t elem) { return std::min<int64_t>(kc, 32768 / (int64_t(nr) * elem)); }
+
 }  // namespace
 
 template <typename T>
 RecurrentGemm<T>::RecurrentGemm(bool trans, int64_t K, int64_t M, std::initializer_list<Weight> parts, int threads)
-    : kr_(gemm_kernel<T>()), K_(K), M_(M) {
+    : kr_(gemm_kernel<T>()), kc_(rec_kc(kr_.kc, kr_.nr, sizeof(T))), nblk_((K + kc_ - 1) / kc_), K_(K), M_(M) {
   if (parts.size() < 1 || parts.size() > kMaxParts) throw std::invalid_argument("RecurrentGemm: 1 or 2 parts");
   int64_t n_all = 0;
   for (const Weight& w : parts) n_all += w.N;
@@ -50,7 +58,6 @@ RecurrentGemm<T>::RecurrentGemm(bool trans, int64_t K, int64_t M, std::initializ
   fn_ = mr_ == kr_.mr ? kr_.fn : kr_.fn_mr4;
   m_panels_ = (M + mr_ - 1) / mr_;
   ap_ = lstm_workspace<T>(LstmSlot::PackA, m_panels_ * mr_ * K);
-  const int64_t nblk = (K + kr_.kc - 1) / kr_.kc;
   const bool par = !omp_in_parallel();
   for (const Weight& w : parts) {
     const int p = parts_++;
@@ -60,9 +67,9 @@ RecurrentGemm<T>::RecurrentGemm(bool trans, int64_t K, int64_t M, std::initializ
     const int64_t np = n_panels_[p];
 #pragma omp parallel for collapse(2) schedule(static) \
     num_threads(team(par ? threads_for_bytes(2 * sizeof(T) * w.N * K) : 1))
-    for (int64_t b = 0; b < nblk; ++b)
+    for (int64_t b = 0; b < nblk_; ++b)
       for (int64_t j = 0; j < np; ++j) {
-        const int64_t p0 = b * kr_.kc, kc = std::min(kr_.kc, K - p0);
+        const int64_t p0 = b * kc_, kc = std::min(kc_, K - p0);
         const int64_t j0 = j * kr_.nr, cols = std::min<int64_t>(kr_.nr, w.N - j0);
         const T* src = trans ? w.W + j0 * w.ldw + p0 : w.W + p0 * w.ldw + j0;
         pack_b(trans, kc, cols, src, w.ldw, kr_.nr, wp + p0 * np * kr_.nr + j * kc * kr_.nr, kr_.pack_t);
@@ -73,12 +80,11 @@ RecurrentGemm<T>::RecurrentGemm(bool trans, int64_t K, int64_t M, std::initializ
 template <typename T>
 void RecurrentGemm<T>::step(const T* A, int64_t lda, T beta, Out out0, Out out1) {
   const int mr = mr_;
-  const int64_t nblk = (K_ + kr_.kc - 1) / kr_.kc;
   // 1. Pack A once for all parts, shared by the threads (each packs some (K block, row panel)).
 #pragma omp for collapse(2) schedule(static)
-  for (int64_t b = 0; b < nblk; ++b)
+  for (int64_t b = 0; b < nblk_; ++b)
     for (int64_t i = 0; i < m_panels_; ++i) {
-      const int64_t p0 = b * kr_.kc, kc = std::min(kr_.kc, K_ - p0);
+      const int64_t p0 = b * kc_, kc = std::min(kc_, K_ - p0);
       const int64_t i0 = i * mr, rows = std::min<int64_t>(mr, M_ - i0);
       pack_a(false, rows, kc, A + i0 * lda + p0, lda, mr, ap_ + p0 * m_panels_ * mr + i * kc * mr, kr_.pack_t);
     }
@@ -89,8 +95,8 @@ template <typename T>
 void RecurrentGemm<T>::pack_panel(const T* A, int64_t lda, int64_t i) {
   const int mr = mr_;
   const int64_t i0 = i * mr, rows = std::min<int64_t>(mr, M_ - i0);
-  for (int64_t p0 = 0; p0 < K_; p0 += kr_.kc) {
-    const int64_t kc = std::min(kr_.kc, K_ - p0);
+  for (int64_t p0 = 0; p0 < K_; p0 += kc_) {
+    const int64_t kc = std::min(kc_, K_ - p0);
     pack_a(false, rows, kc, A + i0 * lda + p0, lda, mr, ap_ + p0 * m_panels_ * mr + i * kc * mr, kr_.pack_t);
   }
 }
@@ -98,27 +104,31 @@ void RecurrentGemm<T>::pack_panel(const T* A, int64_t lda, int64_t i) {
 template <typename T>
 void RecurrentGemm<T>::tiles(T beta, Out out0, Out out1) {
   const Out outs[kMaxParts] = {out0, out1};
-  // Tiles over the column panels of all parts; threads own contiguous runs of panels, so a
-  // thread's W panels stay in its cache from step to step.
-  const int64_t total = n_panels_[0] + (parts_ > 1 ? n_panels_[1] : 0);
-#pragma omp for collapse(2) schedule(static)
-  for (int64_t jg = 0; jg < total; ++jg)
-    for (int64_t i = 0; i < m_panels_; ++i) tile(jg, i, beta, outs);
+  // Tiles over the column panels of all parts; threads own contiguous runs of (column panel,
+  // row panel) tiles, the same run in every K block (so no barrier between blocks: a thread
+  // re-reads only C tiles it wrote), and a thread's W panels stay in its cache from step to step.
+  const int64_t total = n_panels_[0] + (parts_ > 1 ? n_panels_[1] : 0), n = total * m_panels_;
+  const int th = omp_get_thread_num(), nth = omp_get_num_threads();
+  const int64_t q0 = n * th / nth, q1 = n * (th + 1) / nth;
+  for (int64_t b = 0; b < nblk_; ++b)
+    for (int64_t q = q0; q < q1; ++q) tile(b, q / m_panels_, q % m_panels_, beta, outs);
+#pragma omp barrier
 }
 
 template <typename T>
 void RecurrentGemm<T>::tiles_rows(int64_t i0, int64_t i1, T beta, Out out0, Out out1) {
   const Out outs[kMaxParts] = {out0, out1};
   const int64_t total = n_panels_[0] + (parts_ > 1 ? n_panels_[1] : 0);
-  for (int64_t jg = 0; jg < total; ++jg)
-    for (int64_t i = i0; i < i1; ++i) tile(jg, i, beta, outs);
+  for (int64_t b = 0; b < nblk_; ++b)
+    for (int64_t jg = 0; jg < total; ++jg)
+      for (int64_t i = i0; i < i1; ++i) tile(b, jg, i, beta, outs);
 }
 
-// One mr x nr tile of C: row panel i, column panel jg counted over all parts.
+// K block b of one mr x nr tile of C: row panel i, column panel jg counted over all parts
+// (block 0 applies beta; later blocks add to C).
 template <typename T>
-void RecurrentGemm<T>::tile(int64_t jg, int64_t i, T beta, const Out* outs) {
+void RecurrentGemm<T>::tile(int64_t b, int64_t jg, int64_t i, T beta, const Out* outs) {
   const int mr = mr_, nr = kr_.nr;
-  const int64_t nblk = (K_ + kr_.kc - 1) / kr_.kc;
   const int part = jg < n_panels_[0] ? 0 : 1;
   const Out& o = outs[part];
   if (o.C == nullptr) return;
@@ -126,23 +136,20 @@ void RecurrentGemm<T>::tile(int64_t jg, int64_t i, T beta, const Out* outs) {
   const int64_t i0 = i * mr, j0 = j * nr;
   const int64_t rows = std::min<int64_t>(mr, M_ - i0), cols = std::min<int64_t>(nr, n_[part] - j0);
   T* c = o.C + i0 * o.ldc + j0;
-  alignas(64) T edge[16 * 32];
-  const bool full = rows == mr && cols == nr;
-  for (int64_t b = 0; b < nblk; ++b) {
-    const int64_t p0 = b * kr_.kc, kc = std::min(kr_.kc, K_ - p0);
-    const T* a = ap_ + p0 * m_panels_ * mr + i * kc * mr;
-    const T* w = wp_[part] + p0 * np * nr + j * kc * nr;
-    const T bb = b == 0 ? beta : T(1);
-    if (full) {
-      fn_(kc, a, w, c, o.ldc, T(1), bb);
-    } else {
-      fn_(kc, a, w, edge, nr, T(1), T(0));
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t q = 0; q < cols; ++q) {
-          T& out = c[r * o.ldc + q];
-          out = edge[r * nr + q] + (bb == T(0) ? T(0) : bb * out);
-        }
-    }
+  const int64_t p0 = b * kc_, kc = std::min(kc_, K_ - p0);
+  const T* a = ap_ + p0 * m_panels_ * mr + i * kc * mr;
+  const T* w = wp_[part] + p0 * np * nr + j * kc * nr;
+  const T bb = b == 0 ? beta : T(1);
+  if (rows == mr && cols == nr) {
+    fn_(kc, a, w, c, o.ldc, T(1), bb);
+  } else {
+    alignas(64) T edge[16 * 32];
+    fn_(kc, a, w, edge, nr, T(1), T(0));
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t q = 0; q < cols; ++q) {
+        T& out = c[r * o.ldc + q];
+        out = edge[r * nr + q] + (bb == T(0) ? T(0) : bb * out);
+      }
   }
 }
 

@@ -52,9 +52,10 @@ class RecurrentGemm {
   int mr() const { return mr_; }
 
  private:
-  void tile(int64_t jg, int64_t i, T beta, const Out* outs);
+  void tile(int64_t b, int64_t jg, int64_t i, T beta, const Out* outs);
 
   const GemmKernel<T>& kr_;
+  int64_t kc_, nblk_;      // K block of the packed operands (rec_kc) and the number of blocks
   int mr_;                 // rows per A panel: kr_.mr, or 4 (panel_rows)
   GemmMicroKernel<T> fn_;  // the micro-kernel for mr_ rows
   int64_t K_, M_, m_panels_;
