@@ -56,25 +56,27 @@ inline void fwd_row_blocks(const T* xc, const T* wk, const Conv2dParams& p, int6
 // Two output rows at once for stride 1 and dilation 1 in rows and columns: U blocks of each (2U
 // independent FMA chains) from the kh + 1 input rows from xc on (p.W apart), each input vector loaded
 // once for both rows: input row r is kernel row r of the first and r - 1 of the second. Each output
-// adds its taps in the same (i, j) order as fwd_blocks, so the sums are the same bits.
-template <typename T, int V, int U>
+// adds its taps in the same (i, j) order as fwd_blocks, so the sums are the same bits. K > 0: a K x K
+// kernel known at compile time (the loops unrolled, the row tests resolved); 0: p.kh x p.kw.
+template <typename T, int V, int U, int K>
 inline void fwd_blocks_pair(const T* xc, const T* wk, const Conv2dParams& p, const int64_t* col, T bias, T* const* y0,
                             T* const* y1) {
   typedef T TV __attribute__((vector_size(V * sizeof(T))));
+  const int64_t kh = K > 0 ? K : p.kh, kw = K > 0 ? K : p.kw;
   const TV bv = bias - TV{};
   TV a0[U], a1[U];
   for (int u = 0; u < U; ++u) a0[u] = a1[u] = bv;
-  for (int64_t r = 0; r <= p.kh; ++r) {
+  for (int64_t r = 0; r <= kh; ++r) {
     const T* xr = xc + r * p.W;
-    for (int64_t j = 0; j < p.kw; ++j) {
+    for (int64_t j = 0; j < kw; ++j) {
       TV v[U];
       for (int u = 0; u < U; ++u) std::memcpy(&v[u], xr + col[u] + j, sizeof v[u]);
-      if (r < p.kh) {
-        const T w0 = wk[r * p.kw + j];
+      if (r < kh) {
+        const T w0 = wk[r * kw + j];
         for (int u = 0; u < U; ++u) a0[u] += w0 * v[u];
       }
       if (r > 0) {
-        const T w1 = wk[(r - 1) * p.kw + j];
+        const T w1 = wk[(r - 1) * kw + j];
         for (int u = 0; u < U; ++u) a1[u] += w1 * v[u];
       }
     }
@@ -102,14 +104,16 @@ inline void fwd_row_pair_blocks(const T* xc, const T* wk, const Conv2dParams& p,
       y0[u] = yr0 + ob[b0 + u];
       y1[u] = yr1 + ob[b0 + u];
     }
-    if (n == 4)
-      fwd_blocks_pair<T, V, 4>(xc, wk, p, col, bias, y0, y1);
+    if (n == 4 && p.kh == 3 && p.kw == 3)  // the common depthwise kernel, and full groups of 4 blocks
+      fwd_blocks_pair<T, V, 4, 3>(xc, wk, p, col, bias, y0, y1);
+    else if (n == 4)
+      fwd_blocks_pair<T, V, 4, 0>(xc, wk, p, col, bias, y0, y1);
     else if (n == 3)
-      fwd_blocks_pair<T, V, 3>(xc, wk, p, col, bias, y0, y1);
+      fwd_blocks_pair<T, V, 3, 0>(xc, wk, p, col, bias, y0, y1);
     else if (n == 2)
-      fwd_blocks_pair<T, V, 2>(xc, wk, p, col, bias, y0, y1);
+      fwd_blocks_pair<T, V, 2, 0>(xc, wk, p, col, bias, y0, y1);
     else
-      fwd_blocks_pair<T, V, 1>(xc, wk, p, col, bias, y0, y1);
+      fwd_blocks_pair<T, V, 1, 0>(xc, wk, p, col, bias, y0, y1);
   }
 }
 
