@@ -349,8 +349,11 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
     if (db) std::fill(db, db + p.K, T(0));
     return;
   }
+  if (p.is_depthwise()) {  // its kernel may sum db from the dy it reads anyway
+    if (!conv2d_depthwise_backward(p, x, w, dy, dx, dw, db) && db) bias_grad(p, dy, db);
+    return;
+  }
   if (db) bias_grad(p, dy, db);
-  if (p.is_depthwise()) return conv2d_depthwise_backward(p, x, w, dy, dx, dw);
   if (p.G > 1) {  // grouped: Winograd or group views where they apply, each input checked once
     const Conv2dParams q = group_params(p);
     int x_ok = -1, dy_ok = -1;  // unknown, false, true

@@ -19,18 +19,18 @@ void conv2d_depthwise_forward(const Conv2dParams& p, const T* x, const T* w, con
 }
 
 template <typename T>
-void conv2d_depthwise_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* dx, T* dw) {
-  using Fn = void (*)(const Conv2dParams&, const T*, const T*, const T*, T*, T*);
+bool conv2d_depthwise_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
+  using Fn = bool (*)(const Conv2dParams&, const T*, const T*, const T*, T*, T*, T*);
   static const Fn fn = DK_ISA_PICK(Fn, depthwise::dw_backward<T>);
-  fn(p, x, w, dy, dx, dw);
+  return fn(p, x, w, dy, dx, dw, db);
 }
 
 template void conv2d_depthwise_forward<float>(const Conv2dParams&, const float*, const float*, const float*, float*);
 template void conv2d_depthwise_forward<double>(const Conv2dParams&, const double*, const double*, const double*,
                                                double*);
-template void conv2d_depthwise_backward<float>(const Conv2dParams&, const float*, const float*, const float*, float*,
-                                               float*);
-template void conv2d_depthwise_backward<double>(const Conv2dParams&, const double*, const double*, const double*,
-                                                double*, double*);
+template bool conv2d_depthwise_backward<float>(const Conv2dParams&, const float*, const float*, const float*, float*,
+                                               float*, float*);
+template bool conv2d_depthwise_backward<double>(const Conv2dParams&, const double*, const double*, const double*,
+                                                double*, double*, double*);
 
 }  // namespace dk::cpu

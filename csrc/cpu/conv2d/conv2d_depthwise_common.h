@@ -79,6 +79,30 @@ inline void store_zipped(T* dst, TV e, TV o, int64_t room, int64_t count) {
   }
 }
 
+// The exact sums of one plane (K = C; live taps only), one element at a time: for a channel with a
+// non-finite weight (dx) or a plane whose vector dw sums are not finite (the padding zeros' products
+// there may be 0 * Inf). dx or s (kh*kw dw sums) may be null.
+template <typename T>
+DK_DW_NO_VECTORIZE void plane_exact(const Conv2dParams& p, const T* x, const T* wk, const T* dy, T* dx, double* s) {
+  if (dx) std::memset(dx, 0, sizeof(T) * size_t(p.in_plane()));
+  if (s)
+    for (int64_t t = 0; t < p.kh * p.kw; ++t) s[t] = 0.0;
+  for (int64_t oh = 0; oh < p.Ho; ++oh)
+    for (int64_t ow = 0; ow < p.Wo; ++ow) {
+      const T gv = dy[oh * p.Wo + ow];
+      for (int64_t i = 0; i < p.kh; ++i) {
+        const int64_t ih = oh * p.sh - p.ph + i * p.dh;
+        if (ih < 0 || ih >= p.H) continue;
+        for (int64_t j = 0; j < p.kw; ++j) {
+          const int64_t iw = ow * p.sw - p.pw + j * p.dw;
+          if (iw < 0 || iw >= p.W) continue;
+          if (dx) dx[ih * p.W + iw] += wk[i * p.kw + j] * gv;
+          if (s) s[i * p.kw + j] += double(gv * x[ih * p.W + iw]);
+        }
+      }
+    }
+}
+
 inline bool dw_parallel(const Conv2dParams& p) {
   return worth_threads(p.N * (p.C * p.in_plane() + p.K * p.out_plane()) * 4);
 }

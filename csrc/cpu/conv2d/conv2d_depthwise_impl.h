@@ -12,70 +12,16 @@
 // is contiguous). dw: one task per output channel; the interior columns in
 // blocks whose dy vector feeds a kernel row's kw taps (vector accumulators, flushed to double
 // once per sample), the edge columns as dot products in lanes. 3x3 stride 2 (dilation 1, padding <= 2)
-// goes to the phase kernels instead (conv2d_depthwise_s2_impl.h).
+// goes to the phase kernels instead (conv2d_depthwise_s2_impl.h); the backward of 3x3 stride 1 (K = C)
+// to the fused per-plane dx, dw and db (conv2d_depthwise_s1_backward.h).
 #include "cpu/conv2d/conv2d_depthwise_isa.h"  // first, in its own include block: DK_DW_NS: this copy's namespace
 
 #include "cpu/conv2d/conv2d_depthwise_common.h"
+#include "cpu/conv2d/conv2d_depthwise_rows.h"
+#include "cpu/conv2d/conv2d_depthwise_s1_backward.h"
 #include "cpu/conv2d/conv2d_depthwise_s2_impl.h"
 
 namespace dk::cpu::DK_DW_NS {
-
-// U blocks of V outputs each, block u at columns col[u], col[u] + s, ...: sum over rows
-// [i_lo, i_hi) and all kw taps. The U sums are independent chains of FMAs (one block alone waits
-// on each FMA's latency); every output still adds its taps in (i, j) order.
-template <typename T, int S, int V, int U>
-inline void fwd_blocks(const T* xc, const T* wk, const Conv2dParams& p, int64_t h0, int64_t i_lo, int64_t i_hi,
-                       const int64_t* col, T bias, T* const* y) {
-  typedef T TV __attribute__((vector_size(V * sizeof(T))));
-  const int64_t s = S > 0 ? S : p.sw;
-  TV acc[U];
-  for (int u = 0; u < U; ++u)
-    for (int v = 0; v < V; ++v) acc[u][v] = bias;
-  for (int64_t i = i_lo; i < i_hi; ++i) {
-    const T* xr = xc + (h0 + i * p.dh) * p.W;
-    for (int64_t j = 0; j < p.kw; ++j) {
-      const T wv = wk[i * p.kw + j];
-      for (int u = 0; u < U; ++u) acc[u] += wv * load_strided<TV, T, S, V>(xr + col[u] + j * p.dw, s);
-    }
-  }
-  for (int u = 0; u < U; ++u) std::memcpy(y[u], &acc[u], sizeof acc[u]);
-}
-
-// The nb blocks of one output row starting at output columns ob[0..nb), in groups of up to 4.
-template <typename T, int S, int V>
-inline void fwd_row_blocks(const T* xc, const T* wk, const Conv2dParams& p, int64_t h0, int64_t i_lo, int64_t i_hi,
-                           const int64_t* ob, int64_t nb, T bias, T* yr) {
-  constexpr int U = 4;
-  for (int64_t b0 = 0; b0 < nb; b0 += U) {
-    int64_t col[U];
-    T* yo[U];
-    const int n = int(dmin(U, nb - b0));
-    for (int u = 0; u < n; ++u) {
-      col[u] = ob[b0 + u] * p.sw - p.pw;
-      yo[u] = yr + ob[b0 + u];
-    }
-    if (n == 4)
-      fwd_blocks<T, S, V, 4>(xc, wk, p, h0, i_lo, i_hi, col, bias, yo);
-    else if (n == 3)
-      fwd_blocks<T, S, V, 3>(xc, wk, p, h0, i_lo, i_hi, col, bias, yo);
-    else if (n == 2)
-      fwd_blocks<T, S, V, 2>(xc, wk, p, h0, i_lo, i_hi, col, bias, yo);
-    else
-      fwd_blocks<T, S, V, 1>(xc, wk, p, h0, i_lo, i_hi, col, bias, yo);
-  }
-}
-
-// Output columns [0, Wo) of one row on a padded input (every tap live), one at a time: rows
-// narrower than one vector block.
-template <typename T>
-DK_DW_NO_VECTORIZE void fwd_row_scalar(const Conv2dParams& p, const T* xr, int64_t Wp, const T* wk, T bias, T* yr) {
-  for (int64_t ow = 0; ow < p.Wo; ++ow) {
-    T acc = bias;
-    for (int64_t i = 0; i < p.kh; ++i)
-      for (int64_t j = 0; j < p.kw; ++j) acc += wk[i * p.kw + j] * xr[i * p.dh * Wp + ow * p.sw + j * p.dw];
-    yr[ow] = acc;
-  }
-}
 
 // Over 80 lines: the per-call block table and row chunks, then one task per (plane, chunk of rows).
 // Each task first copies its input rows into a zero-padded buffer (when there is padding), so
@@ -102,6 +48,7 @@ void dw_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y)
     rows_per = cdiv(rows_per, 2);
   const int64_t chunks = cdiv(p.Ho, rows_per);
   const int64_t buf_rows = pad ? (rows_per - 1) * p.sh + span : 0;
+  const bool pairs = fwd_pairs(p);
 #pragma omp parallel num_threads(team(num_threads())) if (dw_parallel(p))
   {
     T* buf = pad ? new T[size_t(buf_rows * Wp)] : nullptr;
@@ -137,7 +84,10 @@ void dw_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y)
       for (int64_t oh = oh0; oh < oh1; ++oh) {
         T* yr = y + (nk * p.Ho + oh) * p.Wo;
         const T* xr = src + (oh - oh0) * p.sh * ld;
-        if (nb == 0)
+        if (nb > 0 && pairs && oh + 1 < oh1) {
+          fwd_row_pair_blocks<T, V>(xr, wk, q, ob, nb, bias, yr, yr + p.Wo);
+          ++oh;
+        } else if (nb == 0)
           fwd_row_scalar(p, xr, ld, wk, bias, yr);
         else if (p.sw == 1)
           fwd_row_blocks<T, 1, V>(xr, wk, q, 0, 0, p.kh, ob, nb, bias, yr);
@@ -289,9 +239,14 @@ constexpr int64_t kMaxBlockedTaps = 64;  // vector accumulators on the stack (4 
 
 // Over 80 lines: dx (a forward on dy, or the scatter) and then dw, both over the per-tap live-column
 // table built once at the top; each part is its own commented region below.
+// Returns whether db was written (only the fused stride-1 3x3 kernel sums it; db may be null).
 template <typename T>
-void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* dx, T* dw) {
-  if (p.K == p.C && s2_phase_applies(p)) return s2_backward<T>(p, x, w, dy, dx, dw);
+bool dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
+  if (s1_fused_applies(p)) return s1_backward<T>(p, x, w, dy, dx, dw, db);
+  if (p.K == p.C && s2_phase_applies(p)) {
+    s2_backward<T>(p, x, w, dy, dx, dw);
+    return false;
+  }
   const int64_t m = p.K / p.C, taps = p.kh * p.kw;
   // Each tap column j's live output columns [jr[2j], jr[2j+1]): the same for every row, and two
   // integer divisions each (computed per row and tap they cost more than the multiply-adds).
@@ -456,6 +411,7 @@ void dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
     }
   }
   delete[] jr;
+  return false;
 }
 
 }  // namespace dk::cpu::DK_DW_NS

@@ -11,9 +11,9 @@ DK_ISA_DECLARE(namespace depthwise {
   template <typename T>
   void dw_forward(const Conv2dParams&, const T*, const T*, const T*, T*);
   template <typename T>
-  void dw_backward(const Conv2dParams&, const T*, const T*, const T*, T*, T*);
+  bool dw_backward(const Conv2dParams&, const T*, const T*, const T*, T*, T*, T*);
 })
 
 #define DK_INSTANTIATE_DEPTHWISE_ISA(T)                                               \
   template void dw_forward<T>(const Conv2dParams&, const T*, const T*, const T*, T*); \
-  template void dw_backward<T>(const Conv2dParams&, const T*, const T*, const T*, T*, T*);
+  template bool dw_backward<T>(const Conv2dParams&, const T*, const T*, const T*, T*, T*, T*);

@@ -115,29 +115,6 @@ void s2_dw_plane(const Conv2dParams& p, const S2Geom& g, const T* xb, const T* d
   }
 }
 
-// The exact sums (live taps only), one element at a time: a channel with a non-finite weight (dx) or a
-// plane whose phase dw is not finite (dw). dx or s may be null.
-template <typename T>
-DK_DW_NO_VECTORIZE void s2_plane_exact(const Conv2dParams& p, const T* x, const T* wk, const T* dy, T* dx, double* s) {
-  if (dx) std::memset(dx, 0, sizeof(T) * size_t(p.in_plane()));
-  if (s)
-    for (int t = 0; t < 9; ++t) s[t] = 0.0;
-  for (int64_t oh = 0; oh < p.Ho; ++oh)
-    for (int64_t ow = 0; ow < p.Wo; ++ow) {
-      const T gv = dy[oh * p.Wo + ow];
-      for (int64_t i = 0; i < 3; ++i) {
-        const int64_t ih = 2 * oh - p.ph + i;
-        if (ih < 0 || ih >= p.H) continue;
-        for (int64_t j = 0; j < 3; ++j) {
-          const int64_t iw = 2 * ow - p.pw + j;
-          if (iw < 0 || iw >= p.W) continue;
-          if (dx) dx[ih * p.W + iw] += wk[i * 3 + j] * gv;
-          if (s) s[i * 3 + j] += double(gv * x[ih * p.W + iw]);
-        }
-      }
-    }
-}
-
 // dx and / or dw (either may be null) for K = C. Planes in memory order (x, dy and dx stream on), each
 // plane's dw sums into its own slot of `sums`; a second pass adds the samples in order per channel.
 template <typename T>
@@ -162,7 +139,7 @@ void s2_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
         if (finite_taps(wk, 9))
           s2_dx_plane<T, V>(p, g, dp, wk, dx + pl * p.in_plane());
         else
-          s2_plane_exact<T>(p, xp, wk, dyp, dx + pl * p.in_plane(), nullptr);
+          plane_exact<T>(p, xp, wk, dyp, dx + pl * p.in_plane(), nullptr);
       }
       if (!dw) continue;
       double* s = sums + 9 * pl;
@@ -170,7 +147,7 @@ void s2_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
       s2_dw_plane<T, V>(p, g, xb, dp, s);
       bool ok = true;
       for (int t = 0; t < 9; ++t) ok = ok && __builtin_isfinite(s[t]);
-      if (!ok) s2_plane_exact<T>(p, xp, wk, dyp, nullptr, s);
+      if (!ok) plane_exact<T>(p, xp, wk, dyp, nullptr, s);
     }
     delete[] tmp;
     delete[] dp;
