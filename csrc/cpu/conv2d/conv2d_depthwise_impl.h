@@ -49,7 +49,7 @@ void dw_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y)
   const int64_t chunks = cdiv(p.Ho, rows_per);
   const int64_t buf_rows = pad ? (rows_per - 1) * p.sh + span : 0;
   const bool pairs = fwd_pairs(p);
-#pragma omp parallel num_threads(team(num_threads())) if (dw_parallel(p))
+#pragma omp parallel num_threads(team(dw_parallel(p) ? num_threads() : 1))
   {
     T* buf = pad ? new T[size_t(buf_rows * Wp)] : nullptr;
 #pragma omp for schedule(static)
@@ -148,7 +148,7 @@ void dx_gather_s2(const Conv2dParams& p, const T* w, const T* dy, T* dx) {
     smax = dmax(smax, sh);
   }
   const int64_t lpad = -smin, wrow = lpad + dmax(p.Wo, nblk * V + smax) + 1;
-#pragma omp parallel num_threads(team(num_threads())) if (dw_parallel(p))
+#pragma omp parallel num_threads(team(dw_parallel(p) ? num_threads() : 1))
   {
     T* buf = new T[size_t(p.Ho * wrow)];  // new[], not std::vector: no std:: template in an ISA copy
     std::memset(buf, 0, sizeof(T) * size_t(p.Ho * wrow));
@@ -283,7 +283,7 @@ bool dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
       const int64_t off = j * p.dw - p.pw;
       jb[j] = (off - fdiv(off, sw) * sw) * Wq + fdiv(off, sw);
     }
-#pragma omp parallel num_threads(team(num_threads())) if (dw_parallel(p))
+#pragma omp parallel num_threads(team(dw_parallel(p) ? num_threads() : 1))
     {
       T* pb = sw > 1 ? new T[size_t(p.H * sw * Wq)] : nullptr;
 #pragma omp for schedule(static)
@@ -353,7 +353,7 @@ bool dw_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
     UV keep;  // the last block's lanes past the full blocks (see dw_blocks)
     const int64_t shift = blocked ? (V - (b1 - b0) % V) % V : 0;
     for (int v = 0; v < V; ++v) keep[v] = v < shift ? U(0) : ~U(0);
-#pragma omp parallel for schedule(static) num_threads(team(num_threads())) if (dw_parallel(p))
+#pragma omp parallel for schedule(static) num_threads(team(dw_parallel(p) ? num_threads() : 1))
     for (int64_t k = 0; k < p.K; ++k) {
       // rows summed in T lanes, samples added in double (new[], not std::vector: no std:: template may be
       // instantiated in an ISA copy)

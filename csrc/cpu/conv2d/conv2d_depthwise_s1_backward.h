@@ -116,7 +116,7 @@ bool s1_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
   }
   int64_t* ob = new int64_t[size_t(g.nbx)];  // dx blocks' first columns (the last overlaps the one before)
   for (int64_t b = 0; b < g.nbx; ++b) ob[b] = dmax(0, dmin(b * V, p.W - V));
-#pragma omp parallel num_threads(team(num_threads())) if (dw_parallel(p))
+#pragma omp parallel num_threads(team(dw_parallel(p) ? num_threads() : 1))
   {
     // zeroed once: the padding stays zero
     T* D = new T[size_t(g.rows_d * g.L)]();

@@ -123,7 +123,7 @@ void s2_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy, T* 
   const S2Geom g = s2_geom<V>(p);
   const int64_t planes = p.N * p.C;
   double* sums = dw ? new double[size_t(9 * planes)] : nullptr;  // new[]: no std:: template in an ISA copy
-#pragma omp parallel num_threads(team(num_threads())) if (dw_parallel(p))
+#pragma omp parallel num_threads(team(dw_parallel(p) ? num_threads() : 1))
   {
     // zeroed once: the padding stays zero
     T* xb = dw ? new T[size_t(g.rows * 2 * g.Lp)]() : nullptr;

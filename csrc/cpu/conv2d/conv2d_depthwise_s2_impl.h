@@ -165,7 +165,7 @@ void s2_forward(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y)
   constexpr int V = kDwVecBytes / sizeof(T);
   const S2Geom g = s2_geom<V>(p);
   const int64_t m = p.K / p.C;
-#pragma omp parallel num_threads(team(num_threads())) if (dw_parallel(p))
+#pragma omp parallel num_threads(team(dw_parallel(p) ? num_threads() : 1))
   {
     // new[], not std::vector: no std:: template in an ISA copy; zeroed once: padding stays zero
     T* xb = new T[size_t(g.rows * 2 * g.Lp)]();
