@@ -81,6 +81,20 @@ class SGD(Optimizer):
             raise ValueError("SGD: nesterov=True needs momentum > 0 and dampening = 0")
 
     def _update(self, xp, w, g, st):
+        buf = st.get("momentum_buffer")
+        first = self.momentum and buf is None
+        if xp is np and _python_floats(self.lr, self.momentum, self.dampening, self.weight_decay):
+            if first:
+                buf = np.empty_like(w) if w.flags.c_contiguous else None
+            if _fused_step_applies(w, g, buf):
+                # one pass in C++, the same float operations as the array form below (bit-identical)
+                _cpu.sgd_update(
+                    w, g, buf if self.momentum else None, self.lr, self.momentum, self.dampening,
+                    self.weight_decay, self.nesterov, bool(first),
+                )  # fmt: skip
+                if first:
+                    st["momentum_buffer"] = buf
+                return
         if self.weight_decay:
             g = g + self.weight_decay * w
         if self.momentum:
@@ -121,7 +135,7 @@ class Adam(Optimizer):
         vmax = st["vmax"] if self.amsgrad else None
         bc1 = 1 - b1**t
         bc2 = 1 - b2**t
-        if xp is np and _fused_adam_applies(w, g, m, v, vmax):
+        if xp is np and _fused_step_applies(w, g, m, v, vmax):
             # one pass in C++, the same float operations as the array form below (bit-identical)
             _cpu.adam_update(w, g, m, v, vmax, b1, b2, self.lr / bc1, float(np.sqrt(bc2)), self.eps)
             return
@@ -136,7 +150,14 @@ class Adam(Optimizer):
         w -= (self.lr / bc1) * (m / denom)
 
 
-def _fused_adam_applies(w, *arrays):
+def _python_floats(*values):
+    """The fused steps round each constant to the parameter's dtype, as numpy does with a Python
+    float; a numpy float64 (an lr a scheduler computed with numpy, say) would promote the array form
+    to float64 instead, so that case keeps the array form."""
+    return all(type(v) is float for v in values)
+
+
+def _fused_step_applies(w, *arrays):
     """The C++ step takes C-contiguous float32/float64 arrays of one dtype (parameters and their
     state always are, unless a user built a parameter from a strided view or in another dtype)."""
     if w.dtype not in (np.float32, np.float64) or not w.flags.c_contiguous or not w.flags.writeable:
