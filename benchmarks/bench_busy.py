@@ -12,7 +12,9 @@ Each is run quiet and with a busy neighbour (a process spinning on one core for 
 under the library's default threading (small kernels on the calling thread, csrc/cpu/common/parallel.h;
 a bounded spin, python/deepkern/_openmp_env.py) and under the variants one could choose instead.
 The table gives seconds (median of repeats) and busy/quiet ratios; the target is busy/quiet <= 1.5
-for the default, and the default losing <= 5% on the quiet machine.
+for the default, and the default losing <= 5% on the quiet machine. A VM's host may take CPU time
+from the guest itself (steal): the last column gives its share during each variant's runs, quiet and
+busy, since a "quiet" run under host steal is not quiet.
 
 Then a quiet check of single kernels at the benchmark tables' sizes, small to large (`kernels`,
 2 threads, median wall microseconds), each called back to back ("blocks") and round-robin after the
@@ -140,6 +142,8 @@ _CLEAR = (
     "DEEPKERN_CONTENTION_SHARE",
     "DEEPKERN_CONTENTION_WINDOW_US",
     "DEEPKERN_CONTENTION_STRIKES",
+    "DEEPKERN_CONTENTION_STEAL_SHARE",
+    "DEEPKERN_CONTENTION_STAT_FILE",
 )
 
 
@@ -170,6 +174,21 @@ def _run(code, env_extra, pythonpath=None):
 DETECTOR = []  # per run: the share of the detector's windows that left regions on one thread
 
 
+def stolen_ticks():
+    """The host's steal so far, machine-wide clock ticks (/proc/stat; 0 where there is none)."""
+    try:
+        with open("/proc/stat") as f:
+            return int(f.readline().split()[8])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def steal_share(ticks0, t0):
+    """Share of the machine's CPU time the VM's host took since (ticks0, t0)."""
+    span = time.perf_counter() - t0
+    return (stolen_ticks() - ticks0) / os.sysconf("SC_CLK_TCK") / (os.cpu_count() * span) if span > 0 else 0.0
+
+
 def measure(workload, variant, busy, repeats, baseline=None):
     stop = multiprocessing.Event()
     neighbour = None
@@ -178,8 +197,10 @@ def measure(workload, variant, busy, repeats, baseline=None):
         neighbour.start()
         time.sleep(0.2)
     env, path = ({}, baseline) if variant == BASELINE else (VARIANTS[variant], None)
+    ticks0, t0 = stolen_ticks(), time.perf_counter()
     try:
-        return statistics.median(_run(WORKLOADS[workload], env, path) for _ in range(repeats))
+        seconds = statistics.median(_run(WORKLOADS[workload], env, path) for _ in range(repeats))
+        return seconds, steal_share(ticks0, t0)
     finally:
         if neighbour is not None:
             stop.set()
@@ -237,16 +258,16 @@ def main():
     print(f"busy-machine benchmark on {machine_description()}; {os.cpu_count()} cores; median of {args.repeats}")
     print(
         f"{'workload':12s} {'threading':28s} {'quiet s':>9s} {'busy s':>9s} {'busy/quiet':>11s}"
-        "   one-thread windows quiet / busy"
+        "   one-thread windows quiet / busy   host steal quiet / busy"
     )
     rows = []
     for workload in args.workloads:
         for variant in variants:
             DETECTOR.clear()
-            quiet = measure(workload, variant, False, args.repeats, args.baseline)
+            quiet, steal_q = measure(workload, variant, False, args.repeats, args.baseline)
             dq = statistics.median(DETECTOR) if DETECTOR else None
             DETECTOR.clear()
-            busy = measure(workload, variant, True, args.repeats, args.baseline)
+            busy, steal_b = measure(workload, variant, True, args.repeats, args.baseline)
             db = statistics.median(DETECTOR) if DETECTOR else None
             rows.append(
                 {
@@ -255,10 +276,15 @@ def main():
                     "quiet_s": quiet,
                     "busy_s": busy,
                     "one_thread_windows": [dq, db],
+                    "host_steal": [steal_q, steal_b],
                 }
             )
             det = f"{dq:.2f} / {db:.2f}" if dq is not None and db is not None else "-"
-            print(f"{workload:12s} {variant:28s} {quiet:9.3f} {busy:9.3f} {busy / quiet:11.2f}   {det}", flush=True)
+            steal = f"{100 * steal_q:.1f}% / {100 * steal_b:.1f}%"
+            print(
+                f"{workload:12s} {variant:28s} {quiet:9.3f} {busy:9.3f} {busy / quiet:11.2f}   {det:>30s}   {steal}",
+                flush=True,
+            )
     kernels = None
     if not args.no_kernels:
         kv = args.kernel_variants or ["default", "contention detection off", "every region threaded", "1 thread"]

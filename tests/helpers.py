@@ -73,6 +73,21 @@ def numeric_grad(f, x, dy, eps=1e-6):
     return g
 
 
+def assert_grads_at_random_points(f, pairs, dy, rng, points=6, eps=1e-6):
+    """For each (array, grad) of `pairs`: grad at `points` random indices against the central
+    difference of sum(f() * dy) in that array element (f reads the arrays, changed in place and
+    restored)."""
+    for arr, grad in pairs:
+        for idx in [tuple(int(rng.integers(0, s)) for s in arr.shape) for _ in range(points)]:
+            old = arr[idx]
+            arr[idx] = old + eps
+            up = float((f() * dy).sum())
+            arr[idx] = old - eps
+            down = float((f() * dy).sum())
+            arr[idx] = old
+            assert abs((up - down) / (2 * eps) - grad[idx]) < 1e-6 * max(1.0, abs(grad[idx])), idx
+
+
 def run_with_isa(isa, code):
     """`python -c code` in a fresh interpreter with DEEPKERN_CPU_ISA=isa (read once per process; a CPU
     without the ISA runs a lower copy), 2 OpenMP threads, this deepkern first on the path. code is a

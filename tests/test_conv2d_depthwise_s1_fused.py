@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from deepkern import _cpu
 from deepkern.functional.conv import _conv_params
-from helpers import assert_close, run_with_isa
+from helpers import assert_close, assert_grads_at_random_points, run_with_isa
 from reference import conv2d_backward_ref
 
 # (x shape, padding (ph, pw))
@@ -83,16 +83,7 @@ def test_depthwise_s1_gradient_by_finite_differences(rng):
     y, ctx = dk.conv2d(x, w, b, 1, 1, 1, 2, return_ctx=True)
     dy = rng.standard_normal(y.shape)
     dx, dw, db = dk.conv2d_backward(ctx, dy)
-    eps = 1e-6
-    for arr, grad in ((x, dx), (w, dw), (b, db)):
-        for idx in [tuple(int(rng.integers(0, s)) for s in arr.shape) for _ in range(6)]:
-            old = arr[idx]
-            arr[idx] = old + eps
-            up = float((dk.conv2d(x, w, b, 1, 1, 1, 2) * dy).sum())
-            arr[idx] = old - eps
-            down = float((dk.conv2d(x, w, b, 1, 1, 1, 2) * dy).sum())
-            arr[idx] = old
-            assert abs((up - down) / (2 * eps) - grad[idx]) < 1e-6 * max(1.0, abs(grad[idx]))
+    assert_grads_at_random_points(lambda: dk.conv2d(x, w, b, 1, 1, 1, 2), ((x, dx), (w, dw), (b, db)), dy, rng)
 
 
 # where the non-finite value goes: (array, index, value)

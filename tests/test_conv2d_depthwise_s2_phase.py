@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from deepkern import _cpu
 from deepkern.functional.conv import _conv2d_backward
-from helpers import assert_close, run_with_isa
+from helpers import assert_close, assert_grads_at_random_points, run_with_isa
 from reference import conv2d_backward_ref, conv2d_ref
 
 # (x shape, padding (ph, pw), channel multiplier)
@@ -74,16 +74,7 @@ def test_depthwise_s2_gradient_by_finite_differences(rng):
     y, ctx = dk.conv2d(x, w, None, 2, 1, 1, 2, return_ctx=True)
     dy = rng.standard_normal(y.shape)
     dx, dw, _ = dk.conv2d_backward(ctx, dy)
-    eps = 1e-6
-    for arr, grad in ((x, dx), (w, dw)):
-        for idx in [tuple(rng.integers(0, s) for s in arr.shape) for _ in range(6)]:
-            old = arr[idx]
-            arr[idx] = old + eps
-            up = float((dk.conv2d(x, w, None, 2, 1, 1, 2) * dy).sum())
-            arr[idx] = old - eps
-            down = float((dk.conv2d(x, w, None, 2, 1, 1, 2) * dy).sum())
-            arr[idx] = old
-            assert abs((up - down) / (2 * eps) - grad[idx]) < 1e-6 * max(1.0, abs(grad[idx]))
+    assert_grads_at_random_points(lambda: dk.conv2d(x, w, None, 2, 1, 1, 2), ((x, dx), (w, dw)), dy, rng)
 
 
 # where the non-finite value goes: (array, index, value)

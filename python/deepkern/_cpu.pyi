@@ -36,6 +36,17 @@ def adam_update(
     sqrt_bc2: float,
     eps: float,
 ) -> None: ...
+def sgd_update(
+    w: np.ndarray,
+    g: np.ndarray,
+    buf: Optional[np.ndarray],
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: bool,
+    first: bool,
+) -> None: ...
 def softmax_xent(z: np.ndarray, labels: np.ndarray, probs: np.ndarray, grad: np.ndarray, n_total: int) -> float: ...
 def scatter_add_rows(g: np.ndarray, idx: np.ndarray, rows: np.ndarray) -> None: ...
 def relu_forward(x: np.ndarray, y: np.ndarray, active: np.ndarray) -> None: ...
