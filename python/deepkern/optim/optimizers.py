@@ -81,20 +81,17 @@ class SGD(Optimizer):
             raise ValueError("SGD: nesterov=True needs momentum > 0 and dampening = 0")
 
     def _update(self, xp, w, g, st):
-        buf = st.get("momentum_buffer")
-        first = self.momentum and buf is None
-        if xp is np and _python_floats(self.lr, self.momentum, self.dampening, self.weight_decay):
+        buf = st.get("momentum_buffer") if self.momentum else None
+        hyper = (self.lr, self.momentum, self.dampening, self.weight_decay)
+        if xp is np and _python_floats(*hyper) and _fused_step_applies(w, g, buf):
+            # one pass in C++, the same float operations as the array form below (bit-identical)
+            first = bool(self.momentum) and buf is None
             if first:
-                buf = np.empty_like(w) if w.flags.c_contiguous else None
-            if _fused_step_applies(w, g, buf):
-                # one pass in C++, the same float operations as the array form below (bit-identical)
-                _cpu.sgd_update(
-                    w, g, buf if self.momentum else None, self.lr, self.momentum, self.dampening,
-                    self.weight_decay, self.nesterov, bool(first),
-                )  # fmt: skip
-                if first:
-                    st["momentum_buffer"] = buf
-                return
+                buf = np.empty_like(w)  # the kernel writes it (= g) without reading it
+            _cpu.sgd_update(w, g, buf, *hyper, self.nesterov, first)
+            if first:
+                st["momentum_buffer"] = buf
+            return
         if self.weight_decay:
             g = g + self.weight_decay * w
         if self.momentum:
