@@ -176,7 +176,8 @@ cases = [  # (x shape, w shape, stride, padding, groups): each names the lowerin
     ((4, 16, 21, 21), (16, 16, 3, 3), 2, 1, 1),  # shifted stride 2, per-slot dw rows
     ((2, 3, 40, 40), (16, 3, 7, 7), 2, 3, 1),  # the stem's column strides
     ((4, 32, 16, 16), (64, 32, 1, 1), 2, 0, 1),  # 1x1 stride 2, tiles in place
-    ((1, 32, 24, 24), (32, 32, 3, 3), 2, 1, 1),  # one sample: dw on the threaded GEMM
+    ((1, 32, 22, 22), (32, 32, 3, 3), 2, 1, 1),  # one sample: dw on the threaded GEMM
+    ((2, 32, 24, 24), (32, 32, 3, 3), 2, 1, 1),  # stride 2, 144 outputs: dw by positions as rows
     ((2, 128, 28, 28), (128, 16, 3, 3), 1, 1, 8),  # grouped: Winograd per group
     ((4, 64, 28, 28), (64, 8, 3, 3), 1, 1, 8),  # grouped: shifted
     ((4, 16, 20, 20), (16, 1, 3, 3), 2, 1, 16),  # depthwise
@@ -199,7 +200,7 @@ print(",".join(sorted(plans)))
 
 def test_conv_lowerings_give_the_same_bits_with_teams_of_one(tmp_path):
     """Every conv2d lowering (Winograd 3x3/5x5/grouped, shifted with its stride-2 and in-place
-    variants, depthwise, im2col planes, unfolded) gives the same bits with teams forced to 1 as
+    variants, positions as rows, depthwise, im2col planes, unfolded) gives the same bits with teams forced to 1 as
     with full teams, every region threaded: their split reductions follow logical slots."""
     files, plans = {}, None
     for mode in ("off", "force"):
@@ -208,7 +209,7 @@ def test_conv_lowerings_give_the_same_bits_with_teams_of_one(tmp_path):
             _CONV_CASES.replace("sys.argv[1]", repr(str(path))), DEEPKERN_PARALLEL_MIN_US="0", DEEPKERN_CONTENTION=mode
         )
         files[mode] = np.load(path)
-    assert {"winograd", "shifted", "shifted_rows", "shifted_gemm", "depthwise", "im2col_planes"} <= set(
+    assert {"winograd", "shifted", "shifted_rows", "shifted_gemm", "depthwise", "im2col_planes", "posrows"} <= set(
         plans.split(",")
     ), plans
     for key in files["off"].files:

@@ -4,7 +4,9 @@
 //    (1 < G < C) 3x3: forward and dx per group, in place (conv2d_winograd_grouped.h), and dw by the
 //    same weight gradient, groups as its outer dimension.
 //  * positions as rows (conv2d_posrows.h): the forward of stride-2 convolutions with C, K >= 16:
-//    output positions as the GEMM's rows, broadcast from padded input rows.
+//    output positions as the GEMM's rows, broadcast from padded input rows; their dw with the roles
+//    turned (taps as rows, positions as the inner dimension) where the output has >= 128 positions
+//    or the input >= 128 channels.
 //  * shifted GEMM (conv2d_shifted_plan.h), the default for strides <= 8: no im2col matrix at all.
 //    Forward; dw (K >= 16, finite x); dx as a transposed convolution (stride 1, C >= 4) or as
 //    w^T dy added back contiguously in the phase-split space (other strides); finite w for dx.
@@ -406,6 +408,10 @@ void conv2d_backward(const Conv2dParams& p, const T* x, const T* w, const T* dy,
     conv2d_input_grad_shifted(p, w, dy, dx);
     dx = nullptr;  // done
   }
+  if (dw && posrows_dw_applies(p)) {
+    conv2d_weight_grad_posrows(p, x, dy, dw);
+    dw = nullptr;  // done
+  }
   // For any K, small K too (its tile is padded, but x is read in place: benchmarks/results/conv.md,
   // "Why the conv2d rules").
   if (dw && winograd_dw_pays(p, sizeof(T)) && all_finite(x, p.N * p.C * p.in_plane()) &&
@@ -487,6 +493,7 @@ Conv2dPlan conv2d_plan(const Conv2dParams& p, int nt) {
   }
   if (shifted_applies(p)) r.dw = shifted_dw_threaded_gemm(p, nt) ? "shifted_gemm" : "shifted_rows";
   if (winograd_dw_pays(p, sizeof(T))) r.dw = "winograd";
+  if (posrows_dw_applies(p)) r.dw = "posrows";
   // im2col of whole small images goes through padded planes (conv2d_plane.h)
   if (p.N > 0 && !make_plan(p).direct && plane_lowering_applies(p, 0, std::min(p.Ho, make_plan(p).rows)))
     for (const char** pass : {&r.forward, &r.dx, &r.dw})

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "cpu/common/parallel.h"
@@ -22,6 +23,7 @@ namespace {
 
 constexpr int64_t kKc = 256;              // taps per block (whole channels)
 constexpr int64_t kBandBytes = 96 << 10;  // a band's tile buffer: positions x padded channels
+constexpr int64_t kGroupBytes = 2 << 20;  // dw: padded inputs and transposed dy of a group of samples
 // With few samples per thread, bands get smaller until each thread has this many items, so that
 // the last item (the one thread still running while the others wait) is short.
 constexpr int64_t kItemsPerWorker = 4;
@@ -142,6 +144,94 @@ void conv2d_forward_posrows(const Conv2dParams& p, const T* x, const T* w, const
     }
   }
 }
+
+// dw of the same convolutions by the same tile with the roles turned: the rows are the taps
+// (c, i, j), each a pointer into a zero-padded copy of the sample's input, the columns are output
+// channels (a panel of dy transposed to positions x channels), and the inner dimension is the
+// output positions, offset by (oh * sh) * Wp + ow * sw from every tap's pointer. dw^T accumulates
+// in one tile per (tap rows, channel panel), samples and position blocks in a fixed order, so the
+// result does not depend on the thread count; every product is an im2col term (padding zeros
+// included), so non-finite x or dy give what im2col gives.
+bool posrows_dw_applies(const Conv2dParams& p) { return posrows_applies(p) && (p.out_plane() >= 128 || p.C >= 128); }
+
+template <typename T>
+void conv2d_weight_grad_posrows(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
+  const posrows::Kernel<T>& kr = posrows::Kernel<T>::get();
+  const int nt = num_threads();
+  const bool threads = threads_for_flops(2.0 * double(p.N * p.K) * double(p.out_plane() * p.crs())) > 1;
+  const int64_t nr = kr.nr, mr = kr.mr, Kp = (p.K + nr - 1) / nr * nr, panels = Kp / nr;
+  const int64_t P = p.out_plane(), R = p.crs(), tiles = (R + mr - 1) / mr, taps = p.kh * p.kw;
+  const int64_t Hp = p.H + 2 * p.ph, Wp = p.W + 2 * p.pw, plane = Hp * Wp;
+  // Samples are prepared (padded x, transposed dy) a group at a time, one barrier per group: small
+  // images would otherwise spend more on barriers than on their FMAs. The group does not change
+  // the order of the sums (samples one after another in every tile).
+  const int64_t per_sample = p.C * plane + panels * P * nr;
+  const int64_t group = std::clamp<int64_t>(kGroupBytes / (per_sample * int64_t(sizeof(T))), 1, p.N);
+  // every element is written before it is read: no zero fill (it cost small images 15%)
+  const std::unique_ptr<T[]> xpad(new T[size_t(group * p.C * plane)]);      // sample s at s*C*plane
+  const std::unique_ptr<T[]> dyt(new T[size_t(group * panels * P * nr)]);   // (jr, s) at (jr*group + s)*P*nr: [P][nr]
+  const std::unique_ptr<T[]> acc(new T[size_t(tiles * panels * mr * nr)]);  // tile (t, jr) at (t*panels + jr)*mr*nr
+  // the inner dimension runs over the group's samples and their positions, sample after sample, so
+  // small images still give the tile long runs: position q of sample s is s*C*plane + its offset
+  std::vector<int64_t> offs(static_cast<size_t>(group * P)), rows(static_cast<size_t>(tiles * mr));
+  for (int64_t s = 0; s < group; ++s)
+    for (int64_t q = 0; q < P; ++q) offs[size_t(s * P + q)] = s * p.C * plane + q / p.Wo * p.sh * Wp + q % p.Wo * p.sw;
+  for (int64_t r = 0; r < tiles * mr; ++r) {  // a last partial tile repeats the last tap
+    const int64_t rr = std::min(r, R - 1), c = rr / taps, i = rr % taps / p.kw, j = rr % p.kw;
+    rows[size_t(r)] = c * plane + i * p.dh * Wp + j * p.dw;
+  }
+#pragma omp parallel num_threads(team(nt)) if (threads)
+  {
+    std::vector<const T*> ptrs(static_cast<size_t>(mr));
+    for (int64_t n0 = 0; n0 < p.N; n0 += group) {
+      const int64_t ns = std::min(group, p.N - n0);
+#pragma omp for schedule(static)
+      for (int64_t sc = 0; sc < ns * p.C; ++sc) {  // (sample, channel) planes
+        const T* src = x + (n0 * p.C + sc) * p.in_plane();
+        T* dst = xpad.get() + sc * plane;
+        // one zero fill per plane, then the rows: small images' rows are too short for three
+        // library calls each
+        std::memset(dst, 0, sizeof(T) * size_t(plane));
+        for (int64_t h = 0; h < p.H; ++h)
+          std::memcpy(dst + (p.ph + h) * Wp + p.pw, src + h * p.W, sizeof(T) * size_t(p.W));
+      }
+#pragma omp for schedule(static)
+      for (int64_t sj = 0; sj < ns * panels; ++sj) {  // (sample, panel)
+        const int64_t s = sj / panels, jr = sj % panels, chs = std::min(nr, p.K - jr * nr);
+        const T* dy_n = dy + (n0 + s) * p.K * P;
+        T* panel = dyt.get() + (jr * group + s) * P * nr;
+        const T* src = dy_n + jr * nr * P;
+        for (int64_t q = 0; q < P; ++q) {  // written in order; the nr channel rows read in step
+          T* out = panel + q * nr;
+          for (int64_t j = 0; j < chs; ++j) out[j] = src[j * P + q];
+          for (int64_t j = chs; j < nr; ++j) out[j] = T(0);
+        }
+      }
+      // the tap-row tiles split between the threads; samples and positions in order
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < tiles; ++t) {
+        for (int64_t i = 0; i < mr; ++i) ptrs[size_t(i)] = xpad.get() + rows[size_t(t * mr + i)];
+        for (int64_t q0 = 0; q0 < ns * P; q0 += kKc) {
+          const int64_t kc = std::min(kKc, ns * P - q0);
+          const bool first = n0 == 0 && q0 == 0;
+          for (int64_t jr = 0; jr < panels; ++jr)
+            kr.fn(kc, dyt.get() + (jr * group * P + q0) * nr, ptrs.data(), offs.data() + q0,
+                  acc.get() + (t * panels + jr) * mr * nr, first);
+        }
+      }
+    }
+    // dw[k][r] from the tiles' dw^T
+#pragma omp for schedule(static)
+    for (int64_t k = 0; k < p.K; ++k) {
+      const T* src = acc.get() + k / nr * mr * nr + k % nr;
+      T* dst = dw + k * R;
+      for (int64_t r = 0; r < R; ++r) dst[r] = src[(r / mr * panels) * mr * nr + r % mr * nr];
+    }
+  }
+}
+
+template void conv2d_weight_grad_posrows<float>(const Conv2dParams&, const float*, const float*, float*);
+template void conv2d_weight_grad_posrows<double>(const Conv2dParams&, const double*, const double*, double*);
 
 template void conv2d_forward_posrows<float>(const Conv2dParams&, const float*, const float*, const float*, float*);
 template void conv2d_forward_posrows<double>(const Conv2dParams&, const double*, const double*, const double*, double*);

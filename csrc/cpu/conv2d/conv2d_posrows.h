@@ -17,4 +17,13 @@ bool posrows_applies(const Conv2dParams& p);
 template <typename T>
 void conv2d_forward_posrows(const Conv2dParams& p, const T* x, const T* w, const T* b, T* y);
 
+// dw (K, C, kh, kw) of the same convolutions, overwritten: taps as the tile's rows, output channels as
+// its columns, output positions as the inner dimension. Any x and dy. Where the output has at least
+// 128 positions or the input 128 channels: below both (small images, few channels) the shifted
+// GEMM's dw was as fast or up to 15% faster on AVX-512 (benchmarks/results/conv.md, "dw of stride 2").
+bool posrows_dw_applies(const Conv2dParams& p);
+
+template <typename T>
+void conv2d_weight_grad_posrows(const Conv2dParams& p, const T* x, const T* dy, T* dw);
+
 }  // namespace dk::cpu
