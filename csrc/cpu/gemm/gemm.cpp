@@ -65,9 +65,11 @@ void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc) {
 
 // One thread's rectangle; A, B, C point at its origin.
 // a_rows: see gemm_offset_rows_a (then ta is false and A is the common base).
+// c_rows: see gemm_add_to_rows (then C += alpha * op(A) op(B), row i at C + c_rows[i], beta unused).
 template <typename T>
 void gemm_serial(const GemmKernel<T>& kr, bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
-                 int64_t lda, const int64_t* a_rows, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+                 int64_t lda, const int64_t* a_rows, const T* B, int64_t ldb, T beta, T* C, int64_t ldc,
+                 const int64_t* c_rows = nullptr) {
   const int mr = kr.mr, nr = kr.nr;
   const int64_t kc_max = std::min(kr.kc, K);
   const int64_t mc_max = std::min(kr.mc, (M + mr - 1) / mr * mr);
@@ -95,6 +97,15 @@ void gemm_serial(const GemmKernel<T>& kr, bool ta, bool tb, int64_t M, int64_t N
           for (int64_t jr = 0; jr < nc; jr += nr) {
             const int64_t cols = std::min<int64_t>(nr, nc - jr);
             const T* bp = Bp + jr * kc;
+            if (c_rows) {  // each tile added into its rows while it is in L1
+              kr.fn(kc, ap, bp, edge, nr, T(1), T(0));
+              for (int64_t i = 0; i < rows; ++i) {
+                T* out = C + c_rows[ic + ir + i] + jc + jr;
+                const T* e = edge + i * nr;
+                for (int64_t j = 0; j < cols; ++j) out[j] += alpha * e[j];
+              }
+              continue;
+            }
             T* c = C + (ic + ir) * ldc + jc + jr;
             if (rows == mr && cols == nr) {
               kr.fn(kc, ap, bp, c, ldc, alpha, b_beta);
@@ -178,6 +189,14 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
 }
 
 template <typename T>
+void gemm_add_to_rows(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+                      const T* B, int64_t ldb, T* C, const int64_t* c_rows) {
+  if (M <= 0 || N <= 0 || K <= 0 || alpha == T(0)) return;
+  gemm_serial(gemm_kernel<T>(), trans_a, trans_b, M, N, K, alpha, A, lda, static_cast<const int64_t*>(nullptr), B, ldb,
+              T(1), C, int64_t(0), c_rows);
+}
+
+template <typename T>
 void gemm_offset_rows_a(bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, const int64_t* a_rows,
                         const T* B, int64_t ldb, T beta, T* C, int64_t ldc, bool parallel) {
   gemm_impl(false, trans_b, M, N, K, alpha, A, int64_t(0), a_rows, B, ldb, beta, C, ldc, parallel);
@@ -187,6 +206,10 @@ template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const fl
                           float, float*, int64_t, bool);
 template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t, const double*,
                            int64_t, double, double*, int64_t, bool);
+template void gemm_add_to_rows<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
+                                      int64_t, float*, const int64_t*);
+template void gemm_add_to_rows<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t,
+                                       const double*, int64_t, double*, const int64_t*);
 template void gemm_offset_rows_a<float>(bool, int64_t, int64_t, int64_t, float, const float*, const int64_t*,
                                         const float*, int64_t, float, float*, int64_t, bool);
 template void gemm_offset_rows_a<double>(bool, int64_t, int64_t, int64_t, double, const double*, const int64_t*,

@@ -72,6 +72,14 @@ template <typename T>
 void gemm_offset_rows_a(bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, const int64_t* a_rows,
                         const T* B, int64_t ldb, T beta, T* C, int64_t ldc, bool parallel = true);
 
+// C[c_rows[i] + j] += alpha * (op(A) op(B))[i][j] on the calling thread: rows of C at arbitrary offsets,
+// which may overlap (each tile is added in turn). A convolution's dx adds w^T dy's rows into its padded
+// input at one offset per (channel, tap) this way (conv2d_shifted_backward.cpp), straight from each
+// tile instead of through a column matrix.
+template <typename T>
+void gemm_add_to_rows(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+                      const T* B, int64_t ldb, T* C, const int64_t* c_rows);
+
 }  // namespace dk::cpu
 
 // Each ISA's kernel table, and its transposing pack (generic: scalar; avx2: 8x8 / 4x4 register
