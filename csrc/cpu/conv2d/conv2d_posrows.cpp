@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <memory>
 #include <vector>
 
 #include "cpu/common/parallel.h"
@@ -167,10 +166,11 @@ void conv2d_weight_grad_posrows(const Conv2dParams& p, const T* x, const T* dy, 
   // the order of the sums (samples one after another in every tile).
   const int64_t per_sample = p.C * plane + panels * P * nr;
   const int64_t group = std::clamp<int64_t>(kGroupBytes / (per_sample * int64_t(sizeof(T))), 1, p.N);
-  // every element is written before it is read: no zero fill (it cost small images 15%)
-  const std::unique_ptr<T[]> xpad(new T[size_t(group * p.C * plane)]);      // sample s at s*C*plane
-  const std::unique_ptr<T[]> dyt(new T[size_t(group * panels * P * nr)]);   // (jr, s) at (jr*group + s)*P*nr: [P][nr]
-  const std::unique_ptr<T[]> acc(new T[size_t(tiles * panels * mr * nr)]);  // tile (t, jr) at (t*panels + jr)*mr*nr
+  // the calling thread's scratch, shared with the team (kept between calls: no allocation or zero
+  // fill per call; every element is written before it is read)
+  T* xpad = conv_thread_buffer<T>(kPadSlot, size_t(group * p.C * plane));        // sample s at s*C*plane
+  T* dyt = conv_thread_buffer<T>(kGatherSlot, size_t(group * panels * P * nr));  // (jr, s) at (jr*group + s)*P*nr
+  T* acc = conv_thread_buffer<T>(kOutSlot, size_t(tiles * panels * mr * nr));  // tile (t, jr) at (t*panels + jr)*mr*nr
   // the inner dimension runs over the group's samples and their positions, sample after sample, so
   // small images still give the tile long runs: position q of sample s is s*C*plane + its offset
   std::vector<int64_t> offs(static_cast<size_t>(group * P)), rows(static_cast<size_t>(tiles * mr));
@@ -188,7 +188,7 @@ void conv2d_weight_grad_posrows(const Conv2dParams& p, const T* x, const T* dy, 
 #pragma omp for schedule(static)
       for (int64_t sc = 0; sc < ns * p.C; ++sc) {  // (sample, channel) planes
         const T* src = x + (n0 * p.C + sc) * p.in_plane();
-        T* dst = xpad.get() + sc * plane;
+        T* dst = xpad + sc * plane;
         // one zero fill per plane, then the rows: small images' rows are too short for three
         // library calls each
         std::memset(dst, 0, sizeof(T) * size_t(plane));
@@ -199,7 +199,7 @@ void conv2d_weight_grad_posrows(const Conv2dParams& p, const T* x, const T* dy, 
       for (int64_t sj = 0; sj < ns * panels; ++sj) {  // (sample, panel)
         const int64_t s = sj / panels, jr = sj % panels, chs = std::min(nr, p.K - jr * nr);
         const T* dy_n = dy + (n0 + s) * p.K * P;
-        T* panel = dyt.get() + (jr * group + s) * P * nr;
+        T* panel = dyt + (jr * group + s) * P * nr;
         const T* src = dy_n + jr * nr * P;
         for (int64_t q = 0; q < P; ++q) {  // written in order; the nr channel rows read in step
           T* out = panel + q * nr;
@@ -210,20 +210,20 @@ void conv2d_weight_grad_posrows(const Conv2dParams& p, const T* x, const T* dy, 
       // the tap-row tiles split between the threads; samples and positions in order
 #pragma omp for schedule(static)
       for (int64_t t = 0; t < tiles; ++t) {
-        for (int64_t i = 0; i < mr; ++i) ptrs[size_t(i)] = xpad.get() + rows[size_t(t * mr + i)];
+        for (int64_t i = 0; i < mr; ++i) ptrs[size_t(i)] = xpad + rows[size_t(t * mr + i)];
         for (int64_t q0 = 0; q0 < ns * P; q0 += kKc) {
           const int64_t kc = std::min(kKc, ns * P - q0);
           const bool first = n0 == 0 && q0 == 0;
           for (int64_t jr = 0; jr < panels; ++jr)
-            kr.fn(kc, dyt.get() + (jr * group * P + q0) * nr, ptrs.data(), offs.data() + q0,
-                  acc.get() + (t * panels + jr) * mr * nr, first);
+            kr.fn(kc, dyt + (jr * group * P + q0) * nr, ptrs.data(), offs.data() + q0,
+                  acc + (t * panels + jr) * mr * nr, first);
         }
       }
     }
     // dw[k][r] from the tiles' dw^T
 #pragma omp for schedule(static)
     for (int64_t k = 0; k < p.K; ++k) {
-      const T* src = acc.get() + k / nr * mr * nr + k % nr;
+      const T* src = acc + k / nr * mr * nr + k % nr;
       T* dst = dw + k * R;
       for (int64_t r = 0; r < R; ++r) dst[r] = src[(r / mr * panels) * mr * nr + r % mr * nr];
     }
